@@ -1,0 +1,274 @@
+"""Running a container in the foreground, the way `docker run` does, with an OCI runtime.
+
+A container lives in `<root>/containers/<id>/` (the OCI bundle: config.json, rootfs/, plus
+Barque's container.json and the runtime's log). The runtime (barque-runtime, or any runc-CLI
+runtime via BARQUE_RUNTIME) keeps its state under `<runroot>/runtime`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from barque.engine.bundle import BundleError, RunOptions, create_bundle
+from barque.image import default as default_image
+from barque.image import oci_layout as ol
+
+DEFAULT_ROOT = "/var/lib/barque"
+DEFAULT_RUNROOT = "/run/barque"
+RUNTIME_NAME = "barque-runtime"
+
+# Docker's container name rule (daemon/names): a leading alphanumeric, then [a-zA-Z0-9_.-].
+_NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_DEFAULT_IMAGE_NAMES = {"busybox", "library/busybox", "docker.io/library/busybox"}
+
+# Signals passed on to the runtime, which passes them on to the container (docker's sig-proxy).
+_FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+# Typed at a terminal these reach the whole foreground process group, runtime included.
+_TTY_SIGNALS = (signal.SIGINT, signal.SIGQUIT)
+
+
+class EngineError(Exception):
+    """A failure of Barque rather than of the container: `docker run` exits 125 for these,
+    126/127 when the runtime could not invoke or find the container's command."""
+
+    def __init__(self, message: str, exit_code: int = 125) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: str = DEFAULT_ROOT
+    runroot: str = DEFAULT_RUNROOT
+
+    @property
+    def containers(self) -> str:
+        return os.path.join(self.root, "containers")
+
+    @property
+    def runtime_root(self) -> str:
+        return os.path.join(self.runroot, "runtime")
+
+
+def find_runtime() -> str:
+    """BARQUE_RUNTIME (a path or a name on PATH), else barque-runtime beside this Python's
+    scripts (a venv need not be on PATH), else barque-runtime on PATH."""
+    wanted = os.environ.get("BARQUE_RUNTIME")
+    if wanted:
+        found = shutil.which(wanted)
+        if found is None:
+            raise EngineError(f'BARQUE_RUNTIME: runtime "{wanted}" not found')
+        return found
+    beside = os.path.join(os.path.dirname(sys.executable), RUNTIME_NAME)
+    if os.access(beside, os.X_OK):
+        return beside
+    found = shutil.which(RUNTIME_NAME)
+    if found is None:
+        raise EngineError(f'OCI runtime "{RUNTIME_NAME}" not found: is barque installed?')
+    return found
+
+
+def resolve_image(root: str, image: str) -> tuple[str, str | None]:
+    """(OCI layout dir, tag) for an image argument: an OCI layout path (`DIR` or `DIR:TAG`)
+    or a reference to the built-in default image (`busybox[:latest]`)."""
+    if os.path.isdir(image):
+        return image, None
+    path, sep, tag = image.rpartition(":")
+    if sep and "/" not in tag and os.path.isdir(path):
+        return path, tag
+    name, tag = (path, tag) if sep and "/" not in tag else (image, "latest")
+    if name in _DEFAULT_IMAGE_NAMES and tag == "latest":
+        try:
+            return default_image.ensure_default_image(root), "latest"
+        except default_image.DefaultImageError as e:
+            raise EngineError(str(e)) from None
+    raise EngineError(
+        f"No such image: {name}:{tag} (Barque cannot pull yet: use busybox, the built-in "
+        "image, or the path of an OCI image layout)"
+    )
+
+
+@contextmanager
+def _locked(directory: str) -> Iterator[None]:
+    """Hold an exclusive lock on a directory (serialises container name reservations)."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _container_meta(container_dir: str) -> dict[str, Any]:
+    try:
+        with open(os.path.join(container_dir, "container.json"), "rb") as f:
+            meta = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def create_container_dir(paths: Paths, image: str, name: str | None) -> tuple[str, str]:
+    """Reserve a new container id (and name): returns (id, container dir)."""
+    if name is not None and not _NAME_RE.match(name):
+        raise EngineError(
+            f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )
+    name = name.lstrip("/") if name else None
+    os.makedirs(paths.containers, mode=0o700, exist_ok=True)
+    with _locked(paths.containers):
+        if name is not None:
+            for other in os.listdir(paths.containers):
+                meta = _container_meta(os.path.join(paths.containers, other))
+                if meta.get("Name") == "/" + name:
+                    raise EngineError(
+                        f'Conflict. The container name "/{name}" is already in use by container '
+                        f'"{other}". You have to remove (or rename) that container to be able '
+                        "to reuse that name."
+                    )
+        container_id = secrets.token_hex(32)
+        while container_id[:12].isdigit():
+            # As moby does: the short id becomes the hostname, which must not be all digits.
+            container_id = secrets.token_hex(32)
+        container_dir = os.path.join(paths.containers, container_id)
+        os.mkdir(container_dir, 0o700)
+        meta = {
+            "Id": container_id,
+            # Docker names start with "/"; unnamed containers have none until Barque makes them.
+            "Name": "/" + name if name else "",
+            "Image": image,
+            "Created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        ol.atomic_write(os.path.join(container_dir, "container.json"), ol.canonical_json(meta))
+    return container_id, container_dir
+
+
+def _runtime_error(log_path: str) -> str | None:
+    """The last error the runtime logged (runc's JSON log lines), or None if it logged none."""
+    last = None
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(entry, dict) and entry.get("level") in ("error", "fatal", "panic"):
+                    last = str(entry.get("msg", ""))
+    except FileNotFoundError:
+        return None
+    return last
+
+
+def _start_failure(message: str) -> EngineError:
+    """Docker's exit codes for a container that could not start (cli runStartContainerErr)."""
+    lowered = message.lower()
+    if "executable file not found" in lowered or "no such file or directory" in lowered:
+        code = 127
+    elif "permission denied" in lowered or "is a directory" in lowered:
+        code = 126
+    else:
+        code = 125
+    return EngineError(f"OCI runtime run failed: {message}", code)
+
+
+def _in_terminal_foreground() -> bool:
+    """True when a terminal's keyboard signals (^C, ^\\) already reach our process group."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
+    except OSError:
+        return False
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _wait_forwarding_signals(proc: subprocess.Popen[bytes]) -> int:
+    """Wait for the runtime, passing signals sent to Barque on to it (it relays them to the
+    container). ^C at a terminal is not forwarded: the kernel sent it to the runtime too."""
+    signals = list(_FORWARDED)
+    if not _in_terminal_foreground():
+        signals += _TTY_SIGNALS
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        try:
+            proc.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+    previous = {s: signal.signal(s, forward) for s in signals}
+    tty_previous = {s: signal.signal(s, signal.SIG_IGN) for s in _TTY_SIGNALS if s not in previous}
+    try:
+        return proc.wait()
+    finally:
+        for s, handler in {**previous, **tty_previous}.items():
+            signal.signal(s, handler)
+
+
+def run_container(
+    paths: Paths,
+    image: str,
+    options: RunOptions,
+    *,
+    name: str | None = None,
+    remove: bool = False,
+    interactive: bool = False,
+    runtime: str | None = None,
+) -> int:
+    """`docker run` without -d: create the container, run it attached, return its exit code.
+    Its stdout and stderr are ours; stdin too with `interactive` (-i), else /dev/null.
+
+    Raises EngineError (exit code 125, or 126/127 for an uninvocable/missing command)."""
+    runtime_path = runtime or find_runtime()
+    layout_dir, ref = resolve_image(paths.root, image)
+    container_id, container_dir = create_container_dir(paths, image, name)
+    try:
+        create_bundle(container_dir, container_id, layout_dir, ref, options)
+    except BaseException as e:
+        # A container that could not be created leaves nothing behind, as with Docker.
+        shutil.rmtree(container_dir, ignore_errors=True)
+        if isinstance(e, BundleError):
+            raise EngineError(str(e)) from None
+        raise
+    try:
+        os.makedirs(paths.runtime_root, mode=0o700, exist_ok=True)
+        log_path = os.path.join(container_dir, "runtime.log")
+        argv = [
+            runtime_path,
+            "--root", paths.runtime_root,
+            "--log", log_path,
+            "--log-format", "json",
+            "run", "--bundle", container_dir, container_id,
+        ]  # fmt: skip
+        try:
+            proc = subprocess.Popen(argv, stdin=None if interactive else subprocess.DEVNULL)
+        except OSError as e:
+            raise EngineError(f"cannot run the OCI runtime {runtime_path}: {e.strerror}") from None
+        status = _wait_forwarding_signals(proc)
+        if status < 0:  # the runtime itself was killed: report it as a shell would
+            return 128 - status
+        if status != 0:
+            error = _runtime_error(log_path)
+            if error is not None:
+                raise _start_failure(error)
+        return status
+    finally:
+        if remove:
+            shutil.rmtree(container_dir, ignore_errors=True)

@@ -1,0 +1,36 @@
+"""The one place Barque loads the C library through ctypes.
+
+Python 3.11 lacks unshare, setns, mount, pivot_root and friends; every wrapper in
+barque/linux calls them through the handles defined here, so errno handling is uniform.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from typing import Any
+
+libc = ctypes.CDLL(None, use_errno=True)
+
+# x86_64 and aarch64 syscall numbers for calls glibc does not wrap.
+_SYSCALLS: dict[str, dict[str, int]] = {
+    "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "bpf": 321, "seccomp": 317},
+    "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "bpf": 280, "seccomp": 277},
+}
+
+
+def syscall_number(name: str) -> int:
+    return _SYSCALLS[os.uname().machine][name]
+
+
+def check(result: int, *context: Any) -> int:
+    """Raise OSError with the current errno when a libc call returned -1."""
+    if result == -1:
+        err = ctypes.get_errno()
+        detail = " ".join(str(c) for c in context)
+        raise OSError(err, f"{os.strerror(err)}: {detail}" if detail else os.strerror(err))
+    return result
+
+
+def syscall(name: str, *args: Any) -> int:
+    return check(libc.syscall(syscall_number(name), *args), name)

@@ -1,0 +1,127 @@
+"""mount(2), umount2(2), pivot_root(2) and the parsing of OCI mount options into flags."""
+
+from __future__ import annotations
+
+import ctypes
+
+from barque.linux.libc import check, libc, syscall
+
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_SYNCHRONOUS = 0x10
+MS_REMOUNT = 0x20
+MS_MANDLOCK = 0x40
+MS_DIRSYNC = 0x80
+MS_NOSYMFOLLOW = 0x100
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
+MS_BIND = 0x1000
+MS_MOVE = 0x2000
+MS_REC = 0x4000
+MS_SILENT = 0x8000
+MS_UNBINDABLE = 0x20000
+MS_PRIVATE = 0x40000
+MS_SLAVE = 0x80000
+MS_SHARED = 0x100000
+MS_RELATIME = 0x200000
+MS_STRICTATIME = 0x1000000
+MS_LAZYTIME = 0x2000000
+
+MNT_DETACH = 0x2
+
+# option → (clear?, flag), as runc's libcontainer/specconv parses them.
+_FLAGS: dict[str, tuple[bool, int]] = {
+    "acl": (False, 0),
+    "async": (True, MS_SYNCHRONOUS),
+    "atime": (True, MS_NOATIME),
+    "bind": (False, MS_BIND),
+    "defaults": (False, 0),
+    "dev": (True, MS_NODEV),
+    "diratime": (True, MS_NODIRATIME),
+    "dirsync": (False, MS_DIRSYNC),
+    "exec": (True, MS_NOEXEC),
+    "iversion": (False, 0),
+    "lazytime": (False, MS_LAZYTIME),
+    "loud": (True, MS_SILENT),
+    "mand": (False, MS_MANDLOCK),
+    "noatime": (False, MS_NOATIME),
+    "nodev": (False, MS_NODEV),
+    "nodiratime": (False, MS_NODIRATIME),
+    "noexec": (False, MS_NOEXEC),
+    "nomand": (True, MS_MANDLOCK),
+    "norelatime": (True, MS_RELATIME),
+    "nostrictatime": (True, MS_STRICTATIME),
+    "nosuid": (False, MS_NOSUID),
+    "nosymfollow": (False, MS_NOSYMFOLLOW),
+    "rbind": (False, MS_BIND | MS_REC),
+    "relatime": (False, MS_RELATIME),
+    "remount": (False, MS_REMOUNT),
+    "ro": (False, MS_RDONLY),
+    "rw": (True, MS_RDONLY),
+    "silent": (False, MS_SILENT),
+    "strictatime": (False, MS_STRICTATIME),
+    "suid": (True, MS_NOSUID),
+    "sync": (False, MS_SYNCHRONOUS),
+}
+
+PROPAGATION: dict[str, int] = {
+    "private": MS_PRIVATE,
+    "shared": MS_SHARED,
+    "slave": MS_SLAVE,
+    "unbindable": MS_UNBINDABLE,
+    "rprivate": MS_PRIVATE | MS_REC,
+    "rshared": MS_SHARED | MS_REC,
+    "rslave": MS_SLAVE | MS_REC,
+    "runbindable": MS_UNBINDABLE | MS_REC,
+}
+
+# Options Barque understands but that are not mount(2) flags or data.
+EXTENSIONS = frozenset({"tmpcopyup", "idmap", "ridmap"})
+
+
+class MountOptions:
+    __slots__ = ("flags", "propagation", "data", "extensions")
+
+    def __init__(self) -> None:
+        self.flags = 0
+        self.propagation: list[int] = []
+        self.data: list[str] = []
+        self.extensions: set[str] = set()
+
+
+def parse_options(options: list[str]) -> MountOptions:
+    parsed = MountOptions()
+    for opt in options:
+        if opt in _FLAGS:
+            clear, flag = _FLAGS[opt]
+            parsed.flags = parsed.flags & ~flag if clear else parsed.flags | flag
+        elif opt in PROPAGATION:
+            parsed.propagation.append(PROPAGATION[opt])
+        elif opt in EXTENSIONS:
+            parsed.extensions.add(opt)
+        else:
+            parsed.data.append(opt)
+    return parsed
+
+
+def _enc(value: str | None) -> bytes | None:
+    return None if value is None else value.encode()
+
+
+def mount(
+    source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None
+) -> None:
+    res = libc.mount(
+        _enc(source), _enc(target), _enc(fstype), ctypes.c_ulong(flags), _enc(data)
+    )
+    check(res, f"mount {source!r} on {target!r} (type {fstype}, flags {flags:#x}, data {data!r})")
+
+
+def umount(target: str, flags: int = 0) -> None:
+    check(libc.umount2(target.encode(), flags), f"umount {target!r}")
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    syscall("pivot_root", new_root.encode(), put_old.encode())

@@ -1,0 +1,59 @@
+"""Pseudo-terminals: making one the controlling terminal and passing its master over a socket."""
+
+from __future__ import annotations
+
+import array
+import fcntl
+import os
+import struct
+import termios
+
+TIOCSCTTY = 0x540E
+
+
+def set_controlling(slave_fd: int) -> None:
+    """Make slave_fd the session's controlling terminal and the process's stdio."""
+    os.setsid()
+    fcntl.ioctl(slave_fd, TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave_fd, fd)
+
+
+def set_size(fd: int, rows: int, cols: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def get_size(fd: int) -> tuple[int, int]:
+    rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
+    return rows, cols
+
+
+def send_fd(sock_fd: int, fd: int, name: str) -> None:
+    """Send fd with SCM_RIGHTS, as runc does to a --console-socket (the name rides as data)."""
+    import socket
+
+    sock = socket.socket(fileno=os.dup(sock_fd))
+    try:
+        sock.sendmsg(
+            [name.encode()],
+            [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]).tobytes())],
+        )
+    finally:
+        sock.close()
+
+
+def recv_fd(sock_fd: int) -> int:
+    import socket
+
+    sock = socket.socket(fileno=os.dup(sock_fd))
+    try:
+        fds = array.array("i")
+        _msg, ancdata, _flags, _addr = sock.recvmsg(4096, socket.CMSG_SPACE(fds.itemsize))
+        for level, kind, data in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+        if not fds:
+            raise OSError("no file descriptor received on the console socket")
+        return fds[0]
+    finally:
+        sock.close()

@@ -1,0 +1,322 @@
+"""barque-runtime: an OCI runtime with runc's command line.
+
+Import cost is start-up time here (this entry point is benchmarked against runc), so each
+command imports only what it needs, inside the function that runs it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from barque.runtime.args import Flag, Parsed, parse
+from barque.runtime.errors import RuntimeFailure
+
+VERSION = "0.1.0"
+
+GLOBAL_FLAGS = [
+    Flag("--root", True, default=None, help="root directory for storage of container state"),
+    Flag("--log", True, default=None, help="set the log file to write runtime logs to"),
+    Flag("--log-format", True, default="text", help="set the log format ('text' or 'json')"),
+    Flag("--debug", help="enable debug logging"),
+    Flag("--systemd-cgroup", help="enable systemd cgroup support (unsupported)"),
+    Flag("--help,-h", help="show help"),
+    Flag("--version,-v", help="print the version"),
+]
+
+CREATE_FLAGS = [
+    Flag("--bundle,-b", True, default="", help="path to the root of the bundle directory"),
+    Flag("--console-socket", True, default=None, help="unix socket to receive the pty master"),
+    Flag("--pid-file", True, default=None, help="file to write the init's pid to"),
+    Flag("--no-pivot", help="do not use pivot_root (chroot instead)"),
+    Flag("--no-new-keyring", help="do not create a new session keyring"),
+    Flag("--preserve-fds", True, default="0", help="pass N extra fds (from 3) to the container"),
+]
+RUN_FLAGS = CREATE_FLAGS + [
+    Flag("--detach,-d", help="detach from the container's process"),
+    Flag("--keep", help="do not delete the container after it exits"),
+]
+EXEC_FLAGS = [
+    Flag("--console-socket", True, default=None),
+    Flag("--cwd", True, default=None),
+    Flag("--env,-e", True, repeat=True),
+    Flag("--tty,-t"),
+    Flag("--user,-u", True, default=None),
+    Flag("--additional-gids,-g", True, repeat=True),
+    Flag("--process,-p", True, default=None),
+    Flag("--detach,-d"),
+    Flag("--pid-file", True, default=None),
+    Flag("--process-label", True, default=None),
+    Flag("--apparmor", True, default=None),
+    Flag("--no-new-privs"),
+    Flag("--cap,-c", True, repeat=True),
+    Flag("--preserve-fds", True, default="0"),
+    Flag("--ignore-paused"),
+]
+UPDATE_FLAGS = [
+    Flag("--resources,-r", True, default=None),
+    Flag("--blkio-weight", True, default=None),
+    Flag("--cpu-period", True, default=None),
+    Flag("--cpu-quota", True, default=None),
+    Flag("--cpu-share", True, default=None),
+    Flag("--cpu-rt-period", True, default=None),
+    Flag("--cpu-rt-runtime", True, default=None),
+    Flag("--cpuset-cpus", True, default=None),
+    Flag("--cpuset-mems", True, default=None),
+    Flag("--memory", True, default=None),
+    Flag("--memory-reservation", True, default=None),
+    Flag("--memory-swap", True, default=None),
+    Flag("--kernel-memory", True, default=None),
+    Flag("--kernel-memory-tcp", True, default=None),
+    Flag("--pids-limit", True, default=None),
+]
+
+USAGE = """barque-runtime — an OCI runtime with runc's command line
+
+usage: barque-runtime [global options] command [command options] [arguments...]
+
+commands:
+  create    create a container           start     start a created container
+  run       create and start a container exec      run a new process inside a container
+  state     output the state of a container           kill      send a signal to the init
+  delete    delete a container           list      list containers
+  ps        processes inside a container pause     suspend all processes
+  resume    resume paused processes      events    stats and OOM notifications
+  update    update resource limits       features  show the enabled features
+  spec      create a new specification file
+
+global options:
+  --root value        state directory (default: /run/barque-runtime)
+  --log value         log file (default: stderr)
+  --log-format value  'text' or 'json' (default: text)
+  --debug             debug logging
+  --systemd-cgroup    unsupported: Barque drives cgroupfs directly
+  --version, -v       print the version
+"""
+
+
+def _need_id(opts: Parsed, command: str) -> str:
+    if not opts.args:
+        raise RuntimeFailure(f'"{command}" requires a container id')
+    return opts.args[0]
+
+
+def _root(g: Parsed) -> str:
+    from barque.runtime.state import DEFAULT_ROOT
+
+    return os.path.abspath(g.root or DEFAULT_ROOT)  # type: ignore[arg-type]
+
+
+def cmd_create(g: Parsed, argv: list[str], run: bool = False) -> int:
+    from barque.runtime.create import CreateOptions, create
+
+    opts = parse(argv, RUN_FLAGS if run else CREATE_FLAGS)
+    cid = _need_id(opts, "run" if run else "create")
+    copts = CreateOptions(_root(g), cid, str(opts.bundle) or os.getcwd())
+    copts.pid_file = opts.pid_file  # type: ignore[assignment]
+    copts.console_socket = opts.console_socket  # type: ignore[assignment]
+    copts.no_pivot = bool(opts.no_pivot) or bool(os.environ.get("BARQUE_NO_PIVOT"))
+    copts.preserve_fds = int(str(opts.preserve_fds))
+    if not run:
+        create(copts)
+        return 0
+    from barque.runtime.run import run_container
+
+    return run_container(copts, detach=bool(opts.detach), keep=bool(opts.keep))
+
+
+def cmd_start(g: Parsed, argv: list[str]) -> int:
+    from barque.runtime.lifecycle import start
+    from barque.runtime.state import load
+
+    start(load(_root(g), _need_id(parse(argv, []), "start")))
+    return 0
+
+
+def cmd_state(g: Parsed, argv: list[str]) -> int:
+    import json
+
+    from barque.runtime.state import load
+
+    c = load(_root(g), _need_id(parse(argv, []), "state"))
+    print(json.dumps(c.oci_state(), indent=2))
+    return 0
+
+
+def cmd_kill(g: Parsed, argv: list[str]) -> int:
+    from barque.runtime.lifecycle import kill, parse_signal
+    from barque.runtime.state import load
+
+    opts = parse(argv, [Flag("--all,-a")])
+    cid = _need_id(opts, "kill")
+    sig = parse_signal(opts.args[1] if len(opts.args) > 1 else "SIGTERM")
+    kill(load(_root(g), cid), sig, bool(opts.all))
+    return 0
+
+
+def cmd_delete(g: Parsed, argv: list[str]) -> int:
+    from barque.runtime.lifecycle import delete
+    from barque.runtime.state import load
+
+    opts = parse(argv, [Flag("--force,-f")])
+    cid = _need_id(opts, "delete")
+    try:
+        container = load(_root(g), cid)
+    except RuntimeFailure:
+        if opts.force:
+            return 0
+        raise
+    delete(container, bool(opts.force))
+    return 0
+
+
+def cmd_pause(g: Parsed, argv: list[str], resume: bool = False) -> int:
+    from barque.runtime import lifecycle
+    from barque.runtime.state import load
+
+    c = load(_root(g), _need_id(parse(argv, []), "resume" if resume else "pause"))
+    (lifecycle.resume if resume else lifecycle.pause)(c)
+    return 0
+
+
+def cmd_list(g: Parsed, argv: list[str]) -> int:
+    from barque.runtime.info import list_containers
+
+    opts = parse(argv, [Flag("--format,-f", True, default="table"), Flag("--quiet,-q")])
+    return list_containers(_root(g), str(opts.format), bool(opts.quiet))
+
+
+def cmd_ps(g: Parsed, argv: list[str]) -> int:
+    from barque.runtime.info import ps
+    from barque.runtime.state import load
+
+    opts = parse(argv, [Flag("--format,-f", True, default="table")])
+    c = load(_root(g), _need_id(opts, "ps"))
+    return ps(c, str(opts.format), opts.args[1:])
+
+
+def cmd_events(g: Parsed, argv: list[str]) -> int:
+    from barque.runtime.info import events
+    from barque.runtime.state import load
+
+    opts = parse(argv, [Flag("--interval", True, default="5s"), Flag("--stats")])
+    c = load(_root(g), _need_id(opts, "events"))
+    return events(c, str(opts.interval), bool(opts.stats))
+
+
+def cmd_update(g: Parsed, argv: list[str]) -> int:
+    from barque.runtime.state import load
+    from barque.runtime.update import update
+
+    opts = parse(argv, UPDATE_FLAGS)
+    c = load(_root(g), _need_id(opts, "update"))
+    update(c, opts)
+    return 0
+
+
+def cmd_exec(g: Parsed, argv: list[str]) -> int:
+    from barque.runtime.run import exec_command
+    from barque.runtime.state import load
+
+    opts = parse(argv, EXEC_FLAGS)
+    c = load(_root(g), _need_id(opts, "exec"))
+    return exec_command(c, opts)
+
+
+def cmd_features(g: Parsed, argv: list[str]) -> int:
+    import json
+
+    from barque.runtime.features import features
+
+    print(json.dumps(features(), indent=4))
+    return 0
+
+
+def cmd_spec(g: Parsed, argv: list[str]) -> int:
+    import json
+
+    from barque.runtime.spec import default_spec, rootless_spec
+    from barque.runtime.state import write_atomic
+
+    opts = parse(argv, [Flag("--bundle,-b", True, default=""), Flag("--rootless")])
+    path = os.path.join(str(opts.bundle) or ".", "config.json")
+    if os.path.exists(path):
+        raise RuntimeFailure("File config.json exists. Remove it first")
+    spec = rootless_spec() if opts.rootless else default_spec()
+    write_atomic(path, (json.dumps(spec, indent="\t") + "\n").encode(), 0o666 & ~_umask())
+    return 0
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+COMMANDS = {
+    "create": cmd_create,
+    "run": lambda g, a: cmd_create(g, a, run=True),
+    "start": cmd_start,
+    "state": cmd_state,
+    "kill": cmd_kill,
+    "delete": cmd_delete,
+    "pause": cmd_pause,
+    "resume": lambda g, a: cmd_pause(g, a, resume=True),
+    "list": cmd_list,
+    "ps": cmd_ps,
+    "events": cmd_events,
+    "update": cmd_update,
+    "exec": cmd_exec,
+    "features": cmd_features,
+    "spec": cmd_spec,
+}
+
+
+def _version() -> str:
+    from barque.runtime.spec import OCI_VERSION
+
+    return (f"barque-runtime version {VERSION}\ncommit: none\nspec: {OCI_VERSION}\n"
+            f"python: {sys.version.split()[0]}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from barque.runtime import log
+
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        g = parse(argv, GLOBAL_FLAGS)
+        log.configure(g.log, str(g.log_format), bool(g.debug))  # type: ignore[arg-type]
+        if g.version:
+            sys.stdout.write(_version())
+            return 0
+        if g.help or not g.args:
+            sys.stdout.write(USAGE)
+            return 0 if g.help else 1
+        if g.systemd_cgroup:
+            raise RuntimeFailure("the systemd cgroup driver is not supported by barque-runtime;"
+                                 " use cgroupfs (drop --systemd-cgroup)")
+        command, rest = g.args[0], g.args[1:]
+        handler = COMMANDS.get(command)
+        if handler is None:
+            raise RuntimeFailure(f"No help topic for '{command}'")
+        log.LOG.debug(f"barque-runtime {' '.join(argv)}")
+        return handler(g, rest)
+    except RuntimeFailure as e:
+        log.LOG.error(str(e))
+        sys.stderr.write(f"barque-runtime: {e}\n")
+        return e.code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a bug or an unexpected kernel answer: still one clear line
+        if log.LOG.threshold <= 10:
+            import traceback
+
+            traceback.print_exc()
+        message = f"{type(e).__name__}: {e}"
+        log.LOG.error(message)
+        sys.stderr.write(f"barque-runtime: {message}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

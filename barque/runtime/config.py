@@ -1,0 +1,91 @@
+"""Reading and checking a bundle's config.json before anything is created."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from barque.linux.namespaces import NAMESPACES
+from barque.runtime.errors import RuntimeFailure
+
+
+def load_bundle(bundle: str) -> tuple[dict, str]:
+    """Return (config, absolute rootfs path) or raise a RuntimeFailure saying what is wrong."""
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise RuntimeFailure(f"JSON specification file {path} not found") from None
+    except OSError as e:
+        raise RuntimeFailure(f"cannot read {path}: {e.strerror}") from None
+    try:
+        config = json.loads(raw)
+    except ValueError as e:
+        raise RuntimeFailure(f"invalid config.json: {e}") from None
+    if not isinstance(config, dict):
+        raise RuntimeFailure("invalid config.json: the top level must be an object")
+    validate(config)
+    rootfs = config["root"]["path"]
+    if not os.path.isabs(rootfs):
+        rootfs = os.path.join(bundle, rootfs)
+    rootfs = os.path.realpath(rootfs)
+    if not os.path.isdir(rootfs):
+        raise RuntimeFailure(f"rootfs ({rootfs}) does not exist or is not a directory")
+    return config, rootfs
+
+
+def _require(cond: bool, message: str) -> None:
+    if not cond:
+        raise RuntimeFailure(f"invalid config.json: {message}")
+
+
+def validate(config: dict) -> None:
+    _require(isinstance(config.get("ociVersion"), str), "ociVersion must be a string")
+    root = config.get("root")
+    _require(isinstance(root, dict) and isinstance(root.get("path"), str) and root["path"] != "",
+             "root.path is required")
+    process = config.get("process")
+    _require(isinstance(process, dict), "process is required")
+    validate_process(process)
+    linux = config.get("linux") or {}
+    _require(isinstance(linux, dict), "linux must be an object")
+    seen: set[str] = set()
+    for ns in linux.get("namespaces") or []:
+        kind = ns.get("type") if isinstance(ns, dict) else None
+        _require(kind in NAMESPACES, f"unknown namespace type {kind!r}")
+        _require(kind not in seen, f"namespace {kind} listed twice")
+        seen.add(str(kind))
+    _require("mount" in seen, "a mount namespace is required")
+    if "user" in seen and not any(
+        ns.get("type") == "user" and ns.get("path") for ns in linux["namespaces"]
+    ):
+        _require(bool(linux.get("uidMappings")) and bool(linux.get("gidMappings")),
+                 "a new user namespace needs uidMappings and gidMappings")
+    for m in config.get("mounts") or []:
+        _require(isinstance(m, dict) and isinstance(m.get("destination"), str),
+                 "every mount needs a destination")
+        _require(os.path.isabs(m["destination"]),
+                 f"mount destination {m['destination']!r} is not absolute")
+        _require(isinstance(m.get("options", []), list),
+                 f"mount {m['destination']}: options must be a list")
+    for kind, hooks in (config.get("hooks") or {}).items():
+        for hook in hooks:
+            _require(isinstance(hook, dict) and os.path.isabs(str(hook.get("path", ""))),
+                     f"{kind} hook path must be absolute")
+
+
+def validate_process(process: dict) -> None:
+    args = process.get("args")
+    _require(isinstance(args, list) and len(args) > 0 and all(isinstance(a, str) for a in args),
+             "process.args must be a non-empty list of strings")
+    cwd = process.get("cwd", "/")
+    _require(isinstance(cwd, str) and os.path.isabs(cwd),
+             f"process.cwd {cwd!r} must be an absolute path")
+    user = process.get("user", {})
+    _require(isinstance(user, dict), "process.user must be an object")
+    for key in ("uid", "gid"):
+        _require(isinstance(user.get(key, 0), int) and user.get(key, 0) >= 0,
+                 f"process.user.{key} must be a non-negative integer")
+    for env in process.get("env") or []:
+        _require(isinstance(env, str) and "=" in env, f"bad environment entry {env!r}")

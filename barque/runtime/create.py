@@ -1,0 +1,328 @@
+"""`create`: from a bundle to a container whose init waits on the exec fifo.
+
+Three processes take part, as in runc's nsexec:
+  runtime  — checks the config, makes the state dir and cgroup, writes uid maps, runs the
+             createRuntime hooks, records the state and exits;
+  stage 1  — forked by the runtime: joins or unshares the namespaces (the user namespace first,
+             so the runtime can map it), then forks stage 2 — the first process of the new PID
+             namespace — reports its pid and exits;
+  init     — stage 2 (init.py): builds the root filesystem, prepares the process, and blocks
+             opening the exec fifo until `start` opens the other end.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from barque.linux import namespaces as ns
+from barque.runtime import state as st
+from barque.runtime.config import load_bundle
+from barque.runtime.errors import RuntimeFailure
+from barque.runtime.hooks import run_hooks
+from barque.runtime.log import LOG
+from barque.runtime.sync import Channel, pipe_pair
+
+
+class CreateOptions:
+    __slots__ = ("root", "id", "bundle", "pid_file", "console_socket", "no_pivot",
+                 "preserve_fds", "console_fd", "seccomp_filter")
+
+    def __init__(self, root: str, container_id: str, bundle: str) -> None:
+        self.root = root
+        self.id = container_id
+        self.bundle = os.path.abspath(bundle)
+        self.pid_file: str | None = None
+        self.console_socket: str | None = None
+        self.no_pivot = False
+        self.preserve_fds = 0
+        self.console_fd: int | None = None  # a connected socket to send the pty master to
+        self.seccomp_filter: object | None = None
+
+
+def _timestamp() -> str:
+    now = time.time()
+    frac = f"{now % 1:.9f}"[1:]
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + frac + "Z"
+
+
+def _owner() -> str:
+    uid = os.geteuid()
+    return "root" if uid == 0 else str(uid)
+
+
+def create(opts: CreateOptions) -> st.Container:
+    if not st.valid_id(opts.id):
+        raise RuntimeFailure(f"invalid container id format: {opts.id}")
+    config, rootfs = load_bundle(opts.bundle)
+    process = config["process"]
+    if process.get("terminal") and opts.console_fd is None and not opts.console_socket:
+        raise RuntimeFailure(
+            "cannot allocate tty if runc will detach without setting console socket"
+        )
+    from barque.runtime.process import build_seccomp
+
+    opts.seccomp_filter = build_seccomp(config.get("linux") or {})
+    os.makedirs(opts.root, mode=0o711, exist_ok=True)
+    cdir = os.path.join(opts.root, opts.id)
+    try:
+        os.mkdir(cdir, 0o711)
+    except FileExistsError:
+        raise RuntimeFailure(f"container with id exists: {opts.id}") from None
+    linux = config.get("linux") or {}
+    container = st.Container(opts.root, opts.id, {
+        "status": "creating", "pid": 0, "bundle": opts.bundle, "rootfs": rootfs,
+        "created": _timestamp(), "owner": _owner(), "config": config,
+        "cgroupPath": linux.get("cgroupsPath") or "",
+    })
+    cgroup = None
+    init_pid = 0
+    try:
+        container.save()
+        os.mkfifo(container.fifo, 0o622)
+        from barque.cgroups import open_manager
+
+        cgroup = open_manager(linux.get("cgroupsPath"), opts.id)
+        container.data["cgroupPath"] = cgroup.path
+        cgroup.create()
+        cgroup.set_resources(effective_resources(linux))
+        init_pid = _spawn(opts, container, cgroup)
+        container.data.pop("status")
+        container.data["pid"] = init_pid
+        container.data["pidStart"] = st.process_start_time(init_pid)
+        container.save()
+        if opts.pid_file:
+            st.write_atomic(os.path.abspath(opts.pid_file), str(init_pid).encode(), 0o644)
+        return container
+    except BaseException:
+        _undo(container, cgroup, init_pid)
+        raise
+
+
+# The device rules runc appends after the config's own: what every container's /dev needs.
+DEFAULT_DEVICE_RULES = [
+    {"allow": True, "type": "c", "access": "m"},
+    {"allow": True, "type": "b", "access": "m"},
+    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 1, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
+]
+
+
+def effective_resources(linux: dict) -> dict:
+    """linux.resources plus runc's default device rules and one per linux.devices entry."""
+    resources = dict(linux.get("resources") or {})
+    rules = list(resources.get("devices") or [])
+    rules += DEFAULT_DEVICE_RULES
+    for dev in linux.get("devices") or []:
+        rules.append({"allow": True, "type": dev.get("type", "c"), "major": dev.get("major"),
+                      "minor": dev.get("minor"), "access": "rwm"})
+    resources["devices"] = rules
+    return resources
+
+
+def _undo(container: st.Container, cgroup: object, init_pid: int) -> None:
+    import shutil
+    import signal
+
+    if init_pid:
+        try:
+            os.kill(init_pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if cgroup is not None:
+        try:
+            cgroup.kill_all(signal.SIGKILL)  # type: ignore[attr-defined]
+            cgroup.destroy()  # type: ignore[attr-defined]
+        except Exception as e:  # the original error matters more than this one
+            LOG.warning(f"cleaning up cgroup of {container.id}: {e}")
+    shutil.rmtree(container.dir, ignore_errors=True)
+
+
+def _namespace_plan(linux: dict) -> tuple[int, list[tuple[str, str]]]:
+    """(flags to unshare, [(type, path)] to join)."""
+    flags, joins = 0, []
+    for item in linux.get("namespaces") or []:
+        kind = item["type"]
+        if item.get("path"):
+            joins.append((kind, item["path"]))
+        else:
+            flags |= ns.NAMESPACES[kind][0]
+    joins.sort(key=lambda j: ns.JOIN_ORDER.index(j[0]))
+    return flags, joins
+
+
+def _spawn(opts: CreateOptions, container: st.Container, cgroup: object) -> int:
+    """Fork stage 1, drive it and the init through set-up; return the init's host pid."""
+    config = container.config
+    linux = config.get("linux") or {}
+    flags, joins = _namespace_plan(linux)
+    fifo_fd = os.open(container.fifo, os.O_PATH | os.O_CLOEXEC)
+    console_fd = opts.console_fd
+    if console_fd is None and config["process"].get("terminal"):
+        console_fd = _connect(opts.console_socket or "")
+    to_child_r, to_child_w = pipe_pair()
+    from_child_r, from_child_w = pipe_pair()
+    pid = os.fork()
+    if pid == 0:
+        to_child_w.close()
+        from_child_r.close()
+        _stage1(opts, container, flags, joins, to_child_r, from_child_w, fifo_fd, console_fd)
+    to_child_r.close()
+    from_child_w.close()
+    os.close(fifo_fd)
+    try:
+        return _drive(container, cgroup, pid, flags, to_child_w, from_child_r)
+    finally:
+        to_child_w.close()
+        from_child_r.close()
+        if console_fd is not None and opts.console_fd is None:
+            os.close(console_fd)
+
+
+def _connect(path: str) -> int:
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as e:
+        sock.close()
+        raise RuntimeFailure(f"cannot connect to console socket {path}: {e.strerror}") from None
+    return sock.detach()
+
+
+def _drive(container: st.Container, cgroup: object, stage1: int, flags: int,
+           to_child: Channel, from_child: Channel) -> int:
+    linux = container.config.get("linux") or {}
+    init_pid = 0
+    try:
+        cgroup.add_pid(stage1)  # type: ignore[attr-defined]
+        adj = container.config["process"].get("oomScoreAdj")
+        if adj is not None:
+            _write(f"/proc/{stage1}/oom_score_adj", str(adj), "oom_score_adj")
+        to_child.send(op="go")
+        hooks = container.config.get("hooks") or {}
+        while True:
+            msg = from_child.recv()
+            if msg is None:
+                raise RuntimeFailure("container init exited during set-up")
+            op = msg.get("op")
+            if op == "userns":
+                _write_id_maps(stage1, linux)
+                to_child.send(op="mapped")
+            elif op == "pid":
+                init_pid = int(msg["pid"])
+                container.data["pid"] = init_pid
+                _reap(stage1)
+            elif op == "hooks":
+                state = container.hook_state("created")
+                run_hooks(hooks.get("prestart") or [], state, "prestart")
+                run_hooks(hooks.get("createRuntime") or [], state, "createRuntime")
+                to_child.send(op="hooks-done")
+            elif op == "ready":
+                return init_pid
+            elif op == "error":
+                raise RuntimeFailure(str(msg.get("message")), int(msg.get("code", 1)))
+    except BaseException:
+        if init_pid:
+            _kill(init_pid)
+        _kill(stage1)
+        _reap(stage1)
+        raise
+
+
+def _kill(pid: int) -> None:
+    import signal
+
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _write(path: str, value: str, what: str) -> None:
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError as e:
+        raise RuntimeFailure(f"cannot set {what} to {value}: {e.strerror}") from None
+
+
+def _write_id_maps(pid: int, linux: dict) -> None:
+    def lines(maps: list[dict]) -> str:
+        return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
+
+    uid_maps = linux.get("uidMappings") or []
+    gid_maps = linux.get("gidMappings") or []
+    if os.geteuid() != 0:
+        # An unprivileged writer may map only itself, and only after denying setgroups.
+        _write(f"/proc/{pid}/setgroups", "deny", "setgroups")
+    _write(f"/proc/{pid}/uid_map", lines(uid_maps), "uid_map")
+    _write(f"/proc/{pid}/gid_map", lines(gid_maps), "gid_map")
+
+
+def _stage1(opts: CreateOptions, container: st.Container, flags: int,
+            joins: list[tuple[str, str]], to_parent_r: Channel, to_parent_w: Channel,
+            fifo_fd: int, console_fd: int | None) -> None:
+    """Runs in the first child; never returns."""
+    code = 1
+    try:
+        if (to_parent_r.recv() or {}).get("op") != "go":
+            os._exit(1)
+        for kind, path in joins:
+            try:
+                ns.setns_path(path, ns.NAMESPACES[kind][0])
+            except OSError as e:
+                raise RuntimeFailure(f"cannot join {kind} namespace {path}: {e.strerror}") \
+                    from None
+        if flags & ns.CLONE_NEWUSER:
+            ns.unshare(ns.CLONE_NEWUSER)
+            to_parent_w.send(op="userns")
+            if (to_parent_r.recv() or {}).get("op") != "mapped":
+                os._exit(1)
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        rest = flags & ~ns.CLONE_NEWUSER
+        if rest:
+            ns.unshare(rest)
+        if flags & ns.CLONE_NEWTIME:
+            _write_time_offsets(container.config.get("linux") or {})
+        pid = os.fork()
+        if pid == 0:
+            from barque.runtime.init import container_init
+
+            container_init(opts, container, flags, to_parent_r, to_parent_w, fifo_fd,
+                           console_fd)
+        to_parent_w.send(op="pid", pid=pid)
+        code = 0
+    except RuntimeFailure as e:
+        to_parent_w.send(op="error", message=str(e), code=e.code)
+    except BaseException as e:
+        to_parent_w.send(op="error", message=f"namespace set-up: {e}", code=1)
+    os._exit(code)
+
+
+def _write_time_offsets(linux: dict) -> None:
+    offsets = linux.get("timeOffsets") or {}
+    lines = []
+    for clock in ("monotonic", "boottime"):
+        off = offsets.get(clock)
+        if off:
+            lines.append(f"{clock} {int(off.get('secs', 0))} {int(off.get('nanosecs', 0))}\n")
+    if lines:
+        _write("/proc/self/timens_offsets", "".join(lines), "time namespace offsets")

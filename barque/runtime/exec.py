@@ -1,0 +1,179 @@
+"""`exec`: start another process inside a running container.
+
+As in create: a first child joins the container's namespaces (setns) after the runtime has put
+it in the container's cgroup, then forks the real process so it lands in the PID namespace.
+"""
+
+from __future__ import annotations
+
+import os
+
+from barque.linux import namespaces as ns
+from barque.runtime import process as proc
+from barque.runtime import state as st
+from barque.runtime.config import validate_process
+from barque.runtime.errors import RuntimeFailure
+from barque.runtime.sync import Channel, pipe_pair
+
+
+def _namespaces_of(container: st.Container) -> list[tuple[str, str]]:
+    """The init's namespaces that differ from ours, in joining order."""
+    out = []
+    kinds = {n["type"] for n in (container.config.get("linux") or {}).get("namespaces") or []}
+    for kind in ns.JOIN_ORDER:
+        if kind not in kinds:
+            continue
+        name = ns.NAMESPACES[kind][1]
+        theirs = f"/proc/{container.pid}/ns/{name}"
+        if kind == "time":
+            theirs = f"/proc/{container.pid}/ns/time_for_children"
+        try:
+            if os.stat(theirs).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                continue
+        except FileNotFoundError:
+            continue
+        out.append((kind, theirs))
+    return out
+
+
+def exec_process(container: st.Container, process: dict, console_fd: int | None,
+                 preserve_fds: int = 0) -> int:
+    """Start the process; return its host pid once it is about to execve."""
+    status = container.status()
+    if status == "paused":
+        raise RuntimeFailure("cannot exec in a paused container")
+    if status not in ("running", "created"):
+        raise RuntimeFailure(f"cannot exec in a {status} container")
+    validate_process(process)
+    if process.get("terminal") and console_fd is None:
+        raise RuntimeFailure("cannot allocate tty if runc will detach without setting "
+                             "console socket")
+    joins = _namespaces_of(container)
+    seccomp_filter = proc.build_seccomp(container.config.get("linux") or {})
+    to_child_r, to_child_w = pipe_pair()
+    from_child_r, from_child_w = pipe_pair()
+    stage1 = os.fork()
+    if stage1 == 0:
+        to_child_w.close()
+        from_child_r.close()
+        _stage1(container, process, joins, to_child_r, from_child_w, console_fd, preserve_fds,
+                seccomp_filter)
+    to_child_r.close()
+    from_child_w.close()
+    try:
+        return _drive(container, stage1, to_child_w, from_child_r)
+    finally:
+        to_child_w.close()
+        from_child_r.close()
+
+
+def _drive(container: st.Container, stage1: int, to_child: Channel, from_child: Channel) -> int:
+    from barque.runtime.lifecycle import cgroup_of
+
+    pid = 0
+    try:
+        cgroup_of(container).add_pid(stage1)
+        to_child.send(op="go")
+        while True:
+            msg = from_child.recv()
+            if msg is None:
+                raise RuntimeFailure("exec process exited during set-up")
+            if msg.get("op") == "pid":
+                pid = int(msg["pid"])
+                os.waitpid(stage1, 0)
+            elif msg.get("op") == "ready":
+                return pid
+            elif msg.get("op") == "error":
+                raise RuntimeFailure(str(msg.get("message")), int(msg.get("code", 1)))
+    except BaseException:
+        import signal
+
+        for p in (pid, stage1):
+            if p:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                    os.waitpid(p, 0)
+                except (ProcessLookupError, ChildProcessError):
+                    pass
+        raise
+
+
+def _stage1(container: st.Container, process: dict, joins: list[tuple[str, str]],
+            from_parent: Channel, to_parent: Channel, console_fd: int | None,
+            preserve_fds: int, seccomp_filter: object | None) -> None:
+    code = 1
+    try:
+        if (from_parent.recv() or {}).get("op") != "go":
+            os._exit(1)
+        for kind, path in joins:
+            try:
+                ns.setns_path(path, ns.NAMESPACES[kind][0])
+            except OSError as e:
+                raise RuntimeFailure(f"cannot join {kind} namespace {path}: {e.strerror}") \
+                    from None
+        pid = os.fork()
+        if pid == 0:
+            _stage2(container, process, to_parent, console_fd, preserve_fds, seccomp_filter)
+        to_parent.send(op="pid", pid=pid)
+        code = 0
+    except RuntimeFailure as e:
+        to_parent.send(op="error", message=str(e), code=e.code)
+    except BaseException as e:
+        to_parent.send(op="error", message=f"exec set-up: {e}", code=1)
+    os._exit(code)
+
+
+def _stage2(container: st.Container, process: dict, to_parent: Channel,
+            console_fd: int | None, preserve_fds: int, seccomp_filter: object | None) -> None:
+    from barque.runtime.init import fcntl_ctty, reset_signals
+
+    reset_signals()
+    ready = False
+    try:
+        for fd in range(3, 3 + preserve_fds):
+            os.set_inheritable(fd, True)
+        if process.get("terminal"):
+            assert console_fd is not None
+            os.setsid()
+            _console(process, console_fd, fcntl_ctty)
+        cwd = process.get("cwd", "/")
+        env = proc.env_dict(process.get("env") or [])
+        try:
+            os.chdir(cwd)
+        except OSError as e:
+            raise RuntimeFailure(f"chdir to cwd ({cwd!r}) failed: {e.strerror}") from None
+        exe = proc.lookup_executable(process["args"][0], env, cwd)
+        linux = container.config.get("linux") or {}
+        in_userns = any(n.get("type") == "user" for n in linux.get("namespaces") or [])
+        from barque.runtime.init import _setgroups_allowed
+
+        proc.finalize(process, seccomp_filter, userns_setgroups=_setgroups_allowed(in_userns))
+        to_parent.send(op="ready")
+        ready = True
+        to_parent.close()
+        proc.exec_process(exe, process)
+    except RuntimeFailure as e:
+        if not ready:
+            to_parent.send(op="error", message=str(e), code=e.code)
+        else:
+            os.write(2, f"barque-runtime: {e}\n".encode())
+    except BaseException as e:
+        msg = f"exec: {type(e).__name__}: {e}"
+        if not ready:
+            to_parent.send(op="error", message=msg, code=1)
+        else:
+            os.write(2, f"barque-runtime: {msg}\n".encode())
+    os._exit(127 if ready else 1)
+
+
+def _console(process: dict, console_fd: int, take_ctty: object) -> None:
+    from barque.linux import terminal
+
+    master, slave = os.openpty()
+    size = process.get("consoleSize")
+    if size:
+        terminal.set_size(master, int(size.get("height", 0)), int(size.get("width", 0)))
+    terminal.send_fd(console_fd, master, "/dev/ptmx")
+    os.close(master)
+    os.close(console_fd)
+    take_ctty(slave)  # type: ignore[operator]

@@ -1,0 +1,250 @@
+"""The container's first process (stage 2 of `create`): from a forked runtime to execve.
+
+Runs as PID 1 of the new PID namespace. Every failure before the exec fifo is opened goes
+back to the runtime as an "error" message, so `create` fails cleanly with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from barque.linux import namespaces as ns
+from barque.runtime import process as proc
+from barque.runtime import rootfs as fs
+from barque.runtime.errors import RuntimeFailure
+from barque.runtime.hooks import run_hooks
+from barque.runtime.sync import Channel
+
+# Python ignores these at start-up; an ignored disposition would survive execve.
+_RESET = ("SIGPIPE", "SIGXFSZ", "SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1",
+          "SIGUSR2", "SIGWINCH", "SIGCHLD", "SIGTTIN", "SIGTTOU", "SIGTSTP")
+
+
+def reset_signals() -> None:
+    for name in _RESET:
+        try:
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
+def container_init(opts: object, container: object, flags: int, from_parent: Channel,
+                   to_parent: Channel, fifo_fd: int, console_fd: int | None) -> None:
+    """Never returns: execs the container process or exits."""
+    try:
+        _run_init(opts, container, flags, from_parent, to_parent, fifo_fd, console_fd)
+    finally:
+        os._exit(1)
+
+
+def preload(config: dict) -> None:
+    """Import now what is needed after pivot_root, where the host's Python library is gone."""
+    import fcntl  # noqa: F401
+    import resource  # noqa: F401
+
+    from barque.linux import capabilities, prctl, terminal  # noqa: F401
+
+    hooks = config.get("hooks") or {}
+    if hooks.get("startContainer") or hooks.get("createContainer"):
+        import subprocess  # noqa: F401
+
+
+def _where(e: BaseException) -> str:
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return ""
+    code = tb.tb_frame.f_code
+    return f" (at {os.path.basename(code.co_filename)}:{tb.tb_lineno} {code.co_name})"
+
+
+def _run_init(opts: object, container: object, flags: int, from_parent: Channel,
+              to_parent: Channel, fifo_fd: int, console_fd: int | None) -> None:
+    reset_signals()
+    ready = False
+    try:
+        preload(container.config)  # type: ignore[attr-defined]
+        exe = _setup(opts, container, flags, from_parent, to_parent, console_fd)
+        to_parent.send(op="ready")
+        ready = True
+        to_parent.close()
+        from_parent.close()
+        _wait_for_start(fifo_fd)
+        config = container.config  # type: ignore[attr-defined]
+        hooks = (config.get("hooks") or {}).get("startContainer") or []
+        if hooks:
+            run_hooks(hooks, container.hook_state("created"), "startContainer")  # type: ignore[attr-defined]
+        proc.exec_process(exe, config["process"])
+    except RuntimeFailure as e:
+        _fail(to_parent, ready, str(e), e.code)
+    except BaseException as e:  # anything unexpected must still reach the caller
+        _fail(to_parent, ready, f"container init: {type(e).__name__}: {e}{_where(e)}", 1)
+
+
+def _fail(to_parent: Channel, ready: bool, message: str, code: int) -> None:
+    if not ready:
+        try:
+            to_parent.send(op="error", message=message, code=code)
+            return
+        except OSError:
+            pass
+    os.write(2, f"barque-runtime: {message}\n".encode())
+    os._exit(code if code in (126, 127) else 1)
+
+
+def _wait_for_start(fifo_fd: int) -> None:
+    # Opening our own O_PATH fd for writing blocks until `start` opens the fifo to read.
+    fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    os.write(fd, b"0")
+    os.close(fd)
+    os.close(fifo_fd)
+
+
+def _setup(opts: object, container: object, flags: int, from_parent: Channel,
+           to_parent: Channel, console_fd: int | None) -> str:
+    config: dict = container.config  # type: ignore[attr-defined]
+    linux: dict = config.get("linux") or {}
+    process: dict = config["process"]
+    rootfs: str = container.data["rootfs"]  # type: ignore[attr-defined]
+    in_userns = _in_user_namespace(linux)
+    os.setsid()
+    _preserve_fds(opts.preserve_fds)  # type: ignore[attr-defined]
+    if flags & ns.CLONE_NEWNET:
+        from barque.linux.netdev import link_up
+
+        link_up("lo")
+    _build_rootfs(container, config, linux, rootfs, flags, in_userns)
+    hooks = config.get("hooks") or {}
+    if hooks.get("prestart") or hooks.get("createRuntime") or hooks.get("createContainer"):
+        to_parent.send(op="hooks")
+        if (from_parent.recv() or {}).get("op") != "hooks-done":
+            raise RuntimeFailure("runtime went away while running hooks")
+        run_hooks(hooks.get("createContainer") or [], container.hook_state("created"),  # type: ignore[attr-defined]
+                  "createContainer")
+    fs.pivot(rootfs, opts.no_pivot)  # type: ignore[attr-defined]
+    if process.get("terminal"):
+        _setup_console(process, console_fd)
+    if (config.get("root") or {}).get("readonly"):
+        fs.readonly_root()
+    if flags & ns.CLONE_NEWUTS:
+        if config.get("hostname"):
+            ns.sethostname(config["hostname"])
+        if config.get("domainname"):
+            ns.setdomainname(config["domainname"])
+    elif config.get("hostname"):
+        raise RuntimeFailure("unable to set hostname without a private UTS namespace")
+    _warn_labels(process, linux)
+    fs.write_sysctls(linux.get("sysctl") or {})
+    fs.readonly_paths(linux.get("readonlyPaths") or [])
+    fs.mask_paths(linux.get("maskedPaths") or [])
+    cwd = process.get("cwd", "/")
+    env = proc.env_dict(process.get("env") or [])
+    _chdir(cwd, process)
+    exe = proc.lookup_executable(process["args"][0], env, cwd)
+    proc.finalize(process, opts.seccomp_filter,  # type: ignore[attr-defined]
+                  userns_setgroups=_setgroups_allowed(in_userns))
+    # The user may lack the rights to its cwd as root had them; check again as that user.
+    _chdir(cwd, process)
+    return exe
+
+
+def _build_rootfs(container: object, config: dict, linux: dict, rootfs: str, flags: int,
+                  in_userns: bool) -> None:
+    mounts = config.get("mounts") or []
+    fs.prepare_root(rootfs, linux.get("rootfsPropagation"))
+    cgroup_mounts: list = []
+    if any(m.get("type") == "cgroup" for m in mounts):
+        from barque.cgroups import open_manager
+
+        cgroup_mounts = open_manager(
+            container.cgroup_path, container.id  # type: ignore[attr-defined]
+        ).mounts()
+    fs.mount_all(rootfs, mounts, cgroup_mounts, bool(flags & ns.CLONE_NEWCGROUP))
+    if fs.needs_dev(mounts):
+        fs.create_devices(rootfs, linux.get("devices") or [], in_userns)
+    else:
+        for dev in linux.get("devices") or []:
+            fs.create_devices(rootfs, [dev], in_userns)
+
+
+def _in_user_namespace(linux: dict) -> bool:
+    return any(n.get("type") == "user" for n in linux.get("namespaces") or [])
+
+
+def _setgroups_allowed(in_userns: bool) -> bool:
+    if not in_userns:
+        return True
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() == "allow"
+    except OSError:
+        return True
+
+
+def _chdir(cwd: str, process: dict) -> None:
+    try:
+        os.chdir(cwd)
+    except FileNotFoundError:
+        if int((process.get("user") or {}).get("uid", 0)) == 0:
+            os.makedirs(cwd, 0o755, exist_ok=True)
+            os.chdir(cwd)
+        else:
+            raise RuntimeFailure(f"chdir to cwd ({cwd!r}) set in config.json failed: "
+                                 "no such file or directory") from None
+    except OSError as e:
+        raise RuntimeFailure(f"chdir to cwd ({cwd!r}) set in config.json failed: "
+                             f"{e.strerror}") from None
+
+
+def _preserve_fds(count: int) -> None:
+    for fd in range(3, 3 + count):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+
+
+def _setup_console(process: dict, console_fd: int | None) -> None:
+    from barque.linux import mount as m
+    from barque.linux import terminal
+
+    if console_fd is None:
+        raise RuntimeFailure("a terminal was requested but there is no console socket")
+    master, slave = os.openpty()
+    slave_path = os.ttyname(slave)
+    if not os.path.exists("/dev/console"):
+        os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+    m.mount(slave_path, "/dev/console", "bind", m.MS_BIND)
+    size = process.get("consoleSize")
+    if size:
+        terminal.set_size(master, int(size.get("height", 0)), int(size.get("width", 0)))
+    terminal.send_fd(console_fd, master, "/dev/ptmx")
+    os.close(master)
+    os.close(console_fd)
+    fcntl_ctty(slave)
+
+
+def fcntl_ctty(slave: int) -> None:
+    from barque.linux import terminal
+
+    # We are already a session leader (setsid above); take the pty as controlling terminal.
+    import fcntl
+
+    fcntl.ioctl(slave, terminal.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
+
+
+def _warn_labels(process: dict, linux: dict) -> None:
+    from barque.runtime.log import LOG
+
+    if process.get("apparmorProfile") and not os.path.exists("/sys/kernel/security/apparmor"):
+        LOG.warning(f"apparmor is not enabled on this host; ignoring profile "
+                    f"{process['apparmorProfile']!r}")
+    if (process.get("selinuxLabel") or linux.get("mountLabel")) and not os.path.exists(
+            "/sys/fs/selinux"):
+        LOG.warning("SELinux is not enabled on this host; ignoring labels")

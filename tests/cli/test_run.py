@@ -1,0 +1,211 @@
+"""`barque run` end to end: a real container from the default image, through the OCI runtime.
+
+The runtime is BARQUE_RUNTIME if set (e.g. BARQUE_RUNTIME=runc), else barque-runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from barque.image import default as default_image
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(
+        not os.path.isfile(default_image.BUSYBOX),
+        reason="busybox-static is not installed (apt-get install -y busybox-static)",
+    ),
+]
+
+
+def _barque() -> list[str]:
+    beside = os.path.join(os.path.dirname(sys.executable), "barque")
+    if os.access(beside, os.X_OK):
+        return [beside]
+    found = shutil.which("barque")
+    return [found] if found else [sys.executable, "-m", "barque.cli.main"]
+
+
+@dataclass
+class Barque:
+    root: str
+    runroot: str
+
+    def argv(self, *args: str) -> list[str]:
+        return [*_barque(), "--root", self.root, "--runroot", self.runroot, *args]
+
+    def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.argv(*args),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def containers(self) -> list[str]:
+        path = os.path.join(self.root, "containers")
+        return sorted(os.listdir(path)) if os.path.isdir(path) else []
+
+
+@pytest.fixture
+def barque(run_prefix: str) -> Iterator[Barque]:
+    # The run prefix in the paths lets the suite's leak check spot a mount we left behind.
+    work = tempfile.mkdtemp(prefix=f"{run_prefix}-cli-")
+    try:
+        yield Barque(os.path.join(work, "root"), os.path.join(work, "run"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_echo_hello(barque: Barque) -> None:
+    result = barque.run("run", "--rm", "busybox", "echo", "hello")
+    assert (result.returncode, result.stdout) == (0, "hello\n"), result.stderr
+
+
+def test_the_containers_exit_code_is_barques(barque: Barque) -> None:
+    assert barque.run("run", "--rm", "busybox", "sh", "-c", "exit 3").returncode == 3
+    assert barque.run("run", "--rm", "busybox:latest", "false").returncode == 1
+
+
+def test_a_missing_command_exits_127(barque: Barque) -> None:
+    result = barque.run("run", "--rm", "busybox", "no-such-command")
+    assert result.returncode == 127, result.stderr
+    assert "barque: Error response from daemon:" in result.stderr
+    assert "no-such-command" in result.stderr
+    assert barque.containers() == []
+
+
+def test_a_command_that_cannot_be_invoked_exits_126(barque: Barque) -> None:
+    assert barque.run("run", "--rm", "busybox", "/etc").returncode == 126
+    assert barque.run("run", "--rm", "busybox", "/etc/passwd").returncode == 126
+
+
+def test_rm_removes_the_bundle_and_no_rm_keeps_it(barque: Barque) -> None:
+    assert barque.run("run", "--rm", "busybox", "true").returncode == 0
+    assert barque.containers() == []
+    assert barque.run("run", "busybox", "true").returncode == 0
+    [cid] = barque.containers()
+    bundle = os.path.join(barque.root, "containers", cid)
+    assert len(cid) == 64
+    with open(os.path.join(bundle, "config.json")) as f:
+        spec = json.load(f)
+    assert os.path.isfile(os.path.join(bundle, "rootfs", "bin", "busybox"))
+    assert spec["hostname"] == cid[:12]
+    assert spec["linux"]["cgroupsPath"] == f"/barque/{cid}"
+    assert spec["process"]["terminal"] is False and spec["root"]["readonly"] is False
+    assert len(spec["process"]["capabilities"]["bounding"]) == 14
+    assert {"type": "network"} in spec["linux"]["namespaces"]
+
+
+def test_default_environment_hostname_and_options(barque: Barque) -> None:
+    script = 'echo "$(hostname) $A $B $HOME $PWD $(id -u)"; cat /etc/hostname; env'
+    result = barque.run(
+        "run", "--rm", "-e", "A=1", "--env", "B=two words", "-h", "box", "-w", "/work/dir",
+        "busybox", "sh", "-c", script,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "box 1 two words /root /work/dir 0"
+    assert lines[1] == "box"
+    env = lines[2:]
+    assert "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in env
+    assert "HOSTNAME=box" in env
+
+
+def test_docker_capabilities_and_no_network(barque: Barque) -> None:
+    result = barque.run(
+        "run", "--rm", "busybox", "sh", "-c", "grep CapEff /proc/self/status; ls /sys/class/net"
+    )
+    assert result.returncode == 0, result.stderr
+    cap_line, *interfaces = result.stdout.split()[1:]
+    assert int(cap_line, 16) == 0xA80425FB  # docker's 14 default capabilities
+    assert interfaces == ["lo"]
+
+
+def test_user_option(barque: Barque) -> None:
+    result = barque.run("run", "--rm", "-u", "nobody", "busybox", "id")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("uid=65534(nobody) gid=65534(nogroup)")
+
+
+def test_barque_errors_exit_125(barque: Barque) -> None:
+    for args in (
+        ["run", "--no-such-flag", "busybox"],
+        ["run", "--rm", "no-such-image"],
+        ["run", "--rm", "-w", "relative", "busybox", "true"],
+        ["run", "--rm", "-u", "ghost", "busybox", "true"],
+    ):
+        result = barque.run(*args)
+        assert result.returncode == 125, (args, result.stderr)
+        assert result.stderr.startswith("barque: "), result.stderr
+    assert barque.containers() == []
+
+
+def test_names_are_unique(barque: Barque) -> None:
+    assert barque.run("run", "--name", "web", "busybox", "true").returncode == 0
+    result = barque.run("run", "--name", "web", "busybox", "true")
+    assert result.returncode == 125 and "already in use" in result.stderr
+
+
+def test_an_oci_layout_directory_is_an_image(barque: Barque, tmp_path: str) -> None:
+    layout = os.path.join(str(tmp_path), "layout")
+    default_image.build_default_image(layout, "v1")
+    result = barque.run("run", "--rm", f"{layout}:v1", "echo", "from layout")
+    assert (result.returncode, result.stdout) == (0, "from layout\n"), result.stderr
+
+
+def test_sigterm_to_barque_reaches_the_container(barque: Barque) -> None:
+    script = "trap 'exit 7' TERM; echo ready; while :; do sleep 0.1; done"
+    proc = subprocess.Popen(
+        barque.argv("run", "--rm", "busybox", "sh", "-c", script),
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 7
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert barque.containers() == []
+
+
+def test_stdin_is_attached_only_with_i(barque: Barque) -> None:
+    for flags, expected in (([], ""), (["-i"], "piped\n")):
+        result = subprocess.run(
+            barque.argv("run", "--rm", *flags, "busybox", "cat"),
+            input="piped\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert (result.returncode, result.stdout) == (0, expected), result.stderr
+
+
+def test_image_commands(barque: Barque, tmp_path: str) -> None:
+    built = barque.run("image", "build-default")
+    assert built.returncode == 0, built.stderr
+    layout = default_image.default_image_dir(barque.root)
+    assert built.stdout.strip() == default_image.image_id(layout)
+    archive = os.path.join(str(tmp_path), "busybox.tar")
+    saved = barque.run("image", "save-default", "--output", archive)
+    assert saved.returncode == 0, saved.stderr
+    assert os.path.getsize(archive) > 500_000
+    version = barque.run("version")
+    assert version.returncode == 0 and version.stdout.startswith("barque version ")

@@ -1,0 +1,68 @@
+"""Fixtures shared by the whole suite: a busybox rootfs, OCI bundles, the runtime binary."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.bundles import Runtime, make_busybox_rootfs
+
+RUN_PREFIX = f"bqt{os.getpid()}{uuid.uuid4().hex[:4]}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.geteuid() != 0:
+        skip = pytest.mark.skip(reason="needs root (namespaces, mounts, cgroups)")
+        for item in items:
+            if "root" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def run_prefix() -> str:
+    return RUN_PREFIX
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if not shutil.which("busybox") and not os.path.exists("/bin/busybox"):
+        pytest.skip("busybox-static is not installed (apt-get install busybox-static)")
+    return make_busybox_rootfs(str(tmp_path_factory.mktemp("rootfs") / "rootfs"))
+
+
+@pytest.fixture
+def runtime(tmp_path: os.PathLike, busybox_rootfs: str) -> Iterator[Runtime]:
+    rt = Runtime(str(tmp_path), busybox_rootfs, RUN_PREFIX)
+    yield rt
+    rt.cleanup()
+
+
+def runtime_binary() -> str:
+    path = os.path.join(os.path.dirname(sys.executable), "barque-runtime")
+    if os.path.exists(path):
+        return path
+    found = shutil.which("barque-runtime")
+    assert found, "barque-runtime is not installed: pip install -e ."
+    return found
+
+
+@pytest.fixture(scope="session")
+def runtime_bin() -> str:
+    return runtime_binary()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Say loudly if anything this run made is still mounted or running."""
+    leaks = []
+    with open("/proc/self/mountinfo") as f:
+        leaks += [line.split()[4] for line in f if RUN_PREFIX in line]
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    leaks += [line for line in out.splitlines() if RUN_PREFIX in line and "pytest" not in line]
+    if leaks:
+        sys.stderr.write(f"\nLEAKED by this test run ({RUN_PREFIX}): {leaks}\n")

@@ -1,0 +1,281 @@
+"""What a process sees from inside: namespaces, pid 1, filesystem, identity, limits, paths."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+
+import pytest
+
+from tests.support.bundles import Runtime
+
+pytestmark = pytest.mark.root
+
+
+def ns_inode(pid: object, name: str) -> str:
+    return os.readlink(f"/proc/{pid}/ns/{name}")
+
+
+def test_namespaces_differ_from_host(runtime: Runtime) -> None:
+    spec = runtime.spec(["sh", "-c", "for n in pid net ipc uts mnt cgroup; do "
+                                     "readlink /proc/self/ns/$n; done"])
+    inside = runtime.output(spec["process"]["args"])
+    host = [ns_inode("self", n) for n in ("pid", "net", "ipc", "uts", "mnt", "cgroup")]
+    for mine, theirs in zip(inside.split(), host, strict=True):
+        assert mine != theirs
+
+
+def test_pid_one_and_process_list(runtime: Runtime) -> None:
+    out = runtime.output(["sh", "-c", "echo $$; ls /proc | grep -c '^[0-9]'"])
+    pid, count = out.split()
+    assert pid == "1"
+    assert int(count) <= 3  # sh, ls, grep — nothing of the host
+
+
+def test_host_files_invisible(runtime: Runtime) -> None:
+    marker = f"/tmp/{runtime.prefix}-{uuid.uuid4().hex}"
+    open(marker, "w").close()
+    try:
+        out = runtime.output(["sh", "-c", f"test -e {marker} && echo seen || echo hidden; "
+                                          "cat /proc/1/mountinfo | wc -l"])
+        assert out.split()[0] == "hidden"
+    finally:
+        os.unlink(marker)
+
+
+def test_hostname_env_cwd_user(runtime: Runtime) -> None:
+    spec = runtime.spec(["sh", "-c", "hostname; echo $FOO; pwd; id -u; id -g; id -G; umask"])
+    spec["hostname"] = "boat"
+    spec["process"]["env"].append("FOO=bar baz")
+    spec["process"]["cwd"] = "/home/user"
+    spec["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [5, 65534],
+                               "umask": 0o027}
+    proc = runtime.run(spec)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.decode().splitlines()
+    assert lines[0] == "boat"
+    assert lines[1] == "bar baz"
+    assert lines[2] == "/home/user"
+    assert lines[3:5] == ["1000", "1000"]
+    assert set(lines[5].split()) == {"1000", "5", "65534"}
+    assert lines[6] == "0027"
+
+
+def test_rlimits(runtime: Runtime) -> None:
+    spec = runtime.spec(["sh", "-c", "ulimit -n; ulimit -Hn; ulimit -c"])
+    spec["process"]["rlimits"] = [
+        {"type": "RLIMIT_NOFILE", "soft": 321, "hard": 654},
+        {"type": "RLIMIT_CORE", "soft": 0, "hard": 0},
+    ]
+    proc = runtime.run(spec)
+    assert proc.stdout.decode().split() == ["321", "654", "0"], proc.stderr
+
+
+def test_rlimit_above_host_hard_limit_fails_clearly(runtime: Runtime) -> None:
+    spec = runtime.spec(["true"])
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    can_raise = os.path.exists("/proc/self/status") and _has_cap(24)
+    if can_raise:
+        pytest.skip("this host lets root raise RLIMIT_NOFILE (CAP_SYS_RESOURCE)")
+    spec["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": hard + 1, "hard": hard + 1}]
+    proc = runtime.run(spec)
+    assert proc.returncode == 1 and b"RLIMIT_NOFILE" in proc.stderr
+
+
+def _has_cap(num: int) -> bool:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapBnd:"):
+                return bool(int(line.split()[1], 16) >> num & 1)
+    return False
+
+
+def _cap_line(out: str, name: str) -> int:
+    for line in out.splitlines():
+        if line.startswith(name + ":"):
+            return int(line.split()[1], 16)
+    raise AssertionError(f"{name} not in {out}")
+
+
+def test_capabilities_as_configured(runtime: Runtime) -> None:
+    caps = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    spec = runtime.spec(["cat", "/proc/self/status"])
+    spec["process"]["capabilities"] = {k: list(caps) for k in
+                                       ("bounding", "effective", "permitted")}
+    out = runtime.output(spec["process"]["args"], process=spec["process"])
+    want = (1 << 0) | (1 << 5) | (1 << 10)
+    assert _cap_line(out, "CapEff") == want
+    assert _cap_line(out, "CapPrm") == want
+    assert _cap_line(out, "CapBnd") == want
+    assert _cap_line(out, "CapInh") == 0
+
+
+def test_capabilities_non_root_ambient(runtime: Runtime) -> None:
+    spec = runtime.spec(["cat", "/proc/self/status"])
+    spec["process"]["user"] = {"uid": 1000, "gid": 1000}
+    spec["process"]["capabilities"] = {k: ["CAP_NET_BIND_SERVICE"] for k in
+                                       ("bounding", "effective", "permitted", "inheritable",
+                                        "ambient")}
+    out = runtime.output(spec["process"]["args"], process=spec["process"])
+    assert _cap_line(out, "CapEff") == 1 << 10
+    assert _cap_line(out, "CapAmb") == 1 << 10
+
+
+def test_no_new_privileges(runtime: Runtime) -> None:
+    out = runtime.output(["grep", "NoNewPrivs", "/proc/self/status"])
+    assert out.split()[1] == "1"
+
+
+def test_masked_and_readonly_paths(runtime: Runtime) -> None:
+    spec = runtime.spec(["sh", "-c",
+                         "cat /proc/kcore | wc -c; ls /sys/firmware | wc -l; "
+                         "echo 1 > /proc/sys/kernel/domainname 2>/dev/null && echo rw || echo ro;"
+                         "touch /etc/masked-file.txt 2>/dev/null; cat /etc/secret"])
+    rootfs_secret = "secret contents"
+    bundle = runtime.bundle(spec)
+    with open(os.path.join(bundle, "rootfs/etc/secret"), "w") as f:
+        f.write(rootfs_secret)
+    import json
+
+    spec["linux"]["maskedPaths"].append("/etc/secret")
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(dict(spec, root={"path": "rootfs"}), f)
+    proc = runtime.cmd("run", "--bundle", bundle, runtime.new_id())
+    lines = proc.stdout.decode().split()
+    assert lines[0] == "0"  # /proc/kcore masked by /dev/null
+    assert lines[1] == "0"  # /sys/firmware masked by an empty tmpfs
+    assert lines[2] == "ro"  # /proc/sys read-only
+    assert rootfs_secret not in proc.stdout.decode()
+
+
+def test_readonly_root(runtime: Runtime) -> None:
+    spec = runtime.spec(["sh", "-c", "touch /x 2>/dev/null && echo rw || echo ro; "
+                                     "touch /tmp/x 2>/dev/null && echo rw || echo ro"])
+    spec["root"]["readonly"] = True
+    spec["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+                           "options": ["nosuid", "nodev"]})
+    proc = runtime.run(spec)
+    assert proc.stdout.decode().split() == ["ro", "rw"], proc.stderr
+
+
+def test_mounts_bind_tmpfs_ro(runtime: Runtime, tmp_path: object) -> None:
+    host_dir = os.path.join(str(tmp_path), "shared")
+    os.makedirs(host_dir)
+    with open(os.path.join(host_dir, "hello"), "w") as f:
+        f.write("from host")
+    spec = runtime.spec(["sh", "-c", "cat /mnt/ro/hello; touch /mnt/ro/x 2>/dev/null && echo w "
+                                     "|| echo nw; echo hi > /mnt/rw/new; grep ' /scratch ' "
+                                     "/proc/mounts"])
+    spec["mounts"] += [
+        {"destination": "/mnt/ro", "type": "bind", "source": host_dir,
+         "options": ["rbind", "ro"]},
+        {"destination": "/mnt/rw", "type": "bind", "source": host_dir, "options": ["bind"]},
+        {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+         "options": ["size=1m", "mode=700"]},
+    ]
+    out = runtime.output(spec["process"]["args"], mounts=spec["mounts"])
+    assert out.startswith("from host")
+    assert "nw" in out
+    assert "tmpfs" in out and "size=1024k" in out and "mode=700" in out
+    assert open(os.path.join(host_dir, "new")).read() == "hi\n"
+
+
+def test_dev_nodes_and_symlinks(runtime: Runtime) -> None:
+    spec = runtime.spec(["sh", "-c", "ls -l /dev/null /dev/zero /dev/full /dev/urandom /dev/tty "
+                                     "/dev/fuse; readlink /dev/fd /dev/ptmx; "
+                                     "head -c 4 /dev/zero | wc -c; ls -d /dev/pts /dev/shm "
+                                     "/dev/mqueue"])
+    spec["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229,
+                                 "fileMode": 0o600, "uid": 0, "gid": 0}]
+    spec["linux"]["resources"]["devices"].append({"allow": True, "type": "c", "major": 10,
+                                                  "minor": 229, "access": "rwm"})
+    out = runtime.output(spec["process"]["args"], linux=spec["linux"])
+    assert "/proc/self/fd" in out and "pts/ptmx" in out
+    assert "crw-------" in out.split("/dev/fuse")[0].splitlines()[-1] or "crw-------" in out
+    assert "\n4\n" in out
+
+
+def test_device_cgroup_denies_unlisted(runtime: Runtime) -> None:
+    spec = runtime.spec(["sh", "-c", "head -c1 /dev/sda1 2>&1; true"])
+    spec["linux"]["devices"] = [{"path": "/dev/sda1", "type": "b", "major": 8, "minor": 1}]
+    out = runtime.output(spec["process"]["args"], linux=spec["linux"])
+    assert "Operation not permitted" in out
+
+
+def test_sysctl_and_domainname(runtime: Runtime) -> None:
+    spec = runtime.spec(["sh", "-c", "cat /proc/sys/net/ipv4/ip_forward; "
+                                     "cat /proc/sys/kernel/domainname"])
+    spec["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+    spec["domainname"] = "example.org"
+    out = runtime.output(spec["process"]["args"], linux=spec["linux"], domainname="example.org")
+    assert out.split() == ["1", "example.org"]
+
+
+def test_loopback_up_in_new_netns(runtime: Runtime) -> None:
+    out = runtime.output(["cat", "/sys/class/net/lo/operstate", "/proc/net/dev"])
+    assert out.split()[0] in ("unknown", "up")
+    assert "eth0" not in out
+
+
+def test_join_network_namespace_by_path(runtime: Runtime) -> None:
+    name = f"{runtime.prefix}-ns"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "add", "bqdummy0", "type", "dummy"],
+                       check=True)
+        spec = runtime.spec(["cat", "/proc/net/dev"])
+        for ns in spec["linux"]["namespaces"]:
+            if ns["type"] == "network":
+                ns["path"] = f"/var/run/netns/{name}"
+        out = runtime.output(spec["process"]["args"], linux=spec["linux"])
+        assert "bqdummy0" in out
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=True)
+
+
+def test_user_namespace_mapping(runtime: Runtime) -> None:
+    spec = runtime.spec(["sh", "-c", "id -u; cat /proc/self/uid_map; stat -c %u /bin/busybox"])
+    spec["linux"]["namespaces"].append({"type": "user"})
+    spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"]
+                                   if n["type"] != "cgroup"]
+    spec["mounts"] = [m for m in spec["mounts"] if m["destination"] not in ("/sys",
+                                                                            "/sys/fs/cgroup")]
+    bundle = runtime.bundle(spec)
+    subprocess.run(["chown", "-R", "100000:100000", os.path.join(bundle, "rootfs")], check=True)
+    proc = runtime.cmd("run", "--bundle", bundle, runtime.new_id())
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.decode().split()
+    assert lines[0] == "0"
+    assert lines[1:4] == ["0", "100000", "65536"]
+    assert lines[4] == "0"
+
+
+def test_time_namespace_offsets(runtime: Runtime) -> None:
+    if not os.path.exists("/proc/self/ns/time"):
+        pytest.skip("kernel without time namespaces")
+    spec = runtime.spec(["cat", "/proc/uptime"])
+    spec["linux"]["namespaces"].append({"type": "time"})
+    spec["linux"]["timeOffsets"] = {"boottime": {"secs": 86400 * 365, "nanosecs": 0}}
+    out = runtime.output(spec["process"]["args"], linux=spec["linux"])
+    assert float(out.split()[0]) > 86400 * 365
+
+
+def test_no_pivot(runtime: Runtime) -> None:
+    spec = runtime.spec(["sh", "-c", "echo $$; ls /"])
+    cid = runtime.new_id()
+    proc = runtime.cmd("run", "--no-pivot", "--bundle", runtime.bundle(spec), cid)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.decode().split()[0] == "1"
+    assert "busybox" not in proc.stdout.decode().split()[1:]  # / is the rootfs, not the host
+
+
+def test_exit_codes_126_127(runtime: Runtime) -> None:
+    proc = runtime.run(runtime.spec(["/etc/passwd"]))
+    assert proc.returncode == 126, proc.stderr
+    proc = runtime.run(runtime.spec(["no-such-thing"]))
+    assert proc.returncode == 127 and b"executable file not found" in proc.stderr

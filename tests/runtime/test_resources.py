@@ -1,0 +1,94 @@
+"""Limits enforced through cgroups, seen by bounded attackers: a memory hog, a fork bomb."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.support.bundles import Runtime
+
+pytestmark = pytest.mark.root
+
+# 64 MiB, touched page by page: more than the 32 MiB limit below, bounded if the limit breaks.
+HOG = "head -c 67108864 /dev/zero | tail -c 1 > /dev/null; echo survived"
+
+
+def test_memory_hog_is_oom_killed_and_reported(runtime: Runtime) -> None:
+    spec = runtime.spec(["sh", "-c", "sleep 0.5; " + HOG])
+    spec["linux"]["resources"]["memory"] = {"limit": 32 << 20, "swap": 32 << 20}
+    cid = runtime.new_id()
+    runtime.cmd("create", "--bundle", runtime.bundle(spec), cid, check=True)
+    events = runtime_events(runtime, cid)
+    runtime.cmd("start", cid, check=True)
+    out, _ = events.communicate(timeout=60)
+    kinds = [json.loads(line)["type"] for line in out.decode().splitlines()]
+    assert "oom" in kinds
+
+
+def runtime_events(runtime: Runtime, cid: str):  # type: ignore[no-untyped-def]
+    import subprocess
+
+    return subprocess.Popen([runtime.binary, "--root", runtime.state_root, "events",
+                             "--interval", "1s", cid], stdout=subprocess.PIPE)
+
+
+def test_memory_hog_killed_in_foreground(runtime: Runtime) -> None:
+    spec = runtime.spec(["sh", "-c", HOG])
+    spec["linux"]["resources"]["memory"] = {"limit": 32 << 20, "swap": 32 << 20}
+    proc = runtime.run(spec)
+    assert b"survived" not in proc.stdout
+
+
+def test_fork_bomb_stops_at_pids_limit(runtime: Runtime) -> None:
+    # 40 sleepers under a limit of 10: forks beyond the limit fail; bounded if it is broken.
+    script = ("n=0; for i in $(seq 40); do (sleep 5 &) 2>/dev/null && n=$((n+1)); done; "
+              "sleep 0.2; ls /proc | grep -c '^[0-9]'")
+    spec = runtime.spec(["sh", "-c", script])
+    spec["linux"]["resources"]["pids"] = {"limit": 10}
+    proc = runtime.run(spec, timeout=60)
+    assert int(proc.stdout.decode().split()[-1]) <= 10, proc.stdout
+
+
+def test_update_and_stats(runtime: Runtime) -> None:
+    cid = runtime.new_id()
+    runtime.cmd("run", "-d", "--bundle", runtime.bundle(runtime.spec(["sleep", "30"])), cid,
+                check=True)
+    runtime.cmd("update", "--memory", "64m", "--pids-limit", "20", "--cpu-quota", "50000",
+                "--cpu-period", "100000", cid, check=True)
+    stats = json.loads(runtime.cmd("events", "--stats", cid, check=True).stdout)
+    assert stats["type"] == "stats" and stats["id"] == cid
+    data = stats["data"]
+    assert data["memory"]["usage"]["limit"] == 64 << 20
+    assert data["pids"]["limit"] == 20 and data["pids"]["current"] >= 1
+    runtime.cmd("update", "-r", "-", cid, input=b'{"pids": {"limit": 30}}', check=True)
+    stats = json.loads(runtime.cmd("events", "--stats", cid, check=True).stdout)
+    assert stats["data"]["pids"]["limit"] == 30
+
+
+def test_cgroup_visible_inside(runtime: Runtime) -> None:
+    spec = runtime.spec(["sh", "-c", "cat /proc/self/cgroup; ls /sys/fs/cgroup"])
+    spec["linux"]["resources"]["pids"] = {"limit": 77}
+    out = runtime.output(spec["process"]["args"], linux=spec["linux"])
+    # With a cgroup namespace the container sees itself at the root of every hierarchy.
+    for line in out.splitlines():
+        if line.count(":") >= 2 and line[0].isdigit():
+            assert line.rsplit(":", 1)[1] == "/", line
+    assert "pids" in out or "cgroup.procs" in out
+
+
+def test_paused_container_does_not_run(runtime: Runtime) -> None:
+    cid = runtime.new_id()
+    script = "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; done"
+    runtime.cmd("run", "-d", "--bundle", runtime.bundle(runtime.spec(["sh", "-c", script])),
+                cid, check=True)
+    time.sleep(0.3)
+    runtime.cmd("pause", cid, check=True)
+    bundle_rootfs = runtime.state(cid)["rootfs"]
+    first = open(f"{bundle_rootfs}/tmp/count").read()
+    time.sleep(0.3)
+    assert open(f"{bundle_rootfs}/tmp/count").read() == first
+    runtime.cmd("resume", cid, check=True)
+    time.sleep(0.3)
+    assert open(f"{bundle_rootfs}/tmp/count").read() != first
