@@ -83,6 +83,8 @@ def set_memory(dirs: dict[str, str], memory: dict) -> None:
 def _set_limit_and_swap(directory: str, limit: int, swap: int) -> None:
     """memory.limit_in_bytes and memory.memsw.limit_in_bytes (memory+swap), runc's order."""
     swap_file = "memory.memsw.limit_in_bytes"
+    if limit > 0 and 0 < swap < limit:
+        raise CgroupError(f"memory swap {swap} must be >= memory limit {limit}")
     accounting = files.has(directory, swap_file)
     if limit == -1 and swap == 0 and accounting:
         swap = -1  # unlimited memory means unlimited swap too

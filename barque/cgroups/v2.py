@@ -46,6 +46,12 @@ def make_path(mountpoint: str, path: str, wanted: set[str] | None = None) -> str
 
 
 def is_frozen(directory: str) -> bool:
+    # The requested state, as runc reads it: cgroup.events drops to "frozen 0" while a
+    # killed task leaves, yet the container stays paused.
+    return files.read(directory, "cgroup.freeze") == "1"
+
+
+def _all_frozen(directory: str) -> bool:
     return files.read_keyed(directory, "cgroup.events").get("frozen") == 1
 
 
@@ -56,7 +62,7 @@ def set_frozen(directory: str, frozen: bool, timeout: float = 5.0) -> None:
         return
     deadline = time.monotonic() + timeout
     delay = 0.001
-    while not is_frozen(directory):
+    while not _all_frozen(directory):
         if time.monotonic() > deadline:
             files.write(directory, "cgroup.freeze", "0")  # never leave it half frozen
             raise CgroupError(f"timed out freezing {directory}")

@@ -26,7 +26,8 @@ from barque.runtime.sync import Channel, pipe_pair
 
 class CreateOptions:
     __slots__ = ("root", "id", "bundle", "pid_file", "console_socket", "no_pivot",
-                 "preserve_fds", "console_fd", "seccomp_filter")
+                 "preserve_fds", "console_fd", "seccomp_filter",
+                 "cgroup_mounts")
 
     def __init__(self, root: str, container_id: str, bundle: str) -> None:
         self.root = root
@@ -38,6 +39,7 @@ class CreateOptions:
         self.preserve_fds = 0
         self.console_fd: int | None = None  # a connected socket to send the pty master to
         self.seccomp_filter: object | None = None
+        self.cgroup_mounts: list = []
 
 
 def _timestamp() -> str:
@@ -80,12 +82,15 @@ def create(opts: CreateOptions) -> st.Container:
     try:
         container.save()
         os.mkfifo(container.fifo, 0o622)
+        os.chmod(container.fifo, 0o622)  # past the umask: a non-root init must open it
         from barque.cgroups import open_manager
 
         cgroup = open_manager(linux.get("cgroupsPath"), opts.id)
         container.data["cgroupPath"] = cgroup.path
         cgroup.create()
         cgroup.set_resources(effective_resources(linux))
+        if any(m.get("type") == "cgroup" for m in config.get("mounts") or []):
+            opts.cgroup_mounts = cgroup.mounts()
         init_pid = _spawn(opts, container, cgroup)
         container.data.pop("status")
         container.data["pid"] = init_pid
@@ -164,6 +169,9 @@ def _spawn(opts: CreateOptions, container: st.Container, cgroup: object) -> int:
     config = container.config
     linux = config.get("linux") or {}
     flags, joins = _namespace_plan(linux)
+    from barque.runtime.init import preload
+
+    preload(config)
     fifo_fd = os.open(container.fifo, os.O_PATH | os.O_CLOEXEC)
     console_fd = opts.console_fd
     if console_fd is None and config["process"].get("terminal"):

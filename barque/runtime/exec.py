@@ -13,6 +13,7 @@ from barque.runtime import process as proc
 from barque.runtime import state as st
 from barque.runtime.config import validate_process
 from barque.runtime.errors import RuntimeFailure
+from barque.runtime.init import _setgroups_allowed, fcntl_ctty, preload, reset_signals
 from barque.runtime.sync import Channel, pipe_pair
 
 
@@ -50,6 +51,8 @@ def exec_process(container: st.Container, process: dict, console_fd: int | None,
                              "console socket")
     joins = _namespaces_of(container)
     seccomp_filter = proc.build_seccomp(container.config.get("linux") or {})
+    # After setns into the container's mount namespace the host's Python library is gone.
+    preload(container.config)
     to_child_r, to_child_w = pipe_pair()
     from_child_r, from_child_w = pipe_pair()
     stage1 = os.fork()
@@ -125,8 +128,6 @@ def _stage1(container: st.Container, process: dict, joins: list[tuple[str, str]]
 
 def _stage2(container: st.Container, process: dict, to_parent: Channel,
             console_fd: int | None, preserve_fds: int, seccomp_filter: object | None) -> None:
-    from barque.runtime.init import fcntl_ctty, reset_signals
-
     reset_signals()
     ready = False
     try:
@@ -145,8 +146,6 @@ def _stage2(container: st.Container, process: dict, to_parent: Channel,
         exe = proc.lookup_executable(process["args"][0], env, cwd)
         linux = container.config.get("linux") or {}
         in_userns = any(n.get("type") == "user" for n in linux.get("namespaces") or [])
-        from barque.runtime.init import _setgroups_allowed
-
         proc.finalize(process, seccomp_filter, userns_setgroups=_setgroups_allowed(in_userns))
         to_parent.send(op="ready")
         ready = True

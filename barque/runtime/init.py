@@ -39,12 +39,16 @@ def container_init(opts: object, container: object, flags: int, from_parent: Cha
 
 
 def preload(config: dict) -> None:
-    """Import now what is needed after pivot_root, where the host's Python library is gone."""
+    """Import now what the children need later: after entering a user namespace the host's
+    Python library may be unreadable, and after pivot_root it is gone."""
     import fcntl  # noqa: F401
     import resource  # noqa: F401
 
-    from barque.linux import capabilities, prctl, terminal  # noqa: F401
+    from barque.linux import capabilities, mount, netdev, prctl, terminal  # noqa: F401
 
+    if any("tmpcopyup" in (m.get("options") or []) for m in config.get("mounts") or []):
+        import shutil  # noqa: F401
+        import tempfile  # noqa: F401
     hooks = config.get("hooks") or {}
     if hooks.get("startContainer") or hooks.get("createContainer"):
         import subprocess  # noqa: F401
@@ -115,7 +119,7 @@ def _setup(opts: object, container: object, flags: int, from_parent: Channel,
         from barque.linux.netdev import link_up
 
         link_up("lo")
-    _build_rootfs(container, config, linux, rootfs, flags, in_userns)
+    _build_rootfs(opts, container, config, linux, rootfs, flags, in_userns)
     hooks = config.get("hooks") or {}
     if hooks.get("prestart") or hooks.get("createRuntime") or hooks.get("createContainer"):
         to_parent.send(op="hooks")
@@ -150,23 +154,14 @@ def _setup(opts: object, container: object, flags: int, from_parent: Channel,
     return exe
 
 
-def _build_rootfs(container: object, config: dict, linux: dict, rootfs: str, flags: int,
-                  in_userns: bool) -> None:
+def _build_rootfs(opts: object, container: object, config: dict, linux: dict, rootfs: str,
+                  flags: int, in_userns: bool) -> None:
     mounts = config.get("mounts") or []
     fs.prepare_root(rootfs, linux.get("rootfsPropagation"))
-    cgroup_mounts: list = []
-    if any(m.get("type") == "cgroup" for m in mounts):
-        from barque.cgroups import open_manager
-
-        cgroup_mounts = open_manager(
-            container.cgroup_path, container.id  # type: ignore[attr-defined]
-        ).mounts()
-    fs.mount_all(rootfs, mounts, cgroup_mounts, bool(flags & ns.CLONE_NEWCGROUP))
+    fs.mount_all(rootfs, mounts, opts.cgroup_mounts,  # type: ignore[attr-defined]
+                  bool(flags & ns.CLONE_NEWCGROUP))
     if fs.needs_dev(mounts):
         fs.create_devices(rootfs, linux.get("devices") or [], in_userns)
-    else:
-        for dev in linux.get("devices") or []:
-            fs.create_devices(rootfs, [dev], in_userns)
 
 
 def _in_user_namespace(linux: dict) -> bool:

@@ -81,8 +81,17 @@ class Runtime:
 
     def cmd(self, *args: str, check: bool = False, timeout: float = 60,
             input: bytes | None = None, **kw: object) -> subprocess.CompletedProcess:
-        proc = subprocess.run([self.binary, "--root", self.state_root, *args],
-                              capture_output=True, timeout=timeout, input=input, **kw)  # type: ignore[call-overload]
+        """Run barque-runtime; output goes through files, not pipes, because a detached
+        container inherits them and would hold a pipe open long after the command ended."""
+        import tempfile
+
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            proc = subprocess.run([self.binary, "--root", self.state_root, *args],
+                                  stdout=out, stderr=err, timeout=timeout, input=input,
+                                  **kw)  # type: ignore[call-overload]
+            out.seek(0)
+            err.seek(0)
+            proc.stdout, proc.stderr = out.read(), err.read()
         if check and proc.returncode != 0:
             raise AssertionError(f"barque-runtime {' '.join(args)} failed "
                                  f"({proc.returncode}): {proc.stderr.decode()}")
