@@ -59,8 +59,10 @@ def _block(rule: DeviceRule) -> list[Insn]:
         block.append((JNE_K, 5, 0, NEXT, rule.minor))
     block += _verdict(rule.allow)
     # A NEXT jump lands just past the block's last instruction.
-    return [(c, d, s, len(block) - i - 1 if o is NEXT else o, imm)
-            for i, (c, d, s, o, imm) in enumerate(block)]
+    return [
+        (c, d, s, len(block) - i - 1 if o is NEXT else o, imm)
+        for i, (c, d, s, o, imm) in enumerate(block)
+    ]
 
 
 def _imm32(value: int) -> int:

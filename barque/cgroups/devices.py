@@ -89,8 +89,11 @@ class Emulator:
 
     def _remove(self, rule: DeviceRule) -> None:
         key = (rule.type, rule.major, rule.minor)
-        for wider in ((rule.type, WILDCARD, rule.minor), (rule.type, rule.major, WILDCARD),
-                      (rule.type, WILDCARD, WILDCARD)):
+        for wider in (
+            (rule.type, WILDCARD, rule.minor),
+            (rule.type, rule.major, WILDCARD),
+            (rule.type, WILDCARD, WILDCARD),
+        ):
             # v1 silently ignores such a request; refusing it avoids false confidence.
             if wider != key and self.exceptions.get(wider, 0) & rule.access:
                 raise CgroupError(
@@ -104,8 +107,10 @@ class Emulator:
     def rules(self) -> list[DeviceRule]:
         """The exceptions to the default, in a stable order (major, minor, type)."""
         keys = sorted(self.exceptions, key=lambda k: (k[1], k[2], k[0]))
-        return [DeviceRule(t, ma, mi, self.exceptions[(t, ma, mi)], not self.default_allow)
-                for t, ma, mi in keys]
+        return [
+            DeviceRule(t, ma, mi, self.exceptions[(t, ma, mi)], not self.default_allow)
+            for t, ma, mi in keys
+        ]
 
 
 def emulate(rules: list[DeviceRule]) -> Emulator:

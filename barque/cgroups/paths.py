@@ -23,9 +23,7 @@ def parse(cgroups_path: str | None, container_id: str) -> tuple[str, bool]:
         return clean(cgroups_path), False
     if cgroups_path.count(":") == 2:
         # "slice:prefix:name" only means something to the systemd driver.
-        raise CgroupError(
-            f"cgroupsPath {cgroups_path!r}: systemd cgroup driver is not supported"
-        )
+        raise CgroupError(f"cgroupsPath {cgroups_path!r}: systemd cgroup driver is not supported")
     return cgroups_path, True
 
 

@@ -23,14 +23,16 @@ class CgroupV1Manager(Manager):
 
     def __init__(self, path: str, relative: bool) -> None:
         own = mountinfo.own_cgroups()
-        self.hierarchies = [h for h in mountinfo.hierarchies(own) if h.controllers or
-                            h.fstype == "cgroup2"]
+        self.hierarchies = [
+            h for h in mountinfo.hierarchies(own) if h.controllers or h.fstype == "cgroup2"
+        ]
         if not self.hierarchies:
             raise CgroupError("no cgroup hierarchy is mounted")
         # A relative path hangs below this process's own cgroup, which v1 can set per hierarchy.
-        self.paths = {h.key: paths.check_not_root(paths.join(own.get(h.key, "/"), path)
-                                                  if relative else path)
-                      for h in self.hierarchies}
+        self.paths = {
+            h.key: paths.check_not_root(paths.join(own.get(h.key, "/"), path) if relative else path)
+            for h in self.hierarchies
+        }
         self.dirs: dict[str, str] = {}  # controller (or "" for cgroup2) -> the host directory
         for h in self.hierarchies:
             for controller in h.controllers or [UNIFIED_KEY]:
@@ -186,8 +188,9 @@ def _oom_eventfd(directory: str) -> int:
         ofd = os.open(f"{directory}/memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
         os.close(efd)
-        raise CgroupError(f"cannot open {directory}/memory.oom_control: {e.strerror}",
-                          e.errno) from e
+        raise CgroupError(
+            f"cannot open {directory}/memory.oom_control: {e.strerror}", e.errno
+        ) from e
     try:
         # The registration holds its own reference to oom_control: our fd can go.
         files.write(directory, "cgroup.event_control", f"{efd} {ofd}")
@@ -197,4 +200,3 @@ def _oom_eventfd(directory: str) -> int:
     finally:
         os.close(ofd)
     return efd
-

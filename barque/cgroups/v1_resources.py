@@ -51,12 +51,21 @@ def set_devices(dirs: dict[str, str], entries: list[dict]) -> None:
     directory = _need(dirs, "devices")
     files.write(directory, "devices.deny", "a")  # the rule list starts from nothing allowed
     for rule in rules:
-        files.write(directory, "devices.allow" if rule.allow else "devices.deny",
-                    rule.cgroup_string())
+        files.write(
+            directory, "devices.allow" if rule.allow else "devices.deny", rule.cgroup_string()
+        )
 
 
-_MEMORY_KEYS = ("limit", "reservation", "swap", "kernel", "kernelTCP", "swappiness",
-                "disableOOMKiller", "useHierarchy")
+_MEMORY_KEYS = (
+    "limit",
+    "reservation",
+    "swap",
+    "kernel",
+    "kernelTCP",
+    "swappiness",
+    "disableOOMKiller",
+    "useHierarchy",
+)
 
 
 def set_memory(dirs: dict[str, str], memory: dict) -> None:
@@ -90,12 +99,15 @@ def _set_limit_and_swap(directory: str, limit: int, swap: int) -> None:
         swap = -1  # unlimited memory means unlimited swap too
     if swap and not accounting:
         if swap not in (-1, limit):
-            raise CgroupError(f"cannot limit memory+swap to {swap}: {directory}/{swap_file} "
-                              "is missing (no swap accounting)")
+            raise CgroupError(
+                f"cannot limit memory+swap to {swap}: {directory}/{swap_file} "
+                "is missing (no swap accounting)"
+            )
         swap = 0  # what was asked is what we get without accounting
     # The kernel wants memsw >= limit at every moment: raise memsw first when it grows.
     swap_first = bool(limit and swap) and (
-        swap == -1 or files.read_uint(directory, "memory.limit_in_bytes") < swap)
+        swap == -1 or files.read_uint(directory, "memory.limit_in_bytes") < swap
+    )
     if swap_first:
         files.write(directory, swap_file, swap)
     if limit:
@@ -216,8 +228,7 @@ def set_blkio(dirs: dict[str, str], blkio: dict) -> None:
             files.write(directory, name, f"{dev['major']}:{dev['minor']} {dev.get('rate') or 0}")
 
 
-def set_hugetlb(dirs: dict[str, str], unified: tuple[Hierarchy, str] | None,
-                limits: list) -> None:
+def set_hugetlb(dirs: dict[str, str], unified: tuple[Hierarchy, str] | None, limits: list) -> None:
     if not limits:
         return
     if "hugetlb" in dirs:

@@ -49,8 +49,7 @@ def _usage_by_mode(acct: str) -> tuple[list[int], list[int]]:
 def cpuset(directory: str | None) -> dict:
     if directory is None:
         return stats.cpuset([], [], {})
-    knobs = {k: int(files.read_optional(directory, f"cpuset.{k}") or 0)
-             for k in stats.CPUSET_KNOBS}
+    knobs = {k: int(files.read_optional(directory, f"cpuset.{k}") or 0) for k in stats.CPUSET_KNOBS}
     return stats.cpuset(
         stats.parse_list(files.read(directory, "cpuset.cpus")),
         stats.parse_list(files.read(directory, "cpuset.mems")),
@@ -121,10 +120,16 @@ def blkio(directory: str | None) -> dict:
     if directory is None:
         return stats.blkio({})
     # CFQ's full set, else BFQ's, else the throttling layer's (always there) counters.
-    prefix = next((p for p in ("blkio.", "blkio.bfq.")
-                   if files.has(directory, p + "io_serviced_recursive")), "blkio.throttle.")
-    return stats.blkio({key: _blkio_entries(files.read_optional(directory, prefix + name) or "")
-                        for key, name in _BLKIO_TABLES})
+    prefix = next(
+        (p for p in ("blkio.", "blkio.bfq.") if files.has(directory, p + "io_serviced_recursive")),
+        "blkio.throttle.",
+    )
+    return stats.blkio(
+        {
+            key: _blkio_entries(files.read_optional(directory, prefix + name) or "")
+            for key, name in _BLKIO_TABLES
+        }
+    )
 
 
 def hugetlb(dirs: dict[str, str]) -> dict:

@@ -129,4 +129,3 @@ class CgroupV2Manager(Manager):
 
     def mounts(self) -> list[CgroupMount]:
         return [CgroupMount("", "cgroup2", "", self.dir, [])]
-

@@ -34,8 +34,9 @@ def _install(dirfd: int, program: bytes) -> None:
     old = _attached(dirfd)
     new = -1
     try:
-        new = bpf.prog_load(bpf.BPF_PROG_TYPE_CGROUP_DEVICE, program, devicefilter.LICENSE,
-                            "barque_devices")
+        new = bpf.prog_load(
+            bpf.BPF_PROG_TYPE_CGROUP_DEVICE, program, devicefilter.LICENSE, "barque_devices"
+        )
         if len(old) == 1 and _replace(dirfd, new, old[0]):
             return
         bpf.prog_attach(dirfd, new, bpf.BPF_CGROUP_DEVICE, bpf.BPF_F_ALLOW_MULTI)

@@ -40,8 +40,13 @@ def _addr(buf: ctypes.Array | None) -> int:
     return ctypes.addressof(buf) if buf is not None else 0
 
 
-def _load(prog_type: int, code: ctypes.Array, license_: ctypes.Array, name: bytes,
-          log: ctypes.Array | None) -> int:
+def _load(
+    prog_type: int,
+    code: ctypes.Array,
+    license_: ctypes.Array,
+    name: bytes,
+    log: ctypes.Array | None,
+) -> int:
     attr = struct.pack(
         "<IIQQIIQII16s",
         prog_type,
@@ -88,10 +93,13 @@ def _raise_memlock() -> bool:
     return True
 
 
-def prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int = 0,
-                replace_fd: int = 0) -> None:
-    _bpf(BPF_PROG_ATTACH, _attr(struct.pack("<5I", target_fd, prog_fd, attach_type, flags,
-                                            replace_fd)))
+def prog_attach(
+    target_fd: int, prog_fd: int, attach_type: int, flags: int = 0, replace_fd: int = 0
+) -> None:
+    _bpf(
+        BPF_PROG_ATTACH,
+        _attr(struct.pack("<5I", target_fd, prog_fd, attach_type, flags, replace_fd)),
+    )
 
 
 def prog_detach(target_fd: int, prog_fd: int, attach_type: int) -> None:

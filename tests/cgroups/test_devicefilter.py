@@ -66,11 +66,13 @@ def test_deny_all_allow_dev_null() -> None:
 
 
 def test_partial_access_and_wildcards() -> None:
-    prog = compile_([
-        DENY_ALL,
-        {"allow": True, "type": "c", "major": 136, "access": "rw"},  # any pts, no mknod
-        {"allow": True, "type": "b", "minor": 0, "access": "r"},
-    ])
+    prog = compile_(
+        [
+            DENY_ALL,
+            {"allow": True, "type": "c", "major": 136, "access": "rw"},  # any pts, no mknod
+            {"allow": True, "type": "b", "minor": 0, "access": "r"},
+        ]
+    )
     assert run(prog, CHAR, 136, 7, R | W) == 1
     assert run(prog, CHAR, 136, 7, M) == 0
     assert run(prog, CHAR, 137, 7, R) == 0
@@ -80,8 +82,12 @@ def test_partial_access_and_wildcards() -> None:
 
 
 def test_allow_all_then_deny_exceptions() -> None:
-    prog = compile_([{"allow": True, "access": "rwm"},
-                     {"allow": False, "type": "c", "major": 1, "minor": 5, "access": "w"}])
+    prog = compile_(
+        [
+            {"allow": True, "access": "rwm"},
+            {"allow": False, "type": "c", "major": 1, "minor": 5, "access": "w"},
+        ]
+    )
     assert run(prog, CHAR, 1, 5, W) == 0
     assert run(prog, CHAR, 1, 5, R) == 1
     assert run(prog, BLOCK, 8, 0, R | W | M) == 1
@@ -97,32 +103,47 @@ def test_later_rules_override_earlier_ones() -> None:
     rule = {"type": "c", "major": 1, "minor": 3, "access": "rwm"}
     prog = compile_([DENY_ALL, {**rule, "allow": True}, {**rule, "allow": False}])
     assert run(prog, CHAR, 1, 3, R) == 0
-    emulator = emulate(parse_rules([DENY_ALL, {**rule, "allow": True, "access": "rw"},
-                                    {**rule, "allow": True, "access": "m"}]))
+    emulator = emulate(
+        parse_rules(
+            [
+                DENY_ALL,
+                {**rule, "allow": True, "access": "rw"},
+                {**rule, "allow": True, "access": "m"},
+            ]
+        )
+    )
     assert [r.cgroup_string() for r in emulator.rules()] == ["c 1:3 rwm"]
 
 
 def test_emulator_refuses_to_punch_holes_in_wildcards() -> None:
     emulator = Emulator()
-    rules = parse_rules([{"allow": True, "type": "c", "major": 136, "access": "rwm"},
-                         {"allow": False, "type": "c", "major": 136, "minor": 1, "access": "r"}])
+    rules = parse_rules(
+        [
+            {"allow": True, "type": "c", "major": 136, "access": "rwm"},
+            {"allow": False, "type": "c", "major": 136, "minor": 1, "access": "r"},
+        ]
+    )
     emulator.apply(rules[0])
     with pytest.raises(CgroupError, match="punch a hole"):
         emulator.apply(rules[1])
 
 
 def test_big_major_is_encoded_as_runc_does() -> None:
-    prog = compile_([DENY_ALL, {"allow": True, "type": "c", "major": 2**31 + 5, "minor": 0,
-                                "access": "rwm"}])
+    prog = compile_(
+        [DENY_ALL, {"allow": True, "type": "c", "major": 2**31 + 5, "minor": 0, "access": "rwm"}]
+    )
     assert struct.pack("<i", -(2**31) + 5) in prog  # the s32 field holds the u32 major
 
 
-@pytest.mark.parametrize("entry", [
-    {"allow": True, "type": "x", "access": "r"},
-    {"allow": True, "type": "c", "access": ""},
-    {"allow": True, "type": "c", "access": "rwx"},
-    {"allow": True, "type": "c", "major": -2, "access": "r"},
-])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"allow": True, "type": "x", "access": "r"},
+        {"allow": True, "type": "c", "access": ""},
+        {"allow": True, "type": "c", "access": "rwx"},
+        {"allow": True, "type": "c", "major": -2, "access": "r"},
+    ],
+)
 def test_invalid_rules_are_refused(entry: dict) -> None:
     with pytest.raises(CgroupError, match=r"devices\[0\]"):
         parse_rules([entry])

@@ -240,10 +240,14 @@ def test_stats_have_runc_shape(cg: Harness) -> None:
 
 def test_devices_deny_all_but_dev_null(cg: Harness) -> None:
     m = cg.manager()
-    m.set_resources({"devices": [
-        {"allow": False, "access": "rwm"},
-        {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
-    ]})
+    m.set_resources(
+        {
+            "devices": [
+                {"allow": False, "access": "rwm"},
+                {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+            ]
+        }
+    )
 
     def probe() -> int:
         os.close(os.open("/dev/null", os.O_RDWR))
@@ -285,8 +289,9 @@ def test_block_io_throttle(cg: Harness) -> None:
         pytest.skip("no block device on this machine")
     m = cg.manager()
     major, minor = device
-    m.set_resources({"blockIO": {"throttleReadBpsDevice": [
-        {"major": major, "minor": minor, "rate": MiB}]}})
+    m.set_resources(
+        {"blockIO": {"throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": MiB}]}}
+    )
     text = knob(m, "blkio", "blkio.throttle.read_bps_device", "io.max")
     assert f"{major}:{minor} " in text and str(MiB) in text
 

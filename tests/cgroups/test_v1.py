@@ -47,11 +47,15 @@ def test_cpuset_is_usable_right_after_create(cg: Harness) -> None:
 
 def test_device_rules_are_written_in_order(cg: Harness) -> None:
     m = cg.manager()
-    m.set_resources({"devices": [
-        {"allow": False, "access": "rwm"},
-        {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
-        {"allow": True, "type": "c", "major": 136, "access": "rw"},
-    ]})
+    m.set_resources(
+        {
+            "devices": [
+                {"allow": False, "access": "rwm"},
+                {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+                {"allow": True, "type": "c", "major": 136, "access": "rw"},
+            ]
+        }
+    )
     listed = _read(f"{m.dirs['devices']}/devices.list").splitlines()
     assert sorted(listed) == ["c 136:* rw", "c 1:3 rwm"]
 
@@ -80,8 +84,17 @@ def test_memory_and_swap_update_in_either_direction(cg: Harness) -> None:
 def test_other_memory_knobs(cg: Harness) -> None:
     m = cg.manager()
     memory = m.dirs["memory"]
-    m.set_resources({"memory": {"kernel": 64 * MiB, "kernelTCP": 64 * MiB, "swappiness": 10,
-                                "disableOOMKiller": True, "useHierarchy": True}})
+    m.set_resources(
+        {
+            "memory": {
+                "kernel": 64 * MiB,
+                "kernelTCP": 64 * MiB,
+                "swappiness": 10,
+                "disableOOMKiller": True,
+                "useHierarchy": True,
+            }
+        }
+    )
     assert _read(f"{memory}/memory.swappiness") == "10"
     assert "oom_kill_disable 1" in _read(f"{memory}/memory.oom_control")
     with pytest.raises(CgroupError, match="swappiness"):

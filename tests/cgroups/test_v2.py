@@ -131,8 +131,10 @@ def test_device_filter_is_replaced_not_stacked(cg: Harness) -> None:
     m = cg.manager()
     d = m.dir
     assert _attached_device_programs(d) == 0
-    rules = [{"allow": False, "access": "rwm"},
-             {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]
+    rules = [
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+    ]
     m.set_resources({"devices": rules})
     m.set_resources({"devices": rules})
     assert _attached_device_programs(d) == 1

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.containerd import private_containerd
+
 from barque.image import default as default_image
 from barque.image import oci_layout as ol
 
@@ -244,37 +246,10 @@ def test_umoci_unpacks_a_runnable_rootfs(layout: str, tmp_path: Any) -> None:
 
 @pytest.fixture
 def containerd() -> Iterator[str]:
-    if not shutil.which("containerd") or not shutil.which("ctr"):
-        pytest.skip("containerd is not installed")
     if os.geteuid() != 0:
         pytest.skip("containerd needs root")
-    work = tempfile.mkdtemp(prefix="bq-containerd-")
-    sock = os.path.join(work, "containerd.sock")
-    config = os.path.join(work, "config.toml")
-    with open(config, "w") as f:
-        f.write(
-            f'version = 2\nroot = "{work}/root"\nstate = "{work}/state"\n'
-            f'[grpc]\n  address = "{sock}"\n'
-            '[plugins."io.containerd.grpc.v1.cri"]\n  disable_tcp_service = true\n'
-        )
-    with open(os.path.join(work, "log"), "wb") as log:
-        proc = subprocess.Popen(["containerd", "--config", config], stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 20
-        while not os.path.exists(sock):
-            assert proc.poll() is None, "containerd exited early"
-            assert time.monotonic() < deadline, "containerd did not start"
-            time.sleep(0.1)
+    with private_containerd("bqimg") as sock:
         yield sock
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        # Snapshots are mounted only while containers run; none did, so plain removal works.
-        shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.mark.containerd
