@@ -55,9 +55,10 @@ def parse_uint(text: str) -> int:
     return MAX_U64 if text == "max" else int(text)
 
 
-def read_uint(directory: str, name: str, default: int = 0) -> int:
+def read_uint(directory: str, name: str) -> int:
+    """The first number in the file; 0 when the kernel does not provide the file."""
     text = read_optional(directory, name)
-    return default if not text else parse_uint(text.split()[0])
+    return parse_uint(text.split()[0]) if text else 0
 
 
 def read_keyed(directory: str, name: str) -> dict[str, int]:
@@ -105,7 +106,9 @@ def kill_frozen(manager: Manager, sig: int) -> None:
     try:
         manager.freeze()
     except CgroupError:
-        pass  # signal anyway: a missed fork beats not signalling at all
+        # freeze() thawed it back; signal anyway: a missed fork beats no signal at all.
+        signal_pids(manager.pids(), sig)
+        return
     signal_pids(manager.pids(), sig)
     # A paused container stays paused, unless it is being killed: frozen tasks die only thawed.
     if not was_frozen or sig == SIGKILL:

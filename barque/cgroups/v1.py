@@ -45,10 +45,10 @@ class CgroupV1Manager(Manager):
                 return self.dirs[controller]
         return next(iter(self.dirs.values()))
 
-    def hierarchy(self, controller: str) -> tuple[Hierarchy, str] | None:
-        """The hierarchy holding `controller` ("" for cgroup2) and the cgroup path in it."""
+    def unified(self) -> tuple[Hierarchy, str] | None:
+        """A hybrid host's cgroup2 hierarchy and the container's path in it, if any."""
         for h in self.hierarchies:
-            if controller in h.controllers or (controller == UNIFIED_KEY and not h.controllers):
+            if h.fstype == "cgroup2":
                 return h, self.paths[h.key]
         return None
 
@@ -66,7 +66,7 @@ class CgroupV1Manager(Manager):
     def set_resources(self, resources: dict) -> None:
         from barque.cgroups import v1_resources
 
-        v1_resources.apply(self.dirs, self.hierarchy(UNIFIED_KEY), resources)
+        v1_resources.apply(self.dirs, self.unified(), resources)
 
     def freeze(self) -> None:
         if "freezer" in self.dirs:
@@ -102,7 +102,8 @@ class CgroupV1Manager(Manager):
         return files.tree_pids(self._primary_dir())
 
     def kill_all(self, sig: int) -> None:
-        if "freezer" in self.dirs or UNIFIED_KEY in self.dirs:
+        unified = self.dirs.get(UNIFIED_KEY)
+        if "freezer" in self.dirs or (unified and files.has(unified, "cgroup.freeze")):
             files.kill_frozen(self, sig)
         else:
             files.signal_pids(self.pids(), sig)

@@ -49,8 +49,10 @@ def swap_to_v2(swap: int, limit: int) -> int | None:
     """OCI memory.swap (memory+swap, v1 style) as memory.swap.max (swap alone); None: unset."""
     if limit == -1 and swap == 0:
         return -1  # unlimited memory implies unlimited swap, as with v1
-    if swap in (0, -1):
-        return None if swap == 0 else -1
+    if swap == 0:
+        return None
+    if swap == -1:
+        return -1
     if limit in (0, -1):
         raise CgroupError(f"cannot set memory swap {swap} without a memory limit")
     if swap < limit:

@@ -126,7 +126,7 @@ def test_blkio_weight(cg: Harness) -> None:
 
 def test_hugetlb_on_a_hybrid_host_uses_cgroup2(cg: Harness) -> None:
     m = cg.manager()
-    unified = m.hierarchy("")
+    unified = m.unified()
     if "hugetlb" in m.dirs or unified is None:
         pytest.skip("hugetlb is a v1 controller here, or there is no cgroup2 mount")
     top = unified[0].mountpoint

@@ -25,7 +25,7 @@ def wait_status(rt: Runtime, cid: str, status: str, timeout: float = 10) -> dict
 
 def test_create_start_kill_delete(runtime: Runtime) -> None:
     cid = runtime.new_id()
-    bundle = runtime.bundle(runtime.spec(["sleep", "30"]))
+    bundle = runtime.bundle(runtime.spec(["sleep", "600"]))
     pid_file = os.path.join(runtime.tmp, "pid")
     runtime.cmd("create", "--bundle", bundle, "--pid-file", pid_file, cid, check=True)
     state = runtime.state(cid)
@@ -48,7 +48,7 @@ def test_create_start_kill_delete(runtime: Runtime) -> None:
 
 def test_delete_force_running(runtime: Runtime) -> None:
     cid = runtime.new_id()
-    runtime.cmd("run", "-d", "--bundle", runtime.bundle(runtime.spec(["sleep", "30"])), cid,
+    runtime.cmd("run", "-d", "--bundle", runtime.bundle(runtime.spec(["sleep", "600"])), cid,
                 check=True)
     pid = runtime.state(cid)["pid"]
     runtime.cmd("delete", "--force", cid, check=True)
@@ -119,7 +119,7 @@ def test_invalid_json_and_missing_config(runtime: Runtime) -> None:
 
 def test_duplicate_id(runtime: Runtime) -> None:
     cid = runtime.new_id()
-    bundle = runtime.bundle(runtime.spec(["sleep", "30"]))
+    bundle = runtime.bundle(runtime.spec(["sleep", "600"]))
     runtime.cmd("create", "--bundle", bundle, cid, check=True)
     proc = runtime.cmd("create", "--bundle", bundle, cid)
     assert proc.returncode == 1 and b"exists" in proc.stderr
@@ -128,7 +128,7 @@ def test_duplicate_id(runtime: Runtime) -> None:
 
 def test_list_formats(runtime: Runtime) -> None:
     cid = runtime.new_id()
-    runtime.cmd("create", "--bundle", runtime.bundle(runtime.spec(["sleep", "30"])), cid,
+    runtime.cmd("create", "--bundle", runtime.bundle(runtime.spec(["sleep", "600"])), cid,
                 check=True)
     table = runtime.cmd("list", check=True).stdout.decode().splitlines()
     assert table[0].split() == ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
@@ -140,7 +140,7 @@ def test_list_formats(runtime: Runtime) -> None:
 
 def test_ps_pause_resume_exec(runtime: Runtime) -> None:
     cid = runtime.new_id()
-    runtime.cmd("run", "-d", "--bundle", runtime.bundle(runtime.spec(["sleep", "30"])), cid,
+    runtime.cmd("run", "-d", "--bundle", runtime.bundle(runtime.spec(["sleep", "600"])), cid,
                 check=True)
     init = runtime.state(cid)["pid"]
     assert json.loads(runtime.cmd("ps", "--format", "json", cid, check=True).stdout) == [init]
@@ -160,7 +160,7 @@ def test_ps_pause_resume_exec(runtime: Runtime) -> None:
 
 def test_exec_process_file_and_detach(runtime: Runtime) -> None:
     cid = runtime.new_id()
-    runtime.cmd("run", "-d", "--bundle", runtime.bundle(runtime.spec(["sleep", "30"])), cid,
+    runtime.cmd("run", "-d", "--bundle", runtime.bundle(runtime.spec(["sleep", "600"])), cid,
                 check=True)
     process = runtime.spec(["sh", "-c", "echo hello > /tmp/from-exec"])["process"]
     path = os.path.join(runtime.tmp, "process.json")
@@ -179,7 +179,7 @@ def test_exec_process_file_and_detach(runtime: Runtime) -> None:
 
 def test_exec_in_same_namespaces(runtime: Runtime) -> None:
     cid = runtime.new_id()
-    runtime.cmd("run", "-d", "--bundle", runtime.bundle(runtime.spec(["sleep", "30"])), cid,
+    runtime.cmd("run", "-d", "--bundle", runtime.bundle(runtime.spec(["sleep", "600"])), cid,
                 check=True)
     init = runtime.state(cid)["pid"]
     proc = runtime.cmd("exec", cid, "sh", "-c",

@@ -56,7 +56,7 @@ def test_fork_bomb_stops_at_pids_limit(runtime: Runtime) -> None:
 
 def test_update_and_stats(runtime: Runtime) -> None:
     cid = runtime.new_id()
-    runtime.cmd("run", "-d", "--bundle", runtime.bundle(runtime.spec(["sleep", "30"])), cid,
+    runtime.cmd("run", "-d", "--bundle", runtime.bundle(runtime.spec(["sleep", "600"])), cid,
                 check=True)
     runtime.cmd("update", "--memory", "64m", "--pids-limit", "20", "--cpu-quota", "50000",
                 "--cpu-period", "100000", cid, check=True)
