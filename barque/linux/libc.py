@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import ctypes
 import os
-from typing import Any
+
+# Spelled out rather than imported: importing typing costs start-up time; mypy treats any
+# name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 libc = ctypes.CDLL(None, use_errno=True)
 

@@ -16,7 +16,11 @@ IFF_UP = 0x1
 
 
 class _IfReq(ctypes.Structure):
-    _fields_ = [("name", ctypes.c_char * 16), ("flags", ctypes.c_short), ("pad", ctypes.c_char * 22)]
+    _fields_ = [
+        ("name", ctypes.c_char * 16),
+        ("flags", ctypes.c_short),
+        ("pad", ctypes.c_char * 22),
+    ]
 
 
 def link_up(name: str) -> None:

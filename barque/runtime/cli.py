@@ -104,7 +104,7 @@ def _need_id(opts: Parsed, command: str) -> str:
 def _root(g: Parsed) -> str:
     from barque.runtime.state import DEFAULT_ROOT
 
-    return os.path.abspath(g.root or DEFAULT_ROOT)  # type: ignore[arg-type]
+    return os.path.abspath(g.root or DEFAULT_ROOT)
 
 
 def cmd_create(g: Parsed, argv: list[str], run: bool = False) -> int:
@@ -113,8 +113,8 @@ def cmd_create(g: Parsed, argv: list[str], run: bool = False) -> int:
     opts = parse(argv, RUN_FLAGS if run else CREATE_FLAGS)
     cid = _need_id(opts, "run" if run else "create")
     copts = CreateOptions(_root(g), cid, str(opts.bundle) or os.getcwd())
-    copts.pid_file = opts.pid_file  # type: ignore[assignment]
-    copts.console_socket = opts.console_socket  # type: ignore[assignment]
+    copts.pid_file = opts.pid_file
+    copts.console_socket = opts.console_socket
     copts.no_pivot = bool(opts.no_pivot) or bool(os.environ.get("BARQUE_NO_PIVOT"))
     copts.preserve_fds = int(str(opts.preserve_fds))
     if not run:
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         g = parse(argv, GLOBAL_FLAGS)
-        log.configure(g.log, str(g.log_format), bool(g.debug))  # type: ignore[arg-type]
+        log.configure(g.log, str(g.log_format), bool(g.debug))
         if g.version:
             sys.stdout.write(_version())
             return 0

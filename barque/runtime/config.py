@@ -46,7 +46,8 @@ def validate(config: dict) -> None:
     _require(isinstance(root, dict) and isinstance(root.get("path"), str) and root["path"] != "",
              "root.path is required")
     process = config.get("process")
-    _require(isinstance(process, dict), "process is required")
+    if not isinstance(process, dict):
+        raise RuntimeFailure("invalid config.json: process is required")
     validate_process(process)
     linux = config.get("linux") or {}
     _require(isinstance(linux, dict), "linux must be an object")

@@ -134,7 +134,6 @@ def effective_resources(linux: dict) -> dict:
 
 
 def _undo(container: st.Container, cgroup: object, init_pid: int) -> None:
-    import shutil
     import signal
 
     if init_pid:
@@ -148,7 +147,7 @@ def _undo(container: st.Container, cgroup: object, init_pid: int) -> None:
             cgroup.destroy()  # type: ignore[attr-defined]
         except Exception as e:  # the original error matters more than this one
             LOG.warning(f"cleaning up cgroup of {container.id}: {e}")
-    shutil.rmtree(container.dir, ignore_errors=True)
+    st.remove_dir(container.dir)
 
 
 def _namespace_plan(linux: dict) -> tuple[int, list[tuple[str, str]]]:

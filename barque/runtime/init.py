@@ -222,10 +222,10 @@ def _setup_console(process: dict, console_fd: int | None) -> None:
 
 
 def fcntl_ctty(slave: int) -> None:
-    from barque.linux import terminal
-
     # We are already a session leader (setsid above); take the pty as controlling terminal.
     import fcntl
+
+    from barque.linux import terminal
 
     fcntl.ioctl(slave, terminal.TIOCSCTTY, 0)
     for fd in (0, 1, 2):

@@ -111,8 +111,6 @@ def _kill_everything(container: st.Container) -> None:
 
 def destroy(container: st.Container) -> None:
     """Remove what the container left: its cgroup and state dir; then the poststop hooks."""
-    import shutil
-
     try:
         cgroup = cgroup_of(container)
         if cgroup.pids():
@@ -122,7 +120,7 @@ def destroy(container: st.Container) -> None:
         LOG.warning(f"removing the cgroup of {container.id}: {e}")
     hooks = (container.config.get("hooks") or {}).get("poststop") or []
     run_hooks(hooks, container.hook_state("stopped"), "poststop", fatal=False)
-    shutil.rmtree(container.dir, ignore_errors=True)
+    st.remove_dir(container.dir)
 
 
 def pause(container: st.Container) -> None:

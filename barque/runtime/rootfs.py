@@ -168,7 +168,8 @@ def _mount_cgroup(
         target = os.path.join(dest, h.subdir) if h.subdir else dest
         os.makedirs(target, exist_ok=True)
         if cgroupns:
-            m.mount("cgroup", target, h.fstype, flags | (opts.flags & m.MS_RDONLY), h.options or None)
+            ro = opts.flags & m.MS_RDONLY
+            m.mount("cgroup", target, h.fstype, flags | ro, h.options or None)
         else:
             m.mount(h.host_path, target, "bind", m.MS_BIND | m.MS_REC)
             if opts.flags & m.MS_RDONLY:

@@ -95,20 +95,20 @@ def _process_from_flags(container: Container, opts: Parsed) -> dict:
     process["args"] = opts.args[1:]
     process["terminal"] = bool(opts.tty)
     process.pop("consoleSize", None)
-    process["env"] = list(process.get("env") or []) + list(opts.env)  # type: ignore[call-overload]
+    process["env"] = list(process.get("env") or []) + list(opts.env)
     if opts.cwd:
         process["cwd"] = opts.cwd
     if opts.user:
         uid, _, gid = str(opts.user).partition(":")
         process["user"] = {"uid": int(uid), "gid": int(gid or 0)}
     if opts.additional_gids:
-        process.setdefault("user", {})["additionalGids"] = [int(g) for g in opts.additional_gids]  # type: ignore[attr-defined]
+        process.setdefault("user", {})["additionalGids"] = [int(g) for g in opts.additional_gids]
     if opts.no_new_privs:
         process["noNewPrivileges"] = True
     if opts.cap:
         caps = process.setdefault("capabilities", {})
         for key in ("bounding", "effective", "permitted", "ambient"):
-            caps[key] = list(caps.get(key) or []) + list(opts.cap)  # type: ignore[call-overload]
+            caps[key] = list(caps.get(key) or []) + list(opts.cap)
     if opts.apparmor:
         process["apparmorProfile"] = opts.apparmor
     return process

@@ -131,5 +131,6 @@ def rootless_spec(uid: int | None = None, gid: int | None = None) -> dict:
             m["options"] = [o for o in m["options"] if o != "gid=5"]
         if m["destination"] == "/sys":
             # sysfs cannot be mounted without owning the network namespace: bind the host's.
-            m.update(type="none", source="/sys", options=["rbind", "nosuid", "noexec", "nodev", "ro"])
+            options = ["rbind", "nosuid", "noexec", "nodev", "ro"]
+            m.update(type="none", source="/sys", options=options)
     return spec

@@ -60,7 +60,7 @@ def resources_from(opts: Parsed) -> dict:
         if not isinstance(res, dict):
             raise RuntimeFailure("resources must be a JSON object")
         return res
-    res: dict = {}
+    out: dict = {}
     for flag, (section, key) in _FLAG_MAP.items():
         value = opts.values.get(flag)
         if value is None:
@@ -76,8 +76,8 @@ def resources_from(opts: Parsed) -> dict:
             except ValueError:
                 raise RuntimeFailure(f"invalid value for --{flag.replace('_', '-')}: "
                                      f"{text!r}") from None
-        res.setdefault(section, {})[key] = parsed
-    return res
+        out.setdefault(section, {})[key] = parsed
+    return out
 
 
 def update(container: st.Container, opts: Parsed) -> None:

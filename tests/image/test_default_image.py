@@ -9,17 +9,15 @@ import os
 import shutil
 import subprocess
 import tarfile
-import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.support.containerd import private_containerd
-
 from barque.image import default as default_image
 from barque.image import oci_layout as ol
+from tests.support.containerd import private_containerd
 
 SCHEMA_DIR = os.path.join(
     os.path.dirname(__file__), "..", "..", "..", "shared", "specs", "oci-image-schema"

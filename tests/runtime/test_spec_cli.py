@@ -46,7 +46,8 @@ def test_spec_validates_against_schema(tmp_path: os.PathLike) -> None:
     resources = []
     for name in os.listdir(schema_dir):
         with open(os.path.join(schema_dir, name)) as f:
-            resources.append((name, Resource.from_contents(json.load(f), default_specification=DRAFT4)))
+            contents = json.load(f)
+        resources.append((name, Resource.from_contents(contents, default_specification=DRAFT4)))
     registry = Registry().with_resources(resources)
     schema = json.load(open(os.path.join(schema_dir, "config-schema.json")))
     for spec in (default_spec(), rootless_spec()):
