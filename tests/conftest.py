@@ -57,12 +57,52 @@ def runtime_bin() -> str:
     return runtime_binary()
 
 
+_PARENTS = ("barque",)  # cgroup parents the engine creates; removed if this run made them
+_existing_parents: set[str] = set()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    import glob
+
+    for name in _PARENTS:
+        _existing_parents.update(glob.glob(f"/sys/fs/cgroup/{name}") +
+                                 glob.glob(f"/sys/fs/cgroup/*/{name}"))
+
+
+def _cgroup_dirs(pattern: str) -> list[str]:
+    import glob
+
+    return [p for p in glob.glob(f"/sys/fs/cgroup/{pattern}") +
+            glob.glob(f"/sys/fs/cgroup/*/{pattern}") if os.path.isdir(p)]
+
+
+def _remove_parents() -> None:
+    """Empty parent cgroups this run created (rmdir refuses one that is in use)."""
+    for path in _cgroup_dirs(RUN_PREFIX + "*") + [
+            p for name in _PARENTS for p in _cgroup_dirs(name) if p not in _existing_parents]:
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Say loudly if anything this run made is still mounted or running."""
+    """Fail the run if anything it made is still mounted, running or in a cgroup."""
+    import glob
+
+    _remove_parents()
     leaks = []
+    base = str(session.config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
     with open("/proc/self/mountinfo") as f:
-        leaks += [line.split()[4] for line in f if RUN_PREFIX in line]
+        leaks += [f"mount {line.split()[4]}" for line in f
+                  if RUN_PREFIX in line or base in line.split()[4]]
+    leaks += [f"cgroup {p}" for p in _cgroup_dirs(f"*{RUN_PREFIX}*") +
+              _cgroup_dirs(f"*/*{RUN_PREFIX}*")]
+    leaks += [f"netns {n}" for n in glob.glob(f"/var/run/netns/{RUN_PREFIX}*")]
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    leaks += [line for line in out.splitlines() if RUN_PREFIX in line and "pytest" not in line]
+    leaks += [f"process {line.strip()}" for line in out.splitlines()
+              if RUN_PREFIX in line and "pytest" not in line]
     if leaks:
-        sys.stderr.write(f"\nLEAKED by this test run ({RUN_PREFIX}): {leaks}\n")
+        sys.stderr.write(f"\nLEAKED by this test run ({RUN_PREFIX}):\n  " + "\n  ".join(leaks)
+                         + "\n")
+        session.exitstatus = 1

@@ -25,7 +25,8 @@ def ctr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     archive = str(work / "busybox.tar")
     default_image.write_oci_archive(layout, archive)
     with private_containerd(RUN_PREFIX) as sock:
-        cmd = ["ctr", "--address", sock]
+        # A namespace of this run's own: containerd puts cgroups under /<namespace>/<id>.
+        cmd = ["ctr", "--address", sock, "--namespace", RUN_PREFIX]
         subprocess.run([*cmd, "images", "import", archive], check=True, capture_output=True)
         yield cmd
 
@@ -77,4 +78,4 @@ def test_ctr_task_lifecycle(ctr: list[str]) -> None:
         subprocess.run([*ctr, "containers", "rm", cid], capture_output=True, timeout=60)
     assert cid not in subprocess.run([*ctr, "containers", "ls", "-q"], capture_output=True,
                                      text=True).stdout.split()
-    assert not os.path.exists(f"/sys/fs/cgroup/pids/default/{cid}")
+    assert not os.path.exists(f"/sys/fs/cgroup/pids/{RUN_PREFIX}/{cid}")
