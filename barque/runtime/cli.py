@@ -134,8 +134,7 @@ def cmd_start(g: Parsed, argv: list[str]) -> int:
 
 
 def cmd_state(g: Parsed, argv: list[str]) -> int:
-    import json
-
+    from barque.runtime import fastjson as json
     from barque.runtime.state import load
 
     c = load(_root(g), _need_id(parse(argv, []), "state"))
@@ -224,8 +223,7 @@ def cmd_exec(g: Parsed, argv: list[str]) -> int:
 
 
 def cmd_features(g: Parsed, argv: list[str]) -> int:
-    import json
-
+    from barque.runtime import fastjson as json
     from barque.runtime.features import features
 
     print(json.dumps(features(), indent=4))
@@ -233,8 +231,7 @@ def cmd_features(g: Parsed, argv: list[str]) -> int:
 
 
 def cmd_spec(g: Parsed, argv: list[str]) -> int:
-    import json
-
+    from barque.runtime import fastjson as json
     from barque.runtime.spec import default_spec, rootless_spec
     from barque.runtime.state import write_atomic
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 from barque.linux.namespaces import NAMESPACES
+from barque.runtime import fastjson as json
 from barque.runtime.errors import RuntimeFailure
 
 

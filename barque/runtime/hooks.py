@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
+from barque.runtime import fastjson as json
 from barque.runtime.errors import RuntimeFailure
 from barque.runtime.log import LOG
 

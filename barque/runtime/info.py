@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
+from barque.runtime import fastjson as json
 from barque.runtime import state as st
 from barque.runtime.errors import RuntimeFailure
 

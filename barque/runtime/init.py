@@ -6,8 +6,8 @@ back to the runtime as an "error" message, so `create` fails cleanly with the re
 
 from __future__ import annotations
 
+import _signal as signal  # signal.py would import enum: ~2 ms
 import os
-import signal
 
 from barque.linux import namespaces as ns
 from barque.runtime import process as proc

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import _signal as signal  # signal.py would import enum: ~2 ms
 import os
 import select
-import signal
 import time
 
 from barque.runtime import state as st
@@ -48,10 +48,10 @@ def parse_signal(name: str) -> int:
         return int(name)
     if not name.startswith("SIG"):
         name = "SIG" + name
-    sig = getattr(signal.Signals, name, None) if name in signal.Signals.__members__ else None
-    if sig is None:
+    sig = getattr(signal, name, None) if name.isidentifier() else None
+    if not isinstance(sig, int):
         raise RuntimeFailure(f"unknown signal {name!r}")
-    return int(sig)
+    return sig
 
 
 def kill(container: st.Container, sig: int, all_processes: bool = False) -> None:

@@ -6,10 +6,11 @@ line must be there in exactly runc's shape: {"level": "error", "msg": "...", "ti
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
+
+from barque.runtime import fastjson as json
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 

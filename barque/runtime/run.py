@@ -67,7 +67,7 @@ def run_container(opts: CreateOptions, detach: bool, keep: bool) -> int:
 
 
 def _wants_terminal(bundle: str) -> bool:
-    import json
+    from barque.runtime import fastjson as json
 
     try:
         with open(os.path.join(bundle, "config.json"), "rb") as f:
@@ -78,7 +78,8 @@ def _wants_terminal(bundle: str) -> bool:
 
 def _process_from_flags(container: Container, opts: Parsed) -> dict:
     import copy
-    import json
+
+    from barque.runtime import fastjson as json
 
     if opts.process:
         try:

@@ -6,9 +6,9 @@ same process, is the fifo still there, is the cgroup frozen), as runc does.
 
 from __future__ import annotations
 
-import json
 import os
 
+from barque.runtime import fastjson as json
 from barque.runtime.errors import RuntimeFailure
 
 DEFAULT_ROOT = "/run/barque-runtime"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
+
+from barque.runtime import fastjson as json
 
 
 class Channel:

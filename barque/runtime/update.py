@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
+from barque.runtime import fastjson as json
 from barque.runtime import state as st
 from barque.runtime.args import Parsed
 from barque.runtime.errors import RuntimeFailure
@@ -51,7 +51,7 @@ def resources_from(opts: Parsed) -> dict:
     if opts.resources:
         src = sys.stdin if opts.resources == "-" else open(str(opts.resources))
         try:
-            res = json.load(src)
+            res = json.loads(src.read())
         except ValueError as e:
             raise RuntimeFailure(f"invalid resources JSON: {e}") from None
         finally:

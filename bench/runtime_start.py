@@ -1,0 +1,535 @@
+#!/usr/bin/env python3
+"""Start-to-exit wall time of `<runtime> --root R run --bundle B ID` for a container running `true`.
+
+barque-runtime is measured beside Debian's runc and crun (where installed and working) on one
+busybox bundle, interleaved round-robin so that drift in machine load hits every runtime
+equally, plus two floors for context: the bare Python start barque-runtime's launcher pays
+(`python3 -I -S -c pass`) and the bare Go start runc pays (`runc --version`).
+
+Run as root from the repository: `python3 bench/runtime_start.py --runs 50` (see bench/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, NoReturn
+
+REPO = Path(__file__).resolve().parent.parent
+OUT_DIR = REPO / "bench" / "out"
+RUN_TIMEOUT_S = 30.0
+
+
+@dataclass
+class Subject:
+    """One row of the table: a runtime (runs a container) or a floor (runs a fixed command)."""
+
+    name: str
+    argv: list[str]
+    state_root: str | None = None
+    bundle: str | None = None
+    version: str = ""
+    error: str | None = None
+    samples_ns: list[int] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def is_runtime(self) -> bool:
+        return self.state_root is not None
+
+    def command(self, cid: str) -> list[str]:
+        if self.state_root is None or self.bundle is None:
+            return list(self.argv)
+        return [*self.argv, "--root", self.state_root, "run", "--bundle", self.bundle, cid]
+
+    def delete_command(self, cid: str) -> list[str]:
+        assert self.state_root is not None
+        return [*self.argv, "--root", self.state_root, "delete", "--force", cid]
+
+
+@dataclass
+class Stats:
+    median: float
+    p10: float
+    p90: float
+    mean: float
+    stdev: float
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment: which binaries, which interpreter, what machine
+
+
+def find_barque_runtime(explicit: str | None) -> str:
+    """The launcher beside this interpreter, else PATH's; never a pyenv shim (a shell script
+    that runs `pyenv exec` would add ~100 ms that is not barque-runtime's)."""
+    if explicit:
+        return explicit
+    beside = Path(sys.executable).parent / "barque-runtime"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("barque-runtime")
+    if found and "/shims/" in found:
+        sys.exit(f"barque-runtime on PATH is a shim ({found}): pass --barque /real/path")
+    return found or str(REPO / "bin" / "barque-runtime")
+
+
+def launcher_python(barque: str) -> str:
+    """The interpreter bin/barque-runtime execs: python3 (or python) beside it, else PATH's."""
+    here = Path(barque).resolve().parent if "/" in barque else None
+    for name in ("python3", "python"):
+        if here and os.access(here / name, os.X_OK):
+            return str(here / name)
+    return shutil.which("python3") or sys.executable
+
+
+def child_env() -> dict[str, str]:
+    """The environment every measured command gets. PYTHONDONTWRITEBYTECODE is dropped so a
+    Python child never runs without its compiled bytecode."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def compile_barque(python: str, env: dict[str, str]) -> None:
+    """Make sure barque's .pyc files exist for the interpreter that will run it."""
+    where = "import barque, os; print(os.path.dirname(barque.__file__))"
+    out = subprocess.run([python, "-c", where], capture_output=True, text=True, env=env, cwd="/")
+    package = out.stdout.strip() if out.returncode == 0 else str(REPO / "barque")
+    subprocess.run([python, "-m", "compileall", "-q", package], check=True, env=env)
+
+
+def first_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else "(no output)"
+
+
+def version_of(argv: Sequence[str], env: dict[str, str]) -> str:
+    """`X version 1.2.3 ...` -> `1.2.3`; the first line otherwise."""
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"? ({e})"
+    line = first_line(out.stdout or out.stderr)
+    words = line.split()
+    if "version" in words and words.index("version") + 1 < len(words):
+        return words[words.index("version") + 1]
+    return line
+
+
+def python_version(python: str, env: dict[str, str]) -> str:
+    return version_of([python, "-I", "-S", "-c", "import sys; print('python version', "
+                       "sys.version.split()[0])"], env)
+
+
+def cgroup_layout(mountinfo: str = "/proc/self/mountinfo") -> str:
+    """v2 (unified at /sys/fs/cgroup), hybrid (v1 controllers plus a cgroup2 mount) or v1."""
+    v1 = v2 = False
+    unified_root = False
+    with open(mountinfo) as f:
+        for line in f:
+            fields = line.split()
+            fstype = fields[fields.index("-") + 1]
+            v1 |= fstype == "cgroup"
+            v2 |= fstype == "cgroup2"
+            unified_root |= fstype == "cgroup2" and fields[4] == "/sys/fs/cgroup"
+    if unified_root and not v1:
+        return "v2"
+    if v1 and v2:
+        return "hybrid"
+    return "v1" if v1 else ("v2" if v2 else "none")
+
+
+def loadavg() -> list[float]:
+    with open("/proc/loadavg") as f:
+        return [float(x) for x in f.read().split()[:3]]
+
+
+def machine_info(python: str, env: dict[str, str]) -> dict[str, Any]:
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "kernel": platform.release(),
+        "cgroup": cgroup_layout(),
+        "python": python_version(python, env),
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
+
+
+def machine_line(info: dict[str, Any]) -> str:
+    return (f"machine: nproc {info['nproc']}, kernel {info['kernel']}, cgroup {info['cgroup']}, "
+            f"python {info['python']}, {info['date']}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The bundle
+
+
+def build_bundle(tmp: Path) -> str:
+    """A busybox rootfs and runc's default spec running `true`, read-only root as default."""
+    sys.path.insert(0, str(REPO))
+    from barque.runtime.spec import default_spec
+    from tests.support.bundles import make_busybox_rootfs
+
+    bundle = tmp / "bundle"
+    make_busybox_rootfs(str(bundle / "rootfs"))
+    spec = default_spec()
+    spec["process"]["terminal"] = False
+    spec["process"]["args"] = ["true"]
+    spec["root"]["path"] = "rootfs"
+    (bundle / "config.json").write_text(json.dumps(spec, indent=2))
+    return str(bundle)
+
+
+def make_subjects(args: argparse.Namespace, tmp: Path, bundle: str, python: str,
+                  env: dict[str, str]) -> list[Subject]:
+    runtimes = [("barque-runtime", args.barque), ("runc", args.runc), ("crun", args.crun)]
+    subjects: list[Subject] = []
+    for name, binary in runtimes:
+        root = tmp / f"state-{name}"
+        root.mkdir(mode=0o700)
+        subject = Subject(name, [binary], state_root=str(root), bundle=bundle)
+        if shutil.which(binary) is None:
+            subject.error = f"not installed ({binary})"
+        else:
+            subject.version = version_of([binary, "--version"], env)
+        subjects.append(subject)
+    subjects.append(Subject("python3 -I -S -c pass", [python, "-I", "-S", "-c", "pass"],
+                            version=python_version(python, env)))
+    subjects.append(Subject("runc --version", [args.runc, "--version"],
+                            version=version_of([args.runc, "--version"], env),
+                            error=None if shutil.which(args.runc) else "not installed"))
+    return subjects
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring
+
+
+class Runner:
+    """Runs and times commands; remembers every container it may have left, to delete it."""
+
+    def __init__(self, env: dict[str, str], errfile: IO[bytes], token: str) -> None:
+        self.env = env
+        self.errfile = errfile
+        self.token = token
+        self.count = 0
+        self.pending: list[tuple[Subject, str]] = []
+
+    def new_id(self) -> str:
+        self.count += 1
+        return f"bench-{self.token}-{self.count}"
+
+    def run_once(self, subject: Subject) -> tuple[int, str | None]:
+        """One timed run: (nanoseconds, None) or (nanoseconds, first line of the error)."""
+        cid = self.new_id()
+        argv = subject.command(cid)
+        if subject.is_runtime:
+            self.pending.append((subject, cid))
+        self.errfile.seek(0)
+        self.errfile.truncate()
+        start = time.perf_counter_ns()
+        try:
+            rc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=self.errfile, env=self.env, timeout=RUN_TIMEOUT_S).returncode
+        except subprocess.TimeoutExpired:
+            rc = -1
+        elapsed = time.perf_counter_ns() - start
+        if subject.is_runtime:
+            self.delete(subject, cid)
+        return elapsed, None if rc == 0 else self.error_text(rc)
+
+    def error_text(self, rc: int) -> str:
+        self.errfile.seek(0)
+        text = self.errfile.read().decode(errors="replace")
+        return first_line(text) if text.strip() else f"exit status {rc}"
+
+    def delete(self, subject: Subject, cid: str) -> None:
+        subprocess.run(subject.delete_command(cid), stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env,
+                       timeout=RUN_TIMEOUT_S, check=False)
+        with contextlib.suppress(ValueError):
+            self.pending.remove((subject, cid))
+
+    def delete_pending(self) -> None:
+        for subject, cid in list(self.pending):
+            with contextlib.suppress(subprocess.SubprocessError, OSError):
+                self.delete(subject, cid)
+
+
+def trial(runner: Runner, subjects: list[Subject]) -> None:
+    """One untimed run each: a subject that fails it is reported, not measured."""
+    for subject in subjects:
+        if subject.error is None:
+            _, error = runner.run_once(subject)
+            if error is not None:
+                subject.error = f"fails here: {error}"
+                progress(f"{subject.name}: {subject.error}")
+
+
+def round_robin(runner: Runner, subjects: list[Subject], rounds: int, record: bool) -> None:
+    """A,B,C,A,B,C...: every round runs each working subject once."""
+    working = [s for s in subjects if s.error is None]
+    for i in range(rounds):
+        for subject in working:
+            elapsed, error = runner.run_once(subject)
+            if not record:
+                continue
+            if error is None:
+                subject.samples_ns.append(elapsed)
+            else:
+                subject.failures.append(error)
+        if record and (i + 1) % 10 == 0:
+            progress(f"round {i + 1}/{rounds}")
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reporting
+
+
+def stats(samples_ns: list[int]) -> Stats:
+    ms = [s / 1e6 for s in samples_ns]
+    if len(ms) < 2:
+        return Stats(ms[0], ms[0], ms[0], ms[0], 0.0)
+    deciles = statistics.quantiles(ms, n=10, method="inclusive")
+    return Stats(statistics.median(ms), deciles[0], deciles[-1], statistics.mean(ms),
+                 statistics.stdev(ms))
+
+
+HEADER = ["runtime", "version", "runs", "median ms", "p10", "p90", "mean", "stdev", "x runc"]
+
+
+def table_rows(subjects: list[Subject]) -> list[list[str]]:
+    runc = next((s for s in subjects if s.name == "runc" and s.samples_ns), None)
+    runc_median = stats(runc.samples_ns).median if runc else None
+    rows = []
+    for s in subjects:
+        if not s.samples_ns:
+            rows.append([s.name, s.version or "-", s.error or "no successful run"])
+            continue
+        st = stats(s.samples_ns)
+        runs = str(len(s.samples_ns)) + (f" ({len(s.failures)} failed)" if s.failures else "")
+        ratio = f"{st.median / runc_median:.2f}" if runc_median else "-"
+        rows.append([s.name, s.version, runs, f"{st.median:.1f}", f"{st.p10:.1f}",
+                     f"{st.p90:.1f}", f"{st.mean:.1f}", f"{st.stdev:.1f}", ratio])
+    return rows
+
+
+def plain_table(rows: list[list[str]]) -> str:
+    full = [r for r in rows if len(r) == len(HEADER)]
+    widths = [max(len(r[i]) for r in [HEADER, *full]) for i in range(len(HEADER))]
+    widths[1] = max(len(r[1]) for r in [HEADER, *rows])
+    widths[0] = max(len(r[0]) for r in [HEADER, *rows])
+
+    def fmt(row: list[str]) -> str:
+        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1])]
+        if len(row) == len(HEADER):
+            cells += [c.rjust(w) for c, w in zip(row[2:], widths[2:], strict=True)]
+        else:
+            cells.append(row[2])
+        return "  ".join(cells).rstrip()
+
+    return "\n".join([fmt(HEADER), *(fmt(r) for r in rows)])
+
+
+def markdown_table(rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |",
+             "|---|---|" + "---:|" * (len(HEADER) - 2)]
+    for r in rows:
+        cells = r if len(r) == len(HEADER) else [*r, *[""] * (len(HEADER) - len(r))]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def report(subjects: list[Subject], info: dict[str, Any], load: tuple[list[float], list[float]],
+           markdown: bool) -> str:
+    rows = table_rows(subjects)
+    load_line = (f"load average (1/5/15 min): start {' '.join(map(str, load[0]))}, "
+                 f"end {' '.join(map(str, load[1]))}")
+    if markdown:
+        return f"{markdown_table(rows)}\n\n{machine_line(info)}  \n{load_line}"
+    return f"{plain_table(rows)}\n\n{machine_line(info)}\n{load_line}"
+
+
+def write_json(path: Path, subjects: list[Subject], info: dict[str, Any], args: argparse.Namespace,
+               load: tuple[list[float], list[float]]) -> None:
+    data = {
+        "benchmark": "runtime_start",
+        "what": "wall ms from spawn to exit of `<runtime> --root R run --bundle B ID` (true)",
+        "machine": info,
+        "loadavg": {"start": load[0], "end": load[1]},
+        "runs": args.runs,
+        "warmup": args.warmup,
+        "subjects": [{
+            "name": s.name,
+            "version": s.version,
+            "command": s.command("ID"),
+            "error": s.error,
+            "failures": s.failures,
+            "samples_ms": [round(x / 1e6, 4) for x in s.samples_ns],
+        } for s in subjects],
+    }
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def write_plot(path: Path, subjects: list[Subject], info: dict[str, Any]) -> bool:
+    """A box plot per subject with every sample drawn over it; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    measured = [s for s in subjects if s.samples_ns]
+    data = [[x / 1e6 for x in s.samples_ns] for s in measured]
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.8 * len(measured)))
+    ax.boxplot(data, orientation="horizontal", tick_labels=[s.name for s in measured],
+               showfliers=False, widths=0.5)
+    jitter = random.Random(0)
+    for i, values in enumerate(data, start=1):
+        ax.scatter(values, [i + jitter.uniform(-0.15, 0.15) for _ in values], s=8, alpha=0.5)
+    ax.invert_yaxis()
+    ax.set_xlabel("start to exit, ms")
+    ax.set_xlim(left=0)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(f"runtime start: {info['nproc']} cpus, {info['kernel']}, cgroup {info['cgroup']}, "
+                 f"{info['date'][:10]}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Cleanup and signals
+
+
+def raise_interrupt(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def signals_ignored() -> Iterator[None]:
+    """Cleanup runs to the end even if Ctrl-C is pressed again."""
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def remove_cgroup_leftovers(token: str) -> None:
+    """Containers without cgroupsPath get /<id> per hierarchy; their runtime removes it. Warn
+    about (and remove, when empty) any that outlived its container."""
+    base = Path("/sys/fs/cgroup")
+    for path in [*base.glob(f"bench-{token}-*"), *base.glob(f"*/bench-{token}-*")]:
+        try:
+            path.rmdir()
+        except OSError as e:
+            progress(f"warning: cgroup {path} left behind: {e.strerror}")
+
+
+def mounts_under(path: Path) -> list[str]:
+    prefix = str(path) + "/"
+    with open("/proc/self/mountinfo") as f:
+        return [m for m in (line.split()[4] for line in f) if m.startswith(prefix)]
+
+
+def remove_tmp(tmp: Path) -> None:
+    leftover = mounts_under(tmp)
+    if leftover:
+        progress(f"warning: not removing {tmp}: still mounted: {', '.join(leftover)}")
+        return
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--runs", type=int, default=50, help="timed runs per runtime (default 50)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default 3)")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    p.add_argument("--barque", default=None, help="barque-runtime (default: beside python3)")
+    p.add_argument("--runc", default="/usr/sbin/runc")
+    p.add_argument("--crun", default="/usr/bin/crun")
+    p.add_argument("--out", type=Path, default=OUT_DIR, help="where JSON and PNG go")
+    args = p.parse_args(argv)
+    if args.runs < 1 or args.warmup < 0:
+        p.error("--runs must be >= 1 and --warmup >= 0")
+    args.barque = find_barque_runtime(args.barque)
+    return args
+
+
+def measure(args: argparse.Namespace, tmp: Path, runner: Runner, python: str,
+            env: dict[str, str]) -> list[Subject]:
+    progress("building the busybox bundle")
+    bundle = build_bundle(tmp)
+    subjects = make_subjects(args, tmp, bundle, python, env)
+    trial(runner, subjects)
+    progress(f"{args.warmup} warm-up rounds, then {args.runs} timed rounds")
+    round_robin(runner, subjects, args.warmup, record=False)
+    round_robin(runner, subjects, args.runs, record=True)
+    return subjects
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if os.geteuid() != 0:
+        sys.exit("runtime_start needs root (containers need namespaces, mounts and cgroups)")
+    env = child_env()
+    python = launcher_python(args.barque)
+    compile_barque(python, env)
+    info = machine_info(python, env)
+    load_start = loadavg()
+    signal.signal(signal.SIGTERM, raise_interrupt)
+    tmp = Path(tempfile.mkdtemp(prefix="barque-bench-"))
+    token = f"{os.getpid()}"
+    with tempfile.TemporaryFile() as errfile:
+        runner = Runner(env, errfile, token)
+        try:
+            subjects = measure(args, tmp, runner, python, env)
+        except KeyboardInterrupt:
+            progress("interrupted: cleaning up")
+            return 130
+        finally:
+            with signals_ignored():
+                runner.delete_pending()
+                remove_cgroup_leftovers(token)
+                remove_tmp(tmp)
+    load = (load_start, loadavg())
+    stamp = datetime.datetime.now().strftime("%Y-%m-%dT%H%M%S")
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path = args.out / f"runtime_start-{stamp}.json"
+    write_json(json_path, subjects, info, args, load)
+    png_path = args.out / f"runtime_start-{stamp}.png"
+    plotted = write_plot(png_path, subjects, info)
+    print(report(subjects, info, load, args.markdown))
+    progress(f"samples: {json_path}")
+    progress(f"plot: {png_path}" if plotted else "plot: skipped (pip install matplotlib)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
