@@ -24,8 +24,12 @@ _SYSCALLS: dict[str, dict[str, int]] = {
 }
 
 
+# Read once: a LINUX32 personality set in the container init makes uname report i686.
+_MACHINE = os.uname().machine
+
+
 def syscall_number(name: str) -> int:
-    return _SYSCALLS[os.uname().machine][name]
+    return _SYSCALLS[_MACHINE][name]
 
 
 def check(result: int, *context: Any) -> int:

@@ -43,3 +43,12 @@ def set_pdeathsig(sig: int) -> None:
 def set_name(name: str) -> None:
     buf = ctypes.create_string_buffer(name.encode()[:15])
     check(libc.prctl(PR_SET_NAME, buf, 0, 0, 0), "prctl(PR_SET_NAME)")
+
+
+PER_LINUX = 0x0000
+PER_LINUX32 = 0x0008
+
+
+def set_personality(domain: str) -> None:
+    persona = PER_LINUX32 if domain == "LINUX32" else PER_LINUX
+    check(libc.personality(ctypes.c_ulong(persona)), f"personality({domain})")

@@ -70,6 +70,16 @@ def validate(config: dict) -> None:
                  f"mount destination {m['destination']!r} is not absolute")
         _require(isinstance(m.get("options", []), list),
                  f"mount {m['destination']}: options must be a list")
+        if m.get("uidMappings") or {"idmap", "ridmap"} & set(m.get("options") or []):
+            raise RuntimeFailure(f"mount {m['destination']}: idmapped mounts are not supported "
+                                 "by barque-runtime")
+    personality = linux.get("personality")
+    if personality is not None:
+        _require(isinstance(personality, dict) and personality.get("domain") in
+                 ("LINUX", "LINUX32"), "linux.personality.domain must be LINUX or LINUX32")
+    for key in ("intelRdt", "netDevices", "memoryPolicy"):
+        if linux.get(key):
+            raise RuntimeFailure(f"linux.{key} is not supported by barque-runtime")
     for kind, hooks in (config.get("hooks") or {}).items():
         for hook in hooks:
             _require(isinstance(hook, dict) and os.path.isabs(str(hook.get("path", ""))),

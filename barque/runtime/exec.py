@@ -13,7 +13,13 @@ from barque.runtime import process as proc
 from barque.runtime import state as st
 from barque.runtime.config import validate_process
 from barque.runtime.errors import RuntimeFailure
-from barque.runtime.init import _setgroups_allowed, fcntl_ctty, preload, reset_signals
+from barque.runtime.init import (
+    _setgroups_allowed,
+    apply_labels,
+    fcntl_ctty,
+    preload,
+    reset_signals,
+)
 from barque.runtime.sync import Channel, pipe_pair
 
 
@@ -145,6 +151,7 @@ def _stage2(container: st.Container, process: dict, to_parent: Channel,
             raise RuntimeFailure(f"chdir to cwd ({cwd!r}) failed: {e.strerror}") from None
         exe = proc.lookup_executable(process["args"][0], env, cwd)
         linux = container.config.get("linux") or {}
+        apply_labels(process, {})
         in_userns = any(n.get("type") == "user" for n in linux.get("namespaces") or [])
         proc.finalize(process, seccomp_filter, userns_setgroups=_setgroups_allowed(in_userns))
         to_parent.send(op="ready")

@@ -44,7 +44,7 @@ def preload(config: dict) -> None:
     import fcntl  # noqa: F401
     import resource  # noqa: F401
 
-    from barque.linux import capabilities, mount, netdev, prctl, terminal  # noqa: F401
+    from barque.linux import capabilities, lsm, mount, netdev, prctl, terminal  # noqa: F401
 
     if any("tmpcopyup" in (m.get("options") or []) for m in config.get("mounts") or []):
         import shutil  # noqa: F401
@@ -139,8 +139,12 @@ def _setup(opts: object, container: object, flags: int, from_parent: Channel,
             ns.setdomainname(config["domainname"])
     elif config.get("hostname"):
         raise RuntimeFailure("unable to set hostname without a private UTS namespace")
-    _warn_labels(process, linux)
+    apply_labels(process, linux)
     fs.write_sysctls(linux.get("sysctl") or {})
+    if linux.get("personality"):
+        from barque.linux.prctl import set_personality
+
+        set_personality(linux["personality"]["domain"])
     fs.readonly_paths(linux.get("readonlyPaths") or [])
     fs.mask_paths(linux.get("maskedPaths") or [])
     cwd = process.get("cwd", "/")
@@ -234,12 +238,29 @@ def fcntl_ctty(slave: int) -> None:
         os.close(slave)
 
 
-def _warn_labels(process: dict, linux: dict) -> None:
+def apply_labels(process: dict, linux: dict) -> None:
+    """Set the AppArmor profile and SELinux label for the execve; where the host has no such
+    module, say so and go on (as runc does for AppArmor)."""
+    from barque.linux import lsm
     from barque.runtime.log import LOG
 
-    if process.get("apparmorProfile") and not os.path.exists("/sys/kernel/security/apparmor"):
-        LOG.warning(f"apparmor is not enabled on this host; ignoring profile "
-                    f"{process['apparmorProfile']!r}")
-    if (process.get("selinuxLabel") or linux.get("mountLabel")) and not os.path.exists(
-            "/sys/fs/selinux"):
-        LOG.warning("SELinux is not enabled on this host; ignoring labels")
+    profile = process.get("apparmorProfile")
+    if profile:
+        if lsm.apparmor_enabled():
+            try:
+                lsm.set_apparmor_exec(profile)
+            except OSError as e:
+                raise RuntimeFailure(f"cannot apply AppArmor profile {profile!r}: {e}") from None
+        else:
+            LOG.warning(f"AppArmor is not enabled on this host; ignoring profile {profile!r}")
+    label = process.get("selinuxLabel")
+    if label:
+        if lsm.selinux_enabled():
+            try:
+                lsm.set_selinux_exec(label)
+            except OSError as e:
+                raise RuntimeFailure(f"cannot apply SELinux label {label!r}: {e}") from None
+        else:
+            LOG.warning(f"SELinux is not enabled on this host; ignoring label {label!r}")
+    if linux.get("mountLabel") and not lsm.selinux_enabled():
+        LOG.warning("SELinux is not enabled on this host; ignoring linux.mountLabel")

@@ -317,3 +317,20 @@ def test_invalid_seccomp_fails_before_anything_is_made(runtime: Runtime) -> None
     proc = runtime.cmd("create", "--bundle", runtime.bundle(spec), cid)
     assert proc.returncode == 1 and b"SCMP_ACT_BOGUS" in proc.stderr
     assert not os.path.exists(os.path.join(runtime.state_root, cid))
+
+
+def test_personality_linux32(runtime: Runtime) -> None:
+    spec = runtime.spec(["uname", "-m"])
+    spec["linux"]["personality"] = {"domain": "LINUX32"}
+    out = runtime.output(spec["process"]["args"], linux=spec["linux"])
+    if os.uname().machine == "x86_64":
+        assert out.strip() in ("i686", "i386")
+
+
+def test_unsupported_features_fail_clearly(runtime: Runtime) -> None:
+    spec = runtime.spec(["true"])
+    spec["mounts"].append({"destination": "/mnt", "type": "bind", "source": "/tmp",
+                           "options": ["rbind", "idmap"]})
+    proc = runtime.cmd("create", "--bundle", runtime.bundle(spec, copy_rootfs=False),
+                       runtime.new_id())
+    assert proc.returncode == 1 and b"idmapped mounts are not supported" in proc.stderr
