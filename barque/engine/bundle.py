@@ -13,13 +13,12 @@ import json
 import os
 import re
 import shutil
-import stat
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from barque.image import oci_layout as ol
 from barque.image.unpack import UnpackError, unpack_image
+from barque.linux import paths
 from barque.runtime.spec import default_spec
 
 DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -95,34 +94,11 @@ class ExecUser:
 
 
 def secure_join(root: str, path: str) -> str:
-    """Resolve `path` as if `root` were `/` (like chroot): symlinks, absolute or relative,
-    and `..` can never lead outside `root`. Missing components are kept as named."""
-    todo = deque(p for p in path.split("/") if p not in ("", "."))
-    done: list[str] = []
-    hops = 0
-    while todo:
-        part = todo.popleft()
-        if part == "..":
-            if done:
-                done.pop()
-            continue
-        candidate = os.path.join(root, *done, part)
-        try:
-            st = os.lstat(candidate)
-        except FileNotFoundError:
-            done.append(part)
-            continue
-        if not stat.S_ISLNK(st.st_mode):
-            done.append(part)
-            continue
-        hops += 1
-        if hops > 255:
-            raise BundleError(f"too many levels of symbolic links in {path!r}")
-        target = os.readlink(candidate)
-        if target.startswith("/"):
-            done = []
-        todo.extendleft(reversed([p for p in target.split("/") if p not in ("", ".")]))
-    return os.path.join(root, *done)
+    """Resolve `path` as if `root` were `/`: nothing can lead outside it."""
+    try:
+        return paths.secure_join(root, path)
+    except OSError as e:
+        raise BundleError(f"resolving {path!r}: {e.strerror}") from None
 
 
 def _read_rootfs_file(rootfs: str, path: str) -> list[list[str]]:

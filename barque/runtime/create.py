@@ -283,6 +283,14 @@ def _write_id_maps(pid: int, linux: dict) -> None:
     _write(f"/proc/{pid}/gid_map", lines(gid_maps), "gid_map")
 
 
+def join_namespaces(joins: list[tuple[str, str]]) -> None:
+    for kind, path in joins:
+        try:
+            ns.setns_path(path, ns.NAMESPACES[kind][0])
+        except OSError as e:
+            raise RuntimeFailure(f"cannot join {kind} namespace {path}: {e.strerror}") from None
+
+
 def _stage1(opts: CreateOptions, container: st.Container, flags: int,
             joins: list[tuple[str, str]], to_parent_r: Channel, to_parent_w: Channel,
             fifo_fd: int, console_fd: int | None) -> None:
@@ -291,12 +299,7 @@ def _stage1(opts: CreateOptions, container: st.Container, flags: int,
     try:
         if (to_parent_r.recv() or {}).get("op") != "go":
             os._exit(1)
-        for kind, path in joins:
-            try:
-                ns.setns_path(path, ns.NAMESPACES[kind][0])
-            except OSError as e:
-                raise RuntimeFailure(f"cannot join {kind} namespace {path}: {e.strerror}") \
-                    from None
+        join_namespaces(joins)
         if flags & ns.CLONE_NEWUSER:
             ns.unshare(ns.CLONE_NEWUSER)
             to_parent_w.send(op="userns")

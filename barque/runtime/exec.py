@@ -12,14 +12,10 @@ from barque.linux import namespaces as ns
 from barque.runtime import process as proc
 from barque.runtime import state as st
 from barque.runtime.config import validate_process
+from barque.runtime.console import attach_new_pty
+from barque.runtime.create import join_namespaces
 from barque.runtime.errors import RuntimeFailure
-from barque.runtime.init import (
-    _setgroups_allowed,
-    apply_labels,
-    fcntl_ctty,
-    preload,
-    reset_signals,
-)
+from barque.runtime.init import _setgroups_allowed, apply_labels, preload, reset_signals
 from barque.runtime.sync import Channel, pipe_pair
 
 
@@ -114,12 +110,7 @@ def _stage1(container: st.Container, process: dict, joins: list[tuple[str, str]]
     try:
         if (from_parent.recv() or {}).get("op") != "go":
             os._exit(1)
-        for kind, path in joins:
-            try:
-                ns.setns_path(path, ns.NAMESPACES[kind][0])
-            except OSError as e:
-                raise RuntimeFailure(f"cannot join {kind} namespace {path}: {e.strerror}") \
-                    from None
+        join_namespaces(joins)
         pid = os.fork()
         if pid == 0:
             _stage2(container, process, to_parent, console_fd, preserve_fds, seccomp_filter)
@@ -140,9 +131,8 @@ def _stage2(container: st.Container, process: dict, to_parent: Channel,
         for fd in range(3, 3 + preserve_fds):
             os.set_inheritable(fd, True)
         if process.get("terminal"):
-            assert console_fd is not None
             os.setsid()
-            _console(process, console_fd, fcntl_ctty)
+            attach_new_pty(process, console_fd, bind_dev_console=False)
         cwd = process.get("cwd", "/")
         env = proc.env_dict(process.get("env") or [])
         try:
@@ -170,16 +160,3 @@ def _stage2(container: st.Container, process: dict, to_parent: Channel,
         else:
             os.write(2, f"barque-runtime: {msg}\n".encode())
     os._exit(127 if ready else 1)
-
-
-def _console(process: dict, console_fd: int, take_ctty: object) -> None:
-    from barque.linux import terminal
-
-    master, slave = os.openpty()
-    size = process.get("consoleSize")
-    if size:
-        terminal.set_size(master, int(size.get("height", 0)), int(size.get("width", 0)))
-    terminal.send_fd(console_fd, master, "/dev/ptmx")
-    os.close(master)
-    os.close(console_fd)
-    take_ctty(slave)  # type: ignore[operator]

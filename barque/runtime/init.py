@@ -46,6 +46,12 @@ def preload(config: dict) -> None:
 
     from barque.linux import capabilities, lsm, mount, netdev, prctl, terminal  # noqa: F401
 
+    if (config.get("process") or {}).get("terminal"):
+        import array  # noqa: F401
+        import socket  # noqa: F401
+
+        from barque.runtime import console  # noqa: F401
+
     if any("tmpcopyup" in (m.get("options") or []) for m in config.get("mounts") or []):
         import shutil  # noqa: F401
         import tempfile  # noqa: F401
@@ -129,7 +135,9 @@ def _setup(opts: object, container: object, flags: int, from_parent: Channel,
                   "createContainer")
     fs.pivot(rootfs, opts.no_pivot)  # type: ignore[attr-defined]
     if process.get("terminal"):
-        _setup_console(process, console_fd)
+        from barque.runtime.console import attach_new_pty
+
+        attach_new_pty(process, console_fd, bind_dev_console=True)
     if (config.get("root") or {}).get("readonly"):
         fs.readonly_root()
     if flags & ns.CLONE_NEWUTS:
@@ -203,39 +211,6 @@ def _preserve_fds(count: int) -> None:
             os.set_inheritable(fd, True)
         except OSError:
             pass
-
-
-def _setup_console(process: dict, console_fd: int | None) -> None:
-    from barque.linux import mount as m
-    from barque.linux import terminal
-
-    if console_fd is None:
-        raise RuntimeFailure("a terminal was requested but there is no console socket")
-    master, slave = os.openpty()
-    slave_path = os.ttyname(slave)
-    if not os.path.exists("/dev/console"):
-        os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
-    m.mount(slave_path, "/dev/console", "bind", m.MS_BIND)
-    size = process.get("consoleSize")
-    if size:
-        terminal.set_size(master, int(size.get("height", 0)), int(size.get("width", 0)))
-    terminal.send_fd(console_fd, master, "/dev/ptmx")
-    os.close(master)
-    os.close(console_fd)
-    fcntl_ctty(slave)
-
-
-def fcntl_ctty(slave: int) -> None:
-    # We are already a session leader (setsid above); take the pty as controlling terminal.
-    import fcntl
-
-    from barque.linux import terminal
-
-    fcntl.ioctl(slave, terminal.TIOCSCTTY, 0)
-    for fd in (0, 1, 2):
-        os.dup2(slave, fd)
-    if slave > 2:
-        os.close(slave)
 
 
 def apply_labels(process: dict, linux: dict) -> None:

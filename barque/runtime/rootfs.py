@@ -11,37 +11,15 @@ import os
 import stat
 
 from barque.linux import mount as m
+from barque.linux import paths
 from barque.runtime.errors import RuntimeFailure
 
 
 def secure_join(root: str, unsafe: str) -> str:
-    """Resolve `unsafe` inside `root`, following symlinks as if root were '/'."""
-    parts = [p for p in unsafe.split("/") if p not in ("", ".")]
-    resolved: list[str] = []
-    hops = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        try:
-            st = os.lstat(candidate)
-        except FileNotFoundError:
-            resolved.append(part)
-            continue
-        if not stat.S_ISLNK(st.st_mode):
-            resolved.append(part)
-            continue
-        hops += 1
-        if hops > 255:
-            raise RuntimeFailure(f"too many symlinks resolving {unsafe!r} in {root}")
-        target = os.readlink(candidate)
-        if target.startswith("/"):
-            resolved = []
-        parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-    return os.path.join(root, *resolved)
+    try:
+        return paths.secure_join(root, unsafe)
+    except OSError as e:
+        raise RuntimeFailure(f"resolving {unsafe!r} in {root}: {e.strerror}") from None
 
 
 def _ensure(dest: str, as_file: bool) -> None:
