@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import array
 import fcntl
 import os
 import struct
@@ -30,6 +29,7 @@ def get_size(fd: int) -> tuple[int, int]:
 
 def send_fd(sock_fd: int, fd: int, name: str) -> None:
     """Send fd with SCM_RIGHTS, as runc does to a --console-socket (the name rides as data)."""
+    import array
     import socket
 
     sock = socket.socket(fileno=os.dup(sock_fd))
@@ -43,6 +43,7 @@ def send_fd(sock_fd: int, fd: int, name: str) -> None:
 
 
 def recv_fd(sock_fd: int) -> int:
+    import array
     import socket
 
     sock = socket.socket(fileno=os.dup(sock_fd))

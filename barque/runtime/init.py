@@ -44,7 +44,7 @@ def preload(config: dict) -> None:
     import fcntl  # noqa: F401
     import resource  # noqa: F401
 
-    from barque.linux import capabilities, lsm, mount, netdev, prctl, terminal  # noqa: F401
+    from barque.linux import capabilities, lsm, mount, netdev, prctl  # noqa: F401
 
     if (config.get("process") or {}).get("terminal"):
         import array  # noqa: F401
