@@ -34,6 +34,8 @@ REPO = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO / "bench" / "out"
 RUN_TIMEOUT_S = 30.0
 
+Sink = IO[bytes] | int  # where a child's stderr goes: a file or subprocess.DEVNULL
+
 
 @dataclass
 class Subject:
@@ -155,6 +157,21 @@ def cgroup_layout(mountinfo: str = "/proc/self/mountinfo") -> str:
     return "v1" if v1 else ("v2" if v2 else "none")
 
 
+def barque_commit() -> str:
+    """The repository's short HEAD, `+dirty` if the working tree differs from it."""
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", "barque", "bin")
+    except OSError:
+        return "unknown"
+    if head.returncode != 0:
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def loadavg() -> list[float]:
     with open("/proc/loadavg") as f:
         return [float(x) for x in f.read().split()[:3]]
@@ -166,13 +183,14 @@ def machine_info(python: str, env: dict[str, str]) -> dict[str, Any]:
         "kernel": platform.release(),
         "cgroup": cgroup_layout(),
         "python": python_version(python, env),
+        "barque": barque_commit(),
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
 
 
 def machine_line(info: dict[str, Any]) -> str:
     return (f"machine: nproc {info['nproc']}, kernel {info['kernel']}, cgroup {info['cgroup']}, "
-            f"python {info['python']}, {info['date']}")
+            f"python {info['python']}, barque {info['barque']}, {info['date']}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,7 +246,7 @@ def _alarm(signum: int, frame: object) -> NoReturn:
     raise RunTimeout
 
 
-def timed_run(argv: list[str], env: dict[str, str], stderr: IO[bytes]) -> tuple[int, int]:
+def timed_run(argv: list[str], env: dict[str, str], stderr: Sink) -> tuple[int, int]:
     """(exit status, nanoseconds from spawn to reaped exit) of one command; -1 on timeout.
 
     The wait is a blocking waitpid. Popen.wait(timeout=...) (and so subprocess.run(timeout=...))
@@ -286,9 +304,7 @@ class Runner:
         return first_line(text) if text.strip() else f"exit status {rc}"
 
     def delete(self, subject: Subject, cid: str) -> None:
-        subprocess.run(subject.delete_command(cid), stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env,
-                       timeout=RUN_TIMEOUT_S, check=False)
+        timed_run(subject.delete_command(cid), self.env, subprocess.DEVNULL)
         with contextlib.suppress(ValueError):
             self.pending.remove((subject, cid))
 
@@ -389,8 +405,8 @@ def markdown_table(rows: list[list[str]]) -> str:
 def report(subjects: list[Subject], info: dict[str, Any], load: tuple[list[float], list[float]],
            markdown: bool) -> str:
     rows = table_rows(subjects)
-    load_line = (f"load average (1/5/15 min): start {' '.join(map(str, load[0]))}, "
-                 f"end {' '.join(map(str, load[1]))}")
+    start, end = (" ".join(f"{x:.2f}" for x in avg) for avg in load)
+    load_line = f"load average (1/5/15 min): start {start}, end {end}"
     if markdown:
         return f"{markdown_table(rows)}\n\n{machine_line(info)}  \n{load_line}"
     return f"{plain_table(rows)}\n\n{machine_line(info)}\n{load_line}"
@@ -427,6 +443,8 @@ def write_plot(path: Path, subjects: list[Subject], info: dict[str, Any]) -> boo
     except ImportError:
         return False
     measured = [s for s in subjects if s.samples_ns]
+    if not measured:
+        return False
     data = [[x / 1e6 for x in s.samples_ns] for s in measured]
     fig, ax = plt.subplots(figsize=(9, 1.2 + 0.8 * len(measured)))
     ax.boxplot(data, orientation="horizontal", tick_labels=[s.name for s in measured],
@@ -532,7 +550,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_start = loadavg()
     signal.signal(signal.SIGTERM, raise_interrupt)
     tmp = Path(tempfile.mkdtemp(prefix="barque-bench-"))
-    token = f"{os.getpid()}"
+    token = str(os.getpid())
     with tempfile.TemporaryFile() as errfile:
         runner = Runner(env, errfile, token)
         try:
@@ -554,7 +572,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     plotted = write_plot(png_path, subjects, info)
     print(report(subjects, info, load, args.markdown))
     progress(f"samples: {json_path}")
-    progress(f"plot: {png_path}" if plotted else "plot: skipped (pip install matplotlib)")
+    progress(f"plot: {png_path}" if plotted else "plot: skipped (no samples or no matplotlib)")
     return 0
 
 
