@@ -211,11 +211,11 @@ def _drive(container: st.Container, cgroup: object, stage1: int, flags: int,
     linux = container.config.get("linux") or {}
     init_pid = 0
     try:
-        cgroup.add_pid(stage1)  # type: ignore[attr-defined]
-        adj = container.config["process"].get("oomScoreAdj")
-        if adj is not None:
-            _write(f"/proc/{stage1}/oom_score_adj", str(adj), "oom_score_adj")
+        # The first write to cgroup.procs waits for an RCU grace period (~8 ms here): let the
+        # child set up its namespaces and mounts meanwhile. It unshares its cgroup namespace
+        # only once "cgroup-ready" says it is in its cgroup.
         to_child.send(op="go")
+        cgroup.add_pid(stage1)  # type: ignore[attr-defined]
         hooks = container.config.get("hooks") or {}
         while True:
             msg = from_child.recv()
@@ -229,6 +229,11 @@ def _drive(container: st.Container, cgroup: object, stage1: int, flags: int,
                 init_pid = int(msg["pid"])
                 container.data["pid"] = init_pid
                 _reap(stage1)
+                cgroup.add_pid(init_pid)  # type: ignore[attr-defined]  # forked before stage 1 moved?
+                adj = container.config["process"].get("oomScoreAdj")
+                if adj is not None:
+                    _write(f"/proc/{init_pid}/oom_score_adj", str(adj), "oom_score_adj")
+                to_child.send(op="cgroup-ready")
             elif op == "hooks":
                 state = container.hook_state("created")
                 run_hooks(hooks.get("prestart") or [], state, "prestart")
@@ -307,7 +312,8 @@ def _stage1(opts: CreateOptions, container: st.Container, flags: int,
                 os._exit(1)
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
-        rest = flags & ~ns.CLONE_NEWUSER
+        # The cgroup namespace waits for the init to be in its cgroup (see _drive).
+        rest = flags & ~(ns.CLONE_NEWUSER | ns.CLONE_NEWCGROUP)
         if rest:
             ns.unshare(rest)
         if flags & ns.CLONE_NEWTIME:

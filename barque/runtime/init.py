@@ -125,7 +125,7 @@ def _setup(opts: object, container: object, flags: int, from_parent: Channel,
         from barque.linux.netdev import link_up
 
         link_up("lo")
-    _build_rootfs(opts, container, config, linux, rootfs, flags, in_userns)
+    _build_rootfs(opts, container, config, linux, rootfs, flags, in_userns, from_parent)
     hooks = config.get("hooks") or {}
     if hooks.get("prestart") or hooks.get("createRuntime") or hooks.get("createContainer"):
         to_parent.send(op="hooks")
@@ -167,11 +167,25 @@ def _setup(opts: object, container: object, flags: int, from_parent: Channel,
 
 
 def _build_rootfs(opts: object, container: object, config: dict, linux: dict, rootfs: str,
-                  flags: int, in_userns: bool) -> None:
+                  flags: int, in_userns: bool, from_parent: Channel) -> None:
     mounts = config.get("mounts") or []
     fs.prepare_root(rootfs, linux.get("rootfsPropagation"))
+    ready: list[bool] = []
+
+    def await_cgroup() -> None:
+        """Block until the runtime has put us in our cgroup; then take the cgroup namespace,
+        whose root is the cgroup we are in at that moment."""
+        if ready:
+            return
+        if (from_parent.recv() or {}).get("op") != "cgroup-ready":
+            raise RuntimeFailure("runtime went away while setting up cgroups")
+        if flags & ns.CLONE_NEWCGROUP:
+            ns.unshare(ns.CLONE_NEWCGROUP)
+        ready.append(True)
+
     fs.mount_all(rootfs, mounts, opts.cgroup_mounts,  # type: ignore[attr-defined]
-                  bool(flags & ns.CLONE_NEWCGROUP))
+                 bool(flags & ns.CLONE_NEWCGROUP), before_cgroup=await_cgroup)
+    await_cgroup()
     if fs.needs_dev(mounts):
         fs.create_devices(rootfs, linux.get("devices") or [], in_userns)
 

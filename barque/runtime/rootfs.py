@@ -14,6 +14,10 @@ from barque.linux import mount as m
 from barque.linux import paths
 from barque.runtime.errors import RuntimeFailure
 
+TYPE_CHECKING = False  # not typing's: see barque/linux/libc.py
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 
 def secure_join(root: str, unsafe: str) -> str:
     try:
@@ -60,7 +64,8 @@ def is_bind(mnt: dict) -> bool:
     return mnt.get("type") == "bind" or "bind" in opts or "rbind" in opts
 
 
-def mount_all(rootfs: str, mounts: list[dict], cgroup_mounts: object, cgroupns: bool) -> None:
+def mount_all(rootfs: str, mounts: list[dict], cgroup_mounts: object, cgroupns: bool,
+              before_cgroup: Callable[[], None] | None = None) -> None:
     for mnt in mounts:
         dest = secure_join(rootfs, mnt["destination"])
         opts = m.parse_options(mnt.get("options") or [])
@@ -69,6 +74,8 @@ def mount_all(rootfs: str, mounts: list[dict], cgroup_mounts: object, cgroupns: 
             if is_bind(mnt):
                 _bind(mnt, dest, opts)
             elif kind == "cgroup":
+                if before_cgroup is not None:
+                    before_cgroup()
                 _mount_cgroup(rootfs, dest, opts, cgroup_mounts, cgroupns)
             else:
                 _ensure(dest, as_file=False)
