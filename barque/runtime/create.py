@@ -87,8 +87,6 @@ def create(opts: CreateOptions) -> st.Container:
 
         cgroup = open_manager(linux.get("cgroupsPath"), opts.id)
         container.data["cgroupPath"] = cgroup.path
-        cgroup.create()
-        cgroup.set_resources(effective_resources(linux))
         if any(m.get("type") == "cgroup" for m in config.get("mounts") or []):
             opts.cgroup_mounts = cgroup.mounts()
         init_pid = _spawn(opts, container, cgroup)
@@ -97,7 +95,8 @@ def create(opts: CreateOptions) -> st.Container:
         container.data["pidStart"] = st.process_start_time(init_pid)
         container.save()
         if opts.pid_file:
-            st.write_atomic(os.path.abspath(opts.pid_file), str(init_pid).encode(), 0o644)
+            st.write_atomic(os.path.abspath(opts.pid_file), str(init_pid).encode(), 0o644,
+                            durable=False)
         return container
     except BaseException:
         _undo(container, cgroup, init_pid)
@@ -211,10 +210,12 @@ def _drive(container: st.Container, cgroup: object, stage1: int, flags: int,
     linux = container.config.get("linux") or {}
     init_pid = 0
     try:
-        # The first write to cgroup.procs waits for an RCU grace period (~8 ms here): let the
-        # child set up its namespaces and mounts meanwhile. It unshares its cgroup namespace
-        # only once "cgroup-ready" says it is in its cgroup.
+        # Cgroup set-up, and above all the first write to cgroup.procs (it waits for an RCU
+        # grace period, ~8 ms here), runs while the child sets up its namespaces and mounts.
+        # The child takes its cgroup namespace once "cgroup-ready" says it is in its cgroup.
         to_child.send(op="go")
+        cgroup.create()  # type: ignore[attr-defined]
+        cgroup.set_resources(effective_resources(linux))  # type: ignore[attr-defined]
         cgroup.add_pid(stage1)  # type: ignore[attr-defined]
         hooks = container.config.get("hooks") or {}
         while True:

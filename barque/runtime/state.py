@@ -23,12 +23,15 @@ def valid_id(container_id: str) -> bool:
     return all(c.isalnum() or c in "_+-." for c in container_id)
 
 
-def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
+def write_atomic(path: str, data: bytes, mode: int = 0o600, durable: bool = True) -> None:
+    """Write through a temp file and rename, so readers see the old or the new file whole.
+    `durable=False` skips the fsync: for state that cannot outlive a reboot anyway."""
     tmp = f"{path}.tmp{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         os.write(fd, data)
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, path)
@@ -130,7 +133,10 @@ class Container:
         return state
 
     def save(self) -> None:
-        write_atomic(os.path.join(self.dir, STATE_FILE), json.dumps(self.data).encode())
+        # Like runc's: it describes live processes, which a reboot ends anyway; the root is
+        # a tmpfs (/run) on most hosts. Atomic, but not fsync'd (that costs ~0.5 ms a write).
+        write_atomic(os.path.join(self.dir, STATE_FILE), json.dumps(self.data).encode(),
+                     durable=False)
 
 
 def load(root: str, container_id: str) -> Container:
