@@ -7,15 +7,7 @@ import os
 import struct
 import termios
 
-TIOCSCTTY = 0x540E
-
-
-def set_controlling(slave_fd: int) -> None:
-    """Make slave_fd the session's controlling terminal and the process's stdio."""
-    os.setsid()
-    fcntl.ioctl(slave_fd, TIOCSCTTY, 0)
-    for fd in (0, 1, 2):
-        os.dup2(slave_fd, fd)
+TIOCSCTTY = 0x540E  # make a tty the controlling terminal (not in termios)
 
 
 def set_size(fd: int, rows: int, cols: int) -> None:

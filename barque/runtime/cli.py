@@ -108,6 +108,9 @@ def _root(g: Parsed) -> str:
 
 
 def cmd_create(g: Parsed, argv: list[str], run: bool = False) -> int:
+    from barque.cgroups import prewarm
+
+    prewarm.start()  # first: a no-op child, reaped by the foreground wait or left to init
     from barque.runtime.create import CreateOptions, create
 
     opts = parse(argv, RUN_FLAGS if run else CREATE_FLAGS)

@@ -167,9 +167,6 @@ def _spawn(opts: CreateOptions, container: st.Container, cgroup: object) -> int:
     config = container.config
     linux = config.get("linux") or {}
     flags, joins = _namespace_plan(linux)
-    from barque.runtime.init import preload
-
-    preload(config)
     fifo_fd = os.open(container.fifo, os.O_PATH | os.O_CLOEXEC)
     console_fd = opts.console_fd
     if console_fd is None and config["process"].get("terminal"):
@@ -215,8 +212,9 @@ def _drive(container: st.Container, cgroup: object, stage1: int, flags: int,
         # The child takes its cgroup namespace once "cgroup-ready" says it is in its cgroup.
         to_child.send(op="go")
         cgroup.create()  # type: ignore[attr-defined]
-        cgroup.set_resources(effective_resources(linux))  # type: ignore[attr-defined]
         cgroup.add_pid(stage1)  # type: ignore[attr-defined]
+        # Limits land before "cgroup-ready", so before the container's process can run.
+        cgroup.set_resources(effective_resources(linux))  # type: ignore[attr-defined]
         hooks = container.config.get("hooks") or {}
         while True:
             msg = from_child.recv()
@@ -303,6 +301,10 @@ def _stage1(opts: CreateOptions, container: st.Container, flags: int,
     """Runs in the first child; never returns."""
     code = 1
     try:
+        from barque.runtime.init import preload
+
+        # Here, in parallel with the runtime's cgroup work, and before any namespace is entered.
+        preload(container.config)
         if (to_parent_r.recv() or {}).get("op") != "go":
             os._exit(1)
         join_namespaces(joins)

@@ -41,7 +41,6 @@ def container_init(opts: object, container: object, flags: int, from_parent: Cha
 def preload(config: dict) -> None:
     """Import now what the children need later: after entering a user namespace the host's
     Python library may be unreadable, and after pivot_root it is gone."""
-    import fcntl  # noqa: F401
     import resource  # noqa: F401
 
     from barque.linux import capabilities, lsm, mount, netdev, prctl  # noqa: F401
