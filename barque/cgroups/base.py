@@ -92,5 +92,9 @@ class Manager(abc.ABC):
     @abc.abstractmethod
     def mounts(self) -> list[CgroupMount]: ...
 
+    @abc.abstractmethod
+    def resolved_paths(self) -> dict[str, str]:
+        """What open_manager(..., resolved=) needs to reopen this very cgroup later."""
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(path={self.path!r})"

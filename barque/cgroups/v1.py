@@ -39,6 +39,18 @@ class CgroupV1Manager(Manager):
                 self.dirs[controller] = h.host_dir(self.paths[h.key])
         self.path = self.paths.get("name=systemd") or self.paths[self.hierarchies[0].key]
 
+    def resolved_paths(self) -> dict[str, str]:
+        return dict(self.paths)
+
+    def reopen(self, resolved: dict[str, str]) -> None:
+        """Point at the per-hierarchy paths an earlier resolved_paths() returned."""
+        for h in self.hierarchies:
+            if h.key in resolved:
+                self.paths[h.key] = paths.check_not_root(resolved[h.key])
+                for controller in h.controllers or [UNIFIED_KEY]:
+                    self.dirs[controller] = h.host_dir(self.paths[h.key])
+        self.path = self.paths.get("name=systemd") or self.paths[self.hierarchies[0].key]
+
     def _primary_dir(self) -> str:
         for controller in _PRIMARY:
             if controller in self.dirs:

@@ -81,6 +81,9 @@ class CgroupV2Manager(Manager):
         self.mountpoint = mountpoint
         self.dir = mountpoint + path
 
+    def resolved_paths(self) -> dict[str, str]:
+        return {"": self.path}
+
     def create(self) -> None:
         make_path(self.mountpoint, self.path)
 

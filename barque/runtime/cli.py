@@ -217,6 +217,9 @@ def cmd_update(g: Parsed, argv: list[str]) -> int:
 
 
 def cmd_exec(g: Parsed, argv: list[str]) -> int:
+    from barque.cgroups import prewarm
+
+    prewarm.start()  # the exec'd process joins the container's cgroup: see cmd_create
     from barque.runtime.run import exec_command
     from barque.runtime.state import load
 

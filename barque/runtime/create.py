@@ -87,6 +87,8 @@ def create(opts: CreateOptions) -> st.Container:
 
         cgroup = open_manager(linux.get("cgroupsPath"), opts.id)
         container.data["cgroupPath"] = cgroup.path
+        container.data["cgroupPaths"] = cgroup.resolved_paths()
+        container._cgroup = cgroup
         if any(m.get("type") == "cgroup" for m in config.get("mounts") or []):
             opts.cgroup_mounts = cgroup.mounts()
         init_pid = _spawn(opts, container, cgroup)

@@ -14,9 +14,7 @@ from barque.runtime.log import LOG
 
 
 def cgroup_of(container: st.Container):  # type: ignore[no-untyped-def]
-    from barque.cgroups import open_manager
-
-    return open_manager(container.cgroup_path, container.id)
+    return container.cgroup
 
 
 def start(container: st.Container) -> None:

@@ -57,6 +57,17 @@ class Container:
         self.root = root
         self.id = container_id
         self.data = data
+        self._cgroup: object | None = None
+
+    @property
+    def cgroup(self):  # type: ignore[no-untyped-def]  # a barque.cgroups.Manager
+        """The container's cgroup manager, opened once (reading mountinfo is not free)."""
+        if self._cgroup is None:
+            from barque.cgroups import open_manager
+
+            self._cgroup = open_manager(self.cgroup_path, self.id,
+                                        self.data.get("cgroupPaths"))
+        return self._cgroup
 
     @property
     def dir(self) -> str:
@@ -94,10 +105,8 @@ class Container:
         return "running"
 
     def is_paused(self) -> bool:
-        from barque.cgroups import open_manager
-
         try:
-            return open_manager(self.cgroup_path, self.id).is_frozen()
+            return bool(self.cgroup.is_frozen())
         except Exception:
             return False
 

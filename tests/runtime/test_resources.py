@@ -95,3 +95,27 @@ def test_paused_container_does_not_run(runtime: Runtime) -> None:
     runtime.cmd("resume", cid, check=True)
     time.sleep(0.3)
     assert os.path.getsize(f"{bundle_rootfs}/tmp/count") > first
+
+
+def test_relative_cgroups_path_is_found_again_by_delete(runtime: Runtime) -> None:
+    cid = runtime.new_id()
+    spec = runtime.spec(["sleep", "600"])
+    spec["linux"]["cgroupsPath"] = f"{cid}-rel"
+    spec["linux"]["resources"]["pids"] = {"limit": 33}
+    runtime.cmd("run", "-d", "--bundle", runtime.bundle(spec), cid, check=True)
+    pid = runtime.state(cid)["pid"]
+    v2 = not os.path.isdir("/sys/fs/cgroup/pids")
+    ctrl = "" if v2 else "pids"
+    base = "/sys/fs/cgroup" if v2 else "/sys/fs/cgroup/pids"
+
+    def pids_cgroup(which: object) -> str:
+        with open(f"/proc/{which}/cgroup") as f:
+            return next(line.strip().split(":", 2)[2] for line in f
+                        if line.split(":")[1] == ctrl)
+
+    # Relative to the runtime's own cgroup (the test's, here), as runc resolves it.
+    assert pids_cgroup(pid) == f"{pids_cgroup('self').rstrip('/')}/{cid}-rel"
+    directory = f"{base}{pids_cgroup(pid)}"
+    assert open(f"{directory}/pids.max").read().strip() == "33"
+    runtime.cmd("delete", "--force", cid, check=True)
+    assert not os.path.exists(directory)
