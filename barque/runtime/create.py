@@ -1,13 +1,15 @@
 """`create`: from a bundle to a container whose init waits on the exec fifo.
 
 Three processes take part, as in runc's nsexec:
-  runtime  — checks the config, makes the state dir and cgroup, writes uid maps, runs the
-             createRuntime hooks, records the state and exits;
-  stage 1  — forked by the runtime: joins or unshares the namespaces (the user namespace first,
-             so the runtime can map it), then forks stage 2 — the first process of the new PID
-             namespace — reports its pid and exits;
-  init     — stage 2 (init.py): builds the root filesystem, prepares the process, and blocks
-             opening the exec fifo until `start` opens the other end.
+  runtime  — checks the config, makes the state dir, forks stage 1, then (while the children
+             work) makes the cgroup and moves them into it, writes uid maps, runs the
+             prestart/createRuntime hooks, records the state and exits;
+  stage 1  — joins or unshares the namespaces (the user namespace first, so the runtime can
+             map it), then forks stage 2 — the first process of the new PID namespace —
+             reports its pid and exits;
+  init     — stage 2 (init.py): builds the root filesystem, taking its cgroup namespace once
+             the runtime says it is in its cgroup, prepares the process, and blocks opening
+             the exec fifo until `start` opens the other end.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from barque.runtime.config import load_bundle
 from barque.runtime.errors import RuntimeFailure
 from barque.runtime.hooks import run_hooks
 from barque.runtime.log import LOG
+from barque.runtime.resources import effective_resources
 from barque.runtime.sync import Channel, pipe_pair
 
 
@@ -103,35 +106,6 @@ def create(opts: CreateOptions) -> st.Container:
     except BaseException:
         _undo(container, cgroup, init_pid)
         raise
-
-
-# The device rules runc appends after the config's own: what every container's /dev needs.
-DEFAULT_DEVICE_RULES = [
-    {"allow": True, "type": "c", "access": "m"},
-    {"allow": True, "type": "b", "access": "m"},
-    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 5, "minor": 1, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
-]
-
-
-def effective_resources(linux: dict) -> dict:
-    """linux.resources plus runc's default device rules and one per linux.devices entry."""
-    resources = dict(linux.get("resources") or {})
-    rules = list(resources.get("devices") or [])
-    rules += DEFAULT_DEVICE_RULES
-    for dev in linux.get("devices") or []:
-        rules.append({"allow": True, "type": dev.get("type", "c"), "major": dev.get("major"),
-                      "minor": dev.get("minor"), "access": "rwm"})
-    resources["devices"] = rules
-    return resources
 
 
 def _undo(container: st.Container, cgroup: object, init_pid: int) -> None:
