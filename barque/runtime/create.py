@@ -26,6 +26,11 @@ from barque.runtime.log import LOG
 from barque.runtime.resources import effective_resources
 from barque.runtime.sync import Channel, pipe_pair
 
+TYPE_CHECKING = False  # not typing's: see barque/linux/libc.py
+if TYPE_CHECKING:
+    from barque.cgroups.base import CgroupMount, Manager
+    from barque.linux.seccomp import Filter
+
 
 class CreateOptions:
     __slots__ = ("root", "id", "bundle", "pid_file", "console_socket", "no_pivot",
@@ -41,8 +46,8 @@ class CreateOptions:
         self.no_pivot = False
         self.preserve_fds = 0
         self.console_fd: int | None = None  # a connected socket to send the pty master to
-        self.seccomp_filter: object | None = None
-        self.cgroup_mounts: list = []
+        self.seccomp_filter: Filter | None = None
+        self.cgroup_mounts: list[CgroupMount] = []
 
 
 def _timestamp() -> str:
@@ -108,7 +113,7 @@ def create(opts: CreateOptions) -> st.Container:
         raise
 
 
-def _undo(container: st.Container, cgroup: object, init_pid: int) -> None:
+def _undo(container: st.Container, cgroup: Manager | None, init_pid: int) -> None:
     import _signal as signal  # signal.py would import enum: ~2 ms
 
     if init_pid:
@@ -118,8 +123,8 @@ def _undo(container: st.Container, cgroup: object, init_pid: int) -> None:
             pass
     if cgroup is not None:
         try:
-            cgroup.kill_all(signal.SIGKILL)  # type: ignore[attr-defined]
-            cgroup.destroy()  # type: ignore[attr-defined]
+            cgroup.kill_all(signal.SIGKILL)
+            cgroup.destroy()
         except Exception as e:  # the original error matters more than this one
             LOG.warning(f"cleaning up cgroup of {container.id}: {e}")
     st.remove_dir(container.dir)
@@ -138,7 +143,7 @@ def _namespace_plan(linux: dict) -> tuple[int, list[tuple[str, str]]]:
     return flags, joins
 
 
-def _spawn(opts: CreateOptions, container: st.Container, cgroup: object) -> int:
+def _spawn(opts: CreateOptions, container: st.Container, cgroup: Manager) -> int:
     """Fork stage 1, drive it and the init through set-up; return the init's host pid."""
     config = container.config
     linux = config.get("linux") or {}
@@ -178,7 +183,7 @@ def _connect(path: str) -> int:
     return sock.detach()
 
 
-def _drive(container: st.Container, cgroup: object, stage1: int, flags: int,
+def _drive(container: st.Container, cgroup: Manager, stage1: int, flags: int,
            to_child: Channel, from_child: Channel) -> int:
     linux = container.config.get("linux") or {}
     init_pid = 0
@@ -187,10 +192,10 @@ def _drive(container: st.Container, cgroup: object, stage1: int, flags: int,
         # grace period, ~8 ms here), runs while the child sets up its namespaces and mounts.
         # The child takes its cgroup namespace once "cgroup-ready" says it is in its cgroup.
         to_child.send(op="go")
-        cgroup.create()  # type: ignore[attr-defined]
-        cgroup.add_pid(stage1)  # type: ignore[attr-defined]
+        cgroup.create()
+        cgroup.add_pid(stage1)
         # Limits land before "cgroup-ready", so before the container's process can run.
-        cgroup.set_resources(effective_resources(linux))  # type: ignore[attr-defined]
+        cgroup.set_resources(effective_resources(linux))
         hooks = container.config.get("hooks") or {}
         while True:
             msg = from_child.recv()
@@ -204,7 +209,7 @@ def _drive(container: st.Container, cgroup: object, stage1: int, flags: int,
                 init_pid = int(msg["pid"])
                 container.data["pid"] = init_pid
                 _reap(stage1)
-                cgroup.add_pid(init_pid)  # type: ignore[attr-defined]  # forked before stage 1 moved?
+                cgroup.add_pid(init_pid)  # it may have been forked before stage 1 moved
                 adj = container.config["process"].get("oomScoreAdj")
                 if adj is not None:
                     _write(f"/proc/{init_pid}/oom_score_adj", str(adj), "oom_score_adj")

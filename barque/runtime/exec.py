@@ -18,6 +18,10 @@ from barque.runtime.errors import RuntimeFailure
 from barque.runtime.init import _setgroups_allowed, apply_labels, preload, reset_signals
 from barque.runtime.sync import Channel, pipe_pair
 
+TYPE_CHECKING = False  # not typing's: see barque/linux/libc.py
+if TYPE_CHECKING:
+    from barque.linux.seccomp import Filter
+
 
 def _namespaces_of(container: st.Container) -> list[tuple[str, str]]:
     """The init's namespaces that differ from ours, in joining order."""
@@ -105,7 +109,7 @@ def _drive(container: st.Container, stage1: int, to_child: Channel, from_child: 
 
 def _stage1(container: st.Container, process: dict, joins: list[tuple[str, str]],
             from_parent: Channel, to_parent: Channel, console_fd: int | None,
-            preserve_fds: int, seccomp_filter: object | None) -> None:
+            preserve_fds: int, seccomp_filter: Filter | None) -> None:
     code = 1
     try:
         if (from_parent.recv() or {}).get("op") != "go":
@@ -124,7 +128,8 @@ def _stage1(container: st.Container, process: dict, joins: list[tuple[str, str]]
 
 
 def _stage2(container: st.Container, process: dict, to_parent: Channel,
-            console_fd: int | None, preserve_fds: int, seccomp_filter: object | None) -> None:
+            console_fd: int | None, preserve_fds: int, seccomp_filter: Filter | None
+            ) -> None:
     reset_signals()
     ready = False
     try:

@@ -14,7 +14,12 @@ from barque.runtime import process as proc
 from barque.runtime import rootfs as fs
 from barque.runtime.errors import RuntimeFailure
 from barque.runtime.hooks import run_hooks
+from barque.runtime.state import Container
 from barque.runtime.sync import Channel
+
+TYPE_CHECKING = False  # not typing's: see barque/linux/libc.py
+if TYPE_CHECKING:
+    from barque.runtime.create import CreateOptions
 
 # Python ignores these at start-up; an ignored disposition would survive execve.
 _RESET = ("SIGPIPE", "SIGXFSZ", "SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1",
@@ -29,7 +34,7 @@ def reset_signals() -> None:
             pass
 
 
-def container_init(opts: object, container: object, flags: int, from_parent: Channel,
+def container_init(opts: CreateOptions, container: Container, flags: int, from_parent: Channel,
                    to_parent: Channel, fifo_fd: int, console_fd: int | None) -> None:
     """Never returns: execs the container process or exits."""
     try:
@@ -69,22 +74,22 @@ def _where(e: BaseException) -> str:
     return f" (at {os.path.basename(code.co_filename)}:{tb.tb_lineno} {code.co_name})"
 
 
-def _run_init(opts: object, container: object, flags: int, from_parent: Channel,
+def _run_init(opts: CreateOptions, container: Container, flags: int, from_parent: Channel,
               to_parent: Channel, fifo_fd: int, console_fd: int | None) -> None:
     reset_signals()
     ready = False
     try:
-        preload(container.config)  # type: ignore[attr-defined]
+        preload(container.config)
         exe = _setup(opts, container, flags, from_parent, to_parent, console_fd)
         to_parent.send(op="ready")
         ready = True
         to_parent.close()
         from_parent.close()
         _wait_for_start(fifo_fd)
-        config = container.config  # type: ignore[attr-defined]
+        config = container.config
         hooks = (config.get("hooks") or {}).get("startContainer") or []
         if hooks:
-            run_hooks(hooks, container.hook_state("created"), "startContainer")  # type: ignore[attr-defined]
+            run_hooks(hooks, container.hook_state("created"), "startContainer")
         proc.exec_process(exe, config["process"])
     except RuntimeFailure as e:
         _fail(to_parent, ready, str(e), e.code)
@@ -111,15 +116,15 @@ def _wait_for_start(fifo_fd: int) -> None:
     os.close(fifo_fd)
 
 
-def _setup(opts: object, container: object, flags: int, from_parent: Channel,
+def _setup(opts: CreateOptions, container: Container, flags: int, from_parent: Channel,
            to_parent: Channel, console_fd: int | None) -> str:
-    config: dict = container.config  # type: ignore[attr-defined]
+    config: dict = container.config
     linux: dict = config.get("linux") or {}
     process: dict = config["process"]
-    rootfs: str = container.data["rootfs"]  # type: ignore[attr-defined]
+    rootfs: str = container.data["rootfs"]
     in_userns = _in_user_namespace(linux)
     os.setsid()
-    _preserve_fds(opts.preserve_fds)  # type: ignore[attr-defined]
+    _preserve_fds(opts.preserve_fds)
     if flags & ns.CLONE_NEWNET:
         from barque.linux.netdev import link_up
 
@@ -130,9 +135,9 @@ def _setup(opts: object, container: object, flags: int, from_parent: Channel,
         to_parent.send(op="hooks")
         if (from_parent.recv() or {}).get("op") != "hooks-done":
             raise RuntimeFailure("runtime went away while running hooks")
-        run_hooks(hooks.get("createContainer") or [], container.hook_state("created"),  # type: ignore[attr-defined]
+        run_hooks(hooks.get("createContainer") or [], container.hook_state("created"),
                   "createContainer")
-    fs.pivot(rootfs, opts.no_pivot)  # type: ignore[attr-defined]
+    fs.pivot(rootfs, opts.no_pivot)
     if process.get("terminal"):
         from barque.runtime.console import attach_new_pty
 
@@ -158,14 +163,14 @@ def _setup(opts: object, container: object, flags: int, from_parent: Channel,
     env = proc.env_dict(process.get("env") or [])
     _chdir(cwd, process)
     exe = proc.lookup_executable(process["args"][0], env, cwd)
-    proc.finalize(process, opts.seccomp_filter,  # type: ignore[attr-defined]
+    proc.finalize(process, opts.seccomp_filter,
                   userns_setgroups=_setgroups_allowed(in_userns))
     # The user may lack the rights to its cwd as root had them; check again as that user.
     _chdir(cwd, process)
     return exe
 
 
-def _build_rootfs(opts: object, container: object, config: dict, linux: dict, rootfs: str,
+def _build_rootfs(opts: CreateOptions, container: Container, config: dict, linux: dict, rootfs: str,
                   flags: int, in_userns: bool, from_parent: Channel) -> None:
     mounts = config.get("mounts") or []
     fs.prepare_root(rootfs, linux.get("rootfsPropagation"))
@@ -182,7 +187,7 @@ def _build_rootfs(opts: object, container: object, config: dict, linux: dict, ro
             ns.unshare(ns.CLONE_NEWCGROUP)
         ready.append(True)
 
-    fs.mount_all(rootfs, mounts, opts.cgroup_mounts,  # type: ignore[attr-defined]
+    fs.mount_all(rootfs, mounts, opts.cgroup_mounts,
                  bool(flags & ns.CLONE_NEWCGROUP), before_cgroup=await_cgroup)
     await_cgroup()
     if fs.needs_dev(mounts):

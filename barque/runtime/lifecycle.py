@@ -12,8 +12,12 @@ from barque.runtime.errors import RuntimeFailure
 from barque.runtime.hooks import run_hooks
 from barque.runtime.log import LOG
 
+TYPE_CHECKING = False  # not typing's: see barque/linux/libc.py
+if TYPE_CHECKING:
+    from barque.cgroups.base import Manager
 
-def cgroup_of(container: st.Container):  # type: ignore[no-untyped-def]
+
+def cgroup_of(container: st.Container) -> Manager:
     return container.cgroup
 
 

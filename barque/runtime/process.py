@@ -9,6 +9,10 @@ import stat
 from barque.runtime.errors import RuntimeFailure
 from barque.runtime.log import LOG
 
+TYPE_CHECKING = False  # not typing's: see barque/linux/libc.py
+if TYPE_CHECKING:
+    from barque.linux.seccomp import Filter
+
 RLIMITS = {
     "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
     "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9,
@@ -127,7 +131,7 @@ def set_user_and_caps(process: dict, userns_setgroups: bool = True) -> None:
         c.set_ambient(ambient)
 
 
-def build_seccomp(linux: dict) -> object | None:
+def build_seccomp(linux: dict) -> Filter | None:
     """Compile linux.seccomp in the runtime, before anything is created: a bad profile fails
     early and cleanly, and the child only has to load it (after pivot_root libseccomp's
     data files would be out of reach)."""
@@ -142,7 +146,9 @@ def build_seccomp(linux: dict) -> object | None:
         raise RuntimeFailure(f"invalid seccomp profile: {e}") from None
 
 
-def finalize(process: dict, seccomp_filter: object | None, userns_setgroups: bool = True) -> None:
+def finalize(
+    process: dict, seccomp_filter: Filter | None, userns_setgroups: bool = True
+) -> None:
     """Everything after the filesystem is set: the point of no return before execve."""
     from barque.linux import prctl
 
@@ -152,13 +158,13 @@ def finalize(process: dict, seccomp_filter: object | None, userns_setgroups: boo
     if seccomp_filter is not None and not nnp:
         # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the
         # capabilities are dropped (runc does the same).
-        seccomp_filter.load()  # type: ignore[attr-defined]
+        seccomp_filter.load()
     set_user_and_caps(process, userns_setgroups)
     if nnp:
         prctl.set_no_new_privs()
         if seccomp_filter is not None:
             # As late as possible, so the filter need not allow the runtime's own set-up.
-            seccomp_filter.load()  # type: ignore[attr-defined]
+            seccomp_filter.load()
 
 
 def exec_process(path: str, process: dict) -> None:

@@ -18,6 +18,8 @@ TYPE_CHECKING = False  # not typing's: see barque/linux/libc.py
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from barque.cgroups.base import CgroupMount
+
 
 def secure_join(root: str, unsafe: str) -> str:
     try:
@@ -64,7 +66,7 @@ def is_bind(mnt: dict) -> bool:
     return mnt.get("type") == "bind" or "bind" in opts or "rbind" in opts
 
 
-def mount_all(rootfs: str, mounts: list[dict], cgroup_mounts: object, cgroupns: bool,
+def mount_all(rootfs: str, mounts: list[dict], cgroup_mounts: list[CgroupMount], cgroupns: bool,
               before_cgroup: Callable[[], None] | None = None) -> None:
     for mnt in mounts:
         dest = secure_join(rootfs, mnt["destination"])
@@ -140,10 +142,11 @@ def _tmpfs_copyup(mnt: dict, dest: str, flags: int, data: str) -> None:
 
 
 def _mount_cgroup(
-    rootfs: str, dest: str, opts: m.MountOptions, cgroup_mounts: object, cgroupns: bool
+    rootfs: str, dest: str, opts: m.MountOptions, cgroup_mounts: list[CgroupMount],
+    cgroupns: bool,
 ) -> None:
     """Mount the container's cgroups read-only at dest (runc: tmpfs + one mount a hierarchy)."""
-    hierarchies = list(cgroup_mounts)  # type: ignore[call-overload]
+    hierarchies = cgroup_mounts
     flags = opts.flags & ~m.MS_RDONLY
     _ensure(dest, as_file=False)
     v2_only = len(hierarchies) == 1 and hierarchies[0].subdir == ""

@@ -11,6 +11,10 @@ import os
 from barque.runtime import fastjson as json
 from barque.runtime.errors import RuntimeFailure
 
+TYPE_CHECKING = False  # not typing's: see barque/linux/libc.py
+if TYPE_CHECKING:
+    from barque.cgroups.base import Manager
+
 DEFAULT_ROOT = "/run/barque-runtime"
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
@@ -57,10 +61,10 @@ class Container:
         self.root = root
         self.id = container_id
         self.data = data
-        self._cgroup: object | None = None
+        self._cgroup: Manager | None = None
 
     @property
-    def cgroup(self):  # type: ignore[no-untyped-def]  # a barque.cgroups.Manager
+    def cgroup(self) -> Manager:
         """The container's cgroup manager, opened once (reading mountinfo is not free)."""
         if self._cgroup is None:
             from barque.cgroups import open_manager
@@ -106,7 +110,7 @@ class Container:
 
     def is_paused(self) -> bool:
         try:
-            return bool(self.cgroup.is_frozen())
+            return self.cgroup.is_frozen()
         except Exception:
             return False
 
