@@ -334,3 +334,51 @@ def test_unsupported_features_fail_clearly(runtime: Runtime) -> None:
     proc = runtime.cmd("create", "--bundle", runtime.bundle(spec, copy_rootfs=False),
                        runtime.new_id())
     assert proc.returncode == 1 and b"idmapped mounts are not supported" in proc.stderr
+
+
+def test_mount_destination_symlink_cannot_escape_rootfs(runtime: Runtime, tmp_path: object) -> None:
+    # A hostile rootfs points /evil at a host directory; the mount must land inside the rootfs.
+    host_dir = os.path.join(str(tmp_path), "host-target")
+    os.makedirs(host_dir)
+    spec = runtime.spec(["sh", "-c", "ls -ld /evil"])
+    spec["mounts"].append({"destination": "/evil/sub", "type": "tmpfs", "source": "tmpfs",
+                           "options": ["size=1m"]})
+    bundle = runtime.bundle(spec)
+    os.symlink(host_dir, os.path.join(bundle, "rootfs", "evil"))
+    proc = runtime.cmd("run", "--bundle", bundle, runtime.new_id())
+    assert proc.returncode == 0, proc.stderr
+    assert os.listdir(host_dir) == []  # nothing created or mounted on the host side
+    assert os.path.isdir(os.path.join(bundle, "rootfs", str(host_dir).lstrip("/"), "sub"))
+
+
+def test_preserve_fds(runtime: Runtime, tmp_path: object) -> None:
+    path = os.path.join(str(tmp_path), "extra")
+    with open(path, "w") as f:
+        f.write("passed through fd 3")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if fd != 3:
+            os.dup2(fd, 3)
+        spec = runtime.spec(["sh", "-c", "cat <&3"])
+        proc = runtime.cmd("run", "--preserve-fds", "1", "--bundle", runtime.bundle(spec),
+                           runtime.new_id(), pass_fds=(3,))
+        assert proc.stdout == b"passed through fd 3", proc.stderr
+    finally:
+        os.close(fd)
+        if fd != 3:
+            os.close(3)
+
+
+def test_rootless_spec_runs(runtime: Runtime) -> None:
+    if user_namespaces_refused():
+        pytest.skip("this environment refuses new user namespaces (a chroot, or disabled)")
+    from barque.runtime.spec import rootless_spec
+
+    spec = rootless_spec()
+    spec["process"]["terminal"] = False
+    spec["process"]["args"] = ["sh", "-c", "id -u; cat /proc/self/uid_map"]
+    spec["root"]["readonly"] = False
+    proc = runtime.run(spec)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.decode().split()
+    assert lines[0] == "0" and lines[1:4] == ["0", str(os.geteuid()), "1"]

@@ -93,3 +93,26 @@ def test_run_proxies_terminal(runtime: Runtime) -> None:
     assert proc.wait(timeout=30) == 0
     assert b"in-tty-42" in out and b"/dev/pts/" in out
     os.close(master)
+
+
+def test_exec_tty_through_console_socket(runtime: Runtime) -> None:
+    import subprocess
+
+    cid = runtime.new_id()
+    runtime.cmd("run", "-d", "--bundle", runtime.bundle(runtime.spec(["sleep", "600"])), cid,
+                check=True)
+    sock_path = os.path.join(runtime.tmp, "exec-console.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(sock_path)
+    listener.listen(1)
+    proc = subprocess.Popen([runtime.binary, "--root", runtime.state_root, "exec", "--tty",
+                             "--detach", "--console-socket", sock_path, cid, "sh", "-c",
+                             "tty; echo exec-$((20+22)); sleep 1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    master = receive_master(listener)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    out = read_until(master, b"exec-42")
+    assert b"/dev/pts/" in out and b"exec-42" in out
+    os.close(master)
+    listener.close()
