@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 class CreateOptions:
     __slots__ = ("root", "id", "bundle", "pid_file", "console_socket", "no_pivot",
                  "preserve_fds", "console_fd", "seccomp_filter",
-                 "cgroup_mounts")
+                 "cgroup_mounts", "stay", "stage1_pid")
 
     def __init__(self, root: str, container_id: str, bundle: str) -> None:
         self.root = root
@@ -48,6 +48,10 @@ class CreateOptions:
         self.console_fd: int | None = None  # a connected socket to send the pty master to
         self.seccomp_filter: Filter | None = None
         self.cgroup_mounts: list[CgroupMount] = []
+        # `run` in the foreground: stage 1 stays as the init's parent and exits with its
+        # status, so the runtime can wait for it without becoming a subreaper.
+        self.stay = False
+        self.stage1_pid = 0
 
 
 def _timestamp() -> str:
@@ -162,8 +166,9 @@ def _spawn(opts: CreateOptions, container: st.Container, cgroup: Manager) -> int
     to_child_r.close()
     from_child_w.close()
     os.close(fifo_fd)
+    opts.stage1_pid = pid
     try:
-        return _drive(container, cgroup, pid, flags, to_child_w, from_child_r)
+        return _drive(container, cgroup, pid, opts.stay, to_child_w, from_child_r)
     finally:
         to_child_w.close()
         from_child_r.close()
@@ -183,18 +188,17 @@ def _connect(path: str) -> int:
     return sock.detach()
 
 
-def _drive(container: st.Container, cgroup: Manager, stage1: int, flags: int,
+def _drive(container: st.Container, cgroup: Manager, stage1: int, stage1_stays: bool,
            to_child: Channel, from_child: Channel) -> int:
     linux = container.config.get("linux") or {}
     init_pid = 0
     try:
-        # Cgroup set-up, and above all the first write to cgroup.procs (it waits for an RCU
-        # grace period, ~8 ms here), runs while the child sets up its namespaces and mounts.
-        # The child takes its cgroup namespace once "cgroup-ready" says it is in its cgroup.
+        # Cgroup set-up runs while the children set up namespaces and mounts; the init joins
+        # its cgroup (stage 1 never does: it must not count against the container's limits)
+        # and only then, on "cgroup-ready", takes its cgroup namespace.
         to_child.send(op="go")
         cgroup.create()
-        cgroup.add_pid(stage1)
-        # Limits land before "cgroup-ready", so before the container's process can run.
+        # Limits land before the init joins, so before the container's process can run.
         cgroup.set_resources(effective_resources(linux))
         hooks = container.config.get("hooks") or {}
         while True:
@@ -208,8 +212,9 @@ def _drive(container: st.Container, cgroup: Manager, stage1: int, flags: int,
             elif op == "pid":
                 init_pid = int(msg["pid"])
                 container.data["pid"] = init_pid
-                _reap(stage1)
-                cgroup.add_pid(init_pid)  # it may have been forked before stage 1 moved
+                if not stage1_stays:
+                    _reap(stage1)
+                cgroup.add_pid(init_pid)
                 adj = container.config["process"].get("oomScoreAdj")
                 if adj is not None:
                     _write(f"/proc/{init_pid}/oom_score_adj", str(adj), "oom_score_adj")
@@ -310,11 +315,28 @@ def _stage1(opts: CreateOptions, container: st.Container, flags: int,
                            console_fd)
         to_parent_w.send(op="pid", pid=pid)
         code = 0
+        if opts.stay:
+            # Our copies must go: the runtime reads the pipe until every writer is gone.
+            to_parent_w.close()
+            to_parent_r.close()
+            code = _mirror(pid)
     except RuntimeFailure as e:
         to_parent_w.send(op="error", message=str(e), code=e.code)
     except BaseException as e:
         to_parent_w.send(op="error", message=f"namespace set-up: {e}", code=1)
     os._exit(code)
+
+
+def _mirror(pid: int) -> int:
+    """Wait for the init and return its status as a shell reports it."""
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except InterruptedError:
+            continue
+        if os.WIFSIGNALED(status):
+            return 128 + os.WTERMSIG(status)
+        return os.WEXITSTATUS(status)
 
 
 def _write_time_offsets(linux: dict) -> None:

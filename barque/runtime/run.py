@@ -19,7 +19,6 @@ def _console_pair() -> tuple[int, int]:
 
 
 def run_container(opts: CreateOptions, detach: bool, keep: bool) -> int:
-    from barque.linux import prctl
     from barque.runtime import lifecycle
     from barque.runtime.foreground import Forwarder, TtyProxy, reap
     from barque.runtime.hooks import run_hooks  # noqa: F401  (loaded before fork)
@@ -27,8 +26,8 @@ def run_container(opts: CreateOptions, detach: bool, keep: bool) -> int:
     forwarder = None
     proxy_fd = None
     if not detach:
-        # The init is our grandchild; as subreaper we get to wait for it.
-        prctl.set_child_subreaper()
+        # The init is our grandchild: stage 1 stays to wait for it and mirrors its status.
+        opts.stay = True
         forwarder = Forwarder()
         forwarder.install()
         if not opts.console_socket and _wants_terminal(opts.bundle):
@@ -56,11 +55,11 @@ def run_container(opts: CreateOptions, detach: bool, keep: bool) -> int:
     if proxy is not None:
         proxy.start()
         try:
-            code = proxy.pump(container.pid)
+            code = proxy.pump(opts.stage1_pid)
         finally:
             proxy.stop()
     else:
-        code = reap(container.pid)
+        code = reap(opts.stage1_pid)
     if not keep:
         lifecycle.delete(container, force=True)
     return code

@@ -355,18 +355,13 @@ def test_preserve_fds(runtime: Runtime, tmp_path: object) -> None:
     path = os.path.join(str(tmp_path), "extra")
     with open(path, "w") as f:
         f.write("passed through fd 3")
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if fd != 3:
-            os.dup2(fd, 3)
-        spec = runtime.spec(["sh", "-c", "cat <&3"])
-        proc = runtime.cmd("run", "--preserve-fds", "1", "--bundle", runtime.bundle(spec),
-                           runtime.new_id(), pass_fds=(3,))
-        assert proc.stdout == b"passed through fd 3", proc.stderr
-    finally:
-        os.close(fd)
-        if fd != 3:
-            os.close(3)
+    bundle = runtime.bundle(runtime.spec(["sh", "-c", "cat <&3"]))
+    # A shell opens fd 3 for the runtime: the test process's own fd 3 belongs to pytest.
+    proc = subprocess.run(
+        ["sh", "-c", 'exec 3<"$1"; shift; exec "$@"', "sh", path, runtime.binary, "--root",
+         runtime.state_root, "run", "--preserve-fds", "1", "--bundle", bundle,
+         runtime.new_id()], capture_output=True, timeout=60)
+    assert proc.stdout == b"passed through fd 3", proc.stderr
 
 
 def test_rootless_spec_runs(runtime: Runtime) -> None:
