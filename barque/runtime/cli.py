@@ -120,6 +120,7 @@ def cmd_create(g: Parsed, argv: list[str], run: bool = False) -> int:
     copts.console_socket = opts.console_socket
     copts.no_pivot = bool(opts.no_pivot) or bool(os.environ.get("BARQUE_NO_PIVOT"))
     copts.preserve_fds = int(str(opts.preserve_fds))
+    copts.no_new_keyring = bool(opts.no_new_keyring)
     if not run:
         create(copts)
         return 0

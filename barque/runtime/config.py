@@ -100,3 +100,29 @@ def validate_process(process: dict) -> None:
                  f"process.user.{key} must be a non-negative integer")
     for env in process.get("env") or []:
         _require(isinstance(env, str) and "=" in env, f"bad environment entry {env!r}")
+    _validate_scheduling(process)
+
+
+def _validate_scheduling(process: dict) -> None:
+    from barque.linux import sched
+
+    scheduler = process.get("scheduler")
+    if scheduler is not None:
+        _require(isinstance(scheduler, dict) and scheduler.get("policy") in sched.POLICIES,
+                 f"process.scheduler.policy must be one of {', '.join(sched.POLICIES)}")
+        for flag in scheduler.get("flags") or []:
+            _require(flag in sched.FLAGS, f"unknown process.scheduler flag {flag!r}")
+    io = process.get("ioPriority")
+    if io is not None:
+        _require(isinstance(io, dict) and io.get("class") in sched.IOPRIO_CLASSES,
+                 f"process.ioPriority.class must be one of {', '.join(sched.IOPRIO_CLASSES)}")
+        _require(isinstance(io.get("priority", 0), int) and 0 <= io.get("priority", 0) <= 7,
+                 "process.ioPriority.priority must be 0 to 7")
+    affinity = process.get("execCPUAffinity") or {}
+    for key in ("initial", "final"):
+        if affinity.get(key):
+            try:
+                sched.parse_cpus(str(affinity[key]))
+            except ValueError:
+                raise RuntimeFailure(f"invalid config.json: bad CPU list in "
+                                     f"process.execCPUAffinity.{key}: {affinity[key]!r}") from None

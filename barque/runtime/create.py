@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 class CreateOptions:
     __slots__ = ("root", "id", "bundle", "pid_file", "console_socket", "no_pivot",
                  "preserve_fds", "console_fd", "seccomp_filter",
-                 "cgroup_mounts", "stay", "stage1_pid")
+                 "cgroup_mounts", "stay", "stage1_pid", "no_new_keyring")
 
     def __init__(self, root: str, container_id: str, bundle: str) -> None:
         self.root = root
@@ -52,6 +52,7 @@ class CreateOptions:
         # status, so the runtime can wait for it without becoming a subreaper.
         self.stay = False
         self.stage1_pid = 0
+        self.no_new_keyring = False
 
 
 def _timestamp() -> str:
@@ -87,7 +88,7 @@ def create(opts: CreateOptions) -> st.Container:
     container = st.Container(opts.root, opts.id, {
         "status": "creating", "pid": 0, "bundle": opts.bundle, "rootfs": rootfs,
         "created": _timestamp(), "owner": _owner(), "config": config,
-        "cgroupPath": linux.get("cgroupsPath") or "",
+        "cgroupPath": linux.get("cgroupsPath") or "", "noNewKeyring": opts.no_new_keyring,
     })
     cgroup = None
     init_pid = 0

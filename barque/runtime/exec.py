@@ -56,6 +56,12 @@ def exec_process(container: st.Container, process: dict, console_fd: int | None,
         raise RuntimeFailure("cannot allocate tty if runc will detach without setting "
                              "console socket")
     joins = _namespaces_of(container)
+    affinity = process.get("execCPUAffinity") or {}
+    if affinity.get("initial"):
+        from barque.linux.sched import parse_cpus
+
+        # Ours, inherited by the children until they move into the container's cgroup.
+        os.sched_setaffinity(0, parse_cpus(affinity["initial"]))
     seccomp_filter = proc.build_seccomp(container.config.get("linux") or {})
     # After setns into the container's mount namespace the host's Python library is gone.
     preload(container.config)
@@ -135,6 +141,15 @@ def _stage2(container: st.Container, process: dict, to_parent: Channel,
     try:
         for fd in range(3, 3 + preserve_fds):
             os.set_inheritable(fd, True)
+        if not container.data.get("noNewKeyring"):
+            from barque.linux import keyring
+
+            keyring.join_session_keyring(f"_ses.{container.id}")
+        affinity = process.get("execCPUAffinity") or {}
+        if affinity.get("final"):
+            from barque.linux.sched import parse_cpus
+
+            os.sched_setaffinity(0, parse_cpus(affinity["final"]))
         if process.get("terminal"):
             os.setsid()
             attach_new_pty(process, console_fd, bind_dev_console=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import _signal as signal  # signal.py would import enum: ~2 ms
 import os
 
+from barque.linux import keyring
 from barque.linux import namespaces as ns
 from barque.runtime import process as proc
 from barque.runtime import rootfs as fs
@@ -48,7 +49,7 @@ def preload(config: dict) -> None:
     Python library may be unreadable, and after pivot_root it is gone."""
     import resource  # noqa: F401
 
-    from barque.linux import capabilities, lsm, mount, netdev, prctl  # noqa: F401
+    from barque.linux import capabilities, keyring, lsm, mount, netdev, prctl, sched  # noqa: F401
 
     if (config.get("process") or {}).get("terminal"):
         import array  # noqa: F401
@@ -124,6 +125,9 @@ def _setup(opts: CreateOptions, container: Container, flags: int, from_parent: C
     rootfs: str = container.data["rootfs"]
     in_userns = _in_user_namespace(linux)
     os.setsid()
+    if not opts.no_new_keyring:
+        # Do not inherit the caller's session keyring (runc names it the same way).
+        keyring.join_session_keyring(f"_ses.{container.id}")
     _preserve_fds(opts.preserve_fds)
     if flags & ns.CLONE_NEWNET:
         from barque.linux.netdev import link_up

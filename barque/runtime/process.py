@@ -146,6 +146,20 @@ def build_seccomp(linux: dict) -> Filter | None:
         raise RuntimeFailure(f"invalid seccomp profile: {e}") from None
 
 
+def apply_scheduling(process: dict) -> None:
+    """process.scheduler and process.ioPriority, while the capabilities they may need
+    (CAP_SYS_NICE for real-time policies) are still held."""
+    from barque.linux import sched
+
+    try:
+        if process.get("scheduler"):
+            sched.set_scheduler(process["scheduler"])
+        if process.get("ioPriority"):
+            sched.set_io_priority(process["ioPriority"])
+    except OSError as e:
+        raise RuntimeFailure(f"cannot apply the process's scheduling settings: {e}") from None
+
+
 def finalize(
     process: dict, seccomp_filter: Filter | None, userns_setgroups: bool = True
 ) -> None:
@@ -153,6 +167,7 @@ def finalize(
     from barque.linux import prctl
 
     apply_rlimits(process.get("rlimits") or [])
+    apply_scheduling(process)
     os.umask(int((process.get("user") or {}).get("umask", 0o022)))
     nnp = bool(process.get("noNewPrivileges"))
     if seccomp_filter is not None and not nnp:

@@ -377,3 +377,37 @@ def test_rootless_spec_runs(runtime: Runtime) -> None:
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.decode().split()
     assert lines[0] == "0" and lines[1:4] == ["0", str(os.geteuid()), "1"]
+
+
+def test_scheduler_and_io_priority(runtime: Runtime) -> None:
+    spec = runtime.spec(["sh", "-c", "cat /proc/self/stat; ionice -p $$"])
+    spec["process"]["scheduler"] = {"policy": "SCHED_BATCH", "nice": 7}
+    spec["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_BE", "priority": 6}
+    out = runtime.output(spec["process"]["args"], process=spec["process"])
+    stat_line, ionice = out.splitlines()[0], out.splitlines()[1]
+    fields = stat_line[stat_line.rindex(")") + 2:].split()
+    assert fields[16] == "7"  # nice
+    assert fields[38] == "3"  # policy: SCHED_BATCH
+    assert "best-effort" in ionice and "6" in ionice
+
+
+def test_bad_scheduler_fails_before_anything_is_made(runtime: Runtime) -> None:
+    spec = runtime.spec(["true"])
+    spec["process"]["scheduler"] = {"policy": "SCHED_FAST"}
+    cid = runtime.new_id()
+    proc = runtime.cmd("create", "--bundle", runtime.bundle(spec, copy_rootfs=False), cid)
+    assert proc.returncode == 1 and b"process.scheduler.policy" in proc.stderr
+    assert not os.path.exists(os.path.join(runtime.state_root, cid))
+
+
+def test_own_session_keyring(runtime: Runtime) -> None:
+    cid = runtime.new_id()
+    runtime.cmd("run", "-d", "--bundle", runtime.bundle(runtime.spec(["sleep", "600"])), cid,
+                check=True)
+    with open("/proc/keys") as f:
+        assert f"_ses.{cid}" in f.read()
+    other = runtime.new_id()
+    runtime.cmd("run", "-d", "--no-new-keyring", "--bundle",
+                runtime.bundle(runtime.spec(["sleep", "600"])), other, check=True)
+    with open("/proc/keys") as f:
+        assert f"_ses.{other}" not in f.read()
