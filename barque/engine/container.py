@@ -7,7 +7,6 @@ runtime via BARQUE_RUNTIME) keeps its state under `<runroot>/runtime`.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -17,8 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -26,6 +23,7 @@ from typing import Any
 from barque.engine.bundle import BundleError, RunOptions, create_bundle
 from barque.image import default as default_image
 from barque.image import oci_layout as ol
+from barque.linux.locks import locked_dir
 
 DEFAULT_ROOT = "/var/lib/barque"
 DEFAULT_RUNROOT = "/run/barque"
@@ -102,17 +100,6 @@ def resolve_image(root: str, image: str) -> tuple[str, str | None]:
     )
 
 
-@contextmanager
-def _locked(directory: str) -> Iterator[None]:
-    """Hold an exclusive lock on a directory (serialises container name reservations)."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 def _container_meta(container_dir: str) -> dict[str, Any]:
     try:
         with open(os.path.join(container_dir, "container.json"), "rb") as f:
@@ -130,7 +117,7 @@ def create_container_dir(paths: Paths, image: str, name: str | None) -> tuple[st
         )
     name = name.lstrip("/") if name else None
     os.makedirs(paths.containers, mode=0o700, exist_ok=True)
-    with _locked(paths.containers):
+    with locked_dir(paths.containers):
         if name is not None:
             for other in os.listdir(paths.containers):
                 meta = _container_meta(os.path.join(paths.containers, other))

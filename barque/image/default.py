@@ -8,18 +8,16 @@ headers only), so the same busybox binary always yields the same image ID (confi
 
 from __future__ import annotations
 
-import fcntl
 import gzip
 import io
 import os
 import subprocess
 import tarfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from barque.image import oci_layout as ol
+from barque.linux.locks import locked_dir
 
 BUSYBOX = "/bin/busybox"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -158,18 +156,6 @@ def gzip_deterministic(data: bytes) -> bytes:
     return buf.getvalue()
 
 
-@contextmanager
-def _locked(directory: str) -> Iterator[None]:
-    """Serialise writers of one layout (two first `barque run`s may race to build it)."""
-    os.makedirs(directory, exist_ok=True)
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 def build_default_image(layout_dir: str, tag: str = "latest", *, busybox: str = BUSYBOX) -> str:
     """Build the busybox image into the OCI layout `layout_dir`, tagged `tag`.
 
@@ -205,7 +191,7 @@ def build_default_image(layout_dir: str, tag: str = "latest", *, busybox: str = 
         "layers": [ol.descriptor(ol.MEDIA_LAYER_GZIP, layer_gz)],
     }
     manifest_bytes = ol.canonical_json(manifest)
-    with _locked(layout_dir):
+    with locked_dir(layout_dir):
         ol.init_layout(layout_dir)
         # Blobs first, index last: the index only ever names complete blobs.
         ol.write_blob(layout_dir, layer_gz)
@@ -273,7 +259,7 @@ def write_oci_archive(layout_dir: str, tar_path: str) -> None:
         for h in sorted(os.listdir(os.path.join(blob_root, alg))):
             if not h.startswith(".tmp-"):  # a crashed writer's leftover, never a blob
                 blobs.append(f"blobs/{alg}/{h}")
-    with _locked(layout_dir), ol.atomic_writer(tar_path) as out:
+    with locked_dir(layout_dir), ol.atomic_writer(tar_path) as out:
         with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tar:
             for d in dirs:
                 tar.addfile(_archive_info(d, None))

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from barque.engine.bundle import DOCKER_CAPS
 from barque.linux import seccomp
 from barque.linux.seccomp import SeccompError, build_filter, load_filter
 
@@ -771,22 +772,7 @@ def test_supported_lists() -> None:
 
 # --- Docker's default profile ----------------------------------------------------------------
 
-DOCKER_DEFAULT_CAPS = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-]
+DOCKER_DEFAULT_CAPS = DOCKER_CAPS
 GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 
 
