@@ -64,15 +64,18 @@ def exec_process(container: st.Container, process: dict, console_fd: int | None,
         os.sched_setaffinity(0, parse_cpus(affinity["initial"]))
     seccomp_filter = proc.build_seccomp(container.config.get("linux") or {})
     # After setns into the container's mount namespace the host's Python library is gone.
-    preload(container.config)
+    preload(container.config, terminal=bool(process.get("terminal")))
+    root_fd = _root_of(container, joins)
     to_child_r, to_child_w = pipe_pair()
     from_child_r, from_child_w = pipe_pair()
     stage1 = os.fork()
     if stage1 == 0:
         to_child_w.close()
         from_child_r.close()
-        _stage1(container, process, joins, to_child_r, from_child_w, console_fd, preserve_fds,
-                seccomp_filter)
+        _stage1(container, process, joins, root_fd, to_child_r, from_child_w, console_fd,
+                preserve_fds, seccomp_filter)
+    if root_fd is not None:
+        os.close(root_fd)
     to_child_r.close()
     from_child_w.close()
     try:
@@ -80,6 +83,18 @@ def exec_process(container: st.Container, process: dict, console_fd: int | None,
     finally:
         to_child_w.close()
         from_child_r.close()
+
+
+def _root_of(container: st.Container, joins: list[tuple[str, str]]) -> int | None:
+    """The init's root directory, if we are to join its mount namespace. setns puts us at the
+    namespace's root mount, which is the container's root only if pivot_root made it so: not
+    after --no-pivot (chroot), nor when the runtime itself runs chrooted."""
+    if not any(kind == "mount" for kind, _ in joins):
+        return None
+    try:
+        return os.open(f"/proc/{container.pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise RuntimeFailure(f"cannot open the container's root: {e.strerror}") from None
 
 
 def _drive(container: st.Container, stage1: int, to_child: Channel, from_child: Channel) -> int:
@@ -114,13 +129,17 @@ def _drive(container: st.Container, stage1: int, to_child: Channel, from_child: 
 
 
 def _stage1(container: st.Container, process: dict, joins: list[tuple[str, str]],
-            from_parent: Channel, to_parent: Channel, console_fd: int | None,
-            preserve_fds: int, seccomp_filter: Filter | None) -> None:
+            root_fd: int | None, from_parent: Channel, to_parent: Channel,
+            console_fd: int | None, preserve_fds: int, seccomp_filter: Filter | None) -> None:
     code = 1
     try:
         if (from_parent.recv() or {}).get("op") != "go":
             os._exit(1)
         join_namespaces(joins)
+        if root_fd is not None:
+            os.fchdir(root_fd)
+            os.chroot(".")
+            os.close(root_fd)
         pid = os.fork()
         if pid == 0:
             _stage2(container, process, to_parent, console_fd, preserve_fds, seccomp_filter)

@@ -44,14 +44,14 @@ def container_init(opts: CreateOptions, container: Container, flags: int, from_p
         os._exit(1)
 
 
-def preload(config: dict) -> None:
+def preload(config: dict, terminal: bool | None = None) -> None:
     """Import now what the children need later: after entering a user namespace the host's
     Python library may be unreadable, and after pivot_root it is gone."""
     import resource  # noqa: F401
 
     from barque.linux import capabilities, keyring, lsm, mount, netdev, prctl, sched  # noqa: F401
 
-    if (config.get("process") or {}).get("terminal"):
+    if terminal if terminal is not None else (config.get("process") or {}).get("terminal"):
         import array  # noqa: F401
         import socket  # noqa: F401
 

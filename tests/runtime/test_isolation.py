@@ -288,6 +288,16 @@ def test_no_pivot(runtime: Runtime) -> None:
     assert "busybox" not in proc.stdout.decode().split()[1:]  # / is the rootfs, not the host
 
 
+def test_exec_into_no_pivot_container_sees_its_root(runtime: Runtime) -> None:
+    bundle = runtime.bundle(runtime.spec(["sleep", "600"]))
+    with open(os.path.join(bundle, "rootfs", "marker-in-rootfs"), "w") as f:
+        f.write("inside\n")
+    cid = runtime.new_id()
+    runtime.cmd("run", "-d", "--no-pivot", "--bundle", bundle, cid, check=True)
+    proc = runtime.cmd("exec", cid, "cat", "/marker-in-rootfs")
+    assert (proc.returncode, proc.stdout) == (0, b"inside\n"), proc.stderr
+
+
 def test_exit_codes_126_127(runtime: Runtime) -> None:
     proc = runtime.run(runtime.spec(["/etc/passwd"]))
     assert proc.returncode == 126, proc.stderr

@@ -14,7 +14,8 @@ from tests.support.bundles import Runtime
 pytestmark = pytest.mark.root
 
 
-def receive_master(listener: socket.socket) -> int:
+def receive_master(listener: socket.socket) -> int | None:
+    """The pty master sent on the console socket, or None if the runtime closed it empty."""
     conn, _ = listener.accept()
     with conn:
         fds = array.array("i")
@@ -22,7 +23,7 @@ def receive_master(listener: socket.socket) -> int:
         for level, kind, data in anc:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
-    return fds[0]
+    return fds[0] if fds else None
 
 
 def read_until(fd: int, needle: bytes, timeout: float = 10) -> bytes:
@@ -54,7 +55,7 @@ def test_console_socket_terminal(runtime: Runtime) -> None:
                                cid], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     master = receive_master(listener)
     _, err = create.communicate(timeout=30)
-    assert create.returncode == 0, err
+    assert create.returncode == 0 and master is not None, err
     runtime.cmd("start", cid, check=True)
     os.write(master, b"tty; stty size; echo done-$((40+2))\n")
     out = read_until(master, b"done-42")
@@ -111,7 +112,7 @@ def test_exec_tty_through_console_socket(runtime: Runtime) -> None:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     master = receive_master(listener)
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 0 and master is not None, err
     out = read_until(master, b"exec-42")
     assert b"/dev/pts/" in out and b"exec-42" in out
     os.close(master)
