@@ -11,10 +11,13 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import NoReturn
 
-from barque.engine import container
+from barque.cli import images as cli_images
+from barque.engine import container, images
 from barque.engine.bundle import RunOptions
 from barque.image import default as default_image
 from barque.image import oci_layout as ol
+from barque.image.store import ImageError
+from barque.storage.blobs import BlobError
 
 EXIT_ENGINE_ERROR = 125  # docker: "the error is with Docker daemon itself"
 
@@ -90,19 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("image", metavar="IMAGE", help="busybox (built in) or an OCI layout DIR[:TAG]")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND", help="command and args")
 
-    image = commands.add_parser("image", help="manage images")
-    image_commands = image.add_subparsers(
-        dest="image_command", metavar="COMMAND", parser_class=_Parser, required=True
-    )
+    image_commands = cli_images.add_parsers(commands, _Parser)
     build = image_commands.add_parser(
         "build-default",
         help="build the default busybox image from the host's busybox-static; print its ID",
     )
-    build.add_argument("--tag", default="latest", help="tag in the layout (default: latest)")
+    build.set_defaults(parser=build)
     save = image_commands.add_parser(
         "save-default", help="write the default image as an OCI archive (for ctr, skopeo)"
     )
     save.add_argument("-o", "--output", required=True, help="the .tar file to write")
+    save.set_defaults(parser=save)
 
     commands.add_parser("version", help="show the Barque version information")
     return parser
@@ -122,13 +123,43 @@ def _cmd_run(ns: argparse.Namespace, paths: container.Paths) -> int:
 
 
 def _cmd_image(ns: argparse.Namespace, paths: container.Paths) -> int:
-    layout = default_image.default_image_dir(paths.root)
     if ns.image_command == "build-default":
-        default_image.build_default_image(layout, ns.tag)
-        print(default_image.image_id(layout, ns.tag))
+        store = images.open_store(paths.root)
+        try:
+            print(images.ensure_default_image(store).id)
+        finally:
+            store.close()
     else:
         default_image.write_oci_archive(default_image.ensure_default_image(paths.root), ns.output)
     return 0
+
+
+def _cmd_store(ns: argparse.Namespace, paths: container.Paths) -> int:
+    """Commands working on the image store: Docker's CLI reports their errors with exit 1."""
+    store = images.open_store(paths.root)
+    try:
+        return int(ns.handler(ns, store))
+    except ImageError as e:
+        sys.stderr.write(f"Error response from daemon: {e}\n")
+    except cli_images.CommandError as e:
+        sys.stderr.write(f"{e}\n")
+    except _service_errors() as e:
+        sys.stderr.write(f"Error response from daemon: {e}\n")
+    finally:
+        store.close()
+    return 1
+
+
+def _service_errors() -> tuple[type[Exception], ...]:
+    """The registry's and archive code's own errors, imported only when a command needs them."""
+    errors: list[type[Exception]] = [BlobError]
+    for module, name in (("barque.registry.errors", "RegistryError"),
+                         ("barque.image.archive", "ArchiveError"),
+                         ("barque.registry.auth", "AuthError")):
+        mod = sys.modules.get(module)
+        if mod is not None and isinstance(getattr(mod, name, None), type):
+            errors.append(getattr(mod, name))
+    return tuple(errors)
 
 
 def _cmd_version() -> int:
@@ -154,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if ns.command == "run":
             return _cmd_run(ns, paths)
+        if getattr(ns, "handler", None) is not None:
+            return _cmd_store(ns, paths)
         if ns.command == "image":
             return _cmd_image(ns, paths)
         if ns.command == "version":

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from barque.image import oci_layout as ol
-from barque.image.unpack import UnpackError, unpack_image
 from barque.linux import paths
 from barque.runtime.spec import default_spec
 
@@ -246,23 +245,15 @@ def prepare_rootfs(rootfs: str, spec: dict[str, Any]) -> None:
 def create_bundle(
     bundle_dir: str,
     container_id: str,
-    layout_dir: str,
-    ref: str | None,
+    image_config: dict[str, Any],
+    rootfs: str,
     options: RunOptions,
 ) -> dict[str, Any]:
-    """Unpack the image `ref` of an OCI layout into `bundle_dir/rootfs` and write
-    `bundle_dir/config.json`. `bundle_dir` must exist; returns the spec written."""
-    try:
-        manifest, image_config = ol.load_image(layout_dir, ref)
-    except ol.LayoutError as e:
-        raise BundleError(str(e)) from None
-    rootfs = os.path.join(bundle_dir, "rootfs")
-    os.mkdir(rootfs, 0o755)
-    try:
-        unpack_image(layout_dir, manifest, image_config, rootfs)
-    except UnpackError as e:
-        raise BundleError(str(e)) from None
+    """Write `bundle_dir/config.json` for a container of an image whose root filesystem is
+    ready at `rootfs` (a snapshot); returns the spec written."""
     spec = make_spec(container_id, image_config, options, rootfs)
+    spec["root"]["path"] = os.path.relpath(rootfs, bundle_dir) \
+        if rootfs.startswith(bundle_dir + os.sep) else rootfs
     prepare_rootfs(rootfs, spec)
     text = json.dumps(spec, indent=2) + "\n"  # indented: people read config.json when debugging
     ol.atomic_write(os.path.join(bundle_dir, "config.json"), text.encode())

@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from barque.engine import images
 from barque.engine.bundle import BundleError, RunOptions, create_bundle
-from barque.image import default as default_image
 from barque.image import oci_layout as ol
+from barque.image.store import ImageError, ImageStore
 from barque.linux.locks import locked_dir
+from barque.storage import snapshot
 
 DEFAULT_ROOT = "/var/lib/barque"
 DEFAULT_RUNROOT = "/run/barque"
@@ -31,7 +33,6 @@ RUNTIME_NAME = "barque-runtime"
 
 # Docker's container name rule (daemon/names): a leading alphanumeric, then [a-zA-Z0-9_.-].
 _NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
-_DEFAULT_IMAGE_NAMES = {"busybox", "library/busybox", "docker.io/library/busybox"}
 
 # Signals passed on to the runtime, which passes them on to the container (docker's sig-proxy).
 _FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
@@ -78,26 +79,6 @@ def find_runtime() -> str:
     if found is None:
         raise EngineError(f'OCI runtime "{RUNTIME_NAME}" not found: is barque installed?')
     return found
-
-
-def resolve_image(root: str, image: str) -> tuple[str, str | None]:
-    """(OCI layout dir, tag) for an image argument: an OCI layout path (`DIR` or `DIR:TAG`)
-    or a reference to the built-in default image (`busybox[:latest]`)."""
-    if os.path.isdir(image):
-        return image, None
-    path, sep, tag = image.rpartition(":")
-    if sep and "/" not in tag and os.path.isdir(path):
-        return path, tag
-    name, tag = (path, tag) if sep and "/" not in tag else (image, "latest")
-    if name in _DEFAULT_IMAGE_NAMES and tag == "latest":
-        try:
-            return default_image.ensure_default_image(root), "latest"
-        except default_image.DefaultImageError as e:
-            raise EngineError(str(e)) from None
-    raise EngineError(
-        f"No such image: {name}:{tag} (Barque cannot pull yet: use busybox, the built-in "
-        "image, or the path of an OCI image layout)"
-    )
 
 
 def _container_meta(container_dir: str) -> dict[str, Any]:
@@ -224,14 +205,35 @@ def run_container(
 
     Raises EngineError (exit code 125, or 126/127 for an uninvocable/missing command)."""
     runtime_path = runtime or find_runtime()
-    layout_dir, ref = resolve_image(paths.root, image)
-    container_id, container_dir = create_container_dir(paths, image, name)
+    store = images.open_store(paths.root)
     try:
-        create_bundle(container_dir, container_id, layout_dir, ref, options)
+        return _run_with_store(paths, store, image, options, runtime_path, name=name,
+                               remove=remove, interactive=interactive)
+    finally:
+        store.close()
+
+
+def _announce_pull(name: str) -> None:
+    sys.stderr.write(f"Unable to find image '{name}' locally\n")
+    sys.stderr.flush()
+
+
+def _run_with_store(paths: Paths, store: ImageStore, image_name: str, options: RunOptions,
+                    runtime_path: str, *, name: str | None, remove: bool,
+                    interactive: bool) -> int:
+    try:
+        image = images.find_or_pull(store, image_name, on_pull=_announce_pull)
+    except ImageError as e:
+        raise EngineError(str(e)) from None
+    container_id, container_dir = create_container_dir(paths, image_name, name)
+    try:
+        store.hold(container_id, image)
+        rootfs = snapshot.prepare(_snapshot_dir(container_dir), store.lowers(image))
+        create_bundle(container_dir, container_id, store.config(image), rootfs, options)
     except BaseException as e:
         # A container that could not be created leaves nothing behind, as with Docker.
-        shutil.rmtree(container_dir, ignore_errors=True)
-        if isinstance(e, BundleError):
+        _remove_container(store, container_id, container_dir)
+        if isinstance(e, BundleError | ImageError | snapshot.SnapshotError):
             raise EngineError(str(e)) from None
         raise
     try:
@@ -258,4 +260,16 @@ def run_container(
         return status
     finally:
         if remove:
-            shutil.rmtree(container_dir, ignore_errors=True)
+            _remove_container(store, container_id, container_dir)
+        else:
+            snapshot.Snapshot(_snapshot_dir(container_dir)).unmount()
+
+
+def _snapshot_dir(container_dir: str) -> str:
+    return os.path.join(container_dir, "snapshot")
+
+
+def _remove_container(store: ImageStore, container_id: str, container_dir: str) -> None:
+    snapshot.remove(_snapshot_dir(container_dir))
+    shutil.rmtree(container_dir, ignore_errors=True)
+    store.release(container_id)

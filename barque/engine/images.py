@@ -1,0 +1,229 @@
+"""The engine's image operations: what `barque images|pull|push|tag|rmi|save|load|…` and the
+API call. It joins the image store, the registry client and the archive code, and turns their
+results into Docker's shapes (inspect JSON, history rows)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Any
+
+from barque.image import default as default_image
+from barque.image import reference as refs
+from barque.image.store import Image, ImageError, ImageNotFound, ImageStore
+
+# The built-in image: `busybox` resolves to it, built from the host's busybox-static, when
+# the store has no busybox:latest (so the first `barque run busybox` works offline).
+DEFAULT_IMAGE = "docker.io/library/busybox:latest"
+
+
+def open_store(root: str) -> ImageStore:
+    return ImageStore(root)
+
+
+def ensure_default_image(store: ImageStore) -> Image:
+    """busybox:latest, built from /bin/busybox into the store if the store lacks it."""
+    found = store.lookup(DEFAULT_IMAGE)
+    if found is not None:
+        return found
+    import tempfile
+
+    scratch = tempfile.mkdtemp(prefix=".default-", dir=store.root)
+    try:
+        default_image.build_default_image(scratch)
+        return store.import_oci_layout(scratch, "latest", DEFAULT_IMAGE)
+    except default_image.DefaultImageError as e:
+        raise ImageError(str(e)) from None
+    finally:
+        import shutil
+
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def is_default_reference(text: str) -> bool:
+    try:
+        return str(refs.parse(text)) == DEFAULT_IMAGE
+    except refs.ReferenceError:
+        return False
+
+
+@dataclass
+class PullOutcome:
+    image: Image
+    reference: refs.Reference
+    digest: str  # what the reference pointed to in the registry (index or manifest)
+    fresh: bool  # False: the store already had this exact image ("Image is up to date")
+
+
+def pull(store: ImageStore, text: str, *, platform: str | None = None,
+         progress: Any = None, insecure: bool | None = None) -> PullOutcome:
+    """`docker pull`: fetch the image's blobs and register it under its tag and digest."""
+    from barque.registry.client import RegistryClient
+    from barque.registry.pull import pull as registry_pull
+
+    ref = _parse(text)
+    client = RegistryClient(ref.domain, insecure=insecure)
+    with store.writing():
+        before = store.lookup(str(ref))
+        result = registry_pull(ref, store.blobs, platform=platform, client=client,
+                               progress=progress)
+        extra = [result.index_digest] if result.index_digest else []
+        tags = [str(ref)] if ref.tag else []
+        image = store.register(result.manifest_digest, tags=tags,
+                               repo_digests=[result.repo_digest], extra_blobs=extra)
+    digest = result.repo_digest.split("@", 1)[1]
+    return PullOutcome(image, ref, digest, fresh=before is None or before.id != image.id)
+
+
+def find_or_pull(store: ImageStore, text: str, *, on_pull: Callable[[str], None] | None = None,
+                 progress: Any = None, platform: str | None = None) -> Image:
+    """The image `docker run` uses: the local one, the built-in busybox, or a pulled one."""
+    from barque.registry.errors import RegistryError
+
+    found = store.lookup(text)
+    if found is not None:
+        return found
+    if is_default_reference(text):
+        return ensure_default_image(store)
+    ref = _parse(text)
+    if on_pull is not None:
+        on_pull(ref.familiar)
+    try:
+        return pull(store, text, platform=platform, progress=progress).image
+    except RegistryError as e:
+        raise ImageError(str(e)) from None
+
+
+def push(store: ImageStore, text: str, *, progress: Any = None,
+         insecure: bool | None = None) -> str:
+    """`docker push NAME[:TAG]`: returns the pushed manifest's digest."""
+    from barque.registry.client import RegistryClient
+    from barque.registry.push import push as registry_push
+
+    ref = _parse(text)
+    image = store.lookup(str(ref))
+    if image is None:
+        raise ImageNotFound(f"An image does not exist locally with the tag: {ref.familiar}")
+    # Cross-repository mounts: other repositories of the same registry that have this image.
+    from_repos = sorted({name.split("@")[0].rsplit(":", 1)[0].split("/", 1)[1]
+                         for name in image.tags + image.repo_digests
+                         if name.startswith(ref.domain + "/")
+                         and not name.startswith(ref.repository + ":")
+                         and not name.startswith(ref.repository + "@")})
+    client = RegistryClient(ref.domain, insecure=insecure)
+    manifest = store.blobs.read(image.manifest_digest)
+    digest = registry_push(ref, store.blobs, manifest, image.manifest_media_type,
+                           client=client, progress=progress, from_repos=from_repos)
+    with store.writing():
+        store.register(image.manifest_digest, repo_digests=[f"{ref.repository}@{digest}"])
+    return str(digest)
+
+
+def _parse(text: str) -> refs.Reference:
+    try:
+        return refs.parse(text)
+    except refs.ReferenceError as e:
+        raise ImageError(f"invalid reference format: {text}" if "format" in str(e) else str(e)) \
+            from None
+
+
+# --- Docker's shapes ---------------------------------------------------------------------
+
+_CONFIG_DEFAULTS: dict[str, Any] = {
+    "Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
+    "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": None,
+    "Cmd": None, "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None,
+    "OnBuild": None, "Labels": None,
+}
+
+
+def inspect(store: ImageStore, image: Image) -> dict[str, Any]:
+    """`docker image inspect`'s object for one image."""
+    config = store.config(image)
+    cfg = {**_CONFIG_DEFAULTS, **(config.get("config") or {})}
+    top = store.lowers(image)
+    return {
+        "Id": image.id,
+        "RepoTags": [refs.parse(t).familiar for t in image.tags],
+        "RepoDigests": [refs.parse(d, default_tag=False).familiar for d in image.repo_digests],
+        "Parent": "",
+        "Comment": _last_comment(config),
+        "Created": config.get("created", image.created),
+        "DockerVersion": config.get("docker_version", ""),
+        "Author": config.get("author", ""),
+        "Config": cfg,
+        "Architecture": config.get("architecture", ""),
+        **({"Variant": config["variant"]} if config.get("variant") else {}),
+        "Os": config.get("os", ""),
+        "Size": image.size,
+        "GraphDriver": {
+            "Data": {"LowerDir": ":".join(top)} if top else {},
+            "Name": "overlay",
+        },
+        "RootFS": {"Type": "layers", "Layers": [la.diff_id for la in image.layers]},
+        "Metadata": {"LastTagTime": _iso(image.added)},
+    }
+
+
+def _last_comment(config: dict[str, Any]) -> str:
+    history = config.get("history") or []
+    return str(history[-1].get("comment", "")) if history else ""
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e9):09d}Z"
+
+
+@dataclass
+class HistoryRow:
+    id: str
+    created: str
+    created_by: str
+    size: int
+    comment: str
+    tags: list[str]
+
+
+def history(store: ImageStore, image: Image) -> list[HistoryRow]:
+    """`docker history`: newest first; only the top row carries the image ID."""
+    config = store.config(image)
+    entries = config.get("history") or [{} for _ in image.layers]
+    sizes = iter(_layer_sizes(store, image))
+    rows: list[HistoryRow] = []
+    for entry in entries:
+        size = 0 if entry.get("empty_layer") else next(sizes, 0)
+        rows.append(HistoryRow("<missing>", str(entry.get("created", "")),
+                               str(entry.get("created_by", "")), size,
+                               str(entry.get("comment", "")), []))
+    rows.reverse()
+    if rows:
+        rows[0].id = image.id
+        rows[0].tags = [refs.parse(t).familiar for t in image.tags]
+    return rows
+
+
+def _layer_sizes(store: ImageStore, image: Image) -> list[int]:
+    out = []
+    for layer in image.layers:
+        row = store.conn.execute("SELECT size FROM layers WHERE chain_id = ?",
+                                 (layer.chain_id,)).fetchone()
+        out.append(int(row[0]) if row else 0)
+    return out
+
+
+# --- archives ----------------------------------------------------------------------------
+
+def save(store: ImageStore, names: list[str], out: IO[bytes]) -> None:
+    from barque.image.archive import save as archive_save
+
+    for name in names:
+        store.resolve(name)  # Docker: "No such image" before writing anything
+    archive_save(store, names, out)
+
+
+def load(store: ImageStore, source: str | IO[bytes]) -> list[str]:
+    from barque.image.archive import load as archive_load
+
+    with store.writing():
+        return archive_load(store, source)

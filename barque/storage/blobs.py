@@ -1,0 +1,216 @@
+"""Content-addressed blobs: `<root>/blobs/sha256/<hex>`, each verified before it is visible.
+
+A blob is written to `<root>/ingest/<hex>` first, hashed while it is written, and renamed into
+`blobs/` only when its digest (and size, when known) match. An ingest file outlives a killed
+writer, so the next writer of the same digest resumes from it (the registry client asks for
+the rest with a Range request); a per-digest lock makes two concurrent writers of one digest
+take turns, and the second then finds the blob present and writes nothing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from typing import IO
+
+_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+_CHUNK = 1 << 20
+
+
+class BlobError(Exception):
+    """A malformed digest, or content that does not match its digest or size."""
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def check_digest(digest: str) -> str:
+    """`digest` if it is a well-formed sha256 digest; it becomes a path component."""
+    if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
+        raise BlobError(f"unsupported or malformed digest {digest!r}")
+    return digest
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class BlobWriter:
+    """Appends to an ingest file for one expected digest; `commit` publishes it.
+
+    `offset` is how much a previous, interrupted writer left: the caller continues from there
+    (or calls `restart` to begin again). Use as a context manager: leaving the block without
+    `commit` keeps the partial content for a later resume, unless `discard` was called.
+    """
+
+    def __init__(self, store: BlobStore, digest: str, size: int | None) -> None:
+        self.store, self.digest, self.size = store, check_digest(digest), size
+        hexpart = digest.split(":", 1)[1]
+        self.ingest_path = os.path.join(store.ingest_dir, hexpart)
+        self._lock = os.open(self.ingest_path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                             0o600)
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        self._file: IO[bytes] = open(self.ingest_path, "ab+")
+        self._sha = hashlib.sha256()
+        self._file.seek(0)
+        while chunk := self._file.read(_CHUNK):
+            self._sha.update(chunk)
+        self.offset = self._file.tell()
+        if size is not None and self.offset > size:
+            self.restart()
+        self.committed = False
+
+    @property
+    def exists(self) -> bool:
+        """The blob was published (by someone else) while we waited for the lock."""
+        return self.store.has(self.digest)
+
+    def restart(self) -> None:
+        self._file.seek(0)
+        self._file.truncate()
+        self._sha = hashlib.sha256()
+        self.offset = 0
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+        self._sha.update(data)
+        self.offset += len(data)
+        if self.size is not None and self.offset > self.size:
+            self.discard()
+            raise BlobError(f"{self.digest}: more data than the expected {self.size} bytes")
+
+    def commit(self) -> str:
+        if self.committed:
+            return self.digest
+        got = "sha256:" + self._sha.hexdigest()
+        if self.size is not None and self.offset != self.size:
+            self.discard()
+            raise BlobError(f"{self.digest}: got {self.offset} bytes, expected {self.size}")
+        if got != self.digest:
+            self.discard()
+            raise BlobError(f"content does not match its digest: expected {self.digest}, "
+                            f"got {got}")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        os.chmod(self.ingest_path, 0o444)
+        os.rename(self.ingest_path, self.store.path(self.digest))
+        fsync_dir(os.path.dirname(self.store.path(self.digest)))
+        self.committed = True
+        return self.digest
+
+    def discard(self) -> None:
+        try:
+            os.unlink(self.ingest_path)
+        except FileNotFoundError:
+            pass
+        self.restart()
+
+    def close(self) -> None:
+        self._file.close()
+        try:
+            if self.committed:
+                os.unlink(self.ingest_path + ".lock")
+        except FileNotFoundError:
+            pass
+        os.close(self._lock)
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class BlobStore:
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.blob_dir = os.path.join(root, "blobs", "sha256")
+        self.ingest_dir = os.path.join(root, "ingest")
+        os.makedirs(self.blob_dir, mode=0o700, exist_ok=True)
+        os.makedirs(self.ingest_dir, mode=0o700, exist_ok=True)
+
+    def path(self, digest: str) -> str:
+        return os.path.join(self.blob_dir, check_digest(digest).split(":", 1)[1])
+
+    def has(self, digest: str) -> bool:
+        return os.path.exists(self.path(digest))
+
+    def size(self, digest: str) -> int:
+        return os.stat(self.path(digest)).st_size
+
+    def open(self, digest: str) -> IO[bytes]:
+        try:
+            return open(self.path(digest), "rb")
+        except FileNotFoundError:
+            raise BlobError(f"blob {digest} is not in the store") from None
+
+    def read(self, digest: str) -> bytes:
+        with self.open(digest) as f:
+            return f.read()
+
+    def writer(self, digest: str, size: int | None = None) -> BlobWriter:
+        """A locked writer for `digest` (see BlobWriter). Check `.exists` first."""
+        return BlobWriter(self, digest, size)
+
+    def put(self, data: bytes, digest: str | None = None) -> str:
+        """Store `data` (verified against `digest` when given) and return its digest."""
+        digest = digest or sha256_digest(data)
+        if self.has(digest):
+            return digest
+        with self.writer(digest, len(data)) as w:
+            if w.exists:
+                return digest
+            w.restart()
+            w.write(data)
+            return w.commit()
+
+    def put_stream(self, stream: IO[bytes], digest: str | None = None) -> tuple[str, int]:
+        """Store a stream whose digest may be unknown until its end; (digest, size)."""
+        if digest is not None:
+            with self.writer(digest) as w:
+                if not w.exists:
+                    w.restart()
+                    while chunk := stream.read(_CHUNK):
+                        w.write(chunk)
+                    w.commit()
+                return digest, self.size(digest)
+        import tempfile
+
+        fd, tmp = tempfile.mkstemp(prefix=".stream-", dir=self.ingest_dir)
+        sha, size = hashlib.sha256(), 0
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := stream.read(_CHUNK):
+                    sha.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            digest = "sha256:" + sha.hexdigest()
+            if not self.has(digest):
+                os.chmod(tmp, 0o444)
+                os.rename(tmp, self.path(digest))
+                fsync_dir(self.blob_dir)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return digest, size
+
+    def delete(self, digest: str) -> None:
+        try:
+            os.unlink(self.path(digest))
+        except FileNotFoundError:
+            pass
+
+    def digests(self) -> Iterator[str]:
+        for name in os.listdir(self.blob_dir):
+            if len(name) == 64:
+                yield "sha256:" + name

@@ -1,0 +1,110 @@
+"""The state database: one SQLite file under the root dir, schema versioned by user_version.
+
+Every connection runs in WAL mode with a busy timeout, so several `barque` processes may read
+and write at once; writers take the write lock up front (BEGIN IMMEDIATE) so a transaction
+never fails half-way on lock upgrade.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+DB_NAME = "barque.db"
+
+# Each entry moves the schema from version i to i+1; never edit a released entry.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE images (
+        id TEXT PRIMARY KEY,              -- the config digest, as Docker's image ID
+        manifest_digest TEXT NOT NULL,
+        manifest_media_type TEXT NOT NULL,
+        created TEXT NOT NULL,            -- from the image config
+        size INTEGER NOT NULL,            -- unpacked bytes of all layers
+        added REAL NOT NULL               -- when this store got it (unix time)
+    );
+    CREATE TABLE image_layers (
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,        -- 0 is the bottom layer
+        chain_id TEXT NOT NULL,
+        diff_id TEXT NOT NULL,
+        blob_digest TEXT NOT NULL,
+        media_type TEXT NOT NULL,
+        blob_size INTEGER NOT NULL,
+        PRIMARY KEY (image_id, position)
+    );
+    CREATE INDEX image_layers_chain ON image_layers(chain_id);
+    -- Blobs an image keeps besides its manifest, config and layers (the index it came from).
+    CREATE TABLE image_blobs (
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        digest TEXT NOT NULL,
+        PRIMARY KEY (image_id, digest)
+    );
+    CREATE TABLE tags (
+        name TEXT PRIMARY KEY,            -- docker.io/library/busybox:latest
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+    );
+    CREATE TABLE repo_digests (
+        name TEXT PRIMARY KEY,            -- docker.io/library/busybox@sha256:...
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+    );
+    CREATE TABLE layers (
+        chain_id TEXT PRIMARY KEY,        -- an unpacked layer dir: layers/<hex>
+        diff_id TEXT NOT NULL,
+        size INTEGER NOT NULL
+    );
+    -- Who uses an image (a container): such an image is never deleted, nor its layers.
+    CREATE TABLE image_holds (
+        holder TEXT PRIMARY KEY,
+        image_id TEXT NOT NULL
+    );
+    """,
+]
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version > len(MIGRATIONS):
+        raise sqlite3.DatabaseError(
+            f"state database schema {version} is newer than this Barque knows "
+            f"({len(MIGRATIONS)}): upgrade Barque")
+    if version == len(MIGRATIONS):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        for i in range(version, len(MIGRATIONS)):
+            for statement in MIGRATIONS[i].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {i + 1}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def connect(root: str) -> sqlite3.Connection:
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    conn = sqlite3.connect(os.path.join(root, DB_NAME), timeout=30, isolation_level=None,
+                           check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    _migrate(conn)
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction: all or nothing."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
