@@ -38,6 +38,7 @@ from barque.image import oci_layout as ol  # noqa: E402
 
 OUT_DIR = REPO / "bench" / "out"
 CACHE = Path("/var/cache/barque-bench")
+PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def barque_cmd() -> list[str]:
@@ -64,8 +65,7 @@ def make_layout(rootfs: Path, layout: Path) -> int:
     layer = gzip.compress(tar, compresslevel=6, mtime=0)
     config = {"architecture": ol.host_platform()["architecture"], "os": "linux",
               "created": "2026-01-01T00:00:00Z",
-              "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                         "Cmd": ["bash"]},
+              "config": {"Env": [PATH_ENV], "Cmd": ["bash"]},
               "rootfs": {"type": "layers", "diff_ids": [ol.sha256_digest(tar)]}}
     config_bytes = ol.canonical_json(config)
     manifest = ol.canonical_json({
@@ -193,8 +193,9 @@ def main() -> int:
     print("|---|---:|---:|")
     for name, t, kib in cow:
         print(f"| {name} | {t:.3f} | {kib} |")
+    now = datetime.datetime.now().isoformat(timespec="seconds")
     print(f"\nmachine: nproc {os.cpu_count()}, kernel {platform.release()}, "
-          f"python {platform.python_version()}, {datetime.datetime.now().isoformat(timespec='seconds')}")
+          f"python {platform.python_version()}, {now}")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "image_pull.json").write_text(json.dumps({"pull": pulls, "cow": cow}))
     try:
@@ -204,7 +205,8 @@ def main() -> int:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(6, 3))
-        ax.boxplot(list(pulls.values()), labels=list(pulls.keys()), vert=False)
+        ax.boxplot(list(pulls.values()), vert=False)
+        ax.set_yticks(range(1, len(pulls) + 1), list(pulls.keys()))
         ax.set_xlabel("seconds (pull + unpack of minbase)")
         fig.tight_layout()
         fig.savefig(Path(args.out) / "image_pull.png")

@@ -153,10 +153,7 @@ class ImageStore:
                                   (layer.chain_id, layer.diff_id, size))
             return size
         finally:
-            try:
-                os.unlink(dest + ".lock")
-            except FileNotFoundError:
-                pass
+            # The lock file stays (see BlobWriter.close); the collector removes it.
             os.close(lock)
 
     # --- registering -----------------------------------------------------------------------
@@ -422,6 +419,7 @@ class ImageStore:
             for digest in list(self.blobs.digests()):
                 if digest not in used_blobs:
                     self.blobs.delete(digest)
+            self.blobs.remove_ingest_locks()
         return removed
 
     def disk_usage(self) -> int:

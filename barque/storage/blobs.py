@@ -58,29 +58,42 @@ class BlobWriter:
         self._lock = os.open(self.ingest_path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
                              0o600)
         fcntl.flock(self._lock, fcntl.LOCK_EX)
-        self._file: IO[bytes] = open(self.ingest_path, "ab+")
+        self._sha = hashlib.sha256()
+        self.offset = 0
+        self.committed = False
+        # Published (by someone else) while we waited for the lock: nothing to write.
+        self.exists = store.has(digest)
+        self._file: IO[bytes] | None = None
+        if not self.exists:
+            self._open()
+            if size is not None and self.offset > size:
+                self.restart()
+
+    def _open(self) -> None:
+        self._file = open(self.ingest_path, "ab+")
         self._sha = hashlib.sha256()
         self._file.seek(0)
         while chunk := self._file.read(_CHUNK):
             self._sha.update(chunk)
         self.offset = self._file.tell()
-        if size is not None and self.offset > size:
-            self.restart()
-        self.committed = False
 
-    @property
-    def exists(self) -> bool:
-        """The blob was published (by someone else) while we waited for the lock."""
-        return self.store.has(self.digest)
+    def _handle(self) -> IO[bytes]:
+        if self._file is None:
+            if self.exists:
+                raise BlobError(f"{self.digest} is already in the store: nothing to write")
+            self._open()  # after discard: a new, empty ingest file
+        assert self._file is not None
+        return self._file
 
     def restart(self) -> None:
-        self._file.seek(0)
-        self._file.truncate()
+        f = self._handle()
+        f.seek(0)
+        f.truncate()
         self._sha = hashlib.sha256()
         self.offset = 0
 
     def write(self, data: bytes) -> None:
-        self._file.write(data)
+        self._handle().write(data)
         self._sha.update(data)
         self.offset += len(data)
         if self.size is not None and self.offset > self.size:
@@ -98,8 +111,9 @@ class BlobWriter:
             self.discard()
             raise BlobError(f"content does not match its digest: expected {self.digest}, "
                             f"got {got}")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        f = self._handle()
+        f.flush()
+        os.fsync(f.fileno())
         os.chmod(self.ingest_path, 0o444)
         os.rename(self.ingest_path, self.store.path(self.digest))
         fsync_dir(os.path.dirname(self.store.path(self.digest)))
@@ -107,19 +121,22 @@ class BlobWriter:
         return self.digest
 
     def discard(self) -> None:
+        """Drop what was written; a later write starts a new, empty ingest file."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
         try:
             os.unlink(self.ingest_path)
         except FileNotFoundError:
             pass
-        self.restart()
+        self._sha = hashlib.sha256()
+        self.offset = 0
 
     def close(self) -> None:
-        self._file.close()
-        try:
-            if self.committed:
-                os.unlink(self.ingest_path + ".lock")
-        except FileNotFoundError:
-            pass
+        if self._file is not None:
+            self._file.close()
+        # The lock file stays: unlinking it would let a waiter and a newcomer lock two
+        # different files. The collector removes lock files while no writer can run.
         os.close(self._lock)
 
     def __enter__(self) -> BlobWriter:
@@ -168,7 +185,8 @@ class BlobStore:
         with self.writer(digest, len(data)) as w:
             if w.exists:
                 return digest
-            w.restart()
+            if w.offset:
+                w.restart()
             w.write(data)
             return w.commit()
 
@@ -203,6 +221,15 @@ class BlobStore:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return digest, size
+
+    def remove_ingest_locks(self) -> None:
+        """Only while no writer can run (the store's exclusive lock)."""
+        for name in os.listdir(self.ingest_dir):
+            if name.endswith(".lock"):
+                try:
+                    os.unlink(os.path.join(self.ingest_dir, name))
+                except FileNotFoundError:
+                    pass
 
     def delete(self, digest: str) -> None:
         try:

@@ -8,7 +8,7 @@ symlink (every open is relative to its parent's fd with O_NOFOLLOW), so a contai
 swaps a directory for a symlink cannot make the export read host files; it does not descend
 into another filesystem mounted inside the rootfs (Docker's own mount of it shows none).
 
-(Layer tars for `commit`, with whiteouts, are barque.storage.export's job.)
+(Layer tars for `commit`, with whiteouts, are barque.storage.layer_writer's job.)
 """
 
 from __future__ import annotations

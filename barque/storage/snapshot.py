@@ -1,0 +1,195 @@
+"""A container's root filesystem: an overlay of its image's layers, or a copy of them.
+
+A snapshot dir holds either `upper/`, `work/` and `merged/` (the overlay, mounted on
+`merged`), or `rootfs/` (the copy fallback for hosts where overlayfs is missing: the lowers
+flattened into one plain dir). `prepare` makes and mounts one (or remounts it, after a
+reboot), `remove` unmounts and deletes it; `diff` and `write_upper_as_layer` are what
+`docker diff` and `docker commit` need. Every failure is a SnapshotError, and a failed
+`prepare` of a new snapshot leaves neither the dir nor a mount behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import IO
+
+from barque.storage import changes, layer_writer, tarsafe
+from barque.storage.apply import Applier
+from barque.storage.entries import LayerError, dir_entries
+from barque.storage.overlayfs import (
+    OverlayError,
+    is_mounted,
+    mount_overlay,
+    overlay_supported,
+    unmount,
+)
+
+__all__ = ["Snapshot", "SnapshotError", "diff", "diff_dirs", "flatten", "mount_overlay",
+           "overlay_supported", "prepare", "remove", "unmount", "write_upper_as_layer"]
+
+Change = changes.Change
+
+
+class SnapshotError(Exception):
+    """A snapshot could not be made, mounted, read or removed."""
+
+
+_ERRORS = (OSError, OverlayError, LayerError)
+
+
+def flatten(lowers: list[str], rootfs: str) -> None:
+    """Copy overlay-format `lowers` (top-most first) into the existing dir `rootfs`, as an
+    overlay of them shows them (whiteouts and opaque dirs applied)."""
+    fd = tarsafe.open_root(rootfs)
+    try:
+        for lower in reversed(lowers):
+            applier = Applier(fd, overlay=False)
+            try:
+                for entry in dir_entries(lower):
+                    applier.apply(entry)
+                applier.finish()
+            finally:
+                applier.close()
+    finally:
+        os.close(fd)
+
+
+class Snapshot:
+    """The snapshot in `snap_dir`."""
+
+    def __init__(self, snap_dir: str) -> None:
+        self.dir = os.path.abspath(snap_dir)
+        self.upper = os.path.join(self.dir, "upper")
+        self.work = os.path.join(self.dir, "work")
+        self.merged = os.path.join(self.dir, "merged")
+        self.copy = os.path.join(self.dir, "rootfs")
+        self.empty = os.path.join(self.dir, "empty")  # the lower of an image with no layers
+
+    @property
+    def is_copy(self) -> bool:
+        return os.path.isdir(self.copy)
+
+    @property
+    def rootfs(self) -> str:
+        return self.copy if self.is_copy else self.merged
+
+    def prepare(self, lowers: list[str], *, overlay: bool | None = None) -> str:
+        """Make (or remount) the snapshot of `lowers` (top-most first); its rootfs path.
+
+        `overlay` None probes whether overlayfs works here; False forces the copy.
+        """
+        created = not os.path.lexists(self.dir)
+        try:
+            if overlay is None and not self.is_copy:
+                overlay = os.path.isdir(self.upper) or overlay_supported(
+                    os.path.dirname(self.dir))
+            os.makedirs(self.dir, mode=0o711, exist_ok=True)
+            if overlay and not self.is_copy:
+                return self._prepare_overlay(lowers)
+            return self._prepare_copy(lowers)
+        except BaseException as e:
+            if created:
+                self._remove_quietly()
+            if isinstance(e, _ERRORS):
+                raise SnapshotError(f"preparing the snapshot {self.dir}: {e}") from None
+            raise
+
+    def _prepare_overlay(self, lowers: list[str]) -> str:
+        for path, mode in ((self.upper, 0o755), (self.work, 0o700), (self.merged, 0o755)):
+            if not os.path.isdir(path):
+                os.mkdir(path, mode)
+                os.chmod(path, mode)
+        if not lowers:
+            os.makedirs(self.empty, mode=0o755, exist_ok=True)
+            lowers = [self.empty]
+        if not is_mounted(self.merged):
+            mount_overlay(lowers, self.upper, self.work, self.merged)
+        return self.merged
+
+    def _prepare_copy(self, lowers: list[str]) -> str:
+        if self.is_copy:
+            return self.copy
+        tmp = os.path.join(self.dir, ".tmp-rootfs")
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.mkdir(tmp, 0o755)
+        os.chmod(tmp, 0o755)
+        try:
+            flatten(lowers, tmp)
+            os.rename(tmp, self.copy)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return self.copy
+
+    def _remove_quietly(self) -> None:
+        try:
+            self.remove()
+        except SnapshotError:
+            pass
+
+    def unmount(self) -> None:
+        """Unmount the overlay (the snapshot stays, to be prepared again)."""
+        try:
+            if os.path.isdir(self.merged):
+                unmount(self.merged)
+        except OverlayError as e:
+            raise SnapshotError(str(e)) from None
+
+    def remove(self) -> None:
+        """Unmount (if mounted) and delete the snapshot; nothing there is not an error."""
+        self.unmount()
+        if is_mounted(self.merged):
+            raise SnapshotError(f"{self.merged} is still mounted: not deleting its upper dir")
+        try:
+            shutil.rmtree(self.dir)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise SnapshotError(f"removing the snapshot {self.dir}: {e}") from None
+
+    def diff(self, lowers: list[str]) -> list[Change]:
+        return diff_dirs(self.copy, lowers) if self.is_copy else diff(self.upper, lowers)
+
+    def write_layer(self, lowers: list[str], out: IO[bytes]) -> str:
+        """The snapshot's changes as a layer tar written to `out`; returns its diff_id."""
+        if not self.is_copy:
+            return write_upper_as_layer(self.upper, lowers, out)
+        try:
+            return layer_writer.write_rootfs_diff_as_layer(self.copy, lowers, out)
+        except _ERRORS as e:
+            raise SnapshotError(f"writing {self.copy} as a layer: {e}") from None
+
+
+def prepare(snap_dir: str, lowers: list[str], *, overlay: bool | None = None) -> str:
+    """Make (or remount) the snapshot `snap_dir` of `lowers` (top-most first); its rootfs."""
+    return Snapshot(snap_dir).prepare(lowers, overlay=overlay)
+
+
+def remove(snap_dir: str) -> None:
+    """Unmount (if mounted) and delete the snapshot `snap_dir`."""
+    Snapshot(snap_dir).remove()
+
+
+def diff(upper: str, lowers: list[str]) -> list[Change]:
+    """`docker diff` of an overlay upper dir over `lowers` (top-most first): (kind, path)."""
+    try:
+        return changes.diff(upper, lowers)
+    except _ERRORS as e:
+        raise SnapshotError(f"reading the changes in {upper}: {e}") from None
+
+
+def diff_dirs(rootfs: str, lowers: list[str]) -> list[Change]:
+    """`docker diff` of a copied rootfs (the copy fallback) over `lowers`."""
+    try:
+        return changes.diff_dirs(rootfs, lowers)
+    except _ERRORS as e:
+        raise SnapshotError(f"reading the changes in {rootfs}: {e}") from None
+
+
+def write_upper_as_layer(upper: str, lowers: list[str], out: IO[bytes]) -> str:
+    """Write an overlay upper dir as a layer tar to `out`; returns its diff_id."""
+    try:
+        return layer_writer.write_upper_as_layer(upper, lowers, out)
+    except _ERRORS as e:
+        raise SnapshotError(f"writing {upper} as a layer: {e}") from None
