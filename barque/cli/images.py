@@ -220,6 +220,13 @@ def _has_label(store: ImageStore, image: Image, name: str, value: str | None) ->
 def cmd_images(ns: argparse.Namespace, store: ImageStore) -> int:
     images = _filter_images(store, store.images(), ns.filter, ns.repository)
     rows = _image_rows(store, images, ns)
+    patterns = [f.partition("=")[2] for f in ns.filter if f.startswith("reference=")]
+    if patterns:  # Docker lists only the matching tags of a matching image
+        import fnmatch
+
+        rows = [r for r in rows if all(
+            fnmatch.fnmatchcase(f"{r['Repository']}:{r['Tag']}", p)
+            or fnmatch.fnmatchcase(r["Repository"], p) for p in patterns)]
     if ns.repository:
         want = refs.parse(ns.repository, default_tag=False)
         rows = [r for r in rows if r["Repository"] == want.familiar_repository
@@ -229,8 +236,8 @@ def cmd_images(ns: argparse.Namespace, store: ImageStore) -> int:
         for row in rows:
             if row["ID"] not in seen:
                 seen.append(row["ID"])
-        print("\n".join(("sha256:" + i if ns.no_trunc and not i.startswith("sha256:") else i)
-                        for i in seen))
+        for image_id in seen:
+            print(image_id)
         return 0
     table = IMAGES_DIGESTS_TABLE if ns.digests else IMAGES_TABLE
     sys.stdout.write(fmt.format_table(rows, ns.format, table, IMAGE_HEADERS))

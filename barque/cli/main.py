@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     save.add_argument("-o", "--output", required=True, help="the .tar file to write")
     save.set_defaults(parser=save)
 
+    export = commands.add_parser(
+        "export", help="export a container's filesystem as a tar archive (to STDOUT by default)"
+    )
+    export.add_argument("container", metavar="CONTAINER")
+    export.add_argument("-o", "--output", help="write to a file, instead of STDOUT")
+    export.set_defaults(parser=export)
     commands.add_parser("version", help="show the Barque version information")
     return parser
 
@@ -162,6 +168,20 @@ def _service_errors() -> tuple[type[Exception], ...]:
     return tuple(errors)
 
 
+def _cmd_export(ns: argparse.Namespace, paths: container.Paths) -> int:
+    if ns.output:
+        with ol.atomic_writer(ns.output) as out:
+            container.export_container(paths, ns.container, out)
+        return 0
+    if sys.stdout.isatty():
+        sys.stderr.write("cowardly refusing to save to a terminal. Use the -o flag or "
+                         "redirect\n")
+        return 1
+    sys.stdout.flush()
+    container.export_container(paths, ns.container, sys.stdout.buffer)
+    return 0
+
+
 def _cmd_version() -> int:
     try:
         runtime = container.find_runtime()
@@ -189,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_store(ns, paths)
         if ns.command == "image":
             return _cmd_image(ns, paths)
+        if ns.command == "export":
+            return _cmd_export(ns, paths)
         if ns.command == "version":
             return _cmd_version()
         parser.print_help()

@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
 from barque.engine import images
 from barque.engine.bundle import BundleError, RunOptions, create_bundle
@@ -90,7 +90,8 @@ def _container_meta(container_dir: str) -> dict[str, Any]:
     return meta if isinstance(meta, dict) else {}
 
 
-def create_container_dir(paths: Paths, image: str, name: str | None) -> tuple[str, str]:
+def create_container_dir(paths: Paths, image: str, name: str | None,
+                         image_id: str = "") -> tuple[str, str]:
     """Reserve a new container id (and name): returns (id, container dir)."""
     if name is not None and not _NAME_RE.match(name):
         raise EngineError(
@@ -119,6 +120,7 @@ def create_container_dir(paths: Paths, image: str, name: str | None) -> tuple[st
             # Docker names start with "/"; unnamed containers have none until Barque makes them.
             "Name": "/" + name if name else "",
             "Image": image,
+            "ImageID": image_id,
             "Created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         ol.atomic_write(os.path.join(container_dir, "container.json"), ol.canonical_json(meta))
@@ -225,7 +227,7 @@ def _run_with_store(paths: Paths, store: ImageStore, image_name: str, options: R
         image = images.find_or_pull(store, image_name, on_pull=_announce_pull)
     except ImageError as e:
         raise EngineError(str(e)) from None
-    container_id, container_dir = create_container_dir(paths, image_name, name)
+    container_id, container_dir = create_container_dir(paths, image_name, name, image.id)
     try:
         store.hold(container_id, image)
         rootfs = snapshot.prepare(_snapshot_dir(container_dir), store.lowers(image))
@@ -273,3 +275,45 @@ def _remove_container(store: ImageStore, container_id: str, container_dir: str) 
     snapshot.remove(_snapshot_dir(container_dir))
     shutil.rmtree(container_dir, ignore_errors=True)
     store.release(container_id)
+
+
+def find_container(paths: Paths, text: str) -> tuple[str, str, dict[str, Any]]:
+    """(id, dir, metadata) of the container named `text`: its name, full ID or ID prefix."""
+    matches = []
+    try:
+        names = os.listdir(paths.containers)
+    except FileNotFoundError:
+        names = []
+    for cid in names:
+        meta = _container_meta(os.path.join(paths.containers, cid))
+        if cid == text or meta.get("Name") == "/" + text.lstrip("/"):
+            return cid, os.path.join(paths.containers, cid), meta
+        if text and cid.startswith(text):
+            matches.append((cid, os.path.join(paths.containers, cid), meta))
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise EngineError(f"multiple IDs found with provided prefix: {text}", 1)
+    raise EngineError(f"No such container: {text}", 1)
+
+
+def export_container(paths: Paths, text: str, out: IO[bytes]) -> None:
+    """`docker export`: the container's filesystem (image plus its changes) as a tar."""
+    from barque.storage.rootfs_export import ExportError, export_rootfs
+
+    _, container_dir, meta = find_container(paths, text)
+    store = images.open_store(paths.root)
+    try:
+        image = store.get(str(meta.get("ImageID", "")))
+        snap = snapshot.Snapshot(_snapshot_dir(container_dir))
+        was_mounted = os.path.ismount(snap.merged)
+        rootfs = snap.prepare(store.lowers(image))
+        try:
+            export_rootfs(rootfs, out)
+        finally:
+            if not was_mounted:
+                snap.unmount()
+    except (ImageError, snapshot.SnapshotError, ExportError) as e:
+        raise EngineError(str(e), 1) from None
+    finally:
+        store.close()

@@ -124,8 +124,7 @@ def _parse(text: str) -> refs.Reference:
     try:
         return refs.parse(text)
     except refs.ReferenceError as e:
-        raise ImageError(f"invalid reference format: {text}" if "format" in str(e) else str(e)) \
-            from None
+        raise ImageError(str(e)) from None
 
 
 # --- Docker's shapes ---------------------------------------------------------------------

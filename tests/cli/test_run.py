@@ -7,18 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
 from barque.image import default as default_image
+from tests.cli.conftest import Barque
 
 pytestmark = [
     pytest.mark.root,
@@ -27,46 +23,6 @@ pytestmark = [
         reason="busybox-static is not installed (apt-get install -y busybox-static)",
     ),
 ]
-
-
-def _barque() -> list[str]:
-    beside = os.path.join(os.path.dirname(sys.executable), "barque")
-    if os.access(beside, os.X_OK):
-        return [beside]
-    found = shutil.which("barque")
-    return [found] if found else [sys.executable, "-m", "barque.cli.main"]
-
-
-@dataclass
-class Barque:
-    root: str
-    runroot: str
-
-    def argv(self, *args: str) -> list[str]:
-        return [*_barque(), "--root", self.root, "--runroot", self.runroot, *args]
-
-    def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            self.argv(*args),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
-
-    def containers(self) -> list[str]:
-        path = os.path.join(self.root, "containers")
-        return sorted(os.listdir(path)) if os.path.isdir(path) else []
-
-
-@pytest.fixture
-def barque(run_prefix: str) -> Iterator[Barque]:
-    # The run prefix in the paths lets the suite's leak check spot a mount we left behind.
-    work = tempfile.mkdtemp(prefix=f"{run_prefix}-cli-")
-    try:
-        yield Barque(os.path.join(work, "root"), os.path.join(work, "run"))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def test_echo_hello(barque: Barque) -> None:

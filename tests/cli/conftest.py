@@ -1,0 +1,55 @@
+"""The `barque` CLI under test: run as a user would, on a root dir of each test's own."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+
+def _barque() -> list[str]:
+    beside = os.path.join(os.path.dirname(sys.executable), "barque")
+    if os.access(beside, os.X_OK):
+        return [beside]
+    found = shutil.which("barque")
+    return [found] if found else [sys.executable, "-m", "barque.cli.main"]
+
+
+@dataclass
+class Barque:
+    root: str
+    runroot: str
+
+    def argv(self, *args: str) -> list[str]:
+        return [*_barque(), "--root", self.root, "--runroot", self.runroot, *args]
+
+    def run(self, *args: str, timeout: float = 60,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.argv(*args),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
+
+    def containers(self) -> list[str]:
+        path = os.path.join(self.root, "containers")
+        return sorted(os.listdir(path)) if os.path.isdir(path) else []
+
+
+@pytest.fixture
+def barque(run_prefix: str) -> Iterator[Barque]:
+    # The run prefix in the paths lets the suite's leak check spot a mount we left behind.
+    work = tempfile.mkdtemp(prefix=f"{run_prefix}-cli-")
+    try:
+        yield Barque(os.path.join(work, "root"), os.path.join(work, "run"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
