@@ -119,11 +119,16 @@ def _save_args(p: argparse.ArgumentParser) -> None:
     """save one or more images to a tar archive (streamed to STDOUT by default)"""
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("-o", "--output", help="write to a file, instead of STDOUT")
+    p.add_argument("--format", default="docker-archive",
+                   choices=("docker-archive", "oci-archive", "oci-dir"),
+                   help="docker-archive (default; holds an OCI layout too), oci-archive, or "
+                        "oci-dir (a layout directory, needs -o)")
 
 
 def _load_args(p: argparse.ArgumentParser) -> None:
     """load an image from a tar archive or STDIN"""
-    p.add_argument("-i", "--input", help="read from tar archive file, instead of STDIN")
+    p.add_argument("-i", "--input",
+                   help="read from a tar archive (or an OCI layout directory), not STDIN")
     p.add_argument("-q", "--quiet", action="store_true", help="suppress the load output")
 
 
@@ -354,19 +359,24 @@ def cmd_prune(ns: argparse.Namespace, store: ImageStore) -> int:
 
 
 def cmd_save(ns: argparse.Namespace, store: ImageStore) -> int:
+    if ns.format == "oci-dir":
+        if not ns.output:
+            raise CommandError("--format oci-dir needs -o DIRECTORY")
+        eng.save(store, ns.images, ns.output, ns.format)
+        return 0
     if ns.output:
         from barque.image.oci_layout import atomic_writer
 
         for name in ns.images:
             store.resolve(name)
         with atomic_writer(ns.output) as out:
-            eng.save(store, ns.images, out)
+            eng.save(store, ns.images, out, ns.format)
         return 0
     if sys.stdout.isatty():
         raise CommandError("cowardly refusing to save to a terminal. Use the -o flag or "
                            "redirect")
     sys.stdout.flush()
-    eng.save(store, ns.images, sys.stdout.buffer)
+    eng.save(store, ns.images, sys.stdout.buffer, ns.format)
     return 0
 
 

@@ -4,6 +4,7 @@ results into Docker's shapes (inspect JSON, history rows)."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -213,16 +214,51 @@ def _layer_sizes(store: ImageStore, image: Image) -> list[int]:
 
 # --- archives ----------------------------------------------------------------------------
 
-def save(store: ImageStore, names: list[str], out: IO[bytes]) -> None:
+def save(store: ImageStore, names: list[str], out: IO[bytes] | str,
+         fmt: str = "docker-archive") -> None:
+    """`docker save` (fmt: docker-archive, oci-archive, or oci-dir with `out` a directory)."""
     from barque.image.archive import save as archive_save
 
     for name in names:
         store.resolve(name)  # Docker: "No such image" before writing anything
-    archive_save(store, names, out)
+    archive_save(store, names, out, fmt)
 
 
 def load(store: ImageStore, source: str | IO[bytes]) -> list[str]:
+    """`docker load` from an archive (path or stream) or an OCI layout directory."""
     from barque.image.archive import load as archive_load
 
-    with store.writing():
-        return archive_load(store, source)
+    if isinstance(source, str) and os.path.isdir(source):
+        return _load_directory(store, source)
+    return archive_load(store, source)
+
+
+def _load_directory(store: ImageStore, directory: str) -> list[str]:
+    """A layout directory goes through the archive reader as a tar streamed from a thread."""
+    import tarfile
+    import threading
+
+    from barque.image.archive import load as archive_load
+
+    read_fd, write_fd = os.pipe()
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            with os.fdopen(write_fd, "wb") as sink, \
+                    tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                for name in sorted(os.listdir(directory)):
+                    tar.add(os.path.join(directory, name), arcname=name)
+        except BaseException as e:  # reported after the reader is done
+            failure.append(e)
+
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    try:
+        with os.fdopen(read_fd, "rb") as source:
+            lines = archive_load(store, source)
+    finally:
+        producer.join()
+    if failure and not isinstance(failure[0], BrokenPipeError):
+        raise ImageError(f"reading {directory}: {failure[0]}")
+    return lines

@@ -181,3 +181,21 @@ def test_login_logout_and_bad_references(barque: Barque, registry: Registry) -> 
     missing = barque.run("pull", f"{registry.host}/no/such:tag")
     assert missing.returncode == 1 and "manifest unknown" in missing.stderr
     assert barque.run("images", "-q").stdout == ""
+
+
+def test_oci_archive_and_layout_directory(barque: Barque, tmp_path: str) -> None:
+    assert barque.run("image", "build-default").returncode == 0
+    image_id = barque.run("images", "-q", "--no-trunc", "busybox").stdout.strip()
+    archive = os.path.join(str(tmp_path), "oci.tar")
+    layout = os.path.join(str(tmp_path), "layout")
+    assert barque.run("save", "--format", "oci-archive", "-o", archive, "busybox").returncode == 0
+    assert barque.run("save", "--format", "oci-dir", "-o", layout, "busybox").returncode == 0
+    skopeo = subprocess.run(["skopeo", "inspect", f"oci:{layout}:busybox:latest"],
+                            capture_output=True, text=True, timeout=60)
+    assert skopeo.returncode == 0, skopeo.stderr
+    for source in (archive, layout):
+        other = Barque(os.path.join(str(tmp_path), "r-" + os.path.basename(source)),
+                       os.path.join(str(tmp_path), "run-" + os.path.basename(source)))
+        loaded = other.run("load", "-i", source)
+        assert loaded.returncode == 0, loaded.stderr
+        assert other.run("images", "-q", "--no-trunc").stdout.strip() == image_id
