@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+from barque.linux.mountinfo import unescape
+
 UNIFIED_KEY = ""  # how /proc/self/cgroup names the cgroup2 hierarchy ("0::/path")
 
 
@@ -39,21 +41,6 @@ class Hierarchy:
         return f"Hierarchy({self.mountpoint!r}, {self.fstype!r}, {self.controllers!r})"
 
 
-def _unescape(field: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \ooo octal.
-    if "\\" not in field:
-        return field
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1 : i + 4].isdigit():
-            out.append(chr(int(field[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
 def parse_mountinfo(text: str, known_controllers: set[str]) -> list[Hierarchy]:
     """cgroup and cgroup2 mounts, one per hierarchy, in mount order.
 
@@ -72,7 +59,7 @@ def parse_mountinfo(text: str, known_controllers: set[str]) -> list[Hierarchy]:
         seen.add(fields[2])
         opts = superopts.split(",")
         controllers = [o for o in opts if o in known_controllers] if fstype == "cgroup" else []
-        found.append(Hierarchy(_unescape(fields[4]), _unescape(fields[3]), fstype, controllers))
+        found.append(Hierarchy(unescape(fields[4]), unescape(fields[3]), fstype, controllers))
     return found
 
 

@@ -268,7 +268,7 @@ def _layer_from_tar(stream: IO[bytes], path: str) -> tuple[str, Member]:
         with gzip.GzipFile(filename="", mode="wb", fileobj=cast(IO[bytes], hashed),
                            mtime=0, compresslevel=6) as gz:
             tee = _Tee(cast(IO[bytes], plain), cast(IO[bytes], gz))
-            tap = Tap(cast(IO[bytes], tee))
+            tap = Tap(cast(IO[bytes], tee), window=4 << 20)
             try:
                 with tarfile.open(fileobj=cast(IO[bytes], tap), mode="r|") as tar:
                     # Reading the headers validates the tar; file data is skipped.

@@ -20,7 +20,6 @@ import shutil
 import tarfile
 import tempfile
 import zlib
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, cast
@@ -28,6 +27,7 @@ from typing import IO, Any, cast
 from barque.storage.blobs import BlobStore, fsync_dir
 from barque.storage.compression import GZIP_MAGIC, ZSTD_MAGIC, DecompressError
 from barque.storage.compression import decompressed as decompressed_layer
+from barque.storage.tapstream import Tap, TarEndError
 
 CHUNK = 1 << 20
 JSON_LIMIT = 16 << 20  # manifests, configs, index.json: small; bounds a hostile archive
@@ -42,7 +42,7 @@ _WINDOW = 4 << 20  # how much of a tar stream the end-of-archive check can look 
 # Errors the decompressors and tarfile raise on corrupt or truncated input.
 STREAM_ERRORS: tuple[type[BaseException], ...] = (
     tarfile.TarError, DecompressError, EOFError, zlib.error, lzma.LZMAError, OSError,
-    ValueError)
+    ValueError, TarEndError)
 
 
 class ArchiveError(Exception):
@@ -105,52 +105,6 @@ class Hashing:
     @property
     def digest(self) -> str:
         return "sha256:" + self.sha.hexdigest()
-
-
-class Tap:
-    """A tar stream that keeps its latest bytes, so what follows the last member tarfile
-    returned can be checked (tarfile stops quietly at a cut-off or corrupt header)."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self._raw = raw
-        self.pos = 0
-        self._chunks: deque[tuple[int, bytes]] = deque()
-        self._kept = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
-        if data:
-            self._chunks.append((self.pos, data))
-            self._kept += len(data)
-            while self._kept - len(self._chunks[0][1]) >= _WINDOW:
-                self._kept -= len(self._chunks.popleft()[1])
-            self.pos += len(data)
-        return data
-
-    def bytes_at(self, offset: int, size: int) -> bytes:
-        while self.pos < offset + size and self.read(offset + size - self.pos):
-            pass
-        if self._chunks and offset < self._chunks[0][0]:
-            raise ArchiveError("invalid archive: tar stream position lost")
-        out = b"".join(data[max(0, offset - start):] for start, data in self._chunks
-                       if start + len(data) > offset)
-        return out[:size]
-
-    def check_end(self, offset: int) -> None:
-        """After the last member at `offset`: the end of the stream, or the end-of-archive
-        marker (two zero blocks), as Go's archive/tar (so Docker) requires."""
-        rest = self.bytes_at(offset, 2 * _BLOCK)
-        if not rest:
-            return
-        if any(rest[:_BLOCK]):
-            raise ArchiveError(f"invalid archive: corrupt or truncated tar header at offset "
-                               f"{offset}")
-        if len(rest) < 2 * _BLOCK and len(rest) != _BLOCK:
-            raise ArchiveError("invalid archive: truncated tar (it ends inside its "
-                               "end-of-archive marker)")
 
 
 def read_head(stream: IO[bytes], size: int = _HEAD) -> bytes:
@@ -333,7 +287,7 @@ class Spool:
             raise ArchiveError("the archive is empty")
         try:
             src = decompressor(cast(IO[bytes], Prefixed(head, stream)), compression_of(head))
-            tap = Tap(src)
+            tap = Tap(src, window=_WINDOW)
             with tarfile.open(fileobj=cast(IO[bytes], tap), mode="r|") as tar:
                 while (info := tar.next()) is not None:
                     tar.members.clear()  # type: ignore[attr-defined]  # no index needed

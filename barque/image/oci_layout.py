@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
+from barque.storage.blobs import fsync_dir
+
 LAYOUT_VERSION = "1.0.0"
 
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -84,15 +86,6 @@ def blob_path(layout_dir: str, digest: str) -> str:
         raise LayoutError(f"unsupported or malformed digest {digest!r}")
     alg, hexpart = digest.split(":", 1)
     return os.path.join(layout_dir, "blobs", alg, hexpart)
-
-
-def fsync_dir(path: str) -> None:
-    """Make a rename or create inside `path` durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @contextmanager

@@ -14,81 +14,26 @@ LayerError naming the entry.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
 import tarfile
 import tempfile
-from collections import deque
 from typing import IO
 
 from barque.storage import tarsafe
 from barque.storage.apply import Applier
 from barque.storage.compression import DecompressError, decompressed
 from barque.storage.entries import LayerError, tar_entry
+from barque.storage.tapstream import Tap, TarEndError
 
 __all__ = ["LayerError", "apply_layer_to_rootfs", "unpack_layer"]
 
 _DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
 _CHUNK = 1 << 20
-_WINDOW = 1 << 20  # how much of the tar stream is kept to look at its end marker
-_BLOCK = 512
 
 
-class _Tap:
-    """The uncompressed tar stream: hashed, counted, and its latest bytes kept."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self._raw = raw
-        self.sha = hashlib.sha256()
-        self.pos = 0
-        self._chunks: deque[tuple[int, bytes]] = deque()  # (offset, data), the last ~_WINDOW
-        self._kept = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
-        if data:
-            self.sha.update(data)
-            self._chunks.append((self.pos, data))
-            self._kept += len(data)
-            while self._kept - len(self._chunks[0][1]) >= _WINDOW:
-                self._kept -= len(self._chunks.popleft()[1])
-            self.pos += len(data)
-        return data
-
-    def bytes_at(self, offset: int, size: int) -> bytes:
-        """Up to `size` bytes of the stream from `offset` (fewer at its end)."""
-        while self.pos < offset + size and self.read(offset + size - self.pos):
-            pass
-        if self._chunks and offset < self._chunks[0][0]:
-            raise LayerError("tar stream position lost")  # tarfile read ahead more than _WINDOW
-        out = b"".join(data[max(0, offset - start):] for start, data in self._chunks
-                       if start + len(data) > offset)
-        return out[:size]
-
-    def drain(self) -> None:
-        while self.read(_CHUNK):
-            pass
-
-
-def _check_end(tap: _Tap, offset: int) -> None:
-    """What follows the last member must be the end of the stream or the end-of-archive
-    marker (two zero blocks), as Go's archive/tar requires; tarfile stops quietly at a cut-off
-    or corrupt header."""
-    rest = tap.bytes_at(offset, 2 * _BLOCK)
-    if not rest:
-        return  # the stream ends right after the last member: accepted, as Docker does
-    if any(rest[:_BLOCK]):
-        raise LayerError(f"corrupt or truncated tar: bad header at offset {offset}")
-    if len(rest) == _BLOCK or (len(rest) == 2 * _BLOCK and not any(rest[_BLOCK:])):
-        return
-    if len(rest) < 2 * _BLOCK:
-        raise LayerError(f"truncated tar: it ends inside its end-of-archive marker at {offset}")
-    raise LayerError(f"corrupt tar: data after a zero block at offset {offset}")
-
-
-def _read_tar(tap: _Tap, applier: Applier) -> None:
+def _read_tar(tap: Tap, applier: Applier) -> None:
     try:
         tar = tarfile.open(fileobj=tap, mode="r|")  # type: ignore[call-overload]
     except tarfile.ReadError as e:
@@ -108,7 +53,10 @@ def _read_tar(tap: _Tap, applier: Applier) -> None:
             except (OSError, ValueError, OverflowError, UnicodeError, tarfile.TarError,
                     DecompressError) as e:  # its data cut short, or not writable
                 raise LayerError(f"layer entry {member.name!r}: {e}") from None
-        _check_end(tap, tar.offset)
+        try:
+            tap.check_end(tar.offset)
+        except TarEndError as e:
+            raise LayerError(str(e)) from None
 
 
 def _apply_blob(blob: str | IO[bytes], media_type: str, diff_id: str | None,
@@ -120,7 +68,7 @@ def _apply_blob(blob: str | IO[bytes], media_type: str, diff_id: str | None,
     except OSError as e:
         raise LayerError(f"cannot open layer blob: {e}") from None
     try:
-        tap = _Tap(decompressed(f, media_type))
+        tap = Tap(decompressed(f, media_type), hashed=True)
         try:
             _read_tar(tap, applier)
             tap.drain()  # the diff_id covers the whole stream, past the end marker too
@@ -133,7 +81,7 @@ def _apply_blob(blob: str | IO[bytes], media_type: str, diff_id: str | None,
     finally:
         if isinstance(blob, str):
             f.close()
-    got = "sha256:" + tap.sha.hexdigest()
+    got = tap.digest
     if diff_id is not None and got != diff_id:
         raise LayerError(f"layer content does not match its diff_id: expected {diff_id}, "
                          f"got {got}")

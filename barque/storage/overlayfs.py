@@ -18,6 +18,7 @@ import tempfile
 import threading
 
 from barque.linux import mount as mnt
+from barque.linux.mountinfo import unescape
 
 
 class OverlayError(Exception):
@@ -85,24 +86,11 @@ def mount_overlay(lowers: list[str], upper: str, work: str, target: str) -> None
     raise OverlayError(f"mounting overlay on {target}: {last} (see dmesg)")
 
 
-def _unescape(field: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \ooo.
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1 : i + 4].isdigit():
-            out.append(chr(int(field[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
 def is_mounted(target: str) -> bool:
     """Something is mounted on `target` (as /proc/self/mountinfo lists it)."""
     path = os.path.realpath(target)
     with open("/proc/self/mountinfo") as f:
-        return any(_unescape(line.split(" ", 5)[4]) == path for line in f)
+        return any(unescape(line.split(" ", 5)[4]) == path for line in f)
 
 
 def unmount(target: str) -> None:
