@@ -179,15 +179,6 @@ def _json(spool: Spool, desc: dict[str, Any], what: str) -> tuple[Member, bytes,
     return member, data, value
 
 
-def _matches(desc: dict[str, Any], want: dict[str, str]) -> bool:
-    plat = desc.get("platform")
-    if not isinstance(plat, dict):
-        return False
-    if plat.get("os") != want["os"] or plat.get("architecture") != want["architecture"]:
-        return False
-    return "variant" not in want or plat.get("variant") in (None, want["variant"])
-
-
 def _host_manifest(spool: Spool, desc: dict[str, Any], extra: list[Member],
                    depth: int = 0) -> dict[str, Any]:
     """Follow (nested) indexes to the host platform's manifest descriptor."""
@@ -199,7 +190,7 @@ def _host_manifest(spool: Spool, desc: dict[str, Any], extra: list[Member],
     extra.append(member)
     entries = [_descriptor(m, "manifest") for m in index.get("manifests") or []]
     want = ol.host_platform()
-    matching = [m for m in entries if _matches(m, want)] or \
+    matching = [m for m in entries if ol.platform_matches(m, want)] or \
         [m for m in entries if m.get("mediaType") in ol.INDEX_TYPES and "platform" not in m]
     if not matching:
         raise ArchiveError(f"no match for platform in manifest {desc['digest']}: "

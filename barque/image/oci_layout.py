@@ -184,7 +184,7 @@ def read_json_blob(layout_dir: str, desc: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def _platform_matches(desc: dict[str, Any], want: dict[str, str]) -> bool:
+def platform_matches(desc: dict[str, Any], want: dict[str, str]) -> bool:
     plat = desc.get("platform")
     if not isinstance(plat, dict):
         return False
@@ -210,7 +210,7 @@ def _pick_from_index(
     if len(manifests) > 1:
         # A multi-platform list: the host's own platform wins, as with `docker pull`.
         want = host_platform()
-        matching = [m for m in manifests if _platform_matches(m, want)]
+        matching = [m for m in manifests if platform_matches(m, want)]
         if not matching:
             raise LayoutError(
                 f"{layout_dir}: no image for {want['os']}/{want['architecture']}"

@@ -28,7 +28,8 @@ def store(tmp_path: Any) -> Iterator[ImageStore]:
 
 
 def _layer_dirs(store: ImageStore) -> list[str]:
-    return sorted(n for n in os.listdir(store.layer_dir) if not n.startswith("."))
+    return sorted(n for n in os.listdir(store.layer_dir)
+                  if not n.startswith(".") and os.path.isdir(os.path.join(store.layer_dir, n)))
 
 
 def test_chain_ids_follow_the_image_spec() -> None:
@@ -119,3 +120,35 @@ def test_a_second_store_sees_the_same_state(store: ImageStore) -> None:
         assert other.resolve("busybox:latest").id == image.id
     finally:
         other.close()
+
+
+def test_a_hostile_layer_fails_registration_and_changes_nothing(store: ImageStore) -> None:
+    import io
+    import json
+    import tarfile
+
+    from barque.image import oci_layout as ol
+
+    before = eng.ensure_default_image(store)
+    layers_before = _layer_dirs(store)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("../escaped")
+        data = b"outside"
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    layer = buf.getvalue()
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers",
+                                    "diff_ids": [ol.sha256_digest(layer)]}}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": ol.MEDIA_MANIFEST,
+                           "config": ol.descriptor(ol.MEDIA_CONFIG, config),
+                           "layers": [ol.descriptor(ol.MEDIA_LAYER, layer)]}).encode()
+    for blob in (layer, config, manifest):
+        store.blobs.put(blob)
+    with pytest.raises(ImageError, match=r"\.\./escaped"):
+        store.register(ol.sha256_digest(manifest), tags=["docker.io/library/hostile:latest"])
+    assert [i.id for i in store.images()] == [before.id]
+    assert _layer_dirs(store) == layers_before
+    assert not os.path.exists(os.path.join(os.path.dirname(store.layer_dir), "escaped"))
+    assert not os.path.exists(os.path.join(store.layer_dir, "..", "escaped"))
