@@ -105,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     save.add_argument("-o", "--output", required=True, help="the .tar file to write")
     save.set_defaults(parser=save)
 
+    rm = commands.add_parser("rm", help="remove one or more containers")
+    rm.add_argument("containers", nargs="+", metavar="CONTAINER")
+    rm.add_argument("-f", "--force", action="store_true",
+                    help="force the removal of a running container (uses SIGKILL)")
+    rm.add_argument("-v", "--volumes", action="store_true",
+                    help="remove anonymous volumes (Barque makes none yet)")
+    rm.set_defaults(parser=rm)
     export = commands.add_parser(
         "export", help="export a container's filesystem as a tar archive (to STDOUT by default)"
     )
@@ -168,6 +175,17 @@ def _service_errors() -> tuple[type[Exception], ...]:
     return tuple(errors)
 
 
+def _cmd_rm(ns: argparse.Namespace, paths: container.Paths) -> int:
+    status = 0
+    for name in ns.containers:
+        try:
+            print(container.remove_container(paths, name, force=ns.force))
+        except container.EngineError as e:
+            sys.stderr.write(f"Error response from daemon: {e}\n")
+            status = 1
+    return status
+
+
 def _cmd_export(ns: argparse.Namespace, paths: container.Paths) -> int:
     if ns.output:
         with ol.atomic_writer(ns.output) as out:
@@ -209,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_store(ns, paths)
         if ns.command == "image":
             return _cmd_image(ns, paths)
+        if ns.command == "rm":
+            return _cmd_rm(ns, paths)
         if ns.command == "export":
             return _cmd_export(ns, paths)
         if ns.command == "version":

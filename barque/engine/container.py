@@ -317,3 +317,39 @@ def export_container(paths: Paths, text: str, out: IO[bytes]) -> None:
         raise EngineError(str(e), 1) from None
     finally:
         store.close()
+
+
+def _runtime_status(paths: Paths, runtime_path: str, container_id: str) -> str | None:
+    """The runtime's status of the container ("running", "stopped", …), None if unknown."""
+    proc = subprocess.run([runtime_path, "--root", paths.runtime_root, "state", container_id],
+                          capture_output=True, timeout=30)
+    if proc.returncode != 0:
+        return None
+    try:
+        return str(json.loads(proc.stdout).get("status"))
+    except ValueError:
+        return None
+
+
+def remove_container(paths: Paths, text: str, *, force: bool = False) -> str:
+    """`docker rm [-f]`: delete a container, its snapshot and its hold on its image; a
+    running one only with `force` (it is killed first). Returns the name as given."""
+    container_id, container_dir, _ = find_container(paths, text)
+    runtime_path = find_runtime()
+    status = _runtime_status(paths, runtime_path, container_id)
+    if status in ("running", "paused", "created") and not force:
+        raise EngineError(
+            f"cannot remove container \"{text}\": container is {status}: stop the container "
+            "before removing or force remove", 1)
+    if status is not None:
+        proc = subprocess.run([runtime_path, "--root", paths.runtime_root, "delete",
+                               "--force", container_id], capture_output=True, timeout=60)
+        if proc.returncode != 0:
+            raise EngineError(f"could not kill container {text}: "
+                              f"{proc.stderr.decode(errors='replace').strip()}", 1)
+    store = images.open_store(paths.root)
+    try:
+        _remove_container(store, container_id, container_dir)
+    finally:
+        store.close()
+    return text

@@ -123,6 +123,13 @@ def test_rmi_of_an_image_a_container_uses_needs_force(barque: Barque) -> None:
     refused = barque.run("rmi", "busybox")
     assert refused.returncode == 1 and "must force" in refused.stderr
     assert "busybox" in barque.run("images").stdout
+    # Once the container is gone, so is its hold on the image.
+    assert barque.run("rm", "keeper").stdout == "keeper\n"
+    assert barque.containers() == []
+    missing = barque.run("rm", "keeper")
+    assert (missing.returncode, missing.stderr) == (
+        1, "Error response from daemon: No such container: keeper\n")
+    assert barque.run("rmi", "busybox").returncode == 0
 
 
 def test_save_load_round_trip_and_skopeo_reads_it(barque: Barque, tmp_path: str,
