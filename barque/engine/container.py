@@ -229,7 +229,8 @@ def _run_with_store(paths: Paths, store: ImageStore, image_name: str, options: R
         raise EngineError(str(e)) from None
     container_id, container_dir = create_container_dir(paths, image_name, name, image.id)
     try:
-        store.hold(container_id, image)
+        with store.writing():  # the collector waits until the hold is recorded
+            store.hold(container_id, image)
         rootfs = snapshot.prepare(_snapshot_dir(container_dir), store.lowers(image))
         create_bundle(container_dir, container_id, store.config(image), rootfs, options)
     except BaseException as e:
@@ -350,6 +351,8 @@ def remove_container(paths: Paths, text: str, *, force: bool = False) -> str:
     store = images.open_store(paths.root)
     try:
         _remove_container(store, container_id, container_dir)
+    except snapshot.SnapshotError as e:
+        raise EngineError(str(e), 1) from None
     finally:
         store.close()
     return text

@@ -284,7 +284,11 @@ class ImageStore:
 
     # --- holds (containers) ----------------------------------------------------------------
     def hold(self, holder: str, image: Image) -> None:
+        """Record that `holder` uses `image`; fails if the image went away meanwhile."""
         with db.transaction(self.conn):
+            if self.conn.execute("SELECT 1 FROM images WHERE id = ?",
+                                 (image.id,)).fetchone() is None:
+                raise ImageNotFound(f"No such image: {image.id}")
             self.conn.execute("INSERT OR REPLACE INTO image_holds VALUES (?, ?)",
                               (holder, image.id))
 
