@@ -236,13 +236,9 @@ def cmd_images(ns: argparse.Namespace, store: ImageStore) -> int:
         want = refs.parse(ns.repository, default_tag=False)
         rows = [r for r in rows if r["Repository"] == want.familiar_repository
                 and (not want.tag or r["Tag"] == want.tag)]
-    if ns.quiet:
-        seen: list[str] = []
+    if ns.quiet:  # one line per row, as Docker: an image with two tags is listed twice
         for row in rows:
-            if row["ID"] not in seen:
-                seen.append(row["ID"])
-        for image_id in seen:
-            print(image_id)
+            print(row["ID"])
         return 0
     table = IMAGES_DIGESTS_TABLE if ns.digests else IMAGES_TABLE
     sys.stdout.write(fmt.format_table(rows, ns.format, table, IMAGE_HEADERS))
@@ -365,10 +361,10 @@ def cmd_save(ns: argparse.Namespace, store: ImageStore) -> int:
         eng.save(store, ns.images, ns.output, ns.format)
         return 0
     if ns.output:
+        from barque.image.archive import select
         from barque.image.oci_layout import atomic_writer
 
-        for name in ns.images:
-            store.resolve(name)
+        select(store, ns.images)  # "No such image" before a file is made
         with atomic_writer(ns.output) as out:
             eng.save(store, ns.images, out, ns.format)
         return 0
@@ -387,9 +383,8 @@ def cmd_load(ns: argparse.Namespace, store: ImageStore) -> int:
         if sys.stdin.isatty():
             raise CommandError("requested load from stdin, but stdin is empty")
         lines = eng.load(store, sys.stdin.buffer)
-    if not ns.quiet:
-        for line in lines:
-            print(line)
+    for line in lines:  # -q only hides progress, which Barque does not show for load
+        print(line)
     return 0
 
 

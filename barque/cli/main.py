@@ -12,6 +12,7 @@ from importlib import metadata
 from typing import NoReturn
 
 from barque.cli import images as cli_images
+from barque.cli.gotemplate import TemplateError
 from barque.engine import container, images
 from barque.engine.bundle import RunOptions
 from barque.image import default as default_image
@@ -156,8 +157,17 @@ def _cmd_store(ns: argparse.Namespace, paths: container.Paths) -> int:
         sys.stderr.write(f"Error response from daemon: {e}\n")
     except cli_images.CommandError as e:
         sys.stderr.write(f"{e}\n")
+    except TemplateError as e:
+        sys.stderr.write(f"{e}\n")
     except _service_errors() as e:
         sys.stderr.write(f"Error response from daemon: {e}\n")
+    except BrokenPipeError:
+        # `barque save | head`: the reader went away; say nothing more, as docker.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError as e:
+        # Client-side file errors, in Go's wording: "open nofile: no such file or directory".
+        what = f"open {e.filename}: " if e.filename else ""
+        sys.stderr.write(f"{what}{(e.strerror or str(e)).lower()}\n")
     finally:
         store.close()
     return 1

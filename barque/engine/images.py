@@ -64,13 +64,13 @@ def pull(store: ImageStore, text: str, *, platform: str | None = None,
     from barque.registry.pull import pull as registry_pull
 
     ref = _parse(text)
-    client = RegistryClient(ref.domain, insecure=insecure)
-    with store.writing():
+    with store.writing(), RegistryClient(ref.domain, insecure=insecure) as client:
         before = store.lookup(str(ref))
         result = registry_pull(ref, store.blobs, platform=platform, client=client,
                                progress=progress)
         extra = [result.index_digest] if result.index_digest else []
-        tags = [str(ref)] if ref.tag else []
+        # As Docker: `name:tag@digest` records the digest only, never a tag with a digest.
+        tags = [str(ref)] if ref.tag and not ref.digest else []
         image = store.register(result.manifest_digest, tags=tags,
                                repo_digests=[result.repo_digest], extra_blobs=extra)
     digest = result.repo_digest.split("@", 1)[1]
@@ -107,16 +107,14 @@ def push(store: ImageStore, text: str, *, progress: Any = None,
     if image is None:
         raise ImageNotFound(f"An image does not exist locally with the tag: {ref.familiar}")
     # Cross-repository mounts: other repositories of the same registry that have this image.
-    from_repos = sorted({name.split("@")[0].rsplit(":", 1)[0].split("/", 1)[1]
-                         for name in image.tags + image.repo_digests
-                         if name.startswith(ref.domain + "/")
-                         and not name.startswith(ref.repository + ":")
-                         and not name.startswith(ref.repository + "@")})
-    client = RegistryClient(ref.domain, insecure=insecure)
-    manifest = store.blobs.read(image.manifest_digest)
-    digest = registry_push(ref, store.blobs, manifest, image.manifest_media_type,
-                           client=client, progress=progress, from_repos=from_repos)
-    with store.writing():
+    names = [refs.parse(n, default_tag=False) for n in image.tags + image.repo_digests]
+    from_repos = sorted({n.path for n in names
+                         if n.domain == ref.domain and n.path != ref.path})
+    # Shared lock: the collector must not delete blobs while they are being sent.
+    with store.writing(), RegistryClient(ref.domain, insecure=insecure) as client:
+        manifest = store.blobs.read(image.manifest_digest)
+        digest = registry_push(ref, store.blobs, manifest, image.manifest_media_type,
+                               client=client, progress=progress, from_repos=from_repos)
         store.register(image.manifest_digest, repo_digests=[f"{ref.repository}@{digest}"])
     return str(digest)
 
@@ -218,9 +216,9 @@ def save(store: ImageStore, names: list[str], out: IO[bytes] | str,
          fmt: str = "docker-archive") -> None:
     """`docker save` (fmt: docker-archive, oci-archive, or oci-dir with `out` a directory)."""
     from barque.image.archive import save as archive_save
+    from barque.image.archive import select
 
-    for name in names:
-        store.resolve(name)  # Docker: "No such image" before writing anything
+    select(store, names)  # Docker: "No such image" before writing anything
     archive_save(store, names, out, fmt)
 
 

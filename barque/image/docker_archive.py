@@ -240,7 +240,8 @@ def read_manifest(spool: Spool) -> list[Pending]:
         if not isinstance(config, dict):
             raise ArchiveError(f"invalid archive: image config {item['Config']!r} is not a "
                                "JSON object")
-        diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+        rootfs = config.get("rootfs")
+        diff_ids = (rootfs.get("diff_ids") if isinstance(rootfs, dict) else None) or []
         if not isinstance(diff_ids, list) or len(diff_ids) != len(layer_names):
             raise ArchiveError("invalid manifest, layers length mismatch: expected "
                                f"{len(diff_ids) if isinstance(diff_ids, list) else 0}, "

@@ -9,13 +9,14 @@ familiar `busybox:latest`, what `skopeo … oci-archive:FILE:busybox:latest` sel
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
 from barque.image import oci_layout as ol
 from barque.image import reference as refs
 from barque.image.archive_io import ArchiveError, Member, Spool, uncompressed_digest
-from barque.image.store import Image, ImageStore, chain_ids
+from barque.image.store import Image, ImageStore
 
 MEDIA_DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 MEDIA_DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
@@ -221,24 +222,27 @@ def entry_name(annotations: Any) -> str | None:
 def _verify_layers(spool: Spool, store: ImageStore, manifest: dict[str, Any],
                    config: dict[str, Any], digest: str) -> list[Member]:
     descs = [_descriptor(la, "layer") for la in manifest.get("layers") or []]
-    diff_ids = (config.get("rootfs") or {}).get("diff_ids")
-    if not isinstance(diff_ids, list) or len(diff_ids) != len(descs):
+    rootfs = config.get("rootfs")
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list) or not all(
+            isinstance(d, str) and re.fullmatch(r"sha256:[a-f0-9]{64}", d) for d in diff_ids):
+        raise ArchiveError(f"invalid archive: config of {digest}: rootfs.diff_ids must be a "
+                           "list of sha256 digests")
+    if len(diff_ids) != len(descs):
         raise ArchiveError(f"invalid archive: manifest {digest} has {len(descs)} layers but its "
                            f"config lists {len(diff_ids or [])} diff IDs")
     members = []
-    for i, (desc, diff_id, chain) in enumerate(zip(descs, diff_ids, chain_ids(diff_ids),
-                                                   strict=True)):
+    for i, (desc, diff_id) in enumerate(zip(descs, diff_ids, strict=True)):
         if desc.get("mediaType") not in LAYER_TYPES:
             raise ArchiveError(f"invalid archive: layer {desc['digest']}: unsupported media "
                                f"type {desc.get('mediaType')!r}")
         member = _blob(spool, desc, "layer")
-        # An unpacked layer of the store was checked when it was unpacked; others are checked
-        # now, so a bad layer fails the load before any image is registered.
-        if not os.path.isdir(store.layer_path(chain)):
-            got = member.digest if not member.compression else uncompressed_digest(member.path)[0]
-            if got != diff_id:
-                raise ArchiveError(f"invalid diffID for layer {i}: expected {diff_id!r}, "
-                                   f"got {got!r}")
+        # Every blob, even of a layer the store has unpacked: the blob is kept and would be
+        # saved or pushed as that layer. A bad layer fails the load before any registration.
+        got = member.digest if not member.compression else uncompressed_digest(member.path)[0]
+        if got != diff_id:
+            raise ArchiveError(f"invalid diffID for layer {i}: expected {diff_id!r}, "
+                               f"got {got!r}")
         members.append(member)
     return members
 

@@ -17,12 +17,12 @@ DEFAULT_TAG = "latest"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
-_PATH_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_DOMAIN_RE = re.compile(rf"^{_DOMAIN}$")
-_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
-_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$")
-_SHA256_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
-_ID_RE = re.compile(r"^[a-f0-9]{64}$")
+_PATH_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*\Z", re.ASCII)
+_DOMAIN_RE = re.compile(rf"^{_DOMAIN}\Z", re.ASCII)
+_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}\Z", re.ASCII)
+_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}\Z")
+_SHA256_RE = re.compile(r"^sha256:[a-f0-9]{64}\Z")
+_ID_RE = re.compile(r"^[a-f0-9]{64}\Z")
 NAME_MAX = 255
 
 
@@ -130,5 +130,12 @@ def split_domain(name: str) -> tuple[str, str]:
 
 def is_insecure_default(domain: str) -> bool:
     """Registries Docker talks plain http to without being told: localhost and loopback."""
+    import ipaddress
+
     host = domain.rsplit(":", 1)[0] if not domain.startswith("[") else domain.split("]")[0][1:]
-    return host in ("localhost", "::1") or host.startswith("127.")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name, even one starting "127.", is not loopback

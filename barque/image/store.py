@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import time
@@ -24,8 +25,9 @@ from typing import Any
 from barque.image import oci_layout as ol
 from barque.image import reference as refs
 from barque.storage import db
-from barque.storage.blobs import BlobError, BlobStore
+from barque.storage.blobs import BlobError, BlobStore, check_digest
 
+_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}\Z")
 MANIFEST_TYPES = frozenset({ol.MEDIA_MANIFEST, ol.MEDIA_DOCKER_MANIFEST})
 INDEX_TYPES = frozenset({ol.MEDIA_INDEX, ol.MEDIA_DOCKER_LIST})
 
@@ -120,7 +122,8 @@ class ImageStore:
 
     # --- layers ----------------------------------------------------------------------------
     def layer_path(self, chain_id: str) -> str:
-        return os.path.join(self.layer_dir, chain_id.split(":", 1)[1])
+        # The chain ID becomes a path component: nothing but sha256 hex may get there.
+        return os.path.join(self.layer_dir, check_digest(chain_id).split(":", 1)[1])
 
     def lowers(self, image: Image) -> list[str]:
         """The image's layer dirs, top-most first, as overlayfs takes them."""
@@ -169,7 +172,12 @@ class ImageStore:
         config_desc = manifest.get("config") or {}
         config_digest = str(config_desc.get("digest", ""))
         config = _json_blob(self.blobs, config_digest, "image config")
-        diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
+        rootfs = config.get("rootfs")
+        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+        if not isinstance(diff_ids, list) or not all(
+                isinstance(d, str) and _DIGEST_RE.match(d) for d in diff_ids):
+            raise ImageError(f"image config {config_digest}: rootfs.diff_ids must be a list "
+                             "of sha256 digests")
         descs = manifest.get("layers") or []
         if not isinstance(descs, list) or len(descs) != len(diff_ids):
             raise ImageError(f"manifest {manifest_digest}: {len(descs)} layers but the config "
@@ -187,6 +195,11 @@ class ImageStore:
             self.conn.execute(
                 "INSERT OR IGNORE INTO images VALUES (?, ?, ?, ?, ?, ?)",
                 (config_digest, manifest_digest, media_type, created, size, time.time()))
+            # The same config may come with another manifest (other compression): the
+            # manifest kept must be the one whose layers are recorded below.
+            self.conn.execute(
+                "UPDATE images SET manifest_digest = ?, manifest_media_type = ?, size = ? "
+                "WHERE id = ?", (manifest_digest, media_type, size, config_digest))
             self.conn.execute("DELETE FROM image_layers WHERE image_id = ?", (config_digest,))
             self.conn.executemany(
                 "INSERT INTO image_layers VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -76,6 +76,13 @@ def _error_text(resp: requests.Response) -> tuple[str, str]:
     return "", ""
 
 
+def _origin(url: str) -> tuple[str, str]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc.lower()
+
+
 def with_query(url: str, key: str, value: str) -> str:
     """Add `key=value` to a URL that may already hold a query (upload Locations do)."""
     parts = urlsplit(url)
@@ -304,8 +311,11 @@ class RegistryClient:
         else:
             self._ping()
         hdrs = dict(headers or {})
+        # Credentials go to the registry only, never to another host a Location names (an
+        # upload service, a CDN): those URLs carry their own authorisation.
+        own = _origin(url) == _origin(self.base_url)
         for attempt in range(2):
-            auth = self._authorization(scopes, fresh=attempt > 0)
+            auth = self._authorization(scopes, fresh=attempt > 0) if own else None
             if auth:
                 hdrs["Authorization"] = auth
             log.debug("%s %s %s", method, url, {k: v for k, v in hdrs.items()

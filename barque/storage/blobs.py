@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator
 from typing import IO
 
-_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}\Z")
 _CHUNK = 1 << 20
 
 

@@ -23,6 +23,10 @@ _XZ_MAGIC = b"\xfd7zXZ\x00"
 _CHUNK = 1 << 16  # compressed bytes read at once
 _MIN_FEED = 64  # compressed bytes fed at once, at the least
 _TARGET_OUT = 1 << 20  # decompressed bytes wanted per call
+# The most compressed bytes fed at once, from the worst expansion per input byte: deflate
+# stops near 1032:1 (64 KiB in -> ~64 MiB out); a zstd RLE block packs 128 KiB in 4 bytes
+# (2 KiB in -> 64 MiB out). Past the first call the feed adapts to the real ratio.
+_MAX_FEED = {"gzip": _CHUNK, "zstd": 2048}
 
 _OCI = "application/vnd.oci.image.layer.v1."
 _DOCKER = "application/vnd.docker.image.rootfs."
@@ -68,7 +72,8 @@ class _Decoding:
         self._obj = factory()
         self._buf = bytearray()
         self._done = False
-        self._feed = _MIN_FEED * 16
+        self._max_feed = _MAX_FEED.get(kind, _MIN_FEED)
+        self._feed = min(_MIN_FEED * 16, self._max_feed)
 
     def _next_input(self) -> bytes:
         if not self._pending:
@@ -105,7 +110,7 @@ class _Decoding:
             if len(out) > _TARGET_OUT:
                 self._feed = max(_MIN_FEED, self._feed // 4)
             elif len(out) < _TARGET_OUT // 4:
-                self._feed = min(_CHUNK, self._feed * 2)
+                self._feed = min(self._max_feed, self._feed * 2)
             self._buf += out
 
     def read(self, size: int = -1) -> bytes:
