@@ -7,6 +7,7 @@ runtime via BARQUE_RUNTIME) keeps its state under `<runroot>/runtime`.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -16,6 +17,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 from typing import IO, Any
@@ -235,7 +238,7 @@ def _run_with_store(paths: Paths, store: ImageStore, image_name: str, options: R
         create_bundle(container_dir, container_id, store.config(image), rootfs, options)
     except BaseException as e:
         # A container that could not be created leaves nothing behind, as with Docker.
-        _remove_container(store, container_id, container_dir)
+        _cleanup(store, container_id, container_dir, remove=True)
         if isinstance(e, BundleError | ImageError | snapshot.SnapshotError):
             raise EngineError(str(e)) from None
         raise
@@ -262,10 +265,7 @@ def _run_with_store(paths: Paths, store: ImageStore, image_name: str, options: R
                 raise _start_failure(error)
         return status
     finally:
-        if remove:
-            _remove_container(store, container_id, container_dir)
-        else:
-            snapshot.Snapshot(_snapshot_dir(container_dir)).unmount()
+        _cleanup(store, container_id, container_dir, remove)
 
 
 def _snapshot_dir(container_dir: str) -> str:
@@ -273,9 +273,23 @@ def _snapshot_dir(container_dir: str) -> str:
 
 
 def _remove_container(store: ImageStore, container_id: str, container_dir: str) -> None:
+    """Delete the container's snapshot and dir; the image hold is released only once its
+    layers are no longer mounted (raises SnapshotError, keeping the rest, if still mounted)."""
     snapshot.remove(_snapshot_dir(container_dir))
     shutil.rmtree(container_dir, ignore_errors=True)
     store.release(container_id)
+
+
+def _cleanup(store: ImageStore, container_id: str, container_dir: str, remove: bool) -> None:
+    """After `run`: remove the container or unmount its snapshot, never masking the run's
+    own outcome with a traceback (a leftover is reported on stderr)."""
+    try:
+        if remove:
+            _remove_container(store, container_id, container_dir)
+        else:
+            snapshot.Snapshot(_snapshot_dir(container_dir)).unmount()
+    except snapshot.SnapshotError as e:
+        sys.stderr.write(f"barque: cleaning up container {container_id[:12]}: {e}\n")
 
 
 def find_container(paths: Paths, text: str) -> tuple[str, str, dict[str, Any]]:
@@ -298,34 +312,67 @@ def find_container(paths: Paths, text: str) -> tuple[str, str, dict[str, Any]]:
     raise EngineError(f"No such container: {text}", 1)
 
 
+@contextmanager
+def _locked_container(container_dir: str, text: str) -> Iterator[None]:
+    """One Barque process at a time works on a container's snapshot (export, rm)."""
+    try:
+        fd = os.open(container_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise EngineError(f"No such container: {text}", 1) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if not os.path.exists(os.path.join(container_dir, "container.json")):
+            raise EngineError(f"No such container: {text}", 1)  # removed while we waited
+        yield
+    finally:
+        os.close(fd)
+
+
 def export_container(paths: Paths, text: str, out: IO[bytes]) -> None:
     """`docker export`: the container's filesystem (image plus its changes) as a tar."""
-    from barque.storage.rootfs_export import ExportError, export_rootfs
+    from barque.storage.rootfs_export import ExportError
 
     _, container_dir, meta = find_container(paths, text)
     store = images.open_store(paths.root)
     try:
-        image = store.get(str(meta.get("ImageID", "")))
-        snap = snapshot.Snapshot(_snapshot_dir(container_dir))
-        was_mounted = os.path.ismount(snap.merged)
-        rootfs = snap.prepare(store.lowers(image))
-        try:
-            export_rootfs(rootfs, out)
-        finally:
-            if not was_mounted:
-                snap.unmount()
+        with _locked_container(container_dir, text):
+            _export_locked(store, container_dir, meta, text, out)
     except (ImageError, snapshot.SnapshotError, ExportError) as e:
         raise EngineError(str(e), 1) from None
     finally:
         store.close()
 
 
+def _export_locked(store: ImageStore, container_dir: str, meta: dict[str, Any], text: str,
+                   out: IO[bytes]) -> None:
+    from barque.storage.rootfs_export import export_rootfs
+
+    image = store.get(str(meta.get("ImageID", "")))
+    snap = snapshot.Snapshot(_snapshot_dir(container_dir))
+    if not os.path.isdir(snap.dir):
+        raise EngineError(f"container {text} has no filesystem (its snapshot is missing)", 1)
+    was_mounted = os.path.ismount(snap.merged)
+    rootfs = snap.prepare(store.lowers(image))
+    try:
+        export_rootfs(rootfs, out)
+    finally:
+        if not was_mounted:
+            snap.unmount()
+
+
 def _runtime_status(paths: Paths, runtime_path: str, container_id: str) -> str | None:
-    """The runtime's status of the container ("running", "stopped", …), None if unknown."""
-    proc = subprocess.run([runtime_path, "--root", paths.runtime_root, "state", container_id],
-                          capture_output=True, timeout=30)
+    """The runtime's status of the container ("running", "stopped", …), None if the runtime
+    does not know it; EngineError if the runtime cannot tell."""
+    if not os.path.isdir(os.path.join(paths.runtime_root, container_id)):
+        return None  # runc's layout: one state dir per container under --root
+    try:
+        proc = subprocess.run([runtime_path, "--root", paths.runtime_root, "state",
+                               container_id], capture_output=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        raise EngineError(f"the OCI runtime did not answer for {container_id[:12]}", 1) from None
     if proc.returncode != 0:
-        return None
+        raise EngineError(f"cannot get the state of {container_id[:12]}: "
+                          f"{proc.stderr.decode(errors='replace').strip()}", 1)
     try:
         return str(json.loads(proc.stdout).get("status"))
     except ValueError:
@@ -350,7 +397,8 @@ def remove_container(paths: Paths, text: str, *, force: bool = False) -> str:
                               f"{proc.stderr.decode(errors='replace').strip()}", 1)
     store = images.open_store(paths.root)
     try:
-        _remove_container(store, container_id, container_dir)
+        with _locked_container(container_dir, text):
+            _remove_container(store, container_id, container_dir)
     except snapshot.SnapshotError as e:
         raise EngineError(str(e), 1) from None
     finally:
