@@ -377,11 +377,12 @@ class ImageStore:
             # The last tag of a repository takes that repository's digests with it, as Docker.
             repo = name.split("@", 1)[0].rsplit(":", 1)[0] if "@" not in name else None
             if repo and not self.conn.execute(
-                    "SELECT 1 FROM tags WHERE image_id = ? AND name LIKE ?",
-                    (image.id, repo + ":%")).fetchone():
+                    "SELECT 1 FROM tags WHERE image_id = ? AND substr(name, 1, ?) = ?",
+                    (image.id, len(repo) + 1, repo + ":")).fetchone():
                 for (digest_name,) in self.conn.execute(
-                        "SELECT name FROM repo_digests WHERE image_id = ? AND name LIKE ?",
-                        (image.id, repo + "@%")).fetchall():
+                        "SELECT name FROM repo_digests WHERE image_id = ? "
+                        "AND substr(name, 1, ?) = ?",
+                        (image.id, len(repo) + 1, repo + "@")).fetchall():
                     self.conn.execute("DELETE FROM repo_digests WHERE name = ?", (digest_name,))
                     out.append(("Untagged", _familiar(digest_name)))
         return out
