@@ -81,6 +81,13 @@ def make_layout(rootfs: Path, layout: Path) -> int:
     return len(tar)
 
 
+def barque_parent_cgroups() -> set[str]:
+    """The parent cgroups `barque run` puts containers under (as Docker's /docker)."""
+    import glob
+
+    return set(glob.glob("/sys/fs/cgroup/barque") + glob.glob("/sys/fs/cgroup/*/barque"))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -161,6 +168,7 @@ def main() -> int:
     if os.geteuid() != 0:
         raise SystemExit("run as root: unpacking keeps owners, containers need namespaces")
     rootfs = ensure_minbase()
+    parents_before = barque_parent_cgroups()
     work = Path(tempfile.mkdtemp(prefix="barque-bench-pull-"))
     registry = None
     try:
@@ -184,6 +192,11 @@ def main() -> int:
             registry.wait()
         subprocess.run(["umount", "-R", str(work / "cow-root")], stderr=subprocess.DEVNULL)
         shutil.rmtree(work, ignore_errors=True)
+        for path in barque_parent_cgroups() - parents_before:  # leave the host as we found it
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
     base = statistics.median(pulls["skopeo copy + umoci unpack"])
     print(f"\n## image_pull — {datetime.date.today()}\n")
     print(f"minbase layer: {layer_size / 1e6:.0f} MB uncompressed, {args.runs} runs each\n")

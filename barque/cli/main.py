@@ -8,11 +8,9 @@ import os
 import platform
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 from typing import NoReturn
 
-from barque.cli import images as cli_images
-from barque.cli.gotemplate import TemplateError
+from barque.cli import image_args
 from barque.engine import container, images
 from barque.engine.bundle import RunOptions
 from barque.image import default as default_image
@@ -32,6 +30,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _version() -> str:
+    from importlib import metadata  # ~15 ms: only for the commands that print it
+
     try:
         return metadata.version("barque")
     except metadata.PackageNotFoundError:
@@ -47,6 +47,15 @@ def _env_option(value: str) -> str | None:
         return value
     host = os.environ.get(key)
     return None if host is None else f"{key}={host}"
+
+
+class _VersionAction(argparse.Action):
+    """argparse's "version" action, minus computing the version for every command."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        print(f"barque version {_version()}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("BARQUE_RUNROOT", container.DEFAULT_RUNROOT),
         help="transient state: the runtime's (env BARQUE_RUNROOT; default %(default)s)",
     )
-    parser.add_argument("--version", action="version", version=f"barque version {_version()}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0,
+                        help="show the Barque version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     # add_help=False: as in docker, -h is --hostname; help is --help only.
@@ -94,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("image", metavar="IMAGE", help="busybox (built in) or an OCI layout DIR[:TAG]")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND", help="command and args")
 
-    image_commands = cli_images.add_parsers(commands, _Parser)
+    image_commands = image_args.add_parsers(commands, _Parser)
     build = image_commands.add_parser(
         "build-default",
         help="build the default busybox image from the host's busybox-static; print its ID",
@@ -150,9 +160,12 @@ def _cmd_image(ns: argparse.Namespace, paths: container.Paths) -> int:
 
 def _cmd_store(ns: argparse.Namespace, paths: container.Paths) -> int:
     """Commands working on the image store: Docker's CLI reports their errors with exit 1."""
+    from barque.cli import images as cli_images
+    from barque.cli.gotemplate import TemplateError
+
     store = images.open_store(paths.root)
     try:
-        return int(ns.handler(ns, store))
+        return int(getattr(cli_images, ns.handler)(ns, store))
     except ImageError as e:
         sys.stderr.write(f"Error response from daemon: {e}\n")
     except cli_images.CommandError as e:

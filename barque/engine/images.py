@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
-from barque.image import default as default_image
 from barque.image import reference as refs
 from barque.image.store import Image, ImageError, ImageNotFound, ImageStore
 
@@ -28,7 +27,10 @@ def ensure_default_image(store: ImageStore) -> Image:
     found = store.lookup(DEFAULT_IMAGE)
     if found is not None:
         return found
+    import shutil
     import tempfile
+
+    from barque.image import default as default_image
 
     scratch = tempfile.mkdtemp(prefix=".default-", dir=store.root)
     try:
@@ -37,8 +39,6 @@ def ensure_default_image(store: ImageStore) -> Image:
     except default_image.DefaultImageError as e:
         raise ImageError(str(e)) from None
     finally:
-        import shutil
-
         shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -187,7 +187,7 @@ def history(store: ImageStore, image: Image) -> list[HistoryRow]:
     """`docker history`: newest first; only the top row carries the image ID."""
     config = store.config(image)
     entries = config.get("history") or [{} for _ in image.layers]
-    sizes = iter(_layer_sizes(store, image))
+    sizes = iter(store.layer_sizes(image))
     rows: list[HistoryRow] = []
     for entry in entries:
         size = 0 if entry.get("empty_layer") else next(sizes, 0)
@@ -199,15 +199,6 @@ def history(store: ImageStore, image: Image) -> list[HistoryRow]:
         rows[0].id = image.id
         rows[0].tags = [refs.parse(t).familiar for t in image.tags]
     return rows
-
-
-def _layer_sizes(store: ImageStore, image: Image) -> list[int]:
-    out = []
-    for layer in image.layers:
-        row = store.conn.execute("SELECT size FROM layers WHERE chain_id = ?",
-                                 (layer.chain_id,)).fetchone()
-        out.append(int(row[0]) if row else 0)
-    return out
 
 
 # --- archives ----------------------------------------------------------------------------

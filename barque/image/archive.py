@@ -37,7 +37,7 @@ from barque.image.archive_io import (
 )
 from barque.image.changes import ChangeError, apply_changes
 from barque.image.oci_archive import Pending, Selected
-from barque.image.store import Image, ImageError, ImageStore
+from barque.image.store import Image, ImageError, ImageStore, tag_name
 from barque.linux.locks import locked_dir
 
 __all__ = ["ArchiveError", "FORMATS", "import_tarball", "load", "save", "select"]
@@ -298,12 +298,9 @@ def import_tarball(store: ImageStore, stream: IO[bytes], reference: str | None,
     tags = []
     if reference:
         try:
-            ref = refs.parse(reference)
-        except refs.ReferenceError as e:
+            tags.append(tag_name(reference))
+        except ImageError as e:
             raise ArchiveError(str(e)) from None
-        if ref.digest:
-            raise ArchiveError("refusing to create a tag with a digest reference")
-        tags.append(str(ref))
     try:
         container_config = apply_changes(None, list(changes or []))
     except ChangeError as e:

@@ -238,6 +238,13 @@ class ImageStore:
         rows = self.conn.execute("SELECT * FROM images ORDER BY created DESC, added DESC")
         return [self._load(r) for r in rows.fetchall()]
 
+    def layer_sizes(self, image: Image) -> list[int]:
+        """The unpacked size of each of the image's layers, bottom first."""
+        sizes = dict(self.conn.execute(
+            "SELECT l.chain_id, l.size FROM layers l JOIN image_layers i "
+            "ON i.chain_id = l.chain_id WHERE i.image_id = ?", (image.id,)).fetchall())
+        return [int(sizes.get(layer.chain_id, 0)) for layer in image.layers]
+
     def config(self, image: Image) -> dict[str, Any]:
         return _json_blob(self.blobs, image.id, "image config")
 
@@ -285,15 +292,10 @@ class ImageStore:
     # --- tags ------------------------------------------------------------------------------
     def tag(self, image: Image, target: str) -> str:
         """Point `target` (a reference; `:latest` added) at `image`; returns the full name."""
-        try:
-            ref = refs.parse(target)
-        except refs.ReferenceError as e:
-            raise ImageError(str(e)) from None
-        if ref.digest:
-            raise ImageError("refusing to create a tag with a digest reference")
+        name = tag_name(target)
         with db.transaction(self.conn):
-            self.conn.execute("INSERT OR REPLACE INTO tags VALUES (?, ?)", (str(ref), image.id))
-        return str(ref)
+            self.conn.execute("INSERT OR REPLACE INTO tags VALUES (?, ?)", (name, image.id))
+        return name
 
     # --- holds (containers) ----------------------------------------------------------------
     def hold(self, holder: str, image: Image) -> None:
@@ -466,6 +468,18 @@ class ImageStore:
                     self.blobs.put_stream(f, digest)
                 return digest
         raise ImageError(f"{layout_dir}: no image tagged {tag!r}")
+
+
+def tag_name(target: str) -> str:
+    """The full tag name `target` denotes (`x` -> `docker.io/library/x:latest`); a digest
+    reference cannot be a tag."""
+    try:
+        ref = refs.parse(target)
+    except refs.ReferenceError as e:
+        raise ImageError(str(e)) from None
+    if ref.digest:
+        raise ImageError("refusing to create a tag with a digest reference")
+    return str(ref)
 
 
 def _familiar(name: str) -> str:
