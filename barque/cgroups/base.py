@@ -60,6 +60,12 @@ class Manager(abc.ABC):
     def set_resources(self, resources: dict) -> None: ...
 
     @abc.abstractmethod
+    def prepare_resources(self, resources: dict) -> None:
+        """Check what set_resources can check without the cgroup, and import the code it
+        runs. The runtime calls this before it forks the init: a bad rule then fails before
+        any process exists, and the imports are not paid for again in page copies."""
+
+    @abc.abstractmethod
     def freeze(self) -> None: ...
 
     @abc.abstractmethod

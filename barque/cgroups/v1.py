@@ -80,6 +80,11 @@ class CgroupV1Manager(Manager):
 
         v1_resources.apply(self.dirs, self.unified(), resources)
 
+    def prepare_resources(self, resources: dict) -> None:
+        from barque.cgroups import v1_resources
+
+        v1_resources.check(resources)
+
     def freeze(self) -> None:
         if "freezer" in self.dirs:
             _freeze(self.dirs["freezer"])

@@ -32,6 +32,14 @@ def apply(dirs: dict[str, str], unified: tuple[Hierarchy, str] | None, resources
     set_rdma(dirs, resources.get("rdma") or {})
 
 
+def check(resources: dict) -> None:
+    """Validate the device rules before anything is written (see Manager.prepare_resources)."""
+    if resources.get("devices") is not None:
+        from barque.cgroups.devices import parse_rules
+
+        parse_rules(resources["devices"])
+
+
 def _need(dirs: dict[str, str], controller: str) -> str:
     if controller not in dirs:
         raise CgroupError(f"cannot set {controller} limits: no {controller} cgroup is mounted")
@@ -48,12 +56,10 @@ def set_devices(dirs: dict[str, str], entries: list[dict]) -> None:
     from barque.cgroups.devices import parse_rules
 
     rules = parse_rules(entries)  # validate everything before denying anything
-    directory = _need(dirs, "devices")
-    files.write(directory, "devices.deny", "a")  # the rule list starts from nothing allowed
-    for rule in rules:
-        files.write(
-            directory, "devices.allow" if rule.allow else "devices.deny", rule.cgroup_string()
-        )
+    with files.Writer(_need(dirs, "devices")) as out:
+        out.write("devices.deny", "a")  # the rule list starts from nothing allowed
+        for rule in rules:
+            out.write("devices.allow" if rule.allow else "devices.deny", rule.cgroup_string())
 
 
 _MEMORY_KEYS = (

@@ -95,6 +95,11 @@ class CgroupV2Manager(Manager):
 
         v2_resources.apply(self.dir, resources)
 
+    def prepare_resources(self, resources: dict) -> None:
+        from barque.cgroups import v2_resources
+
+        v2_resources.check(resources)
+
     def freeze(self) -> None:
         set_frozen(self.dir, True)
 

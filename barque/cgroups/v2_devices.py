@@ -16,6 +16,11 @@ from barque.cgroups.devices import parse_rules
 from barque.linux import bpf
 
 
+def check(entries: list[dict]) -> None:
+    """Parse and compile the rules: errors now, and the compiler loaded for apply()."""
+    devicefilter.compile_rules(parse_rules(entries))
+
+
 def apply(directory: str, entries: list[dict]) -> None:
     program = devicefilter.compile_rules(parse_rules(entries))
     try:

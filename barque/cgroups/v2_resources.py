@@ -11,6 +11,14 @@ from barque.cgroups import files
 from barque.cgroups.base import CgroupError
 
 
+def check(resources: dict) -> None:
+    """Validate the device rules before anything is written (see Manager.prepare_resources)."""
+    if resources.get("devices") is not None:
+        from barque.cgroups import v2_devices
+
+        v2_devices.check(resources["devices"])
+
+
 def apply(directory: str, resources: dict) -> None:
     cpu = resources.get("cpu") or {}
     _reject_realtime(cpu)

@@ -7,10 +7,10 @@ Errors are OSError with errno set, from libc.check.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import struct
 
+from barque.linux import cdata as ctypes
 from barque.linux.libc import syscall
 
 BPF_PROG_LOAD = 5

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import ctypes
-
+from barque.linux import cdata as ctypes
 from barque.linux.libc import syscall
 from barque.linux.prctl import (
     PR_CAP_AMBIENT,

@@ -1,4 +1,4 @@
-"""The one place Barque loads the C library through ctypes.
+"""The one place Barque loads the C library through ctypes (its lean form, cdata).
 
 Python 3.11 lacks unshare, setns, mount, pivot_root and friends; every wrapper in
 barque/linux calls them through the handles defined here, so errno handling is uniform.
@@ -6,8 +6,9 @@ barque/linux calls them through the handles defined here, so errno handling is u
 
 from __future__ import annotations
 
-import ctypes
 import os
+
+from barque.linux import cdata as ctypes
 
 # Spelled out rather than imported: importing typing costs start-up time; mypy treats any
 # name TYPE_CHECKING as true.

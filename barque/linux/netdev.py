@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 
+from barque.linux import cdata as ctypes
 from barque.linux.libc import check, libc
 
 AF_INET = 2

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import ctypes
-
+from barque.linux import cdata as ctypes
 from barque.linux.libc import check, libc
 
 PR_SET_PDEATHSIG = 1

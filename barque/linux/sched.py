@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import ctypes
+from barque.linux import cdata as ctypes
 
 POLICIES = {
     "SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3, "SCHED_ISO": 4,

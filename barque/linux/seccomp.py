@@ -22,9 +22,10 @@ only ctypes, os and errno at load time and opens libseccomp on first use.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
+
+from barque.linux import cdata as ctypes
 
 # Spelled out rather than imported: importing typing costs start-up time; mypy treats any
 # name TYPE_CHECKING as true.
@@ -528,7 +529,7 @@ class Filter:
                 f"{_BPF_MAXINSNS}"
             )
         insns = (_SockFilter * count).from_buffer_copy(program)
-        fprog = _SockFprog(count, ctypes.cast(insns, ctypes.POINTER(_SockFilter)))
+        fprog = _SockFprog(count, insns)  # an array of T converts to a T pointer field
         rc = _seccomp_set_mode_filter(self._flags, fprog)
         self.release()
         return rc if self._flags & _FLAG_NEW_LISTENER else None

@@ -104,6 +104,8 @@ def validate_process(process: dict) -> None:
 
 
 def _validate_scheduling(process: dict) -> None:
+    if not {"scheduler", "ioPriority", "execCPUAffinity"} & process.keys():
+        return  # the common case: no need to import sched (and with it ctypes) here
     from barque.linux import sched
 
     scheduler = process.get("scheduler")

@@ -1,15 +1,22 @@
 """`create`: from a bundle to a container whose init waits on the exec fifo.
 
-Three processes take part, as in runc's nsexec:
-  runtime  — checks the config, makes the state dir, forks stage 1, then (while the children
-             work) makes the cgroup and moves them into it, writes uid maps, runs the
-             prestart/createRuntime hooks, records the state and exits;
-  stage 1  — joins or unshares the namespaces (the user namespace first, so the runtime can
-             map it), then forks stage 2 — the first process of the new PID namespace —
-             reports its pid and exits;
-  init     — stage 2 (init.py): builds the root filesystem, taking its cgroup namespace once
-             the runtime says it is in its cgroup, prepares the process, and blocks opening
-             the exec fifo until `start` opens the other end.
+The runtime checks the config, makes the state dir and the cgroup (with its limits), and
+starts the init; while the init works it moves it into the cgroup, runs the
+prestart/createRuntime hooks, records the state and exits. The init (init.py) builds the root
+filesystem, taking its cgroup namespace once the runtime says it is in its cgroup, prepares
+the process, and blocks opening the exec fifo until `start` opens the other end.
+
+The init is started one of two ways:
+  direct   — the common case (new namespaces only, no user or time namespace): the runtime
+             unshares a PID namespace for its next child only, forks the init into it as
+             PID 1 and takes its own PID namespace back; the init unshares the rest itself.
+             The runtime knows the init's pid at once and can put it in its cgroup while the
+             init is still importing: the first cgroup.procs write after a quiet spell costs
+             a grace period unless it falls soon after the launcher's warm-up write.
+  stage 1  — as in runc's nsexec, when namespaces are joined by path or a user or time
+             namespace is new: a first child joins or unshares the namespaces (the user
+             namespace first, so the runtime can map it), then forks the init — the first
+             process of the new PID namespace — reports its pid and exits.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ class CreateOptions:
         # `run` in the foreground: stage 1 stays as the init's parent and exits with its
         # status, so the runtime can wait for it without becoming a subreaper.
         self.stay = False
+        # The child `run` waits for: stage 1, or the init itself when started directly.
         self.stage1_pid = 0
         self.no_new_keyring = False
 
@@ -67,6 +75,18 @@ def _owner() -> str:
 
 
 def create(opts: CreateOptions) -> st.Container:
+    import gc
+
+    # No collection while processes share pages with us: it would write to every object's
+    # header and make both sides copy most of the heap.
+    gc.disable()
+    try:
+        return _create(opts)
+    finally:
+        gc.enable()
+
+
+def _create(opts: CreateOptions) -> st.Container:
     if not st.valid_id(opts.id):
         raise RuntimeFailure(f"invalid container id format: {opts.id}")
     config, rootfs = load_bundle(opts.bundle)
@@ -149,32 +169,133 @@ def _namespace_plan(linux: dict) -> tuple[int, list[tuple[str, str]]]:
 
 
 def _spawn(opts: CreateOptions, container: st.Container, cgroup: Manager) -> int:
-    """Fork stage 1, drive it and the init through set-up; return the init's host pid."""
+    """Start the init (directly or through stage 1) and drive it through set-up; return its
+    host pid."""
     config = container.config
     linux = config.get("linux") or {}
     flags, joins = _namespace_plan(linux)
+    direct = not joins and not flags & (ns.CLONE_NEWUSER | ns.CLONE_NEWTIME)
     fifo_fd = os.open(container.fifo, os.O_PATH | os.O_CLOEXEC)
     console_fd = opts.console_fd
     if console_fd is None and config["process"].get("terminal"):
         console_fd = _connect(opts.console_socket or "")
     to_child_r, to_child_w = pipe_pair()
     from_child_r, from_child_w = pipe_pair()
-    pid = os.fork()
-    if pid == 0:
-        to_child_w.close()
-        from_child_r.close()
-        _stage1(opts, container, flags, joins, to_child_r, from_child_w, fifo_fd, console_fd)
-    to_child_r.close()
-    from_child_w.close()
-    os.close(fifo_fd)
-    opts.stage1_pid = pid
     try:
+        if direct:
+            # The init's imports, here rather than after the fork: a forked child pays page
+            # copies for every object an import touches (~3x the time).
+            from barque.runtime.init import preload
+
+            preload(config)
+            cgroup.prepare_resources(effective_resources(linux))
+            pid = _fork_into_pid_namespace(flags)
+        else:
+            pid = os.fork()
+        if pid == 0:
+            to_child_w.close()
+            from_child_r.close()
+            if direct:
+                _direct_init(opts, container, flags, to_child_r, from_child_w, fifo_fd,
+                             console_fd)
+            _stage1(opts, container, flags, joins, to_child_r, from_child_w, fifo_fd,
+                    console_fd)
+        to_child_r.close()
+        from_child_w.close()
+        os.close(fifo_fd)
+        opts.stage1_pid = pid
+        if direct:
+            return _drive_direct(container, cgroup, pid, to_child_w, from_child_r)
         return _drive(container, cgroup, pid, opts.stay, to_child_w, from_child_r)
     finally:
         to_child_w.close()
         from_child_r.close()
         if console_fd is not None and opts.console_fd is None:
             os.close(console_fd)
+
+
+def _fork_into_pid_namespace(flags: int) -> int:
+    """os.fork(), the child being PID 1 of a new PID namespace if flags ask for one; the
+    caller stays in its own and its later children (hooks) are born there too."""
+    if not flags & ns.CLONE_NEWPID:
+        return os.fork()
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        try:
+            ns.unshare(ns.CLONE_NEWPID)
+        except OSError as e:
+            raise RuntimeFailure(f"cannot create a PID namespace: {e.strerror}") from None
+        try:
+            pid = os.fork()
+        except BaseException:
+            ns.setns(own, ns.CLONE_NEWPID)
+            raise
+        if pid:
+            ns.setns(own, ns.CLONE_NEWPID)
+        return pid
+    finally:
+        os.close(own)
+
+
+def _direct_init(opts: CreateOptions, container: st.Container, flags: int,
+                 from_parent: Channel, to_parent: Channel, fifo_fd: int,
+                 console_fd: int | None) -> None:
+    """The directly started init (already PID 1): the other namespaces, then init.py's work.
+    Never returns."""
+    try:
+        # The cgroup namespace waits for the init to be in its cgroup (see _drive_direct).
+        rest = flags & ~(ns.CLONE_NEWPID | ns.CLONE_NEWCGROUP)
+        if rest:
+            ns.unshare(rest)
+        from barque.runtime.init import container_init
+    except BaseException as e:
+        to_parent.send(op="error", message=f"namespace set-up: {e}", code=1)
+        os._exit(1)
+    container_init(opts, container, flags, from_parent, to_parent, fifo_fd, console_fd)
+
+
+def _drive_direct(container: st.Container, cgroup: Manager, init_pid: int, to_child: Channel,
+                  from_child: Channel) -> int:
+    try:
+        container.data["pid"] = init_pid
+        # While the init unshares its namespaces and mounts. Limits land before it joins its
+        # cgroup, so before it is charged for anything (a limit below its usage would fail).
+        cgroup.create()
+        cgroup.set_resources(effective_resources(container.config.get("linux") or {}))
+        _join_cgroup(container, cgroup, init_pid)
+        to_child.send(op="cgroup-ready")
+        _await_ready(container, to_child, from_child)
+        return init_pid
+    except BaseException:
+        _kill(init_pid)
+        _reap(init_pid)
+        raise
+
+
+def _join_cgroup(container: st.Container, cgroup: Manager, init_pid: int) -> None:
+    cgroup.add_pid(init_pid)
+    adj = container.config["process"].get("oomScoreAdj")
+    if adj is not None:
+        _write(f"/proc/{init_pid}/oom_score_adj", str(adj), "oom_score_adj")
+
+
+def _await_ready(container: st.Container, to_child: Channel, from_child: Channel) -> None:
+    """Serve the init's requests (hooks) until it reports ready; raise on its error."""
+    hooks = container.config.get("hooks") or {}
+    while True:
+        msg = from_child.recv()
+        if msg is None:
+            raise RuntimeFailure("container init exited during set-up")
+        op = msg.get("op")
+        if op == "hooks":
+            state = container.hook_state("created")
+            run_hooks(hooks.get("prestart") or [], state, "prestart")
+            run_hooks(hooks.get("createRuntime") or [], state, "createRuntime")
+            to_child.send(op="hooks-done")
+        elif op == "ready":
+            return
+        elif op == "error":
+            raise RuntimeFailure(str(msg.get("message")), int(msg.get("code", 1)))
 
 
 def _connect(path: str) -> int:
@@ -201,7 +322,6 @@ def _drive(container: st.Container, cgroup: Manager, stage1: int, stage1_stays: 
         cgroup.create()
         # Limits land before the init joins, so before the container's process can run.
         cgroup.set_resources(effective_resources(linux))
-        hooks = container.config.get("hooks") or {}
         while True:
             msg = from_child.recv()
             if msg is None:
@@ -215,17 +335,9 @@ def _drive(container: st.Container, cgroup: Manager, stage1: int, stage1_stays: 
                 container.data["pid"] = init_pid
                 if not stage1_stays:
                     _reap(stage1)
-                cgroup.add_pid(init_pid)
-                adj = container.config["process"].get("oomScoreAdj")
-                if adj is not None:
-                    _write(f"/proc/{init_pid}/oom_score_adj", str(adj), "oom_score_adj")
+                _join_cgroup(container, cgroup, init_pid)
                 to_child.send(op="cgroup-ready")
-            elif op == "hooks":
-                state = container.hook_state("created")
-                run_hooks(hooks.get("prestart") or [], state, "prestart")
-                run_hooks(hooks.get("createRuntime") or [], state, "createRuntime")
-                to_child.send(op="hooks-done")
-            elif op == "ready":
+                _await_ready(container, to_child, from_child)
                 return init_pid
             elif op == "error":
                 raise RuntimeFailure(str(msg.get("message")), int(msg.get("code", 1)))

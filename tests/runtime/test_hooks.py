@@ -45,6 +45,19 @@ def test_hooks_run_in_order(runtime: Runtime) -> None:
     assert open(os.path.join(bundle, "rootfs/tmp/started")).read() == "startContainer\n"
 
 
+def test_runtime_hooks_run_in_the_hosts_pid_namespace(runtime: Runtime) -> None:
+    # The runtime unshares a PID namespace to fork the init into it, then must take its own
+    # back: the hooks it runs afterwards (and their children) belong to the host.
+    log = os.path.join(runtime.tmp, "pidns.log")
+    spec = runtime.spec(["true"])
+    script = f"readlink /proc/self/ns/pid >> {log}"
+    spec["hooks"] = {kind: [{"path": "/bin/sh", "args": ["sh", "-c", script]}]
+                     for kind in ("prestart", "poststart")}
+    proc = runtime.cmd("run", "--bundle", runtime.bundle(spec), runtime.new_id())
+    assert proc.returncode == 0, proc.stderr
+    assert open(log).read().splitlines() == [os.readlink("/proc/self/ns/pid")] * 2
+
+
 def test_failing_prestart_hook_fails_create(runtime: Runtime) -> None:
     log = os.path.join(runtime.tmp, "hooks.log")
     spec = runtime.spec(["true"])
