@@ -108,6 +108,9 @@ def _root(g: Parsed) -> str:
 
 
 def cmd_create(g: Parsed, argv: list[str], run: bool = False) -> int:
+    from barque.cgroups import prewarm
+
+    prewarm.renew()  # first: see barque/cgroups/prewarm.py
     from barque.runtime.create import CreateOptions, create
 
     opts = parse(argv, RUN_FLAGS if run else CREATE_FLAGS)
@@ -215,6 +218,9 @@ def cmd_update(g: Parsed, argv: list[str]) -> int:
 
 
 def cmd_exec(g: Parsed, argv: list[str]) -> int:
+    from barque.cgroups import prewarm
+
+    prewarm.renew()  # the exec'd process joins the container's cgroup: see cmd_create
     from barque.runtime.run import exec_command
     from barque.runtime.state import load
 
