@@ -324,11 +324,15 @@ def trial(runner: Runner, subjects: list[Subject]) -> None:
                 progress(f"{subject.name}: {subject.error}")
 
 
-def round_robin(runner: Runner, subjects: list[Subject], rounds: int, record: bool) -> None:
-    """A,B,C,A,B,C...: every round runs each working subject once."""
+def round_robin(runner: Runner, subjects: list[Subject], rounds: int, record: bool,
+                pause: float = 0.0) -> None:
+    """A,B,C,A,B,C...: every round runs each working subject once, each `pause` seconds after
+    the previous one ended (its delete included)."""
     working = [s for s in subjects if s.error is None]
     for i in range(rounds):
         for subject in working:
+            if pause:
+                time.sleep(pause)
             elapsed, error = runner.run_once(subject)
             if not record:
                 continue
@@ -421,6 +425,7 @@ def write_json(path: Path, subjects: list[Subject], info: dict[str, Any], args: 
         "loadavg": {"start": load[0], "end": load[1]},
         "runs": args.runs,
         "warmup": args.warmup,
+        "pause_ms": args.pause,
         "subjects": [{
             "name": s.name,
             "version": s.version,
@@ -516,6 +521,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=50, help="timed runs per runtime (default 50)")
     p.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default 3)")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    p.add_argument("--pause", type=float, default=0.0, metavar="MS",
+                   help="idle time before each timed run, in ms (default 0: back to back)")
     p.add_argument("--barque", default=None, help="barque-runtime (default: beside python3)")
     p.add_argument("--runc", default="/usr/sbin/runc")
     p.add_argument("--crun", default="/usr/bin/crun")
@@ -535,7 +542,7 @@ def measure(args: argparse.Namespace, tmp: Path, runner: Runner, python: str,
     trial(runner, subjects)
     progress(f"{args.warmup} warm-up rounds, then {args.runs} timed rounds")
     round_robin(runner, subjects, args.warmup, record=False)
-    round_robin(runner, subjects, args.runs, record=True)
+    round_robin(runner, subjects, args.runs, record=True, pause=args.pause / 1000)
     return subjects
 
 
