@@ -18,6 +18,7 @@ from typing import Any
 
 from barque.cli import gofmt
 from barque.cli.gotemplate import HEADER_FUNCS, Template, TemplateError, compile
+from barque.engine.units import human_duration  # noqa: F401  (the CLI's too)
 
 
 class FormatError(TemplateError):
@@ -226,34 +227,6 @@ def bytes_size(size: float) -> str:
     """units.BytesSize: binary units with 4 significant digits, e.g. 1.5MiB, 64MiB."""
     value, unit = _size_and_unit(float(size), 1024.0, _BINARY_UNITS)
     return _go_g(value, 4) + unit
-
-
-def human_duration(seconds: float) -> str:
-    """units.HumanDuration; thresholds as in docker/go-units duration.go."""
-    whole_seconds = int(seconds)
-    if whole_seconds < 1:
-        return "Less than a second"
-    if whole_seconds == 1:
-        return "1 second"
-    if whole_seconds < 60:
-        return f"{whole_seconds} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
 
 
 _ISO_RE = re.compile(r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(\.\d+)?\s*(Z|[+-]\d\d:?\d\d)?$")

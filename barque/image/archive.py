@@ -255,7 +255,7 @@ def parse_platform(text: str | None) -> dict[str, str]:
     return plat
 
 
-def _layer_from_tar(stream: IO[bytes], path: str) -> tuple[str, Member]:
+def layer_from_tar(stream: IO[bytes], path: str) -> tuple[str, Member]:
     """Read a rootfs tar (any compression) once: check it is a tar, and write it gzip-
     compressed to `path`; (diff ID, the compressed file)."""
     head = read_head(stream)
@@ -287,7 +287,7 @@ def _layer_from_tar(stream: IO[bytes], path: str) -> tuple[str, Member]:
     return plain.digest, Member(path, "sha256:" + hashed.sha.hexdigest(), hashed.size, gz_head)
 
 
-def _now() -> str:
+def now_rfc3339() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -311,13 +311,13 @@ def import_tarball(store: ImageStore, stream: IO[bytes], reference: str | None,
         os.close(fd)
         try:
             try:
-                diff_id, layer = _layer_from_tar(stream, tmp)
+                diff_id, layer = layer_from_tar(stream, tmp)
             except STREAM_ERRORS as e:
                 raise ArchiveError(f"invalid tar archive: {stream_error(e)}") from None
             adopt(layer, store.blobs)
         finally:
             os.unlink(tmp)
-        created = _now()
+        created = now_rfc3339()
         config: dict[str, Any] = {
             **plat,
             "created": created,

@@ -61,6 +61,26 @@ MIGRATIONS: list[str] = [
         image_id TEXT NOT NULL
     );
     """,
+    """
+    CREATE TABLE containers (
+        id TEXT PRIMARY KEY,              -- 64 hex digits
+        name TEXT NOT NULL UNIQUE,        -- without Docker's leading "/"
+        created TEXT NOT NULL,            -- RFC 3339, UTC, nanoseconds
+        image TEXT NOT NULL,              -- as the user named it (Config.Image)
+        image_id TEXT NOT NULL,
+        config TEXT NOT NULL,             -- the Engine API's container Config, as JSON
+        host_config TEXT NOT NULL,        -- the Engine API's HostConfig, as JSON
+        mounts TEXT NOT NULL,             -- its mounts, volumes named (engine/mounts.py), JSON
+        state TEXT NOT NULL               -- what outlives the monitor, as JSON (engine/state.py)
+    );
+    CREATE TABLE volumes (
+        name TEXT PRIMARY KEY,
+        created TEXT NOT NULL,
+        labels TEXT NOT NULL,             -- JSON object
+        options TEXT NOT NULL,            -- JSON object (driver options)
+        anonymous INTEGER NOT NULL        -- made for one container: `rm -v` removes it
+    );
+    """,
 ]
 
 

@@ -1,0 +1,696 @@
+"""The container and volume commands (their arguments are in container_args). Each handler
+takes the parsed arguments and an Engine and returns the exit code; errors are printed the
+way the docker CLI prints them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from barque.cli import formatting as fmt
+from barque.cli.run_options import OptionError, create_body
+from barque.engine import attach as att
+from barque.engine import lifecycle, logs
+from barque.engine.context import Engine, EngineError
+from barque.engine.create import create
+from barque.engine.inspect import command_of, inspect, status_text
+from barque.engine.records import ContainerRecord
+from barque.engine.system import dir_size
+
+
+class CommandError(Exception):
+    """A client-side error (printed as is, exit 1)."""
+
+
+def _daemon_error(e: EngineError) -> None:
+    sys.stderr.write(f"Error response from daemon: {e}\n")
+
+
+def _each(names: list[str], action: Any) -> int:
+    """Run `action(name)` for every name, printing the name on success, as `docker stop a b`
+    does; any failure makes the exit status 1 but does not stop the others."""
+    status = 0
+    for name in names:
+        try:
+            action(name)
+            print(name)
+        except EngineError as e:
+            _daemon_error(e)
+            status = 1
+    return status
+
+
+# --- run, create, start ---------------------------------------------------------------------
+
+def _announce_pull(name: str) -> None:
+    sys.stderr.write(f"Unable to find image '{name}' locally\n")
+    sys.stderr.flush()
+
+
+def _create(ns: argparse.Namespace, engine: Engine) -> ContainerRecord:
+    try:
+        image, config, host_config = create_body(ns)
+    except OptionError as e:
+        raise EngineError(str(e)) from None
+    return create(engine, image, config, host_config, name=ns.name, on_pull=_announce_pull)
+
+
+def cmd_create(ns: argparse.Namespace, engine: Engine) -> int:
+    print(_create(ns, engine).id)
+    return 0
+
+
+def cmd_run(ns: argparse.Namespace, engine: Engine) -> int:
+    """`docker run`: exits with the container's status; 125 (126, 127) for Barque's errors."""
+    record = _create(ns, engine)
+    if ns.detach:
+        try:
+            lifecycle.start(engine, record.id)
+        except EngineError:
+            if ns.rm:
+                _remove_quietly(engine, record.id)
+            raise
+        print(record.id)
+        return 0
+    try:
+        return _run_attached(ns, engine, record)
+    finally:
+        if ns.rm:
+            _remove_quietly(engine, record.id)
+
+
+def _remove_quietly(engine: Engine, container_id: str) -> None:
+    try:
+        lifecycle.remove(engine, container_id, force=True, volumes=True)
+    except EngineError as e:
+        sys.stderr.write(f"barque: removing container {container_id[:12]}: {e}\n")
+
+
+def _run_attached(ns: argparse.Namespace, engine: Engine, record: ContainerRecord) -> int:
+    lifecycle.start(engine, record.id, attach=True)
+    code = _attach_and_wait(engine, record, stdin=ns.interactive, sig_proxy=ns.sig_proxy)
+    return code
+
+
+def _attach_and_wait(engine: Engine, record: ContainerRecord, stdin: bool,
+                     sig_proxy: bool) -> int:
+    monitor_dir = engine.paths.monitor_dir(record.id)
+    tty = bool(record.config.get("Tty"))
+    sock = att.connect(monitor_dir)
+    restore = _proxy_signals(engine, record) if sig_proxy and not tty else None
+    terminal = _Terminal(monitor_dir) if tty and stdin and os.isatty(0) else None
+    try:
+        if terminal is not None:
+            terminal.start()
+        att.pump(sock, tty, 0 if stdin else None)
+    finally:
+        if terminal is not None:
+            terminal.stop()
+        if restore is not None:
+            restore()
+        sock.close()
+    lifecycle.wait_exit(engine, record, None)
+    lifecycle.finish(engine, record)
+    return int(engine.state(record)["ExitCode"])
+
+
+def _proxy_signals(engine: Engine, record: ContainerRecord) -> Any:
+    """docker's --sig-proxy: signals sent to the CLI go to the container."""
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            lifecycle._runtime(engine, "kill", record.id, str(signum), check=False)
+        except EngineError:
+            pass
+
+    signals = [signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGINT,
+               signal.SIGQUIT]
+    previous = {s: signal.signal(s, forward) for s in signals}
+
+    def restore() -> None:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return restore
+
+
+class _Terminal:
+    """Our terminal in raw mode while attached to a container's tty, its size passed on."""
+
+    def __init__(self, monitor_dir: str) -> None:
+        self.monitor_dir = monitor_dir
+        self.saved: list[Any] | None = None
+
+    def start(self) -> None:
+        import termios
+        import tty
+
+        self.saved = termios.tcgetattr(0)
+        tty.setraw(0)
+        self.resize()
+        signal.signal(signal.SIGWINCH, lambda *_: self.resize())
+
+    def resize(self) -> None:
+        try:
+            size = os.get_terminal_size(0)
+            att.control(self.monitor_dir, f"resize {size.lines} {size.columns}")
+        except (OSError, att.AttachError):
+            pass
+
+    def stop(self) -> None:
+        import termios
+
+        signal.signal(signal.SIGWINCH, signal.SIG_DFL)
+        if self.saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, self.saved)
+
+
+def cmd_start(ns: argparse.Namespace, engine: Engine) -> int:
+    if ns.attach or ns.interactive:
+        if len(ns.containers) > 1:
+            raise CommandError("you cannot start and attach multiple containers at once")
+        record = engine.find(ns.containers[0])
+        if engine.state(record)["Running"]:
+            return _attach_and_wait(engine, record, ns.interactive, True)
+        lifecycle.start(engine, record.id, attach=True)
+        return _attach_and_wait(engine, record, ns.interactive, True)
+    return _each(ns.containers, lambda name: lifecycle.start(engine, name))
+
+
+def cmd_attach(ns: argparse.Namespace, engine: Engine) -> int:
+    record = engine.find(ns.container)
+    state = engine.state(record)
+    if not state["Running"]:
+        raise EngineError("You cannot attach to a stopped container, start it first", 1, 409)
+    if state["Status"] == "paused":
+        raise EngineError("You cannot attach to a paused container, unpause it first", 1, 409)
+    stdin = bool(record.config.get("OpenStdin")) and not ns.no_stdin
+    return _attach_and_wait(engine, record, stdin, ns.sig_proxy)
+
+
+def cmd_exec(ns: argparse.Namespace, engine: Engine) -> int:
+    from barque.engine import exec as ex
+
+    args = list(ns.args)
+    if args and args[0] == "--":
+        args = args[1:]
+    env_ns = argparse.Namespace(env=ns.env, env_file=ns.env_file)
+    from barque.cli.run_options import environment
+
+    try:
+        env = environment(env_ns)
+    except OptionError as e:
+        raise CommandError(str(e)) from None
+    if not args:
+        raise CommandError("\"barque exec\" requires at least 2 arguments.")
+    container_id, process = ex.process_for(engine, ns.container, args, env=env, user=ns.user,
+                                           workdir=ns.workdir, tty=ns.tty,
+                                           privileged=ns.privileged)
+    if not ns.interactive and not ns.detach:
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)  # Docker: no -i, no stdin
+    return ex.run(engine, container_id, process, ns.detach)
+
+
+def cmd_top(ns: argparse.Namespace, engine: Engine) -> int:
+    record = engine.find(ns.container)
+    state = engine.state(record)
+    if not state["Running"]:
+        raise EngineError(f"container {record.id} is not running", 1, 409)
+    proc = lifecycle._runtime(engine, "ps", "--format", "json", record.id)
+    pids = {str(p) for p in json.loads(proc.stdout or b"[]")}
+    import subprocess
+
+    ps_args = list(ns.ps_args) or ["-ef"]
+    listing = subprocess.run(["ps", *ps_args], capture_output=True, text=True)
+    if listing.returncode != 0:
+        raise EngineError(f"ps: {listing.stderr.strip()}", 1)
+    header, *rows = listing.stdout.splitlines()
+    titles = header.split()
+    if "PID" not in titles:
+        raise EngineError("Couldn't find PID field in ps output", 1)
+    column = titles.index("PID")
+    table = ["\t".join(titles)]
+    for row in rows:
+        fields = row.split(None, len(titles) - 1)  # the last column (CMD) keeps its spaces
+        if len(fields) > column and fields[column] in pids:
+            table.append("\t".join(fields))
+    sys.stdout.write(fmt.tabwrite(table, minwidth=20, tabwidth=1, padding=3))
+    return 0
+
+
+def cmd_diff(ns: argparse.Namespace, engine: Engine) -> int:
+    from barque.engine.changes import container_changes
+
+    for kind, path in container_changes(engine, ns.container):
+        print(f"{kind} {path}")
+    return 0
+
+
+def _split_container_path(arg: str) -> tuple[str, str] | None:
+    """docker cp's CONTAINER:PATH (a path with no colon, or starting with / or ., is local)."""
+    if arg.startswith(("/", ".")) or ":" not in arg:
+        return None
+    name, _, path = arg.partition(":")
+    return name, path
+
+
+def cmd_cp(ns: argparse.Namespace, engine: Engine) -> int:
+    from barque.engine import copy
+
+    src, dst = _split_container_path(ns.source), _split_container_path(ns.dest)
+    if (src is None) == (dst is None):
+        raise CommandError("must specify at least one container source" if src is None else
+                           "copying between containers is not supported")
+    if src is not None:
+        copy.copy_from(engine, src[0], src[1], ns.dest, archive=ns.archive,
+                       follow=ns.follow_link)
+        if not ns.quiet and sys.stderr.isatty():
+            sys.stderr.write(f"Successfully copied to {ns.dest}\n")
+    else:
+        assert dst is not None
+        copy.copy_to(engine, dst[0], ns.source, dst[1], archive=ns.archive,
+                     follow=ns.follow_link)
+        if not ns.quiet and sys.stderr.isatty():
+            sys.stderr.write(f"Successfully copied to {ns.dest}\n")
+    return 0
+
+
+def cmd_commit(ns: argparse.Namespace, engine: Engine) -> int:
+    from barque.engine.changes import commit
+
+    image = commit(engine, ns.container, ns.reference, author=ns.author, message=ns.message,
+                   changes=ns.change, pause=ns.pause)
+    print(image.id)
+    return 0
+
+
+# --- stop, kill, restart, pause, rm, wait, rename ---------------------------------------------
+
+def cmd_stop(ns: argparse.Namespace, engine: Engine) -> int:
+    return _each(ns.containers, lambda n: lifecycle.stop(engine, n, ns.time, ns.signal))
+
+
+def cmd_restart(ns: argparse.Namespace, engine: Engine) -> int:
+    return _each(ns.containers, lambda n: lifecycle.restart(engine, n, ns.time))
+
+
+def cmd_kill(ns: argparse.Namespace, engine: Engine) -> int:
+    return _each(ns.containers, lambda n: lifecycle.kill(engine, n, ns.signal))
+
+
+def cmd_pause(ns: argparse.Namespace, engine: Engine) -> int:
+    return _each(ns.containers, lambda n: lifecycle.pause(engine, n))
+
+
+def cmd_unpause(ns: argparse.Namespace, engine: Engine) -> int:
+    return _each(ns.containers, lambda n: lifecycle.unpause(engine, n))
+
+
+def cmd_rm(ns: argparse.Namespace, engine: Engine) -> int:
+    return _each(ns.containers,
+                 lambda n: lifecycle.remove(engine, n, force=ns.force, volumes=ns.volumes))
+
+
+def cmd_wait(ns: argparse.Namespace, engine: Engine) -> int:
+    status = 0
+    for name in ns.containers:
+        try:
+            print(lifecycle.wait(engine, name)["ExitCode"], flush=True)
+        except EngineError as e:
+            _daemon_error(e)
+            status = 1
+    return status
+
+
+def cmd_rename(ns: argparse.Namespace, engine: Engine) -> int:
+    from barque.engine import naming
+    from barque.engine.records import RecordError
+
+    record = engine.find(ns.container)
+    try:
+        name = naming.check_name(ns.new_name)
+    except ValueError as e:
+        raise EngineError(str(e), 1, 400) from None
+    if name == record.name:
+        raise EngineError("Renaming a container with the same name as its current name", 1)
+    try:
+        engine.records.rename(record.id, name)
+    except RecordError as e:
+        raise EngineError(str(e), 1, e.status) from None
+    return 0
+
+
+def cmd_container_prune(ns: argparse.Namespace, engine: Engine) -> int:
+    if ns.filter:
+        raise CommandError("container prune --filter is not supported yet")
+    if not ns.force and not _confirm("This will remove all stopped containers."):
+        return 0
+    removed, reclaimed = [], 0
+    for record in engine.records.all():
+        if not engine.state(record)["Running"]:
+            size = dir_size(os.path.join(engine.paths.snapshot_dir(record.id), "upper"))
+            try:
+                lifecycle.remove(engine, record.id)
+            except EngineError as e:
+                _daemon_error(e)
+                continue
+            removed.append(record.id)
+            reclaimed += size
+    if removed:
+        print("Deleted Containers:")
+        for cid in removed:
+            print(cid)
+        print()
+    print(f"Total reclaimed space: {fmt.human_size(reclaimed)}")
+    return 0
+
+
+def _confirm(warning: str) -> bool:
+    sys.stdout.write(f"WARNING! {warning}\nAre you sure you want to continue? [y/N] ")
+    sys.stdout.flush()
+    answer = sys.stdin.readline().strip().lower()
+    return answer in ("y", "yes")
+
+
+# --- ps, inspect, logs -------------------------------------------------------------------------
+
+PS_TABLE = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t"
+            "{{.Ports}}\t{{.Names}}")
+PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
+              "RunningFor": "CREATED", "Status": "STATUS", "Ports": "PORTS", "Names": "NAMES",
+              "CreatedAt": "CREATED AT", "State": "STATE", "Size": "SIZE", "Labels": "LABELS",
+              "Mounts": "MOUNTS", "Networks": "NETWORKS", "LocalVolumes": "LOCAL VOLUMES"}
+
+
+def _ellipsis(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def ps_row(engine: Engine, record: ContainerRecord, state: dict[str, Any],
+           no_trunc: bool) -> dict[str, Any]:
+    from barque.engine.logs import parse_time
+
+    command = " ".join(command_of(record))
+    created = parse_time(record.created)
+    labels = record.config.get("Labels") or {}
+    return {
+        "ID": record.id if no_trunc else record.short_id,
+        "Image": record.image,
+        "Command": json.dumps(command) if no_trunc else f'"{_ellipsis(command, 20)}"',
+        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(created)),
+        "RunningFor": fmt.human_duration(time.time() - created) + " ago",
+        "Ports": "",
+        "Status": status_text(state),
+        "State": state["Status"],
+        "Size": "0B",
+        "Names": record.name,
+        "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+        "Mounts": ",".join(_ellipsis(m["source"], 15) for m in record.mounts
+                           if m["type"] == "volume"),
+        "Networks": record.host_config.get("NetworkMode") or "default",
+        "LocalVolumes": str(sum(1 for m in record.mounts if m["type"] == "volume")),
+    }
+
+
+def _matches(filters: list[str], record: ContainerRecord, state: dict[str, Any]) -> bool:
+    for item in filters:
+        key, _, value = item.partition("=")
+        if key == "status" and state["Status"] != value:
+            return False
+        if key == "name" and value not in record.name:
+            return False
+        if key == "id" and not record.id.startswith(value):
+            return False
+        if key == "label":
+            lkey, sep, lvalue = value.partition("=")
+            labels = record.config.get("Labels") or {}
+            if lkey not in labels or (sep and labels[lkey] != lvalue):
+                return False
+        if key == "exited" and (state["Status"] != "exited" or
+                                str(state["ExitCode"]) != value):
+            return False
+        if key == "ancestor" and value not in (record.image, record.image_id,
+                                               record.image_id[7:19]):
+            return False
+        if key not in ("status", "name", "id", "label", "exited", "ancestor"):
+            raise CommandError(f"Error response from daemon: invalid filter '{key}'")
+    return True
+
+
+def cmd_ps(ns: argparse.Namespace, engine: Engine) -> int:
+    rows = []
+    records = engine.records.all()
+    if ns.latest:
+        records = records[:1]
+    elif ns.last >= 0:
+        records = records[:ns.last]
+    show_all = ns.all or ns.latest or ns.last >= 0
+    for record in records:
+        state = engine.state(record)
+        if not show_all and not state["Running"] and not any(
+                f.startswith("status=") for f in ns.filter):
+            continue
+        if _matches(ns.filter, record, state):
+            rows.append(ps_row(engine, record, state, ns.no_trunc))
+    table = PS_TABLE + ("\t{{.Size}}" if ns.size else "")
+    sys.stdout.write(fmt.format_table(rows, ns.format, table, PS_HEADERS,
+                                      quiet_field="ID" if ns.quiet else None))
+    return 0
+
+
+def cmd_inspect(ns: argparse.Namespace, engine: Engine) -> int:
+    """`docker inspect` / `docker container inspect`: containers first, then images."""
+    from barque.cli.gotemplate import render
+
+    found: list[dict[str, Any]] = []
+    status = 0
+    images_too = getattr(ns, "command", "") == "inspect"
+    for name in ns.containers:
+        try:
+            found.append(inspect(engine, engine.find(name)))
+            continue
+        except EngineError:
+            pass
+        image = engine.store.lookup(name) if images_too else None
+        if image is not None:
+            from barque.engine import images as eng_images
+
+            found.append(eng_images.inspect(engine.store, image))
+            continue
+        what = "object" if images_too else "container"
+        sys.stderr.write(f"Error: No such {what}: {name}\n")
+        status = 1
+    if ns.format:
+        for obj in found:
+            print(render(ns.format, obj))
+    else:
+        print(json.dumps(found, indent=4))
+    return status
+
+
+def cmd_logs(ns: argparse.Namespace, engine: Engine) -> int:
+    record = engine.find(ns.container)
+    path = engine.paths.log_file(record.id)
+    try:
+        since = logs.parse_since(ns.since) if ns.since else None
+        until = logs.parse_since(ns.until) if ns.until else None
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    if ns.tail in ("all", ""):
+        tail = None
+    elif ns.tail.lstrip("-").isdigit():
+        tail = int(ns.tail) if int(ns.tail) >= 0 else None
+    else:
+        raise CommandError(f'invalid value for "tail": "{ns.tail}"')
+    if ns.follow:
+        entries = logs.follow(path, lambda: engine.state(record)["Running"], since, until, tail)
+    else:
+        entries = logs.read(path, since, until, tail)
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    try:
+        for entry in entries:
+            stream = err if entry.stream == "stderr" else out
+            if ns.timestamps:
+                stream.write(entry.time.encode() + b" ")
+            stream.write(entry.text)
+            stream.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+STATS_TABLE = ("table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t"
+               "{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}")
+STATS_HEADERS = {"ID": "CONTAINER ID", "Container": "CONTAINER", "Name": "NAME",
+                 "CPUPerc": "CPU %", "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %",
+                 "NetIO": "NET I/O", "BlockIO": "BLOCK I/O", "PIDs": "PIDS"}
+
+
+def _stats_row(record: ContainerRecord, before: Any, after: Any, no_trunc: bool,
+               ref: str) -> dict[str, Any]:
+    from barque.engine.stats import cpu_percent
+
+    blank = after is None
+    return {
+        "ID": record.id if no_trunc else record.short_id,
+        "Container": ref,
+        "Name": record.name,
+        "CPUPerc": "--" if blank else f"{cpu_percent(before, after):.2f}%",
+        "MemUsage": "-- / --" if blank else
+        f"{fmt.bytes_size(after.memory)} / {fmt.bytes_size(after.limit)}",
+        "MemPerc": "--" if blank else
+        f"{(after.memory / after.limit * 100 if after.limit else 0):.2f}%",
+        "NetIO": "--" if blank else
+        f"{fmt.human_size(after.net_rx)} / {fmt.human_size(after.net_tx)}",
+        "BlockIO": "--" if blank else
+        f"{fmt.human_size(after.block_read)} / {fmt.human_size(after.block_write)}",
+        "PIDs": "--" if blank else str(after.pids),
+    }
+
+
+def cmd_stats(ns: argparse.Namespace, engine: Engine) -> int:
+    from barque.engine import stats
+
+    if ns.containers:
+        chosen = [(engine.find(name), name) for name in ns.containers]
+    else:
+        chosen = [(r, r.name) for r in engine.records.all()
+                  if ns.all or engine.state(r)["Running"]]
+    previous: dict[str, Any] = {}
+    first = True
+    while True:
+        rows = []
+        for record, ref in chosen:
+            state = engine.state(record)
+            reading = stats.sample(engine, record, state["Pid"]) if state["Running"] else None
+            if first and reading is not None:
+                # CPU % needs two readings: Docker's first line waits for a second one too.
+                time.sleep(0.5)
+                previous[record.id] = reading
+                reading = stats.sample(engine, record, state["Pid"])
+            rows.append(_stats_row(record, previous.get(record.id), reading, ns.no_trunc, ref))
+            if reading is not None:
+                previous[record.id] = reading
+        text = fmt.format_table(rows, ns.format, STATS_TABLE, STATS_HEADERS)
+        if ns.no_stream:
+            sys.stdout.write(text)
+            return 0
+        sys.stdout.write("\033[2J\033[H" + text)  # Docker redraws the screen each second
+        sys.stdout.flush()
+        first = False
+        time.sleep(1)
+
+
+# --- volumes -------------------------------------------------------------------------------------
+
+VOLUME_TABLE = "table {{.Driver}}\t{{.Name}}"
+VOLUME_HEADERS = {"Driver": "DRIVER", "Name": "VOLUME NAME", "Mountpoint": "MOUNTPOINT",
+                  "Labels": "LABELS", "Scope": "SCOPE", "CreatedAt": "CREATED AT"}
+
+
+def cmd_volume_create(ns: argparse.Namespace, engine: Engine) -> int:
+    from barque.engine.context import volume_error
+    from barque.engine.volumes import VolumeError
+
+    if ns.driver != "local":
+        raise EngineError(f"plugin \"{ns.driver}\" not found", 1, 404)
+    name = ns.name_flag or ns.name
+    if ns.name_flag and ns.name and ns.name_flag != ns.name:
+        raise CommandError("conflicting options: either specify --name or provide positional "
+                           "arg, not both")
+    labels = dict(item.partition("=")[::2] for item in ns.label)
+    options = dict(item.partition("=")[::2] for item in ns.opt)
+    try:
+        volume, _ = engine.volumes.create(name, labels, options)
+    except VolumeError as e:
+        raise volume_error(e) from None
+    print(volume.name)
+    return 0
+
+
+def _volume_row(volume: Any) -> dict[str, Any]:
+    return {"Driver": "local", "Name": volume.name, "Mountpoint": volume.mountpoint,
+            "Labels": ",".join(f"{k}={v}" for k, v in sorted(volume.labels.items())),
+            "Scope": "local", "CreatedAt": volume.created}
+
+
+def cmd_volume_ls(ns: argparse.Namespace, engine: Engine) -> int:
+    rows = []
+    for volume in engine.volumes.all():
+        keep = True
+        for item in ns.filter:
+            key, _, value = item.partition("=")
+            if key == "dangling":
+                dangling = not engine.users_of_volume(volume.name)
+                keep = keep and dangling == (value.lower() in ("true", "1"))
+            elif key == "name":
+                keep = keep and value in volume.name
+            elif key == "label":
+                lkey, sep, lvalue = value.partition("=")
+                keep = keep and lkey in volume.labels and (not sep or
+                                                           volume.labels[lkey] == lvalue)
+            elif key == "driver":
+                keep = keep and value == "local"
+            else:
+                raise CommandError(f"Error response from daemon: invalid filter '{key}'")
+        if keep:
+            rows.append(_volume_row(volume))
+    sys.stdout.write(fmt.format_table(rows, ns.format, VOLUME_TABLE, VOLUME_HEADERS,
+                                      quiet_field="Name" if ns.quiet else None))
+    return 0
+
+
+def cmd_volume_inspect(ns: argparse.Namespace, engine: Engine) -> int:
+    from barque.cli.gotemplate import render
+    from barque.engine.volumes import VolumeError
+
+    found, status = [], 0
+    for name in ns.volumes:
+        try:
+            found.append(engine.volumes.get(name).api())
+        except VolumeError:
+            sys.stderr.write(f"Error response from daemon: get {name}: no such volume\n")
+            status = 1
+    if ns.format:
+        for obj in found:
+            print(render(ns.format, obj))
+    else:
+        print(json.dumps(found, indent=4))
+    return status
+
+
+def cmd_volume_rm(ns: argparse.Namespace, engine: Engine) -> int:
+    from barque.engine.context import volume_error
+    from barque.engine.volumes import VolumeError
+
+    def remove(name: str) -> None:
+        try:
+            engine.volumes.remove(name, engine.users_of_volume(name), ns.force)
+        except VolumeError as e:
+            raise volume_error(e) from None
+    return _each(ns.volumes, remove)
+
+
+def cmd_volume_prune(ns: argparse.Namespace, engine: Engine) -> int:
+    if ns.filter:
+        raise CommandError("volume prune --filter is not supported yet")
+    what = "all local volumes not used by at least one container" if ns.all else \
+        "all anonymous local volumes not used by at least one container"
+    if not ns.force and not _confirm(f"This will remove {what}."):
+        return 0
+    removed, reclaimed = [], 0
+    for volume in engine.volumes.all():
+        if (ns.all or volume.anonymous) and not engine.users_of_volume(volume.name):
+            reclaimed += dir_size(volume.mountpoint)
+            engine.volumes.remove(volume.name, [])
+            removed.append(volume.name)
+    if removed:
+        print("Deleted Volumes:")
+        for name in removed:
+            print(name)
+        print()
+    print(f"Total reclaimed space: {fmt.human_size(reclaimed)}")
+    return 0

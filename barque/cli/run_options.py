@@ -1,0 +1,316 @@
+"""`run`/`create` flags made into the Engine API's create body (Config and HostConfig), as
+the docker CLI does before it calls the daemon. Bad values fail here in the CLI's words."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+from typing import Any
+
+from barque.engine.units import parse_bytes, ram_in_bytes
+
+
+class OptionError(Exception):
+    """A bad flag value: `docker run` prints it and exits 125."""
+
+
+def _env_value(value: str) -> str | None:
+    """KEY=VALUE as given; a bare KEY copies the host's value, if it has one."""
+    key, sep, _ = value.partition("=")
+    if not key:
+        raise OptionError(f"invalid environment variable: {value}")
+    if sep:
+        return value
+    host = os.environ.get(key)
+    return None if host is None else f"{key}={host}"
+
+
+def _read_lines(path: str, what: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise OptionError(f"open {path}: {(e.strerror or str(e)).lower()}") from None
+    out = []
+    for line in lines:
+        line = line.strip()
+        if line and not line.startswith("#"):
+            out.append(line)
+    return out
+
+
+def environment(ns: argparse.Namespace) -> list[str]:
+    values = [v for path in ns.env_file for v in _read_lines(path, "env file")] + list(ns.env)
+    return [e for e in (_env_value(v) for v in values) if e is not None]
+
+
+def labels(ns: argparse.Namespace) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in [v for path in ns.label_file for v in _read_lines(path, "label file")] + \
+            list(ns.label):
+        key, _, value = item.partition("=")
+        out[key] = value
+    return out
+
+
+def _size(text: str | None, flag: str) -> int:
+    if not text:
+        return 0
+    try:
+        return ram_in_bytes(text)
+    except ValueError:
+        raise OptionError(f'invalid argument "{text}" for "{flag}" flag: invalid size: '
+                          f"'{text}'") from None
+
+
+def _nano_cpus(text: str | None) -> int:
+    if not text:
+        return 0
+    try:
+        value = float(text)
+    except ValueError:
+        raise OptionError(f'invalid argument "{text}" for "--cpus" flag: failed to parse '
+                          f"{text} as a rational number") from None
+    nano = round(value * 1e9)
+    if nano <= 0:
+        raise OptionError(f'invalid argument "{text}" for "--cpus" flag: value is too precise')
+    return nano
+
+
+def ulimits(values: list[str]) -> list[dict[str, Any]]:
+    out = []
+    for value in values:
+        name, sep, limits = value.partition("=")
+        if not sep:
+            raise OptionError(f'invalid argument "{value}" for "--ulimit" flag: invalid ulimit '
+                              f"argument: {value}")
+        soft, _, hard = limits.partition(":")
+        try:
+            soft_n = -1 if soft == "-1" else int(soft)
+            hard_n = soft_n if not hard else (-1 if hard == "-1" else int(hard))
+        except ValueError:
+            raise OptionError(f'invalid argument "{value}" for "--ulimit" flag: invalid ulimit '
+                              f"argument: {value}") from None
+        if soft_n > hard_n >= 0:
+            raise OptionError(f'invalid argument "{value}" for "--ulimit" flag: ulimit soft '
+                              f"limit must be less than or equal to hard limit: {soft_n} > "
+                              f"{hard_n}")
+        out.append({"Name": name, "Soft": soft_n, "Hard": hard_n})
+    return out
+
+
+def restart_policy(text: str) -> dict[str, Any]:
+    name, _, count = text.partition(":")
+    if count and name != "on-failure":
+        raise OptionError("invalid restart policy format: maximum retry count can only be "
+                          "used with 'on-failure'")
+    try:
+        retries = int(count) if count else 0
+    except ValueError:
+        raise OptionError(f'invalid restart policy format: maximum retry count must be an '
+                          f'integer: strconv.Atoi: parsing "{count}": invalid syntax') from None
+    return {"Name": name or "no", "MaximumRetryCount": retries}
+
+
+def devices(values: list[str]) -> list[dict[str, str]]:
+    out = []
+    for value in values:
+        parts = value.split(":")
+        host = parts[0]
+        target, perms = host, "rwm"
+        if len(parts) == 2:
+            if parts[1].startswith("/"):
+                target = parts[1]
+            else:
+                perms = parts[1]
+        elif len(parts) == 3:
+            target, perms = parts[1], parts[2]
+        elif len(parts) > 3:
+            raise OptionError(f"invalid device specification: {value}")
+        out.append({"PathOnHost": host, "PathInContainer": target, "CgroupPermissions": perms})
+    return out
+
+
+def tmpfs(values: list[str]) -> dict[str, str]:
+    out = {}
+    for value in values:
+        path, _, options = value.partition(":")
+        out[path] = options
+    return out
+
+
+_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)\Z")
+_DURATION_NS = {"ns": 1, "us": 1000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+
+
+def duration_ns(text: str | None, flag: str) -> int:
+    if not text:
+        return 0
+    total, rest = 0, text
+    while rest:
+        match = re.match(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)", rest)
+        if not match:
+            raise OptionError(f'invalid argument "{text}" for "{flag}" flag: time: invalid '
+                              f'duration "{text}"')
+        total += int(float(match.group(1)) * _DURATION_NS[match.group(2)])
+        rest = rest[match.end():]
+    return total
+
+
+def healthcheck(ns: argparse.Namespace) -> dict[str, Any] | None:
+    if ns.no_healthcheck:
+        if ns.health_cmd:
+            raise OptionError("--no-healthcheck conflicts with --health-* options")
+        return {"Test": ["NONE"]}
+    check: dict[str, Any] = {}
+    if ns.health_cmd:
+        check["Test"] = ["CMD-SHELL", ns.health_cmd]
+    for key, attr in (("Interval", "health_interval"), ("Timeout", "health_timeout"),
+                      ("StartPeriod", "health_start_period")):
+        value = duration_ns(getattr(ns, attr), "--" + attr.replace("_", "-"))
+        if value:
+            check[key] = value
+    if ns.health_retries is not None:
+        if ns.health_retries < 0:
+            raise OptionError("--health-retries cannot be negative")
+        check["Retries"] = ns.health_retries
+    return check or None
+
+
+def log_config(ns: argparse.Namespace) -> dict[str, Any]:
+    if ns.log_driver not in ("json-file", "none"):
+        raise OptionError(f'failed to create task for container: logger: no log driver named '
+                          f"'{ns.log_driver}' is registered")
+    options = {}
+    for opt in ns.log_opt:
+        key, sep, value = opt.partition("=")
+        if not sep:
+            raise OptionError(f"invalid key value pair format in log-opt: {opt}")
+        if key not in ("max-size", "max-file", "compress", "labels", "env", "tag", "mode"):
+            raise OptionError(f"unknown log opt '{key}' for json-file log driver")
+        options[key] = value
+    if "max-size" in options:
+        try:
+            parse_bytes(options["max-size"])
+        except ValueError:
+            raise OptionError(f"invalid size: '{options['max-size']}'") from None
+    if "max-file" in options and (not options["max-file"].isdigit() or
+                                  int(options["max-file"]) < 1):
+        raise OptionError("max-file cannot be less than 1")
+    return {"Type": ns.log_driver, "Config": options}
+
+
+def create_body(ns: argparse.Namespace) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(image, Config, HostConfig) for `run`/`create` flags."""
+    args = list(ns.args)
+    if args and args[0] == "--":
+        args = args[1:]
+    config: dict[str, Any] = {
+        "Hostname": ns.hostname or "",
+        "Domainname": ns.domainname or "",
+        "User": ns.user or "",
+        "AttachStdin": bool(ns.interactive),
+        "AttachStdout": not getattr(ns, "detach", False),
+        "AttachStderr": not getattr(ns, "detach", False),
+        "Tty": bool(ns.tty),
+        "OpenStdin": bool(ns.interactive),
+        "StdinOnce": bool(ns.interactive) and not getattr(ns, "detach", False),
+        "Env": environment(ns),
+        "Cmd": args or None,
+        "Image": ns.image,
+        "WorkingDir": ns.workdir or "",
+        "Entrypoint": None,
+        "Labels": labels(ns),
+    }
+    if ns.entrypoint is not None:
+        config["Entrypoint"] = shlex.split(ns.entrypoint) if ns.entrypoint else [""]
+        if not args:
+            config["Cmd"] = None
+    if ns.stop_signal:
+        config["StopSignal"] = ns.stop_signal
+    if ns.stop_timeout is not None:
+        config["StopTimeout"] = ns.stop_timeout
+    check = healthcheck(ns)
+    if check is not None:
+        config["Healthcheck"] = check
+    memory = _size(ns.memory, "--memory")
+    swap = -1 if ns.memory_swap == "-1" else _size(ns.memory_swap, "--memory-swap")
+    host_config: dict[str, Any] = {
+        "Binds": list(ns.volume),
+        "Mounts": [],
+        "Tmpfs": tmpfs(ns.tmpfs),
+        "ReadonlyRootfs": bool(ns.read_only),
+        "Memory": memory,
+        "MemorySwap": swap,
+        "MemoryReservation": _size(ns.memory_reservation, "--memory-reservation"),
+        "NanoCpus": _nano_cpus(ns.cpus),
+        "CpuShares": ns.cpu_shares or 0,
+        "CpuPeriod": ns.cpu_period or 0,
+        "CpuQuota": ns.cpu_quota or 0,
+        "CpusetCpus": ns.cpuset_cpus or "",
+        "CpusetMems": ns.cpuset_mems or "",
+        "PidsLimit": ns.pids_limit,
+        "BlkioWeight": ns.blkio_weight or 0,
+        "Ulimits": ulimits(ns.ulimit),
+        "CapAdd": list(ns.cap_add) or None,
+        "CapDrop": list(ns.cap_drop) or None,
+        "Privileged": bool(ns.privileged),
+        "SecurityOpt": _security_opts(ns.security_opt),
+        "ExtraHosts": _extra_hosts(ns.add_host),
+        "Init": True if ns.init else None,
+        "RestartPolicy": restart_policy(ns.restart),
+        "AutoRemove": bool(getattr(ns, "rm", False)),
+        "Devices": devices(ns.device),
+        "NetworkMode": ns.network,
+        "GroupAdd": list(ns.group_add) or None,
+        "ShmSize": _size(ns.shm_size, "--shm-size"),
+        "Sysctls": dict(s.partition("=")[::2] for s in ns.sysctl) or None,
+        "OomKillDisable": bool(ns.oom_kill_disable),
+        "OomScoreAdj": ns.oom_score_adj or 0,
+        "LogConfig": log_config(ns),
+    }
+    from barque.engine.mounts import MountError, parse_mount, to_api
+
+    try:
+        host_config["Mounts"] = [to_api(parse_mount(m)) for m in ns.mount]
+    except MountError as e:
+        raise OptionError(str(e)) from None
+    return ns.image, config, host_config
+
+
+def _security_opts(values: list[str]) -> list[str]:
+    """As the docker CLI: a seccomp profile file is read here and sent as its content."""
+    out = []
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if key == "seccomp" and sep and rest not in ("unconfined", "builtin") and \
+                not rest.lstrip().startswith("{"):
+            try:
+                with open(rest, encoding="utf-8") as f:
+                    value = "seccomp=" + f.read()
+            except OSError as e:
+                raise OptionError(f"opening seccomp profile ({rest}) failed: "
+                                  f"{(e.strerror or str(e)).lower()}") from None
+        out.append(value)
+    return out
+
+
+def _extra_hosts(values: list[str]) -> list[str]:
+    out = []
+    for value in values:
+        host, sep, address = value.partition(":")
+        if not sep or not host or not address:
+            raise OptionError(f'invalid argument "{value}" for "--add-host" flag: bad format '
+                              f"for add-host: \"{value}\"")
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(address.strip("[]"))
+        except ValueError:
+            if address != "host-gateway":
+                raise OptionError(f'invalid argument "{value}" for "--add-host" flag: invalid '
+                                  f'IP address in add-host: "{address}"') from None
+        out.append(f"{host}:{address}")
+    return out

@@ -1,0 +1,237 @@
+"""`info`, `version`, `system df`, `system prune`, `port` and `update`: their arguments and
+handlers (small enough to live together)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from barque.cli import formatting as fmt
+from barque.cli.containers import CommandError, _confirm, _daemon_error, _each
+from barque.engine.context import Engine, EngineError
+
+
+def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
+    info = commands.add_parser("info", help="display system-wide information")
+    info.add_argument("-f", "--format", help="format output using a Go template")
+    info.set_defaults(parser=info, handler="cmd_info", system_handler=True)
+    version = commands.add_parser("version", help="show the Barque version information")
+    version.add_argument("-f", "--format", help="format output using a Go template")
+    version.set_defaults(parser=version, handler="cmd_version", system_handler=True)
+    system = commands.add_parser("system", help="manage Barque")
+    group = system.add_subparsers(dest="system_command", metavar="COMMAND",
+                                  parser_class=parser_class, required=True)
+    df = group.add_parser("df", help="show disk usage")
+    df.add_argument("--format", help="format output using a Go template")
+    df.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
+    df.set_defaults(parser=df, handler="cmd_df", system_handler=True)
+    prune = group.add_parser("prune", help="remove unused data")
+    prune.add_argument("-a", "--all", action="store_true", help="remove all unused images "
+                       "not just dangling ones")
+    prune.add_argument("-f", "--force", action="store_true", help="do not prompt")
+    prune.add_argument("--volumes", action="store_true", help="prune anonymous volumes")
+    prune.add_argument("--filter", action="append", default=[], help="provide filter values")
+    prune.set_defaults(parser=prune, handler="cmd_system_prune", system_handler=True)
+    for sub in ("info",):
+        alias = group.add_parser(sub, help="display system-wide information")
+        alias.add_argument("-f", "--format", help="format output using a Go template")
+        alias.set_defaults(parser=alias, handler="cmd_info", system_handler=True)
+    port = commands.add_parser("port", help="list port mappings for the container")
+    port.add_argument("container", metavar="CONTAINER")
+    port.add_argument("port", nargs="?", metavar="PRIVATE_PORT[/PROTO]")
+    port.set_defaults(parser=port, handler="cmd_port", system_handler=True)
+    update = commands.add_parser("update", help="update configuration of containers")
+    for flag in ("--memory", "-m"), ("--memory-swap",), ("--memory-reservation",), \
+            ("--cpus",), ("--cpuset-cpus",), ("--cpuset-mems",), ("--restart",):
+        update.add_argument(*flag)
+    for flag in ("--cpu-shares", "-c"), ("--cpu-period",), ("--cpu-quota",), \
+            ("--pids-limit",), ("--blkio-weight",):
+        update.add_argument(*flag, type=int)
+    update.add_argument("containers", nargs="+", metavar="CONTAINER")
+    update.set_defaults(parser=update, handler="cmd_update", system_handler=True)
+
+
+# --- info, version ----------------------------------------------------------------------------
+
+def version_of() -> str:
+    from importlib import metadata  # ~15 ms: only for the commands that print it
+
+    try:
+        return metadata.version("barque")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def cmd_info(ns: argparse.Namespace, engine: Engine) -> int:
+    from barque.cli.gotemplate import render
+    from barque.engine.system import info
+
+    data = info(engine, version_of())
+    if ns.format:
+        print(render(ns.format, data))
+        return 0
+    print(f"""Client:
+ Version:    {data['ServerVersion']}
+ Context:    default
+
+Server:
+ Containers: {data['Containers']}
+  Running: {data['ContainersRunning']}
+  Paused: {data['ContainersPaused']}
+  Stopped: {data['ContainersStopped']}
+ Images: {data['Images']}
+ Server Version: {data['ServerVersion']}
+ Storage Driver: {data['Driver']}
+  Backing Filesystem: {data['DriverStatus'][0][1]}
+ Logging Driver: {data['LoggingDriver']}
+ Cgroup Driver: {data['CgroupDriver']}
+ Cgroup Version: {data['CgroupVersion']}
+ Runtimes: {' '.join(data['Runtimes'])}
+ Default Runtime: {data['DefaultRuntime']}
+ Kernel Version: {data['KernelVersion']}
+ Operating System: {data['OperatingSystem']}
+ OSType: {data['OSType']}
+ Architecture: {data['Architecture']}
+ CPUs: {data['NCPU']}
+ Total Memory: {fmt.bytes_size(data['MemTotal'])}
+ Name: {data['Name']}
+ Docker Root Dir: {data['DockerRootDir']}""")
+    return 0
+
+
+def cmd_version(ns: argparse.Namespace, engine: Engine | None) -> int:
+    import platform
+
+    from barque.cli.gotemplate import render
+    from barque.engine.context import find_runtime
+    from barque.image import oci_layout as ol
+
+    try:
+        runtime = find_runtime()
+    except EngineError as e:
+        runtime = f"({e})"
+    plat = ol.host_platform()
+    version = version_of()
+    common = {"Version": version, "ApiVersion": "1.43", "GoVersion": "",
+              "Os": plat["os"], "Arch": plat["architecture"],
+              "PythonVersion": platform.python_version()}
+    data = {"Client": dict(common),
+            "Server": {**common, "KernelVersion": platform.release(),
+                       "Components": [{"Name": "barque-runtime",
+                                       "Version": "0.1.0", "Details": {"Path": runtime}}]}}
+    if ns.format:
+        print(render(ns.format, data))
+        return 0
+    print(f"barque version {version}")
+    print(f" Python:   {platform.python_version()}")
+    print(f" OS/Arch:  {plat['os']}/{plat['architecture']}")
+    print(f" Runtime:  {runtime}")
+    return 0
+
+
+# --- system df, system prune -----------------------------------------------------------------
+
+DF_TABLE = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
+DF_HEADERS = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",
+              "Reclaimable": "RECLAIMABLE"}
+
+
+def cmd_df(ns: argparse.Namespace, engine: Engine) -> int:
+    from barque.engine.system import disk_usage
+
+    rows = []
+    for row in disk_usage(engine):
+        size, reclaim = row["Size"], row["Reclaimable"]
+        percent = f" ({reclaim * 100 // size}%)" if size else ""
+        rows.append({**row, "Size": fmt.human_size(size),
+                     "Reclaimable": fmt.human_size(reclaim) + percent})
+    sys.stdout.write(fmt.format_table(rows, ns.format, DF_TABLE, DF_HEADERS))
+    return 0
+
+
+def cmd_system_prune(ns: argparse.Namespace, engine: Engine) -> int:
+    from barque.engine import lifecycle
+    from barque.engine.system import dir_size
+
+    if ns.filter:
+        raise CommandError("system prune --filter is not supported yet")
+    what = ["all stopped containers", "all dangling images" if not ns.all else
+            "all images without at least one container associated to them"]
+    if ns.volumes:
+        what.insert(1, "all anonymous volumes not used by at least one container")
+    if not ns.force and not _confirm("This will remove:\n  - " + "\n  - ".join(what)):
+        return 0
+    reclaimed = 0
+    removed = []
+    for record in engine.records.all():
+        if not engine.state(record)["Running"]:
+            size = dir_size(engine.paths.snapshot_dir(record.id) + "/upper")
+            try:
+                lifecycle.remove(engine, record.id)
+            except EngineError as e:
+                _daemon_error(e)
+                continue
+            removed.append(record.id)
+            reclaimed += size
+    if removed:
+        print("Deleted Containers:\n" + "\n".join(removed) + "\n")
+    if ns.volumes:
+        gone = []
+        for volume in engine.volumes.all():
+            if volume.anonymous and not engine.users_of_volume(volume.name):
+                reclaimed += dir_size(volume.mountpoint)
+                engine.volumes.remove(volume.name, [])
+                gone.append(volume.name)
+        if gone:
+            print("Deleted Volumes:\n" + "\n".join(gone) + "\n")
+    lines, image_bytes = engine.store.prune(all_images=ns.all)
+    if lines:
+        print("Deleted Images:\n" + "\n".join(f"{verb}: {what}" for verb, what in lines) + "\n")
+    print(f"Total reclaimed space: {fmt.human_size(reclaimed + image_bytes)}")
+    return 0
+
+
+# --- port, update ----------------------------------------------------------------------------
+
+def cmd_port(ns: argparse.Namespace, engine: Engine) -> int:
+    record = engine.find(ns.container)
+    bindings = record.host_config.get("PortBindings") or {}
+    if ns.port:
+        key = ns.port if "/" in ns.port else f"{ns.port}/tcp"
+        if key not in bindings:
+            raise CommandError(f"Error: No public port '{key}' published for {ns.container}")
+        for binding in bindings[key] or []:
+            print(f"{binding.get('HostIp') or '0.0.0.0'}:{binding.get('HostPort')}")
+        return 0
+    for key, values in sorted(bindings.items()):
+        for binding in values or []:
+            print(f"{key} -> {binding.get('HostIp') or '0.0.0.0'}:{binding.get('HostPort')}")
+    return 0
+
+
+def cmd_update(ns: argparse.Namespace, engine: Engine) -> int:
+    from barque.cli.run_options import OptionError, _nano_cpus, _size, restart_policy
+    from barque.engine.update import update
+
+    try:
+        changes: dict[str, Any] = {
+            "Memory": _size(ns.memory, "--memory") if ns.memory else None,
+            "MemorySwap": (-1 if ns.memory_swap == "-1" else _size(ns.memory_swap,
+                                                                   "--memory-swap"))
+            if ns.memory_swap else None,
+            "MemoryReservation": _size(ns.memory_reservation, "--memory-reservation")
+            if ns.memory_reservation else None,
+            "NanoCpus": _nano_cpus(ns.cpus) if ns.cpus else None,
+            "CpuShares": ns.cpu_shares, "CpuPeriod": ns.cpu_period, "CpuQuota": ns.cpu_quota,
+            "CpusetCpus": ns.cpuset_cpus, "CpusetMems": ns.cpuset_mems,
+            "PidsLimit": ns.pids_limit, "BlkioWeight": ns.blkio_weight,
+            "RestartPolicy": restart_policy(ns.restart) if ns.restart else None,
+        }
+    except OptionError as e:
+        raise CommandError(str(e)) from None
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        raise CommandError("you must provide one or more flags when using this command")
+    return _each(ns.containers, lambda name: update(engine, name, changes))
+

@@ -1,0 +1,122 @@
+"""Attaching to a container through its monitor's attach socket (monitor/README.md): output
+demultiplexed to our stdout/stderr (or raw, with a tty), our stdin forwarded, terminal size
+passed on through the control socket."""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import struct
+import time
+
+_HEADER = struct.Struct(">BxxxI")
+
+
+class AttachError(Exception):
+    pass
+
+
+def _connect_in(sock: socket.socket, directory: str, name: str) -> None:
+    """connect() to directory/name even past sun_path's 108 bytes: through /proc/self/fd."""
+    path = os.path.join(directory, name)
+    if len(path.encode()) < 100:
+        sock.connect(path)
+        return
+    fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        sock.connect(f"/proc/self/fd/{fd}/{name}")
+    finally:
+        os.close(fd)
+
+
+def connect(monitor_dir: str, timeout: float = 10.0) -> socket.socket:
+    deadline = time.monotonic() + timeout
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            _connect_in(sock, monitor_dir, "attach.sock")
+            return sock
+        except (FileNotFoundError, ConnectionRefusedError) as e:
+            sock.close()
+            if time.monotonic() > deadline:
+                raise AttachError(f"cannot attach: {e.strerror}") from None
+            time.sleep(0.02)
+
+
+def control(monitor_dir: str, line: str) -> None:
+    """One control request (e.g. "resize 24 80"); errors are the monitor's words."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            _connect_in(sock, monitor_dir, "ctl.sock")
+            sock.sendall(line.encode() + b"\n")
+            answer = sock.recv(512).decode(errors="replace").strip()
+        except OSError as e:
+            raise AttachError(f"cannot reach the container's monitor: {e.strerror}") from None
+    if answer != "ok":
+        raise AttachError(answer.removeprefix("error ").strip() or "no answer from the monitor")
+
+
+class Demux:
+    """Docker's stdcopy stream: 8-byte headers, stream 1 stdout, 2 stderr."""
+
+    def __init__(self, out: int, err: int) -> None:
+        self.fds = {1: out, 2: err, 0: out}
+        self.buf = b""
+
+    def feed(self, data: bytes) -> None:
+        self.buf += data
+        while len(self.buf) >= _HEADER.size:
+            stream, size = _HEADER.unpack_from(self.buf)
+            if len(self.buf) < _HEADER.size + size:
+                return
+            payload = self.buf[_HEADER.size:_HEADER.size + size]
+            self.buf = self.buf[_HEADER.size + size:]
+            _write_all(self.fds.get(stream, self.fds[1]), payload)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            select.select([], [fd], [])
+            continue
+        view = view[n:]
+
+
+def pump(sock: socket.socket, tty: bool, stdin: int | None, stdout: int = 1,
+         stderr: int = 2) -> None:
+    """Copy until the container's output ends (the monitor closes the socket)."""
+    demux = None if tty else Demux(stdout, stderr)
+    readers = [sock.fileno()] + ([stdin] if stdin is not None else [])
+    while True:
+        ready, _, _ = select.select(readers, [], [])
+        if sock.fileno() in ready:
+            try:
+                data = sock.recv(65536)
+            except ConnectionResetError:
+                data = b""
+            if not data:
+                return
+            if demux is None:
+                _write_all(stdout, data)
+            else:
+                demux.feed(data)
+        if stdin is not None and stdin in ready:
+            try:
+                data = os.read(stdin, 65536)
+            except OSError:
+                data = b""
+            if data:
+                try:
+                    sock.sendall(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    readers.remove(stdin)
+            else:
+                readers.remove(stdin)
+                try:
+                    sock.shutdown(socket.SHUT_WR)  # the container's stdin reaches EOF
+                except OSError:
+                    pass

@@ -1,0 +1,134 @@
+"""What every container operation works with: the paths, the state database (container
+records and volumes), the image store, the runtime and the monitor.
+
+Layout: `<root>/containers/<id>/` holds the bundle (config.json), the snapshot, the
+container's /etc files and its json-file log; `<runroot>/containers/<id>/` is its monitor's
+directory; `<runroot>/runtime` is the OCI runtime's --root.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from barque.engine import state as st
+from barque.engine.records import ContainerRecord, RecordError, Records
+from barque.engine.volumes import VolumeError, Volumes
+from barque.image.store import ImageStore
+
+DEFAULT_ROOT = "/var/lib/barque"
+DEFAULT_RUNROOT = "/run/barque"
+RUNTIME_NAME = "barque-runtime"
+
+
+class EngineError(Exception):
+    """A failure of Barque rather than of the container. `exit_code` is what `docker run`
+    exits with (125; 126/127 when the container's command could not be invoked or found);
+    `status` is the Engine API's HTTP status."""
+
+    def __init__(self, message: str, exit_code: int = 125, status: int = 500) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: str = DEFAULT_ROOT
+    runroot: str = DEFAULT_RUNROOT
+
+    @property
+    def containers(self) -> str:
+        return os.path.join(self.root, "containers")
+
+    @property
+    def runtime_root(self) -> str:
+        return os.path.join(self.runroot, "runtime")
+
+    def container_dir(self, container_id: str) -> str:
+        return os.path.join(self.containers, container_id)
+
+    def monitor_dir(self, container_id: str) -> str:
+        return os.path.join(self.runroot, "containers", container_id)
+
+    def log_file(self, container_id: str) -> str:
+        return os.path.join(self.container_dir(container_id), f"{container_id}-json.log")
+
+    def snapshot_dir(self, container_id: str) -> str:
+        return os.path.join(self.container_dir(container_id), "snapshot")
+
+
+def find_runtime() -> str:
+    """BARQUE_RUNTIME (a path or a name on PATH), else barque-runtime beside this Python's
+    scripts (a venv need not be on PATH), else barque-runtime on PATH."""
+    wanted = os.environ.get("BARQUE_RUNTIME")
+    if wanted:
+        found = shutil.which(wanted)
+        if found is None:
+            raise EngineError(f'BARQUE_RUNTIME: runtime "{wanted}" not found')
+        return found
+    beside = os.path.join(os.path.dirname(sys.executable), RUNTIME_NAME)
+    if os.access(beside, os.X_OK):
+        return beside
+    found = shutil.which(RUNTIME_NAME)
+    if found is None:
+        raise EngineError(f'OCI runtime "{RUNTIME_NAME}" not found: is barque installed?')
+    return found
+
+
+class Engine:
+    """One process's handle on the engine's state; close() it when done."""
+
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+        os.makedirs(paths.root, mode=0o700, exist_ok=True)
+        self.records = Records(paths.root)
+        self.volumes = Volumes(paths.root, self.records.conn)
+        self._store: ImageStore | None = None
+
+    @property
+    def store(self) -> ImageStore:
+        if self._store is None:
+            self._store = ImageStore(self.paths.root)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+        self.records.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def find(self, ref: str) -> ContainerRecord:
+        try:
+            return self.records.find(ref)
+        except RecordError as e:
+            raise EngineError(str(e), 1, e.status) from None
+
+    def state(self, record: ContainerRecord) -> dict[str, Any]:
+        """The container's Docker state now; a finished run is folded into its record."""
+        state = st.current(record, self.paths.monitor_dir(record.id))
+        if state["Status"] in ("exited", "dead") and record.state.get("Status") not in (
+                "exited", "dead") or (state["Status"] in ("exited", "dead") and
+                                      record.state.get("FinishedAt") != state["FinishedAt"]):
+            record.state = st.settled(record, state)
+            try:
+                self.records.save_state(record.id, record.state)
+            except Exception:  # a reader that cannot write (a read-only root) still reads
+                pass
+        return state
+
+    def users_of_volume(self, name: str) -> list[str]:
+        return [r.id for r in self.records.all()
+                if any(m.get("type") == "volume" and m.get("source") == name for m in r.mounts)]
+
+
+def volume_error(e: VolumeError) -> EngineError:
+    return EngineError(str(e), 1, e.status)

@@ -1,0 +1,220 @@
+"""`docker create`: a container record, its directory and snapshot, its volumes and its hold
+on the image; nothing runs yet. Everything that can be checked is checked before anything is
+made, and a failure part-way removes what was made."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from typing import Any
+
+from barque.engine import images, naming, spec_resources, spec_security
+from barque.engine import state as st
+from barque.engine.context import Engine, EngineError
+from barque.engine.mounts import Mount, MountError, from_host_config
+from barque.engine.records import ContainerRecord, RecordError
+from barque.engine.spec import SpecError, hostname_of
+from barque.engine.volumes import VolumeError
+from barque.image.store import Image, ImageError
+from barque.storage import snapshot
+
+RESTART_POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
+
+
+def merge_image_config(config: dict[str, Any], image_config: dict[str, Any]) -> dict[str, Any]:
+    """moby's merge(): what the container does not set comes from its image's config."""
+    image = image_config.get("config") or {}
+    merged = dict(config)
+    env = list(merged.get("Env") or [])
+    keys = {e.partition("=")[0] for e in env}
+    merged["Env"] = env + [e for e in image.get("Env") or [] if e.partition("=")[0] not in keys]
+    labels = dict(image.get("Labels") or {})
+    labels.update(merged.get("Labels") or {})
+    merged["Labels"] = labels
+    if not merged.get("Entrypoint"):
+        if not merged.get("Cmd"):
+            merged["Cmd"] = image.get("Cmd")
+        if merged.get("Entrypoint") is None:
+            merged["Entrypoint"] = image.get("Entrypoint")
+    for key in ("WorkingDir", "User", "StopSignal"):
+        if not merged.get(key) and image.get(key):
+            merged[key] = image[key]
+    for key in ("ExposedPorts", "Volumes"):
+        combined = dict(image.get(key) or {})
+        combined.update(merged.get(key) or {})
+        merged[key] = combined or None
+    if merged.get("Healthcheck") is None and image.get("Healthcheck"):
+        merged["Healthcheck"] = image["Healthcheck"]
+    return merged
+
+
+def check_restart_policy(host_config: dict[str, Any]) -> None:
+    policy = host_config.get("RestartPolicy") or {}
+    name = str(policy.get("Name") or "")
+    if name not in RESTART_POLICIES:
+        raise EngineError(f"invalid restart policy: unknown policy '{name}'; use one of 'no', "
+                          "'always', 'on-failure', or 'unless-stopped'", status=400)
+    retries = int(policy.get("MaximumRetryCount") or 0)
+    if retries and name != "on-failure":
+        raise EngineError("invalid restart policy: maximum retry count can only be used with "
+                          "'on-failure'", status=400)
+    if retries < 0:
+        raise EngineError("invalid restart policy: maximum retry count must be a positive "
+                          "integer", status=400)
+    if host_config.get("AutoRemove") and name not in ("", "no"):
+        raise EngineError("Conflicting options: --restart and --rm", status=400)
+
+
+def check_settings(config: dict[str, Any], host_config: dict[str, Any]) -> list[Mount]:
+    """Docker's create-time validation; the mounts as parsed."""
+    try:
+        hostname_of("0" * 12, config)
+        spec_resources.resources(host_config)
+        spec_resources.rlimits(host_config)
+        spec_security.capabilities(host_config)
+        spec_security.security_options(host_config)
+        mounts = from_host_config(host_config)
+    except (SpecError, spec_resources.ResourceError, spec_security.SecurityError,
+            MountError) as e:
+        raise EngineError(str(e), status=400) from None
+    check_restart_policy(host_config)
+    mode = str(host_config.get("NetworkMode") or "default")
+    if mode not in ("default", "none", "host", "bridge") and not mode.startswith("container:"):
+        raise EngineError(f"network {mode} not found", status=404)
+    if not (config.get("Entrypoint") or config.get("Cmd")):
+        raise EngineError("No command specified", status=400)
+    return mounts
+
+
+def _anonymous_for_image_volumes(config: dict[str, Any], mounts: list[Mount]) -> list[Mount]:
+    """An image's VOLUME paths not covered by a user mount get anonymous volumes."""
+    taken = {os.path.normpath(m.target) for m in mounts}
+    extra = [Mount("volume", "", path) for path in sorted(config.get("Volumes") or {})
+             if os.path.normpath(path) not in taken]
+    return mounts + extra
+
+
+def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: dict[str, Any],
+           name: str | None = None,
+           on_pull: Callable[[str], None] | None = None) -> ContainerRecord:
+    """Make a container of `image_ref` with the Engine API's Config and HostConfig."""
+    if name is not None:
+        try:
+            name = naming.check_name(name)
+        except ValueError as e:
+            raise EngineError(str(e), status=400) from None
+    store = engine.store
+    try:
+        image = images.find_or_pull(store, image_ref, on_pull=on_pull)
+        image_config = store.config(image)
+    except ImageError as e:
+        raise EngineError(str(e), status=404) from None
+    config = merge_image_config({**config, "Image": image_ref}, image_config)
+    mounts = _anonymous_for_image_volumes(config, check_settings(config, host_config))
+    record = ContainerRecord(id=naming.new_id(), name=name or "", created=st.now(),
+                             image=image_ref, image_id=image.id, config=config,
+                             host_config=host_config, state=st.initial())
+    _insert(engine, record)
+    try:
+        _make(engine, record, image, mounts)
+    except BaseException as e:
+        _unmake(engine, record)
+        if isinstance(e, snapshot.SnapshotError | ImageError | VolumeError):
+            raise EngineError(str(e)) from None
+        raise
+    return record
+
+
+def _insert(engine: Engine, record: ContainerRecord) -> None:
+    if record.name:
+        try:
+            engine.records.insert(record)
+        except RecordError as e:
+            raise EngineError(str(e), status=e.status) from None
+        return
+    for attempt in range(10):  # moby's generated names: retry on the rare collision
+        record.name = naming.random_name(attempt)
+        try:
+            engine.records.insert(record)
+            return
+        except RecordError:
+            continue
+    raise EngineError("could not find a free container name")
+
+
+def _make(engine: Engine, record: ContainerRecord, image: Image, mounts: list[Mount]) -> None:
+    store = engine.store
+    container_dir = engine.paths.container_dir(record.id)
+    os.makedirs(engine.paths.containers, mode=0o700, exist_ok=True)
+    os.mkdir(container_dir, 0o700)
+    with store.writing():  # the image collector waits until the hold is recorded
+        store.hold(record.id, image)
+    make_init_layer(init_layer(engine, record.id))
+    snap = snapshot.Snapshot(engine.paths.snapshot_dir(record.id))
+    snap.prepare(lowers_of(engine, record.id, image))
+    snap.unmount()  # mounted again at each start
+    for mount in mounts:
+        if mount.type == "volume":
+            volume, _ = engine.volumes.create(mount.source)
+            if not mount.source:
+                mount.source, mount.anonymous = volume.name, True
+    record.mounts = [_mount_record(m) for m in mounts]
+    engine.records.update(record)
+
+
+# Docker's "init layer": the mount points the runtime needs, in a layer of their own between
+# the image and the container's upper dir, so that they never show up as the container's
+# changes (`diff`, `commit`, `export` of a container that only ran `true` are empty).
+_INIT_DIRS = ("dev", "dev/pts", "dev/shm", "proc", "sys", "etc")
+_INIT_FILES = ("etc/hostname", "etc/hosts", "etc/resolv.conf")
+
+
+def init_layer(engine: Engine, container_id: str) -> str:
+    return os.path.join(engine.paths.container_dir(container_id), "init")
+
+
+def make_init_layer(path: str) -> None:
+    os.mkdir(path, 0o755)
+    for name in _INIT_DIRS:
+        os.makedirs(os.path.join(path, name), mode=0o755, exist_ok=True)
+    for name in _INIT_FILES:
+        with open(os.path.join(path, name), "wb"):
+            pass
+        os.chmod(os.path.join(path, name), 0o644)
+    os.symlink("/proc/mounts", os.path.join(path, "etc", "mtab"))
+
+
+def lowers_of(engine: Engine, container_id: str, image: Image) -> list[str]:
+    """The snapshot's lower dirs, top-most first: the init layer, then the image's."""
+    return [init_layer(engine, container_id), *engine.store.lowers(image)]
+
+
+def _mount_record(mount: Mount) -> dict[str, Any]:
+    return {"type": mount.type, "source": mount.source, "target": mount.target,
+            "read_only": mount.read_only, "propagation": mount.propagation,
+            "no_copy": mount.no_copy, "options": list(mount.options),
+            "create_source": mount.create_source, "anonymous": mount.anonymous}
+
+
+def mount_from_record(entry: dict[str, Any]) -> Mount:
+    return Mount(entry["type"], entry["source"], entry["target"], entry["read_only"],
+                 entry["propagation"], entry["no_copy"], list(entry["options"]),
+                 entry["create_source"], entry["anonymous"])
+
+
+def _unmake(engine: Engine, record: ContainerRecord) -> None:
+    """Undo a half-made container: nothing of it may stay (anonymous volumes included)."""
+    try:
+        snapshot.remove(engine.paths.snapshot_dir(record.id))
+    except snapshot.SnapshotError:
+        pass
+    shutil.rmtree(engine.paths.container_dir(record.id), ignore_errors=True)
+    engine.store.release(record.id)
+    for entry in record.mounts:
+        if entry.get("anonymous"):
+            try:
+                engine.volumes.remove(entry["source"], [], force=True)
+            except VolumeError:
+                pass
+    engine.records.delete(record.id)

@@ -1,0 +1,122 @@
+"""Containers as Docker shows them: `inspect`'s JSON and the rows `ps` lists."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from barque.engine.context import Engine
+from barque.engine.create import mount_from_record
+from barque.engine.records import ContainerRecord
+
+# Engine API defaults for the HostConfig fields `inspect` always shows.
+_HOST_CONFIG_DEFAULTS: dict[str, Any] = {
+    "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
+    "NetworkMode": "default", "PortBindings": {}, "RestartPolicy": {"Name": "no",
+    "MaximumRetryCount": 0}, "AutoRemove": False, "VolumeDriver": "", "VolumesFrom": None,
+    "CapAdd": None, "CapDrop": None, "CgroupnsMode": "host", "Dns": [], "DnsOptions": [],
+    "DnsSearch": [], "ExtraHosts": None, "GroupAdd": None, "IpcMode": "private", "Cgroup": "",
+    "Links": None, "OomScoreAdj": 0, "PidMode": "", "Privileged": False,
+    "PublishAllPorts": False, "ReadonlyRootfs": False, "SecurityOpt": None, "UTSMode": "",
+    "UsernsMode": "", "ShmSize": 67108864, "Runtime": "barque-runtime", "Isolation": "",
+    "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0,
+    "CpuPeriod": 0, "CpuQuota": 0, "CpusetCpus": "", "CpusetMems": "", "Devices": [],
+    "MemoryReservation": 0, "MemorySwap": 0, "OomKillDisable": False, "PidsLimit": None,
+    "Ulimits": None, "Mounts": None, "Tmpfs": None, "Init": None,
+    "MaskedPaths": None, "ReadonlyPaths": None,
+}  # fmt: skip
+
+
+def command_of(record: ContainerRecord) -> list[str]:
+    return list(record.config.get("Entrypoint") or []) + list(record.config.get("Cmd") or [])
+
+
+def mounts_of(engine: Engine, record: ContainerRecord) -> list[dict[str, Any]]:
+    out = []
+    for entry in record.mounts:
+        mount = mount_from_record(entry)
+        if mount.type == "tmpfs":
+            continue  # Docker lists tmpfs mounts in HostConfig only
+        api = mount.api()
+        if mount.type == "volume":
+            api["Source"] = os.path.join(engine.volumes.dir, mount.source, "_data")
+            api["Name"] = mount.source
+        out.append(api)
+    return out
+
+
+def inspect(engine: Engine, record: ContainerRecord) -> dict[str, Any]:
+    state = engine.state(record)
+    restart_count = state.pop("RestartCount")
+    command = command_of(record)
+    directory = engine.paths.container_dir(record.id)
+    snapshot = engine.paths.snapshot_dir(record.id)
+    from barque.engine.spec import DOCKER_MASKED_PATHS, DOCKER_READONLY_PATHS
+
+    host_config = {**_HOST_CONFIG_DEFAULTS, **record.host_config}
+    if not record.host_config.get("Privileged"):
+        host_config["MaskedPaths"] = list(DOCKER_MASKED_PATHS)
+        host_config["ReadonlyPaths"] = list(DOCKER_READONLY_PATHS)
+    return {
+        "Id": record.id,
+        "Created": record.created,
+        "Path": command[0] if command else "",
+        "Args": command[1:],
+        "State": state,
+        "Image": record.image_id,
+        "ResolvConfPath": os.path.join(directory, "resolv.conf"),
+        "HostnamePath": os.path.join(directory, "hostname"),
+        "HostsPath": os.path.join(directory, "hosts"),
+        "LogPath": engine.paths.log_file(record.id),
+        "Name": "/" + record.name,
+        "RestartCount": restart_count,
+        "Driver": "overlay",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": None,
+        "HostConfig": host_config,
+        "GraphDriver": {"Name": "overlay", "Data": {
+            "MergedDir": os.path.join(snapshot, "merged"),
+            "UpperDir": os.path.join(snapshot, "upper"),
+            "WorkDir": os.path.join(snapshot, "work")}},
+        "Mounts": mounts_of(engine, record),
+        "Config": {**_config_defaults(record), **record.config},
+        "NetworkSettings": {"Bridge": "", "SandboxID": "", "HairpinMode": False,
+                            "Ports": {}, "SandboxKey": "", "Networks": {}},
+    }
+
+
+def _config_defaults(record: ContainerRecord) -> dict[str, Any]:
+    return {"Hostname": record.id[:12], "Domainname": "", "User": "", "AttachStdin": False,
+            "AttachStdout": False, "AttachStderr": False, "Tty": False, "OpenStdin": False,
+            "StdinOnce": False, "Env": None, "Cmd": None, "Image": record.image,
+            "Volumes": None, "WorkingDir": "", "Entrypoint": None, "OnBuild": None,
+            "Labels": {}}
+
+
+def status_text(state: dict[str, Any], now: float | None = None) -> str:
+    """`docker ps`'s STATUS column: "Up 5 minutes", "Exited (3) 2 seconds ago", …"""
+    import time as _time
+
+    from barque.engine.logs import parse_time
+    from barque.engine.state import ZERO_TIME
+    from barque.engine.units import human_duration
+
+    now = _time.time() if now is None else now
+    status = state["Status"]
+    if status in ("running", "paused"):
+        text = "Up " + human_duration(now - parse_time(state["StartedAt"]))
+        return text + " (Paused)" if status == "paused" else text
+    if status == "restarting":
+        return (f"Restarting ({state['ExitCode']}) "
+                f"{human_duration(now - parse_time(state['FinishedAt']))} ago")
+    if status == "created":
+        return "Created"
+    if status == "dead":
+        return "Dead"
+    if state["FinishedAt"] == ZERO_TIME:
+        return f"Exited ({state['ExitCode']})"
+    return (f"Exited ({state['ExitCode']}) "
+            f"{human_duration(now - parse_time(state['FinishedAt']))} ago")

@@ -1,0 +1,369 @@
+"""Moving a container through Docker's states: start, stop, kill, restart, pause, unpause,
+wait and remove. The container's process is the monitor's child; the engine talks to it
+through the OCI runtime (kill, pause) and the monitor's files (engine/monitor.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from typing import Any
+
+from barque.engine import monitor, spec
+from barque.engine import state as st
+from barque.engine.bundle import BundleError
+from barque.engine.context import Engine, EngineError, find_runtime
+from barque.engine.create import lowers_of, mount_from_record
+from barque.engine.mounts import oci_mount
+from barque.engine.records import ContainerRecord
+from barque.engine.spec_security import SecurityError
+from barque.engine.volumes import VolumeError, copy_up
+from barque.image import oci_layout as ol
+from barque.image.store import ImageError
+from barque.storage import snapshot
+
+DEFAULT_STOP_TIMEOUT = 10
+_SIGNALS = {"HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "IOT": 6, "BUS": 7,
+            "FPE": 8, "KILL": 9, "USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14,
+            "TERM": 15, "STKFLT": 16, "CHLD": 17, "CONT": 18, "STOP": 19, "TSTP": 20,
+            "TTIN": 21, "TTOU": 22, "URG": 23, "XCPU": 24, "XFSZ": 25, "VTALRM": 26,
+            "PROF": 27, "WINCH": 28, "IO": 29, "POLL": 29, "PWR": 30, "SYS": 31}
+
+
+def parse_signal(text: str) -> int:
+    """"KILL", "SIGKILL", "9" -> 9, as Docker's signal.ParseSignal."""
+    name = text.strip().upper().removeprefix("SIG")
+    if name.isdigit():
+        number = int(name)
+        if 0 < number <= 64:
+            return number
+    elif name in _SIGNALS:
+        return _SIGNALS[name]
+    elif name.startswith("RTMIN") or name.startswith("RTMAX"):
+        offset = name[5:]
+        base = 34 if name.startswith("RTMIN") else 64
+        try:
+            number = base + int(offset or 0)
+            if 34 <= number <= 64:
+                return number
+        except ValueError:
+            pass
+    raise EngineError(f"Invalid signal: {text}", 1, 400)
+
+
+def _runtime(engine: Engine, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([find_runtime(), "--root", engine.paths.runtime_root, *args],
+                          capture_output=True, timeout=60)
+    if check and proc.returncode != 0:
+        message = proc.stderr.decode(errors="replace").strip().removeprefix("barque-runtime: ")
+        raise EngineError(message or f"the OCI runtime failed: {' '.join(args)}", 1)
+    return proc
+
+
+def _exit_code_of(message: str) -> int:
+    """Docker's exit codes for a container that could not start (cli runStartContainerErr)."""
+    lowered = message.lower()
+    if "executable file not found" in lowered or "no such file or directory" in lowered:
+        return 127
+    if "permission denied" in lowered or "is a directory" in lowered:
+        return 126
+    return 125
+
+
+# --- start -----------------------------------------------------------------------------------
+
+def start(engine: Engine, ref: str, attach: bool = False) -> ContainerRecord:
+    """Start a created or exited container (a running one is left alone, as by Docker).
+    With `attach`, the monitor waits for the first attach client before starting it."""
+    record = engine.find(ref)
+    state = engine.state(record)
+    if state["Status"] == "paused":
+        raise EngineError("cannot start a paused container, try unpause instead", 1, 409)
+    if state["Running"]:
+        return record
+    runtime = find_runtime()
+    _runtime(engine, "delete", "--force", record.id, check=False)  # a leftover, if any
+    try:
+        bundle = _write_bundle(engine, record)
+    except (spec.SpecError, BundleError, SecurityError, snapshot.SnapshotError, ImageError,
+            VolumeError, OSError) as e:
+        _unmount_quietly(engine, record)
+        bad_input = isinstance(e, spec.SpecError | BundleError | SecurityError)
+        raise EngineError(str(e), status=400 if bad_input else 500) from None
+    mdir = engine.paths.monitor_dir(record.id)
+    shutil.rmtree(mdir, ignore_errors=True)
+    os.makedirs(mdir, mode=0o700)
+    os.makedirs(engine.paths.runtime_root, mode=0o700, exist_ok=True)
+    try:
+        monitor.launch(_launch_spec(engine, record, bundle, runtime, attach))
+    except (monitor.MonitorError, subprocess.TimeoutExpired) as e:
+        message = f"OCI runtime create failed: {e}"
+        code = _exit_code_of(message)
+        record.state = {**record.state, "Status": record.state.get("Status", "created"),
+                        "Error": message, "ExitCode": code if code != 125 else 128}
+        engine.records.save_state(record.id, record.state)
+        _unmount_quietly(engine, record)
+        raise EngineError(message, code, 500) from None
+    live = monitor.read_state(mdir) or {}
+    record.state = {**record.state, "Status": "running", "Error": "", "Paused": False,
+                    "StartedAt": live.get("StartedAt") or st.now(), "ExitCode": 0,
+                    "OOMKilled": False, "FinishedAt": record.state.get("FinishedAt",
+                                                                       st.ZERO_TIME)}
+    engine.records.save_state(record.id, record.state)
+    return record
+
+
+def _restart_policy(host_config: dict[str, Any]) -> str:
+    policy = host_config.get("RestartPolicy") or {}
+    name = str(policy.get("Name") or "no")
+    retries = int(policy.get("MaximumRetryCount") or 0)
+    return f"{name}:{retries}" if name == "on-failure" and retries else name
+
+
+def _log_options(host_config: dict[str, Any]) -> tuple[int, int]:
+    from barque.engine.units import parse_bytes
+
+    log_config = (host_config.get("LogConfig") or {}).get("Config") or {}
+    size = parse_bytes(str(log_config.get("max-size", "0")) or "0")
+    files = int(log_config.get("max-file", "1") or 1)
+    return size, files
+
+
+def _launch_spec(engine: Engine, record: ContainerRecord, bundle: str, runtime: str,
+                 attach: bool) -> monitor.Launch:
+    config, host_config = record.config, record.host_config
+    size, files = _log_options(host_config)
+    return monitor.Launch(
+        container_id=record.id, bundle=bundle, dir=engine.paths.monitor_dir(record.id),
+        runtime=runtime, runtime_root=engine.paths.runtime_root,
+        runtime_log=os.path.join(bundle, "runtime.log"),
+        log_file=engine.paths.log_file(record.id), log_max_size=size, log_max_files=files,
+        tty=bool(config.get("Tty")), stdin=bool(config.get("OpenStdin")),
+        stdin_once=bool(config.get("StdinOnce")), restart=_restart_policy(host_config),
+        wait_attach=attach)
+
+
+def _write_bundle(engine: Engine, record: ContainerRecord) -> str:
+    store = engine.store
+    image = store.get(record.image_id)
+    bundle = engine.paths.container_dir(record.id)
+    rootfs = snapshot.prepare(engine.paths.snapshot_dir(record.id),
+                              lowers_of(engine, record.id, image))
+    user_mounts = [_resolve_mount(engine, entry, rootfs) for entry in record.mounts]
+    config, host_config = record.config, record.host_config
+    hostname = spec.hostname_of(record.id, config)
+    made = spec.make_spec(record.id, config, host_config, rootfs, bundle, user_mounts,
+                          network_path=_network_path(engine, host_config),
+                          init_binary=_init_binary())
+    spec.write_etc_files(bundle, hostname, host_config)
+    os.makedirs(os.path.join(rootfs, made["process"]["cwd"].lstrip("/")), mode=0o755,
+                exist_ok=True)
+    text = json.dumps(made, indent=2) + "\n"  # indented: people read config.json when debugging
+    ol.atomic_write(os.path.join(bundle, "config.json"), text.encode())
+    return bundle
+
+
+def _resolve_mount(engine: Engine, entry: dict[str, Any], rootfs: str) -> dict[str, Any]:
+    mount = mount_from_record(entry)
+    if mount.type == "volume":
+        volume, _ = engine.volumes.create(mount.source)  # a named volume removed since: again
+        if not mount.no_copy:
+            from barque.engine.bundle import secure_join
+
+            copy_up(secure_join(rootfs, mount.target), volume.mountpoint)
+        return oci_mount(mount, volume.mountpoint)
+    if mount.type == "bind" and mount.create_source:
+        os.makedirs(mount.source, mode=0o755, exist_ok=True)
+    return oci_mount(mount, mount.source)
+
+
+def _network_path(engine: Engine, host_config: dict[str, Any]) -> str | None:
+    mode = str(host_config.get("NetworkMode") or "")
+    if not mode.startswith("container:"):
+        return None
+    other = engine.find(mode.split(":", 1)[1])
+    state = engine.state(other)
+    if not state["Running"] or not state["Pid"]:
+        raise spec.SpecError(f"cannot join network of a non running container: {other.id}")
+    return f"/proc/{state['Pid']}/ns/net"
+
+
+def _init_binary() -> str | None:
+    # Static binaries only: the container may have no C library for a dynamic one.
+    for candidate in ("docker-init", "tini-static"):
+        found = shutil.which(candidate)
+        if found:
+            return found
+    return None
+
+
+def _unmount_quietly(engine: Engine, record: ContainerRecord) -> None:
+    try:
+        snapshot.Snapshot(engine.paths.snapshot_dir(record.id)).unmount()
+    except snapshot.SnapshotError:
+        pass
+
+
+# --- stop, kill, wait --------------------------------------------------------------------------
+
+def wait_exit(engine: Engine, record: ContainerRecord, timeout: float | None) -> bool:
+    """Wait until the container is no longer running (its monitor has finished); False on
+    timeout."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        state = engine.state(record)
+        if not state["Running"] or state["Status"] == "dead":
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def stop(engine: Engine, ref: str, timeout: int | None = None,
+         signal: str | None = None) -> ContainerRecord:
+    """`docker stop`: the stop signal, then SIGKILL after the timeout; no restart follows."""
+    record = engine.find(ref)
+    state = engine.state(record)
+    if not state["Running"]:
+        return record
+    monitor.request_stop(engine.paths.monitor_dir(record.id))
+    sig = parse_signal(signal or record.config.get("StopSignal") or "SIGTERM")
+    if timeout is None:
+        configured = record.config.get("StopTimeout")
+        timeout = DEFAULT_STOP_TIMEOUT if configured is None else int(configured)
+    _signal(engine, record, state, sig)
+    if timeout < 0 or not wait_exit(engine, record, None if timeout < 0 else timeout):
+        pass
+    if engine.state(record)["Running"]:
+        _signal(engine, record, engine.state(record), 9)
+        if not wait_exit(engine, record, 30):
+            raise EngineError(f"cannot stop container: {ref}: tried to kill container, but did "
+                              "not receive an exit event", 1)
+    finish(engine, record)
+    return record
+
+
+def _signal(engine: Engine, record: ContainerRecord, state: dict[str, Any], sig: int) -> None:
+    if state["Status"] == "restarting":
+        return  # between runs: the stop file alone keeps the monitor from starting it again
+    _runtime(engine, "kill", record.id, str(sig), check=False)
+    if state["Status"] == "paused":
+        _runtime(engine, "resume", record.id, check=False)
+        record.state = {**record.state, "Paused": False}
+        engine.records.save_state(record.id, record.state)
+
+
+def kill(engine: Engine, ref: str, signal: str = "KILL") -> ContainerRecord:
+    record = engine.find(ref)
+    sig = parse_signal(signal)
+    state = engine.state(record)
+    if not state["Running"]:
+        raise EngineError(f"cannot kill container: {ref}: container {record.id} is not "
+                          "running", 1, 409)
+    monitor.request_stop(engine.paths.monitor_dir(record.id))
+    if state["Status"] == "restarting":
+        return record
+    proc = _runtime(engine, "kill", record.id, str(sig), check=False)
+    if proc.returncode != 0 and engine.state(record)["Running"]:
+        raise EngineError(f"cannot kill container: {ref}: "
+                          f"{proc.stderr.decode(errors='replace').strip()}", 1)
+    if sig == 9:
+        wait_exit(engine, record, 10)
+        finish(engine, record)
+    return record
+
+
+def finish(engine: Engine, record: ContainerRecord) -> None:
+    """After a run: the snapshot is unmounted (the container's files stay in its upper
+    dir)."""
+    if not engine.state(record)["Running"]:
+        _unmount_quietly(engine, record)
+
+
+def wait(engine: Engine, ref: str, condition: str = "not-running") -> dict[str, Any]:
+    """`docker wait`: block until the container stops; its state then."""
+    record = engine.find(ref)
+    if condition not in ("not-running", "next-exit", "removed"):
+        raise EngineError(f"invalid condition: \"{condition}\"", 1, 400)
+    if condition == "next-exit":
+        while not engine.state(record)["Running"]:
+            time.sleep(0.05)
+    wait_exit(engine, record, None)
+    finish(engine, record)
+    state = engine.state(record)
+    if condition == "removed":
+        while engine.records.get(record.id) is not None:
+            time.sleep(0.05)
+    return state
+
+
+def restart(engine: Engine, ref: str, timeout: int | None = None) -> ContainerRecord:
+    stop(engine, ref, timeout)
+    return start(engine, ref)
+
+
+# --- pause ---------------------------------------------------------------------------------------
+
+def pause(engine: Engine, ref: str) -> ContainerRecord:
+    record = engine.find(ref)
+    state = engine.state(record)
+    if state["Status"] == "paused":
+        raise EngineError(f"Container {record.id} is already paused", 1, 409)
+    if state["Status"] != "running":
+        raise EngineError(f"Container {record.id} is not running", 1, 409)
+    _runtime(engine, "pause", record.id)
+    record.state = {**record.state, "Paused": True}
+    engine.records.save_state(record.id, record.state)
+    return record
+
+
+def unpause(engine: Engine, ref: str) -> ContainerRecord:
+    record = engine.find(ref)
+    if engine.state(record)["Status"] != "paused":
+        raise EngineError(f"Container {record.id} is not paused", 1, 409)
+    _runtime(engine, "resume", record.id)
+    record.state = {**record.state, "Paused": False}
+    engine.records.save_state(record.id, record.state)
+    return record
+
+
+# --- remove ------------------------------------------------------------------------------------
+
+def remove(engine: Engine, ref: str, force: bool = False, volumes: bool = False) -> str:
+    """`docker rm [-f] [-v]`: the container, its snapshot, its monitor's files, its hold on
+    its image, and with `volumes` its anonymous volumes."""
+    record = engine.find(ref)
+    state = engine.state(record)
+    if state["Running"] and not force:
+        verb = "paused" if state["Status"] == "paused" else "running"
+        hint = "stop the container before removing or force remove" if verb == "running" \
+            else "unpause and then stop the container before attempting removal or force remove"
+        raise EngineError(f'cannot remove container "/{record.name}": container is {verb}: '
+                          f"{hint}", 1, 409)
+    if state["Running"]:
+        monitor.request_stop(engine.paths.monitor_dir(record.id))
+        _signal(engine, record, state, 9)
+        if not wait_exit(engine, record, 30):
+            raise EngineError(f"could not kill container {ref}", 1)
+    _runtime(engine, "delete", "--force", record.id, check=False)
+    try:
+        snapshot.remove(engine.paths.snapshot_dir(record.id))
+    except snapshot.SnapshotError as e:
+        raise EngineError(str(e), 1) from None
+    shutil.rmtree(engine.paths.container_dir(record.id), ignore_errors=True)
+    shutil.rmtree(engine.paths.monitor_dir(record.id), ignore_errors=True)
+    engine.records.delete(record.id)
+    engine.store.release(record.id)
+    if volumes:
+        for entry in record.mounts:
+            if entry.get("anonymous"):
+                try:
+                    engine.volumes.remove(entry["source"], engine.users_of_volume(
+                        entry["source"]))
+                except VolumeError:
+                    pass  # in use by another container, or gone: Docker keeps going too
+    return ref

@@ -1,0 +1,103 @@
+"""Starting a container's barque-monitor and reading what it reports (monitor/README.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+MONITOR_NAME = "barque-monitor"
+
+
+class MonitorError(Exception):
+    """The container could not be started: the runtime's or the monitor's own message."""
+
+
+def find_monitor() -> str:
+    """BARQUE_MONITOR, else barque-monitor beside this Python's scripts, else on PATH."""
+    wanted = os.environ.get("BARQUE_MONITOR")
+    if wanted:
+        found = shutil.which(wanted)
+        if found is None:
+            raise MonitorError(f'BARQUE_MONITOR: "{wanted}" not found')
+        return found
+    beside = os.path.join(os.path.dirname(sys.executable), MONITOR_NAME)
+    if os.access(beside, os.X_OK):
+        return beside
+    found = shutil.which(MONITOR_NAME)
+    if found is None:
+        raise MonitorError(f'"{MONITOR_NAME}" not found: is barque installed (scripts/install)?')
+    return found
+
+
+@dataclass
+class Launch:
+    container_id: str
+    bundle: str
+    dir: str  # the monitor's directory
+    runtime: str
+    runtime_root: str
+    runtime_log: str
+    log_file: str | None = None
+    log_max_size: int = 0
+    log_max_files: int = 1
+    tty: bool = False
+    stdin: bool = False
+    stdin_once: bool = False
+    restart: str = "no"
+    wait_attach: bool = False
+
+    def argv(self, monitor: str) -> list[str]:
+        argv = [monitor, "--id", self.container_id, "--bundle", self.bundle, "--dir", self.dir,
+                "--runtime", self.runtime, "--runtime-root", self.runtime_root,
+                "--runtime-log", self.runtime_log, "--restart", self.restart]
+        if self.log_file:
+            argv += ["--log-file", self.log_file, "--log-max-size", str(self.log_max_size),
+                     "--log-max-files", str(self.log_max_files)]
+        for flag, on in (("--tty", self.tty), ("--stdin", self.stdin),
+                         ("--stdin-once", self.stdin_once), ("--wait-attach", self.wait_attach)):
+            if on:
+                argv.append(flag)
+        return argv
+
+
+def launch(spec: Launch) -> None:
+    """Start the monitor, which creates and starts the container; return once it runs (or,
+    with wait_attach, once it is created). MonitorError with the runtime's message if not."""
+    proc = subprocess.run(spec.argv(find_monitor()), stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+    if proc.returncode != 0:
+        message = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise MonitorError(message[-1] if message else
+                           f"{MONITOR_NAME} failed with status {proc.returncode}")
+
+
+def read_state(monitor_dir: str) -> dict[str, Any] | None:
+    try:
+        with open(os.path.join(monitor_dir, "state.json"), "rb") as f:
+            state = json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def alive(pid: int) -> bool:
+    """Is `pid` a barque-monitor (not just any process that reused the number)?"""
+    if pid <= 0:
+        return False
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip() == MONITOR_NAME
+    except OSError:
+        return False
+
+
+def request_stop(monitor_dir: str) -> None:
+    """Tell the monitor the container is being stopped on purpose: no restart."""
+    fd = os.open(os.path.join(monitor_dir, "stop"), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC,
+                 0o600)
+    os.close(fd)

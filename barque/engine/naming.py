@@ -1,0 +1,84 @@
+"""Container IDs and names as Docker makes and checks them."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+# Docker's container name rule (daemon/names): a leading alphanumeric, then [a-zA-Z0-9_.-].
+NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+\Z")
+
+# From moby's pkg/namesgenerator (a subset of its lists): "adjective_surname".
+_ADJECTIVES = (
+    "admiring", "adoring", "affectionate", "agitated", "amazing", "angry", "awesome",
+    "beautiful", "blissful", "bold", "brave", "busy", "charming", "clever", "compassionate",
+    "competent", "condescending", "confident", "cool", "cranky", "crazy", "dazzling",
+    "determined", "distracted", "dreamy", "eager", "ecstatic", "elastic", "elated", "elegant",
+    "eloquent", "epic", "exciting", "fervent", "festive", "flamboyant", "focused", "friendly",
+    "frosty", "funny", "gallant", "gifted", "goofy", "gracious", "great", "happy", "hardcore",
+    "heuristic", "hopeful", "hungry", "infallible", "inspiring", "intelligent", "interesting",
+    "jolly", "jovial", "keen", "kind", "laughing", "loving", "lucid", "magical", "modest",
+    "musing", "mystifying", "naughty", "nervous", "nice", "nifty", "nostalgic", "objective",
+    "optimistic", "peaceful", "pedantic", "pensive", "practical", "priceless", "quirky",
+    "quizzical", "recursing", "relaxed", "reverent", "romantic", "sad", "serene", "sharp",
+    "silly", "sleepy", "stoic", "strange", "stupefied", "suspicious", "sweet", "tender",
+    "thirsty", "trusting", "unruffled", "upbeat", "vibrant", "vigilant", "vigorous",
+    "wizardly", "wonderful", "xenodochial", "youthful", "zealous", "zen",
+)  # fmt: skip
+_SURNAMES = (
+    "agnesi", "albattani", "allen", "almeida", "antonelli", "archimedes", "ardinghelli",
+    "aryabhata", "austin", "babbage", "banach", "bardeen", "bartik", "bassi", "beaver", "bell",
+    "benz", "bhabha", "bhaskara", "blackburn", "blackwell", "bohr", "booth", "borg", "bose",
+    "boyd", "brahmagupta", "brattain", "brown", "buck", "burnell", "cannon", "carson", "cartwright",
+    "cerf", "chandrasekhar", "chaplygin", "chatelet", "chatterjee", "chebyshev", "cohen",
+    "chaum", "clarke", "colden", "cori", "cray", "curie", "darwin", "davinci", "dewdney", "dhawan",
+    "diffie", "dijkstra", "dirac", "driscoll", "dubinsky", "easley", "edison", "einstein",
+    "elbakyan", "elgamal", "elion", "ellis", "engelbart", "euclid", "euler", "faraday", "feistel",
+    "fermat", "fermi", "feynman", "franklin", "gagarin", "galileo", "galois", "ganguly", "gates",
+    "gauss", "germain", "goldberg", "goldstine", "goldwasser", "golick", "goodall", "gould",
+    "greider", "grothendieck", "haibt", "hamilton", "haslett", "hawking", "heisenberg",
+    "hellman", "hermann", "herschel", "hertz", "heyrovsky", "hodgkin", "hofstadter", "hoover",
+    "hopper", "hugle", "hypatia", "ishizaka", "jackson", "jang", "jemison", "jennings", "jepsen",
+    "johnson", "joliot", "jones", "kalam", "kapitsa", "kare", "keldysh", "keller", "kepler",
+    "khayyam", "khorana", "kilby", "kirch", "knuth", "kowalevski", "lalande", "lamarr",
+    "lamport", "leakey", "leavitt", "lederberg", "lehmann", "lewin", "lichterman", "liskov",
+    "lovelace", "lumiere", "mahavira", "margulis", "matsumoto", "maxwell", "mayer", "mccarthy",
+    "mcclintock", "mclaren", "mclean", "mcnulty", "meitner", "mendel", "mendeleev", "meninsky",
+    "merkle", "mestorf", "mirzakhani", "montalcini", "moore", "morse", "moser", "murdock",
+    "napier", "nash", "neumann", "newton", "nightingale", "nobel", "noether", "northcutt",
+    "noyce", "panini", "pare", "pascal", "pasteur", "payne", "perlman", "pike", "poincare",
+    "poitras", "proskuriakova", "ptolemy", "raman", "ramanujan", "rhodes", "ride", "ritchie",
+    "robinson", "roentgen", "rosalind", "rubin", "saha", "sammet", "sanderson", "satoshi",
+    "shamir", "shannon", "shaw", "shirley", "shockley", "shtern", "sinoussi", "snyder",
+    "solomon", "spence", "stonebraker", "sutherland", "swanson", "swartz", "swirles", "taussig",
+    "tesla", "tharp", "thompson", "torvalds", "tu", "turing", "varahamihira", "vaughan",
+    "villani", "visvesvaraya", "volhard", "wescoff", "wilbur", "wiles", "williams",
+    "williamson", "wilson", "wing", "wozniak", "wright", "wu", "yalow", "yonath", "zhukovsky",
+)  # fmt: skip
+
+
+def new_id() -> str:
+    """64 hex digits whose 12-digit short form is not all digits (it becomes the hostname,
+    which must not look like a number), as moby makes them."""
+    while True:
+        container_id = secrets.token_hex(32)
+        if not container_id[:12].isdigit():
+            return container_id
+
+
+def random_name(retry: int = 0) -> str:
+    """moby's GetRandomName: adjective_surname, with a digit appended on retries."""
+    while True:
+        name = f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_SURNAMES)}"
+        if name != "boring_wozniak":  # Steve Wozniak is not boring (moby's own rule)
+            break
+    return f"{name}{secrets.randbelow(10)}" if retry else name
+
+
+def check_name(name: str) -> str:
+    """The name without its leading "/", or ValueError in Docker's words."""
+    if not NAME_RE.match(name):
+        raise ValueError(
+            f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )
+    return name.lstrip("/")

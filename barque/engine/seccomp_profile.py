@@ -1,0 +1,121 @@
+"""Docker-format seccomp profiles (`--security-opt seccomp=…`) made into OCI `linux.seccomp`.
+
+The default profile is the one Podman uses, from the containers-common package
+(/usr/share/containers/seccomp.json): the same format and, near enough, the same rules as
+Docker's built-in one. A profile's rules may depend on the container's capabilities, the CPU
+architecture and the kernel version ("includes"/"excludes"); they are resolved here, for one
+container, the way moby's setupSeccomp does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from typing import Any
+
+DEFAULT_PROFILES = ("/usr/share/containers/seccomp.json",)
+
+# platform.machine() -> the profile's architecture names.
+_ARCHES = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64",
+           "ppc64le": "SCMP_ARCH_PPC64LE", "s390x": "SCMP_ARCH_S390X"}
+_ARCH_WORDS = {"SCMP_ARCH_X86_64": "amd64", "SCMP_ARCH_AARCH64": "arm64",
+               "SCMP_ARCH_PPC64LE": "ppc64le", "SCMP_ARCH_S390X": "s390x"}
+
+
+class ProfileError(Exception):
+    pass
+
+
+def load_default() -> dict[str, Any]:
+    for path in DEFAULT_PROFILES:
+        if os.path.exists(path):
+            return load(path)
+    raise ProfileError(
+        "no default seccomp profile: install containers-common "
+        f"({' or '.join(DEFAULT_PROFILES)}), or run with --security-opt seccomp=unconfined"
+    )
+
+
+def load(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return parse(f.read(), path)
+    except OSError as e:
+        raise ProfileError(f"opening seccomp profile ({path}) failed: {e.strerror}") from None
+
+
+def parse(raw: bytes, where: str = "profile") -> dict[str, Any]:
+    try:
+        profile = json.loads(raw)
+    except ValueError as e:
+        raise ProfileError(f"decoding seccomp profile failed ({where}): {e}") from None
+    if not isinstance(profile, dict) or not isinstance(profile.get("defaultAction"), str):
+        raise ProfileError(f"decoding seccomp profile failed ({where}): no defaultAction")
+    return profile
+
+
+def _kernel() -> tuple[int, int]:
+    release = platform.release().split("-")[0].split(".")
+    try:
+        return int(release[0]), int(release[1])
+    except (IndexError, ValueError):
+        return (0, 0)
+
+
+def _at_least(version: str, kernel: tuple[int, int]) -> bool:
+    parts = version.split(".")
+    try:
+        wanted = (int(parts[0]), int(parts[1]) if len(parts) > 1 else 0)
+    except ValueError:
+        return True
+    return kernel >= wanted
+
+
+def _applies(rule: dict[str, Any], caps: set[str], arch: str, kernel: tuple[int, int]) -> bool:
+    inc, exc = rule.get("includes") or {}, rule.get("excludes") or {}
+    word = _ARCH_WORDS.get(arch, arch)
+    if any(c in caps for c in exc.get("caps") or []):
+        return False
+    if word in (exc.get("arches") or []):
+        return False
+    if exc.get("minKernel") and _at_least(exc["minKernel"], kernel):
+        return False
+    if inc.get("arches") and word not in inc["arches"]:
+        return False
+    if any(c not in caps for c in inc.get("caps") or []):
+        return False
+    return not (inc.get("minKernel") and not _at_least(inc["minKernel"], kernel))
+
+
+def to_oci(profile: dict[str, Any], bounding_caps: list[str]) -> dict[str, Any]:
+    """The OCI `linux.seccomp` for a container whose bounding set is `bounding_caps`."""
+    arch = _ARCHES.get(platform.machine(), "")
+    caps, kernel = set(bounding_caps), _kernel()
+    spec: dict[str, Any] = {"defaultAction": profile["defaultAction"]}
+    if profile.get("defaultErrnoRet") is not None:
+        spec["defaultErrnoRet"] = profile["defaultErrnoRet"]
+    arches: list[str] = []
+    for entry in profile.get("archMap") or []:
+        if entry.get("architecture") == arch:
+            arches = [arch, *(entry.get("subArchitectures") or [])]
+    arches = arches or list(profile.get("architectures") or [])
+    if arches:
+        spec["architectures"] = arches
+    for key in ("flags", "listenerPath", "listenerMetadata"):
+        if profile.get(key):
+            spec[key] = profile[key]
+    syscalls = []
+    for rule in profile.get("syscalls") or []:
+        if not _applies(rule, caps, arch, kernel):
+            continue
+        names = list(rule.get("names") or ([rule["name"]] if rule.get("name") else []))
+        if not names:
+            continue
+        out: dict[str, Any] = {"names": names, "action": rule["action"]}
+        for key in ("errnoRet", "args"):
+            if rule.get(key) is not None:
+                out[key] = rule[key]
+        syscalls.append(out)
+    spec["syscalls"] = syscalls
+    return spec

@@ -1,0 +1,222 @@
+"""A container's OCI spec (config.json), made at each start from its Config and HostConfig
+the way Docker's daemon makes it: runc's default spec adapted with Docker's capabilities,
+seccomp profile, masked and read-only paths, /dev/shm size, and the container's own
+/etc/hostname, /etc/hosts and /etc/resolv.conf bind-mounted from its directory."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from typing import Any
+
+from barque.engine import spec_resources, spec_security
+from barque.engine.bundle import HOSTS, merge_env, resolve_user
+from barque.runtime.spec import default_spec
+
+DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_SHM_SIZE = 64 * 1024 * 1024
+INIT_PATH = "/sbin/docker-init"  # where Docker puts its init (tini) for --init
+
+# moby's oci.DefaultLinuxSpec() (also the Engine API's documented HostConfig defaults).
+DOCKER_MASKED_PATHS = [
+    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+    "/sys/firmware", "/sys/devices/virtual/powercap",
+]  # fmt: skip
+DOCKER_READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+_HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9.-]{0,63}\Z")  # HOST_NAME_MAX is 64
+
+
+class SpecError(Exception):
+    """The container's settings cannot make a valid spec (Docker reports these as 125)."""
+
+
+def hostname_of(container_id: str, config: dict[str, Any]) -> str:
+    hostname = config.get("Hostname") or container_id[:12]
+    if not _HOSTNAME_RE.match(hostname):
+        raise SpecError(f"invalid hostname format: {hostname}")
+    return str(hostname)
+
+
+def process_env(config: dict[str, Any], hostname: str) -> list[str]:
+    """moby's CreateDaemonEnvironment: PATH and HOSTNAME (and TERM with a tty) first, then
+    the container's own Env replacing any of them."""
+    base = [DEFAULT_PATH_ENV, f"HOSTNAME={hostname}"]
+    if config.get("Tty"):
+        base.append("TERM=xterm")
+    return merge_env(base, list(config.get("Env") or []))
+
+
+def command_line(config: dict[str, Any], host_config: dict[str, Any]) -> list[str]:
+    args = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
+    if not args:
+        raise SpecError("No command specified")
+    if host_config.get("Init"):
+        args = [INIT_PATH, "--", *args]
+    return args
+
+
+def _process(spec: dict[str, Any], container_id: str, config: dict[str, Any],
+             host_config: dict[str, Any], rootfs: str, hostname: str) -> None:
+    process = spec["process"]
+    user = resolve_user(rootfs, str(config.get("User") or ""))
+    env = process_env(config, hostname)
+    if not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={user.home}")
+    cwd = config.get("WorkingDir") or "/"
+    if not cwd.startswith("/"):
+        raise SpecError(f"the working directory '{cwd}' is invalid, it needs to be an "
+                        "absolute path")
+    caps = spec_security.capabilities(host_config)
+    process.update(terminal=bool(config.get("Tty")), args=command_line(config, host_config),
+                   env=env, cwd=cwd, noNewPrivileges=spec_security.no_new_privileges(host_config))
+    process.pop("rlimits", None)  # Docker sets none unless asked: the daemon's are inherited
+    rlimits = spec_resources.rlimits(host_config)
+    if rlimits:
+        process["rlimits"] = rlimits
+    gids = list(user.additional_gids)
+    for group in host_config.get("GroupAdd") or []:
+        gid = _group_id(rootfs, str(group))
+        if gid not in gids:
+            gids.append(gid)
+    process["user"] = {"uid": user.uid, "gid": user.gid}
+    if gids:
+        process["user"]["additionalGids"] = gids
+    if user.uid == 0 or host_config.get("Privileged"):
+        process["capabilities"] = {k: list(caps) for k in ("bounding", "effective", "permitted")}
+    else:
+        # As moby does: execve by a non-root user starts with no effective/permitted caps.
+        process["capabilities"] = {"bounding": list(caps)}
+    if host_config.get("OomScoreAdj"):
+        process["oomScoreAdj"] = int(host_config["OomScoreAdj"])
+    if config.get("Tty"):
+        process["consoleSize"] = {"height": 24, "width": 80}
+    process.pop("apparmorProfile", None)
+    seccomp = spec_security.seccomp(host_config, caps)
+    if seccomp is not None:
+        spec["linux"]["seccomp"] = seccomp
+
+
+def _group_id(rootfs: str, group: str) -> int:
+    if group.isdigit():
+        return int(group)
+    from barque.engine.bundle import _read_rootfs_file
+
+    for record in _read_rootfs_file(rootfs, "/etc/group"):
+        if len(record) >= 3 and record[0] == group and record[2].isdigit():
+            return int(record[2])
+    raise SpecError(f"Unable to find group {group}: no matching entries in group file")
+
+
+def _system_mounts(host_config: dict[str, Any]) -> list[dict[str, Any]]:
+    mounts = copy.deepcopy(default_spec()["mounts"])
+    privileged = bool(host_config.get("Privileged"))
+    shm = int(host_config.get("ShmSize") or DEFAULT_SHM_SIZE)
+    for m in mounts:
+        if m["destination"] == "/dev/shm":
+            m["options"] = ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm}"]
+        elif m["type"] in ("sysfs", "cgroup") and privileged:
+            m["options"] = [o for o in m["options"] if o != "ro"]
+    return mounts
+
+
+def etc_mounts(container_dir: str, read_only: bool) -> list[dict[str, Any]]:
+    """The container's own /etc/hostname, /etc/hosts and /etc/resolv.conf."""
+    options = ["rbind", "rprivate"] + (["ro"] if read_only else [])
+    return [{"destination": f"/etc/{name}", "type": "bind",
+             "source": os.path.join(container_dir, name), "options": list(options)}
+            for name in ("hostname", "hosts", "resolv.conf")]
+
+
+def write_etc_files(container_dir: str, hostname: str, host_config: dict[str, Any]) -> None:
+    from barque.image import oci_layout as ol
+
+    hosts = HOSTS
+    for entry in host_config.get("ExtraHosts") or []:
+        name, _, address = entry.partition(":")
+        hosts += f"{address}\t{name}\n"
+    if host_config.get("NetworkMode") == "host":
+        hosts = _read("/etc/hosts", HOSTS)
+    ol.atomic_write(os.path.join(container_dir, "hostname"), (hostname + "\n").encode())
+    ol.atomic_write(os.path.join(container_dir, "hosts"), hosts.encode())
+    ol.atomic_write(os.path.join(container_dir, "resolv.conf"), _resolv_conf().encode())
+
+
+def _read(path: str, default: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return default
+
+
+def _resolv_conf() -> str:
+    """The host's resolv.conf without loopback name servers (they would be the container's
+    own loopback), as Docker copies it."""
+    lines = []
+    for line in _read("/etc/resolv.conf", "").splitlines():
+        words = line.split()
+        if words[:1] == ["nameserver"] and len(words) > 1 and (
+                words[1].startswith("127.") or words[1] == "::1"):
+            continue
+        lines.append(line)
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def _namespaces(spec: dict[str, Any], host_config: dict[str, Any],
+                network_path: str | None) -> None:
+    linux = spec["linux"]
+    namespaces = [ns for ns in linux["namespaces"]
+                  if ns["type"] != "cgroup" or os.path.exists("/sys/fs/cgroup/cgroup.controllers")]
+    # Docker's default cgroupns mode: private on cgroup v2, the host's on v1 (above).
+    mode = str(host_config.get("NetworkMode") or "default")
+    if mode == "host":
+        namespaces = [ns for ns in namespaces if ns["type"] != "network"]
+    elif network_path:
+        for ns in namespaces:
+            if ns["type"] == "network":
+                ns["path"] = network_path
+    linux["namespaces"] = namespaces
+
+
+def make_spec(container_id: str, config: dict[str, Any], host_config: dict[str, Any],
+              rootfs: str, container_dir: str, user_mounts: list[dict[str, Any]],
+              network_path: str | None = None, init_binary: str | None = None) -> dict[str, Any]:
+    """config.json for a container whose root filesystem is ready at `rootfs`, with its user
+    mounts already in OCI form (engine/mounts.py)."""
+    hostname = hostname_of(container_id, config)
+    spec = copy.deepcopy(default_spec())
+    _process(spec, container_id, config, host_config, rootfs, hostname)
+    spec["root"] = {"path": rootfs, "readonly": bool(host_config.get("ReadonlyRootfs"))}
+    spec["hostname"] = hostname
+    if config.get("Domainname"):
+        spec["domainname"] = str(config["Domainname"])
+    from barque.engine.mounts import depth_order
+
+    mounts = _system_mounts(host_config) + etc_mounts(container_dir, False) + user_mounts
+    if host_config.get("Init"):
+        if not init_binary:
+            raise SpecError("--init: no init binary found (install tini: apt-get install tini)")
+        mounts.append({"destination": INIT_PATH, "type": "bind", "source": init_binary,
+                       "options": ["rbind", "ro", "rprivate"]})
+    spec["mounts"] = depth_order(mounts)
+    linux = spec["linux"]
+    _namespaces(spec, host_config, network_path)
+    linux["cgroupsPath"] = f"/barque/{container_id}"
+    try:
+        linux["resources"] = spec_resources.resources(host_config)
+        devices = [dev for dev, _ in spec_resources.devices(host_config)]
+    except spec_resources.ResourceError as e:
+        raise SpecError(str(e)) from None
+    if devices:
+        linux["devices"] = devices
+    if host_config.get("Sysctls"):
+        linux["sysctl"] = dict(host_config["Sysctls"])
+    if host_config.get("Privileged"):
+        linux["maskedPaths"], linux["readonlyPaths"] = [], []
+    else:
+        linux["maskedPaths"] = list(DOCKER_MASKED_PATHS)
+        linux["readonlyPaths"] = list(DOCKER_READONLY_PATHS)
+    return spec

@@ -1,0 +1,128 @@
+"""HostConfig's resource settings as OCI linux.resources, rlimits and devices, the way
+moby's daemon/oci_linux.go maps them."""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import Any
+
+CPU_PERIOD = 100_000  # µs: the CFS period `--cpus` is expressed against
+
+# Device rules every container gets (moby's oci.DefaultLinuxSpec + runc's defaults).
+_DEFAULT_DEVICE_RULES = [
+    {"allow": False, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},   # /dev/zero
+    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},   # /dev/null
+    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},   # /dev/urandom
+    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},   # /dev/random
+    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},   # /dev/tty
+    {"allow": True, "type": "c", "major": 5, "minor": 1, "access": "rwm"},   # /dev/console
+    {"allow": False, "type": "c", "major": 10, "minor": 229, "access": "rwm"},  # /dev/fuse
+]  # fmt: skip
+
+
+class ResourceError(Exception):
+    pass
+
+
+def resources(host_config: dict[str, Any]) -> dict[str, Any]:
+    hc = host_config
+    out: dict[str, Any] = {}
+    memory: dict[str, Any] = {}
+    if hc.get("Memory"):
+        memory["limit"] = int(hc["Memory"])
+    swap = hc.get("MemorySwap")
+    if swap:
+        if not hc.get("Memory"):
+            raise ResourceError("You should always set the Memory limit when using Memoryswap "
+                                "limit, see usage.")
+        if swap != -1 and swap < hc["Memory"]:
+            raise ResourceError("Minimum memoryswap limit should be larger than memory limit, "
+                                "see usage.")
+        memory["swap"] = int(swap)
+    if hc.get("MemoryReservation"):
+        memory["reservation"] = int(hc["MemoryReservation"])
+    if hc.get("OomKillDisable"):
+        memory["disableOOMKiller"] = True
+    if memory:
+        out["memory"] = memory
+    cpu: dict[str, Any] = {}
+    if hc.get("NanoCpus"):
+        if hc.get("CpuQuota") or hc.get("CpuPeriod"):
+            raise ResourceError("Conflicting options: Nano CPUs and CPU Period cannot both be "
+                                "set")
+        cpu["period"] = CPU_PERIOD
+        cpu["quota"] = int(hc["NanoCpus"]) * CPU_PERIOD // 1_000_000_000
+    if hc.get("CpuQuota"):
+        cpu["quota"] = int(hc["CpuQuota"])
+    if hc.get("CpuPeriod"):
+        cpu["period"] = int(hc["CpuPeriod"])
+    if hc.get("CpuShares"):
+        cpu["shares"] = int(hc["CpuShares"])
+    if hc.get("CpusetCpus"):
+        cpu["cpus"] = str(hc["CpusetCpus"])
+    if hc.get("CpusetMems"):
+        cpu["mems"] = str(hc["CpusetMems"])
+    if cpu:
+        out["cpu"] = cpu
+    pids = hc.get("PidsLimit")
+    if pids:
+        out["pids"] = {"limit": int(pids) if pids > 0 else -1}
+    if hc.get("BlkioWeight"):
+        out["blockIO"] = {"weight": int(hc["BlkioWeight"])}
+    rules = list(_DEFAULT_DEVICE_RULES)
+    if hc.get("Privileged"):
+        rules = [{"allow": True, "access": "rwm"}]
+    for dev, access in devices(hc):
+        rules.append({"allow": True, "type": dev["type"], "major": dev["major"],
+                      "minor": dev["minor"], "access": access})
+    out["devices"] = rules
+    return out
+
+
+_RLIMITS = {
+    "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
+    "rss", "rtprio", "rttime", "sigpending", "stack", "as",
+}
+
+
+def rlimits(host_config: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for limit in host_config.get("Ulimits") or []:
+        name = str(limit.get("Name", "")).lower()
+        if name not in _RLIMITS:
+            raise ResourceError(f"invalid ulimit type: {name}")
+        out.append({"type": "RLIMIT_" + name.upper(), "soft": int(limit["Soft"]),
+                    "hard": int(limit["Hard"])})
+    return out
+
+
+def devices(host_config: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    """--device HOST[:CONTAINER[:PERMS]] entries: (OCI linux.devices entry, its cgroup
+    permissions)."""
+    out = []
+    for entry in host_config.get("Devices") or []:
+        host = entry.get("PathOnHost", "")
+        target = entry.get("PathInContainer") or host
+        access = entry.get("CgroupPermissions") or "rwm"
+        if not host.startswith("/") or not target.startswith("/"):
+            raise ResourceError(f"invalid device path: {host}")
+        if not set(access) <= set("rwm"):
+            raise ResourceError(f"invalid device mode: {access}")
+        try:
+            st = os.stat(host)
+        except OSError as e:
+            raise ResourceError(f"error gathering device information while adding custom "
+                                f"device \"{host}\": {(e.strerror or str(e)).lower()}") from None
+        if stat.S_ISCHR(st.st_mode):
+            kind = "c"
+        elif stat.S_ISBLK(st.st_mode):
+            kind = "b"
+        else:
+            raise ResourceError(f"error gathering device information while adding custom "
+                                f"device \"{host}\": not a device node")
+        out.append(({"path": target, "type": kind, "major": os.major(st.st_rdev),
+                     "minor": os.minor(st.st_rdev), "fileMode": stat.S_IMODE(st.st_mode),
+                     "uid": 0, "gid": 0}, access))
+    return out

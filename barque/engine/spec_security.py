@@ -1,0 +1,107 @@
+"""The security part of a container's spec: capabilities, seccomp, no_new_privs, as Docker
+sets them from `--cap-add`, `--cap-drop`, `--privileged` and `--security-opt`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from barque.engine import seccomp_profile
+from barque.linux.capabilities import NAMES as CAP_NAMES
+
+# moby's caps.DefaultCapabilities(), in moby's order.
+DOCKER_CAPS = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+]  # fmt: skip
+
+
+class SecurityError(Exception):
+    pass
+
+
+def normalize_cap(name: str) -> str:
+    """"net_admin", "NET_ADMIN", "CAP_NET_ADMIN" -> "CAP_NET_ADMIN"; "ALL" stays."""
+    upper = name.strip().upper()
+    if upper == "ALL":
+        return upper
+    full = upper if upper.startswith("CAP_") else "CAP_" + upper
+    if full not in CAP_NAMES:
+        raise SecurityError(f"invalid capability: {name}")
+    return full
+
+
+def host_bounding_caps() -> list[str]:
+    """The capabilities this process may pass on: its bounding set (a privileged container
+    asking for more would fail to start)."""
+    try:
+        with open("/proc/self/status") as f:
+            line = next(entry for entry in f if entry.startswith("CapBnd:"))
+        mask = int(line.split()[1], 16)
+    except (OSError, StopIteration, ValueError):
+        return list(CAP_NAMES)
+    return [name for i, name in enumerate(CAP_NAMES) if mask >> i & 1]
+
+
+def capabilities(host_config: dict[str, Any]) -> list[str]:
+    """moby's caps.TweakCapabilities: the defaults, then drops, then adds ("ALL" allowed)."""
+    if host_config.get("Privileged"):
+        return host_bounding_caps()
+    adds = [normalize_cap(c) for c in host_config.get("CapAdd") or []]
+    drops = [normalize_cap(c) for c in host_config.get("CapDrop") or []]
+    if "ALL" in adds:
+        caps = host_bounding_caps()
+    elif "ALL" in drops:
+        caps = []
+    else:
+        caps = [c for c in DOCKER_CAPS if c not in drops]
+    for cap in adds:
+        if cap != "ALL" and cap not in caps and cap not in drops:
+            caps.append(cap)
+    if "ALL" in adds:
+        caps = [c for c in caps if c not in drops]
+    return caps
+
+
+def security_options(host_config: dict[str, Any]) -> dict[str, str]:
+    """--security-opt as a dict: "seccomp=PATH" -> {"seccomp": PATH}; "no-new-privileges"
+    (alone, or =true/false, or with ":") -> {"no-new-privileges": "true"}."""
+    options: dict[str, str] = {}
+    for opt in host_config.get("SecurityOpt") or []:
+        key, sep, value = opt.partition("=")
+        if not sep:
+            key, sep, value = opt.partition(":")
+        key = key.strip()
+        if key == "no-new-privileges":
+            value = value or "true"
+            if value not in ("true", "false"):
+                raise SecurityError(f"invalid --security-opt 2: {opt!r}")
+        elif key in ("seccomp", "apparmor", "label", "systempaths", "mask", "unmask"):
+            if not sep:
+                raise SecurityError(f"invalid --security-opt 1: {opt!r}")
+        else:
+            raise SecurityError(f"invalid --security-opt 1: {opt!r}")
+        options[key] = value
+    return options
+
+
+def seccomp(host_config: dict[str, Any], caps: list[str]) -> dict[str, Any] | None:
+    """The OCI linux.seccomp of the container, None when it runs unconfined."""
+    choice = security_options(host_config).get("seccomp", "")
+    if host_config.get("Privileged") or choice == "unconfined":
+        return None
+    try:
+        if choice.lstrip().startswith("{"):
+            # What the docker CLI sends: it reads a profile file and passes its content.
+            profile = seccomp_profile.parse(choice.encode(), "--security-opt seccomp")
+        elif choice and choice != "builtin":
+            profile = seccomp_profile.load(choice)
+        else:
+            profile = seccomp_profile.load_default()
+        return seccomp_profile.to_oci(profile, caps)
+    except seccomp_profile.ProfileError as e:
+        raise SecurityError(str(e)) from None
+
+
+def no_new_privileges(host_config: dict[str, Any]) -> bool:
+    return security_options(host_config).get("no-new-privileges") == "true"

@@ -1,0 +1,98 @@
+"""`docker stats`: CPU, memory, block I/O, network and pids of running containers, from their
+cgroups (through the runtime's `events --stats`, runc's format) and the host's /proc, with
+Docker's arithmetic."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+
+from barque.engine.context import Engine, find_runtime
+from barque.engine.records import ContainerRecord
+
+_NANO = 1_000_000_000
+
+
+@dataclass
+class Sample:
+    cpu_total: int  # the container's CPU time, ns
+    system: int  # the host's CPU time, ns (all CPUs)
+    online_cpus: int
+    memory: int  # usage without the inactive page cache, as Docker shows it
+    limit: int
+    pids: int
+    block_read: int
+    block_write: int
+    net_rx: int
+    net_tx: int
+
+
+def _host_cpu_ns() -> int:
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:8]
+    return sum(int(x) for x in fields) * _NANO // os.sysconf("SC_CLK_TCK")
+
+
+def _host_memory() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _net(pid: int) -> tuple[int, int]:
+    rx = tx = 0
+    try:
+        with open(f"/proc/{pid}/net/dev") as f:
+            lines = f.read().splitlines()[2:]
+    except OSError:
+        return 0, 0
+    for line in lines:
+        name, _, data = line.partition(":")
+        if name.strip() == "lo":
+            continue
+        fields = data.split()
+        rx, tx = rx + int(fields[0]), tx + int(fields[8])
+    return rx, tx
+
+
+def sample(engine: Engine, record: ContainerRecord, pid: int) -> Sample | None:
+    """One reading; None if the container stopped meanwhile."""
+    proc = subprocess.run([find_runtime(), "--root", engine.paths.runtime_root, "events",
+                           "--stats", record.id], capture_output=True, timeout=30)
+    if proc.returncode != 0:
+        return None
+    data = json.loads(proc.stdout.splitlines()[0])["data"]
+    memory = data.get("memory") or {}
+    raw = memory.get("raw") or memory.get("stats") or {}
+    usage = int((memory.get("usage") or {}).get("usage", 0))
+    inactive = int(raw.get("total_inactive_file", raw.get("inactive_file", 0)))
+    limit = int((memory.get("usage") or {}).get("limit", 0))
+    host = _host_memory()
+    if not limit or limit > host:
+        limit = host
+    read = write = 0
+    for entry in (data.get("blkio") or {}).get("ioServiceBytesRecursive") or []:
+        op = str(entry.get("op", "")).lower()
+        if op == "read":
+            read += int(entry.get("value", 0))
+        elif op == "write":
+            write += int(entry.get("value", 0))
+    rx, tx = _net(pid)
+    cpus = len((data.get("cpu") or {}).get("usage", {}).get("percpu") or []) or os.cpu_count()
+    return Sample(cpu_total=int(data["cpu"]["usage"]["total"]), system=_host_cpu_ns(),
+                  online_cpus=int(cpus or 1), memory=max(usage - inactive, 0), limit=limit,
+                  pids=int((data.get("pids") or {}).get("current", 0)), block_read=read,
+                  block_write=write, net_rx=rx, net_tx=tx)
+
+
+def cpu_percent(before: Sample, after: Sample) -> float:
+    """Docker's calculateCPUPercentUnix."""
+    cpu = after.cpu_total - before.cpu_total
+    system = after.system - before.system
+    if cpu > 0 and system > 0:
+        return cpu / system * after.online_cpus * 100.0
+    return 0.0

@@ -1,0 +1,129 @@
+"""Named volumes (Docker's "local" driver): a directory per volume under the root dir,
+`<root>/volumes/<name>/_data` as Docker lays them out, recorded in the state database."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from barque.engine.mounts import VOLUME_NAME_RE
+from barque.storage import db
+
+
+class VolumeError(Exception):
+    """`status` is the Engine API's HTTP status for the error."""
+
+    def __init__(self, message: str, status: int = 500) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Volume:
+    name: str
+    created: str
+    labels: dict[str, str]
+    options: dict[str, str]
+    anonymous: bool
+    mountpoint: str
+
+    def api(self) -> dict[str, Any]:
+        """The Engine API's Volume object (`volume inspect`)."""
+        return {"CreatedAt": self.created, "Driver": "local", "Labels": self.labels or None,
+                "Mountpoint": self.mountpoint, "Name": self.name,
+                "Options": self.options or None, "Scope": "local"}
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class Volumes:
+    def __init__(self, root: str, conn: sqlite3.Connection) -> None:
+        self.dir = os.path.join(root, "volumes")
+        self.conn = conn
+
+    def _volume(self, row: sqlite3.Row) -> Volume:
+        return Volume(row["name"], row["created"], json.loads(row["labels"]),
+                      json.loads(row["options"]), bool(row["anonymous"]),
+                      os.path.join(self.dir, row["name"], "_data"))
+
+    def get(self, name: str) -> Volume:
+        row = self.conn.execute("SELECT * FROM volumes WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise VolumeError(f"get {name}: no such volume", 404)
+        return self._volume(row)
+
+    def all(self) -> list[Volume]:
+        rows = self.conn.execute("SELECT * FROM volumes ORDER BY name").fetchall()
+        return [self._volume(r) for r in rows]
+
+    def create(self, name: str = "", labels: dict[str, str] | None = None,
+               options: dict[str, str] | None = None) -> tuple[Volume, bool]:
+        """(the volume, whether it is new). Creating an existing volume returns it, as
+        Docker does; an empty name makes an anonymous volume with a random name."""
+        if options:
+            raise VolumeError(f"options are not supported by the local driver here: "
+                              f"{', '.join(sorted(options))}", 400)
+        anonymous = not name
+        name = name or secrets.token_hex(32)
+        if not VOLUME_NAME_RE.match(name):
+            raise VolumeError(f"create {name}: \"{name}\" includes invalid characters for a "
+                              "local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are "
+                              "allowed. If you intended to pass a host directory, use absolute "
+                              "path", 400)
+        data = os.path.join(self.dir, name, "_data")
+        with db.transaction(self.conn):
+            row = self.conn.execute("SELECT * FROM volumes WHERE name = ?", (name,)).fetchone()
+            if row is not None:
+                return self._volume(row), False
+            os.makedirs(data, mode=0o755, exist_ok=True)
+            os.chmod(os.path.dirname(data), 0o701)
+            self.conn.execute(
+                "INSERT INTO volumes (name, created, labels, options, anonymous) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (name, _now(), json.dumps(labels or {}), json.dumps(options or {}), anonymous),
+            )
+        return self.get(name), True
+
+    def remove(self, name: str, users: list[str], force: bool = False) -> None:
+        """Remove a volume no container uses (`users`: the IDs of those that do)."""
+        volume = self.get(name) if not force else None
+        if users:
+            raise VolumeError(f"remove {name}: volume is in use - [{', '.join(users)}]", 409)
+        with db.transaction(self.conn):
+            deleted = self.conn.execute("DELETE FROM volumes WHERE name = ?", (name,)).rowcount
+        if not deleted and volume is None:
+            return  # --force on a volume that does not exist: nothing to do, as Docker
+        shutil.rmtree(os.path.join(self.dir, name), ignore_errors=True)
+
+
+def copy_up(source_dir: str, volume_data: str) -> None:
+    """Docker's copy of an image's files at a volume's mount point into a new, empty volume,
+    owners and modes kept."""
+    if not os.path.isdir(source_dir) or os.listdir(volume_data):
+        return
+    for entry in os.listdir(source_dir):
+        src, dst = os.path.join(source_dir, entry), os.path.join(volume_data, entry)
+        if os.path.isdir(src) and not os.path.islink(src):
+            shutil.copytree(src, dst, symlinks=True)
+        else:
+            shutil.copy2(src, dst, follow_symlinks=False)
+        _copy_owner_tree(src, dst)
+    st = os.stat(source_dir)
+    os.chmod(volume_data, st.st_mode & 0o7777)
+    os.chown(volume_data, st.st_uid, st.st_gid)
+
+
+def _copy_owner_tree(src: str, dst: str) -> None:
+    st = os.lstat(src)
+    os.lchown(dst, st.st_uid, st.st_gid)
+    if os.path.isdir(src) and not os.path.islink(src):
+        for entry in os.listdir(src):
+            _copy_owner_tree(os.path.join(src, entry), os.path.join(dst, entry))
