@@ -9,10 +9,10 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from barque.engine.bundle import BundleError, secure_join
 from barque.engine.context import Engine, EngineError
 from barque.engine.create import lowers_of, mount_from_record
 from barque.engine.records import ContainerRecord
+from barque.engine.users import RootfsError, secure_join
 from barque.image.store import ImageError
 from barque.storage import snapshot
 
@@ -69,7 +69,7 @@ def copy_from(engine: Engine, ref: str, path: str, dest: str, *, archive: bool =
             # -L a final symlink is copied as a link.
             src = secure_join(root, inner) if follow else os.path.join(
                 secure_join(root, os.path.dirname(inner)), os.path.basename(inner))
-        except BundleError as e:
+        except RootfsError as e:
             raise EngineError(str(e), 1) from None
         if not os.path.lexists(src):
             raise EngineError(f"Could not find the file {path} in container {ref}", 1, 404)

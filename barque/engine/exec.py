@@ -10,8 +10,9 @@ import tempfile
 from typing import Any
 
 from barque.engine import spec
-from barque.engine.bundle import BundleError, merge_env, resolve_user
 from barque.engine.context import Engine, EngineError, find_runtime
+from barque.engine.spec import merge_env
+from barque.engine.users import RootfsError, resolve_user
 
 
 def process_for(engine: Engine, ref: str, command: list[str], *, env: list[str],
@@ -45,7 +46,7 @@ def process_for(engine: Engine, ref: str, command: list[str], *, env: list[str],
     if user is not None:
         try:
             resolved = resolve_user(config["root"]["path"], user)
-        except BundleError as e:
+        except RootfsError as e:
             raise EngineError(str(e), 126) from None
         process["user"] = {"uid": resolved.uid, "gid": resolved.gid}
         if resolved.additional_gids:

@@ -13,12 +13,12 @@ from typing import Any
 
 from barque.engine import monitor, spec
 from barque.engine import state as st
-from barque.engine.bundle import BundleError
 from barque.engine.context import Engine, EngineError, find_runtime
 from barque.engine.create import lowers_of, mount_from_record
 from barque.engine.mounts import oci_mount
 from barque.engine.records import ContainerRecord
 from barque.engine.spec_security import SecurityError
+from barque.engine.users import RootfsError
 from barque.engine.volumes import VolumeError, copy_up
 from barque.image import oci_layout as ol
 from barque.image.store import ImageError
@@ -87,10 +87,10 @@ def start(engine: Engine, ref: str, attach: bool = False) -> ContainerRecord:
     _runtime(engine, "delete", "--force", record.id, check=False)  # a leftover, if any
     try:
         bundle = _write_bundle(engine, record)
-    except (spec.SpecError, BundleError, SecurityError, snapshot.SnapshotError, ImageError,
+    except (spec.SpecError, RootfsError, SecurityError, snapshot.SnapshotError, ImageError,
             VolumeError, OSError) as e:
         _unmount_quietly(engine, record)
-        bad_input = isinstance(e, spec.SpecError | BundleError | SecurityError)
+        bad_input = isinstance(e, spec.SpecError | RootfsError | SecurityError)
         raise EngineError(str(e), status=400 if bad_input else 500) from None
     mdir = engine.paths.monitor_dir(record.id)
     shutil.rmtree(mdir, ignore_errors=True)
@@ -170,7 +170,7 @@ def _resolve_mount(engine: Engine, entry: dict[str, Any], rootfs: str) -> dict[s
     if mount.type == "volume":
         volume, _ = engine.volumes.create(mount.source)  # a named volume removed since: again
         if not mount.no_copy:
-            from barque.engine.bundle import secure_join
+            from barque.engine.users import secure_join
 
             copy_up(secure_join(rootfs, mount.target), volume.mountpoint)
         return oci_mount(mount, volume.mountpoint)

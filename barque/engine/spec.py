@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from barque.engine import spec_resources, spec_security
-from barque.engine.bundle import HOSTS, merge_env, resolve_user
+from barque.engine.users import group_id, resolve_user
 from barque.runtime.spec import default_spec
 
 DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -26,11 +26,35 @@ DOCKER_MASKED_PATHS = [
 ]  # fmt: skip
 DOCKER_READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 
+# libnetwork's /etc/hosts for a container without network (`--network none`).
+HOSTS = (
+    "127.0.0.1\tlocalhost\n"
+    "::1\tlocalhost ip6-localhost ip6-loopback\n"
+    "fe00::0\tip6-localnet\n"
+    "ff00::0\tip6-mcastprefix\n"
+    "ff02::1\tip6-allnodes\n"
+    "ff02::2\tip6-allrouters\n"
+)
+
 _HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9.-]{0,63}\Z")  # HOST_NAME_MAX is 64
 
 
 class SpecError(Exception):
     """The container's settings cannot make a valid spec (Docker reports these as 125)."""
+
+
+def merge_env(base: list[str], overrides: list[str]) -> list[str]:
+    """Docker's ReplaceOrAppendEnvValues: a later KEY=… replaces an earlier one in place."""
+    result = list(base)
+    position = {e.partition("=")[0]: i for i, e in enumerate(result)}
+    for entry in overrides:
+        key = entry.partition("=")[0]
+        if key in position:
+            result[position[key]] = entry
+        else:
+            position[key] = len(result)
+            result.append(entry)
+    return result
 
 
 def hostname_of(container_id: str, config: dict[str, Any]) -> str:
@@ -78,7 +102,7 @@ def _process(spec: dict[str, Any], container_id: str, config: dict[str, Any],
         process["rlimits"] = rlimits
     gids = list(user.additional_gids)
     for group in host_config.get("GroupAdd") or []:
-        gid = _group_id(rootfs, str(group))
+        gid = group_id(rootfs, str(group))
         if gid not in gids:
             gids.append(gid)
     process["user"] = {"uid": user.uid, "gid": user.gid}
@@ -97,17 +121,6 @@ def _process(spec: dict[str, Any], container_id: str, config: dict[str, Any],
     seccomp = spec_security.seccomp(host_config, caps)
     if seccomp is not None:
         spec["linux"]["seccomp"] = seccomp
-
-
-def _group_id(rootfs: str, group: str) -> int:
-    if group.isdigit():
-        return int(group)
-    from barque.engine.bundle import _read_rootfs_file
-
-    for record in _read_rootfs_file(rootfs, "/etc/group"):
-        if len(record) >= 3 and record[0] == group and record[2].isdigit():
-            return int(record[2])
-    raise SpecError(f"Unable to find group {group}: no matching entries in group file")
 
 
 def _system_mounts(host_config: dict[str, Any]) -> list[dict[str, Any]]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -53,3 +55,29 @@ def barque(run_prefix: str) -> Iterator[Barque]:
         yield Barque(os.path.join(work, "root"), os.path.join(work, "run"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, (result.args, result.stdout, result.stderr)
+    return result.stdout
+
+
+def inspect_container(barque: Barque, name: str) -> dict:
+    [obj] = json.loads(ok(barque.run("inspect", name)))
+    return obj
+
+
+def until(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def cleanup(barque: Barque):  # type: ignore[no-untyped-def]
+    """Force-remove every container the test made (their monitors and processes too)."""
+    yield barque
+    ids = barque.run("ps", "-aq", "--no-trunc").stdout.split()
+    if ids:
+        barque.run("rm", "-f", "-v", *ids, timeout=120)

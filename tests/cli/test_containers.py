@@ -3,16 +3,14 @@ kill, restart policies, OOM, volumes, ps/inspect, and bad input — as a Docker 
 
 from __future__ import annotations
 
-import json
 import os
 import select
-import subprocess
 import time
 
 import pytest
 
 from barque.image import default as default_image
-from tests.cli.conftest import Barque
+from tests.cli.conftest import Barque, inspect_container, ok, until
 
 pytestmark = [
     pytest.mark.root,
@@ -23,85 +21,60 @@ pytestmark = [
 ]
 
 
-def _ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, (result.args, result.stdout, result.stderr)
-    return result.stdout
-
-
-def _inspect(barque: Barque, name: str) -> dict:
-    [obj] = json.loads(_ok(barque.run("inspect", name)))
-    return obj
-
-
-def _until(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
-@pytest.fixture
-def cleanup(barque: Barque):  # type: ignore[no-untyped-def]
-    """Force-remove every container the test made (their monitors and processes too)."""
-    yield barque
-    ids = barque.run("ps", "-aq", "--no-trunc").stdout.split()
-    if ids:
-        barque.run("rm", "-f", "-v", *ids, timeout=120)
-
-
 def test_detached_run_ps_logs_stop_rm(cleanup: Barque) -> None:
     b = cleanup
     script = "echo out; echo err >&2; trap 'echo bye; exit 0' TERM; while :; do sleep 0.1; done"
-    cid = _ok(b.run("run", "-d", "--name", "web", "busybox", "sh", "-c", script)).strip()
+    cid = ok(b.run("run", "-d", "--name", "web", "busybox", "sh", "-c", script)).strip()
     assert len(cid) == 64
-    _until(lambda: "err" in b.run("logs", "web").stderr)
+    until(lambda: "err" in b.run("logs", "web").stderr)
     logs = b.run("logs", "web")
     assert (logs.stdout, logs.stderr) == ("out\n", "err\n")
-    ps = _ok(b.run("ps"))
+    ps = ok(b.run("ps"))
     header, row = ps.splitlines()
     assert header.split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS",
                               "PORTS", "NAMES"]
     assert row.startswith(cid[:12]) and row.endswith("web") and " Up " in row
-    state = _inspect(b, "web")["State"]
+    state = inspect_container(b, "web")["State"]
     assert state["Status"] == "running" and state["Running"] and state["Pid"] > 0
-    assert _ok(b.run("stop", "web")) == "web\n"
-    state = _inspect(b, "web")["State"]
+    assert ok(b.run("stop", "web")) == "web\n"
+    state = inspect_container(b, "web")["State"]
     assert (state["Status"], state["ExitCode"], state["Running"]) == ("exited", 0, False)
     assert "bye" in b.run("logs", "web").stdout
-    assert _ok(b.run("ps", "-q")) == ""
-    assert _ok(b.run("ps", "-aq")) == cid[:12] + "\n"
-    assert _ok(b.run("rm", "web")) == "web\n"
+    assert ok(b.run("ps", "-q")) == ""
+    assert ok(b.run("ps", "-aq")) == cid[:12] + "\n"
+    assert ok(b.run("rm", "web")) == "web\n"
     assert b.containers() == []
 
 
 def test_create_start_wait_and_start_attached(cleanup: Barque) -> None:
     b = cleanup
-    cid = _ok(b.run("create", "--name", "job", "busybox", "sh", "-c", "echo done; exit 4"))
-    assert _inspect(b, "job")["State"]["Status"] == "created"
-    assert _ok(b.run("start", "job")) == "job\n"
-    assert _ok(b.run("wait", "job")) == "4\n"
-    assert _ok(b.run("logs", "job")) == "done\n"
+    cid = ok(b.run("create", "--name", "job", "busybox", "sh", "-c", "echo done; exit 4"))
+    assert inspect_container(b, "job")["State"]["Status"] == "created"
+    assert ok(b.run("start", "job")) == "job\n"
+    assert ok(b.run("wait", "job")) == "4\n"
+    assert ok(b.run("logs", "job")) == "done\n"
     attached = b.run("start", "-a", "job")
     assert (attached.returncode, attached.stdout) == (4, "done\n"), attached.stderr
-    assert _inspect(b, cid.strip())["State"]["ExitCode"] == 4
+    assert inspect_container(b, cid.strip())["State"]["ExitCode"] == 4
 
 
 def test_kill_and_stop_of_a_process_ignoring_term(cleanup: Barque) -> None:
     b = cleanup
-    _ok(b.run("run", "-d", "--name", "stubborn", "busybox", "sleep", "300"))
-    assert _inspect(b, "stubborn")["Path"] == "sleep"
+    ok(b.run("run", "-d", "--name", "stubborn", "busybox", "sleep", "300"))
+    assert inspect_container(b, "stubborn")["Path"] == "sleep"
     started = time.monotonic()
-    _ok(b.run("stop", "-t", "1", "stubborn"))  # sleep as PID 1 ignores SIGTERM
+    ok(b.run("stop", "-t", "1", "stubborn"))  # sleep as PID 1 ignores SIGTERM
     assert time.monotonic() - started < 15
-    assert _inspect(b, "stubborn")["State"]["ExitCode"] == 137
+    assert inspect_container(b, "stubborn")["State"]["ExitCode"] == 137
     # A signal without a handler does not reach a PID 1; with --init, tini passes it on.
-    _ok(b.run("run", "-d", "--init", "--name", "inited", "busybox", "sleep", "300"))
-    assert _inspect(b, "inited")["Path"] == "sleep"  # the init is not the container's command
-    pid1 = _ok(b.run("exec", "inited", "cat", "/proc/1/cmdline")).split("\0")
+    ok(b.run("run", "-d", "--init", "--name", "inited", "busybox", "sleep", "300"))
+    # The init is not the container's command: inspect shows the command.
+    assert inspect_container(b, "inited")["Path"] == "sleep"
+    pid1 = ok(b.run("exec", "inited", "cat", "/proc/1/cmdline")).split("\0")
     assert pid1[:3] == ["/sbin/docker-init", "--", "sleep"]
-    assert _ok(b.run("kill", "-s", "USR1", "inited")) == "inited\n"
-    _until(lambda: not _inspect(b, "inited")["State"]["Running"])
-    assert _inspect(b, "inited")["State"]["ExitCode"] == 138  # 128 + SIGUSR1
+    assert ok(b.run("kill", "-s", "USR1", "inited")) == "inited\n"
+    until(lambda: not inspect_container(b, "inited")["State"]["Running"])
+    assert inspect_container(b, "inited")["State"]["ExitCode"] == 138  # 128 + SIGUSR1
     killed = b.run("kill", "stubborn")
     assert killed.returncode == 1 and "is not running" in killed.stderr
 
@@ -109,28 +82,28 @@ def test_kill_and_stop_of_a_process_ignoring_term(cleanup: Barque) -> None:
 def test_logs_follow_a_live_container(cleanup: Barque) -> None:
     b = cleanup
     script = "for i in 1 2 3; do echo line$i; sleep 0.3; done"
-    _ok(b.run("run", "-d", "--name", "ticker", "busybox", "sh", "-c", script))
+    ok(b.run("run", "-d", "--name", "ticker", "busybox", "sh", "-c", script))
     result = b.run("logs", "-f", "-t", "ticker", timeout=30)
     lines = result.stdout.splitlines()
     assert [line.split(" ", 1)[1] for line in lines] == ["line1", "line2", "line3"]
     assert all(line[:4].isdigit() and line.split(" ")[0].endswith("Z") for line in lines)
-    assert _ok(b.run("logs", "--tail", "1", "ticker")) == "line3\n"
+    assert ok(b.run("logs", "--tail", "1", "ticker")) == "line3\n"
 
 
 def test_restart_policy_brings_a_crashed_container_back(cleanup: Barque) -> None:
     b = cleanup
-    _ok(b.run("run", "-d", "--name", "crashy", "--restart", "on-failure:2", "busybox",
+    ok(b.run("run", "-d", "--name", "crashy", "--restart", "on-failure:2", "busybox",
               "sh", "-c", "echo run; exit 1"))
-    _until(lambda: _inspect(b, "crashy")["State"]["Status"] == "exited" and
-           _inspect(b, "crashy")["RestartCount"] == 2, timeout=30)
-    assert _ok(b.run("logs", "crashy")) == "run\nrun\nrun\n"
-    _ok(b.run("run", "-d", "--name", "always", "--restart", "always", "busybox",
+    until(lambda: inspect_container(b, "crashy")["State"]["Status"] == "exited" and
+           inspect_container(b, "crashy")["RestartCount"] == 2, timeout=30)
+    assert ok(b.run("logs", "crashy")) == "run\nrun\nrun\n"
+    ok(b.run("run", "-d", "--name", "always", "--restart", "always", "busybox",
               "sh", "-c", "sleep 0.2; exit 3"))
-    _until(lambda: _inspect(b, "always")["RestartCount"] >= 2, timeout=30)
-    _ok(b.run("stop", "-t", "1", "always"))
-    count = _inspect(b, "always")["RestartCount"]
+    until(lambda: inspect_container(b, "always")["RestartCount"] >= 2, timeout=30)
+    ok(b.run("stop", "-t", "1", "always"))
+    count = inspect_container(b, "always")["RestartCount"]
     time.sleep(1)
-    state = _inspect(b, "always")
+    state = inspect_container(b, "always")
     assert state["State"]["Status"] == "exited" and state["RestartCount"] == count
 
 
@@ -140,26 +113,26 @@ def test_memory_limit_kills_a_hog_with_oomkilled(cleanup: Barque) -> None:
     hog = "dd if=/dev/zero of=/dev/null bs=67108864 count=1"
     result = b.run("run", "--name", "hog", "-m", "32m", "--memory-swap", "32m", "busybox",
                    "sh", "-c", hog, timeout=120)
-    state = _inspect(b, "hog")["State"]
+    state = inspect_container(b, "hog")["State"]
     assert state["OOMKilled"] is True, (result.returncode, result.stderr, state)
-    assert _inspect(b, "hog")["HostConfig"]["Memory"] == 32 * 1024 * 1024
+    assert inspect_container(b, "hog")["HostConfig"]["Memory"] == 32 * 1024 * 1024
 
 
 def test_named_volumes_survive_rm(cleanup: Barque) -> None:
     b = cleanup
-    _ok(b.run("run", "--rm", "-v", "data:/data", "busybox", "sh", "-c",
+    ok(b.run("run", "--rm", "-v", "data:/data", "busybox", "sh", "-c",
               "echo kept > /data/file"))
-    assert _ok(b.run("volume", "ls", "-q")) == "data\n"
-    assert _ok(b.run("run", "--rm", "-v", "data:/data:ro", "busybox", "cat", "/data/file")) == \
+    assert ok(b.run("volume", "ls", "-q")) == "data\n"
+    assert ok(b.run("run", "--rm", "-v", "data:/data:ro", "busybox", "cat", "/data/file")) == \
         "kept\n"
     ro = b.run("run", "--rm", "-v", "data:/data:ro", "busybox", "touch", "/data/x")
     assert ro.returncode == 1 and "Read-only file system" in ro.stderr
-    _ok(b.run("run", "-d", "--name", "user", "-v", "data:/data", "busybox", "sleep", "300"))
+    ok(b.run("run", "-d", "--name", "user", "-v", "data:/data", "busybox", "sleep", "300"))
     busy = b.run("volume", "rm", "data")
     assert busy.returncode == 1 and "volume is in use" in busy.stderr
-    _ok(b.run("rm", "-f", "user"))
-    assert _ok(b.run("volume", "rm", "data")) == "data\n"
-    assert _ok(b.run("volume", "ls", "-q")) == ""
+    ok(b.run("rm", "-f", "user"))
+    assert ok(b.run("volume", "rm", "data")) == "data\n"
+    assert ok(b.run("volume", "ls", "-q")) == ""
 
 
 def test_bind_mounts_tmpfs_and_read_only_root(cleanup: Barque, tmp_path: str) -> None:
@@ -167,7 +140,7 @@ def test_bind_mounts_tmpfs_and_read_only_root(cleanup: Barque, tmp_path: str) ->
     host = os.path.join(str(tmp_path), "shared")
     os.mkdir(host)
     script = "echo hi > /host/f; touch /tmp/ok; touch /root/no 2>&1 | grep -c Read-only"
-    out = _ok(b.run("run", "--rm", "--read-only", "--tmpfs", "/tmp", "-v", f"{host}:/host",
+    out = ok(b.run("run", "--rm", "--read-only", "--tmpfs", "/tmp", "-v", f"{host}:/host",
                     "busybox", "sh", "-c", script))
     assert out == "1\n"
     assert open(os.path.join(host, "f")).read() == "hi\n"
@@ -175,30 +148,30 @@ def test_bind_mounts_tmpfs_and_read_only_root(cleanup: Barque, tmp_path: str) ->
 
 def test_inspect_and_ps_formats(cleanup: Barque) -> None:
     b = cleanup
-    _ok(b.run("run", "-d", "--name", "fmt", "-l", "tier=web", "-e", "A=1", "busybox",
+    ok(b.run("run", "-d", "--name", "fmt", "-l", "tier=web", "-e", "A=1", "busybox",
               "sleep", "300"))
-    info = _inspect(b, "fmt")
+    info = inspect_container(b, "fmt")
     assert info["Name"] == "/fmt" and info["Config"]["Labels"] == {"tier": "web"}
     assert "A=1" in info["Config"]["Env"] and info["Path"] == "sleep"
     assert info["Args"] == ["300"] and info["Image"].startswith("sha256:")
-    assert _ok(b.run("inspect", "-f", "{{.State.Status}} {{.Config.Labels.tier}}", "fmt")) == \
+    assert ok(b.run("inspect", "-f", "{{.State.Status}} {{.Config.Labels.tier}}", "fmt")) == \
         "running web\n"
-    assert _ok(b.run("ps", "--format", "{{.Names}}\t{{.Command}}\t{{.State}}")) == \
+    assert ok(b.run("ps", "--format", "{{.Names}}\t{{.Command}}\t{{.State}}")) == \
         'fmt\t"sleep 300"\trunning\n'
-    assert _ok(b.run("ps", "--filter", "label=tier=web", "--format", "{{.Names}}")) == "fmt\n"
-    assert _ok(b.run("ps", "--filter", "label=tier=db", "-q")) == ""
-    _ok(b.run("rename", "fmt", "fmt2"))
-    assert _ok(b.run("ps", "--format", "{{json .Names}}")) == '"fmt2"\n'
+    assert ok(b.run("ps", "--filter", "label=tier=web", "--format", "{{.Names}}")) == "fmt\n"
+    assert ok(b.run("ps", "--filter", "label=tier=db", "-q")) == ""
+    ok(b.run("rename", "fmt", "fmt2"))
+    assert ok(b.run("ps", "--format", "{{json .Names}}")) == '"fmt2"\n'
 
 
 def test_pause_unpause(cleanup: Barque) -> None:
     b = cleanup
-    _ok(b.run("run", "-d", "--name", "pz", "busybox", "sleep", "300"))
-    _ok(b.run("pause", "pz"))
-    assert _inspect(b, "pz")["State"]["Status"] == "paused"
-    assert "(Paused)" in _ok(b.run("ps", "--format", "{{.Status}}"))
-    _ok(b.run("unpause", "pz"))
-    assert _inspect(b, "pz")["State"]["Status"] == "running"
+    ok(b.run("run", "-d", "--name", "pz", "busybox", "sleep", "300"))
+    ok(b.run("pause", "pz"))
+    assert inspect_container(b, "pz")["State"]["Status"] == "paused"
+    assert "(Paused)" in ok(b.run("ps", "--format", "{{.Status}}"))
+    ok(b.run("unpause", "pz"))
+    assert inspect_container(b, "pz")["State"]["Status"] == "running"
 
 
 def test_interactive_tty_session(cleanup: Barque) -> None:
@@ -246,8 +219,8 @@ def test_bad_input_changes_nothing(cleanup: Barque) -> None:
         result = b.run(*args)
         assert result.returncode == code, (args, result.stderr)
         assert words in result.stderr, (args, result.stderr)
-    assert b.containers() == [] and _ok(b.run("ps", "-aq")) == ""
-    _ok(b.run("run", "-d", "--name", "taken", "busybox", "sleep", "300"))
+    assert b.containers() == [] and ok(b.run("ps", "-aq")) == ""
+    ok(b.run("run", "-d", "--name", "taken", "busybox", "sleep", "300"))
     again = b.run("run", "--name", "taken", "busybox", "true")
     assert again.returncode == 125 and 'The container name "/taken" is already in use' in \
         again.stderr
@@ -255,7 +228,7 @@ def test_bad_input_changes_nothing(cleanup: Barque) -> None:
     # Docker's CLI exits 1 for daemon errors outside run/create.
     assert running.returncode == 1
     assert 'cannot remove container "/taken": container is running' in running.stderr
-    assert _inspect(b, "taken")["State"]["Running"]
+    assert inspect_container(b, "taken")["State"]["Running"]
     assert len(b.containers()) == 1
     missing = b.run("stop", "nothere")
     assert missing.returncode == 1 and "No such container: nothere" in missing.stderr

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from barque.engine.bundle import DOCKER_CAPS
+from barque.engine.spec_security import DOCKER_CAPS
 from barque.linux import seccomp
 from barque.linux.seccomp import SeccompError, build_filter, load_filter
 
