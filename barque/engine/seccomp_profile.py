@@ -1,10 +1,9 @@
 """Docker-format seccomp profiles (`--security-opt seccomp=…`) made into OCI `linux.seccomp`.
 
-The default profile is the one Podman uses, from the containers-common package
-(/usr/share/containers/seccomp.json): the same format and, near enough, the same rules as
-Docker's built-in one. A profile's rules may depend on the container's capabilities, the CPU
-architecture and the kernel version ("includes"/"excludes"); they are resolved here, for one
-container, the way moby's setupSeccomp does.
+The default profile is Docker's own (profiles/seccomp-default.json, see the README there). A
+profile's rules may depend on the container's capabilities, the CPU architecture and the
+kernel version ("includes"/"excludes"); they are resolved here, for one container, the way
+moby's setupSeccomp does.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import os
 import platform
 from typing import Any
 
-DEFAULT_PROFILES = ("/usr/share/containers/seccomp.json",)
+DEFAULT_PROFILE = os.path.join(os.path.dirname(__file__), "profiles", "seccomp-default.json")
 
 # platform.machine() -> the profile's architecture names.
 _ARCHES = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64",
@@ -28,13 +27,7 @@ class ProfileError(Exception):
 
 
 def load_default() -> dict[str, Any]:
-    for path in DEFAULT_PROFILES:
-        if os.path.exists(path):
-            return load(path)
-    raise ProfileError(
-        "no default seccomp profile: install containers-common "
-        f"({' or '.join(DEFAULT_PROFILES)}), or run with --security-opt seccomp=unconfined"
-    )
+    return load(DEFAULT_PROFILE)
 
 
 def load(path: str) -> dict[str, Any]:
