@@ -7,6 +7,8 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from barque.cli.argv_scan import wanted
+
 
 def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     """Top-level commands (`run`, `ps`, …), the `container` group and the `volume` group.
@@ -35,7 +37,8 @@ def _add(commands: Any, name: str, adder: Callable[[argparse.ArgumentParser], No
                                  allow_abbrev=False)
     if wants_h:
         parser.add_argument("--help", action="help", help="show this help message and exit")
-    adder(parser)
+    if wanted(name):
+        adder(parser)
     parser.set_defaults(parser=parser, handler=handler, container_handler=True)
 
 

@@ -12,7 +12,6 @@ import sys
 import time
 from typing import Any
 
-from barque.cli import formatting as fmt
 from barque.cli.run_options import OptionError, create_body
 from barque.engine import attach as att
 from barque.engine import lifecycle, logs
@@ -215,6 +214,8 @@ def cmd_exec(ns: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_top(ns: argparse.Namespace, engine: Engine) -> int:
+    from barque.cli import formatting as fmt
+
     record = engine.find(ns.container)
     state = engine.state(record)
     if not state["Running"]:
@@ -344,6 +345,8 @@ def cmd_rename(ns: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_container_prune(ns: argparse.Namespace, engine: Engine) -> int:
+    from barque.cli import formatting as fmt
+
     if ns.filter:
         raise CommandError("container prune --filter is not supported yet")
     if not ns.force and not _confirm("This will remove all stopped containers."):
@@ -391,6 +394,7 @@ def _ellipsis(text: str, width: int) -> str:
 
 def ps_row(engine: Engine, record: ContainerRecord, state: dict[str, Any],
            no_trunc: bool) -> dict[str, Any]:
+    from barque.cli import formatting as fmt
     from barque.engine.logs import parse_time
 
     command = " ".join(command_of(record))
@@ -441,6 +445,8 @@ def _matches(filters: list[str], record: ContainerRecord, state: dict[str, Any])
 
 
 def cmd_ps(ns: argparse.Namespace, engine: Engine) -> int:
+    from barque.cli import formatting as fmt
+
     rows = []
     records = engine.records.all()
     if ns.latest:
@@ -531,6 +537,7 @@ STATS_HEADERS = {"ID": "CONTAINER ID", "Container": "CONTAINER", "Name": "NAME",
 
 def _stats_row(record: ContainerRecord, before: Any, after: Any, no_trunc: bool,
                ref: str) -> dict[str, Any]:
+    from barque.cli import formatting as fmt
     from barque.engine.stats import cpu_percent
 
     blank = after is None
@@ -552,6 +559,7 @@ def _stats_row(record: ContainerRecord, before: Any, after: Any, no_trunc: bool,
 
 
 def cmd_stats(ns: argparse.Namespace, engine: Engine) -> int:
+    from barque.cli import formatting as fmt
     from barque.engine import stats
 
     if ns.containers:
@@ -618,6 +626,8 @@ def _volume_row(volume: Any) -> dict[str, Any]:
 
 
 def cmd_volume_ls(ns: argparse.Namespace, engine: Engine) -> int:
+    from barque.cli import formatting as fmt
+
     rows = []
     for volume in engine.volumes.all():
         keep = True
@@ -675,6 +685,8 @@ def cmd_volume_rm(ns: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_volume_prune(ns: argparse.Namespace, engine: Engine) -> int:
+    from barque.cli import formatting as fmt
+
     if ns.filter:
         raise CommandError("volume prune --filter is not supported yet")
     what = "all local volumes not used by at least one container" if ns.all else \

@@ -11,6 +11,8 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from barque.cli.argv_scan import wanted
+
 
 def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> Any:
     """Top-level commands (`images`, `pull`, …) and the `image` group (`image ls`, …);
@@ -22,11 +24,13 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> A
     for name, aliases, adder, handler in _COMMANDS:
         if name is not None:
             top = commands.add_parser(name, help=adder.__doc__)
-            adder(top)
+            if wanted(name):
+                adder(top)
             top.set_defaults(parser=top, handler=handler)
         for group_name in aliases:
             sub = group.add_parser(group_name, help=adder.__doc__)
-            adder(sub)
+            if wanted(group_name):
+                adder(sub)
             sub.set_defaults(parser=sub, handler=handler)
     return group
 

@@ -5,27 +5,51 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from barque.cli import container_args, image_args
-from barque.engine import images
+from barque.cli import container_args, image_args, system_args
 from barque.engine.context import DEFAULT_ROOT, DEFAULT_RUNROOT, EngineError, Paths
-from barque.image import default as default_image
-from barque.image import oci_layout as ol
-from barque.image.store import ImageError
-from barque.storage.blobs import BlobError
 
 EXIT_ENGINE_ERROR = 125  # docker: "the error is with Docker daemon itself"
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage errors exit 125 with a docker-style hint, as `docker run --foo` does."""
+    """Usage errors exit 125 with a docker-style hint, as `docker run --foo` does; an unknown
+    command exits 1 with Docker's words. Subcommands not on the command line are not built
+    (barque.cli.argv_scan)."""
 
     def error(self, message: str) -> NoReturn:
+        match = re.match(r"argument COMMAND: invalid choice: '([^']*)'", message)
+        if match:
+            sys.stderr.write(f"barque: '{match.group(1)}' is not a barque command.\n"
+                             f"See '{self.prog} --help'\n")
+            sys.exit(1)
         sys.stderr.write(f"barque: {message}\nSee '{self.prog} --help'.\n")
         sys.exit(EXIT_ENGINE_ERROR)
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        kwargs.setdefault("action", _LazySubParsers)
+        return super().add_subparsers(**kwargs)
+
+
+class _Unused:
+    """Stands for the parser of a command not on the command line: every call does nothing
+    (building ~60 subcommand parsers would cost ~20 ms of every command's start)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: self
+
+
+class _LazySubParsers(argparse._SubParsersAction):
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        from barque.cli.argv_scan import wanted
+
+        if not wanted(name):
+            return _Unused()
+        return super().add_parser(name, **kwargs)
 
 
 class _VersionAction(argparse.Action):
@@ -60,9 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     container_args.add_parsers(commands, _Parser)
-    from barque.cli import system
-
-    system.add_parsers(commands, _Parser)
+    system_args.add_parsers(commands, _Parser)
     inspect = commands.add_parser("inspect", help="return low-level information on Docker "
                                   "objects")
     inspect.add_argument("-f", "--format", help="format output using a Go template")
@@ -93,13 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_containers(ns: argparse.Namespace, paths: Paths) -> int:
-    """Container and volume commands. `run`/`create` report Barque's errors with 125 (126,
-    127), the others with 1, as the docker CLI does."""
-    from barque.cli import containers, system
-    from barque.cli.gotemplate import TemplateError
+    """Container, volume and system commands. `run`/`create` report Barque's errors with 125
+    (126, 127), the others with 1, as the docker CLI does."""
+    import importlib
+
+    from barque.cli.containers import CommandError
 
     run_like = ns.handler in ("cmd_run", "cmd_create")
-    module = system if getattr(ns, "system_handler", False) else containers
+    name = "system" if getattr(ns, "system_handler", False) else "containers"
+    module = importlib.import_module(f"barque.cli.{name}")
     try:
         with _engine(paths) as engine:
             return int(getattr(module, ns.handler)(ns, engine))
@@ -107,17 +131,22 @@ def _cmd_containers(ns: argparse.Namespace, paths: Paths) -> int:
         prefix = "barque: " if run_like else ""
         sys.stderr.write(f"{prefix}Error response from daemon: {e}\n")
         return e.exit_code if run_like else 1
-    except containers.CommandError as e:
+    except CommandError as e:
         sys.stderr.write(f"{e}\n")
-    except (TemplateError, fmt_errors()) as e:
+    except _format_errors() as e:
         sys.stderr.write(f"{e}\n")
     return 125 if run_like else 1
 
 
-def fmt_errors() -> type[Exception]:
-    from barque.cli.formatting import FormatError
-
-    return FormatError
+def _format_errors() -> tuple[type[Exception], ...]:
+    """Template and format errors, if their modules were loaded (only --format loads them)."""
+    errors: list[type[Exception]] = []
+    for module, name in (("barque.cli.gotemplate", "TemplateError"),
+                         ("barque.cli.formatting", "FormatError")):
+        mod = sys.modules.get(module)
+        if mod is not None:
+            errors.append(getattr(mod, name))
+    return tuple(errors)
 
 
 def _engine(paths: Paths) -> Any:
@@ -127,6 +156,9 @@ def _engine(paths: Paths) -> Any:
 
 
 def _cmd_image(ns: argparse.Namespace, paths: Paths) -> int:
+    from barque.engine import images
+    from barque.image import default as default_image
+
     if ns.image_command == "build-default":
         store = images.open_store(paths.root)
         try:
@@ -142,6 +174,8 @@ def _cmd_store(ns: argparse.Namespace, paths: Paths) -> int:
     """Commands working on the image store: Docker's CLI reports their errors with exit 1."""
     from barque.cli import images as cli_images
     from barque.cli.gotemplate import TemplateError
+    from barque.engine import images
+    from barque.image.store import ImageError
 
     store = images.open_store(paths.root)
     try:
@@ -168,6 +202,8 @@ def _cmd_store(ns: argparse.Namespace, paths: Paths) -> int:
 
 def _service_errors() -> tuple[type[Exception], ...]:
     """The registry's and archive code's own errors, imported only when a command needs them."""
+    from barque.storage.blobs import BlobError
+
     errors: list[type[Exception]] = [BlobError]
     for module, name in (("barque.registry.errors", "RegistryError"),
                          ("barque.image.archive", "ArchiveError"),
@@ -180,6 +216,7 @@ def _service_errors() -> tuple[type[Exception], ...]:
 
 def _cmd_export(ns: argparse.Namespace, paths: Paths) -> int:
     from barque.engine.container import export_container
+    from barque.image import oci_layout as ol
 
     try:
         with _engine(paths) as engine:
@@ -200,6 +237,9 @@ def _cmd_export(ns: argparse.Namespace, paths: Paths) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from barque.cli import argv_scan
+
+    argv_scan.scan(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     ns, extras = parser.parse_known_args(argv)
     if extras:
@@ -220,11 +260,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EngineError as e:
         sys.stderr.write(f"barque: Error response from daemon: {e}\n")
         return e.exit_code
-    except (default_image.DefaultImageError, ol.LayoutError, OSError) as e:
+    except _image_errors() as e:
         sys.stderr.write(f"barque: Error response from daemon: {e}\n")
         return EXIT_ENGINE_ERROR
     except KeyboardInterrupt:
         return 130
+
+
+def _image_errors() -> tuple[type[Exception], ...]:
+    """OSError, and the default image's and OCI layout's errors once their code is loaded."""
+    errors: list[type[Exception]] = [OSError]
+    for module, name in (("barque.image.default", "DefaultImageError"),
+                         ("barque.image.oci_layout", "LayoutError")):
+        mod = sys.modules.get(module)
+        if mod is not None:
+            errors.append(getattr(mod, name))
+    return tuple(errors)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,10 @@ from typing import Any
 from barque.engine import state as st
 from barque.engine.records import ContainerRecord, RecordError, Records
 from barque.engine.volumes import VolumeError, Volumes
-from barque.image.store import ImageStore
+
+TYPE_CHECKING = False  # not typing's: its import costs every command's start
+if TYPE_CHECKING:
+    from barque.image.store import ImageStore
 
 DEFAULT_ROOT = "/var/lib/barque"
 DEFAULT_RUNROOT = "/run/barque"
@@ -92,6 +95,8 @@ class Engine:
     @property
     def store(self) -> ImageStore:
         if self._store is None:
+            from barque.image.store import ImageStore  # only commands that need images
+
             self._store = ImageStore(self.paths.root)
         return self._store
 

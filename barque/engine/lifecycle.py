@@ -62,6 +62,13 @@ def _runtime(engine: Engine, *args: str, check: bool = True) -> subprocess.Compl
     return proc
 
 
+def _delete_leftover(engine: Engine, container_id: str) -> None:
+    """The runtime's container, if a monitor died before deleting it (runc's layout: a state
+    dir per container under --root; none, and the runtime need not be asked)."""
+    if os.path.isdir(os.path.join(engine.paths.runtime_root, container_id)):
+        _runtime(engine, "delete", "--force", container_id, check=False)
+
+
 def _exit_code_of(message: str) -> int:
     """Docker's exit codes for a container that could not start (cli runStartContainerErr)."""
     lowered = message.lower()
@@ -84,7 +91,7 @@ def start(engine: Engine, ref: str, attach: bool = False) -> ContainerRecord:
     if state["Running"]:
         return record
     runtime = find_runtime()
-    _runtime(engine, "delete", "--force", record.id, check=False)  # a leftover, if any
+    _delete_leftover(engine, record.id)
     try:
         bundle = _write_bundle(engine, record)
     except (spec.SpecError, RootfsError, SecurityError, snapshot.SnapshotError, ImageError,
@@ -210,17 +217,34 @@ def _unmount_quietly(engine: Engine, record: ContainerRecord) -> None:
 
 def wait_exit(engine: Engine, record: ContainerRecord, timeout: float | None) -> bool:
     """Wait until the container is no longer running (its monitor has finished); False on
-    timeout."""
+    timeout. The monitor's exit is waited for through a pidfd, not by polling."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    delay = 0.01
     while True:
         state = engine.state(record)
         if not state["Running"] or state["Status"] == "dead":
             return True
-        if deadline is not None and time.monotonic() >= deadline:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
             return False
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)
+        live = monitor.read_state(engine.paths.monitor_dir(record.id)) or {}
+        _wait_for_process(int(live.get("MonitorPid") or 0), 0.5 if left is None else
+                          min(left, 0.5))
+
+
+def _wait_for_process(pid: int, timeout: float) -> None:
+    import select
+
+    try:
+        fd = os.pidfd_open(pid) if pid > 0 else -1
+    except OSError:
+        fd = -1
+    if fd < 0:
+        time.sleep(min(timeout, 0.02))
+        return
+    try:
+        select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
 
 
 def stop(engine: Engine, ref: str, timeout: int | None = None,
@@ -349,7 +373,7 @@ def remove(engine: Engine, ref: str, force: bool = False, volumes: bool = False)
         _signal(engine, record, state, 9)
         if not wait_exit(engine, record, 30):
             raise EngineError(f"could not kill container {ref}", 1)
-    _runtime(engine, "delete", "--force", record.id, check=False)
+    _delete_leftover(engine, record.id)
     try:
         snapshot.remove(engine.paths.snapshot_dir(record.id))
     except snapshot.SnapshotError as e:

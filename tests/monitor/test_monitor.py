@@ -628,7 +628,8 @@ def test_stop_during_backoff_ends_it(mon: Monitors) -> None:
 def test_backoff_doubles(mon: Monitors) -> None:
     m = mon.launch(["sh", "-c", "echo run; exit 1"], ["--restart", "on-failure:5"])
     assert m.proc.returncode == 0, m.proc.stderr
-    assert m.wait_done(60)["RestartCount"] == 5
+    final = m.wait_done(60)
+    assert (final["RestartCount"], final["ExitCode"], final["Error"]) == (5, 1, ""), final
     times = [parse_time(t) for _, _, t in m.log_entries()]
     assert len(times) == 6
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]

@@ -1,0 +1,47 @@
+"""The arguments of `info`, `version`, `system df|prune|info`, `port` and `update` (their
+handlers are in barque.cli.system, imported only when one runs)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
+    info = commands.add_parser("info", help="display system-wide information")
+    info.add_argument("-f", "--format", help="format output using a Go template")
+    info.set_defaults(parser=info, handler="cmd_info", system_handler=True)
+    version = commands.add_parser("version", help="show the Barque version information")
+    version.add_argument("-f", "--format", help="format output using a Go template")
+    version.set_defaults(parser=version, handler="cmd_version", system_handler=True)
+    system = commands.add_parser("system", help="manage Barque")
+    group = system.add_subparsers(dest="system_command", metavar="COMMAND",
+                                  parser_class=parser_class, required=True)
+    df = group.add_parser("df", help="show disk usage")
+    df.add_argument("--format", help="format output using a Go template")
+    df.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
+    df.set_defaults(parser=df, handler="cmd_df", system_handler=True)
+    prune = group.add_parser("prune", help="remove unused data")
+    prune.add_argument("-a", "--all", action="store_true", help="remove all unused images "
+                       "not just dangling ones")
+    prune.add_argument("-f", "--force", action="store_true", help="do not prompt")
+    prune.add_argument("--volumes", action="store_true", help="prune anonymous volumes")
+    prune.add_argument("--filter", action="append", default=[], help="provide filter values")
+    prune.set_defaults(parser=prune, handler="cmd_system_prune", system_handler=True)
+    for sub in ("info",):
+        alias = group.add_parser(sub, help="display system-wide information")
+        alias.add_argument("-f", "--format", help="format output using a Go template")
+        alias.set_defaults(parser=alias, handler="cmd_info", system_handler=True)
+    port = commands.add_parser("port", help="list port mappings for the container")
+    port.add_argument("container", metavar="CONTAINER")
+    port.add_argument("port", nargs="?", metavar="PRIVATE_PORT[/PROTO]")
+    port.set_defaults(parser=port, handler="cmd_port", system_handler=True)
+    update = commands.add_parser("update", help="update configuration of containers")
+    for flag in ("--memory", "-m"), ("--memory-swap",), ("--memory-reservation",), \
+            ("--cpus",), ("--cpuset-cpus",), ("--cpuset-mems",), ("--restart",):
+        update.add_argument(*flag)
+    for flag in ("--cpu-shares", "-c"), ("--cpu-period",), ("--cpu-quota",), \
+            ("--pids-limit",), ("--blkio-weight",):
+        update.add_argument(*flag, type=int)
+    update.add_argument("containers", nargs="+", metavar="CONTAINER")
+    update.set_defaults(parser=update, handler="cmd_update", system_handler=True)
