@@ -273,6 +273,11 @@ def _stats_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("containers", nargs="*", metavar="CONTAINER")
 
 
+def _cleanup_args(p: argparse.ArgumentParser) -> None:
+    """(internal) after a container's last exit: unmount it, remove it if it was run --rm"""
+    p.add_argument("container", metavar="CONTAINER")
+
+
 def _prune_args(p: argparse.ArgumentParser) -> None:
     """remove all stopped containers"""
     _append(p, "--filter", help="provide filter values (e.g. 'until=<timestamp>')")
@@ -340,6 +345,7 @@ _COMMANDS: list[tuple[str | None, tuple[str, ...], Callable[[argparse.ArgumentPa
     ("stats", ("stats",), _stats_args, "cmd_stats"),
     ("commit", ("commit",), _commit_args, "cmd_commit"),
     (None, ("prune",), _prune_args, "cmd_container_prune"),
+    (None, ("cleanup",), _cleanup_args, "cmd_cleanup"),
 ]
 _VOLUME_COMMANDS: list[tuple[tuple[str, ...], Callable[[argparse.ArgumentParser], None], str]] = [
     (("create",), _volume_create_args, "cmd_volume_create"),

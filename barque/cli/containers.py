@@ -87,7 +87,8 @@ def _remove_quietly(engine: Engine, container_id: str) -> None:
     try:
         lifecycle.remove(engine, container_id, force=True, volumes=True)
     except EngineError as e:
-        sys.stderr.write(f"barque: removing container {container_id[:12]}: {e}\n")
+        if e.status != 404:  # the monitor's cleanup removed it first: nothing left to do
+            sys.stderr.write(f"barque: removing container {container_id[:12]}: {e}\n")
 
 
 def _run_attached(ns: argparse.Namespace, engine: Engine, record: ContainerRecord) -> int:
@@ -341,6 +342,13 @@ def cmd_rename(ns: argparse.Namespace, engine: Engine) -> int:
         engine.records.rename(record.id, name)
     except RecordError as e:
         raise EngineError(str(e), 1, e.status) from None
+    return 0
+
+
+def cmd_cleanup(ns: argparse.Namespace, engine: Engine) -> int:
+    """What the monitor runs once a container has stopped for good (Podman's `container
+    cleanup`): its filesystem unmounted, and the container removed if it was run with --rm."""
+    lifecycle.cleanup(engine, ns.container)
     return 0
 
 

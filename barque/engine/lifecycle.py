@@ -9,6 +9,8 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from barque.engine import monitor, spec
@@ -149,7 +151,9 @@ def _launch_spec(engine: Engine, record: ContainerRecord, bundle: str, runtime: 
         log_file=engine.paths.log_file(record.id), log_max_size=size, log_max_files=files,
         tty=bool(config.get("Tty")), stdin=bool(config.get("OpenStdin")),
         stdin_once=bool(config.get("StdinOnce")), restart=_restart_policy(host_config),
-        wait_attach=attach)
+        wait_attach=attach,
+        exit_command=monitor.cleanup_command(engine.paths.root, engine.paths.runroot,
+                                             record.id))
 
 
 def _write_bundle(engine: Engine, record: ContainerRecord) -> str:
@@ -301,6 +305,23 @@ def kill(engine: Engine, ref: str, signal: str = "KILL") -> ContainerRecord:
     return record
 
 
+def cleanup(engine: Engine, ref: str) -> None:
+    """After the monitor's last word: unmount, and remove an --rm container (a removal that
+    another command already made is not an error)."""
+    try:
+        record = engine.find(ref)
+    except EngineError:
+        return
+    if engine.state(record)["Running"]:
+        return  # started again meanwhile
+    finish(engine, record)
+    if record.host_config.get("AutoRemove"):
+        try:
+            remove(engine, record.id, volumes=True)
+        except EngineError:
+            pass
+
+
 def finish(engine: Engine, record: ContainerRecord) -> None:
     """After a run: the snapshot is unmounted (the container's files stay in its upper
     dir)."""
@@ -361,6 +382,33 @@ def remove(engine: Engine, ref: str, force: bool = False, volumes: bool = False)
     """`docker rm [-f] [-v]`: the container, its snapshot, its monitor's files, its hold on
     its image, and with `volumes` its anonymous volumes."""
     record = engine.find(ref)
+    with _locked(engine, record.id, ref):
+        _remove_locked(engine, record, ref, force, volumes)
+    return ref
+
+
+@contextmanager
+def _locked(engine: Engine, container_id: str, ref: str) -> Iterator[None]:
+    """One process at a time tears a container down (the CLI's --rm and the monitor's
+    cleanup may race); the second finds it gone."""
+    import fcntl
+
+    try:
+        fd = os.open(engine.paths.container_dir(container_id),
+                     os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise EngineError(f"No such container: {ref}", 1, 404) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if engine.records.get(container_id) is None:
+            raise EngineError(f"No such container: {ref}", 1, 404)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _remove_locked(engine: Engine, record: ContainerRecord, ref: str, force: bool,
+                   volumes: bool) -> None:
     state = engine.state(record)
     if state["Running"] and not force:
         verb = "paused" if state["Status"] == "paused" else "running"
@@ -390,4 +438,3 @@ def remove(engine: Engine, ref: str, force: bool = False, volumes: bool = False)
                         entry["source"]))
                 except VolumeError:
                     pass  # in use by another container, or gone: Docker keeps going too
-    return ref

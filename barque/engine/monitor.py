@@ -50,6 +50,7 @@ class Launch:
     stdin_once: bool = False
     restart: str = "no"
     wait_attach: bool = False
+    exit_command: tuple[str, ...] = ()  # run once the container stopped for good
 
     def argv(self, monitor: str) -> list[str]:
         argv = [monitor, "--id", self.container_id, "--bundle", self.bundle, "--dir", self.dir,
@@ -62,7 +63,22 @@ class Launch:
                          ("--stdin-once", self.stdin_once), ("--wait-attach", self.wait_attach)):
             if on:
                 argv.append(flag)
+        if self.exit_command:
+            argv += ["--exit-command", self.exit_command[0]]
+            for arg in self.exit_command[1:]:
+                argv += ["--exit-command-arg", arg]
         return argv
+
+
+def cleanup_command(root: str, runroot: str, container_id: str) -> tuple[str, ...]:
+    """`barque container cleanup ID` on these roots: what the monitor runs at the end."""
+    beside = os.path.join(os.path.dirname(sys.executable), "barque")
+    if os.access(beside, os.X_OK):
+        argv: tuple[str, ...] = (beside,)
+    else:
+        found = shutil.which("barque")
+        argv = (found,) if found else (sys.executable, "-m", "barque.cli.main")
+    return (*argv, "--root", root, "--runroot", runroot, "container", "cleanup", container_id)
 
 
 def launch(spec: Launch) -> None:

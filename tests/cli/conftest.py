@@ -51,9 +51,16 @@ class Barque:
 def barque(run_prefix: str) -> Iterator[Barque]:
     # The run prefix in the paths lets the suite's leak check spot a mount we left behind.
     work = tempfile.mkdtemp(prefix=f"{run_prefix}-cli-")
+    b = Barque(os.path.join(work, "root"), os.path.join(work, "run"))
     try:
-        yield Barque(os.path.join(work, "root"), os.path.join(work, "run"))
+        yield b
     finally:
+        # Whatever the test left (a failed assertion skips its own clean-up): every
+        # container force-removed, its monitor, processes and mounts with it.
+        if os.path.exists(os.path.join(b.root, "barque.db")):
+            ids = b.run("ps", "-aq", "--no-trunc").stdout.split()
+            if ids:
+                b.run("rm", "-f", "-v", *ids, timeout=120)
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -75,9 +82,6 @@ def until(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-
 
 
 @pytest.fixture
-def cleanup(barque: Barque):  # type: ignore[no-untyped-def]
-    """Force-remove every container the test made (their monitors and processes too)."""
-    yield barque
-    ids = barque.run("ps", "-aq", "--no-trunc").stdout.split()
-    if ids:
-        barque.run("rm", "-f", "-v", *ids, timeout=120)
+def cleanup(barque: Barque) -> Barque:
+    """The `barque` fixture, which removes every container the test made."""
+    return barque

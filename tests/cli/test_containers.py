@@ -46,6 +46,17 @@ def test_detached_run_ps_logs_stop_rm(cleanup: Barque) -> None:
     assert b.containers() == []
 
 
+def test_detached_exit_unmounts_and_rm_removes(cleanup: Barque) -> None:
+    b = cleanup
+    cid = ok(b.run("run", "-d", "--rm", "busybox", "sleep", "0.3")).strip()
+    kept = ok(b.run("run", "-d", "busybox", "true")).strip()
+    until(lambda: cid not in ok(b.run("ps", "-aq", "--no-trunc")))  # --rm: gone on its own
+    until(lambda: inspect_container(b, kept)["State"]["Status"] == "exited")
+    merged = os.path.join(b.root, "containers", kept, "snapshot", "merged")
+    until(lambda: not os.path.ismount(merged))  # the monitor's clean-up unmounted it
+    assert os.path.isdir(os.path.join(b.root, "containers", kept))
+
+
 def test_create_start_wait_and_start_attached(cleanup: Barque) -> None:
     b = cleanup
     cid = ok(b.run("create", "--name", "job", "busybox", "sh", "-c", "echo done; exit 4"))

@@ -1,0 +1,337 @@
+/* The container's life: create and start, the init's exit, the restart policy and Docker's
+ * back-off between restarts.
+ *
+ *   launch -> [created (--wait-attach) ->] running -> init exits -> delete
+ *          -> restarting (back-off) -> create, start -> running ...
+ *          -> exited (no restart, `stop` exists, or a restart failed)
+ */
+#include "monitor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum phase { PH_LAUNCH, PH_CREATED, PH_RUNNING, PH_BACKOFF, PH_DONE };
+
+static enum phase phase = PH_LAUNCH;
+static pid_t init_pid = -1;
+static int ct_in = -1, ct_out = -1, ct_err = -1; /* the container's ends of its stdio */
+static int mon_err = -1;                         /* our end of its stderr pipe */
+static int64_t started_ms;                       /* when this run started (monotonic) */
+static int64_t backoff_ms;                       /* the last back-off, Docker's doubling */
+static int64_t restart_at;                       /* when the back-off ends */
+static int watch_fd = -1;                        /* inotify on --dir during the back-off */
+static bool ours;             /* the runtime's container of this id is ours to delete */
+
+/* Without a terminal the container's stdio are pipes kept for its whole life: restarts get
+ * the same ones. stdin is /dev/null unless --stdin. */
+static int setup_stdio(char *err, size_t len)
+{
+	int o[2], e[2], in[2] = {-1, -1};
+
+	if (opt.tty)
+		return 0;
+	if (pipe2(o, O_CLOEXEC) < 0 || pipe2(e, O_CLOEXEC) < 0 ||
+	    (opt.stdin_open && pipe2(in, O_CLOEXEC) < 0)) {
+		snprintf(err, len, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	/* Only our ends are non-blocking (each end is its own open file). */
+	fcntl(o[0], F_SETFL, O_NONBLOCK);
+	fcntl(e[0], F_SETFL, O_NONBLOCK);
+	if (in[1] >= 0)
+		fcntl(in[1], F_SETFL, O_NONBLOCK);
+	ct_out = o[1];
+	ct_err = e[1];
+	ct_in = in[0];
+	mon_err = e[0];
+	io_set_pipes(o[0], e[0], in[1]);
+	return 0;
+}
+
+/* `create`: the init waits on the runtime's exec fifo afterwards. With --tty the runtime's
+ * own output goes to a pipe of ours (the init's stdio is the pty); without, it shares the
+ * container's pipes, as the init inherits them, and what it writes on stderr during create is
+ * read (as its error) and not logged. */
+static int create_container(char *err, size_t len)
+{
+	struct rt_io io = {ct_in, ct_out, ct_err, mon_err, -1};
+	int cap[2] = {-1, -1}, master = -1, rc;
+
+	unlinkat(dir_fd, "init.pid", 0);
+	if (opt.tty) {
+		io.console = listen_unix("console.sock", err, len);
+		if (io.console < 0)
+			return -1;
+		if (pipe2(cap, O_CLOEXEC | O_NONBLOCK) < 0) {
+			snprintf(err, len, "pipe: %s", strerror(errno));
+			close(io.console);
+			return -1;
+		}
+		io = (struct rt_io){-1, cap[1], cap[1], cap[0], io.console};
+	}
+	/* A container the runtime already had under this id is not ours: a failed create
+	 * must not delete it (runc's layout: ROOT/ID). */
+	if (!ours) {
+		char path[4096];
+		snprintf(path, sizeof path, "%s/%s", opt.runtime_root, opt.id);
+		ours = access(path, F_OK) < 0 && errno == ENOENT;
+	}
+	rc = rt_create(&io, &master, err, len);
+	if (opt.tty) { /* console.sock is used once */
+		close(io.console);
+		unlinkat(dir_fd, "console.sock", 0);
+		close(cap[0]);
+		close(cap[1]);
+	}
+	if (rc < 0)
+		goto fail;
+	init_pid = rt_read_pid();
+	if (init_pid <= 0) {
+		snprintf(err, len, "the OCI runtime wrote no pid to %s/init.pid", opt.dir);
+		goto fail;
+	}
+	if (opt.tty) {
+		if (master < 0) {
+			snprintf(err, len, "the OCI runtime sent no terminal to the console socket");
+			goto fail;
+		}
+		io_set_master(master);
+	}
+	oom_watch(init_pid);
+	return 0;
+fail:
+	if (master >= 0)
+		close(master);
+	init_pid = -1;
+	return -1;
+}
+
+static int start_container(char *err, size_t len)
+{
+	if (rt_start(err, len) < 0)
+		return -1;
+	started_ms = mono_ms();
+	now_rfc3339(cs.started_at, sizeof cs.started_at);
+	/* As Docker's SetRunning: a new run has no exit code, OOM or error yet. */
+	cs.status = "running";
+	cs.pid = init_pid;
+	cs.exit_code = 0;
+	cs.oom_killed = false;
+	cs.error[0] = '\0';
+	phase = PH_RUNNING;
+	state_write();
+	return 0;
+}
+
+int lc_launch(char *err, size_t len)
+{
+	if (setup_stdio(err, len) < 0 || create_container(err, len) < 0)
+		return -1;
+	if (opt.wait_attach) {
+		cs.status = "created";
+		cs.pid = init_pid;
+		phase = PH_CREATED;
+		state_write();
+		return 0;
+	}
+	return start_container(err, len);
+}
+
+static void finish(void)
+{
+	cs.status = "exited";
+	cs.pid = 0;
+	phase = PH_DONE;
+}
+
+/* A start that did not happen: the runtime's container goes, the error is recorded (unless
+ * the engine is stopping the container: then the failure is its doing, not an error). */
+static void start_failed(const char *err)
+{
+	bool stopping = stop_requested();
+
+	rt_delete();
+	init_pid = -1;
+	io_drain_output(0);
+	io_end_of_stream();
+	if (!stopping) {
+		snprintf(cs.error, sizeof cs.error, "%s", err);
+		cs.exit_code = start_failure_code(err, cs.exit_code);
+	}
+	finish();
+}
+
+/* The launch failed: nothing of the container may stay, and the caller gets the error. */
+void lc_launch_failed(const char *err)
+{
+	if (ours)
+		rt_delete();
+	init_pid = -1;
+	io_end_of_stream();
+	snprintf(cs.error, sizeof cs.error, "%s", err);
+	cs.exit_code = start_failure_code(err, 0);
+	finish();
+}
+
+/* --wait-attach: the first attach client is there, start. */
+void lc_first_attach(void)
+{
+	char err[ERR_MAX];
+
+	if (phase != PH_CREATED)
+		return;
+	if (start_container(err, sizeof err) < 0)
+		start_failed(err);
+}
+
+static bool policy_restarts(void)
+{
+	if (stop_requested())
+		return false;
+	switch (opt.restart) {
+	case RESTART_ALWAYS:
+	case RESTART_UNLESS_STOPPED:
+		return true;
+	case RESTART_ON_FAILURE:
+		return cs.exit_code != 0 &&
+		       (opt.restart_max == 0 || cs.restart_count < opt.restart_max);
+	case RESTART_NO:
+		break;
+	}
+	return false;
+}
+
+static void stop_watch(void)
+{
+	if (watch_fd >= 0)
+		close(watch_fd);
+	watch_fd = -1;
+}
+
+/* Docker's restart manager: 100 ms, doubled after every restart, at most a minute, back to
+ * 100 ms after a run of 10 s or more. RestartCount counts the restart from now on, as
+ * Docker's does while it is `restarting`. */
+static void begin_backoff(int64_t ran_ms)
+{
+	if (ran_ms >= 10000)
+		backoff_ms = 0;
+	backoff_ms = backoff_ms ? backoff_ms * 2 : 100;
+	if (backoff_ms > 60000)
+		backoff_ms = 60000;
+	cs.restart_count++;
+	cs.status = "restarting";
+	phase = PH_BACKOFF;
+	restart_at = mono_ms() + backoff_ms;
+	/* inotify wakes us when `stop` appears; without it lc_timeout_ms polls for it */
+	watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (watch_fd >= 0 && inotify_add_watch(watch_fd, opt.dir, IN_CREATE | IN_MOVED_TO) < 0)
+		stop_watch();
+	state_write();
+}
+
+/* `stop` appeared during the back-off: the restart is not done and not counted. */
+static void cancel_restart(void)
+{
+	stop_watch();
+	cs.restart_count--;
+	finish();
+}
+
+static void restart_now(void)
+{
+	char err[ERR_MAX] = "";
+
+	stop_watch();
+	if (stop_requested()) {
+		cancel_restart();
+		return;
+	}
+	if (create_container(err, sizeof err) == 0 && !stop_requested() &&
+	    start_container(err, sizeof err) == 0)
+		return;
+	bool stopping = stop_requested(); /* the engine stopped it meanwhile: not a restart */
+	start_failed(err);
+	if (stopping)
+		cs.restart_count--;
+}
+
+/* The init exited: what it left in the pipes is read, OOM checked before `delete` removes
+ * the cgroup, then the policy decides. */
+static void init_exited(int status)
+{
+	bool ran = phase == PH_RUNNING;
+	int64_t ran_ms = mono_ms() - started_ms;
+
+	cs.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	now_rfc3339(cs.finished_at, sizeof cs.finished_at);
+	init_pid = -1;
+	io_drain_output(0);
+	cs.oom_killed = oom_happened();
+	rt_delete();
+	io_drain_output(opt.tty ? 2000 : 0); /* what processes killed by delete wrote */
+	io_end_of_stream();
+	cs.pid = 0;
+	if (ran && policy_restarts())
+		begin_backoff(ran_ms);
+	else
+		finish();
+}
+
+void lc_child_exited(pid_t pid, int status)
+{
+	if (pid == init_pid && (phase == PH_CREATED || phase == PH_RUNNING))
+		init_exited(status);
+}
+
+int lc_timeout_ms(void)
+{
+	int64_t left;
+
+	if (phase != PH_BACKOFF)
+		return -1;
+	left = restart_at - mono_ms();
+	if (left < 0)
+		left = 0;
+	if (watch_fd < 0 && left > 100)
+		left = 100;
+	return (int)left;
+}
+
+/* After every wake-up: the back-off ends with a restart, or early with `stop`. Returns true
+ * if it did something (the loop then polls afresh). */
+bool lc_tick(void)
+{
+	if (phase != PH_BACKOFF)
+		return false;
+	if (stop_requested()) {
+		cancel_restart();
+		return true;
+	}
+	if (mono_ms() < restart_at)
+		return false;
+	restart_now();
+	return true;
+}
+
+int lc_watch_fd(void)
+{
+	return phase == PH_BACKOFF ? watch_fd : -1;
+}
+
+void lc_watch_ready(void)
+{
+	char buf[1024];
+
+	while (read(watch_fd, buf, sizeof buf) > 0)
+		; /* lc_tick looks for `stop` itself */
+}
+
+bool lc_done(void)
+{
+	return phase == PH_DONE;
+}
