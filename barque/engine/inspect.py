@@ -107,8 +107,10 @@ def status_text(state: dict[str, Any], now: float | None = None) -> str:
     now = _time.time() if now is None else now
     status = state["Status"]
     if status in ("running", "paused"):
+        from barque.engine.health import ps_suffix
+
         text = "Up " + human_duration(now - parse_time(state["StartedAt"]))
-        return text + " (Paused)" if status == "paused" else text
+        return text + (" (Paused)" if status == "paused" else ps_suffix(state.get("Health")))
     if status == "restarting":
         return (f"Restarting ({state['ExitCode']}) "
                 f"{human_duration(now - parse_time(state['FinishedAt']))} ago")

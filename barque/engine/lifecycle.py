@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from barque.engine import monitor, spec
+from barque.engine import health, monitor, spec
 from barque.engine import state as st
 from barque.engine.context import Engine, EngineError, find_runtime
 from barque.engine.create import lowers_of, mount_from_record
@@ -87,6 +87,11 @@ def start(engine: Engine, ref: str, attach: bool = False) -> ContainerRecord:
     """Start a created or exited container (a running one is left alone, as by Docker).
     With `attach`, the monitor waits for the first attach client before starting it."""
     record = engine.find(ref)
+    with _locked(engine, record.id, ref):  # two starts at once: the second finds it running
+        return _start_locked(engine, record, attach)
+
+
+def _start_locked(engine: Engine, record: ContainerRecord, attach: bool) -> ContainerRecord:
     state = engine.state(record)
     if state["Status"] == "paused":
         raise EngineError("cannot start a paused container, try unpause instead", 1, 409)
@@ -104,6 +109,7 @@ def start(engine: Engine, ref: str, attach: bool = False) -> ContainerRecord:
     mdir = engine.paths.monitor_dir(record.id)
     shutil.rmtree(mdir, ignore_errors=True)
     os.makedirs(mdir, mode=0o700)
+    _prepare_health(engine, record, bundle)
     os.makedirs(engine.paths.runtime_root, mode=0o700, exist_ok=True)
     try:
         monitor.launch(_launch_spec(engine, record, bundle, runtime, attach))
@@ -153,7 +159,8 @@ def _launch_spec(engine: Engine, record: ContainerRecord, bundle: str, runtime: 
         stdin_once=bool(config.get("StdinOnce")), restart=_restart_policy(host_config),
         wait_attach=attach,
         exit_command=monitor.cleanup_command(engine.paths.root, engine.paths.runroot,
-                                             record.id))
+                                             record.id),
+        health=health.timing(config) if health.check_args(config) is not None else None)
 
 
 def _write_bundle(engine: Engine, record: ContainerRecord) -> str:
@@ -174,6 +181,15 @@ def _write_bundle(engine: Engine, record: ContainerRecord) -> str:
     text = json.dumps(made, indent=2) + "\n"  # indented: people read config.json when debugging
     ol.atomic_write(os.path.join(bundle, "config.json"), text.encode())
     return bundle
+
+
+def _prepare_health(engine: Engine, record: ContainerRecord, bundle: str) -> None:
+    """The health check's process, for the monitor to run (after its dir is made)."""
+    args = health.check_args(record.config)
+    if args is not None:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            made = json.load(f)
+        health.write_process(engine.paths.monitor_dir(record.id), made, args)
 
 
 def _resolve_mount(engine: Engine, entry: dict[str, Any], rootfs: str) -> dict[str, Any]:
@@ -310,16 +326,14 @@ def cleanup(engine: Engine, ref: str) -> None:
     another command already made is not an error)."""
     try:
         record = engine.find(ref)
+        with _locked(engine, record.id, ref):  # not while another command starts it again
+            if engine.state(record)["Running"]:
+                return
+            finish(engine, record)
+            if record.host_config.get("AutoRemove"):
+                _remove_locked(engine, record, ref, force=False, volumes=True)
     except EngineError:
-        return
-    if engine.state(record)["Running"]:
-        return  # started again meanwhile
-    finish(engine, record)
-    if record.host_config.get("AutoRemove"):
-        try:
-            remove(engine, record.id, volumes=True)
-        except EngineError:
-            pass
+        pass  # removed meanwhile (the CLI's own --rm), or nothing left to do
 
 
 def finish(engine: Engine, record: ContainerRecord) -> None:

@@ -51,6 +51,7 @@ class Launch:
     restart: str = "no"
     wait_attach: bool = False
     exit_command: tuple[str, ...] = ()  # run once the container stopped for good
+    health: tuple[int, int, int, int] | None = None  # interval, timeout (ms), retries, start
 
     def argv(self, monitor: str) -> list[str]:
         argv = [monitor, "--id", self.container_id, "--bundle", self.bundle, "--dir", self.dir,
@@ -63,6 +64,10 @@ class Launch:
                          ("--stdin-once", self.stdin_once), ("--wait-attach", self.wait_attach)):
             if on:
                 argv.append(flag)
+        if self.health is not None:
+            interval, timeout, retries, start = self.health
+            argv += ["--health-interval", str(interval), "--health-timeout", str(timeout),
+                     "--health-retries", str(retries), "--health-start-period", str(start)]
         if self.exit_command:
             argv += ["--exit-command", self.exit_command[0]]
             for arg in self.exit_command[1:]:

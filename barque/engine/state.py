@@ -57,7 +57,7 @@ def current(record: ContainerRecord, monitor_dir: str) -> dict[str, Any]:
         status = "exited"  # the run dir is gone (a reboot): the container did not survive it
     if status == "running" and saved.get("Paused"):
         status = "paused"
-    return {
+    result: dict[str, Any] = {
         "Status": status,
         "Running": status in ("running", "paused", "restarting"),
         "Paused": status == "paused",
@@ -71,10 +71,16 @@ def current(record: ContainerRecord, monitor_dir: str) -> dict[str, Any]:
         "FinishedAt": str(merged.get("FinishedAt") or ZERO_TIME),
         "RestartCount": int(merged.get("RestartCount") or 0),
     }
+    if live is not None and isinstance(live.get("Health"), dict):
+        result["Health"] = live["Health"]
+    elif isinstance(saved.get("Health"), dict):
+        result["Health"] = saved["Health"]
+    return result
 
 
 def settled(record: ContainerRecord, state: dict[str, Any]) -> dict[str, Any]:
     """The record's state once a run is over (nothing live left to ask)."""
-    keep = {k: state[k] for k in ("ExitCode", "Error", "StartedAt", "FinishedAt", "OOMKilled",
-                                  "RestartCount")}
+    keys = ("ExitCode", "Error", "StartedAt", "FinishedAt", "OOMKilled", "RestartCount",
+            "Health")
+    keep: dict[str, Any] = {k: state[k] for k in keys if k in state}
     return {**record.state, **keep, "Status": state["Status"], "Paused": False}

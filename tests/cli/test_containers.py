@@ -3,8 +3,10 @@ kill, restart policies, OOM, volumes, ps/inspect, and bad input — as a Docker 
 
 from __future__ import annotations
 
+import json
 import os
 import select
+import signal
 import time
 
 import pytest
@@ -189,6 +191,20 @@ def test_default_seccomp_profile_and_capabilities(cleanup: Barque) -> None:
     out = ok(b.run("run", "--rm", "--security-opt", "seccomp=unconfined", "busybox", "grep",
                    "Seccomp:", "/proc/self/status"))
     assert out.split() == ["Seccomp:", "0"]
+
+
+def test_a_container_whose_monitor_died_is_shown_dead(cleanup: Barque) -> None:
+    b = cleanup
+    cid = ok(b.run("run", "-d", "--name", "orphan", "busybox", "sleep", "300")).strip()
+    with open(os.path.join(b.runroot, "containers", cid, "state.json")) as f:
+        monitor_pid = json.load(f)["MonitorPid"]
+    os.kill(monitor_pid, signal.SIGKILL)  # by pid: the one this test's container reported
+    until(lambda: inspect_container(b, "orphan")["State"]["Status"] == "dead")
+    state = inspect_container(b, "orphan")["State"]
+    assert state["Dead"] and not state["Running"] and "monitor" in state["Error"]
+    assert ok(b.run("ps", "-a", "--format", "{{.Status}}")) == "Dead\n"
+    assert ok(b.run("rm", "-f", "orphan")) == "orphan\n"  # its processes go with it
+    assert b.containers() == []
 
 
 def test_pause_unpause(cleanup: Barque) -> None:
