@@ -12,7 +12,6 @@ import os
 import shutil
 import sys
 from dataclasses import dataclass
-from typing import Any
 
 from barque.engine import state as st
 from barque.engine.records import ContainerRecord, RecordError, Records
@@ -20,6 +19,8 @@ from barque.engine.volumes import VolumeError, Volumes
 
 TYPE_CHECKING = False  # not typing's: its import costs every command's start
 if TYPE_CHECKING:
+    from typing import Any
+
     from barque.image.store import ImageStore
 
 DEFAULT_ROOT = "/var/lib/barque"

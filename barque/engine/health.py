@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
 from barque.image import oci_layout as ol
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 # Docker's defaults, in nanoseconds as the Engine API gives them.
 DEFAULT_INTERVAL = 30_000_000_000

@@ -11,7 +11,6 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from barque.engine import health, monitor, spec
 from barque.engine import state as st
@@ -25,6 +24,10 @@ from barque.engine.volumes import VolumeError, copy_up
 from barque.image import oci_layout as ol
 from barque.image.store import ImageError
 from barque.storage import snapshot
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_STOP_TIMEOUT = 10
 _SIGNALS = {"HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "IOT": 6, "BUS": 7,

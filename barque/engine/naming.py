@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 
 # Docker's container name rule (daemon/names): a leading alphanumeric, then [a-zA-Z0-9_.-].
 NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+\Z")
@@ -61,7 +61,7 @@ def new_id() -> str:
     """64 hex digits whose 12-digit short form is not all digits (it becomes the hostname,
     which must not look like a number), as moby makes them."""
     while True:
-        container_id = secrets.token_hex(32)
+        container_id = os.urandom(32).hex()  # what secrets.token_hex does, minus its imports
         if not container_id[:12].isdigit():
             return container_id
 
@@ -69,10 +69,23 @@ def new_id() -> str:
 def random_name(retry: int = 0) -> str:
     """moby's GetRandomName: adjective_surname, with a digit appended on retries."""
     while True:
-        name = f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_SURNAMES)}"
+        name = f"{_choice(_ADJECTIVES)}_{_choice(_SURNAMES)}"
         if name != "boring_wozniak":  # Steve Wozniak is not boring (moby's own rule)
             break
-    return f"{name}{secrets.randbelow(10)}" if retry else name
+    return f"{name}{_below(10)}" if retry else name
+
+
+def _below(n: int) -> int:
+    """A uniform random integer in [0, n) from the OS's generator (secrets.randbelow)."""
+    limit = (1 << 32) // n * n
+    while True:
+        value = int.from_bytes(os.urandom(4), "little")
+        if value < limit:
+            return value % n
+
+
+def _choice(items: tuple[str, ...]) -> str:
+    return items[_below(len(items))]
 
 
 def check_name(name: str) -> str:

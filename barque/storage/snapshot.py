@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import IO
 
-from barque.storage import changes, layer_writer, tarsafe
-from barque.storage.apply import Applier
-from barque.storage.entries import LayerError, dir_entries
 from barque.storage.overlayfs import (
     OverlayError,
     is_mounted,
@@ -25,22 +21,36 @@ from barque.storage.overlayfs import (
     unmount,
 )
 
+TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
+if TYPE_CHECKING:
+    from typing import IO
+
 __all__ = ["Snapshot", "SnapshotError", "diff", "diff_dirs", "flatten", "mount_overlay",
            "overlay_supported", "prepare", "remove", "unmount", "write_upper_as_layer"]
 
-Change = changes.Change
+Change = tuple[str, str]  # (kind, "/abs/path"), as barque.storage.changes makes them
 
 
 class SnapshotError(Exception):
     """A snapshot could not be made, mounted, read or removed."""
 
 
-_ERRORS = (OSError, OverlayError, LayerError)
+def _errors() -> tuple[type[Exception], ...]:
+    """What a snapshot operation may raise. The layer code (and its LayerError) is imported
+    only by the operations that read or write layers, not by mounting an overlay: that keeps
+    tarfile and friends out of every container start."""
+    from barque.storage.entries import LayerError
+
+    return (OSError, OverlayError, LayerError)
 
 
 def flatten(lowers: list[str], rootfs: str) -> None:
     """Copy overlay-format `lowers` (top-most first) into the existing dir `rootfs`, as an
     overlay of them shows them (whiteouts and opaque dirs applied)."""
+    from barque.storage import tarsafe
+    from barque.storage.apply import Applier
+    from barque.storage.entries import dir_entries
+
     fd = tarsafe.open_root(rootfs)
     try:
         for lower in reversed(lowers):
@@ -91,7 +101,7 @@ class Snapshot:
         except BaseException as e:
             if created:
                 self._remove_quietly()
-            if isinstance(e, _ERRORS):
+            if isinstance(e, _errors()):  # (imports the layer code only on this error path)
                 raise SnapshotError(f"preparing the snapshot {self.dir}: {e}") from None
             raise
 
@@ -156,8 +166,10 @@ class Snapshot:
         if not self.is_copy:
             return write_upper_as_layer(self.upper, lowers, out)
         try:
+            from barque.storage import layer_writer
+
             return layer_writer.write_rootfs_diff_as_layer(self.copy, lowers, out)
-        except _ERRORS as e:
+        except _errors() as e:
             raise SnapshotError(f"writing {self.copy} as a layer: {e}") from None
 
 
@@ -174,22 +186,28 @@ def remove(snap_dir: str) -> None:
 def diff(upper: str, lowers: list[str]) -> list[Change]:
     """`docker diff` of an overlay upper dir over `lowers` (top-most first): (kind, path)."""
     try:
+        from barque.storage import changes
+
         return changes.diff(upper, lowers)
-    except _ERRORS as e:
+    except _errors() as e:
         raise SnapshotError(f"reading the changes in {upper}: {e}") from None
 
 
 def diff_dirs(rootfs: str, lowers: list[str]) -> list[Change]:
     """`docker diff` of a copied rootfs (the copy fallback) over `lowers`."""
     try:
+        from barque.storage import changes
+
         return changes.diff_dirs(rootfs, lowers)
-    except _ERRORS as e:
+    except _errors() as e:
         raise SnapshotError(f"reading the changes in {rootfs}: {e}") from None
 
 
 def write_upper_as_layer(upper: str, lowers: list[str], out: IO[bytes]) -> str:
     """Write an overlay upper dir as a layer tar to `out`; returns its diff_id."""
     try:
+        from barque.storage import layer_writer
+
         return layer_writer.write_upper_as_layer(upper, lowers, out)
-    except _ERRORS as e:
+    except _errors() as e:
         raise SnapshotError(f"writing {upper} as a layer: {e}") from None
