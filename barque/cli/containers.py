@@ -18,7 +18,6 @@ from barque.engine.context import Engine, EngineError
 from barque.engine.create import create
 from barque.engine.inspect import command_of, inspect, status_text
 from barque.engine.records import ContainerRecord
-from barque.engine.system import dir_size
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
@@ -362,22 +361,13 @@ def cmd_container_prune(ns: argparse.Namespace, engine: Engine) -> int:
         raise CommandError("container prune --filter is not supported yet")
     if not ns.force and not _confirm("This will remove all stopped containers."):
         return 0
-    removed, reclaimed = [], 0
-    for record in engine.records.all():
-        if not engine.state(record)["Running"]:
-            size = dir_size(os.path.join(engine.paths.snapshot_dir(record.id), "upper"))
-            try:
-                lifecycle.remove(engine, record.id)
-            except EngineError as e:
-                _daemon_error(e)
-                continue
-            removed.append(record.id)
-            reclaimed += size
+    from barque.engine.system import prune_containers
+
+    removed, reclaimed, errors = prune_containers(engine)
+    for error in errors:
+        sys.stderr.write(f"Error response from daemon: {error}\n")
     if removed:
-        print("Deleted Containers:")
-        for cid in removed:
-            print(cid)
-        print()
+        print("Deleted Containers:\n" + "\n".join(removed) + "\n")
     print(f"Total reclaimed space: {fmt.human_size(reclaimed)}")
     return 0
 
@@ -480,7 +470,6 @@ def cmd_ps(ns: argparse.Namespace, engine: Engine) -> int:
 
 def cmd_inspect(ns: argparse.Namespace, engine: Engine) -> int:
     """`docker inspect` / `docker container inspect`: containers first, then images."""
-    from barque.cli.gotemplate import render
 
     found: list[dict[str, Any]] = []
     status = 0
@@ -500,12 +489,19 @@ def cmd_inspect(ns: argparse.Namespace, engine: Engine) -> int:
         what = "object" if images_too else "container"
         sys.stderr.write(f"Error: No such {what}: {name}\n")
         status = 1
-    if ns.format:
+    print_objects(found, ns.format)
+    return status
+
+
+def print_objects(found: list[dict[str, Any]], template: str | None) -> None:
+    """`inspect`'s output: a JSON array, or the template applied to each object."""
+    if template:
+        from barque.cli.gotemplate import render
+
         for obj in found:
-            print(render(ns.format, obj))
+            print(render(template, obj))
     else:
         print(json.dumps(found, indent=4))
-    return status
 
 
 def cmd_logs(ns: argparse.Namespace, engine: Engine) -> int:
@@ -665,7 +661,6 @@ def cmd_volume_ls(ns: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_volume_inspect(ns: argparse.Namespace, engine: Engine) -> int:
-    from barque.cli.gotemplate import render
     from barque.engine.volumes import VolumeError
 
     found, status = [], 0
@@ -675,11 +670,7 @@ def cmd_volume_inspect(ns: argparse.Namespace, engine: Engine) -> int:
         except VolumeError:
             sys.stderr.write(f"Error response from daemon: get {name}: no such volume\n")
             status = 1
-    if ns.format:
-        for obj in found:
-            print(render(ns.format, obj))
-    else:
-        print(json.dumps(found, indent=4))
+    print_objects(found, ns.format)
     return status
 
 
@@ -704,16 +695,10 @@ def cmd_volume_prune(ns: argparse.Namespace, engine: Engine) -> int:
         "all anonymous local volumes not used by at least one container"
     if not ns.force and not _confirm(f"This will remove {what}."):
         return 0
-    removed, reclaimed = [], 0
-    for volume in engine.volumes.all():
-        if (ns.all or volume.anonymous) and not engine.users_of_volume(volume.name):
-            reclaimed += dir_size(volume.mountpoint)
-            engine.volumes.remove(volume.name, [])
-            removed.append(volume.name)
+    from barque.engine.system import prune_volumes
+
+    removed, reclaimed = prune_volumes(engine, ns.all)
     if removed:
-        print("Deleted Volumes:")
-        for name in removed:
-            print(name)
-        print()
+        print("Deleted Volumes:\n" + "\n".join(removed) + "\n")
     print(f"Total reclaimed space: {fmt.human_size(reclaimed)}")
     return 0

@@ -110,9 +110,6 @@ def cmd_df(ns: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_system_prune(ns: argparse.Namespace, engine: Engine) -> int:
-    from barque.engine import lifecycle
-    from barque.engine.system import dir_size
-
     if ns.filter:
         raise CommandError("system prune --filter is not supported yet")
     what = ["all stopped containers", "all dangling images" if not ns.all else
@@ -121,27 +118,16 @@ def cmd_system_prune(ns: argparse.Namespace, engine: Engine) -> int:
         what.insert(1, "all anonymous volumes not used by at least one container")
     if not ns.force and not _confirm("This will remove:\n  - " + "\n  - ".join(what)):
         return 0
-    reclaimed = 0
-    removed = []
-    for record in engine.records.all():
-        if not engine.state(record)["Running"]:
-            size = dir_size(engine.paths.snapshot_dir(record.id) + "/upper")
-            try:
-                lifecycle.remove(engine, record.id)
-            except EngineError as e:
-                _daemon_error(e)
-                continue
-            removed.append(record.id)
-            reclaimed += size
+    from barque.engine.system import prune_containers, prune_volumes
+
+    removed, reclaimed, errors = prune_containers(engine)
+    for error in errors:
+        _daemon_error(EngineError(error))
     if removed:
         print("Deleted Containers:\n" + "\n".join(removed) + "\n")
     if ns.volumes:
-        gone = []
-        for volume in engine.volumes.all():
-            if volume.anonymous and not engine.users_of_volume(volume.name):
-                reclaimed += dir_size(volume.mountpoint)
-                engine.volumes.remove(volume.name, [])
-                gone.append(volume.name)
+        gone, volume_bytes = prune_volumes(engine, False)
+        reclaimed += volume_bytes
         if gone:
             print("Deleted Volumes:\n" + "\n".join(gone) + "\n")
     lines, image_bytes = engine.store.prune(all_images=ns.all)

@@ -9,8 +9,6 @@ directory; `<runroot>/runtime` is the OCI runtime's --root.
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 from dataclasses import dataclass
 
 from barque.engine import state as st
@@ -67,20 +65,13 @@ class Paths:
 
 def find_runtime() -> str:
     """BARQUE_RUNTIME (a path or a name on PATH), else barque-runtime beside this Python's
-    scripts (a venv need not be on PATH), else barque-runtime on PATH."""
-    wanted = os.environ.get("BARQUE_RUNTIME")
-    if wanted:
-        found = shutil.which(wanted)
-        if found is None:
-            raise EngineError(f'BARQUE_RUNTIME: runtime "{wanted}" not found')
-        return found
-    beside = os.path.join(os.path.dirname(sys.executable), RUNTIME_NAME)
-    if os.access(beside, os.X_OK):
-        return beside
-    found = shutil.which(RUNTIME_NAME)
-    if found is None:
-        raise EngineError(f'OCI runtime "{RUNTIME_NAME}" not found: is barque installed?')
-    return found
+    scripts, else barque-runtime on PATH."""
+    from barque.engine.programs import find
+
+    try:
+        return find(RUNTIME_NAME, "BARQUE_RUNTIME")
+    except LookupError as e:
+        raise EngineError(f"OCI runtime: {e}") from None
 
 
 class Engine:

@@ -22,19 +22,12 @@ class MonitorError(Exception):
 
 def find_monitor() -> str:
     """BARQUE_MONITOR, else barque-monitor beside this Python's scripts, else on PATH."""
-    wanted = os.environ.get("BARQUE_MONITOR")
-    if wanted:
-        found = shutil.which(wanted)
-        if found is None:
-            raise MonitorError(f'BARQUE_MONITOR: "{wanted}" not found')
-        return found
-    beside = os.path.join(os.path.dirname(sys.executable), MONITOR_NAME)
-    if os.access(beside, os.X_OK):
-        return beside
-    found = shutil.which(MONITOR_NAME)
-    if found is None:
-        raise MonitorError(f'"{MONITOR_NAME}" not found: is barque installed (scripts/install)?')
-    return found
+    from barque.engine.programs import find
+
+    try:
+        return find(MONITOR_NAME, "BARQUE_MONITOR")
+    except LookupError as e:
+        raise MonitorError(str(e)) from None
 
 
 @dataclass

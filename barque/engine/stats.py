@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from barque.engine.context import Engine, find_runtime
 from barque.engine.records import ContainerRecord
+from barque.engine.system import mem_total
 
 _NANO = 1_000_000_000
 
@@ -33,14 +34,6 @@ def _host_cpu_ns() -> int:
     with open("/proc/stat") as f:
         fields = f.readline().split()[1:8]
     return sum(int(x) for x in fields) * _NANO // os.sysconf("SC_CLK_TCK")
-
-
-def _host_memory() -> int:
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def _net(pid: int) -> tuple[int, int]:
@@ -71,7 +64,7 @@ def sample(engine: Engine, record: ContainerRecord, pid: int) -> Sample | None:
     usage = int((memory.get("usage") or {}).get("usage", 0))
     inactive = int(raw.get("total_inactive_file", raw.get("inactive_file", 0)))
     limit = int((memory.get("usage") or {}).get("limit", 0))
-    host = _host_memory()
+    host = mem_total()
     if not limit or limit > host:
         limit = host
     read = write = 0

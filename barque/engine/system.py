@@ -42,7 +42,8 @@ def _os_name() -> str:
     return "Linux"
 
 
-def _mem_total() -> int:
+def mem_total() -> int:
+    """The host's memory, bytes."""
     with open("/proc/meminfo") as f:
         for line in f:
             if line.startswith("MemTotal:"):
@@ -67,7 +68,7 @@ def info(engine: Engine, version: str) -> dict[str, Any]:
         "LoggingDriver": "json-file", "CgroupDriver": "cgroupfs",
         "CgroupVersion": _cgroup_version(), "KernelVersion": os.uname().release,
         "OperatingSystem": _os_name(), "OSType": "linux", "Architecture": os.uname().machine,
-        "NCPU": os.cpu_count() or 1, "MemTotal": _mem_total(), "Name": socket.gethostname(),
+        "NCPU": os.cpu_count() or 1, "MemTotal": mem_total(), "Name": socket.gethostname(),
         "DockerRootDir": engine.paths.root, "ServerVersion": version,
         "Runtimes": {"barque-runtime": {"path": runtime}}, "DefaultRuntime": "barque-runtime",
         "Volumes": len(engine.volumes.all()), "Warnings": [],
@@ -85,6 +86,38 @@ def _fs_type(path: str) -> str:
                     len(point) >= len(best):
                 best, kind = point, rest[0]
     return kind
+
+
+def prune_containers(engine: Engine) -> tuple[list[str], int, list[str]]:
+    """Remove every container not running: (the removed IDs, the bytes their changes took,
+    the errors of those that could not be removed)."""
+    from barque.engine import lifecycle
+    from barque.engine.context import EngineError
+
+    removed, reclaimed, errors = [], 0, []
+    for record in engine.records.all():
+        if engine.state(record)["Running"]:
+            continue
+        size = dir_size(os.path.join(engine.paths.snapshot_dir(record.id), "upper"))
+        try:
+            lifecycle.remove(engine, record.id)
+        except EngineError as e:
+            errors.append(str(e))
+            continue
+        removed.append(record.id)
+        reclaimed += size
+    return removed, reclaimed, errors
+
+
+def prune_volumes(engine: Engine, all_volumes: bool) -> tuple[list[str], int]:
+    """Remove the volumes no container uses (only anonymous ones unless `all_volumes`)."""
+    removed, reclaimed = [], 0
+    for volume in engine.volumes.all():
+        if (all_volumes or volume.anonymous) and not engine.users_of_volume(volume.name):
+            reclaimed += dir_size(volume.mountpoint)
+            engine.volumes.remove(volume.name, [])
+            removed.append(volume.name)
+    return removed, reclaimed
 
 
 def disk_usage(engine: Engine) -> list[dict[str, Any]]:
