@@ -217,16 +217,22 @@ def test_pause_unpause(cleanup: Barque) -> None:
     assert inspect_container(b, "pz")["State"]["Status"] == "running"
 
 
-def test_interactive_tty_session(cleanup: Barque) -> None:
-    b = cleanup
+def _pty_session(b: Barque, argv: list[str], steps: list[tuple[bytes, bytes | tuple[int, int]]],
+                 size: tuple[int, int] = (24, 80)) -> tuple[bytes, int]:
+    """Run barque under a pty of `size` (rows, cols); each step waits for its prompt in the
+    output, then types its input (or, for a (rows, cols) pair, resizes the terminal).
+    (output, exit status)."""
+    import fcntl
     import pty
+    import struct
+    import termios
 
     pid, master = pty.fork()
     if pid == 0:
-        os.execv(b.argv()[0], b.argv("run", "-it", "--rm", "busybox", "sh"))
+        os.execv(b.argv()[0], b.argv(*argv))
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+    output, todo = b"", list(steps)
     try:
-        output = b""
-        sent = False
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             ready, _, _ = select.select([master], [], [], 0.2)
@@ -238,14 +244,31 @@ def test_interactive_tty_session(cleanup: Barque) -> None:
                 if not chunk:
                     break
                 output += chunk
-            if not sent and b"#" in output:
-                os.write(master, b"echo h''i; exit 3\r")
-                sent = True
+            if todo and todo[0][0] in output:
+                action = todo.pop(0)[1]
+                if isinstance(action, tuple):
+                    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", *action, 0, 0))
+                    output = b""  # the next step's prompt must come after this
+                else:
+                    os.write(master, action)
         _, status = os.waitpid(pid, 0)
     finally:
         os.close(master)
+    return output, os.waitstatus_to_exitcode(status)
+
+
+def test_interactive_tty_session(cleanup: Barque) -> None:
+    output, code = _pty_session(cleanup, ["run", "-it", "--rm", "busybox", "sh"],
+                                [(b"#", b"echo h''i; exit 3\r")])
     assert b"hi" in output.replace(b"h''i", b"")
-    assert os.waitstatus_to_exitcode(status) == 3
+    assert code == 3
+
+
+def test_tty_size_follows_the_terminal(cleanup: Barque) -> None:
+    output, code = _pty_session(cleanup, ["run", "-it", "--rm", "busybox", "sh"],
+                                [(b"#", b"stty size\r"), (b"33 111", (40, 120)),
+                                 (b"", b"\r"), (b"#", b"stty size; exit\r")], size=(33, 111))
+    assert b"40 120" in output and code == 0
 
 
 def test_bad_input_changes_nothing(cleanup: Barque) -> None:

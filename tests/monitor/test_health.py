@@ -1,0 +1,394 @@
+"""barque-monitor's health checks (monitor/README.md, "Health checks"), driven for real:
+busybox bundles, the runtime's exec, the check's process in health.json.
+
+Intervals are short (100-300 ms) and every wait is bounded; the fixtures remove every monitor,
+container and directory a test makes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.monitor.test_monitor import (
+    Launched,
+    Monitors,
+    attach,
+    demux,
+    parse_time,
+    read_to_eof,
+)
+from tests.support.bundles import Runtime
+
+pytestmark = pytest.mark.root
+
+TMPFS = {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "nodev", "mode=1777"]}
+
+
+@pytest.fixture
+def mon(runtime: Runtime, monitor_bin: str) -> Iterator[Monitors]:
+    monitors = Monitors(runtime, monitor_bin)
+    yield monitors
+    monitors.cleanup()
+
+
+def health_flags(interval: int, timeout: int = 5000, retries: int = 3, start: int = 0
+                 ) -> list[str]:
+    return ["--health-interval", str(interval), "--health-timeout", str(timeout),
+            "--health-retries", str(retries), "--health-start-period", str(start)]
+
+
+def launch(mon: Monitors, args: list[str], check: list[str], flags: list[str],
+           tmpfs: bool = False) -> Launched:
+    """A monitor whose --dir has health.json (the engine's job): the container's process
+    running `check`, without a terminal."""
+    spec = mon.rt.spec(args)
+    if tmpfs:  # the rootfs is shared by every test: files go to a tmpfs of the container's
+        spec["mounts"].append(TMPFS)
+    cmd, cid, directory, log_path, bundle = mon.command(spec, flags)
+    process = dict(spec["process"], args=check, terminal=False)
+    with open(os.path.join(directory, "health.json"), "w") as f:
+        json.dump(process, f)
+    proc = subprocess.run(cmd, capture_output=True, timeout=60)
+    m = Launched(cid, directory, log_path, bundle, proc)
+    mon.launched.append(m)
+    assert proc.returncode == 0, proc.stderr
+    return m
+
+
+def health(state: dict) -> dict:
+    return state.get("Health") or {}
+
+
+def wait_health(m: Launched, pred: Callable[[dict], bool], what: str, timeout: float = 20
+                ) -> dict:
+    return health(m.wait(lambda s: bool(health(s)) and pred(health(s)), timeout, what))
+
+
+def observe(m: Launched, until: Callable[[dict], bool], timeout: float = 20) -> list[dict]:
+    """Every distinct Health seen until `until` holds for one."""
+    seen: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            h = health(m.state)
+        except (OSError, ValueError):
+            continue
+        if h and (not seen or seen[-1] != h):
+            seen.append(h)
+        if h and until(h):
+            return seen
+        time.sleep(0.01)
+    raise AssertionError(f"timed out: last health {seen[-1:]}")
+
+
+def cgroup_procs(m: Launched) -> list[str]:
+    """The command lines of the processes in the container's pids cgroup."""
+    init = m.state["Pid"]
+    with open(f"/proc/{init}/cgroup") as f:
+        path = next(line.split(":", 2)[2].strip() for line in f
+                    if line.split(":")[1] == "pids")
+    with open(f"/sys/fs/cgroup/pids{path}/cgroup.procs") as f:
+        pids = f.read().split()
+    out = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                out.append(f.read().replace(b"\0", b" ").decode().strip())
+        except OSError:
+            pass
+    return out
+
+
+def runtime_execs(m: Launched) -> list[str]:
+    """The runtime's exec processes left for this container."""
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in ps.splitlines() if m.id in line and " exec " in line]
+
+
+def stop(mon: Monitors, m: Launched) -> dict:
+    mon.rt.cmd("kill", m.id, "KILL", check=True)
+    return m.wait_done()
+
+
+def check_times(entry: dict) -> tuple[float, float]:
+    start, end = parse_time(entry["Start"]), parse_time(entry["End"])
+    assert start <= end <= time.time() + 1
+    return start, end
+
+
+# ---- status rules ----
+
+
+def test_passing_check_is_healthy(mon: Monitors) -> None:
+    m = launch(mon, ["sleep", "600"], ["true"], health_flags(100))
+    h = wait_health(m, lambda h: h["Status"] == "healthy", "healthy")
+    assert h["FailingStreak"] == 0 and 1 <= len(h["Log"]) <= 5
+    started = parse_time(m.state["StartedAt"])
+    for entry in h["Log"]:
+        assert entry["ExitCode"] == 0 and entry["Output"] == ""
+        start, _ = check_times(entry)
+        assert start >= started + 0.1 - 0.01  # the first check waits an interval
+    final = stop(mon, m)
+    assert final["ExitCode"] == 137
+    # no check once it has exited; the last health stays as it was
+    assert health(final)["Status"] == "healthy"
+    time.sleep(0.4)
+    assert m.state == final
+    assert runtime_execs(m) == []
+
+
+def test_no_health_without_the_options(mon: Monitors) -> None:
+    m = mon.launch(["sh", "-c", "exit 0"])
+    assert m.proc.returncode == 0, m.proc.stderr
+    assert "Health" not in m.wait_done()
+
+
+def test_failing_check_becomes_unhealthy(mon: Monitors) -> None:
+    m = launch(mon, ["sleep", "600"], ["false"], health_flags(100, retries=2))
+    seen = observe(m, lambda h: h["Status"] == "unhealthy")
+    # one failure: still starting, streak 1; the second makes it unhealthy
+    assert [(h["Status"], h["FailingStreak"], len(h["Log"])) for h in seen[:3]] == [
+        ("starting", 0, 0), ("starting", 1, 1), ("unhealthy", 2, 2)]
+    assert all(e["ExitCode"] == 1 for e in seen[-1]["Log"])
+    # the log keeps the last five results, oldest first
+    h = wait_health(m, lambda h: h["FailingStreak"] >= 8, "eight failures")
+    assert len(h["Log"]) == 5 and h["Status"] == "unhealthy"
+    starts = [check_times(e)[0] for e in h["Log"]]
+    assert starts == sorted(starts)
+    prev_end = check_times(h["Log"][0])[1]
+    for entry in h["Log"][1:]:  # each check an interval after the end of the one before
+        start, end = check_times(entry)
+        assert start >= prev_end + 0.1 - 0.01
+        prev_end = end
+    stop(mon, m)
+
+
+def test_success_resets_the_streak(mon: Monitors) -> None:
+    # fails twice, then passes: the streak goes back to 0 and it is healthy
+    script = "n=$(cat /tmp/n 2>/dev/null || echo 0); echo $((n+1)) > /tmp/n; [ $n -ge 2 ]"
+    m = launch(mon, ["sleep", "600"], ["sh", "-c", script], health_flags(100, retries=3),
+               tmpfs=True)
+    seen = observe(m, lambda h: h["Status"] == "healthy")
+    assert [(h["Status"], h["FailingStreak"]) for h in seen] == [
+        ("starting", 0), ("starting", 1), ("starting", 2), ("healthy", 0)]
+    assert [e["ExitCode"] for e in seen[-1]["Log"]] == [1, 1, 0]
+    stop(mon, m)
+
+
+def test_start_period(mon: Monitors) -> None:
+    m = launch(mon, ["sleep", "600"], ["false"], health_flags(100, retries=1, start=1500))
+    seen = observe(m, lambda h: h["Status"] == "unhealthy")
+    started = parse_time(m.state["StartedAt"])
+    # failures of checks begun within the start period leave it starting, streak 0
+    within = [h for h in seen if h["Log"] and
+              parse_time(h["Log"][-1]["Start"]) < started + 1.5 - 0.05]
+    assert len(within) >= 3
+    assert all((h["Status"], h["FailingStreak"]) == ("starting", 0) for h in within)
+    last = seen[-1]
+    assert last["FailingStreak"] == 1 and len(last["Log"]) >= 4
+    assert parse_time(last["Log"][-1]["Start"]) >= started + 1.5 - 0.05
+    stop(mon, m)
+
+
+def test_starting_then_healthy_once_ready(mon: Monitors) -> None:
+    m = launch(mon, ["sh", "-c", "sleep 1; touch /tmp/ready; exec sleep 600"],
+               ["test", "-f", "/tmp/ready"], health_flags(100, retries=100), tmpfs=True)
+    seen = observe(m, lambda h: h["Status"] == "healthy")
+    assert seen[0]["Status"] == "starting"
+    failed = [h for h in seen if h["Status"] == "starting" and h["Log"]]
+    assert failed and all(e["ExitCode"] == 1 for e in failed[-1]["Log"])
+    last = seen[-1]
+    assert last["FailingStreak"] == 0 and last["Log"][-1]["ExitCode"] == 0
+    stop(mon, m)
+
+
+# ---- output ----
+
+
+def test_output_is_kept(mon: Monitors) -> None:
+    script = 'echo "out <&>"; echo err >&2; printf "\\377"; exit 3'
+    m = launch(mon, ["sleep", "600"], ["sh", "-c", script], health_flags(100))
+    h = wait_health(m, lambda h: bool(h["Log"]), "a result")
+    assert h["Log"][0]["ExitCode"] == 3
+    assert h["Log"][0]["Output"] == "out <&>\nerr\n\ufffd"  # stdout and stderr together
+    raw = open(m.path("state.json"), "rb").read()
+    assert b"out \\u003c\\u0026\\u003e\\nerr\\n\\ufffd" in raw  # Go's escaping
+    stop(mon, m)
+
+
+@pytest.mark.parametrize("size,expected", [(4096, "x" * 4096), (100000, "x" * 4096 + "...")])
+def test_long_output_is_cut(mon: Monitors, size: int, expected: str) -> None:
+    check = ["sh", "-c", f"head -c {size} /dev/zero | tr '\\000' x"]
+    m = launch(mon, ["sleep", "600"], check, health_flags(100))
+    h = wait_health(m, lambda h: bool(h["Log"]), "a result")
+    assert h["Log"][0]["ExitCode"] == 0  # the check was not blocked on its output
+    assert h["Log"][0]["Output"] == expected  # Docker's: the first 4096 bytes, "..." if more
+    stop(mon, m)
+
+
+def test_check_that_cannot_run(mon: Monitors) -> None:
+    m = launch(mon, ["sleep", "600"], ["nope"], health_flags(100, retries=1))
+    h = wait_health(m, lambda h: h["Status"] == "unhealthy", "unhealthy")
+    entry = h["Log"][0]
+    assert entry["ExitCode"] == -1  # the runtime's error, as Docker records a failed exec
+    assert entry["Output"] == 'exec: "nope": executable file not found in $PATH'
+    stop(mon, m)
+
+
+# ---- timeouts and the container's end ----
+
+
+@pytest.mark.parametrize("timeout,text", [(500, "500ms"), (1500, "1.5s")])
+def test_timeout_kills_the_check(mon: Monitors, timeout: int, text: str) -> None:
+    # the first check sleeps (in a child of its shell), the later ones pass at once
+    script = "[ -f /tmp/t ] && exit 0; touch /tmp/t; echo begun; sleep 30; echo never"
+    m = launch(mon, ["sleep", "600"], ["sh", "-c", script], health_flags(100, timeout),
+               tmpfs=True)
+    h = wait_health(m, lambda h: len(h["Log"]) >= 2, "two results", 30)
+    first, second = h["Log"][:2]
+    assert first["ExitCode"] == -1
+    assert first["Output"] == f"Health check exceeded timeout ({text})"
+    start, end = check_times(first)
+    assert timeout / 1000 - 0.01 <= end - start < timeout / 1000 + 1.0
+    assert second["ExitCode"] == 0 and h["Status"] == "healthy"
+    assert h["FailingStreak"] == 0
+    # the check's shell, its sleep and the runtime's exec are gone
+    assert cgroup_procs(m) == ["sleep 600"]
+    assert runtime_execs(m) == []
+    stop(mon, m)
+
+
+def test_check_running_at_exit_is_killed_and_dropped(mon: Monitors) -> None:
+    m = launch(mon, ["sh", "-c", "sleep 1"], ["sh", "-c", "sleep 30; sleep 1"],
+               health_flags(100, timeout=60000))
+    start = time.monotonic()
+    final = m.wait_done(20)
+    assert time.monotonic() - start < 10  # not held up by the check
+    assert final["ExitCode"] == 0
+    assert health(final) == {"Status": "starting", "FailingStreak": 0, "Log": []}
+    assert runtime_execs(m) == []
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "sleep 30" not in ps.split("\n")
+
+
+def test_restart_keeps_the_log_and_starts_over(mon: Monitors) -> None:
+    # passes in the first run, fails in the second: starting again, then unhealthy
+    script = "[ -f /data/second ] && exit 1; exit 0"
+    data = os.path.join(mon.rt.tmp, f"data-{os.getpid()}-{time.monotonic_ns()}")
+    os.makedirs(data)
+    try:
+        spec = mon.rt.spec(["sh", "-c", "[ -f /data/first ] && touch /data/second; "
+                            "touch /data/first; sleep 1; exit 1"])
+        spec["mounts"].append({"destination": "/data", "type": "bind", "source": data,
+                               "options": ["rbind", "rw"]})
+        cmd, cid, directory, log_path, bundle = mon.command(
+            spec, ["--restart", "on-failure:1", *health_flags(300, retries=1)])
+        with open(os.path.join(directory, "health.json"), "w") as f:
+            json.dump(dict(spec["process"], args=["sh", "-c", script]), f)
+        proc = subprocess.run(cmd, capture_output=True, timeout=60)
+        m = Launched(cid, directory, log_path, bundle, proc)
+        mon.launched.append(m)
+        assert proc.returncode == 0, proc.stderr
+        states = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            state = m.state
+            if not states or states[-1] != state:
+                states.append(state)
+            if state["Status"] == "exited" and not m.monitor_alive():
+                break
+            time.sleep(0.01)
+        final = states[-1]
+        assert final["Status"] == "exited" and final["RestartCount"] == 1
+        second = [s for s in states if s["RestartCount"] == 1 and s["Status"] == "running"]
+        assert health(second[0])["Status"] == "starting"
+        assert health(second[0])["FailingStreak"] == 0
+        assert health(second[0])["Log"]  # the first run's results are kept
+        h = health(final)
+        assert h["Status"] == "unhealthy" and h["FailingStreak"] == 1
+        codes = [e["ExitCode"] for e in h["Log"]]
+        assert codes[0] == 0 and codes[-1] == 1
+        restarted = parse_time(final["StartedAt"])
+        assert all(parse_time(e["Start"]) >= restarted for e in h["Log"] if e["ExitCode"])
+    finally:
+        subprocess.run(["rm", "-rf", data], check=False)
+
+
+# ---- the monitor keeps serving ----
+
+
+def test_output_and_attach_keep_flowing_during_checks(mon: Monitors) -> None:
+    script = ("read x; i=0; while [ $i -lt 20 ]; do echo line$i; i=$((i+1)); sleep 0.1; done")
+    m = launch(mon, ["sh", "-c", script], ["sh", "-c", "sleep 0.4; echo checked"],
+               health_flags(100), tmpfs=False) if False else None
+    spec = mon.rt.spec(["sh", "-c", script])
+    cmd, cid, directory, log_path, bundle = mon.command(spec, ["--stdin", *health_flags(100)])
+    with open(os.path.join(directory, "health.json"), "w") as f:
+        json.dump(dict(spec["process"], args=["sh", "-c", "sleep 0.4; echo checked"]), f)
+    proc = subprocess.run(cmd, capture_output=True, timeout=60)
+    m = Launched(cid, directory, log_path, bundle, proc)
+    mon.launched.append(m)
+    assert proc.returncode == 0, proc.stderr
+    sock = attach(m)
+    try:
+        sock.sendall(b"go\n")
+        got = b""
+        times = []
+        deadline = time.monotonic() + 30
+        while b"line19\n" not in got and time.monotonic() < deadline:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+            times.append(time.monotonic())
+        rest = read_to_eof(sock)
+    finally:
+        sock.close()
+    out, _ = demux(got + rest)
+    assert out == b"".join(b"line%d\n" % i for i in range(20))
+    # live, not held back while a check ran: about 0.1 s apart
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert max(gaps) < 0.35, gaps
+    final = m.wait_done()
+    assert final["ExitCode"] == 0
+    assert m.logged() == out.decode()
+    log_times = [parse_time(t) for _, _, t in m.log_entries()]
+    assert max(b - a for a, b in zip(log_times, log_times[1:], strict=False)) < 0.35
+    h = health(final)
+    assert h["Log"] and all(e["Output"] == "checked\n" for e in h["Log"])
+
+
+# ---- options ----
+
+
+@pytest.mark.parametrize("args", [
+    ["--health-interval", "100"],
+    ["--health-interval", "100", "--health-timeout", "100", "--health-retries", "1"],
+    health_flags(0),
+    health_flags(100, timeout=0),
+    health_flags(100, retries=0),
+    health_flags(100, start=-1),
+    ["--health-interval", "1s", "--health-timeout", "100", "--health-retries", "1",
+     "--health-start-period", "0"],
+    health_flags(100) [:-1],
+])
+def test_bad_health_options(monitor_bin: str, tmp_path: os.PathLike, args: list[str]) -> None:
+    base = ["--id", "x", "--bundle", str(tmp_path), "--dir", str(tmp_path), "--runtime", "false",
+            "--runtime-root", str(tmp_path)]
+    proc = subprocess.run([monitor_bin, *base, *args], capture_output=True, timeout=10)
+    assert proc.returncode == 1 and proc.stdout == b""
+    assert proc.stderr.startswith(b"barque-monitor: ") and proc.stderr.count(b"\n") == 1
+    assert b"health" in proc.stderr
+    assert os.listdir(tmp_path) == []  # rejected before anything ran
+
+
+def test_socket_import_is_used() -> None:
+    assert socket.AF_UNIX
