@@ -488,9 +488,12 @@ void io_end_of_stream(void)
 
 /* ---- the loop ---- */
 
-enum kind { K_SIG, K_OUT, K_ERR, K_MASTER, K_STDIN, K_ATTACH_L, K_CTL_L, K_CLIENT, K_CTL, K_WATCH };
+enum kind {
+	K_SIG, K_OUT, K_ERR, K_MASTER, K_STDIN, K_ATTACH_L, K_CTL_L, K_CLIENT, K_CTL, K_WATCH,
+	K_HEALTH
+};
 
-#define MAX_POLL (MAX_CLIENTS + MAX_CTL + 8)
+#define MAX_POLL (MAX_CLIENTS + MAX_CTL + 9) /* and one of each other kind */
 
 static void reap(void)
 {
@@ -558,6 +561,8 @@ void io_run(void)
 		ADD(ctl_l, POLLIN, K_CTL_L, 0);
 		if (lc_watch_fd() >= 0)
 			ADD(lc_watch_fd(), POLLIN, K_WATCH, 0);
+		if (health_fd() >= 0)
+			ADD(health_fd(), POLLIN, K_HEALTH, 0);
 		for (int i = 0; i < MAX_CLIENTS; i++) {
 			struct client *c = &clients[i];
 			/* a gone client waiting for room in stdin: not polled, it would spin */
@@ -571,7 +576,7 @@ void io_run(void)
 		if (poll(p, (nfds_t)n, lc_timeout_ms()) < 0 && errno != EINTR)
 			break;
 		if (lc_tick())
-			continue; /* a restart happened: the descriptors polled may have changed */
+			continue; /* a restart or a check: the descriptors polled may have changed */
 		for (int k = 0; k < n && !lc_done(); k++) {
 			short rev = p[k].revents;
 			if (!rev)
@@ -605,6 +610,10 @@ void io_run(void)
 				break;
 			case K_WATCH:
 				lc_watch_ready();
+				break;
+			case K_HEALTH:
+				if (health_fd() == p[k].fd)
+					health_ready();
 				break;
 			case K_CLIENT:
 				if (clients[idx[k]].fd == p[k].fd)

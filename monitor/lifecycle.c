@@ -1,5 +1,5 @@
 /* The container's life: create and start, the init's exit, the restart policy and Docker's
- * back-off between restarts.
+ * back-off between restarts. Health checks (health.c) run while it is running.
  *
  *   launch -> [created (--wait-attach) ->] running -> init exits -> delete
  *          -> restarting (back-off) -> create, start -> running ...
@@ -9,7 +9,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/wait.h>
@@ -124,6 +126,7 @@ static int start_container(char *err, size_t len)
 	cs.oom_killed = false;
 	cs.error[0] = '\0';
 	phase = PH_RUNNING;
+	health_started();
 	state_write();
 	return 0;
 }
@@ -267,6 +270,7 @@ static void init_exited(int status)
 	bool ran = phase == PH_RUNNING;
 	int64_t ran_ms = mono_ms() - started_ms;
 
+	health_stopped(); /* first: a check under way is no result of this run */
 	cs.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	now_rfc3339(cs.finished_at, sizeof cs.finished_at);
 	init_pid = -1;
@@ -284,30 +288,37 @@ static void init_exited(int status)
 
 void lc_child_exited(pid_t pid, int status)
 {
+	if (health_child_exited(pid, status))
+		return;
 	if (pid == init_pid && (phase == PH_CREATED || phase == PH_RUNNING))
 		init_exited(status);
 }
 
+/* How long the loop may sleep: until the back-off ends, or the next health check is due or
+ * times out; -1: until something happens. */
 int lc_timeout_ms(void)
 {
-	int64_t left;
+	int64_t left = -1, health = health_timeout_ms();
 
-	if (phase != PH_BACKOFF)
-		return -1;
-	left = restart_at - mono_ms();
-	if (left < 0)
-		left = 0;
-	if (watch_fd < 0 && left > 100)
-		left = 100;
-	return (int)left;
+	if (phase == PH_BACKOFF) {
+		left = restart_at - mono_ms();
+		if (left < 0)
+			left = 0;
+		if (watch_fd < 0 && left > 100)
+			left = 100;
+	}
+	if (health >= 0 && (left < 0 || health < left))
+		left = health;
+	return left > INT_MAX ? INT_MAX : (int)left;
 }
 
-/* After every wake-up: the back-off ends with a restart, or early with `stop`. Returns true
- * if it did something (the loop then polls afresh). */
+/* After every wake-up: the back-off ends with a restart, or early with `stop`; while running,
+ * a health check begins or times out. Returns true if it did something (the loop then polls
+ * afresh). */
 bool lc_tick(void)
 {
 	if (phase != PH_BACKOFF)
-		return false;
+		return health_tick();
 	if (stop_requested()) {
 		cancel_restart();
 		return true;
@@ -334,4 +345,36 @@ void lc_watch_ready(void)
 bool lc_done(void)
 {
 	return phase == PH_DONE;
+}
+
+/* The init is on its way out: the kernel sets PF_EXITING (flags, the 9th field of
+ * /proc/PID/stat) as soon as it begins to exit, before it becomes a zombie. */
+static bool init_exiting(void)
+{
+	char path[64], buf[512], *p;
+	int field = 2; /* after "pid (comm" */
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)init_pid);
+	if (read_small_file(AT_FDCWD, path, buf, sizeof buf) <= 0 || !(p = strrchr(buf, ')')))
+		return false;
+	while (p && field < 9) {
+		p = strchr(p + 1, ' ');
+		field++;
+	}
+	return p && (strtoul(p + 1, NULL, 10) & 0x4 /* PF_EXITING */);
+}
+
+/* The init has exited, or is exiting, but its exit is not handled yet (its SIGCHLD waits in
+ * the loop): what a health check reports now is about a container that is gone. With a PID
+ * namespace the kernel kills the check as the init exits and reports the init's exit only
+ * once the check is reaped, so the check's exec may well end first. Asked without reaping. */
+bool lc_init_exited(void)
+{
+	siginfo_t si = {0};
+
+	if (phase != PH_RUNNING || init_pid <= 0)
+		return true;
+	if (waitid(P_PID, (id_t)init_pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid)
+		return true;
+	return init_exiting();
 }

@@ -42,6 +42,17 @@ static long long parse_number(const char *s, const char *what)
 	return v;
 }
 
+/* A duration in milliseconds, at least min, at most what Go's time.Duration holds (the
+ * engine's values come from one). */
+static int64_t parse_ms(const char *s, const char *what, long long min)
+{
+	long long v = parse_number(s, what);
+
+	if (v < min || v > INT64_MAX / 1000000)
+		die_usage("invalid %s", what);
+	return v;
+}
+
 static void parse_restart(const char *s)
 {
 	if (strcmp(s, "no") == 0) {
@@ -78,7 +89,8 @@ static const char *absolute(const char *path)
 static void parse_args(int argc, char **argv)
 {
 	enum { O_ID = 256, O_BUNDLE, O_DIR, O_RUNTIME, O_RROOT, O_RLOG, O_LOG, O_LMAX, O_LFILES,
-	       O_TTY, O_STDIN, O_ONCE, O_RESTART, O_WAIT, O_EXIT, O_EXIT_ARG };
+	       O_TTY, O_STDIN, O_ONCE, O_RESTART, O_WAIT, O_EXIT, O_EXIT_ARG, O_HINTERVAL,
+	       O_HTIMEOUT, O_HRETRIES, O_HSTART };
 	static const struct option longopts[] = {
 		{"id", required_argument, 0, O_ID},
 		{"bundle", required_argument, 0, O_BUNDLE},
@@ -96,8 +108,13 @@ static void parse_args(int argc, char **argv)
 		{"wait-attach", no_argument, 0, O_WAIT},
 		{"exit-command", required_argument, 0, O_EXIT},
 		{"exit-command-arg", required_argument, 0, O_EXIT_ARG},
+		{"health-interval", required_argument, 0, O_HINTERVAL},
+		{"health-timeout", required_argument, 0, O_HTIMEOUT},
+		{"health-retries", required_argument, 0, O_HRETRIES},
+		{"health-start-period", required_argument, 0, O_HSTART},
 		{0, 0, 0, 0},
 	};
+	unsigned health = 0; /* which --health-* options were given, one bit each */
 	int c;
 
 	opterr = 0;
@@ -133,9 +150,26 @@ static void parse_args(int argc, char **argv)
 			opt.exit_args[opt.exit_argc] = NULL;
 			break;
 		}
+		case O_HINTERVAL: opt.health_interval = parse_ms(optarg, "--health-interval", 1); break;
+		case O_HTIMEOUT: opt.health_timeout = parse_ms(optarg, "--health-timeout", 1); break;
+		case O_HSTART:
+			opt.health_start_period = parse_ms(optarg, "--health-start-period", 0);
+			break;
+		case O_HRETRIES: {
+			long long n = parse_number(optarg, "--health-retries");
+			if (n < 1 || n > INT_MAX)
+				die_usage("invalid %s", "--health-retries");
+			opt.health_retries = (int)n;
+			break;
+		}
 		default: die_usage("unknown or incomplete option %s", argv[optind - 1]);
 		}
+		if (c >= O_HINTERVAL && c <= O_HSTART)
+			health |= 1u << (c - O_HINTERVAL);
 	}
+	if (health != 0 && health != 0xf)
+		die_usage("%s", "--health-interval, --health-timeout, --health-retries and "
+			  "--health-start-period go together");
 	if (optind < argc)
 		die_usage("unexpected argument %s", argv[optind]);
 	if (!opt.id || !*opt.id || !opt.bundle || !opt.dir || !opt.runtime || !opt.runtime_root)

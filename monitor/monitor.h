@@ -6,6 +6,7 @@
  * io.c         the event loop: container output, attach and control clients, stdin
  * logfile.c    Docker's json-file log with rotation
  * cgroup.c     the memory cgroup's OOM kill counter
+ * health.c     health checks: the runtime's exec on a timer, Docker's status rules
  * state.c      state.json
  * util.c       time stamps, JSON escaping, small file helpers
  */
@@ -34,6 +35,9 @@ struct options {
 	const char *exit_command; /* run once the container has stopped for good */
 	char **exit_args;         /* its arguments (--exit-command-arg, in order) */
 	int exit_argc;
+	int64_t health_interval;  /* ms; 0: no health checks */
+	int64_t health_timeout, health_start_period; /* ms */
+	int health_retries;
 };
 
 /* What state.json says. */
@@ -67,14 +71,9 @@ void now_rfc3339(char *buf, size_t len);
 int64_t mono_ms(void);
 void json_escape(const unsigned char *s, size_t n, put_fn put, void *ctx);
 size_t json_escaped_len(const unsigned char *s, size_t n);
-struct sbuf {
-	char *p;
-	size_t len, cap;
-};
-void sbuf_put(void *ctx, const char *p, size_t n);
-void sbuf_puts(struct sbuf *b, const char *s);
 int write_all(int fd, const void *p, size_t n);
-int write_file_atomic(int dfd, const char *name, const char *data, size_t len, mode_t mode);
+int atomic_open(int dfd, const char *name, mode_t mode);
+int atomic_commit(int dfd, const char *name, int fd, int rc);
 ssize_t read_small_file(int dfd, const char *path, char *buf, size_t len);
 int sock_path(struct sockaddr_un *sa, const char *name, bool for_others);
 int listen_unix(const char *name, char *err, size_t errlen);
@@ -83,6 +82,17 @@ bool stop_requested(void);
 
 /* state.c */
 int state_write(void);
+void put_json_string(put_fn put, void *ctx, const char *s, size_t n);
+
+/* health.c */
+void health_started(void);
+void health_stopped(void);
+int64_t health_timeout_ms(void);
+bool health_tick(void);
+int health_fd(void);
+void health_ready(void);
+bool health_child_exited(pid_t pid, int status);
+void health_json(put_fn put, void *ctx);
 
 /* cgroup.c */
 void oom_watch(pid_t init_pid);
@@ -104,6 +114,9 @@ int rt_start(char *err, size_t errlen);
 void rt_delete(void);
 pid_t rt_read_pid(void);
 int start_failure_code(const char *err, int previous);
+pid_t rt_exec_spawn(int out, off_t *log_from);
+void rt_exec_error(off_t log_from, int status, const char *out, size_t n, char *err,
+		   size_t errlen);
 
 /* io.c */
 int io_setup(char *err, size_t errlen);
@@ -125,5 +138,6 @@ bool lc_tick(void);
 int lc_watch_fd(void);
 void lc_watch_ready(void);
 bool lc_done(void);
+bool lc_init_exited(void);
 
 #endif

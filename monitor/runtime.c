@@ -53,7 +53,7 @@ static void call_arg(struct call *c, const char *arg)
 /* In the child: the runtime gets default signal handling, the given stdio and nothing else
  * (every descriptor of the monitor is close-on-exec, but the init inherits what the runtime
  * has, so be sure). */
-static void exec_child(const struct call *c, const struct rt_io *io)
+static _Noreturn void exec_child(const struct call *c, const struct rt_io *io)
 {
 	int fds[3] = {io->in, io->out, io->err}, null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	int sigs[] = {SIGINT, SIGHUP, SIGPIPE, SIGTERM, SIGQUIT, SIGCHLD};
@@ -413,6 +413,54 @@ int rt_create(const struct rt_io *io, int *master, char *err, size_t errlen)
 		return 0;
 	describe_failure(&c, "create", log_from, err, errlen);
 	return -1;
+}
+
+/* `exec` of the health check (DIR/health.json), not waited for: the caller polls `out`
+ * (its stdout and stderr; stdin is /dev/null) and gets its exit with the other children's.
+ * It leads a process group of its own, which the check's process joins (it has no terminal):
+ * a timeout kills the group, so nothing the check started outlives it, even when the runtime
+ * had no time to write health.pid. *log_from: where the runtime's log stood, for its error. */
+pid_t rt_exec_spawn(int out, off_t *log_from)
+{
+	char process[4096], pid_file[4096];
+	struct rt_io io = {-1, out, out, -1, -1};
+	struct call c;
+	pid_t pid;
+
+	snprintf(process, sizeof process, "%s/health.json", opt.dir);
+	snprintf(pid_file, sizeof pid_file, "%s/health.pid", opt.dir);
+	call_init(&c, "exec");
+	call_arg(&c, "--process");
+	call_arg(&c, process);
+	call_arg(&c, "--pid-file");
+	call_arg(&c, pid_file);
+	call_arg(&c, opt.id);
+	c.argv[c.argc] = NULL;
+	*log_from = log_size_now();
+	pid = fork();
+	if (pid == 0) {
+		setpgid(0, 0);
+		exec_child(&c, &io);
+	}
+	if (pid > 0)
+		setpgid(pid, pid); /* both sides: the group exists before either goes on */
+	return pid;
+}
+
+/* Why an `exec` that did not start the check failed, as for create and start: the runtime's
+ * logged error, else the last line of what it wrote (out), else its exit status. */
+void rt_exec_error(off_t log_from, int status, const char *out, size_t n, char *err,
+		   size_t errlen)
+{
+	struct call c = {.status = status};
+
+	if (n > sizeof c.tail) {
+		out += n - sizeof c.tail;
+		n = sizeof c.tail;
+	}
+	memcpy(c.tail, out, n);
+	c.tail_len = n;
+	describe_failure(&c, "exec", log_from, err, errlen);
 }
 
 int rt_start(char *err, size_t errlen)

@@ -148,22 +148,6 @@ size_t json_escaped_len(const unsigned char *s, size_t n)
 	return len;
 }
 
-/* A bounded string builder: what does not fit is cut off (callers size it for the worst). */
-void sbuf_put(void *ctx, const char *p, size_t n)
-{
-	struct sbuf *b = ctx;
-
-	if (n > b->cap - b->len)
-		n = b->cap - b->len;
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-}
-
-void sbuf_puts(struct sbuf *b, const char *s)
-{
-	sbuf_put(b, s, strlen(s));
-}
-
 int write_all(int fd, const void *p, size_t n)
 {
 	const char *c = p;
@@ -181,17 +165,27 @@ int write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
-/* Readers never see half a file: write a temporary one beside it, then rename over. */
-int write_file_atomic(int dfd, const char *name, const char *data, size_t len, mode_t mode)
+/* Readers never see half a file: write a temporary one beside it, then rename over.
+ * atomic_open gives the temporary file; atomic_commit closes it and, if rc is 0 and the
+ * close went well, renames it over `name` (else removes it). Returns 0 or -1. */
+static void tmp_name(char *tmp, size_t len, const char *name)
+{
+	snprintf(tmp, len, ".%s.tmp", name);
+}
+
+int atomic_open(int dfd, const char *name, mode_t mode)
 {
 	char tmp[64];
-	int fd, rc;
 
-	snprintf(tmp, sizeof tmp, ".%s.tmp", name);
-	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
-	if (fd < 0)
-		return -1;
-	rc = write_all(fd, data, len);
+	tmp_name(tmp, sizeof tmp, name);
+	return openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+}
+
+int atomic_commit(int dfd, const char *name, int fd, int rc)
+{
+	char tmp[64];
+
+	tmp_name(tmp, sizeof tmp, name);
 	if (close(fd) < 0)
 		rc = -1;
 	if (rc == 0)

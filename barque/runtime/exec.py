@@ -101,10 +101,13 @@ def _drive(container: st.Container, stage1: int, to_child: Channel, from_child: 
     from barque.runtime.lifecycle import cgroup_of
 
     pid = 0
+    ready = False
     try:
         cgroup_of(container).add_pid(stage1)
         to_child.send(op="go")
-        while True:
+        # Stage 1 reports the pid and the process reports "ready" on the same pipe, from two
+        # processes: "ready" may come first. Both are needed.
+        while not (ready and pid):
             msg = from_child.recv()
             if msg is None:
                 raise RuntimeFailure("exec process exited during set-up")
@@ -112,9 +115,10 @@ def _drive(container: st.Container, stage1: int, to_child: Channel, from_child: 
                 pid = int(msg["pid"])
                 os.waitpid(stage1, 0)
             elif msg.get("op") == "ready":
-                return pid
+                ready = True
             elif msg.get("op") == "error":
                 raise RuntimeFailure(str(msg.get("message")), int(msg.get("code", 1)))
+        return pid
     except BaseException:
         import _signal as signal  # signal.py would import enum: ~2 ms
 

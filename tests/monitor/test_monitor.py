@@ -250,7 +250,13 @@ def ppid(pid: int) -> int:
 
 def fd_targets(pid: int) -> dict[int, str]:
     base = f"/proc/{pid}/fd"
-    return {int(n): os.readlink(os.path.join(base, n)) for n in os.listdir(base)}
+    targets = {}
+    for n in os.listdir(base):
+        try:
+            targets[int(n)] = os.readlink(os.path.join(base, n))
+        except FileNotFoundError:  # closed meanwhile: the init may still be in its execve
+            pass
+    return targets
 
 
 # ---- launching ----
