@@ -207,6 +207,26 @@ def test_a_container_whose_monitor_died_is_shown_dead(cleanup: Barque) -> None:
     assert b.containers() == []
 
 
+def test_health_checks(cleanup: Barque) -> None:
+    b = cleanup
+    ok(b.run("run", "-d", "--name", "hc", "--health-cmd", "test -f /tmp/ready",
+             "--health-interval", "200ms", "--health-retries", "50", "busybox", "sh", "-c",
+             "sleep 1; touch /tmp/ready; sleep 300"))
+    assert "(health: starting)" in ok(b.run("ps", "--format", "{{.Status}}"))
+    until(lambda: inspect_container(b, "hc")["State"]["Health"]["Status"] == "healthy")
+    health = inspect_container(b, "hc")["State"]["Health"]
+    assert health["Log"][-1]["ExitCode"] == 0 and health["FailingStreak"] == 0
+    assert "(healthy)" in ok(b.run("ps", "--format", "{{.Status}}"))
+    ok(b.run("run", "-d", "--name", "sick", "--health-cmd", "exit 1", "--health-interval",
+             "200ms", "--health-retries", "2", "busybox", "sleep", "300"))
+    until(lambda: inspect_container(b, "sick")["State"]["Health"]["Status"] == "unhealthy")
+    conflict = b.run("run", "--health-cmd", "true", "--no-healthcheck", "busybox", "true")
+    assert conflict.returncode == 125 and "conflicts" in conflict.stderr
+    plain = inspect_container(b, "hc")["Config"]["Healthcheck"]
+    assert plain["Test"] == ["CMD-SHELL", "test -f /tmp/ready"]
+    assert plain["Interval"] == 200_000_000
+
+
 def test_pause_unpause(cleanup: Barque) -> None:
     b = cleanup
     ok(b.run("run", "-d", "--name", "pz", "busybox", "sleep", "300"))
