@@ -1,9 +1,11 @@
 /* The container's life: create and start, the init's exit, the restart policy and Docker's
  * back-off between restarts. Health checks (health.c) run while it is running.
  *
- *   launch -> [created (--wait-attach) ->] running -> init exits -> delete
- *          -> restarting (back-off) -> create, start -> running ...
+ *   launch -> [created (--wait-attach: until the first client) ->] run -> running
+ *          -> init exits -> delete -> restarting (back-off) -> run -> running ...
  *          -> exited (no restart, `stop` exists, or a restart failed)
+ *
+ * `run` is the runtime's `run --detach` (create and start at once).
  */
 #include "monitor.h"
 
@@ -17,12 +19,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum phase { PH_LAUNCH, PH_CREATED, PH_RUNNING, PH_BACKOFF, PH_DONE };
+enum phase { PH_LAUNCH, PH_WAITING, PH_RUNNING, PH_BACKOFF, PH_DONE };
 
 static enum phase phase = PH_LAUNCH;
 static pid_t init_pid = -1;
 static int ct_in = -1, ct_out = -1, ct_err = -1; /* the container's ends of its stdio */
-static int mon_err = -1;                         /* our end of its stderr pipe */
 static int64_t started_ms;                       /* when this run started (monotonic) */
 static int64_t backoff_ms;                       /* the last back-off, Docker's doubling */
 static int64_t restart_at;                       /* when the back-off ends */
@@ -50,18 +51,18 @@ static int setup_stdio(char *err, size_t len)
 	ct_out = o[1];
 	ct_err = e[1];
 	ct_in = in[0];
-	mon_err = e[0];
 	io_set_pipes(o[0], e[0], in[1]);
 	return 0;
 }
 
-/* `create`: the init waits on the runtime's exec fifo afterwards. With --tty the runtime's
- * own output goes to a pipe of ours (the init's stdio is the pty); without, it shares the
- * container's pipes, as the init inherits them, and what it writes on stderr during create is
- * read (as its error) and not logged. */
+/* The runtime's `run --detach`. With --tty the runtime's own output goes to a pipe of ours
+ * (the init's stdio is the pty); without, it shares the container's pipes, as the init
+ * inherits them. Those are not read during the call: the container starts within it, and
+ * what it writes is its output, for the log (the runtime's own error is read from its JSON
+ * log). */
 static int create_container(char *err, size_t len)
 {
-	struct rt_io io = {ct_in, ct_out, ct_err, mon_err, -1};
+	struct rt_io io = {ct_in, ct_out, ct_err, -1, -1};
 	int cap[2] = {-1, -1}, master = -1, rc;
 
 	unlinkat(dir_fd, "init.pid", 0);
@@ -83,7 +84,7 @@ static int create_container(char *err, size_t len)
 		snprintf(path, sizeof path, "%s/%s", opt.runtime_root, opt.id);
 		ours = access(path, F_OK) < 0 && errno == ENOENT;
 	}
-	rc = rt_create(&io, &master, err, len);
+	rc = rt_create(&io, true, &master, err, len);
 	if (opt.tty) { /* console.sock is used once */
 		close(io.console);
 		unlinkat(dir_fd, "console.sock", 0);
@@ -115,7 +116,7 @@ fail:
 
 static int start_container(char *err, size_t len)
 {
-	if (rt_start(err, len) < 0)
+	if (create_container(err, len) < 0)
 		return -1;
 	started_ms = mono_ms();
 	now_rfc3339(cs.started_at, sizeof cs.started_at);
@@ -133,12 +134,12 @@ static int start_container(char *err, size_t len)
 
 int lc_launch(char *err, size_t len)
 {
-	if (setup_stdio(err, len) < 0 || create_container(err, len) < 0)
+	if (setup_stdio(err, len) < 0)
 		return -1;
 	if (opt.wait_attach) {
+		/* Nothing runs until the first client is there: its output cannot be missed. */
 		cs.status = "created";
-		cs.pid = init_pid;
-		phase = PH_CREATED;
+		phase = PH_WAITING;
 		state_write();
 		return 0;
 	}
@@ -186,7 +187,7 @@ void lc_first_attach(void)
 {
 	char err[ERR_MAX];
 
-	if (phase != PH_CREATED)
+	if (phase != PH_WAITING)
 		return;
 	if (start_container(err, sizeof err) < 0)
 		start_failed(err);
@@ -254,8 +255,7 @@ static void restart_now(void)
 		cancel_restart();
 		return;
 	}
-	if (create_container(err, sizeof err) == 0 && !stop_requested() &&
-	    start_container(err, sizeof err) == 0)
+	if (start_container(err, sizeof err) == 0)
 		return;
 	bool stopping = stop_requested(); /* the engine stopped it meanwhile: not a restart */
 	start_failed(err);
@@ -290,7 +290,7 @@ void lc_child_exited(pid_t pid, int status)
 {
 	if (health_child_exited(pid, status))
 		return;
-	if (pid == init_pid && (phase == PH_CREATED || phase == PH_RUNNING))
+	if (pid == init_pid && phase == PH_RUNNING)
 		init_exited(status);
 }
 

@@ -109,8 +109,7 @@ struct rt_io {
 	int capture;      /* read end of the pipe on its stderr, collected for errors; -1: none */
 	int console;      /* listening console socket (--tty), -1: none */
 };
-int rt_create(const struct rt_io *io, int *master, char *err, size_t errlen);
-int rt_start(char *err, size_t errlen);
+int rt_create(const struct rt_io *io, bool and_start, int *master, char *err, size_t errlen);
 void rt_delete(void);
 pid_t rt_read_pid(void);
 int start_failure_code(const char *err, int previous);

@@ -118,7 +118,13 @@ def _attach_and_wait(engine: Engine, record: ContainerRecord, stdin: bool,
         sock.close()
     lifecycle.wait_exit(engine, record, None)
     lifecycle.finish(engine, record)
-    return int(engine.state(record)["ExitCode"])
+    state = engine.state(record)
+    if state["Error"]:
+        # The monitor ran the container only once we attached: a failure to start shows here.
+        code = int(state["ExitCode"])
+        raise EngineError(f"OCI runtime create failed: {state['Error']}",
+                          code if code in (126, 127) else 125)
+    return int(state["ExitCode"])
 
 
 def _proxy_signals(engine: Engine, record: ContainerRecord) -> Any:

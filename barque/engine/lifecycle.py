@@ -254,6 +254,19 @@ def wait_exit(engine: Engine, record: ContainerRecord, timeout: float | None) ->
                           min(left, 0.5))
 
 
+def _end_waiting_monitor(engine: Engine, record: ContainerRecord) -> None:
+    """A monitor still waiting for its first attach client (the client never came) has no
+    container to watch end: it is ended here, by its own pid."""
+    live = monitor.read_state(engine.paths.monitor_dir(record.id)) or {}
+    pid = int(live.get("MonitorPid") or 0)
+    if live.get("Status") == "created" and monitor.alive(pid):
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            return
+        _wait_for_process(pid, 5.0)
+
+
 def _wait_for_process(pid: int, timeout: float) -> None:
     import select
 
@@ -438,6 +451,8 @@ def _remove_locked(engine: Engine, record: ContainerRecord, ref: str, force: boo
         _signal(engine, record, state, 9)
         if not wait_exit(engine, record, 30):
             raise EngineError(f"could not kill container {ref}", 1)
+    else:
+        _end_waiting_monitor(engine, record)
     _delete_leftover(engine, record.id)
     try:
         snapshot.remove(engine.paths.snapshot_dir(record.id))

@@ -103,14 +103,16 @@ def read_state(monitor_dir: str) -> dict[str, Any] | None:
 
 
 def alive(pid: int) -> bool:
-    """Is `pid` a barque-monitor (not just any process that reused the number)?"""
+    """Is `pid` a live barque-monitor (not a zombie, nor a process that reused the number)?"""
     if pid <= 0:
         return False
     try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip() == MONITOR_NAME
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
     except OSError:
         return False
+    name, _, rest = stat.partition(" (")[2].rpartition(")")
+    return name == MONITOR_NAME and rest.split()[:1] != ["Z"]
 
 
 def request_stop(monitor_dir: str) -> None:

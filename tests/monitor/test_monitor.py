@@ -494,13 +494,14 @@ def test_tty_wait_attach_resize(mon: Monitors) -> None:
                    ["--tty", "--stdin", "--wait-attach"], terminal=True)
     assert m.proc.returncode == 0, m.proc.stderr
     state = m.state
-    assert state["Status"] == "created" and state["Pid"] > 0 and state["StartedAt"] == ""
-    assert mon.rt.state(m.id)["status"] == "created"
-    assert not os.path.exists(m.path("console.sock"))  # used once, removed
+    assert state["Status"] == "created" and state["Pid"] == 0 and state["StartedAt"] == ""
     time.sleep(0.3)
-    assert m.state["Status"] == "created"  # start waits for the first attach client
+    # Nothing runs before the first attach client: not even the runtime's container.
+    assert m.state["Status"] == "created"
+    assert mon.rt.cmd("state", m.id).returncode != 0
     sock = attach(m)
     m.wait(lambda s: s["Status"] == "running", 20, "running")
+    assert not os.path.exists(m.path("console.sock"))  # used once, removed
     assert ctl(m, "resize 30 100") == "ok\n"
     sock.sendall(b"go\n")
     data = read_to_eof(sock)
