@@ -136,3 +136,14 @@ def test_port_prune_and_volume_commands(barque: Barque) -> None:
     assert anon in pruned and "vol1" not in pruned  # only anonymous ones by default
     assert ok(b.run("volume", "prune", "-a", "-f")).count("vol1") == 1
     assert ok(b.run("volume", "ls", "-q")) == ""
+
+
+def test_network_ls(barque: Barque) -> None:
+    b = barque
+    table = ok(b.run("network", "ls")).splitlines()
+    assert table[0].split() == ["NETWORK", "ID", "NAME", "DRIVER", "SCOPE"]
+    assert [line.split()[1:] for line in table[1:]] == [["host", "host", "local"],
+                                                         ["none", "null", "local"]]
+    assert ok(b.run("network", "ls", "--filter", "driver=null", "--format", "{{.Name}}")) == \
+        "none\n"
+    assert len(ok(b.run("network", "ls", "-q", "--no-trunc")).split()[0]) == 64
