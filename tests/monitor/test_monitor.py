@@ -444,8 +444,10 @@ def test_stdin_once_empty_input(mon: Monitors) -> None:
 
 def test_slow_client_is_dropped_without_blocking(mon: Monitors) -> None:
     total = 800 * 10000
-    script = ("read x; i=0; while [ $i -lt 800 ]; do head -c 10000 /dev/zero; i=$((i+1)); done;"
-              " echo done")
+    # Paced (1 ms between 10 kB chunks): the fast reader keeps up even on a loaded machine,
+    # while the one that never reads falls 8 MB behind, far past what the monitor queues.
+    script = ("read x; i=0; while [ $i -lt 800 ]; do head -c 10000 /dev/zero; usleep 1000; "
+              "i=$((i+1)); done; echo done")
     m = mon.launch(["sh", "-c", script], ["--stdin"], log=False)
     assert m.proc.returncode == 0, m.proc.stderr
     slow = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
