@@ -99,6 +99,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     leaks += [f"cgroup {p}" for p in _cgroup_dirs(f"*{RUN_PREFIX}*") +
               _cgroup_dirs(f"*/*{RUN_PREFIX}*")]
     leaks += [f"netns {n}" for n in glob.glob(f"/var/run/netns/{RUN_PREFIX}*")]
+    import tempfile
+
+    leaks += [f"directory {d}" for d in glob.glob(os.path.join(tempfile.gettempdir(),
+                                                                f"{RUN_PREFIX}*"))]
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
     leaks += [f"process {line.strip()}" for line in out.splitlines()
               if RUN_PREFIX in line and "pytest" not in line]

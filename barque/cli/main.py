@@ -127,8 +127,11 @@ def _cmd_containers(ns: argparse.Namespace, paths: Paths) -> int:
     run_like = ns.handler in ("cmd_run", "cmd_create")
     name = "system" if getattr(ns, "system_handler", False) else "containers"
     module = importlib.import_module(f"barque.cli.{name}")
+    # The monitor's clean-up may run after its root dir is gone (a test's, removed): it must
+    # not make a new, empty one.
+    create = ns.handler != "cmd_cleanup"
     try:
-        with _engine(paths) as engine:
+        with _engine(paths, create) as engine:
             return int(getattr(module, ns.handler)(ns, engine))
     except EngineError as e:
         prefix = "barque: " if run_like else ""
@@ -152,10 +155,10 @@ def _format_errors() -> tuple[type[Exception], ...]:
     return tuple(errors)
 
 
-def _engine(paths: Paths) -> Any:
+def _engine(paths: Paths, create: bool = True) -> Any:
     from barque.engine.context import Engine
 
-    return Engine(paths)
+    return Engine(paths, create)
 
 
 def _cmd_image(ns: argparse.Namespace, paths: Paths) -> int:

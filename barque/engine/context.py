@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from barque.engine import state as st
 from barque.engine.records import ContainerRecord, RecordError, Records
 from barque.engine.volumes import VolumeError, Volumes
+from barque.storage.db import DB_NAME
 
 TYPE_CHECKING = False  # not typing's: its import costs every command's start
 if TYPE_CHECKING:
@@ -77,8 +78,11 @@ def find_runtime() -> str:
 class Engine:
     """One process's handle on the engine's state; close() it when done."""
 
-    def __init__(self, paths: Paths) -> None:
+    def __init__(self, paths: Paths, create: bool = True) -> None:
+        """`create` False: a root dir without a state database is an error, not made."""
         self.paths = paths
+        if not create and not os.path.exists(os.path.join(paths.root, DB_NAME)):
+            raise EngineError(f"no Barque state in {paths.root}", 1, 404)
         os.makedirs(paths.root, mode=0o700, exist_ok=True)
         self.records = Records(paths.root)
         self.volumes = Volumes(paths.root, self.records.conn)
