@@ -337,7 +337,6 @@ def cmd_wait(ns: argparse.Namespace, engine: Engine) -> int:
 
 def cmd_rename(ns: argparse.Namespace, engine: Engine) -> int:
     from barque.engine import naming
-    from barque.engine.records import RecordError
 
     record = engine.find(ns.container)
     try:
@@ -346,10 +345,7 @@ def cmd_rename(ns: argparse.Namespace, engine: Engine) -> int:
         raise EngineError(str(e), 1, 400) from None
     if name == record.name:
         raise EngineError("Renaming a container with the same name as its current name", 1)
-    try:
-        engine.records.rename(record.id, name)
-    except RecordError as e:
-        raise EngineError(str(e), 1, e.status) from None
+    engine.records.rename(record.id, name)
     return 0
 
 
@@ -613,9 +609,6 @@ VOLUME_HEADERS = {"Driver": "DRIVER", "Name": "VOLUME NAME", "Mountpoint": "MOUN
 
 
 def cmd_volume_create(ns: argparse.Namespace, engine: Engine) -> int:
-    from barque.engine.context import volume_error
-    from barque.engine.volumes import VolumeError
-
     if ns.driver != "local":
         raise EngineError(f"plugin \"{ns.driver}\" not found", 1, 404)
     name = ns.name_flag or ns.name
@@ -624,10 +617,7 @@ def cmd_volume_create(ns: argparse.Namespace, engine: Engine) -> int:
                            "arg, not both")
     labels = dict(item.partition("=")[::2] for item in ns.label)
     options = dict(item.partition("=")[::2] for item in ns.opt)
-    try:
-        volume, _ = engine.volumes.create(name, labels, options)
-    except VolumeError as e:
-        raise volume_error(e) from None
+    volume, _ = engine.volumes.create(name, labels, options)
     print(volume.name)
     return 0
 
@@ -681,15 +671,8 @@ def cmd_volume_inspect(ns: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_volume_rm(ns: argparse.Namespace, engine: Engine) -> int:
-    from barque.engine.context import volume_error
-    from barque.engine.volumes import VolumeError
-
-    def remove(name: str) -> None:
-        try:
-            engine.volumes.remove(name, engine.users_of_volume(name), ns.force)
-        except VolumeError as e:
-            raise volume_error(e) from None
-    return _each(ns.volumes, remove)
+    return _each(ns.volumes,
+                 lambda name: engine.volumes.remove(name, engine.users_of_volume(name), ns.force))
 
 
 def cmd_volume_prune(ns: argparse.Namespace, engine: Engine) -> int:

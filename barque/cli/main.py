@@ -136,23 +136,16 @@ def _cmd_containers(ns: argparse.Namespace, paths: Paths) -> int:
     except EngineError as e:
         prefix = "barque: " if run_like else ""
         sys.stderr.write(f"{prefix}Error response from daemon: {e}\n")
-        return e.exit_code if run_like else 1
+        if not run_like:
+            return 1
+        # docker run: 125 for the daemon's errors, 126/127 for a command it could not run.
+        return e.exit_code if e.exit_code in (126, 127) else 125
     except CommandError as e:
         sys.stderr.write(f"{e}\n")
-    except _format_errors() as e:
+    except _loaded_errors("barque.cli.gotemplate.TemplateError",
+                          "barque.cli.formatting.FormatError") as e:
         sys.stderr.write(f"{e}\n")
     return 125 if run_like else 1
-
-
-def _format_errors() -> tuple[type[Exception], ...]:
-    """Template and format errors, if their modules were loaded (only --format loads them)."""
-    errors: list[type[Exception]] = []
-    for module, name in (("barque.cli.gotemplate", "TemplateError"),
-                         ("barque.cli.formatting", "FormatError")):
-        mod = sys.modules.get(module)
-        if mod is not None:
-            errors.append(getattr(mod, name))
-    return tuple(errors)
 
 
 def _engine(paths: Paths, create: bool = True) -> Any:
@@ -192,7 +185,10 @@ def _cmd_store(ns: argparse.Namespace, paths: Paths) -> int:
         sys.stderr.write(f"{e}\n")
     except TemplateError as e:
         sys.stderr.write(f"{e}\n")
-    except _service_errors() as e:
+    except _loaded_errors("barque.storage.blobs.BlobError",
+                          "barque.registry.errors.RegistryError",
+                          "barque.image.archive.ArchiveError",
+                          "barque.registry.auth.AuthError") as e:
         sys.stderr.write(f"Error response from daemon: {e}\n")
     except BrokenPipeError:
         # `barque save | head`: the reader went away; say nothing more, as docker.
@@ -204,20 +200,6 @@ def _cmd_store(ns: argparse.Namespace, paths: Paths) -> int:
     finally:
         store.close()
     return 1
-
-
-def _service_errors() -> tuple[type[Exception], ...]:
-    """The registry's and archive code's own errors, imported only when a command needs them."""
-    from barque.storage.blobs import BlobError
-
-    errors: list[type[Exception]] = [BlobError]
-    for module, name in (("barque.registry.errors", "RegistryError"),
-                         ("barque.image.archive", "ArchiveError"),
-                         ("barque.registry.auth", "AuthError")):
-        mod = sys.modules.get(module)
-        if mod is not None and isinstance(getattr(mod, name, None), type):
-            errors.append(getattr(mod, name))
-    return tuple(errors)
 
 
 def _cmd_export(ns: argparse.Namespace, paths: Paths) -> int:
@@ -266,18 +248,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EngineError as e:
         sys.stderr.write(f"barque: Error response from daemon: {e}\n")
         return e.exit_code
-    except _image_errors() as e:
+    except _loaded_errors("builtins.OSError", "barque.image.default.DefaultImageError",
+                          "barque.image.oci_layout.LayoutError") as e:
         sys.stderr.write(f"barque: Error response from daemon: {e}\n")
         return EXIT_ENGINE_ERROR
     except KeyboardInterrupt:
         return 130
 
 
-def _image_errors() -> tuple[type[Exception], ...]:
-    """OSError, and the default image's and OCI layout's errors once their code is loaded."""
-    errors: list[type[Exception]] = [OSError]
-    for module, name in (("barque.image.default", "DefaultImageError"),
-                         ("barque.image.oci_layout", "LayoutError")):
+def _loaded_errors(*names: str) -> tuple[type[Exception], ...]:
+    """The exception classes named "module.Class" whose module is loaded: a command that never
+    imported the code cannot have raised its error, and catching it must not import it."""
+    errors = []
+    for qualified in names:
+        module, _, name = qualified.rpartition(".")
         mod = sys.modules.get(module)
         if mod is not None:
             errors.append(getattr(mod, name))

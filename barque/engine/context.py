@@ -12,8 +12,9 @@ import os
 from dataclasses import dataclass
 
 from barque.engine import state as st
-from barque.engine.records import ContainerRecord, RecordError, Records
-from barque.engine.volumes import VolumeError, Volumes
+from barque.engine.errors import EngineError
+from barque.engine.records import ContainerRecord, Records
+from barque.engine.volumes import Volumes
 from barque.storage.db import DB_NAME
 
 TYPE_CHECKING = False  # not typing's: its import costs every command's start
@@ -25,17 +26,6 @@ if TYPE_CHECKING:
 DEFAULT_ROOT = "/var/lib/barque"
 DEFAULT_RUNROOT = "/run/barque"
 RUNTIME_NAME = "barque-runtime"
-
-
-class EngineError(Exception):
-    """A failure of Barque rather than of the container. `exit_code` is what `docker run`
-    exits with (125; 126/127 when the container's command could not be invoked or found);
-    `status` is the Engine API's HTTP status."""
-
-    def __init__(self, message: str, exit_code: int = 125, status: int = 500) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -108,10 +98,7 @@ class Engine:
         self.close()
 
     def find(self, ref: str) -> ContainerRecord:
-        try:
-            return self.records.find(ref)
-        except RecordError as e:
-            raise EngineError(str(e), 1, e.status) from None
+        return self.records.find(ref)
 
     def state(self, record: ContainerRecord) -> dict[str, Any]:
         """The container's Docker state now; a finished run is folded into its record."""
@@ -129,7 +116,3 @@ class Engine:
     def users_of_volume(self, name: str) -> list[str]:
         return [r.id for r in self.records.all()
                 if any(m.get("type") == "volume" and m.get("source") == name for m in r.mounts)]
-
-
-def volume_error(e: VolumeError) -> EngineError:
-    return EngineError(str(e), 1, e.status)

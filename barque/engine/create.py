@@ -123,7 +123,7 @@ def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: 
         _make(engine, record, image, mounts)
     except BaseException as e:
         _unmake(engine, record)
-        if isinstance(e, snapshot.SnapshotError | ImageError | VolumeError):
+        if isinstance(e, snapshot.SnapshotError | ImageError):
             raise EngineError(str(e)) from None
         raise
     return record
@@ -131,10 +131,7 @@ def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: 
 
 def _insert(engine: Engine, record: ContainerRecord) -> None:
     if record.name:
-        try:
-            engine.records.insert(record)
-        except RecordError as e:
-            raise EngineError(str(e), status=e.status) from None
+        engine.records.insert(record)
         return
     for attempt in range(10):  # moby's generated names: retry on the rare collision
         record.name = naming.random_name(attempt)

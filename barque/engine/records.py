@@ -11,6 +11,7 @@ import json
 import sqlite3
 from dataclasses import dataclass, field
 
+from barque.engine.errors import EngineError
 from barque.storage import db
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
@@ -18,12 +19,12 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-class RecordError(Exception):
-    """A record could not be found or written; `status` is the Engine API's HTTP status."""
+class RecordError(EngineError):
+    """A record could not be found or written. Outside `run` and `create` the CLI exits 1 on it,
+    as on any daemon error."""
 
     def __init__(self, message: str, status: int = 500) -> None:
-        super().__init__(message)
-        self.status = status
+        super().__init__(message, 1, status)
 
 
 @dataclass

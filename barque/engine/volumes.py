@@ -10,6 +10,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
+from barque.engine.errors import EngineError
 from barque.engine.mounts import VOLUME_NAME_RE
 from barque.storage import db
 
@@ -18,12 +19,12 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-class VolumeError(Exception):
-    """`status` is the Engine API's HTTP status for the error."""
+class VolumeError(EngineError):
+    """A volume could not be found, made or removed. Outside `run` and `create` the CLI
+    exits 1 on it, as on any daemon error."""
 
     def __init__(self, message: str, status: int = 500) -> None:
-        super().__init__(message)
-        self.status = status
+        super().__init__(message, 1, status)
 
 
 @dataclass

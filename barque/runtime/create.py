@@ -279,14 +279,21 @@ def _join_cgroup(container: st.Container, cgroup: Manager, init_pid: int) -> Non
         _write(f"/proc/{init_pid}/oom_score_adj", str(adj), "oom_score_adj")
 
 
+def next_message(from_child: Channel, who: str = "container init") -> dict:
+    """The child's next message; its error, or its end, raised as a RuntimeFailure."""
+    msg = from_child.recv()
+    if msg is None:
+        raise RuntimeFailure(f"{who} exited during set-up")
+    if msg.get("op") == "error":
+        raise RuntimeFailure(str(msg.get("message")), int(msg.get("code", 1)))
+    return msg
+
+
 def _await_ready(container: st.Container, to_child: Channel, from_child: Channel) -> None:
     """Serve the init's requests (hooks) until it reports ready; raise on its error."""
     hooks = container.config.get("hooks") or {}
     while True:
-        msg = from_child.recv()
-        if msg is None:
-            raise RuntimeFailure("container init exited during set-up")
-        op = msg.get("op")
+        op = next_message(from_child).get("op")
         if op == "hooks":
             state = container.hook_state("created")
             run_hooks(hooks.get("prestart") or [], state, "prestart")
@@ -294,8 +301,6 @@ def _await_ready(container: st.Container, to_child: Channel, from_child: Channel
             to_child.send(op="hooks-done")
         elif op == "ready":
             return
-        elif op == "error":
-            raise RuntimeFailure(str(msg.get("message")), int(msg.get("code", 1)))
 
 
 def _connect(path: str) -> int:
@@ -323,9 +328,7 @@ def _drive(container: st.Container, cgroup: Manager, stage1: int, stage1_stays: 
         # Limits land before the init joins, so before the container's process can run.
         cgroup.set_resources(effective_resources(linux))
         while True:
-            msg = from_child.recv()
-            if msg is None:
-                raise RuntimeFailure("container init exited during set-up")
+            msg = next_message(from_child)
             op = msg.get("op")
             if op == "userns":
                 _write_id_maps(stage1, linux)
@@ -339,8 +342,6 @@ def _drive(container: st.Container, cgroup: Manager, stage1: int, stage1_stays: 
                 to_child.send(op="cgroup-ready")
                 _await_ready(container, to_child, from_child)
                 return init_pid
-            elif op == "error":
-                raise RuntimeFailure(str(msg.get("message")), int(msg.get("code", 1)))
     except BaseException:
         if init_pid:
             _kill(init_pid)

@@ -13,7 +13,7 @@ from barque.runtime import process as proc
 from barque.runtime import state as st
 from barque.runtime.config import validate_process
 from barque.runtime.console import attach_new_pty
-from barque.runtime.create import join_namespaces
+from barque.runtime.create import join_namespaces, next_message
 from barque.runtime.errors import RuntimeFailure
 from barque.runtime.init import _setgroups_allowed, apply_labels, preload, reset_signals
 from barque.runtime.sync import Channel, pipe_pair
@@ -108,16 +108,12 @@ def _drive(container: st.Container, stage1: int, to_child: Channel, from_child: 
         # Stage 1 reports the pid and the process reports "ready" on the same pipe, from two
         # processes: "ready" may come first. Both are needed.
         while not (ready and pid):
-            msg = from_child.recv()
-            if msg is None:
-                raise RuntimeFailure("exec process exited during set-up")
+            msg = next_message(from_child, "exec process")
             if msg.get("op") == "pid":
                 pid = int(msg["pid"])
                 os.waitpid(stage1, 0)
             elif msg.get("op") == "ready":
                 ready = True
-            elif msg.get("op") == "error":
-                raise RuntimeFailure(str(msg.get("message")), int(msg.get("code", 1)))
         return pid
     except BaseException:
         import _signal as signal  # signal.py would import enum: ~2 ms

@@ -11,15 +11,12 @@ import time
 
 import pytest
 
-from barque.image import default as default_image
 from tests.cli.conftest import Barque, inspect_container, ok, until
+from tests.support.marks import needs_busybox
 
 pytestmark = [
     pytest.mark.root,
-    pytest.mark.skipif(
-        not os.path.isfile(default_image.BUSYBOX),
-        reason="busybox-static is not installed (apt-get install -y busybox-static)",
-    ),
+    needs_busybox,
 ]
 
 

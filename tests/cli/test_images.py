@@ -13,12 +13,12 @@ import pytest
 
 from barque.image import default as default_image
 from tests.cli.conftest import Barque
+from tests.support.marks import needs_busybox
 from tests.support.registry import Registry, run_registry, skopeo_copy, skopeo_inspect
 
 pytestmark = [
     pytest.mark.root,
-    pytest.mark.skipif(not os.path.isfile(default_image.BUSYBOX),
-                       reason="busybox-static is not installed (apt-get install busybox-static)"),
+    needs_busybox,
 ]
 
 

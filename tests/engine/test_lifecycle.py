@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from barque.engine import lifecycle, monitor
 from barque.engine.context import Engine, Paths
 from barque.engine.create import create
-from barque.image import default as default_image
 from tests.cli.conftest import Barque
+from tests.support.marks import needs_busybox
 
 pytestmark = [
     pytest.mark.root,
-    pytest.mark.skipif(not os.path.isfile(default_image.BUSYBOX),
-                       reason="busybox-static is not installed"),
+    needs_busybox,
 ]
 
 

@@ -23,12 +23,12 @@ from barque.image import default as default_image
 from barque.image import oci_layout as ol
 from barque.image.archive import ArchiveError, load, save
 from barque.image.store import Image, ImageStore
+from tests.support.marks import needs_busybox
 from tests.support.tools import require
 
 pytestmark = [
     pytest.mark.root,  # layers are unpacked with their owners
-    pytest.mark.skipif(not os.path.isfile(default_image.BUSYBOX),
-                       reason="busybox-static is not installed (apt-get install busybox-static)"),
+    needs_busybox,
 ]
 
 BUSYBOX = "docker.io/library/busybox:latest"

@@ -18,15 +18,13 @@ import pytest
 from barque.image import default as default_image
 from barque.image import oci_layout as ol
 from tests.support.containerd import private_containerd
+from tests.support.marks import needs_busybox
 
 SCHEMA_DIR = os.path.join(
     os.path.dirname(__file__), "..", "..", "..", "shared", "specs", "oci-image-schema"
 )
 
-pytestmark = pytest.mark.skipif(
-    not os.path.isfile(default_image.BUSYBOX),
-    reason="busybox-static is not installed (apt-get install -y busybox-static)",
-)
+pytestmark = needs_busybox
 
 
 @pytest.fixture

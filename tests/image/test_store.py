@@ -10,13 +10,12 @@ from typing import Any
 import pytest
 
 from barque.engine import images as eng
-from barque.image import default as default_image
 from barque.image.store import ImageConflict, ImageError, ImageNotFound, ImageStore, chain_ids
+from tests.support.marks import needs_busybox
 
 pytestmark = [
     pytest.mark.root,  # layers keep owners and overlay whiteouts are device nodes
-    pytest.mark.skipif(not os.path.isfile(default_image.BUSYBOX),
-                       reason="busybox-static is not installed (apt-get install busybox-static)"),
+    needs_busybox,
 ]
 
 
