@@ -131,7 +131,7 @@ def _proxy_signals(engine: Engine, record: ContainerRecord) -> Any:
     """docker's --sig-proxy: signals sent to the CLI go to the container."""
     def forward(signum: int, _frame: object) -> None:
         try:
-            lifecycle._runtime(engine, "kill", record.id, str(signum), check=False)
+            lifecycle.call_runtime(engine, "kill", record.id, str(signum), check=False)
         except EngineError:
             pass
 
@@ -180,10 +180,7 @@ def cmd_start(ns: argparse.Namespace, engine: Engine) -> int:
     if ns.attach or ns.interactive:
         if len(ns.containers) > 1:
             raise CommandError("you cannot start and attach multiple containers at once")
-        record = engine.find(ns.containers[0])
-        if engine.state(record)["Running"]:
-            return _attach_and_wait(engine, record, ns.interactive, True)
-        lifecycle.start(engine, record.id, attach=True)
+        record = lifecycle.start(engine, ns.containers[0], attach=True)  # running: as it is
         return _attach_and_wait(engine, record, ns.interactive, True)
     return _each(ns.containers, lambda name: lifecycle.start(engine, name))
 
@@ -229,7 +226,7 @@ def cmd_top(ns: argparse.Namespace, engine: Engine) -> int:
     state = engine.state(record)
     if not state["Running"]:
         raise EngineError(f"container {record.id} is not running", 1, 409)
-    proc = lifecycle._runtime(engine, "ps", "--format", "json", record.id)
+    proc = lifecycle.call_runtime(engine, "ps", "--format", "json", record.id)
     pids = {str(p) for p in json.loads(proc.stdout or b"[]")}
     import subprocess
 

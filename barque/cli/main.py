@@ -203,7 +203,7 @@ def _cmd_store(ns: argparse.Namespace, paths: Paths) -> int:
 
 
 def _cmd_export(ns: argparse.Namespace, paths: Paths) -> int:
-    from barque.engine.container import export_container
+    from barque.engine.export import export_container
     from barque.image import oci_layout as ol
 
     try:

@@ -30,7 +30,7 @@ def _env_value(value: str) -> str | None:
     return None if host is None else f"{key}={host}"
 
 
-def _read_lines(path: str, what: str) -> list[str]:
+def _read_lines(path: str) -> list[str]:
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines()
@@ -45,13 +45,13 @@ def _read_lines(path: str, what: str) -> list[str]:
 
 
 def environment(ns: argparse.Namespace) -> list[str]:
-    values = [v for path in ns.env_file for v in _read_lines(path, "env file")] + list(ns.env)
+    values = [v for path in ns.env_file for v in _read_lines(path)] + list(ns.env)
     return [e for e in (_env_value(v) for v in values) if e is not None]
 
 
 def labels(ns: argparse.Namespace) -> dict[str, str]:
     out: dict[str, str] = {}
-    for item in [v for path in ns.label_file for v in _read_lines(path, "label file")] + \
+    for item in [v for path in ns.label_file for v in _read_lines(path)] + \
             list(ns.label):
         key, _, value = item.partition("=")
         out[key] = value

@@ -103,9 +103,10 @@ class Engine:
     def state(self, record: ContainerRecord) -> dict[str, Any]:
         """The container's Docker state now; a finished run is folded into its record."""
         state = st.current(record, self.paths.monitor_dir(record.id))
-        if state["Status"] in ("exited", "dead") and record.state.get("Status") not in (
-                "exited", "dead") or (state["Status"] in ("exited", "dead") and
-                                      record.state.get("FinishedAt") != state["FinishedAt"]):
+        saved = record.state
+        if state["Status"] in ("exited", "dead") and (
+                saved.get("Status") != state["Status"] or
+                saved.get("FinishedAt") != state["FinishedAt"]):
             record.state = st.settled(record, state)
             try:
                 self.records.save_state(record.id, record.state)

@@ -91,8 +91,10 @@ def run(engine: Engine, container_id: str, process: dict[str, Any], detach: bool
     if error is not None:
         # The runtime has printed its error on our stderr already; only the status is left
         # to give, Docker's: 127 for a command not found, else 126.
-        lowered = error.lower()
-        return 127 if ("not found" in lowered or "no such file" in lowered) else 126
+        from barque.engine.lifecycle import exit_code_of
+
+        code = exit_code_of(error)
+        return 126 if code == 125 else code
     return proc.returncode
 
 

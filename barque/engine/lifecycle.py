@@ -58,7 +58,9 @@ def parse_signal(text: str) -> int:
     raise EngineError(f"Invalid signal: {text}", 1, 400)
 
 
-def _runtime(engine: Engine, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def call_runtime(engine: Engine, *args: str,
+                 check: bool = True) -> subprocess.CompletedProcess:
+    """The OCI runtime on the engine's runtime root (runc's command line)."""
     proc = subprocess.run([find_runtime(), "--root", engine.paths.runtime_root, *args],
                           capture_output=True, timeout=60)
     if check and proc.returncode != 0:
@@ -71,10 +73,10 @@ def _delete_leftover(engine: Engine, container_id: str) -> None:
     """The runtime's container, if a monitor died before deleting it (runc's layout: a state
     dir per container under --root; none, and the runtime need not be asked)."""
     if os.path.isdir(os.path.join(engine.paths.runtime_root, container_id)):
-        _runtime(engine, "delete", "--force", container_id, check=False)
+        call_runtime(engine, "delete", "--force", container_id, check=False)
 
 
-def _exit_code_of(message: str) -> int:
+def exit_code_of(message: str) -> int:
     """Docker's exit codes for a container that could not start (cli runStartContainerErr)."""
     lowered = message.lower()
     if "executable file not found" in lowered or "no such file or directory" in lowered:
@@ -103,7 +105,7 @@ def _start_locked(engine: Engine, record: ContainerRecord, attach: bool) -> Cont
     runtime = find_runtime()
     _delete_leftover(engine, record.id)
     try:
-        bundle = _write_bundle(engine, record)
+        bundle, made = _write_bundle(engine, record)
     except (spec.SpecError, RootfsError, SecurityError, snapshot.SnapshotError, ImageError,
             VolumeError, OSError) as e:
         _unmount_quietly(engine, record)
@@ -112,13 +114,15 @@ def _start_locked(engine: Engine, record: ContainerRecord, attach: bool) -> Cont
     mdir = engine.paths.monitor_dir(record.id)
     shutil.rmtree(mdir, ignore_errors=True)
     os.makedirs(mdir, mode=0o700)
-    _prepare_health(engine, record, bundle)
+    args = health.check_args(record.config)
+    if args is not None:  # the check's process, for the monitor to run
+        health.write_process(mdir, made, args)
     os.makedirs(engine.paths.runtime_root, mode=0o700, exist_ok=True)
     try:
         monitor.launch(_launch_spec(engine, record, bundle, runtime, attach))
     except (monitor.MonitorError, subprocess.TimeoutExpired) as e:
         message = f"OCI runtime create failed: {e}"
-        code = _exit_code_of(message)
+        code = exit_code_of(message)
         record.state = {**record.state, "Status": record.state.get("Status", "created"),
                         "Error": message, "ExitCode": code if code != 125 else 128}
         engine.records.save_state(record.id, record.state)
@@ -166,7 +170,8 @@ def _launch_spec(engine: Engine, record: ContainerRecord, bundle: str, runtime: 
         health=health.timing(config) if health.check_args(config) is not None else None)
 
 
-def _write_bundle(engine: Engine, record: ContainerRecord) -> str:
+def _write_bundle(engine: Engine, record: ContainerRecord) -> tuple[str, dict[str, Any]]:
+    """The container's dir with its config.json written; (the dir, the spec)."""
     store = engine.store
     image = store.get(record.image_id)
     bundle = engine.paths.container_dir(record.id)
@@ -183,16 +188,7 @@ def _write_bundle(engine: Engine, record: ContainerRecord) -> str:
                 exist_ok=True)
     text = json.dumps(made, indent=2) + "\n"  # indented: people read config.json when debugging
     ol.atomic_write(os.path.join(bundle, "config.json"), text.encode())
-    return bundle
-
-
-def _prepare_health(engine: Engine, record: ContainerRecord, bundle: str) -> None:
-    """The health check's process, for the monitor to run (after its dir is made)."""
-    args = health.check_args(record.config)
-    if args is not None:
-        with open(os.path.join(bundle, "config.json"), "rb") as f:
-            made = json.load(f)
-        health.write_process(engine.paths.monitor_dir(record.id), made, args)
+    return bundle, made
 
 
 def _resolve_mount(engine: Engine, entry: dict[str, Any], rootfs: str) -> dict[str, Any]:
@@ -310,9 +306,9 @@ def stop(engine: Engine, ref: str, timeout: int | None = None,
 def _signal(engine: Engine, record: ContainerRecord, state: dict[str, Any], sig: int) -> None:
     if state["Status"] == "restarting":
         return  # between runs: the stop file alone keeps the monitor from starting it again
-    _runtime(engine, "kill", record.id, str(sig), check=False)
+    call_runtime(engine, "kill", record.id, str(sig), check=False)
     if state["Status"] == "paused":
-        _runtime(engine, "resume", record.id, check=False)
+        call_runtime(engine, "resume", record.id, check=False)
         record.state = {**record.state, "Paused": False}
         engine.records.save_state(record.id, record.state)
 
@@ -327,7 +323,7 @@ def kill(engine: Engine, ref: str, signal: str = "KILL") -> ContainerRecord:
     monitor.request_stop(engine.paths.monitor_dir(record.id))
     if state["Status"] == "restarting":
         return record
-    proc = _runtime(engine, "kill", record.id, str(sig), check=False)
+    proc = call_runtime(engine, "kill", record.id, str(sig), check=False)
     if proc.returncode != 0 and engine.state(record)["Running"]:
         raise EngineError(f"cannot kill container: {ref}: "
                           f"{proc.stderr.decode(errors='replace').strip()}", 1)
@@ -390,7 +386,7 @@ def pause(engine: Engine, ref: str) -> ContainerRecord:
         raise EngineError(f"Container {record.id} is already paused", 1, 409)
     if state["Status"] != "running":
         raise EngineError(f"Container {record.id} is not running", 1, 409)
-    _runtime(engine, "pause", record.id)
+    call_runtime(engine, "pause", record.id)
     record.state = {**record.state, "Paused": True}
     engine.records.save_state(record.id, record.state)
     return record
@@ -400,7 +396,7 @@ def unpause(engine: Engine, ref: str) -> ContainerRecord:
     record = engine.find(ref)
     if engine.state(record)["Status"] != "paused":
         raise EngineError(f"Container {record.id} is not paused", 1, 409)
-    _runtime(engine, "resume", record.id)
+    call_runtime(engine, "resume", record.id)
     record.state = {**record.state, "Paused": False}
     engine.records.save_state(record.id, record.state)
     return record

@@ -85,7 +85,7 @@ def command_line(config: dict[str, Any], host_config: dict[str, Any]) -> list[st
     return args
 
 
-def _process(spec: dict[str, Any], container_id: str, config: dict[str, Any],
+def _process(spec: dict[str, Any], config: dict[str, Any],
              host_config: dict[str, Any], rootfs: str, hostname: str) -> None:
     process = spec["process"]
     user = resolve_user(rootfs, str(config.get("User") or ""))
@@ -204,7 +204,7 @@ def make_spec(container_id: str, config: dict[str, Any], host_config: dict[str, 
     mounts already in OCI form (engine/mounts.py)."""
     hostname = hostname_of(container_id, config)
     spec = copy.deepcopy(default_spec())
-    _process(spec, container_id, config, host_config, rootfs, hostname)
+    _process(spec, config, host_config, rootfs, hostname)
     spec["root"] = {"path": rootfs, "readonly": bool(host_config.get("ReadonlyRootfs"))}
     spec["hostname"] = hostname
     if config.get("Domainname"):

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 def update(engine: Engine, ref: str, changes: dict[str, Any]) -> None:
-    from barque.engine.lifecycle import _runtime
+    from barque.engine.lifecycle import call_runtime
 
     record = engine.find(ref)
     host_config = {**record.host_config, **changes}
@@ -38,7 +38,7 @@ def update(engine: Engine, ref: str, changes: dict[str, Any]) -> None:
         try:
             with os.fdopen(fd, "w") as f:
                 json.dump(resources, f)
-            _runtime(engine, "update", "--resources", path, record.id)
+            call_runtime(engine, "update", "--resources", path, record.id)
         finally:
             os.unlink(path)
     record.host_config = host_config
