@@ -6,6 +6,7 @@ import os
 
 from barque.linux.namespaces import NAMESPACES
 from barque.runtime import fastjson as json
+from barque.runtime import sysctl
 from barque.runtime.errors import RuntimeFailure
 
 
@@ -77,6 +78,7 @@ def validate(config: dict) -> None:
     if personality is not None:
         _require(isinstance(personality, dict) and personality.get("domain") in
                  ("LINUX", "LINUX32"), "linux.personality.domain must be LINUX or LINUX32")
+    sysctl.validate(config)
     for key in ("intelRdt", "netDevices", "memoryPolicy"):
         if linux.get(key):
             raise RuntimeFailure(f"linux.{key} is not supported by barque-runtime")

@@ -289,11 +289,7 @@ def readonly_paths(paths: list[str]) -> None:
             raise RuntimeFailure(f"cannot make {path} read-only: {e}") from None
 
 
-def write_sysctls(sysctl: dict[str, str]) -> None:
-    for key, value in sysctl.items():
-        path = "/proc/sys/" + key.replace(".", "/")
-        try:
-            with open(path, "w") as f:
-                f.write(str(value))
-        except OSError as e:
-            raise RuntimeFailure(f"cannot set sysctl {key}={value}: {e.strerror}") from None
+def write_sysctls(values: dict[str, str]) -> None:
+    from barque.runtime import sysctl
+
+    sysctl.write_all(values)
