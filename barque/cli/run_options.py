@@ -62,24 +62,35 @@ def _size(text: str | None, flag: str) -> int:
     if not text:
         return 0
     try:
-        return ram_in_bytes(text)
+        size = ram_in_bytes(text)
     except ValueError:
+        size = -1
+    if not 0 <= size <= 2**63 - 1:  # the API's int64: Go would wrap it to a negative limit
         raise OptionError(f'invalid argument "{text}" for "{flag}" flag: invalid size: '
-                          f"'{text}'") from None
+                          f"'{text}'")
+    return size
 
 
 def _nano_cpus(text: str | None) -> int:
+    """As the docker CLI's opts.ParseCPUs: a rational number (big.Rat: "1.5", "3/2", "1e-2",
+    never "nan" or "inf"), exact in nano CPUs; the range is the daemon's to check."""
     if not text:
         return 0
+    from fractions import Fraction
+
     try:
-        value = float(text)
-    except ValueError:
+        if "_" in text or text.strip() != text:
+            raise ValueError(text)
+        value = Fraction(text)
+    except (ValueError, ZeroDivisionError):
         raise OptionError(f'invalid argument "{text}" for "--cpus" flag: failed to parse '
                           f"{text} as a rational number") from None
-    nano = round(value * 1e9)
-    if nano <= 0:
+    nano = value * 1_000_000_000
+    if nano.denominator != 1:
         raise OptionError(f'invalid argument "{text}" for "--cpus" flag: value is too precise')
-    return nano
+    if not -2**63 <= nano.numerator <= 2**63 - 1:
+        raise OptionError(f'invalid argument "{text}" for "--cpus" flag: value out of range')
+    return int(nano)
 
 
 def ulimits(values: list[str]) -> list[dict[str, Any]]:
@@ -269,7 +280,7 @@ def create_body(ns: argparse.Namespace) -> tuple[str, dict[str, Any], dict[str, 
         "NetworkMode": ns.network,
         "GroupAdd": list(ns.group_add) or None,
         "ShmSize": _size(ns.shm_size, "--shm-size"),
-        "Sysctls": dict(s.partition("=")[::2] for s in ns.sysctl) or None,
+        "Sysctls": sysctls(ns.sysctl) or None,
         "OomKillDisable": bool(ns.oom_kill_disable),
         "OomScoreAdj": ns.oom_score_adj or 0,
         "LogConfig": log_config(ns),
@@ -281,6 +292,20 @@ def create_body(ns: argparse.Namespace) -> tuple[str, dict[str, Any], dict[str, 
     except MountError as e:
         raise OptionError(str(e)) from None
     return ns.image, config, host_config
+
+
+def sysctls(values: list[str]) -> dict[str, str]:
+    """As the docker CLI's opts.ValidateSysctl: only namespaced sysctls, as KEY=VALUE."""
+    from barque.engine.sysctls import allowed
+
+    out = {}
+    for value in values:
+        key, sep, setting = value.partition("=")
+        if not sep or not allowed(key):
+            raise OptionError(f'invalid argument "{value}" for "--sysctl" flag: sysctl '
+                              f"'{value}' is not allowed")
+        out[key] = setting
+    return out
 
 
 def _security_opts(values: list[str]) -> list[str]:

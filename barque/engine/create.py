@@ -8,7 +8,7 @@ import os
 import shutil
 from collections.abc import Callable
 
-from barque.engine import images, naming, spec_resources, spec_security
+from barque.engine import images, naming, resource_checks, spec_resources, spec_security, sysctls
 from barque.engine import state as st
 from barque.engine.context import Engine, EngineError
 from barque.engine.mounts import Mount, MountError, from_host_config
@@ -73,13 +73,18 @@ def check_settings(config: dict[str, Any], host_config: dict[str, Any]) -> list[
     """Docker's create-time validation; the mounts as parsed."""
     try:
         hostname_of("0" * 12, config)
+        resource_checks.check(host_config)
+        resource_checks.check_process(
+            [str(a) for a in (config.get("Entrypoint") or []) + (config.get("Cmd") or [])],
+            [str(e) for e in config.get("Env") or []])
         spec_resources.resources(host_config)
         spec_resources.rlimits(host_config)
         spec_security.capabilities(host_config)
         spec_security.security_options(host_config)
+        sysctls.check(host_config)
         mounts = from_host_config(host_config)
     except (SpecError, spec_resources.ResourceError, spec_security.SecurityError,
-            MountError) as e:
+            sysctls.SysctlError, resource_checks.ResourceCheckError, MountError) as e:
         raise EngineError(str(e), status=400) from None
     check_restart_policy(host_config)
     mode = str(host_config.get("NetworkMode") or "default")

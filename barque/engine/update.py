@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 
-from barque.engine import spec_resources
+from barque.engine import resource_checks, spec_resources
 from barque.engine.context import Engine, EngineError
 from barque.engine.create import check_restart_policy
 
@@ -27,8 +27,9 @@ def update(engine: Engine, ref: str, changes: dict[str, Any]) -> None:
         raise EngineError("Memory limit should be smaller than already set memoryswap limit, "
                           "update the memoryswap at the same time", 1, 400)
     try:
+        resource_checks.check(host_config)
         resources = spec_resources.resources(host_config)
-    except spec_resources.ResourceError as e:
+    except (spec_resources.ResourceError, resource_checks.ResourceCheckError) as e:
         raise EngineError(str(e), 1, 400) from None
     check_restart_policy(host_config)
     if engine.state(record)["Running"]:
