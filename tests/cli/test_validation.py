@@ -1,0 +1,123 @@
+"""Bad values for `run`, `create` and `update` fail up front, in Docker's words, with exit 125
+and nothing made (issue 8: the sysctl escape and the data-safety items)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.cli.conftest import Barque, ok
+from tests.support.marks import needs_busybox
+
+pytestmark = [pytest.mark.root, needs_busybox]
+
+SWAPPINESS = "/proc/sys/vm/swappiness"
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()
+
+
+def _refused(b: Barque, args: list[str], words: str, command: str = "run",
+             code: int = 125) -> None:
+    before = ok(b.run("ps", "-aq", "--no-trunc")) if b.containers() else ""
+    result = b.run(command, *args)
+    assert result.returncode == code, (args, result.stdout, result.stderr)
+    assert words in result.stderr, (args, result.stderr)
+    assert "Traceback" not in result.stderr and "CgroupError" not in result.stderr
+    after = ok(b.run("ps", "-aq", "--no-trunc"))
+    assert after == before, f"{args} made a container"
+
+
+def test_host_sysctl_refused(barque: Barque) -> None:
+    before = _read(SWAPPINESS)
+    evil = str((int(before) + 1) % 100)
+    try:
+        _refused(barque, ["--rm", "--sysctl", f"vm.swappiness={evil}", "busybox", "true"],
+                 f'invalid argument "vm.swappiness={evil}" for "--sysctl" flag: sysctl '
+                 f"'vm.swappiness={evil}' is not allowed")
+        _refused(barque, ["--sysctl", f"vm.swappiness={evil}", "busybox", "true"],
+                 "is not allowed", command="create")
+        # A key that starts as a net.* one but climbs out of /proc/sys/net.
+        _refused(barque, ["--rm", "--sysctl", f"net/../vm/swappiness={evil}", "busybox",
+                          "true"], "is not allowed")
+        _refused(barque, ["--rm", "--sysctl", f"net.ipv4/../../vm/swappiness={evil}",
+                          "busybox", "true"], "is not allowed")
+    finally:
+        after = _read(SWAPPINESS)
+        if after != before:
+            with open(SWAPPINESS, "w") as f:
+                f.write(before)
+    assert after == before, "the host's vm.swappiness was changed"
+
+
+def test_net_sysctl_refused_with_host_network(barque: Barque) -> None:
+    before = _read("/proc/sys/net/ipv4/ip_forward")
+    evil = "0" if before == "1" else "1"
+    _refused(barque, ["--rm", "--network", "host", "--sysctl", f"net.ipv4.ip_forward={evil}",
+                      "busybox", "true"],
+             'sysctl "net.ipv4.ip_forward" not allowed in host network namespace')
+    assert _read("/proc/sys/net/ipv4/ip_forward") == before
+
+
+def test_namespaced_sysctls_work(barque: Barque) -> None:
+    host = _read("/proc/sys/kernel/shmmax"), _read("/proc/sys/net/ipv4/ip_forward")
+    out = ok(barque.run("run", "--rm", "--sysctl", "kernel.shmmax=1234567", "--sysctl",
+                        "net.ipv4.ip_forward=1", "busybox", "cat", "/proc/sys/kernel/shmmax",
+                        "/proc/sys/net/ipv4/ip_forward"))
+    assert out.split() == ["1234567", "1"]
+    assert (_read("/proc/sys/kernel/shmmax"), _read("/proc/sys/net/ipv4/ip_forward")) == host
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--cpus", "nan"], 'invalid argument "nan" for "--cpus" flag: failed to parse nan as a '
+                        "rational number"),
+    (["--cpus", "inf"], 'invalid argument "inf" for "--cpus" flag: failed to parse inf as a '
+                        "rational number"),
+    (["--cpus", "0.0001"], "Range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs "
+                           "available"),
+    (["--cpus", "1000"], "Range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs "
+                         "available"),
+    (["--cpus", "-1"], "Range of CPUs is from 0.01 to {n}.00"),
+    (["--cpuset-cpus", "999"], "Requested CPUs are not available - requested 999, available: "),
+    (["--cpuset-cpus", "0-x"], "Invalid value 0-x for cpuset cpus: invalid format: 0-x"),
+    (["--memory", "1e20"], "invalid argument \"1e20\" for \"--memory\" flag: invalid size: "
+                           "'1e20'"),
+    (["--memory", "100000000000000000000"], "invalid size: '100000000000000000000'"),
+    (["--memory", "1k"], "Minimum memory limit allowed is 6MB"),
+    (["--memory-reservation", "1k"], "Minimum memory reservation allowed is 6MB"),
+    (["--cpu-period", "10"], "CPU cfs period can not be less than 1ms (i.e. 1000) or larger "
+                             "than 1s (i.e. 1000000)"),
+    (["--cpu-quota", "10"], "CPU cfs quota can not be less than 1ms (i.e. 1000)"),
+])
+def test_bad_resource_values(barque: Barque, flags: list[str], words: str) -> None:
+    _refused(barque, ["--rm", *flags, "busybox", "true"], words.format(n=_cpus()))
+
+
+def test_huge_environment_refused(barque: Barque, tmp_path: str) -> None:
+    env_file = os.path.join(str(tmp_path), "env")
+    with open(env_file, "w") as f:
+        f.write("BIG=" + "a" * (1 << 20) + "\n")
+    _refused(barque, ["--rm", "--env-file", env_file, "busybox", "true"],
+             "environment variable BIG is too long")
+
+
+def test_update_refuses_bad_values(barque: Barque) -> None:
+    b = barque
+    ok(b.run("create", "--name", "limits", "--cpus", "0.5", "busybox", "true"))
+    for flags, words in ((["--cpus", "1000"], "Range of CPUs is from 0.01"),
+                         (["--cpus", "nan"], "failed to parse nan as a rational number"),
+                         (["--cpuset-cpus", "999"], "Requested CPUs are not available"),
+                         (["--memory", "1k"], "Minimum memory limit allowed is 6MB")):
+        result = b.run("update", *flags, "limits")
+        assert result.returncode != 0 and words in result.stderr, (flags, result.stderr)
+        assert "Traceback" not in result.stderr
+    out = ok(b.run("inspect", "--format", "{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}}",
+                   "limits"))
+    assert out.split() == ["500000000", "0"]
