@@ -230,9 +230,12 @@ def make_spec(container_id: str, config: dict[str, Any], host_config: dict[str, 
         linux["devices"] = devices
     if host_config.get("Sysctls"):
         linux["sysctl"] = dict(host_config["Sysctls"])
-    if host_config.get("Privileged"):
-        linux["maskedPaths"], linux["readonlyPaths"] = [], []
-    else:
-        linux["maskedPaths"] = list(DOCKER_MASKED_PATHS)
-        linux["readonlyPaths"] = list(DOCKER_READONLY_PATHS)
+    try:
+        linux["maskedPaths"], linux["readonlyPaths"] = spec_security.system_paths(
+            host_config, DOCKER_MASKED_PATHS, DOCKER_READONLY_PATHS)
+        profile = spec_security.apparmor_profile(host_config)
+    except spec_security.SecurityError as e:
+        raise SpecError(str(e)) from None
+    if profile:
+        spec["process"]["apparmorProfile"] = profile
     return spec

@@ -67,7 +67,9 @@ def capabilities(host_config: dict[str, Any]) -> list[str]:
 
 def security_options(host_config: dict[str, Any]) -> dict[str, str]:
     """--security-opt as a dict: "seccomp=PATH" -> {"seccomp": PATH}; "no-new-privileges"
-    (alone, or =true/false, or with ":") -> {"no-new-privileges": "true"}."""
+    (alone, or =true/false, or with ":") -> {"no-new-privileges": "true"}. Every option is
+    either applied or refused here, never accepted and ignored: a confinement asked for and
+    not given would fail open."""
     options: dict[str, str] = {}
     for opt in host_config.get("SecurityOpt") or []:
         key, sep, value = opt.partition("=")
@@ -77,14 +79,103 @@ def security_options(host_config: dict[str, Any]) -> dict[str, str]:
         if key == "no-new-privileges":
             value = value or "true"
             if value not in ("true", "false"):
-                raise SecurityError(f"invalid --security-opt 2: {opt!r}")
-        elif key in ("seccomp", "apparmor", "label", "systempaths", "mask", "unmask"):
+                raise SecurityError(f"invalid --security-opt 2: {_go_quote(opt)}")
+        elif key not in _CHECKS:
             if not sep:
-                raise SecurityError(f"invalid --security-opt 1: {opt!r}")
+                raise SecurityError(f"invalid --security-opt 1: {_go_quote(opt)}")
+            raise SecurityError(f"invalid --security-opt 2: {_go_quote(opt)}")
+        elif not sep:
+            raise SecurityError(f"invalid --security-opt 1: {_go_quote(opt)}")
         else:
-            raise SecurityError(f"invalid --security-opt 1: {opt!r}")
+            _CHECKS[key](opt, value)
+        if key in ("mask", "unmask", "label") and key in options:
+            value = options[key] + ":" + value  # these add up, as in Podman
         options[key] = value
     return options
+
+
+def _go_quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _check_seccomp(opt: str, value: str) -> None:
+    pass  # read and checked by seccomp() below
+
+
+def _check_apparmor(opt: str, value: str) -> None:
+    from barque.linux import lsm
+
+    if value != "unconfined" and not lsm.apparmor_enabled():
+        raise SecurityError(f"AppArmor is not enabled on this host: cannot confine the "
+                            f"container with --security-opt {opt}")
+
+
+_LABEL_KEYS = ("user", "role", "type", "level", "filetype")
+
+
+def _check_label(opt: str, value: str) -> None:
+    from barque.linux import lsm
+
+    if value in ("disable", "nested"):
+        return  # no SELinux confinement asked for
+    kind, sep, setting = value.partition(":")
+    if kind not in _LABEL_KEYS or not sep or not setting:
+        raise SecurityError(f"bad label option {_go_quote(value)}, valid options 'disable' or "
+                            "'user, role, level, type, filetype' followed by ':' and a value")
+    if not lsm.selinux_enabled():
+        raise SecurityError(f"SELinux is not enabled on this host: cannot apply "
+                            f"--security-opt {opt}")
+    raise SecurityError(f"--security-opt {opt}: barque does not set SELinux labels")
+
+
+def _check_systempaths(opt: str, value: str) -> None:
+    if value != "unconfined":
+        raise SecurityError(f"invalid --security-opt 2: {_go_quote(opt)}")
+
+
+def _check_paths(opt: str, value: str) -> None:
+    """Podman's mask=/a:/b and unmask=ALL or /a:/proc/* (globs)."""
+    for path in value.split(":"):
+        if not (path == "ALL" and opt.startswith("unmask")) and not path.startswith("/"):
+            raise SecurityError(f"invalid --security-opt 2: {_go_quote(opt)}: {path!r} is not "
+                                "an absolute path")
+
+
+_CHECKS = {
+    "seccomp": _check_seccomp, "apparmor": _check_apparmor, "label": _check_label,
+    "systempaths": _check_systempaths, "mask": _check_paths, "unmask": _check_paths,
+}
+
+
+def system_paths(host_config: dict[str, Any], masked: list[str],
+                 readonly: list[str]) -> tuple[list[str], list[str]]:
+    """The container's (masked, read-only) paths from the defaults: none when privileged or
+    with systempaths=unconfined (Docker), then Podman's mask= added and unmask= taken out of
+    both lists."""
+    options = security_options(host_config)
+    if host_config.get("Privileged") or options.get("systempaths") == "unconfined":
+        masked, readonly = [], []
+    masked, readonly = list(masked), list(readonly)
+    for path in (options.get("mask") or "").split(":"):
+        if path and path not in masked:
+            masked.append(path)
+    unmask = [p for p in (options.get("unmask") or "").split(":") if p]
+    if unmask:
+        import fnmatch
+
+        def kept(path: str) -> bool:
+            return not any(p == "ALL" or fnmatch.fnmatchcase(path, p) for p in unmask)
+
+        masked = [p for p in masked if kept(p)]
+        readonly = [p for p in readonly if kept(p)]
+    return masked, readonly
+
+
+def apparmor_profile(host_config: dict[str, Any]) -> str | None:
+    """The AppArmor profile to run under; None for none (also for "unconfined", which
+    security_options() took as asking for no confinement)."""
+    profile = security_options(host_config).get("apparmor")
+    return profile if profile and profile != "unconfined" else None
 
 
 def seccomp(host_config: dict[str, Any], caps: list[str]) -> dict[str, Any] | None:

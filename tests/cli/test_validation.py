@@ -121,3 +121,58 @@ def test_update_refuses_bad_values(barque: Barque) -> None:
     out = ok(b.run("inspect", "--format", "{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}}",
                    "limits"))
     assert out.split() == ["500000000", "0"]
+
+
+# --- --security-opt: applied or refused, never accepted and ignored ---------------------------
+
+_PATHS = ("for p in /proc/keys /proc/version /proc/sys; do "
+          "grep -c \" $p \" /proc/self/mountinfo; done; wc -c < /proc/version")
+
+
+def _mounts(b: Barque, *opts: str) -> list[str]:
+    args = [a for opt in opts for a in ("--security-opt", opt)]
+    return ok(b.run("run", "--rm", *args, "busybox", "sh", "-c", _PATHS)).split()
+
+
+def _lsm_enabled(name: str) -> bool:
+    from barque.linux import lsm
+
+    return lsm.apparmor_enabled() if name == "apparmor" else lsm.selinux_enabled()
+
+
+def test_system_paths_mask_and_unmask(barque: Barque) -> None:
+    b = barque
+    keys, version, sys_ro, size = _mounts(b)
+    assert (keys, version, sys_ro) == ("1", "0", "1") and int(size) > 0  # Docker's defaults
+    assert _mounts(b, "systempaths=unconfined")[:3] == ["0", "0", "0"]
+    masked = _mounts(b, "mask=/proc/version")
+    assert masked[1] == "1" and masked[3] == "0"  # masked: /dev/null bound over it
+    assert _mounts(b, "unmask=ALL")[:3] == ["0", "0", "0"]
+    assert _mounts(b, "unmask=/proc/keys")[:3] == ["0", "0", "1"]
+    assert _mounts(b, "unmask=/proc/*")[:3] == ["0", "0", "0"]  # a glob, as Podman's
+
+
+@pytest.mark.parametrize("opt, words", [
+    ("systempaths=confined", 'invalid --security-opt 2: "systempaths=confined"'),
+    ("mask=proc/kcore", 'invalid --security-opt 2: "mask=proc/kcore"'),
+    ("bogus=1", 'invalid --security-opt 2: "bogus=1"'),
+    ("bogus", 'invalid --security-opt 1: "bogus"'),
+    ("label=bogus", 'bad label option "bogus"'),
+])
+def test_bad_security_opts_refused(barque: Barque, opt: str, words: str) -> None:
+    _refused(barque, ["--rm", "--security-opt", opt, "busybox", "true"], words)
+    _refused(barque, ["--security-opt", opt, "busybox", "true"], words, command="create")
+
+
+def test_lsm_confinement_is_never_dropped(barque: Barque) -> None:
+    """Asking for an AppArmor profile or an SELinux label on a host without that module fails
+    rather than running the container unconfined; asking for no confinement works."""
+    b = barque
+    if not _lsm_enabled("apparmor"):
+        _refused(b, ["--rm", "--security-opt", "apparmor=docker-default", "busybox", "true"],
+                 "AppArmor is not enabled on this host")
+    if not _lsm_enabled("selinux"):
+        _refused(b, ["--rm", "--security-opt", "label=type:container_t", "busybox", "true"],
+                 "SELinux is not enabled on this host")
+    ok(b.run("run", "--rm", "--security-opt", "apparmor=unconfined", "--security-opt",
+             "label=disable", "busybox", "true"))
