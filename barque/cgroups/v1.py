@@ -83,7 +83,7 @@ class CgroupV1Manager(Manager):
     def prepare_resources(self, resources: dict) -> None:
         from barque.cgroups import v1_resources
 
-        v1_resources.check(resources)
+        v1_resources.check(resources, self.dirs)
 
     def freeze(self) -> None:
         if "freezer" in self.dirs:

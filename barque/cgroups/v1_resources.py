@@ -1,8 +1,8 @@
 """Write OCI linux.resources into cgroup v1 controllers, the way runc's fs driver does.
 
 Zero or absent values leave a file alone. A limit asked of a controller the host does not
-mount is an error (the limit would silently not exist), except network classes and
-priorities, which runc ignores too.
+mount is an error (the limit would silently not exist), network classes and priorities
+included (runc: "cannot set net_cls limit: container could not join or create cgroup").
 """
 
 from __future__ import annotations
@@ -32,12 +32,26 @@ def apply(dirs: dict[str, str], unified: tuple[Hierarchy, str] | None, resources
     set_rdma(dirs, resources.get("rdma") or {})
 
 
-def check(resources: dict) -> None:
-    """Validate the device rules before anything is written (see Manager.prepare_resources)."""
+def check(resources: dict, dirs: dict[str, str] | None = None) -> None:
+    """Validate the device rules and find the controllers the limits need before anything is
+    written (see Manager.prepare_resources)."""
     if resources.get("devices") is not None:
         from barque.cgroups.devices import parse_rules
 
         parse_rules(resources["devices"])
+    if dirs is not None:
+        for controller in network_controllers(resources.get("network") or {}):
+            _need(dirs, controller)
+
+
+def network_controllers(network: dict) -> list[str]:
+    """The v1 controllers linux.resources.network asks for."""
+    wanted = []
+    if network.get("classID"):
+        wanted.append("net_cls")
+    if network.get("priorities"):
+        wanted.append("net_prio")
+    return wanted
 
 
 def _need(dirs: dict[str, str], controller: str) -> str:
@@ -255,12 +269,13 @@ def set_hugetlb(dirs: dict[str, str], unified: tuple[Hierarchy, str] | None, lim
 
 
 def set_network(dirs: dict[str, str], network: dict) -> None:
-    if network.get("classID") and "net_cls" in dirs:
-        files.write(dirs["net_cls"], "net_cls.classid", network["classID"])
-    if "net_prio" in dirs:
-        for prio in network.get("priorities") or []:
-            line = f"{prio['name']} {prio['priority']}"
-            files.write(dirs["net_prio"], "net_prio.ifpriomap", line)
+    if network.get("classID"):
+        files.write(_need(dirs, "net_cls"), "net_cls.classid", int(network["classID"]))
+    for prio in network.get("priorities") or []:
+        name, priority = str(prio.get("name", "")), prio.get("priority")
+        if not name or "\n" in name or " " in name or not isinstance(priority, int):
+            raise CgroupError(f"invalid linux.resources.network priority {prio!r}")
+        files.write(_need(dirs, "net_prio"), "net_prio.ifpriomap", f"{name} {priority}")
 
 
 def set_rdma(dirs: dict[str, str], rdma: dict) -> None:

@@ -17,9 +17,20 @@ def check(resources: dict) -> None:
         from barque.cgroups import v2_devices
 
         v2_devices.check(resources["devices"])
+    _reject_network(resources)
+
+
+def _reject_network(resources: dict) -> None:
+    """net_cls and net_prio are v1 controllers: cgroup v2 has nothing to apply them with, and
+    a class or priority silently not set would fail open."""
+    network = resources.get("network") or {}
+    if network.get("classID") or network.get("priorities"):
+        raise CgroupError("cannot set linux.resources.network: the net_cls and net_prio "
+                          "controllers do not exist in cgroup v2")
 
 
 def apply(directory: str, resources: dict) -> None:
+    _reject_network(resources)
     cpu = resources.get("cpu") or {}
     _reject_realtime(cpu)
     set_pids(directory, resources.get("pids"))

@@ -118,7 +118,10 @@ def _create(opts: CreateOptions) -> st.Container:
         os.chmod(container.fifo, 0o622)  # past the umask: a non-root init must open it
         from barque.cgroups import open_manager
 
-        cgroup = open_manager(linux.get("cgroupsPath"), opts.id)
+        manager = open_manager(linux.get("cgroupsPath"), opts.id)
+        # Limits the host cannot apply are refused before the cgroup is made.
+        manager.prepare_resources(effective_resources(linux))
+        cgroup = manager
         container.data["cgroupPath"] = cgroup.path
         container.data["cgroupPaths"] = cgroup.resolved_paths()
         container._cgroup = cgroup
@@ -188,7 +191,6 @@ def _spawn(opts: CreateOptions, container: st.Container, cgroup: Manager) -> int
             from barque.runtime.init import preload
 
             preload(config)
-            cgroup.prepare_resources(effective_resources(linux))
             pid = _fork_into_pid_namespace(flags)
         else:
             pid = os.fork()
