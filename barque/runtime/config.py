@@ -102,7 +102,25 @@ def validate_process(process: dict) -> None:
                  f"process.user.{key} must be a non-negative integer")
     for env in process.get("env") or []:
         _require(isinstance(env, str) and "=" in env, f"bad environment entry {env!r}")
+    _validate_labels(process)
     _validate_scheduling(process)
+
+
+def _validate_labels(process: dict) -> None:
+    """A confinement asked for on a host that cannot give it is an error, not a warning: the
+    process would run unconfined (runc's validator says the same of SELinux labels, and its
+    AppArmor write fails where AppArmor is not loaded). "unconfined" asks for nothing."""
+    if not process.get("apparmorProfile") and not process.get("selinuxLabel"):
+        return
+    from barque.linux import lsm
+
+    if process.get("apparmorProfile") not in (None, "", "unconfined") and \
+            not lsm.apparmor_enabled():
+        raise RuntimeFailure("apparmor profile is specified in config, but apparmor is "
+                             "disabled or not supported")
+    if process.get("selinuxLabel") and not lsm.selinux_enabled():
+        raise RuntimeFailure("selinux label is specified in config, but selinux is disabled "
+                             "or not supported")
 
 
 def _validate_scheduling(process: dict) -> None:

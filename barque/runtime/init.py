@@ -236,28 +236,22 @@ def _preserve_fds(count: int) -> None:
 
 
 def apply_labels(process: dict, linux: dict) -> None:
-    """Set the AppArmor profile and SELinux label for the execve; where the host has no such
-    module, say so and go on (as runc does for AppArmor)."""
+    """Set the AppArmor profile and SELinux label for the execve. A host without the module
+    was refused by config.validate_process; "unconfined" asks for no profile."""
     from barque.linux import lsm
     from barque.runtime.log import LOG
 
     profile = process.get("apparmorProfile")
-    if profile:
-        if lsm.apparmor_enabled():
-            try:
-                lsm.set_apparmor_exec(profile)
-            except OSError as e:
-                raise RuntimeFailure(f"cannot apply AppArmor profile {profile!r}: {e}") from None
-        else:
-            LOG.warning(f"AppArmor is not enabled on this host; ignoring profile {profile!r}")
+    if profile and not (profile == "unconfined" and not lsm.apparmor_enabled()):
+        try:
+            lsm.set_apparmor_exec(profile)
+        except OSError as e:
+            raise RuntimeFailure(f"apparmor failed to apply profile: {e}") from None
     label = process.get("selinuxLabel")
     if label:
-        if lsm.selinux_enabled():
-            try:
-                lsm.set_selinux_exec(label)
-            except OSError as e:
-                raise RuntimeFailure(f"cannot apply SELinux label {label!r}: {e}") from None
-        else:
-            LOG.warning(f"SELinux is not enabled on this host; ignoring label {label!r}")
+        try:
+            lsm.set_selinux_exec(label)
+        except OSError as e:
+            raise RuntimeFailure(f"cannot apply SELinux label {label!r}: {e}") from None
     if linux.get("mountLabel") and not lsm.selinux_enabled():
         LOG.warning("SELinux is not enabled on this host; ignoring linux.mountLabel")
