@@ -182,7 +182,8 @@ def _stage2(container: st.Container, process: dict, to_parent: Channel,
         linux = container.config.get("linux") or {}
         apply_labels(process, {})
         in_userns = any(n.get("type") == "user" for n in linux.get("namespaces") or [])
-        proc.finalize(process, seccomp_filter, userns_setgroups=_setgroups_allowed(in_userns))
+        proc.finalize(process, seccomp_filter, userns_setgroups=_setgroups_allowed(in_userns),
+                      preserve_fds=preserve_fds)
         to_parent.send(op="ready")
         ready = True
         to_parent.close()
