@@ -177,7 +177,8 @@ def _stage2(container: st.Container, process: dict, to_parent: Channel,
         try:
             os.chdir(cwd)
         except OSError as e:
-            raise RuntimeFailure(f"chdir to cwd ({cwd!r}) failed: {e.strerror}") from None
+            raise RuntimeFailure(f'chdir to cwd ("{cwd}") set in config.json failed: '
+                                 f"{(e.strerror or '').lower()}") from None
         exe = proc.lookup_executable(process["args"][0], env, cwd)
         linux = container.config.get("linux") or {}
         apply_labels(process, {})

@@ -29,8 +29,8 @@ def listed_fds(ls_output: str) -> dict[int, str]:
     the directory by (shown with no target, or as /proc/<pid>/fd)."""
     fds, own = {}, []
     for line in ls_output.splitlines():
-        m = re.search(r" (\d+)(?: -> (.*))?$", line)
-        if not m or line.startswith("total"):
+        m = re.match(r"l[rwx-]{9} .* (\d+)(?: -> (.*))?$", line)
+        if not m:
             continue
         target = m.group(2) or ""
         if not target or re.fullmatch(r"/proc/\d+/fd", target):
