@@ -198,3 +198,31 @@ def test_exec_detached_output_is_dropped(cleanup: Barque, box: str) -> None:
     while b.run("exec", "box", "cat", "/kept").stdout != "kept\n":
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_exec_it_still_proxies_a_terminal(cleanup: Barque, box: str) -> None:
+    out, code = _in_pty(cleanup.argv("exec", "-it", "box", "sh"), b"# ",
+                        b"tty; [ -t 0 ] && echo in-t''ty; exit 3\r")
+    assert code == 3 and b"/dev/pts/" in out and b"in-tty" in out
+
+
+def test_health_check_gets_no_inherited_fds(cleanup: Barque, tmp_path: object) -> None:
+    """The monitor's children (the runtime for the container and for each check) keep no
+    descriptor of whoever ran the CLI, nor of the monitor."""
+    secret = os.path.join(str(tmp_path), "secret")
+    with open(secret, "w") as f:
+        f.write(SECRET)
+    argv = cleanup.argv("run", "-d", "--name", "hc", "--health-cmd",
+                        "ls -l /proc/self/fd/ > /tmp/hc.new && mv /tmp/hc.new /tmp/hc",
+                        "--health-interval", "1s", "busybox", "sh", "-c",
+                        "ls -l /proc/self/fd/ > /tmp/init; exec sleep 300")
+    proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          timeout=60, close_fds=False, preexec_fn=leaking(secret))
+    assert proc.returncode == 0, proc.stderr
+    deadline = time.monotonic() + 30
+    while (listing := cleanup.run("exec", "hc", "cat", "/tmp/hc").stdout) == "":
+        assert time.monotonic() < deadline, "no health check ran"
+        time.sleep(0.2)
+    assert sorted(listed_fds(listing)) == [0, 1, 2], listing
+    init = ok(cleanup.run("exec", "hc", "cat", "/tmp/init"))
+    assert sorted(listed_fds(init)) == [0, 1, 2], init
