@@ -248,6 +248,7 @@ static void run_exit_command(void)
 	pid = fork();
 	if (pid != 0)
 		return;
+	close_from(3); /* every fd of ours is close-on-exec; be sure, as for the runtime */
 	argv = calloc((size_t)opt.exit_argc + 2, sizeof *argv);
 	if (argv) {
 		argv[0] = (char *)opt.exit_command;

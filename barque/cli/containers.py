@@ -214,9 +214,58 @@ def cmd_exec(ns: argparse.Namespace, engine: Engine) -> int:
     container_id, process = ex.process_for(engine, ns.container, args, env=env, user=ns.user,
                                            workdir=ns.workdir, tty=ns.tty,
                                            privileged=ns.privileged)
-    if not ns.interactive and not ns.detach:
-        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)  # Docker: no -i, no stdin
-    return ex.run(engine, container_id, process, ns.detach)
+    execution = ex.Execution(engine, container_id, process, detach=ns.detach,
+                             interactive=ns.interactive)
+    try:
+        _copy_stdio(execution.proc)
+    except BaseException:
+        execution.abandon()
+        raise
+    return execution.wait()
+
+
+def _copy_stdio(proc: Any) -> None:
+    """Our stdin to the exec's stdin pipe (if it has one; in a thread of its own, so that a
+    process that does not read cannot stop its output), its stdout and stderr pipes to ours,
+    until both of those end."""
+    import select
+
+    if proc.stdin is not None:
+        import threading
+
+        pipe, proc.stdin = proc.stdin, None  # the thread's to close, at our EOF
+        threading.Thread(target=_feed, args=(pipe,), daemon=True).start()
+    outputs = {f.fileno(): target for f, target in ((proc.stdout, 1), (proc.stderr, 2)) if f}
+    while outputs:
+        ready, _, _ = select.select(list(outputs), [], [])
+        for fd in ready:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                data = b""
+            if not data:
+                del outputs[fd]
+            elif outputs[fd] >= 0 and not _write(outputs[fd], data):
+                outputs[fd] = -1  # our reader is gone: drain the rest, as Docker does
+
+
+def _feed(pipe: Any) -> None:
+    while True:
+        try:
+            data = os.read(0, 65536)
+        except OSError:
+            data = b""
+        if not data or not _write(pipe.fileno(), data):
+            break
+    pipe.close()  # the process's stdin reaches EOF
+
+
+def _write(fd: int, data: bytes) -> bool:
+    try:
+        att.write_all(fd, data)
+        return True
+    except OSError:
+        return False
 
 
 def cmd_top(ns: argparse.Namespace, engine: Engine) -> int:

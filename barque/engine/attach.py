@@ -72,10 +72,10 @@ class Demux:
                 return
             payload = self.buf[_HEADER.size:_HEADER.size + size]
             self.buf = self.buf[_HEADER.size + size:]
-            _write_all(self.fds.get(stream, self.fds[1]), payload)
+            write_all(self.fds.get(stream, self.fds[1]), payload)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         try:
@@ -101,7 +101,7 @@ def pump(sock: socket.socket, tty: bool, stdin: int | None, stdout: int = 1,
             if not data:
                 return
             if demux is None:
-                _write_all(stdout, data)
+                write_all(stdout, data)
             else:
                 demux.feed(data)
         if stdin is not None and stdin in ready:

@@ -65,37 +65,78 @@ def process_for(engine: Engine, ref: str, command: list[str], *, env: list[str],
     return record.id, process
 
 
-def run(engine: Engine, container_id: str, process: dict[str, Any], detach: bool) -> int:
-    """Run the process with our stdio (the runtime proxies a terminal); its exit status.
-    The runtime's own errors are told apart from the process's through its JSON log."""
-    directory = engine.paths.container_dir(container_id)
-    fd, path = tempfile.mkstemp(prefix=".exec-", suffix=".json", dir=directory)
-    log = path[:-5] + ".log"
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(process, f)
-        argv = [find_runtime(), "--root", engine.paths.runtime_root, "--log", log,
-                "--log-format", "json", "exec", "--process", path]
-        if detach:
-            argv.append("--detach")
-        argv.append(container_id)
-        quiet = subprocess.DEVNULL if detach else None
-        proc = subprocess.run(argv, stdin=quiet, stdout=quiet, stderr=quiet)
-        error = _last_error(log) if proc.returncode != 0 else None
-    finally:
-        for name in (path, log):
+class Execution:
+    """A `runtime exec` under way. Its stdio is never ours (Docker gives the process pipes): a
+    terminal is the runtime's own pty, proxied; otherwise `stdin` (with `interactive`, else
+    /dev/null), `stdout` and `stderr` are pipes for the caller to copy. Detached, the output
+    is dropped, as by Docker."""
+
+    def __init__(self, engine: Engine, container_id: str, process: dict[str, Any], *,
+                 detach: bool, interactive: bool) -> None:
+        directory = engine.paths.container_dir(container_id)
+        fd, self._path = tempfile.mkstemp(prefix=".exec-", suffix=".json", dir=directory)
+        self._log = self._path[:-5] + ".log"
+        self._command = str((process.get("args") or [""])[0])
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(process, f)
+            argv = [find_runtime(), "--root", engine.paths.runtime_root, "--log", self._log,
+                    "--log-format", "json", "exec", "--process", self._path]
+            if detach:
+                argv.append("--detach")
+            argv.append(container_id)
+            self.proc = subprocess.Popen(argv, **_stdio(detach, interactive,
+                                                        bool(process.get("terminal"))))
+        except BaseException:
+            self._clean()
+            raise
+
+    def wait(self) -> int:
+        """The process's exit status; for the runtime's own failure (already printed on the
+        stderr it was given), Docker's: 127 for the command not found, else 126."""
+        try:
+            code = self.proc.wait()
+            error = _last_error(self._log) if code != 0 else None
+        finally:
+            self._clean()
+        if error is None:
+            return code
+        return 127 if _not_found(error, self._command) else 126
+
+    def abandon(self) -> None:
+        """We are going (interrupted): the runtime carries on without its temporary files."""
+        self._clean()
+
+    def _clean(self) -> None:
+        for name in (self._path, self._log):
             try:
                 os.unlink(name)
             except FileNotFoundError:
                 pass
-    if error is not None:
-        # The runtime has printed its error on our stderr already; only the status is left
-        # to give, Docker's: 127 for a command not found, else 126.
-        from barque.engine.lifecycle import exit_code_of
 
-        code = exit_code_of(error)
-        return 126 if code == 125 else code
-    return proc.returncode
+
+def _stdio(detach: bool, interactive: bool, terminal: bool) -> dict[str, Any]:
+    if terminal and not detach:
+        # The runtime copies between our stdio and the process's new pty (in a session of
+        # its own); without -i it must not read our input.
+        return {"stdin": None if interactive else subprocess.DEVNULL}
+    # Without a terminal of its own, the process would still share our session and so our
+    # controlling terminal (/dev/tty, TIOCSTI): the runtime starts in a new session, as
+    # Docker's exec does (so, as with Docker, ^C leaves the process running).
+    if detach:
+        return {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL,
+                "stderr": subprocess.DEVNULL, "start_new_session": True}
+    return {"stdin": subprocess.PIPE if interactive else subprocess.DEVNULL,
+            "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "start_new_session": True}
+
+
+def _not_found(error: str, command: str) -> bool:
+    """Docker's test (translateContainerdStartErr): the error names the command (quoted, in
+    runc's words: exec: "foo": ...) and says it is not there. A missing working directory
+    names no command: 126, what Docker's exec gives for any failure to start."""
+    lowered = error.lower()
+    return f'"{command.lower()}"' in lowered and (
+        "executable file not found" in lowered or "no such file or directory" in lowered)
 
 
 def _last_error(log: str) -> str | None:

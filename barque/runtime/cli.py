@@ -107,6 +107,17 @@ def _root(g: Parsed) -> str:
     return os.path.abspath(g.root or DEFAULT_ROOT)
 
 
+def _listen_fds() -> int:
+    """Sockets systemd passed us (socket activation, meant for this pid), handed on to the
+    container as runc does: fds 3.. before the --preserve-fds ones."""
+    try:
+        if int(os.environ.get("LISTEN_PID", "0")) == os.getpid():
+            return max(0, int(os.environ.get("LISTEN_FDS", "0")))
+    except ValueError:
+        pass
+    return 0
+
+
 def cmd_create(g: Parsed, argv: list[str], run: bool = False) -> int:
     from barque.cgroups import prewarm
 
@@ -119,6 +130,7 @@ def cmd_create(g: Parsed, argv: list[str], run: bool = False) -> int:
     copts.pid_file = opts.pid_file
     copts.console_socket = opts.console_socket
     copts.no_pivot = bool(opts.no_pivot) or bool(os.environ.get("BARQUE_NO_PIVOT"))
+    copts.listen_fds = _listen_fds()
     copts.preserve_fds = int(str(opts.preserve_fds))
     copts.no_new_keyring = bool(opts.no_new_keyring)
     if not run:

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 class CreateOptions:
     __slots__ = ("root", "id", "bundle", "pid_file", "console_socket", "no_pivot",
-                 "preserve_fds", "console_fd", "seccomp_filter",
+                 "preserve_fds", "listen_fds", "console_fd", "seccomp_filter",
                  "cgroup_mounts", "stay", "stage1_pid", "no_new_keyring")
 
     def __init__(self, root: str, container_id: str, bundle: str) -> None:
@@ -52,6 +52,7 @@ class CreateOptions:
         self.console_socket: str | None = None
         self.no_pivot = False
         self.preserve_fds = 0
+        self.listen_fds = 0  # systemd's sockets (LISTEN_FDS), kept before the preserved fds
         self.console_fd: int | None = None  # a connected socket to send the pty master to
         self.seccomp_filter: Filter | None = None
         self.cgroup_mounts: list[CgroupMount] = []

@@ -177,12 +177,14 @@ def _stage2(container: st.Container, process: dict, to_parent: Channel,
         try:
             os.chdir(cwd)
         except OSError as e:
-            raise RuntimeFailure(f"chdir to cwd ({cwd!r}) failed: {e.strerror}") from None
+            raise RuntimeFailure(f'chdir to cwd ("{cwd}") set in config.json failed: '
+                                 f"{(e.strerror or '').lower()}") from None
         exe = proc.lookup_executable(process["args"][0], env, cwd)
         linux = container.config.get("linux") or {}
         apply_labels(process, {})
         in_userns = any(n.get("type") == "user" for n in linux.get("namespaces") or [])
-        proc.finalize(process, seccomp_filter, userns_setgroups=_setgroups_allowed(in_userns))
+        proc.finalize(process, seccomp_filter, userns_setgroups=_setgroups_allowed(in_userns),
+                      preserve_fds=preserve_fds)
         to_parent.send(op="ready")
         ready = True
         to_parent.close()

@@ -49,7 +49,7 @@ def preload(config: dict, terminal: bool | None = None) -> None:
     Python library may be unreadable, and after pivot_root it is gone."""
     import resource  # noqa: F401
 
-    from barque.linux import capabilities, keyring, lsm, mount, netdev, prctl, sched  # noqa: F401
+    from barque.linux import capabilities, fds, keyring, lsm, mount, netdev, prctl, sched  # noqa: F401
 
     if terminal if terminal is not None else (config.get("process") or {}).get("terminal"):
         import array  # noqa: F401
@@ -128,7 +128,10 @@ def _setup(opts: CreateOptions, container: Container, flags: int, from_parent: C
     if not opts.no_new_keyring:
         # Do not inherit the caller's session keyring (runc names it the same way).
         keyring.join_session_keyring(f"_ses.{container.id}")
-    _preserve_fds(opts.preserve_fds)
+    _preserve_fds(opts.listen_fds + opts.preserve_fds)
+    if opts.listen_fds:  # our copy of the config: the state keeps the bundle's
+        process["env"] = list(process.get("env") or []) + [
+            f"LISTEN_FDS={opts.listen_fds}", "LISTEN_PID=1"]
     if flags & ns.CLONE_NEWNET:
         from barque.linux.netdev import link_up
 
@@ -168,7 +171,8 @@ def _setup(opts: CreateOptions, container: Container, flags: int, from_parent: C
     _chdir(cwd, process)
     exe = proc.lookup_executable(process["args"][0], env, cwd)
     proc.finalize(process, opts.seccomp_filter,
-                  userns_setgroups=_setgroups_allowed(in_userns))
+                  userns_setgroups=_setgroups_allowed(in_userns),
+                  preserve_fds=opts.listen_fds + opts.preserve_fds)
     # The user may lack the rights to its cwd as root had them; check again as that user.
     _chdir(cwd, process)
     return exe

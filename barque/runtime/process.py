@@ -161,10 +161,17 @@ def apply_scheduling(process: dict) -> None:
 
 
 def finalize(
-    process: dict, seccomp_filter: Filter | None, userns_setgroups: bool = True
+    process: dict, seccomp_filter: Filter | None, userns_setgroups: bool = True,
+    preserve_fds: int = 0,
 ) -> None:
     """Everything after the filesystem is set: the point of no return before execve."""
     from barque.linux import prctl
+    from barque.linux.fds import cloexec_from
+
+    # The container gets stdio and the preserved fds (made inheritable before), nothing else
+    # of the runtime's caller (runc: CloseExecFrom). Now, before a seccomp profile could
+    # forbid close_range or fcntl.
+    cloexec_from(3 + preserve_fds)
 
     apply_rlimits(process.get("rlimits") or [])
     apply_scheduling(process)
