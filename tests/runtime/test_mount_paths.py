@@ -72,6 +72,22 @@ def test_file_destination_through_absolute_symlink_stays_inside(
         os.unlink(host_file)
 
 
+def test_device_node_through_absolute_symlink_stays_inside(runtime: Runtime,
+                                                          tmp_path: object) -> None:
+    host_dir = os.path.join(str(tmp_path), "host-dev")
+    os.makedirs(host_dir)
+    spec = runtime.spec(["sh", "-c", "ls -l /evil/null2"])
+    spec["linux"]["devices"] = [{"path": "/evil/null2", "type": "c", "major": 1, "minor": 3,
+                                 "fileMode": 0o666, "uid": 0, "gid": 0}]
+    bundle = runtime.bundle(spec)
+    os.symlink(host_dir, os.path.join(bundle, "rootfs", "evil"))
+    proc = runtime.cmd("run", "--bundle", bundle, runtime.new_id())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(b"c"), proc.stdout
+    assert os.listdir(host_dir) == []
+    assert os.path.exists(os.path.join(bundle, "rootfs", host_dir.lstrip("/"), "null2"))
+
+
 def test_cwd_through_a_host_fd_is_refused(runtime: Runtime, tmp_path: object) -> None:
     # runc's CVE-2024-21626: a cwd of /proc/self/fd/N, N a host directory the runtime holds.
     host_dir = os.path.join(str(tmp_path), "host-dir")
@@ -83,6 +99,20 @@ def test_cwd_through_a_host_fd_is_refused(runtime: Runtime, tmp_path: object) ->
         ["sh", "-c", 'exec 3<"$1"; shift; exec "$@"', "sh", host_dir, runtime.binary, "--root",
          runtime.state_root, "run", "--preserve-fds", "1", "--bundle", bundle,
          runtime.new_id()], capture_output=True, timeout=60)
+    assert os.listdir(host_dir) == []
+    assert proc.returncode != 0 and b"cwd" in proc.stderr, proc.stderr
+
+
+def test_exec_cwd_through_a_host_fd_is_refused(runtime: Runtime, tmp_path: object) -> None:
+    host_dir = os.path.join(str(tmp_path), "host-dir")
+    os.makedirs(host_dir)
+    cid = runtime.new_id()
+    runtime.cmd("run", "-d", "--bundle", runtime.bundle(runtime.spec(["sleep", "30"])), cid,
+                check=True)
+    proc = subprocess.run(
+        ["sh", "-c", 'exec 3<"$1"; shift; exec "$@"', "sh", host_dir, runtime.binary, "--root",
+         runtime.state_root, "exec", "--preserve-fds", "1", "--cwd", "/proc/self/fd/3", cid,
+         "sh", "-c", "echo pwned > marker"], capture_output=True, timeout=60)
     assert os.listdir(host_dir) == []
     assert proc.returncode != 0 and b"cwd" in proc.stderr, proc.stderr
 
