@@ -184,11 +184,19 @@ def _write_bundle(engine: Engine, record: ContainerRecord) -> tuple[str, dict[st
                           network_path=_network_path(engine, host_config),
                           init_binary=_init_binary())
     spec.write_etc_files(bundle, hostname, host_config)
-    os.makedirs(os.path.join(rootfs, made["process"]["cwd"].lstrip("/")), mode=0o755,
-                exist_ok=True)
+    _make_workdir(rootfs, made["process"]["cwd"])
     text = json.dumps(made, indent=2) + "\n"  # indented: people read config.json when debugging
     ol.atomic_write(os.path.join(bundle, "config.json"), text.encode())
     return bundle, made
+
+
+def _make_workdir(rootfs: str, cwd: str) -> None:
+    """Docker makes the working dir at each start (for any user), inside the container's root:
+    a `..` or a symlink in the image or put there by the container never leads to the host."""
+    from barque.linux import paths
+
+    with paths.rooted(rootfs) as root_fd:
+        os.close(paths.mkdir_all(root_fd, cwd))
 
 
 def _resolve_mount(engine: Engine, entry: dict[str, Any], rootfs: str) -> dict[str, Any]:
@@ -196,9 +204,7 @@ def _resolve_mount(engine: Engine, entry: dict[str, Any], rootfs: str) -> dict[s
     if mount.type == "volume":
         volume, _ = engine.volumes.create(mount.source)  # a named volume removed since: again
         if not mount.no_copy:
-            from barque.engine.users import secure_join
-
-            copy_up(secure_join(rootfs, mount.target), volume.mountpoint)
+            copy_up(rootfs, mount.target, volume.mountpoint)
         return oci_mount(mount, volume.mountpoint)
     if mount.type == "bind" and mount.create_source:
         os.makedirs(mount.source, mode=0o755, exist_ok=True)

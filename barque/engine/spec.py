@@ -96,6 +96,8 @@ def _process(spec: dict[str, Any], config: dict[str, Any],
     if not cwd.startswith("/"):
         raise SpecError(f"the working directory '{cwd}' is invalid, it needs to be an "
                         "absolute path")
+    # Docker cleans it as a path of the container: `-w /../../tmp/x` is /tmp/x in there.
+    cwd = "/" + os.path.normpath(cwd).lstrip("/")
     caps = spec_security.capabilities(host_config)
     process.update(terminal=bool(config.get("Tty")), args=command_line(config, host_config),
                    env=env, cwd=cwd, noNewPrivileges=spec_security.no_new_privileges(host_config))

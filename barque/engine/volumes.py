@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import sqlite3
+import stat
 import time
 from dataclasses import dataclass
 
@@ -107,26 +108,34 @@ class Volumes:
         shutil.rmtree(os.path.join(self.dir, name), ignore_errors=True)
 
 
-def copy_up(source_dir: str, volume_data: str) -> None:
-    """Docker's copy of an image's files at a volume's mount point into a new, empty volume,
-    owners and modes kept."""
-    if not os.path.isdir(source_dir) or os.listdir(volume_data):
+def copy_up(rootfs: str, target: str, volume_data: str) -> None:
+    """Docker's copy of an image's files at a volume's mount point `target` into a new, empty
+    volume, owners and modes kept. `target` is opened inside the container's root and the
+    tree copied through fds: a symlink in the image or one the container swaps in later is
+    copied as a symlink, never followed to the host."""
+    from barque.linux import fdtree, paths
+
+    try:
+        with paths.rooted(rootfs) as root_fd:
+            found = paths.open_in_root(root_fd, target)
+    except (FileNotFoundError, NotADirectoryError):
         return
-    for entry in os.listdir(source_dir):
-        src, dst = os.path.join(source_dir, entry), os.path.join(volume_data, entry)
-        if os.path.isdir(src) and not os.path.islink(src):
-            shutil.copytree(src, dst, symlinks=True)
-        else:
-            shutil.copy2(src, dst, follow_symlinks=False)
-        _copy_owner_tree(src, dst)
-    st = os.stat(source_dir)
-    os.chmod(volume_data, st.st_mode & 0o7777)
-    os.chown(volume_data, st.st_uid, st.st_gid)
-
-
-def _copy_owner_tree(src: str, dst: str) -> None:
-    st = os.lstat(src)
-    os.lchown(dst, st.st_uid, st.st_gid)
-    if os.path.isdir(src) and not os.path.islink(src):
-        for entry in os.listdir(src):
-            _copy_owner_tree(os.path.join(src, entry), os.path.join(dst, entry))
+    try:
+        if not stat.S_ISDIR(os.fstat(found).st_mode):
+            return
+        src = fdtree.open_dir(found)
+    finally:
+        os.close(found)
+    try:
+        dst = os.open(volume_data, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            if os.listdir(dst):
+                return
+            fdtree.copy_tree(src, dst)
+            st = os.fstat(src)
+            os.fchown(dst, st.st_uid, st.st_gid)
+            os.fchmod(dst, stat.S_IMODE(st.st_mode))
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)

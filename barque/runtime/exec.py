@@ -10,6 +10,7 @@ import os
 
 from barque.linux import namespaces as ns
 from barque.runtime import process as proc
+from barque.runtime import rootfs as fs
 from barque.runtime import state as st
 from barque.runtime.config import validate_process
 from barque.runtime.console import attach_new_pty
@@ -175,7 +176,7 @@ def _stage2(container: st.Container, process: dict, to_parent: Channel,
         cwd = process.get("cwd", "/")
         env = proc.env_dict(process.get("env") or [])
         try:
-            os.chdir(cwd)
+            fs.chdir_in_root(cwd, create=False)
         except OSError as e:
             raise RuntimeFailure(f'chdir to cwd ("{cwd}") set in config.json failed: '
                                  f"{(e.strerror or '').lower()}") from None

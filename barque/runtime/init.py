@@ -58,8 +58,9 @@ def preload(config: dict, terminal: bool | None = None) -> None:
         from barque.runtime import console  # noqa: F401
 
     if any("tmpcopyup" in (m.get("options") or []) for m in config.get("mounts") or []):
-        import shutil  # noqa: F401
         import tempfile  # noqa: F401
+
+        from barque.linux import fdtree  # noqa: F401
     hooks = config.get("hooks") or {}
     if hooks.get("startContainer") or hooks.get("createContainer"):
         import subprocess  # noqa: F401
@@ -168,13 +169,13 @@ def _setup(opts: CreateOptions, container: Container, flags: int, from_parent: C
     fs.mask_paths(linux.get("maskedPaths") or [])
     cwd = process.get("cwd", "/")
     env = proc.env_dict(process.get("env") or [])
-    _chdir(cwd, process)
+    first = _chdir(cwd, process)
     exe = proc.lookup_executable(process["args"][0], env, cwd)
     proc.finalize(process, opts.seccomp_filter,
                   userns_setgroups=_setgroups_allowed(in_userns),
                   preserve_fds=opts.listen_fds + opts.preserve_fds)
     # The user may lack the rights to its cwd as root had them; check again as that user.
-    _chdir(cwd, process)
+    _chdir(cwd, process, first)
     return exe
 
 
@@ -216,16 +217,20 @@ def _setgroups_allowed(in_userns: bool) -> bool:
         return True
 
 
-def _chdir(cwd: str, process: dict) -> None:
+def _chdir(cwd: str, process: dict, first: os.stat_result | None = None) -> os.stat_result:
+    """Into the cwd, resolved inside the root (made by root if missing). `first`: the dir the
+    first call found, which the user's own chdir by path must reach again."""
     try:
+        if first is None:
+            return fs.chdir_in_root(cwd, int((process.get("user") or {}).get("uid", 0)) == 0)
         os.chdir(cwd)
+        here = os.stat(".")
+        if (here.st_dev, here.st_ino) != (first.st_dev, first.st_ino):
+            raise RuntimeFailure(f"cwd ({cwd!r}) changed during set-up: refusing")
+        return here
     except FileNotFoundError:
-        if int((process.get("user") or {}).get("uid", 0)) == 0:
-            os.makedirs(cwd, 0o755, exist_ok=True)
-            os.chdir(cwd)
-        else:
-            raise RuntimeFailure(f"chdir to cwd ({cwd!r}) set in config.json failed: "
-                                 "no such file or directory") from None
+        raise RuntimeFailure(f"chdir to cwd ({cwd!r}) set in config.json failed: "
+                             "no such file or directory") from None
     except OSError as e:
         raise RuntimeFailure(f"chdir to cwd ({cwd!r}) set in config.json failed: "
                              f"{e.strerror}") from None

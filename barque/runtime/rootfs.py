@@ -21,21 +21,31 @@ if TYPE_CHECKING:
     from barque.cgroups.base import CgroupMount
 
 
-def secure_join(root: str, unsafe: str) -> str:
+def _resolve(root_fd: int, rootfs: str, dest: str, is_dir: bool | None) -> int:
+    """An O_PATH fd of `dest` inside the root (made as a dir or file if missing and `is_dir`
+    is not None), checked to lie inside it: what is mounted on is what was checked."""
     try:
-        return paths.secure_join(root, unsafe)
+        if is_dir is None:
+            fd = paths.open_in_root(root_fd, dest)
+        else:
+            fd = paths.ensure(root_fd, dest, is_dir)
     except OSError as e:
-        raise RuntimeFailure(f"resolving {unsafe!r} in {root}: {e.strerror}") from None
+        raise RuntimeFailure(f"resolving {dest!r} in {rootfs}: {e.strerror}") from None
+    where = paths.fd_path(fd)
+    if where != rootfs and not where.startswith(rootfs.rstrip("/") + "/"):
+        os.close(fd)
+        raise RuntimeFailure(f"{dest!r} resolves outside the root ({where}): refusing to mount")
+    return fd
 
 
-def _ensure(dest: str, as_file: bool) -> None:
-    if os.path.lexists(dest):
-        return
-    os.makedirs(os.path.dirname(dest), mode=0o755, exist_ok=True)
-    if as_file:
-        os.close(os.open(dest, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o755))
-    else:
-        os.makedirs(dest, mode=0o755, exist_ok=True)
+def _reopen(root_fd: int, rootfs: str, dest: str, where: str) -> int:
+    """`dest` opened again after a mount on it (so that the fd is the new mount's root), and
+    checked to be the same place: a swap meanwhile is refused, not followed."""
+    fd = _resolve(root_fd, rootfs, dest, None)
+    if paths.fd_path(fd) != where:
+        os.close(fd)
+        raise RuntimeFailure(f"{dest!r} changed while being mounted: possible attack, refusing")
+    return fd
 
 
 def prepare_root(rootfs: str, propagation: str | None) -> None:
@@ -68,40 +78,63 @@ def is_bind(mnt: dict) -> bool:
 
 def mount_all(rootfs: str, mounts: list[dict], cgroup_mounts: list[CgroupMount], cgroupns: bool,
               before_cgroup: Callable[[], None] | None = None) -> None:
-    for mnt in mounts:
-        dest = secure_join(rootfs, mnt["destination"])
-        opts = m.parse_options(mnt.get("options") or [])
-        kind = mnt.get("type") or ("bind" if is_bind(mnt) else "")
+    with paths.rooted(rootfs) as root_fd:
+        for mnt in mounts:
+            try:
+                _mount_one(root_fd, rootfs, mnt, cgroup_mounts, cgroupns, before_cgroup)
+            except OSError as e:
+                raise RuntimeFailure(f"error mounting {mnt.get('source')!r} to rootfs at "
+                                     f"{mnt['destination']!r}: {e}") from None
+
+
+def _mount_one(root_fd: int, rootfs: str, mnt: dict, cgroup_mounts: list[CgroupMount],
+               cgroupns: bool, before_cgroup: Callable[[], None] | None) -> None:
+    """One config mount, onto /proc/self/fd/N of its destination opened inside the root."""
+    dest = mnt["destination"]
+    opts = m.parse_options(mnt.get("options") or [])
+    kind = mnt.get("type") or ("bind" if is_bind(mnt) else "")
+    if kind == "cgroup" and not is_bind(mnt):
+        if before_cgroup is not None:
+            before_cgroup()
+        _mount_cgroup(root_fd, rootfs, dest, opts, cgroup_mounts, cgroupns)
+    else:
+        source = mnt.get("source") or ""
+        if is_bind(mnt) and not os.path.exists(source):
+            raise RuntimeFailure(f"bind mount source {source!r} does not exist")
+        fd = _resolve(root_fd, rootfs, dest, os.path.isdir(source) if is_bind(mnt) else True)
         try:
+            where = paths.fd_path(fd)
             if is_bind(mnt):
-                _bind(mnt, dest, opts)
-            elif kind == "cgroup":
-                if before_cgroup is not None:
-                    before_cgroup()
-                _mount_cgroup(rootfs, dest, opts, cgroup_mounts, cgroupns)
+                m.mount(source, paths.proc_path(fd), "bind", opts.flags & (m.MS_BIND | m.MS_REC))
             else:
-                _ensure(dest, as_file=False)
-                _mount_fs(mnt, dest, kind, opts)
+                _mount_fs(mnt, fd, kind, opts)
+        finally:
+            os.close(fd)
+        extra = opts.flags & ~(m.MS_BIND | m.MS_REC | m.MS_REMOUNT)
+        if (is_bind(mnt) and extra) or opts.propagation:
+            fd = _reopen(root_fd, rootfs, dest, where)
+            try:
+                if is_bind(mnt) and extra:
+                    _remount_bind(paths.proc_path(fd), extra)
+                for prop in opts.propagation:
+                    m.mount(None, paths.proc_path(fd), None, prop)
+            finally:
+                os.close(fd)
+        return
+    if opts.propagation:
+        fd = _resolve(root_fd, rootfs, dest, None)
+        try:
             for prop in opts.propagation:
-                m.mount(None, dest, None, prop)
-        except OSError as e:
-            raise RuntimeFailure(
-                f"error mounting {mnt.get('source')!r} to rootfs at {mnt['destination']!r}: {e}"
-            ) from None
+                m.mount(None, paths.proc_path(fd), None, prop)
+        finally:
+            os.close(fd)
 
 
-def _bind(mnt: dict, dest: str, opts: m.MountOptions) -> None:
-    source = mnt.get("source") or ""
-    if not os.path.exists(source):
-        raise RuntimeFailure(f"bind mount source {source!r} does not exist")
-    _ensure(dest, as_file=not os.path.isdir(source))
-    m.mount(source, dest, "bind", opts.flags & (m.MS_BIND | m.MS_REC))
-    extra = opts.flags & ~(m.MS_BIND | m.MS_REC | m.MS_REMOUNT)
-    if extra:
-        # Flags on a bind mount only take effect through a remount; keep the flags the kernel
-        # locked on the source (nosuid etc. from a user namespace's owner) or it refuses.
-        locked = _statvfs_flags(dest)
-        m.mount(source, dest, None, extra | locked | m.MS_BIND | m.MS_REMOUNT)
+def _remount_bind(target: str, extra: int) -> None:
+    # Flags on a bind mount only take effect through a remount; keep the flags the kernel
+    # locked on the source (nosuid etc. from a user namespace's owner) or it refuses.
+    locked = _statvfs_flags(target)
+    m.mount(None, target, None, extra | locked | m.MS_BIND | m.MS_REMOUNT)
 
 
 def _statvfs_flags(path: str) -> int:
@@ -118,56 +151,89 @@ def _statvfs_flags(path: str) -> int:
     return flags
 
 
-def _mount_fs(mnt: dict, dest: str, kind: str, opts: m.MountOptions) -> None:
+def _mount_fs(mnt: dict, fd: int, kind: str, opts: m.MountOptions) -> None:
     data = ",".join(opts.data)
-    if kind == "tmpfs" and "tmpcopyup" in opts.extensions and os.listdir(dest):
-        _tmpfs_copyup(mnt, dest, opts.flags, data)
+    target = paths.proc_path(fd)
+    if kind == "tmpfs" and "tmpcopyup" in opts.extensions and os.listdir(target):
+        _tmpfs_copyup(mnt, fd, opts.flags, data)
         return
-    m.mount(mnt.get("source") or kind, dest, kind, opts.flags, data or None)
+    m.mount(mnt.get("source") or kind, target, kind, opts.flags, data or None)
 
 
-def _tmpfs_copyup(mnt: dict, dest: str, flags: int, data: str) -> None:
-    import shutil
+def _tmpfs_copyup(mnt: dict, fd: int, flags: int, data: str) -> None:
     import tempfile
 
+    from barque.linux import fdtree
+
+    target = paths.proc_path(fd)
     staging = tempfile.mkdtemp(prefix="barque-copyup-")
     try:
         m.mount(mnt.get("source") or "tmpfs", staging, "tmpfs", flags & ~m.MS_RDONLY, data or None)
-        shutil.copytree(dest, staging, symlinks=True, dirs_exist_ok=True)
-        m.mount(staging, dest, None, m.MS_MOVE)
+        src = fdtree.open_dir(fd)
+        dst = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fdtree.copy_tree(src, dst)
+            os.fchmod(dst, os.fstat(src).st_mode & 0o7777)
+        finally:
+            os.close(src)
+            os.close(dst)
+        m.mount(staging, target, None, m.MS_MOVE)
         if flags & m.MS_RDONLY:
-            m.mount(None, dest, None, flags | m.MS_REMOUNT)
+            m.mount(None, target, None, flags | m.MS_REMOUNT)
     finally:
         os.rmdir(staging)
 
 
 def _mount_cgroup(
-    rootfs: str, dest: str, opts: m.MountOptions, cgroup_mounts: list[CgroupMount],
-    cgroupns: bool,
+    root_fd: int, rootfs: str, dest: str, opts: m.MountOptions,
+    cgroup_mounts: list[CgroupMount], cgroupns: bool,
 ) -> None:
     """Mount the container's cgroups read-only at dest (runc: tmpfs + one mount a hierarchy)."""
     hierarchies = cgroup_mounts
     flags = opts.flags & ~m.MS_RDONLY
-    _ensure(dest, as_file=False)
+    fd = _resolve(root_fd, rootfs, dest, True)
+    where = paths.fd_path(fd)
     v2_only = len(hierarchies) == 1 and hierarchies[0].subdir == ""
-    if not v2_only:
-        m.mount("tmpfs", dest, "tmpfs", flags, "mode=755")
-    for h in hierarchies:
-        target = os.path.join(dest, h.subdir) if h.subdir else dest
-        os.makedirs(target, exist_ok=True)
+    try:
+        if not v2_only:
+            m.mount("tmpfs", paths.proc_path(fd), "tmpfs", flags, "mode=755")
+            os.close(fd)
+            fd = -1
+            fd = _reopen(root_fd, rootfs, dest, where)
+        for h in hierarchies:
+            _mount_hierarchy(root_fd, rootfs, os.path.join(dest, h.subdir), h, opts, cgroupns)
+            for link in h.symlinks:
+                try:
+                    os.lstat(link, dir_fd=fd)
+                except FileNotFoundError:
+                    os.symlink(h.subdir, link, dir_fd=fd)
+        if not v2_only and opts.flags & m.MS_RDONLY:
+            m.mount(None, paths.proc_path(fd), None, flags | m.MS_RDONLY | m.MS_REMOUNT)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _mount_hierarchy(root_fd: int, rootfs: str, dest: str, h: CgroupMount,
+                     opts: m.MountOptions, cgroupns: bool) -> None:
+    flags = opts.flags & ~m.MS_RDONLY
+    fd = _resolve(root_fd, rootfs, dest, True)
+    try:
+        target, where = paths.proc_path(fd), paths.fd_path(fd)
         if cgroupns:
-            ro = opts.flags & m.MS_RDONLY
-            m.mount("cgroup", target, h.fstype, flags | ro, h.options or None)
-        else:
-            m.mount(h.host_path, target, "bind", m.MS_BIND | m.MS_REC)
-            if opts.flags & m.MS_RDONLY:
-                m.mount(h.host_path, target, None, flags | m.MS_RDONLY | m.MS_BIND | m.MS_REMOUNT)
-        for link in h.symlinks:
-            path = os.path.join(dest, link)
-            if not os.path.lexists(path):
-                os.symlink(h.subdir, path)
-    if not v2_only and opts.flags & m.MS_RDONLY:
-        m.mount(None, dest, None, flags | m.MS_RDONLY | m.MS_REMOUNT)
+            m.mount("cgroup", target, h.fstype, flags | (opts.flags & m.MS_RDONLY),
+                    h.options or None)
+            return
+        m.mount(h.host_path, target, "bind", m.MS_BIND | m.MS_REC)
+    finally:
+        os.close(fd)
+    if opts.flags & m.MS_RDONLY:
+        fd = _reopen(root_fd, rootfs, dest, where)
+        try:
+            m.mount(h.host_path, paths.proc_path(fd), None,
+                    flags | m.MS_RDONLY | m.MS_BIND | m.MS_REMOUNT)
+        finally:
+            os.close(fd)
 
 
 DEFAULT_DEVICES = (
@@ -202,38 +268,59 @@ def create_devices(rootfs: str, devices: list[dict], in_userns: bool) -> None:
         }
     for dev in devices:
         wanted[dev["path"]] = dev
-    for dev in wanted.values():
-        _create_device(rootfs, dev, in_userns)
-    dev_dir = secure_join(rootfs, "/dev")
-    for target, name in DEV_SYMLINKS:
-        link = os.path.join(dev_dir, name)
-        if not os.path.lexists(link):
-            os.symlink(target, link)
-    if os.path.exists("/proc/kcore") and not os.path.lexists(os.path.join(dev_dir, "core")):
-        os.symlink("/proc/kcore", os.path.join(dev_dir, "core"))
+    with paths.rooted(rootfs) as root_fd:
+        for dev in wanted.values():
+            _create_device(root_fd, rootfs, dev, in_userns)
+        dev_fd = _resolve(root_fd, rootfs, "/dev", True)
+        try:
+            links = list(DEV_SYMLINKS)
+            if os.path.exists("/proc/kcore"):
+                links.append(("/proc/kcore", "core"))
+            for target, name in links:
+                try:
+                    os.lstat(name, dir_fd=dev_fd)
+                except FileNotFoundError:
+                    os.symlink(target, name, dir_fd=dev_fd)
+        finally:
+            os.close(dev_fd)
 
 
-def _create_device(rootfs: str, dev: dict, in_userns: bool) -> None:
-    dest = secure_join(rootfs, dev["path"])
-    os.makedirs(os.path.dirname(dest), mode=0o755, exist_ok=True)
+def _create_device(root_fd: int, rootfs: str, dev: dict, in_userns: bool) -> None:
     kind = dev.get("type", "c")
     if in_userns:
         # mknod is not allowed in a user namespace: bind the host's node instead.
-        _ensure(dest, as_file=True)
-        m.mount(dev["path"], dest, "bind", m.MS_BIND)
+        fd = _resolve(root_fd, rootfs, dev["path"], False)
+        try:
+            m.mount(dev["path"], paths.proc_path(fd), "bind", m.MS_BIND)
+        finally:
+            os.close(fd)
         return
     fmt = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}.get(kind)
     if fmt is None:
         raise RuntimeFailure(f"device {dev['path']}: unknown type {kind!r}")
     mode = int(dev.get("fileMode", 0o666)) & 0o7777
-    if os.path.lexists(dest):
-        os.unlink(dest)
-    old = os.umask(0)
     try:
-        os.mknod(dest, fmt | mode, os.makedev(int(dev.get("major", 0)), int(dev.get("minor", 0))))
+        parent, name = paths.walk_parent(root_fd, dev["path"])
+    except OSError as e:
+        raise RuntimeFailure(f"device {dev['path']}: {e.strerror}") from None
+    try:
+        where = paths.fd_path(parent)
+        if where != rootfs and not where.startswith(rootfs.rstrip("/") + "/"):
+            raise RuntimeFailure(f"device {dev['path']!r} resolves outside the root ({where})")
+        try:
+            os.unlink(name, dir_fd=parent)
+        except FileNotFoundError:
+            pass
+        old = os.umask(0)
+        try:
+            os.mknod(name, fmt | mode, os.makedev(int(dev.get("major", 0)),
+                                                  int(dev.get("minor", 0))), dir_fd=parent)
+        finally:
+            os.umask(old)
+        os.chown(name, int(dev.get("uid", 0)), int(dev.get("gid", 0)), dir_fd=parent,
+                 follow_symlinks=False)
     finally:
-        os.umask(old)
-    os.chown(dest, int(dev.get("uid", 0)), int(dev.get("gid", 0)))
+        os.close(parent)
 
 
 def pivot(rootfs: str, no_pivot: bool) -> None:
@@ -263,33 +350,81 @@ def readonly_root() -> None:
     m.mount(None, "/", None, flags | m.MS_RDONLY | m.MS_BIND | m.MS_REMOUNT)
 
 
-def mask_paths(paths: list[str]) -> None:
-    for path in paths:
-        try:
-            if os.path.isdir(path) and not os.path.islink(path):
-                m.mount("tmpfs", path, "tmpfs", m.MS_RDONLY)
-            else:
-                m.mount("/dev/null", path, None, m.MS_BIND)
-        except FileNotFoundError:
+def _in_new_root(path: str) -> int | None:
+    """After pivot_root: an fd of `path` in the container's root; None if it is missing."""
+    try:
+        with paths.rooted("/") as root_fd:
+            return paths.open_in_root(root_fd, path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _target(fd: int, path: str) -> str:
+    # /proc/self/fd names the fd's exact file; a container without /proc gets the path, which
+    # after pivot_root can only lead inside its root anyway.
+    return paths.proc_path(fd) if os.path.isdir("/proc/self/fd") else path
+
+
+def mask_paths(masked: list[str]) -> None:
+    for path in masked:
+        fd = _in_new_root(path)
+        if fd is None:
             continue
+        try:
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                m.mount("tmpfs", _target(fd, path), "tmpfs", m.MS_RDONLY)
+            else:
+                m.mount("/dev/null", _target(fd, path), None, m.MS_BIND)
         except OSError as e:
             if e.errno != errno.ENOENT:
                 raise RuntimeFailure(f"cannot mask {path}: {e}") from None
+        finally:
+            os.close(fd)
 
 
-def readonly_paths(paths: list[str]) -> None:
-    for path in paths:
+def readonly_paths(readonly: list[str]) -> None:
+    for path in readonly:
+        fd = _in_new_root(path)
+        if fd is None:
+            continue
         try:
-            m.mount(path, path, None, m.MS_BIND | m.MS_REC)
-            flags = _statvfs_flags(path)
-            m.mount(path, path, None, flags | m.MS_RDONLY | m.MS_BIND | m.MS_REMOUNT | m.MS_REC)
+            where = paths.fd_path(fd)
+            target = _target(fd, path)
+            m.mount(target, target, None, m.MS_BIND | m.MS_REC)
         except OSError as e:
-            if e.errno == errno.ENOENT:
-                continue
             raise RuntimeFailure(f"cannot make {path} read-only: {e}") from None
+        finally:
+            os.close(fd)
+        fd = _in_new_root(path)  # the bind mount just made, checked to be the same place
+        if fd is None or paths.fd_path(fd) != where:
+            if fd is not None:
+                os.close(fd)
+            raise RuntimeFailure(f"{path!r} changed while being made read-only: refusing")
+        try:
+            target = _target(fd, path)
+            flags = _statvfs_flags(target)
+            m.mount(target, target, None,
+                    flags | m.MS_RDONLY | m.MS_BIND | m.MS_REMOUNT | m.MS_REC)
+        except OSError as e:
+            raise RuntimeFailure(f"cannot make {path} read-only: {e}") from None
+        finally:
+            os.close(fd)
 
 
 def write_sysctls(values: dict[str, str]) -> None:
     from barque.runtime import sysctl
 
     sysctl.write_all(values)
+
+
+def chdir_in_root(cwd: str, create: bool) -> os.stat_result:
+    """chdir to `cwd` resolved inside the current root (after pivot_root or chroot), made if
+    missing and `create`; a magic link such as /proc/self/fd/N of a host fd is refused, so
+    the cwd is never outside the container (CVE-2024-21626 class). The dir's stat."""
+    with paths.rooted("/") as root_fd:
+        fd = paths.mkdir_all(root_fd, cwd) if create else paths.open_in_root(root_fd, cwd)
+    try:
+        os.fchdir(fd)
+        return os.fstat(fd)
+    finally:
+        os.close(fd)
