@@ -57,7 +57,7 @@ def test_exec_cannot_reach_the_runtime(runtime: Runtime, interpreter: exe_attack
     log = exe_attack.wait_for_log(lambda: _log(bundle))
     interpreter.assert_intact(marker)
     assert "WROTE" not in log
-    assert "caught" not in log, f"a joining process was reachable: {log}"
+    assert "done caught=0" in log, f"a joining process was reachable: {log}"
 
 
 @pytest.mark.parametrize("sealexec", [True, False], ids=["helper", "no-helper"])
@@ -114,7 +114,7 @@ def test_init_runs_sealed_and_leaves_no_mount(runtime: Runtime, tmp_path: os.Pat
     assert os.path.samestat(os.stat(exe), os.stat(interpreter.python)) or _sealed_memfd(exe)
     for table in ("/proc/self/mountinfo", f"/proc/{pid}/mountinfo"):
         with open(table) as f:
-            leaked = [line for line in f if "python" in line or interpreter.venv in line]
+            leaked = [line for line in f if interpreter.venv in line]
         assert not leaked, f"{table}: {leaked}"
     rt.cmd("start", cid, check=True)
     assert wait_status(rt, cid, "stopped")["status"] == "stopped"

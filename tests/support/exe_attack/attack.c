@@ -87,7 +87,10 @@ static void scan(void)
 			continue;
 		}
 		fds[caught++] = fd;
-		say("caught %d\n", pid);
+		char target[4096];
+		ssize_t n = readlink(link, target, sizeof target - 1);
+		target[n < 0 ? 0 : n] = 0;
+		say("caught %d %s\n", pid, target);
 	}
 	if (d)
 		closedir(d);
