@@ -21,11 +21,11 @@ libc = ctypes.CDLL(None, use_errno=True)
 # x86_64 and aarch64 syscall numbers for calls glibc does not wrap.
 _SYSCALLS: dict[str, dict[str, int]] = {
     "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "bpf": 321, "seccomp": 317,
-               "keyctl": 250, "ioprio_set": 251, "sched_setattr": 314,
-               "close_range": 436},
+               "keyctl": 250, "ioprio_set": 251, "sched_setattr": 314, "open_tree": 428,
+               "mount_setattr": 442, "close_range": 436},
     "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "bpf": 280, "seccomp": 277,
-                "keyctl": 219, "ioprio_set": 30, "sched_setattr": 274,
-                "close_range": 436},
+                "keyctl": 219, "ioprio_set": 30, "sched_setattr": 274, "open_tree": 428,
+                "mount_setattr": 442, "close_range": 436},
 }
 
 

@@ -1,6 +1,9 @@
-"""mount(2), umount2(2), pivot_root(2) and the parsing of OCI mount options into flags."""
+"""mount(2), umount2(2), pivot_root(2), open_tree(2), mount_setattr(2) and the parsing of OCI
+mount options into flags."""
 
 from __future__ import annotations
+
+import sys
 
 from barque.linux import cdata as ctypes
 from barque.linux.libc import check, libc, syscall
@@ -29,6 +32,16 @@ MS_STRICTATIME = 0x1000000
 MS_LAZYTIME = 0x2000000
 
 MNT_DETACH = 0x2
+
+# The new mount API (open_tree(2), mount_setattr(2)).
+AT_FDCWD = -100
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+OPEN_TREE_CLONE = 0x1
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
 
 # option → (clear?, flag), as runc's libcontainer/specconv parses them.
 _FLAGS: dict[str, tuple[bool, int]] = {
@@ -124,3 +137,17 @@ def umount(target: str, flags: int = 0) -> None:
 
 def pivot_root(new_root: str, put_old: str) -> None:
     syscall("pivot_root", new_root.encode(), put_old.encode())
+
+
+def open_tree(path: str, flags: int) -> int:
+    """open_tree(AT_FDCWD, path, flags): with OPEN_TREE_CLONE, a detached copy of the mount
+    at path (a bind mount of it, the file alone if path is a file) that no mount table
+    shows and that goes away with its last user."""
+    return syscall("open_tree", AT_FDCWD, path.encode(), flags)
+
+
+def mount_setattr(fd: int, attr_set: int, flags: int = AT_EMPTY_PATH) -> None:
+    """Set MOUNT_ATTR_* flags on the mount fd refers to (a struct mount_attr: set, clear,
+    propagation, userns fd; all 64-bit)."""
+    attr = attr_set.to_bytes(8, sys.byteorder) + bytes(24)
+    syscall("mount_setattr", fd, b"", flags, ctypes.create_string_buffer(attr, 32), 32)

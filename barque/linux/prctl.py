@@ -6,6 +6,8 @@ from barque.linux import cdata as ctypes
 from barque.linux.libc import check, libc
 
 PR_SET_PDEATHSIG = 1
+PR_GET_DUMPABLE = 3
+PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_SET_NAME = 15
 PR_CAPBSET_READ = 23
@@ -25,6 +27,17 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
 
 def set_no_new_privs() -> None:
     prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+
+def set_dumpable(on: bool) -> None:
+    """Off: /proc/<pid> of this process (exe, fd, mem, ...) belongs to the host's root and
+    needs CAP_SYS_PTRACE there, so another process with our uid cannot open it; fork keeps
+    it, execve resets it."""
+    prctl(PR_SET_DUMPABLE, int(on))
+
+
+def dumpable() -> bool:
+    return prctl(PR_GET_DUMPABLE) != 0
 
 
 def set_keepcaps(on: bool) -> None:

@@ -118,7 +118,33 @@ def _listen_fds() -> int:
     return 0
 
 
+# Set when the runtime re-executed itself sealed (see _guard_self): a second failure is fatal.
+RESEALED_ENV = "_BARQUE_RUNTIME_RESEALED"
+
+
+def _guard_self() -> None:
+    """Before a process of ours joins a container (CVE-2019-5736): make us non-dumpable, so
+    that no container process can open /proc/PID/exe (or fd, mem) of any of our children,
+    and make sure we run from a copy of the interpreter nobody can write, which the launcher
+    arranges through barque-sealexec; without it, re-execute ourselves from one."""
+    from barque.linux import prctl, selfexe
+
+    prctl.set_dumpable(False)
+    resealed = os.environ.pop(RESEALED_ENV, None)
+    if selfexe.is_sealed():
+        return
+    if resealed:
+        raise RuntimeFailure("cannot run from a sealed copy of the interpreter "
+                             f"({os.readlink(selfexe.SELF)} is still writable)")
+    argv = [sys.executable, *sys.orig_argv[1:]]
+    try:
+        selfexe.exec_sealed(selfexe.SELF, argv, dict(os.environ, **{RESEALED_ENV: "1"}))
+    except OSError as e:
+        raise RuntimeFailure(f"cannot run from a sealed copy of the interpreter: {e}") from None
+
+
 def cmd_create(g: Parsed, argv: list[str], run: bool = False) -> int:
+    _guard_self()
     from barque.cgroups import prewarm
 
     prewarm.renew()  # first: see barque/cgroups/prewarm.py
@@ -230,6 +256,7 @@ def cmd_update(g: Parsed, argv: list[str]) -> int:
 
 
 def cmd_exec(g: Parsed, argv: list[str]) -> int:
+    _guard_self()
     from barque.cgroups import prewarm
 
     prewarm.renew()  # the exec'd process joins the container's cgroup: see cmd_create

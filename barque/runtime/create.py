@@ -404,6 +404,7 @@ def _stage1(opts: CreateOptions, container: st.Container, flags: int,
     """Runs in the first child; never returns."""
     code = 1
     try:
+        from barque.linux import prctl
         from barque.runtime.init import preload
 
         # Here, in parallel with the runtime's cgroup work, and before any namespace is entered.
@@ -412,6 +413,10 @@ def _stage1(opts: CreateOptions, container: st.Container, flags: int,
             os._exit(1)
         join_namespaces(joins)
         if flags & ns.CLONE_NEWUSER:
+            # While non-dumpable our /proc files belong to the host's root: neither a rootless
+            # runtime (our uid_map) nor our own mapped root (timens_offsets) could write them.
+            # As in runc: dumpable for this set-up only, never in the init.
+            prctl.set_dumpable(True)
             ns.unshare(ns.CLONE_NEWUSER)
             to_parent_w.send(op="userns")
             if (to_parent_r.recv() or {}).get("op") != "mapped":
@@ -424,6 +429,8 @@ def _stage1(opts: CreateOptions, container: st.Container, flags: int,
             ns.unshare(rest)
         if flags & ns.CLONE_NEWTIME:
             _write_time_offsets(container.config.get("linux") or {})
+        if flags & ns.CLONE_NEWUSER:
+            prctl.set_dumpable(False)
         pid = os.fork()
         if pid == 0:
             from barque.runtime.init import container_init
