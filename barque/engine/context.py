@@ -9,6 +9,7 @@ directory; `<runroot>/runtime` is the OCI runtime's --root.
 from __future__ import annotations
 
 import os
+import sqlite3
 from dataclasses import dataclass
 
 from barque.engine import state as st
@@ -73,8 +74,12 @@ class Engine:
         self.paths = paths
         if not create and not os.path.exists(os.path.join(paths.root, DB_NAME)):
             raise EngineError(f"no Barque state in {paths.root}", 1, 404)
-        os.makedirs(paths.root, mode=0o700, exist_ok=True)
-        self.records = Records(paths.root)
+        if create:
+            os.makedirs(paths.root, mode=0o700, exist_ok=True)
+        try:
+            self.records = Records(paths.root, create)
+        except sqlite3.OperationalError:  # removed since the check above
+            raise EngineError(f"no Barque state in {paths.root}", 1, 404) from None
         self.volumes = Volumes(paths.root, self.records.conn)
         self._store: ImageStore | None = None
 

@@ -57,8 +57,8 @@ class Records:
     """The containers table of the state database (one connection; several processes may
     use the database at once: SQLite's locks keep every write whole)."""
 
-    def __init__(self, root: str) -> None:
-        self.conn = db.connect(root)
+    def __init__(self, root: str, create: bool = True) -> None:
+        self.conn = db.connect(root, create)
 
     def close(self) -> None:
         self.conn.close()

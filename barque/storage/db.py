@@ -107,10 +107,18 @@ def _migrate(conn: sqlite3.Connection) -> None:
         raise
 
 
-def connect(root: str) -> sqlite3.Connection:
-    os.makedirs(root, mode=0o700, exist_ok=True)
-    conn = sqlite3.connect(os.path.join(root, DB_NAME), timeout=30, isolation_level=None,
-                           check_same_thread=False)
+def connect(root: str, create: bool = True) -> sqlite3.Connection:
+    """The state DB of `root`; `create` False opens only an existing one (sqlite3's
+    OperationalError otherwise), so a root removed meanwhile is never made again."""
+    if create:
+        os.makedirs(root, mode=0o700, exist_ok=True)
+    path = os.path.join(root, DB_NAME)
+    if not create:
+        from urllib.parse import quote
+
+        path = f"file:{quote(path)}?mode=rw"
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False,
+                           uri=not create)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
