@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from barque.image import oci_layout as ol
 from barque.image import reference as refs
 from barque.storage import db
-from barque.storage.blobs import BlobError, BlobStore, check_digest
+from barque.storage.blobs import BlobError, BlobStore, check_digest, remove_tree
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 _DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}\Z")
 MANIFEST_TYPES = frozenset({ol.MEDIA_MANIFEST, ol.MEDIA_DOCKER_MANIFEST})
 INDEX_TYPES = frozenset({ol.MEDIA_INDEX, ol.MEDIA_DOCKER_LIST})
+# Temporaries made in the layer dir (a layer being unpacked) and the root (the default
+# image's scratch layout), each only under `writing`.
+TEMP_PREFIXES = (".tmp-", ".default-")
 
 
 class ImageError(Exception):
@@ -134,9 +137,34 @@ class ImageStore:
 
     @contextmanager
     def writing(self) -> Iterator[None]:
-        """Held (shared) while blobs are fetched and registered: keeps the collector out."""
-        with self._flock(fcntl.LOCK_SH):
+        """Held (shared) while blobs are fetched and registered: keeps the collector out.
+
+        Every temporary file or dir of the store is made under this lock, so when no one
+        else holds it (an exclusive try succeeds), every temporary left is a dead writer's
+        (a kill -9): it is reclaimed here, before this writer makes its own."""
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pass
+            else:
+                self.reclaim_temporaries(partials=False)
+            fcntl.flock(fd, fcntl.LOCK_SH)
             yield
+        finally:
+            os.close(fd)
+
+    def reclaim_temporaries(self, *, partials: bool) -> int:
+        """Remove what killed writers left: ingest temporaries (and, with `partials`,
+        resumable downloads), half-unpacked layer dirs, scratch dirs. Only under the
+        exclusive lock. Returns the bytes freed."""
+        freed = self.blobs.sweep_ingest(partials=partials)
+        for parent in (self.layer_dir, self.root):
+            for name in os.listdir(parent):
+                if name.startswith(TEMP_PREFIXES):
+                    freed += remove_tree(os.path.join(parent, name))
+        return freed
 
     # --- layers ----------------------------------------------------------------------------
     def layer_path(self, chain_id: str) -> str:
@@ -475,7 +503,7 @@ class ImageStore:
             for digest in list(self.blobs.digests()):
                 if digest not in used_blobs:
                     self.blobs.delete(digest)
-            self.blobs.remove_ingest_locks()
+            self.reclaim_temporaries(partials=True)
         return removed
 
     def disk_usage(self) -> int:

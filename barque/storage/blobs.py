@@ -45,6 +45,32 @@ def check_digest(digest: str) -> str:
     return digest
 
 
+def remove_tree(path: str) -> int:
+    """Remove a file or a directory tree (never following a symlink); the bytes freed."""
+    import shutil
+    import stat
+
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return 0
+    if not stat.S_ISDIR(st.st_mode):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return 0
+        return st.st_blocks * 512
+    freed = 0
+    for dirpath, _, names in os.walk(path):
+        for name in names:
+            try:
+                freed += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+            except OSError:
+                pass
+    shutil.rmtree(path, ignore_errors=True)
+    return freed
+
+
 def fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -232,14 +258,16 @@ class BlobStore:
                 os.unlink(tmp)
         return digest, size
 
-    def remove_ingest_locks(self) -> None:
-        """Only while no writer can run (the store's exclusive lock)."""
+    def sweep_ingest(self, *, partials: bool) -> int:
+        """Remove what dead writers left in the ingest dir: temporary files and dirs (names
+        starting with "."), lock files and, with `partials`, the partial downloads a later
+        pull could resume. Only while no writer can run (the store's exclusive lock).
+        Returns the bytes freed."""
+        freed = 0
         for name in os.listdir(self.ingest_dir):
-            if name.endswith(".lock"):
-                try:
-                    os.unlink(os.path.join(self.ingest_dir, name))
-                except FileNotFoundError:
-                    pass
+            if name.startswith(".") or name.endswith(".lock") or partials:
+                freed += remove_tree(os.path.join(self.ingest_dir, name))
+        return freed
 
     def delete(self, digest: str) -> None:
         try:
