@@ -419,11 +419,15 @@ def _locked(engine: Engine, container_id: str, ref: str) -> Iterator[None]:
     cleanup may race); the second finds it gone."""
     import fcntl
 
+    path = engine.paths.container_dir(container_id)
     try:
-        fd = os.open(engine.paths.container_dir(container_id),
-                     os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise EngineError(f"No such container: {ref}", 1, 404) from None
+        if engine.records.get(container_id) is None:
+            raise EngineError(f"No such container: {ref}", 1, 404) from None
+        # A removal killed after it removed the dir, before the record: finish it.
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         if engine.records.get(container_id) is None:

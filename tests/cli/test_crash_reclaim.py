@@ -5,6 +5,7 @@ store; the next command that takes the store's lock reclaims them, and `image pr
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import tarfile
@@ -112,3 +113,14 @@ def test_prune_removes_resumable_downloads(barque: Barque, tmp_path: Any) -> Non
     assert os.path.exists(partial)  # kept for the next pull to resume
     ok(barque.run("system", "prune", "-f"))
     assert _ingest(barque) == []
+
+
+def test_rm_killed_between_its_dir_and_its_record_is_finished(barque: Barque) -> None:
+    # The state a `rm -f` killed after it removed the container's dir, before its record,
+    # leaves (the crash harness found it): `ps -a` lists the container, `rm -f` must work.
+    cid = ok(barque.run("create", "busybox", "true")).strip()
+    shutil.rmtree(os.path.join(barque.root, "containers", cid))
+    assert cid in ok(barque.run("ps", "-aq", "--no-trunc")).split()
+    ok(barque.run("rm", "-f", cid))
+    assert ok(barque.run("ps", "-aq", "--no-trunc")) == ""
+    assert not os.path.exists(os.path.join(barque.root, "containers", cid))
