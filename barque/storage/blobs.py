@@ -4,7 +4,10 @@ A blob is written to `<root>/ingest/<hex>` first, hashed while it is written, an
 `blobs/` only when its digest (and size, when known) match. An ingest file outlives a killed
 writer, so the next writer of the same digest resumes from it (the registry client asks for
 the rest with a Range request); a per-digest lock makes two concurrent writers of one digest
-take turns, and the second then finds the blob present and writes nothing.
+take turns, and the second then finds the blob present and writes nothing. Partial downloads,
+the `.`-named temporaries of load/import/commit and lock files are all made under the image
+store's lock: the store sweeps the temporaries when it finds that lock free (their writers are
+dead), and prune sweeps the partial downloads too (`sweep_ingest`).
 """
 
 from __future__ import annotations
