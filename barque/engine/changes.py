@@ -49,20 +49,29 @@ def commit(engine: Engine, ref: str, reference: str | None, *, author: str = "",
         raise EngineError(str(e), 1) from None
     except ChangeError as e:
         raise EngineError(str(e), 1, 400) from None
-    paused = False
-    if pause and engine.state(record)["Status"] == "running":
-        lifecycle.pause(engine, record.id)
-        paused = True
-    try:
-        layer_tar = _write_changes(engine, record.id, image)
-    finally:
-        if paused:
-            lifecycle.unpause(engine, record.id)
-    try:
-        return _register(store, image, layer_tar, container_config, reference, author,
-                         message, _history_command(record.config))
-    finally:
-        os.unlink(layer_tar)
+    # The changes' tar is a temporary of the store: made and used only under its lock.
+    with store.writing():
+        paused = False
+        if pause and engine.state(record)["Status"] == "running":
+            lifecycle.pause(engine, record.id)
+            paused = True
+        try:
+            layer_tar = _write_changes(engine, record.id, image)
+        finally:
+            if paused:
+                lifecycle.unpause(engine, record.id)
+        try:
+            return _register(store, image, layer_tar, container_config, reference, author,
+                             message, _history_command(record.config))
+        except OSError as e:  # a full disk, mostly: Docker's words, the command's exit 1
+            raise EngineError(_os_error("commit", e), 1) from None
+        finally:
+            os.unlink(layer_tar)
+
+
+def _os_error(op: str, e: OSError) -> str:
+    what = os.strerror(e.errno).lower() if e.errno else str(e)
+    return f"{op}: write {e.filename}: {what}" if e.filename else f"{op}: {what}"
 
 
 def _image_config_of(config: dict[str, Any]) -> dict[str, Any]:
@@ -83,6 +92,8 @@ def _write_changes(engine: Engine, container_id: str, image: Image) -> str:
         os.unlink(path)
         if isinstance(e, snapshot.SnapshotError):
             raise EngineError(str(e), 1) from None
+        if isinstance(e, OSError):
+            raise EngineError(_os_error("commit", e), 1) from None
         raise
     return path
 

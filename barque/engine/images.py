@@ -35,14 +35,15 @@ def ensure_default_image(store: ImageStore) -> Image:
 
     from barque.image import default as default_image
 
-    scratch = tempfile.mkdtemp(prefix=".default-", dir=store.root)
-    try:
-        default_image.build_default_image(scratch)
-        return store.import_oci_layout(scratch, "latest", DEFAULT_IMAGE)
-    except default_image.DefaultImageError as e:
-        raise ImageError(str(e)) from None
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    with store.writing():  # the scratch dir is a temporary: made only under this lock
+        scratch = tempfile.mkdtemp(prefix=".default-", dir=store.root)
+        try:
+            default_image.build_default_image(scratch)
+            return store.import_oci_layout(scratch, "latest", DEFAULT_IMAGE)
+        except default_image.DefaultImageError as e:
+            raise ImageError(str(e)) from None
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def is_default_reference(text: str) -> bool:

@@ -414,8 +414,16 @@ def remove(engine: Engine, ref: str, force: bool = False, volumes: bool = False)
     """`docker rm [-f] [-v]`: the container, its snapshot, its monitor's files, its hold on
     its image, and with `volumes` its anonymous volumes."""
     record = engine.find(ref)
-    with _locked(engine, record.id, ref):
-        _remove_locked(engine, record, ref, force, volumes)
+    try:
+        with _locked(engine, record.id, ref):
+            _remove_locked(engine, record, ref, force, volumes)
+    except EngineError as e:
+        if e.status != 404 or engine.records.get(record.id) is None:
+            raise
+        # A removal killed after it removed the container's dir, before its record: its
+        # container is dead and unmounted; the steps left are idempotent, so finish them
+        # (without the dir's lock: making the dir again would race with another remover).
+        _remove_files_and_record(engine, record, volumes)
     return ref
 
 
@@ -455,6 +463,10 @@ def _remove_locked(engine: Engine, record: ContainerRecord, ref: str, force: boo
             raise EngineError(f"could not kill container {ref}", 1)
     else:
         _end_waiting_monitor(engine, record)
+    _remove_files_and_record(engine, record, volumes)
+
+
+def _remove_files_and_record(engine: Engine, record: ContainerRecord, volumes: bool) -> None:
     _delete_leftover(engine, record.id)
     try:
         snapshot.remove(engine.paths.snapshot_dir(record.id))

@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import os
 import re
+import stat
 import tarfile
 import tempfile
 from typing import IO, Any, cast
@@ -37,7 +38,7 @@ from barque.image.archive_io import (
 )
 from barque.image.changes import ChangeError, apply_changes
 from barque.image.oci_archive import Pending, Selected
-from barque.image.store import Image, ImageError, ImageStore, tag_name
+from barque.image.store import Image, ImageError, ImageStore, Prepared, tag_name
 from barque.linux.locks import locked_dir
 
 __all__ = ["ArchiveError", "FORMATS", "import_tarball", "load", "save", "select"]
@@ -151,7 +152,8 @@ def _read(spool: Spool, source: str | IO[bytes]) -> None:
     except OSError as e:
         raise ArchiveError(f"open {source}: {(e.strerror or str(e)).lower()}") from None
     with f:
-        spool.read_tar(f, _check_blob_name)
+        st = os.fstat(f.fileno())
+        spool.read_tar(f, _check_blob_name, st.st_size if stat.S_ISREG(st.st_mode) else None)
 
 
 def _familiar(name: str) -> str:
@@ -159,24 +161,34 @@ def _familiar(name: str) -> str:
 
 
 def _register(store: ImageStore, pending: list[Pending]) -> list[str]:
+    """Every image made ready (blobs in the store, layers unpacked), then all recorded in one
+    transaction: an image that fails leaves its predecessors unrecorded too, and what they
+    stored is unreferenced, for the collector."""
+    prepared: list[Prepared] = []
+    try:
+        for p in pending:
+            for member in [*p.blobs, *p.extra]:
+                adopt(member, store.blobs)
+            manifest_digest = store.blobs.put(p.manifest)
+            prepared.append(store.prepare(manifest_digest, tags=p.tags,
+                                          extra_blobs=[m.digest for m in p.extra]))
+        current = {tag: old.id for p in pending for tag in p.tags
+                   if (old := store.lookup(tag)) is not None}
+        store.commit(prepared)
+    except ImageError as e:
+        raise ArchiveError(str(e)) from None
+    except OSError as e:
+        raise ArchiveError(f"load: {os.strerror(e.errno).lower() if e.errno else e}") from None
     lines = []
-    for p in pending:
-        for member in [*p.blobs, *p.extra]:
-            adopt(member, store.blobs)
-        manifest_digest = store.blobs.put(p.manifest)
-        before = {tag: store.lookup(tag) for tag in p.tags}
-        try:
-            image = store.register(manifest_digest, tags=p.tags,
-                                   extra_blobs=[m.digest for m in p.extra])
-        except ImageError as e:
-            raise ArchiveError(str(e)) from None
-        for tag in p.tags:
-            old = before[tag]
-            if old is not None and old.id != image.id:
+    for image in prepared:
+        for tag in image.tags:
+            old_id = current.get(tag)
+            if old_id is not None and old_id != image.id:
                 lines.append(f"The image {_familiar(tag)} already exists, renaming the old one "
-                             f"with ID {old.id} to empty string")
+                             f"with ID {old_id} to empty string")
+            current[tag] = image.id
             lines.append(f"Loaded image: {_familiar(tag)}")
-        if not p.tags:
+        if not image.tags:
             lines.append(f"Loaded image ID: {image.id}")
     return lines
 

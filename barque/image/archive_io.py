@@ -38,6 +38,11 @@ _XZ_MAGIC = b"\xfd7zXZ\x00"
 _HEAD = 10
 _BLOCK = 512
 _WINDOW = 4 << 20  # how much of a tar stream the end-of-archive check can look back
+# A compressed archive may yield at most this much more than its own size: real images
+# compress 2-5:1, a decompression bomb (a few KiB of zstd for 1 GiB of zeros) far beyond.
+BOMB_FLOOR = 64 << 20
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+BOMB_RATIO = 128
 
 # Errors the decompressors and tarfile raise on corrupt or truncated input.
 STREAM_ERRORS: tuple[type[BaseException], ...] = (
@@ -266,6 +271,8 @@ class Spool:
         self.files: dict[str, Member] = {}
         self.links: dict[str, str] = {}  # name -> target name (archive-root relative)
         self._count = 0
+        self._compressed = False
+        self._input_size: int | None = None  # the archive's size, when it is a file
 
     def __enter__(self) -> Spool:
         return self
@@ -277,16 +284,24 @@ class Spool:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # reading the archive
-    def read_tar(self, stream: IO[bytes], verify: Verify | None = None) -> None:
+    def read_tar(self, stream: IO[bytes], verify: Verify | None = None,
+                 size: int | None = None) -> None:
         """Spool every member of the (possibly compressed) tar `stream` in one pass.
 
         `verify(name, member)` is called as each file completes (to reject a bad blob early).
+        `size`, the stream's length when known, lets a member that claims more than the
+        archive can hold be refused before any byte of it is written.
         """
         head = read_head(stream)
         if not head:
             raise ArchiveError("the archive is empty")
+        kind = compression_of(head)
+        self._compressed, self._input_size = bool(kind), size
         try:
-            src = decompressor(cast(IO[bytes], Prefixed(head, stream)), compression_of(head))
+            counted = _Counting(cast(IO[bytes], Prefixed(head, stream)))
+            src = decompressor(cast(IO[bytes], counted), kind)
+            if kind:
+                src = cast(IO[bytes], _BombGuard(src, counted))
             tap = Tap(src, window=_WINDOW)
             with tarfile.open(fileobj=cast(IO[bytes], tap), mode="r|") as tar:
                 while (info := tar.next()) is not None:
@@ -298,6 +313,10 @@ class Spool:
                 pass
         except ArchiveError:
             raise
+        except OSError as e:
+            if e.errno in _WRITE_ERRNOS:  # the disk, not the archive
+                raise ArchiveError(f"write {self.dir}: {os.strerror(e.errno).lower()}") from None
+            raise ArchiveError(f"invalid archive: {stream_error(e)}") from None
         except STREAM_ERRORS as e:
             raise ArchiveError(f"invalid archive: {stream_error(e)}") from None
 
@@ -316,6 +335,7 @@ class Spool:
         elif info.islnk():
             self.links[name] = clean_name(info.linkname)
         elif info.isfile():
+            self._check_size(name, info)
             src = tar.extractfile(info)
             assert src is not None
             member = self._write(src)
@@ -325,6 +345,28 @@ class Spool:
         else:
             raise ArchiveError(f"unexpected archive member {info.name!r} (not a file, "
                                "directory or link)")
+
+    def _check_size(self, name: str, info: tarfile.TarInfo) -> None:
+        """Refuse, before writing it, a member that would write more than the archive holds:
+        a sparse file (its holes would be written as zeros), one declaring more bytes than
+        the archive has (or than its compression can plausibly give), one the disk lacks
+        room for."""
+        if info.sparse is not None:
+            raise ArchiveError(f"invalid archive member {info.name!r}: sparse files are not "
+                               "supported (their holes would be written out in full)")
+        end = info.offset_data + info.size
+        total = self._input_size
+        if total is not None and not self._compressed and end > total:
+            raise ArchiveError(f"invalid archive member {info.name!r}: its {info.size} bytes "
+                               f"are larger than the archive ({total} bytes): truncated")
+        if total is not None and self._compressed and end > BOMB_FLOOR + BOMB_RATIO * total:
+            raise ArchiveError(f"invalid archive member {info.name!r}: its {info.size} bytes "
+                               f"are larger than a {total}-byte archive can hold (compression "
+                               f"ratio over {BOMB_RATIO}:1)")
+        st = os.statvfs(self.dir)
+        if info.size > st.f_bavail * st.f_frsize:
+            raise ArchiveError(f"write {name}: no space left on device ({info.size} bytes "
+                               f"needed, {st.f_bavail * st.f_frsize} free)")
 
     def _write(self, src: IO[bytes]) -> Member:
         self._count += 1
@@ -372,6 +414,43 @@ class Spool:
         except ValueError as e:
             raise ArchiveError(f"invalid archive: {what} {name!r}: {e}") from None
 
+
+
+class _Counting:
+    """A read-only stream that counts the bytes read from it (an archive's compressed side)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self.size += len(data)
+        return data
+
+
+class _BombGuard:
+    """Decompressed data, cut off with an ArchiveError once it outgrows what its compressed
+    input (read so far) can plausibly give: bounds a stream whose size is unknown."""
+
+    def __init__(self, raw: IO[bytes], compressed: _Counting) -> None:
+        self._raw, self._compressed = raw, compressed
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self.size += len(data)
+        if self.size > BOMB_FLOOR + BOMB_RATIO * self._compressed.size:
+            raise ArchiveError(f"invalid archive: {self.size} bytes from {self._compressed.size} "
+                               f"compressed is larger than a compression ratio of "
+                               f"{BOMB_RATIO}:1 allows")
+        return data
 
 
 def adopt(member: Member, blobs: BlobStore) -> str:

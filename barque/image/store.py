@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from barque.image import oci_layout as ol
 from barque.image import reference as refs
 from barque.storage import db
-from barque.storage.blobs import BlobError, BlobStore, check_digest
+from barque.storage.blobs import BlobError, BlobStore, check_digest, remove_tree
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 _DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}\Z")
 MANIFEST_TYPES = frozenset({ol.MEDIA_MANIFEST, ol.MEDIA_DOCKER_MANIFEST})
 INDEX_TYPES = frozenset({ol.MEDIA_INDEX, ol.MEDIA_DOCKER_LIST})
+# Temporaries made in the layer dir (a layer being unpacked) and the root (the default
+# image's scratch layout), each only under `writing`.
+TEMP_PREFIXES = (".tmp-", ".default-")
 
 
 class ImageError(Exception):
@@ -71,6 +74,21 @@ class Image:
     @property
     def short_id(self) -> str:
         return self.id.split(":", 1)[1][:12]
+
+
+@dataclass
+class Prepared:
+    """An image checked and unpacked by `ImageStore.prepare`, not yet recorded."""
+
+    id: str  # the config digest
+    manifest_digest: str
+    media_type: str
+    created: str
+    size: int
+    layers: list[LayerRef]
+    tags: list[str]
+    repo_digests: list[str]
+    extra_blobs: list[str]
 
 
 def chain_ids(diff_ids: list[str]) -> list[str]:
@@ -119,9 +137,34 @@ class ImageStore:
 
     @contextmanager
     def writing(self) -> Iterator[None]:
-        """Held (shared) while blobs are fetched and registered: keeps the collector out."""
-        with self._flock(fcntl.LOCK_SH):
+        """Held (shared) while blobs are fetched and registered: keeps the collector out.
+
+        Every temporary file or dir of the store is made under this lock, so when no one
+        else holds it (an exclusive try succeeds), every temporary left is a dead writer's
+        (a kill -9): it is reclaimed here, before this writer makes its own."""
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pass
+            else:
+                self.reclaim_temporaries(partials=False)
+            fcntl.flock(fd, fcntl.LOCK_SH)
             yield
+        finally:
+            os.close(fd)
+
+    def reclaim_temporaries(self, *, partials: bool) -> int:
+        """Remove what killed writers left: ingest temporaries (and, with `partials`,
+        resumable downloads), half-unpacked layer dirs, scratch dirs. Only under the
+        exclusive lock. Returns the bytes freed."""
+        freed = self.blobs.sweep_ingest(partials=partials)
+        for parent in (self.layer_dir, self.root):
+            for name in os.listdir(parent):
+                if name.startswith(TEMP_PREFIXES):
+                    freed += remove_tree(os.path.join(parent, name))
+        return freed
 
     # --- layers ----------------------------------------------------------------------------
     def layer_path(self, chain_id: str) -> str:
@@ -168,6 +211,15 @@ class ImageStore:
                  extra_blobs: list[str] | tuple[str, ...] = ()) -> Image:
         """Record the image whose manifest (and config and layer blobs) are in the blob
         store, unpacking its missing layers; `tags` move here from any image that had them."""
+        prepared = self.prepare(manifest_digest, tags=tags, repo_digests=repo_digests,
+                                extra_blobs=extra_blobs)
+        return self.commit([prepared])[0]
+
+    def prepare(self, manifest_digest: str, *, tags: list[str] | tuple[str, ...] = (),
+                repo_digests: list[str] | tuple[str, ...] = (),
+                extra_blobs: list[str] | tuple[str, ...] = ()) -> Prepared:
+        """Check an image and unpack its missing layers, recording nothing that names it:
+        until `commit`, what it unpacked is unreferenced (the collector's to remove)."""
         manifest = _json_blob(self.blobs, manifest_digest, "manifest")
         media_type = str(manifest.get("mediaType") or ol.MEDIA_MANIFEST)
         if media_type not in MANIFEST_TYPES:
@@ -194,27 +246,36 @@ class ImageStore:
                                    int(desc.get("size", 0))))
         size = sum(self._ensure_layer(layer) for layer in layers)
         created = str(config.get("created") or "1970-01-01T00:00:00Z")
+        return Prepared(config_digest, manifest_digest, media_type, created, size, layers,
+                        list(tags), list(repo_digests), list(extra_blobs))
+
+    def commit(self, prepared: list[Prepared]) -> list[Image]:
+        """Record prepared images, their tags and digests, in one transaction: all or none."""
         with db.transaction(self.conn):
-            self.conn.execute(
-                "INSERT OR IGNORE INTO images VALUES (?, ?, ?, ?, ?, ?)",
-                (config_digest, manifest_digest, media_type, created, size, time.time()))
-            # The same config may come with another manifest (other compression): the
-            # manifest kept must be the one whose layers are recorded below.
-            self.conn.execute(
-                "UPDATE images SET manifest_digest = ?, manifest_media_type = ?, size = ? "
-                "WHERE id = ?", (manifest_digest, media_type, size, config_digest))
-            self.conn.execute("DELETE FROM image_layers WHERE image_id = ?", (config_digest,))
-            self.conn.executemany(
-                "INSERT INTO image_layers VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(config_digest, i, lay.chain_id, lay.diff_id, lay.blob_digest, lay.media_type,
-                  lay.blob_size) for i, lay in enumerate(layers)])
-            self.conn.executemany("INSERT OR IGNORE INTO image_blobs VALUES (?, ?)",
-                                  [(config_digest, d) for d in extra_blobs])
-            self.conn.executemany("INSERT OR REPLACE INTO tags VALUES (?, ?)",
-                                  [(t, config_digest) for t in tags])
-            self.conn.executemany("INSERT OR REPLACE INTO repo_digests VALUES (?, ?)",
-                                  [(d, config_digest) for d in repo_digests])
-        return self.get(config_digest)
+            for p in prepared:
+                self._record(p)
+        return [self.get(p.id) for p in prepared]
+
+    def _record(self, p: Prepared) -> None:
+        self.conn.execute(
+            "INSERT OR IGNORE INTO images VALUES (?, ?, ?, ?, ?, ?)",
+            (p.id, p.manifest_digest, p.media_type, p.created, p.size, time.time()))
+        # The same config may come with another manifest (other compression): the
+        # manifest kept must be the one whose layers are recorded below.
+        self.conn.execute(
+            "UPDATE images SET manifest_digest = ?, manifest_media_type = ?, size = ? "
+            "WHERE id = ?", (p.manifest_digest, p.media_type, p.size, p.id))
+        self.conn.execute("DELETE FROM image_layers WHERE image_id = ?", (p.id,))
+        self.conn.executemany(
+            "INSERT INTO image_layers VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(p.id, i, lay.chain_id, lay.diff_id, lay.blob_digest, lay.media_type,
+              lay.blob_size) for i, lay in enumerate(p.layers)])
+        self.conn.executemany("INSERT OR IGNORE INTO image_blobs VALUES (?, ?)",
+                              [(p.id, d) for d in p.extra_blobs])
+        self.conn.executemany("INSERT OR REPLACE INTO tags VALUES (?, ?)",
+                              [(t, p.id) for t in p.tags])
+        self.conn.executemany("INSERT OR REPLACE INTO repo_digests VALUES (?, ?)",
+                              [(d, p.id) for d in p.repo_digests])
 
     # --- reading ---------------------------------------------------------------------------
     def _load(self, row: sqlite3.Row) -> Image:
@@ -442,7 +503,7 @@ class ImageStore:
             for digest in list(self.blobs.digests()):
                 if digest not in used_blobs:
                     self.blobs.delete(digest)
-            self.blobs.remove_ingest_locks()
+            self.reclaim_temporaries(partials=True)
         return removed
 
     def disk_usage(self) -> int:

@@ -4,7 +4,10 @@ A blob is written to `<root>/ingest/<hex>` first, hashed while it is written, an
 `blobs/` only when its digest (and size, when known) match. An ingest file outlives a killed
 writer, so the next writer of the same digest resumes from it (the registry client asks for
 the rest with a Range request); a per-digest lock makes two concurrent writers of one digest
-take turns, and the second then finds the blob present and writes nothing.
+take turns, and the second then finds the blob present and writes nothing. Partial downloads,
+the `.`-named temporaries of load/import/commit and lock files are all made under the image
+store's lock: the store sweeps the temporaries when it finds that lock free (their writers are
+dead), and prune sweeps the partial downloads too (`sweep_ingest`).
 """
 
 from __future__ import annotations
@@ -43,6 +46,32 @@ def check_digest(digest: str) -> str:
     if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
         raise BlobError(f"unsupported or malformed digest {digest!r}")
     return digest
+
+
+def remove_tree(path: str) -> int:
+    """Remove a file or a directory tree (never following a symlink); the bytes freed."""
+    import shutil
+    import stat
+
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return 0
+    if not stat.S_ISDIR(st.st_mode):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return 0
+        return st.st_blocks * 512
+    freed = 0
+    for dirpath, _, names in os.walk(path):
+        for name in names:
+            try:
+                freed += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+            except OSError:
+                pass
+    shutil.rmtree(path, ignore_errors=True)
+    return freed
 
 
 def fsync_dir(path: str) -> None:
@@ -232,14 +261,16 @@ class BlobStore:
                 os.unlink(tmp)
         return digest, size
 
-    def remove_ingest_locks(self) -> None:
-        """Only while no writer can run (the store's exclusive lock)."""
+    def sweep_ingest(self, *, partials: bool) -> int:
+        """Remove what dead writers left in the ingest dir: temporary files and dirs (names
+        starting with "."), lock files and, with `partials`, the partial downloads a later
+        pull could resume. Only while no writer can run (the store's exclusive lock).
+        Returns the bytes freed."""
+        freed = 0
         for name in os.listdir(self.ingest_dir):
-            if name.endswith(".lock"):
-                try:
-                    os.unlink(os.path.join(self.ingest_dir, name))
-                except FileNotFoundError:
-                    pass
+            if name.startswith(".") or name.endswith(".lock") or partials:
+                freed += remove_tree(os.path.join(self.ingest_dir, name))
+        return freed
 
     def delete(self, digest: str) -> None:
         try:

@@ -66,9 +66,11 @@ def _image(store: ImageStore) -> Image:
 
 
 def _state(store: ImageStore) -> tuple[Any, ...]:
-    """What a failed load must not change: images and tags, layer dirs, ingest leftovers."""
-    return ([(i.id, tuple(i.tags)) for i in store.images()], sorted(os.listdir(store.layer_dir)),
-            sorted(os.listdir(store.blobs.ingest_dir)))
+    """What a failed load must not change: images and tags, layer dirs, ingest leftovers
+    (lock files aside: a command that finds the store idle removes the old ones)."""
+    return ([(i.id, tuple(i.tags)) for i in store.images()],
+            sorted(n for n in os.listdir(store.layer_dir) if not n.endswith(".lock")),
+            sorted(n for n in os.listdir(store.blobs.ingest_dir) if not n.endswith(".lock")))
 
 
 def _save(store: ImageStore, names: list[str], fmt: str = "docker-archive") -> bytes:
