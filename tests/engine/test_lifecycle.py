@@ -29,3 +29,55 @@ def test_rm_ends_a_monitor_whose_attach_client_never_came(barque: Barque) -> Non
         lifecycle.remove(engine, record.id)
         assert not monitor.alive(pid)
         assert engine.records.get(record.id) is None
+
+
+def _monitor_pid(b: Barque, container_id: str) -> int:
+    live = monitor.read_state(Paths(b.root, b.runroot).monitor_dir(container_id))
+    assert live is not None
+    return int(live["MonitorPid"])
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.parametrize("command", ["stop", "kill", "restart", "rm"])
+def test_a_container_whose_monitor_was_killed_is_still_stopped(barque: Barque,
+                                                                command: str) -> None:
+    import os
+    import signal
+
+    from tests.cli.conftest import inspect_container, ok, until
+
+    b = barque
+    cid = ok(b.run("run", "-d", "--name", "orphan", "busybox", "sleep", "300")).strip()
+    pid = int(inspect_container(b, "orphan")["State"]["Pid"])
+    assert pid > 0
+    mon = _monitor_pid(b, cid)
+    os.kill(mon, signal.SIGKILL)  # the monitor the engine recorded, by its own pid
+    until(lambda: _gone(mon))
+    assert not _gone(pid)  # the container runs on without it
+    if command == "stop":
+        ok(b.run("stop", "-t", "1", "orphan"))
+    elif command == "kill":
+        ok(b.run("kill", "orphan"))
+    elif command == "restart":
+        ok(b.run("restart", "-t", "1", "orphan"))
+    else:
+        ok(b.run("rm", "-f", "orphan"))
+    until(lambda: _gone(pid), timeout=10)
+    if command == "rm":
+        assert ok(b.run("ps", "-aq")) == ""
+        return
+    state = inspect_container(b, "orphan")["State"]
+    if command == "restart":
+        assert state["Status"] == "running" and state["Pid"] not in (0, pid)
+    else:
+        assert state["Status"] == "exited" and not state["Running"]
+        assert "Exited (" in ok(b.run("ps", "-a", "--format", "{{.Status}}"))
+    ok(b.run("rm", "-f", "orphan"))
+    assert ok(b.run("ps", "-aq")) == ""
