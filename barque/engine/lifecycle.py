@@ -494,20 +494,23 @@ def remove(engine: Engine, ref: str, force: bool = False, volumes: bool = False)
     """`docker rm [-f] [-v]`: the container, its snapshot, its monitor's files, its hold on
     its image, and with `volumes` its anonymous volumes."""
     record = engine.find(ref)
-    with _locked(engine, record.id, ref):
+    with _locked(engine, record.id, ref, make=True):
         _remove_locked(engine, record, ref, force, volumes)
     return ref
 
 
 @contextmanager
-def _locked(engine: Engine, container_id: str, ref: str) -> Iterator[None]:
+def _locked(engine: Engine, container_id: str, ref: str, make: bool = False) -> Iterator[None]:
     """One process at a time tears a container down (the CLI's --rm and the monitor's
-    cleanup may race); the second finds it gone."""
+    cleanup may race); the second finds it gone. `make`: a record whose dir is missing
+    (its `create` was killed before making it) gets one, to be removed."""
     import fcntl
 
+    path = engine.paths.container_dir(container_id)
+    if make and not os.path.isdir(path) and engine.records.get(container_id) is not None:
+        os.makedirs(path, mode=0o700, exist_ok=True)
     try:
-        fd = os.open(engine.paths.container_dir(container_id),
-                     os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise EngineError(f"No such container: {ref}", 1, 404) from None
     try:

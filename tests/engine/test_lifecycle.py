@@ -81,3 +81,36 @@ def test_a_container_whose_monitor_was_killed_is_still_stopped(barque: Barque,
         assert "Exited (" in ok(b.run("ps", "-a", "--format", "{{.Status}}"))
     ok(b.run("rm", "-f", "orphan"))
     assert ok(b.run("ps", "-aq")) == ""
+
+
+@pytest.mark.slow
+def test_kill_9_during_run_leaves_nothing_rm_cannot_remove(barque: Barque) -> None:
+    # `run -d` killed at points from its start to its end: whatever it left (a record
+    # without its dir, a created container with its overlay mounted, a running one) is
+    # listed by `ps -a`, and `container prune` and `rm -f` remove it, mounts included.
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.cli.conftest import ok
+
+    b = barque
+    ok(b.run("run", "--rm", "busybox", "true"))  # the image is built before the clock runs
+    for delay in (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.8):
+        proc = subprocess.Popen(b.argv("run", "-d", "busybox", "sleep", "300"),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)  # the CLI we started, by its pid
+        proc.wait(timeout=30)
+    listed = set(ok(b.run("ps", "-aq", "--no-trunc")).split())
+    assert set(b.containers()) <= listed
+    ok(b.run("container", "prune", "-f"))  # the created and dead ones
+    listed = set(ok(b.run("ps", "-aq", "--no-trunc")).split())
+    if listed:
+        ok(b.run("rm", "-f", *sorted(listed), timeout=120))
+    assert ok(b.run("ps", "-aq")) == "" and b.containers() == []
+    work = os.path.dirname(b.root)
+    with open("/proc/self/mountinfo") as f:
+        assert [line for line in f if work in line] == []
