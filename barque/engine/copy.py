@@ -49,7 +49,7 @@ def copy_from(engine: Engine, ref: str, path: str, dest: str, *, archive: bool =
     with _rootfs(engine, record) as rootfs:
         root_fd, inner, pseudo = _source_root(engine, record, rootfs, path)
         # A volume's own mount point is the child's "/": its archive keeps the name.
-        top = os.path.basename(_absolute(path)) if _absolute(inner) == "/" else "."
+        top = (os.path.basename(_absolute(path)) or ".") if _absolute(inner) == "/" else "."
         try:
             pid, data_fd, status_fd = chrooted.spawn(
                 root_fd, lambda data, status: _archive(inner, top, follow, pseudo, data,
@@ -74,8 +74,21 @@ def copy_from(engine: Engine, ref: str, path: str, dest: str, *, archive: bool =
                                       1, 404) from None
                 raise EngineError(str(e), 1) from None
             except copy_archive.CopyError as e:
-                _reap(pid, status)
-                raise EngineError(str(e), 1) from None
+                message = _child_error(pid, status) or str(e)  # a cut archive: say why
+                raise EngineError(message, 1) from None
+
+
+def _child_error(pid: int, status: chrooted.Status) -> str | None:
+    """The child's own error, if it reported one, once it is ended and reaped."""
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        pass
+    try:
+        chrooted.finish(pid, status)
+    except chrooted.ChildError as e:
+        return str(e) if e.kind else None
+    return None
 
 
 def _reap(pid: int, status: chrooted.Status) -> None:

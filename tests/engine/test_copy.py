@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import tarfile
 import time
@@ -47,30 +48,34 @@ def test_cp_out_during_a_symlink_exchange_never_reads_the_host(barque: Barque,
                                                                tmp_path: str,
                                                                run_prefix: str) -> None:
     # The container swaps its dir /w/d with a symlink /w/l -> the host's secret dir in a
-    # renameat2(RENAME_EXCHANGE) loop while we copy /w/d/secretname and /w/d out of it. A
-    # copy that resolves the container's path on the host now and then follows the symlink.
+    # renameat2(RENAME_EXCHANGE) loop while we copy files and dirs from below /w/d. A copy
+    # that resolves the container's path on the host now and then follows the symlink.
     b, tmp = barque, str(tmp_path)
     secret_dir = f"/tmp/{run_prefix}-secret"
     marker = f"HOST-SECRET-{run_prefix}\n"
-    os.makedirs(secret_dir)
+    os.makedirs(os.path.join(secret_dir, "sub"))
     try:
-        with open(os.path.join(secret_dir, "secretname"), "w") as f:
-            f.write(marker)
+        for name in ("secretname", "sub/secretname"):
+            with open(os.path.join(secret_dir, name), "w") as f:
+                f.write(marker)
         binary = _exchanger(tmp)
         ok(b.run("create", "--name", "racer", "busybox", "sh", "-c",
-                 f"mkdir -p /w/d && echo inside > /w/d/secretname && ln -s {secret_dir} /w/l"
-                 " && exec /exchange /w/d /w/l"))
+                 "mkdir -p /w/d/sub && echo inside > /w/d/secretname && "
+                 f"echo inside > /w/d/sub/secretname && ln -s {secret_dir} /w/l && "
+                 "exec /exchange /w/d /w/l"))
         ok(b.run("cp", binary, "racer:/exchange"))
         ok(b.run("start", "racer"))
         time.sleep(0.3)
         leaked: dict[str, set[int]] = {"file": set(), "dir": set()}
         copied, deadline = 0, time.monotonic() + 240
-        for i in range(140):
+        for i in range(140):  # 100 file copies, then 40 directory copies
             if time.monotonic() > deadline:
                 break
             is_dir = i >= 100
+            source = ("/w/d", "/w/d/sub")[i % 2] if is_dir else \
+                ("/w/d/secretname", "/w/d/sub/secretname")[i % 2]
             dest = os.path.join(tmp, f"out{i}")
-            b.run("cp", "racer:/w/d" if is_dir else "racer:/w/d/secretname", dest)
+            b.run("cp", f"racer:{source}", dest)
             if os.path.islink(dest):
                 continue  # /w/d caught as the symlink: copied as a link, never followed
             for base, _, files in os.walk(dest) if is_dir else [(tmp, [], [f"out{i}"])]:
@@ -86,9 +91,7 @@ def test_cp_out_during_a_symlink_exchange_never_reads_the_host(barque: Barque,
         assert copied >= 20  # the race did not keep every copy from happening
     finally:
         b.run("rm", "-f", "racer", timeout=60)
-        for name in os.listdir(secret_dir):
-            os.unlink(os.path.join(secret_dir, name))
-        os.rmdir(secret_dir)
+        shutil.rmtree(secret_dir, ignore_errors=True)
 
 
 def _names(b: Barque, source: str, *flags: str) -> list[str]:
