@@ -24,6 +24,7 @@ from barque.engine.volumes import VolumeError, copy_up
 from barque.image import oci_layout as ol
 from barque.image.store import ImageError
 from barque.storage import snapshot
+from barque.storage.overlayfs import OverlayError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
@@ -499,6 +500,21 @@ def remove(engine: Engine, ref: str, force: bool = False, volumes: bool = False)
     return ref
 
 
+def _unmount_below(path: str) -> None:
+    """Whatever a killed command left mounted in the container's dir (its snapshot, an
+    overlay probe), deepest first."""
+    from barque.linux.mountinfo import unescape
+
+    prefix = os.path.realpath(path).rstrip("/") + "/"
+    with open("/proc/self/mountinfo") as f:
+        points = [unescape(line.split(" ", 5)[4]) for line in f]
+    for point in sorted({p for p in points if p.startswith(prefix)}, key=len, reverse=True):
+        try:
+            snapshot.unmount(point)
+        except OverlayError as e:
+            raise EngineError(str(e), 1) from None
+
+
 @contextmanager
 def _locked(engine: Engine, container_id: str, ref: str, make: bool = False) -> Iterator[None]:
     """One process at a time tears a container down (the CLI's --rm and the monitor's
@@ -540,6 +556,7 @@ def _remove_locked(engine: Engine, record: ContainerRecord, ref: str, force: boo
         _end_waiting_monitor(engine, record)
     _delete_leftover(engine, record.id)
     try:
+        _unmount_below(engine.paths.container_dir(record.id))
         snapshot.remove(engine.paths.snapshot_dir(record.id))
     except snapshot.SnapshotError as e:
         raise EngineError(str(e), 1) from None

@@ -110,7 +110,10 @@ def test_kill_9_during_run_leaves_nothing_rm_cannot_remove(barque: Barque) -> No
     listed = set(ok(b.run("ps", "-aq", "--no-trunc")).split())
     if listed:
         ok(b.run("rm", "-f", *sorted(listed), timeout=120))
-    assert ok(b.run("ps", "-aq")) == "" and b.containers() == []
+    left = ok(b.run("ps", "-a", "--format", "{{.ID}} {{.Status}}"))
+    assert left == "" and b.containers() == [], (left, [
+        (c, os.listdir(os.path.join(b.root, "containers", c))) for c in b.containers()],
+        [(base, files) for base, _, files in os.walk(b.runroot)])
     work = os.path.dirname(b.root)
     with open("/proc/self/mountinfo") as f:
         assert [line for line in f if work in line] == []
@@ -136,3 +139,23 @@ def test_rm_removes_a_record_whose_create_was_killed_before_its_dir(barque: Barq
     ok(b.run("rm", "-f", "halfmade"))
     ok(b.run("container", "prune", "-f"))
     assert ok(b.run("ps", "-aq")) == "" and b.containers() == []
+
+
+def test_rm_unmounts_what_a_killed_command_left_in_the_container_dir(barque: Barque) -> None:
+    # A kill during the snapshot's overlay probe leaves a mount in a temporary dir of the
+    # container's dir; made directly here (a tmpfs where the probe mounts its overlay).
+    import os
+    import subprocess
+
+    from tests.cli.conftest import ok
+
+    b = barque
+    cid = ok(b.run("create", "--name", "probed", "busybox", "true")).strip()
+    merged = os.path.join(b.root, "containers", cid, ".overlay-probe-x", "merged")
+    os.makedirs(merged)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", merged], check=True)
+    try:
+        ok(b.run("rm", "-f", "probed"))
+        assert b.containers() == []
+    finally:
+        subprocess.run(["umount", merged], capture_output=True)
