@@ -93,7 +93,7 @@ def test_kill_9_during_run_leaves_nothing_rm_cannot_remove(barque: Barque) -> No
     import subprocess
     import time
 
-    from tests.cli.conftest import ok
+    from tests.cli.conftest import ok, until
 
     b = barque
     ok(b.run("run", "--rm", "busybox", "true"))  # the image is built before the clock runs
@@ -117,6 +117,24 @@ def test_kill_9_during_run_leaves_nothing_rm_cannot_remove(barque: Barque) -> No
     work = os.path.dirname(b.root)
     with open("/proc/self/mountinfo") as f:
         assert [line for line in f if work in line] == []
+    # No monitor nor container left running (a monitor's last `container cleanup` may still
+    # be finishing: it finds nothing to do).
+    until(lambda: _processes_naming(work) == [], timeout=15)
+
+
+def _processes_naming(text: str) -> list[str]:
+    import os
+
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().decode(errors="replace").replace("\0", " ")
+        except OSError:
+            continue
+        if text in cmdline and int(pid) != os.getpid():
+            found.append(f"{pid}: {cmdline}")
+    return found
 
 
 def test_rm_removes_a_record_whose_create_was_killed_before_its_dir(barque: Barque) -> None:
