@@ -321,9 +321,12 @@ def cmd_cp(ns: argparse.Namespace, engine: Engine) -> int:
         raise CommandError("must specify at least one container source" if src is None else
                            "copying between containers is not supported")
     if src is not None:
+        to_stdout = ns.dest == "-"  # the archive itself, as Docker writes it
         copy.copy_from(engine, src[0], src[1], ns.dest, archive=ns.archive,
-                       follow=ns.follow_link)
-        if not ns.quiet and sys.stderr.isatty():
+                       follow=ns.follow_link, out=sys.stdout.buffer if to_stdout else None)
+        if to_stdout:
+            sys.stdout.flush()
+        elif not ns.quiet and sys.stderr.isatty():
             sys.stderr.write(f"Successfully copied to {ns.dest}\n")
     else:
         assert dst is not None

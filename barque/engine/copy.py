@@ -6,15 +6,21 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from barque.engine import chrooted
 from barque.engine.context import Engine, EngineError
 from barque.engine.create import lowers_of, mount_from_record
 from barque.engine.records import ContainerRecord
-from barque.engine.users import RootfsError, secure_join
 from barque.image.store import ImageError
 from barque.storage import snapshot
+from barque.storage.rootfs_export import export_entry
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
+if TYPE_CHECKING:
+    from typing import IO
 
 
 @contextmanager
@@ -32,50 +38,166 @@ def _rootfs(engine: Engine, record: ContainerRecord) -> Iterator[str]:
             snap.unmount()
 
 
-def _copy(src: str, dst: str, contents_only: bool, owner: tuple[int, int] | None) -> None:
-    """Docker's rules: a dir into an existing dir lands inside it (or its contents, for
-    "SRC/."); a file onto an existing dir lands inside it; else dst is the new name."""
-    if not os.path.lexists(src):
-        raise EngineError(f"Could not find the file {src} in container", 1, 404)
-    if os.path.isdir(src) and not os.path.islink(src):
-        if os.path.isdir(dst) and not contents_only:
-            dst = os.path.join(dst, os.path.basename(src.rstrip("/")))
-        shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True)
-    else:
-        if os.path.isdir(dst):
-            dst = os.path.join(dst, os.path.basename(src))
-        elif not os.path.isdir(os.path.dirname(dst) or "."):
-            raise EngineError(f"no such directory: {os.path.dirname(dst)}", 1, 404)
-        shutil.copy2(src, dst, follow_symlinks=False)
-    if owner is not None:
-        _chown_tree(dst, owner)
-
-
-def _chown_tree(path: str, owner: tuple[int, int]) -> None:
-    os.lchown(path, *owner)
-    if os.path.isdir(path) and not os.path.islink(path):
-        for base, dirs, files in os.walk(path):
-            for name in dirs + files:
-                os.lchown(os.path.join(base, name), *owner)
-
-
 def copy_from(engine: Engine, ref: str, path: str, dest: str, *, archive: bool = False,
-              follow: bool = False) -> None:
+              follow: bool = False, out: IO[bytes] | None = None) -> None:
+    """`docker cp CONTAINER:PATH DEST`; with `out`, the archive itself is written there
+    (DEST `-`). The container's side is read by a child chrooted into its root (see
+    engine/chrooted.py): the host only ever sees the archive that child makes."""
+    from barque.storage import copy_archive
+
     record = engine.find(ref)
     with _rootfs(engine, record) as rootfs:
-        root, inner = _root_of(engine, record, rootfs, path)
+        root_fd, inner, pseudo = _source_root(engine, record, rootfs, path)
+        # A volume's own mount point is the child's "/": its archive keeps the name.
+        top = (os.path.basename(_absolute(path)) or ".") if _absolute(inner) == "/" else "."
         try:
-            # secure_join resolves symlinks as the container would (within root); without
-            # -L a final symlink is copied as a link.
-            src = secure_join(root, inner) if follow else os.path.join(
-                secure_join(root, os.path.dirname(inner)), os.path.basename(inner))
-        except RootfsError as e:
-            raise EngineError(str(e), 1) from None
-        if not os.path.lexists(src):
-            raise EngineError(f"Could not find the file {path} in container {ref}", 1, 404)
-        owner = None if archive else (os.getuid(), os.getgid())
-        _copy(src, dest, path.endswith("/."), owner)
+            pid, data_fd, status_fd = chrooted.spawn(
+                root_fd, lambda data, status: _archive(inner, top, follow, pseudo, data,
+                                                       status),
+                chrooted.READ_CAPS)
+        finally:
+            os.close(root_fd)
+        status = chrooted.Status(status_fd)
+        with os.fdopen(data_fd, "rb") as data:
+            try:
+                head = status.next() or {}
+                if out is not None:
+                    shutil.copyfileobj(data, out, 1 << 20)
+                else:
+                    into, rename = copy_archive.plan(dest, bool(head.get("dir")))
+                    copy_archive.extract(data, into, str(head.get("name")), rename, archive)
+                chrooted.finish(pid, status)
+            except chrooted.ChildError as e:
+                _reap(pid, status)
+                if e.kind == "FileNotFoundError":
+                    raise EngineError(f"Could not find the file {path} in container {ref}",
+                                      1, 404) from None
+                raise EngineError(str(e), 1) from None
+            except copy_archive.CopyError as e:
+                message = _child_error(pid, status) or str(e)  # a cut archive: say why
+                raise EngineError(message, 1) from None
 
+
+def _child_error(pid: int, status: chrooted.Status) -> str | None:
+    """The child's own error, if it reported one, once it is ended and reaped."""
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        pass
+    try:
+        chrooted.finish(pid, status)
+    except chrooted.ChildError as e:
+        return str(e) if e.kind else None
+    return None
+
+
+def _reap(pid: int, status: chrooted.Status) -> None:
+    """The child after a failure on either side: ended, waited for, its pipe closed."""
+    try:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+    status.close()
+
+
+def _source_root(engine: Engine, record: ContainerRecord, rootfs: str,
+                 path: str) -> tuple[int, str, tuple[str, ...]]:
+    """(an fd of the dir the child chroots into, `path` below it, the container's pseudo
+    filesystems a directory copy does not descend into). A running container's root is
+    its init's, as its own processes see it (volumes, /etc/hosts); that it is the
+    container's is checked against its rootfs, so a pid reused meanwhile is never taken."""
+    state = engine.state(record)
+    if state["Running"] and state["Pid"]:
+        pid = int(state["Pid"])
+        try:
+            fd = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            st, want = os.fstat(fd), os.stat(rootfs)
+            if (st.st_dev, st.st_ino) == (want.st_dev, want.st_ino):
+                return fd, path, _pseudo_mounts(pid)
+            os.close(fd)
+    root, inner = _root_of(engine, record, rootfs, path)
+    try:
+        return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), inner, ()
+    except OSError as e:
+        raise EngineError(f"{root}: {e.strerror}", 1) from None
+
+
+_PSEUDO = ("proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "securityfs", "debugfs",
+           "tracefs", "bpf", "fusectl", "configfs")
+
+
+def _pseudo_mounts(pid: int) -> tuple[str, ...]:
+    """Mount points (as the container names them) of the kernel's pseudo filesystems and
+    of /dev: what `docker cp` of a directory leaves out, as Docker's own mount has none."""
+    from barque.linux.mountinfo import unescape
+
+    try:
+        with open(f"/proc/{pid}/mountinfo") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return ()
+    found = []
+    for line in lines:
+        fields, _, tail = line.partition(" - ")
+        parts = fields.split(" ")
+        if not tail or len(parts) < 5:
+            continue
+        point = unescape(parts[4])
+        if tail.split(" ")[0] in _PSEUDO or point == "/dev":
+            found.append(point)
+    return tuple(found)
+
+
+def _absolute(path: str) -> str:
+    """`path` made absolute and clean (normpath keeps a leading "//": not here)."""
+    return os.path.normpath("/" + path.lstrip("/"))
+
+
+def _archive(path: str, top: str, follow: bool, pseudo: tuple[str, ...], data_fd: int,
+             status_fd: int) -> None:
+    """(In the chrooted child) `path` as Docker's archive of it, to `data_fd`; `top` is
+    the name "/" itself gets."""
+    dir_fd, name, tar_name = _resolve_source(path, top, follow)
+    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    skip = set()
+    for point in pseudo:
+        try:
+            skip.add(os.stat(point, follow_symlinks=False).st_dev)
+        except OSError:
+            pass
+    skip.discard(os.stat("/").st_dev)
+    chrooted.report(status_fd, {"dir": stat.S_ISDIR(st.st_mode), "name": tar_name})
+    with os.fdopen(data_fd, "wb") as out:
+        export_entry(dir_fd, name, tar_name, out, frozenset(skip))
+
+
+def _resolve_source(path: str, top: str, follow: bool) -> tuple[int, str, str]:
+    """(In the chrooted child) (the dir holding the source, its name there, the name its
+    archive gives it), as Docker's ResolvePath: symlinks are followed (inside this root)
+    but for the last component, which only -L follows; `DIR/.` is DIR's contents."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    norm = _absolute(path)
+    if path.endswith("/.") or path == ".":
+        return os.open(norm, flags), ".", "."
+    if norm == "/":
+        return os.open(norm, flags), ".", top
+    if path.endswith("/"):  # asserted to be a directory: a symlink to one is followed
+        return os.open(norm, flags), ".", os.path.basename(norm)
+    parent, base = os.path.split(norm)
+    dir_fd = os.open(parent, flags)
+    st = os.stat(base, dir_fd=dir_fd, follow_symlinks=False)
+    if follow and stat.S_ISLNK(st.st_mode):
+        os.close(dir_fd)
+        target = os.path.realpath(norm)  # resolved in this root: it is the chroot's /
+        if target == "/":
+            return os.open("/", flags), ".", base
+        parent, name = os.path.split(target)
+        return os.open(parent, flags), name, base
+    return dir_fd, base, base
 
 def copy_to(engine: Engine, ref: str, source: str, path: str, *, archive: bool = False,
             follow: bool = False) -> None:
@@ -93,7 +215,7 @@ def copy_to(engine: Engine, ref: str, source: str, path: str, *, archive: bool =
 def _root_of(engine: Engine, record: ContainerRecord, rootfs: str, path: str) -> tuple[str, str]:
     """(the host dir that is `/` for the copy, the path below it): the rootfs, or the volume
     or bind mount covering `path`."""
-    norm = os.path.normpath("/" + path)
+    norm = _absolute(path)
     best = None
     for entry in record.mounts:
         mount = mount_from_record(entry)
@@ -103,48 +225,41 @@ def _root_of(engine: Engine, record: ContainerRecord, rootfs: str, path: str) ->
             source = os.path.join(engine.volumes.dir, mount.source, "_data") \
                 if mount.type == "volume" else mount.source
             best = (target, source)
+    # Docker's trailing "/." (contents) and "/" (must be a dir) are kept.
+    suffix = "/." if path.endswith("/.") else "/" if path.endswith("/") else ""
     if best is None:
-        return rootfs, norm + ("/" if path.endswith("/") else "")
-    return best[1], "/" + os.path.relpath(norm, best[0])
+        return rootfs, norm.rstrip("/") + suffix if suffix else norm
+    return best[1], os.path.normpath("/" + os.path.relpath(norm, best[0])).rstrip("/") + suffix
 
 
 def _copy_into(root: str, dest: str, source: str, contents_only: bool,
                owner: tuple[int, int] | None) -> None:
     """Copy host `source` to `dest` as seen from `root`, in a child chrooted there: whatever
     symlinks the container planted resolve inside it, never onto the host."""
-    import json
-
-    read_end, write_end = os.pipe()
     src_fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_end)
-        code = 0
-        try:
-            os.chroot(root)
-            os.chdir("/")
-            _copy_from_fd(src_fd, os.path.basename(source.rstrip("/.")) or "source", dest,
-                          contents_only, owner)
-        except BaseException as e:  # noqa: BLE001 (reported to the parent)
-            message = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-            where = getattr(e, "filename", None)
-            os.write(write_end, json.dumps(f"{where}: {message}" if where else message)
-                     .encode())
-            code = 1
-        os._exit(code)
-    os.close(write_end)
-    os.close(src_fd)
-    with os.fdopen(read_end, "rb") as f:
-        error = f.read()
-    _, status = os.waitpid(pid, 0)
-    if status != 0:
-        raise EngineError(json.loads(error) if error else "copy failed", 1)
+    try:
+        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        os.close(src_fd)
+        raise EngineError(f"{root}: {e.strerror}", 1) from None
+    name = os.path.basename(source.rstrip("/.")) or "source"
+    try:
+        pid, data_fd, status_fd = chrooted.spawn(
+            root_fd, lambda data, status: _copy_from_fd(src_fd, name, dest, contents_only,
+                                                        owner),
+            chrooted.WRITE_CAPS, keep_fds=(src_fd,))
+    finally:
+        os.close(root_fd)
+        os.close(src_fd)
+    os.close(data_fd)
+    try:
+        chrooted.finish(pid, chrooted.Status(status_fd))
+    except chrooted.ChildError as e:
+        raise EngineError(str(e), 1) from None
 
 
 def _copy_from_fd(src_fd: int, name: str, dest: str, contents_only: bool,
                   owner: tuple[int, int] | None) -> None:
-    import stat
-
     st = os.fstat(src_fd)
     if not stat.S_ISDIR(st.st_mode):
         if os.path.isdir(dest):

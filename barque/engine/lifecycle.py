@@ -24,6 +24,7 @@ from barque.engine.volumes import VolumeError, copy_up
 from barque.image import oci_layout as ol
 from barque.image.store import ImageError
 from barque.storage import snapshot
+from barque.storage.overlayfs import OverlayError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
@@ -290,13 +291,14 @@ def stop(engine: Engine, ref: str, timeout: int | None = None,
     """`docker stop`: the stop signal, then SIGKILL after the timeout; no restart follows."""
     record = engine.find(ref)
     state = engine.state(record)
-    if not state["Running"]:
-        return record
-    monitor.request_stop(engine.paths.monitor_dir(record.id))
     sig = parse_signal(signal or record.config.get("StopSignal") or "SIGTERM")
     if timeout is None:
         configured = record.config.get("StopTimeout")
         timeout = DEFAULT_STOP_TIMEOUT if configured is None else int(configured)
+    if not state["Running"]:
+        _stop_orphan(engine, record, sig, timeout)
+        return record
+    monitor.request_stop(engine.paths.monitor_dir(record.id))
     _signal(engine, record, state, sig)
     if timeout < 0 or not wait_exit(engine, record, None if timeout < 0 else timeout):
         pass
@@ -319,10 +321,95 @@ def _signal(engine: Engine, record: ContainerRecord, state: dict[str, Any], sig:
         engine.records.save_state(record.id, record.state)
 
 
+# --- a container whose monitor died -----------------------------------------------------------
+# Its process runs on, reparented, with no one to record its end: the engine signals it
+# through the OCI runtime (which knows its init by the runtime's state, not by a pid alone)
+# and records the exit itself.
+
+def _orphan_pidfd(engine: Engine, record: ContainerRecord) -> tuple[int, int]:
+    """(pid, a pidfd of it) of the container's init when its monitor is gone but it is
+    alive; (0, -1) when there is none."""
+    if engine.state(record)["Status"] != "dead" or not os.path.isdir(
+            os.path.join(engine.paths.runtime_root, record.id)):
+        return 0, -1
+    proc = call_runtime(engine, "state", record.id, check=False)
+    try:
+        info = json.loads(proc.stdout) if proc.returncode == 0 else {}
+    except ValueError:
+        info = {}
+    pid = int(info.get("pid") or 0)
+    if info.get("status") not in ("created", "running", "paused") or pid <= 0:
+        return 0, -1
+    try:
+        fd = os.pidfd_open(pid)  # from here on a reused number cannot fool the wait
+    except OSError:
+        return 0, -1
+    if info.get("status") == "paused":
+        call_runtime(engine, "resume", record.id, check=False)
+    return pid, fd
+
+
+def _exited(pidfd: int, timeout: float | None) -> bool:
+    """Has the process ended (within `timeout` seconds; None: however long it takes)?"""
+    import select
+
+    readable, _, _ = select.select([pidfd], [], [], timeout)
+    return bool(readable)
+
+
+def _signal_orphan(engine: Engine, record: ContainerRecord, sig: int) -> bool:
+    """`kill` of an orphan: the signal delivered; SIGKILL also waits and records the end.
+    False if the container has no live process."""
+    pid, fd = _orphan_pidfd(engine, record)
+    if fd < 0:
+        return False
+    try:
+        call_runtime(engine, "kill", record.id, str(sig), check=False)
+        if sig == 9 and _exited(fd, 10):
+            _record_orphan_exit(engine, record, sig)
+    finally:
+        os.close(fd)
+    return True
+
+
+def _stop_orphan(engine: Engine, record: ContainerRecord, sig: int, timeout: int) -> None:
+    """`stop` of an orphan (nothing to do without one): its stop signal, SIGKILL after
+    `timeout`, then its exit recorded as Docker's 128+signal."""
+    pid, fd = _orphan_pidfd(engine, record)
+    if fd < 0:
+        return
+    try:
+        call_runtime(engine, "kill", record.id, str(sig), check=False)
+        if not _exited(fd, None if timeout < 0 else timeout):
+            sig = 9
+            call_runtime(engine, "kill", record.id, "9", check=False)
+            if not _exited(fd, 30):
+                raise EngineError(f"cannot stop container: {record.id}: tried to kill "
+                                  "container, but did not receive an exit event", 1)
+    finally:
+        os.close(fd)
+    _record_orphan_exit(engine, record, sig)
+
+
+def _record_orphan_exit(engine: Engine, record: ContainerRecord, sig: int) -> None:
+    """Its end, as the monitor would have written it (the exit status itself is lost with
+    the monitor: the signal that ended it stands for it); the runtime's container and the
+    mount go."""
+    _delete_leftover(engine, record.id)
+    record.state = {**record.state, "Status": "exited", "ExitCode": 128 + sig,
+                    "FinishedAt": st.now(), "Paused": False,
+                    "Error": record.state.get("Error") or "barque-monitor died"}
+    engine.records.save_state(record.id, record.state)
+    shutil.rmtree(engine.paths.monitor_dir(record.id), ignore_errors=True)
+    finish(engine, record)
+
+
 def kill(engine: Engine, ref: str, signal: str = "KILL") -> ContainerRecord:
     record = engine.find(ref)
     sig = parse_signal(signal)
     state = engine.state(record)
+    if not state["Running"] and _signal_orphan(engine, record, sig):
+        return record
     if not state["Running"]:
         raise EngineError(f"cannot kill container: {ref}: container {record.id} is not "
                           "running", 1, 409)
@@ -427,15 +514,30 @@ def remove(engine: Engine, ref: str, force: bool = False, volumes: bool = False)
     return ref
 
 
+def _unmount_below(path: str) -> None:
+    """Whatever a killed command left mounted in the container's dir (its snapshot, an
+    overlay probe), deepest first."""
+    from barque.linux.mountinfo import unescape
+
+    prefix = os.path.realpath(path).rstrip("/") + "/"
+    with open("/proc/self/mountinfo") as f:
+        points = [unescape(line.split(" ", 5)[4]) for line in f]
+    for point in sorted({p for p in points if p.startswith(prefix)}, key=len, reverse=True):
+        try:
+            snapshot.unmount(point)
+        except OverlayError as e:
+            raise EngineError(str(e), 1) from None
+
+
 @contextmanager
 def _locked(engine: Engine, container_id: str, ref: str) -> Iterator[None]:
     """One process at a time tears a container down (the CLI's --rm and the monitor's
     cleanup may race); the second finds it gone."""
     import fcntl
 
+    path = engine.paths.container_dir(container_id)
     try:
-        fd = os.open(engine.paths.container_dir(container_id),
-                     os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise EngineError(f"No such container: {ref}", 1, 404) from None
     try:
@@ -469,6 +571,7 @@ def _remove_locked(engine: Engine, record: ContainerRecord, ref: str, force: boo
 def _remove_files_and_record(engine: Engine, record: ContainerRecord, volumes: bool) -> None:
     _delete_leftover(engine, record.id)
     try:
+        _unmount_below(engine.paths.container_dir(record.id))
         snapshot.remove(engine.paths.snapshot_dir(record.id))
     except snapshot.SnapshotError as e:
         raise EngineError(str(e), 1) from None

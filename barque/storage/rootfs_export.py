@@ -78,10 +78,19 @@ def _info(name: str, st: os.stat_result) -> tarfile.TarInfo:
 
 
 class _Exporter:
-    def __init__(self, tar: tarfile.TarFile, root_dev: int) -> None:
+    def __init__(self, tar: tarfile.TarFile, root_dev: int,
+                 skip_devs: frozenset[int] | None = None) -> None:
+        """`skip_devs` None: stay on `root_dev`'s filesystem; else descend into any
+        filesystem but those (a container's /proc, /sys, /dev for `cp`)."""
         self.tar = tar
         self.root_dev = root_dev
+        self.skip_devs = skip_devs
         self.links: dict[tuple[int, int], str] = {}
+
+    def descends(self, st: os.stat_result) -> bool:
+        if self.skip_devs is None:
+            return st.st_dev == self.root_dev
+        return st.st_dev not in self.skip_devs
 
     def walk(self, dfd: int, prefix: str) -> None:
         with os.scandir(dfd) as it:
@@ -102,7 +111,7 @@ class _Exporter:
         if stat.S_ISDIR(mode):
             info.type = tarfile.DIRTYPE
             self.tar.addfile(info)
-            if st.st_dev == self.root_dev:
+            if self.descends(st):
                 self.directory(dfd, name, path)
         elif stat.S_ISLNK(mode):
             info.type = tarfile.SYMTYPE
@@ -163,3 +172,14 @@ def export_rootfs(rootfs: str, out: IO[bytes]) -> None:
         tar.close()
     finally:
         os.close(root)
+
+
+def export_entry(dir_fd: int, name: str, tar_name: str, out: IO[bytes],
+                 skip_devs: frozenset[int] = frozenset()) -> None:
+    """Write the entry `name` of the directory `dir_fd` (and, for a directory, everything
+    below it, descending into other filesystems but `skip_devs`) to `out` as a plain tar,
+    named `tar_name` and `tar_name/...` (`docker cp`'s archive). Nothing is followed."""
+    tar = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,
+                       encoding="utf-8", errors="surrogateescape")
+    _Exporter(tar, os.fstat(dir_fd).st_dev, skip_devs).entry(dir_fd, name, tar_name)
+    tar.close()
