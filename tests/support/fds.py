@@ -39,3 +39,10 @@ def listed_fds(ls_output: str) -> dict[int, str]:
             fds[int(m.group(1))] = target
     assert len(own) <= 1, ls_output
     return fds
+
+
+def is_file(target: str, path: str) -> bool:
+    """Whether an fd target the container lists is the host file `path`. A file outside the
+    container's root shows by its path from the real root, which in a chrooted test run (the
+    cgroup v2 guest runs us below /newroot) has a prefix that our own view lacks."""
+    return target == path or target.endswith(path)
