@@ -86,7 +86,8 @@ def test_exec_closes_inherited_fds(runtime: Runtime, secret: str) -> None:
     proc = leaky(runtime, secret, "exec", "--preserve-fds", "2", cid, *LIST, preserved=2)
     assert proc.returncode == 0, proc.stderr
     fds = listed_fds(proc.stdout.decode())
-    assert sorted(fds) == [0, 1, 2, 3, 4] and is_file(fds[3], secret) and is_file(fds[4], secret), proc.stdout
+    assert sorted(fds) == [0, 1, 2, 3, 4], proc.stdout
+    assert is_file(fds[3], secret) and is_file(fds[4], secret), proc.stdout
 
 
 def test_runc_agrees(runtime: Runtime, secret: str) -> None:
@@ -117,4 +118,5 @@ def test_run_passes_socket_activation_fds(runtime: Runtime, secret: str) -> None
     first, _, listing = proc.stdout.decode().partition("\n")
     assert first == "1 1"
     fds = listed_fds(listing)
-    assert sorted(fds) == [0, 1, 2, 3, 4] and is_file(fds[3], secret) and is_file(fds[4], secret), proc.stdout
+    assert sorted(fds) == [0, 1, 2, 3, 4], proc.stdout
+    assert is_file(fds[3], secret) and is_file(fds[4], secret), proc.stdout
