@@ -1,0 +1,307 @@
+"""Escape attempts from inside a default container (`barque run --rm busybox …`): Docker's 14
+capabilities, Docker's default seccomp profile, masked and read-only paths. Every attempt
+must fail and leave the host as it was. Each is bounded and harmless even if it worked: it
+reads, writes a value back unchanged, touches a marker in a run-prefixed temp dir, or works
+on a private cgroup hierarchy. The raw-syscall attacks are tests/support/escape.c."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from barque.engine.spec import DOCKER_MASKED_PATHS
+from tests.cli.conftest import Barque, ok, until
+from tests.support import escape
+from tests.support.marks import needs_busybox
+
+pytestmark = [pytest.mark.root, needs_busybox]
+
+UNCONFINED = ("--security-opt", "seccomp=unconfined")
+
+
+@pytest.fixture(scope="module")
+def escape_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A directory holding the static escape program, bind-mounted read-only at /x."""
+    path = tmp_path_factory.mktemp("escape")
+    escape.build(str(path))
+    return str(path)
+
+
+@pytest.fixture
+def host_dir(run_prefix: str) -> Iterator[str]:
+    """A host directory with a marker file the container must never reach."""
+    path = tempfile.mkdtemp(prefix=f"{run_prefix}-escape-")
+    with open(os.path.join(path, "marker"), "w") as f:
+        f.write("host secret\n")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def attack(barque: Barque, escape_dir: str, *args: str,
+           options: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    return barque.run("run", "--rm", *options, "-v", f"{escape_dir}:/x:ro", "busybox",
+                      "/x/escape", *args)
+
+
+def assert_blocked(proc: subprocess.CompletedProcess[str]) -> None:
+    escape.assert_blocked(proc.returncode, proc.stdout, proc.stderr)
+
+
+# A shell function for the busybox attacks: "NAME RC" per attempt, its output discarded.
+TRY = 'try() { name=$1; shift; "$@" >/dev/null 2>&1; echo "$name $?"; }\n'
+
+
+def shell(barque: Barque, script: str, options: tuple[str, ...] = ()) -> dict[str, int]:
+    proc = barque.run("run", "--rm", *options, "busybox", "sh", "-c", TRY + script)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    results = {}
+    for line in proc.stdout.splitlines():
+        name, _, rc = line.rpartition(" ")
+        results[name] = int(rc)
+    assert results, proc.stdout
+    return results
+
+
+def assert_all_failed(results: dict[str, int]) -> None:
+    succeeded = [name for name, rc in results.items() if rc == 0]
+    assert not succeeded, f"these attempts succeeded: {succeeded} (all: {results})"
+
+
+def host_files(path: str) -> list[str]:
+    return sorted(os.path.join(d, n) for d, dirs, files in os.walk(path) for n in dirs + files)
+
+
+# Raw syscalls under the default seccomp profile.
+
+@pytest.mark.parametrize("name", escape.SECCOMP_ATTACKS)
+def test_syscall_blocked_by_default_seccomp(barque: Barque, escape_dir: str, name: str) -> None:
+    proc = attack(barque, escape_dir, name)
+    assert_blocked(proc)
+    assert "Operation not permitted" in proc.stdout, proc.stdout  # seccomp's EPERM
+
+
+@pytest.mark.parametrize("name", escape.CAPABILITY_ATTACKS)
+def test_syscall_blocked_without_seccomp_by_capabilities(barque: Barque, escape_dir: str,
+                                                         name: str) -> None:
+    assert_blocked(attack(barque, escape_dir, name, options=UNCONFINED))
+
+
+@pytest.mark.parametrize("options", [(), UNCONFINED], ids=["default", "seccomp-unconfined"])
+def test_shocker_open_by_handle_at(barque: Barque, escape_dir: str,
+                                   options: tuple[str, ...]) -> None:
+    # /etc/hostname is a bind mount of a host file: a handle to its filesystem's root inode
+    # would be the host's root directory.
+    assert_blocked(attack(barque, escape_dir, "shocker", "/etc/hostname", options=options))
+
+
+def test_ptrace_a_host_process(barque: Barque, escape_dir: str) -> None:
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        proc = attack(barque, escape_dir, "ptrace", str(sleeper.pid))
+        assert_blocked(proc)
+        with open(f"/proc/{sleeper.pid}/status") as f:
+            status = dict(line.split(":", 1) for line in f)
+        assert status["TracerPid"].strip() == "0"
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+# The root and the host's paths.
+
+def test_chroot_breakout_stays_in_the_container(barque: Barque, escape_dir: str,
+                                                host_dir: str) -> None:
+    # Docker keeps CAP_SYS_CHROOT, so the double-chroot trick works: it leaves the nested
+    # jail (shown by reaching the container's own /etc/hostname) but climbs no further than
+    # the container's root, which pivot_root made the mount namespace's root.
+    inside = attack(barque, escape_dir, "chroot", "/etc/hostname")
+    assert inside.returncode == 3 and "ESCAPED: /etc/hostname" in inside.stdout, inside
+    assert_blocked(attack(barque, escape_dir, "chroot", os.path.join(host_dir, "marker")))
+
+
+def test_proc_root_cwd_exe_stay_inside(barque: Barque, escape_dir: str, host_dir: str) -> None:
+    assert_blocked(attack(barque, escape_dir, "procwalk", os.path.join(host_dir, "marker")))
+
+
+def test_another_containers_files_unreachable_through_proc(barque: Barque,
+                                                           escape_dir: str) -> None:
+    secret = f"/tmp/secret-{uuid.uuid4().hex}"
+    ok(barque.run("run", "-d", "--name", "victim", "-v", f"{escape_dir}:/x:ro", "busybox",
+                  "sh", "-c", f"echo s > {secret}; exec sleep 60"))
+    until(lambda: barque.run("exec", "victim", "test", "-e", secret).returncode == 0)
+    # The walk finds the file from inside its own container: it would see it if it could.
+    own = barque.run("exec", "victim", "/x/escape", "procwalk", secret)
+    assert own.returncode == 3 and "ESCAPED" in own.stdout, own
+    assert_blocked(attack(barque, escape_dir, "procwalk", secret))
+    ok(barque.run("rm", "-f", "victim"))
+
+
+# Mounts and devices.
+
+def test_mounting_the_host_filesystem_fails(barque: Barque) -> None:
+    devices = escape.host_block_devices()
+    assert devices, "no block device on this host"
+    script = "mkdir -p /tmp/m\n"
+    for name, major, minor in devices:
+        script += (f"mknod /tmp/d-{name} b {major} {minor} 2>/dev/null\n"
+                   f"try mount-{name} mount -o ro /tmp/d-{name} /tmp/m\n")
+    script += f"""
+try mount-proc mount -t proc proc /tmp/m
+try mount-sysfs mount -t sysfs sysfs /tmp/m
+try mount-tmpfs mount -t tmpfs tmpfs /tmp/m
+try mount-cgroup mount -t cgroup -o none,name=bq{uuid.uuid4().hex[:8]} cgroup /tmp/m
+try mount-cgroup2 mount -t cgroup2 cgroup2 /tmp/m
+try bind-root mount --bind / /tmp/m
+try remount-proc-sys mount -o remount,rw /proc/sys
+try remount-sys mount -o remount,rw /sys
+try remount-cgroup mount -o remount,rw /sys/fs/cgroup
+try umount-proc-sys umount /proc/sys
+try umount-masked umount /proc/keys
+try nsenter nsenter -t 1 -m -u -i -n -p true
+try sethostname hostname bq-escaped
+"""
+    assert_all_failed(shell(barque, script))
+    assert_all_failed(shell(barque, script, UNCONFINED))
+    assert socket.gethostname() != "bq-escaped"
+
+
+def test_mknod_of_the_host_disk_cannot_be_read(barque: Barque) -> None:
+    # CAP_MKNOD and the devices cgroup's "b *:* m" let mknod succeed, as in Docker; the
+    # devices cgroup denies opening the node.
+    script = ""
+    for name, major, minor in escape.host_block_devices():
+        script += (f"mknod /tmp/d-{name} b {major} {minor}; echo mknod-{name} $? >&2\n"
+                   f"try read-{name} dd if=/tmp/d-{name} of=/dev/null bs=512 count=1\n"
+                   f"try open-rw-{name} sh -c ': 1<>/tmp/d-{name}'\n")
+    assert_all_failed(shell(barque, script))
+
+
+def test_loading_a_module_fails(barque: Barque, escape_dir: str) -> None:
+    assert_blocked(attack(barque, escape_dir, "module"))
+    results = shell(barque, "echo 'not a module' > /tmp/m.ko\ntry insmod insmod /tmp/m.ko\n"
+                            "try modprobe-path sh -c 'echo /tmp/x > /proc/sys/kernel/modprobe'\n")
+    assert_all_failed(results)
+
+
+# /proc and /sys.
+
+PROC_SYS = ["vm/swappiness", "kernel/core_pattern", "kernel/hostname", "kernel/modprobe",
+            "kernel/panic", "fs/suid_dumpable", "kernel/randomize_va_space", "net/core/somaxconn"]
+
+
+def test_proc_sys_and_sysrq_are_read_only(barque: Barque) -> None:
+    # Each value is written back unchanged: a write that got through would change nothing.
+    before = {name: escape.read_text(f"/proc/sys/{name}") for name in PROC_SYS}
+    script = "".join(f"p=/proc/sys/{name}; if [ -e $p ]; then v=$(cat $p); "
+                     f"try {name} sh -c \"echo '$v' > $p\"; fi\n" for name in PROC_SYS)
+    script += "try sysrq-trigger sh -c 'echo h > /proc/sysrq-trigger'\n"  # h: print help
+    results = shell(barque, script)
+    assert "vm/swappiness" in results and "kernel/core_pattern" in results, results
+    assert_all_failed(results)
+    assert {name: escape.read_text(f"/proc/sys/{name}") for name in PROC_SYS} == before
+
+
+def test_masked_paths_read_empty(barque: Barque) -> None:
+    # /proc/kcore (the host's memory), /proc/keys (every keyring's description), ...
+    script = "".join(f"if [ -d {p} ]; then echo {p} $(ls -A {p} | wc -l); "
+                     f"elif [ -e {p} ]; then echo {p} $(cat {p} 2>/dev/null | wc -c); fi\n"
+                     for p in DOCKER_MASKED_PATHS)
+    results = shell(barque, script)
+    nonempty = {p: n for p, n in results.items() if n}
+    assert not nonempty, nonempty
+    if os.path.exists("/proc/keys"):
+        assert "/proc/keys" in results  # masked by /dev/null, not missing
+
+
+def test_sys_and_cgroupfs_are_read_only(barque: Barque) -> None:
+    script = """
+t=/sys/kernel/mm/transparent_hugepage/enabled
+if [ -e $t ]; then v=$(sed 's/.*\\[\\(.*\\)\\].*/\\1/' $t); try thp sh -c "echo $v > $t"; fi
+u=/sys/kernel/uevent_helper
+if [ -e $u ]; then v=$(cat $u); try uevent_helper sh -c "echo '$v' > $u"; fi
+try sys-chmod chmod 0777 /sys/kernel
+for f in /sys/fs/cgroup/cgroup.procs /sys/fs/cgroup/*/cgroup.procs; do
+  [ -e $f ] && try "write $f" sh -c "echo 1 > $f"
+done
+for f in /sys/fs/cgroup/devices.allow /sys/fs/cgroup/*/devices.allow; do
+  [ -e $f ] && try "write $f" sh -c "echo a > $f"
+done
+for f in /sys/fs/cgroup/release_agent /sys/fs/cgroup/*/release_agent; do
+  [ -e $f ] && try "write $f" sh -c "echo /x > $f"
+done
+for d in /sys/fs/cgroup /sys/fs/cgroup/*; do try "mkdir $d" mkdir $d/bq-escaped; done
+"""
+    results = shell(barque, script)
+    assert any(name.startswith("write /sys/fs/cgroup") for name in results), results
+    assert_all_failed(results)
+
+
+@pytest.mark.parametrize("options", [(), UNCONFINED], ids=["default", "seccomp-unconfined"])
+def test_cgroup_v1_release_agent(barque: Barque, escape_dir: str, host_dir: str,
+                                 run_prefix: str, options: tuple[str, ...]) -> None:
+    # CVE-2022-0492: the release agent would be run by the host's kernel as root. It only
+    # touches a marker; the hierarchy is a new named one, none of the host's.
+    agent = os.path.join(host_dir, "agent")
+    pwned = os.path.join(host_dir, "pwned")
+    with open(agent, "w") as f:
+        f.write(f"#!/bin/sh\ntouch {pwned}\n")
+    os.chmod(agent, 0o755)
+    proc = attack(barque, escape_dir, "release_agent", agent, run_prefix, options=options)
+    assert_blocked(proc)
+    assert not os.path.exists(pwned)
+
+
+# Volumes and mounts with "..".
+
+def confined_mount_cases(host_dir: str, src: str) -> dict[str, list[str]]:
+    target = "/../../../.." + os.path.join(host_dir, "escaped")
+    return {
+        "-v": ["-v", f"{src}:{target}"],
+        "--mount bind": ["--mount", f"type=bind,src={src},dst=/a/../../../..{target}"],
+        "--tmpfs": ["--tmpfs", target],
+        "-v volume": ["-v", f"vol1:{target}"],
+        "--mount volume": ["--mount", f"type=volume,src=vol2,dst=/a/..{target}"],
+    }
+
+
+@pytest.mark.parametrize("case", ["-v", "--mount bind", "--tmpfs", "-v volume",
+                                  "--mount volume"])
+def test_mount_target_with_dotdot_stays_inside(barque: Barque, host_dir: str,
+                                               case: str) -> None:
+    src = os.path.join(host_dir, "src")
+    os.mkdir(src)
+    before = host_files(host_dir)
+    flags = confined_mount_cases(host_dir, src)[case]
+    inside = os.path.join(host_dir, "escaped")
+    out = ok(barque.run("run", "--rm", *flags, "busybox", "sh", "-c",
+                        f"grep -c ' {inside} ' /proc/self/mountinfo"))
+    assert out.strip() == "1"  # mounted at the cleaned path inside the container
+    assert host_files(host_dir) == before  # and nothing made on the host
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "--rm", "-v", "..:/data", "busybox", "true"],
+    ["run", "--rm", "-v", "../../../x:/data", "busybox", "true"],
+    ["run", "--rm", "--mount", "type=volume,src=..,dst=/data", "busybox", "true"],
+    ["run", "--rm", "--mount", "type=volume,src=../x,dst=/data", "busybox", "true"],
+    ["run", "--rm", "-v", "/tmp:/x/../..", "busybox", "true"],
+    ["run", "--rm", "--tmpfs", "/x/..", "busybox", "true"],
+    ["volume", "create", ".."],
+    ["volume", "create", "../../x"],
+], ids=lambda a: " ".join(a[1:-2] if a[0] == "run" else a))
+def test_volume_names_and_targets_with_dotdot_refused(barque: Barque,
+                                                      args: list[str]) -> None:
+    proc = barque.run(*args)
+    assert proc.returncode in (1, 125), proc
+    assert "Error" in proc.stderr, proc.stderr
+    assert barque.run("volume", "ls", "-q").stdout.strip() == ""
+    volumes = os.path.join(barque.root, "volumes")
+    assert not os.path.isdir(volumes) or os.listdir(volumes) == []
