@@ -12,6 +12,7 @@ import stat
 
 from barque.linux import mount as m
 from barque.linux import paths
+from barque.runtime import proc_mounts
 from barque.runtime.errors import RuntimeFailure
 
 TYPE_CHECKING = False  # not typing's: see barque/linux/libc.py
@@ -70,6 +71,7 @@ def mount_all(rootfs: str, mounts: list[dict], cgroup_mounts: list[CgroupMount],
               before_cgroup: Callable[[], None] | None = None) -> None:
     for mnt in mounts:
         dest = secure_join(rootfs, mnt["destination"])
+        proc_mounts.check(rootfs, dest, mnt, is_bind(mnt))
         opts = m.parse_options(mnt.get("options") or [])
         kind = mnt.get("type") or ("bind" if is_bind(mnt) else "")
         try:

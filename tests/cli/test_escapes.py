@@ -260,3 +260,15 @@ def test_volume_names_and_targets_with_dotdot_refused(barque: Barque,
     assert barque.run("volume", "ls", "-q").stdout.strip() == ""
     volumes = os.path.join(barque.root, "volumes")
     assert not os.path.isdir(volumes) or os.listdir(volumes) == []
+
+
+@pytest.mark.parametrize("target", ["/proc", "/proc/sys", "/proc/kcore", "/proc/1/root"])
+def test_volume_over_proc_refused(barque: Barque, host_dir: str, target: str) -> None:
+    # A host directory over the container's /proc would make the masked and read-only paths
+    # apply to a fake: refused at start, as Docker's runc refuses it.
+    src = os.path.join(host_dir, "src")
+    os.mkdir(src)
+    proc = barque.run("run", "--rm", "-v", f"{src}:{target}", "busybox", "true")
+    assert proc.returncode == 125, proc
+    assert "cannot be mounted because it is" in proc.stderr, proc.stderr
+    assert os.listdir(src) == []

@@ -145,3 +145,48 @@ def test_sys_and_cgroupfs_are_read_only(runtime: Runtime) -> None:
     results = shell(runtime, escape.SYS_SCRIPT)
     assert any(name.startswith("write /sys/fs/cgroup") for name in results), results
     escape.assert_all_failed(results)
+
+
+def bind_spec(runtime: Runtime, source: str, destination: str) -> dict:
+    spec = runtime.spec(["true"])
+    spec["mounts"].append({"destination": destination, "type": "bind", "source": source,
+                           "options": ["rbind"]})
+    return spec
+
+
+def run_bundle(binary: str, state: str, bundle: str, cid: str) -> subprocess.CompletedProcess:
+    return subprocess.run([binary, "--root", state, "run", "--bundle", bundle, cid],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("destination", ["/proc", "/proc/sys", "/proc/kcore", "/proc/self",
+                                         "/proc/1/root", "/data"])
+def test_bind_over_proc_refused_like_runc(runtime: Runtime, host_dir: str,
+                                          destination: str) -> None:
+    # A bind that would cover the container's procfs (or a part of it) with host files, also
+    # through an image's symlink (/data -> /proc): the masked and read-only paths would then
+    # apply to a fake /proc. runc refuses each (checkProcMount); so must barque-runtime.
+    src = os.path.join(host_dir, "src")
+    os.mkdir(src)
+    bundle = runtime.bundle(bind_spec(runtime, src, destination))
+    os.symlink("/proc", os.path.join(bundle, "rootfs", "data"))
+    proc = run_bundle(runtime.binary, runtime.state_root, bundle, runtime.new_id())
+    assert proc.returncode != 0, proc
+    assert "cannot be mounted because it is" in proc.stderr, proc.stderr
+    assert os.listdir(src) == []  # no mount point or device made in the host directory
+    if shutil.which("runc"):
+        oracle = run_bundle("runc", os.path.join(runtime.tmp, "runc-state"), bundle,
+                            runtime.new_id())
+        assert oracle.returncode != 0, oracle
+
+
+def test_bind_of_an_lxcfs_file_into_proc_allowed(runtime: Runtime, host_dir: str) -> None:
+    # The few files lxcfs emulates stay allowed, as in runc.
+    fake = os.path.join(host_dir, "meminfo")
+    with open(fake, "w") as f:
+        f.write("MemTotal: 1 kB\n")
+    spec = bind_spec(runtime, fake, "/proc/meminfo")
+    spec["process"]["args"] = ["cat", "/proc/meminfo"]
+    proc = runtime.run(spec)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.decode() == "MemTotal: 1 kB\n"
