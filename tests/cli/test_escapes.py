@@ -272,3 +272,14 @@ def test_volume_over_proc_refused(barque: Barque, host_dir: str, target: str) ->
     assert proc.returncode == 125, proc
     assert "cannot be mounted because it is" in proc.stderr, proc.stderr
     assert os.listdir(src) == []
+
+
+def test_user_mount_at_dev_replaces_the_default_dev_mounts(barque: Barque, host_dir: str) -> None:
+    # As moby: a user mount replaces the defaults at and (for /dev) under its destination;
+    # otherwise /dev/pts, /dev/shm and /dev/mqueue mount points were made in the host dir.
+    src = os.path.join(host_dir, "src")
+    os.mkdir(src)
+    count = "awk 'index($5, \"/dev/\") == 1 {n++} END {print n+0}' /proc/self/mountinfo"
+    out = ok(barque.run("run", "--rm", "-v", f"{src}:/dev", "busybox", "sh", "-c", count))
+    assert out.strip() == "0"
+    assert os.listdir(src) == []
