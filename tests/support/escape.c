@@ -168,6 +168,16 @@ static int chroot_attack(const char *host_path)
         return blocked("chroot .");
     if (access(host_path, F_OK) == 0)
         return escaped(host_path);
+    /* where it landed, for the record */
+    DIR *root = opendir("/");
+    struct dirent *e;
+    printf("(landed in a root holding:");
+    for (int n = 0; root && (e = readdir(root)) != NULL && n < 12; n++)
+        if (e->d_name[0] != '.')
+            printf(" %s", e->d_name);
+    printf(") ");
+    if (root)
+        closedir(root);
     errno = ENOENT;
     return blocked("the host path after the breakout");
 }

@@ -50,6 +50,18 @@ def assert_blocked(rc: int, out: str, err: str = "") -> None:
     assert rc == 0 and "blocked:" in out, (rc, out, err)
 
 
+def assert_left_the_jail(rc: int, out: str, container_path: str) -> None:
+    """The double chroot's control: it got out of its nested jail, to the container's root
+    (which has container_path) or, where the host itself runs chrooted from an initramfs
+    (a guest, DOCKER_RAMDISK setups), to that initramfs, as it does under runc: pivot_root
+    cannot make the container's root the mount namespace's root there."""
+    if rc == 3:
+        assert f"ESCAPED: {container_path}" in out, out
+        return
+    landed = out.partition("landed in a root holding:")[2].partition(")")[0].split()
+    assert rc == 0 and landed and "init" in landed, out
+
+
 def host_block_devices(readable: bool = False) -> list[tuple[str, int, int]]:
     """(name, major, minor) of the host's block devices, the root's first; with readable,
     only those this (host, root) process can open, so that a container failing to is the
@@ -67,6 +79,19 @@ def host_block_devices(readable: bool = False) -> list[tuple[str, int, int]]:
         devices.append((name, major, minor))
     devices.sort(key=lambda d: os.makedev(d[1], d[2]) != root)
     return devices[:8]  # bounded: a host with hundreds of loop devices needs no more
+
+
+def host_readable_devices() -> list[tuple[str, str, int, int]]:
+    """(name, "b" or "c", major, minor) of device nodes the host can read and a container must
+    not: its disks and, for a host without any (a guest on 9p), the kernel log (/dev/kmsg,
+    1:11, which each reader reads from its own position: reading takes nothing away)."""
+    nodes = [(name, "b", major, minor) for name, major, minor in host_block_devices(True)]
+    try:
+        os.close(os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK))
+        nodes.append(("kmsg", "c", 1, 11))
+    except OSError:
+        pass
+    return nodes
 
 
 def read_text(path: str) -> str | None:
@@ -100,8 +125,7 @@ def mount_script() -> str:
     """Mount the host's disks (through nodes made with mknod), proc, sysfs, cgroupfs; bind
     the root; remount read-only parts read-write; unmount a masked path; enter pid 1's
     namespaces; set the hostname."""
-    devices = host_block_devices()
-    assert devices, "no block device on this host"
+    devices = host_block_devices()  # none on a guest whose root is 9p: the rest still holds
     script = "mkdir -p /tmp/m\n"
     for name, major, minor in devices:
         script += (f"mknod /tmp/d-{name} b {major} {minor} 2>/dev/null\n"
@@ -124,14 +148,16 @@ try sethostname hostname bq-escaped
 
 
 def device_read_script() -> str:
-    """mknod each host disk's node (allowed where CAP_MKNOD is), then read or open it."""
-    devices = host_block_devices(readable=True)
-    assert devices, "no block device the host itself can read"
+    """mknod each node of host_readable_devices() (allowed where CAP_MKNOD is), then read or
+    open it."""
+    nodes = host_readable_devices()
+    assert nodes, "no device node the host itself can read"
     script = ""
-    for name, major, minor in devices:
-        script += (f"mknod /tmp/d-{name} b {major} {minor}; echo mknod-{name} $? >&2\n"
-                   f"try read-{name} dd if=/tmp/d-{name} of=/dev/null bs=512 count=1\n"
-                   f"try open-rw-{name} sh -c '[ -b /tmp/d-{name} ] && : 1<>/tmp/d-{name}'\n")
+    for name, kind, major, minor in nodes:
+        node = f"/tmp/d-{name}"
+        script += (f"mknod {node} {kind} {major} {minor}; echo mknod-{name} $? >&2\n"
+                   f"try read-{name} dd if={node} of=/dev/null bs=512 count=1\n"
+                   f"try open-rw-{name} sh -c '[ -e {node} ] && : 1<>{node}'\n")
     return script
 
 
