@@ -140,6 +140,16 @@ def _system_mounts(host_config: dict[str, Any]) -> list[dict[str, Any]]:
     return mounts
 
 
+def _not_overridden(defaults: list[dict[str, Any]],
+                    user_mounts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """moby's setMounts: a user mount replaces the default one at its destination, and one
+    at /dev replaces every default under /dev too (their mount points would otherwise be made
+    in the user's host directory)."""
+    taken = {os.path.normpath(m["destination"]) for m in user_mounts}
+    return [m for m in defaults if os.path.normpath(m["destination"]) not in taken
+            and not ("/dev" in taken and m["destination"].startswith("/dev/"))]
+
+
 def etc_mounts(container_dir: str, read_only: bool) -> list[dict[str, Any]]:
     """The container's own /etc/hostname, /etc/hosts and /etc/resolv.conf."""
     options = ["rbind", "rprivate"] + (["ro"] if read_only else [])
@@ -213,7 +223,8 @@ def make_spec(container_id: str, config: dict[str, Any], host_config: dict[str, 
         spec["domainname"] = str(config["Domainname"])
     from barque.engine.mounts import depth_order
 
-    mounts = _system_mounts(host_config) + etc_mounts(container_dir, False) + user_mounts
+    mounts = _not_overridden(_system_mounts(host_config) + etc_mounts(container_dir, False),
+                             user_mounts) + user_mounts
     if host_config.get("Init"):
         if not init_binary:
             raise SpecError("--init: no init binary found (install tini: apt-get install tini)")

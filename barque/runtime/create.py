@@ -266,13 +266,20 @@ def _drive_direct(container: st.Container, cgroup: Manager, init_pid: int, to_ch
         cgroup.create()
         cgroup.set_resources(effective_resources(container.config.get("linux") or {}))
         _join_cgroup(container, cgroup, init_pid)
-        to_child.send(op="cgroup-ready")
+        _send_cgroup_ready(to_child)
         _await_ready(container, to_child, from_child)
         return init_pid
     except BaseException:
         _kill(init_pid)
         _reap(init_pid)
         raise
+
+
+def _send_cgroup_ready(to_child: Channel) -> None:
+    try:
+        to_child.send(op="cgroup-ready")
+    except BrokenPipeError:
+        pass  # the init failed first (a mount before the cgroup one): its error is in the pipe
 
 
 def _join_cgroup(container: st.Container, cgroup: Manager, init_pid: int) -> None:
@@ -342,7 +349,7 @@ def _drive(container: st.Container, cgroup: Manager, stage1: int, stage1_stays: 
                 if not stage1_stays:
                     _reap(stage1)
                 _join_cgroup(container, cgroup, init_pid)
-                to_child.send(op="cgroup-ready")
+                _send_cgroup_ready(to_child)
                 _await_ready(container, to_child, from_child)
                 return init_pid
     except BaseException:

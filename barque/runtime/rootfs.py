@@ -12,6 +12,7 @@ import stat
 
 from barque.linux import mount as m
 from barque.linux import paths
+from barque.runtime import proc_mounts
 from barque.runtime.errors import RuntimeFailure
 
 TYPE_CHECKING = False  # not typing's: see barque/linux/libc.py
@@ -104,6 +105,7 @@ def _mount_one(root_fd: int, rootfs: str, mnt: dict, cgroup_mounts: list[CgroupM
         fd = _resolve(root_fd, rootfs, dest, os.path.isdir(source) if is_bind(mnt) else True)
         try:
             where = paths.fd_path(fd)
+            proc_mounts.check(rootfs, where, mnt, is_bind(mnt))
             if is_bind(mnt):
                 m.mount(source, paths.proc_path(fd), "bind", opts.flags & (m.MS_BIND | m.MS_REC))
             else:
