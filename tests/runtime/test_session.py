@@ -9,6 +9,7 @@ instead of the test's. runc is the oracle."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -106,3 +107,35 @@ def test_exec_interrupt_reaches_the_process_once(rt: Runtime) -> None:
     text = out.decode(errors="replace")
     assert code == 0, text
     assert text.count("GOT-INT") == 1 and "END" in text, text
+
+
+def test_exec_pid_file_names_a_session_leader(rt: Runtime) -> None:
+    """Seen from the host: the process in --pid-file leads its own session and process group
+    (what the monitor kills when a health check times out), and has no controlling terminal."""
+    cid = rt.new_id()
+    rt.cmd("run", "--detach", "--bundle", rt.bundle(rt.spec(["sleep", "300"])), cid,
+           check=True)
+    pid_file = os.path.join(rt.tmp, f"exec-{cid}.pid")
+    rt.cmd("exec", "--detach", "--pid-file", pid_file, cid, "sleep", "60", check=True)
+    with open(pid_file) as f:
+        pid = int(f.read())
+    with open(f"/proc/{pid}/stat") as f:
+        _state, _ppid, pgrp, session, tty_nr = f.read().rsplit(")", 1)[1].split()[:5]
+    assert int(session) == int(pgrp) == pid != os.getsid(0)
+    assert tty_nr == "0"
+
+
+def test_exec_runs_nothing_before_its_pid_file_is_written(runtime: Runtime) -> None:
+    """The process may execve only once its pid is published: if the runtime cannot write the
+    pid file (or dies first), the process never runs. (runc writes it after the start, and
+    kills the process when it cannot.)"""
+    cid = runtime.new_id()
+    runtime.cmd("run", "--detach", "--bundle", runtime.bundle(runtime.spec(["sleep", "300"])),
+                cid, check=True)
+    missing = os.path.join(runtime.tmp, "no-such-dir", "exec.pid")
+    proc = runtime.cmd("exec", "--pid-file", missing, cid, "touch", "/ran")
+    assert proc.returncode == 1
+    assert runtime.cmd("exec", cid, "ls", "/ran").returncode != 0, "the process ran"
+    ps = runtime.cmd("ps", "--format", "json", cid, check=True).stdout
+    assert len(json.loads(ps)) == 1, ps  # its init alone: no stage of the exec was left
+    assert f"exec failed: open {missing}: no such file or directory" in proc.stderr.decode()
