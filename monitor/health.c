@@ -19,6 +19,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#ifndef PIDFD_SIGNAL_PROCESS_GROUP
+#define PIDFD_SIGNAL_PROCESS_GROUP (1U << 2) /* Linux 6.9 */
+#endif
+
 #define OUTPUT_MAX 4096 /* Docker's maxOutputLen: what a result keeps of the check's output */
 #define LOG_MAX 5       /* Docker's maxLogEntries */
 #define DRAIN_MAX (1024 * 1024) /* read at the exec's exit at most: a writer may outlive it */
@@ -49,6 +53,7 @@ static int64_t next_ms;   /* when the next check is due */
  * decided (timeout) or dropped: until then it may still write health.pid. */
 static pid_t exec_pid = -1;
 static bool pending;      /* its result is still to come */
+static bool killed;       /* killed before its exec was reaped: look for its process again */
 static int out_fd = -1;   /* our end of its output pipe */
 static int64_t check_ms, deadline_ms;
 static char check_start[TIME_MAX];
@@ -210,9 +215,13 @@ static void begin_check(void)
 	deadline_ms = check_ms + opt.health_timeout;
 }
 
-/* The pid in health.pid is killed through a pidfd, and only while it is the exec's child:
- * a pid reused meanwhile is not hit. */
-static void kill_check_process(void)
+/* The check's process (health.pid) and its process group, if `parent` is its parent: the
+ * exec while it runs, the monitor once the exec died (we are the subreaper). Any other
+ * process that has the pid by now is not hit. The runtime started it in a session and
+ * process group of its own (setsid, as runc does: it must not share the monitor's), so the
+ * exec's group no longer holds it: Docker SIGKILLs the exec's process, and its group too
+ * takes what the check started (as before, when it shared the exec's group). */
+static void kill_check_process(pid_t parent)
 {
 	char buf[256], path[64], *paren;
 	long pid;
@@ -225,22 +234,29 @@ static void kill_check_process(void)
 	if (pidfd < 0)
 		return;
 	snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-	/* "pid (comm) state ppid ...": comm may hold anything, the last ')' ends it */
+	/* "pid (comm) state ppid pgrp ...": comm may hold anything, the last ')' ends it */
 	if (read_small_file(AT_FDCWD, path, buf, sizeof buf) > 0 && (paren = strrchr(buf, ')')) &&
-	    strtol(paren + 3, NULL, 10) == (long)exec_pid)
+	    strtol(paren + 3, NULL, 10) == (long)parent &&
+	    syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, PIDFD_SIGNAL_PROCESS_GROUP) < 0) {
+		/* an older kernel: the group it led a moment ago, then the process itself */
+		if (getpgid((pid_t)pid) == (pid_t)pid)
+			kill(-(pid_t)pid, SIGKILL);
 		syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+	}
 	close(pidfd);
 }
 
-/* The check (health.pid) first, then the exec and its process group (what the check started
- * and, if it was too early for health.pid, the check itself). The exec is still reaped by
- * the loop; its result no longer counts. */
+/* The check (health.pid) first, then the exec and its process group (the runtime and its
+ * helpers; a check that has not begun dies with them: the runtime writes health.pid before
+ * it lets the check run). One that began just as the exec died (runc writes its pid file
+ * after) is looked for again when the exec is reaped. The exec's result no longer counts. */
 static void kill_check(void)
 {
-	kill_check_process();
+	kill_check_process(exec_pid);
 	if (kill(-exec_pid, SIGKILL) < 0)
 		kill(exec_pid, SIGKILL);
 	pending = false;
+	killed = true;
 	close_output();
 }
 
@@ -348,6 +364,9 @@ bool health_child_exited(pid_t pid, int wstatus)
 		return false;
 	if (pending)
 		finished(wstatus);
+	if (killed)
+		kill_check_process(getpid());
+	killed = false;
 	exec_pid = -1;
 	return true;
 }

@@ -421,9 +421,9 @@ int rt_create(const struct rt_io *io, bool and_start, int *master, char *err, si
 
 /* `exec` of the health check (DIR/health.json), not waited for: the caller polls `out`
  * (its stdout and stderr; stdin is /dev/null) and gets its exit with the other children's.
- * It leads a process group of its own, which the check's process joins (it has no terminal):
- * a timeout kills the group, so nothing the check started outlives it, even when the runtime
- * had no time to write health.pid. *log_from: where the runtime's log stood, for its error. */
+ * It leads a process group of its own, which a timeout kills with the check's own group
+ * (the check's process has a session of its own, as every process the runtime starts).
+ * *log_from: where the runtime's log stood, for its error. */
 pid_t rt_exec_spawn(int out, off_t *log_from)
 {
 	char process[4096], pid_file[4096];

@@ -45,8 +45,11 @@ def _namespaces_of(container: st.Container) -> list[tuple[str, str]]:
 
 
 def exec_process(container: st.Container, process: dict, console_fd: int | None,
-                 preserve_fds: int = 0) -> int:
-    """Start the process; return its host pid once it is about to execve."""
+                 preserve_fds: int = 0, pid_file: str | None = None) -> int:
+    """Start the process; return its host pid once it is about to execve. The pid file (if
+    any) is written before the process may execve: whoever kills through it (the monitor's
+    health-check timeout) cannot miss a process that runs, and if we die before, the process
+    never runs."""
     status = container.status()
     if status == "paused":
         raise RuntimeFailure("cannot exec in a paused container")
@@ -80,7 +83,7 @@ def exec_process(container: st.Container, process: dict, console_fd: int | None,
     to_child_r.close()
     from_child_w.close()
     try:
-        return _drive(container, stage1, to_child_w, from_child_r)
+        return _drive(container, stage1, to_child_w, from_child_r, pid_file)
     finally:
         to_child_w.close()
         from_child_r.close()
@@ -98,7 +101,8 @@ def _root_of(container: st.Container, joins: list[tuple[str, str]]) -> int | Non
         raise RuntimeFailure(f"cannot open the container's root: {e.strerror}") from None
 
 
-def _drive(container: st.Container, stage1: int, to_child: Channel, from_child: Channel) -> int:
+def _drive(container: st.Container, stage1: int, to_child: Channel, from_child: Channel,
+           pid_file: str | None) -> int:
     from barque.runtime.lifecycle import cgroup_of
 
     pid = 0
@@ -115,6 +119,9 @@ def _drive(container: st.Container, stage1: int, to_child: Channel, from_child: 
                 os.waitpid(stage1, 0)
             elif msg.get("op") == "ready":
                 ready = True
+        if pid_file:
+            _write_pid_file(pid_file, pid)
+        to_child.send(op="exec")  # read by the process (stage 1 is gone): now it may execve
         return pid
     except BaseException:
         import _signal as signal  # signal.py would import enum: ~2 ms
@@ -127,6 +134,15 @@ def _drive(container: st.Container, stage1: int, to_child: Channel, from_child: 
                 except (ProcessLookupError, ChildProcessError):
                     pass
         raise
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    try:
+        st.write_atomic(path, str(pid).encode(), 0o644, durable=False)
+    except OSError as e:
+        # runc's words; unlike runc's, the process has not run (it dies with stage 2)
+        raise RuntimeFailure(f"exec failed: open {path}: {(e.strerror or '').lower()}"
+                             ) from None
 
 
 def _stage1(container: st.Container, process: dict, joins: list[tuple[str, str]],
@@ -143,7 +159,8 @@ def _stage1(container: st.Container, process: dict, joins: list[tuple[str, str]]
             os.close(root_fd)
         pid = os.fork()
         if pid == 0:
-            _stage2(container, process, to_parent, console_fd, preserve_fds, seccomp_filter)
+            _stage2(container, process, from_parent, to_parent, console_fd, preserve_fds,
+                    seccomp_filter)
         to_parent.send(op="pid", pid=pid)
         code = 0
     except RuntimeFailure as e:
@@ -153,12 +170,13 @@ def _stage1(container: st.Container, process: dict, joins: list[tuple[str, str]]
     os._exit(code)
 
 
-def _stage2(container: st.Container, process: dict, to_parent: Channel,
+def _stage2(container: st.Container, process: dict, from_parent: Channel, to_parent: Channel,
             console_fd: int | None, preserve_fds: int, seccomp_filter: Filter | None
             ) -> None:
     reset_signals()
     ready = False
     try:
+        proc.own_session()
         for fd in range(3, 3 + preserve_fds):
             os.set_inheritable(fd, True)
         if not container.data.get("noNewKeyring"):
@@ -171,7 +189,6 @@ def _stage2(container: st.Container, process: dict, to_parent: Channel,
 
             os.sched_setaffinity(0, parse_cpus(affinity["final"]))
         if process.get("terminal"):
-            os.setsid()
             attach_new_pty(process, console_fd, bind_dev_console=False)
         cwd = process.get("cwd", "/")
         env = proc.env_dict(process.get("env") or [])
@@ -189,6 +206,9 @@ def _stage2(container: st.Container, process: dict, to_parent: Channel,
         to_parent.send(op="ready")
         ready = True
         to_parent.close()
+        if (from_parent.recv() or {}).get("op") != "exec":
+            os._exit(1)  # the runtime failed or went away: it has not published our pid
+        from_parent.close()
         proc.exec_process(exe, process)
     except RuntimeFailure as e:
         if not ready:

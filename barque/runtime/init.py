@@ -125,7 +125,7 @@ def _setup(opts: CreateOptions, container: Container, flags: int, from_parent: C
     process: dict = config["process"]
     rootfs: str = container.data["rootfs"]
     in_userns = _in_user_namespace(linux)
-    os.setsid()
+    proc.own_session()
     if not opts.no_new_keyring:
         # Do not inherit the caller's session keyring (runc names it the same way).
         keyring.join_session_keyring(f"_ses.{container.id}")

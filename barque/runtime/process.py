@@ -57,6 +57,14 @@ def lookup_executable(name: str, env: dict[str, str], cwd: str) -> str:
     raise RuntimeFailure(f'exec: "{name}": executable file not found in $PATH', 127)
 
 
+def own_session() -> None:
+    """The first step of every process the runtime starts (init and exec, terminal or not), as
+    runc's nsexec does: a session of its own. Left in the caller's session it would share the
+    caller's controlling terminal: open /dev/tty, read the admin's keys, type into the admin's
+    shell with TIOCSTI. A terminal of its own becomes its controlling one later."""
+    os.setsid()
+
+
 def apply_rlimits(rlimits: list[dict]) -> None:
     import resource
 

@@ -118,7 +118,6 @@ def exec_command(container: Container, opts: Parsed) -> int:
     from barque.linux import prctl
     from barque.runtime.exec import exec_process
     from barque.runtime.foreground import Forwarder, TtyProxy, reap
-    from barque.runtime.state import write_atomic
 
     process = _process_from_flags(container, opts)
     detach = bool(opts.detach)
@@ -139,13 +138,13 @@ def exec_command(container: Container, opts: Parsed) -> int:
         prctl.set_child_subreaper()
         forwarder = Forwarder()
         forwarder.install()
+    pid_file = os.path.abspath(str(opts.pid_file)) if opts.pid_file else None
     try:
-        pid = exec_process(container, process, console_fd, int(str(opts.preserve_fds)))
+        pid = exec_process(container, process, console_fd, int(str(opts.preserve_fds)),
+                           pid_file)
     finally:
         if console_fd is not None:
             os.close(console_fd)
-    if opts.pid_file:
-        write_atomic(os.path.abspath(str(opts.pid_file)), str(pid).encode(), 0o644)
     if detach:
         return 0
     assert forwarder is not None

@@ -6,7 +6,6 @@ descriptors reach no container (escape 6, through the CLI), and exec's exit code
 from __future__ import annotations
 
 import os
-import select
 import subprocess
 import time
 
@@ -15,34 +14,11 @@ import pytest
 from tests.cli.conftest import Barque, ok
 from tests.support.fds import leaking, listed_fds
 from tests.support.marks import needs_busybox
-from tests.support.tools import require
+from tests.support.tty_attack import admin_shell, build_injector, in_pty
 
 pytestmark = [pytest.mark.root, needs_busybox]
 
 SECRET = "host-secret-7f3a"
-# The injector: TIOCSTI "PWNED\n" into each of its stdio descriptors, reporting each result.
-TIOCSTI_C = r"""
-#include <errno.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/ioctl.h>
-int main(void)
-{
-	const char *line = "PWNED\n";
-	for (int fd = 0; fd < 3; fd++) {
-		int ok = 1;
-		for (const char *p = line; *p; p++)
-			if (ioctl(fd, TIOCSTI, p) < 0) {
-				ok = 0;
-				break;
-			}
-		printf("fd %d: %s\n", fd, ok ? "injected" : strerror(errno));
-	}
-	return 0;
-}
-"""
-
-
 @pytest.fixture
 def box(cleanup: Barque, tmp_path: object) -> str:
     tools = os.path.join(str(tmp_path), "tools")
@@ -93,45 +69,12 @@ def test_exec_stdin_follows_i(cleanup: Barque, box: str) -> None:
     assert _stdio_targets(listing)[0].startswith("pipe:")
 
 
-def _in_pty(argv: list[str], marker: bytes = b"", answer: bytes = b"",
-            timeout: float = 60) -> tuple[bytes, int]:
-    """Run argv on a new pty (its controlling terminal); once `marker` shows, type `answer`.
-    (output, exit status)."""
-    import pty
-
-    pid, master = pty.fork()
-    if pid == 0:
-        os.execv(argv[0], argv)
-    output, typed = b"", not marker
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(master, 4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                output += chunk
-            if not typed and marker in output:
-                os.write(master, answer)
-                typed = True
-        else:
-            os.kill(pid, 9)
-        _, status = os.waitpid(pid, 0)
-    finally:
-        os.close(master)
-    return output, os.waitstatus_to_exitcode(status)
-
-
 def test_exec_without_t_gets_no_terminal(cleanup: Barque, box: str) -> None:
     script = ("tty; [ -t 0 ] || echo in-no-tty; [ -t 1 ] || echo out-no-tty; "
               "[ -t 2 ] || echo err-no-tty; ls -l /proc/self/fd/; "
               "echo </dev/tty || echo no-ctty; cat /proc/self/stat")
     for flags in ([], ["-i"]):
-        out, code = _in_pty(cleanup.argv("exec", *flags, "box", "sh", "-c", script))
+        out, code = in_pty(cleanup.argv("exec", *flags, "box", "sh", "-c", script))
         text = out.decode().replace("\r\n", "\n")
         assert code == 0, text
         assert "not a tty" in text and "in-no-tty" in text and "out-no-tty" in text
@@ -141,28 +84,39 @@ def test_exec_without_t_gets_no_terminal(cleanup: Barque, box: str) -> None:
         stat = text[text.rindex(") ") + 2:].split()
         assert stat[4] == "0", text  # tty_nr: no controlling terminal
     # -t: a terminal of the container's own, not ours.
-    out, code = _in_pty(cleanup.argv("exec", "-t", "box", "sh", "-c", "tty"))
+    out, code = in_pty(cleanup.argv("exec", "-t", "box", "sh", "-c", "tty"))
     assert code == 0 and b"/dev/pts/" in out
 
 
 def test_tiocsti_cannot_type_into_the_callers_terminal(cleanup: Barque, box: str) -> None:
-    require("gcc")
-    src = os.path.join(box, "tiocsti.c")
-    with open(src, "w") as f:
-        f.write(TIOCSTI_C)
-    build = subprocess.run(["gcc", "-static", "-O", "-o", os.path.join(box, "tiocsti"), src],
-                           capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
+    build_injector(box)
     # The admin's shell: exec, then it reads its next line from the terminal. An injected
     # "PWNED" would be that line; the test types "nothing" once the exec has returned.
-    exec_argv = " ".join(cleanup.argv("exec", "box", "/tools/tiocsti"))
-    shell = f'{exec_argv}; echo EXEC-DONE; read line; echo "GOT:$line"'
-    out, code = _in_pty(["/bin/sh", "-c", shell], b"EXEC-DONE", b"nothing\n")
+    shell = admin_shell(" ".join(cleanup.argv("exec", "box", "/tools/tiocsti")))
+    out, code = in_pty(shell, b"COMMAND-DONE", b"nothing\n")
     text = out.decode(errors="replace")
     assert code == 0, text
     assert "GOT:nothing" in text and "GOT:PWNED" not in text, text
     assert "injected" not in text
     assert text.count("Inappropriate ioctl for device") == 3, text  # no fd is a terminal
+    assert "/dev/tty: No such device or address" in text, text  # no controlling terminal
+
+
+def test_ctrl_c_ends_exec_not_its_process(cleanup: Barque, box: str) -> None:
+    """As Docker's exec, which proxies no signal (moby#9098): ^C on the caller's terminal ends
+    `barque exec` (130), the process runs on. With -it the ^C is a key typed into the
+    container's own terminal (ours is raw): its foreground process gets SIGINT."""
+    script = "echo READY; sleep 2; touch /survived"
+    out, code = in_pty(cleanup.argv("exec", "box", "sh", "-c", script), b"READY", b"\x03")
+    assert code == 130, out
+    deadline = time.monotonic() + 20
+    while cleanup.run("exec", "box", "ls", "/survived").returncode != 0:
+        assert time.monotonic() < deadline, "the process did not run on"
+        time.sleep(0.2)
+    script = "trap 'echo GOT-INT; exit 5' INT; echo READY; sleep 30 & wait"
+    out, code = in_pty(cleanup.argv("exec", "-it", "box", "sh", "-c", script), b"READY",
+                       b"\x03")
+    assert code == 5 and out.count(b"GOT-INT") == 1, out
 
 
 def test_cli_passes_no_inherited_fds(cleanup: Barque, box: str, tmp_path: object) -> None:
@@ -201,7 +155,7 @@ def test_exec_detached_output_is_dropped(cleanup: Barque, box: str) -> None:
 
 
 def test_exec_it_still_proxies_a_terminal(cleanup: Barque, box: str) -> None:
-    out, code = _in_pty(cleanup.argv("exec", "-it", "box", "sh"), b"# ",
+    out, code = in_pty(cleanup.argv("exec", "-it", "box", "sh"), b"# ",
                         b"tty; [ -t 0 ] && echo in-t''ty; exit 3\r")
     assert code == 3 and b"/dev/pts/" in out and b"in-tty" in out
 
