@@ -92,6 +92,10 @@ def _mount_one(root_fd: int, rootfs: str, mnt: dict, cgroup_mounts: list[CgroupM
                cgroupns: bool, before_cgroup: Callable[[], None] | None) -> None:
     """One config mount, onto /proc/self/fd/N of its destination opened inside the root."""
     dest = mnt["destination"]
+    # runc's checkProcMount, first on the destination as written (resolving it may fail on
+    # /proc's own links), then on where it resolved to (an image's /data -> /proc).
+    proc_mounts.check(rootfs, os.path.join(rootfs, os.path.normpath("/" + dest).lstrip("/")),
+                      mnt, is_bind(mnt))
     opts = m.parse_options(mnt.get("options") or [])
     kind = mnt.get("type") or ("bind" if is_bind(mnt) else "")
     if kind == "cgroup" and not is_bind(mnt):

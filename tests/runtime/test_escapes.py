@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import escape
-from tests.support.bundles import Runtime
+from tests.support.bundles import Runtime, fresh_path
 
 pytestmark = pytest.mark.root
 
@@ -169,7 +169,7 @@ def test_bind_over_proc_refused_like_runc(runtime: Runtime, host_dir: str,
     src = os.path.join(host_dir, "src")
     os.mkdir(src)
     bundle = runtime.bundle(bind_spec(runtime, src, destination))
-    os.symlink("/proc", os.path.join(bundle, "rootfs", "data"))
+    os.symlink("/proc", fresh_path(os.path.join(bundle, "rootfs", "data")))
     proc = run_bundle(runtime.binary, runtime.state_root, bundle, runtime.new_id())
     assert proc.returncode != 0, proc
     assert "cannot be mounted because it is" in proc.stderr, proc.stderr

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from barque.linux import mount as m
-from tests.support.bundles import Runtime
+from tests.support.bundles import Runtime, fresh_path
 
 pytestmark = pytest.mark.root
 
@@ -126,7 +126,7 @@ def test_tmpcopyup_copies_without_following_symlinks(runtime: Runtime, tmp_path:
     spec["mounts"].append({"destination": "/data", "type": "tmpfs", "source": "tmpfs",
                            "options": ["tmpcopyup", "size=1m"]})
     bundle = runtime.bundle(spec)
-    data = os.path.join(bundle, "rootfs", "data")
+    data = fresh_path(os.path.join(bundle, "rootfs", "data"))
     os.makedirs(data)
     with open(os.path.join(data, "file"), "w") as f:
         f.write("from the image\n")

@@ -137,3 +137,15 @@ def _kill_cgroup_leftovers(cid: str) -> None:
 
 if __name__ == "__main__":
     print(make_busybox_rootfs(sys.argv[1]))
+
+
+def fresh_path(path: str) -> str:
+    """`path` in a bundle's own rootfs copy, with whatever is there removed: tests that share
+    the session's rootfs without copying it (copy_rootfs=False) leave mount points in it."""
+    import shutil
+
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.unlink(path)
+    return path
