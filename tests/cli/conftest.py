@@ -61,7 +61,30 @@ def barque(run_prefix: str) -> Iterator[Barque]:
             ids = b.run("ps", "-aq", "--no-trunc").stdout.split()
             if ids:
                 b.run("rm", "-f", "-v", *ids, timeout=120)
+        # A monitor's last step (`barque container cleanup`) may still be running: removing
+        # the root under it would leave the files its open state DB writes (-wal, -shm).
+        _wait_for_processes_naming(work)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _wait_for_processes_naming(path: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    needle = path.encode()
+    while time.monotonic() < deadline:
+        busy = False
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit() or int(pid) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    busy = needle in f.read()
+            except OSError:
+                continue
+            if busy:
+                break
+        if not busy:
+            return
+        time.sleep(0.05)
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
