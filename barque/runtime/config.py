@@ -40,7 +40,43 @@ def _require(cond: bool, message: str) -> None:
         raise RuntimeFailure(f"invalid config.json: {message}")
 
 
+def _list_of(value: object, kind: type) -> bool:
+    """Absent, or a list of `kind`."""
+    return value is None or (isinstance(value, list) and all(isinstance(v, kind) for v in value))
+
+
+def _check_shapes(config: dict) -> None:
+    """The types every later check (and the runtime) indexes by, refused with a message
+    rather than failing as a TypeError there: the config is whoever wrote the pod spec's."""
+    linux = config.get("linux") or {}
+    _require(isinstance(linux, dict), "linux must be an object")
+    _require(_list_of(linux.get("namespaces"), dict), "linux.namespaces must be a list of "
+             "objects")
+    _require(all(isinstance(ns.get("type"), str) for ns in linux.get("namespaces") or []),
+             "every namespace needs a type")
+    _require(_list_of(config.get("mounts"), dict), "mounts must be a list of objects")
+    for m in config.get("mounts") or []:
+        _require(_list_of(m.get("options"), str), "mount options must be a list of strings")
+    hooks = config.get("hooks") or {}
+    _require(isinstance(hooks, dict) and all(h is not None and _list_of(h, dict)
+                                             for h in hooks.values()),
+             "hooks must be an object of lists of objects")
+
+
+def _check_process_shapes(process: dict) -> None:
+    _require(_list_of(process.get("env"), str), "process.env must be a list of strings")
+    for key in ("scheduler", "ioPriority", "execCPUAffinity"):
+        _require(process.get(key) is None or isinstance(process[key], dict),
+                 f"process.{key} must be an object")
+    for key, field in (("scheduler", "policy"), ("ioPriority", "class")):
+        _require(isinstance((process.get(key) or {}).get(field, ""), str),
+                 f"process.{key}.{field} must be a string")
+    _require(_list_of((process.get("scheduler") or {}).get("flags"), str),
+             "process.scheduler.flags must be a list of strings")
+
+
 def validate(config: dict) -> None:
+    _check_shapes(config)
     _require(isinstance(config.get("ociVersion"), str), "ociVersion must be a string")
     root = config.get("root")
     _require(isinstance(root, dict) and isinstance(root.get("path"), str) and root["path"] != "",
@@ -93,6 +129,7 @@ def validate_process(process: dict) -> None:
     cwd = process.get("cwd", "/")
     _require(isinstance(cwd, str) and os.path.isabs(cwd),
              f"process.cwd {cwd!r} must be an absolute path")
+    _check_process_shapes(process)
     user = process.get("user", {})
     _require(isinstance(user, dict), "process.user must be an object")
     for key in ("uid", "gid"):
