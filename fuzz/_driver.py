@@ -15,6 +15,7 @@ import hashlib
 import os
 import random
 import shutil
+import signal
 import stat
 import sys
 import tempfile
@@ -136,8 +137,17 @@ def _save_crash(name: str, data: bytes) -> str:
     return path
 
 
+class Hang(Exception):
+    """An input ran past the driver's per-input time limit: a hang counts as a crash."""
+
+
+def _alarm(signum: int, frame: object) -> None:
+    raise Hang("the input ran longer than the time limit")
+
+
 def _fallback(name: str, target: Callable[[bytes], None], iterations: int, seed: int,
-              max_len: int) -> int:
+              max_len: int, timeout: float) -> int:
+    signal.signal(signal.SIGALRM, _alarm)
     rng = random.Random(seed)
     corpus: list[bytes] = [b""]
     crashes: dict[str, str] = {}
@@ -147,6 +157,7 @@ def _fallback(name: str, target: Callable[[bytes], None], iterations: int, seed:
             data = rng.randbytes(rng.randint(0, max_len))
         else:
             data = _mutate(rng.choice(corpus), rng)[:max_len]
+        signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
             target(data)
         except Exception as e:
@@ -157,6 +168,8 @@ def _fallback(name: str, target: Callable[[bytes], None], iterations: int, seed:
                 crashes[where] = _save_crash(name, data)
                 sys.stderr.write(f"\n=== crash at input {i}: saved to {crashes[where]}\n{tb}")
             continue
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
         if len(corpus) < 256 and rng.random() < 0.1:
             corpus.append(data)
     took = time.monotonic() - start
@@ -181,6 +194,7 @@ def main(name: str, target: Callable[[bytes], None], max_len: int = 4096) -> Non
     parser.add_argument("--iterations", type=int)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--replay", nargs="+")
+    parser.add_argument("--timeout", type=float, default=20.0, help="seconds per input")
     ours, rest = parser.parse_known_args()
     if ours.replay:
         sys.exit(_replay(target, ours.replay))
@@ -192,9 +206,12 @@ def main(name: str, target: Callable[[bytes], None], max_len: int = 4096) -> Non
         if atheris is None and ours.iterations is None:
             print("atheris is not installed (pip install atheris): running 10000 plain-Python "
                   "iterations", file=sys.stderr)
-        sys.exit(_fallback(name, target, ours.iterations or 10000, ours.seed, max_len))
+        sys.exit(_fallback(name, target, ours.iterations or 10000, ours.seed, max_len,
+                           ours.timeout))
     if not any(a.startswith("-max_len=") for a in rest):
         rest.append(f"-max_len={max_len}")
+    if not any(a.startswith("-timeout=") for a in rest):
+        rest.append(f"-timeout={int(ours.timeout)}")
     atheris.Setup([sys.argv[0], *rest], target)
     atheris.Fuzz()
 
