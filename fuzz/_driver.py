@@ -218,11 +218,15 @@ def main(name: str, target: Callable[[bytes], None], max_len: int = 4096) -> Non
 
 def instrumented() -> Any:
     """A context manager for the harness's imports: atheris instruments them for coverage
-    when it is installed, else a no-op."""
+    when it is installed and a harness of fuzz/ is the program run (not when the tests
+    import a harness's checks), else a no-op."""
+    import contextlib
+
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None) or ""
+    if os.path.dirname(os.path.abspath(main_file)) != os.path.join(ROOT, "fuzz"):
+        return contextlib.nullcontext()
     try:
         import atheris
     except ImportError:
-        import contextlib
-
         return contextlib.nullcontext()
     return atheris.instrument_imports()
