@@ -210,6 +210,9 @@ def main(name: str, target: Callable[[bytes], None], max_len: int = 4096) -> Non
                            ours.timeout))
     if not any(a.startswith("-max_len=") for a in rest):
         rest.append(f"-max_len={max_len}")
+    if not any(a.startswith("-artifact_prefix=") for a in rest):
+        os.makedirs(CRASH_DIR, exist_ok=True)
+        rest.append(f"-artifact_prefix={CRASH_DIR}/{name}-")
     if not any(a.startswith("-timeout=") for a in rest):
         rest.append(f"-timeout={int(ours.timeout)}")
     atheris.Setup([sys.argv[0], *rest], target)

@@ -45,9 +45,21 @@ def _list_of(value: object, kind: type) -> bool:
     return value is None or (isinstance(value, list) and all(isinstance(v, kind) for v in value))
 
 
+def _nul_in(value: object) -> bool:
+    if isinstance(value, str):
+        return "\0" in value
+    if isinstance(value, dict):
+        return any(_nul_in(k) or _nul_in(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_nul_in(v) for v in value)
+    return False
+
+
 def _check_shapes(config: dict) -> None:
     """The types every later check (and the runtime) indexes by, refused with a message
     rather than failing as a TypeError there: the config is whoever wrote the pod spec's."""
+    _require(not _nul_in({k: v for k, v in config.items() if k != "annotations"}),
+             "strings cannot contain NUL bytes (no path, argument or setting can)")
     linux = config.get("linux") or {}
     _require(isinstance(linux, dict), "linux must be an object")
     _require(_list_of(linux.get("namespaces"), dict), "linux.namespaces must be a list of "
@@ -64,6 +76,7 @@ def _check_shapes(config: dict) -> None:
 
 
 def _check_process_shapes(process: dict) -> None:
+    _require(not _nul_in(process), "process strings cannot contain NUL bytes")
     _require(_list_of(process.get("env"), str), "process.env must be a list of strings")
     for key in ("scheduler", "ioPriority", "execCPUAffinity"):
         _require(process.get(key) is None or isinstance(process[key], dict),

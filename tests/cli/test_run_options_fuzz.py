@@ -96,6 +96,11 @@ def test_an_env_file_of_invalid_utf8_is_refused(tmp_path: os.PathLike) -> None:
         run_options._read_lines(path)
 
 
+@pytest.mark.parametrize("spec", ["type=bind,src=/tmp,dst=/x\ny", "dst=/x\r", 'dst="/x\n'])
+def test_a_line_break_in_mount_is_an_option_error(spec: str) -> None:
+    check(["run", "--mount", spec, "busybox"])  # raised csv.Error (found by atheris)
+
+
 def test_an_unclosed_quote_in_entrypoint_is_an_option_error() -> None:
     check(["run", "--entrypoint", "'sh", "busybox"])  # raised shlex's ValueError
 

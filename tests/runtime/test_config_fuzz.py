@@ -60,6 +60,8 @@ def test_config_bytes_are_runtime_failures(raw: bytes) -> None:
     {"process": {"args": ["x"], "execCPUAffinity": "0"}},
     {"process": {"args": ["x"], "scheduler": {"policy": {}}}},
     {"process": {"args": ["x"], "ioPriority": {"class": []}}},
+    {"root": {"path": "root\0fs"}},  # found by atheris: ValueError in load_bundle's realpath
+    {"process": {"args": ["x\0y"]}}, {"mounts": [{"destination": "/x\0"}]},
 ])
 def test_what_fuzzing_found_is_a_runtime_failure(config: dict[str, Any]) -> None:
     """Each raised TypeError or AttributeError in validate before the fix."""
