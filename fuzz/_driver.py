@@ -213,6 +213,8 @@ def main(name: str, target: Callable[[bytes], None], max_len: int = 4096) -> Non
     if not any(a.startswith("-artifact_prefix=") for a in rest):
         os.makedirs(CRASH_DIR, exist_ok=True)
         rest.append(f"-artifact_prefix={CRASH_DIR}/{name}-")
+    if not any(a.startswith("-len_control=") for a in rest):
+        rest.append("-len_control=0")  # full-size inputs from the start: structure needs bytes
     if not any(a.startswith("-timeout=") for a in rest):
         rest.append(f"-timeout={int(ours.timeout)}")
     atheris.Setup([sys.argv[0], *rest], target)

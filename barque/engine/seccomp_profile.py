@@ -38,6 +38,9 @@ def load(path: str) -> dict[str, Any]:
             return parse(f.read(), path)
     except OSError as e:
         raise ProfileError(f"opening seccomp profile ({path}) failed: {e.strerror}") from None
+    except ValueError:  # a NUL byte: not a path (a profile file's text that is not JSON)
+        raise ProfileError(f"opening seccomp profile ({path[:64]!r}) failed: not a path "
+                           "or a JSON profile") from None
 
 
 def parse(raw: bytes, where: str = "profile") -> dict[str, Any]:

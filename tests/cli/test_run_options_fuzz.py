@@ -118,5 +118,12 @@ def test_seccomp_profiles_of_the_wrong_shape_are_profile_errors(profile: bytes) 
         seccomp_profile.parse(profile)
 
 
+def test_a_seccomp_profile_file_of_binary_junk_is_an_error(tmp_path: os.PathLike) -> None:
+    """Found by atheris: a profile file whose text is not JSON is taken for a path, and a NUL
+    byte in it raised ValueError."""
+    path = _file(str(tmp_path), "profile", b"\xff\x00junk")
+    check(["run", "--security-opt", f"seccomp={path}", "busybox", "true"])
+
+
 def test_the_default_seccomp_profile_still_parses() -> None:
     assert seccomp_profile.to_oci(seccomp_profile.load_default(), ["CAP_CHOWN"])["syscalls"]
