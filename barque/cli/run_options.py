@@ -32,12 +32,17 @@ def _env_value(value: str) -> str | None:
 
 def _read_lines(path: str) -> list[str]:
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
+        with open(path, "rb") as f:
+            raw_lines = f.read().splitlines()
     except OSError as e:
         raise OptionError(f"open {path}: {(e.strerror or str(e)).lower()}") from None
     out = []
-    for line in lines:
+    for number, raw in enumerate(raw_lines, 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise OptionError(f"env file {path} contains invalid utf8 bytes at line {number}: "
+                              f"{raw.decode('utf-8', 'replace')}") from None
         line = line.strip()
         if line and not line.startswith("#"):
             out.append(line)
@@ -168,8 +173,12 @@ def duration_ns(text: str | None, flag: str) -> int:
         if not match:
             raise OptionError(f'invalid argument "{text}" for "{flag}" flag: time: invalid '
                               f'duration "{text}"')
-        total += int(float(match.group(1)) * _DURATION_NS[match.group(2)])
+        total += int(float(match.group(1)) * _DURATION_NS[match.group(2)]) \
+            if len(match.group(1)) < 30 else 2 ** 63  # a float of 400 digits is inf
         rest = rest[match.end():]
+    if total >= 2 ** 63:  # Go's durations are int64 nanoseconds
+        raise OptionError(f'invalid argument "{text}" for "{flag}" flag: time: invalid '
+                          f'duration "{text}"')
     return total
 
 
@@ -239,7 +248,11 @@ def create_body(ns: argparse.Namespace) -> tuple[str, dict[str, Any], dict[str, 
         "Labels": labels(ns),
     }
     if ns.entrypoint is not None:
-        config["Entrypoint"] = shlex.split(ns.entrypoint) if ns.entrypoint else [""]
+        try:
+            config["Entrypoint"] = shlex.split(ns.entrypoint) if ns.entrypoint else [""]
+        except ValueError as e:  # an unclosed quote
+            raise OptionError(f'invalid argument "{ns.entrypoint}" for "--entrypoint" flag: '
+                              f"{str(e).lower()}") from None
         if not args:
             config["Cmd"] = None
     if ns.stop_signal:
@@ -316,7 +329,7 @@ def _security_opts(values: list[str]) -> list[str]:
         if key == "seccomp" and sep and rest not in ("unconfined", "builtin") and \
                 not rest.lstrip().startswith("{"):
             try:
-                with open(rest, encoding="utf-8") as f:
+                with open(rest, encoding="utf-8", errors="surrogateescape") as f:
                     value = "seccomp=" + f.read()
             except OSError as e:
                 raise OptionError(f"opening seccomp profile ({rest}) failed: "

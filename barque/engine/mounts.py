@@ -89,7 +89,10 @@ def parse_bind(spec: str) -> Mount:
 def _csv_fields(spec: str) -> list[str]:
     import csv
 
-    return next(csv.reader([spec])) if spec else []
+    try:
+        return next(csv.reader([spec])) if spec else []
+    except (csv.Error, StopIteration) as e:  # a line break, a stray quote
+        raise MountError(f"invalid argument for --mount: {e}") from None
 
 
 def parse_mount(spec: str) -> Mount:

@@ -38,6 +38,9 @@ def load(path: str) -> dict[str, Any]:
             return parse(f.read(), path)
     except OSError as e:
         raise ProfileError(f"opening seccomp profile ({path}) failed: {e.strerror}") from None
+    except ValueError:  # a NUL byte: not a path (a profile file's text that is not JSON)
+        raise ProfileError(f"opening seccomp profile ({path[:64]!r}) failed: not a path "
+                           "or a JSON profile") from None
 
 
 def parse(raw: bytes, where: str = "profile") -> dict[str, Any]:
@@ -47,7 +50,59 @@ def parse(raw: bytes, where: str = "profile") -> dict[str, Any]:
         raise ProfileError(f"decoding seccomp profile failed ({where}): {e}") from None
     if not isinstance(profile, dict) or not isinstance(profile.get("defaultAction"), str):
         raise ProfileError(f"decoding seccomp profile failed ({where}): no defaultAction")
+    problem = _shape_problem(profile)
+    if problem:
+        raise ProfileError(f"decoding seccomp profile failed ({where}): {problem}")
     return profile
+
+
+def _strings(value: Any) -> bool:
+    return value is None or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+
+
+def _int(value: Any) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _filter_problem(rule: dict[str, Any], key: str) -> str | None:
+    value = rule.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        return f"syscalls.{key} must be an object"
+    if not (_strings(value.get("caps")) and _strings(value.get("arches"))):
+        return f"syscalls.{key}.caps and .arches must be lists of strings"
+    if not isinstance(value.get("minKernel") or "", str):
+        return f"syscalls.{key}.minKernel must be a string"
+    return None
+
+
+def _shape_problem(profile: dict[str, Any]) -> str | None:
+    """What makes a profile unusable, by the types Docker's Go struct would decode: the rest
+    of this module may then index it freely."""
+    if not _strings(profile.get("architectures")) or not _strings(profile.get("flags")):
+        return "architectures and flags must be lists of strings"
+    if not _int(profile.get("defaultErrnoRet")):
+        return "defaultErrnoRet must be an integer"
+    arch_map = profile.get("archMap") or []
+    if not isinstance(arch_map, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("architecture", ""), str) and
+            _strings(e.get("subArchitectures")) for e in arch_map):
+        return "archMap must be a list of {architecture, subArchitectures}"
+    rules = profile.get("syscalls") or []
+    if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
+        return "syscalls must be a list of objects"
+    for rule in rules:
+        if not _strings(rule.get("names")) or not isinstance(rule.get("name") or "", str):
+            return "syscalls.names must be a list of strings"
+        if not isinstance(rule.get("action"), str):
+            return "every syscall rule needs an action"
+        if not _int(rule.get("errnoRet")) or not isinstance(rule.get("args") or [], list):
+            return "syscalls.errnoRet must be an integer and syscalls.args a list"
+        problem = _filter_problem(rule, "includes") or _filter_problem(rule, "excludes")
+        if problem:
+            return problem
+    return None
 
 
 def _kernel() -> tuple[int, int]:

@@ -186,7 +186,8 @@ def seccomp(host_config: dict[str, Any], caps: list[str]) -> dict[str, Any] | No
     try:
         if choice.lstrip().startswith("{"):
             # What the docker CLI sends: it reads a profile file and passes its content.
-            profile = seccomp_profile.parse(choice.encode(), "--security-opt seccomp")
+            profile = seccomp_profile.parse(choice.encode("utf-8", "surrogateescape"),
+                                            "--security-opt seccomp")
         elif choice and choice != "builtin":
             profile = seccomp_profile.load(choice)
         else:

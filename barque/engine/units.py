@@ -15,7 +15,10 @@ def parse_bytes(text: str, binary: bool = False) -> int:
     if not match:
         raise ValueError(f"invalid size: '{text}'")
     number, unit = float(match.group(1)), (match.group(2) or "").lower()
-    return int(number * (1024 if binary else 1000) ** _POWERS[unit])
+    size = number * (1024 if binary else 1000) ** _POWERS[unit]
+    if not size < 2 ** 63:  # an int64 in Docker; also inf from a 400-digit number
+        raise ValueError(f"invalid size: '{text}'")
+    return int(size)
 
 
 def ram_in_bytes(text: str) -> int:

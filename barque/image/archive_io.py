@@ -189,6 +189,14 @@ def uncompressed_digest(path: str) -> tuple[str, int]:
     return hashing.digest, hashing.size
 
 
+def layer_digest(path: str, what: str) -> str:
+    """`uncompressed_digest` of an archive's layer: a corrupt stream is the archive's fault."""
+    try:
+        return uncompressed_digest(path)[0]
+    except STREAM_ERRORS as e:
+        raise ArchiveError(f"invalid archive: {what}: {stream_error(e)}") from None
+
+
 # --- writing -----------------------------------------------------------------------------
 
 def _info(name: str, kind: bytes, mode: int, size: int = 0, link: str = "") -> tarfile.TarInfo:

@@ -19,12 +19,15 @@ from typing import IO, Any, cast
 from barque.image import oci_layout as ol
 from barque.image import reference as refs
 from barque.image.archive_io import (
+    STREAM_ERRORS,
     ArchiveError,
     Member,
     Spool,
     TarWriter,
     decompressor,
+    layer_digest,
     open_uncompressed,
+    stream_error,
     uncompressed_digest,
 )
 from barque.image.oci_archive import (
@@ -180,9 +183,12 @@ def _layer(spool: Spool, name: str) -> tuple[Member, str]:
     if not kind:
         return member, member.digest
     if kind in ("gzip", "zstd"):
-        return member, uncompressed_digest(member.path)[0]
-    with open(member.path, "rb") as f:
-        plain = spool.add_file(decompressor(f, kind))
+        return member, layer_digest(member.path, f"layer {name!r}")
+    try:
+        with open(member.path, "rb") as f:
+            plain = spool.add_file(decompressor(f, kind))
+    except STREAM_ERRORS as e:
+        raise ArchiveError(f"invalid archive: layer {name!r}: {stream_error(e)}") from None
     return plain, plain.digest
 
 

@@ -15,7 +15,7 @@ from typing import IO, Any, Protocol
 
 from barque.image import oci_layout as ol
 from barque.image import reference as refs
-from barque.image.archive_io import ArchiveError, Member, Spool, uncompressed_digest
+from barque.image.archive_io import ArchiveError, Member, Spool, layer_digest
 from barque.image.store import Image, ImageStore
 
 MEDIA_DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
@@ -151,13 +151,21 @@ class Pending:
 
 
 def _descriptor(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict) or not isinstance(value.get("size"), int):
+    if not isinstance(value, dict) or not isinstance(value.get("size"), int) or \
+            not isinstance(value.get("mediaType", ""), str):
         raise ArchiveError(f"invalid archive: malformed {what} descriptor")
     try:
         ol.blob_path("", str(value.get("digest", "")))
     except ol.LayoutError as e:
         raise ArchiveError(f"invalid archive: {what}: {e}") from None
     return value
+
+
+def _descriptors(value: Any, what: str) -> list[dict[str, Any]]:
+    """A list of descriptors (absent: none)."""
+    if value is not None and not isinstance(value, list):
+        raise ArchiveError(f"invalid archive: the {what} descriptors are not a list")
+    return [_descriptor(v, what) for v in value or []]
 
 
 def _blob(spool: Spool, desc: dict[str, Any], what: str) -> Member:
@@ -189,7 +197,7 @@ def _host_manifest(spool: Spool, desc: dict[str, Any], extra: list[Member],
         raise ArchiveError("invalid archive: image indexes nested too deeply")
     member, _, index = _json(spool, desc, "image index")
     extra.append(member)
-    entries = [_descriptor(m, "manifest") for m in index.get("manifests") or []]
+    entries = _descriptors(index.get("manifests"), "manifest")
     want = ol.host_platform()
     matching = [m for m in entries if ol.platform_matches(m, want)] or \
         [m for m in entries if m.get("mediaType") in ol.INDEX_TYPES and "platform" not in m]
@@ -221,7 +229,7 @@ def entry_name(annotations: Any) -> str | None:
 
 def _verify_layers(spool: Spool, store: ImageStore, manifest: dict[str, Any],
                    config: dict[str, Any], digest: str) -> list[Member]:
-    descs = [_descriptor(la, "layer") for la in manifest.get("layers") or []]
+    descs = _descriptors(manifest.get("layers"), "layer")
     rootfs = config.get("rootfs")
     diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
     if not isinstance(diff_ids, list) or not all(
@@ -239,7 +247,8 @@ def _verify_layers(spool: Spool, store: ImageStore, manifest: dict[str, Any],
         member = _blob(spool, desc, "layer")
         # Every blob, even of a layer the store has unpacked: the blob is kept and would be
         # saved or pushed as that layer. A bad layer fails the load before any registration.
-        got = member.digest if not member.compression else uncompressed_digest(member.path)[0]
+        got = member.digest if not member.compression else \
+            layer_digest(member.path, f"layer {desc['digest']}")
         if got != diff_id:
             raise ArchiveError(f"invalid diffID for layer {i}: expected {diff_id!r}, "
                                f"got {got!r}")

@@ -46,7 +46,9 @@ class Reference:
     def familiar_repository(self) -> str:
         """`busybox`, `user/app`, `localhost:5000/app`: how Docker prints names."""
         if self.domain == DEFAULT_DOMAIN:
-            return self.path.removeprefix(OFFICIAL_PREFIX)
+            # Only `library/NAME` shortens: `library/a/b` as `a/b` would name another repo.
+            short = self.path.removeprefix(OFFICIAL_PREFIX)
+            return short if "/" not in short else self.path
         return self.repository
 
     def __str__(self) -> str:

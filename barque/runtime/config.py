@@ -41,7 +41,56 @@ def _require(cond: bool, message: str) -> None:
         raise RuntimeFailure(f"invalid config.json: {message}")
 
 
+def _list_of(value: object, kind: type) -> bool:
+    """Absent, or a list of `kind`."""
+    return value is None or (isinstance(value, list) and all(isinstance(v, kind) for v in value))
+
+
+def _nul_in(value: object) -> bool:
+    if isinstance(value, str):
+        return "\0" in value
+    if isinstance(value, dict):
+        return any(_nul_in(k) or _nul_in(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_nul_in(v) for v in value)
+    return False
+
+
+def _check_shapes(config: dict) -> None:
+    """The types every later check (and the runtime) indexes by, refused with a message
+    rather than failing as a TypeError there: the config is whoever wrote the pod spec's."""
+    _require(not _nul_in({k: v for k, v in config.items() if k != "annotations"}),
+             "strings cannot contain NUL bytes (no path, argument or setting can)")
+    linux = config.get("linux") or {}
+    _require(isinstance(linux, dict), "linux must be an object")
+    _require(_list_of(linux.get("namespaces"), dict), "linux.namespaces must be a list of "
+             "objects")
+    _require(all(isinstance(ns.get("type"), str) for ns in linux.get("namespaces") or []),
+             "every namespace needs a type")
+    _require(_list_of(config.get("mounts"), dict), "mounts must be a list of objects")
+    for m in config.get("mounts") or []:
+        _require(_list_of(m.get("options"), str), "mount options must be a list of strings")
+    hooks = config.get("hooks") or {}
+    _require(isinstance(hooks, dict) and all(h is not None and _list_of(h, dict)
+                                             for h in hooks.values()),
+             "hooks must be an object of lists of objects")
+
+
+def _check_process_shapes(process: dict) -> None:
+    _require(not _nul_in(process), "process strings cannot contain NUL bytes")
+    _require(_list_of(process.get("env"), str), "process.env must be a list of strings")
+    for key in ("scheduler", "ioPriority", "execCPUAffinity"):
+        _require(process.get(key) is None or isinstance(process[key], dict),
+                 f"process.{key} must be an object")
+    for key, field in (("scheduler", "policy"), ("ioPriority", "class")):
+        _require(isinstance((process.get(key) or {}).get(field, ""), str),
+                 f"process.{key}.{field} must be a string")
+    _require(_list_of((process.get("scheduler") or {}).get("flags"), str),
+             "process.scheduler.flags must be a list of strings")
+
+
 def validate(config: dict) -> None:
+    _check_shapes(config)
     _require(isinstance(config.get("ociVersion"), str), "ociVersion must be a string")
     root = config.get("root")
     _require(isinstance(root, dict) and isinstance(root.get("path"), str) and root["path"] != "",
@@ -95,6 +144,7 @@ def validate_process(process: dict) -> None:
     cwd = process.get("cwd", "/")
     _require(isinstance(cwd, str) and os.path.isabs(cwd),
              f"process.cwd {cwd!r} must be an absolute path")
+    _check_process_shapes(process)
     user = process.get("user", {})
     _require(isinstance(user, dict), "process.user must be an object")
     for key in ("uid", "gid"):

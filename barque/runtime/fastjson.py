@@ -48,12 +48,15 @@ def loads(data: str | bytes) -> Any:
         obj, end = _scan(text, start)
         if not text[end:].strip(_WHITESPACE):
             return obj
-    except (StopIteration, ValueError, SystemError):
+    except (StopIteration, ValueError, SystemError, RecursionError):
         # The C scanner reports errors through json.decoder, which is not loaded here.
         pass
     import json
 
-    return json.loads(text)  # raises json's own JSONDecodeError, with line and column
+    try:
+        return json.loads(text)  # raises json's own JSONDecodeError, with line and column
+    except RecursionError:  # "[[[[…": an error in the input, not in the runtime
+        raise ValueError("JSON nested too deeply") from None
 
 
 def dumps(obj: object, indent: int | str | None = None) -> str:

@@ -10,6 +10,7 @@ from typing import IO
 
 BLOCK = 512
 _CHUNK = 1 << 20
+_MAX_EMPTY_READS = 64  # reads at the end of the stream; tarfile's own need a few
 
 
 class TarEndError(Exception):
@@ -24,13 +25,22 @@ class Tap:
         self.pos = 0
         self._chunks: deque[tuple[int, bytes]] = deque()  # (offset, data), the last ~window
         self._kept = 0
+        self._empty_reads = 0
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int = -1) -> bytes:
         data = self._raw.read(size)
+        if not data and size != 0:
+            # tarfile skips a member's data by reading it, and does not stop at the end of
+            # the stream: a header claiming exabytes would spin it forever.
+            self._empty_reads += 1
+            if self._empty_reads > _MAX_EMPTY_READS:
+                raise EOFError("unexpected end of data: a member claims more data than the "
+                               "stream holds")
         if data:
+            self._empty_reads = 0
             if self.sha is not None:
                 self.sha.update(data)
             self._chunks.append((self.pos, data))
