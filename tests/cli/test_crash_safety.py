@@ -303,6 +303,7 @@ class _Tracker:
         self.pidfds: dict[int, int] = {}
         self.ids: set[str] = set()
         self.auto_ids: set[str] = set()  # --rm containers
+        self.during_launch = 0  # `run -d` kills while the CLI still waited for its monitor
 
     def monitor_dirs(self) -> dict[str, str]:
         top = os.path.join(self.barque.runroot, "containers")
@@ -500,6 +501,7 @@ def test_kill9_monitors_at_random_points(barque: Barque) -> None:
     finally:
         track.close()
     summary = {"seed": seed, "monitor_kills": kills, "total_kills": sum(kills.values()),
+               "run_-d_kills_while_launching": track.during_launch,
                "cli_statuses": {k: v for k, v in outcomes.items() if v},
                "containers_seen": len(track.ids), "processes_held": len(track.pidfds),
                "seconds": round(time.monotonic() - started, 1)}
@@ -516,7 +518,8 @@ def _wait_gone(what: Any, timeout: float = 15.0) -> None:
 def _kill_monitor_during_run(barque: Barque, track: _Tracker, rng: random.Random,
                              run_time: float, n: int) -> tuple[int, int]:
     """`run -d` started; at a random point the monitors it started (the launching one, a
-    descendant of the CLI, and the detached one, by its recorded pid) are SIGKILLed."""
+    child of the CLI, and the detached one, by its recorded pid) are SIGKILLed; in odd
+    rounds only the launching one (the detached one then starts the container alone)."""
     before = set(track.monitor_dirs())
     proc = subprocess.Popen(barque.argv("run", "-d", "--name", f"mrun{n}", "busybox", "sleep",
                                         "100"), stdin=subprocess.DEVNULL,
@@ -531,7 +534,11 @@ def _kill_monitor_during_run(barque: Barque, track: _Tracker, rng: random.Random
         pids += [d for p in list(pids) if track.is_monitor(p) for d in _descendants(p)
                  if track.is_monitor(d)]
         if time.monotonic() >= deadline:
+            if n % 2:
+                pids = [p for p in _children().get(proc.pid, [])] or pids
             killed = track.kill_monitors(pids)
+            if killed and proc.poll() is None:
+                track.during_launch += 1
             if killed or proc.poll() is not None:
                 break
         else:
@@ -545,6 +552,9 @@ def _kill_monitor_during_run(barque: Barque, track: _Tracker, rng: random.Random
     status = proc.wait(timeout=120)
     for cid in set(track.monitor_dirs()) - before:
         track.recorded(cid)
+        if status != 0:  # a failed run leaves nothing running
+            state = json.loads(ok(barque.run("inspect", "-f", "{{json .State}}", cid)))
+            assert not state["Running"], state
     return int(killed > 0), status
 
 
@@ -587,7 +597,7 @@ def _kill_monitor_during_end(barque: Barque, track: _Tracker, rng: random.Random
     argv = ["stop", "-t", "1", name] if verb == "stop" else ["rm", "-f", name]
     proc = subprocess.Popen(barque.argv(*argv), stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    killed = _kill_near_the_end(track, mpid, pid, rng, 1.3 if verb == "stop" else 0.3)
+    killed = _kill_near_the_end(track, mpid, pid, rng, 1.3 if verb == "stop" else 0.15)
     status = proc.wait(timeout=120)
     if status == 0 and verb == "stop":  # stopped means stopped: not shown running, no process
         state = json.loads(ok(barque.run("inspect", "-f", "{{json .State}}", cid)))
