@@ -300,13 +300,20 @@ def stop(engine: Engine, ref: str, timeout: int | None = None,
         return record
     monitor.request_stop(engine.paths.monitor_dir(record.id))
     _signal(engine, record, state, sig)
-    if timeout < 0 or not wait_exit(engine, record, None if timeout < 0 else timeout):
-        pass
+    deadline = time.monotonic() + timeout
+    wait_exit(engine, record, None if timeout < 0 else timeout)
+    if engine.state(record)["Status"] == "dead":
+        # The monitor died meanwhile (wait_exit ends there): its container may run on, with
+        # no one left to end it or record its end.
+        _stop_orphan(engine, record, sig, -1 if timeout < 0 else
+                     max(0, round(deadline - time.monotonic())))
     if engine.state(record)["Running"]:
         _signal(engine, record, engine.state(record), 9)
         if not wait_exit(engine, record, 30):
             raise EngineError(f"cannot stop container: {ref}: tried to kill container, but did "
                               "not receive an exit event", 1)
+        if engine.state(record)["Status"] == "dead":
+            _stop_orphan(engine, record, 9, 0)
     finish(engine, record)
     return record
 

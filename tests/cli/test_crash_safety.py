@@ -6,7 +6,9 @@ is whole, and the state DB passes `PRAGMA integrity_check`. And disk-full: `pull
 on a root on a 24 MiB tmpfs fail with ENOSPC's words and leave nothing half-written.
 
 Bounded: 6 kills of each of the 5 commands (30), with delays from a seeded RNG (the seed is in
-the output; BARQUE_CRASH_SEED replays one run).
+the output; BARQUE_CRASH_SEED replays one run). And barque-monitor killed the same way (5 times
+in each of: `run -d` starting it, a running container, `stop`, `rm -f`, a `--rm` container's
+end and its clean-up): the same checks, plus no process of the run left.
 """
 
 from __future__ import annotations
@@ -278,3 +280,379 @@ def test_commit_onto_a_full_disk_fails_cleanly(small_root: Barque) -> None:
     assert small_root.run("image", "inspect", "full:1").returncode != 0
     ok(small_root.run("rm", "writer"))
     _no_half_writes(small_root)
+
+
+# --- killing the monitor -----------------------------------------------------------------------
+# barque-monitor SIGKILLed (by the pid the engine records in the monitor's state.json, or as a
+# descendant of the CLI the test started) at random points: while `run -d` starts it, while it
+# watches a running container, while `stop`/`rm -f` end the container (its exit command
+# running), and while a `--rm` container is cleaned up. The container's processes outlive their
+# monitor: `rm -f` must end them.
+
+MONITOR_ROUNDS = 5  # kills per scenario
+
+
+class _Tracker:
+    """The processes of the run: a pidfd of each monitor and container init seen (so a reused
+    number cannot fool the final check), and the containers' ids."""
+
+    def __init__(self, barque: Barque) -> None:
+        self.barque = barque
+        self.monitor_bin = os.path.realpath(
+            os.path.join(os.path.dirname(_cli_path(barque)), "barque-monitor"))
+        self.pidfds: dict[int, int] = {}
+        self.ids: set[str] = set()
+        self.auto_ids: set[str] = set()  # --rm containers
+        self.during_launch = 0  # `run -d` kills while the CLI still waited for its monitor
+
+    def monitor_dirs(self) -> dict[str, str]:
+        top = os.path.join(self.barque.runroot, "containers")
+        names = os.listdir(top) if os.path.isdir(top) else []
+        return {n: os.path.join(top, n) for n in names}
+
+    def hold(self, pid: int) -> None:
+        if pid > 0 and pid not in self.pidfds:
+            try:
+                self.pidfds[pid] = os.pidfd_open(pid)
+            except OSError:
+                pass
+
+    def recorded(self, cid: str) -> tuple[int, int]:
+        """(MonitorPid, Pid) as the monitor's state.json records them; held."""
+        try:
+            with open(os.path.join(self.barque.runroot, "containers", cid, "state.json")) as f:
+                live = json.load(f)
+        except (OSError, ValueError):
+            return 0, 0
+        self.ids.add(cid)
+        mpid, pid = int(live.get("MonitorPid") or 0), int(live.get("Pid") or 0)
+        self.hold(mpid)
+        self.hold(pid)
+        return mpid, pid
+
+    def is_monitor(self, pid: int) -> bool:
+        try:
+            return os.path.realpath(f"/proc/{pid}/exe") == self.monitor_bin
+        except OSError:
+            return False
+
+    def kill_monitors(self, pids: list[int]) -> int:
+        """SIGKILL those of `pids` that are (still) our barque-monitor; how many."""
+        killed = 0
+        for pid in dict.fromkeys(pids):
+            if pid <= 0 or not self.is_monitor(pid):
+                continue
+            self.hold(pid)
+            fd = self.pidfds.get(pid)
+            try:
+                if fd is not None:
+                    signal_pidfd(fd)
+                else:
+                    os.kill(pid, 9)
+                killed += 1
+            except ProcessLookupError:
+                pass
+        return killed
+
+    def left(self) -> list[int]:
+        """The held processes still alive (after a grace period for the last exits)."""
+        import select
+
+        deadline = time.monotonic() + 15
+        alive = list(self.pidfds.items())
+        while alive and time.monotonic() < deadline:
+            select.select([fd for _, fd in alive], [], [], 0.2)
+            alive = [(p, fd) for p, fd in alive if not select.select([fd], [], [], 0)[0]]
+        return [p for p, _ in alive]
+
+    def close(self) -> None:
+        for fd in self.pidfds.values():
+            os.close(fd)
+
+
+def signal_pidfd(fd: int) -> None:
+    import signal as sigmod
+
+    sigmod.pidfd_send_signal(fd, sigmod.SIGKILL)
+
+
+def _cli_path(barque: Barque) -> str:
+    first = barque.argv()[0]
+    return first if os.path.isabs(first) else shutil.which(first) or first
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                ppid = int(f.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        tree.setdefault(ppid, []).append(int(name))
+    return tree
+
+
+def _descendants(pid: int) -> list[int]:
+    tree, found, todo = _children(), [], [pid]
+    while todo:
+        kids = tree.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def _processes_naming(path: str) -> list[str]:
+    needle, found = path.encode(), []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if needle in cmd:
+            found.append(name + ": " + cmd.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
+def _processes_in_cgroups_of(ids: set[str]) -> list[str]:
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cgroup") as f:
+                groups = f.read()
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if any(cid in groups for cid in ids) and stat[0] != "Z":  # a zombie is not left
+            found.append(f"{name} ({stat[0]}, parent {stat[1]})")
+    return found
+
+
+def _container_id(barque: Barque, name: str) -> str | None:
+    found = barque.run("inspect", "-f", "{{.Id}}", name)
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
+def test_kill9_monitors_at_random_points(barque: Barque) -> None:
+    seed = int(os.environ.get("BARQUE_CRASH_SEED") or random.randrange(1 << 30))
+    rng = random.Random(seed)
+    print(f"monitor crash harness seed {seed}")
+    started = time.monotonic()
+    track = _Tracker(barque)
+    kills = {"run -d": 0, "running": 0, "stop": 0, "rm -f": 0, "--rm clean-up": 0}
+    outcomes: dict[str, list[int]] = {k: [] for k in kills}  # the CLI's exit statuses
+    try:
+        t0 = time.monotonic()
+        ok(barque.run("run", "-d", "--name", "timed", "busybox", "sleep", "100"))
+        run_time = time.monotonic() - t0
+        track.recorded(ok(barque.run("inspect", "-f", "{{.Id}}", "timed")).strip())
+        for n in range(2 * MONITOR_ROUNDS):
+            if kills["run -d"] < MONITOR_ROUNDS:
+                hit, status = _kill_monitor_during_run(barque, track, rng, run_time, n)
+                kills["run -d"] += hit
+                outcomes["run -d"].append(status)
+            if kills["running"] < MONITOR_ROUNDS:
+                kills["running"] += _kill_monitor_of_running(barque, track, rng, n)
+            for verb in ("stop", "rm -f"):
+                if kills[verb] < MONITOR_ROUNDS:
+                    hit, status = _kill_monitor_during_end(barque, track, rng, verb, n)
+                    kills[verb] += hit
+                    outcomes[verb].append(status)
+            if kills["--rm clean-up"] < MONITOR_ROUNDS:
+                kills["--rm clean-up"] += _kill_monitor_during_autoremove(barque, track, rng,
+                                                                          n)
+            track.ids.update(_ids(barque))  # ps -a still answers
+            assert _integrity(barque) == "ok"
+        # Every container on disk is one `ps -a` shows; `rm -f` removes each, and with it
+        # every process of the run (a container whose monitor was killed runs on until then).
+        ids = _ids(barque)
+        on_disk = set(os.listdir(os.path.join(barque.root, "containers")))
+        assert on_disk <= set(ids), on_disk - set(ids)
+        track.ids |= on_disk | set(ids)
+        listing = ok(barque.run("ps", "-a", "--no-trunc"))
+        for cid in ids:
+            removed = barque.run("rm", "-f", "-v", cid, timeout=120)
+            # (a --rm container's own clean-up may remove it first)
+            gone = cid in track.auto_ids and "No such container" in removed.stderr
+            assert removed.returncode == 0 or gone, (removed.stderr, listing)
+        assert _ids(barque) == []
+        assert os.listdir(os.path.join(barque.root, "containers")) == []
+        work = os.path.dirname(barque.root)
+        assert track.left() == [], listing
+        assert _processes_in_cgroups_of(track.ids) == []
+        _wait_gone(lambda: _processes_naming(work))
+        assert _processes_naming(work) == []
+        assert _mounts_under(work) == []
+        assert _cgroups_of(track.ids) == []
+        ok(barque.run("image", "prune", "-f"))
+        assert _temporaries(barque) == []
+        assert [n for n in os.listdir(os.path.join(barque.runroot, "containers"))] == []
+        assert _integrity(barque) == "ok"
+        # ... and the engine works on: a container runs, its monitor records its end.
+        assert ok(barque.run("run", "--rm", "busybox", "echo", "after")) == "after\n"
+    finally:
+        track.close()
+    summary = {"seed": seed, "monitor_kills": kills, "total_kills": sum(kills.values()),
+               "run_-d_kills_while_launching": track.during_launch,
+               "cli_statuses": {k: v for k, v in outcomes.items() if v},
+               "containers_seen": len(track.ids), "processes_held": len(track.pidfds),
+               "seconds": round(time.monotonic() - started, 1)}
+    print("monitor crash harness:", json.dumps(summary))
+    assert sum(kills.values()) >= len(kills) * MONITOR_ROUNDS * 2 // 3
+
+
+def _wait_gone(what: Any, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while what() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _kill_monitor_during_run(barque: Barque, track: _Tracker, rng: random.Random,
+                             run_time: float, n: int) -> tuple[int, int]:
+    """`run -d` started; at a random point the monitors it started (the launching one, a
+    child of the CLI, and the detached one, by its recorded pid) are SIGKILLed; in odd
+    rounds only the launching one (the detached one then starts the container alone)."""
+    before = set(track.monitor_dirs())
+    proc = subprocess.Popen(barque.argv("run", "-d", "--name", f"mrun{n}", "busybox", "sleep",
+                                        "100"), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + rng.uniform(0.05, 1.0) * run_time
+    killed = 0
+    while time.monotonic() < deadline or not killed and proc.poll() is None:
+        pids = _descendants(proc.pid)
+        for cid in set(track.monitor_dirs()) - before:
+            mpid, _ = track.recorded(cid)
+            pids.append(mpid)
+        pids += [d for p in list(pids) if track.is_monitor(p) for d in _descendants(p)
+                 if track.is_monitor(d)]
+        if time.monotonic() >= deadline:
+            if n % 2:
+                pids = [p for p in _children().get(proc.pid, [])] or pids
+            killed = track.kill_monitors(pids)
+            if killed and proc.poll() is None:
+                track.during_launch += 1
+            if killed or proc.poll() is not None:
+                break
+        else:
+            for p in pids:
+                if track.is_monitor(p):
+                    track.hold(p)
+        time.sleep(0.005)
+    if not killed:  # it had finished: its detached monitor, by the recorded pid
+        for cid in set(track.monitor_dirs()) - before:
+            killed = track.kill_monitors([track.recorded(cid)[0]])
+    status = proc.wait(timeout=120)
+    for cid in set(track.monitor_dirs()) - before:
+        track.recorded(cid)
+        if status != 0:  # a failed run leaves nothing running
+            state = json.loads(ok(barque.run("inspect", "-f", "{{json .State}}", cid)))
+            assert not state["Running"], state
+    return int(killed > 0), status
+
+
+def _kill_monitor_of_running(barque: Barque, track: _Tracker, rng: random.Random,
+                             n: int) -> int:
+    ok(barque.run("run", "-d", "--name", f"mlive{n}", "busybox", "sleep", "100"))
+    cid = ok(barque.run("inspect", "-f", "{{.Id}}", f"mlive{n}")).strip()
+    time.sleep(rng.uniform(0, 0.3))
+    mpid, _ = track.recorded(cid)
+    killed = track.kill_monitors([mpid])
+    state = json.loads(ok(barque.run("inspect", "-f", "{{json .State}}", cid)))
+    assert state["Status"] == "dead" and not state["Running"], state  # never shown running
+    return int(killed > 0)
+
+
+def _kill_near_the_end(track: _Tracker, mpid: int, pid: int, rng: random.Random,
+                       limit: float) -> int:
+    """SIGKILL the monitor `mpid` at a random point up to `limit` seconds, or, if the
+    container's init `pid` ends first, a random few milliseconds after that (the monitor is
+    then writing the final state and starting its exit command)."""
+    import select
+
+    fd = track.pidfds.get(pid)
+    wait = rng.uniform(0, limit)
+    if fd is not None and select.select([fd], [], [], wait)[0]:
+        time.sleep(rng.uniform(0, 0.03))
+    elif fd is None:
+        time.sleep(wait)
+    return track.kill_monitors([mpid])
+
+
+def _kill_monitor_during_end(barque: Barque, track: _Tracker, rng: random.Random, verb: str,
+                             n: int) -> tuple[int, int]:
+    """`stop -t 1` or `rm -f` of a running container (sleep as PID 1 ignores SIGTERM: stop
+    waits its second, then SIGKILLs); its monitor SIGKILLed at a random point of that."""
+    name = f"mend{verb[:2]}{n}"
+    ok(barque.run("run", "-d", "--name", name, "busybox", "sleep", "100"))
+    cid = ok(barque.run("inspect", "-f", "{{.Id}}", name)).strip()
+    mpid, pid = track.recorded(cid)
+    argv = ["stop", "-t", "1", name] if verb == "stop" else ["rm", "-f", name]
+    proc = subprocess.Popen(barque.argv(*argv), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed = _kill_near_the_end(track, mpid, pid, rng, 1.3 if verb == "stop" else 0.15)
+    status = proc.wait(timeout=120)
+    if status == 0 and verb == "stop":  # stopped means stopped: not shown running, no process
+        state = json.loads(ok(barque.run("inspect", "-f", "{{json .State}}", cid)))
+        assert not state["Running"], state
+        assert _processes_in_cgroups_of({cid}) == [], (state, killed)
+    if status == 0 and verb == "rm -f":
+        assert _container_id(barque, name) is None
+        assert _processes_in_cgroups_of({cid}) == [], killed
+    return int(killed > 0), status
+
+
+def _kill_monitor_during_autoremove(barque: Barque, track: _Tracker, rng: random.Random,
+                                    n: int) -> int:
+    """A `--rm` container that exits soon. Even rounds: its monitor SIGKILLed at a random
+    point around the container's end (before it, the exit command never runs). Odd rounds:
+    the monitor's exit command (`barque container cleanup`, its child) SIGKILLed at a random
+    point of the clean-up."""
+    name = f"mauto{n}"
+    ok(barque.run("run", "-d", "--rm", "--name", name, "busybox", "sleep", "1"))
+    cid = _container_id(barque, name)
+    mpid, pid = track.recorded(cid) if cid else (0, 0)
+    track.auto_ids.add(cid or "")
+    if n % 2 == 0:
+        time.sleep(rng.uniform(0.3, 1.0))
+        return int(track.kill_monitors([mpid]) > 0)
+    cleanups = _exit_commands_of(track, cid or "")
+    time.sleep(rng.uniform(0, 0.4))
+    killed = 0
+    for fd in cleanups:
+        try:
+            signal_pidfd(fd)
+            killed += 1
+        except ProcessLookupError:
+            pass
+    return int(killed > 0)
+
+
+def _exit_commands_of(track: _Tracker, cid: str) -> list[int]:
+    """pidfds (held by the tracker) of the exit command the container's monitor starts at
+    its end (`barque ... container cleanup CID`: it outlives the monitor, so it is known by
+    the container id in its command line, not as the monitor's child)."""
+    needle = f"\0container\0cleanup\0{cid}\0".encode()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    if needle not in f.read():
+                        continue
+            except OSError:
+                continue
+            track.hold(int(name))
+            if int(name) in track.pidfds:
+                return [track.pidfds[int(name)]]
+        time.sleep(0.005)
+    return []
