@@ -278,6 +278,7 @@ def _stats_args(p: argparse.ArgumentParser) -> None:
 
 def _cleanup_args(p: argparse.ArgumentParser) -> None:
     """(internal) after a container's last exit: unmount it, remove it if it was run --rm"""
+    p.add_argument("--run-id", help="the start whose monitor ended (a later start is left alone)")
     p.add_argument("container", metavar="CONTAINER")
 
 

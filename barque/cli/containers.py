@@ -401,7 +401,7 @@ def cmd_rename(ns: argparse.Namespace, engine: Engine) -> int:
 def cmd_cleanup(ns: argparse.Namespace, engine: Engine) -> int:
     """What the monitor runs once a container has stopped for good (Podman's `container
     cleanup`): its filesystem unmounted, and the container removed if it was run with --rm."""
-    lifecycle.cleanup(engine, ns.container)
+    lifecycle.cleanup(engine, ns.container, ns.run_id)
     return 0
 
 

@@ -37,6 +37,9 @@ _SIGNALS = {"HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "IOT"
             "TTIN": 21, "TTOU": 22, "URG": 23, "XCPU": 24, "XFSZ": 25, "VTALRM": 26,
             "PROF": 27, "WINCH": 28, "IO": 29, "POLL": 29, "PWR": 30, "SYS": 31}
 
+# In the monitor dir: which start the dir (and the monitor in it) belongs to.
+RUN_ID_FILE = "run-id"
+
 
 def parse_signal(text: str) -> int:
     """"KILL", "SIGKILL", "9" -> 9, as Docker's signal.ParseSignal."""
@@ -115,12 +118,15 @@ def _start_locked(engine: Engine, record: ContainerRecord, attach: bool) -> Cont
     mdir = engine.paths.monitor_dir(record.id)
     shutil.rmtree(mdir, ignore_errors=True)
     os.makedirs(mdir, mode=0o700)
+    run_id = os.urandom(8).hex()
+    with open(os.path.join(mdir, RUN_ID_FILE), "w") as f:
+        f.write(run_id)
     args = health.check_args(record.config)
     if args is not None:  # the check's process, for the monitor to run
         health.write_process(mdir, made, args)
     os.makedirs(engine.paths.runtime_root, mode=0o700, exist_ok=True)
     try:
-        monitor.launch(_launch_spec(engine, record, bundle, runtime, attach))
+        monitor.launch(_launch_spec(engine, record, bundle, runtime, attach, run_id))
     except (monitor.MonitorError, subprocess.TimeoutExpired) as e:
         message = f"OCI runtime create failed: {e}"
         code = exit_code_of(message)
@@ -155,7 +161,7 @@ def _log_options(host_config: dict[str, Any]) -> tuple[int, int]:
 
 
 def _launch_spec(engine: Engine, record: ContainerRecord, bundle: str, runtime: str,
-                 attach: bool) -> monitor.Launch:
+                 attach: bool, run_id: str) -> monitor.Launch:
     config, host_config = record.config, record.host_config
     size, files = _log_options(host_config)
     return monitor.Launch(
@@ -167,7 +173,7 @@ def _launch_spec(engine: Engine, record: ContainerRecord, bundle: str, runtime: 
         stdin_once=bool(config.get("StdinOnce")), restart=_restart_policy(host_config),
         wait_attach=attach,
         exit_command=monitor.cleanup_command(engine.paths.root, engine.paths.runroot,
-                                             record.id),
+                                             record.id, run_id),
         health=health.timing(config) if health.check_args(config) is not None else None)
 
 
@@ -433,19 +439,31 @@ def kill(engine: Engine, ref: str, signal: str = "KILL") -> ContainerRecord:
     return record
 
 
-def cleanup(engine: Engine, ref: str) -> None:
+def cleanup(engine: Engine, ref: str, run_id: str | None = None) -> None:
     """After the monitor's last word: unmount, and remove an --rm container (a removal that
-    another command already made is not an error)."""
+    another command already made is not an error). `run_id`: the start whose monitor ended;
+    once the container has been started again (perhaps not running yet: `start -a` waits for
+    its client), the files are the new start's."""
     try:
         record = engine.find(ref)
         with _locked(engine, record.id, ref):  # not while another command starts it again
             if engine.state(record)["Running"]:
+                return
+            if run_id is not None and _run_id(engine, record.id) not in (None, run_id):
                 return
             finish(engine, record)
             if record.host_config.get("AutoRemove"):
                 _remove_locked(engine, record, ref, force=False, volumes=True)
     except EngineError:
         pass  # removed meanwhile (the CLI's own --rm), or nothing left to do
+
+
+def _run_id(engine: Engine, container_id: str) -> str | None:
+    try:
+        with open(os.path.join(engine.paths.monitor_dir(container_id), RUN_ID_FILE)) as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 def finish(engine: Engine, record: ContainerRecord) -> None:

@@ -71,15 +71,18 @@ class Launch:
         return argv
 
 
-def cleanup_command(root: str, runroot: str, container_id: str) -> tuple[str, ...]:
-    """`barque container cleanup ID` on these roots: what the monitor runs at the end."""
+def cleanup_command(root: str, runroot: str, container_id: str, run_id: str
+                    ) -> tuple[str, ...]:
+    """`barque container cleanup --run-id RUN ID` on these roots: what the monitor runs at
+    the end (RUN names the start it belongs to: a later start's files are not its to undo)."""
     beside = os.path.join(os.path.dirname(sys.executable), "barque")
     if os.access(beside, os.X_OK):
         argv: tuple[str, ...] = (beside,)
     else:
         found = shutil.which("barque")
         argv = (found,) if found else (sys.executable, "-m", "barque.cli.main")
-    return (*argv, "--root", root, "--runroot", runroot, "container", "cleanup", container_id)
+    return (*argv, "--root", root, "--runroot", runroot, "container", "cleanup", "--run-id",
+            run_id, container_id)
 
 
 def launch(spec: Launch) -> None:
