@@ -110,3 +110,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         sys.stderr.write(f"\nLEAKED by this test run ({RUN_PREFIX}):\n  " + "\n  ".join(leaks)
                          + "\n")
         session.exitstatus = 1
+
+
+@pytest.fixture(scope="module")
+def escape_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A directory holding the static escape program (tests/support/escape.c), for escape
+    tests to bind-mount read-only at /x."""
+    from tests.support import escape
+
+    path = tmp_path_factory.mktemp("escape")
+    escape.build(str(path))
+    return str(path)
+
+
+@pytest.fixture
+def host_dir(run_prefix: str) -> Iterator[str]:
+    """A host directory with a marker file a container must never reach."""
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix=f"{run_prefix}-escape-")
+    with open(os.path.join(path, "marker"), "w") as f:
+        f.write("host secret\n")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -440,20 +440,16 @@ class _Counting:
         return data
 
 
-class _BombGuard:
+class _BombGuard(_Counting):
     """Decompressed data, cut off with an ArchiveError once it outgrows what its compressed
     input (read so far) can plausibly give: bounds a stream whose size is unknown."""
 
     def __init__(self, raw: IO[bytes], compressed: _Counting) -> None:
-        self._raw, self._compressed = raw, compressed
-        self.size = 0
-
-    def readable(self) -> bool:
-        return True
+        super().__init__(raw)
+        self._compressed = compressed
 
     def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
-        self.size += len(data)
+        data = super().read(size)
         if self.size > BOMB_FLOOR + BOMB_RATIO * self._compressed.size:
             raise ArchiveError(f"invalid archive: {self.size} bytes from {self._compressed.size} "
                                f"compressed is larger than a compression ratio of "

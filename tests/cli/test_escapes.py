@@ -7,12 +7,9 @@ on a private cgroup hierarchy. The raw-syscall attacks are tests/support/escape.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
-import tempfile
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -24,24 +21,6 @@ from tests.support.marks import needs_busybox
 pytestmark = [pytest.mark.root, needs_busybox]
 
 UNCONFINED = ("--security-opt", "seccomp=unconfined")
-
-
-@pytest.fixture(scope="module")
-def escape_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A directory holding the static escape program, bind-mounted read-only at /x."""
-    path = tmp_path_factory.mktemp("escape")
-    escape.build(str(path))
-    return str(path)
-
-
-@pytest.fixture
-def host_dir(run_prefix: str) -> Iterator[str]:
-    """A host directory with a marker file the container must never reach."""
-    path = tempfile.mkdtemp(prefix=f"{run_prefix}-escape-")
-    with open(os.path.join(path, "marker"), "w") as f:
-        f.write("host secret\n")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def attack(barque: Barque, escape_dir: str, *args: str,

@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
 
 import pytest
 
@@ -18,22 +16,6 @@ from tests.support import escape
 from tests.support.bundles import Runtime, fresh_path
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture(scope="module")
-def escape_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("escape")
-    escape.build(str(path))
-    return str(path)
-
-
-@pytest.fixture
-def host_dir(run_prefix: str) -> Iterator[str]:
-    path = tempfile.mkdtemp(prefix=f"{run_prefix}-escape-")
-    with open(os.path.join(path, "marker"), "w") as f:
-        f.write("host secret\n")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def spec_with(runtime: Runtime, escape_dir: str, args: list[str],
