@@ -93,16 +93,7 @@ class _Writer:
         self.dir_times: list[tuple[list[str], int]] = []
 
     def open_parent(self, parts: list[str]) -> int:
-        fd = os.dup(self.root_fd)
-        try:
-            for part in parts[:-1]:
-                sub = tarsafe.open_dir(fd, part)
-                os.close(fd)
-                fd = sub
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
+        return tarsafe.open_parent(self.root_fd, parts)
 
     def meta(self, member: tarfile.TarInfo) -> tarsafe.Meta:
         mode = member.mode & 0o7777

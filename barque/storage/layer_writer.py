@@ -126,19 +126,6 @@ def write_upper_as_layer(upper: str, lowers: list[str], out: IO[bytes]) -> str:
     return write_entries(_upper_entries(upper, lowers), out)
 
 
-def _open_parent(root_fd: int, parts: Path) -> int:
-    fd = os.dup(root_fd)
-    try:
-        for name in parts[:-1]:
-            nfd = tarsafe.open_dir(fd, name)
-            os.close(fd)
-            fd = nfd
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
 def write_rootfs_diff_as_layer(rootfs: str, lowers: list[str], out: IO[bytes]) -> str:
     """Write what a copied rootfs changed over `lowers` as a layer tar (Docker's naive
     ExportChanges: deleted paths as whiteouts, added and changed ones as they are now)."""
@@ -153,7 +140,7 @@ def write_rootfs_diff_as_layer(rootfs: str, lowers: list[str], out: IO[bytes]) -
                 if kind == "D":
                     _add(tar, Entry(path, parts, WHITEOUT, Meta(mtime_ns=0)))
                     continue
-                fd = _open_parent(root, parts)
+                fd = tarsafe.open_parent(root, parts)
                 try:
                     st = tarsafe.lstat(fd, parts[-1])
                     if st is not None and not stat.S_ISSOCK(st.st_mode):

@@ -12,6 +12,7 @@ import errno
 import os
 import shutil
 import stat
+from collections.abc import Sequence
 from typing import IO
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -32,6 +33,21 @@ def open_root(path: str) -> int:
 def open_dir(dir_fd: int, name: str) -> int:
     """The directory `name` in `dir_fd`; ELOOP/ENOTDIR when it is a symlink or not a dir."""
     return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+
+
+def open_parent(root_fd: int, parts: Sequence[str]) -> int:
+    """The directory holding the entry `parts` (a path split in names) below `root_fd`,
+    walked name by name without following a symlink."""
+    fd = os.dup(root_fd)
+    try:
+        for name in parts[:-1]:
+            sub = open_dir(fd, name)
+            os.close(fd)
+            fd = sub
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def lstat(dir_fd: int, name: str) -> os.stat_result | None:

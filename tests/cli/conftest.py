@@ -55,16 +55,20 @@ def barque(run_prefix: str) -> Iterator[Barque]:
     try:
         yield b
     finally:
-        # Whatever the test left (a failed assertion skips its own clean-up): every
-        # container force-removed, its monitor, processes and mounts with it.
-        if os.path.exists(os.path.join(b.root, "barque.db")):
-            ids = b.run("ps", "-aq", "--no-trunc").stdout.split()
-            if ids:
-                b.run("rm", "-f", "-v", *ids, timeout=120)
-        # A monitor's last step (`barque container cleanup`) may still be running: removing
-        # the root under it would leave the files its open state DB writes (-wal, -shm).
-        _wait_for_processes_naming(work)
+        remove_everything(b, work)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def remove_everything(b: Barque, work: str) -> None:
+    """Whatever a test left (a failed assertion skips its own clean-up): every container
+    force-removed, its monitor, processes and mounts with it; then no process of `work` left
+    (a monitor's last step, `barque container cleanup`, may still be running: removing the
+    root under it would leave the files its open state DB writes, -wal and -shm)."""
+    if os.path.exists(os.path.join(b.root, "barque.db")):
+        ids = b.run("ps", "-aq", "--no-trunc").stdout.split()
+        if ids:
+            b.run("rm", "-f", "-v", *ids, timeout=120)
+    _wait_for_processes_naming(work)
 
 
 def _wait_for_processes_naming(path: str, timeout: float = 15.0) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.conftest import Barque, ok
+from tests.cli.conftest import Barque, ok, remove_everything
 from tests.support.marks import needs_busybox
 from tests.support.registry import Registry, run_registry, skopeo_copy
 from tests.support.tools import require
@@ -244,10 +244,7 @@ def small_root(run_prefix: str) -> Iterator[Barque]:
     try:
         yield b
     finally:
-        if os.path.exists(os.path.join(b.root, "barque.db")):
-            ids = b.run("ps", "-aq", "--no-trunc").stdout.split()
-            if ids:
-                b.run("rm", "-f", "-v", *ids, timeout=120)
+        remove_everything(b, work)
         subprocess.run(["umount", mnt], check=False)
         if os.path.ismount(mnt):
             subprocess.run(["umount", "-l", mnt], check=False)

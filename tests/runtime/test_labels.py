@@ -3,23 +3,13 @@ module, refused where it does not; never dropped with a warning (issue 8, escape
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from barque.linux import lsm
 from tests.support.bundles import Runtime
+from tests.support.bundles import assert_refused as refused
 
 pytestmark = pytest.mark.root
-
-
-def _refused(runtime: Runtime, spec: dict, words: str) -> None:
-    cid = runtime.new_id()
-    proc = runtime.cmd("run", "--bundle", runtime.bundle(spec), cid)
-    err = proc.stderr.decode()
-    assert proc.returncode != 0, err
-    assert words in err, err
-    assert not os.path.exists(os.path.join(runtime.state_root, cid))
 
 
 def test_confinement_the_host_cannot_give_is_refused(runtime: Runtime) -> None:
@@ -28,7 +18,7 @@ def test_confinement_the_host_cannot_give_is_refused(runtime: Runtime) -> None:
     spec = runtime.spec(["true"])
     if not lsm.apparmor_enabled():
         spec["process"]["apparmorProfile"] = "docker-default"
-        _refused(runtime, spec, "apparmor profile is specified in config, but apparmor is "
+        refused(runtime, spec, "apparmor profile is specified in config, but apparmor is "
                                 "disabled or not supported")
         # exec asks for the same through its flag
         spec["process"].pop("apparmorProfile")
@@ -41,7 +31,7 @@ def test_confinement_the_host_cannot_give_is_refused(runtime: Runtime) -> None:
         spec["process"]["args"] = ["true"]
     if not lsm.selinux_enabled():
         spec["process"]["selinuxLabel"] = "system_u:system_r:container_t:s0"
-        _refused(runtime, spec, "selinux label is specified in config, but selinux is "
+        refused(runtime, spec, "selinux label is specified in config, but selinux is "
                                 "disabled or not supported")
 
 

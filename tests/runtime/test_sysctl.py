@@ -5,12 +5,12 @@ the host's value before and after, and puts it back should the attack have worke
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
 from tests.support.bundles import Runtime
+from tests.support.bundles import assert_refused as refused
 
 pytestmark = pytest.mark.root
 
@@ -36,20 +36,10 @@ def _evil_value(before: str) -> str:
     return str((int(before) + 1) % 100)
 
 
-def _refused(runtime: Runtime, spec: dict, words: str) -> None:
-    cid = runtime.new_id()
-    proc = runtime.cmd("run", "--bundle", runtime.bundle(spec), cid)
-    err = proc.stderr.decode()
-    assert proc.returncode != 0, err
-    assert words in err, err
-    assert "Traceback" not in err
-    assert not os.path.exists(os.path.join(runtime.state_root, cid))  # nothing was made
-
-
 def test_host_sysctl_refused(runtime: Runtime, host_swappiness: str) -> None:
     spec = runtime.spec(["true"])
     spec["linux"]["sysctl"] = {"vm.swappiness": _evil_value(host_swappiness)}
-    _refused(runtime, spec, 'sysctl "vm.swappiness" is not in a separate kernel namespace')
+    refused(runtime, spec, 'sysctl "vm.swappiness" is not in a separate kernel namespace')
     assert _read(SWAPPINESS) == host_swappiness
 
 
@@ -75,10 +65,10 @@ def test_net_sysctl_refused_in_host_network(runtime: Runtime) -> None:
                                    if ns["type"] != "network"]
     before = _read("/proc/sys/net/ipv4/ip_forward")
     spec["linux"]["sysctl"] = {"net.ipv4.ip_forward": "0" if before == "1" else "1"}
-    _refused(runtime, spec, 'sysctl "net.ipv4.ip_forward" not allowed in host network namespace')
+    refused(runtime, spec, 'sysctl "net.ipv4.ip_forward" not allowed in host network namespace')
     # The runtime's own netns named by path is the host's too (runc: "host" means "current").
     spec["linux"]["namespaces"].append({"type": "network", "path": "/proc/self/ns/net"})
-    _refused(runtime, spec, 'sysctl "net.ipv4.ip_forward" not allowed in host network namespace')
+    refused(runtime, spec, 'sysctl "net.ipv4.ip_forward" not allowed in host network namespace')
     assert _read("/proc/sys/net/ipv4/ip_forward") == before
 
 
@@ -87,18 +77,18 @@ def test_ipc_sysctl_refused_in_host_ipc(runtime: Runtime) -> None:
     spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"]
                                    if ns["type"] != "ipc"]
     spec["linux"]["sysctl"] = {"kernel.shmmax": "1234567"}
-    _refused(runtime, spec, 'sysctl "kernel.shmmax" is not allowed in the hosts ipc namespace')
+    refused(runtime, spec, 'sysctl "kernel.shmmax" is not allowed in the hosts ipc namespace')
 
 
 def test_uts_sysctls(runtime: Runtime) -> None:
     spec = runtime.spec(["true"])
     spec["linux"]["sysctl"] = {"kernel.hostname": "other"}
-    _refused(runtime, spec, 'sysctl "kernel.hostname" is not allowed as it conflicts with the '
+    refused(runtime, spec, 'sysctl "kernel.hostname" is not allowed as it conflicts with the '
                             'OCI "hostname" field')
     spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"]
                                    if ns["type"] != "uts"]
     spec["linux"]["sysctl"] = {"kernel.domainname": "example.org"}
-    _refused(runtime, spec, 'sysctl "kernel.domainname" is not in a separate kernel namespace')
+    refused(runtime, spec, 'sysctl "kernel.domainname" is not in a separate kernel namespace')
 
 
 def test_namespaced_sysctls_are_set(runtime: Runtime) -> None:

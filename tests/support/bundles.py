@@ -149,3 +149,14 @@ def fresh_path(path: str) -> str:
     elif os.path.lexists(path):
         os.unlink(path)
     return path
+
+
+def assert_refused(runtime: Runtime, spec: dict, words: str) -> None:
+    """`barque-runtime run` of spec fails with `words`, no traceback, and makes nothing."""
+    cid = runtime.new_id()
+    proc = runtime.cmd("run", "--bundle", runtime.bundle(spec), cid)
+    err = proc.stderr.decode()
+    assert proc.returncode != 0, err
+    assert words in err, err
+    assert "Traceback" not in err
+    assert not os.path.exists(os.path.join(runtime.state_root, cid))  # nothing was made
