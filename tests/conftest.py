@@ -14,6 +14,9 @@ import pytest
 from tests.support.bundles import Runtime, make_busybox_rootfs
 
 RUN_PREFIX = f"bqt{os.getpid()}{uuid.uuid4().hex[:4]}"
+# Interface names have at most 15 characters: links, bridges and nft tables a run makes carry
+# this shorter mark instead (a letter no Barque default name starts with, then 5 hex digits).
+IF_PREFIX = f"q{uuid.uuid4().hex[:5]}"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -27,6 +30,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def run_prefix() -> str:
     return RUN_PREFIX
+
+
+@pytest.fixture(scope="session")
+def if_prefix() -> str:
+    """A run's mark for interface and nft table names (RUN_PREFIX is too long for them)."""
+    return IF_PREFIX
 
 
 @pytest.fixture(scope="session")
@@ -86,6 +95,15 @@ def _remove_parents() -> None:
             pass
 
 
+def _nft_tables() -> list[str]:
+    import shutil
+
+    if not shutil.which("nft"):
+        return []
+    out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    return [line.split()[-1] for line in out.splitlines() if line.startswith("table")]
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if anything it made is still mounted, running or in a cgroup."""
     import glob
@@ -99,6 +117,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     leaks += [f"cgroup {p}" for p in _cgroup_dirs(f"*{RUN_PREFIX}*") +
               _cgroup_dirs(f"*/*{RUN_PREFIX}*")]
     leaks += [f"netns {n}" for n in glob.glob(f"/var/run/netns/{RUN_PREFIX}*")]
+    leaks += [f"link {n}" for n in os.listdir("/sys/class/net") if IF_PREFIX in n]
+    leaks += [f"nft table {t}" for t in _nft_tables() if IF_PREFIX in t]
     import tempfile
 
     leaks += [f"directory {d}" for d in glob.glob(os.path.join(tempfile.gettempdir(),

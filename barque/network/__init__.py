@@ -1,0 +1,1 @@
+"""Networking: network namespaces, bridges and veths, nftables, IPAM and the embedded DNS."""
