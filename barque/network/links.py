@@ -27,6 +27,7 @@ def link_exists(name: str) -> bool:
 def ensure_bridge(name: str, addresses: list[str], mtu: int = 1500) -> None:
     """A bridge `name`, up, holding `addresses` (CIDR: its gateways). Idempotent, and safe when
     several processes ensure the same bridge at once."""
+    _check(addresses, [], None)
     with _iproute() as ipr:
         link = _get_link(ipr, name)
         if link is None:
@@ -58,6 +59,7 @@ def add_veth(netns_path: str, bridge: str, host_name: str, ifname: str, addresse
     """A veth pair: `host_name` enslaved to `bridge`, its peer `ifname` in the namespace at
     `netns_path` with `mac`, `addresses` and default routes via `gateways`; all up. On any
     failure nothing is left behind."""
+    _check(addresses, gateways, mac)
     master = _index(bridge)
     if master is None:
         raise OSError(errno.ENODEV, f"bridge {bridge} not found")
@@ -137,6 +139,24 @@ def _add_bridge(ipr: Any, name: str, mtu: int) -> dict[str, Any]:
     if _kind(link) != "bridge":
         raise OSError(errno.EEXIST, f"{name} exists and is not a bridge")
     return link
+
+
+def _check(addresses: list[str], gateways: list[str], mac: str | None) -> None:
+    """Bad input is refused before anything is made."""
+    import ipaddress
+
+    for cidr in addresses:
+        ipaddress.ip_interface(cidr)  # ValueError: "... does not appear to be an IPv4 or ..."
+    for gateway in gateways:
+        ipaddress.ip_address(gateway)
+    if mac is not None:
+        octets = mac.split(":")
+        if len(octets) != 6 or not all(len(o) == 2 and _is_hex(o) for o in octets):
+            raise ValueError(f"invalid MAC address: {mac}")
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 def _add_address(ipr: Any, index: int, cidr: str, exist_ok: bool) -> None:
