@@ -53,8 +53,8 @@ def free_subnets() -> tuple[ipaddress.IPv4Network, ipaddress.IPv6Network]:
               for r in ip(fam, "route", "show", "table", "all")
               if r.get("dst") not in (None, "default") and "/" in r["dst"]]
     for _ in range(100):
-        v4 = ipaddress.ip_network(f"198.{random.randint(18, 19)}.{random.randint(0, 255)}.0/24")
-        v6 = ipaddress.ip_network(
+        v4 = ipaddress.IPv4Network(f"198.{random.randint(18, 19)}.{random.randint(0, 255)}.0/24")
+        v6 = ipaddress.IPv6Network(
             f"fd{random.randint(0, 255):02x}:{random.randint(0, 65535):x}:"
             f"{random.randint(0, 65535):x}:{random.randint(0, 65535):x}::/64")
         if not any(r.version == 4 and r.overlaps(v4) for r in routes) and \
