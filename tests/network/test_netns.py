@@ -26,6 +26,21 @@ def _own_netns() -> str:
     return os.readlink("/proc/thread-self/ns/net")
 
 
+def _peer_group(path: str) -> str | None:
+    """The shared:N tag of the mount `path` is on (the last mount covering it)."""
+    real, best, tag = os.path.realpath(path), "", None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            point = fields[4]
+            if real == point or real.startswith(point.rstrip("/") + "/"):
+                if len(point) >= len(best):
+                    best = point
+                    tag = next((x for x in fields[6:fields.index("-")]
+                                if x.startswith("shared:")), None)
+    return tag
+
+
 def _ino(path: str) -> int:
     return os.stat(path).st_ino
 
@@ -39,8 +54,10 @@ def test_create_makes_a_namespace_with_lo_up(nsdir: str) -> None:
     links = ip("link", "show", netns=path)
     assert [link["ifname"] for link in links] == ["lo"]
     assert "UP" in links[0]["flags"]
-    # Its directory became a mount of its own, once.
+    # Its directory became a mount of its own, once, in a peer group of its own.
     assert mounts_at(nsdir) == 1
+    group = _peer_group(nsdir)
+    assert group is not None and group != _peer_group(os.path.dirname(nsdir))
     netns.create(os.path.join(nsdir, "b"))
     assert mounts_at(nsdir) == 1
     assert _ino(os.path.join(nsdir, "b")) != _ino(path)
