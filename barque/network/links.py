@@ -27,6 +27,7 @@ def link_exists(name: str) -> bool:
 def ensure_bridge(name: str, addresses: list[str], mtu: int = 1500) -> None:
     """A bridge `name`, up, holding `addresses` (CIDR: its gateways). Idempotent, and safe when
     several processes ensure the same bridge at once."""
+    check_name(name)
     _check(addresses, [], None)
     with _iproute() as ipr:
         link = _get_link(ipr, name)
@@ -59,6 +60,8 @@ def add_veth(netns_path: str, bridge: str, host_name: str, ifname: str, addresse
     """A veth pair: `host_name` enslaved to `bridge`, its peer `ifname` in the namespace at
     `netns_path` with `mac`, `addresses` and default routes via `gateways`; all up. On any
     failure nothing is left behind."""
+    for name in (bridge, host_name, ifname):
+        check_name(name)
     _check(addresses, gateways, mac)
     master = _index(bridge)
     if master is None:
@@ -139,6 +142,15 @@ def _add_bridge(ipr: Any, name: str, mtu: int) -> dict[str, Any]:
     if _kind(link) != "bridge":
         raise OSError(errno.EEXIST, f"{name} exists and is not a bridge")
     return link
+
+
+def check_name(name: str) -> None:
+    """The kernel's rules for an interface name (dev_valid_name): 1-15 bytes, not . or ..,
+    no /, : or whitespace. Checked up front: a name also goes into /proc/sys paths."""
+    raw = name.encode()
+    if not 0 < len(raw) < 16 or name in (".", "..") or any(
+            c in "/:" or c.isspace() for c in name):
+        raise ValueError(f"invalid interface name: {name!r}")
 
 
 def _check(addresses: list[str], gateways: list[str], mac: str | None) -> None:

@@ -249,6 +249,12 @@ def test_add_veth_failing_early_leaves_nothing(net: Net) -> None:
         with pytest.raises(ValueError):
             links.add_veth(path, net.bridge, host, "eth0", addresses, gateways, mac)
         _assert_nothing_left(net, path, host)
+    for bad in ("", "x" * 16, "..", "a/b", "a:b", "a b"):
+        with pytest.raises(ValueError, match="invalid interface name"):
+            links.add_veth(path, net.bridge, host, bad, [net.cidr(2)], [], None)
+        with pytest.raises(ValueError, match="invalid interface name"):
+            links.ensure_bridge(bad, [])
+    _assert_nothing_left(net, path, host)
     # An address the kernel refuses (the netns has IPv6 off) after the pair exists.
     with netns.entered(path):
         with open("/proc/sys/net/ipv6/conf/default/disable_ipv6", "w") as f:
