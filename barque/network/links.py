@@ -13,7 +13,11 @@ from barque.network import netns
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
     from typing import Any
+
+    IPInterface = IPv4Interface | IPv6Interface
+    IPAddress = IPv4Address | IPv6Address
 
 IFF_UP = 0x1
 IFA_F_NODAD = 0x2
@@ -28,16 +32,16 @@ def ensure_bridge(name: str, addresses: list[str], mtu: int = 1500) -> None:
     """A bridge `name`, up, holding `addresses` (CIDR: its gateways). Idempotent, and safe when
     several processes ensure the same bridge at once."""
     check_name(name)
-    _check(addresses, [], None)
+    interfaces = _interfaces(addresses)
     with _iproute() as ipr:
         link = _get_link(ipr, name)
         if link is None:
             link = _add_bridge(ipr, name, mtu)
-        elif _kind(link) != "bridge":
+        elif link["kind"] != "bridge":
             raise OSError(errno.EEXIST, f"{name} exists and is not a bridge")
         index = link["index"]
-        for cidr in addresses:
-            _add_address(ipr, index, cidr, exist_ok=True)
+        for interface in interfaces:
+            _add_address(ipr, index, interface, exist_ok=True)
         if not link["flags"] & IFF_UP:
             _call(f"set {name} up", ipr.link, "set", index=index, state="up")
 
@@ -60,16 +64,21 @@ def add_veth(netns_path: str, bridge: str, host_name: str, ifname: str, addresse
     """A veth pair: `host_name` enslaved to `bridge`, its peer `ifname` in the namespace at
     `netns_path` with `mac`, `addresses` and default routes via `gateways`; all up. On any
     failure nothing is left behind."""
+    import ipaddress
+
     for name in (bridge, host_name, ifname):
         check_name(name)
-    _check(addresses, gateways, mac)
+    interfaces = _interfaces(addresses)
+    routers = [ipaddress.ip_address(gateway) for gateway in gateways]
+    if mac is not None:
+        _check_mac(mac)
     master = _index(bridge)
     if master is None:
         raise OSError(errno.ENODEV, f"bridge {bridge} not found")
     with _iproute() as ipr:
         host = _add_pair(ipr, netns_path, host_name, ifname, master, mac, mtu)
         try:
-            _configure_peer(netns_path, ifname, addresses, gateways)
+            _configure_peer(netns_path, ifname, interfaces, routers)
         except BaseException:
             # One end takes the other along, wherever it is.
             _delete(ipr, host, host_name)
@@ -96,8 +105,8 @@ def _add_pair(ipr: Any, netns_path: str, host_name: str, ifname: str, master: in
     return index
 
 
-def _configure_peer(netns_path: str, ifname: str, addresses: list[str],
-                    gateways: list[str]) -> None:
+def _configure_peer(netns_path: str, ifname: str, interfaces: list[IPInterface],
+                    gateways: list[IPAddress]) -> None:
     # A netlink socket opened by this thread while inside the namespace talks to it: no
     # process forked to enter it (pyroute2's NetNS).
     with netns.entered(netns_path):
@@ -105,16 +114,16 @@ def _configure_peer(netns_path: str, ifname: str, addresses: list[str],
             index = _index(ifname)
             if index is None:
                 raise OSError(errno.ENODEV, f"{ifname} not found in {netns_path}")
-            if any(":" in cidr for cidr in addresses):
+            if any(i.version == 6 for i in interfaces):
                 _no_dad(ifname)
-            for cidr in addresses:
-                _add_address(ipr, index, cidr, exist_ok=False)
+            for interface in interfaces:
+                _add_address(ipr, index, interface, exist_ok=False)
             _call(f"set {ifname} up", ipr.link, "set", index=index, state="up")
             for gateway in gateways:
-                family = socket.AF_INET6 if ":" in gateway else socket.AF_INET
-                _call(f"add default route via {gateway}", ipr.route, "add", family=family,
-                      dst="::/0" if family == socket.AF_INET6 else "0.0.0.0/0",
-                      gateway=gateway, oif=index)
+                v6 = gateway.version == 6
+                _call(f"add default route via {gateway}", ipr.route, "add",
+                      family=socket.AF_INET6 if v6 else socket.AF_INET,
+                      dst="::/0" if v6 else "0.0.0.0/0", gateway=str(gateway), oif=index)
 
 
 def _no_dad(ifname: str) -> None:
@@ -139,7 +148,7 @@ def _add_bridge(ipr: Any, name: str, mtu: int) -> dict[str, Any]:
     link = _get_link(ipr, name)
     if link is None:
         raise OSError(errno.ENODEV, f"bridge {name} vanished")
-    if _kind(link) != "bridge":
+    if link["kind"] != "bridge":
         raise OSError(errno.EEXIST, f"{name} exists and is not a bridge")
     return link
 
@@ -149,36 +158,34 @@ def check_name(name: str) -> None:
     no /, : or whitespace. Checked up front: a name also goes into /proc/sys paths."""
     raw = name.encode()
     if not 0 < len(raw) < 16 or name in (".", "..") or any(
-            c in "/:" or c.isspace() for c in name):
+            c in "/:\0" or c.isspace() for c in name):
         raise ValueError(f"invalid interface name: {name!r}")
 
 
-def _check(addresses: list[str], gateways: list[str], mac: str | None) -> None:
-    """Bad input is refused before anything is made."""
+def _interfaces(addresses: list[str]) -> list[IPInterface]:
+    """Parsed before anything is made: bad input changes nothing (ValueError: "... does not
+    appear to be an IPv4 or IPv6 interface")."""
     import ipaddress
 
-    for cidr in addresses:
-        ipaddress.ip_interface(cidr)  # ValueError: "... does not appear to be an IPv4 or ..."
-    for gateway in gateways:
-        ipaddress.ip_address(gateway)
-    if mac is not None:
-        octets = mac.split(":")
-        if len(octets) != 6 or not all(len(o) == 2 and _is_hex(o) for o in octets):
-            raise ValueError(f"invalid MAC address: {mac}")
+    return [ipaddress.ip_interface(cidr) for cidr in addresses]
+
+
+def _check_mac(mac: str) -> None:
+    octets = mac.split(":")
+    if len(octets) != 6 or not all(len(o) == 2 and _is_hex(o) for o in octets):
+        raise ValueError(f"invalid MAC address: {mac}")
 
 
 def _is_hex(text: str) -> bool:
     return all(c in "0123456789abcdefABCDEF" for c in text)
 
 
-def _add_address(ipr: Any, index: int, cidr: str, exist_ok: bool) -> None:
+def _add_address(ipr: Any, index: int, interface: IPInterface, exist_ok: bool) -> None:
     from pyroute2.netlink.exceptions import NetlinkError
 
-    address, _, prefix = cidr.partition("/")
-    spec: dict[str, Any] = {"index": index, "address": address}
-    if prefix:
-        spec["prefixlen"] = int(prefix)
-    if ":" in address:
+    spec: dict[str, Any] = {"index": index, "address": str(interface.ip),
+                            "prefixlen": interface.network.prefixlen}
+    if interface.version == 6:
         # No duplicate address detection: the address is usable now, not in ~1 s (a
         # container's first packet would otherwise leave from no address at all).
         spec["flags"] = IFA_F_NODAD
@@ -188,7 +195,7 @@ def _add_address(ipr: Any, index: int, cidr: str, exist_ok: bool) -> None:
         ipr.addr("add", **spec)
     except NetlinkError as e:
         if not (exist_ok and e.code == errno.EEXIST):
-            raise _oserror(e, f"add address {cidr}") from None
+            raise _oserror(e, f"add address {interface}") from None
 
 
 def _get_link(ipr: Any, name: str) -> dict[str, Any] | None:
@@ -202,10 +209,6 @@ def _get_link(ipr: Any, name: str) -> dict[str, Any] | None:
         raise _oserror(e, f"get link {name}") from None
     return {"index": msg["index"], "flags": msg["flags"],
             "kind": msg.get(("linkinfo", "kind"))}
-
-
-def _kind(link: dict[str, Any]) -> str | None:
-    return link["kind"]
 
 
 def _delete(ipr: Any, index: int, name: str) -> None:

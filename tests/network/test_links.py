@@ -90,6 +90,10 @@ def test_ensure_bridge_makes_an_up_bridge_with_its_addresses(net: Net) -> None:
     [info] = ip("addr", "show", "dev", net.bridge)
     assert _addrs(info, "inet") == {net.cidr(1), "198.51.100.1/32"}
     assert info["address"] == mac
+    # Brought back up if someone took it down.
+    subprocess.run(["ip", "link", "set", net.bridge, "down"], check=True)
+    links.ensure_bridge(net.bridge, [net.cidr(1)])
+    assert "UP" in ip("link", "show", "dev", net.bridge)[0]["flags"]
 
 
 def test_ensure_bridge_refuses_a_link_that_is_not_a_bridge(net: Net) -> None:
@@ -154,10 +158,10 @@ def test_add_veth_without_gateways_or_mac(net: Net) -> None:
     # --internal: no route out; the kernel picks the MAC.
     _bridge_up(net, ipv6=False)
     path, host = net.ns("c1"), net.veth(1)
-    links.add_veth(path, net.bridge, host, "eth1", [net.cidr(3)], [], None)
+    links.add_veth(path, net.bridge, host, "eth1", [f"{net.addr(3)}/255.255.255.0"], [], None)
     assert ip("route", "show", "default", netns=path) == []
     [eth1] = ip("addr", "show", "dev", "eth1", netns=path)
-    assert _addrs(eth1, "inet") == {net.cidr(3)}
+    assert _addrs(eth1, "inet") == {net.cidr(3)}  # a netmask is a prefix length
 
 
 def _serve_inside(path: str, family: int, address: str) -> tuple[socket.socket, threading.Thread,
@@ -249,7 +253,7 @@ def test_add_veth_failing_early_leaves_nothing(net: Net) -> None:
         with pytest.raises(ValueError):
             links.add_veth(path, net.bridge, host, "eth0", addresses, gateways, mac)
         _assert_nothing_left(net, path, host)
-    for bad in ("", "x" * 16, "..", "a/b", "a:b", "a b"):
+    for bad in ("", "x" * 16, "..", "a/b", "a:b", "a b", "a\0"):
         with pytest.raises(ValueError, match="invalid interface name"):
             links.add_veth(path, net.bridge, host, bad, [net.cidr(2)], [], None)
         with pytest.raises(ValueError, match="invalid interface name"):
