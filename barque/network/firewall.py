@@ -3,21 +3,23 @@
 Layout (family `inet` for routing and NAT, family `bridge` of the same name for icc):
 
     table inet T
-      set bridges  {ifname}                    every bridge of this table
-      maps fwd_in, fwd_out, host_in, nat_out   {ifname: jump <chain of that bridge>}
-      chain forward      (filter/forward)      iifname vmap @fwd_in; oifname vmap @fwd_out
-      chain input        (filter/input)        iifname vmap @host_in
-      chain prerouting   (nat/dstnat)          fib daddr type local jump ports
-      chain output       (nat/-100)            fib daddr type local jump ports
-      chain postrouting  (nat/srcnat)          127.0.0.0/8 sources out of a bridge: masquerade;
-                                               iifname vmap @nat_out
-      chain ports                              one DNAT rule per published port, its comment
-                                               the container id
-      chains fwd-in-B, fwd-out-B, in-B, nat-B  one set per bridge B
+      set bridges  {ifname}                  every bridge of this table
+      maps fwd_in, fwd_out, host_in          {ifname: jump <that bridge's chain>}
+      maps nat4, nat6                        {subnet: jump nat-B}
+      chain forward      (filter/forward)    iifname vmap @fwd_in; oifname vmap @fwd_out
+      chain input        (filter/input)      iifname vmap @host_in
+      chain prerouting   (nat/dstnat)        fib daddr type local jump ports
+      chain output       (nat/-100)          fib daddr type local jump ports
+      chain postrouting  (nat/srcnat)        127.0.0.0/8 sources out of a bridge: masquerade;
+                                             ip saddr vmap @nat4; ip6 saddr vmap @nat6
+      chain ports                            one DNAT rule per published port, its comment
+                                             the container id
+      chains fwd-in-B, fwd-out-B, in-B, nat-B   one of each per bridge B
     table bridge T
       maps icc4, icc6 {subnet: jump icc-B};  chain forward (filter/bridged) ip[6] saddr vmap
       chains icc-B                           icc off: drop frames to B's own subnets
 
+Postrouting dispatches by source subnet because the input interface is unknown there.
 Every change is one transaction that either flushes and rewrites what it owns (the base chains,
 a bridge's chains) or adds map elements identical to what is there, so calling it again, or
 from several barque processes at once, gives the same table. Removals list the table first and
@@ -60,9 +62,11 @@ if TYPE_CHECKING:
 
 INET = "inet"
 BRIDGE = "bridge"
-IF_MAPS = ("fwd_in", "fwd_out", "host_in", "nat_out")  # map name -> per-bridge chain prefix:
-CHAIN_OF = {"fwd_in": "fwd-in-", "fwd_out": "fwd-out-", "host_in": "in-", "nat_out": "nat-"}
-ICC_MAPS = {4: "icc4", 6: "icc6"}
+# Maps that send a bridge's packets to its own chains: by interface name (map -> chain prefix),
+# by source subnet (family -> chain prefix, ip version -> map).
+IF_MAPS = {"fwd_in": "fwd-in-", "fwd_out": "fwd-out-", "host_in": "in-"}
+SUBNET_MAPS = {INET: ("nat-", {4: "nat4", 6: "nat6"}), BRIDGE: ("icc-", {4: "icc4", 6: "icc6"})}
+IPFAM = {4: "ip", 6: "ip6"}
 PROTOS = ("tcp", "udp", "sctp")
 # Interface names go into nft as strings, where "@x" names a set and a trailing "*" is a
 # wildcard: accept only plain names (Linux allows far more, e.g. "@bridges").
@@ -90,7 +94,7 @@ class Firewall:
         _check_ifname(bridge)
         nets = [_subnet(s) for s in subnets]
         masquerade = masquerade and not internal
-        if nft.list_table(BRIDGE, self.table) is None:
+        if nft.list_table(BRIDGE, self.table) is None:  # (both tables are made together)
             # libnftables cannot add an element to an interval map that the same batch makes
             self._apply(self._skeleton)
         self._apply(lambda: self._skeleton() + self._network(bridge, nets, internal, icc,
@@ -191,12 +195,16 @@ class Firewall:
                 {"add": {"table": {"family": BRIDGE, "name": self.table}}},
                 self._add(INET, "set", name="bridges", type="ifname")]
         cmds += [self._add(INET, "map", name=m, type="ifname", map="verdict") for m in IF_MAPS]
+        for family, (_, maps) in SUBNET_MAPS.items():
+            cmds += [self._add(family, "map", name=m, type=f"ipv{v}_addr", map="verdict",
+                               flags=["interval"]) for v, m in maps.items()]
         cmds += self._chain(INET, "forward", "filter", "forward", 0)
         cmds += self._chain(INET, "input", "filter", "input", 0)
         cmds += self._chain(INET, "prerouting", "nat", "prerouting", -100)
         cmds += self._chain(INET, "output", "nat", "output", -100)
         cmds += self._chain(INET, "postrouting", "nat", "postrouting", 100)
         cmds.append(self._add(INET, "chain", name="ports"))
+        cmds += self._chain(BRIDGE, "forward", "filter", "forward", -200)
         local = _match(_fib_daddr_type(), "local")
         cmds += [
             self._rule("forward", _vmap(_meta("iifname"), "fwd_in")),
@@ -207,24 +215,24 @@ class Firewall:
             self._rule("postrouting", _match(_meta("oifname"), "@bridges"),
                        _match(_payload("ip", "saddr"), _prefix(_subnet("127.0.0.0/8"))),
                        {"masquerade": None}),
-            self._rule("postrouting", _vmap(_meta("iifname"), "nat_out")),
         ]
-        cmds += [self._add(BRIDGE, "map", name=m, type=f"ipv{v}_addr", map="verdict",
-                           flags=["interval"]) for v, m in ICC_MAPS.items()]
-        cmds += self._chain(BRIDGE, "forward", "filter", "forward", -200)
-        cmds += [self._rule("forward", _vmap(_payload(f"ip{'' if v == 4 else '6'}", "saddr"), m),
-                            family=BRIDGE) for v, m in ICC_MAPS.items()]
+        # By source subnet: postrouting knows no input interface.
+        for family, (_, maps) in SUBNET_MAPS.items():
+            chain = "postrouting" if family == INET else "forward"
+            cmds += [self._rule(chain, _vmap(_payload(IPFAM[v], "saddr"), m), family=family)
+                     for v, m in maps.items()]
         return cmds
 
     def _network(self, bridge: str, nets: list[Subnet], internal: bool, icc: bool,
                  masquerade: bool) -> list[dict[str, Any]]:
+        listing = self._listing()
         b = bridge
         not_b_out = _match(_meta("oifname"), b, "!=")
         not_b_in = _match(_meta("iifname"), b, "!=")
         drop = {"drop": None}
         cmds = [self._add(INET, "element", name="bridges", elem=[b])]
-        for m in IF_MAPS:
-            cmds += self._chain(INET, CHAIN_OF[m] + b)
+        for prefix in [*IF_MAPS.values(), "nat-"]:
+            cmds += self._chain(INET, prefix + b)
         if internal:  # nothing leaves the bridge, nothing comes in, the host is out of reach
             cmds += [self._rule("fwd-in-" + b, not_b_out, drop),
                      self._rule("fwd-out-" + b, not_b_in, drop),
@@ -238,63 +246,54 @@ class Firewall:
                      self._rule("fwd-out-" + b, _ct("status", "dnat"), _accept()),
                      self._rule("fwd-out-" + b, not_b_in, drop)]
         if masquerade:
-            cmds += [self._rule("nat-" + b, _match(_payload(_ipfam(n), "saddr"), _prefix(n)),
-                                not_b_out, {"masquerade": None}) for n in nets]
+            cmds.append(self._rule("nat-" + b, not_b_out, {"masquerade": None}))
         # A container reaching a published port of its own bridge: the answer must come back
         # through the host, so the host must be the source (hairpin NAT).
         cmds.append(self._rule("nat-" + b, _match(_meta("oifname"), b), _ct("status", "dnat"),
                                {"masquerade": None}))
-        cmds += [self._add(INET, "element", name=m, elem=[[b, _jump(CHAIN_OF[m] + b)]])
-                 for m in IF_MAPS]
-        return cmds + self._icc(b, nets, icc)
-
-    def _icc(self, bridge: str, nets: list[Subnet], icc: bool) -> list[dict[str, Any]]:
-        chain = "icc-" + bridge
-        cmds = self._chain(BRIDGE, chain)
+        cmds += [self._add(INET, "element", name=m, elem=[[b, _jump(prefix + b)]])
+                 for m, prefix in IF_MAPS.items()]
+        cmds += self._subnet_elements(listing[INET], INET, b, nets)
+        # icc off: frames bridged from one of the bridge's subnets to another address in them
+        cmds += self._chain(BRIDGE, "icc-" + b)
         wanted = [] if icc else nets
-        cmds += [self._rule(chain, _match(_payload(_ipfam(n), "daddr"), _prefix(n)),
-                            {"drop": None}, family=BRIDGE) for n in wanted]
-        # Elements of this bridge for subnets it no longer has (a changed default bridge).
-        keep = {(n.version, str(n)) for n in wanted}
-        cmds += [{"delete": self._obj(BRIDGE, "element", name=ICC_MAPS[v], elem=[key])}
-                 for v, key, net in self._icc_elements(chain) if (v, net) not in keep]
-        cmds += [self._add(BRIDGE, "element", name=ICC_MAPS[n.version],
-                           elem=[[_prefix(n), _jump(chain)]]) for n in wanted]
-        return cmds
+        cmds += [self._rule("icc-" + b, _match(_payload(IPFAM[n.version], "daddr"), _prefix(n)),
+                            drop, family=BRIDGE) for n in wanted]
+        return cmds + self._subnet_elements(listing[BRIDGE], BRIDGE, b, wanted)
 
-    def _icc_elements(self, chain: str) -> list[tuple[int, Any, str]]:
-        """(ip version, element key, subnet) of the icc maps' elements jumping to chain."""
-        found = []
-        for obj in nft.list_table(BRIDGE, self.table) or []:
-            m = obj.get("map")
-            if not m or m.get("name") not in ICC_MAPS.values():
-                continue
-            version = 4 if m["name"] == ICC_MAPS[4] else 6
-            for key, verdict in m.get("elem", []):
-                if verdict.get("jump", {}).get("target") == chain:
-                    found.append((version, key, _key_net(key)))
-        return found
+    def _subnet_elements(self, listing: list[dict[str, Any]], family: str, bridge: str,
+                         nets: list[Subnet]) -> list[dict[str, Any]]:
+        """Make the family's subnet maps send exactly nets to the bridge's chain: elements for
+        subnets it no longer has (a changed default bridge) go."""
+        prefix, maps = SUBNET_MAPS[family]
+        keep = {(n.version, str(n)) for n in nets}
+        cmds = [{"delete": self._obj(family, "element", name=maps[v], elem=[key])}
+                for v, key, net in _subnet_map(listing, family, prefix + bridge)
+                if (v, net) not in keep]
+        return cmds + [self._add(family, "element", name=maps[n.version],
+                                 elem=[[_prefix(n), _jump(prefix + bridge)]]) for n in nets]
+
+    def _listing(self) -> dict[str, list[dict[str, Any]]]:
+        return {f: nft.list_table(f, self.table) or [] for f in (INET, BRIDGE)}
 
     def _network_removal(self, bridge: str) -> list[dict[str, Any]]:
         cmds: list[dict[str, Any]] = []
-        inet = nft.list_table(INET, self.table) or []
-        chains = {o["chain"]["name"] for o in inet if "chain" in o}
-        for obj in inet:
+        listing = self._listing()
+        for obj in listing[INET]:
             s = obj.get("set") or obj.get("map")
             if s and bridge in [e[0] if isinstance(e, list) else e for e in s.get("elem", [])]:
                 cmds.append({"delete": self._obj(INET, "element", name=s["name"], elem=[bridge])})
-        for m in IF_MAPS:
-            if CHAIN_OF[m] + bridge in chains:
-                cmds += [{"flush": self._obj(INET, "chain", name=CHAIN_OF[m] + bridge)},
-                         {"delete": self._obj(INET, "chain", name=CHAIN_OF[m] + bridge)}]
-        chain = "icc-" + bridge
-        cmds += [{"delete": self._obj(BRIDGE, "element", name=ICC_MAPS[v], elem=[key])}
-                 for v, key, _ in self._icc_elements(chain)]
-        bridge_chains = {o["chain"]["name"] for o in nft.list_table(BRIDGE, self.table) or []
-                         if "chain" in o}
-        if chain in bridge_chains:
-            cmds += [{"flush": self._obj(BRIDGE, "chain", name=chain)},
-                     {"delete": self._obj(BRIDGE, "chain", name=chain)}]
+        for family in (INET, BRIDGE):
+            prefix, maps = SUBNET_MAPS[family]
+            cmds += [{"delete": self._obj(family, "element", name=maps[v], elem=[key])}
+                     for v, key, _ in _subnet_map(listing[family], family, prefix + bridge)]
+        ours = {(INET, p + bridge) for p in [*IF_MAPS.values(), "nat-"]}
+        ours.add((BRIDGE, "icc-" + bridge))
+        present = {(o["chain"]["family"], o["chain"]["name"])
+                   for objs in listing.values() for o in objs if "chain" in o}
+        for family, chain in sorted(ours & present):
+            cmds += [{"flush": self._obj(family, "chain", name=chain)},
+                     {"delete": self._obj(family, "chain", name=chain)}]
         return cmds
 
     def _port_rule(self, container_id: str, target: str, port: PortMap) -> dict[str, Any]:
@@ -358,8 +357,21 @@ def _prefix(net: Subnet) -> dict[str, Any]:
     return {"prefix": {"addr": str(net.network_address), "len": net.prefixlen}}
 
 
-def _ipfam(net: Subnet) -> str:
-    return "ip" if net.version == 4 else "ip6"
+def _subnet_map(listing: list[dict[str, Any]], family: str,
+                chain: str) -> list[tuple[int, Any, str]]:
+    """(ip version, element key, subnet) of the family's subnet map elements that jump to
+    chain."""
+    maps = SUBNET_MAPS[family][1]
+    found = []
+    for obj in listing:
+        m = obj.get("map")
+        if not m or m.get("name") not in maps.values():
+            continue
+        version = 4 if m["name"] == maps[4] else 6
+        for key, verdict in m.get("elem", []):
+            if verdict.get("jump", {}).get("target") == chain:
+                found.append((version, key, _key_net(key)))
+    return found
 
 
 def _key_net(key: Any) -> str:
