@@ -6,6 +6,7 @@ Layout (family `inet` for routing and NAT, family `bridge` of the same name for 
       set bridges  {ifname}                  every bridge of this table
       maps fwd_in, fwd_out, host_in          {ifname: jump <that bridge's chain>}
       maps nat4, nat6                        {subnet: jump nat-B}
+      chain loopback     (filter/prerouting/raw)  iifname @bridges ip daddr 127.0.0.0/8 drop
       chain forward      (filter/forward)    iifname vmap @fwd_in; oifname vmap @fwd_out
       chain input        (filter/input)      iifname vmap @host_in
       chain prerouting   (nat/dstnat)        fib daddr type local jump ports
@@ -198,6 +199,7 @@ class Firewall:
         for family, (_, maps) in SUBNET_MAPS.items():
             cmds += [self._add(family, "map", name=m, type=f"ipv{v}_addr", map="verdict",
                                flags=["interval"]) for v, m in maps.items()]
+        cmds += self._chain(INET, "loopback", "filter", "prerouting", -300)
         cmds += self._chain(INET, "forward", "filter", "forward", 0)
         cmds += self._chain(INET, "input", "filter", "input", 0)
         cmds += self._chain(INET, "prerouting", "nat", "prerouting", -100)
@@ -207,6 +209,12 @@ class Firewall:
         cmds += self._chain(BRIDGE, "forward", "filter", "forward", -200)
         local = _match(_fib_daddr_type(), "local")
         cmds += [
+            # route_localnet=1 would let a container reach the host's 127.0.0.1-only services
+            # (CVE-2020-8558): nothing from a bridge is for 127/8. Raw priority: before
+            # conntrack reverses our masquerade, so answers to 127.0.0.1 are not mistaken.
+            self._rule("loopback", _match(_meta("iifname"), "@bridges"),
+                       _match(_payload("ip", "daddr"), _prefix(_subnet("127.0.0.0/8"))),
+                       {"drop": None}),
             self._rule("forward", _vmap(_meta("iifname"), "fwd_in")),
             self._rule("forward", _vmap(_meta("oifname"), "fwd_out")),
             self._rule("input", _vmap(_meta("iifname"), "host_in")),
@@ -237,6 +245,10 @@ class Firewall:
             cmds += [self._rule("fwd-in-" + b, not_b_out, drop),
                      self._rule("fwd-out-" + b, not_b_in, drop),
                      self._rule("in-" + b, _ct("state", ["established", "related"]), _accept()),
+                     # neighbour discovery is not tracked: without it the host's own
+                     # connections to the containers would find no IPv6 neighbour
+                     self._rule("in-" + b, _match(_payload("icmpv6", "type"), {"set": [
+                         "nd-neighbor-solicit", "nd-neighbor-advert"]}), _accept()),
                      self._rule("in-" + b, drop)]
         else:  # out: anywhere but another Barque bridge; in: replies and published ports only
             cmds += [self._rule("fwd-in-" + b, not_b_out, _match(_meta("oifname"), "@bridges"),

@@ -62,6 +62,12 @@ def reserve() -> Iterator[Callable[[str], int]]:
         s.close()
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def nft_json(family: str, table: str) -> str:
     out = subprocess.run(["nft", "-j", "list", "table", family, table], capture_output=True,
                          text=True)
@@ -162,6 +168,31 @@ def test_add_ports_again_replaces_and_remove_ports_takes_only_that_container(
     assert "c1" * 32 not in nft_json("inet", fw.table)
 
 
+def test_container_cannot_reach_services_on_the_hosts_loopback(
+        topo: Topology, fw: Firewall, reserve: Callable[[str], int]) -> None:
+    """route_localnet=1 (for published ports at 127.0.0.1) also makes the host accept packets
+    to 127.0.0.1 that arrive on the bridge: a container could talk to services that listen on
+    the host's loopback only (CVE-2020-8558, kube-proxy's). The attack: the container routes
+    127.0.0.1 to its gateway."""
+    net, = free_subnets(1)
+    br = topo.bridge("b1", net)
+    a = topo.namespace("a", net, 2, br)
+    port = free_port()
+    topo.serve(None, "H", "127.0.0.1", port)  # a loopback-only service of the host
+    fw.ensure_network(br, [str(net)], internal=False, icc=True, masquerade=True)
+    for step in (["addr", "del", "127.0.0.1/8", "dev", "lo"],  # its own 127/8 is no more local
+                 ["route", "add", "127.0.0.1/32", "via", host(net, 1), "dev", "eth0"]):
+        subprocess.run(["ip", "-n", a, *step], check=True)
+    subprocess.run(["ip", "netns", "exec", a, "sysctl", "-qw",
+                    "net.ipv4.conf.eth0.route_localnet=1"], check=True)
+    assert topo.ask_from(a, "127.0.0.1", port) == ""
+    # while the published way to 127.0.0.1 keeps working
+    topo.serve(a, "A", host(net, 2), 8000)
+    published = reserve("tcp")
+    fw.add_ports("c1", br, host(net, 2), [PortMap("tcp", "", published, 8000)])
+    assert ask("127.0.0.1", published) == f"A {host(net, 1)}"
+
+
 # -- networks ----------------------------------------------------------------------------------
 
 def test_internal_network_cannot_reach_the_host_or_out(
@@ -173,7 +204,7 @@ def test_internal_network_cannot_reach_the_host_or_out(
     c = topo.namespace("c", outside, 2)
     topo.serve(a, "A", host(net, 2), 8000)
     topo.serve(c, "C", host(outside, 2), 8000)
-    port = reserve("tcp")
+    port = free_port()
     topo.serve(None, "H", host(net, 1), port)
     # without the table both work: what follows is the rules' doing
     assert topo.ask_from(a, host(net, 1), port) == f"H {host(net, 2)}"
@@ -226,7 +257,7 @@ def test_icc_off_drops_traffic_between_containers_of_the_bridge(
     a = topo.namespace("a", net, 2, br)
     b = topo.namespace("b", net, 3, br)
     topo.serve(b, "B", host(net, 3), 8000)
-    port = reserve("tcp")
+    port = free_port()
     topo.serve(None, "H", host(net, 1), port)
 
     fw.ensure_network(br, [str(net)], internal=False, icc=True, masquerade=True)
@@ -277,7 +308,7 @@ def test_remove_network_and_delete_table_leave_nothing(
     assert fw.bridges() == [] and fw.port_owners() == []
     objs = json.loads(nft_json("inet", fw.table))["nftables"]
     assert {o["rule"]["chain"] for o in objs if "rule" in o} <= {
-        "forward", "input", "prerouting", "output", "postrouting"}
+        "loopback", "forward", "input", "prerouting", "output", "postrouting"}
     fw.delete_table()
     fw.delete_table()
     assert not [t for t in tables() if t.endswith(" " + fw.table)]
