@@ -275,13 +275,16 @@ class Firewall:
 
     def _subnet_elements(self, listing: list[dict[str, Any]], family: str, bridge: str,
                          nets: list[Subnet]) -> list[dict[str, Any]]:
-        """Make the family's subnet maps send exactly nets to the bridge's chain: elements for
-        subnets it no longer has (a changed default bridge) go."""
+        """Make the family's subnet maps send exactly nets to the bridge's chain. Elements go
+        for subnets it no longer has (a changed default bridge), and elements of other bridges
+        that overlap: subnets of one root never do, so those are a crashed run's leftovers."""
         prefix, maps = SUBNET_MAPS[family]
+        chain = prefix + bridge
         keep = {(n.version, str(n)) for n in nets}
         cmds = [{"delete": self._obj(family, "element", name=maps[v], elem=[key])}
-                for v, key, net in _subnet_map(listing, family, prefix + bridge)
-                if (v, net) not in keep]
+                for v, key, net, target in _subnet_map(listing, family)
+                if ((v, net) not in keep if target == chain else
+                    any(n.overlaps(ipaddress.ip_network(net)) for n in nets if n.version == v))]
         return cmds + [self._add(family, "element", name=maps[n.version],
                                  elem=[[_prefix(n), _jump(prefix + bridge)]]) for n in nets]
 
@@ -298,7 +301,8 @@ class Firewall:
         for family in (INET, BRIDGE):
             prefix, maps = SUBNET_MAPS[family]
             cmds += [{"delete": self._obj(family, "element", name=maps[v], elem=[key])}
-                     for v, key, _ in _subnet_map(listing[family], family, prefix + bridge)]
+                     for v, key, _, target in _subnet_map(listing[family], family)
+                     if target == prefix + bridge]
         ours = {(INET, p + bridge) for p in [*IF_MAPS.values(), "nat-"]}
         ours.add((BRIDGE, "icc-" + bridge))
         present = {(o["chain"]["family"], o["chain"]["name"])
@@ -369,10 +373,8 @@ def _prefix(net: Subnet) -> dict[str, Any]:
     return {"prefix": {"addr": str(net.network_address), "len": net.prefixlen}}
 
 
-def _subnet_map(listing: list[dict[str, Any]], family: str,
-                chain: str) -> list[tuple[int, Any, str]]:
-    """(ip version, element key, subnet) of the family's subnet map elements that jump to
-    chain."""
+def _subnet_map(listing: list[dict[str, Any]], family: str) -> list[tuple[int, Any, str, str]]:
+    """(ip version, element key, subnet, chain jumped to) of the family's subnet maps."""
     maps = SUBNET_MAPS[family][1]
     found = []
     for obj in listing:
@@ -381,8 +383,7 @@ def _subnet_map(listing: list[dict[str, Any]], family: str,
             continue
         version = 4 if m["name"] == maps[4] else 6
         for key, verdict in m.get("elem", []):
-            if verdict.get("jump", {}).get("target") == chain:
-                found.append((version, key, _key_net(key)))
+            found.append((version, key, _key_net(key), verdict.get("jump", {}).get("target")))
     return found
 
 

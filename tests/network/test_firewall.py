@@ -314,6 +314,48 @@ def test_remove_network_and_delete_table_leave_nothing(
     assert not [t for t in tables() if t.endswith(" " + fw.table)]
 
 
+def subnet_map(table: str, family: str, name: str) -> dict[str, str]:
+    """subnet -> chain of a subnet map."""
+    objs = json.loads(nft_json(family, table))["nftables"]
+    m = [o["map"] for o in objs if o.get("map", {}).get("name") == name][0]
+    return {f"{k['prefix']['addr']}/{k['prefix']['len']}": v["jump"]["target"]
+            for k, v in m.get("elem", [])}
+
+
+def test_changed_subnets_and_leftovers_of_a_crash_are_replaced(fw: Firewall,
+                                                               if_prefix: str) -> None:
+    n1, n2 = free_subnets(2)
+    b1, b2 = if_prefix + "b1", if_prefix + "b2"  # rules only: no traffic, no links needed
+    fw.ensure_network(b1, [str(n1)], internal=False, icc=False, masquerade=True)
+    fw.ensure_network(b1, [str(n2)], internal=False, icc=False, masquerade=True)
+    assert subnet_map(fw.table, "inet", "nat4") == {str(n2): "nat-" + b1}
+    assert subnet_map(fw.table, "bridge", "icc4") == {str(n2): "icc-" + b1}
+    # b1 is a crashed run's network: its subnet went to a new network on b2
+    fw.ensure_network(b2, [str(n2)], internal=False, icc=False, masquerade=True)
+    assert subnet_map(fw.table, "inet", "nat4") == {str(n2): "nat-" + b2}
+    assert subnet_map(fw.table, "bridge", "icc4") == {str(n2): "icc-" + b2}
+    fw.remove_network(b1)
+    assert fw.bridges() == [b2]
+    assert subnet_map(fw.table, "inet", "nat4") == {str(n2): "nat-" + b2}
+
+
+def test_foreign_forward_drop_is_named(topo: Topology, if_prefix: str,
+                                       run_prefix: str) -> None:
+    """Docker's iptables FORWARD policy DROP, made in a namespace of the test's own."""
+    ns = run_prefix + "d"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    topo.namespaces.append(ns)
+    code = ("from barque.network.firewall import Firewall\n"
+            "print(Firewall.foreign_forward_drops())")
+    run = ["ip", "netns", "exec", ns]
+    out = subprocess.run([*run, sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stderr
+    subprocess.run([*run, "nft", f"add table ip {if_prefix}dk; add chain ip {if_prefix}dk "
+                    "FORWARD { type filter hook forward priority 0; policy drop; }"], check=True)
+    out = subprocess.run([*run, sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == str([f"ip {if_prefix}dk FORWARD"]), out.stderr
+
+
 CONCURRENT = r"""
 import os, sys, time
 from barque.network.firewall import Firewall
