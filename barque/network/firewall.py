@@ -29,7 +29,11 @@ retry when another process changed it meanwhile.
 Published ports use kernel DNAT, not a userland proxy as Docker offers (its default): no extra
 process per port, no copy of every byte through user space, and the container sees the client's
 real address. The host reaches its ports at 127.0.0.1 because the bridge gets route_localnet=1
-and 127.0.0.0/8 sources leaving through a bridge are masqueraded to the bridge's address.
+and 127.0.0.0/8 sources leaving through a bridge are masqueraded to the bridge's address; the
+`loopback` chain keeps route_localnet from opening the host's loopback to the containers.
+Ports are IPv4 only (a host_ip of "::" is refused). A container cannot reach a published port
+of a container on another Barque network through the host's address either: isolation drops
+the DNAT'd packet, as Docker's own rules do when its proxy is off.
 
 icc=False is enforced in the bridge family, by subnet: frames bridged between two ports of B
 whose source and destination are both in B's subnets are dropped. We did not use br_netfilter
