@@ -28,7 +28,8 @@ PACKAGE_DIRS = (
     "/usr/lib/python3/site-packages",
     "/usr/local/lib/python3/dist-packages",
 )
-MISSING = "No such file or directory"
+# The kernel's ENOENT, and libnftables' own words when its cache already knows.
+MISSING = ("No such file or directory", "does not exist")
 
 
 class NftError(Exception):
@@ -37,7 +38,7 @@ class NftError(Exception):
     @property
     def missing(self) -> bool:
         """The table, chain, rule or element the command named does not exist (ENOENT)."""
-        return MISSING in str(self)
+        return any(words in str(self) for words in MISSING)
 
 
 def _load_module() -> ModuleType:
