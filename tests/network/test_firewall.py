@@ -142,6 +142,9 @@ def test_udp_port(topo: Topology, fw: Firewall, reserve: Callable[[str], int]) -
 
     assert ask("127.0.0.1", port, "udp") == f"A {host(net, 1)}"
     assert ask(host(net, 1), port, "tcp") == ""  # the protocol is part of the mapping
+    fw.add_ports("c2", br, host(net, 3), [PortMap("sctp", host(net, 1), 5000, 5001)])
+    sctp = json.dumps(chain_rules(fw.table, "ports")[-1])
+    assert '"sctp"' in sctp and '"c2"' in sctp and str(host(net, 1)) in sctp
 
 
 def test_add_ports_again_replaces_and_remove_ports_takes_only_that_container(
