@@ -42,10 +42,12 @@ bridged frame of every bridge (libvirt's, Docker's) through the IP hooks. `meta 
 be neater but needs CONFIG_NFT_BRIDGE_META, which kernels (this VM's) may lack.
 
 Co-existence with Docker: a table's accept does not override another table's drop. Docker sets
-the policy of iptables' FORWARD chain (table ip filter) to DROP, so traffic our bridges forward
-(outbound, published ports from other hosts, and with br_netfilter even container to
-container) is dropped there. We never change another table; `foreign_forward_drops()` names the
-chains that do it, so the caller can say why.
+the policy of iptables' FORWARD chain (table ip filter) to DROP when it is the one to turn
+ip_forward on (dockerd started first after a boot; ip6tables' FORWARD whenever its ip6tables
+option is on), so traffic our bridges forward (outbound, published ports from other hosts, and
+with br_netfilter's bridge-nf-call-iptables=1 even container to container) is dropped there.
+We never change another table; `foreign_forward_drops()` names the chains that do it, so the
+caller can say why.
 """
 
 from __future__ import annotations
