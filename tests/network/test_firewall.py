@@ -113,6 +113,11 @@ def test_published_port_reaches_container_from_host_localhost_and_bridge(
         assert f.read().strip() == "1"
     # another container of the bridge through the host's address: hairpin NAT answers
     assert topo.ask_from(b, gateway, port) == f"A {gateway}"
+    # and the container itself: with br_netfilter, DNAT back into the same bridge is bridged
+    # out of the port the packet came in by, which takes hairpin mode on that port (as Docker)
+    with open(f"/sys/class/net/{topo.if_prefix}va/brport/hairpin_mode", "w") as f:
+        f.write("1")
+    assert topo.ask_from(a, gateway, port) == f"A {gateway}"
     assert fw.port_owners() == ["c1"]
 
 
