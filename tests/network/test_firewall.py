@@ -1,0 +1,445 @@
+"""Barque's nftables table with real traffic: bridges and namespaces made with `ip`, servers in
+the namespaces, clients on the host (127.0.0.1, the bridge's address) or in other namespaces."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from barque.network.firewall import Firewall
+from barque.network.ports import PortMap
+from tests.network.topology import Topology, ask, free_subnets, host
+from tests.support.tools import require
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def topo(if_prefix: str, run_prefix: str) -> Iterator[Topology]:
+    require("ip", "nft")
+    t = Topology(if_prefix, run_prefix)
+    yield t
+    t.cleanup()
+
+
+@pytest.fixture
+def fw(if_prefix: str) -> Iterator[Firewall]:
+    f = Firewall(if_prefix + "_fw")
+    yield f
+    f.delete_table()
+
+
+@pytest.fixture
+def forwarding() -> None:
+    """Tests of forwarded traffic: another table's forward chain with policy drop (Docker's
+    iptables FORWARD) drops it whatever our table says."""
+    drops = Firewall.foreign_forward_drops()
+    if drops:
+        pytest.skip(f"forwarded traffic is dropped by {', '.join(drops)} (not ours to change)")
+
+
+@pytest.fixture
+def reserve() -> Iterator[Callable[[str], int]]:
+    """Host ports held for the test, as the engine holds a published port's socket."""
+    held: list[socket.socket] = []
+
+    def take(proto: str = "tcp") -> int:
+        s = socket.socket(socket.AF_INET,
+                          socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        held.append(s)
+        return int(s.getsockname()[1])
+
+    yield take
+    for s in held:
+        s.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def nft_json(family: str, table: str) -> str:
+    out = subprocess.run(["nft", "-j", "list", "table", family, table], capture_output=True,
+                         text=True)
+    return out.stdout if out.returncode == 0 else ""
+
+
+def chain_rules(table: str, chain: str) -> list[dict]:
+    objs = json.loads(nft_json("inet", table))["nftables"]
+    return [o["rule"] for o in objs if "rule" in o and o["rule"]["chain"] == chain]
+
+
+def masquerades_out(table: str, bridge: str) -> bool:
+    """The bridge's NAT chain masquerades what leaves through another interface."""
+    return any(r["expr"][-1] == {"masquerade": None} and '"!="' in json.dumps(r)
+               for r in chain_rules(table, "nat-" + bridge))
+
+
+def tables() -> list[str]:
+    out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    return [line.strip() for line in out.splitlines()]
+
+
+# -- published ports ---------------------------------------------------------------------------
+
+def test_published_port_reaches_container_from_host_localhost_and_bridge(
+        topo: Topology, fw: Firewall, reserve: Callable[[str], int]) -> None:
+    net, = free_subnets(1)
+    br = topo.bridge("b1", net)
+    a = topo.namespace("a", net, 2, br)
+    b = topo.namespace("b", net, 3, br)
+    topo.serve(a, "A", host(net, 2), 8000)
+    port = reserve("tcp")
+    assert ask("127.0.0.1", port) == ""  # nothing there before the rule
+
+    fw.ensure_network(br, [str(net)], internal=False, icc=True, masquerade=True)
+    fw.add_ports("c1", br, host(net, 2), [PortMap("tcp", "", port, 8000)])
+
+    gateway = host(net, 1)
+    # 127.0.0.1: route_localnet lets it out through the bridge, masquerade rewrites it
+    assert ask("127.0.0.1", port) == f"A {gateway}"
+    assert ask(gateway, port) == f"A {gateway}"
+    with open(f"/proc/sys/net/ipv4/conf/{br}/route_localnet") as f:
+        assert f.read().strip() == "1"
+    # another container of the bridge through the host's address: hairpin NAT answers
+    assert topo.ask_from(b, gateway, port) == f"A {gateway}"
+    # and the container itself: with br_netfilter, DNAT back into the same bridge is bridged
+    # out of the port the packet came in by, which takes hairpin mode on that port (as Docker)
+    with open(f"/sys/class/net/{topo.if_prefix}va/brport/hairpin_mode", "w") as f:
+        f.write("1")
+    assert topo.ask_from(a, gateway, port) == f"A {gateway}"
+    assert fw.port_owners() == ["c1"]
+
+
+def test_host_ip_limits_the_addresses(topo: Topology, fw: Firewall,
+                                      reserve: Callable[[str], int]) -> None:
+    net, = free_subnets(1)
+    br = topo.bridge("b1", net)
+    a = topo.namespace("a", net, 2, br)
+    topo.serve(a, "A", host(net, 2), 8000)
+    port = reserve("tcp")
+    fw.ensure_network(br, [str(net)], internal=False, icc=True, masquerade=True)
+    fw.add_ports("c1", br, host(net, 2), [PortMap("tcp", "127.0.0.1", port, 8000)])
+
+    assert ask("127.0.0.1", port) == f"A {host(net, 1)}"
+    assert ask(host(net, 1), port) == ""
+
+
+def test_udp_port(topo: Topology, fw: Firewall, reserve: Callable[[str], int]) -> None:
+    net, = free_subnets(1)
+    br = topo.bridge("b1", net)
+    a = topo.namespace("a", net, 2, br)
+    topo.serve(a, "A", host(net, 2), 8001, "udp")
+    port = reserve("udp")
+    assert ask("127.0.0.1", port, "udp") == ""
+    fw.ensure_network(br, [str(net)], internal=False, icc=True, masquerade=True)
+    fw.add_ports("c1", br, host(net, 2), [PortMap("udp", "", port, 8001)])
+
+    assert ask("127.0.0.1", port, "udp") == f"A {host(net, 1)}"
+    assert ask(host(net, 1), port, "tcp") == ""  # the protocol is part of the mapping
+    fw.add_ports("c2", br, host(net, 3), [PortMap("sctp", host(net, 1), 5000, 5001)])
+    sctp = json.dumps(chain_rules(fw.table, "ports")[-1])
+    assert '"sctp"' in sctp and '"c2"' in sctp and str(host(net, 1)) in sctp
+
+
+def test_add_ports_again_replaces_and_remove_ports_takes_only_that_container(
+        topo: Topology, fw: Firewall, reserve: Callable[[str], int]) -> None:
+    net, = free_subnets(1)
+    br = topo.bridge("b1", net)
+    a = topo.namespace("a", net, 2, br)
+    b = topo.namespace("b", net, 3, br)
+    topo.serve(a, "A", host(net, 2), 8000)
+    topo.serve(b, "B", host(net, 3), 8000)
+    p1, p2 = reserve("tcp"), reserve("tcp")
+    fw.ensure_network(br, [str(net)], internal=False, icc=True, masquerade=True)
+    for _ in range(2):
+        fw.add_ports("c1" * 32, br, host(net, 2), [PortMap("tcp", "", p1, 8000)])
+    fw.add_ports("c2" * 32, br, host(net, 3), [PortMap("tcp", "", p2, 8000)])
+    assert len(chain_rules(fw.table, "ports")) == 2
+    assert fw.port_owners() == ["c1" * 32, "c2" * 32]
+
+    fw.remove_ports("c1" * 32)
+    fw.remove_ports("c1" * 32)  # again: nothing left to remove is fine
+    assert ask("127.0.0.1", p1) == ""
+    assert ask("127.0.0.1", p2) == f"B {host(net, 1)}"
+    assert fw.port_owners() == ["c2" * 32]
+    assert "c1" * 32 not in nft_json("inet", fw.table)
+
+
+def test_container_cannot_reach_services_on_the_hosts_loopback(
+        topo: Topology, fw: Firewall, reserve: Callable[[str], int]) -> None:
+    """route_localnet=1 (for published ports at 127.0.0.1) also makes the host accept packets
+    to 127.0.0.1 that arrive on the bridge: a container could talk to services that listen on
+    the host's loopback only (CVE-2020-8558, kube-proxy's). The attack: the container routes
+    127.0.0.1 to its gateway."""
+    net, = free_subnets(1)
+    br = topo.bridge("b1", net)
+    a = topo.namespace("a", net, 2, br)
+    port = free_port()
+    topo.serve(None, "H", "127.0.0.1", port)  # a loopback-only service of the host
+    fw.ensure_network(br, [str(net)], internal=False, icc=True, masquerade=True)
+    for step in (["addr", "del", "127.0.0.1/8", "dev", "lo"],  # its own 127/8 is no more local
+                 ["route", "add", "127.0.0.1/32", "via", host(net, 1), "dev", "eth0"]):
+        subprocess.run(["ip", "-n", a, *step], check=True)
+    subprocess.run(["ip", "netns", "exec", a, "sysctl", "-qw",
+                    "net.ipv4.conf.eth0.route_localnet=1"], check=True)
+    assert topo.ask_from(a, "127.0.0.1", port) == ""
+    # while the published way to 127.0.0.1 keeps working
+    topo.serve(a, "A", host(net, 2), 8000)
+    published = reserve("tcp")
+    fw.add_ports("c1", br, host(net, 2), [PortMap("tcp", "", published, 8000)])
+    assert ask("127.0.0.1", published) == f"A {host(net, 1)}"
+
+
+# -- networks ----------------------------------------------------------------------------------
+
+def test_internal_network_cannot_reach_the_host_or_out(
+        topo: Topology, fw: Firewall, reserve: Callable[[str], int],
+        forwarding: None) -> None:
+    net, outside = free_subnets(2)
+    br = topo.bridge("b1", net)
+    a = topo.namespace("a", net, 2, br)
+    c = topo.namespace("c", outside, 2)
+    topo.serve(a, "A", host(net, 2), 8000)
+    topo.serve(c, "C", host(outside, 2), 8000)
+    port = free_port()
+    topo.serve(None, "H", host(net, 1), port)
+    # without the table both work: what follows is the rules' doing
+    assert topo.ask_from(a, host(net, 1), port) == f"H {host(net, 2)}"
+    assert topo.ask_from(a, host(outside, 2), 8000) == f"C {host(net, 2)}"
+
+    fw.ensure_network(br, [str(net)], internal=True, icc=True, masquerade=True)
+    assert topo.ask_from(a, host(net, 1), port) == ""
+    assert topo.ask_from(a, host(outside, 2), 8000) == ""
+    assert topo.ask_from(c, host(net, 2), 8000) == ""
+    # the host may still open connections to the container (answers are let in)
+    assert ask(host(net, 2), 8000) == f"A {host(net, 1)}"
+    assert not masquerades_out(fw.table, br)
+
+
+def test_bridges_are_isolated_and_masquerade_out(topo: Topology, fw: Firewall,
+                                                 forwarding: None) -> None:
+    n1, n2, outside = free_subnets(3)
+    b1, b2 = topo.bridge("b1", n1), topo.bridge("b2", n2)
+    a = topo.namespace("a", n1, 2, b1)
+    b = topo.namespace("b", n2, 2, b2)
+    c = topo.namespace("c", outside, 2)
+    topo.serve(a, "A", host(n1, 2), 8000)
+    topo.serve(b, "B", host(n2, 2), 8000)
+    topo.serve(c, "C", host(outside, 2), 8000)
+    assert topo.ask_from(a, host(n2, 2), 8000) == f"B {host(n1, 2)}"
+    assert topo.ask_from(a, host(outside, 2), 8000) == f"C {host(n1, 2)}"
+
+    fw.ensure_network(b1, [str(n1)], internal=False, icc=True, masquerade=True)
+    fw.ensure_network(b2, [str(n2)], internal=False, icc=True, masquerade=False)
+    assert topo.ask_from(a, host(n2, 2), 8000) == ""
+    assert topo.ask_from(b, host(n1, 2), 8000) == ""
+    # out: masqueraded to the host's address on the way out, unless masquerade is off
+    assert topo.ask_from(a, host(outside, 2), 8000) == f"C {host(outside, 1)}"
+    assert topo.ask_from(b, host(outside, 2), 8000) == f"C {host(n2, 2)}"
+    # from outside, straight to a container's address (no published port): refused
+    assert topo.ask_from(c, host(n1, 2), 8000) == ""
+    assert fw.bridges() == sorted([b1, b2])
+    assert masquerades_out(fw.table, b1) and not masquerades_out(fw.table, b2)
+    nat4 = [o["map"] for o in json.loads(nft_json("inet", fw.table))["nftables"]
+            if o.get("map", {}).get("name") == "nat4"][0]
+    assert sorted(nat4["elem"], key=json.dumps) == sorted(
+        [[{"prefix": {"addr": str(n.network_address), "len": 24}}, {"jump": {"target": c}}]
+         for n, c in ((n1, "nat-" + b1), (n2, "nat-" + b2))], key=json.dumps)
+
+
+def test_icc_off_drops_traffic_between_containers_of_the_bridge(
+        topo: Topology, fw: Firewall, reserve: Callable[[str], int]) -> None:
+    net, = free_subnets(1)
+    br = topo.bridge("b1", net)
+    a = topo.namespace("a", net, 2, br)
+    b = topo.namespace("b", net, 3, br)
+    topo.serve(b, "B", host(net, 3), 8000)
+    port = free_port()
+    topo.serve(None, "H", host(net, 1), port)
+
+    fw.ensure_network(br, [str(net)], internal=False, icc=True, masquerade=True)
+    assert topo.ask_from(a, host(net, 3), 8000) == f"B {host(net, 2)}"
+    fw.ensure_network(br, [str(net)], internal=False, icc=False, masquerade=True)
+    assert topo.ask_from(a, host(net, 3), 8000) == ""
+    assert topo.ask_from(a, host(net, 1), port) == f"H {host(net, 2)}"  # the host still is
+    fw.ensure_network(br, [str(net)], internal=False, icc=True, masquerade=True)
+    assert topo.ask_from(a, host(net, 3), 8000) == f"B {host(net, 2)}"
+    assert str(net.network_address) not in nft_json("bridge", fw.table)
+
+
+def test_ipv6_subnet_is_masqueraded_and_forwarded(topo: Topology, fw: Firewall) -> None:
+    net, = free_subnets(1)
+    br = topo.bridge("b1", net)
+    with open("/proc/sys/net/ipv6/conf/all/forwarding") as f:
+        before = f.read().strip()
+    try:
+        fw.ensure_network(br, [str(net), "fd00:b0a7:1::/64"], internal=False, icc=False,
+                          masquerade=True)
+        with open("/proc/sys/net/ipv6/conf/all/forwarding") as f:
+            assert f.read().strip() == "1"
+    finally:  # a host-wide switch: give the machine back as it was
+        with open("/proc/sys/net/ipv6/conf/all/forwarding", "w") as f:
+            f.write(before)
+    assert masquerades_out(fw.table, br)
+    assert '"fd00:b0a7:1::"' in nft_json("inet", fw.table)  # in nat6, to nat-BRIDGE
+    assert "fd00:b0a7:1::" in nft_json("bridge", fw.table)
+
+
+def test_remove_network_and_delete_table_leave_nothing(
+        topo: Topology, fw: Firewall, reserve: Callable[[str], int]) -> None:
+    n1, n2 = free_subnets(2)
+    b1, b2 = topo.bridge("b1", n1), topo.bridge("b2", n2)
+    fw.ensure_network(b1, [str(n1)], internal=False, icc=False, masquerade=True)
+    fw.ensure_network(b2, [str(n2)], internal=True, icc=False, masquerade=True)
+    fw.add_ports("c1", b1, host(n1, 2), [PortMap("tcp", "", reserve("tcp"), 80)])
+
+    fw.remove_network(b1)
+    fw.remove_network(b1)
+    assert fw.bridges() == [b2]
+    for family in ("inet", "bridge"):
+        text = nft_json(family, fw.table)
+        assert b1 not in text and str(n1.network_address) not in text
+        assert b2 in text
+    fw.remove_ports("c1")
+    fw.remove_network(b2)
+    assert fw.bridges() == [] and fw.port_owners() == []
+    objs = json.loads(nft_json("inet", fw.table))["nftables"]
+    assert {o["rule"]["chain"] for o in objs if "rule" in o} <= {
+        "loopback", "forward", "input", "prerouting", "output", "postrouting"}
+    fw.delete_table()
+    fw.delete_table()
+    assert not [t for t in tables() if t.endswith(" " + fw.table)]
+
+
+def subnet_map(table: str, family: str, name: str) -> dict[str, str]:
+    """subnet -> chain of a subnet map."""
+    objs = json.loads(nft_json(family, table))["nftables"]
+    m = [o["map"] for o in objs if o.get("map", {}).get("name") == name][0]
+    return {f"{k['prefix']['addr']}/{k['prefix']['len']}": v["jump"]["target"]
+            for k, v in m.get("elem", [])}
+
+
+def test_changed_subnets_and_leftovers_of_a_crash_are_replaced(fw: Firewall,
+                                                               if_prefix: str) -> None:
+    n1, n2 = free_subnets(2)
+    b1, b2 = if_prefix + "b1", if_prefix + "b2"  # rules only: no traffic, no links needed
+    fw.ensure_network(b1, [str(n1)], internal=False, icc=False, masquerade=True)
+    fw.ensure_network(b1, [str(n2)], internal=False, icc=False, masquerade=True)
+    assert subnet_map(fw.table, "inet", "nat4") == {str(n2): "nat-" + b1}
+    assert subnet_map(fw.table, "bridge", "icc4") == {str(n2): "icc-" + b1}
+    # b1 is a crashed run's network: its subnet went to a new network on b2
+    fw.ensure_network(b2, [str(n2)], internal=False, icc=False, masquerade=True)
+    assert subnet_map(fw.table, "inet", "nat4") == {str(n2): "nat-" + b2}
+    assert subnet_map(fw.table, "bridge", "icc4") == {str(n2): "icc-" + b2}
+    fw.remove_network(b1)
+    assert fw.bridges() == [b2]
+    assert subnet_map(fw.table, "inet", "nat4") == {str(n2): "nat-" + b2}
+
+
+def test_foreign_forward_drop_is_named(topo: Topology, if_prefix: str,
+                                       run_prefix: str) -> None:
+    """Docker's iptables FORWARD policy DROP, made in a namespace of the test's own."""
+    ns = run_prefix + "d"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    topo.namespaces.append(ns)
+    code = ("from barque.network.firewall import Firewall\n"
+            "print(Firewall.foreign_forward_drops())")
+    run = ["ip", "netns", "exec", ns]
+    out = subprocess.run([*run, sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stderr
+    subprocess.run([*run, "nft", f"add table ip {if_prefix}dk; add chain ip {if_prefix}dk "
+                    "FORWARD { type filter hook forward priority 0; policy drop; }"], check=True)
+    out = subprocess.run([*run, sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == str([f"ip {if_prefix}dk FORWARD"]), out.stderr
+
+
+CONCURRENT = r"""
+import os, sys, time
+from barque.network.firewall import Firewall
+from barque.network.ports import PortMap
+table, bridge, subnet, go, me, port = sys.argv[1:7]
+while not os.path.exists(go):
+    time.sleep(0.001)
+fw = Firewall(table)
+for _ in range(10):
+    fw.ensure_network(bridge, [subnet], internal=False, icc=False, masquerade=True)
+    fw.add_ports(me, bridge, "10.0.0.2", [PortMap("tcp", "", int(port), 80)])
+"""
+
+
+def test_processes_ensuring_the_same_network_at_once(
+        topo: Topology, fw: Firewall, tmp_path: os.PathLike,
+        reserve: Callable[[str], int]) -> None:
+    net, = free_subnets(1)
+    br = topo.bridge("b1", net)
+    go = os.path.join(str(tmp_path), "go")
+    procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT, fw.table, br, str(net), go,
+                               f"c{i}", str(reserve("tcp"))],
+                              stderr=subprocess.PIPE, text=True) for i in range(3)]
+    time.sleep(0.3)  # all of them importing and waiting: then release them together
+    open(go, "w").close()
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+
+    alone = Firewall(fw.table + "1")
+    try:
+        alone.ensure_network(br, [str(net)], internal=False, icc=False, masquerade=True)
+        for chain in ("forward", "postrouting", "fwd-in-" + br, "fwd-out-" + br, "nat-" + br):
+            assert len(chain_rules(fw.table, chain)) == len(chain_rules(alone.table, chain))
+    finally:
+        alone.delete_table()
+    assert len(chain_rules(fw.table, "ports")) == 3
+    assert fw.port_owners() == ["c0", "c1", "c2"]
+
+
+# -- bad input ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bridge", ["@bridges", "br*", "a b", "x" * 16, "", "a/b", ".."])
+def test_bad_bridge_name_changes_nothing(fw: Firewall, bridge: str) -> None:
+    with pytest.raises(ValueError, match="invalid bridge name"):
+        fw.ensure_network(bridge, ["10.1.2.0/24"], internal=False, icc=True, masquerade=True)
+    assert not [t for t in tables() if t.endswith(" " + fw.table)]
+
+
+@pytest.mark.parametrize("port, words", [
+    (PortMap("icmp", "", 80, 80), "invalid protocol"),
+    (PortMap("tcp", "", 0, 80), "invalid host port"),
+    (PortMap("tcp", "", 80, 70000), "invalid port"),
+    (PortMap("tcp", "::1", 80, 80), "IPv4"),
+    (PortMap("tcp", "1.2.3", 80, 80), "invalid host address"),
+])
+def test_bad_port_changes_nothing(fw: Firewall, port: PortMap, words: str) -> None:
+    with pytest.raises(ValueError, match=words):
+        fw.add_ports("c1", "lo", "10.1.2.3", [port])
+    assert not [t for t in tables() if t.endswith(" " + fw.table)]
+
+
+def test_bad_table_name() -> None:
+    with pytest.raises(ValueError, match="invalid nftables table name"):
+        Firewall('x"; flush ruleset')
+
+
+def test_binding_is_loaded_from_the_system_package() -> None:
+    """Our interpreter cannot import Debian's binding; nft loads that one package by path."""
+    code = ("import sys\n"
+            "try:\n import nftables\nexcept ImportError:\n print('not importable')\n"
+            "from barque.network import nft\n"
+            "print(nft.list_chains() is not None, sys.modules['nftables'].__file__)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[-1].startswith("True /")
+    if lines[0] == "not importable":
+        assert "/nftables/__init__.py" in lines[-1]
