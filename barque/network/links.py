@@ -78,6 +78,7 @@ def add_veth(netns_path: str, bridge: str, host_name: str, ifname: str, addresse
     with _iproute() as ipr:
         host = _add_pair(ipr, netns_path, host_name, ifname, master, mac, mtu)
         try:
+            _hairpin(host_name)
             _configure_peer(netns_path, ifname, interfaces, routers)
         except BaseException:
             # One end takes the other along, wherever it is.
@@ -103,6 +104,14 @@ def _add_pair(ipr: Any, netns_path: str, host_name: str, ifname: str, master: in
     if index is None:  # someone deleted it under us
         raise OSError(errno.ENODEV, f"veth {host_name} vanished")
     return index
+
+
+def _hairpin(host_name: str) -> None:
+    """Frames may leave the bridge port they came in by, as Docker sets it: a container
+    reaching its own published port is DNATed back to itself (with br_netfilter on, the
+    bridge would otherwise drop that frame)."""
+    with open(f"/sys/class/net/{host_name}/brport/hairpin_mode", "w") as f:
+        f.write("1")
 
 
 def _configure_peer(netns_path: str, ifname: str, interfaces: list[IPInterface],
