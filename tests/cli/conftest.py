@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -47,11 +48,19 @@ class Barque:
         return sorted(os.listdir(path)) if os.path.isdir(path) else []
 
 
+_ROOTS = itertools.count()
+
+
 @pytest.fixture
-def barque(run_prefix: str) -> Iterator[Barque]:
-    # The run prefix in the paths lets the suite's leak check spot a mount we left behind.
+def barque(run_prefix: str, if_prefix: str) -> Iterator[Barque]:
+    # The run prefix in the paths lets the suite's leak check spot a mount we left behind; the
+    # interface prefix in the default bridge's and the nftables table's names, a link or table.
     work = tempfile.mkdtemp(prefix=f"{run_prefix}-cli-")
     b = Barque(os.path.join(work, "root"), os.path.join(work, "run"))
+    n = next(_ROOTS)
+    os.makedirs(b.root, mode=0o700)
+    with open(os.path.join(b.root, "daemon.json"), "w") as f:
+        json.dump({"bridge": f"{if_prefix}b{n}", "nft-table": f"{if_prefix}_{n}"}, f)
     try:
         yield b
     finally:
