@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "objects")
     inspect.add_argument("-f", "--format", help="format output using a Go template")
     inspect.add_argument("-s", "--size", action="store_true", help="display total file sizes")
-    inspect.add_argument("--type", choices=["container", "image", "volume"],
+    inspect.add_argument("--type", choices=["container", "image", "network", "volume"],
                          help="return JSON for the specified type")
     inspect.add_argument("containers", nargs="+", metavar="NAME|ID")
     inspect.set_defaults(parser=inspect, handler="cmd_inspect", container_handler=True)

@@ -66,11 +66,10 @@ def default_bridge(engine: Engine) -> Network:
 def resolve(engine: Engine, ref: str) -> Network | str:
     """A network by name, full ID or unique ID prefix: its row, or the name of a built-in
     one that has none ("host", "none"). EngineError 404 if there is no such network."""
-    bridge = default_bridge(engine)
     if ref in BUILTIN_DRIVERS:
         return ref
-    if ref == "default":
-        return bridge
+    if ref in ("bridge", "default"):
+        return default_bridge(engine)
     try:
         found = store_of(engine).find(ref)
     except NetworkError as e:

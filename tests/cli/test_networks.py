@@ -121,6 +121,8 @@ def test_create_inspect_ls_rm(barque: Barque) -> None:
                     "{{.Name}}")).split() == ["bridge", "host", "none"]
     assert ok(b.run("network", "inspect", "-f", "{{.Name}}:{{.Internal}}", "front1",
                     "back2")) == "front1:true\nback2:false\n"
+    assert ok(b.run("inspect", "-f", "{{.Name}} {{.Driver}}", "front1", "none")) == \
+        "front1 bridge\nnone null\n"  # docker inspect finds networks too
 
     assert ok(b.run("network", "rm", "front1", auto_id[:12])) == f"front1\n{auto_id[:12]}\n"
     assert names(b) == ["bridge", "host", "none", "six3"]
@@ -193,7 +195,8 @@ def test_prune(barque: Barque) -> None:
     result = b.run("network", "prune", input="n\n")
     assert "This will remove all custom networks not used by at least one container." in \
         result.stdout and names(b) == ["bridge", "host", "keep1", "none"]
-    assert ok(b.run("network", "prune", "-f", "--filter", "until=1s")) == \
+    assert ok(b.run("network", "prune", "-f", "--filter", "until=1h")) == ""  # too new
+    assert ok(b.run("network", "prune", "-f", "--filter", "until=2100-01-01T00:00:00")) == \
         "Deleted Networks:\nkeep1\n\n"
     assert names(b) == ["bridge", "host", "none"]
 
