@@ -54,6 +54,17 @@ def builtin_id(name: str) -> str:
     return hashlib.sha256(f"barque-network:{name}".encode()).hexdigest()
 
 
+def builtin_networks() -> list[dict[str, Any]]:
+    """`host` and `none` as Docker's Network objects, without what needs the engine (their
+    Created time, the containers on them)."""
+    return [{"Name": name, "Id": builtin_id(name), "Created": "0001-01-01T00:00:00Z",
+             "Scope": "local", "Driver": driver, "EnableIPv4": True, "EnableIPv6": False,
+             "IPAM": {"Driver": "default", "Options": None, "Config": None}, "Internal": False,
+             "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""},
+             "ConfigOnly": False, "Containers": {}, "Options": {}, "Labels": {}}
+            for name, driver in BUILTIN_DRIVERS.items()]
+
+
 def default_bridge(engine: Engine) -> Network:
     try:
         return store_of(engine).default_bridge(config_of(engine))
@@ -322,12 +333,8 @@ def _builtin_api(engine: Engine, name: str, containers: bool) -> dict[str, Any]:
                     "Name": record.name,
                     "EndpointID": hashlib.sha256(f"{record.id}:{name}".encode()).hexdigest(),
                     "MacAddress": "", "IPv4Address": "", "IPv6Address": ""}
-    return {"Name": name, "Id": builtin_id(name), "Created": default_bridge(engine).created,
-            "Scope": "local", "Driver": BUILTIN_DRIVERS[name], "EnableIPv4": True,
-            "EnableIPv6": False, "IPAM": {"Driver": "default", "Options": None, "Config": None},
-            "Internal": False, "Attachable": False, "Ingress": False,
-            "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": found,
-            "Options": {}, "Labels": {}}
+    [obj] = [n for n in builtin_networks() if n["Name"] == name]
+    return {**obj, "Created": default_bridge(engine).created, "Containers": found}
 
 
 def inspect(engine: Engine, ref: str) -> dict[str, Any]:
