@@ -138,6 +138,8 @@ def remove(engine: Engine, ref: str) -> None:
         netsetup.release_network(engine, gone)
     except NetworkError as e:
         raise _engine_error(e) from None
+    except OSError as e:  # the row is gone; its leftovers are reclaimed by name later
+        raise EngineError(f"error while removing network: {e}", 1, 500) from None
 
 
 def prune(engine: Engine, filters: list[str]) -> list[str]:

@@ -227,7 +227,7 @@ class NetworkStore:
         """A new network. `subnets`: Docker's IPAM Config entries as given ({"Subnet",
         "Gateway"?, "IPRange"?}); an IPv4 subnet (and an IPv6 one with `ipv6`) not given is
         chosen from `pools` (Docker's default address pools when None)."""
-        from barque.network.config import DEFAULT_POOLS
+        from barque.network.config import DEFAULT_POOLS, DEFAULT_ROOT, ula_pool
 
         configs = [{k: str(v) for k, v in c.items() if v} for c in subnets or []]
         validate_ipam(configs)
@@ -243,7 +243,7 @@ class NetworkStore:
         return self._insert(Network(
             network_id, name, driver, _now(), internal, ipv6, attachable, dict(labels or {}),
             options, {"Driver": "default", "Options": {}, "Config": configs}, bridge),
-            pools if pools is not None else DEFAULT_POOLS)
+            pools if pools is not None else [*DEFAULT_POOLS, ula_pool(DEFAULT_ROOT)])
 
     def _insert(self, network: Network, pools: list[tuple[str, int]]) -> Network:
         """Subnets chosen, overlaps and names checked and the row written, all under the write
