@@ -520,7 +520,8 @@ def cmd_ps(ns: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_inspect(ns: argparse.Namespace, engine: Engine) -> int:
-    """`docker inspect` / `docker container inspect`: containers first, then images."""
+    """`docker inspect` / `docker container inspect`: containers first, then images, then
+    networks."""
 
     found: list[dict[str, Any]] = []
     status = 0
@@ -537,6 +538,14 @@ def cmd_inspect(ns: argparse.Namespace, engine: Engine) -> int:
 
             found.append(eng_images.inspect(engine.store, image))
             continue
+        if images_too:
+            from barque.engine import networks
+
+            try:
+                found.append(networks.inspect(engine, name))
+                continue
+            except EngineError:
+                pass
         what = "object" if images_too else "container"
         sys.stderr.write(f"Error: No such {what}: {name}\n")
         status = 1

@@ -9,7 +9,7 @@ import re
 import sys
 from collections.abc import Sequence
 
-from barque.cli import container_args, image_args, system_args
+from barque.cli import container_args, image_args, network_args, system_args
 from barque.engine.context import DEFAULT_ROOT, DEFAULT_RUNROOT, EngineError, Paths
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
@@ -88,11 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     container_args.add_parsers(commands, _Parser)
     system_args.add_parsers(commands, _Parser)
+    network_args.add_parsers(commands, _Parser)
     inspect = commands.add_parser("inspect", help="return low-level information on Docker "
                                   "objects")
     inspect.add_argument("-f", "--format", help="format output using a Go template")
     inspect.add_argument("-s", "--size", action="store_true", help="display total file sizes")
-    inspect.add_argument("--type", choices=["container", "image", "volume"],
+    inspect.add_argument("--type", choices=["container", "image", "network", "volume"],
                          help="return JSON for the specified type")
     inspect.add_argument("containers", nargs="+", metavar="NAME|ID")
     inspect.set_defaults(parser=inspect, handler="cmd_inspect", container_handler=True)
@@ -125,7 +126,8 @@ def _cmd_containers(ns: argparse.Namespace, paths: Paths) -> int:
     from barque.cli.containers import CommandError
 
     run_like = ns.handler in ("cmd_run", "cmd_create")
-    name = "system" if getattr(ns, "system_handler", False) else "containers"
+    name = getattr(ns, "cli_module", None) or \
+        ("system" if getattr(ns, "system_handler", False) else "containers")
     module = importlib.import_module(f"barque.cli.{name}")
     # The monitor's clean-up may run after its root dir is gone (a test's, removed): it must
     # not make a new, empty one.

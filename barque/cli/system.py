@@ -137,38 +137,6 @@ def cmd_system_prune(ns: argparse.Namespace, engine: Engine) -> int:
     return 0
 
 
-# --- network ls -------------------------------------------------------------------------------
-
-NETWORK_TABLE = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
-NETWORK_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE"}
-
-
-def cmd_network_ls(ns: argparse.Namespace, engine: Engine) -> int:
-    """The networks a container can join today: the host's and none (bridges come with
-    networking, #5)."""
-    from barque.engine.networks import builtin_networks
-
-    rows = []
-    for net in builtin_networks():
-        keep = True
-        for item in ns.filter:
-            key, _, value = item.partition("=")
-            if key not in ("name", "driver", "id", "scope", "type"):
-                raise CommandError(f"Error response from daemon: invalid filter '{key}'")
-            field = {"name": net["Name"], "driver": net["Driver"], "id": net["Id"],
-                     "scope": net["Scope"], "type": "builtin"}[key]
-            keep = keep and (value in field if key == "name" else
-                             field.startswith(value) if key == "id" else field == value)
-        if keep:
-            rows.append({"ID": net["Id"] if ns.no_trunc else net["Id"][:12],
-                         "Name": net["Name"], "Driver": net["Driver"], "Scope": net["Scope"],
-                         "IPv6": "false", "Internal": "false", "Labels": "",
-                         "CreatedAt": net["Created"]})
-    sys.stdout.write(fmt.format_table(rows, ns.format, NETWORK_TABLE, NETWORK_HEADERS,
-                                      quiet_field="ID" if ns.quiet else None))
-    return 0
-
-
 # --- port, update ----------------------------------------------------------------------------
 
 def cmd_port(ns: argparse.Namespace, engine: Engine) -> int:

@@ -35,17 +35,6 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
         alias = group.add_parser(sub, help="display system-wide information")
         alias.add_argument("-f", "--format", help="format output using a Go template")
         alias.set_defaults(parser=alias, handler="cmd_info", system_handler=True)
-    network = commands.add_parser("network", help="manage networks")
-    ngroup = network.add_subparsers(dest="network_command", metavar="COMMAND",
-                                    parser_class=parser_class, required=True)
-    for name in ("ls", "list"):
-        ls = ngroup.add_parser(name, help="list networks")
-        ls.add_argument("-f", "--filter", action="append", default=[],
-                        help="provide filter values (e.g. 'driver=null')")
-        ls.add_argument("--format", help="format output using a Go template")
-        ls.add_argument("--no-trunc", action="store_true", help="do not truncate the output")
-        ls.add_argument("-q", "--quiet", action="store_true", help="only display network IDs")
-        ls.set_defaults(parser=ls, handler="cmd_network_ls", system_handler=True)
     port = commands.add_parser("port", help="list port mappings for the container")
     port.add_argument("container", metavar="CONTAINER")
     port.add_argument("port", nargs="?", metavar="PRIVATE_PORT[/PROTO]")

@@ -81,6 +81,50 @@ MIGRATIONS: list[str] = [
         anonymous INTEGER NOT NULL        -- made for one container: `rm -v` removes it
     );
     """,
+    """
+    CREATE TABLE networks (
+        id TEXT PRIMARY KEY,              -- 64 hex digits
+        name TEXT NOT NULL UNIQUE,
+        driver TEXT NOT NULL,             -- "bridge"
+        created TEXT NOT NULL,            -- RFC 3339, UTC, nanoseconds
+        internal INTEGER NOT NULL,
+        ipv6 INTEGER NOT NULL,
+        attachable INTEGER NOT NULL,
+        labels TEXT NOT NULL,             -- JSON object
+        options TEXT NOT NULL,            -- JSON object (driver options)
+        ipam TEXT NOT NULL,               -- Docker's IPAM object, JSON
+        bridge TEXT NOT NULL UNIQUE       -- the bridge interface
+    );
+    -- A container's membership of a network, from create/connect on. The runtime columns
+    -- (endpoint_id .. veth) are set while it runs and NULL otherwise.
+    CREATE TABLE endpoints (
+        container_id TEXT NOT NULL,
+        network_id TEXT NOT NULL REFERENCES networks(id),
+        position INTEGER NOT NULL,        -- connect order: eth<position>
+        aliases TEXT NOT NULL,            -- JSON list, as given
+        ipam_config TEXT NOT NULL,        -- JSON {"IPv4Address"?, "IPv6Address"?} as given
+        mac_config TEXT,                  -- --mac-address as given
+        links TEXT NOT NULL,              -- JSON list "name:alias" (default bridge only)
+        endpoint_id TEXT,
+        ipv4 TEXT,                        -- the plain address, no prefix
+        ipv6 TEXT,
+        mac TEXT,
+        veth TEXT,
+        PRIMARY KEY (container_id, network_id)
+    );
+    CREATE UNIQUE INDEX endpoints_ipv4 ON endpoints(network_id, ipv4) WHERE ipv4 IS NOT NULL;
+    CREATE UNIQUE INDEX endpoints_ipv6 ON endpoints(network_id, ipv6) WHERE ipv6 IS NOT NULL;
+    CREATE INDEX endpoints_network ON endpoints(network_id);
+    -- Host ports a running container holds.
+    CREATE TABLE published_ports (
+        container_id TEXT NOT NULL,
+        proto TEXT NOT NULL,              -- tcp, udp, sctp
+        host_ip TEXT NOT NULL,            -- "" = every host address (0.0.0.0 and ::)
+        host_port INTEGER NOT NULL,
+        container_port INTEGER NOT NULL,
+        PRIMARY KEY (proto, host_ip, host_port)
+    );
+    """,
 ]
 
 

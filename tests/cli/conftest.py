@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -47,11 +49,31 @@ class Barque:
         return sorted(os.listdir(path)) if os.path.isdir(path) else []
 
 
+_ROOTS = itertools.count()
+
+
+def daemon_json(if_prefix: str, n: int) -> dict[str, object]:
+    """A test root's network settings: names that carry the run's mark, and subnets of its
+    own. Several test runs share this host: two roots that both chose Docker's first free
+    pool before either bridge was up would route each other's subnets away; a random /24 of
+    10.160.0.0/11 for the default bridge and /20 of 10.128.0.0/11 for user networks keep
+    them apart (and clear of the 10.192.0.0/10 the tests name in --subnet)."""
+    bip, pool = secrets.randbelow(8192), secrets.randbelow(512)
+    return {"bridge": f"{if_prefix}b{n}", "nft-table": f"{if_prefix}_{n}",
+            "bip": f"10.{160 + bip // 256}.{bip % 256}.1/24",
+            "default-address-pools": [
+                {"base": f"10.{128 + pool // 16}.{pool % 16 * 16}.0/20", "size": 24}]}
+
+
 @pytest.fixture
-def barque(run_prefix: str) -> Iterator[Barque]:
-    # The run prefix in the paths lets the suite's leak check spot a mount we left behind.
+def barque(run_prefix: str, if_prefix: str) -> Iterator[Barque]:
+    # The run prefix in the paths lets the suite's leak check spot a mount we left behind; the
+    # interface prefix in the default bridge's and the nftables table's names, a link or table.
     work = tempfile.mkdtemp(prefix=f"{run_prefix}-cli-")
     b = Barque(os.path.join(work, "root"), os.path.join(work, "run"))
+    os.makedirs(b.root, mode=0o700)
+    with open(os.path.join(b.root, "daemon.json"), "w") as f:
+        json.dump(daemon_json(if_prefix, next(_ROOTS)), f)
     try:
         yield b
     finally:

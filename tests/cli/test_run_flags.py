@@ -139,7 +139,8 @@ def test_network_ls(barque: Barque) -> None:
     b = barque
     table = ok(b.run("network", "ls")).splitlines()
     assert table[0].split() == ["NETWORK", "ID", "NAME", "DRIVER", "SCOPE"]
-    assert [line.split()[1:] for line in table[1:]] == [["host", "host", "local"],
+    assert [line.split()[1:] for line in table[1:]] == [["bridge", "bridge", "local"],
+                                                         ["host", "host", "local"],
                                                          ["none", "null", "local"]]
     assert ok(b.run("network", "ls", "--filter", "driver=null", "--format", "{{.Name}}")) == \
         "none\n"
