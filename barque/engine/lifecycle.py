@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from barque.engine import health, monitor, spec
+from barque.engine import health, monitor, netsetup, spec
 from barque.engine import state as st
 from barque.engine.context import Engine, EngineError, find_runtime
 from barque.engine.create import lowers_of, mount_from_record
@@ -108,8 +108,17 @@ def _start_locked(engine: Engine, record: ContainerRecord, attach: bool) -> Cont
         return record
     runtime = find_runtime()
     _delete_leftover(engine, record.id)
+    sandbox = netsetup.setup(engine, record)
     try:
-        bundle, made = _write_bundle(engine, record)
+        return _start_in_sandbox(engine, record, attach, runtime, sandbox)
+    finally:
+        sandbox.close_fds()  # the monitor holds its own copies
+
+
+def _start_in_sandbox(engine: Engine, record: ContainerRecord, attach: bool, runtime: str,
+                      sandbox: netsetup.Sandbox) -> ContainerRecord:
+    try:
+        bundle, made = _write_bundle(engine, record, sandbox)
     except (spec.SpecError, RootfsError, SecurityError, snapshot.SnapshotError, ImageError,
             VolumeError, OSError) as e:
         _unmount_quietly(engine, record)
@@ -126,7 +135,8 @@ def _start_locked(engine: Engine, record: ContainerRecord, attach: bool) -> Cont
         health.write_process(mdir, made, args)
     os.makedirs(engine.paths.runtime_root, mode=0o700, exist_ok=True)
     try:
-        monitor.launch(_launch_spec(engine, record, bundle, runtime, attach, run_id))
+        monitor.launch(_launch_spec(engine, record, bundle, runtime, attach, run_id),
+                       sandbox.hold_fds)
     except (monitor.MonitorError, subprocess.TimeoutExpired) as e:
         message = f"OCI runtime create failed: {e}"
         code = exit_code_of(message)
@@ -177,7 +187,8 @@ def _launch_spec(engine: Engine, record: ContainerRecord, bundle: str, runtime: 
         health=health.timing(config) if health.check_args(config) is not None else None)
 
 
-def _write_bundle(engine: Engine, record: ContainerRecord) -> tuple[str, dict[str, Any]]:
+def _write_bundle(engine: Engine, record: ContainerRecord,
+                  sandbox: netsetup.Sandbox) -> tuple[str, dict[str, Any]]:
     """The container's dir with its config.json written; (the dir, the spec)."""
     store = engine.store
     image = store.get(record.image_id)
@@ -188,9 +199,9 @@ def _write_bundle(engine: Engine, record: ContainerRecord) -> tuple[str, dict[st
     config, host_config = record.config, record.host_config
     hostname = spec.hostname_of(record.id, config)
     made = spec.make_spec(record.id, config, host_config, rootfs, bundle, user_mounts,
-                          network_path=_network_path(engine, host_config),
+                          network_path=sandbox.netns or _network_path(engine, host_config),
                           init_binary=_init_binary())
-    spec.write_etc_files(bundle, hostname, host_config)
+    spec.write_etc_files(bundle, hostname, host_config, sandbox.hosts, sandbox.resolv_conf)
     _make_workdir(rootfs, made["process"]["cwd"])
     text = json.dumps(made, indent=2) + "\n"  # indented: people read config.json when debugging
     ol.atomic_write(os.path.join(bundle, "config.json"), text.encode())
@@ -239,6 +250,11 @@ def _init_binary() -> str | None:
 
 
 def _unmount_quietly(engine: Engine, record: ContainerRecord) -> None:
+    """After a run or a failed start: its network and its filesystem are unmade."""
+    try:
+        netsetup.teardown(engine, record)
+    except Exception:  # a network left half-unmade is reclaimed by the next start or rm
+        pass
     try:
         snapshot.Snapshot(engine.paths.snapshot_dir(record.id)).unmount()
     except snapshot.SnapshotError:
@@ -595,6 +611,7 @@ def _remove_locked(engine: Engine, record: ContainerRecord, ref: str, force: boo
 
 def _remove_files_and_record(engine: Engine, record: ContainerRecord, volumes: bool) -> None:
     _delete_leftover(engine, record.id)
+    netsetup.remove_container(engine, record)
     try:
         _unmount_below(engine.paths.container_dir(record.id))
         snapshot.remove(engine.paths.snapshot_dir(record.id))

@@ -85,10 +85,15 @@ def cleanup_command(root: str, runroot: str, container_id: str, run_id: str
             run_id, container_id)
 
 
-def launch(spec: Launch) -> None:
+def launch(spec: Launch, hold_fds: list[int] | tuple[int, ...] = ()) -> None:
     """Start the monitor, which creates and starts the container; return once it runs (or,
-    with wait_attach, once it is created). MonitorError with the runtime's message if not."""
-    proc = subprocess.run(spec.argv(find_monitor()), stdin=subprocess.DEVNULL,
+    with wait_attach, once it is created). MonitorError with the runtime's message if not.
+    `hold_fds`: descriptors the monitor keeps open for the container's life (its published
+    ports' sockets), never giving them to a child."""
+    argv = spec.argv(find_monitor())
+    for fd in hold_fds:
+        argv += ["--hold-fd", str(fd)]
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, pass_fds=tuple(hold_fds),
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
     if proc.returncode != 0:
         message = proc.stderr.decode(errors="replace").strip().splitlines()

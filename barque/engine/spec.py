@@ -158,18 +158,23 @@ def etc_mounts(container_dir: str, read_only: bool) -> list[dict[str, Any]]:
             for name in ("hostname", "hosts", "resolv.conf")]
 
 
-def write_etc_files(container_dir: str, hostname: str, host_config: dict[str, Any]) -> None:
+def write_etc_files(container_dir: str, hostname: str, host_config: dict[str, Any],
+                    hosts: str | None = None, resolv_conf: str | None = None) -> None:
+    """`hosts`, `resolv_conf`: the network's content for them (engine/netsetup.py); None:
+    what a container without Barque's networks gets."""
     from barque.image import oci_layout as ol
 
-    hosts = HOSTS
-    for entry in host_config.get("ExtraHosts") or []:
-        name, _, address = entry.partition(":")
-        hosts += f"{address}\t{name}\n"
-    if host_config.get("NetworkMode") == "host":
-        hosts = _read("/etc/hosts", HOSTS)
+    if hosts is None:
+        hosts = HOSTS
+        for entry in host_config.get("ExtraHosts") or []:
+            name, _, address = entry.partition(":")
+            hosts += f"{address}\t{name}\n"
+        if host_config.get("NetworkMode") == "host":
+            hosts = _read("/etc/hosts", HOSTS)
     ol.atomic_write(os.path.join(container_dir, "hostname"), (hostname + "\n").encode())
     ol.atomic_write(os.path.join(container_dir, "hosts"), hosts.encode())
-    ol.atomic_write(os.path.join(container_dir, "resolv.conf"), _resolv_conf().encode())
+    ol.atomic_write(os.path.join(container_dir, "resolv.conf"),
+                    (resolv_conf if resolv_conf is not None else _resolv_conf()).encode())
 
 
 def _read(path: str, default: str) -> str:
