@@ -175,6 +175,7 @@ def _make(engine: Engine, store: NetworkStore, record: ContainerRecord,
         network = store.get(endpoint.network_id)
         ensure_network(engine, network)
         endpoint = store.allocate(record.id, network.id)
+        assert endpoint.veth is not None  # allocate names it
         if links.link_exists(endpoint.veth):  # a previous run's, its namespace not yet gone
             links.delete_link(endpoint.veth)
         links.add_veth(sandbox.netns, network.bridge, endpoint.veth, f"eth{position}",
@@ -225,7 +226,7 @@ def _publish(engine: Engine, store: NetworkStore, record: ContainerRecord,
     target = next(((e, n) for e, n in attached if not n.internal and e.ipv4), None)
     if not wanted or target is None:
         return []
-    ports.check_free(wanted, store.published(None))
+    _check_unallocated(wanted, store.published(None))
     held = ports.reserve(wanted)
     fds = [fd for fd, _ in held]
     try:
@@ -238,6 +239,18 @@ def _publish(engine: Engine, store: NetworkStore, record: ContainerRecord,
             os.close(fd)
         raise
     return fds
+
+
+def _check_unallocated(wanted: list[PortMap], taken: list[PortMap]) -> None:
+    """Docker's words for a host port another container holds (a host process holding it is
+    found by binding it)."""
+    for want in wanted:
+        for other in taken:
+            same_port = (want.proto, want.host_port) == (other.proto, other.host_port)
+            overlap = "" in (want.host_ip, other.host_ip) or want.host_ip == other.host_ip
+            if want.host_port and same_port and overlap:
+                raise NetworkError(f"Bind for {want.host_ip or '0.0.0.0'}:{want.host_port} "
+                                   "failed: port is already allocated", 409)
 
 
 def _hosts(engine: Engine, store: NetworkStore, record: ContainerRecord,
@@ -354,6 +367,7 @@ def connect_running(engine: Engine, record: ContainerRecord, network: Network,
     try:
         ensure_network(engine, network)
         endpoint = store.allocate(record.id, network.id)
+        assert endpoint.veth is not None  # allocate names it
         links.add_veth(path, network.bridge, endpoint.veth, f"eth{endpoint.position}",
                        _addresses(network, endpoint), [], endpoint.mac)
     except NetworkError as e:

@@ -90,7 +90,20 @@ def remove_everything(b: Barque, work: str) -> None:
         ids = b.run("ps", "-aq", "--no-trunc").stdout.split()
         if ids:
             b.run("rm", "-f", "-v", *ids, timeout=120)
+        b.run("network", "prune", "-f")
     _wait_for_processes_naming(work)
+    _remove_default_bridge(b)
+
+
+def _remove_default_bridge(b: Barque) -> None:
+    """What Docker keeps for the daemon's life and Barque for the host's: the default bridge
+    and the firewall's table (a test root's names carry the run's mark)."""
+    from barque.network import config, links
+    from barque.network.firewall import Firewall
+
+    settings = config.load(b.root)
+    links.delete_bridge(settings.bridge)
+    Firewall(settings.nft_table).delete_table()
 
 
 def _wait_for_processes_naming(path: str, timeout: float = 15.0) -> None:
