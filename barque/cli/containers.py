@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 
-from barque.cli.run_options import OptionError, create_body
+from barque.cli.run_options import OptionError, create_request
 from barque.engine import attach as att
 from barque.engine import lifecycle, logs
 from barque.engine.context import Engine, EngineError
@@ -54,11 +54,18 @@ def _announce_pull(name: str) -> None:
 
 
 def _create(ns: argparse.Namespace, engine: Engine) -> ContainerRecord:
+    from barque.cli.net_options import localhost_dns_warnings
+
     try:
-        image, config, host_config = create_body(ns)
+        image, config, host_config, networking_config = create_request(ns)
     except OptionError as e:
         raise EngineError(str(e)) from None
-    return create(engine, image, config, host_config, name=ns.name, on_pull=_announce_pull)
+    warnings: list[str] = []
+    record = create(engine, image, config, host_config, name=ns.name, on_pull=_announce_pull,
+                    networking_config=networking_config, warnings=warnings)
+    for warning in warnings + localhost_dns_warnings(host_config.get("Dns") or []):
+        sys.stderr.write(f"WARNING: {warning}\n")
+    return record
 
 
 def cmd_create(ns: argparse.Namespace, engine: Engine) -> int:
