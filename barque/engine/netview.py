@@ -305,18 +305,17 @@ def network_settings(record: Any, running: bool, endpoints: Iterable[Any],
 
 def port_filter(key: str, values: Iterable[str]) -> set[str]:
     """The daemon's portOp: `publish=`/`expose=` values as "80/tcp" keys (ranges expanded)."""
-    from barque.network.ports import parse_port_range, split_proto_port
+    from barque.network.ports import port_keys, split_proto_port
 
-    out = set()
+    out: set[str] = set()
     for value in values:
         if ":" in value:
             raise ViewError(f"filter for '{key}' should not contain ':': {value}")
-        proto, port = split_proto_port(value)
         try:
-            start, end = parse_port_range(port)
+            out.update(port_keys(value))
         except ValueError as e:
+            port = split_proto_port(value)[1]
             raise ViewError(f"error while looking up for {key} {port}: {e}") from None
-        out |= {f"{number}/{proto}" for number in range(start, end + 1)}
     return out
 
 

@@ -199,18 +199,24 @@ def parse_publish(values: Iterable[str]
     return exposed, bindings
 
 
+def port_keys(value: str) -> list[str]:
+    """PORT[-END][/PROTO] as "80/tcp" keys, one per port (ValueError: nat.ParsePortRange's)."""
+    proto, port = split_proto_port(value)
+    start, end = parse_port_range(port)
+    return [_port_key(proto, number) for number in range(start, end + 1)]
+
+
 def parse_expose(values: Iterable[str], exposed: dict[str, dict[str, Any]]) -> None:
     """`--expose PORT[-END][/PROTO]` added to Config.ExposedPorts (the docker CLI's checks)."""
     for value in values:
         if ":" in value:
             raise PortError(f"invalid port format for --expose: {value}")
-        proto, port = split_proto_port(value)
         try:
-            start, end = parse_port_range(port)
+            keys = port_keys(value)
         except ValueError as e:
             raise PortError(f"invalid range format for --expose: {value}, error: {e}") from None
-        for number in range(start, end + 1):
-            exposed.setdefault(_port_key(proto, number), {})
+        for key in keys:
+            exposed.setdefault(key, {})
 
 
 # --- what a container publishes -------------------------------------------------------------
