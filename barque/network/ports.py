@@ -234,7 +234,11 @@ def _key_ports(key: str) -> tuple[str, range] | None:
 def requested(config: dict[str, Any], host_config: dict[str, Any]) -> list[PortRequest]:
     """The host bindings of HostConfig.PortBindings, plus, with PublishAllPorts (`-P`), any
     host port for every exposed port that has none (the image's EXPOSE included), in Docker's
-    order (by container port, then protocol)."""
+    order (exact ports first, then by container port and protocol). Nothing is published on
+    the host's network, on none, or on another container's (Docker discards those ports)."""
+    mode = str(host_config.get("NetworkMode") or "")
+    if mode in ("host", "none") or mode.startswith("container:"):
+        return []
     bindings = host_config.get("PortBindings") or {}
     keys = set(config.get("ExposedPorts") or {}) | set(bindings)
     out: list[PortRequest] = []

@@ -121,6 +121,8 @@ def test_requested_publish_all_takes_the_images_expose() -> None:
     host_config["PublishAllPorts"] = False
     assert ports.requested(config, host_config) == [
         PortRequest("tcp", "127.0.0.1", 8080, 8080, 80)]
+    for mode in ("host", "none", "container:x"):  # Docker discards them
+        assert ports.requested(config, {**host_config, "NetworkMode": mode}) == []
 
 
 def test_requested_ranges_and_brackets() -> None:
