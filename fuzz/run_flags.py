@@ -1,8 +1,8 @@
 """Fuzz `barque run`'s flag values end to end, as far as the engine's create-time checks:
 argparse, barque/cli/run_options.py (sizes through engine/units.py, --cpus, --ulimit,
 --restart, --env-file, --label-file, --security-opt, --add-host, --device, --log-opt,
---health-*), engine/mounts.py (-v, --mount, --tmpfs), engine/create.check_settings and the
-seccomp profile a --security-opt names.
+--health-*, the network flags), engine/mounts.py (-v, --mount, --tmpfs),
+engine/create.check_settings, engine/netchecks and the seccomp profile a --security-opt names.
 
 Property: a bad value is a usage error (argparse's exit 125), an OptionError, or the engine's
 EngineError (SecurityError for a profile); never another exception. Nothing is created.
@@ -26,7 +26,7 @@ from fuzz import _driver  # noqa: E402
 with _driver.instrumented():
     from barque.cli import argv_scan, run_options
     from barque.cli.main import build_parser
-    from barque.engine import spec_security
+    from barque.engine import netchecks, spec_security
     from barque.engine.context import EngineError
     from barque.engine.create import check_settings
 
@@ -74,13 +74,21 @@ VALUES: dict[str, tuple[str, ...]] = {
     "--sysctl": ("net.ipv4.ip_forward=1", "kernel.shmmax=1", "vm.swappiness=61", "x", "=1"),
     "--cap-add": ("NET_ADMIN", "CAP_SYS_ADMIN", "ALL", "bogus", "net_raw", ""),
     "--cap-drop": ("ALL", "CHOWN", "bogus"),
-    "--network": ("none", "host", "default", "bridge", "container:x", "bogus", ""),
+    "--network": ("none", "host", "default", "bridge", "container:x", "bogus", "",
+                  "name=n,alias=a,ip=10.0.0.2", "alias=x", "name=n,bogus=1", "container:"),
     "-w": PATHS, "-u": ("0", "1000:1000", "root", ":", "a:b:c", ""),
     "--entrypoint": ("", "sh -c", "'unterminated", "a\\"),
     "-h": ("host", "", "x" * 300, "a b"),
     "--health-cmd": ("true", ""), "--log-driver": ("json-file", "none", "syslog"),
     "--name": ("x", "/x", "a b", ""), "-l": ("a=b", "a", "=b"),
-    "-p": ("80:80",), "--stop-signal": ("SIGTERM", "9", "bogus"),
+    "-p": ("80:80", "127.0.0.1::80", "[::1]:8080:80/udp", "8000-8010:80", "8000-8001:80-81",
+           "abc", "1:2:3:4", "80/xyz", "[::1:80", "target=80,published=8080", "published=1"),
+    "--expose": ("80", "80-90/udp", "80:80", "90-80", "70000"),
+    "--dns": ("1.1.1.1", "::1", "abc", " 8.8.8.8"), "--dns-search": ("example.com", ".", "a..b"),
+    "--ip": ("172.17.0.5", "abc", "::1"), "--ip6": ("fd00::5", "1.2.3.4"),
+    "--mac-address": ("02:42:ac:11:00:05", "zz", "0242.ac11.0005"),
+    "--network-alias": ("web", ""), "--link": ("a:b", "a:b:c", ""),
+    "--stop-signal": ("SIGTERM", "9", "bogus"),
 }
 FLAGS = tuple(VALUES)
 BOOLEAN_FLAGS = ("--rm", "-d", "-i", "-t", "--read-only", "--privileged", "--init",
@@ -158,10 +166,14 @@ def check(argv: list[str]) -> None:
             assert e.code in (0, 125), f"argparse exited {e.code}"
             return
     try:
-        _, config, host_config = run_options.create_body(ns)
+        _, config, host_config, networking = run_options.create_request(ns)
     except run_options.OptionError:
         return
     try:
+        networking = netchecks.normalize(host_config, networking)
+        netchecks.check_mode(config, host_config)
+        for name, settings in networking["EndpointsConfig"].items():
+            netchecks.check_endpoint(name, settings)
         check_settings(config, host_config)
     except EngineError:
         return

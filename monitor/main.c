@@ -86,11 +86,35 @@ static const char *absolute(const char *path)
 	return abs;
 }
 
+/* --hold-fd N: an open descriptor of the caller's (a socket holding a published host port)
+ * that the monitor keeps until it ends. Close-on-exec: no child ever gets it. */
+static void hold_fd(const char *s)
+{
+	long long fd = parse_number(s, "--hold-fd");
+	int *grown;
+
+	if (fd < 3 || fd > INT_MAX || fcntl((int)fd, F_SETFD, FD_CLOEXEC) < 0)
+		die_usage("invalid --hold-fd %s: not an open descriptor above stdio", s);
+	grown = realloc(opt.hold_fds, sizeof *grown * (size_t)(opt.hold_count + 1));
+	if (!grown)
+		die_usage("%s", "out of memory");
+	opt.hold_fds = grown;
+	opt.hold_fds[opt.hold_count++] = (int)fd;
+}
+
+/* The end: the held host ports are free again before the engine's clean-up runs. */
+static void release_held(void)
+{
+	for (int i = 0; i < opt.hold_count; i++)
+		close(opt.hold_fds[i]);
+	opt.hold_count = 0;
+}
+
 static void parse_args(int argc, char **argv)
 {
 	enum { O_ID = 256, O_BUNDLE, O_DIR, O_RUNTIME, O_RROOT, O_RLOG, O_LOG, O_LMAX, O_LFILES,
 	       O_TTY, O_STDIN, O_ONCE, O_RESTART, O_WAIT, O_EXIT, O_EXIT_ARG, O_HINTERVAL,
-	       O_HTIMEOUT, O_HRETRIES, O_HSTART };
+	       O_HTIMEOUT, O_HRETRIES, O_HSTART, O_HOLD };
 	static const struct option longopts[] = {
 		{"id", required_argument, 0, O_ID},
 		{"bundle", required_argument, 0, O_BUNDLE},
@@ -112,6 +136,7 @@ static void parse_args(int argc, char **argv)
 		{"health-timeout", required_argument, 0, O_HTIMEOUT},
 		{"health-retries", required_argument, 0, O_HRETRIES},
 		{"health-start-period", required_argument, 0, O_HSTART},
+		{"hold-fd", required_argument, 0, O_HOLD},
 		{0, 0, 0, 0},
 	};
 	unsigned health = 0; /* which --health-* options were given, one bit each */
@@ -162,6 +187,7 @@ static void parse_args(int argc, char **argv)
 			opt.health_retries = (int)n;
 			break;
 		}
+		case O_HOLD: hold_fd(optarg); break;
 		default: die_usage("unknown or incomplete option %s", argv[optind - 1]);
 		}
 		if (c >= O_HINTERVAL && c <= O_HSTART)
@@ -266,6 +292,7 @@ static void fail(const char *err)
 	if (dir_fd >= 0)
 		state_write();
 	report(err);
+	release_held();
 	run_exit_command();
 	exit(1);
 }
@@ -277,7 +304,8 @@ int main(int argc, char **argv)
 	pid_t pid;
 
 	parse_args(argc, argv);
-	close_from(3); /* nothing inherited stays open, in us or in the container */
+	/* nothing inherited stays open, in us or in the container, but the held ports */
+	close_from_except(3, opt.hold_fds, opt.hold_count);
 	if (pipe2(sp, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
 		fprintf(stderr, "barque-monitor: %s\n", strerror(errno));
 		return 1;
@@ -308,6 +336,7 @@ int main(int argc, char **argv)
 	 * attached client reads the exit code from state.json once it has its EOF). */
 	io_unlink_sockets();
 	state_write();
+	release_held();
 	run_exit_command();
 	io_close_clients();
 	return 0;

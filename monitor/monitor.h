@@ -38,6 +38,8 @@ struct options {
 	int64_t health_interval;  /* ms; 0: no health checks */
 	int64_t health_timeout, health_start_period; /* ms */
 	int health_retries;
+	int *hold_fds;            /* --hold-fd: kept open for the monitor's life, never inherited */
+	int hold_count;
 };
 
 /* What state.json says. */
@@ -78,6 +80,7 @@ ssize_t read_small_file(int dfd, const char *path, char *buf, size_t len);
 int sock_path(struct sockaddr_un *sa, const char *name, bool for_others);
 int listen_unix(const char *name, char *err, size_t errlen);
 void close_from(int lowest);
+void close_from_except(int lowest, const int *keep, int count);
 bool stop_requested(void);
 
 /* state.c */

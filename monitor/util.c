@@ -246,6 +246,26 @@ void close_from(int lowest)
 		close((int)fd);
 }
 
+/* close_from, but the fds in keep (any order) stay open. */
+void close_from_except(int lowest, const int *keep, int count)
+{
+	int next = lowest;
+
+	for (;;) {
+		int upto = -1; /* the lowest kept fd at or above next */
+		for (int i = 0; i < count; i++)
+			if (keep[i] >= next && (upto < 0 || keep[i] < upto))
+				upto = keep[i];
+		if (upto < 0)
+			break;
+		if (upto > next && close_range((unsigned)next, (unsigned)upto - 1, 0) < 0)
+			for (int fd = next; fd < upto; fd++)
+				close(fd);
+		next = upto + 1;
+	}
+	close_from(next);
+}
+
 /* The engine's `stop` file: it is stopping the container on purpose, so no restart. */
 bool stop_requested(void)
 {

@@ -95,7 +95,6 @@ def _container_options(p: argparse.ArgumentParser) -> None:
     _append(p, "--security-opt", help="security options")
     p.add_argument("-h", "--hostname", help="container host name")
     p.add_argument("--domainname", help="container NIS domain name")
-    _append(p, "--add-host", help="add a custom host-to-IP mapping (host:ip)")
     p.add_argument("--init", action="store_true", help="run an init inside the container")
     p.add_argument("--restart", default="no", help="restart policy")
     p.add_argument("--stop-signal", help="signal to stop the container")
@@ -109,7 +108,7 @@ def _container_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--health-start-period", help="start period for the container to initialize")
     p.add_argument("--no-healthcheck", action="store_true", help="disable any HEALTHCHECK")
     _append(p, "--device", help="add a host device to the container")
-    p.add_argument("--network", "--net", default="default", help="connect a container to a network")
+    _network_options(p)
     _append(p, "--group-add", help="add additional groups to join")
     p.add_argument("--shm-size", help="size of /dev/shm")
     _append(p, "--sysctl", help="sysctl options")
@@ -123,6 +122,24 @@ def _container_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="suppress the pull output")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND")
+
+
+def _network_options(p: argparse.ArgumentParser) -> None:
+    _append(p, "--network", "--net", metavar="NETWORK", help="connect a container to a network")
+    _append(p, "--network-alias", "--net-alias", help="add network-scoped alias for the "
+            "container")
+    p.add_argument("--ip", help="IPv4 address (e.g., 172.30.100.104)")
+    p.add_argument("--ip6", help="IPv6 address (e.g., 2001:db8::33)")
+    p.add_argument("--mac-address", help="container MAC address (e.g., 92:d0:c6:0a:29:33)")
+    _append(p, "--link", help="add link to another container")
+    _append(p, "-p", "--publish", help="publish a container's port(s) to the host")
+    p.add_argument("-P", "--publish-all", action="store_true",
+                   help="publish all exposed ports to random ports")
+    _append(p, "--expose", help="expose a port or a range of ports")
+    _append(p, "--dns", help="set custom DNS servers")
+    _append(p, "--dns-search", help="set custom DNS search domains")
+    _append(p, "--dns-option", "--dns-opt", help="set DNS options")
+    _append(p, "--add-host", help="add a custom host-to-IP mapping (host:ip)")
 
 
 def _start_args(p: argparse.ArgumentParser) -> None:

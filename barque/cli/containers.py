@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 
-from barque.cli.run_options import OptionError, create_body
+from barque.cli.run_options import OptionError, create_request
 from barque.engine import attach as att
 from barque.engine import lifecycle, logs
 from barque.engine.context import Engine, EngineError
@@ -54,11 +54,18 @@ def _announce_pull(name: str) -> None:
 
 
 def _create(ns: argparse.Namespace, engine: Engine) -> ContainerRecord:
+    from barque.cli.net_options import localhost_dns_warnings
+
     try:
-        image, config, host_config = create_body(ns)
+        image, config, host_config, networking_config = create_request(ns)
     except OptionError as e:
         raise EngineError(str(e)) from None
-    return create(engine, image, config, host_config, name=ns.name, on_pull=_announce_pull)
+    warnings: list[str] = []
+    record = create(engine, image, config, host_config, name=ns.name, on_pull=_announce_pull,
+                    networking_config=networking_config, warnings=warnings)
+    for warning in warnings + localhost_dns_warnings(host_config.get("Dns") or []):
+        sys.stderr.write(f"WARNING: {warning}\n")
+    return record
 
 
 def cmd_create(ns: argparse.Namespace, engine: Engine) -> int:
@@ -444,10 +451,27 @@ def _ellipsis(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
+class _NetView:
+    """A container's network as `ps` shows and filters it (read once per container)."""
+
+    def __init__(self, engine: Engine, record: ContainerRecord, state: dict[str, Any]) -> None:
+        from barque.engine import netview
+        from barque.engine.inspect import network_view_data
+
+        endpoints, networks, published = network_view_data(engine, record)
+        ports = netview.ports_map(record.config, record.host_config, published,
+                                  bool(state["Running"]))
+        self.ports = netview.port_list(ports)
+        self.networks = netview.networks_view(record, False, endpoints, networks)
+
+
 def ps_row(engine: Engine, record: ContainerRecord, state: dict[str, Any],
-           no_trunc: bool) -> dict[str, Any]:
+           no_trunc: bool, net: _NetView | None = None) -> dict[str, Any]:
     from barque.cli import formatting as fmt
     from barque.engine.logs import parse_time
+    from barque.engine.netview import display_ports
+
+    net = net or _NetView(engine, record, state)
 
     command = " ".join(command_of(record))
     created = parse_time(record.created)
@@ -458,7 +482,7 @@ def ps_row(engine: Engine, record: ContainerRecord, state: dict[str, Any],
         "Command": json.dumps(command) if no_trunc else f'"{_ellipsis(command, 20)}"',
         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(created)),
         "RunningFor": fmt.human_duration(time.time() - created) + " ago",
-        "Ports": "",
+        "Ports": display_ports(net.ports),
         "Status": status_text(state),
         "State": state["Status"],
         "Size": "0B",
@@ -466,9 +490,31 @@ def ps_row(engine: Engine, record: ContainerRecord, state: dict[str, Any],
         "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
         "Mounts": ",".join(_ellipsis(m["source"], 15) for m in record.mounts
                            if m["type"] == "volume"),
-        "Networks": record.host_config.get("NetworkMode") or "default",
+        "Networks": ",".join(sorted(net.networks)),
         "LocalVolumes": str(sum(1 for m in record.mounts if m["type"] == "volume")),
     }
+
+
+_NETWORK_FILTERS = ("network", "publish", "expose")
+
+
+def _net_matches(filters: list[str], net: _NetView) -> bool:
+    """network=, publish=, expose=: any value of a key matches (the daemon's rules)."""
+    from barque.engine import netview
+
+    given: dict[str, list[str]] = {}
+    for item in filters:
+        key, _, value = item.partition("=")
+        if key in _NETWORK_FILTERS:
+            given.setdefault(key, []).append(value)
+    try:
+        publish = netview.port_filter("publish", given.get("publish", []))
+        expose = netview.port_filter("expose", given.get("expose", []))
+    except netview.ViewError as e:
+        raise CommandError(f"Error response from daemon: {e}") from None
+    if "network" in given and not netview.matches_network(given["network"], net.networks):
+        return False
+    return not (publish or expose) or netview.matches_ports(net.ports, publish, expose)
 
 
 def _matches(filters: list[str], record: ContainerRecord, state: dict[str, Any]) -> bool:
@@ -491,7 +537,7 @@ def _matches(filters: list[str], record: ContainerRecord, state: dict[str, Any])
         if key == "ancestor" and value not in (record.image, record.image_id,
                                                record.image_id[7:19]):
             return False
-        if key not in ("status", "name", "id", "label", "exited", "ancestor"):
+        if key not in ("status", "name", "id", "label", "exited", "ancestor", *_NETWORK_FILTERS):
             raise CommandError(f"Error response from daemon: invalid filter '{key}'")
     return True
 
@@ -511,8 +557,11 @@ def cmd_ps(ns: argparse.Namespace, engine: Engine) -> int:
         if not show_all and not state["Running"] and not any(
                 f.startswith("status=") for f in ns.filter):
             continue
-        if _matches(ns.filter, record, state):
-            rows.append(ps_row(engine, record, state, ns.no_trunc))
+        if not _matches(ns.filter, record, state):
+            continue
+        net = _NetView(engine, record, state)
+        if _net_matches(ns.filter, net):
+            rows.append(ps_row(engine, record, state, ns.no_trunc, net))
     table = PS_TABLE + ("\t{{.Size}}" if ns.size else "")
     sys.stdout.write(fmt.format_table(rows, ns.format, table, PS_HEADERS,
                                       quiet_field="ID" if ns.quiet else None))

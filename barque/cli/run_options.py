@@ -227,6 +227,15 @@ def log_config(ns: argparse.Namespace) -> dict[str, Any]:
 
 def create_body(ns: argparse.Namespace) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """(image, Config, HostConfig) for `run`/`create` flags."""
+    image, config, host_config, _ = create_request(ns)
+    return image, config, host_config
+
+
+def create_request(ns: argparse.Namespace
+                   ) -> tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(image, Config, HostConfig, NetworkingConfig) for `run`/`create` flags."""
+    from barque.cli import net_options
+
     args = list(ns.args)
     if args and args[0] == "--":
         args = args[1:]
@@ -285,12 +294,10 @@ def create_body(ns: argparse.Namespace) -> tuple[str, dict[str, Any], dict[str, 
         "CapDrop": list(ns.cap_drop) or None,
         "Privileged": bool(ns.privileged),
         "SecurityOpt": _security_opts(ns.security_opt),
-        "ExtraHosts": _extra_hosts(ns.add_host),
         "Init": True if ns.init else None,
         "RestartPolicy": restart_policy(ns.restart),
         "AutoRemove": bool(getattr(ns, "rm", False)),
         "Devices": devices(ns.device),
-        "NetworkMode": ns.network,
         "GroupAdd": list(ns.group_add) or None,
         "ShmSize": _size(ns.shm_size, "--shm-size"),
         "Sysctls": sysctls(ns.sysctl) or None,
@@ -298,13 +305,14 @@ def create_body(ns: argparse.Namespace) -> tuple[str, dict[str, Any], dict[str, 
         "OomScoreAdj": ns.oom_score_adj or 0,
         "LogConfig": log_config(ns),
     }
+    networking_config = net_options.apply(ns, config, host_config)
     from barque.engine.mounts import MountError, parse_mount, to_api
 
     try:
         host_config["Mounts"] = [to_api(parse_mount(m)) for m in ns.mount]
     except MountError as e:
         raise OptionError(str(e)) from None
-    return ns.image, config, host_config
+    return ns.image, config, host_config, networking_config
 
 
 def sysctls(values: list[str]) -> dict[str, str]:
@@ -335,23 +343,4 @@ def _security_opts(values: list[str]) -> list[str]:
                 raise OptionError(f"opening seccomp profile ({rest}) failed: "
                                   f"{(e.strerror or str(e)).lower()}") from None
         out.append(value)
-    return out
-
-
-def _extra_hosts(values: list[str]) -> list[str]:
-    out = []
-    for value in values:
-        host, sep, address = value.partition(":")
-        if not sep or not host or not address:
-            raise OptionError(f'invalid argument "{value}" for "--add-host" flag: bad format '
-                              f"for add-host: \"{value}\"")
-        import ipaddress
-
-        try:
-            ipaddress.ip_address(address.strip("[]"))
-        except ValueError:
-            if address != "host-gateway":
-                raise OptionError(f'invalid argument "{value}" for "--add-host" flag: invalid '
-                                  f'IP address in add-host: "{address}"') from None
-        out.append(f"{host}:{address}")
     return out

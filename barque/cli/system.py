@@ -140,18 +140,18 @@ def cmd_system_prune(ns: argparse.Namespace, engine: Engine) -> int:
 # --- port, update ----------------------------------------------------------------------------
 
 def cmd_port(ns: argparse.Namespace, engine: Engine) -> int:
+    """`docker port`: the host addresses of a running container's published ports."""
+    from barque.engine import netview
+    from barque.engine.inspect import network_settings
+
     record = engine.find(ns.container)
-    bindings = record.host_config.get("PortBindings") or {}
-    if ns.port:
-        key = ns.port if "/" in ns.port else f"{ns.port}/tcp"
-        if key not in bindings:
-            raise CommandError(f"Error: No public port '{key}' published for {ns.container}")
-        for binding in bindings[key] or []:
-            print(f"{binding.get('HostIp') or '0.0.0.0'}:{binding.get('HostPort')}")
-        return 0
-    for key, values in sorted(bindings.items()):
-        for binding in values or []:
-            print(f"{key} -> {binding.get('HostIp') or '0.0.0.0'}:{binding.get('HostPort')}")
+    ports = network_settings(engine, record, engine.state(record))["Ports"]
+    try:
+        lines = netview.port_lines(ports, ns.port, ns.container)
+    except netview.ViewError as e:
+        raise CommandError(str(e)) from None
+    if lines:
+        print("\n".join(lines))
     return 0
 
 

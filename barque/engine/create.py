@@ -8,7 +8,15 @@ import os
 import shutil
 from collections.abc import Callable
 
-from barque.engine import images, naming, resource_checks, spec_resources, spec_security, sysctls
+from barque.engine import (
+    images,
+    naming,
+    netchecks,
+    resource_checks,
+    spec_resources,
+    spec_security,
+    sysctls,
+)
 from barque.engine import state as st
 from barque.engine.context import Engine, EngineError
 from barque.engine.mounts import Mount, MountError, from_host_config
@@ -87,9 +95,6 @@ def check_settings(config: dict[str, Any], host_config: dict[str, Any]) -> list[
             sysctls.SysctlError, resource_checks.ResourceCheckError, MountError) as e:
         raise EngineError(str(e), status=400) from None
     check_restart_policy(host_config)
-    mode = str(host_config.get("NetworkMode") or "default")
-    if mode not in ("default", "none", "host", "bridge") and not mode.startswith("container:"):
-        raise EngineError(f"network {mode} not found", status=404)
     if not (config.get("Entrypoint") or config.get("Cmd")):
         raise EngineError("No command specified", status=400)
     return mounts
@@ -105,13 +110,20 @@ def _anonymous_for_image_volumes(config: dict[str, Any], mounts: list[Mount]) ->
 
 def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: dict[str, Any],
            name: str | None = None,
-           on_pull: Callable[[str], None] | None = None) -> ContainerRecord:
-    """Make a container of `image_ref` with the Engine API's Config and HostConfig."""
+           on_pull: Callable[[str], None] | None = None,
+           networking_config: dict[str, Any] | None = None,
+           warnings: list[str] | None = None) -> ContainerRecord:
+    """Make a container of `image_ref` with the Engine API's Config, HostConfig and
+    NetworkingConfig (its EndpointsConfig become the container's endpoints). The daemon's
+    warnings are appended to `warnings`."""
     if name is not None:
         try:
             name = naming.check_name(name)
         except ValueError as e:
             raise EngineError(str(e), status=400) from None
+    host_config = dict(host_config)
+    networking_config = netchecks.normalize(host_config, networking_config)
+    said = netchecks.check(engine, config, host_config, networking_config)
     store = engine.store
     try:
         image = images.find_or_pull(store, image_ref, on_pull=on_pull)
@@ -125,12 +137,17 @@ def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: 
                              host_config=host_config, state=st.initial())
     _insert(engine, record)
     try:
+        from barque.engine import netsetup
+
+        netsetup.add_endpoints(engine, record, networking_config)
         _make(engine, record, image, mounts)
     except BaseException as e:
         _unmake(engine, record)
         if isinstance(e, snapshot.SnapshotError | ImageError):
             raise EngineError(str(e)) from None
         raise
+    if warnings is not None:
+        warnings += said
     return record
 
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 # Engine API defaults for the HostConfig fields `inspect` always shows.
 _HOST_CONFIG_DEFAULTS: dict[str, Any] = {
     "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
-    "NetworkMode": "default", "PortBindings": {}, "RestartPolicy": {"Name": "no",
+    "NetworkMode": "bridge", "PortBindings": {}, "RestartPolicy": {"Name": "no",
     "MaximumRetryCount": 0}, "AutoRemove": False, "VolumeDriver": "", "VolumesFrom": None,
     "CapAdd": None, "CapDrop": None, "CgroupnsMode": "host", "Dns": [], "DnsOptions": [],
     "DnsSearch": [], "ExtraHosts": None, "GroupAdd": None, "IpcMode": "private", "Cgroup": "",
@@ -56,7 +56,7 @@ def inspect(engine: Engine, record: ContainerRecord) -> dict[str, Any]:
     snapshot = engine.paths.snapshot_dir(record.id)
     from barque.engine.spec import DOCKER_MASKED_PATHS, DOCKER_READONLY_PATHS
 
-    host_config = {**_HOST_CONFIG_DEFAULTS, **record.host_config}
+    host_config = {**_HOST_CONFIG_DEFAULTS, **record.host_config, "Links": _links(record)}
     if not record.host_config.get("Privileged"):
         host_config["MaskedPaths"] = list(DOCKER_MASKED_PATHS)
         host_config["ReadonlyPaths"] = list(DOCKER_READONLY_PATHS)
@@ -86,9 +86,43 @@ def inspect(engine: Engine, record: ContainerRecord) -> dict[str, Any]:
             "WorkDir": os.path.join(snapshot, "work")}},
         "Mounts": mounts_of(engine, record),
         "Config": {**_config_defaults(record), **record.config},
-        "NetworkSettings": {"Bridge": "", "SandboxID": "", "HairpinMode": False,
-                            "Ports": {}, "SandboxKey": "", "Networks": {}},
+        "NetworkSettings": network_settings(engine, record, state),
     }
+
+
+def network_view_data(engine: Engine, record: ContainerRecord) -> tuple[Any, Any, Any]:
+    """(endpoints, networks by id, published PortMaps) of a container."""
+    from barque.engine import netsetup
+
+    return netsetup.view_data(engine, record)
+
+
+def network_settings(engine: Engine, record: ContainerRecord,
+                     state: dict[str, Any]) -> dict[str, Any]:
+    from barque.engine import netview
+    from barque.network.ports import ipv6_listenable
+
+    endpoints, networks, published = network_view_data(engine, record)
+    sandbox_key = os.path.join(engine.paths.runroot, "netns", record.id)
+    ipv6 = ipv6_listenable() if published else True  # a socket's cost only when it matters
+    return netview.network_settings(record, bool(state["Running"]), endpoints, networks,
+                                    published, sandbox_key, ipv6)
+
+
+def _links(record: ContainerRecord) -> list[str] | None:
+    """HostConfig.Links as Docker shows them: "/name:/this/alias", for the default bridge's
+    legacy links only."""
+    from barque.engine.netchecks import user_defined
+
+    given = record.host_config.get("Links") or []
+    if not given or user_defined(str(record.host_config.get("NetworkMode") or "")):
+        return None
+    out = []
+    for link in given:
+        name, _, alias = str(link).partition(":")
+        name = name.lstrip("/")
+        out.append(f"/{name}:/{record.name}/{alias.rpartition('/')[2] or name}")
+    return sorted(out)
 
 
 def _config_defaults(record: ContainerRecord) -> dict[str, Any]:

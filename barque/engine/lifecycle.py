@@ -135,8 +135,8 @@ def _start_in_sandbox(engine: Engine, record: ContainerRecord, attach: bool, run
         health.write_process(mdir, made, args)
     os.makedirs(engine.paths.runtime_root, mode=0o700, exist_ok=True)
     try:
-        monitor.launch(_launch_spec(engine, record, bundle, runtime, attach, run_id),
-                       sandbox.hold_fds)
+        monitor.launch(_launch_spec(engine, record, bundle, runtime, attach, run_id,
+                                    tuple(sandbox.hold_fds)))
     except (monitor.MonitorError, subprocess.TimeoutExpired) as e:
         message = f"OCI runtime create failed: {e}"
         code = exit_code_of(message)
@@ -171,7 +171,7 @@ def _log_options(host_config: dict[str, Any]) -> tuple[int, int]:
 
 
 def _launch_spec(engine: Engine, record: ContainerRecord, bundle: str, runtime: str,
-                 attach: bool, run_id: str) -> monitor.Launch:
+                 attach: bool, run_id: str, hold_fds: tuple[int, ...]) -> monitor.Launch:
     config, host_config = record.config, record.host_config
     size, files = _log_options(host_config)
     return monitor.Launch(
@@ -181,7 +181,7 @@ def _launch_spec(engine: Engine, record: ContainerRecord, bundle: str, runtime: 
         log_file=engine.paths.log_file(record.id), log_max_size=size, log_max_files=files,
         tty=bool(config.get("Tty")), stdin=bool(config.get("OpenStdin")),
         stdin_once=bool(config.get("StdinOnce")), restart=_restart_policy(host_config),
-        wait_attach=attach,
+        wait_attach=attach, hold_fds=hold_fds,
         exit_command=monitor.cleanup_command(engine.paths.root, engine.paths.runroot,
                                              record.id, run_id),
         health=health.timing(config) if health.check_args(config) is not None else None)

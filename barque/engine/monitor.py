@@ -48,6 +48,7 @@ class Launch:
     wait_attach: bool = False
     exit_command: tuple[str, ...] = ()  # run once the container stopped for good
     health: tuple[int, int, int, int] | None = None  # interval, timeout (ms), retries, start
+    hold_fds: tuple[int, ...] = ()  # sockets holding published host ports, kept by the monitor
 
     def argv(self, monitor: str) -> list[str]:
         argv = [monitor, "--id", self.container_id, "--bundle", self.bundle, "--dir", self.dir,
@@ -64,6 +65,8 @@ class Launch:
             interval, timeout, retries, start = self.health
             argv += ["--health-interval", str(interval), "--health-timeout", str(timeout),
                      "--health-retries", str(retries), "--health-start-period", str(start)]
+        for fd in self.hold_fds:
+            argv += ["--hold-fd", str(fd)]
         if self.exit_command:
             argv += ["--exit-command", self.exit_command[0]]
             for arg in self.exit_command[1:]:
@@ -85,16 +88,12 @@ def cleanup_command(root: str, runroot: str, container_id: str, run_id: str
             run_id, container_id)
 
 
-def launch(spec: Launch, hold_fds: list[int] | tuple[int, ...] = ()) -> None:
+def launch(spec: Launch) -> None:
     """Start the monitor, which creates and starts the container; return once it runs (or,
-    with wait_attach, once it is created). MonitorError with the runtime's message if not.
-    `hold_fds`: descriptors the monitor keeps open for the container's life (its published
-    ports' sockets), never giving them to a child."""
-    argv = spec.argv(find_monitor())
-    for fd in hold_fds:
-        argv += ["--hold-fd", str(fd)]
-    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, pass_fds=tuple(hold_fds),
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+    with wait_attach, once it is created). MonitorError with the runtime's message if not."""
+    proc = subprocess.run(spec.argv(find_monitor()), stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120,
+                          pass_fds=spec.hold_fds)
     if proc.returncode != 0:
         message = proc.stderr.decode(errors="replace").strip().splitlines()
         raise MonitorError(message[-1] if message else

@@ -121,13 +121,7 @@ def _add_endpoint(store: NetworkStore, record: ContainerRecord, network: Network
     ipam = {k: v for k, v in ipam.items() if k in ("IPv4Address", "IPv6Address") and v}
     aliases = [str(a) for a in settings.get("Aliases") or []]
     links = [str(x) for x in settings.get("Links") or []]
-    if network.name == "bridge":
-        if ipam:
-            raise NetworkError("user specified IP address is supported on user defined "
-                               "networks only", 400)
-        if aliases:
-            raise NetworkError("network-scoped alias is supported only for containers in "
-                               "user defined networks", 400)
+    if network.is_default:  # --link: the default bridge's
         links += [str(x) for x in record.host_config.get("Links") or []]
     return store.add_endpoint(record.id, network.id, aliases, ipam,
                               settings.get("MacAddress") or None, links)
@@ -222,35 +216,24 @@ def _publish(engine: Engine, store: NetworkStore, record: ContainerRecord,
     network that leads out, as Docker); the reserving sockets, for the monitor to hold."""
     from barque.network import ports
 
-    wanted = ports.bindings_of(record.config, record.host_config)
+    wanted = ports.requested(record.config, record.host_config)
     target = next(((e, n) for e, n in attached if not n.internal and e.ipv4), None)
     if not wanted or target is None:
         return []
-    _check_unallocated(wanted, store.published(None))
-    held = ports.reserve(wanted)
-    fds = [fd for fd, _ in held]
+    endpoint, network = target
+    allocated = [(p.proto, p.host_ip, p.host_port) for p in store.published(None)]
     try:
-        bound = [binding for _, binding in held]
+        held = ports.reserve(wanted, allocated, container_ip=str(endpoint.ipv4))
+    except ports.PortError as e:
+        raise NetworkError(str(e), e.status) from None
+    try:
+        bound = ports.port_maps(held)
         store.publish(record.id, bound)
-        endpoint, network = target
         firewall_of(engine).add_ports(record.id, network.bridge, str(endpoint.ipv4), bound)
     except BaseException:
-        for fd in fds:
-            os.close(fd)
+        ports.release(held)
         raise
-    return fds
-
-
-def _check_unallocated(wanted: list[PortMap], taken: list[PortMap]) -> None:
-    """Docker's words for a host port another container holds (a host process holding it is
-    found by binding it)."""
-    for want in wanted:
-        for other in taken:
-            same_port = (want.proto, want.host_port) == (other.proto, other.host_port)
-            overlap = "" in (want.host_ip, other.host_ip) or want.host_ip == other.host_ip
-            if want.host_port and same_port and overlap:
-                raise NetworkError(f"Bind for {want.host_ip or '0.0.0.0'}:{want.host_port} "
-                                   "failed: port is already allocated", 409)
+    return [fd for fd, _ in held]
 
 
 def _hosts(engine: Engine, store: NetworkStore, record: ContainerRecord,

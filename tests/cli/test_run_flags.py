@@ -119,7 +119,8 @@ def test_port_prune_and_volume_commands(barque: Barque) -> None:
     ok(b.run("run", "--name", "portless", "busybox", "true"))
     assert ok(b.run("port", "portless")) == ""
     missing = b.run("port", "portless", "80")
-    assert missing.returncode == 1 and "No public port '80/tcp'" in missing.stderr
+    # docker 28 repeats the argument as given
+    assert missing.returncode == 1 and "No public port '80' published" in missing.stderr
     assert ok(b.run("volume", "create", "--label", "k=v", "vol1")) == "vol1\n"
     assert ok(b.run("volume", "create", "vol1")) == "vol1\n"  # as Docker: no error
     info = ok(b.run("volume", "inspect", "-f", "{{.Name}} {{.Driver}} {{.Labels.k}}", "vol1"))
@@ -145,3 +146,118 @@ def test_network_ls(barque: Barque) -> None:
     assert ok(b.run("network", "ls", "--filter", "driver=null", "--format", "{{.Name}}")) == \
         "none\n"
     assert len(ok(b.run("network", "ls", "-q", "--no-trunc")).split()[0]) == 64
+
+
+# --- network flags (#9): Docker's API shapes in the record, Docker's words for bad ones -----
+
+def test_network_flags_in_inspect(barque: Barque) -> None:
+    b = barque
+    result = b.run("create", "--name", "pub", "-p", "127.0.0.1:8080:80", "-p", "9090:90/udp",
+                   "-p", "127.0.0.1::70", "--expose", "7000-7001", "-P", "--dns", "1.1.1.1",
+                   "--dns", "127.0.0.1", "--dns-search", "example.com", "--dns-option",
+                   "ndots:2", "--add-host", "a:1.2.3.4", "--add-host", "b=[::1]",
+                   "--add-host", "gw:host-gateway", "busybox", "true")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "WARNING: Localhost DNS (127.0.0.1) may fail in containers.\n"
+    info = inspect_container(b, "pub")
+    host = info["HostConfig"]
+    assert host["NetworkMode"] == "bridge"  # Docker's default, not "default"
+    assert host["PortBindings"] == {
+        "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}],
+        "90/udp": [{"HostIp": "", "HostPort": "9090"}],
+        "70/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}
+    assert host["PublishAllPorts"] is True
+    assert (host["Dns"], host["DnsSearch"], host["DnsOptions"]) == (
+        ["1.1.1.1", "127.0.0.1"], ["example.com"], ["ndots:2"])
+    assert host["ExtraHosts"] == ["a:1.2.3.4", "b:::1", "gw:host-gateway"]
+    assert sorted(info["Config"]["ExposedPorts"]) == [
+        "70/tcp", "7000/tcp", "7001/tcp", "80/tcp", "90/udp"]
+    settings = info["NetworkSettings"]
+    assert settings["Ports"] == {} and settings["IPAddress"] == ""  # not running
+    assert ok(b.run("port", "pub")) == ""
+    result = b.run("port", "pub", "80")
+    assert result.returncode == 1
+    assert result.stderr == "Error: No public port '80' published for pub\n"
+    assert ok(b.run("ps", "-a", "--filter", "publish=8080", "-q")) == ""  # only while running
+    result = b.run("ps", "-a", "--filter", "publish=80:80")
+    assert result.returncode == 1 and "should not contain ':'" in result.stderr
+
+
+def test_network_mode_warnings_and_links(barque: Barque) -> None:
+    b = barque
+    result = b.run("create", "--name", "hostnet", "--network", "host", "-p", "80:80",
+                   "busybox", "true")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ("WARNING: Published ports are discarded when using host network "
+                             "mode\n")
+    ok(b.run("create", "--name", "target", "busybox", "true"))
+    ok(b.run("create", "--name", "linker", "--link", "target:t", "--link", "target",
+             "busybox", "true"))
+    assert inspect_container(b, "linker")["HostConfig"]["Links"] == [
+        "/target:/linker/t", "/target:/linker/target"]
+
+
+@pytest.mark.parametrize("flags,words", [
+    (["-p", "abc"], "invalid containerPort: abc"),
+    (["-p", "8000-8010:80-85"], "invalid ranges specified for container and host Ports: 80-85 "
+                                "and 8000-8010"),
+    (["-p", "1.2.3.4:80:80:80"], "invalid IP address: 1.2.3.4:80"),
+    (["-p", "80/xyz"], "invalid proto: xyz"),
+    (["--expose", "80:80"], "invalid port format for --expose: 80:80"),
+    (["--ip", "172.17.0.9"], "Error response from daemon: invalid config for network bridge: "
+                             "invalid endpoint settings:\nuser specified IP address is supported "
+                             "on user defined networks only"),
+    (["--network-alias", "x"], "network-scoped aliases are only supported for user-defined "
+                               "networks"),
+    (["--mac-address", "zz"], "zz is not a valid mac address"),
+    (["--dns", "abc"], 'invalid argument "abc" for "--dns" flag: IP address is not correctly '
+                       "formatted: abc"),
+    (["--add-host", "foo:bar"], 'invalid argument "foo:bar" for "--add-host" flag: invalid IP '
+                                'address in add-host: "bar"'),
+    (["--link", "a:b:c"], 'invalid argument "a:b:c" for "--link" flag: bad format for links: '
+                          "a:b:c"),
+    (["--link", "nosuch"], "could not get container for nosuch: No such container: nosuch"),
+    (["--network", "host", "--link", "x"], "conflicting options: host type networking can't "
+                                           "be used with links"),
+    (["--network", "container:x", "-p", "80"], "conflicting options: port publishing and the "
+                                               "container type network mode"),
+    (["--network", "container:x", "--dns", "1.1.1.1"], "conflicting options: dns and the "
+                                                        "network mode"),
+    (["--network", "host", "--network", "mynet"], "conflicting options: cannot attach both "
+                                                  "user-defined and non-user-defined "
+                                                  "network-modes"),
+    (["--network", "foo=bar"], 'invalid argument "foo=bar" for "--network" flag: invalid field '
+                               "key foo"),
+])
+def test_bad_network_flags(barque: Barque, flags: list[str], words: str) -> None:
+    b = barque
+    before = ok(b.run("ps", "-aq")) if b.containers() else ""
+    result = b.run("create", *flags, "busybox", "true")
+    assert result.returncode == 125, result.stderr
+    assert words in result.stderr and "Traceback" not in result.stderr
+    assert (ok(b.run("ps", "-aq")) if b.containers() else "") == before  # nothing made
+
+
+def test_network_flags_make_dockers_networking_config() -> None:
+    """The create body for a user network, as `docker create` sends it (docker 28.2)."""
+    from barque.cli import argv_scan
+    from barque.cli.main import build_parser
+    from barque.cli.run_options import create_request
+
+    argv = ["create", "--network", "mynet", "--ip", "10.0.0.5", "--ip6", "fd00::5",
+            "--mac-address", "02:42:ac:11:00:05", "--network-alias", "web",
+            "--network-alias", "www", "--link", "other:o", "--network", "name=two,alias=a1",
+            "busybox"]
+    argv_scan.scan(argv)
+    _, _, host_config, networking = create_request(build_parser().parse_args(argv))
+    assert host_config["NetworkMode"] == "mynet" and host_config["Links"] == ["other:o"]
+    assert networking == {"EndpointsConfig": {
+        "mynet": {"IPAMConfig": {"IPv4Address": "10.0.0.5", "IPv6Address": "fd00::5"},
+                  "Links": ["other:o"], "Aliases": ["web", "www"],
+                  "MacAddress": "02:42:ac:11:00:05", "DriverOpts": None},
+        "two": {"IPAMConfig": None, "Links": None, "Aliases": ["a1"], "MacAddress": "",
+                "DriverOpts": None}}}
+    argv = ["create", "--network", "bridge", "busybox"]
+    argv_scan.scan(argv)
+    _, _, host_config, networking = create_request(build_parser().parse_args(argv))
+    assert (host_config["NetworkMode"], networking) == ("bridge", {"EndpointsConfig": {}})
