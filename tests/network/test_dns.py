@@ -503,7 +503,7 @@ def test_concurrent_registers_start_one_resolver(world: World) -> None:
     world.registered.update(names)
     assert [p.wait(timeout=60) for p in procs] == [0] * len(names)
     assert resolver_pids(world.runroot) == [world.pid()]
-    for i, name in enumerate(names):
+    for name in names:
         assert addresses(ask(world.netns[name], "c0")) == ["172.30.0.10"]
 
 

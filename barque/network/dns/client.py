@@ -29,10 +29,13 @@ def register(root: str, runroot: str, container_id: str, netns_path: str) -> Non
     request = {"op": "register", "id": container_id, "netns": os.path.abspath(netns_path)}
     with locked_dir(directory):
         try:
-            _call(directory, request)
-        except (FileNotFoundError, ConnectionRefusedError):
-            _start(root, runroot)
-            _call(directory, request)
+            try:
+                _call(directory, request)
+            except (FileNotFoundError, ConnectionRefusedError):  # none runs: start one
+                _start(root, runroot)
+                _call(directory, request)
+        except OSError as e:
+            raise ResolverError(f"DNS resolver: {e}") from None
 
 
 def unregister(runroot: str, container_id: str) -> None:
