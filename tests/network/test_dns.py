@@ -543,3 +543,10 @@ def test_register_refuses_what_is_not_a_netns(world: World, tmp_path: Any) -> No
     with pytest.raises(client.ResolverError, match="invalid container id"):
         client.register(world.root, world.runroot, "../../x", world.netns["web"])
     assert wait_gone(world.pid())  # started for nothing: it leaves
+
+
+def test_a_bad_row_gets_servfail_not_silence(pair: World) -> None:
+    pair.conn.execute("UPDATE endpoints SET ipv4 = 'not-an-address' WHERE container_id = ?",
+                      (pair.ids["db"],))
+    assert ask(pair.netns["web"], "db").rcode() == dns.rcode.SERVFAIL
+    assert addresses(ask(pair.netns["web"], "frontend")) == ["172.30.0.2"]

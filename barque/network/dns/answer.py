@@ -58,8 +58,11 @@ class Answerer:
             return _header_reply(data, dns.rcode.FORMERR, 0)
         if len(query.question) != 1:
             return _header_reply(data, dns.rcode.FORMERR, 0)
-        response = await self._answer(container_id, query, tcp)
-        return _to_wire(response, query, tcp)
+        try:
+            response = await self._answer(container_id, query, tcp)
+            return _to_wire(response, query, tcp)
+        except Exception:  # a state we did not foresee (a bad row?): the asker still hears
+            return _to_wire(_rcode(query, dns.rcode.SERVFAIL), query, tcp)
 
     async def _answer(self, container_id: str, query: dns.message.Message,
                       tcp: bool) -> dns.message.Message:
