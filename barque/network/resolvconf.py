@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass, field
 
 EMBEDDED_NAMESERVER = "127.0.0.11"
@@ -91,6 +92,23 @@ def _parse_line(rc: ResolvConf, line: str) -> None:
         rc.options += fields[1:]
     else:
         rc.other.append(line)
+
+
+DEFAULT_PATH = "/etc/resolv.conf"
+SYSTEMD_PATH = "/run/systemd/resolve/resolv.conf"
+
+
+def host_path(default: str = DEFAULT_PATH, systemd: str = SYSTEMD_PATH) -> str:
+    """The host file Docker starts from (its resolvconf.Path()): systemd-resolved's own file
+    when /etc/resolv.conf names only its stub 127.0.0.53, which no container can reach."""
+    try:
+        with open(default, encoding="utf-8", errors="replace") as f:
+            servers = parse(f.read(1 << 20), default).nameservers
+    except (OSError, ResolvConfError):
+        return default
+    if servers == [ipaddress.ip_address("127.0.0.53")] and os.path.exists(systemd):
+        return systemd
+    return default
 
 
 def nameservers(text: str) -> list[str]:

@@ -222,3 +222,21 @@ def test_ndots_set() -> None:
 def test_nameservers() -> None:
     assert resolvconf.nameservers("nameserver 127.0.0.53\nnameserver bad\nnameserver ::1\n") \
         == ["127.0.0.53", "::1"]
+
+
+def test_host_path_follows_systemd_resolved(tmp_path: object) -> None:
+    import os
+
+    etc = os.path.join(str(tmp_path), "resolv.conf")
+    systemd = os.path.join(str(tmp_path), "systemd-resolv.conf")
+    with open(etc, "w") as f:
+        f.write("nameserver 10.0.0.1\n")
+    with open(systemd, "w") as f:
+        f.write("nameserver 192.168.1.1\n")
+    assert resolvconf.host_path(etc, systemd) == etc
+    with open(etc, "w") as f:
+        f.write("# stub\nnameserver 127.0.0.53\noptions edns0 trust-ad\n")
+    assert resolvconf.host_path(etc, systemd) == systemd
+    os.unlink(systemd)
+    assert resolvconf.host_path(etc, systemd) == etc
+    assert resolvconf.host_path(os.path.join(str(tmp_path), "missing")).endswith("missing")

@@ -27,16 +27,15 @@ MAX_SERVERS = 3           # Docker's maxExtDNS
 FORWARD_TIMEOUT = 4.0     # Docker's extIOTimeout, per server
 MAX_FORWARDS = 1024       # Docker's maxConcurrent: more in flight get REFUSED
 OWN_ADDRESS = "127.0.0.11"
-HOST_RESOLV_CONF = "/etc/resolv.conf"
 
 _QR = 0x8000
 _RD_CD = 0x0110
 
 
 class Answerer:
-    def __init__(self, directory: Directory, host_resolv_conf: str = HOST_RESOLV_CONF) -> None:
+    def __init__(self, directory: Directory, host_resolv_conf: str | None = None) -> None:
         self.directory = directory
-        self.host_resolv_conf = host_resolv_conf
+        self.host_resolv_conf = host_resolv_conf or resolvconf.host_path()
         self.forwards = 0
 
     async def reply(self, container_id: str, data: bytes, tcp: bool) -> bytes | None:
@@ -186,8 +185,9 @@ def _rcode(query: dns.message.Message, rcode: dns.rcode.Rcode) -> dns.message.Me
 
 def _to_wire(response: dns.message.Message, query: dns.message.Message, tcp: bool) -> bytes:
     """The reply, truncated (TC set, records dropped) when it exceeds what the client takes:
-    512 bytes over UDP unless its EDNS payload says more, 64 KiB over TCP."""
-    limit = 65535 if tcp else max(512, query.payload if query.edns >= 0 else 512)
+    512 bytes over UDP unless its EDNS payload says more (up to what a datagram holds),
+    64 KiB over TCP."""
+    limit = 65535 if tcp else min(max(512, query.payload if query.edns >= 0 else 512), 65507)
     try:
         return response.to_wire(max_size=limit)
     except dns.exception.TooBig:
