@@ -1,7 +1,13 @@
 """Talking to the runroot's resolver: register a container (starting the resolver if none
 runs) and unregister it. Both hold the flock on <runroot>/dns for the whole exchange, so two
 `barque` processes never start two resolvers and a resolver never leaves while a client is
-registering with it (see server.py)."""
+registering with it (see server.py).
+
+For the engine: register once the container's netns exists with `lo` up and its endpoints
+have their addresses (NetworkStore.allocate), before its process starts, for a container on
+at least one user-defined network (Docker runs no resolver for one only on the default
+bridge); its resolv.conf then comes from resolvconf.render(..., embedded=True). Unregister
+before the netns is removed (a listening socket keeps the netns alive)."""
 
 from __future__ import annotations
 
