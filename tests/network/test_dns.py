@@ -423,7 +423,7 @@ def _raw(netns: str, payload: bytes, tcp: bool = False) -> bytes | None:
     def work() -> bytes | None:
         kind = socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM
         with socket.socket(socket.AF_INET, kind) as s:
-            s.settimeout(1.0)
+            s.settimeout(0.5)
             s.connect(("127.0.0.11", 53))
             s.sendall(payload) if tcp else s.send(payload)
             try:
@@ -530,7 +530,7 @@ def test_a_vanished_netns_is_dropped_without_unregister(pair: World) -> None:
         subprocess.run(["ip", "netns", "delete", os.path.basename(pair.netns[name])],
                        check=True)
         pair.registered.discard(name)
-    assert wait_gone(pid, 15)  # its sweep found both gone, and nothing else to serve
+    assert wait_gone(pid, 25)  # its sweep found both gone, and nothing else to serve
 
 
 def test_register_refuses_what_is_not_a_netns(world: World, tmp_path: Any) -> None:
@@ -550,3 +550,53 @@ def test_a_bad_row_gets_servfail_not_silence(pair: World) -> None:
                       (pair.ids["db"],))
     assert ask(pair.netns["web"], "db").rcode() == dns.rcode.SERVFAIL
     assert addresses(ask(pair.netns["web"], "frontend")) == ["172.30.0.2"]
+
+
+def test_a_flood_of_forwards_is_bounded(world: World) -> None:
+    """1300 queries for names the resolver forwards, to an upstream that never answers: at
+    most MAX_FORWARDS wait for it, the rest are REFUSED at once, and names it knows are still
+    answered meanwhile."""
+    from barque.network.dns.answer import MAX_FORWARDS
+
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent_address = f"127.{random.randint(100, 254)}.{random.randint(1, 254)}.1"
+    silent.bind((silent_address, 53))
+    try:
+        world.network("appnet")
+        world.container("flooder", {"appnet": ("172.30.0.2", None)},
+                        dns_servers=[silent_address])
+        world.register("flooder")
+
+        def flood() -> tuple[int, float]:
+            refused = 0
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.connect(("127.0.0.11", 53))
+                s.settimeout(0.5)
+                for batch in range(13):
+                    for i in range(100):
+                        s.send(dns.message.make_query(f"n{batch}-{i}.test", "A").to_wire())
+                    time.sleep(0.02)
+                    try:
+                        while True:
+                            s.setblocking(False)
+                            reply = s.recv(4096)
+                            refused += reply[3] & 0xF == dns.rcode.REFUSED
+                    except BlockingIOError:
+                        s.settimeout(0.5)
+                s.settimeout(1.0)
+                try:
+                    while True:
+                        reply = s.recv(4096)
+                        refused += reply[3] & 0xF == dns.rcode.REFUSED
+                except TimeoutError:
+                    pass
+            start = time.monotonic()
+            dns.query.udp(dns.message.make_query("flooder", "A"), "127.0.0.11", timeout=3)
+            return refused, time.monotonic() - start
+
+        refused, local_time = in_netns(world.netns["flooder"], flood)
+        assert refused >= 1300 - MAX_FORWARDS - 50  # a few may be lost on the way in
+        assert local_time < 1.0
+        assert alive(world.pid())
+    finally:
+        silent.close()

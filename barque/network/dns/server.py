@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import struct
@@ -148,6 +149,12 @@ class Resolver:
     # -- start and end ---------------------------------------------------------------------
 
     async def start(self) -> None:
+        # Up to MAX_FORWARDS sockets to upstream servers at once, plus each container's: the
+        # usual soft limit of 1024 descriptors is too few (Go programs such as Docker's
+        # daemon raise it to the hard limit the same way).
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         os.makedirs(os.path.join(self.dir, CONTAINERS), mode=0o700, exist_ok=True)
         self.dir_fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._take_pid_lock()
