@@ -82,8 +82,14 @@ def has_own_network(host_config: dict[str, Any]) -> bool:
     return mode not in BUILTIN_MODES and not mode.startswith("container:")
 
 
-def _engine_error(e: NetworkError, exit_code: int = 125) -> EngineError:
-    return EngineError(str(e), exit_code, getattr(e, "status", 500))
+def _engine_error(e: Exception, exit_code: int = 125) -> EngineError:
+    status = getattr(e, "status", 400 if isinstance(e, ValueError) else 500)
+    return EngineError(str(e), exit_code, status)
+
+
+def _is_network_failure(e: BaseException) -> bool:
+    """The network services' errors (each module has its own class), and the kernel's."""
+    return isinstance(e, OSError | ValueError) or type(e).__module__.startswith("barque.network")
 
 
 # --- at create -------------------------------------------------------------------------------
@@ -146,13 +152,11 @@ def setup(engine: Engine, record: ContainerRecord) -> Sandbox:
     sandbox = Sandbox(netns=netns_path(engine, record.id))
     try:
         _make(engine, store, record, sandbox)
-    except NetworkError as e:
+    except BaseException as e:
         sandbox.close_fds()
         teardown(engine, record)
-        raise _engine_error(e) from None
-    except BaseException:
-        sandbox.close_fds()
-        teardown(engine, record)
+        if isinstance(e, Exception) and _is_network_failure(e):
+            raise _engine_error(e) from None
         raise
     return sandbox
 
@@ -176,7 +180,7 @@ def _make(engine: Engine, store: NetworkStore, record: ContainerRecord,
                        _addresses(network, endpoint), _gateways(network), endpoint.mac)
         attached.append((endpoint, network))
     sandbox.hold_fds = _publish(engine, store, record, attached)
-    if any(network.name != "bridge" for _, network in attached):
+    if any(not network.is_default for _, network in attached):
         from barque.network.dns import client
 
         client.register(engine.paths.root, engine.paths.runroot, record.id, sandbox.netns)
@@ -244,7 +248,7 @@ def _hosts(engine: Engine, store: NetworkStore, record: ContainerRecord,
     addresses = [str(a) for e, _ in attached for a in (e.ipv4, e.ipv6) if a]
     links = []
     for endpoint, network in attached:
-        if network.name == "bridge":
+        if network.is_default:
             links += _link_entries(engine, store, network, endpoint.links)
     return hosts.render(spec.hostname_of(record.id, record.config), addresses,
                         _extra_hosts(engine, record), links)
@@ -303,7 +307,7 @@ def _resolv_conf(record: ContainerRecord, attached: list[tuple[Endpoint, Network
             host_text = f.read()
     except OSError:
         host_text = ""
-    embedded = any(network.name != "bridge" for _, network in attached)
+    embedded = any(not network.is_default for _, network in attached)
     return resolvconf.render(host_text, list(host_config.get("Dns") or []),
                              list(host_config.get("DnsSearch") or []),
                              list(host_config.get("DnsOptions") or []), embedded)
@@ -353,13 +357,15 @@ def connect_running(engine: Engine, record: ContainerRecord, network: Network,
         assert endpoint.veth is not None  # allocate names it
         links.add_veth(path, network.bridge, endpoint.veth, f"eth{endpoint.position}",
                        _addresses(network, endpoint), [], endpoint.mac)
-    except NetworkError as e:
-        store.release(record.id, network.id)
-        raise _engine_error(e, 1) from None
-    if network.name != "bridge":
-        from barque.network.dns import client
+        if not network.is_default:
+            from barque.network.dns import client
 
-        client.register(engine.paths.root, engine.paths.runroot, record.id, path)
+            client.register(engine.paths.root, engine.paths.runroot, record.id, path)
+    except Exception as e:
+        store.release(record.id, network.id)
+        if _is_network_failure(e):
+            raise _engine_error(e, 1) from None
+        raise
 
 
 def disconnect_running(engine: Engine, record: ContainerRecord, network: Network) -> None:

@@ -104,6 +104,11 @@ def _remove_default_bridge(b: Barque) -> None:
     settings = config.load(b.root)
     links.delete_bridge(settings.bridge)
     Firewall(settings.nft_table).delete_table()
+    netns_dir = os.path.join(b.runroot, "netns")  # a mount of itself, as `ip netns` makes
+    with open("/proc/self/mountinfo") as f:  # ismount: no, a bind mount of its own fs
+        mounted = any(line.split()[4] == netns_dir for line in f)
+    if mounted:
+        subprocess.run(["umount", "--lazy", netns_dir], check=False)
 
 
 def _wait_for_processes_naming(path: str, timeout: float = 15.0) -> None:

@@ -37,8 +37,15 @@ def _web(barque: Barque, name: str, *flags: str) -> str:
 
 def _fetch(barque: Barque, url: str, *flags: str, wait: int = 3
            ) -> subprocess.CompletedProcess[str]:
-    return barque.run("run", "--rm", *flags, "busybox", "wget", "-q", "-O", "-", "-T",
-                      str(wait), url)
+    """GET `url` from a new container: status 0 and the body for a 200, else 1. busybox nc,
+    not wget: Debian's static busybox wget crashes in glibc's static name lookup."""
+    host, _, port = url.removeprefix("http://").rstrip("/").partition(":")
+    result = barque.run("run", "--rm", *flags, "busybox", "sh", "-c",
+                        'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w "$0" "$1" "$2"',
+                        str(wait), host, port or "80")
+    head, _, body = result.stdout.replace("\r\n", "\n").partition("\n\n")
+    good = result.returncode == 0 and " 200 " in head.split("\n")[0]
+    return subprocess.CompletedProcess(result.args, 0 if good else 1, body, result.stderr)
 
 
 def _address(barque: Barque, container: str, network: str) -> str:

@@ -271,6 +271,9 @@ class Resolver:
         inode = netns_inode(netns)
         if inode is None:
             raise RegisterError(f"{netns} is not a network namespace")
+        current = self.listeners.get(container_id)
+        if current is not None and current.inode == inode:
+            return  # already listening there (`network connect` to one more user network)
         self._close(container_id)  # a container started again has a new netns: listen there
         udp, tcp = sockets_in(netns, self.port)
         listener = await self._listen(container_id, netns, inode, udp, tcp)
