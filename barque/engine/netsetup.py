@@ -147,6 +147,7 @@ def setup(engine: Engine, record: ContainerRecord) -> Sandbox:
         return Sandbox(hosts=_gateway_hosts(engine, record))
     teardown(engine, record)  # what a crashed run left, if anything
     store = store_of(engine)
+    _reclaim_stale(engine, store)
     if not store.endpoints_of(record.id):  # made before networks existed: Docker's default
         add_endpoints(engine, record, None)
     sandbox = Sandbox(netns=netns_path(engine, record.id))
@@ -159,6 +160,15 @@ def setup(engine: Engine, record: ContainerRecord) -> Sandbox:
             raise _engine_error(e) from None
         raise
     return sandbox
+
+
+def _reclaim_stale(engine: Engine, store: NetworkStore) -> None:
+    """Addresses and host ports held for containers whose namespace is gone are free again:
+    after a reboot /run is empty, and no clean-up ran for what was running."""
+    for container_id in store.holders():
+        if not os.path.exists(netns_path(engine, container_id)):
+            store.release(container_id)
+            store.unpublish(container_id)
 
 
 def _make(engine: Engine, store: NetworkStore, record: ContainerRecord,

@@ -449,6 +449,14 @@ class NetworkStore:
             self.conn.execute("UPDATE endpoints SET endpoint_id = NULL, ipv4 = NULL, "
                               f"ipv6 = NULL, mac = NULL, veth = NULL WHERE {where}", args)
 
+    def holders(self) -> list[str]:
+        """The containers that hold addresses or host ports (running ones, and any whose run
+        ended without its clean-up: a reboot, a killed monitor)."""
+        rows = self.conn.execute(
+            "SELECT container_id FROM endpoints WHERE endpoint_id IS NOT NULL "
+            "UNION SELECT container_id FROM published_ports").fetchall()
+        return [r[0] for r in rows]
+
     def remove_endpoint(self, container_id: str, network_id: str | None = None) -> None:
         """The container leaves the network (every network: at `rm`)."""
         where, args = _which(container_id, network_id)

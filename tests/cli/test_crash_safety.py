@@ -110,8 +110,11 @@ def _db_rows(barque: Barque, sql: str) -> set[str]:
 
 
 def _mounts_under(path: str) -> list[str]:
+    """Mounts a container left. Not the run dir's netns/: a mount of itself that holds the
+    containers' network namespaces, made once and kept, as `ip netns` keeps /run/netns."""
     with open("/proc/self/mountinfo") as f:
-        return [line for line in f if path in line]
+        return [line for line in f if path in line and
+                not line.split()[4].endswith("/run/netns")]
 
 
 def _cgroups_of(ids: set[str]) -> list[str]:

@@ -301,3 +301,52 @@ def test_bad_input_gets_dockers_words_and_changes_nothing(barque: Barque, net: s
     result = barque.run("network", "rm", net)
     assert result.returncode == 1 and "active endpoints" in result.stderr
     assert net in ok(barque.run("network", "ls", "--format", "{{.Name}}")).split()
+
+
+def _mounts_below(path: str) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    return sorted((p for p in points if p == path or p.startswith(path + "/")), reverse=True)
+
+
+def _reboot(barque: Barque, *containers: str) -> None:
+    """What a host reboot leaves of Barque: its root dir. Processes killed without any
+    clean-up (monitor first, so none runs), mounts, /run, bridges and nft tables gone."""
+    from barque.network import config
+    from barque.network.firewall import Firewall
+
+    for name in containers:
+        obj = inspect_container(barque, name)
+        with open(os.path.join(barque.runroot, "containers", obj["Id"], "state.json")) as f:
+            monitor_pid = int(json.load(f)["MonitorPid"])
+        pid = int(obj["State"]["Pid"])
+        os.kill(monitor_pid, 9)
+        os.kill(pid, 9)
+        until(lambda pid=pid: not os.path.exists(f"/proc/{pid}"))  # type: ignore[misc]
+    with open(os.path.join(barque.runroot, "dns", "pid")) as f:  # the embedded resolver
+        resolver = int(f.read().split()[0])
+    os.kill(resolver, 9)
+    until(lambda: not os.path.exists(f"/proc/{resolver}"))
+    for point in _mounts_below(barque.runroot) + _mounts_below(barque.root):
+        subprocess.run(["umount", "--lazy", point], check=True)
+    subprocess.run(["rm", "-rf", barque.runroot], check=True)
+    settings = config.load(barque.root)
+    bridges = [settings.bridge] + [f"br-{i[:12]}" for i in
+                                   ok(barque.run("network", "ls", "-q", "--no-trunc")).split()]
+    for bridge in bridges:
+        if os.path.exists(f"/sys/class/net/{bridge}"):
+            subprocess.run(["ip", "link", "del", bridge], check=True)
+    Firewall(settings.nft_table).delete_table()
+
+
+def test_networks_survive_a_reboots_fresh_state(barque: Barque, net: str) -> None:
+    port = _free_port()
+    _web(barque, "web", "--network", net, "-p", f"127.0.0.1:{port}:80")
+    _reboot(barque, "web")
+    assert inspect_container(barque, "web")["State"]["Running"] is False
+    # The dead run's address and port are free again: taken by a new container, or by it.
+    ok(barque.run("run", "-d", "--name", "other", "--network", net, "busybox", "sleep", "60"))
+    ok(barque.run("start", "web"))
+    assert _serve_until_ready(barque, f"http://127.0.0.1:{port}/").startswith("hello-from-")
+    assert _fetch(barque, "http://web/", "--network", net).returncode == 0
+    assert _address(barque, "web", net) != _address(barque, "other", net)
