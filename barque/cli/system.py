@@ -112,10 +112,11 @@ def cmd_df(ns: argparse.Namespace, engine: Engine) -> int:
 def cmd_system_prune(ns: argparse.Namespace, engine: Engine) -> int:
     if ns.filter:
         raise CommandError("system prune --filter is not supported yet")
-    what = ["all stopped containers", "all dangling images" if not ns.all else
+    what = ["all stopped containers", "all networks not used by at least one container",
+            "all dangling images" if not ns.all else
             "all images without at least one container associated to them"]
     if ns.volumes:
-        what.insert(1, "all anonymous volumes not used by at least one container")
+        what.insert(2, "all anonymous volumes not used by at least one container")
     if not ns.force and not _confirm("This will remove:\n  - " + "\n  - ".join(what)):
         return 0
     from barque.engine.system import prune_containers, prune_volumes
@@ -125,6 +126,11 @@ def cmd_system_prune(ns: argparse.Namespace, engine: Engine) -> int:
         _daemon_error(EngineError(error))
     if removed:
         print("Deleted Containers:\n" + "\n".join(removed) + "\n")
+    from barque.engine import networks
+
+    networks_gone = networks.prune(engine, [])
+    if networks_gone:
+        print("Deleted Networks:\n" + "\n".join(networks_gone) + "\n")
     if ns.volumes:
         gone, volume_bytes = prune_volumes(engine, False)
         reclaimed += volume_bytes

@@ -350,3 +350,42 @@ def test_networks_survive_a_reboots_fresh_state(barque: Barque, net: str) -> Non
     assert _serve_until_ready(barque, f"http://127.0.0.1:{port}/").startswith("hello-from-")
     assert _fetch(barque, "http://web/", "--network", net).returncode == 0
     assert _address(barque, "web", net) != _address(barque, "other", net)
+
+
+def test_system_prune_removes_unused_networks(barque: Barque, net: str) -> None:
+    used = f"u{uuid.uuid4().hex[:8]}"
+    ok(barque.run("network", "create", used))
+    ok(barque.run("run", "-d", "--network", used, "busybox", "sleep", "60"))
+    out = ok(barque.run("system", "prune", "-f"))
+    assert f"Deleted Networks:\n{net}\n" in out
+    names = ok(barque.run("network", "ls", "--format", "{{.Name}}")).split()
+    assert net not in names and used in names
+
+
+def test_dns_flags_reach_resolv_conf(barque: Barque, net: str) -> None:
+    flags = ["--dns", "192.0.2.53", "--dns-search", "example.test", "--dns-option", "ndots:2"]
+    plain = ok(barque.run("run", "--rm", *flags, "busybox", "cat", "/etc/resolv.conf"))
+    assert "nameserver 192.0.2.53" in plain.splitlines()
+    assert "search example.test" in plain.splitlines()
+    assert "options ndots:2" in plain.splitlines()
+    embedded = ok(barque.run("run", "--rm", "--network", net, *flags, "busybox", "cat",
+                             "/etc/resolv.conf"))
+    assert "nameserver 127.0.0.11" in embedded.splitlines()  # 192.0.2.53 is its upstream
+    assert "nameserver 192.0.2.53" not in embedded.splitlines()
+    assert "search example.test" in embedded.splitlines()
+
+
+def test_ipv6_on_a_user_network(barque: Barque) -> None:
+    network = f"v6{uuid.uuid4().hex[:6]}"
+    subnet = f"fd{uuid.uuid4().hex[:2]}:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::/64"
+    ok(barque.run("network", "create", "--ipv6", "--subnet", subnet, network))
+    _web(barque, "web", "--network", network)
+    settings = inspect_container(barque, "web")["NetworkSettings"]["Networks"][network]
+    address = settings["GlobalIPv6Address"]
+    assert address and settings["IPAddress"], settings
+    result = barque.run("run", "--rm", "--network", network, "busybox", "sh", "-c",
+                        'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 3 "$0" 80', address)
+    assert " 200 " in result.stdout, (result.stdout, result.stderr)
+    looked_up = ok(barque.run("run", "--rm", "--network", network, "busybox", "nslookup",
+                              "-type=AAAA", "web", "127.0.0.11"))
+    assert address in looked_up
