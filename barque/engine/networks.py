@@ -206,13 +206,19 @@ def connect(engine: Engine, net_ref: str, container_ref: str, ipv4: str | None =
         raise EngineError("container cannot be connected to multiple networks with one of the "
                           "networks in private (none) mode", 1, 400)
     store = store_of(engine)
+    ipam_config = {k: v for k, v in (("IPv4Address", ipv4), ("IPv6Address", ipv6)) if v}
+    from barque.network.store import check_endpoint
+
+    try:  # the settings are checked first, as Docker's validateEndpointSettings
+        check_endpoint(network, ipam_config, None, list(aliases or []))
+    except NetworkError as e:
+        raise _engine_error(e) from None
     existing = {e.network_id: e for e in store.endpoints_of(record.id)}
     if network.id in existing:
         if state["Running"]:
             raise EngineError(f"endpoint with name {record.name} already exists in network "
                               f"{network.name}", 1, 403)
         return  # Docker keeps a stopped container's settings and says nothing
-    ipam_config = {k: v for k, v in (("IPv4Address", ipv4), ("IPv6Address", ipv6)) if v}
     try:
         endpoint = store.add_endpoint(record.id, network.id, list(aliases or []), ipam_config,
                                       None, [])

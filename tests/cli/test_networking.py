@@ -3,6 +3,7 @@ veths and nftables rules. Traffic stays on 127.0.0.0/8 and on the tests' own bri
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -240,14 +241,18 @@ def test_a_hundred_cycles_leave_nothing_behind(barque: Barque, net: str) -> None
 
     table = config.load(barque.root).nft_table
     ok(barque.run("run", "--rm", "--network", net, "-p", "127.0.0.1::80", "busybox", "true"))
-    before_links = set(os.listdir("/sys/class/net"))
+    [net_id] = ok(barque.run("network", "ls", "-q", "--no-trunc", "--filter",
+                             f"name={net}")).split()
     before_rules = _table_rules(table)
+    veths = []
     for i in range(100):
         flags = ["-p", "127.0.0.1::80"] if i % 2 else []
         cid = ok(barque.run("create", "--network", net, *flags, "busybox", "true")).strip()
         ok(barque.run("start", "-a", cid))
         ok(barque.run("rm", cid))
-    until(lambda: set(os.listdir("/sys/class/net")) <= before_links, timeout=30)
+        veths.append("veth" + hashlib.sha256(f"{cid}:{net_id}".encode()).hexdigest()[:7])
+    # The namespaces' ends take their veths with them, moments later.
+    until(lambda: not any(os.path.exists(f"/sys/class/net/{v}") for v in veths), timeout=30)
     assert _table_rules(table) == before_rules
     assert _endpoint_rows(barque) == []
     [net_obj] = json.loads(ok(barque.run("network", "inspect", net)))

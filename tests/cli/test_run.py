@@ -14,7 +14,7 @@ import time
 import pytest
 
 from barque.image import default as default_image
-from tests.cli.conftest import Barque
+from tests.cli.conftest import Barque, ok
 from tests.support.marks import needs_busybox
 
 pytestmark = [
@@ -67,7 +67,9 @@ def test_rm_removes_the_bundle_and_no_rm_keeps_it(barque: Barque) -> None:
     assert spec["linux"]["cgroupsPath"] == f"/barque/{cid}"
     assert spec["process"]["terminal"] is False and spec["root"]["readonly"] is False
     assert len(spec["process"]["capabilities"]["bounding"]) == 14
-    assert {"type": "network"} in spec["linux"]["namespaces"]
+    # The default bridge's namespace, made by the engine before the runtime joins it.
+    assert {"type": "network", "path": os.path.join(barque.runroot, "netns", cid)} in \
+        spec["linux"]["namespaces"]
 
 
 def test_default_environment_hostname_and_options(barque: Barque) -> None:
@@ -85,14 +87,16 @@ def test_default_environment_hostname_and_options(barque: Barque) -> None:
     assert "HOSTNAME=box" in env
 
 
-def test_docker_capabilities_and_no_network(barque: Barque) -> None:
+def test_docker_capabilities_and_the_default_bridge(barque: Barque) -> None:
     result = barque.run(
         "run", "--rm", "busybox", "sh", "-c", "grep CapEff /proc/self/status; ls /sys/class/net"
     )
     assert result.returncode == 0, result.stderr
     cap_line, *interfaces = result.stdout.split()[1:]
     assert int(cap_line, 16) == 0xA80425FB  # docker's 14 default capabilities
-    assert interfaces == ["lo"]
+    assert interfaces == ["eth0", "lo"]  # Docker's default: the bridge network
+    none = ok(barque.run("run", "--rm", "--network", "none", "busybox", "ls", "/sys/class/net"))
+    assert none.split() == ["lo"]
 
 
 def test_user_option(barque: Barque) -> None:
