@@ -163,7 +163,10 @@ def raise_interrupt(signum: int, frame: object) -> NoReturn:
 
 
 def install_signals() -> None:
+    """SIGTERM, and SIGINT even where the shell started us with it ignored (a background
+    job), end the measuring and run the cleanup."""
     signal.signal(signal.SIGTERM, raise_interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGALRM, _alarm)
 
 
@@ -405,7 +408,7 @@ class DockerDaemon:
 
     def start(self, meter: CpuMeter, timeout: float = 60.0) -> None:
         (self.dir / "daemon.json").write_text("{}\n")
-        log = open(self.dir / "dockerd.log", "wb")  # noqa: SIM115 - kept for the daemon's life
+        log = open(self.dir / "dockerd.log", "wb")   # the daemon's, for its whole life
         self.proc = subprocess.Popen(
             [DOCKERD, "--host", f"unix://{self.sock}", "--data-root", str(self.dir / "data"),
              "--exec-root", str(self.dir / "exec"), "--pidfile", str(self.dir / "docker.pid"),
@@ -470,6 +473,26 @@ class DockerDaemon:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         self.proc = None
+
+
+def start_docker(engines: set[str], guard: HostGuard, tmp: Path,
+                 meter: CpuMeter) -> DockerDaemon | None:
+    """The private dockerd, or None (with the reason printed) if it is not wanted or cannot
+    run here."""
+    if "docker" not in engines:
+        return None
+    why = guard.docker_allowed()
+    if why is None:
+        docker = DockerDaemon(tmp)
+        progress("starting a private dockerd")
+        try:
+            docker.start(meter)
+            return docker
+        except RuntimeError as e:
+            docker.stop()
+            why = str(e)
+    progress(f"docker: skipped: {why}")
+    return None
 
 
 def load_image(archive: Path, barque: Barque, podman: Podman | None,
@@ -659,17 +682,24 @@ class HostGuard:
         self.br_netfilter = br_netfilter_state()
         self.links = links()
         self.files = {path: os.path.lexists(path) for path in DOCKER_FILES}
+
+    def docker_allowed(self) -> str | None:
+        """Why this bench may not start a Docker here, or None."""
         if DOCKER_BRIDGE in self.links:
-            raise RuntimeError(f"{DOCKER_BRIDGE} exists already (another Docker runs here?)")
+            return f"{DOCKER_BRIDGE} exists already (another Docker runs here?)"
+        if not os.access(DOCKERD, os.X_OK):
+            return "no dockerd (apt-get install docker.io)"
+        return None
 
     def restore(self) -> list[str]:
         """Put everything back; returns warnings about what could not be."""
         warnings: list[str] = []
-        subnets = bridge_subnets(DOCKER_BRIDGE)
+        ours = DOCKER_BRIDGE not in self.links    # else another Docker's: leave its rules
+        subnets = bridge_subnets(DOCKER_BRIDGE) if ours else []
         self.remove_links(warnings)
         for tool in FAMILIES:
             if self.dumps[tool] or save_rules(tool):
-                self.undo_rules(tool, subnets, warnings)
+                self.undo_rules(tool, subnets, ours, warnings)
         self.remove_nft_leftovers(warnings)
         for name, value in self.sysctls.items():
             if value is not None and read_sysctl(name) != value:
@@ -685,6 +715,8 @@ class HostGuard:
         return warnings
 
     def remove_links(self, warnings: list[str]) -> None:
+        if DOCKER_BRIDGE in self.links:
+            return      # not ours
         now = links()
         for name, master in now.items():
             if master == DOCKER_BRIDGE and name not in self.links:
@@ -694,16 +726,20 @@ class HostGuard:
         if DOCKER_BRIDGE in links():
             warnings.append(f"{DOCKER_BRIDGE} could not be removed")
 
-    def undo_rules(self, tool: str, subnets: list[Any], warnings: list[str]) -> None:
+    def undo_rules(self, tool: str, subnets: list[Any], docker: bool,
+                   warnings: list[str]) -> None:
         before, after = Dump.parse(self.dumps[tool]), Dump.parse(save_rules(tool))
         for table, rules in after.rules.items():
             old_policies = before.policies.get(table, {})
+            prefixes = (*(["DOCKER"] if docker else []), *cni_prefixes(after, before, table))
+            if not prefixes:
+                continue
             docker_chains = [c for c in after.policies[table]
-                             if c.startswith("DOCKER") and c not in old_policies]
+                             if c.startswith(prefixes) and c not in old_policies]
             added = Counter(rules) - Counter(before.rules.get(table, []))
             for rule in added:
                 words = shlex.split(rule)
-                if words[1] in docker_chains or not is_dockers(rule, words, subnets):
+                if words[1] in docker_chains or not is_dockers(words, subnets, prefixes):
                     continue
                 self.iptables(tool, table, ["-D", *words[1:]], warnings)
             for action in ("-F", "-X"):
@@ -762,10 +798,27 @@ class HostGuard:
         return out
 
 
-def is_dockers(rule: str, words: list[str], subnets: list[Any]) -> bool:
-    """A rule Docker added: jumps to a DOCKER chain, names docker0, or matches an address in
-    docker0's subnet (the MASQUERADE rules of its bridge and of published ports)."""
-    if "DOCKER" in rule or DOCKER_BRIDGE in words:
+def cni_prefixes(after: Dump, before: Dump, table: str) -> tuple[str, ...]:
+    """Podman's CNI portmap plugin makes CNI-HOSTPORT-* chains on first use and never removes
+    them. Made during the bench and with no port mapped any more (CNI-HOSTPORT-DNAT empty),
+    they are taken out too; the plugin makes them again when it next needs them."""
+    chain = "CNI-HOSTPORT-DNAT"
+    if chain not in after.policies.get(table, {}) or chain in before.policies.get(table, {}):
+        return ()
+    if any(rule.split()[1] == chain for rule in after.rules[table]):
+        return ()
+    return ("CNI-HOSTPORT-",)
+
+
+def is_dockers(words: list[str], subnets: list[Any], prefixes: tuple[str, ...]) -> bool:
+    """A rule Docker added: jumps to one of its chains (or CNI's, see cni_prefixes), names
+    docker0, or matches an address in docker0's subnet (the MASQUERADE rules of its bridge
+    and of published ports)."""
+    if any(w.startswith(prefixes) for w in words[1:]):
+        return True
+    if "DOCKER" not in prefixes:
+        return False
+    if DOCKER_BRIDGE in words:
         return True
     for flag in ("-s", "-d", "--source", "--destination"):
         if flag in words[:-1]:

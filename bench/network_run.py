@@ -186,18 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     versions = {"docker": np_.version([np_.DOCKERD, "--version"]),
                 "podman": np_.version(["podman", "--version"])}
     try:
-        if "docker" in args.engines:
-            if not os.access(np_.DOCKERD, os.X_OK):
-                progress("docker: skipped, no dockerd (apt-get install docker.io)")
-            else:
-                try:
-                    guard = HostGuard(tmp)
-                    docker = DockerDaemon(tmp)
-                    progress("starting a private dockerd")
-                    docker.start(meter)
-                except RuntimeError as e:
-                    progress(f"docker: skipped: {e}")
-                    docker = None
+        guard = HostGuard(tmp)
+        docker = np_.start_docker(args.engines, guard, tmp, meter)
         progress("loading busybox into every engine")
         np_.load_image(tmp / "busybox.tar", barque, podman, docker)
         subjects = make_subjects(args.engines, barque, docker, podman)
