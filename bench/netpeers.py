@@ -324,9 +324,10 @@ class Barque:
         self.runroot = tmp / "barque-run"
         self.root.mkdir(parents=True)
         self.bridge = f"bqbench{os.getpid() % 100000}"
-        (self.root / "daemon.json").write_text(json.dumps({"bridge": self.bridge}))
+        self.nft_table = f"barque_bench{os.getpid()}"
+        (self.root / "daemon.json").write_text(json.dumps({"bridge": self.bridge,
+                                                           "nft-table": self.nft_table}))
         self.cli = [barque_exe(), "--root", str(self.root), "--runroot", str(self.runroot)]
-        self.nft_table = "barque_" + hashlib.sha256(str(self.root).encode()).hexdigest()[:10]
 
     def has_flag(self, flag: str) -> bool:
         out = subprocess.run([*self.cli, "run", "--help"], capture_output=True, text=True)
@@ -349,7 +350,10 @@ class Barque:
             os.kill(int(dns_pid.read_text().split()[0]), signal.SIGTERM)
         if Path(f"/sys/class/net/{self.bridge}").exists():
             subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
-        delete_nft_tables(self.nft_table)
+        # daemon.json's "nft-table" names it; a Barque without that key derives it from the root
+        for table in (self.nft_table,
+                      "barque_" + hashlib.sha256(str(self.root).encode()).hexdigest()[:10]):
+            delete_nft_tables(table)
 
 
 def delete_nft_tables(name: str) -> None:
