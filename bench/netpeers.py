@@ -118,26 +118,30 @@ class CpuMeter:
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, os.WNOHANG)
 
-    def sample(self) -> float:
+    def sample(self, skip: set[int] | None = None) -> float:
+        """`skip`: more trees to leave out (another engine's daemon, idle meanwhile)."""
         self.reap_orphans(process_table())
         table = process_table()
         usage = os.times()
-        live = descendants(os.getpid(), table) - self.excluded_trees(table)
+        live = descendants(os.getpid(), table) - self.excluded_trees(table, skip or set())
         return usage.children_user + usage.children_system + sum(table[p][2] for p in live
                                                                  if p in table)
 
-    def excluded_trees(self, table: dict[int, tuple[int, str, float]]) -> set[int]:
+    def excluded_trees(self, table: dict[int, tuple[int, str, float]],
+                       skip: set[int]) -> set[int]:
         out: set[int] = set()
-        for pid in self.exclude:
+        for pid in self.exclude | skip:
             out |= {pid, *descendants(pid, table)}
         return out
 
 
 def timed(argv: list[str], meter: CpuMeter, env: dict[str, str] | None = None,
+          skip: set[int] | None = None,
           timeout: float = 120.0) -> tuple[float, float, str | None]:
     """(wall s, CPU s, None) or (..., first line of the error) of one command. The wall time
-    is spawn to reaped exit with a blocking wait (Popen.wait(timeout) would poll in steps)."""
-    cpu0 = meter.sample()
+    is spawn to reaped exit with a blocking wait (Popen.wait(timeout) would poll in steps).
+    `skip`: process trees whose CPU is not this command's (CpuMeter.sample)."""
+    cpu0 = meter.sample(skip)
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, env=env)
@@ -147,7 +151,7 @@ def timed(argv: list[str], meter: CpuMeter, env: dict[str, str] | None = None,
     finally:
         signal.setitimer(signal.ITIMER_REAL, *timer)
     wall = time.perf_counter() - start
-    cpu = meter.sample() - cpu0
+    cpu = meter.sample(skip) - cpu0
     if proc.returncode != 0:
         text = err.decode(errors="replace").strip().splitlines()
         return wall, cpu, (text[0] if text else f"exit status {proc.returncode}")

@@ -40,6 +40,7 @@ class Subject:
     name: str
     argv: list[str]
     env: dict[str, str] | None = None
+    skip: set[int] = field(default_factory=set)   # other engines' daemons: not its CPU
     error: str | None = None
     wall: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
@@ -74,6 +75,10 @@ def make_subjects(engines: set[str], barque: Barque, docker: DockerDaemon | None
         run = [*podman.cli, "run", "--rm", *Podman.RUN]
         subjects += [Subject("podman, bridge", [*run, "busybox", "true"]),
                      Subject("podman, none", [*run, "--network", "none", "busybox", "true"])]
+    dockerd = {docker.proc.pid} if docker is not None and docker.proc is not None else set()
+    for s in subjects:
+        if not s.name.startswith("docker"):
+            s.skip = dockerd
     return subjects
 
 
@@ -84,7 +89,7 @@ def rounds(subjects: list[Subject], meter: CpuMeter, count: int, record: bool,
         for s in working:
             if pause:
                 time.sleep(pause)
-            wall, cpu, error = np_.timed(s.argv, meter, s.env)
+            wall, cpu, error = np_.timed(s.argv, meter, s.env, s.skip)
             if not record:
                 continue
             if error is None:
@@ -99,7 +104,7 @@ def rounds(subjects: list[Subject], meter: CpuMeter, count: int, record: bool,
 def trial(subjects: list[Subject], meter: CpuMeter) -> None:
     for s in subjects:
         if s.error is None:
-            _, _, error = np_.timed(s.argv, meter, s.env)
+            _, _, error = np_.timed(s.argv, meter, s.env, s.skip)
             if error is not None:
                 s.error = f"fails here: {error}"
         if s.error:

@@ -14,8 +14,9 @@ side down and waits for the receiver to close: the time to deliver everything. P
 - `podman, 127.0.0.1 published`: the CNI portmap plugin's iptables DNAT (route_localnet);
 - `host loopback`: a receiver on the host at 127.0.0.1 (Python, 1 MiB reads): the ceiling.
 Interleaved rounds; medians with p10/p90 in MiB/s, CPU seconds per GiB (sender + receiver +
-proxy + softirq) and each path's ratio to Docker's proxy. Traffic goes only to 127.0.0.1 and
-the containers' addresses. The host is put back as before Docker started (netpeers.HostGuard).
+proxy + softirq and ksoftirqd) and each path's ratio to Docker's proxy. Traffic goes only to
+127.0.0.1 and the containers' addresses. The host is put back as before Docker started
+(netpeers.HostGuard).
 
 Run as root from the repository: `python3 bench/network_throughput.py --runs 10`.
 """
@@ -73,10 +74,26 @@ class Path_:
 
 
 def softirq_s() -> float:
-    """System-wide softirq time: where much of the kernel's packet work is accounted."""
+    """System-wide softirq time: where much of the kernel's packet work is accounted, and the
+    ksoftirqd threads' time: where that work goes when softirqs pile up (under load)."""
     with open("/proc/stat") as f:
         fields = f.readline().split()
-    return int(fields[7]) / np_.CLK_TCK
+    return int(fields[7]) / np_.CLK_TCK + sum(cpu for _, _, cpu in ksoftirqd())
+
+
+def ksoftirqd() -> list[tuple[int, str, float]]:
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                comm = Path(f"/proc/{name}/comm").read_text().strip()
+            except OSError:
+                continue
+            if comm.startswith("ksoftirqd/"):
+                entry = np_.proc_stat(int(name))
+                if entry is not None:
+                    out.append(entry)
+    return out
 
 
 def others_cpu(pids: list[int]) -> float:
