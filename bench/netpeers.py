@@ -218,11 +218,15 @@ def stats(values: list[float]) -> Stats:
     return Stats(statistics.median(values), deciles[0], deciles[-1], statistics.mean(values))
 
 
-def barque_commit() -> str:
-    """The repository's short HEAD, `+dirty` if barque/ or bin/ differ from it."""
+def barque_commit(where: Path = REPO) -> str:
+    """The short HEAD of the repository holding `where`, `+dirty` if its barque/ or bin/ differ
+    from it."""
     def git(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
+        return subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True)
 
+    top = git("rev-parse", "--show-toplevel")
+    if top.returncode == 0:
+        where = Path(top.stdout.strip())
     head = git("rev-parse", "--short", "HEAD")
     if head.returncode != 0:
         return "unknown"
@@ -249,9 +253,13 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
-def machine_info() -> dict[str, Any]:
+def machine_info(barque: str) -> dict[str, Any]:
+    """`barque`: the barque executable measured; its repository's commit is reported (a venv's
+    launcher lives in the worktree it was installed from)."""
+    where = Path(barque).resolve().parent if "/" in barque else REPO
     return {"nproc": len(os.sched_getaffinity(0)), "kernel": platform.release(),
-            "python": platform.python_version(), "barque": barque_commit(), "date": now()}
+            "python": platform.python_version(), "barque": barque_commit(where),
+            "date": now()}
 
 
 def machine_line(info: dict[str, Any], versions: dict[str, str]) -> str:
@@ -314,7 +322,10 @@ def free_port() -> int:
 # The engines
 
 
-def barque_exe() -> str:
+def barque_exe(explicit: str | None = None) -> str:
+    """--barque, else the barque beside this interpreter, else PATH's."""
+    if explicit:
+        return explicit
     beside = Path(sys.executable).parent / "barque"
     return str(beside) if beside.exists() else shutil.which("barque") or "barque"
 
@@ -323,7 +334,7 @@ class Barque:
     """barque on a temporary root, with its own default bridge name (daemon.json), so its
     bridge and nft table are told apart from a user's Barque and removed at the end."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, exe: str) -> None:
         self.root = tmp / "barque-root"
         self.runroot = tmp / "barque-run"
         self.root.mkdir(parents=True)
@@ -331,7 +342,7 @@ class Barque:
         self.nft_table = f"barque_bench{os.getpid()}"
         (self.root / "daemon.json").write_text(json.dumps({"bridge": self.bridge,
                                                            "nft-table": self.nft_table}))
-        self.cli = [barque_exe(), "--root", str(self.root), "--runroot", str(self.runroot)]
+        self.cli = [exe, "--root", str(self.root), "--runroot", str(self.runroot)]
 
     def has_flag(self, flag: str) -> bool:
         out = subprocess.run([*self.cli, "run", "--help"], capture_output=True, text=True)

@@ -163,8 +163,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="N busy loops running during the timed rounds (default 0)")
     p.add_argument("--engines", default="barque,docker,podman",
                    help="comma-separated subset of barque,docker,podman")
+    p.add_argument("--barque", default=None, metavar="PATH",
+                   help="the barque to measure (default: beside this python3, else PATH's)")
     p.add_argument("--out", type=Path, default=np_.OUT_DIR, help="where JSON and PNG go")
     args = p.parse_args(argv)
+    args.barque = np_.barque_exe(args.barque)
     args.engines = set(args.engines.split(","))
     if args.runs < 1 or args.warmup < 0 or args.load < 0 or \
             not args.engines <= {"barque", "docker", "podman"}:
@@ -181,13 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     meter = CpuMeter()
     tmp = Path(tempfile.mkdtemp(prefix="barque-bench-net-"))
     cgroups = np_.cgroup_parents()
-    barque = Barque(tmp)
+    barque = Barque(tmp, args.barque)
     podman = Podman(tmp) if "podman" in args.engines and shutil.which("podman") else None
     docker: DockerDaemon | None = None
     guard: HostGuard | None = None
     load: np_.Load | None = None
     subjects: list[Subject] = []
-    info = np_.machine_info()
+    info = np_.machine_info(args.barque)
     versions = {"docker": np_.version([np_.DOCKERD, "--version"]),
                 "podman": np_.version(["podman", "--version"])}
     try:
