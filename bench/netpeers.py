@@ -127,6 +127,20 @@ class CpuMeter:
         return usage.children_user + usage.children_system + sum(table[p][2] for p in live
                                                                  if p in table)
 
+    def settle(self, skip: set[int] | None = None, timeout: float = 3.0) -> None:
+        """Wait (up to `timeout`) until the processes a run left behind — a monitor or conmon
+        still cleaning up after the CLI returned — have exited, so that their CPU time is
+        counted for that run and not for the next one. Daemons, kept and excluded trees are
+        not waited for."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            table = process_table()
+            self.reap_orphans(table)
+            daemons = self.excluded_trees(table, (skip or set()) | self.keep)
+            if not descendants(os.getpid(), table) - daemons:
+                return
+            time.sleep(0.005)
+
     def excluded_trees(self, table: dict[int, tuple[int, str, float]],
                        skip: set[int]) -> set[int]:
         out: set[int] = set()
@@ -151,6 +165,7 @@ def timed(argv: list[str], meter: CpuMeter, env: dict[str, str] | None = None,
     finally:
         signal.setitimer(signal.ITIMER_REAL, *timer)
     wall = time.perf_counter() - start
+    meter.settle(skip)
     cpu = meter.sample(skip) - cpu0
     if proc.returncode != 0:
         text = err.decode(errors="replace").strip().splitlines()
