@@ -162,12 +162,17 @@ def timed(argv: list[str], meter: CpuMeter, env: dict[str, str] | None = None,
     timer = signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
         _, err = proc.communicate()
+    except TimeoutError:
+        err = f"timed out after {timeout:.0f} s".encode()
     finally:
         signal.setitimer(signal.ITIMER_REAL, *timer)
+        if proc.returncode is None:   # timed out or interrupted: not left running
+            proc.kill()
+            proc.wait()
     wall = time.perf_counter() - start
     meter.settle(skip)
     cpu = meter.sample(skip) - cpu0
-    if proc.returncode != 0:
+    if proc.returncode != 0:     # a timed-out command was killed: non-zero
         text = err.decode(errors="replace").strip().splitlines()
         return wall, cpu, (text[0] if text else f"exit status {proc.returncode}")
     return wall, cpu, None
@@ -525,6 +530,9 @@ def start_docker(engines: set[str], guard: HostGuard, tmp: Path,
         except RuntimeError as e:
             docker.stop()
             why = str(e)
+        except BaseException:      # Ctrl-C while it starts: the caller never sees it
+            docker.stop()
+            raise
     progress(f"docker: skipped: {why}")
     return None
 
@@ -763,25 +771,8 @@ class HostGuard:
     def undo_rules(self, tool: str, subnets: list[Any], docker: bool,
                    warnings: list[str]) -> None:
         before, after = Dump.parse(self.dumps[tool]), Dump.parse(save_rules(tool))
-        for table, rules in after.rules.items():
-            old_policies = before.policies.get(table, {})
-            prefixes = (*(["DOCKER"] if docker else []), *cni_prefixes(after, before, table))
-            if not prefixes:
-                continue
-            docker_chains = [c for c in after.policies[table]
-                             if c.startswith(prefixes) and c not in old_policies]
-            added = Counter(rules) - Counter(before.rules.get(table, []))
-            for rule in added:
-                words = shlex.split(rule)
-                if words[1] in docker_chains or not is_dockers(words, subnets, prefixes):
-                    continue
-                self.iptables(tool, table, ["-D", *words[1:]], warnings)
-            for action in ("-F", "-X"):
-                for chain in docker_chains:
-                    self.iptables(tool, table, [action, chain], warnings)
-            for chain, policy in after.policies[table].items():
-                if policy != "-" and old_policies.get(chain, policy) != policy:
-                    self.iptables(tool, table, ["-P", chain, old_policies[chain]], warnings)
+        for table, args in undo_plan(before, after, subnets, docker):
+            self.iptables(tool, table, args, warnings)
 
     @staticmethod
     def iptables(tool: str, table: str, args: list[str], warnings: list[str]) -> None:
@@ -830,6 +821,33 @@ class HostGuard:
         if new_links:
             out.append(f"links left: {', '.join(new_links)}")
         return out
+
+
+def undo_plan(before: Dump, after: Dump, subnets: list[Any],
+              docker: bool) -> list[tuple[str, list[str]]]:
+    """The (table, iptables arguments) that take out what Docker (if `docker`: this bench's
+    Docker ran) and the CNI portmap plugin added between the two dumps: their rules in other
+    chains deleted, their new chains flushed and deleted, changed policies set back. Rules
+    and chains anyone else added are kept."""
+    plan: list[tuple[str, list[str]]] = []
+    for table, rules in after.rules.items():
+        old_policies = before.policies.get(table, {})
+        prefixes = (*(["DOCKER"] if docker else []), *cni_prefixes(after, before, table))
+        if not prefixes:
+            continue
+        chains = [c for c in after.policies[table]
+                  if c.startswith(prefixes) and c not in old_policies]
+        added = Counter(rules) - Counter(before.rules.get(table, []))
+        for rule, count in added.items():
+            words = shlex.split(rule)
+            if words[1] not in chains and is_dockers(words, subnets, prefixes):
+                plan += [(table, ["-D", *words[1:]])] * count
+        plan += [(table, [action, chain]) for action in ("-F", "-X") for chain in chains]
+        if docker:
+            plan += [(table, ["-P", chain, old_policies[chain]])
+                     for chain, policy in after.policies[table].items()
+                     if policy != "-" and old_policies.get(chain, policy) != policy]
+    return plan
 
 
 def cni_prefixes(after: Dump, before: Dump, table: str) -> tuple[str, ...]:

@@ -161,11 +161,14 @@ def start_listener(name: str, cli: list[str], env: dict[str, str] | None, run_fl
     return [direct, published]
 
 
-def make_paths(args: argparse.Namespace, tmp: Path, barque: Barque, docker: DockerDaemon | None,
-               podman: Podman | None, meter: CpuMeter) -> tuple[list[Path_], subprocess.Popen[str]]:
-    receiver = subprocess.Popen([sys.executable, "-I", "-S", "-c", RECEIVER],
-                                stdout=subprocess.PIPE, text=True)
-    meter.keep.add(receiver.pid)
+def start_receiver() -> subprocess.Popen[str]:
+    """The host's own receiver at 127.0.0.1 (the loopback row)."""
+    return subprocess.Popen([sys.executable, "-I", "-S", "-c", RECEIVER],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def make_paths(args: argparse.Namespace, barque: Barque, docker: DockerDaemon | None,
+               podman: Podman | None, receiver: subprocess.Popen[str]) -> list[Path_]:
     assert receiver.stdout is not None
     port = int(receiver.stdout.readline())
     paths = [Path_("host loopback", "127.0.0.1", port, lambda: [receiver.pid])]
@@ -185,7 +188,7 @@ def make_paths(args: argparse.Namespace, tmp: Path, barque: Barque, docker: Dock
             path.error = wait_ready(path)
         if path.error:
             progress(f"{path.name}: {path.error}")
-    return paths, receiver
+    return paths
 
 
 def rounds(paths: list[Path_], size: int, count: int, record: bool, pause: float) -> None:
@@ -278,7 +281,9 @@ def main(argv: list[str] | None = None) -> int:
         docker = np_.start_docker(args.engines, guard, tmp, meter)
         progress("loading busybox into every engine")
         np_.load_image(tmp / "busybox.tar", barque, podman, docker)
-        paths, receiver = make_paths(args, tmp, barque, docker, podman, meter)
+        receiver = start_receiver()
+        meter.keep.add(receiver.pid)
+        paths = make_paths(args, barque, docker, podman, receiver)
         rounds(paths, size, args.warmup, record=False, pause=0)
         load_start = np_.loadavg()
         load = np_.Load(args.load, meter) if args.load else None
@@ -290,10 +295,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         with np_.signals_ignored():
-            for proc in (receiver,):
-                if proc is not None:
-                    proc.kill()
-                    proc.wait()
+            if receiver is not None:
+                receiver.kill()
+                receiver.wait()
             if load is not None:
                 load.stop()
             if docker is not None:
