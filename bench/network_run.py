@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""`run --rm busybox true` on each engine's default network beside Docker and Podman.
+
+Subjects, interleaved round-robin (so drift in machine load hits all alike), each engine on
+private state under one temporary directory:
+- `barque run --rm busybox true` (its default network: the bridge, once Barque has networking)
+  and `barque run --rm --network none busybox true` (the no-network baseline);
+- `docker run --rm busybox true` (docker0) and `--network none`: Debian's docker.io, a dockerd
+  this script starts on its own socket, data-root and exec-root and stops at the end;
+- `podman run --rm busybox true` (its default CNI bridge) and `--network none`.
+Wall time and CPU time (every process the run causes, daemons included) per run; medians,
+p10/p90 and ratios to Docker's bridge run. The host's iptables, sysctls and links are put back
+as they were before Docker started (see netpeers.HostGuard), also on Ctrl-C.
+
+Run as root from the repository: `python3 bench/network_run.py --runs 30` (see bench/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import netpeers as np_
+from netpeers import Barque, CpuMeter, DockerDaemon, HostGuard, Podman, progress
+
+TARGET = "barque, bridge"   # the issue's target: at most 0.5x the Docker bridge row
+PEER = "docker, bridge"
+
+
+@dataclass
+class Subject:
+    name: str
+    argv: list[str]
+    env: dict[str, str] | None = None
+    skip: set[int] = field(default_factory=set)   # other engines' daemons: not its CPU
+    error: str | None = None
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+def barque_networking(barque: Barque) -> str | None:
+    """None if barque's default network gives the container an eth0; else why not."""
+    out = subprocess.run([*barque.cli, "run", "--rm", "busybox", "ls", "/sys/class/net"],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        return f"fails here: {out.stderr.strip().splitlines()[:1]}"
+    if "eth0" not in out.stdout.split():
+        return "skipped: Barque's default network gives no eth0 yet (networking not merged)"
+    return None
+
+
+def make_subjects(engines: set[str], barque: Barque, docker: DockerDaemon | None,
+                  podman: Podman | None) -> list[Subject]:
+    subjects = []
+    if "barque" in engines:
+        bridge = Subject("barque, bridge", [*barque.cli, "run", "--rm", "busybox", "true"])
+        bridge.error = barque_networking(barque)
+        subjects += [bridge, Subject("barque, none", [*barque.cli, "run", "--rm", "--network",
+                                                      "none", "busybox", "true"])]
+    if docker is not None:
+        run = [*docker.cli, "run", "--rm"]
+        subjects += [Subject("docker, bridge", [*run, "busybox", "true"], docker.env),
+                     Subject("docker, none", [*run, "--network", "none", "busybox", "true"],
+                             docker.env)]
+    if podman is not None:
+        run = [*podman.cli, "run", "--rm", *Podman.RUN]
+        subjects += [Subject("podman, bridge", [*run, "busybox", "true"]),
+                     Subject("podman, none", [*run, "--network", "none", "busybox", "true"])]
+    dockerd = {docker.proc.pid} if docker is not None and docker.proc is not None else set()
+    for s in subjects:
+        if not s.name.startswith("docker"):
+            s.skip = dockerd
+    return subjects
+
+
+def rounds(subjects: list[Subject], meter: CpuMeter, count: int, record: bool,
+           pause: float) -> None:
+    working = [s for s in subjects if s.error is None]
+    for i in range(count):
+        for s in working:
+            if pause:
+                time.sleep(pause)
+            wall, cpu, error = np_.timed(s.argv, meter, s.env, s.skip)
+            if not record:
+                continue
+            if error is None:
+                s.wall.append(wall)
+                s.cpu.append(cpu)
+            else:
+                s.failures.append(error)
+        if record and (i + 1) % 10 == 0:
+            progress(f"round {i + 1}/{count}")
+
+
+def trial(subjects: list[Subject], meter: CpuMeter) -> None:
+    for s in subjects:
+        if s.error is None:
+            _, _, error = np_.timed(s.argv, meter, s.env, s.skip)
+            if error is not None:
+                s.error = f"fails here: {error}"
+        if s.error:
+            progress(f"{s.name}: {s.error}")
+
+
+HEADER = ["engine, network", "runs", "median s", "p10", "p90", "CPU median s", "CPU mean s",
+          "x docker bridge", "CPU x docker bridge"]
+
+
+def table(subjects: list[Subject]) -> str:
+    peer = next((s for s in subjects if s.name == PEER and s.wall), None)
+    base = np_.stats(peer.wall).median if peer else None
+    base_cpu = np_.stats(peer.cpu).median if peer else None
+    rows = []
+    for s in subjects:
+        if not s.wall:
+            rows.append([s.name, s.error or f"no successful run: {s.failures[:1]}"])
+            continue
+        w, c = np_.stats(s.wall), np_.stats(s.cpu)
+        runs = str(len(s.wall)) + (f" ({len(s.failures)} failed)" if s.failures else "")
+        rows.append([s.name, runs, f"{w.median:.3f}", f"{w.p10:.3f}", f"{w.p90:.3f}",
+                     f"{c.median:.3f}", f"{c.mean:.3f}",
+                     f"{w.median / base:.2f}" if base else "-",
+                     f"{c.median / base_cpu:.2f}" if base_cpu else "-"])
+    return np_.markdown_table(HEADER, rows)
+
+
+def network_costs(subjects: list[Subject]) -> str:
+    """Per engine: bridge median minus none median, the price of its default network."""
+    medians = {s.name: np_.stats(s.wall).median for s in subjects if s.wall}
+    parts = []
+    for engine in ("barque", "docker", "podman"):
+        bridge, none = medians.get(f"{engine}, bridge"), medians.get(f"{engine}, none")
+        if bridge is not None and none is not None:
+            parts.append(f"{engine} +{(bridge - none) * 1000:.0f} ms")
+    return "network's cost (bridge median - none median): " + (", ".join(parts) or "-")
+
+
+def verdict(subjects: list[Subject]) -> str:
+    medians = {s.name: np_.stats(s.wall).median for s in subjects if s.wall}
+    if TARGET in medians and PEER in medians:
+        ratio = medians[TARGET] / medians[PEER]
+        return (f"target (barque bridge <= 0.5x docker bridge): {ratio:.2f}x, "
+                f"{'met' if ratio <= 0.5 else 'NOT met'}")
+    return "target (barque bridge <= 0.5x docker bridge): not measured"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--runs", type=int, default=30, help="timed runs per subject (default 30)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default 3)")
+    p.add_argument("--pause", type=float, default=0.0, metavar="MS",
+                   help="idle time before each timed run, in ms (default 0: back to back)")
+    p.add_argument("--load", type=int, default=0, metavar="N",
+                   help="N busy loops running during the timed rounds (default 0)")
+    p.add_argument("--engines", default="barque,docker,podman",
+                   help="comma-separated subset of barque,docker,podman")
+    p.add_argument("--barque", default=None, metavar="PATH",
+                   help="the barque to measure (default: beside this python3, else PATH's)")
+    p.add_argument("--out", type=Path, default=np_.OUT_DIR, help="where JSON and PNG go")
+    args = p.parse_args(argv)
+    args.barque = np_.barque_exe(args.barque)
+    args.engines = set(args.engines.split(","))
+    if args.runs < 1 or args.warmup < 0 or args.load < 0 or \
+            not args.engines <= {"barque", "docker", "podman"}:
+        p.error("--runs >= 1, --warmup >= 0, --load >= 0, --engines from barque,docker,podman")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if os.geteuid() != 0:
+        sys.exit("network_run needs root (namespaces, bridges, netfilter)")
+    np_.install_signals()
+    np_.become_subreaper()
+    meter = CpuMeter()
+    tmp = Path(tempfile.mkdtemp(prefix="barque-bench-net-"))
+    cgroups = np_.cgroup_parents()
+    barque = Barque(tmp, args.barque)
+    podman = Podman(tmp) if "podman" in args.engines and shutil.which("podman") else None
+    docker: DockerDaemon | None = None
+    guard: HostGuard | None = None
+    load: np_.Load | None = None
+    subjects: list[Subject] = []
+    info = np_.machine_info(args.barque)
+    versions = {"docker": np_.version([np_.DOCKERD, "--version"]),
+                "podman": np_.version(["podman", "--version"])}
+    try:
+        guard = HostGuard(tmp)
+        docker = np_.start_docker(args.engines, guard, tmp, meter)
+        progress("loading busybox into every engine")
+        np_.load_image(tmp / "busybox.tar", barque, podman, docker)
+        subjects = make_subjects(args.engines, barque, docker, podman)
+        trial(subjects, meter)
+        rounds(subjects, meter, args.warmup, record=False, pause=0)
+        load_start = np_.loadavg()
+        load = np_.Load(args.load, meter) if args.load else None
+        progress(f"{args.runs} timed rounds")
+        rounds(subjects, meter, args.runs, record=True, pause=args.pause / 1000)
+        load_end = np_.loadavg()
+    except KeyboardInterrupt:
+        progress("interrupted: cleaning up")
+        return 130
+    finally:
+        with np_.signals_ignored():
+            if load is not None:
+                load.stop()
+            if docker is not None:
+                docker.stop()
+            if podman is not None:
+                podman.cleanup()
+            barque.cleanup()
+            if guard is not None:
+                for warning in guard.restore():
+                    progress(f"warning: {warning}")
+                progress("host restored: iptables, sysctls, links and Docker's files as found")
+            np_.remove_cgroups(np_.cgroup_parents() - cgroups)
+            np_.remove_tmp(tmp)
+    mode = (f"pause {args.pause:g} ms before each run" if args.pause else "back to back") + \
+        (f", under load ({args.load} busy loops)" if args.load else "")
+    print(f"`run --rm busybox true`, {args.runs} interleaved rounds, {mode}\n")
+    print(table(subjects))
+    print(f"\n{network_costs(subjects)}  \n{verdict(subjects)}  \n"
+          f"{np_.machine_line(info, versions)}  \n{np_.load_line(load_start, load_end)}")
+    write_outputs(args, subjects, info, versions, mode, (load_start, load_end))
+    return 0
+
+
+def write_outputs(args: argparse.Namespace, subjects: list[Subject], info: dict[str, object],
+                  versions: dict[str, str], mode: str,
+                  load: tuple[list[float], list[float]]) -> None:
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = str(info["date"]).replace(":", "")
+    path = args.out / f"network_run-{stamp}.json"
+    path.write_text(json.dumps({
+        "benchmark": "network_run", "mode": mode, "machine": info, "versions": versions,
+        "loadavg": {"start": load[0], "end": load[1]},
+        "subjects": [{"name": s.name, "command": s.argv, "error": s.error,
+                      "failures": s.failures, "wall_s": s.wall, "cpu_s": s.cpu}
+                     for s in subjects]}, indent=1) + "\n")
+    measured = [s for s in subjects if s.wall]
+    png = args.out / f"network_run-{stamp}.png"
+    plotted = np_.box_plot(png, [s.name for s in measured], [s.wall for s in measured],
+                           "run --rm true, wall s",
+                           f"network_run: {info['nproc']} cpus, {info['kernel']}, {mode}, "
+                           f"barque {info['barque']}")
+    progress(f"samples: {path}")
+    progress(f"plot: {png}" if plotted else "plot: skipped (no samples or no matplotlib)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
