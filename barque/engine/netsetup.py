@@ -134,8 +134,14 @@ def _add_endpoint(store: NetworkStore, record: ContainerRecord, network: Network
 
 
 def remove_container(engine: Engine, record: ContainerRecord) -> None:
-    """At `rm`: the container leaves every network."""
-    teardown(engine, record)
+    """At `rm`: the container leaves every network (what the kernel keeps of a network that
+    cannot be unmade now, a veth or a rule, goes with the namespace or at the next reclaim;
+    the container is removed all the same, as Docker's rm)."""
+    try:
+        teardown(engine, record)
+    except Exception as e:
+        if not _is_network_failure(e):
+            raise
     store_of(engine).remove_endpoint(record.id)
 
 
