@@ -169,12 +169,16 @@ def setup(engine: Engine, record: ContainerRecord) -> Sandbox:
 
 
 def _reclaim_stale(engine: Engine, store: NetworkStore) -> None:
-    """Addresses and host ports held for containers whose namespace is gone are free again:
-    after a reboot /run is empty, and no clean-up ran for what was running."""
+    """Addresses, host ports and port rules held for containers whose namespace is gone are
+    free again: after a reboot /run is empty, and no clean-up ran for what was running."""
     for container_id in store.holders():
         if not os.path.exists(netns_path(engine, container_id)):
             store.release(container_id)
             store.unpublish(container_id)
+    firewall = firewall_of(engine)
+    for owner in firewall.port_owners():  # a rule an rm could not take away
+        if not os.path.exists(netns_path(engine, owner)):
+            firewall.remove_ports(owner)
 
 
 def _make(engine: Engine, store: NetworkStore, record: ContainerRecord,
