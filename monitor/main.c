@@ -21,6 +21,7 @@ struct cstate cs = {.status = "created"};
 int dir_fd = -1;
 
 static int report_fd = -1; /* the pipe to the waiting parent, until the launch is decided */
+static volatile sig_atomic_t caller_died; /* the waiting parent died: nobody was told */
 
 static void die_usage(const char *fmt, const char *arg)
 {
@@ -226,16 +227,39 @@ static int wait_for_launch(int fd)
 	return 1;
 }
 
-static void report(const char *err)
+/* 0 once the waiting parent has the news (SIGPIPE is ignored: a write to a parent that died
+ * fails with EPIPE). */
+static int report(const char *err)
 {
 	char msg[ERR_MAX + 2];
 	int n = snprintf(msg, sizeof msg, "%c%s", err ? '1' : '0', err ? err : "");
+	ssize_t w;
 
 	if (report_fd < 0)
-		return;
-	(void)!write(report_fd, msg, n > 0 && (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+		return -1;
+	w = write(report_fd, msg, n > 0 && (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
 	close(report_fd);
 	report_fd = -1;
+	return w > 0 ? 0 : -1;
+}
+
+static void on_caller_death(int sig)
+{
+	(void)sig;
+	caller_died = 1;
+}
+
+/* A launch whose caller died (it was told nothing, or it reported a failure) must not go on
+ * alone: the parent's death is signalled to us until the launch is decided. */
+static void watch_caller(pid_t parent)
+{
+	struct sigaction sa = {.sa_handler = on_caller_death, .sa_flags = SA_RESTART};
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR2, &sa, NULL);
+	prctl(PR_SET_PDEATHSIG, SIGUSR2);
+	if (getppid() != parent)
+		caller_died = 1;
 }
 
 /* The child becomes the monitor: nothing of the caller's is kept (its pipes see EOF as soon
@@ -301,7 +325,7 @@ int main(int argc, char **argv)
 {
 	char err[ERR_MAX];
 	int sp[2];
-	pid_t pid;
+	pid_t pid, launcher = getpid();
 
 	parse_args(argc, argv);
 	/* nothing inherited stays open, in us or in the container, but the held ports */
@@ -316,6 +340,7 @@ int main(int argc, char **argv)
 	}
 	close(sp[0]);
 	report_fd = sp[1];
+	watch_caller(launcher);
 	if (detach() < 0) {
 		snprintf(err, sizeof err, "cannot detach: %s", strerror(errno));
 		report(err);
@@ -330,7 +355,9 @@ int main(int argc, char **argv)
 	if (io_setup(err, sizeof err) < 0 || log_open(err, sizeof err) < 0 ||
 	    lc_launch(err, sizeof err) < 0)
 		fail(err);
-	report(NULL);
+	prctl(PR_SET_PDEATHSIG, 0);
+	if (caller_died || report(NULL) < 0)
+		fail("the caller died while the container started");
 	io_run();
 	/* The end: the sockets' names go, then the final state, then clients see EOF (an
 	 * attached client reads the exit code from state.json once it has its EOF). */

@@ -731,3 +731,23 @@ def test_bad_arguments(monitor_bin: str) -> None:
         proc = subprocess.run([monitor_bin, *args], capture_output=True, timeout=10)
         assert proc.returncode == 1 and proc.stdout == b""
         assert proc.stderr.startswith(b"barque-monitor: ") and proc.stderr.count(b"\n") == 1
+
+
+def test_a_launch_whose_caller_died_does_not_go_on_alone(mon: Monitors) -> None:
+    """The engine reports a start as failed when the monitor it waits for dies; the detached
+    monitor must then not start the container anyway (nobody would know it runs)."""
+    slow = os.path.join(mon.rt.tmp, "slow-runtime")
+    with open(slow, "w") as f:
+        f.write(f"#!/bin/sh\nsleep 1\nexec {mon.rt.binary} \"$@\"\n")
+    os.chmod(slow, 0o755)
+    cmd, cid, directory, log_path, bundle = mon.command(mon.rt.spec(["sleep", "100"]), [])
+    cmd[cmd.index("--runtime") + 1] = slow
+    launcher = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    m = mon.adopt(cid, directory, log_path, bundle)
+    time.sleep(0.3)  # the detached monitor is in the runtime's `run` now
+    launcher.kill()
+    launcher.wait(timeout=10)
+    state = m.wait_done(timeout=30)
+    assert "the caller died" in state["Error"], state
+    assert not os.path.exists(os.path.join(mon.rt.state_root, cid))  # no container left
