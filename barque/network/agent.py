@@ -34,10 +34,11 @@ def state_dir(runroot: str) -> str:
 
 
 def namespaces() -> list[list[int]]:
-    """The calling process's network and mount namespaces, as (dev, inode) pairs."""
+    """The calling thread's network and mount namespaces, as (dev, inode) pairs (a thread
+    may have entered a container's netns: netns.entered)."""
     result = []
     for kind in ("net", "mnt"):
-        st = os.stat(f"/proc/self/ns/{kind}")
+        st = os.stat(f"/proc/thread-self/ns/{kind}")
         result.append([st.st_dev, st.st_ino])
     return result
 

@@ -262,7 +262,7 @@ def listen(dir_fd: int, backlog: int = 64) -> socket.socket:
         os.unlink(path)  # a dead helper's: we hold the pid lock, so no live one has it
     except FileNotFoundError:
         pass
-    old = os.umask(0o077)
+    old = os.umask(0o177)  # 0600: connecting needs write permission only
     try:
         sock.bind(path)
     finally:
