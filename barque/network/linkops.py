@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 TIMEOUT = 2.0  # a link operation takes milliseconds; beyond this the agent is hung
+AGENT = "barque.network.agent"
 
 
 class LinkOps:
@@ -61,6 +62,9 @@ class LinkOps:
                 self._start_agent()
             except (service.NoReply, OSError):
                 self.use_agent = False
+                # Hung (or half dead): it would cost every later call its timeout too. The
+                # next call starts a fresh one.
+                service.kill(self.directory, AGENT)
                 if op == "add_veth":
                     # It may have made the pair before it hung or died: the name is this
                     # container's, so what carries it is a leftover of this very request.
@@ -82,7 +86,7 @@ class LinkOps:
         """In the background: this call does its own work meanwhile."""
         try:
             service.start(self.directory, service.python_argv(
-                "barque.network.agent", "--root", self.root, "--runroot", self.runroot))
+                AGENT, "--root", self.root, "--runroot", self.runroot))
         except (OSError, service.HelperError):
             pass  # no agent then: everything still works, only slower
 

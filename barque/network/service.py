@@ -102,6 +102,7 @@ def start(directory: str, argv: list[str], wait: float | None = None) -> bool:
     pid_fd = lock_pidfile(directory, 2.0 if wait else 0.0)
     if pid_fd is None:
         return False
+    os.ftruncate(pid_fd, 0)  # a dead helper's pid is nobody's business now
     read_end = write_end = -1
     try:
         if wait:
@@ -109,7 +110,7 @@ def start(directory: str, argv: list[str], wait: float | None = None) -> bool:
         args = [*argv, "--pid-fd", str(pid_fd)]
         if wait:
             args += ["--ready-fd", str(write_end)]
-        _spawn(args, [pid_fd] + ([write_end] if wait else []))
+        _spawn(args, [pid_fd] + ([write_end] if wait else []), pid_fd)
     finally:
         os.close(pid_fd)  # the helper's copy holds the lock from here on
         if write_end >= 0:
@@ -146,8 +147,9 @@ def lock_pidfile(directory: str, wait: float = 0.0) -> int | None:
         os.close(fd)  # a leaving helper unlinked the file we locked: lock the new one
 
 
-def _spawn(argv: list[str], keep: list[int]) -> None:
-    """Start argv detached (double fork) with only stdio (on /dev/null) and `keep` open."""
+def _spawn(argv: list[str], keep: list[int], pid_fd: int) -> None:
+    """Start argv detached (double fork) with only stdio (on /dev/null) and `keep` open; its
+    pid written to `pid_fd` before it execs (so it can be stopped from the start on)."""
     pid = os.fork()
     if pid == 0:  # pragma: no cover - a child that execs or exits
         try:
@@ -162,6 +164,7 @@ def _spawn(argv: list[str], keep: list[int]) -> None:
             for fd in keep:
                 os.set_inheritable(fd, True)
             signal.pthread_sigmask(signal.SIG_SETMASK, set())
+            os.pwrite(pid_fd, f"{os.getpid()}\n".encode(), 0)
             os.execv(argv[0], argv)
         finally:
             os._exit(127)
@@ -228,6 +231,25 @@ def stop(directory: str, timeout: float = 5.0) -> None:
             os.kill(pid, signal.SIGKILL)
             deadline = time.monotonic() + timeout
         time.sleep(0.02)
+
+
+def kill(directory: str, module: str) -> None:
+    """SIGKILL a hung helper (by its pid file, while it holds the file's lock and its command
+    line names `module`), without waiting: its clients do without it meanwhile."""
+    fd = lock_pidfile(directory) if os.path.isdir(directory) else None
+    if fd is not None:
+        os.close(fd)
+        return
+    pid = read_pid(directory)
+    if pid is None or pid <= 1:
+        return
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if module.encode() not in f.read().split(b"\0"):
+                return
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 def _alive(pid: int) -> bool:

@@ -288,6 +288,9 @@ def test_a_hung_agent_means_in_process(world: World) -> None:
         assert link_gone(host)
     finally:
         os.kill(pid, signal.SIGCONT)
+    assert wait_gone(pid)  # killed by its pid file: later callers do not wait for it
+    world.ops().ensure_bridge(bridge, [world.v4[0]])
+    assert wait_serving(world) != pid
 
 
 def test_racing_starters_start_one_agent(world: World) -> None:
