@@ -492,7 +492,10 @@ def test_lingers_after_the_last_unregister_for_the_next_register(pair: World) ->
     (none spawned again), and the linger starts anew after each last container."""
     with open(os.path.join(pair.root, "daemon.json"), "w") as f:
         json.dump({"dns-resolver-idle": 1.5}, f)
-    os.kill(pair.pid(), signal.SIGTERM)  # type: ignore[arg-type]  # read the new linger
+    old = pair.pid()
+    assert old is not None
+    os.kill(old, signal.SIGTERM)  # the next one reads the new linger
+    assert wait_gone(old)
     pair.register("web")
     pid = pair.pid()
     pair.unregister("web")
