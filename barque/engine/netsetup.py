@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from barque.engine.records import ContainerRecord
     from barque.network.config import DaemonNetConfig
     from barque.network.firewall import Firewall
+    from barque.network.linkops import LinkOps
     from barque.network.ports import PortMap
     from barque.network.store import Endpoint, Network, NetworkStore
 
@@ -65,6 +66,13 @@ def firewall_of(engine: Engine) -> Firewall:
     from barque.network.firewall import Firewall
 
     return Firewall(config_of(engine).nft_table)
+
+
+def links_of(engine: Engine) -> LinkOps:
+    """barque.network.links' operations, by the runroot's warm network agent when it runs."""
+    from barque.network import linkops
+
+    return linkops.of(engine.paths.root, engine.paths.runroot)
 
 
 def netns_path(engine: Engine, container_id: str) -> str:
@@ -137,6 +145,9 @@ def remove_container(engine: Engine, record: ContainerRecord) -> None:
     """At `rm`: the container leaves every network (what the kernel keeps of a network that
     cannot be unmade now, a veth or a rule, goes with the namespace or at the next reclaim;
     the container is removed all the same, as Docker's rm)."""
+    if not has_own_network(record.host_config):
+        return  # host, none, container:X: never on a network (connect refuses them), and
+        # the store's modules cost every `run --rm --network none` ~8 ms to import
     try:
         teardown(engine, record)
     except Exception as e:
@@ -183,8 +194,9 @@ def _reclaim_stale(engine: Engine, store: NetworkStore) -> None:
 
 def _make(engine: Engine, store: NetworkStore, record: ContainerRecord,
           sandbox: Sandbox) -> None:
-    from barque.network import links, netns
+    from barque.network import netns
 
+    links = links_of(engine)
     assert sandbox.netns is not None
     os.makedirs(os.path.dirname(sandbox.netns), mode=0o700, exist_ok=True)
     netns.create(sandbox.netns)
@@ -210,8 +222,7 @@ def _make(engine: Engine, store: NetworkStore, record: ContainerRecord,
 
 def ensure_network(engine: Engine, network: Network) -> None:
     """The network's bridge and rules exist (idempotent; a reboot leaves neither)."""
-    from barque.network import links
-
+    links = links_of(engine)
     subnets = network.subnets()
     links.ensure_bridge(network.bridge, [f"{s.gateway}/{s.network.prefixlen}" for s in subnets
                                          if s.gateway is not None])
@@ -364,8 +375,7 @@ def teardown(engine: Engine, record: ContainerRecord) -> None:
 def connect_running(engine: Engine, record: ContainerRecord, network: Network,
                     endpoint: Endpoint) -> None:
     """`network connect` of a running container: one more veth, named eth<position>."""
-    from barque.network import links
-
+    links = links_of(engine)
     if not has_own_network(record.host_config):
         raise EngineError("container sharing network namespace with another container or "
                           "host cannot be connected to any other network", 1, 400)
@@ -390,8 +400,7 @@ def connect_running(engine: Engine, record: ContainerRecord, network: Network,
 
 def disconnect_running(engine: Engine, record: ContainerRecord, network: Network) -> None:
     """`network disconnect` of a running container: its veth on that network goes."""
-    from barque.network import links
-
+    links = links_of(engine)
     store = store_of(engine)
     for endpoint in store.endpoints_of(record.id):
         if endpoint.network_id == network.id and endpoint.veth:
@@ -401,8 +410,7 @@ def disconnect_running(engine: Engine, record: ContainerRecord, network: Network
 
 def release_network(engine: Engine, network: Network) -> None:
     """`network rm`: its bridge and its rules go (the caller checked it has no endpoint)."""
-    from barque.network import links
-
+    links = links_of(engine)
     firewall_of(engine).remove_network(network.bridge)
     links.delete_bridge(network.bridge)
 

@@ -5,6 +5,8 @@ address with prefix), "default-address-pools" and "icc", as Docker's does. Each 
 own names, so a test's root never touches a user's Barque: the default root's bridge is
 `barque0` and its nftables table `barque`; any other root's are derived from its path (or
 given in daemon.json: "nft-table" is Barque's own key, for tests that mark what they make).
+Barque's own "network-agent-idle" and "dns-resolver-idle" are the seconds the network agent
+and the DNS resolver linger unused before they exit (60 each by default).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class DaemonNetConfig:
     pools: list[tuple[str, int]] = field(default_factory=list)  # IPv4 and IPv6 pools
     icc: bool = True               # traffic between containers on the default bridge
     nft_table: str = DEFAULT_TABLE
+    agent_idle: float = 60.0       # seconds the network agent lingers without a request
+    dns_idle: float = 60.0         # seconds the DNS resolver lingers without a container
 
 
 def _digest(root: str) -> str:
@@ -106,6 +110,14 @@ def _apply(config: DaemonNetConfig, data: object, root: str) -> None:
         if not isinstance(data["icc"], bool):
             raise ValueError("icc must be true or false")
         config.icc = data["icc"]
+    for key, attribute in (("network-agent-idle", "agent_idle"),
+                           ("dns-resolver-idle", "dns_idle")):
+        if key in data:  # Barque's own keys (tests make them short)
+            value = data[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or \
+                    not 0 <= value <= 86400:
+                raise ValueError(f"{key} must be a number of seconds")
+            setattr(config, attribute, float(value))
     if "nft-table" in data:
         table = data["nft-table"]
         if not isinstance(table, str) or not TABLE_RE.match(table):

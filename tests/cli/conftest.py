@@ -60,6 +60,8 @@ def daemon_json(if_prefix: str, n: int) -> dict[str, object]:
     them apart (and clear of the 10.192.0.0/10 the tests name in --subnet)."""
     bip, pool = secrets.randbelow(8192), secrets.randbelow(512)
     return {"bridge": f"{if_prefix}b{n}", "nft-table": f"{if_prefix}_{n}",
+            # the network agent's and the resolver's linger (teardown stops them anyway)
+            "network-agent-idle": 5, "dns-resolver-idle": 5,
             "bip": f"10.{160 + bip // 256}.{bip % 256}.1/24",
             "default-address-pools": [
                 {"base": f"10.{128 + pool // 16}.{pool % 16 * 16}.0/20", "size": 24}]}
@@ -91,8 +93,19 @@ def remove_everything(b: Barque, work: str) -> None:
         if ids:
             b.run("rm", "-f", "-v", *ids, timeout=120)
         b.run("network", "prune", "-f")
+    _stop_helpers(b)
     _wait_for_processes_naming(work)
     _remove_default_bridge(b)
+
+
+def _stop_helpers(b: Barque) -> None:
+    """The runroot's network agent and DNS resolver, which linger after their last use: by
+    their pid files (SIGTERM, then SIGKILL), never by name."""
+    from barque.network import agent, service
+    from barque.network.dns import state_dir
+
+    for directory in (agent.state_dir(b.runroot), state_dir(b.runroot)):
+        service.stop(directory)
 
 
 def _remove_default_bridge(b: Barque) -> None:

@@ -40,6 +40,7 @@ from tests.support.tools import require
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)")
 
 T = TypeVar("T")
+IDLE = 0.5  # seconds a test root's resolver lingers after its last container
 
 # The design's tables (issue 9); made here only if the real migration is not there yet.
 TABLES = """
@@ -266,6 +267,8 @@ def world(tmp_path: Any, run_prefix: str) -> Iterator[World]:
     root = str(tmp_path / "root")
     conn = db.connect(root)
     conn.executescript(TABLES)
+    with open(os.path.join(root, "daemon.json"), "w") as f:
+        json.dump({"dns-resolver-idle": IDLE}, f)  # the resolver's linger, short here
     runroot = tempfile.mkdtemp(prefix=f"{run_prefix}-dns-")
     upstream = Upstream()
     w = World(root, runroot, f"{run_prefix}-d{secrets.token_hex(2)}", upstream, conn)
@@ -482,6 +485,31 @@ def test_exits_after_the_last_unregister(pair: World) -> None:
     pair.register("db")  # and a new one starts
     assert alive(pair.pid()) and pair.pid() != pid
     assert addresses(ask(pair.netns["db"], "db")) == ["172.30.0.3"]
+
+
+def test_lingers_after_the_last_unregister_for_the_next_register(pair: World) -> None:
+    """`run --rm` after `run --rm` on a user network: the second finds the first's resolver
+    (none spawned again), and the linger starts anew after each last container."""
+    with open(os.path.join(pair.root, "daemon.json"), "w") as f:
+        json.dump({"dns-resolver-idle": 1.5}, f)
+    old = pair.pid()
+    assert old is not None
+    os.kill(old, signal.SIGTERM)  # the next one reads the new linger
+    assert wait_gone(old)
+    pair.register("web")
+    pid = pair.pid()
+    pair.unregister("web")
+    pair.unregister("db")
+    time.sleep(0.8)
+    assert alive(pid)
+    pair.register("db")
+    assert pair.pid() == pid
+    assert addresses(ask(pair.netns["db"], "web")) == ["172.30.0.2"]
+    pair.unregister("db")
+    time.sleep(0.8)  # 1.6 s after the first last unregister, 0.8 s after the second
+    assert alive(pid)
+    assert wait_gone(pid, 5)
+    assert not os.path.exists(os.path.join(dnspaths.state_dir(pair.runroot), dnspaths.SOCKET))
 
 
 def _bind_free() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 
-SOCKET = "sock"          # the control socket (register / unregister)
-PIDFILE = "pid"          # the resolver's pid; it holds a flock on it while it lives
+from barque.network.service import PIDFILE, SOCKET  # noqa: F401  (the control socket, its pid)
+
 CONTAINERS = "containers"  # one file per registered container: its netns path
 LOG = "log"
 

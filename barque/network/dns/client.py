@@ -1,7 +1,7 @@
 """Talking to the runroot's resolver: register a container (starting the resolver if none
-runs) and unregister it. Both hold the flock on <runroot>/dns for the whole exchange, so two
-`barque` processes never start two resolvers and a resolver never leaves while a client is
-registering with it (see server.py).
+runs) and unregister it. Both hold the flock on <runroot>/dns for the whole exchange, so a
+resolver never leaves while a client is registering with it (see server.py); starting one
+goes through barque.network.service, whose pid-file lock keeps it to one per runroot.
 
 For the engine: register once the container's netns exists with `lo` up and its endpoints
 have their addresses (NetworkStore.allocate), before its process starts, for a container on
@@ -11,14 +11,11 @@ before the netns is removed (a listening socket keeps the netns alive)."""
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-import subprocess
-import sys
 
 from barque.linux.locks import locked_dir
-from barque.network.dns import CONTAINERS, SOCKET, state_dir
+from barque.network import service
+from barque.network.dns import CONTAINERS, state_dir
 
 TIMEOUT = 10.0
 
@@ -37,7 +34,7 @@ def register(root: str, runroot: str, container_id: str, netns_path: str) -> Non
         try:
             try:
                 _call(directory, request)
-            except (FileNotFoundError, ConnectionRefusedError):  # none runs: start one
+            except service.NotRunning:  # none runs (or a dead one's socket): start one
                 _start(root, runroot)
                 _call(directory, request)
         except OSError as e:
@@ -62,37 +59,23 @@ def unregister(runroot: str, container_id: str) -> None:
                     pass
 
 
+def stop(runroot: str) -> None:
+    """SIGTERM the runroot's resolver, if one runs (it keeps the registrations)."""
+    service.stop(state_dir(runroot))
+
+
 def _call(directory: str, request: dict[str, str]) -> None:
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(TIMEOUT)
-            sock.connect(f"/proc/self/fd/{dir_fd}/{SOCKET}")  # short, however long the path
-            sock.sendall(json.dumps(request).encode() + b"\n")
-            data = b""
-            while not data.endswith(b"\n") and (chunk := sock.recv(4096)):
-                data += chunk
-    finally:
-        os.close(dir_fd)
-    try:
-        reply = json.loads(data)
-    except ValueError:
-        raise ResolverError("the DNS resolver closed the connection") from None
-    if not isinstance(reply, dict) or not reply.get("ok"):
-        error = reply.get("error") if isinstance(reply, dict) else None
-        raise ResolverError(f"DNS resolver: {error or 'bad reply'}")
+    reply = service.call(directory, request, TIMEOUT)
+    if not reply.get("ok"):
+        raise ResolverError(f"DNS resolver: {reply.get('error') or 'bad reply'}")
 
 
 def _start(root: str, runroot: str) -> None:
-    """Starts the resolver and waits until it listens (its first process exits then)."""
-    argv = [sys.executable, "-P", "-m", "barque.network.dns", "--root", root,
-            "--runroot", runroot]
+    """Starts the resolver and waits until it listens."""
+    argv = service.python_argv("barque.network.dns", "--root", root, "--runroot", runroot)
     try:
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, cwd="/", start_new_session=True,
-                              timeout=TIMEOUT * 3)
-    except subprocess.TimeoutExpired:
-        raise ResolverError("the DNS resolver did not start in time") from None
-    if proc.returncode != 0:
-        reason = proc.stderr.decode(errors="replace").strip() or f"exit {proc.returncode}"
-        raise ResolverError(f"starting the DNS resolver: {reason}")
+        if not service.start(state_dir(runroot), argv, wait=TIMEOUT * 3):
+            raise ResolverError("starting the DNS resolver: another one runs and does not "
+                                "answer")
+    except service.HelperError as e:
+        raise ResolverError(f"starting the DNS resolver: {e}") from None

@@ -2,10 +2,12 @@
 inside each registered container's netns (made by a thread that entered that netns; a socket
 stays in the netns it was made in, so no NAT is needed), and its own end.
 
-Lifetime: started by client.register (holding the flock on <runroot>/dns), it exits when its
-last container goes: it takes that same flock (never waiting for it: a client holding it
-waits for our reply), removes its socket and leaves, so a client either reaches a resolver
-that will serve it or finds none and starts one. Registrations are kept in
+Lifetime: started by client.register (holding the flock on <runroot>/dns), it exits
+`dns-resolver-idle` seconds (daemon.json; 60 by default) after its last container went, if
+none came meanwhile (a `run --rm` after another then finds it still there): it takes that
+flock (never waiting for it: a client holding it waits for our reply), removes its socket
+and leaves, so a client either reaches a resolver that will serve it or finds none and
+starts one. Registrations are kept in
 <runroot>/dns/containers/ so a resolver started again (after a crash) serves them again,
 except those whose netns is gone."""
 
@@ -29,7 +31,8 @@ from typing import Any
 
 from barque.linux.namespaces import CLONE_NEWNET, setns_path
 from barque.linux.statfs import fs_type
-from barque.network.dns import CONTAINERS, LOG, PIDFILE, SOCKET, state_dir
+from barque.network import service
+from barque.network.dns import CONTAINERS, LOG, state_dir
 from barque.network.dns.answer import Answerer
 from barque.network.dns.names import Directory
 
@@ -131,8 +134,12 @@ class _Udp(asyncio.DatagramProtocol):
 
 
 class Resolver:
-    def __init__(self, root: str, runroot: str, port: int = 53) -> None:
+    def __init__(self, root: str, runroot: str, port: int = 53,
+                 pid_fd: int | None = None) -> None:
         self.root = root
+        self.idle = _idle_of(root)
+        self.idle_since = time.monotonic()
+        self.handed_pid_fd = pid_fd
         self.dir = state_dir(runroot)
         self.port = port
         self.directory = Directory(root)
@@ -157,19 +164,8 @@ class Resolver:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         os.makedirs(os.path.join(self.dir, CONTAINERS), mode=0o700, exist_ok=True)
         self.dir_fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        self._take_pid_lock()
-        control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        path = f"/proc/self/fd/{self.dir_fd}/{SOCKET}"  # short, whatever the runroot's length
-        try:
-            os.unlink(path)  # a dead resolver's (the client checked that no one answers)
-        except FileNotFoundError:
-            pass
-        old = os.umask(0o077)
-        try:
-            control.bind(path)
-        finally:
-            os.umask(old)
-        control.listen(64)
+        self.pid_fd = service.own_pidfile(self.dir, self.handed_pid_fd)
+        control = service.listen(self.dir_fd)
         self.control = await asyncio.start_unix_server(self._control, sock=control,
                                                        limit=CONTROL_LIMIT)
         await self._restore()
@@ -181,23 +177,6 @@ class Resolver:
         if not self.listeners:
             self.spawn(self._exit_when_idle())
         self.log(f"started, pid {os.getpid()}, {len(self.listeners)} container(s)")
-
-    def _take_pid_lock(self) -> None:
-        fd = os.open(os.path.join(self.dir, PIDFILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
-                     0o600)
-        deadline = time.monotonic() + 2.0  # an old resolver may be in its last moments
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    os.close(fd)
-                    raise RegisterError("another resolver runs for this runroot") from None
-                time.sleep(0.02)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self.pid_fd = fd
 
     async def run(self) -> None:
         await self.stopped.wait()
@@ -222,14 +201,8 @@ class Resolver:
             return False
 
     def _remove_files(self) -> None:
-        for name in (SOCKET, PIDFILE):
-            try:
-                os.unlink(os.path.join(self.dir, name))
-            except FileNotFoundError:
-                pass
-        if self.pid_fd >= 0:
-            os.close(self.pid_fd)
-            self.pid_fd = -1
+        service.remove_files(self.dir, self.pid_fd)
+        self.pid_fd = -1
 
     async def _exit_when_idle(self) -> None:
         if self.exiting:
@@ -237,6 +210,10 @@ class Resolver:
         self.exiting = True
         try:
             while not self.listeners and not self.stopped.is_set():
+                left = self.idle_since + self.idle - time.monotonic()
+                if left > 0:  # linger: the next `run` may well come soon
+                    await asyncio.sleep(min(left, 0.5))
+                    continue
                 if not self._try_dir_lock():
                     await asyncio.sleep(0.05)  # a client is registering: see what it brings
                     continue
@@ -310,6 +287,7 @@ class Resolver:
         self._close(container_id)
         self._forget(container_id)
         if not self.listeners:
+            self.idle_since = time.monotonic()
             self.spawn(self._exit_when_idle())
 
     def _close(self, container_id: str) -> None:
@@ -431,18 +409,25 @@ class Resolver:
             pass
 
 
-async def serve(root: str, runroot: str, ready: int | None = None, port: int = 53) -> None:
-    """Runs the resolver until it has no container left (or SIGTERM). `ready`: a pipe's write
-    end, told "ok" once the control socket listens, or the error that stopped the start."""
-    resolver = Resolver(root, runroot, port)
+def _idle_of(root: str) -> float:
+    from barque.network import config
+
+    try:
+        return config.load(root).dns_idle
+    except Exception:
+        return 60.0
+
+
+async def serve(root: str, runroot: str, ready: int | None = None, port: int = 53,
+                pid_fd: int | None = None) -> None:
+    """Runs the resolver until it has had no container for its idle time (or SIGTERM).
+    `ready`: a pipe's write end, told "ok" once the control socket listens, or the error that
+    stopped the start; `pid_fd`: its pid file, locked by whoever started it."""
+    resolver = Resolver(root, runroot, port, pid_fd)
     try:
         await resolver.start()
     except BaseException as e:
-        if ready is not None:
-            os.write(ready, f"error: {e}\n".encode())
-            os.close(ready)
+        service.tell_ready(ready, e)
         raise
-    if ready is not None:
-        os.write(ready, b"ok\n")
-        os.close(ready)
+    service.tell_ready(ready)
     await resolver.run()
