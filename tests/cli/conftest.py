@@ -67,15 +67,21 @@ def daemon_json(if_prefix: str, n: int) -> dict[str, object]:
                 {"base": f"10.{128 + pool // 16}.{pool % 16 * 16}.0/20", "size": 24}]}
 
 
+def new_barque(root: str, runroot: str, if_prefix: str) -> Barque:
+    """A root of a test's own, its network names marked (daemon_json); remove_everything
+    unmakes it."""
+    os.makedirs(root, mode=0o700)
+    with open(os.path.join(root, "daemon.json"), "w") as f:
+        json.dump(daemon_json(if_prefix, next(_ROOTS)), f)
+    return Barque(root, runroot)
+
+
 @pytest.fixture
 def barque(run_prefix: str, if_prefix: str) -> Iterator[Barque]:
     # The run prefix in the paths lets the suite's leak check spot a mount we left behind; the
     # interface prefix in the default bridge's and the nftables table's names, a link or table.
     work = tempfile.mkdtemp(prefix=f"{run_prefix}-cli-")
-    b = Barque(os.path.join(work, "root"), os.path.join(work, "run"))
-    os.makedirs(b.root, mode=0o700)
-    with open(os.path.join(b.root, "daemon.json"), "w") as f:
-        json.dump(daemon_json(if_prefix, next(_ROOTS)), f)
+    b = new_barque(os.path.join(work, "root"), os.path.join(work, "run"), if_prefix)
     try:
         yield b
     finally:

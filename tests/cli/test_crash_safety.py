@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.conftest import Barque, ok, remove_everything
+from tests.cli.conftest import Barque, new_barque, ok, remove_everything
 from tests.support.marks import needs_busybox
 from tests.support.registry import Registry, run_registry, skopeo_copy
 from tests.support.tools import require
@@ -46,12 +46,12 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 
 
 @pytest.fixture(scope="module")
-def fat(registry: Registry, run_prefix: str) -> Iterator[dict[str, str]]:
+def fat(registry: Registry, run_prefix: str, if_prefix: str) -> Iterator[dict[str, str]]:
     """An image of busybox plus FAT_MIB MiB of random data: as a docker-archive and in the
     registry (pushed by skopeo)."""
     require("skopeo")
     work = tempfile.mkdtemp(prefix=f"{run_prefix}-fat-")
-    b = Barque(os.path.join(work, "root"), os.path.join(work, "run"))
+    b = new_barque(os.path.join(work, "root"), os.path.join(work, "run"), if_prefix)
     try:
         ok(b.run("run", "--name", "maker", "busybox", "dd", "if=/dev/urandom", "of=/fat",
                  "bs=1M", f"count={FAT_MIB}", timeout=120))
@@ -63,6 +63,7 @@ def fat(registry: Registry, run_prefix: str) -> Iterator[dict[str, str]]:
         ok(b.run("rm", "-f", "maker"))
         yield {"archive": archive, "ref": ref}
     finally:
+        remove_everything(b, work)
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -236,14 +237,14 @@ def test_kill9_at_random_points(barque: Barque, fat: dict[str, str]) -> None:
 # --- disk full -------------------------------------------------------------------------------
 
 @pytest.fixture
-def small_root(run_prefix: str) -> Iterator[Barque]:
+def small_root(run_prefix: str, if_prefix: str) -> Iterator[Barque]:
     """A barque whose root is on a 24 MiB tmpfs (unmounted after)."""
     work = tempfile.mkdtemp(prefix=f"{run_prefix}-enospc-")
     mnt = os.path.join(work, "disk")
     os.mkdir(mnt)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", mnt],
                    check=True)
-    b = Barque(os.path.join(mnt, "root"), os.path.join(work, "run"))
+    b = new_barque(os.path.join(mnt, "root"), os.path.join(work, "run"), if_prefix)
     try:
         yield b
     finally:
