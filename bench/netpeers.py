@@ -273,10 +273,28 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
+def _package_dir(barque: str) -> Path:
+    """Where the barque package the launcher runs lives (a launcher runs the python beside it;
+    its own dir may be another repository's, pyenv's for one)."""
+    exe = shutil.which(barque) if "/" not in barque else barque
+    if not exe:
+        return REPO
+    top = subprocess.run(["git", "-C", str(Path(exe).resolve().parent), "rev-parse",
+                          "--show-toplevel"], capture_output=True, text=True).stdout.strip()
+    if top and (Path(top) / "barque" / "__init__.py").exists():  # a worktree's venv
+        return Path(top)
+    python = Path(exe).parent / "python3"
+    if not python.exists():
+        return REPO
+    out = subprocess.run([str(python), "-c", "import barque, os; print(os.path.dirname("
+                          "barque.__file__))"], capture_output=True, text=True)
+    return Path(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip() else REPO
+
+
 def machine_info(barque: str) -> dict[str, Any]:
     """`barque`: the barque executable measured; its repository's commit is reported (a venv's
     launcher lives in the worktree it was installed from)."""
-    where = Path(barque).resolve().parent if "/" in barque else REPO
+    where = _package_dir(barque)
     return {"nproc": len(os.sched_getaffinity(0)), "kernel": platform.release(),
             "python": platform.python_version(), "barque": barque_commit(where),
             "date": now()}
