@@ -582,11 +582,13 @@ def test_a_bad_row_gets_servfail_not_silence(pair: World) -> None:
 
 def test_a_flood_of_forwards_is_bounded(world: World) -> None:
     """1300 queries for names the resolver forwards, to an upstream that never answers: at
-    most MAX_FORWARDS wait for it, the rest are REFUSED at once, and names it knows are still
-    answered meanwhile."""
+    most MAX_FORWARDS reach it (counted there, by name), the rest are REFUSED at once, and
+    names it knows are still answered meanwhile. Sent in paced batches, so a loaded machine
+    drops few on the way in; what is counted does not depend on none being dropped."""
     from barque.network.dns.answer import MAX_FORWARDS
 
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
     silent_address = f"127.{random.randint(100, 254)}.{random.randint(1, 254)}.1"
     silent.bind((silent_address, 53))
     try:
@@ -598,19 +600,12 @@ def test_a_flood_of_forwards_is_bounded(world: World) -> None:
         def flood() -> tuple[int, float]:
             refused = 0
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
                 s.connect(("127.0.0.11", 53))
-                s.settimeout(0.5)
-                for batch in range(13):
-                    for i in range(100):
+                for batch in range(26):
+                    for i in range(50):
                         s.send(dns.message.make_query(f"n{batch}-{i}.test", "A").to_wire())
-                    time.sleep(0.02)
-                    try:
-                        while True:
-                            s.setblocking(False)
-                            reply = s.recv(4096)
-                            refused += reply[3] & 0xF == dns.rcode.REFUSED
-                    except BlockingIOError:
-                        s.settimeout(0.5)
+                    time.sleep(0.01)
                 s.settimeout(1.0)
                 try:
                     while True:
@@ -623,7 +618,15 @@ def test_a_flood_of_forwards_is_bounded(world: World) -> None:
             return refused, time.monotonic() - start
 
         refused, local_time = in_netns(world.netns["flooder"], flood)
-        assert refused >= 1300 - MAX_FORWARDS - 50  # a few may be lost on the way in
+        forwarded = set()
+        silent.setblocking(False)
+        try:
+            while True:
+                forwarded.add(str(dns.message.from_wire(silent.recv(4096)).question[0].name))
+        except BlockingIOError:
+            pass
+        assert len(forwarded) <= MAX_FORWARDS
+        assert refused >= 1 and len(forwarded) + refused >= 1300 - 100, (len(forwarded), refused)
         assert local_time < 1.0
         assert alive(world.pid())
     finally:
