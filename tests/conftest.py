@@ -104,6 +104,9 @@ def _nft_tables() -> list[str]:
     return [line.split()[-1] for line in out.splitlines() if line.startswith("table")]
 
 
+_EXISTING_TABLES = set(_nft_tables())  # a root without daemon.json names its own "barque_…"
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if anything it made is still mounted, running or in a cgroup."""
     import glob
@@ -118,7 +121,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
               _cgroup_dirs(f"*/*{RUN_PREFIX}*")]
     leaks += [f"netns {n}" for n in glob.glob(f"/var/run/netns/{RUN_PREFIX}*")]
     leaks += [f"link {n}" for n in os.listdir("/sys/class/net") if IF_PREFIX in n]
-    leaks += [f"nft table {t}" for t in _nft_tables() if IF_PREFIX in t]
+    leaks += [f"nft table {t}" for t in _nft_tables()
+              if IF_PREFIX in t or "barque" in t and t not in _EXISTING_TABLES]
     import tempfile
 
     leaks += [f"directory {d}" for d in glob.glob(os.path.join(tempfile.gettempdir(),
