@@ -211,15 +211,22 @@ def read_pid(directory: str) -> int | None:
         return None
 
 
-def stop(directory: str, timeout: float = 5.0) -> None:
-    """SIGTERM the helper of `directory` (by its pid file, only while it holds the file's
-    lock: a stale pid may be someone else's now), then SIGKILL after `timeout`."""
+def _running_pid(directory: str) -> int | None:
+    """The pid of the helper of `directory`, if one runs: it holds its pid file's lock (a
+    stale pid may be someone else's now)."""
     fd = lock_pidfile(directory) if os.path.isdir(directory) else None
     if fd is not None:  # nobody holds it: no helper runs
         os.close(fd)
-        return
+        return None
     pid = read_pid(directory)
-    if pid is None or pid <= 1:
+    return pid if pid is not None and pid > 1 else None
+
+
+def stop(directory: str, timeout: float = 5.0) -> None:
+    """SIGTERM the helper of `directory` (by its pid file, only while it holds the file's
+    lock: a stale pid may be someone else's now), then SIGKILL after `timeout`."""
+    pid = _running_pid(directory)
+    if pid is None:
         return
     try:
         os.kill(pid, signal.SIGTERM)
@@ -236,12 +243,8 @@ def stop(directory: str, timeout: float = 5.0) -> None:
 def kill(directory: str, module: str) -> None:
     """SIGKILL a hung helper (by its pid file, while it holds the file's lock and its command
     line names `module`), without waiting: its clients do without it meanwhile."""
-    fd = lock_pidfile(directory) if os.path.isdir(directory) else None
-    if fd is not None:
-        os.close(fd)
-        return
-    pid = read_pid(directory)
-    if pid is None or pid <= 1:
+    pid = _running_pid(directory)
+    if pid is None:
         return
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
