@@ -37,6 +37,11 @@ def syscall_number(name: str) -> int:
     return _SYSCALLS[_MACHINE][name]
 
 
+def known_syscall_number(name: str) -> int | None:
+    """The number of `name` on this machine if the table above has it."""
+    return _SYSCALLS.get(_MACHINE, {}).get(name)
+
+
 def check(result: int, *context: Any) -> int:
     """Raise OSError with the current errno when a libc call returned -1."""
     if result == -1:

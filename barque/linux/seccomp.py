@@ -466,6 +466,47 @@ def _enosys_stub(
 # --- building and loading ------------------------------------------------------------------
 
 
+class Program:
+    """A compiled filter, ready to install: the whole BPF program (the -ENOSYS stub, then
+    libseccomp's filter) and the seccomp(2) flags. Plain data, so that it can be made before
+    the runtime forks (or read back from its cache) and the container init only installs it."""
+
+    __slots__ = ("program", "flags", "uses_notify")
+
+    def __init__(self, program: bytes, flags: int, uses_notify: bool) -> None:
+        self.program = program
+        self.flags = flags
+        self.uses_notify = uses_notify
+
+    @property
+    def load_flags(self) -> int:
+        """The SECCOMP_FILTER_FLAG_* bits load() passes to seccomp(2)."""
+        return self.flags
+
+    def bpf(self) -> bytes:
+        return self.program
+
+    def load(self) -> int | None:
+        """Install the filter on the calling thread (every thread with TSYNC).
+
+        Needs no_new_privs or CAP_SYS_ADMIN. Returns the seccomp notify listener fd when the
+        profile uses SCMP_ACT_NOTIFY (the caller owns it), else None.
+        """
+        size = ctypes.sizeof(_SockFilter)
+        count = len(self.program) // size
+        if count > _BPF_MAXINSNS:
+            raise SeccompError(
+                f"the seccomp filter has {count} BPF instructions; the kernel allows "
+                f"{_BPF_MAXINSNS}"
+            )
+        if count == 0 or count * size != len(self.program):
+            raise SeccompError(f"not a seccomp BPF program: {len(self.program)} bytes")
+        insns = (_SockFilter * count).from_buffer_copy(self.program)
+        fprog = _SockFprog(count, insns)  # an array of T converts to a T pointer field
+        rc = _seccomp_set_mode_filter(self.flags, fprog)
+        return rc if self.flags & _FLAG_NEW_LISTENER else None
+
+
 class Filter:
     """A validated profile compiled into a libseccomp context, ready to be loaded once.
 
@@ -515,30 +556,31 @@ class Filter:
         finally:
             os.close(fd)
 
-    def load(self) -> int | None:
-        """Install the filter on the calling thread (every thread with TSYNC).
+    def compile(self) -> Program:
+        """The BPF program (libseccomp's export costs ~10 ms for Docker's profile); releases
+        the context."""
+        try:
+            return Program(self.bpf(), self._flags, self.uses_notify)
+        finally:
+            self.release()
 
-        Needs no_new_privs or CAP_SYS_ADMIN. Returns the seccomp notify listener fd when the
-        profile uses SCMP_ACT_NOTIFY (the caller owns it), else None.
-        """
-        program = self.bpf()
-        count = len(program) // ctypes.sizeof(_SockFilter)
-        if count > _BPF_MAXINSNS:
-            raise SeccompError(
-                f"the seccomp filter has {count} BPF instructions; the kernel allows "
-                f"{_BPF_MAXINSNS}"
-            )
-        insns = (_SockFilter * count).from_buffer_copy(program)
-        fprog = _SockFprog(count, insns)  # an array of T converts to a T pointer field
-        rc = _seccomp_set_mode_filter(self._flags, fprog)
-        self.release()
-        return rc if self._flags & _FLAG_NEW_LISTENER else None
+    def load(self) -> int | None:
+        """Install the filter on the calling thread (every thread with TSYNC); see
+        Program.load."""
+        return self.compile().load()
+
+
+def compile_filter(seccomp: dict[str, Any]) -> Program:
+    """build_filter and compile: the program for a profile, or SeccompError."""
+    return build_filter(seccomp).compile()
 
 
 def _seccomp_set_mode_filter(flags: int, fprog: _SockFprog) -> int:
-    from barque.linux.libc import libc  # already loaded by the container init
+    from barque.linux.libc import known_syscall_number, libc  # loaded by the container init
 
-    nr = _libseccomp().seccomp_syscall_resolve_name(b"seccomp")
+    nr = known_syscall_number("seccomp")
+    if nr is None:
+        nr = _libseccomp().seccomp_syscall_resolve_name(b"seccomp")
     rc = int(
         libc.syscall(
             ctypes.c_long(nr),

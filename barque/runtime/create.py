@@ -36,7 +36,7 @@ from barque.runtime.sync import Channel, pipe_pair
 TYPE_CHECKING = False  # not typing's: see barque/linux/libc.py
 if TYPE_CHECKING:
     from barque.cgroups.base import CgroupMount, Manager
-    from barque.linux.seccomp import Filter
+    from barque.linux.seccomp import Program
 
 
 class CreateOptions:
@@ -54,7 +54,7 @@ class CreateOptions:
         self.preserve_fds = 0
         self.listen_fds = 0  # systemd's sockets (LISTEN_FDS), kept before the preserved fds
         self.console_fd: int | None = None  # a connected socket to send the pty master to
-        self.seccomp_filter: Filter | None = None
+        self.seccomp_filter: Program | None = None
         self.cgroup_mounts: list[CgroupMount] = []
         # `run` in the foreground: stage 1 stays as the init's parent and exits with its
         # status, so the runtime can wait for it without becoming a subreaper.
@@ -98,7 +98,7 @@ def _create(opts: CreateOptions) -> st.Container:
         )
     from barque.runtime.process import build_seccomp
 
-    opts.seccomp_filter = build_seccomp(config.get("linux") or {})
+    opts.seccomp_filter = build_seccomp(config.get("linux") or {}, opts.root)
     os.makedirs(opts.root, mode=0o711, exist_ok=True)
     cdir = os.path.join(opts.root, opts.id)
     try:

@@ -21,7 +21,7 @@ from barque.runtime.sync import Channel, pipe_pair
 
 TYPE_CHECKING = False  # not typing's: see barque/linux/libc.py
 if TYPE_CHECKING:
-    from barque.linux.seccomp import Filter
+    from barque.linux.seccomp import Program
 
 
 def _namespaces_of(container: st.Container) -> list[tuple[str, str]]:
@@ -66,7 +66,7 @@ def exec_process(container: st.Container, process: dict, console_fd: int | None,
 
         # Ours, inherited by the children until they move into the container's cgroup.
         os.sched_setaffinity(0, parse_cpus(affinity["initial"]))
-    seccomp_filter = proc.build_seccomp(container.config.get("linux") or {})
+    seccomp_filter = proc.build_seccomp(container.config.get("linux") or {}, container.root)
     # After setns into the container's mount namespace the host's Python library is gone.
     preload(container.config, terminal=bool(process.get("terminal")))
     root_fd = _root_of(container, joins)
@@ -147,7 +147,7 @@ def _write_pid_file(path: str, pid: int) -> None:
 
 def _stage1(container: st.Container, process: dict, joins: list[tuple[str, str]],
             root_fd: int | None, from_parent: Channel, to_parent: Channel,
-            console_fd: int | None, preserve_fds: int, seccomp_filter: Filter | None) -> None:
+            console_fd: int | None, preserve_fds: int, seccomp_filter: Program | None) -> None:
     code = 1
     try:
         if (from_parent.recv() or {}).get("op") != "go":
@@ -171,7 +171,7 @@ def _stage1(container: st.Container, process: dict, joins: list[tuple[str, str]]
 
 
 def _stage2(container: st.Container, process: dict, from_parent: Channel, to_parent: Channel,
-            console_fd: int | None, preserve_fds: int, seccomp_filter: Filter | None
+            console_fd: int | None, preserve_fds: int, seccomp_filter: Program | None
             ) -> None:
     reset_signals()
     ready = False

@@ -11,7 +11,7 @@ from barque.runtime.log import LOG
 
 TYPE_CHECKING = False  # not typing's: see barque/linux/libc.py
 if TYPE_CHECKING:
-    from barque.linux.seccomp import Filter
+    from barque.linux.seccomp import Program
 
 RLIMITS = {
     "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
@@ -139,17 +139,19 @@ def set_user_and_caps(process: dict, userns_setgroups: bool = True) -> None:
         c.set_ambient(ambient)
 
 
-def build_seccomp(linux: dict) -> Filter | None:
+def build_seccomp(linux: dict, cache_root: str | None = None) -> Program | None:
     """Compile linux.seccomp in the runtime, before anything is created: a bad profile fails
     early and cleanly, and the child only has to load it (after pivot_root libseccomp's
-    data files would be out of reach)."""
+    data files would be out of reach). `cache_root`: the runtime's root, which keeps
+    compiled programs (see seccomp_cache.py)."""
     profile = linux.get("seccomp")
     if profile is None:
         return None
-    from barque.linux.seccomp import SeccompError, build_filter
+    from barque.linux.seccomp import SeccompError
+    from barque.runtime.seccomp_cache import compiled
 
     try:
-        return build_filter(profile)
+        return compiled(cache_root, profile)
     except SeccompError as e:
         raise RuntimeFailure(f"invalid seccomp profile: {e}") from None
 
@@ -169,7 +171,7 @@ def apply_scheduling(process: dict) -> None:
 
 
 def finalize(
-    process: dict, seccomp_filter: Filter | None, userns_setgroups: bool = True,
+    process: dict, seccomp_filter: Program | None, userns_setgroups: bool = True,
     preserve_fds: int = 0,
 ) -> None:
     """Everything after the filesystem is set: the point of no return before execve."""
