@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 
 from barque.linux import seccomp as sc
 
@@ -38,13 +39,12 @@ _MAX_ENTRIES = 64
 
 
 def _sha256(data: bytes) -> bytes:
-    try:  # the builtin module: hashlib would load OpenSSL (~1.5 ms)
+    # The interpreter's own module: hashlib would load OpenSSL (~1.5 ms); a failed import
+    # costs a sys.path scan, hence the version test.
+    if sys.version_info >= (3, 12):
         from _sha2 import sha256  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        try:
-            from _sha256 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
-        except ImportError:
-            from hashlib import sha256  # type: ignore[no-redef,unused-ignore]
+    else:
+        from _sha256 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
     return bytes(sha256(data).digest())
 
 
