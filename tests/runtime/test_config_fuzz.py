@@ -79,3 +79,35 @@ def test_json_nested_too_deeply_is_a_runtime_failure(tmp_path: Any) -> None:
     (tmp_path / "config.json").write_bytes(b"[" * 100_000 + b"]" * 100_000)
     with pytest.raises(RuntimeFailure, match="nested too deeply"):
         load_bundle(str(tmp_path))
+
+
+@pytest.mark.parametrize("change", [
+    {"root": {"path": "root\0fs"}}, {"process": {"args": ["x\0y"]}},
+    {"process": {"args": ["x"], "env": ["A=\0"]}}, {"hostname": "h\0"},
+    {"mounts": [{"destination": "/x\0"}]}, {"mounts": [{"destination": "/x", "type\0": "x"}]},
+    {"linux": {"namespaces": [{"type": "mount"}],
+               "seccomp": {"defaultAction": "SCMP_ACT_ALLOW",
+                           "syscalls": [{"names": ["mkdir\0"], "action": "SCMP_ACT_ERRNO"}]}}},
+])
+def test_nul_from_config_json_text_is_refused(tmp_path: Any, change: dict[str, Any]) -> None:
+    """load_bundle skips the walk over every string when the text has no \\u0000 escape:
+    each of these has one (json.dumps writes NUL so), wherever it is."""
+    (tmp_path / "rootfs").mkdir()
+    base: dict[str, Any] = {"ociVersion": "1.0.2", "root": {"path": "rootfs"},
+                            "process": {"args": ["x"]},
+                            "linux": {"namespaces": [{"type": "mount"}]}, **change}
+    text = json.dumps(base).encode()
+    assert b"\\u0000" in text
+    (tmp_path / "config.json").write_bytes(text)
+    with pytest.raises(RuntimeFailure, match="NUL"):
+        load_bundle(str(tmp_path))
+
+
+def test_an_escaped_backslash_before_u0000_is_no_nul(tmp_path: Any) -> None:
+    (tmp_path / "rootfs").mkdir()
+    config = {"ociVersion": "1.0.2", "root": {"path": "rootfs"},
+              "process": {"args": ["echo", "\\u0000"], "cwd": "/"},
+              "linux": {"namespaces": [{"type": "mount"}]}}
+    (tmp_path / "config.json").write_bytes(json.dumps(config).encode())
+    loaded, _ = load_bundle(str(tmp_path))
+    assert loaded["process"]["args"] == ["echo", "\\u0000"]
