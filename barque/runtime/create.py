@@ -7,13 +7,14 @@ filesystem, taking its cgroup namespace once the runtime says it is in its cgrou
 the process, and blocks opening the exec fifo until `start` opens the other end.
 
 The init is started one of two ways:
-  direct   — the common case (new namespaces only, no user or time namespace): the runtime
-             unshares a PID namespace for its next child only, forks the init into it as
-             PID 1 and takes its own PID namespace back; the init unshares the rest itself.
+  direct   — the common case (new namespaces, or an IPC, UTS or network namespace joined by
+             path; no user or time namespace): the runtime unshares a PID namespace for its
+             next child only, forks the init into it as PID 1 and takes its own PID namespace
+             back; the init joins and unshares the rest itself.
              The runtime knows the init's pid at once and can put it in its cgroup while the
              init is still importing: the first cgroup.procs write after a quiet spell costs
              a grace period unless it falls soon after the launcher's warm-up write.
-  stage 1  — as in runc's nsexec, when namespaces are joined by path or a user or time
+  stage 1  — as in runc's nsexec, when other namespaces are joined by path or a user or time
              namespace is new: a first child joins or unshares the namespaces (the user
              namespace first, so the runtime can map it), then forks the init — the first
              process of the new PID namespace — reports its pid and exits.
@@ -172,13 +173,22 @@ def _namespace_plan(linux: dict) -> tuple[int, list[tuple[str, str]]]:
     return flags, joins
 
 
+# Namespaces the directly started init can join itself, after the fork into its PID
+# namespace and before it unshares the others, as stage 1 would have before forking it:
+# a PID, user or time namespace must be joined before the init exists, and a mount or cgroup
+# namespace joined by path is left to stage 1 as runc orders it. The engine's containers join
+# the network namespace it made (--network) and may join another's IPC or UTS namespace.
+_DIRECT_JOINS = frozenset({"ipc", "uts", "network"})
+
+
 def _spawn(opts: CreateOptions, container: st.Container, cgroup: Manager) -> int:
     """Start the init (directly or through stage 1) and drive it through set-up; return its
     host pid."""
     config = container.config
     linux = config.get("linux") or {}
     flags, joins = _namespace_plan(linux)
-    direct = not joins and not flags & (ns.CLONE_NEWUSER | ns.CLONE_NEWTIME)
+    direct = (all(kind in _DIRECT_JOINS for kind, _ in joins)
+              and not flags & (ns.CLONE_NEWUSER | ns.CLONE_NEWTIME))
     fifo_fd = os.open(container.fifo, os.O_PATH | os.O_CLOEXEC)
     console_fd = opts.console_fd
     if console_fd is None and config["process"].get("terminal"):
@@ -199,7 +209,7 @@ def _spawn(opts: CreateOptions, container: st.Container, cgroup: Manager) -> int
             to_child_w.close()
             from_child_r.close()
             if direct:
-                _direct_init(opts, container, flags, to_child_r, from_child_w, fifo_fd,
+                _direct_init(opts, container, flags, joins, to_child_r, from_child_w, fifo_fd,
                              console_fd)
             _stage1(opts, container, flags, joins, to_child_r, from_child_w, fifo_fd,
                     console_fd)
@@ -241,16 +251,20 @@ def _fork_into_pid_namespace(flags: int) -> int:
 
 
 def _direct_init(opts: CreateOptions, container: st.Container, flags: int,
-                 from_parent: Channel, to_parent: Channel, fifo_fd: int,
-                 console_fd: int | None) -> None:
+                 joins: list[tuple[str, str]], from_parent: Channel, to_parent: Channel,
+                 fifo_fd: int, console_fd: int | None) -> None:
     """The directly started init (already PID 1): the other namespaces, then init.py's work.
     Never returns."""
     try:
+        join_namespaces(joins)  # first, as stage 1 does (runc's order)
         # The cgroup namespace waits for the init to be in its cgroup (see _drive_direct).
         rest = flags & ~(ns.CLONE_NEWPID | ns.CLONE_NEWCGROUP)
         if rest:
             ns.unshare(rest)
         from barque.runtime.init import container_init
+    except RuntimeFailure as e:
+        to_parent.send(op="error", message=str(e), code=e.code)
+        os._exit(1)
     except BaseException as e:
         to_parent.send(op="error", message=f"namespace set-up: {e}", code=1)
         os._exit(1)
