@@ -68,7 +68,7 @@ def exec_process(container: st.Container, process: dict, console_fd: int | None,
         os.sched_setaffinity(0, parse_cpus(affinity["initial"]))
     seccomp_filter = proc.build_seccomp(container.config.get("linux") or {}, container.root)
     # After setns into the container's mount namespace the host's Python library is gone.
-    preload(container.config, terminal=bool(process.get("terminal")))
+    preload(container.config, terminal=bool(process.get("terminal")), process=process)
     root_fd = _root_of(container, joins)
     to_child_r, to_child_w = pipe_pair()
     from_child_r, from_child_w = pipe_pair()

@@ -44,10 +44,12 @@ def container_init(opts: CreateOptions, container: Container, flags: int, from_p
         os._exit(1)
 
 
-def preload(config: dict, terminal: bool | None = None) -> None:
+def preload(config: dict, terminal: bool | None = None, process: dict | None = None) -> None:
     """Import now what the children need later: after entering a user namespace the host's
-    Python library may be unreadable, and after pivot_root it is gone."""
-    import resource  # noqa: F401
+    Python library may be unreadable, and after pivot_root it is gone. `process`: the one to
+    run, when it is not the config's (exec)."""
+    if (process if process is not None else config.get("process") or {}).get("rlimits"):
+        import resource  # noqa: F401  (a shared library: ~0.5 ms, for rlimits only)
 
     from barque.linux import capabilities, fds, keyring, lsm, mount, netdev, prctl, sched  # noqa: F401
 

@@ -66,6 +66,8 @@ def own_session() -> None:
 
 
 def apply_rlimits(rlimits: list[dict]) -> None:
+    if not rlimits:
+        return  # and no import: preload() loads resource only for a process with rlimits
     import resource
 
     for rl in rlimits:

@@ -20,12 +20,14 @@ def _console_pair() -> tuple[int, int]:
 
 def run_container(opts: CreateOptions, detach: bool, keep: bool) -> int:
     from barque.runtime import lifecycle
-    from barque.runtime.foreground import Forwarder, TtyProxy, reap
     from barque.runtime.hooks import run_hooks  # noqa: F401  (loaded before fork)
 
     forwarder = None
     proxy_fd = None
     if not detach:
+        # Before the fork, as every import (see create._spawn); a detached run needs none.
+        from barque.runtime.foreground import Forwarder, TtyProxy, reap
+
         # The init is our grandchild: stage 1 stays to wait for it and mirrors its status.
         opts.stay = True
         forwarder = Forwarder()
