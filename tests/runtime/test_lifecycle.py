@@ -177,6 +177,23 @@ def test_exec_process_file_and_detach(runtime: Runtime) -> None:
     assert out == b"hello\n"
 
 
+def test_exec_process_with_rlimits_in_a_container_without(runtime: Runtime) -> None:
+    # The exec'd process applies rlimits after entering the container's mount namespace: the
+    # runtime must have loaded what that needs (the resource module) for this process, not
+    # only when the container's own process had rlimits.
+    cid = runtime.new_id()
+    spec = runtime.spec(["sleep", "600"])
+    spec["process"].pop("rlimits", None)
+    runtime.cmd("run", "-d", "--bundle", runtime.bundle(spec), cid, check=True)
+    process = runtime.spec(["sh", "-c", "ulimit -n; ulimit -Hn"])["process"]
+    process["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 123, "hard": 456}]
+    path = os.path.join(runtime.tmp, "process.json")
+    with open(path, "w") as f:
+        json.dump(process, f)
+    proc = runtime.cmd("exec", "--process", path, cid)
+    assert (proc.returncode, proc.stdout.split()) == (0, [b"123", b"456"]), proc.stderr
+
+
 def test_exec_in_same_namespaces(runtime: Runtime) -> None:
     cid = runtime.new_id()
     runtime.cmd("run", "-d", "--bundle", runtime.bundle(runtime.spec(["sleep", "600"])), cid,
