@@ -237,6 +237,41 @@ def test_join_network_namespace_by_path(runtime: Runtime) -> None:
         subprocess.run(["ip", "netns", "delete", name], check=True)
 
 
+def test_join_namespaces_of_another_container(runtime: Runtime) -> None:
+    # The engine's --network/--ipc/--uts container:NAME: joined by the init itself (no stage 1).
+    first = runtime.new_id()
+    runtime.cmd("run", "-d", "--bundle", runtime.bundle(runtime.spec(["sleep", "600"])), first,
+                check=True)
+    pid = runtime.state(first)["pid"]
+    kinds = {"network": "net", "ipc": "ipc", "uts": "uts"}
+    spec = runtime.spec(["sh", "-c", "for n in net ipc uts pid mnt; do readlink /proc/self/ns/$n; "
+                                     "done"])
+    spec.pop("hostname", None)
+    for ns in spec["linux"]["namespaces"]:
+        if ns["type"] in kinds:
+            ns["path"] = f"/proc/{pid}/ns/{kinds[ns['type']]}"
+    proc = runtime.run(spec)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.decode().split()
+    theirs = [os.readlink(f"/proc/{pid}/ns/{n}") for n in ("net", "ipc", "uts", "pid", "mnt")]
+    assert out[:3] == theirs[:3]
+    assert out[3] != theirs[3] and out[4] != theirs[4]
+
+
+def test_joining_a_missing_namespace_fails_cleanly(runtime: Runtime) -> None:
+    spec = runtime.spec(["true"])
+    path = f"/run/netns/{runtime.prefix}-missing"
+    for ns in spec["linux"]["namespaces"]:
+        if ns["type"] == "network":
+            ns["path"] = path
+    cid = runtime.new_id()
+    proc = runtime.cmd("run", "--bundle", runtime.bundle(spec), cid)
+    assert proc.returncode == 1
+    assert f"cannot join network namespace {path}: No such file or directory".encode() \
+        in proc.stderr
+    assert not os.path.exists(os.path.join(runtime.state_root, cid))
+
+
 def user_namespaces_refused() -> bool:
     # The kernel refuses unshare(CLONE_NEWUSER) inside a chroot (the cgroup2 guest runs its
     # command in one) or where user namespaces are disabled.
