@@ -89,7 +89,7 @@ def test_a_damaged_entry_is_rejected_and_rebuilt(tmp_path: Path, damage: str) ->
     cache.compiled(str(tmp_path), prof)
     path = entry(tmp_path, prof)
     good = path.read_bytes()
-    head = cache._HEADER.size
+    head = cache.HEADER_SIZE
     bad = {
         "program_byte": lambda d: _flip(d, len(d) - 3),  # e.g. a return value: ALLOW vs ERRNO
         "header_key": lambda d: _flip(d, 12),
@@ -187,9 +187,9 @@ def test_containers_get_the_filter_from_a_damaged_cache_too(runtime: Runtime) ->
     good = path.read_bytes()
     allow_all = sc.compile_filter({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
         {"names": ["kexec_load"], "action": "SCMP_ACT_ERRNO"}]}).program
-    magic, key, flags, _, digest = cache._HEADER.unpack_from(good)
+    magic, key, flags, _, digest = cache.unpack_header(good)
     # Only the digest tells this one from the real entry.
-    path.write_bytes(cache._HEADER.pack(magic, key, flags, len(allow_all) // 8, digest) + allow_all)
+    path.write_bytes(cache.pack_header(magic, key, flags, len(allow_all) // 8, digest) + allow_all)
     out = runtime.output(spec["process"]["args"], linux=spec["linux"])
     assert "No space left on device" in out and "touched" in out
     assert path.read_bytes() == good
