@@ -307,9 +307,10 @@ def claim_exit(engine: Engine, record: ContainerRecord) -> attach.ExitClaim | No
 
 def end_attached(engine: Engine, record: ContainerRecord,
                  claim: attach.ExitClaim | None) -> dict[str, Any]:
-    """Once the attach stream has ended: the container's final state, after its clean-up
-    (unmounted; removed if it is an --rm one) — done here with a claim, else by what the
-    monitor's exit command leaves undone here."""
+    """Once the attach stream has ended: the container's final state. With a claim, after
+    all of `cleanup` is done here (unmounted; removed if it is an --rm one) and the monitor
+    told so (its exit command does not run); without, unmounted here, the rest left to the
+    monitor's exit command."""
     wait_exit(engine, record, None)
     if claim is None:
         finish(engine, record)
