@@ -43,6 +43,7 @@ struct ctl {
 
 static struct client clients[MAX_CLIENTS];
 static struct ctl ctls[MAX_CTL];
+static int claimant = -1; /* the ctls[] entry that claimed the exit (`claim-exit`), or -1 */
 static int attach_l = -1, ctl_l = -1, sig_fd = -1;
 static bool attached_once;
 
@@ -342,8 +343,17 @@ static void ctl_reply(int fd, const char *text)
 	(void)!send(fd, text, strlen(text), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
-static void ctl_request(int fd, char *line)
+static void ctl_close(int i)
 {
+	close(ctls[i].fd);
+	ctls[i].fd = -1;
+	if (claimant == i)
+		claimant = -1; /* the claimant went away (killed?): the exit command will run */
+}
+
+static void ctl_request(int i, char *line)
+{
+	int fd = ctls[i].fd;
 	unsigned rows, cols;
 	char extra, reply[160];
 	size_t n = strlen(line);
@@ -369,6 +379,15 @@ static void ctl_request(int fd, char *line)
 		in_owner = -1;
 		stdin_close_now();
 		ctl_reply(fd, "ok\n");
+	} else if (strcmp(line, "claim-exit") == 0) {
+		if (claimant >= 0) {
+			ctl_reply(fd, "error the exit is claimed already\n");
+			return;
+		}
+		claimant = i; /* for as long as this connection stays open */
+		ctl_reply(fd, "ok\n");
+	} else if (strcmp(line, "done") == 0) {
+		ctl_reply(fd, "error the container has not ended\n");
 	} else {
 		snprintf(reply, sizeof reply, "error unknown request: %.100s\n", line);
 		ctl_reply(fd, reply);
@@ -384,23 +403,21 @@ static void ctl_read(int i)
 	if (r < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (r <= 0) {
-		close(c->fd);
-		c->fd = -1;
+		ctl_close(i);
 		return;
 	}
 	c->len += (size_t)r;
 	c->line[c->len] = '\0';
 	while ((nl = memchr(c->line, '\n', c->len))) {
 		*nl = '\0';
-		ctl_request(c->fd, c->line);
+		ctl_request(i, c->line);
 		c->len -= (size_t)(nl + 1 - c->line);
 		memmove(c->line, nl + 1, c->len);
 		c->line[c->len] = '\0';
 	}
 	if (c->len == sizeof c->line - 1) {
 		ctl_reply(c->fd, "error request too long\n");
-		close(c->fd);
-		c->fd = -1;
+		ctl_close(i);
 	}
 }
 
@@ -640,8 +657,72 @@ void io_unlink_sockets(void)
 	unlinkat(dir_fd, "attach.sock", 0);
 	unlinkat(dir_fd, "ctl.sock", 0);
 	for (int i = 0; i < MAX_CTL; i++)
-		if (ctls[i].fd >= 0)
-			close(ctls[i].fd);
+		if (ctls[i].fd >= 0 && i != claimant)
+			ctl_close(i);
+}
+
+bool io_claimed(void)
+{
+	return claimant >= 0;
+}
+
+/* Reaps what ends meanwhile (orphans the runtime's delete left us as subreaper). */
+static void reap_quietly(void)
+{
+	struct signalfd_siginfo si;
+
+	while (read(sig_fd, &si, sizeof si) > 0)
+		;
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+}
+
+/* The end with a claimant (the container is deleted, its state final): `deleted` tells it
+ * the runtime is done; true once it answers `done` (it cleaned up: no exit command), false
+ * if it goes away without (the exit command runs, as without a claim). No time limit: the
+ * claimant's end is its answer, and its clean-up may wait for a lock. */
+bool io_handoff(void)
+{
+	struct ctl *c;
+	char *nl;
+
+	if (claimant < 0)
+		return false;
+	c = &ctls[claimant];
+	if (send(c->fd, "deleted\n", 8, MSG_DONTWAIT | MSG_NOSIGNAL) != 8) {
+		ctl_close(claimant);
+		return false;
+	}
+	for (;;) {
+		while ((nl = memchr(c->line, '\n', c->len))) {
+			bool done;
+			*nl = '\0';
+			done = strcmp(c->line, "done") == 0 || strcmp(c->line, "done\r") == 0;
+			c->len -= (size_t)(nl + 1 - c->line);
+			memmove(c->line, nl + 1, c->len);
+			if (done) {
+				ctl_close(claimant);
+				return true;
+			}
+		}
+		if (c->len == sizeof c->line - 1)
+			break; /* a line too long: not `done` */
+		struct pollfd p[2] = {{c->fd, POLLIN, 0}, {sig_fd, POLLIN, 0}};
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents)
+			reap_quietly();
+		if (!p[0].revents)
+			continue;
+		ssize_t r = read(c->fd, c->line + c->len, sizeof c->line - 1 - c->len);
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (r <= 0)
+			break;
+		c->len += (size_t)r;
+	}
+	ctl_close(claimant);
+	return false;
 }
 
 /* The end, last step: clients get what is queued for them (for a moment at most), then EOF. */

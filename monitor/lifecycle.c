@@ -29,6 +29,7 @@ static int64_t backoff_ms;                       /* the last back-off, Docker's 
 static int64_t restart_at;                       /* when the back-off ends */
 static int watch_fd = -1;                        /* inotify on --dir during the back-off */
 static bool ours;             /* the runtime's container of this id is ours to delete */
+static bool delete_pending;   /* the final delete waits until the claimant has its EOF */
 
 /* Without a terminal the container's stdio are pipes kept for its whole life: restarts get
  * the same ones. stdin is /dev/null unless --stdin. */
@@ -276,14 +277,25 @@ static void init_exited(int status)
 	init_pid = -1;
 	io_drain_output(0);
 	cs.oom_killed = oom_happened();
-	rt_delete();
+	/* The end for good, with a claimant: the delete comes after the final state and the
+	 * clients' EOF (main.c), so that the claimant's clean-up overlaps it. */
+	delete_pending = io_claimed() && !(ran && policy_restarts());
+	if (!delete_pending)
+		rt_delete();
 	io_drain_output(opt.tty ? 2000 : 0); /* what processes killed by delete wrote */
 	io_end_of_stream();
 	cs.pid = 0;
-	if (ran && policy_restarts())
+	if (!delete_pending && ran && policy_restarts())
 		begin_backoff(ran_ms);
 	else
 		finish();
+}
+
+void lc_delete_deferred(void)
+{
+	if (delete_pending)
+		rt_delete();
+	delete_pending = false;
 }
 
 void lc_child_exited(pid_t pid, int status)

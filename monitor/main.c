@@ -359,8 +359,22 @@ int main(int argc, char **argv)
 	if (caller_died || report(NULL) < 0)
 		fail("the caller died while the container started");
 	io_run();
+	if (io_claimed()) {
+		/* The end with a claimant (`claim-exit`): final state and EOF first, so that its
+		 * clean-up runs while the runtime deletes the container; then it is told, and the
+		 * exit command runs only if it goes away without `done`. */
+		io_unlink_sockets();
+		state_write();
+		io_close_clients();
+		lc_delete_deferred();
+		release_held();
+		if (!io_handoff())
+			run_exit_command();
+		return 0;
+	}
 	/* The end: the sockets' names go, then the final state, then clients see EOF (an
 	 * attached client reads the exit code from state.json once it has its EOF). */
+	lc_delete_deferred(); /* a safeguard: none is pending without a claimant */
 	io_unlink_sockets();
 	state_write();
 	release_held();

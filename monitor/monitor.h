@@ -129,6 +129,8 @@ void io_end_of_stream(void);
 void io_run(void);
 void io_unlink_sockets(void);
 void io_close_clients(void);
+bool io_claimed(void);
+bool io_handoff(void);
 
 /* lifecycle.c */
 int lc_launch(char *err, size_t errlen);
@@ -141,5 +143,6 @@ int lc_watch_fd(void);
 void lc_watch_ready(void);
 bool lc_done(void);
 bool lc_init_exited(void);
+void lc_delete_deferred(void);
 
 #endif

@@ -102,30 +102,41 @@ def _remove_quietly(engine: Engine, container_id: str) -> None:
 
 def _run_attached(ns: argparse.Namespace, engine: Engine, record: ContainerRecord) -> int:
     lifecycle.start(engine, record.id, attach=True)
-    code = _attach_and_wait(engine, record, stdin=ns.interactive, sig_proxy=ns.sig_proxy)
+    code = _attach_and_wait(engine, record, stdin=ns.interactive, sig_proxy=ns.sig_proxy,
+                            claim=True)
     return code
 
 
 def _attach_and_wait(engine: Engine, record: ContainerRecord, stdin: bool,
-                     sig_proxy: bool) -> int:
+                     sig_proxy: bool, claim: bool = False) -> int:
+    """`claim`: this command started the container and cleans up after it (the monitor's
+    exit command is left to do it only if we die first)."""
     monitor_dir = engine.paths.monitor_dir(record.id)
     tty = bool(record.config.get("Tty"))
-    sock = att.connect(monitor_dir)
+    claimed = lifecycle.claim_exit(engine, record) if claim else None
+    try:
+        sock = att.connect(monitor_dir)
+    except BaseException:
+        if claimed is not None:
+            claimed.close()
+        raise
     restore = _proxy_signals(engine, record) if sig_proxy and not tty else None
     terminal = _Terminal(monitor_dir) if tty and stdin and os.isatty(0) else None
     try:
         if terminal is not None:
             terminal.start()
         att.pump(sock, tty, 0 if stdin else None)
+    except BaseException:
+        if claimed is not None:
+            claimed.close()
+        raise
     finally:
         if terminal is not None:
             terminal.stop()
         if restore is not None:
             restore()
         sock.close()
-    lifecycle.wait_exit(engine, record, None)
-    lifecycle.finish(engine, record)
-    state = engine.state(record)
+    state = lifecycle.end_attached(engine, record, claimed)
     if state["Error"]:
         # The monitor ran the container only once we attached: a failure to start shows here.
         code = int(state["ExitCode"])
@@ -188,7 +199,7 @@ def cmd_start(ns: argparse.Namespace, engine: Engine) -> int:
         if len(ns.containers) > 1:
             raise CommandError("you cannot start and attach multiple containers at once")
         record = lifecycle.start(engine, ns.containers[0], attach=True)  # running: as it is
-        return _attach_and_wait(engine, record, ns.interactive, True)
+        return _attach_and_wait(engine, record, ns.interactive, True, claim=True)
     return _each(ns.containers, lambda name: lifecycle.start(engine, name))
 
 

@@ -57,6 +57,70 @@ def control(monitor_dir: str, line: str) -> None:
         raise AttachError(answer.removeprefix("error ").strip() or "no answer from the monitor")
 
 
+class ExitClaim:
+    """The monitor's exit claimed on its control socket (monitor/README.md, `claim-exit`):
+    the claimant cleans up after the container itself, so the monitor's exit command (a whole
+    `barque container cleanup`) need not run. The claim lasts while the socket is open: a
+    claimant that dies gives it up, and the exit command runs as without one."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = b""
+        self.run_id: str | None = None  # the start whose exit this is (the engine's run-id)
+
+    def wait_deleted(self) -> bool:
+        """Until the monitor says the runtime's container is deleted (after the final state
+        and the attach stream's EOF); False if it ended without saying so (it died)."""
+        self.sock.settimeout(None)
+        while b"\n" not in self.buf:
+            try:
+                data = self.sock.recv(64)
+            except OSError:
+                return False
+            if not data:
+                return False
+            self.buf += data
+        return self.buf.split(b"\n", 1)[0] == b"deleted"
+
+    def done(self) -> None:
+        """The clean-up is done: the monitor exits without running its exit command."""
+        try:
+            self.sock.sendall(b"done\n")
+        except OSError:
+            pass
+        self.close()
+
+    def close(self) -> None:
+        """Without done(): the monitor runs its exit command (which does what is left)."""
+        self.sock.close()
+
+
+def claim_exit(monitor_dir: str) -> ExitClaim | None:
+    """Claim the monitor's exit; None if it cannot be (another claimant has it, or the
+    monitor is gone): its exit command then cleans up, as without a claim."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # not inherited by children
+    try:
+        sock.settimeout(10)
+        _connect_in(sock, monitor_dir, "ctl.sock")
+        sock.sendall(b"claim-exit\n")
+        answer = b""
+        while b"\n" not in answer:
+            data = sock.recv(64)
+            if not data:
+                break
+            answer += data
+    except OSError:
+        sock.close()
+        return None
+    line, _, rest = answer.partition(b"\n")
+    if line != b"ok":
+        sock.close()
+        return None
+    claim = ExitClaim(sock)
+    claim.buf = rest  # `deleted` may follow at once (a container that ended meanwhile)
+    return claim
+
+
 class Demux:
     """Docker's stdcopy stream: 8-byte headers, stream 1 stdout, 2 stderr."""
 

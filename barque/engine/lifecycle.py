@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from barque.engine import health, monitor, netsetup, spec
+from barque.engine import attach, health, monitor, netsetup, spec
 from barque.engine import state as st
 from barque.engine.context import Engine, EngineError, find_runtime
 from barque.engine.create import lowers_of, mount_from_record
@@ -76,8 +76,23 @@ def call_runtime(engine: Engine, *args: str,
 def _delete_leftover(engine: Engine, container_id: str) -> None:
     """The runtime's container, if a monitor died before deleting it (runc's layout: a state
     dir per container under --root; none, and the runtime need not be asked)."""
-    if os.path.isdir(os.path.join(engine.paths.runtime_root, container_id)):
+    state_dir = os.path.join(engine.paths.runtime_root, container_id)
+    if os.path.isdir(state_dir) and not _deleted_by_monitor(engine, container_id, state_dir):
         call_runtime(engine, "delete", "--force", container_id, check=False)
+
+
+def _deleted_by_monitor(engine: Engine, container_id: str, state_dir: str) -> bool:
+    """A monitor whose exit is claimed writes its final state before it deletes the
+    runtime's container (monitor/README.md, `claim-exit`): that delete is waited for, not
+    raced by a second one (nor by a new container of the same id). True once it is gone."""
+    live = monitor.read_state(engine.paths.monitor_dir(container_id)) or {}
+    pid = int(live.get("MonitorPid") or 0)
+    if live.get("Status") != "exited" or not monitor.alive(pid):
+        return False
+    deadline = time.monotonic() + 60
+    while os.path.isdir(state_dir) and monitor.alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return not os.path.isdir(state_dir)
 
 
 def exit_code_of(message: str) -> int:
@@ -277,6 +292,56 @@ def wait_exit(engine: Engine, record: ContainerRecord, timeout: float | None) ->
         live = monitor.read_state(engine.paths.monitor_dir(record.id)) or {}
         _wait_for_process(int(live.get("MonitorPid") or 0), 0.5 if left is None else
                           min(left, 0.5))
+
+
+def claim_exit(engine: Engine, record: ContainerRecord) -> attach.ExitClaim | None:
+    """For an attached run or `start -a`, before attaching: the monitor's exit command is
+    claimed, so that end_attached cleans up instead of a `container cleanup` process of the
+    monitor's (which still runs if this process dies first). None: it could not be (the
+    exit command will run)."""
+    claim = attach.claim_exit(engine.paths.monitor_dir(record.id))
+    if claim is not None:
+        claim.run_id = _run_id(engine, record.id)
+    return claim
+
+
+def end_attached(engine: Engine, record: ContainerRecord,
+                 claim: attach.ExitClaim | None) -> dict[str, Any]:
+    """Once the attach stream has ended: the container's final state. With a claim, after
+    all of `cleanup` is done here (unmounted; removed if it is an --rm one) and the monitor
+    told so (its exit command does not run); without, unmounted here, the rest left to the
+    monitor's exit command."""
+    wait_exit(engine, record, None)
+    if claim is None:
+        finish(engine, record)
+        return engine.state(record)
+    try:
+        return _clean_up_claimed(engine, record, claim)
+    finally:
+        claim.close()  # without done(): the monitor's exit command does what is left
+
+
+def _clean_up_claimed(engine: Engine, record: ContainerRecord,
+                      claim: attach.ExitClaim) -> dict[str, Any]:
+    """What `cleanup` does, while the monitor deletes the runtime's container; done() only
+    once all of it succeeded."""
+    state = engine.state(record)
+    try:
+        with _locked(engine, record.id, record.id):
+            state = engine.state(record)
+            if state["Running"] or _run_id(engine, record.id) not in (None, claim.run_id):
+                return state  # started again meanwhile: the files are the new start's
+            _unmount_quietly(engine, record)  # overlaps the monitor's runtime delete
+            if not claim.wait_deleted():
+                return state  # the monitor died: whoever removes the container deletes
+            if record.host_config.get("AutoRemove"):
+                _remove_locked(engine, record, record.id, force=False, volumes=True)
+    except EngineError as e:
+        if e.status != 404:
+            return state  # the exit command tries again
+        claim.wait_deleted()  # removed by another command: nothing left but the delete
+    claim.done()
+    return state
 
 
 def _end_waiting_monitor(engine: Engine, record: ContainerRecord) -> None:

@@ -178,3 +178,42 @@ def test_rm_unmounts_what_a_killed_command_left_in_the_container_dir(barque: Bar
         assert b.containers() == []
     finally:
         subprocess.run(["umount", merged], capture_output=True)
+
+
+def test_a_start_while_a_claimed_monitor_lingers(barque: Barque) -> None:
+    # An attached run's CLI holds the monitor's exit (claim-exit) and has not said `done`:
+    # the container has exited; the monitor deletes the runtime's container after its final
+    # state and waits for the claimant. A start meanwhile must not race that delete, and the
+    # exit command that runs once the claimant goes must leave the new run alone.
+    import os
+    import time
+
+    from barque.engine import attach
+
+    with Engine(Paths(barque.root, barque.runroot)) as engine:
+        script = "if [ -e /again ]; then sleep 30; else touch /again; sleep 0.2; fi"
+        record = create(engine, "busybox", {"Cmd": ["sh", "-c", script]}, {})
+        lifecycle.start(engine, record.id, attach=True)
+        claim = lifecycle.claim_exit(engine, record)
+        assert claim is not None and claim.run_id
+        sock = attach.connect(engine.paths.monitor_dir(record.id))
+        attach.pump(sock, False, None, os.open(os.devnull, os.O_WRONLY),
+                    os.open(os.devnull, os.O_WRONLY))
+        sock.close()
+        old = int((monitor.read_state(engine.paths.monitor_dir(record.id)) or {})["MonitorPid"])
+        assert engine.state(record)["Status"] == "exited" and monitor.alive(old)
+        lifecycle.start(engine, record.id)  # at once: the old delete may be under way
+        state = engine.state(record)
+        assert state["Running"], state
+        assert claim.wait_deleted() and monitor.alive(old)
+        claim.close()  # no `done`: the old run's exit command runs, and finds nothing of its own
+        deadline = time.monotonic() + 10
+        while monitor.alive(old) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not monitor.alive(old)
+        time.sleep(0.5)
+        assert engine.state(record)["Running"]
+        merged = os.path.join(engine.paths.snapshot_dir(record.id), "merged")
+        assert os.path.ismount(merged), "the old run's exit command unmounted the new run"
+        lifecycle.remove(engine, record.id, force=True)
+        assert engine.records.get(record.id) is None
