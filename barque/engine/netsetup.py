@@ -65,7 +65,9 @@ def config_of(engine: Engine) -> DaemonNetConfig:
 def firewall_of(engine: Engine) -> Firewall:
     from barque.network.firewall import Firewall
 
-    return Firewall(config_of(engine).nft_table)
+    # The runroot remembers the ruleset generation at which the rules were last found
+    # complete (Firewall.ensure_network): gone with /run at a reboot, as the rules are.
+    return Firewall(config_of(engine).nft_table, engine.paths.runroot)
 
 
 def links_of(engine: Engine) -> LinkOps:
@@ -181,13 +183,21 @@ def setup(engine: Engine, record: ContainerRecord) -> Sandbox:
 
 def _reclaim_stale(engine: Engine, store: NetworkStore) -> None:
     """Addresses, host ports and port rules held for containers whose namespace is gone are
-    free again: after a reboot /run is empty, and no clean-up ran for what was running."""
-    for container_id in store.holders():
-        if not os.path.exists(netns_path(engine, container_id)):
-            store.release(container_id)
-            store.unpublish(container_id)
+    free again: after a reboot /run is empty, and no clean-up ran for what was running.
+
+    A port rule is only ever made after its published_ports row, and its row only goes after
+    it (here and in teardown), so with no stale holder there is no stale rule either: the
+    common case costs one query and a stat per running container, no nftables listing."""
+    stale = [c for c in store.holders() if not os.path.exists(netns_path(engine, c))]
+    if not stale:
+        return
     firewall = firewall_of(engine)
-    for owner in firewall.port_owners():  # a rule an rm could not take away
+    for container_id in stale:
+        if store.published(container_id):
+            firewall.remove_ports(container_id)
+        store.release(container_id)
+        store.unpublish(container_id)
+    for owner in firewall.port_owners():  # one made by a Barque before that order, say
         if not os.path.exists(netns_path(engine, owner)):
             firewall.remove_ports(owner)
 
@@ -203,13 +213,14 @@ def _make(engine: Engine, store: NetworkStore, record: ContainerRecord,
     attached: list[tuple[Endpoint, Network]] = []
     for position, endpoint in enumerate(store.endpoints_of(record.id)):
         network = store.get(endpoint.network_id)
-        ensure_network(engine, network)
+        _ensure_rules(engine, network)
         endpoint = store.allocate(record.id, network.id)
         assert endpoint.veth is not None  # allocate names it
-        if links.link_exists(endpoint.veth):  # a previous run's, its namespace not yet gone
-            links.delete_link(endpoint.veth)
-        links.add_veth(sandbox.netns, network.bridge, endpoint.veth, f"eth{position}",
-                       _addresses(network, endpoint), _gateways(network), endpoint.mac)
+        # One round trip to the agent: the bridge ensured (a reboot leaves none), a previous
+        # run's veth of that name gone (its namespace not yet), the new pair made.
+        links.attach(sandbox.netns, network.bridge, _bridge_addresses(network), endpoint.veth,
+                     f"eth{position}", _addresses(network, endpoint), _gateways(network),
+                     endpoint.mac)
         attached.append((endpoint, network))
     sandbox.hold_fds = _publish(engine, store, record, attached)
     if any(not network.is_default for _, network in attached):
@@ -222,12 +233,19 @@ def _make(engine: Engine, store: NetworkStore, record: ContainerRecord,
 
 def ensure_network(engine: Engine, network: Network) -> None:
     """The network's bridge and rules exist (idempotent; a reboot leaves neither)."""
-    links = links_of(engine)
-    subnets = network.subnets()
-    links.ensure_bridge(network.bridge, [f"{s.gateway}/{s.network.prefixlen}" for s in subnets
-                                         if s.gateway is not None])
-    firewall_of(engine).ensure_network(network.bridge, [str(s.network) for s in subnets],
+    links_of(engine).ensure_bridge(network.bridge, _bridge_addresses(network))
+    _ensure_rules(engine, network)
+
+
+def _ensure_rules(engine: Engine, network: Network) -> None:
+    firewall_of(engine).ensure_network(network.bridge, [str(s.network) for s in
+                                                        network.subnets()],
                                        network.internal, network.icc, network.masquerade)
+
+
+def _bridge_addresses(network: Network) -> list[str]:
+    return [f"{s.gateway}/{s.network.prefixlen}" for s in network.subnets()
+            if s.gateway is not None]
 
 
 def _addresses(network: Network, endpoint: Endpoint) -> list[str]:

@@ -53,6 +53,8 @@ caller can say why.
 from __future__ import annotations
 
 import ipaddress
+import json
+import os
 import re
 import time
 
@@ -88,28 +90,93 @@ class FirewallError(Exception):
 
 
 class Firewall:
-    def __init__(self, table: str) -> None:
+    def __init__(self, table: str, state_dir: str | None = None) -> None:
+        """`state_dir`: where to remember which networks' rules were found complete, and at
+        which ruleset generation (see ensure_network); None: check the table every time."""
         if not TABLE.fullmatch(table):
             raise ValueError(f"invalid nftables table name {table!r}")
         self.table = table
+        self.state_dir = state_dir
 
     # -- networks ------------------------------------------------------------------------------
 
     def ensure_network(self, bridge: str, subnets: list[str], internal: bool, icc: bool,
                        masquerade: bool) -> None:
-        """Make the table hold exactly this bridge's rules (idempotent)."""
+        """Make the table hold exactly this bridge's rules (idempotent).
+
+        Most calls find them there already (every container start calls this): the table is
+        then listed and compared with what the transaction would make, and nothing is
+        committed. A table found complete is remembered (in state_dir) with the ruleset's
+        generation, which the kernel changes with every commit of anyone's (`nft flush
+        ruleset`, a deleted rule): while it is unchanged, not even the listing is needed."""
         _check_ifname(bridge)
         nets = [_subnet(s) for s in subnets]
         masquerade = masquerade and not internal
-        if nft.list_table(BRIDGE, self.table) is None:  # (both tables are made together)
-            # libnftables cannot add an element to an interval map that the same batch makes
-            self._apply(self._skeleton)
-        self._apply(lambda: self._skeleton() + self._network(bridge, nets, internal, icc,
-                                                             masquerade))
+
+        def plan(listing: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+            return self._skeleton() + self._network(bridge, nets, internal, icc, masquerade,
+                                                    listing)
+
+        key = _digest(plan({INET: [], BRIDGE: []}))  # the inputs and this code's rules
+        if not self._remembered(key):
+            self._ensure(plan, key)
         _sysctl("net/ipv4/ip_forward", "1")
         if any(n.version == 6 for n in nets):
             _sysctl("net/ipv6/conf/all/forwarding", "1")
         _sysctl(f"net/ipv4/conf/{bridge}/route_localnet", "1", missing_ok=True)
+
+    def _ensure(self, plan: Callable[[dict[str, list[dict[str, Any]]]], list[dict[str, Any]]],
+                key: str) -> None:
+        generation = _generation()
+        listing = self._listing()
+        if not _holds(plan(listing), listing):
+            if not listing[INET] or not listing[BRIDGE]:  # a table (and its maps) missing:
+                # libnftables cannot add an element to an interval map the same batch makes
+                self._apply(self._skeleton)
+            self._apply(lambda: plan(self._listing()))
+            generation = _generation()
+            listing = self._listing()
+            if not _holds(plan(listing), listing):
+                return  # changed meanwhile (another barque): checked again next time
+        if generation is not None and generation == _generation():
+            self._remember(generation, key)
+
+    def _state_file(self) -> str | None:
+        if self.state_dir is None:
+            return None
+        return os.path.join(self.state_dir, f"firewall-{self.table}.json")
+
+    def _remembered(self, key: str) -> bool:
+        """Was the table found holding `key`'s rules at the ruleset's current generation?"""
+        path = self._state_file()
+        if path is None:
+            return False
+        try:
+            with open(path) as f:
+                state = json.load(f)
+            return key in state["verified"] and state["generation"] == _generation()
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+
+    def _remember(self, generation: int, key: str) -> None:
+        path = self._state_file()
+        if path is None:
+            return
+        verified = [key]
+        try:
+            with open(path) as f:
+                state = json.load(f)
+            if state["generation"] == generation:
+                verified += [k for k in state["verified"] if k != key][:63]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        try:
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "w") as f:
+                json.dump({"generation": generation, "verified": verified}, f)
+            os.replace(tmp, path)  # a concurrent writer's list may win: only slower then
+        except OSError:
+            pass
 
     def remove_network(self, bridge: str) -> None:
         """Remove exactly this bridge's elements and chains (missing is fine)."""
@@ -238,8 +305,8 @@ class Firewall:
         return cmds
 
     def _network(self, bridge: str, nets: list[Subnet], internal: bool, icc: bool,
-                 masquerade: bool) -> list[dict[str, Any]]:
-        listing = self._listing()
+                 masquerade: bool, listing: dict[str, list[dict[str, Any]]]
+                 ) -> list[dict[str, Any]]:
         b = bridge
         not_b_out = _match(_meta("oifname"), b, "!=")
         not_b_in = _match(_meta("iifname"), b, "!=")
@@ -339,6 +406,59 @@ class Firewall:
     @staticmethod
     def _rules(listing: Iterable[dict[str, Any]] | None, chain: str) -> list[dict[str, Any]]:
         return [o["rule"] for o in listing or [] if "rule" in o and o["rule"]["chain"] == chain]
+
+
+# -- is the table already what a transaction would make it? ---------------------------------
+
+def _holds(plan: list[dict[str, Any]], listing: dict[str, list[dict[str, Any]]]) -> bool:
+    """True when committing `plan` would change nothing: it deletes nothing, every table, set,
+    map and chain it adds exists, every element it adds is there, and every chain it flushes
+    holds exactly the rules it adds there, in order."""
+    objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+    rules: dict[tuple[str, str], list[Any]] = {}
+    for obj in listing[INET] + listing[BRIDGE]:
+        ((kind, body),) = obj.items()
+        if kind == "rule":
+            rules.setdefault((body["family"], body["chain"]), []).append(_rule_key(body))
+        else:
+            objects[(kind, body["family"], body["name"])] = body
+    wanted: dict[tuple[str, str], list[Any]] = {}
+    flushed = []
+    for command in plan:
+        ((verb, what),) = command.items()
+        ((kind, body),) = what.items()
+        family = body["family"]
+        if verb == "delete":
+            return False
+        if verb == "flush":
+            flushed.append((family, body["name"]))
+        elif kind == "rule":
+            wanted.setdefault((family, body["chain"]), []).append(_rule_key(body))
+        elif kind == "element":
+            found = objects.get(("set", family, body["name"])) or \
+                objects.get(("map", family, body["name"]))
+            if found is None or any(e not in found.get("elem", []) for e in body["elem"]):
+                return False
+        elif (kind, family, body["name"]) not in objects:
+            return False
+    return all(rules.get(chain, []) == wanted.get(chain, []) for chain in flushed)
+
+
+def _rule_key(rule: dict[str, Any]) -> tuple[Any, Any]:
+    return rule["expr"], rule.get("comment")
+
+
+def _digest(plan: list[dict[str, Any]]) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _generation() -> int | None:
+    try:
+        return nft.generation()
+    except OSError:
+        return None
 
 
 # -- expressions -------------------------------------------------------------------------------

@@ -86,6 +86,16 @@ def add_veth(netns_path: str, bridge: str, host_name: str, ifname: str, addresse
             raise
 
 
+def attach(netns_path: str, bridge: str, bridge_addresses: list[str], host_name: str,
+           ifname: str, addresses: list[str], gateways: list[str], mac: str | None,
+           mtu: int = 1500) -> None:
+    """A container's start on one network in one call (one agent round trip): the bridge
+    ensured (ensure_bridge), a previous run's veth of that name deleted, then add_veth."""
+    ensure_bridge(bridge, bridge_addresses, mtu)
+    delete_link(host_name)
+    add_veth(netns_path, bridge, host_name, ifname, addresses, gateways, mac, mtu)
+
+
 def _add_pair(ipr: Any, netns_path: str, host_name: str, ifname: str, master: int,
               mac: str | None, mtu: int) -> int:
     """Create the pair in one request: the peer is born in the namespace under its final

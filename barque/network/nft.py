@@ -136,3 +136,41 @@ def list_table(family: str, name: str) -> list[dict[str, Any]] | None:
 def list_chains() -> list[dict[str, Any]]:
     """Every chain of every table (name, family, table, hook, policy): read-only."""
     return [obj["chain"] for obj in run([{"list": {"chains": {}}}]) if "chain" in obj]
+
+
+# The ruleset's generation through nfnetlink (NFT_MSG_GETGEN): one small request, without
+# loading libnftables. The kernel counts every committed transaction of the netns.
+_NETLINK_NETFILTER = 12
+_GETGEN = (10 << 8) | 16  # NFNL_SUBSYS_NFTABLES, NFT_MSG_GETGEN
+_NEWGEN = (10 << 8) | 15
+_NLMSG_ERROR = 2
+_NFTA_GEN_ID = 1
+
+
+def generation() -> int:
+    """The ruleset's generation ID: it changes with every transaction anyone commits (a rule
+    added, a table deleted, `nft flush ruleset`). OSError if the kernel will not tell."""
+    import socket
+    import struct
+
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
+                       _NETLINK_NETFILTER) as sock:
+        sock.settimeout(2.0)
+        body = struct.pack("=BBH", 0, 0, 0)  # nfgenmsg: AF_UNSPEC, NFNETLINK_V0, res_id
+        sock.sendto(struct.pack("=IHHII", 16 + len(body), _GETGEN, 1, 1, 0) + body, (0, 0))
+        data = sock.recv(65536)
+    if len(data) < 16:
+        raise OSError("nfnetlink: short reply")
+    length, kind = struct.unpack_from("=IH", data)
+    if kind == _NLMSG_ERROR:
+        (code,) = struct.unpack_from("=i", data, 16)
+        raise OSError(-code, f"nfnetlink: {os.strerror(-code)}")
+    offset = 20  # nlmsghdr + nfgenmsg
+    while kind == _NEWGEN and offset + 4 <= min(length, len(data)):
+        size, attr = struct.unpack_from("=HH", data, offset)
+        if size < 4:
+            break
+        if attr & 0x3FFF == _NFTA_GEN_ID and size >= 8:
+            return int(struct.unpack_from(">I", data, offset + 4)[0])
+        offset += (size + 3) & ~3
+    raise OSError("nfnetlink: no generation in the reply")
