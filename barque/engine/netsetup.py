@@ -385,7 +385,8 @@ def teardown(engine: Engine, record: ContainerRecord) -> None:
         # The namespace's end takes its veths with it (the kernel does it moments later): no
         # netlink here, whose library costs ~0.1 s to load on the way out of every `run`.
         netns.remove(path)
-    store.release(record.id)
+    if any(e.endpoint_id is not None for e in endpoints):  # else no write transaction
+        store.release(record.id)
 
 
 # --- connect, disconnect, network rm ---------------------------------------------------------

@@ -42,9 +42,12 @@ class LinkOps:
     def attach(self, netns_path: str, bridge: str, bridge_addresses: list[str], host_name: str,
                ifname: str, addresses: list[str], gateways: list[str], mac: str | None,
                mtu: int = 1500) -> None:
-        self._run("attach", netns_path=os.path.abspath(netns_path), bridge=bridge,
-                  bridge_addresses=list(bridge_addresses), host_name=host_name, ifname=ifname,
-                  addresses=list(addresses), gateways=list(gateways), mac=mac, mtu=mtu)
+        # Here, not by the agent: links.attach needs no pyroute2, and a round trip would
+        # cost more than the work.
+        self._local("attach", netns_path=os.path.abspath(netns_path), bridge=bridge,
+                    bridge_addresses=list(bridge_addresses), host_name=host_name,
+                    ifname=ifname, addresses=list(addresses), gateways=list(gateways), mac=mac,
+                    mtu=mtu)
 
     def delete_link(self, name: str) -> None:
         from barque.network import links
