@@ -267,6 +267,9 @@ def _publish(engine: Engine, store: NetworkStore, record: ContainerRecord,
              attached: list[tuple[Endpoint, Network]]) -> list[int]:
     """Reserve and forward the container's published ports (to its address on the first
     network that leads out, as Docker); the reserving sockets, for the monitor to hold."""
+    if not record.host_config.get("PortBindings") and \
+            not record.host_config.get("PublishAllPorts"):
+        return []  # nothing to publish (ports.requested's words), and its module unloaded
     from barque.network import ports
 
     wanted = ports.requested(record.config, record.host_config)
@@ -375,8 +378,10 @@ def teardown(engine: Engine, record: ContainerRecord) -> None:
         from barque.network.dns import client
 
         client.unregister(engine.paths.runroot, record.id)
-    if store.published(record.id) or record.config.get("ExposedPorts") or \
-            record.host_config.get("PortBindings"):
+    # A port rule is made after its published_ports row and goes before it: with no row and
+    # no port asked for, there is no rule to list the table for.
+    if store.published(record.id) or record.host_config.get("PortBindings") or \
+            record.host_config.get("PublishAllPorts"):
         firewall_of(engine).remove_ports(record.id)
         store.unpublish(record.id)
     if os.path.exists(path):

@@ -60,12 +60,13 @@ import time
 
 from barque.network import nft
 from barque.network.nft import NftError
-from barque.network.ports import PortMap
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import Any
+
+    from barque.network.ports import PortMap
 
     Subnet = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -106,9 +107,12 @@ class Firewall:
 
         Most calls find them there already (every container start calls this): the table is
         then listed and compared with what the transaction would make, and nothing is
-        committed. A table found complete is remembered (in state_dir) with the ruleset's
-        generation, which the kernel changes with every commit of anyone's (`nft flush
-        ruleset`, a deleted rule): while it is unchanged, not even the listing is needed."""
+        committed. A table found complete is remembered (in state_dir) with a fingerprint of
+        it read by nfnetlink (nft.fingerprint: its chains, sets, elements and rules, but the
+        published ports' rules) and the ruleset's generation, which the kernel changes with
+        every commit of anyone's: while the generation is unchanged nothing needs reading;
+        while the fingerprint is, the listing is not needed. Anything else (`nft flush
+        ruleset`, a reboot, a rule deleted by hand) gets the full check and repair."""
         _check_ifname(bridge)
         nets = [_subnet(s) for s in subnets]
         masquerade = masquerade and not internal
@@ -138,42 +142,64 @@ class Firewall:
             listing = self._listing()
             if not _holds(plan(listing), listing):
                 return  # changed meanwhile (another barque): checked again next time
-        if generation is not None and generation == _generation():
-            self._remember(generation, key)
+        fingerprint = self._fingerprint()
+        if generation is not None and fingerprint is not None and generation == _generation():
+            self._remember(generation, fingerprint, key)
+
+    def _fingerprint(self) -> str | None:
+        try:
+            return nft.fingerprint([(INET, self.table), (BRIDGE, self.table)], ("ports",))
+        except OSError:
+            return None
 
     def _state_file(self) -> str | None:
         if self.state_dir is None:
             return None
         return os.path.join(self.state_dir, f"firewall-{self.table}.json")
 
-    def _remembered(self, key: str) -> bool:
-        """Was the table found holding `key`'s rules at the ruleset's current generation?"""
+    def _read_state(self) -> dict[str, Any] | None:
         path = self._state_file()
         if path is None:
-            return False
+            return None
         try:
             with open(path) as f:
                 state = json.load(f)
-            return key in state["verified"] and state["generation"] == _generation()
-        except (OSError, ValueError, KeyError, TypeError):
-            return False
+            if isinstance(state, dict) and isinstance(state.get("verified"), list):
+                return state
+        except (OSError, ValueError):
+            pass
+        return None
 
-    def _remember(self, generation: int, key: str) -> None:
+    def _remembered(self, key: str) -> bool:
+        """Was the table found holding `key`'s rules, and is it unchanged since?"""
+        state = self._read_state()
+        if state is None or key not in state["verified"]:
+            return False
+        generation = _generation()
+        if generation is None:
+            return False
+        if generation == state.get("generation"):
+            return True
+        fingerprint = self._fingerprint()
+        if fingerprint is None or fingerprint != state.get("fingerprint") or \
+                generation != _generation():  # (read while someone committed: unsure)
+            return False
+        self._remember(generation, fingerprint, key)  # next time not even the fingerprint
+        return True
+
+    def _remember(self, generation: int, fingerprint: str, key: str) -> None:
         path = self._state_file()
         if path is None:
             return
         verified = [key]
-        try:
-            with open(path) as f:
-                state = json.load(f)
-            if state["generation"] == generation:
-                verified += [k for k in state["verified"] if k != key][:63]
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
+        state = self._read_state()
+        if state is not None and state.get("fingerprint") == fingerprint:
+            verified += [k for k in state["verified"] if k != key][:63]
         try:
             tmp = f"{path}.{os.getpid()}.tmp"
             with open(tmp, "w") as f:
-                json.dump({"generation": generation, "verified": verified}, f)
+                json.dump({"generation": generation, "fingerprint": fingerprint,
+                           "verified": verified}, f)
             os.replace(tmp, path)  # a concurrent writer's list may win: only slower then
         except OSError:
             pass
@@ -201,7 +227,17 @@ class Firewall:
         target = _ipv4(container_ipv4, "container address")
         rules = [self._port_rule(container_id, target, p) for p in ports]
         _sysctl(f"net/ipv4/conf/{bridge}/route_localnet", "1")  # first: a missing bridge fails
-        self._apply(lambda: self._skeleton() + self._port_removal(container_id) + rules)
+
+        def plan() -> list[dict[str, Any]]:
+            listing = self._listing()
+            # The skeleton only when it is not all there: rewriting its chains would change
+            # their rules' handles, and with them what ensure_network remembered.
+            skeleton = self._skeleton()
+            if _holds(skeleton, listing):
+                skeleton = []
+            return skeleton + self._port_removal(container_id, listing[INET]) + rules
+
+        self._apply(plan)
 
     def remove_ports(self, container_id: str) -> None:
         _check_tag(container_id)
@@ -398,10 +434,12 @@ class Firewall:
                  {"dnat": {"family": "ip", "addr": target, "port": port.container_port}}]
         return self._rule("ports", *expr, comment=container_id)
 
-    def _port_removal(self, container_id: str) -> list[dict[str, Any]]:
+    def _port_removal(self, container_id: str,
+                      listing: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        if listing is None:
+            listing = nft.list_table(INET, self.table)
         return [{"delete": self._obj(INET, "rule", chain="ports", handle=r["handle"])}
-                for r in self._rules(nft.list_table(INET, self.table), "ports")
-                if r.get("comment") == container_id]
+                for r in self._rules(listing, "ports") if r.get("comment") == container_id]
 
     @staticmethod
     def _rules(listing: Iterable[dict[str, Any]] | None, chain: str) -> list[dict[str, Any]]:
