@@ -204,9 +204,8 @@ def _reclaim_stale(engine: Engine, store: NetworkStore) -> None:
 
 def _make(engine: Engine, store: NetworkStore, record: ContainerRecord,
           sandbox: Sandbox) -> None:
-    from barque.network import netns
+    from barque.network import links, netns
 
-    links = links_of(engine)
     assert sandbox.netns is not None
     os.makedirs(os.path.dirname(sandbox.netns), mode=0o700, exist_ok=True)
     netns.create(sandbox.netns)
@@ -216,8 +215,9 @@ def _make(engine: Engine, store: NetworkStore, record: ContainerRecord,
         _ensure_rules(engine, network)
         endpoint = store.allocate(record.id, network.id)
         assert endpoint.veth is not None  # allocate names it
-        # One round trip to the agent: the bridge ensured (a reboot leaves none), a previous
-        # run's veth of that name gone (its namespace not yet), the new pair made.
+        # In one go, by raw rtnetlink (no pyroute2, no agent round trip): the bridge ensured
+        # (a reboot leaves none), a previous run's veth of that name gone (its namespace not
+        # yet), the new pair made.
         links.attach(sandbox.netns, network.bridge, _bridge_addresses(network), endpoint.veth,
                      f"eth{position}", _addresses(network, endpoint), _gateways(network),
                      endpoint.mac)
@@ -390,7 +390,11 @@ def teardown(engine: Engine, record: ContainerRecord) -> None:
         # The namespace's end takes its veths with it (the kernel does it moments later): no
         # netlink here, whose library costs ~0.1 s to load on the way out of every `run`.
         netns.remove(path)
-    if any(e.endpoint_id is not None for e in endpoints):  # else no write transaction
+    if any(e.endpoint_id is not None for e in endpoints) and \
+            not record.host_config.get("AutoRemove"):
+        # (Not for --rm: its rm comes next and deletes the rows, addresses and all, so this
+        # would be one more write transaction per run; should the rm never come, the next
+        # start's _reclaim_stale frees what a container without its namespace holds.)
         store.release(record.id)
 
 

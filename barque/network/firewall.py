@@ -487,9 +487,9 @@ def _rule_key(rule: dict[str, Any]) -> tuple[Any, Any]:
 
 
 def _digest(plan: list[dict[str, Any]]) -> str:
-    import hashlib
-
-    return hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()[:32]
+    digest = nft.hasher()
+    digest.update(json.dumps(plan, sort_keys=True).encode())
+    return str(digest.hexdigest())
 
 
 def _generation() -> int | None:
