@@ -1,4 +1,5 @@
-"""Bridges, veth pairs, addresses, routes and MACs, through netlink (pyroute2).
+"""Bridges, veth pairs, addresses, routes and MACs, through netlink (pyroute2; a start's
+`attach` through rtnl.py's raw requests instead, in-process, far cheaper).
 
 pyroute2 costs ~100 ms to import, so it is imported inside the functions that need it, and
 the checks that can do without it (does a link exist?) use if_nametoindex(3)."""
