@@ -178,7 +178,7 @@ class Firewall:
         generation = _generation()
         if generation is None:
             return False
-        if generation == state.get("generation"):
+        if generation == state.get("generation") and _epoch() == state.get("epoch"):
             return True
         fingerprint = self._fingerprint()
         if fingerprint is None or fingerprint != state.get("fingerprint") or \
@@ -198,8 +198,8 @@ class Firewall:
         try:
             tmp = f"{path}.{os.getpid()}.tmp"
             with open(tmp, "w") as f:
-                json.dump({"generation": generation, "fingerprint": fingerprint,
-                           "verified": verified}, f)
+                json.dump({"generation": generation, "epoch": _epoch(),
+                           "fingerprint": fingerprint, "verified": verified}, f)
             os.replace(tmp, path)  # a concurrent writer's list may win: only slower then
         except OSError:
             pass
@@ -490,6 +490,17 @@ def _digest(plan: list[dict[str, Any]]) -> str:
     digest = nft.hasher()
     digest.update(json.dumps(plan, sort_keys=True).encode())
     return str(digest.hexdigest())
+
+
+def _epoch() -> str:
+    """What a generation number is counted in: this boot's network namespace (a runroot on
+    disk outlives a reboot, and the count starts again then)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+        return f"{boot}:{os.stat('/proc/thread-self/ns/net').st_ino}"
+    except OSError:
+        return ""
 
 
 def _generation() -> int | None:
