@@ -262,14 +262,15 @@ def fingerprint(tables: list[tuple[str, str]], skip_rules_of: tuple[str, ...] = 
             if not found:
                 return None
             parts = list(found)
-            # Chains and sets are dumped for the whole family: keep this table's.
+            # Chains are dumped for the whole family (sets by table, on kernels that filter
+            # them): keep this table's.
             for chain in nl.request("getchain", family, dump=True) or []:
                 attrs = _attrs(chain)
                 if _name(attrs.get(1)) == table:  # NFTA_CHAIN_TABLE
                     attrs.pop(6, None)  # NFTA_CHAIN_USE: counts its rules (ports' too)
                     parts.append(b"".join(k.to_bytes(2, "little") + v
                                           for k, v in sorted(attrs.items())))
-            sets = [p for p in nl.request("getset", family, dump=True) or []
+            sets = [p for p in nl.request("getset", family, _attr(1, table), dump=True) or []
                     if _name(_attrs(p).get(1)) == table]  # NFTA_SET_TABLE
             parts += sets
             for one in sets:
