@@ -197,7 +197,8 @@ class Firewall:
             verified += [k for k in state["verified"] if k != key][:63]
         try:
             tmp = f"{path}.{os.getpid()}.tmp"
-            with open(tmp, "w") as f:
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                              0o600), "w") as f:
                 json.dump({"generation": generation, "epoch": _epoch(),
                            "fingerprint": fingerprint, "verified": verified}, f)
             os.replace(tmp, path)  # a concurrent writer's list may win: only slower then
@@ -452,14 +453,17 @@ def _holds(plan: list[dict[str, Any]], listing: dict[str, list[dict[str, Any]]])
     """True when committing `plan` would change nothing: it deletes nothing, every table, set,
     map and chain it adds exists, every element it adds is there, and every chain it flushes
     holds exactly the rules it adds there, in order."""
-    objects: dict[tuple[str, str, str], dict[str, Any]] = {}
-    rules: dict[tuple[str, str], list[Any]] = {}
+    objects: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
+    rules: dict[tuple[Any, Any], list[Any]] = {}
     for obj in listing[INET] + listing[BRIDGE]:
-        ((kind, body),) = obj.items()
-        if kind == "rule":
-            rules.setdefault((body["family"], body["chain"]), []).append(_rule_key(body))
-        else:
-            objects[(kind, body["family"], body["name"])] = body
+        for kind, body in obj.items():  # (one each; any other kind someone added is kept)
+            if not isinstance(body, dict):
+                continue
+            if kind == "rule":
+                rules.setdefault((body.get("family"), body.get("chain")), []).append(
+                    _rule_key(body))
+            else:
+                objects[(kind, body.get("family"), body.get("name"))] = body
     wanted: dict[tuple[str, str], list[Any]] = {}
     flushed = []
     for command in plan:
@@ -483,7 +487,7 @@ def _holds(plan: list[dict[str, Any]], listing: dict[str, list[dict[str, Any]]])
 
 
 def _rule_key(rule: dict[str, Any]) -> tuple[Any, Any]:
-    return rule["expr"], rule.get("comment")
+    return rule.get("expr"), rule.get("comment")
 
 
 def _digest(plan: list[dict[str, Any]]) -> str:
