@@ -65,7 +65,9 @@ def config_of(engine: Engine) -> DaemonNetConfig:
 def firewall_of(engine: Engine) -> Firewall:
     from barque.network.firewall import Firewall
 
-    return Firewall(config_of(engine).nft_table)
+    # The runroot remembers the ruleset generation at which the rules were last found
+    # complete (Firewall.ensure_network): gone with /run at a reboot, as the rules are.
+    return Firewall(config_of(engine).nft_table, engine.paths.runroot)
 
 
 def links_of(engine: Engine) -> LinkOps:
@@ -181,35 +183,44 @@ def setup(engine: Engine, record: ContainerRecord) -> Sandbox:
 
 def _reclaim_stale(engine: Engine, store: NetworkStore) -> None:
     """Addresses, host ports and port rules held for containers whose namespace is gone are
-    free again: after a reboot /run is empty, and no clean-up ran for what was running."""
-    for container_id in store.holders():
-        if not os.path.exists(netns_path(engine, container_id)):
-            store.release(container_id)
-            store.unpublish(container_id)
+    free again: after a reboot /run is empty, and no clean-up ran for what was running.
+
+    A port rule is only ever made after its published_ports row, and its row only goes after
+    it (here and in teardown), so with no stale holder there is no stale rule either: the
+    common case costs one query and a stat per running container, no nftables listing."""
+    stale = [c for c in store.holders() if not os.path.exists(netns_path(engine, c))]
+    if not stale:
+        return
     firewall = firewall_of(engine)
-    for owner in firewall.port_owners():  # a rule an rm could not take away
+    for container_id in stale:
+        if store.published(container_id):
+            firewall.remove_ports(container_id)
+        store.release(container_id)
+        store.unpublish(container_id)
+    for owner in firewall.port_owners():  # one made by a Barque before that order, say
         if not os.path.exists(netns_path(engine, owner)):
             firewall.remove_ports(owner)
 
 
 def _make(engine: Engine, store: NetworkStore, record: ContainerRecord,
           sandbox: Sandbox) -> None:
-    from barque.network import netns
+    from barque.network import links, netns
 
-    links = links_of(engine)
     assert sandbox.netns is not None
     os.makedirs(os.path.dirname(sandbox.netns), mode=0o700, exist_ok=True)
     netns.create(sandbox.netns)
     attached: list[tuple[Endpoint, Network]] = []
     for position, endpoint in enumerate(store.endpoints_of(record.id)):
         network = store.get(endpoint.network_id)
-        ensure_network(engine, network)
+        _ensure_rules(engine, network)
         endpoint = store.allocate(record.id, network.id)
         assert endpoint.veth is not None  # allocate names it
-        if links.link_exists(endpoint.veth):  # a previous run's, its namespace not yet gone
-            links.delete_link(endpoint.veth)
-        links.add_veth(sandbox.netns, network.bridge, endpoint.veth, f"eth{position}",
-                       _addresses(network, endpoint), _gateways(network), endpoint.mac)
+        # In one go, by raw rtnetlink (no pyroute2, no agent round trip): the bridge ensured
+        # (a reboot leaves none), a previous run's veth of that name gone (its namespace not
+        # yet), the new pair made.
+        links.attach(sandbox.netns, network.bridge, _bridge_addresses(network), endpoint.veth,
+                     f"eth{position}", _addresses(network, endpoint), _gateways(network),
+                     endpoint.mac)
         attached.append((endpoint, network))
     sandbox.hold_fds = _publish(engine, store, record, attached)
     if any(not network.is_default for _, network in attached):
@@ -222,12 +233,19 @@ def _make(engine: Engine, store: NetworkStore, record: ContainerRecord,
 
 def ensure_network(engine: Engine, network: Network) -> None:
     """The network's bridge and rules exist (idempotent; a reboot leaves neither)."""
-    links = links_of(engine)
-    subnets = network.subnets()
-    links.ensure_bridge(network.bridge, [f"{s.gateway}/{s.network.prefixlen}" for s in subnets
-                                         if s.gateway is not None])
-    firewall_of(engine).ensure_network(network.bridge, [str(s.network) for s in subnets],
+    links_of(engine).ensure_bridge(network.bridge, _bridge_addresses(network))
+    _ensure_rules(engine, network)
+
+
+def _ensure_rules(engine: Engine, network: Network) -> None:
+    firewall_of(engine).ensure_network(network.bridge, [str(s.network) for s in
+                                                        network.subnets()],
                                        network.internal, network.icc, network.masquerade)
+
+
+def _bridge_addresses(network: Network) -> list[str]:
+    return [f"{s.gateway}/{s.network.prefixlen}" for s in network.subnets()
+            if s.gateway is not None]
 
 
 def _addresses(network: Network, endpoint: Endpoint) -> list[str]:
@@ -249,6 +267,9 @@ def _publish(engine: Engine, store: NetworkStore, record: ContainerRecord,
              attached: list[tuple[Endpoint, Network]]) -> list[int]:
     """Reserve and forward the container's published ports (to its address on the first
     network that leads out, as Docker); the reserving sockets, for the monitor to hold."""
+    if not record.host_config.get("PortBindings") and \
+            not record.host_config.get("PublishAllPorts"):
+        return []  # nothing to publish (ports.requested's words), and its module unloaded
     from barque.network import ports
 
     wanted = ports.requested(record.config, record.host_config)
@@ -357,8 +378,10 @@ def teardown(engine: Engine, record: ContainerRecord) -> None:
         from barque.network.dns import client
 
         client.unregister(engine.paths.runroot, record.id)
-    if store.published(record.id) or record.config.get("ExposedPorts") or \
-            record.host_config.get("PortBindings"):
+    # A port rule is made after its published_ports row and goes before it: with no row and
+    # no port asked for, there is no rule to list the table for.
+    if store.published(record.id) or record.host_config.get("PortBindings") or \
+            record.host_config.get("PublishAllPorts"):
         firewall_of(engine).remove_ports(record.id)
         store.unpublish(record.id)
     if os.path.exists(path):
@@ -367,7 +390,12 @@ def teardown(engine: Engine, record: ContainerRecord) -> None:
         # The namespace's end takes its veths with it (the kernel does it moments later): no
         # netlink here, whose library costs ~0.1 s to load on the way out of every `run`.
         netns.remove(path)
-    store.release(record.id)
+    if any(e.endpoint_id is not None for e in endpoints) and \
+            not record.host_config.get("AutoRemove"):
+        # (Not for --rm: its rm comes next and deletes the rows, addresses and all, so this
+        # would be one more write transaction per run; should the rm never come, the next
+        # start's _reclaim_stale frees what a container without its namespace holds.)
+        store.release(record.id)
 
 
 # --- connect, disconnect, network rm ---------------------------------------------------------

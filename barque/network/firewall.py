@@ -53,17 +53,20 @@ caller can say why.
 from __future__ import annotations
 
 import ipaddress
+import json
+import os
 import re
 import time
 
 from barque.network import nft
 from barque.network.nft import NftError
-from barque.network.ports import PortMap
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import Any
+
+    from barque.network.ports import PortMap
 
     Subnet = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -88,28 +91,119 @@ class FirewallError(Exception):
 
 
 class Firewall:
-    def __init__(self, table: str) -> None:
+    def __init__(self, table: str, state_dir: str | None = None) -> None:
+        """`state_dir`: where to remember which networks' rules were found complete, and at
+        which ruleset generation (see ensure_network); None: check the table every time."""
         if not TABLE.fullmatch(table):
             raise ValueError(f"invalid nftables table name {table!r}")
         self.table = table
+        self.state_dir = state_dir
 
     # -- networks ------------------------------------------------------------------------------
 
     def ensure_network(self, bridge: str, subnets: list[str], internal: bool, icc: bool,
                        masquerade: bool) -> None:
-        """Make the table hold exactly this bridge's rules (idempotent)."""
+        """Make the table hold exactly this bridge's rules (idempotent).
+
+        Most calls find them there already (every container start calls this): the table is
+        then listed and compared with what the transaction would make, and nothing is
+        committed. A table found complete is remembered (in state_dir) with a fingerprint of
+        it read by nfnetlink (nft.fingerprint: its chains, sets, elements and rules, but the
+        published ports' rules) and the ruleset's generation, which the kernel changes with
+        every commit of anyone's: while the generation is unchanged nothing needs reading;
+        while the fingerprint is, the listing is not needed. Anything else (`nft flush
+        ruleset`, a reboot, a rule deleted by hand) gets the full check and repair."""
         _check_ifname(bridge)
         nets = [_subnet(s) for s in subnets]
         masquerade = masquerade and not internal
-        if nft.list_table(BRIDGE, self.table) is None:  # (both tables are made together)
-            # libnftables cannot add an element to an interval map that the same batch makes
-            self._apply(self._skeleton)
-        self._apply(lambda: self._skeleton() + self._network(bridge, nets, internal, icc,
-                                                             masquerade))
+
+        def plan(listing: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+            return self._skeleton() + self._network(bridge, nets, internal, icc, masquerade,
+                                                    listing)
+
+        key = _digest(plan({INET: [], BRIDGE: []}))  # the inputs and this code's rules
+        if not self._remembered(key):
+            self._ensure(plan, key)
         _sysctl("net/ipv4/ip_forward", "1")
         if any(n.version == 6 for n in nets):
             _sysctl("net/ipv6/conf/all/forwarding", "1")
         _sysctl(f"net/ipv4/conf/{bridge}/route_localnet", "1", missing_ok=True)
+
+    def _ensure(self, plan: Callable[[dict[str, list[dict[str, Any]]]], list[dict[str, Any]]],
+                key: str) -> None:
+        generation = _generation()
+        listing = self._listing()
+        if not _holds(plan(listing), listing):
+            if not listing[INET] or not listing[BRIDGE]:  # a table (and its maps) missing:
+                # libnftables cannot add an element to an interval map the same batch makes
+                self._apply(self._skeleton)
+            self._apply(lambda: plan(self._listing()))
+            generation = _generation()
+            listing = self._listing()
+            if not _holds(plan(listing), listing):
+                return  # changed meanwhile (another barque): checked again next time
+        fingerprint = self._fingerprint()
+        if generation is not None and fingerprint is not None and generation == _generation():
+            self._remember(generation, fingerprint, key)
+
+    def _fingerprint(self) -> str | None:
+        try:
+            return nft.fingerprint([(INET, self.table), (BRIDGE, self.table)], ("ports",))
+        except OSError:
+            return None
+
+    def _state_file(self) -> str | None:
+        if self.state_dir is None:
+            return None
+        return os.path.join(self.state_dir, f"firewall-{self.table}.json")
+
+    def _read_state(self) -> dict[str, Any] | None:
+        path = self._state_file()
+        if path is None:
+            return None
+        try:
+            with open(path) as f:
+                state = json.load(f)
+            if isinstance(state, dict) and isinstance(state.get("verified"), list):
+                return state
+        except (OSError, ValueError):
+            pass
+        return None
+
+    def _remembered(self, key: str) -> bool:
+        """Was the table found holding `key`'s rules, and is it unchanged since?"""
+        state = self._read_state()
+        if state is None or key not in state["verified"]:
+            return False
+        generation = _generation()
+        if generation is None:
+            return False
+        if generation == state.get("generation") and _epoch() == state.get("epoch"):
+            return True
+        fingerprint = self._fingerprint()
+        if fingerprint is None or fingerprint != state.get("fingerprint") or \
+                generation != _generation():  # (read while someone committed: unsure)
+            return False
+        self._remember(generation, fingerprint, key)  # next time not even the fingerprint
+        return True
+
+    def _remember(self, generation: int, fingerprint: str, key: str) -> None:
+        path = self._state_file()
+        if path is None:
+            return
+        verified = [key]
+        state = self._read_state()
+        if state is not None and state.get("fingerprint") == fingerprint:
+            verified += [k for k in state["verified"] if k != key][:63]
+        try:
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                              0o600), "w") as f:
+                json.dump({"generation": generation, "epoch": _epoch(),
+                           "fingerprint": fingerprint, "verified": verified}, f)
+            os.replace(tmp, path)  # a concurrent writer's list may win: only slower then
+        except OSError:
+            pass
 
     def remove_network(self, bridge: str) -> None:
         """Remove exactly this bridge's elements and chains (missing is fine)."""
@@ -134,7 +228,17 @@ class Firewall:
         target = _ipv4(container_ipv4, "container address")
         rules = [self._port_rule(container_id, target, p) for p in ports]
         _sysctl(f"net/ipv4/conf/{bridge}/route_localnet", "1")  # first: a missing bridge fails
-        self._apply(lambda: self._skeleton() + self._port_removal(container_id) + rules)
+
+        def plan() -> list[dict[str, Any]]:
+            listing = self._listing()
+            # The skeleton only when it is not all there: rewriting its chains would change
+            # their rules' handles, and with them what ensure_network remembered.
+            skeleton = self._skeleton()
+            if _holds(skeleton, listing):
+                skeleton = []
+            return skeleton + self._port_removal(container_id, listing[INET]) + rules
+
+        self._apply(plan)
 
     def remove_ports(self, container_id: str) -> None:
         _check_tag(container_id)
@@ -238,8 +342,8 @@ class Firewall:
         return cmds
 
     def _network(self, bridge: str, nets: list[Subnet], internal: bool, icc: bool,
-                 masquerade: bool) -> list[dict[str, Any]]:
-        listing = self._listing()
+                 masquerade: bool, listing: dict[str, list[dict[str, Any]]]
+                 ) -> list[dict[str, Any]]:
         b = bridge
         not_b_out = _match(_meta("oifname"), b, "!=")
         not_b_in = _match(_meta("iifname"), b, "!=")
@@ -331,14 +435,83 @@ class Firewall:
                  {"dnat": {"family": "ip", "addr": target, "port": port.container_port}}]
         return self._rule("ports", *expr, comment=container_id)
 
-    def _port_removal(self, container_id: str) -> list[dict[str, Any]]:
+    def _port_removal(self, container_id: str,
+                      listing: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        if listing is None:
+            listing = nft.list_table(INET, self.table)
         return [{"delete": self._obj(INET, "rule", chain="ports", handle=r["handle"])}
-                for r in self._rules(nft.list_table(INET, self.table), "ports")
-                if r.get("comment") == container_id]
+                for r in self._rules(listing, "ports") if r.get("comment") == container_id]
 
     @staticmethod
     def _rules(listing: Iterable[dict[str, Any]] | None, chain: str) -> list[dict[str, Any]]:
         return [o["rule"] for o in listing or [] if "rule" in o and o["rule"]["chain"] == chain]
+
+
+# -- is the table already what a transaction would make it? ---------------------------------
+
+def _holds(plan: list[dict[str, Any]], listing: dict[str, list[dict[str, Any]]]) -> bool:
+    """True when committing `plan` would change nothing: it deletes nothing, every table, set,
+    map and chain it adds exists, every element it adds is there, and every chain it flushes
+    holds exactly the rules it adds there, in order."""
+    objects: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
+    rules: dict[tuple[Any, Any], list[Any]] = {}
+    for obj in listing[INET] + listing[BRIDGE]:
+        for kind, body in obj.items():  # (one each; any other kind someone added is kept)
+            if not isinstance(body, dict):
+                continue
+            if kind == "rule":
+                rules.setdefault((body.get("family"), body.get("chain")), []).append(
+                    _rule_key(body))
+            else:
+                objects[(kind, body.get("family"), body.get("name"))] = body
+    wanted: dict[tuple[str, str], list[Any]] = {}
+    flushed = []
+    for command in plan:
+        ((verb, what),) = command.items()
+        ((kind, body),) = what.items()
+        family = body["family"]
+        if verb == "delete":
+            return False
+        if verb == "flush":
+            flushed.append((family, body["name"]))
+        elif kind == "rule":
+            wanted.setdefault((family, body["chain"]), []).append(_rule_key(body))
+        elif kind == "element":
+            found = objects.get(("set", family, body["name"])) or \
+                objects.get(("map", family, body["name"]))
+            if found is None or any(e not in found.get("elem", []) for e in body["elem"]):
+                return False
+        elif (kind, family, body["name"]) not in objects:
+            return False
+    return all(rules.get(chain, []) == wanted.get(chain, []) for chain in flushed)
+
+
+def _rule_key(rule: dict[str, Any]) -> tuple[Any, Any]:
+    return rule.get("expr"), rule.get("comment")
+
+
+def _digest(plan: list[dict[str, Any]]) -> str:
+    digest = nft.hasher()
+    digest.update(json.dumps(plan, sort_keys=True).encode())
+    return str(digest.hexdigest())
+
+
+def _epoch() -> str:
+    """What a generation number is counted in: this boot's network namespace (a runroot on
+    disk outlives a reboot, and the count starts again then)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+        return f"{boot}:{os.stat('/proc/thread-self/ns/net').st_ino}"
+    except OSError:
+        return ""
+
+
+def _generation() -> int | None:
+    try:
+        return nft.generation()
+    except OSError:
+        return None
 
 
 # -- expressions -------------------------------------------------------------------------------

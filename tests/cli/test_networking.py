@@ -394,3 +394,39 @@ def test_ipv6_on_a_user_network(barque: Barque) -> None:
     looked_up = ok(barque.run("run", "--rm", "--network", network, "busybox", "nslookup",
                               "-type=AAAA", "web", "127.0.0.11"))
     assert address in looked_up
+
+
+def test_rules_taken_away_between_runs_are_made_again(barque: Barque) -> None:
+    """A start commits no nftables transaction when Barque's rules are all there (it
+    remembers them in the runroot); rules deleted or changed since, even both tables, are
+    put back by the next start, and a start still works without that memory."""
+    from barque.network import config
+    from barque.network.firewall import Firewall
+
+    settings = config.load(barque.root)
+    fw = Firewall(settings.nft_table)
+    ok(barque.run("run", "--rm", "busybox", "true"))
+    handles = subprocess.run(["nft", "-a", "list", "table", "inet", settings.nft_table],
+                             capture_output=True, text=True, check=True).stdout
+    ok(barque.run("run", "--rm", "busybox", "true"))  # nothing rewritten: same handles
+    assert subprocess.run(["nft", "-a", "list", "table", "inet", settings.nft_table],
+                          capture_output=True, text=True, check=True).stdout == handles
+    for change in ([f"flush chain inet {settings.nft_table} fwd-out-{settings.bridge}"],
+                   [f"delete element inet {settings.nft_table} bridges {{ {settings.bridge} }}"],
+                   None):
+        if change is None:
+            fw.delete_table()  # `nft flush ruleset`, a reboot
+        else:
+            subprocess.run(["nft", *change], check=True)
+        ok(barque.run("run", "--rm", "busybox", "true"))
+        assert fw.bridges() == [settings.bridge]
+        rules = subprocess.run(["nft", "list", "chain", "inet", settings.nft_table,
+                                f"fwd-out-{settings.bridge}"], capture_output=True,
+                               text=True, check=True).stdout
+        assert "drop" in rules
+    for name in os.listdir(barque.runroot):
+        if name.startswith("firewall-"):
+            os.unlink(os.path.join(barque.runroot, name))
+    fw.delete_table()
+    ok(barque.run("run", "--rm", "busybox", "true"))
+    assert fw.bridges() == [settings.bridge]

@@ -443,3 +443,73 @@ def test_binding_is_loaded_from_the_system_package() -> None:
     assert lines[-1].startswith("True /")
     if lines[0] == "not importable":
         assert "/nftables/__init__.py" in lines[-1]
+
+
+# -- ensure_network on every start: nothing committed when the rules are there ----------------
+
+def _without_handles(text: str) -> list[dict]:
+    def strip(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k != "handle"}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    objs = json.loads(text)["nftables"] if text else []
+    return [strip(o) for o in objs if "metainfo" not in o]  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("remembered", [False, True])
+def test_ensure_network_again_commits_nothing_and_repairs_any_change(
+        if_prefix: str, tmp_path: object, remembered: bool) -> None:
+    """The rules found complete are left alone (their handles stay: no flush, no re-add), with
+    or without the runroot's memory of them; whatever was taken away or added by hand since,
+    even a deleted table (`nft flush ruleset`, a reboot), is put back as it was."""
+    table = if_prefix + "_fe"
+    f = Firewall(table, str(tmp_path) if remembered else None)
+    net, = free_subnets(1)
+    br = f"{if_prefix}e0"
+    args = (br, [str(net), "fd00:5e::/64"], False, False, True)
+    try:
+        f.ensure_network(*args)
+        made = {fam: nft_json(fam, table) for fam in ("inet", "bridge")}
+        f.ensure_network(*args)
+        f.ensure_network(*args)
+        assert {fam: nft_json(fam, table) for fam in ("inet", "bridge")} == made
+        assert os.path.exists(os.path.join(str(tmp_path), f"firewall-{table}.json")) \
+            is remembered
+        for change in (f"delete table inet {table}", f"delete table bridge {table}",
+                       f"flush table inet {table}", f"flush chain inet {table} fwd-in-{br}",
+                       f"delete element inet {table} nat4 {{ {net} }}",
+                       f"delete element inet {table} fwd_out {{ {br} }}",
+                       f"flush chain bridge {table} icc-{br}",
+                       f"add rule inet {table} fwd-out-{br} accept",
+                       f"add rule inet {table} forward accept"):
+            subprocess.run(["nft", change], check=True)
+            f.ensure_network(*args)
+            for fam in ("inet", "bridge"):
+                assert _without_handles(nft_json(fam, table)) == \
+                    _without_handles(made[fam]), change
+    finally:
+        f.delete_table()
+
+
+def test_a_published_port_does_not_make_the_rules_checked_again(
+        if_prefix: str, tmp_path: object) -> None:
+    """Port rules are not part of what is remembered: another container's -p does not cost
+    the next start a listing (the fingerprint ignores the ports chain's rules)."""
+    from barque.network import nft
+
+    table = if_prefix + "_fp"
+    f = Firewall(table, str(tmp_path))
+    net, = free_subnets(1)
+    br = f"{if_prefix}p0"
+    try:
+        f.ensure_network(br, [str(net)], False, True, True)
+        before = nft.fingerprint([("inet", table), ("bridge", table)], ("ports",))
+        f.add_ports("c1", "lo", host(net, 2), [PortMap("tcp", "", free_port(), 80)])
+        assert nft.fingerprint([("inet", table), ("bridge", table)], ("ports",)) == before
+        subprocess.run(["nft", "add", "rule", "inet", table, f"in-{br}", "accept"], check=True)
+        assert nft.fingerprint([("inet", table), ("bridge", table)], ("ports",)) != before
+    finally:
+        f.delete_table()

@@ -311,3 +311,78 @@ def test_importing_links_does_not_import_pyroute2() -> None:
     code = ("import sys; from barque.network import links, netns; "
             "links.link_exists('lo'); assert 'pyroute2' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- attach: a start's bridge and veth in one call, through raw rtnetlink (rtnl.py) ----------
+
+def test_attach_makes_the_bridge_and_configures_both_ends(net: Net) -> None:
+    path, host = net.ns("c1"), net.veth(1)
+    mac = "02:42:c6:12:00:02"
+    links.attach(path, net.bridge, [net.cidr(1), net.cidr(1, 6)], host, "eth0",
+                 [net.cidr(2), net.cidr(2, 6)], [net.gw(), net.gw(6)], mac, mtu=1400)
+    [b] = ip("-d", "addr", "show", "dev", net.bridge)
+    assert b["linkinfo"]["info_kind"] == "bridge" and "UP" in b["flags"]
+    assert _addrs(b, "inet") == {net.cidr(1)} and _addrs(b, "inet6") == {net.cidr(1, 6)}
+    [h] = ip("-d", "link", "show", "dev", host)
+    assert h["linkinfo"]["info_kind"] == "veth"
+    assert h["master"] == net.bridge
+    assert "UP" in h["flags"] and h["mtu"] == 1400
+    with open(f"/sys/class/net/{host}/brport/hairpin_mode") as f:
+        assert f.read().strip() == "1"
+    inside = {link["ifname"]: link for link in ip("addr", "show", netns=path)}
+    assert set(inside) == {"lo", "eth0"}
+    eth0 = inside["eth0"]
+    assert eth0["address"] == mac and eth0["mtu"] == 1400
+    assert "UP" in eth0["flags"] and eth0["operstate"] == "UP"
+    assert _addrs(eth0, "inet") == {net.cidr(2)}
+    assert _addrs(eth0, "inet6") == {net.cidr(2, 6)}
+    assert any(a.get("broadcast") == str(net.v4.broadcast_address) for a in eth0["addr_info"])
+    assert not any("tentative" in a for a in eth0["addr_info"])
+    [r4] = ip("-4", "route", "show", "default", netns=path)
+    assert (r4["gateway"], r4["dev"]) == (net.gw(), "eth0")
+    [r6] = ip("-6", "route", "show", "default", netns=path)
+    assert (r6["gateway"], r6["dev"]) == (net.gw(6), "eth0")
+    # Traffic: the host reaches a server inside through the bridge.
+    server, thread, got = _serve_inside(path, socket.AF_INET, net.addr(2))
+    try:
+        with socket.create_connection((net.addr(2), server.getsockname()[1]),
+                                      timeout=10) as client:
+            client.sendall(b"ping")
+            assert client.recv(100) == b"pong"
+    finally:
+        thread.join(10)
+        server.close()
+    # Once more into a new namespace, the bridge down meanwhile: it comes back up, and the
+    # previous run's veth of that name goes (its namespace still there).
+    subprocess.run(["ip", "link", "set", net.bridge, "down"], check=True)
+    again = net.ns("c2")
+    links.attach(again, net.bridge, [net.cidr(1)], host, "eth0", [net.cidr(3)], [net.gw()],
+                 None)
+    assert "UP" in ip("link", "show", "dev", net.bridge)[0]["flags"]
+    assert [link["ifname"] for link in ip("link", "show", netns=path)] == ["lo"]
+    assert [link["ifname"] for link in ip("link", "show", netns=again)] == ["lo", "eth0"]
+
+
+def test_attach_failing_late_leaves_nothing_and_keeps_links_words(net: Net) -> None:
+    _bridge_up(net, ipv6=False)
+    path, host = net.ns("c1"), net.veth(1)
+    with pytest.raises(OSError, match="default route via 203.0.113.1: Network is unreachable"):
+        links.attach(path, net.bridge, [net.cidr(1)], host, "eth0", [net.cidr(2)],
+                     ["203.0.113.1"], None)
+    _assert_nothing_left(net, path, host)
+    with pytest.raises(FileExistsError, match="exists and is not a bridge"):
+        links.attach(path, "lo", [], host, "eth0", [net.cidr(2)], [], None)
+    with pytest.raises(ValueError):
+        links.attach(path, net.bridge, [], host, "eth0", ["not-an-address"], [], None)
+    _assert_nothing_left(net, path, host)
+
+
+def test_attach_needs_no_pyroute2(net: Net) -> None:
+    """A start pays neither pyroute2's import (~0.1 s) nor a round trip to the agent."""
+    path, host = net.ns("c1"), net.veth(1)
+    code = ("import sys; from barque.network import links; "
+            f"links.attach({path!r}, {net.bridge!r}, [{net.cidr(1)!r}], {host!r}, 'eth0', "
+            f"[{net.cidr(2)!r}], [{net.gw()!r}], None); "
+            "assert 'pyroute2' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert [link["ifname"] for link in ip("link", "show", netns=path)] == ["lo", "eth0"]

@@ -48,6 +48,11 @@ def unregister(runroot: str, container_id: str) -> None:
     if not os.path.isdir(directory):
         return
     with locked_dir(directory):
+        if "/" not in container_id and not os.path.exists(
+                os.path.join(directory, CONTAINERS, container_id)):
+            # The resolver records a container before its register returns, and forgets it
+            # only on unregister: never registered (a default-bridge-only container) or gone.
+            return
         try:
             _call(directory, {"op": "unregister", "id": container_id})
         except (OSError, ResolverError):
