@@ -204,7 +204,7 @@ def _reclaim_stale(engine: Engine, store: NetworkStore) -> None:
 
 def _make(engine: Engine, store: NetworkStore, record: ContainerRecord,
           sandbox: Sandbox) -> None:
-    from barque.network import links, netns
+    from barque.network import netns
 
     assert sandbox.netns is not None
     os.makedirs(os.path.dirname(sandbox.netns), mode=0o700, exist_ok=True)
@@ -215,12 +215,11 @@ def _make(engine: Engine, store: NetworkStore, record: ContainerRecord,
         _ensure_rules(engine, network)
         endpoint = store.allocate(record.id, network.id)
         assert endpoint.veth is not None  # allocate names it
-        # In one go, by raw rtnetlink (no pyroute2, no agent round trip): the bridge ensured
-        # (a reboot leaves none), a previous run's veth of that name gone (its namespace not
-        # yet), the new pair made.
-        links.attach(sandbox.netns, network.bridge, _bridge_addresses(network), endpoint.veth,
-                     f"eth{position}", _addresses(network, endpoint), _gateways(network),
-                     endpoint.mac)
+        # In one agent round trip: the bridge ensured (a reboot leaves none), a previous
+        # run's veth of that name gone (its namespace not yet), the new pair made.
+        links_of(engine).attach(sandbox.netns, network.bridge, _bridge_addresses(network),
+                                endpoint.veth, f"eth{position}", _addresses(network, endpoint),
+                                _gateways(network), endpoint.mac)
         attached.append((endpoint, network))
     sandbox.hold_fds = _publish(engine, store, record, attached)
     if any(not network.is_default for _, network in attached):

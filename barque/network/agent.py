@@ -26,7 +26,7 @@ from barque.network import service
 DIRNAME = "netagent"
 DEFAULT_IDLE = 60.0
 REQUEST_LIMIT = 1 << 16
-OPS = ("ensure_bridge", "delete_bridge", "add_veth", "delete_link", "link_exists")
+OPS = ("ensure_bridge", "delete_bridge", "add_veth", "attach", "delete_link", "link_exists")
 
 
 def state_dir(runroot: str) -> str:

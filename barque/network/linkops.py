@@ -39,6 +39,13 @@ class LinkOps:
                   host_name=host_name, ifname=ifname, addresses=list(addresses),
                   gateways=list(gateways), mac=mac, mtu=mtu)
 
+    def attach(self, netns_path: str, bridge: str, bridge_addresses: list[str], host_name: str,
+               ifname: str, addresses: list[str], gateways: list[str], mac: str | None,
+               mtu: int = 1500) -> None:
+        self._run("attach", netns_path=os.path.abspath(netns_path), bridge=bridge,
+                  bridge_addresses=list(bridge_addresses), host_name=host_name, ifname=ifname,
+                  addresses=list(addresses), gateways=list(gateways), mac=mac, mtu=mtu)
+
     def delete_link(self, name: str) -> None:
         from barque.network import links
 
@@ -65,7 +72,7 @@ class LinkOps:
                 # Hung (or half dead): it would cost every later call its timeout too. The
                 # next call starts a fresh one.
                 service.kill(self.directory, AGENT)
-                if op == "add_veth":
+                if op in ("add_veth", "attach"):
                     # It may have made the pair before it hung or died: the name is this
                     # container's, so what carries it is a leftover of this very request.
                     self._local("delete_link", name=args["host_name"])

@@ -1,5 +1,4 @@
-"""Bridges, veth pairs, addresses, routes and MACs, through netlink (pyroute2; a start's
-`attach` through rtnl.py's raw requests instead, in-process, far cheaper).
+"""Bridges, veth pairs, addresses, routes and MACs, through netlink (pyroute2).
 
 pyroute2 costs ~100 ms to import, so it is imported inside the functions that need it, and
 the checks that can do without it (does a link exist?) use if_nametoindex(3)."""
@@ -90,68 +89,12 @@ def add_veth(netns_path: str, bridge: str, host_name: str, ifname: str, addresse
 def attach(netns_path: str, bridge: str, bridge_addresses: list[str], host_name: str,
            ifname: str, addresses: list[str], gateways: list[str], mac: str | None,
            mtu: int = 1500) -> None:
-    """A container's start on one network: ensure_bridge, then a previous run's veth of that
-    name deleted, then add_veth; the same checks, results and words. Through rtnl, not
-    pyroute2: well under a millisecond, so callers need no warm agent for it."""
-    import ipaddress
-
-    from barque.network import rtnl
-
-    for name in (bridge, host_name, ifname):
-        check_name(name)
-    bridge_interfaces = _interfaces(bridge_addresses)
-    interfaces = _interfaces(addresses)
-    routers = [ipaddress.ip_address(gateway) for gateway in gateways]
-    if mac is not None:
-        _check_mac(mac)
-    with rtnl.Rtnl() as nl:
-        master = _ensure_bridge_rtnl(nl, bridge, bridge_interfaces, mtu)
-        old = _index(host_name)
-        if old is not None:  # a previous run's, its namespace not yet gone
-            nl.delete_link(old, host_name)
-        fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            nl.add_veth(host_name, master, ifname, fd, mac.lower() if mac else None, mtu)
-        finally:
-            os.close(fd)
-        host = _index(host_name)
-        if host is None:  # someone deleted it under us
-            raise OSError(errno.ENODEV, f"veth {host_name} vanished")
-        try:
-            _hairpin(host_name)
-            with netns.entered(netns_path), rtnl.Rtnl() as peer:
-                index = _index(ifname)
-                if index is None:
-                    raise OSError(errno.ENODEV, f"{ifname} not found in {netns_path}")
-                if any(i.version == 6 for i in interfaces):
-                    _no_dad(ifname)
-                for interface in interfaces:
-                    peer.add_address(index, interface, exist_ok=False)
-                peer.set_up(index, ifname)
-                for gateway in routers:
-                    peer.add_default_route(gateway, index)
-        except BaseException:
-            nl.delete_link(host, host_name)  # one end takes the other along
-            raise
-
-
-def _ensure_bridge_rtnl(nl: Any, name: str, interfaces: list[IPInterface], mtu: int) -> int:
-    link = nl.get_link(name)
-    if link is None:
-        try:
-            nl.add_bridge(name, mtu, _random_mac())  # a MAC of its own: see _add_bridge
-        except FileExistsError:  # another process made it first: fine
-            pass
-        link = nl.get_link(name)
-        if link is None:
-            raise OSError(errno.ENODEV, f"bridge {name} vanished")
-    if link.kind != "bridge":
-        raise OSError(errno.EEXIST, f"{name} exists and is not a bridge")
-    for interface in interfaces:
-        nl.add_address(link.index, interface, exist_ok=True)
-    if not link.flags & IFF_UP:
-        nl.set_up(link.index, name)
-    return int(link.index)
+    """A container's start on one network in one call (one agent round trip): the bridge
+    ensured (ensure_bridge), a previous run's veth of that name deleted (its namespace not
+    yet gone), then add_veth; the same checks, results and words as those."""
+    ensure_bridge(bridge, bridge_addresses, mtu)
+    delete_link(host_name)
+    add_veth(netns_path, bridge, host_name, ifname, addresses, gateways, mac, mtu)
 
 
 def _add_pair(ipr: Any, netns_path: str, host_name: str, ifname: str, master: int,
