@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from dataclasses import dataclass
 
 from barque.engine import state as st
 from barque.engine.errors import EngineError
 from barque.engine.records import ContainerRecord, Records
 from barque.engine.volumes import Volumes
 from barque.storage.db import DB_NAME
+from barque.structs import dataclass
 
 TYPE_CHECKING = False  # not typing's: its import costs every command's start
 if TYPE_CHECKING:

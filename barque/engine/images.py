@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from barque.image import reference as refs
 from barque.image.store import Image, ImageError, ImageNotFound, ImageStore
+from barque.structs import dataclass
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:

@@ -7,7 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+
+from barque.structs import dataclass
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:

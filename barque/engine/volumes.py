@@ -9,11 +9,11 @@ import shutil
 import sqlite3
 import stat
 import time
-from dataclasses import dataclass
 
 from barque.engine.errors import EngineError
 from barque.engine.mounts import VOLUME_NAME_RE
 from barque.storage import db
+from barque.structs import dataclass
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:

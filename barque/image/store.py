@@ -19,12 +19,12 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 from barque.image import oci_layout as ol
 from barque.image import reference as refs
 from barque.storage import db
 from barque.storage.blobs import BlobError, BlobStore, check_digest, remove_tree
+from barque.structs import dataclass, field
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:

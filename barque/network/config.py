@@ -16,9 +16,9 @@ import ipaddress
 import json
 import os
 import re
-from dataclasses import dataclass, field
 
 from barque.network.errors import NetworkError
+from barque.structs import dataclass, field
 
 DEFAULT_ROOT = "/var/lib/barque"
 DEFAULT_BRIDGE = "barque0"

@@ -14,12 +14,12 @@ import json
 import os
 import sqlite3
 import time
-from dataclasses import dataclass
 
 from barque.network import ipam
 from barque.network.errors import NetworkError
 from barque.network.ipam import Subnet
 from barque.storage import db
+from barque.structs import dataclass
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
