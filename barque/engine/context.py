@@ -88,7 +88,9 @@ class Engine:
         if self._store is None:
             from barque.image.store import ImageStore  # only commands that need images
 
-            self._store = ImageStore(self.paths.root)
+            # One connection for the records and the images: opening the DB again costs a
+            # file open and four statements; no transaction of one spans one of the other.
+            self._store = ImageStore(self.paths.root, self.records.conn)
         return self._store
 
     def close(self) -> None:

@@ -204,7 +204,8 @@ def _write_bundle(engine: Engine, record: ContainerRecord,
     spec.write_etc_files(bundle, hostname, host_config, sandbox.hosts, sandbox.resolv_conf)
     _make_workdir(rootfs, made["process"]["cwd"])
     text = json.dumps(made, indent=2) + "\n"  # indented: people read config.json when debugging
-    ol.atomic_write(os.path.join(bundle, "config.json"), text.encode())
+    # Not durable, as the /etc files: each start writes it before the runtime reads it.
+    ol.atomic_write(os.path.join(bundle, "config.json"), text.encode(), durable=False)
     return bundle, made
 
 

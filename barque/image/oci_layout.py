@@ -92,8 +92,10 @@ def blob_path(layout_dir: str, digest: str) -> str:
 
 
 @contextmanager
-def atomic_writer(path: str, mode: int = 0o644) -> Iterator[IO[bytes]]:
-    """Yield a binary file that replaces `path` atomically once the block exits cleanly."""
+def atomic_writer(path: str, mode: int = 0o644, durable: bool = True) -> Iterator[IO[bytes]]:
+    """Yield a binary file that replaces `path` atomically once the block exits cleanly.
+    `durable` False skips the fsyncs: still all or nothing for any process crash, but after
+    a power loss the file may be empty; only for files remade before anything reads them."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
@@ -102,7 +104,8 @@ def atomic_writer(path: str, mode: int = 0o644) -> Iterator[IO[bytes]]:
             yield f
             f.flush()
             os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.rename(tmp, path)
     except BaseException:
         try:
@@ -110,11 +113,12 @@ def atomic_writer(path: str, mode: int = 0o644) -> Iterator[IO[bytes]]:
         except FileNotFoundError:
             pass
         raise
-    fsync_dir(directory)
+    if durable:
+        fsync_dir(directory)
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
-    with atomic_writer(path, mode) as f:
+def atomic_write(path: str, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
+    with atomic_writer(path, mode, durable) as f:
         f.write(data)
 
 

@@ -10,7 +10,6 @@ collector never deletes a blob or layer that a pull has fetched but not yet regi
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -94,6 +93,8 @@ class Prepared:
 def chain_ids(diff_ids: list[str]) -> list[str]:
     """The image spec's ChainID of each layer: the bottom one's diff ID, then
     sha256(parent chain + " " + diff ID)."""
+    import hashlib  # here: loading OpenSSL costs ~2 ms, and `run` needs no digest
+
     out: list[str] = []
     for diff_id in diff_ids:
         if not out:
@@ -114,16 +115,20 @@ def _json_blob(blobs: BlobStore, digest: str, what: str) -> dict[str, Any]:
 
 
 class ImageStore:
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, conn: sqlite3.Connection | None = None) -> None:
+        """`conn`: the caller's connection to root's state DB, to share (the caller closes
+        it); else the store opens its own."""
         self.root = root
         self.blobs = BlobStore(root)
         self.layer_dir = os.path.join(root, "layers")
         os.makedirs(self.layer_dir, mode=0o700, exist_ok=True)
-        self.conn = db.connect(root)
+        self._own_conn = conn is None
+        self.conn = db.connect(root) if conn is None else conn
         self._lock_path = os.path.join(root, "images.lock")
 
     def close(self) -> None:
-        self.conn.close()
+        if self._own_conn:
+            self.conn.close()
 
     # --- locking -------------------------------------------------------------------------
     @contextmanager
