@@ -39,7 +39,7 @@ ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 # containerd's `ctr images import` names images from this annotation.
 ANNOTATION_CONTAINERD_NAME = "io.containerd.image.name"
 
-_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+_DIGEST_RE = r"^sha256:[a-f0-9]{64}$"  # compiled on first use (re caches it)
 
 # uname -m → the GOARCH names OCI configs use (image-spec config.md, "architecture").
 _GOARCH = {
@@ -84,7 +84,7 @@ def sha256_digest(data: bytes) -> str:
 
 
 def blob_path(layout_dir: str, digest: str) -> str:
-    if not _DIGEST_RE.match(digest):
+    if not re.match(_DIGEST_RE, digest):
         # Refuse anything but sha256 hex: the digest becomes a path component.
         raise LayoutError(f"unsupported or malformed digest {digest!r}")
     alg, hexpart = digest.split(":", 1)

@@ -29,7 +29,7 @@ TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5
 if TYPE_CHECKING:
     from typing import Any
 
-_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}\Z")
+_DIGEST_RE = r"^sha256:[a-f0-9]{64}\Z"  # compiled on first use (re caches it)
 MANIFEST_TYPES = frozenset({ol.MEDIA_MANIFEST, ol.MEDIA_DOCKER_MANIFEST})
 INDEX_TYPES = frozenset({ol.MEDIA_INDEX, ol.MEDIA_DOCKER_LIST})
 # Temporaries made in the layer dir (a layer being unpacked) and the root (the default
@@ -235,7 +235,7 @@ class ImageStore:
         rootfs = config.get("rootfs")
         diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
         if not isinstance(diff_ids, list) or not all(
-                isinstance(d, str) and _DIGEST_RE.match(d) for d in diff_ids):
+                isinstance(d, str) and re.match(_DIGEST_RE, d) for d in diff_ids):
             raise ImageError(f"image config {config_digest}: rootfs.diff_ids must be a list "
                              "of sha256 digests")
         descs = manifest.get("layers") or []
