@@ -13,10 +13,9 @@ import time
 
 from barque.cli.run_options import OptionError, create_request
 from barque.engine import attach as att
-from barque.engine import lifecycle, logs
+from barque.engine import lifecycle
 from barque.engine.context import Engine, EngineError
 from barque.engine.create import create
-from barque.engine.inspect import command_of, inspect, status_text
 from barque.engine.records import ContainerRecord
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
@@ -468,6 +467,7 @@ class _NetView:
 def ps_row(engine: Engine, record: ContainerRecord, state: dict[str, Any],
            no_trunc: bool, net: _NetView | None = None) -> dict[str, Any]:
     from barque.cli import formatting as fmt
+    from barque.engine.inspect import command_of, status_text
     from barque.engine.logs import parse_time
     from barque.engine.netview import display_ports
 
@@ -571,6 +571,7 @@ def cmd_ps(ns: argparse.Namespace, engine: Engine) -> int:
 def cmd_inspect(ns: argparse.Namespace, engine: Engine) -> int:
     """`docker inspect` / `docker container inspect`: containers first, then images, then
     networks."""
+    from barque.engine.inspect import inspect
 
     found: list[dict[str, Any]] = []
     status = 0
@@ -614,6 +615,8 @@ def print_objects(found: list[dict[str, Any]], template: str | None) -> None:
 
 
 def cmd_logs(ns: argparse.Namespace, engine: Engine) -> int:
+    from barque.engine import logs  # here: `run` and most commands never read a log
+
     record = engine.find(ns.container)
     path = engine.paths.log_file(record.id)
     try:

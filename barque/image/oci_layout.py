@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -91,6 +90,19 @@ def blob_path(layout_dir: str, digest: str) -> str:
     return os.path.join(layout_dir, "blobs", alg, hexpart)
 
 
+def _make_temporary(directory: str) -> tuple[int, str]:
+    """A new file `.tmp-<random>` in `directory`, as tempfile.mkstemp makes it (exclusive,
+    0600, no symlink followed) without importing tempfile (and random) for every `run`."""
+    for _ in range(100):
+        path = os.path.join(directory, f".tmp-{os.urandom(6).hex()}")
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
+                           os.O_CLOEXEC, 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary file name in {directory}")
+
+
 @contextmanager
 def atomic_writer(path: str, mode: int = 0o644, durable: bool = True) -> Iterator[IO[bytes]]:
     """Yield a binary file that replaces `path` atomically once the block exits cleanly.
@@ -98,7 +110,7 @@ def atomic_writer(path: str, mode: int = 0o644, durable: bool = True) -> Iterato
     a power loss the file may be empty; only for files remade before anything reads them."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    fd, tmp = _make_temporary(directory)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
