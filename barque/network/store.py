@@ -8,13 +8,13 @@ transaction, so SQLite's write lock orders them; the UNIQUE indexes are the back
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import json
 import os
 import sqlite3
 import time
 
+from barque import sha256
 from barque.network import ipam
 from barque.network.errors import NetworkError
 from barque.network.ipam import Subnet
@@ -100,7 +100,7 @@ class Endpoint:
 
 def veth_name(container_id: str, network_id: str) -> str:
     """The host end of a container's veth: stable, so a crashed run's is found by name."""
-    return "veth" + hashlib.sha256(f"{container_id}:{network_id}".encode()).hexdigest()[:7]
+    return "veth" + sha256.hexdigest(f"{container_id}:{network_id}".encode())[:7]
 
 
 def _network(row: sqlite3.Row) -> Network:
