@@ -52,7 +52,8 @@ def _announce_pull(name: str) -> None:
     sys.stderr.flush()
 
 
-def _create(ns: argparse.Namespace, engine: Engine) -> ContainerRecord:
+def _create(ns: argparse.Namespace, engine: Engine, keep_mounted: bool = False
+            ) -> ContainerRecord:
     from barque.cli.net_options import localhost_dns_warnings
 
     try:
@@ -61,7 +62,8 @@ def _create(ns: argparse.Namespace, engine: Engine) -> ContainerRecord:
         raise EngineError(str(e)) from None
     warnings: list[str] = []
     record = create(engine, image, config, host_config, name=ns.name, on_pull=_announce_pull,
-                    networking_config=networking_config, warnings=warnings)
+                    networking_config=networking_config, warnings=warnings,
+                    keep_mounted=keep_mounted)
     for warning in warnings + localhost_dns_warnings(host_config.get("Dns") or []):
         sys.stderr.write(f"WARNING: {warning}\n")
     return record
@@ -74,7 +76,7 @@ def cmd_create(ns: argparse.Namespace, engine: Engine) -> int:
 
 def cmd_run(ns: argparse.Namespace, engine: Engine) -> int:
     """`docker run`: exits with the container's status; 125 (126, 127) for Barque's errors."""
-    record = _create(ns, engine)
+    record = _create(ns, engine, keep_mounted=True)  # started right away
     if ns.detach:
         try:
             lifecycle.start(engine, record.id)

@@ -106,9 +106,15 @@ def _start_locked(engine: Engine, record: ContainerRecord, attach: bool) -> Cont
         raise EngineError("cannot start a paused container, try unpause instead", 1, 409)
     if state["Running"]:
         return record
-    runtime = find_runtime()
-    _delete_leftover(engine, record.id)
-    sandbox = netsetup.setup(engine, record)
+    try:
+        runtime = find_runtime()
+        _delete_leftover(engine, record.id)
+        sandbox = netsetup.setup(engine, record)
+    except BaseException:
+        # `run` left the snapshot mounted for this start (create's keep_mounted): a start
+        # that fails leaves it unmounted, as any failed start does.
+        _unmount_snapshot_quietly(engine, record)
+        raise
     try:
         return _start_in_sandbox(engine, record, attach, runtime, sandbox)
     finally:
@@ -256,6 +262,10 @@ def _unmount_quietly(engine: Engine, record: ContainerRecord) -> None:
         netsetup.teardown(engine, record)
     except Exception:  # a network left half-unmade is reclaimed by the next start or rm
         pass
+    _unmount_snapshot_quietly(engine, record)
+
+
+def _unmount_snapshot_quietly(engine: Engine, record: ContainerRecord) -> None:
     try:
         snapshot.Snapshot(engine.paths.snapshot_dir(record.id)).unmount()
     except snapshot.SnapshotError:

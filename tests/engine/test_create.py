@@ -52,3 +52,28 @@ def test_overlay_probe_is_remembered_for_the_boot(barque: Barque,
     ok(b.run("rm", "first"))
     # The probe's cache is outside the containers dir: nothing of a removed container stays.
     assert b.containers() == []
+
+
+def _mounted_under(path: str) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(path)]
+
+
+def test_run_keeps_its_snapshot_mounted_only_for_its_start(barque: Barque) -> None:
+    # `run` leaves create's overlay mounted for its start; a start that fails before using
+    # it (here: no runtime to be found) unmounts it, as `create` + a failed `start` leave it.
+    import subprocess
+
+    b = barque
+    env = {**os.environ, "BARQUE_RUNTIME": "/nonexistent/barque-runtime"}
+    proc = subprocess.run(b.argv("run", "--name", "nort", "busybox", "true"),
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 125 and "OCI runtime" in proc.stderr, proc.stderr
+    cid = ok(b.run("inspect", "-f", "{{.Id}}", "nort")).strip()
+    assert _mounted_under(os.path.join(b.root, "containers", cid)) == []
+    ok(b.run("create", "--name", "made", "busybox", "true"))
+    made = ok(b.run("inspect", "-f", "{{.Id}}", "made")).strip()
+    assert _mounted_under(os.path.join(b.root, "containers", made)) == []
+    ok(b.run("start", "-a", "nort"))  # the kept snapshot still starts
+    assert _mounted_under(os.path.join(b.root, "containers", cid)) == []
+    ok(b.run("rm", "nort", "made"))
