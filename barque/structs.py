@@ -65,6 +65,9 @@ def _collect(cls: type) -> list[_Field]:
         value = cls.__dict__.get(name, _MISSING)
         spec = value if isinstance(value, _Field) else _Field(default=value)
         spec.name = name
+        if spec.default is not _MISSING and type(spec.default).__hash__ is None:
+            raise ValueError(f"mutable default {type(spec.default)} for field {name} is not "
+                             "allowed: use default_factory")
         if isinstance(value, _Field):
             if spec.default is _MISSING:
                 delattr(cls, name)  # as dataclasses: no class attribute for a factory field

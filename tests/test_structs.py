@@ -76,6 +76,10 @@ def test_own_methods_kept_and_order_checked() -> None:
             return "own"
 
     assert repr(Own(1)) == "own"
+    with pytest.raises(ValueError):  # as dataclasses: a shared mutable default
+        @structs.dataclass
+        class Shared:
+            a: list[int] = []  # noqa: RUF012
     with pytest.raises(TypeError):
         @structs.dataclass
         class Bad:
