@@ -13,10 +13,9 @@ import time
 
 from barque.cli.run_options import OptionError, create_request
 from barque.engine import attach as att
-from barque.engine import lifecycle, logs
+from barque.engine import lifecycle
 from barque.engine.context import Engine, EngineError
 from barque.engine.create import create
-from barque.engine.inspect import command_of, inspect, status_text
 from barque.engine.records import ContainerRecord
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
@@ -53,7 +52,8 @@ def _announce_pull(name: str) -> None:
     sys.stderr.flush()
 
 
-def _create(ns: argparse.Namespace, engine: Engine) -> ContainerRecord:
+def _create(ns: argparse.Namespace, engine: Engine, keep_mounted: bool = False
+            ) -> ContainerRecord:
     from barque.cli.net_options import localhost_dns_warnings
 
     try:
@@ -62,7 +62,8 @@ def _create(ns: argparse.Namespace, engine: Engine) -> ContainerRecord:
         raise EngineError(str(e)) from None
     warnings: list[str] = []
     record = create(engine, image, config, host_config, name=ns.name, on_pull=_announce_pull,
-                    networking_config=networking_config, warnings=warnings)
+                    networking_config=networking_config, warnings=warnings,
+                    keep_mounted=keep_mounted)
     for warning in warnings + localhost_dns_warnings(host_config.get("Dns") or []):
         sys.stderr.write(f"WARNING: {warning}\n")
     return record
@@ -75,7 +76,7 @@ def cmd_create(ns: argparse.Namespace, engine: Engine) -> int:
 
 def cmd_run(ns: argparse.Namespace, engine: Engine) -> int:
     """`docker run`: exits with the container's status; 125 (126, 127) for Barque's errors."""
-    record = _create(ns, engine)
+    record = _create(ns, engine, keep_mounted=True)  # started right away
     if ns.detach:
         try:
             lifecycle.start(engine, record.id)
@@ -479,6 +480,7 @@ class _NetView:
 def ps_row(engine: Engine, record: ContainerRecord, state: dict[str, Any],
            no_trunc: bool, net: _NetView | None = None) -> dict[str, Any]:
     from barque.cli import formatting as fmt
+    from barque.engine.inspect import command_of, status_text
     from barque.engine.logs import parse_time
     from barque.engine.netview import display_ports
 
@@ -582,6 +584,7 @@ def cmd_ps(ns: argparse.Namespace, engine: Engine) -> int:
 def cmd_inspect(ns: argparse.Namespace, engine: Engine) -> int:
     """`docker inspect` / `docker container inspect`: containers first, then images, then
     networks."""
+    from barque.engine.inspect import inspect
 
     found: list[dict[str, Any]] = []
     status = 0
@@ -625,6 +628,8 @@ def print_objects(found: list[dict[str, Any]], template: str | None) -> None:
 
 
 def cmd_logs(ns: argparse.Namespace, engine: Engine) -> int:
+    from barque.engine import logs  # here: `run` and most commands never read a log
+
     record = engine.find(ns.container)
     path = engine.paths.log_file(record.id)
     try:

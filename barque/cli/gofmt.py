@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from barque.structs import fields_of
+
 _LOWER_HEX = "0123456789abcdef"
 
 
@@ -51,6 +53,9 @@ def struct_fields(value: Any) -> list[tuple[str, Any]] | None:
     """The (name, value) fields of a struct-like object, in declaration order, or None."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
+    names = fields_of(value)  # barque.structs' light dataclasses
+    if names is not None:
+        return [(name, getattr(value, name)) for name in names]
     attrs = getattr(value, "__dict__", None)
     if isinstance(attrs, dict):
         return [(k, v) for k, v in attrs.items() if not k.startswith("_")]

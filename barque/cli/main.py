@@ -37,6 +37,24 @@ class _Parser(argparse.ArgumentParser):
         kwargs.setdefault("action", _LazySubParsers)
         return super().add_subparsers(**kwargs)
 
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # argparse makes a formatter for every add_argument (to check its metavar), and each
+        # asks the terminal's size (environment and an ioctl): ~80 times for `run`. The size
+        # is taken once per process, as argparse's own default computes it.
+        formatter: Any = self.formatter_class  # every HelpFormatter takes a width
+        return formatter(prog=self.prog, width=_help_width())
+
+
+_width: list[int] = []
+
+
+def _help_width() -> int:
+    if not _width:
+        import shutil
+
+        _width.append(shutil.get_terminal_size().columns - 2)
+    return _width[0]
+
 
 class _Unused:
     """Stands for the parser of a command not on the command line: every call does nothing

@@ -23,14 +23,15 @@ def _flag_error(value: str, flag: str, why: str) -> OptionError:
 
 # --- --network ------------------------------------------------------------------------------
 
-_LONG_SYNTAX = re.compile(r"\w+=\w+(,\w+=\w+)*")
+# Patterns are compiled on first use (re caches them), not by every command at import.
+_LONG_SYNTAX = r"\w+=\w+(,\w+=\w+)*"
 _FIELDS = {"name": "Target", "alias": "Aliases", "ip": "IPv4Address", "ip6": "IPv6Address",
            "mac-address": "MacAddress", "link": "Links", "driver-opt": "DriverOpts"}
 
 
 def _attachment(value: str) -> dict[str, Any]:
     """opts.NetworkOpt.Set: a name, or the long syntax (every field lower-cased, as Docker)."""
-    if not _LONG_SYNTAX.search(value):
+    if not re.search(_LONG_SYNTAX, value):
         return {"Target": value}
     import csv
 
@@ -156,9 +157,9 @@ def dns_servers(values: list[str]) -> list[str]:
     return out
 
 
-_DOMAIN = re.compile(r"^(:?(:?[a-zA-Z0-9]|(:?[a-zA-Z0-9][a-zA-Z0-9\-]*[a-zA-Z0-9]))"
-                     r"(:?\.(:?[a-zA-Z0-9]|(:?[a-zA-Z0-9][a-zA-Z0-9\-]*[a-zA-Z0-9])))*)"
-                     r"\.?[\t\n\f\r ]*\Z")
+_DOMAIN = (r"^(:?(:?[a-zA-Z0-9]|(:?[a-zA-Z0-9][a-zA-Z0-9\-]*[a-zA-Z0-9]))"
+           r"(:?\.(:?[a-zA-Z0-9]|(:?[a-zA-Z0-9][a-zA-Z0-9\-]*[a-zA-Z0-9])))*)"
+           r"\.?[\t\n\f\r ]*\Z")
 
 
 def dns_search(values: list[str]) -> list[str]:
@@ -167,7 +168,7 @@ def dns_search(values: list[str]) -> list[str]:
     for value in values:
         domain = value.strip(" ")
         if domain != ".":
-            match = _DOMAIN.match(domain) if re.search(r"[a-zA-Z]", domain) else None
+            match = re.match(_DOMAIN, domain) if re.search(r"[a-zA-Z]", domain) else None
             if match is None or len(match.group(1)) >= 255:
                 raise _flag_error(value, "--dns-search", f"{domain} is not a valid domain")
             domain = match.group(1)

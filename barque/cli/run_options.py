@@ -160,7 +160,6 @@ def tmpfs(values: list[str]) -> dict[str, str]:
     return out
 
 
-_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)\Z")
 _DURATION_NS = {"ns": 1, "us": 1000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 
 

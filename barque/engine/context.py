@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from dataclasses import dataclass
 
 from barque.engine import state as st
 from barque.engine.errors import EngineError
 from barque.engine.records import ContainerRecord, Records
 from barque.engine.volumes import Volumes
 from barque.storage.db import DB_NAME
+from barque.structs import dataclass
 
 TYPE_CHECKING = False  # not typing's: its import costs every command's start
 if TYPE_CHECKING:
@@ -88,7 +88,9 @@ class Engine:
         if self._store is None:
             from barque.image.store import ImageStore  # only commands that need images
 
-            self._store = ImageStore(self.paths.root)
+            # One connection for the records and the images: opening the DB again costs a
+            # file open and four statements; no transaction of one spans one of the other.
+            self._store = ImageStore(self.paths.root, self.records.conn)
         return self._store
 
     def close(self) -> None:

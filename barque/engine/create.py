@@ -112,10 +112,11 @@ def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: 
            name: str | None = None,
            on_pull: Callable[[str], None] | None = None,
            networking_config: dict[str, Any] | None = None,
-           warnings: list[str] | None = None) -> ContainerRecord:
+           warnings: list[str] | None = None, keep_mounted: bool = False) -> ContainerRecord:
     """Make a container of `image_ref` with the Engine API's Config, HostConfig and
     NetworkingConfig (its EndpointsConfig become the container's endpoints). The daemon's
-    warnings are appended to `warnings`."""
+    warnings are appended to `warnings`. `keep_mounted`: leave the snapshot mounted for the
+    start that follows at once (`run`), which then finds it so: an unmount and a mount less."""
     if name is not None:
         try:
             name = naming.check_name(name)
@@ -140,7 +141,7 @@ def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: 
         from barque.engine import netsetup
 
         netsetup.add_endpoints(engine, record, networking_config)
-        _make(engine, record, image, mounts)
+        _make(engine, record, image, mounts, keep_mounted)
     except BaseException as e:
         _unmake(engine, record)
         if isinstance(e, snapshot.SnapshotError | ImageError):
@@ -165,7 +166,8 @@ def _insert(engine: Engine, record: ContainerRecord) -> None:
     raise EngineError("could not find a free container name")
 
 
-def _make(engine: Engine, record: ContainerRecord, image: Image, mounts: list[Mount]) -> None:
+def _make(engine: Engine, record: ContainerRecord, image: Image, mounts: list[Mount],
+          keep_mounted: bool = False) -> None:
     store = engine.store
     container_dir = engine.paths.container_dir(record.id)
     os.makedirs(engine.paths.containers, mode=0o700, exist_ok=True)
@@ -174,8 +176,9 @@ def _make(engine: Engine, record: ContainerRecord, image: Image, mounts: list[Mo
         store.hold(record.id, image)
     make_init_layer(init_layer(engine, record.id))
     snap = snapshot.Snapshot(engine.paths.snapshot_dir(record.id))
-    snap.prepare(lowers_of(engine, record.id, image))
-    snap.unmount()  # mounted again at each start
+    snap.prepare(lowers_of(engine, record.id, image), overlay=_overlay_works(engine))
+    if not keep_mounted:
+        snap.unmount()  # mounted again at each start
     for mount in mounts:
         if mount.type == "volume":
             volume, _ = engine.volumes.create(mount.source)
@@ -183,6 +186,48 @@ def _make(engine: Engine, record: ContainerRecord, image: Image, mounts: list[Mo
                 mount.source, mount.anonymous = volume.name, True
     record.mounts = [_mount_record(m) for m in mounts]
     engine.records.update(record)
+
+
+# In the runroot: "<boot id> <device> <dir>" lines, one per containers dir whose probe for
+# overlayfs (a test mount, ~3 ms of CPU) succeeded in that boot, so that it runs once, not at
+# every create. The boot ID and the device keep a line from speaking for another kernel or
+# another file system mounted there since.
+OVERLAY_PROBED = "overlay-probed"
+
+
+def _overlay_works(engine: Engine) -> bool | None:
+    """Whether overlayfs works for snapshots in the containers dir (None: unknown, let the
+    snapshot probe). A failed probe is not remembered: it may have been a passing shortage."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot_id = f.read().strip()
+        base = os.path.realpath(engine.paths.containers)
+        line = f"{boot_id} {os.stat(base).st_dev} {base}"
+    except OSError:
+        return None
+    marker = os.path.join(engine.paths.runroot, OVERLAY_PROBED)
+    try:
+        with open(marker) as f:
+            known = f.read().splitlines()
+    except OSError:
+        known = []
+    if line in known:
+        return True
+    if not snapshot.overlay_supported(base):
+        return False
+    # A cache: written atomically (a rename), never fsynced; losing it costs one probe.
+    tmp = f"{marker}.{os.getpid()}"
+    try:
+        os.makedirs(engine.paths.runroot, mode=0o700, exist_ok=True)
+        with open(tmp, "w") as f:
+            f.write("".join(f"{k}\n" for k in [*known[-15:], line]))
+        os.rename(tmp, marker)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+    return True
 
 
 # Docker's "init layer": the mount points the runtime needs, in a layer of their own between

@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from barque.image import reference as refs
 from barque.image.store import Image, ImageError, ImageNotFound, ImageStore
+from barque.structs import dataclass
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
@@ -84,13 +84,13 @@ def pull(store: ImageStore, text: str, *, platform: str | None = None,
 def find_or_pull(store: ImageStore, text: str, *, on_pull: Callable[[str], None] | None = None,
                  progress: Any = None, platform: str | None = None) -> Image:
     """The image `docker run` uses: the local one, the built-in busybox, or a pulled one."""
-    from barque.registry.errors import RegistryError
-
     found = store.lookup(text)
     if found is not None:
         return found
     if is_default_reference(text):
         return ensure_default_image(store)
+    from barque.registry.errors import RegistryError  # here: most runs find the image
+
     ref = _parse(text)
     if on_pull is not None:
         on_pull(ref.familiar)

@@ -121,9 +121,15 @@ def _start_locked(engine: Engine, record: ContainerRecord, attach: bool) -> Cont
         raise EngineError("cannot start a paused container, try unpause instead", 1, 409)
     if state["Running"]:
         return record
-    runtime = find_runtime()
-    _delete_leftover(engine, record.id)
-    sandbox = netsetup.setup(engine, record)
+    try:
+        runtime = find_runtime()
+        _delete_leftover(engine, record.id)
+        sandbox = netsetup.setup(engine, record)
+    except BaseException:
+        # `run` left the snapshot mounted for this start (create's keep_mounted): a start
+        # that fails leaves it unmounted, as any failed start does.
+        _unmount_snapshot_quietly(engine, record)
+        raise
     try:
         return _start_in_sandbox(engine, record, attach, runtime, sandbox)
     finally:
@@ -219,7 +225,8 @@ def _write_bundle(engine: Engine, record: ContainerRecord,
     spec.write_etc_files(bundle, hostname, host_config, sandbox.hosts, sandbox.resolv_conf)
     _make_workdir(rootfs, made["process"]["cwd"])
     text = json.dumps(made, indent=2) + "\n"  # indented: people read config.json when debugging
-    ol.atomic_write(os.path.join(bundle, "config.json"), text.encode())
+    # Not durable, as the /etc files: each start writes it before the runtime reads it.
+    ol.atomic_write(os.path.join(bundle, "config.json"), text.encode(), durable=False)
     return bundle, made
 
 
@@ -270,6 +277,10 @@ def _unmount_quietly(engine: Engine, record: ContainerRecord) -> None:
         netsetup.teardown(engine, record)
     except Exception:  # a network left half-unmade is reclaimed by the next start or rm
         pass
+    _unmount_snapshot_quietly(engine, record)
+
+
+def _unmount_snapshot_quietly(engine: Engine, record: ContainerRecord) -> None:
     try:
         snapshot.Snapshot(engine.paths.snapshot_dir(record.id)).unmount()
     except snapshot.SnapshotError:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import sys
-from dataclasses import dataclass
+
+from barque.structs import dataclass
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
@@ -82,6 +81,8 @@ def cleanup_command(root: str, runroot: str, container_id: str, run_id: str
     if os.access(beside, os.X_OK):
         argv: tuple[str, ...] = (beside,)
     else:
+        import shutil
+
         found = shutil.which("barque")
         argv = (found,) if found else (sys.executable, "-m", "barque.cli.main")
     return (*argv, "--root", root, "--runroot", runroot, "container", "cleanup", "--run-id",
@@ -91,6 +92,8 @@ def cleanup_command(root: str, runroot: str, container_id: str, run_id: str
 def launch(spec: Launch) -> None:
     """Start the monitor, which creates and starts the container; return once it runs (or,
     with wait_attach, once it is created). MonitorError with the runtime's message if not."""
+    import subprocess  # here: the commands that only read state (ps, inspect) never start one
+
     proc = subprocess.run(spec.argv(find_monitor()), stdin=subprocess.DEVNULL,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120,
                           pass_fds=spec.hold_fds)

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+
+from barque.structs import dataclass, field
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
     from typing import Any
 
-VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+\Z")
+# A pattern, compiled on first use (re caches it), not by every command at import.
+VOLUME_NAME_RE = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+\Z"
 _PROPAGATION = ("shared", "rshared", "slave", "rslave", "private", "rprivate")
 _DEFAULT_TMPFS = ["nosuid", "nodev", "noexec"]
 
@@ -66,7 +68,7 @@ def parse_bind(spec: str) -> Mount:
     source, target = parts[0], parts[1]
     _check_target(spec, target)
     mount = Mount("bind" if source.startswith("/") else "volume", source, target)
-    if mount.type == "volume" and not VOLUME_NAME_RE.match(source):
+    if mount.type == "volume" and not re.match(VOLUME_NAME_RE, source):
         raise MountError(f"invalid volume specification: '{spec}': \"{source}\" includes "
                          "invalid characters for a local volume name, only "
                          "\"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass "
@@ -152,7 +154,7 @@ def check(mount: Mount) -> None:
         if not mount.create_source and not os.path.exists(mount.source):
             raise MountError(f"invalid mount config for type \"bind\": bind source path does "
                              f"not exist: {mount.source}")
-    if mount.type == "volume" and mount.source and not VOLUME_NAME_RE.match(mount.source):
+    if mount.type == "volume" and mount.source and not re.match(VOLUME_NAME_RE, mount.source):
         raise MountError(f"invalid mount config for type \"volume\": invalid volume name "
                          f"\"{mount.source}\"")
     if mount.type == "tmpfs" and mount.source:

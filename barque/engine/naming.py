@@ -6,7 +6,8 @@ import os
 import re
 
 # Docker's container name rule (daemon/names): a leading alphanumeric, then [a-zA-Z0-9_.-].
-NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+\Z")
+# A pattern, compiled on first use (re caches it), not by every command at import.
+NAME_RE = r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+\Z"
 
 # From moby's pkg/namesgenerator (a subset of its lists): "adjective_surname".
 _ADJECTIVES = (
@@ -90,7 +91,7 @@ def _choice(items: tuple[str, ...]) -> str:
 
 def check_name(name: str) -> str:
     """The name without its leading "/", or ValueError in Docker's words."""
-    if not NAME_RE.match(name):
+    if not re.match(NAME_RE, name):
         raise ValueError(
             f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
         )

@@ -11,10 +11,10 @@ also what a start runs first: what a crashed run left behind is reclaimed there.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from barque.engine.errors import EngineError
 from barque.network.errors import NetworkError
+from barque.structs import dataclass, field
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:

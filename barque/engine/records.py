@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass, field
 
 from barque.engine.errors import EngineError
 from barque.storage import db
+from barque.structs import dataclass, field
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:

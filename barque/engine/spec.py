@@ -171,10 +171,12 @@ def write_etc_files(container_dir: str, hostname: str, host_config: dict[str, An
             hosts += f"{address}\t{name}\n"
         if host_config.get("NetworkMode") == "host":
             hosts = _read("/etc/hosts", HOSTS)
-    ol.atomic_write(os.path.join(container_dir, "hostname"), (hostname + "\n").encode())
-    ol.atomic_write(os.path.join(container_dir, "hosts"), hosts.encode())
-    ol.atomic_write(os.path.join(container_dir, "resolv.conf"),
-                    (resolv_conf if resolv_conf is not None else _resolv_conf()).encode())
+    # Not durable (no fsyncs): every start writes them anew before the container sees them,
+    # and no container survives the power loss that could leave one empty.
+    for name, text in (("hostname", hostname + "\n"), ("hosts", hosts),
+                       ("resolv.conf", resolv_conf if resolv_conf is not None
+                        else _resolv_conf())):
+        ol.atomic_write(os.path.join(container_dir, name), text.encode(), durable=False)
 
 
 def _read(path: str, default: str) -> str:

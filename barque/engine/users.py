@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
 
 from barque.linux import paths
+from barque.structs import dataclass
 
 
 class RootfsError(Exception):

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import stat
 import time
-from dataclasses import dataclass
 
 from barque.engine.errors import EngineError
 from barque.engine.mounts import VOLUME_NAME_RE
 from barque.storage import db
+from barque.structs import dataclass
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ class Volumes:
                               f"{', '.join(sorted(options))}", 400)
         anonymous = not name
         name = name or os.urandom(32).hex()
-        if not VOLUME_NAME_RE.match(name):
+        if not re.match(VOLUME_NAME_RE, name):
             raise VolumeError(f"create {name}: \"{name}\" includes invalid characters for a "
                               "local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are "
                               "allowed. If you intended to pass a host directory, use absolute "

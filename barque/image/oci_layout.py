@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -39,7 +38,7 @@ ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 # containerd's `ctr images import` names images from this annotation.
 ANNOTATION_CONTAINERD_NAME = "io.containerd.image.name"
 
-_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+_DIGEST_RE = r"^sha256:[a-f0-9]{64}$"  # compiled on first use (re caches it)
 
 # uname -m → the GOARCH names OCI configs use (image-spec config.md, "architecture").
 _GOARCH = {
@@ -84,25 +83,41 @@ def sha256_digest(data: bytes) -> str:
 
 
 def blob_path(layout_dir: str, digest: str) -> str:
-    if not _DIGEST_RE.match(digest):
+    if not re.match(_DIGEST_RE, digest):
         # Refuse anything but sha256 hex: the digest becomes a path component.
         raise LayoutError(f"unsupported or malformed digest {digest!r}")
     alg, hexpart = digest.split(":", 1)
     return os.path.join(layout_dir, "blobs", alg, hexpart)
 
 
+def _make_temporary(directory: str) -> tuple[int, str]:
+    """A new file `.tmp-<random>` in `directory`, as tempfile.mkstemp makes it (exclusive,
+    0600, no symlink followed) without importing tempfile (and random) for every `run`."""
+    for _ in range(100):
+        path = os.path.join(directory, f".tmp-{os.urandom(6).hex()}")
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
+                           os.O_CLOEXEC, 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary file name in {directory}")
+
+
 @contextmanager
-def atomic_writer(path: str, mode: int = 0o644) -> Iterator[IO[bytes]]:
-    """Yield a binary file that replaces `path` atomically once the block exits cleanly."""
+def atomic_writer(path: str, mode: int = 0o644, durable: bool = True) -> Iterator[IO[bytes]]:
+    """Yield a binary file that replaces `path` atomically once the block exits cleanly.
+    `durable` False skips the fsyncs: still all or nothing for any process crash, but after
+    a power loss the file may be empty; only for files remade before anything reads them."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    fd, tmp = _make_temporary(directory)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
             os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.rename(tmp, path)
     except BaseException:
         try:
@@ -110,11 +125,12 @@ def atomic_writer(path: str, mode: int = 0o644) -> Iterator[IO[bytes]]:
         except FileNotFoundError:
             pass
         raise
-    fsync_dir(directory)
+    if durable:
+        fsync_dir(directory)
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
-    with atomic_writer(path, mode) as f:
+def atomic_write(path: str, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
+    with atomic_writer(path, mode, durable) as f:
         f.write(data)
 
 

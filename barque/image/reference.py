@@ -7,7 +7,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from barque.structs import dataclass
 
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DOMAIN = "index.docker.io"
@@ -18,9 +19,10 @@ _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
 _PATH_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*\Z", re.ASCII)
-_DOMAIN_RE = re.compile(rf"^{_DOMAIN}\Z", re.ASCII)
+# Compiled on first use (re caches them): a plain name such as "busybox" needs neither.
+_DOMAIN_RE = rf"^{_DOMAIN}\Z"  # with re.ASCII
 _TAG_RE = re.compile(r"^[\w][\w.-]{0,127}\Z", re.ASCII)
-_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}\Z")
+_DIGEST_RE = r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}\Z"
 _SHA256_RE = re.compile(r"^sha256:[a-f0-9]{64}\Z")
 _ID_RE = re.compile(r"^[a-f0-9]{64}\Z")
 NAME_MAX = 255
@@ -89,7 +91,7 @@ def parse(text: str, default_tag: bool = True) -> Reference:
     rest, digest = text, None
     if "@" in rest:
         rest, digest = rest.split("@", 1)
-        if not _DIGEST_RE.match(digest):
+        if not re.match(_DIGEST_RE, digest):
             raise ReferenceError("invalid reference format")
         if digest.startswith("sha256:") and not _SHA256_RE.match(digest):
             raise ReferenceError("invalid checksum digest format")
@@ -118,7 +120,7 @@ def parse(text: str, default_tag: bool = True) -> Reference:
 def split_domain(name: str) -> tuple[str, str]:
     first, sep, remainder = name.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
-        if not _DOMAIN_RE.match(first):
+        if not re.match(_DOMAIN_RE, first, re.ASCII):
             raise ReferenceError("invalid reference format")
         domain, path = first, remainder
     else:

@@ -10,7 +10,6 @@ collector never deletes a blob or layer that a pull has fetched but not yet regi
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -19,18 +18,18 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 from barque.image import oci_layout as ol
 from barque.image import reference as refs
 from barque.storage import db
 from barque.storage.blobs import BlobError, BlobStore, check_digest, remove_tree
+from barque.structs import dataclass, field
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
     from typing import Any
 
-_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}\Z")
+_DIGEST_RE = r"^sha256:[a-f0-9]{64}\Z"  # compiled on first use (re caches it)
 MANIFEST_TYPES = frozenset({ol.MEDIA_MANIFEST, ol.MEDIA_DOCKER_MANIFEST})
 INDEX_TYPES = frozenset({ol.MEDIA_INDEX, ol.MEDIA_DOCKER_LIST})
 # Temporaries made in the layer dir (a layer being unpacked) and the root (the default
@@ -94,6 +93,8 @@ class Prepared:
 def chain_ids(diff_ids: list[str]) -> list[str]:
     """The image spec's ChainID of each layer: the bottom one's diff ID, then
     sha256(parent chain + " " + diff ID)."""
+    import hashlib  # here: loading OpenSSL costs ~2 ms, and `run` needs no digest
+
     out: list[str] = []
     for diff_id in diff_ids:
         if not out:
@@ -114,16 +115,20 @@ def _json_blob(blobs: BlobStore, digest: str, what: str) -> dict[str, Any]:
 
 
 class ImageStore:
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, conn: sqlite3.Connection | None = None) -> None:
+        """`conn`: the caller's connection to root's state DB, to share (the caller closes
+        it); else the store opens its own."""
         self.root = root
         self.blobs = BlobStore(root)
         self.layer_dir = os.path.join(root, "layers")
         os.makedirs(self.layer_dir, mode=0o700, exist_ok=True)
-        self.conn = db.connect(root)
+        self._own_conn = conn is None
+        self.conn = db.connect(root) if conn is None else conn
         self._lock_path = os.path.join(root, "images.lock")
 
     def close(self) -> None:
-        self.conn.close()
+        if self._own_conn:
+            self.conn.close()
 
     # --- locking -------------------------------------------------------------------------
     @contextmanager
@@ -230,7 +235,7 @@ class ImageStore:
         rootfs = config.get("rootfs")
         diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
         if not isinstance(diff_ids, list) or not all(
-                isinstance(d, str) and _DIGEST_RE.match(d) for d in diff_ids):
+                isinstance(d, str) and re.match(_DIGEST_RE, d) for d in diff_ids):
             raise ImageError(f"image config {config_digest}: rootfs.diff_ids must be a list "
                              "of sha256 digests")
         descs = manifest.get("layers") or []

@@ -11,14 +11,14 @@ and the DNS resolver linger unused before they exit (60 each by default).
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import json
 import os
 import re
-from dataclasses import dataclass, field
 
+from barque import sha256
 from barque.network.errors import NetworkError
+from barque.structs import dataclass, field
 
 DEFAULT_ROOT = "/var/lib/barque"
 DEFAULT_BRIDGE = "barque0"
@@ -45,7 +45,7 @@ class DaemonNetConfig:
 
 
 def _digest(root: str) -> str:
-    return hashlib.sha256(os.path.abspath(root).encode()).hexdigest()
+    return sha256.hexdigest(os.path.abspath(root).encode())
 
 
 def ula_pool(root: str) -> tuple[str, int]:

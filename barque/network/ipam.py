@@ -12,9 +12,9 @@ import ipaddress
 import socket
 import struct
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 from barque.network.errors import NetworkError
+from barque.structs import dataclass
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ that no host process can take them while a container publishes them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from barque.structs import dataclass
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field
+
+from barque.structs import dataclass, field
 
 EMBEDDED_NAMESERVER = "127.0.0.11"
 EMBEDDED_OPTIONS = ["ndots:0"]  # the resolver's ResolverOptions()

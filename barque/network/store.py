@@ -8,18 +8,18 @@ transaction, so SQLite's write lock orders them; the UNIQUE indexes are the back
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import json
 import os
 import sqlite3
 import time
-from dataclasses import dataclass
 
+from barque import sha256
 from barque.network import ipam
 from barque.network.errors import NetworkError
 from barque.network.ipam import Subnet
 from barque.storage import db
+from barque.structs import dataclass
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ class Endpoint:
 
 def veth_name(container_id: str, network_id: str) -> str:
     """The host end of a container's veth: stable, so a crashed run's is found by name."""
-    return "veth" + hashlib.sha256(f"{container_id}:{network_id}".encode()).hexdigest()[:7]
+    return "veth" + sha256.hexdigest(f"{container_id}:{network_id}".encode())[:7]
 
 
 def _network(row: sqlite3.Row) -> Network:

@@ -21,7 +21,7 @@ TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5
 if TYPE_CHECKING:
     from typing import IO, Any
 
-_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}\Z")
+_DIGEST_RE = r"^sha256:[a-f0-9]{64}\Z"  # compiled on first use (re caches it)
 _CHUNK = 1 << 20
 
 
@@ -43,7 +43,7 @@ def sha256_digest(data: bytes) -> str:
 
 def check_digest(digest: str) -> str:
     """`digest` if it is a well-formed sha256 digest; it becomes a path component."""
-    if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
+    if not isinstance(digest, str) or not re.match(_DIGEST_RE, digest):
         raise BlobError(f"unsupported or malformed digest {digest!r}")
     return digest
 

@@ -14,7 +14,6 @@ import errno
 import os
 import shutil
 import stat
-import tempfile
 import threading
 
 from barque.linux import mount as mnt
@@ -112,6 +111,8 @@ def unmount(target: str) -> None:
 
 
 def _probe(base_dir: str) -> bool:
+    import tempfile  # here: `create` remembers a probe (engine/create.py), few commands probe
+
     probe = tempfile.mkdtemp(prefix=".overlay-probe-", dir=base_dir)
     try:
         for name in ("lower1", "lower2", "upper", "work", "merged"):
