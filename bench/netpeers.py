@@ -393,6 +393,30 @@ class Barque:
     def pid_of(self, cid: str) -> int:
         return int(inspect_field([*self.cli, "inspect", "-f"], "{{.State.Pid}}", cid) or 0)
 
+    def stop_agent(self) -> None:
+        """The runroot's network agent stopped, as after `network-agent-idle` unused: by its
+        pid file, only if that pid's command line is the agent's (never by name)."""
+        pid_file = self.runroot / "netagent" / "pid"
+        try:
+            pid = int(pid_file.read_text().split()[0])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"barque.network.agent" not in f.read().split(b"\0"):
+                    return
+            os.kill(pid, signal.SIGTERM)
+        except (OSError, ValueError, IndexError):
+            return
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):  # ours to reap: we are a subreaper
+                os.waitpid(pid, os.WNOHANG)
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().rpartition(")")[2].split()[:1] == ["Z"]:
+                        return
+            except OSError:
+                return
+            time.sleep(0.01)
+
     def cleanup(self) -> None:
         ids = subprocess.run([*self.cli, "ps", "-aq"], capture_output=True, text=True).stdout
         if ids.split():

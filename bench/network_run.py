@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,7 @@ class Subject:
     argv: list[str]
     env: dict[str, str] | None = None
     skip: set[int] = field(default_factory=set)   # other engines' daemons: not its CPU
+    before: Callable[[], None] | None = None      # untimed, before each timed run (--cold)
     error: str | None = None
     wall: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
@@ -59,13 +61,15 @@ def barque_networking(barque: Barque) -> str | None:
 
 
 def make_subjects(engines: set[str], barque: Barque, docker: DockerDaemon | None,
-                  podman: Podman | None) -> list[Subject]:
+                  podman: Podman | None, cold: bool = False) -> list[Subject]:
     subjects = []
     if "barque" in engines:
         bridge = Subject("barque, bridge", [*barque.cli, "run", "--rm", "busybox", "true"])
         bridge.error = barque_networking(barque)
         subjects += [bridge, Subject("barque, none", [*barque.cli, "run", "--rm", "--network",
                                                       "none", "busybox", "true"])]
+        if cold:
+            bridge.before = barque.stop_agent
     if docker is not None:
         run = [*docker.cli, "run", "--rm"]
         subjects += [Subject("docker, bridge", [*run, "busybox", "true"], docker.env),
@@ -87,6 +91,8 @@ def rounds(subjects: list[Subject], meter: CpuMeter, count: int, record: bool,
     working = [s for s in subjects if s.error is None]
     for i in range(count):
         for s in working:
+            if s.before is not None:
+                s.before()
             if pause:
                 time.sleep(pause)
             wall, cpu, error = np_.timed(s.argv, meter, s.env, s.skip)
@@ -161,6 +167,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="idle time before each timed run, in ms (default 0: back to back)")
     p.add_argument("--load", type=int, default=0, metavar="N",
                    help="N busy loops running during the timed rounds (default 0)")
+    p.add_argument("--cold", action="store_true",
+                   help="stop barque's network agent before each of its bridge runs, as after "
+                        "network-agent-idle unused (the first run after a quiet spell)")
     p.add_argument("--engines", default="barque,docker,podman",
                    help="comma-separated subset of barque,docker,podman")
     p.add_argument("--barque", default=None, metavar="PATH",
@@ -198,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         docker = np_.start_docker(args.engines, guard, tmp, meter)
         progress("loading busybox into every engine")
         np_.load_image(tmp / "busybox.tar", barque, podman, docker)
-        subjects = make_subjects(args.engines, barque, docker, podman)
+        subjects = make_subjects(args.engines, barque, docker, podman, args.cold)
         trial(subjects, meter)
         rounds(subjects, meter, args.warmup, record=False, pause=0)
         load_start = np_.loadavg()
@@ -225,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
             np_.remove_cgroups(np_.cgroup_parents() - cgroups)
             np_.remove_tmp(tmp)
     mode = (f"pause {args.pause:g} ms before each run" if args.pause else "back to back") + \
-        (f", under load ({args.load} busy loops)" if args.load else "")
+        (f", under load ({args.load} busy loops)" if args.load else "") + \
+        (", barque's network agent stopped before each bridge run" if args.cold else "")
     print(f"`run --rm busybox true`, {args.runs} interleaved rounds, {mode}\n")
     print(table(subjects))
     print(f"\n{network_costs(subjects)}  \n{verdict(subjects)}  \n"
