@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         archive = tmp / "busybox.tar"
         subprocess.run([*barque, "image", "save-default", "-o", str(archive)], check=True)
-        subjects = {"barque": [*barque, "run", "--rm", "busybox", "true"]}
+        subjects = {"barque": [*barque, "run", "--rm", "--network", "none", "busybox", "true"]}
         if podman is not None:
             subprocess.run([*podman, "load", "-q", "-i", str(archive)], check=True,
                            capture_output=True)
