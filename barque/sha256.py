@@ -4,23 +4,32 @@ same digests; hashlib stays the fallback where that module is missing."""
 
 from __future__ import annotations
 
+import sys
+
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
     from typing import Any
 
 
 def _constructor() -> Any:
-    for name in ("_sha2", "_sha256"):  # 3.12 and later, 3.11
-        try:
-            return __import__(name).sha256
-        except (ImportError, AttributeError):
-            continue
-    import hashlib
+    # By version, not by trying: a failed import costs a scan of sys.path.
+    try:
+        if sys.version_info >= (3, 12):
+            from _sha2 import sha256  # type: ignore[import-not-found,unused-ignore]
+        else:
+            from _sha256 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
+        return sha256
+    except ImportError:
+        import hashlib
 
-    return hashlib.sha256
+        return hashlib.sha256
 
 
 _sha256 = _constructor()
+
+
+def digest(data: bytes) -> bytes:
+    return bytes(_sha256(data).digest())
 
 
 def hexdigest(data: bytes) -> str:

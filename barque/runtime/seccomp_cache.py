@@ -18,9 +18,9 @@ supported). Writes are atomic (a temp file renamed over) and best effort.
 from __future__ import annotations
 
 import os
-import sys
 
 from barque.linux import seccomp as sc
+from barque.sha256 import digest as _sha256
 
 TYPE_CHECKING = False  # not typing's: see barque/linux/libc.py
 if TYPE_CHECKING:
@@ -36,16 +36,6 @@ _MAX_INSNS = 4096
 # More files than this and the directory is emptied before the next write: profiles vary
 # little (Docker's default per capability set, a few custom ones).
 _MAX_ENTRIES = 64
-
-
-def _sha256(data: bytes) -> bytes:
-    # The interpreter's own module: hashlib would load OpenSSL (~1.5 ms); a failed import
-    # costs a sys.path scan, hence the version test.
-    if sys.version_info >= (3, 12):
-        from _sha2 import sha256  # type: ignore[import-not-found,unused-ignore]
-    else:
-        from _sha256 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
-    return bytes(sha256(data).digest())
 
 
 def cache_key(profile: dict[str, Any]) -> bytes:
