@@ -98,8 +98,9 @@ def bench_run(subjects: dict[str, list[str]], runs: int, warmup: int) -> dict[st
 def idle_monitors(barque: list[str], podman: list[str] | None, count: int) -> dict[str, Any]:
     """Start `count` idle containers per engine; the memory of their monitors."""
     result: dict[str, Any] = {}
-    ids = [subprocess.run([*barque, "run", "-d", "busybox", "sleep", "600"], check=True,
-                          capture_output=True, text=True).stdout.strip() for _ in range(count)]
+    ids = [subprocess.run([*barque, "run", "-d", "--network", "none", "busybox", "sleep", "600"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+           for _ in range(count)]
     time.sleep(1)
     pids = []
     for cid in ids:
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{' '.join(f'{x:.2f}' for x in load_start)}, end "
               f"{' '.join(f'{x:.2f}' for x in load_end)}")
         args.out.mkdir(parents=True, exist_ok=True)
-        path = args.out / f"container_run-{info['date'].replace(':', '')}.json"
+        path = args.out / f"container_run-{str(info['date']).replace(':', '')}.json"
         path.write_text(json.dumps({"info": info, "run": run, "memory": memory}, indent=1))
         print(f"samples: {path}")
     finally:

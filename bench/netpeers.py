@@ -422,6 +422,7 @@ class Barque:
         if ids.split():
             subprocess.run([*self.cli, "rm", "-f", *ids.split()], capture_output=True)
         subprocess.run([*self.cli, "system", "prune", "-f", "--volumes"], capture_output=True)
+        self.stop_agent()  # it would linger its idle time after the runroot is gone
         dns_pid = self.runroot / "dns" / "pid"   # the resolver barque starts per runroot
         with contextlib.suppress(OSError, ValueError):
             os.kill(int(dns_pid.read_text().split()[0]), signal.SIGTERM)
