@@ -12,22 +12,13 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from tests.monitor.test_hold_fd import can_bind, held_socket
 from tests.monitor.test_monitor import Launched, Monitors, attach, demux, read_to_eof, read_until
-from tests.support.bundles import Runtime
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture
-def mon(runtime: Runtime, monitor_bin: str) -> Iterator[Monitors]:
-    monitors = Monitors(runtime, monitor_bin)
-    yield monitors
-    monitors.cleanup()
 
 
 def exit_marker_flags(marker: str) -> list[str]:

@@ -16,7 +16,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -28,19 +28,11 @@ from tests.monitor.test_monitor import (
     parse_time,
     read_to_eof,
 )
-from tests.support.bundles import Runtime
 
 pytestmark = pytest.mark.root
 
 TMPFS = {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
          "options": ["nosuid", "nodev", "mode=1777"]}
-
-
-@pytest.fixture
-def mon(runtime: Runtime, monitor_bin: str) -> Iterator[Monitors]:
-    monitors = Monitors(runtime, monitor_bin)
-    yield monitors
-    monitors.cleanup()
 
 
 def health_flags(interval: int, timeout: int = 5000, retries: int = 3, start: int = 0

@@ -13,21 +13,12 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from tests.monitor.test_monitor import Launched, Monitors, fd_targets
-from tests.support.bundles import Runtime
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture
-def mon(runtime: Runtime, monitor_bin: str) -> Iterator[Monitors]:
-    monitors = Monitors(runtime, monitor_bin)
-    yield monitors
-    monitors.cleanup()
 
 
 def held_socket() -> tuple[socket.socket, int, str]:

@@ -14,7 +14,7 @@ import socket
 import struct
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -163,13 +163,6 @@ class Monitors:
         for m in self.launched:
             shutil.rmtree(m.dir, ignore_errors=True)
             shutil.rmtree(m.bundle, ignore_errors=True)
-
-
-@pytest.fixture
-def mon(runtime: Runtime, monitor_bin: str) -> Iterator[Monitors]:
-    monitors = Monitors(runtime, monitor_bin)
-    yield monitors
-    monitors.cleanup()
 
 
 def attach(m: Launched) -> socket.socket:
