@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from netpeers import cgroup_parents, remove_cgroups, remove_tmp
+
 REPO = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO / "bench" / "out"
 
@@ -148,28 +150,6 @@ def markdown(run: dict[str, Any], memory: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def cgroup_parents() -> set[Path]:
-    """The parent cgroups the engines make (Barque's `barque`, Podman's `libpod_parent`)."""
-    base = Path("/sys/fs/cgroup")
-    return {p for name in ("barque", "libpod_parent")
-            for p in [*base.glob(name), *base.glob(f"*/{name}")] if p.is_dir()}
-
-
-def remove_cgroups(paths: set[Path]) -> None:
-    """Empty cgroup trees this run made (rmdir refuses one still in use), children first."""
-    for top in paths:
-        for path in sorted(top.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-            if path.is_dir():
-                try:
-                    path.rmdir()
-                except OSError:
-                    pass
-        try:
-            top.rmdir()
-        except OSError as e:
-            print(f"warning: cgroup {top} left behind: {e.strerror}", file=sys.stderr)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--runs", type=int, default=30)
@@ -217,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run([*podman, "rm", "-a", "-f", "-t", "0"], capture_output=True)
             subprocess.run([*podman, "rmi", "-a", "-f"], capture_output=True)
         subprocess.run([*barque, "system", "prune", "-f", "--volumes"], capture_output=True)
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tmp(tmp)  # unmounted first: the runroot's netns dir is a mount of its own
         remove_cgroups(cgroup_parents() - existing)
     return 0
 
