@@ -25,6 +25,7 @@ from barque.engine.spec import SpecError, hostname_of
 from barque.engine.volumes import VolumeError
 from barque.image.store import Image, ImageError
 from barque.storage import snapshot
+from barque.storage.atomic import atomic_write
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
@@ -215,18 +216,13 @@ def _overlay_works(engine: Engine) -> bool | None:
         return True
     if not snapshot.overlay_supported(base):
         return False
-    # A cache: written atomically (a rename), never fsynced; losing it costs one probe.
-    tmp = f"{marker}.{os.getpid()}"
     try:
         os.makedirs(engine.paths.runroot, mode=0o700, exist_ok=True)
-        with open(tmp, "w") as f:
-            f.write("".join(f"{k}\n" for k in [*known[-15:], line]))
-        os.rename(tmp, marker)
+        # A cache: never fsynced, losing it costs one probe.
+        atomic_write(marker, "".join(f"{k}\n" for k in [*known[-15:], line]).encode(),
+                     0o600, durable=False)
     except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        pass
     return True
 
 

@@ -58,8 +58,10 @@ import os
 import re
 import time
 
+from barque import sha256
 from barque.network import nft
 from barque.network.nft import NftError
+from barque.storage.atomic import atomic_write
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
@@ -195,13 +197,10 @@ class Firewall:
         state = self._read_state()
         if state is not None and state.get("fingerprint") == fingerprint:
             verified += [k for k in state["verified"] if k != key][:63]
-        try:
-            tmp = f"{path}.{os.getpid()}.tmp"
-            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
-                              0o600), "w") as f:
-                json.dump({"generation": generation, "epoch": _epoch(),
-                           "fingerprint": fingerprint, "verified": verified}, f)
-            os.replace(tmp, path)  # a concurrent writer's list may win: only slower then
+        state = {"generation": generation, "epoch": _epoch(), "fingerprint": fingerprint,
+                 "verified": verified}
+        try:  # a concurrent writer's list may win: only slower then; never fsynced: a cache
+            atomic_write(path, json.dumps(state).encode(), 0o600, durable=False)
         except OSError:
             pass
 
@@ -491,9 +490,7 @@ def _rule_key(rule: dict[str, Any]) -> tuple[Any, Any]:
 
 
 def _digest(plan: list[dict[str, Any]]) -> str:
-    digest = nft.hasher()
-    digest.update(json.dumps(plan, sort_keys=True).encode())
-    return str(digest.hexdigest())
+    return sha256.hexdigest(json.dumps(plan, sort_keys=True).encode())
 
 
 def _epoch() -> str:
