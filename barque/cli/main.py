@@ -4,13 +4,15 @@ the engine; exit codes follow `docker run` (125 for Barque's own errors)."""
 from __future__ import annotations
 
 import argparse
+import functools  # (re loads it anyway)
 import os
 import re
 import sys
 from collections.abc import Sequence
 
 from barque.cli import container_args, image_args, network_args, system_args
-from barque.engine.context import DEFAULT_ROOT, DEFAULT_RUNROOT, EngineError, Paths
+from barque.engine.context import EngineError
+from barque.engine.paths import DEFAULT_ROOT, DEFAULT_RUNROOT, Paths
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
@@ -45,15 +47,11 @@ class _Parser(argparse.ArgumentParser):
         return formatter(prog=self.prog, width=_help_width())
 
 
-_width: list[int] = []
-
-
+@functools.cache
 def _help_width() -> int:
-    if not _width:
-        import shutil
+    import shutil
 
-        _width.append(shutil.get_terminal_size().columns - 2)
-    return _width[0]
+    return shutil.get_terminal_size().columns - 2
 
 
 class _Unused:

@@ -1,9 +1,7 @@
 """What every container operation works with: the paths, the state database (container
 records and volumes), the image store, the runtime and the monitor.
 
-Layout: `<root>/containers/<id>/` holds the bundle (config.json), the snapshot, the
-container's /etc files and its json-file log; `<runroot>/containers/<id>/` is its monitor's
-directory; `<runroot>/runtime` is the OCI runtime's --root.
+The layout of a root and a runroot: paths.py.
 """
 
 from __future__ import annotations
@@ -13,10 +11,10 @@ import sqlite3
 
 from barque.engine import state as st
 from barque.engine.errors import EngineError
+from barque.engine.paths import Paths
 from barque.engine.records import ContainerRecord, Records
 from barque.engine.volumes import Volumes
 from barque.storage.db import DB_NAME
-from barque.structs import dataclass
 
 TYPE_CHECKING = False  # not typing's: its import costs every command's start
 if TYPE_CHECKING:
@@ -24,35 +22,7 @@ if TYPE_CHECKING:
 
     from barque.image.store import ImageStore
 
-DEFAULT_ROOT = "/var/lib/barque"
-DEFAULT_RUNROOT = "/run/barque"
 RUNTIME_NAME = "barque-runtime"
-
-
-@dataclass(frozen=True)
-class Paths:
-    root: str = DEFAULT_ROOT
-    runroot: str = DEFAULT_RUNROOT
-
-    @property
-    def containers(self) -> str:
-        return os.path.join(self.root, "containers")
-
-    @property
-    def runtime_root(self) -> str:
-        return os.path.join(self.runroot, "runtime")
-
-    def container_dir(self, container_id: str) -> str:
-        return os.path.join(self.containers, container_id)
-
-    def monitor_dir(self, container_id: str) -> str:
-        return os.path.join(self.runroot, "containers", container_id)
-
-    def log_file(self, container_id: str) -> str:
-        return os.path.join(self.container_dir(container_id), f"{container_id}-json.log")
-
-    def snapshot_dir(self, container_id: str) -> str:
-        return os.path.join(self.container_dir(container_id), "snapshot")
 
 
 def find_runtime() -> str:

@@ -38,7 +38,6 @@ _SIGNALS = {"HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "IOT"
             "PROF": 27, "WINCH": 28, "IO": 29, "POLL": 29, "PWR": 30, "SYS": 31}
 
 # In the monitor dir: which start the dir (and the monitor in it) belongs to.
-RUN_ID_FILE = "run-id"
 
 
 def parse_signal(text: str) -> int:
@@ -149,7 +148,7 @@ def _start_in_sandbox(engine: Engine, record: ContainerRecord, attach: bool, run
     shutil.rmtree(mdir, ignore_errors=True)
     os.makedirs(mdir, mode=0o700)
     run_id = os.urandom(8).hex()
-    with open(os.path.join(mdir, RUN_ID_FILE), "w") as f:
+    with open(engine.paths.run_id_file(record.id), "w") as f:
         f.write(run_id)
     args = health.check_args(record.config)
     if args is not None:  # the check's process, for the monitor to run
@@ -552,7 +551,7 @@ def cleanup(engine: Engine, ref: str, run_id: str | None = None) -> None:
 
 def _run_id(engine: Engine, container_id: str) -> str | None:
     try:
-        with open(os.path.join(engine.paths.monitor_dir(container_id), RUN_ID_FILE)) as f:
+        with open(engine.paths.run_id_file(container_id)) as f:
             return f.read().strip()
     except OSError:
         return None
