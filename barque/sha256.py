@@ -28,6 +28,11 @@ def _constructor() -> Any:
 _sha256 = _constructor()
 
 
+def new() -> Any:
+    """A hash object to update() piece by piece (hashlib.sha256's interface)."""
+    return _sha256()
+
+
 def digest(data: bytes) -> bytes:
     return bytes(_sha256(data).digest())
 

@@ -222,16 +222,6 @@ def _name(raw: bytes | None) -> str:
     return (raw or b"").rstrip(b"\0").decode(errors="replace")
 
 
-def hasher() -> Any:
-    """BLAKE2b, 128 bits: hashlib's import loads OpenSSL (~2.5 ms per command), the builtin
-    module does not."""
-    try:
-        from _blake2 import blake2b
-    except ImportError:  # an interpreter without it
-        from hashlib import blake2b
-    return blake2b(digest_size=16)
-
-
 def generation() -> int:
     """The ruleset's generation ID: it changes with every transaction anyone commits (a rule
     added, a table deleted, `nft flush ruleset`). OSError if the kernel will not tell."""
@@ -253,7 +243,9 @@ def fingerprint(tables: list[tuple[str, str]], skip_rules_of: tuple[str, ...] = 
     chains, sets, elements and rules, handles included, so a table made again differs), but
     the rules of the chains `skip_rules_of`; None when a table is missing. Equal digests: the
     tables were not changed in between (read at one generation, see generation())."""
-    digest = hasher()
+    from barque import sha256
+
+    digest = sha256.new()
     nl = _Nfnl()
     try:
         for family_name, table in tables:
