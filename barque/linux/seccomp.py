@@ -478,14 +478,6 @@ class Program:
         self.flags = flags
         self.uses_notify = uses_notify
 
-    @property
-    def load_flags(self) -> int:
-        """The SECCOMP_FILTER_FLAG_* bits load() passes to seccomp(2)."""
-        return self.flags
-
-    def bpf(self) -> bytes:
-        return self.program
-
     def load(self) -> int | None:
         """Install the filter on the calling thread (every thread with TSYNC).
 
