@@ -7,8 +7,11 @@ enters a container's netns never serves another request). Its files are under
 in-process whenever the agent does not answer, so nothing depends on it being there.
 
 It serves only callers in its own network and mount namespaces (a netns path or a link name
-means something else elsewhere: the caller then does the work itself), and leaves after
-`network-agent-idle` seconds (daemon.json; 60 by default) without a request, or on SIGTERM."""
+means something else elsewhere: the caller then does the work itself). Once started it stays,
+as the default bridge does (until a reboot, or SIGTERM): an agent that left after a quiet
+minute made the next `run` pay pyroute2's import in-process (~0.1 s wall, and more CPU than
+Docker's whole run). daemon.json's `network-agent-idle` (seconds) makes it leave after that
+long without a request instead; 0, the default, keeps it."""
 
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ import time
 from barque.network import service
 
 DIRNAME = "netagent"
-DEFAULT_IDLE = 60.0
+DEFAULT_IDLE = 0.0  # stays
 REQUEST_LIMIT = 1 << 16
 OPS = ("ensure_bridge", "delete_bridge", "add_veth", "attach", "delete_link", "link_exists")
 
@@ -58,13 +61,17 @@ class Agent:
         self.last = time.monotonic()
 
     def serve(self, listener: socket.socket) -> None:
-        """Accept until idle (no request for `idle` seconds, none in progress) or SIGTERM."""
+        """Accept until idle (no request for `idle` seconds, none in progress; never when
+        `idle` is 0) or SIGTERM."""
         while True:
-            with self.lock:
-                left = self.last + self.idle - time.monotonic()
-                if left <= 0 and self.busy == 0:
-                    return
-            listener.settimeout(max(left, 0.05))
+            left = None
+            if self.idle > 0:
+                with self.lock:
+                    left = self.last + self.idle - time.monotonic()
+                    if left <= 0 and self.busy == 0:
+                        return
+                left = max(left, 0.05)
+            listener.settimeout(left)
             try:
                 conn, _ = listener.accept()
             except TimeoutError:

@@ -6,7 +6,7 @@ own names, so a test's root never touches a user's Barque: the default root's br
 `barque0` and its nftables table `barque`; any other root's are derived from its path (or
 given in daemon.json: "nft-table" is Barque's own key, for tests that mark what they make).
 Barque's own "network-agent-idle" and "dns-resolver-idle" are the seconds the network agent
-and the DNS resolver linger unused before they exit (60 each by default).
+and the DNS resolver linger unused before they exit (the agent: 0, it stays; the resolver: 60).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class DaemonNetConfig:
     pools: list[tuple[str, int]] = field(default_factory=list)  # IPv4 and IPv6 pools
     icc: bool = True               # traffic between containers on the default bridge
     nft_table: str = DEFAULT_TABLE
-    agent_idle: float = 60.0       # seconds the network agent lingers without a request
+    agent_idle: float = 0.0        # seconds the network agent lingers unused; 0: it stays
     dns_idle: float = 60.0         # seconds the DNS resolver lingers without a container
 
 

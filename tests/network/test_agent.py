@@ -325,6 +325,22 @@ def test_it_exits_after_its_idle_time_and_on_sigterm(world: World) -> None:
     assert world.ops().link_exists(bridge)
 
 
+def test_by_default_it_stays_through_a_quiet_spell(world: World) -> None:
+    """The default (no daemon.json key): the agent does not leave when unused, so the `run`
+    after a quiet minute finds it warm."""
+    from barque.network import config
+
+    os.unlink(os.path.join(world.root, "daemon.json"))
+    assert config.load(world.root).agent_idle == 0
+    bridge = world.name("b")
+    world.ops().ensure_bridge(bridge, [world.v4[0]])
+    pid = wait_serving(world)
+    assert not wait_gone(pid, 3)
+    assert ask(world, "link_exists", name=bridge) == {"result": True}
+    service.stop(world.dir)
+    assert not alive(pid)
+
+
 def test_another_network_namespace_is_not_served_by_the_agent(world: World) -> None:
     bridge = world.name("b")
     world.ops().ensure_bridge(bridge, [world.v4[0]])
