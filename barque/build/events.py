@@ -1,0 +1,35 @@
+"""What a build tells its front end while it runs: BuildKit's vertices (one per step,
+numbered #1, #2, ... in the order they start) and their output. The CLI prints them as
+BuildKit's plain or tty progress; `barque serve` will stream them as /build's JSON."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from barque.structs import dataclass
+
+
+@dataclass
+class Vertex:
+    number: int                     # the #N of the display, from 1
+    name: str                       # "[stage-1 2/3] RUN echo hi", "[internal] load .dockerignore"
+    started: float | None = None    # time.monotonic() values
+    completed: float | None = None
+    cached: bool = False
+    error: str | None = None
+
+
+class Events(Protocol):
+    def vertex(self, vertex: Vertex) -> None:
+        """A vertex was added or changed state (started, completed, cached, failed)."""
+
+    def log(self, vertex: Vertex, stream: int, data: bytes) -> None:
+        """Output of a vertex: stream 1 stdout, 2 stderr (a RUN's output, a download's)."""
+
+
+class NoEvents:
+    def vertex(self, vertex: Vertex) -> None:
+        pass
+
+    def log(self, vertex: Vertex, stream: int, data: bytes) -> None:
+        pass
