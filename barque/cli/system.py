@@ -102,7 +102,9 @@ def cmd_df(ns: argparse.Namespace, engine: Engine) -> int:
     rows = []
     for row in disk_usage(engine):
         size, reclaim = row["Size"], row["Reclaimable"]
-        percent = f" ({reclaim * 100 // size}%)" if size else ""
+        # the docker CLI gives no share for the build cache
+        percent = f" ({reclaim * 100 // size}%)" if size and row["Type"] != "Build Cache" \
+            else ""
         rows.append({**row, "Size": fmt.human_size(size),
                      "Reclaimable": fmt.human_size(reclaim) + percent})
     sys.stdout.write(fmt.format_table(rows, ns.format, DF_TABLE, DF_HEADERS))
@@ -117,6 +119,7 @@ def cmd_system_prune(ns: argparse.Namespace, engine: Engine) -> int:
             "all images without at least one container associated to them"]
     if ns.volumes:
         what.insert(2, "all anonymous volumes not used by at least one container")
+    what.append("all build cache" if ns.all else "unused build cache")
     if not ns.force and not _confirm("This will remove:\n  - " + "\n  - ".join(what)):
         return 0
     from barque.engine.system import prune_containers, prune_volumes
@@ -139,7 +142,12 @@ def cmd_system_prune(ns: argparse.Namespace, engine: Engine) -> int:
     lines, image_bytes = engine.store.prune(all_images=ns.all)
     if lines:
         print("Deleted Images:\n" + "\n".join(f"{verb}: {what}" for verb, what in lines) + "\n")
-    print(f"Total reclaimed space: {fmt.human_size(reclaimed + image_bytes)}")
+    from barque.engine.system import prune_build_cache
+
+    cache_ids, cache_bytes = prune_build_cache(engine, all_entries=ns.all)
+    if cache_ids:
+        print("Deleted build cache objects:\n" + "\n".join(cache_ids) + "\n")
+    print(f"Total reclaimed space: {fmt.human_size(reclaimed + image_bytes + cache_bytes)}")
     return 0
 
 

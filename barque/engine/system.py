@@ -143,8 +143,38 @@ def disk_usage(engine: Engine) -> list[dict[str, Any]]:
                  if cid not in {r.id for r in active})),
         _row("Local Volumes", len(volumes), len(used), sum(volume_sizes.values()),
              sum(size for name, size in volume_sizes.items() if name not in used)),
-        _row("Build Cache", 0, 0, 0, 0),
+        build_cache_row(engine),
     ]
+
+
+def build_cache_row(engine: Engine) -> dict[str, Any]:
+    """Docker's Build Cache row: entries, those in use, the bytes of those not shared with
+    an image, the bytes a prune would free."""
+    entries = build_cache_usage(engine)
+    own = [e for e in entries if not e.shared]
+    size = sum(e.size for e in own)
+    return _row("Build Cache", len(entries), sum(e.in_use for e in entries), size,
+                size - sum(e.size for e in own if e.in_use))
+
+
+def build_cache_usage(engine: Engine) -> list[Any]:
+    """The build cache's entries (barque.build.cache.Usage), newest use first."""
+    from barque.build.cache import BuildCache
+
+    return BuildCache(engine.records.conn).usage()
+
+
+def prune_build_cache(engine: Engine, *, all_entries: bool = False,
+                      until: float | None = None, keep_storage: int = 0
+                      ) -> tuple[list[str], int]:
+    """`builder prune`: drop cache entries (all, those unused since `until`, down to
+    `keep_storage` bytes), then the layers no image or entry holds; (their IDs, bytes)."""
+    from barque.build.cache import BuildCache
+
+    dropped = BuildCache(engine.records.conn).prune(
+        all_entries=all_entries, until=until, keep_storage=keep_storage)
+    engine.store.collect_garbage()
+    return [d.id for d in dropped], sum(d.size for d in dropped if not d.shared)
 
 
 def _row(kind: str, total: int, active: int, size: int, reclaimable: int) -> dict[str, Any]:
