@@ -26,10 +26,22 @@ class Events(Protocol):
     def log(self, vertex: Vertex, stream: int, data: bytes) -> None:
         """Output of a vertex: stream 1 stdout, 2 stderr (a RUN's output, a download's)."""
 
+    def status(self, vertex: Vertex, ident: str, current: int = 0, total: int = 0,
+               started: float | None = None, completed: float | None = None) -> None:
+        """A sub-task line of a vertex (BuildKit's VertexStatus), e.g. `transferring
+        dockerfile:` with current=87 bytes, `writing image sha256:...`, `naming to
+        docker.io/library/x:latest`; plain progress prints `#1 transferring dockerfile: 87B
+        done` once `completed` is set. Optional: the CLI adds the image's lines of
+        `exporting to image` itself when the builder reports none."""
+
 
 class NoEvents:
     def vertex(self, vertex: Vertex) -> None:
         pass
 
     def log(self, vertex: Vertex, stream: int, data: bytes) -> None:
+        pass
+
+    def status(self, vertex: Vertex, ident: str, current: int = 0, total: int = 0,
+               started: float | None = None, completed: float | None = None) -> None:
         pass
