@@ -194,16 +194,16 @@ def source_date_epoch(build_args: dict[str, str]) -> int | None:
     return value
 
 
-def options_from(ns: argparse.Namespace, context_dir: str, dockerfile: bytes,
-                 dockerfile_name: str, scratch: list[str]) -> BuildOptions:
-    """The flags as BuildOptions (bad ones raise BuildError)."""
+def options_from(ns: argparse.Namespace, scratch: list[str]) -> BuildOptions:
+    """The flags as BuildOptions, the context's fields left for the caller (bad flags raise
+    BuildError, before the context is read)."""
     if ns.network not in NETWORK_MODES:
         raise BuildError(f'network mode "{ns.network}" not supported by buildkit')
     check_tags(ns.tag)
     build_args = key_values(ns.build_arg, True)
     return BuildOptions(
-        context_dir=context_dir, dockerfile=dockerfile, dockerfile_name=dockerfile_name,
-        tags=list(ns.tag), target=ns.target or None, build_args=build_args,
+        context_dir="", dockerfile=b"", tags=list(ns.tag), target=ns.target or None,
+        build_args=build_args,
         labels=key_values(ns.label, False), no_cache=ns.no_cache,
         no_cache_filter=[name for item in ns.no_cache_filter for name in item.split(",")
                          if name],
@@ -225,11 +225,12 @@ def cmd_build(ns: argparse.Namespace, paths: Paths) -> int:
         mode = progress_mode(ns)
         if ns.iidfile:
             _remove(ns.iidfile)   # no stale ID left if this build fails
+        options = options_from(ns, scratch)
         context = _open_context(ns)
         try:
+            options.context_dir, options.dockerfile = context.dir, context.dockerfile
+            options.dockerfile_name = context.dockerfile_name
             source = (context.dockerfile, context.dockerfile_name)
-            options = options_from(ns, context.dir, context.dockerfile,
-                                   context.dockerfile_name, scratch)
             from barque.cli.build_progress import make_display
 
             display = make_display(mode)

@@ -408,28 +408,27 @@ def test_source_date_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
         cli.source_date_epoch({"SOURCE_DATE_EPOCH": "x"})
 
 
-def test_options_from_flags(tmp_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_options_from_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     options = cli.options_from(
         ns(tag=["app:1", "app"], build_arg=["V=2"], label=["l=1"], no_cache=True,
            no_cache_filter=["a,b", "c"], pull=True, platform="linux/amd64", network="none",
            target="final", cache_from=["type=registry,ref=x", "app:0"], output=["out"]),
-        str(tmp_path), b"FROM scratch\n", "Dockerfile", [])
+        [])
     assert options.tags == ["app:1", "app"] and options.target == "final"
     assert options.build_args == {"V": "2"} and options.labels == {"l": "1"}
     assert options.no_cache and options.pull and options.network == "none"
     assert options.no_cache_filter == ["a", "b", "c"]
     assert options.platform == "linux/amd64"
     assert [(o.type, o.dest) for o in options.outputs] == [("local", "out")]
-    assert options.dockerfile == b"FROM scratch\n" and options.context_dir == str(tmp_path)
 
 
 def test_bad_tag_and_network() -> None:
     with pytest.raises(cli.BuildError, match='invalid tag "App": invalid reference format: '
                                              "repository name must be lowercase"):
-        cli.options_from(ns(tag=["App"]), "/", b"", "Dockerfile", [])
+        cli.options_from(ns(tag=["App"]), [])
     with pytest.raises(cli.BuildError, match='network mode "bridge" not supported'):
-        cli.options_from(ns(network="bridge"), "/", b"", "Dockerfile", [])
+        cli.options_from(ns(network="bridge"), [])
 
 
 # --- the command line ------------------------------------------------------------------------
