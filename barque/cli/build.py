@@ -226,7 +226,7 @@ def cmd_build(ns: argparse.Namespace, paths: Paths) -> int:
         if ns.iidfile:
             _remove(ns.iidfile)   # no stale ID left if this build fails
         options = options_from(ns, scratch)
-        context = _open_context(ns)
+        context = _open_context(ns, paths)
         try:
             options.context_dir, options.dockerfile = context.dir, context.dockerfile
             options.dockerfile_name = context.dockerfile_name
@@ -277,10 +277,18 @@ def _run(paths: Paths, options: BuildOptions, display: Display) -> Any:
         return build(engine, options, display)
 
 
-def _open_context(ns: argparse.Namespace) -> Any:
-    from barque.build.context import open_context
+def _open_context(ns: argparse.Namespace, paths: Paths) -> Any:
+    """The context (Part B's reader). An archive is unpacked under the root's tmp, after
+    what killed builds left there is removed; a directory is read where it is."""
+    from barque.build.context import open_context, reclaim
 
-    return open_context(ns.context, dockerfile=ns.file, stdin=sys.stdin.buffer)
+    tmp_dir = None
+    if not os.path.isdir(ns.context):
+        tmp_dir = os.path.join(paths.root, "tmp")
+        os.makedirs(tmp_dir, mode=0o700, exist_ok=True)
+        reclaim(tmp_dir)
+    return open_context(ns.context, dockerfile=ns.file, stdin=sys.stdin.buffer,
+                                tmp_dir=tmp_dir)
 
 
 def _is_build_error(e: Exception) -> bool:
