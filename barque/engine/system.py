@@ -147,6 +147,36 @@ def disk_usage(engine: Engine) -> list[dict[str, Any]]:
     ]
 
 
+def image_usage(engine: Engine) -> list[dict[str, Any]]:
+    """`system df -v`'s images: one row per name (or one `<none>` row), with the bytes of
+    layers another image shares and those only it has, and the containers using it."""
+    from barque.image import reference
+
+    store = engine.store
+    images = store.images()
+    users: dict[str, int] = {}
+    for record in engine.records.all():
+        users[record.image_id] = users.get(record.image_id, 0) + 1
+    holders: dict[str, int] = {}
+    layer_size: dict[str, int] = {}
+    for image in images:
+        for layer, size in zip(image.layers, store.layer_sizes(image), strict=False):
+            holders[layer.chain_id] = holders.get(layer.chain_id, 0) + 1
+            layer_size[layer.chain_id] = size
+    rows = []
+    for image in images:
+        chains = {layer.chain_id for layer in image.layers}
+        size = sum(layer_size.get(c, 0) for c in chains)
+        shared = sum(layer_size.get(c, 0) for c in chains if holders.get(c, 0) > 1)
+        common = {"ID": image.short_id, "Created": image.created, "Size": size,
+                  "SharedSize": shared, "UniqueSize": size - shared,
+                  "Containers": users.get(image.id, 0)}
+        names = [reference.parse(t) for t in image.tags]
+        rows += [{"Repository": n.familiar_repository, "Tag": n.tag or "<none>", **common}
+                 for n in names] or [{"Repository": "<none>", "Tag": "<none>", **common}]
+    return rows
+
+
 def build_cache_row(engine: Engine) -> dict[str, Any]:
     """Docker's Build Cache row: entries, those in use, the bytes of those not shared with
     an image, the bytes a prune would free."""
@@ -159,8 +189,10 @@ def build_cache_row(engine: Engine) -> dict[str, Any]:
 
 def build_cache_usage(engine: Engine) -> list[Any]:
     """The build cache's entries (barque.build.cache.Usage), newest use first."""
-    from barque.build.cache import BuildCache
-
+    try:
+        from barque.build.cache import BuildCache
+    except ModuleNotFoundError:   # until the builder (issue 10, part C1) is merged
+        return []
     return BuildCache(engine.records.conn).usage()
 
 
@@ -169,7 +201,10 @@ def prune_build_cache(engine: Engine, *, all_entries: bool = False,
                       ) -> tuple[list[str], int]:
     """`builder prune`: drop cache entries (all, those unused since `until`, down to
     `keep_storage` bytes), then the layers no image or entry holds; (their IDs, bytes)."""
-    from barque.build.cache import BuildCache
+    try:
+        from barque.build.cache import BuildCache
+    except ModuleNotFoundError:   # until the builder (issue 10, part C1) is merged
+        return [], 0
 
     dropped = BuildCache(engine.records.conn).prune(
         all_entries=all_entries, until=until, keep_storage=keep_storage)

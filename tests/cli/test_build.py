@@ -428,6 +428,9 @@ def test_builder_prune_and_system_df(barque: Barque, ctx: str) -> None:
     row = df_build_cache(barque)
     assert int(row["TotalCount"]) >= 1 and row["Size"] != "0B"
     assert "%" not in row["Reclaimable"]
+    verbose = ok(barque.run("system", "df", "-v"))
+    assert f"\nBuild cache usage: {row['Size']}\n\nCACHE ID   CACHE TYPE" in verbose
+    assert " regular " in verbose.split("Build cache usage:")[1]
     result = barque.run("builder", "prune", input="n\n")
     assert result.stdout == ("WARNING! This will remove all dangling build cache. Are you sure "
                              "you want to continue? [y/N] ")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 
 import pytest
@@ -20,7 +21,7 @@ from barque.cli.build_progress import (
     source_excerpt,
     view_lines,
 )
-from tests.cli.conftest import Barque
+from tests.cli.conftest import Barque, ok
 
 
 class Clock:
@@ -452,3 +453,18 @@ def test_aliases_parse(barque: Barque) -> None:
                  ["builder", "prune", "--help"]):
         result = barque.run(*argv)
         assert result.returncode == 0, result.stderr
+
+
+def test_system_df_verbose_sections(barque: Barque) -> None:
+    ok(barque.run("image", "build-default"))
+    out = ok(barque.run("system", "df", "-v"))
+    assert out.startswith("Images space usage:\n\nREPOSITORY   TAG       IMAGE ID")
+    image_row = out.splitlines()[3].split()
+    assert image_row[:2] == ["busybox", "latest"] and image_row[-1] == "0"
+    for title in ("\nContainers space usage:\n\nCONTAINER ID   IMAGE",
+                  "\nLocal Volumes space usage:\n\nVOLUME NAME   LINKS     SIZE\n",
+                  "\nBuild cache usage: 0B\n\nCACHE ID   CACHE TYPE   SIZE"):
+        assert title in out
+    row = json.loads(ok(barque.run("system", "df", "--format", "json")).splitlines()[3])
+    assert row == {"Active": "0", "Reclaimable": "0B", "Size": "0B", "TotalCount": "0",
+                   "Type": "Build Cache"}
