@@ -247,6 +247,8 @@ def cmd_build(ns: argparse.Namespace, paths: Paths) -> int:
         return EXIT_CANCELED
     except Exception as e:   # noqa: BLE001 (the builder's, the engine's, the context's)
         if not _is_build_error(e):
+            if display is not None:
+                display.close(failed=True)   # the tty view's cursor back, at least
             raise
         return _fail(display, _message(e), e, source)
     finally:

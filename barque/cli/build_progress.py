@@ -10,6 +10,7 @@ every display serialises its events with one lock. Times are time.monotonic() va
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -76,6 +77,7 @@ class _Step:
         self.lines: list[str] = []      # "stamp text" lines (tail for plain, all for tty)
         self.statuses: dict[str, _Status] = {}
         self.held = False               # completion held back for the image's lines
+        self.decoder: Any = None        # UTF-8 split across writes stays whole
 
     @property
     def running(self) -> bool:
@@ -122,7 +124,13 @@ class Display:
                 step.name = vertex.name
             started = step.started if step.started is not None else vertex.started
             stamp = log_stamp(max(0.0, self.clock() - started) if started is not None else 0.0)
-            text = data.decode("utf-8", "replace")
+            if step.decoder is None:
+                import codecs
+
+                step.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+            text = step.decoder.decode(data)
+            if not text:
+                return
             pieces = text.split("\n")
             complete = pieces[-1] == ""
             if complete:
@@ -266,7 +274,10 @@ class PlainDisplay(Display):
                 self._write(f"#0 {self.description}\n\n")
         else:
             self._write("\n")
-        self._write(f"#{step.number} {step.name}\n")
+        name = step.name
+        if os.environ.get("PROGRESS_NO_TRUNC") == "0" and len(name) > 72:
+            name = name[:72] + "..."       # BuildKit's opt-in truncation
+        self._write(f"#{step.number} {name}\n")
         self.current = step
 
     def _changed(self, step: _Step, started: bool, completed: bool) -> None:

@@ -468,3 +468,24 @@ def test_system_df_verbose_sections(barque: Barque) -> None:
     row = json.loads(ok(barque.run("system", "df", "--format", "json")).splitlines()[3])
     assert row == {"Active": "0", "Reclaimable": "0B", "Size": "0B", "TotalCount": "0",
                    "Type": "Build Cache"}
+
+
+def test_plain_output_split_inside_a_character() -> None:
+    display, out, _ = plain()
+    run = Vertex(1, "[1/1] RUN x", started=1000.0)
+    display.vertex(run)
+    data = "héllo\n".encode()
+    display.log(run, 1, data[:2])
+    display.log(run, 1, data[2:])
+    assert out.getvalue() == "#1 [1/1] RUN x\n#1 0.000 héllo\n"
+
+
+def test_plain_truncates_long_names_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    name = "[1/1] RUN " + "x" * 80
+    display, out, _ = plain()
+    display.vertex(Vertex(1, name, started=1000.0))
+    assert out.getvalue() == f"#1 {name}\n"
+    monkeypatch.setenv("PROGRESS_NO_TRUNC", "0")
+    display, out, _ = plain()
+    display.vertex(Vertex(1, name, started=1000.0))
+    assert out.getvalue() == f"#1 {name[:72]}...\n"
