@@ -106,11 +106,12 @@ def parse_outputs(values: list[str]) -> list[Output]:
     return outputs
 
 
-def parse_secrets(values: list[str], scratch: list[str]) -> dict[str, str]:
+def parse_secrets(values: list[str], scratch: list[str], tmp_dir: str | None = None
+                  ) -> dict[str, str]:
     """`--secret id=ID[,src=FILE|,env=VAR][,type=file|env]` to id -> host file. A secret
-    from the environment is written to a private file (listed in `scratch`, for the caller
-    to remove) since the builder takes files; the rules are buildx's and BuildKit's (a bare
-    id names an environment variable if one is set, else a file)."""
+    from the environment is written to a private file in `tmp_dir` (listed in `scratch`,
+    for the caller to remove) since the builder takes files; the rules are buildx's and
+    BuildKit's (a bare id names an environment variable if one is set, else a file)."""
     out: dict[str, str] = {}
     for value in values:
         if not value:
@@ -142,7 +143,7 @@ def parse_secrets(values: list[str], scratch: list[str]) -> dict[str, str]:
                 env = ident
             else:
                 source = ident
-        out[ident] = _env_secret(os.environ.get(env, ""), scratch) if env else \
+        out[ident] = _env_secret(os.environ.get(env, ""), scratch, tmp_dir) if env else \
             _file_secret(ident, source)
     return out
 
@@ -157,10 +158,12 @@ def _file_secret(ident: str, path: str) -> str:
     return os.path.abspath(path)
 
 
-def _env_secret(value: str, scratch: list[str]) -> str:
+def _env_secret(value: str, scratch: list[str], tmp_dir: str | None) -> str:
     import tempfile
 
-    fd, path = tempfile.mkstemp(prefix="barque-secret-")   # 0600, only ours
+    if tmp_dir is not None:
+        os.makedirs(tmp_dir, mode=0o700, exist_ok=True)
+    fd, path = tempfile.mkstemp(prefix="build-secret-", dir=tmp_dir)   # 0600, only ours
     scratch.append(path)
     with os.fdopen(fd, "w") as f:
         f.write(value)
@@ -194,7 +197,8 @@ def source_date_epoch(build_args: dict[str, str]) -> int | None:
     return value
 
 
-def options_from(ns: argparse.Namespace, scratch: list[str]) -> BuildOptions:
+def options_from(ns: argparse.Namespace, scratch: list[str], tmp_dir: str | None = None
+                 ) -> BuildOptions:
     """The flags as BuildOptions, the context's fields left for the caller (bad flags raise
     BuildError, before the context is read)."""
     if ns.network not in NETWORK_MODES:
@@ -208,7 +212,7 @@ def options_from(ns: argparse.Namespace, scratch: list[str]) -> BuildOptions:
         no_cache_filter=[name for item in ns.no_cache_filter for name in item.split(",")
                          if name],
         pull=ns.pull, platform=ns.platform or None,
-        secrets=parse_secrets(ns.secret, scratch), network=ns.network,
+        secrets=parse_secrets(ns.secret, scratch, tmp_dir), network=ns.network,
         cache_from=[c for item in ns.cache_from for c in csv_fields(item)[:1] if c],
         outputs=parse_outputs(ns.output), source_date_epoch=source_date_epoch(build_args))
 
@@ -225,7 +229,8 @@ def cmd_build(ns: argparse.Namespace, paths: Paths) -> int:
         mode = progress_mode(ns)
         if ns.iidfile:
             _remove(ns.iidfile)   # no stale ID left if this build fails
-        options = options_from(ns, scratch)
+        # secrets from the environment: in the runroot (a tmpfs, as a rule), not on disk
+        options = options_from(ns, scratch, paths.runroot)
         context = _open_context(ns, paths)
         try:
             options.context_dir, options.dockerfile = context.dir, context.dockerfile
@@ -290,7 +295,7 @@ def _open_context(ns: argparse.Namespace, paths: Paths) -> Any:
         os.makedirs(tmp_dir, mode=0o700, exist_ok=True)
         reclaim(tmp_dir)
     return open_context(ns.context, dockerfile=ns.file, stdin=sys.stdin.buffer,
-                                tmp_dir=tmp_dir)
+                        tmp_dir=tmp_dir)
 
 
 def _is_build_error(e: Exception) -> bool:
