@@ -170,6 +170,18 @@ def _env_secret(value: str, scratch: list[str], tmp_dir: str | None) -> str:
     return path
 
 
+def cache_source(item: str) -> str:
+    """A --cache-from value as the image it names: `app:cache` or buildx's
+    `type=registry,ref=app:cache`; other kinds (`type=local,src=...`) are kept whole, for
+    the builder to refuse."""
+    if "=" not in item:
+        return item
+    attrs = dict(field.partition("=")[::2] for field in csv_fields(item))
+    if attrs.get("type", "registry") == "registry" and attrs.get("ref"):
+        return attrs["ref"]
+    return item
+
+
 def check_tags(tags: list[str]) -> None:
     from barque.image import reference
 
@@ -213,7 +225,7 @@ def options_from(ns: argparse.Namespace, scratch: list[str], tmp_dir: str | None
                          if name],
         pull=ns.pull, platform=ns.platform or None,
         secrets=parse_secrets(ns.secret, scratch, tmp_dir), network=ns.network,
-        cache_from=[c for item in ns.cache_from for c in csv_fields(item)[:1] if c],
+        cache_from=[ref for item in ns.cache_from if (ref := cache_source(item))],
         outputs=parse_outputs(ns.output), source_date_epoch=source_date_epoch(build_args))
 
 

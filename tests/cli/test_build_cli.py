@@ -421,6 +421,7 @@ def test_options_from_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     assert options.no_cache and options.pull and options.network == "none"
     assert options.no_cache_filter == ["a", "b", "c"]
     assert options.platform == "linux/amd64"
+    assert options.cache_from == ["x", "app:0"]
     assert [(o.type, o.dest) for o in options.outputs] == [("local", "out")]
 
 
