@@ -190,26 +190,25 @@ def build_cache_row(engine: Engine) -> dict[str, Any]:
 def build_cache_usage(engine: Engine) -> list[Any]:
     """The build cache's entries (barque.build.cache.Usage), newest use first."""
     try:
-        from barque.build.cache import BuildCache
+        from barque.engine.build import cache_usage
     except ModuleNotFoundError:   # until the builder (issue 10, part C1) is merged
         return []
-    return BuildCache(engine.records.conn).usage()
+    return cache_usage(engine)
 
 
 def prune_build_cache(engine: Engine, *, all_entries: bool = False,
                       until: float | None = None, keep_storage: int = 0
                       ) -> tuple[list[str], int]:
-    """`builder prune`: drop cache entries (all, those unused since `until`, down to
-    `keep_storage` bytes), then the layers no image or entry holds; (their IDs, bytes)."""
+    """`builder prune`, `system prune`: drop cache entries (all, those unused since
+    `until`, down to `keep_storage` bytes) and the layers no image or entry holds; (the
+    entries' IDs, the bytes freed)."""
     try:
-        from barque.build.cache import BuildCache
+        from barque.engine.build import prune_cache
     except ModuleNotFoundError:   # until the builder (issue 10, part C1) is merged
         return [], 0
-
-    dropped = BuildCache(engine.records.conn).prune(
-        all_entries=all_entries, until=until, keep_storage=keep_storage)
-    engine.store.collect_garbage()
-    return [d.id for d in dropped], sum(d.size for d in dropped if not d.shared)
+    dropped, freed = prune_cache(engine, all_entries=all_entries, until=until,
+                                 keep_storage=keep_storage)
+    return [entry.id for entry in dropped], freed
 
 
 def _row(kind: str, total: int, active: int, size: int, reclaimable: int) -> dict[str, Any]:
