@@ -490,3 +490,17 @@ def test_plain_truncates_long_names_only_when_asked(monkeypatch: pytest.MonkeyPa
     display, out, _ = plain()
     display.vertex(Vertex(1, name, started=1000.0))
     assert out.getvalue() == f"#1 {name[:72]}...\n"
+
+
+def test_plain_and_quiet_never_import_rich() -> None:
+    """rich costs ~30 ms of a fully cached rebuild's ~70: only the tty view loads it."""
+    import subprocess
+    import sys
+
+    code = ("import io, sys\n"
+            "from barque.cli.main import build_parser\n"
+            "from barque.cli import build, build_progress\n"
+            "for mode in ('plain', 'quiet', 'auto'):\n"
+            "    build_progress.make_display(mode, io.StringIO()).close()\n"
+            "assert 'rich' not in sys.modules, 'rich imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
