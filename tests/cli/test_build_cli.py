@@ -493,7 +493,7 @@ def test_plain_truncates_long_names_only_when_asked(monkeypatch: pytest.MonkeyPa
 
 
 def test_plain_and_quiet_never_import_rich() -> None:
-    """rich costs ~30 ms of a fully cached rebuild's ~70: only the tty view loads it."""
+    """rich costs ~25 ms (rich.console and rich.live, measured): only the tty view loads it."""
     import subprocess
     import sys
 
