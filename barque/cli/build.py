@@ -401,6 +401,84 @@ def cmd_builder_prune(ns: argparse.Namespace, engine: Engine) -> int:
     return 0
 
 
+DU_TABLE = "table {{.ID}}\t{{.Reclaimable}}\t{{.Size}}\t{{.LastUsedAt}}"
+DU_HEADERS = {"ID": "ID", "Reclaimable": "RECLAIMABLE", "Size": "SIZE",
+              "LastUsedAt": "LAST ACCESSED", "CreatedAt": "CREATED AT", "Shared": "SHARED",
+              "Description": "DESCRIPTION", "UsageCount": "USAGE COUNT", "Type": "TYPE"}
+
+
+def cmd_builder_du(ns: argparse.Namespace, engine: Engine) -> int:
+    """`docker builder du` (buildx du): the cache's entries, largest first, then the
+    totals (not after a filter or a custom format)."""
+    from barque.cli import formatting as fmt
+    from barque.cli.containers import CommandError
+    from barque.engine.system import build_cache_usage
+
+    if ns.format and ns.verbose:
+        raise CommandError("--format and --verbose cannot be used together")
+    until = None
+    for item in ns.filter:
+        key, sep, value = item.partition("=")
+        if not sep or key not in ("until", "unused-for"):
+            raise CommandError(f"invalid filter '{item}'")
+        until = _until(value, CommandError)
+    entries = [e for e in build_cache_usage(engine) if until is None or e.last_used < until]
+    entries.sort(key=lambda e: (e.size, e.id), reverse=True)
+    pretty = ns.verbose or ns.format == "pretty"
+    rows = [{"ID": e.id, "Reclaimable": "false" if e.in_use else "true",
+             "Size": fmt.human_size(e.size) + ("*" if e.shared and not pretty else ""),
+             "LastUsedAt": fmt.time_ago(e.last_used), "CreatedAt": _go_time(e.created_at),
+             "Shared": "true" if e.shared else "false", "Description": e.description,
+             "UsageCount": e.usage_count, "Type": "regular", "Mutable": "false"}
+            for e in entries]
+    if pretty:
+        sys.stdout.write("".join(_du_pretty(row) for row in rows))
+    else:
+        sys.stdout.write(fmt.format_table(rows, ns.format, DU_TABLE, DU_HEADERS))
+    if not ns.filter and ns.format in (None, "", "table", "pretty"):
+        sys.stdout.write(_du_summary(entries))
+    return 0
+
+
+def _du_pretty(row: dict[str, Any]) -> str:
+    return (f"ID:           {row['ID']}\n"
+            f"Created at:   {row['CreatedAt']}\n"
+            f"Mutable:      {row['Mutable']}\n"
+            f"Reclaimable:  {row['Reclaimable']}\n"
+            f"Shared:       {row['Shared']}\n"
+            f"Size:         {row['Size']}\n"
+            + (f"Description:  {row['Description']}\n" if row["Description"] else "")
+            + f"Usage count:  {row['UsageCount']}\n"
+            f"Last used:    {row['LastUsedAt']}\n"
+            f"Type:         {row['Type']}\n\n")
+
+
+def _du_summary(entries: list[Any]) -> str:
+    """buildx's totals, as its tabwriter (tab padding, 8 wide) lays them out."""
+    from barque.cli import formatting as fmt
+
+    total = sum(e.size for e in entries)
+    shared = sum(e.size for e in entries if e.shared)
+    reclaimable = sum(e.size for e in entries if not e.in_use)
+    lines = []
+    if shared:
+        lines += [("Shared:", shared), ("Private:", total - shared)]
+    lines += [("Reclaimable:", reclaimable), ("Total:", total)]
+    width = (max(len(label) for label, _ in lines) + 1 + 7) // 8 * 8
+    return "".join(label + "\t" * ((width - len(label) + 7) // 8) + fmt.human_size(size) + "\n"
+                   for label, size in lines)
+
+
+def _go_time(ts: float) -> str:
+    """Go's time.String() of a local time: `2026-12-05 05:50:42.123456789 +0000 UTC`."""
+    import time
+
+    t = time.localtime(ts)
+    zone = time.strftime("%z", t)
+    return (time.strftime("%Y-%m-%d %H:%M:%S", t) + f".{int(ts % 1 * 1e9):09d}".rstrip("0")
+            .rstrip(".") + f" {zone} {time.strftime('%Z', t)}")
+
+
 def _until(value: str, error: type[Exception]) -> float:
     from barque.engine.logs import parse_since
 

@@ -29,6 +29,12 @@ def add_parsers(commands: Any, image_commands: Any,
                        help="amount of disk space to keep for cache")
     prune.set_defaults(parser=prune, handler="cmd_builder_prune", cli_module="build",
                        system_handler=True)
+    du = group.add_parser("du", help="disk usage")
+    du.add_argument("--filter", action="append", default=[], help="provide filter values")
+    du.add_argument("--verbose", action="store_true", help='shorthand for "--format=pretty"')
+    du.add_argument("--format", help="format the output")
+    du.set_defaults(parser=du, handler="cmd_builder_du", cli_module="build",
+                    system_handler=True)
 
 
 def _build(p: Any) -> None:

@@ -432,6 +432,10 @@ def test_builder_prune_and_system_df(barque: Barque, ctx: str) -> None:
     verbose = ok(barque.run("system", "df", "-v"))
     assert f"\nBuild cache usage: {row['Size']}\n\nCACHE ID   CACHE TYPE" in verbose
     assert " regular " in verbose.split("Build cache usage:")[1]
+    du = ok(barque.run("builder", "du")).splitlines()
+    assert du[0].split() == ["ID", "RECLAIMABLE", "SIZE", "LAST ACCESSED"]
+    assert du[1].split()[1] == "true" and len(du) == int(row["TotalCount"]) + 3
+    assert du[-1] == f"Total:\t\t{row['Size']}"
     result = barque.run("builder", "prune", input="n\n")
     assert result.stdout == ("WARNING! This will remove all dangling build cache. Are you sure "
                              "you want to continue? [y/N] ")

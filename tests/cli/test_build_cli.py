@@ -504,3 +504,22 @@ def test_plain_and_quiet_never_import_rich() -> None:
             "    build_progress.make_display(mode, io.StringIO()).close()\n"
             "assert 'rich' not in sys.modules, 'rich imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_builder_du_summary_as_buildx_tabwriter() -> None:
+    from types import SimpleNamespace as Entry
+
+    entries = [Entry(size=2_000_000, shared=False, in_use=False),
+               Entry(size=500, shared=False, in_use=True)]
+    assert cli._du_summary(entries) == "Reclaimable:\t2MB\nTotal:\t\t2MB\n"
+    entries.append(Entry(size=1000, shared=True, in_use=False))
+    assert cli._du_summary(entries) == ("Shared:\t\t1kB\nPrivate:\t2MB\n"
+                                        "Reclaimable:\t2MB\nTotal:\t\t2MB\n")
+
+
+def test_builder_du_empty(barque: Barque) -> None:
+    assert ok(barque.run("builder", "du")) == ("ID        RECLAIMABLE   SIZE      LAST ACCESSED\n"
+                                               "Reclaimable:\t0B\nTotal:\t\t0B\n")
+    result = barque.run("builder", "du", "--verbose", "--format", "x")
+    assert result.returncode == 1
+    assert result.stderr == "--format and --verbose cannot be used together\n"
