@@ -190,7 +190,8 @@ def _decompressed(stream: IO[bytes], head: bytes) -> IO[bytes]:
     if head.startswith(_XZ):
         import lzma  # its LZMAError is not an OSError: _Errors turns it into one
 
-        return _Errors(lzma.LZMAFile(raw), lzma.LZMAError)
+        checked: Any = _Errors(lzma.LZMAFile(raw), lzma.LZMAError)
+        return checked
     return raw
 
 
