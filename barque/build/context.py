@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 
 from barque.build import ignore
 from barque.build.ignore import Matcher
@@ -216,19 +217,19 @@ def _unpack(stream: IO[bytes], head: bytes, tmp_dir: str) -> _Temp:
 # --- the Dockerfile -----------------------------------------------------------------------
 
 def _read_in_root(root: str, name: str) -> bytes | None:
-    """The file `name` inside `root` (symlinks followed inside it); None if missing."""
+    """The regular file `name` inside `root` (symlinks followed inside it); None if it is
+    missing or not a regular file (a fifo there would block the read forever)."""
     with paths.rooted(root) as root_fd:
         try:
-            fd = paths.open_in_root(root_fd, name, os.O_RDONLY)
+            fd = paths.open_in_root(root_fd, name, os.O_RDONLY | os.O_NONBLOCK)
         except OSError as e:
             if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
                 return None
             raise
     with os.fdopen(fd, "rb") as f:
-        try:
-            return f.read()
-        except IsADirectoryError:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
+        return f.read()
 
 
 def _read_host(path: str) -> bytes | None:
@@ -288,7 +289,7 @@ def _ignore_for(context_dir: str, dockerfile_name: str, in_root: bool) -> Matche
         try:
             return ignore.load(context_dir, dockerfile_name)
         except ignore.IgnoreError as e:
-            raise ContextError(f"failed to parse dockerignore: {e}") from None
+            raise ContextError(str(e)) from None
     for name in (dockerfile_name + ".dockerignore", ".dockerignore"):
         data = _read_in_root(context_dir, name)
         if data is not None:
@@ -298,9 +299,9 @@ def _ignore_for(context_dir: str, dockerfile_name: str, in_root: bool) -> Matche
 
 def _matcher(data: bytes) -> Matcher:
     try:
-        return Matcher(ignore.read_patterns(data))
+        return ignore.from_data(data)
     except ignore.IgnoreError as e:
-        raise ContextError(f"failed to parse dockerignore: {e}") from None
+        raise ContextError(str(e)) from None
 
 
 # --- the entry point ----------------------------------------------------------------------

@@ -258,10 +258,20 @@ def ignore_file(context_dir: str, dockerfile_name: str) -> str | None:
     return None
 
 
+def from_data(data: bytes) -> Matcher:
+    """The Matcher of an ignore file's text; IgnoreError in fsutil's words for a malformed
+    pattern."""
+    patterns = read_patterns(data)
+    try:
+        return Matcher(patterns)
+    except IgnoreError as e:
+        raise IgnoreError(f"invalid excludepatterns: [{' '.join(patterns)}]: {e}") from None
+
+
 def load(context_dir: str, dockerfile_name: str = "Dockerfile") -> Matcher:
     """The context's Matcher (an empty one when there is no ignore file)."""
     path = ignore_file(context_dir, dockerfile_name)
     if path is None:
         return Matcher()
     with open(path, "rb") as f:
-        return Matcher(read_patterns(f.read()))
+        return from_data(f.read())

@@ -9,6 +9,7 @@ import gzip
 import io
 import lzma
 import os
+import signal
 import tarfile
 
 import pytest
@@ -77,6 +78,18 @@ def test_directory_context(tmp_path: os.PathLike[str], tmp: str) -> None:
         assert c.dockerfile_name == "Dockerfile"
         assert c.ignore.matches("x.tmp")
     assert os.path.exists(os.path.join(ctx, "Dockerfile"))  # a directory is used, not copied
+    assert os.listdir(tmp) == []
+
+
+def test_bad_ignore_file(tmp_path: os.PathLike[str], tmp: str) -> None:
+    ctx = os.path.join(str(tmp_path), "ctx")
+    _write(os.path.join(ctx, "Dockerfile"), "FROM scratch\n")
+    _write(os.path.join(ctx, ".dockerignore"), "!\n")
+    with pytest.raises(ContextError, match='illegal exclusion pattern: "!"'):
+        open_context(ctx)
+    data = _tar([("Dockerfile", "FROM x\n", "f"), (".dockerignore", "a[\n", "f")])
+    with pytest.raises(ContextError, match="syntax error in pattern"):
+        open_context("-", stdin=io.BytesIO(data), tmp_dir=tmp)
     assert os.listdir(tmp) == []
 
 
@@ -222,6 +235,27 @@ def test_archive_dockerfile_symlink_is_read_inside(tmp_path: os.PathLike[str],
                       tmp_dir=tmp) as c:
         assert c.dockerfile == b"FROM real\n"
         assert not c.ignore  # both ignore files dangle inside the archive
+    assert os.listdir(tmp) == []
+
+
+def test_archive_dockerfile_fifo_does_not_block(tmp: str) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name in ("Dockerfile", ".dockerignore"):
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.FIFOTYPE
+            tar.addfile(info)
+    def timeout(*_: object) -> None:
+        raise TimeoutError("reading the archive's Dockerfile blocked")
+
+    previous = signal.signal(signal.SIGALRM, timeout)
+    signal.alarm(10)  # bounded: a blocking open would otherwise hang the run
+    try:
+        with pytest.raises(ContextError, match="Cannot locate specified Dockerfile"):
+            open_context("-", stdin=io.BytesIO(buf.getvalue()), tmp_dir=tmp)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
     assert os.listdir(tmp) == []
 
 

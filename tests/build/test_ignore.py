@@ -212,3 +212,11 @@ def test_load_prefers_the_dockerfile_specific_file(tmp_path: os.PathLike[str]) -
     m = ignore.load(ctx, "sub/app.Dockerfile")
     assert m.matches("a.log") and not m.matches("a.tmp")
     assert ignore.load(ctx, "Dockerfile").matches("a.tmp")
+
+
+def test_load_reports_a_bad_pattern(tmp_path: os.PathLike[str]) -> None:
+    with open(os.path.join(str(tmp_path), ".dockerignore"), "w") as f:
+        f.write("ok\n[bad\n")
+    with pytest.raises(IgnoreError, match=r"^invalid excludepatterns: \[ok \[bad\]: syntax "
+                                          r"error in pattern$"):
+        ignore.load(str(tmp_path), "Dockerfile")
