@@ -187,21 +187,30 @@ class Matcher:
 
     def dir_state(self, directory: str) -> tuple[bool, MatchInfo] | None:
         """(excluded, match info) of a directory as a walk from the top reaches it; None if
-        the walk never gets there (an ancestor excluded with nothing to re-include below)."""
+        the walk never gets there (an ancestor excluded with nothing to re-include below).
+        Iterative, from the deepest ancestor already known: a hostile tree may be deep."""
         if directory in self._dirs:
             return self._dirs[directory]
-        head, _, _ = directory.rpartition("/")
-        parent_info: MatchInfo | None = None
-        if head:
-            state = self.dir_state(head)
+        parts = directory.split("/")
+        known = len(parts) - 1
+        while known > 0 and "/".join(parts[:known]) not in self._dirs:
+            known -= 1
+        info: MatchInfo | None = None
+        if known > 0:
+            state = self._dirs["/".join(parts[:known])]
             if state is None:
                 return None
-            parent_info = state[1]
-        excluded, info = self.check(directory, parent_info)
-        result: tuple[bool, MatchInfo] | None = (excluded, info)
-        if excluded and not self.may_match_children(directory):
-            result = None
-        self._dirs[directory] = result
+            info = state[1]
+        result: tuple[bool, MatchInfo] | None = None
+        for depth in range(known, len(parts)):
+            path = "/".join(parts[: depth + 1])
+            excluded, info = self.check(path, info)
+            result = (excluded, info)
+            if excluded and not self.may_match_children(path):
+                result = None
+            self._dirs[path] = result
+            if result is None:
+                break
         return result
 
     def matches(self, path: str) -> bool:

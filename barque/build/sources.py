@@ -207,10 +207,15 @@ def _walk_below(flt: _Filter, dir_fd: int, real: str, sub: str,
                         stack[i] = level[:5] + (None,)
                 yield found
             if is_dir and (not out or descend):
-                sub_fd = os.open(name, _DIR_FLAGS, dir_fd=fd)
-                child = _listing(sub_fd)
-                child.reverse()
+                try:
+                    sub_fd = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                except OSError as e:
+                    if e.errno in (errno.EMFILE, errno.ENFILE):  # an fd per level walked
+                        raise SourceError(f"{c_sub}: too many levels of directories") from None
+                    raise
+                child: list[str] = []
                 stack.append((sub_fd, c_real, c_sub, c_infos, child, found if out else None))
+                child.extend(reversed(_listing(sub_fd)))  # the fd is the stack's to close
     finally:
         for level in stack:
             if level[0] != dir_fd:
@@ -402,6 +407,7 @@ def match_sources(root: str, patterns: Sequence[str], *, ignore: Matcher | None 
 # File content digests by what identifies a file's version without reading it: a rewrite
 # changes mtime or ctime (and a rename keeps the inode's digest right).
 _file_digests: dict[tuple[int, int, int, int, int], str] = {}
+_MAX_DIGESTS = 1 << 16  # a long-running server's memory stays bounded: start over past it
 
 
 def _file_digest(dir_fd: int, name: str, st: os.stat_result) -> str:
@@ -421,6 +427,8 @@ def _file_digest(dir_fd: int, name: str, st: os.stat_result) -> str:
     finally:
         os.close(fd)
     digest = str(h.hexdigest())
+    if len(_file_digests) >= _MAX_DIGESTS:
+        _file_digests.clear()
     _file_digests[key] = digest
     return digest
 

@@ -220,3 +220,12 @@ def test_load_reports_a_bad_pattern(tmp_path: os.PathLike[str]) -> None:
     with pytest.raises(IgnoreError, match=r"^invalid excludepatterns: \[ok \[bad\]: syntax "
                                           r"error in pattern$"):
         ignore.load(str(tmp_path), "Dockerfile")
+
+
+def test_deep_paths_do_not_recurse() -> None:
+    deep = "/".join(["d"] * 5000)
+    m = Matcher(["x", "!y"])
+    assert not m.matches(deep + "/f")
+    assert Matcher(["d"]).matches(deep + "/f")
+    assert Matcher(["**/f", "!d/d/**"]).matches("d/f")
+    assert not Matcher(["**/f", "!d/d/**"]).matches("d/d/f")

@@ -273,3 +273,47 @@ def test_checksum_is_fast(tmp_path: os.PathLike[str]) -> None:
     times.sort()
     assert cold < 0.05
     assert times[len(times) // 2] < 0.01, times
+
+
+def test_no_descriptor_is_left_open(ctx: str) -> None:
+    _tree(ctx, {"app/a/b/c": "x", "app/d": "->a"})
+    before = sorted(os.listdir("/proc/self/fd"))
+    srcs = match_sources(ctx, ["app", "*.go", "app/*/b"], ignore=Matcher(["x", "!y"]))
+    checksum(ctx, srcs)
+    walking = sources.walk(ctx, "app")
+    next(walking), next(walking), next(walking)
+    walking.close()  # abandoned mid-walk
+    with pytest.raises(SourceNotFound):
+        list(sources.walk(ctx, "nope"))
+    with pytest.raises(SourceNotFound):
+        match_sources(ctx, ["app", "nope"])
+    assert sorted(os.listdir("/proc/self/fd")) == before
+
+
+def test_deep_trees_are_walked(tmp_path: os.PathLike[str]) -> None:
+    # Deeper than Python's recursion limit, built with fds (the path outgrows PATH_MAX).
+    root = os.path.join(str(tmp_path), "deep")
+    os.mkdir(root)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    depth = 1500
+    for _ in range(depth):
+        os.mkdir("dddd", dir_fd=fd)
+        sub = os.open("dddd", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = sub
+    os.close(os.open("f", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd))
+    os.close(fd)
+    found = list(sources.walk(root, ""))
+    assert len(found) == depth + 2
+    assert found[-1].path.endswith("/f")
+    assert checksum(root, [Source(".", [""])]).startswith("sha256:")
+    # rmtree recurses per level: remove it with fds too.
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    fds = [fd]
+    for _ in range(depth):
+        fds.append(os.open("dddd", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fds[-1]))
+    os.unlink("f", dir_fd=fds[-1])
+    for _ in range(depth):
+        os.close(fds.pop())
+        os.rmdir("dddd", dir_fd=fds[-1])
+    os.close(fds.pop())
