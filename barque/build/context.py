@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 DEFAULT_DOCKERFILE = "Dockerfile"
 TEMP_PREFIX = ".build-context-"
+_RECLAIM_AGE = 10.0  # seconds: a younger directory may be between mkdtemp and flock
 _PEEK = 1024  # the docker CLI's look at stdin to tell an archive from a Dockerfile
 _GZIP, _ZSTD = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
 _BZIP2, _XZ = b"BZh", b"\xfd7zXZ\x00"
@@ -92,6 +93,7 @@ def reclaim(tmp_dir: str) -> int:
     """Remove unpacked contexts that killed builds left in `tmp_dir` (those no process holds
     locked); the number removed."""
     import fcntl
+    import time
 
     from barque.storage.blobs import remove_tree
 
@@ -109,6 +111,8 @@ def reclaim(tmp_dir: str) -> int:
         except OSError:
             continue
         try:
+            if time.time() - os.fstat(fd).st_ctime < _RECLAIM_AGE:
+                raise BlockingIOError  # maybe just made, not locked yet
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
