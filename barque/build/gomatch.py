@@ -1,7 +1,8 @@
 """Go's path rules, which Dockerfiles and .dockerignore files are written against:
-`filepath.Clean` and `filepath.Match` (`*`, `?`, `[...]` with `^` negation and ranges, `\\`
-escapes; `*` and `?` never match `/`). Same results and the same syntax errors as Go, so a
-pattern Docker accepts is accepted here and one it refuses is refused with its words."""
+`path.Clean` and `path.Match` / `filepath.Match` (`*`, `?`, `[...]` with `^` negation and
+ranges, `\\` escapes; `*` and `?` never match `/`). Same results and the same syntax errors
+as Go (checked against Go's own on random patterns), so a pattern Docker accepts is accepted
+here and one it refuses is refused with its words."""
 
 from __future__ import annotations
 
@@ -135,8 +136,10 @@ def _match_chunk(chunk: str, s: str) -> str | None:
     return None if failed else s
 
 
-def match(pattern: str, name: str) -> bool:
-    """Go's filepath.Match on Linux. Raises BadPattern for a malformed pattern."""
+def match(pattern: str, name: str, *, check_rest: bool = True) -> bool:
+    """Go's path.Match: raises BadPattern for a malformed pattern. With `check_rest` false,
+    Go's filepath.Match, which stops at the first chunk that fails to match and so does not
+    see a syntax error after it (moby/patternmatcher validates with that one)."""
     while pattern:
         star, chunk, pattern = _scan_chunk(pattern)
         if star and not chunk:
@@ -158,13 +161,14 @@ def match(pattern: str, name: str) -> bool:
                     break
             if found:
                 continue
-        while pattern:  # no match: the rest must still be well-formed
+        while pattern and check_rest:  # no match: the rest must still be well-formed
             _, chunk, pattern = _scan_chunk(pattern)
             _match_chunk(chunk, "")
         return False
     return not name
 
 
-def validate(pattern: str) -> None:
-    """Raise BadPattern if Go would refuse `pattern` (what patternmatcher.New checks)."""
-    match(pattern, ".")
+def validate(pattern: str, *, check_rest: bool = True) -> None:
+    """Raise BadPattern if Go would refuse `pattern`: path.Match's full check, or with
+    `check_rest` false what patternmatcher.New checks (filepath.Match(pattern, "."))."""
+    match(pattern, ".", check_rest=check_rest)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 
 from barque.build import gomatch
 
@@ -43,6 +44,7 @@ def _compile(pattern: str) -> tuple[int, re.Pattern[str] | None]:
     """patternmatcher's compile: the match type and, for _REGEX, the expression."""
     out = "^"
     kind = _EXACT
+    anchored = True
     i, n = 0, len(pattern)
     while i < n:
         start = i
@@ -78,7 +80,10 @@ def _compile(pattern: str) -> tuple[int, re.Pattern[str] | None]:
                 i += 1
                 kind = _REGEX
             else:
-                out += "\\\\"
+                # Go's own quirk: this backslash escapes the "$" appended at the end, so the
+                # expression wants a literal "$" there and has no end anchor.
+                out += "\\$"
+                anchored = False
         elif c in "[]":
             out += c
             kind = _REGEX
@@ -87,7 +92,10 @@ def _compile(pattern: str) -> tuple[int, re.Pattern[str] | None]:
     if kind != _REGEX:
         return kind, None
     try:
-        return kind, re.compile(out + r"\Z")
+        with warnings.catch_warnings():
+            # "[[" is a "possible nested set" to Python, a '[' in a class to Go (and here).
+            warnings.simplefilter("ignore", FutureWarning)
+            return kind, re.compile(out + (r"\Z" if anchored else ""))
     except re.error:
         raise IgnoreError("syntax error in pattern") from None
 
@@ -138,7 +146,7 @@ class Matcher:
                     raise IgnoreError('illegal exclusion pattern: "!"')
                 text = text[1:]
             try:
-                gomatch.validate(text)
+                gomatch.validate(text, check_rest=False)
             except gomatch.BadPattern as e:
                 raise IgnoreError(str(e)) from None
             self.patterns.append(Pattern(text, exclusion))
@@ -162,7 +170,7 @@ class Matcher:
             hit = parent[i] if parent else False
             if not hit and pattern.exclusion == matched:
                 hit = pattern.match(path)
-                if not hit and parent is None and "/" in path:
+                if not hit and parent is None and "/" in path:  # MatchesOrParentMatches
                     hit = self._parents_match(pattern, path)
             info.append(hit)
             if hit:
@@ -171,7 +179,11 @@ class Matcher:
 
     @staticmethod
     def _parents_match(pattern: Pattern, path: str) -> bool:
-        parts = path.split("/")[:-1]
+        """Whether `pattern` matches a parent of `path`: each prefix of Go's filepath.Dir."""
+        parent = gomatch.clean(path[: path.rfind("/") + 1])
+        if parent == ".":
+            return False
+        parts = parent.split("/")
         return any(pattern.match("/".join(parts[: i + 1])) for i in range(len(parts)))
 
     def may_match_children(self, directory: str) -> bool:

@@ -229,3 +229,23 @@ def test_deep_paths_do_not_recurse() -> None:
     assert Matcher(["d"]).matches(deep + "/f")
     assert Matcher(["**/f", "!d/d/**"]).matches("d/f")
     assert not Matcher(["**/f", "!d/d/**"]).matches("d/d/f")
+
+
+def test_cases_found_against_go() -> None:
+    """Differences a differential run against Go 1.19's path.Match, filepath.Match and
+    moby/patternmatcher turned up (now agreeing with Go)."""
+    # A parent is each prefix of Go's filepath.Dir, which cleans: "/" is a parent of "/x",
+    # and "./" has none.
+    assert Matcher(["/"]).check("/-*a", None)[0]
+    assert not Matcher(["."]).check("./", None)[0]
+    # filepath.Match stops at the first failing chunk, so patternmatcher accepts a pattern
+    # malformed after it; path.Match (COPY's wildcards, BuildKit's checksums) refuses it.
+    assert Matcher(["-*b[*"]).patterns
+    assert not gomatch.match("-*b[*", "x", check_rest=False)
+    with pytest.raises(gomatch.BadPattern):
+        gomatch.match("-*b[*", "x")
+    # Go's expression for a pattern ending in a backslash wants a literal "$" there (the
+    # backslash escapes the "$" anchor it appends), unanchored.
+    m = Matcher(["**/*\\"])
+    assert not m.matches("\\")
+    assert m.matches("a$") and m.matches("x/a$b")
