@@ -308,10 +308,11 @@ def _present(r: _Root, ignore: Matcher | None, real: str, st: os.stat_result) ->
     dir_fd = r.open_dir(real)
     if dir_fd is None:
         return False
+    below = _walk_below(_Filter(ignore, None), dir_fd, real, "", (state[1], None))
     try:
-        below = _walk_below(_Filter(ignore, None), dir_fd, real, "", (state[1], None))
         return next(below, None) is not None
     finally:
+        below.close()
         os.close(dir_fd)
 
 
