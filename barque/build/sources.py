@@ -31,7 +31,7 @@ from barque.structs import dataclass, field
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Generator, Iterable, Iterator, Sequence
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 1 << 20
@@ -172,7 +172,8 @@ def _excludes_matcher(excludes: Sequence[str] | Matcher) -> Matcher | None:
 
 
 def _walk_below(flt: _Filter, dir_fd: int, real: str, sub: str,
-                infos: tuple[MatchInfo | None, MatchInfo | None]) -> Iterator[Found]:
+                infos: tuple[MatchInfo | None, MatchInfo | None]
+                ) -> Generator[Found, None, None]:
     """The entries below the open directory `dir_fd`, sorted, parents first. An excluded
     directory is given only before something below it that is not excluded."""
     # A stack of (directory fd, its real path, its path in the walk, its infos, the names
