@@ -44,15 +44,18 @@ class ContextError(Exception):
 
 class Context:
     """A prepared context: `dir` (a host directory), the Dockerfile's text and its name
-    relative to `dir` (absolute when it is outside), and the ignore file's Matcher. close()
-    removes what was unpacked."""
+    relative to `dir` (absolute when it is outside), the ignore file's Matcher, name and
+    size (None and 0 without one: for progress lines). close() removes what was unpacked."""
 
     def __init__(self, directory: str, dockerfile: bytes, dockerfile_name: str,
-                 ignore_matcher: Matcher, temp: _Temp | None = None) -> None:
+                 ignore_matcher: Matcher, ignore_name: str | None = None, ignore_size: int = 0,
+                 *, temp: _Temp | None = None) -> None:
         self.dir = directory
         self.dockerfile = dockerfile
         self.dockerfile_name = dockerfile_name
         self.ignore = ignore_matcher
+        self.ignore_name = ignore_name
+        self.ignore_size = ignore_size
         self._temp = temp
 
     def close(self) -> None:
@@ -287,18 +290,22 @@ def _read_stdin(stdin: IO[bytes] | None) -> bytes:
     return stdin.read()
 
 
-def _ignore_for(context_dir: str, dockerfile_name: str, in_root: bool) -> Matcher:
-    """The ignore file's Matcher; an unpacked archive's read inside it."""
-    if not in_root:
-        try:
-            return ignore.load(context_dir, dockerfile_name)
-        except ignore.IgnoreError as e:
-            raise ContextError(str(e)) from None
-    for name in (dockerfile_name + ".dockerignore", ".dockerignore"):
-        data = _read_in_root(context_dir, name)
-        if data is not None:
-            return _matcher(data)
-    return Matcher()
+def _ignore_for(context_dir: str, dockerfile_name: str, in_root: bool
+                ) -> tuple[Matcher, str | None, int]:
+    """(the ignore file's Matcher, its name relative to the context or None, its size); an
+    unpacked archive's is read inside it."""
+    if in_root:
+        for name in (dockerfile_name + ".dockerignore", ".dockerignore"):
+            data = _read_in_root(context_dir, name)
+            if data is not None:
+                return _matcher(data), name, len(data)
+        return Matcher(), None, 0
+    path = ignore.ignore_file(context_dir, dockerfile_name)
+    data = _read_host(path) if path is not None else None
+    if path is None or data is None:
+        return Matcher(), None, 0
+    rel = os.path.relpath(path, context_dir)
+    return _matcher(data), (path if rel.startswith("../") else rel), len(data)
 
 
 def _matcher(data: bytes) -> Matcher:
@@ -337,7 +344,7 @@ def open_context(arg: str, *, dockerfile: str | None = None, stdin: IO[bytes] | 
     if os.path.isdir(arg):
         context_dir = os.path.realpath(os.path.abspath(arg))
         text, name = _dockerfile_in_dir(context_dir, dockerfile, stdin)
-        return Context(context_dir, text, name, _ignore_for(context_dir, name, False))
+        return Context(context_dir, text, name, *_ignore_for(context_dir, name, False))
     if os.path.isfile(arg):
         with open(arg, "rb") as f:
             head = _peek(f)
@@ -364,11 +371,11 @@ def _from_stream(stream: IO[bytes], dockerfile: str | None, head: bytes | None,
                                "correspond to Dockerfiles")
         text = head + stream.read()
         temp = _Temp(parent)
-        return Context(temp.path, text, DEFAULT_DOCKERFILE, Matcher(), temp)
+        return Context(temp.path, text, DEFAULT_DOCKERFILE, Matcher(), temp=temp)
     temp = _unpack(stream, head, parent)
     try:
         text, name = _dockerfile_in_unpacked(temp.path, dockerfile, stdin)
-        return Context(temp.path, text, name, _ignore_for(temp.path, name, True), temp)
+        return Context(temp.path, text, name, *_ignore_for(temp.path, name, True), temp=temp)
     except BaseException:
         temp.remove()
         raise

@@ -77,6 +77,7 @@ def test_directory_context(tmp_path: os.PathLike[str], tmp: str) -> None:
         assert c.dockerfile == b"FROM scratch\n"
         assert c.dockerfile_name == "Dockerfile"
         assert c.ignore.matches("x.tmp")
+        assert (c.ignore_name, c.ignore_size) == (".dockerignore", 6)
     assert os.path.exists(os.path.join(ctx, "Dockerfile"))  # a directory is used, not copied
     assert os.listdir(tmp) == []
 
@@ -118,6 +119,7 @@ def test_dockerfile_flag_is_relative_to_cwd(tmp_path: os.PathLike[str],
         assert c.dockerfile == b"FROM inside\n"
         assert c.dockerfile_name == "sub/app.Dockerfile"
         assert c.ignore.matches("a.log") and not c.ignore.matches("a.tmp")
+        assert c.ignore_name == "sub/app.Dockerfile.dockerignore"
     monkeypatch.chdir(base)
     with open_context("ctx", dockerfile="elsewhere/Dockerfile") as c:
         assert c.dockerfile == b"FROM outside\n"
@@ -140,6 +142,7 @@ def test_dockerfile_on_stdin_is_an_empty_context(tmp: str) -> None:
     c = open_context("-", stdin=io.BytesIO(b"FROM busybox\nRUN true\n"), tmp_dir=tmp)
     assert c.dockerfile == b"FROM busybox\nRUN true\n"
     assert os.listdir(c.dir) == []
+    assert (c.ignore_name, c.ignore_size, bool(c.ignore)) == (None, 0, False)
     assert os.path.dirname(c.dir) == tmp
     assert os.stat(c.dir).st_mode & 0o777 == 0o700
     c.close()
@@ -171,6 +174,7 @@ def test_tarball_contexts(tmp_path: os.PathLike[str], tmp: str, kind: str, via: 
                       tmp_dir=tmp) as c:
         assert c.dockerfile == b"FROM busybox\n"
         assert c.ignore.matches("x.log") and not c.ignore.matches("a")
+        assert (c.ignore_name, c.ignore_size) == ("sub/b.Dockerfile.dockerignore", 6)
     with pytest.raises(ContextError, match="Cannot locate specified Dockerfile: nope"):
         open_context("-", dockerfile="nope", stdin=io.BytesIO(data), tmp_dir=tmp)
     assert os.listdir(tmp) == []
