@@ -249,3 +249,31 @@ def test_cases_found_against_go() -> None:
     m = Matcher(["**/*\\"])
     assert not m.matches("\\")
     assert m.matches("a$") and m.matches("x/a$b")
+
+
+@pytest.mark.parametrize(("pattern", "path", "excluded"), [
+    # patternmatcher's escaping bitmap misses "|", "{" and "}": Go's regexp sees them.
+    ("a|b*", "azzz", True), ("a|b*", "qqqb", True), ("a|b*", "qqq", False),
+    ("x{2}*", "xx", True), ("x{2}*", "x{2}", False), ("a{,2}*", "a{,2}", True),
+    ("{*", "{a", True), ("}*", "}", True),
+    # Escapes and classes are Go regexp's, not filepath.Match's.
+    ("\\d*", "7up", True), ("\\d*", "dup", False), ("\\w\\W*", "a-", True),
+    ("\\s*", "\v", False), ("\\x41*", "Ab", True), ("\\101*", "Ab", True),
+    ("[[:alpha:]]*", "abc", True), ("[[:alpha:]]*", "1bc", False),
+    ("[[:^digit:]]*", "abc", True), ("[[:^digit:]]*", "1bc", False),
+    # \Q quotes what follows as Go's regexp gets it: the "*" already an expression.
+    ("a\\Q*b", "a*b", False), ("a\\Q*b", "a[^/]*b$", True), ("a\\Q*b", "a[^/]*b$x", True),
+    ("\\z*", "", True), ("*\\B", "", True), ("*\\B", "ab", False), ("a\\b*", "a", True),
+    ("é?[☺]", "éx☺", True),
+])
+def test_go_regexp_semantics(pattern: str, path: str, excluded: bool) -> None:
+    # Each expectation is what Go (1.19) with moby/patternmatcher answers.
+    assert Matcher([pattern]).check(path, None)[0] is excluded
+
+
+@pytest.mark.parametrize("pattern", ["a{1,2000}*", "*{2}", "\\pL*", "[\\p{Greek}]*",
+                                     "[[:foo:]]*", "\\1*", "\\C*", "\\x{110000}*", "[z-a]*"])
+def test_go_regexp_errors(pattern: str) -> None:
+    # Go refuses these expressions when first used ("\p" classes are Go's, but refused here).
+    with pytest.raises(IgnoreError, match="syntax error in pattern"):
+        Matcher([pattern])
