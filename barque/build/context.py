@@ -36,6 +36,8 @@ _RECLAIM_AGE = 10.0  # seconds: a younger directory may be between mkdtemp and f
 _PEEK = 1024  # the docker CLI's look at stdin to tell an archive from a Dockerfile
 _GZIP, _ZSTD = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
 _BZIP2, _XZ = b"BZh", b"\xfd7zXZ\x00"
+_BZIP2_BLOCK = b"\x31\x41\x59\x26\x53\x59"  # after "BZh" and the level: a tar or a
+#                                              Dockerfile may well begin with "BZh" too
 
 
 class ContextError(Exception):
@@ -165,9 +167,13 @@ def _is_tar_header(block: bytes) -> bool:
     return True
 
 
+def _is_bzip2(head: bytes) -> bool:
+    return head.startswith(_BZIP2) and head[4:10] == _BZIP2_BLOCK
+
+
 def is_archive(head: bytes) -> bool:
     """The docker CLI's test: a compression's magic bytes, or a readable tar header."""
-    if head.startswith((_GZIP, _ZSTD, _BZIP2, _XZ)):
+    if head.startswith((_GZIP, _ZSTD, _XZ)) or _is_bzip2(head):
         return True
     return _is_tar_header(head)
 
@@ -191,7 +197,7 @@ def _decompressed(stream: IO[bytes], head: bytes) -> IO[bytes]:
         from barque.storage.compression import decompressed
 
         return decompressed(raw, "")
-    if head.startswith(_BZIP2):
+    if _is_bzip2(head):
         import bz2
 
         return bz2.BZ2File(raw)

@@ -189,6 +189,15 @@ def test_corrupt_or_truncated_archives(tmp: str, kind: str) -> None:
     assert os.listdir(tmp) == []
 
 
+def test_names_that_look_like_magic(tmp: str) -> None:
+    # "BZh" alone is not bzip2: a Dockerfile or a tar's first name may begin with it.
+    with open_context("-", stdin=io.BytesIO(b"BZh9 is not a compressor\n"), tmp_dir=tmp) as c:
+        assert c.dockerfile == b"BZh9 is not a compressor\n"
+    data = _tar([("BZh9-notes", "x", "f"), ("Dockerfile", "FROM scratch\n", "f")])
+    with open_context("-", stdin=io.BytesIO(data), tmp_dir=tmp) as c:
+        assert c.dockerfile == b"FROM scratch\n"
+
+
 def test_missing_and_unsupported_contexts(tmp_path: os.PathLike[str]) -> None:
     with pytest.raises(ContextError, match='^unable to prepare context: path "nope" not found$'):
         open_context("nope")
