@@ -179,6 +179,15 @@ def write_etc_files(container_dir: str, hostname: str, host_config: dict[str, An
         ol.atomic_write(os.path.join(container_dir, name), text.encode(), durable=False)
 
 
+def make_workdir(rootfs: str, cwd: str) -> None:
+    """Docker makes the working dir at each start (for any user), inside the container's root:
+    a `..` or a symlink in the image or put there by the container never leads to the host."""
+    from barque.linux import paths
+
+    with paths.rooted(rootfs) as root_fd:
+        os.close(paths.mkdir_all(root_fd, cwd))
+
+
 def _read(path: str, default: str) -> str:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:

@@ -1,0 +1,398 @@
+"""A build's RUN steps, run by the engine (barque.build.executor.Executor): one process in
+the step's mounted root filesystem, in a container made the way `barque run` makes one
+(engine/spec.py: Docker's capabilities, seccomp profile, masked and read-only paths, /dev,
+/dev/shm), on the build's network, through `barque-runtime run` in the foreground.
+
+Lighter than a container: no record in the state DB, no monitor; the runtime's state, the
+cgroup, the network namespace and veth (and its address), the /etc files and secrets live
+for the run alone. They are kept under <runroot>/build-runs/<id>/, whose lock the run holds
+while it lives: a build killed with -9 leaves a directory whose lock is free, and the next
+executor reclaims what it names (build_reclaim.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from barque.build.executor import ExecutorError
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from barque.build.executor import RunMount, RunRequest
+    from barque.engine.context import Engine
+    from barque.engine.records import ContainerRecord
+
+RUNS_DIR = "build-runs"
+ID_PREFIX = "build-"
+NETWORKS = ("default", "none", "host")
+_LOCK = "lock"
+_CHUNK = 65536
+
+
+def runs_dir(engine: Engine) -> str:
+    return os.path.join(engine.paths.runroot, RUNS_DIR)
+
+
+class EngineExecutor:
+    """The engine's Executor; one per build (it may run steps from several threads)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        from barque.engine import build_reclaim
+
+        build_reclaim.reclaim(engine)
+
+    def run(self, request: RunRequest, output: Callable[[int, bytes], None]) -> int:
+        run = _Run(self.engine, request)
+        try:
+            run.prepare()
+            return run.execute(output)
+        finally:
+            run.close()
+
+
+class _Run:
+    """One RUN: made by prepare(), run by execute(), unmade by close() from any point."""
+
+    def __init__(self, engine: Engine, request: RunRequest) -> None:
+        self.engine = engine
+        self.request = request
+        self.id = ID_PREFIX + os.urandom(12).hex()
+        self.dir = os.path.join(runs_dir(engine), self.id)
+        self.lock_fd = -1
+        self.record: ContainerRecord | None = None  # a transient one, for the default bridge
+        self.stubs: _Stubs | None = None
+        self.started = False
+
+    # --- prepare -------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        from barque.engine import spec
+        from barque.engine.spec_security import SecurityError
+        from barque.engine.users import RootfsError
+
+        request = self.request
+        if request.network not in NETWORKS:
+            raise ExecutorError(f"network mode {request.network!r} not supported by the builder")
+        self._make_dir()
+        netns, hosts, resolv_conf = self._network()
+        config = {"Entrypoint": list(request.args), "Env": list(request.env),
+                  "WorkingDir": request.cwd or "/", "User": request.user,
+                  "Hostname": request.hostname}
+        host_config = {"NetworkMode": request.network,
+                       "Privileged": request.security == "insecure"}
+        try:
+            user_mounts = [self._oci_mount(m) for m in request.mounts]
+            made = spec.make_spec(self.id, config, host_config, request.rootfs, self.dir,
+                                  user_mounts, network_path=netns)
+            spec.write_etc_files(self.dir, made["hostname"], host_config, hosts, resolv_conf)
+            self.stubs = _Stubs(request.rootfs, made["mounts"])
+            spec.make_workdir(request.rootfs, made["process"]["cwd"])
+        except (spec.SpecError, RootfsError, SecurityError) as e:
+            raise ExecutorError(str(e)) from None
+        made["process"]["terminal"] = False
+        from barque.runtime import fastjson
+
+        with open(os.path.join(self.dir, "config.json"), "w") as f:
+            f.write(fastjson.dumps(made))
+
+    def _make_dir(self) -> None:
+        import fcntl
+
+        os.makedirs(runs_dir(self.engine), mode=0o700, exist_ok=True)
+        os.mkdir(self.dir, 0o700)
+        self.lock_fd = os.open(os.path.join(self.dir, _LOCK),
+                               os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
+
+    def _network(self) -> tuple[str | None, str | None, str | None]:
+        """(the netns path for the spec, /etc/hosts, /etc/resolv.conf; None: spec's)."""
+        mode = self.request.network
+        if mode == "host":
+            from barque.engine.spec import _read
+
+            # The host's loopback is the run's: its local resolver works there.
+            return None, None, _read("/etc/resolv.conf", "")
+        if mode == "none":
+            return None, None, None
+        from barque.engine import netsetup
+        from barque.engine.errors import EngineError
+        from barque.engine.records import ContainerRecord
+
+        # Never saved: netsetup keys the endpoint (its address) and the namespace by its id.
+        self.record = ContainerRecord(
+            id=self.id, name=self.id, created="", image="", image_id="",
+            config={"Hostname": self.request.hostname},
+            host_config={"NetworkMode": "default", "AutoRemove": True})
+        try:
+            sandbox = netsetup.setup(self.engine, self.record)
+        except EngineError as e:
+            raise ExecutorError(str(e)) from None
+        sandbox.close_fds()  # no published ports: none held
+        return sandbox.netns, sandbox.hosts, sandbox.resolv_conf
+
+    def _oci_mount(self, mount: RunMount) -> dict[str, Any]:
+        return _oci_mount(self.dir, mount)
+
+    # --- execute -------------------------------------------------------------------------------
+
+    def execute(self, output: Callable[[int, bytes], None]) -> int:
+        from barque.engine.context import find_runtime
+
+        runtime = find_runtime()
+        log = os.path.join(self.dir, "runtime.log")
+        self.started = True
+        proc = subprocess.Popen(
+            [runtime, "--root", self.engine.paths.runtime_root, "--log", log,
+             "--log-format", "json", "run", "--bundle", self.dir, self.id],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            _pump(proc, output)
+            code = proc.wait()
+        except BaseException:
+            self._kill(proc)
+            raise
+        error = _runtime_error(log)
+        if error is not None:
+            raise ExecutorError(error)
+        return code
+
+    def _kill(self, proc: subprocess.Popen[bytes]) -> None:
+        """An interrupted run: its container killed, the runtime given a moment to delete
+        it (close() deletes whatever is left)."""
+        from barque.engine.context import find_runtime
+
+        subprocess.run([find_runtime(), "--root", self.engine.paths.runtime_root, "kill",
+                        self.id, "KILL"], capture_output=True, timeout=30, check=False)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    # --- close ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        errors: list[BaseException] = []
+        for step in (self._delete_container, self._remove_stubs, self._teardown_network,
+                     self._remove_dir):
+            try:
+                step()
+            except Exception as e:  # every step is tried; the first failure is reported
+                errors.append(e)
+        if errors:
+            raise ExecutorError(f"cleaning up after the run: {errors[0]}")
+
+    def _delete_container(self) -> None:
+        if self.started:
+            from barque.engine import build_reclaim
+
+            build_reclaim.delete_container(self.engine, self.id)
+
+    def _remove_stubs(self) -> None:
+        if self.stubs is not None:
+            self.stubs.remove()
+
+    def _teardown_network(self) -> None:
+        if self.record is not None:
+            from barque.engine import netsetup
+
+            netsetup.remove_container(self.engine, self.record)
+
+    def _remove_dir(self) -> None:
+        import shutil
+
+        if self.lock_fd >= 0:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            os.close(self.lock_fd)
+            self.lock_fd = -1
+
+
+# --- mounts ------------------------------------------------------------------------------------
+
+def _oci_mount(run_dir: str, mount: RunMount) -> dict[str, Any]:
+    """The OCI mount of a RUN --mount (its target resolved in the rootfs by the runtime)."""
+    target = os.path.normpath("/" + mount.target.lstrip("/"))  # BuildKit cleans it (filepath.Clean)
+    if mount.kind == "tmpfs":
+        options = ["nosuid", "nodev", "noexec"]
+        size = mount.options.get("size")
+        if size:
+            options.append(f"size={size}")
+        return {"destination": target, "type": "tmpfs", "source": "tmpfs", "options": options}
+    if mount.kind == "secret":
+        return _secret_mount(run_dir, mount, target)
+    if mount.kind not in ("bind", "cache"):
+        raise ExecutorError(f"unsupported mount type {mount.kind!r}")
+    if not mount.source:
+        raise ExecutorError(f"mount {target}: no source")
+    options = ["rbind", "rprivate"]
+    if mount.readonly:
+        options.append("ro")
+    return {"destination": target, "type": "bind", "source": mount.source, "options": options}
+
+
+def _secret_mount(run_dir: str, mount: RunMount, target: str) -> dict[str, Any]:
+    """A copy of the secret in the run's dir (on the runroot, a tmpfs: never in a layer),
+    with the mode and owner asked for, bound read-only."""
+    if not mount.source:
+        raise ExecutorError(f"secret mount {target}: no source")
+    secrets = os.path.join(run_dir, "secrets")
+    os.makedirs(secrets, mode=0o700, exist_ok=True)
+    path = os.path.join(secrets, str(len(os.listdir(secrets))))
+    with open(mount.source, "rb") as src:
+        data = src.read()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fchown(fd, int(mount.options.get("uid", "0")), int(mount.options.get("gid", "0")))
+        os.fchmod(fd, int(mount.options.get("mode", "0400"), 8))
+    finally:
+        os.close(fd)
+    return {"destination": target, "type": "bind", "source": path,
+            "options": ["rbind", "rprivate", "ro", "nosuid", "nodev", "noexec"]}
+
+
+class _Stubs:
+    """The mount points the runtime would make in the rootfs, made here first (resolved in
+    the root as the runtime resolves them) so that they are known: BuildKit removes such
+    stubs after the run, so that they never land in the layer. The directory each was made in
+    gets its times back when its entries are as before, so that it does not count as changed
+    either."""
+
+    def __init__(self, rootfs: str, mounts: list[dict[str, Any]]) -> None:
+        from barque.linux import paths
+
+        self.rootfs = rootfs
+        self.made: list[str] = []  # paths in the root, resolved (no symlink on the way)
+        self.parents: dict[str, tuple[list[str], int, int]] = {}  # entries, atime, mtime
+        covered: list[str] = []  # destinations of the mounts so far: what is below is theirs
+        with paths.rooted(rootfs) as root_fd:
+            self._root = os.readlink(paths.proc_path(root_fd))
+            for mount in mounts:
+                destination = os.path.normpath(mount["destination"])
+                if not any(destination.startswith(c.rstrip("/") + "/") for c in covered):
+                    self._ensure(root_fd, destination, _is_file_mount(mount))
+                covered.append(destination)
+
+    def _ensure(self, root_fd: int, destination: str, is_file: bool) -> None:
+        from barque.linux import paths
+
+        try:
+            os.close(paths.ensure(root_fd, destination, not is_file, 0o755, self._made))
+        except OSError:
+            pass  # something in the way: the runtime refuses the mount with its own words
+
+    def _made(self, dir_fd: int, name: str) -> None:
+        from barque.linux import paths
+
+        parent = os.readlink(paths.proc_path(dir_fd))
+        relative = os.path.relpath(parent, self._root)
+        inside = "/" if relative == "." else "/" + relative
+        if inside not in self.parents:
+            fd = os.open(paths.proc_path(dir_fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                st = os.fstat(fd)
+                self.parents[inside] = (sorted(os.listdir(fd)), st.st_atime_ns, st.st_mtime_ns)
+            finally:
+                os.close(fd)
+        self.made.append(os.path.join(inside, name))
+
+    def remove(self) -> None:
+        """Each stub still an empty file or empty directory goes, deepest first (the process
+        may have written into one: that is its own file then, and stays)."""
+        if not self.made:
+            return
+        from barque.linux import paths
+
+        with paths.rooted(self.rootfs) as root_fd:
+            for stub in sorted(self.made, key=lambda p: p.count("/"), reverse=True):
+                _remove_stub(root_fd, stub)
+            for parent, (entries, atime, mtime) in self.parents.items():
+                try:
+                    fd = paths.open_in_root(root_fd, parent, os.O_RDONLY | os.O_DIRECTORY)
+                except OSError:
+                    continue
+                try:
+                    if sorted(os.listdir(fd)) == entries:
+                        os.utime(fd, ns=(atime, mtime))
+                finally:
+                    os.close(fd)
+
+
+def _is_file_mount(mount: dict[str, Any]) -> bool:
+    """A bind of a file is mounted on a file (runc's rule), anything else on a directory."""
+    if mount.get("type") != "bind":
+        return False
+    try:
+        return not os.path.isdir(mount["source"])
+    except OSError:
+        return False
+
+
+def _remove_stub(root_fd: int, stub: str) -> None:
+    import errno
+    import stat
+
+    from barque.linux import paths
+
+    parent, name = os.path.split(stub)
+    try:
+        dir_fd = paths.open_in_root(root_fd, parent, os.O_PATH | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if stat.S_ISDIR(st.st_mode):
+            os.rmdir(name, dir_fd=dir_fd)
+        elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
+            os.unlink(name, dir_fd=dir_fd)
+    except OSError as e:
+        if e.errno not in (errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST):
+            raise
+    finally:
+        os.close(dir_fd)
+
+
+# --- output ------------------------------------------------------------------------------------
+
+def _pump(proc: subprocess.Popen[bytes], output: Callable[[int, bytes], None]) -> None:
+    """The process's stdout and stderr to `output` as they come, until both end."""
+    import select
+
+    assert proc.stdout is not None and proc.stderr is not None
+    streams = {proc.stdout.fileno(): 1, proc.stderr.fileno(): 2}
+    poller = select.poll()
+    for fd in streams:
+        poller.register(fd, select.POLLIN)
+    while streams:
+        for fd, _ in poller.poll():
+            data = os.read(fd, _CHUNK)
+            if data:
+                output(streams[fd], data)
+            else:
+                poller.unregister(fd)
+                del streams[fd]
+    proc.stdout.close()
+    proc.stderr.close()
+
+
+def _runtime_error(log: str) -> str | None:
+    """The runtime's own error (it could not start the process), from its JSON log."""
+    from barque.runtime import fastjson
+
+    try:
+        with open(log, "rb") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return None
+    for line in reversed(lines):
+        try:
+            entry = fastjson.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("level") == "error":
+            return str(entry.get("msg") or "the OCI runtime failed")
+    return None
