@@ -14,14 +14,15 @@ from __future__ import annotations
 import os
 import subprocess
 
-from barque.build.executor import ExecutorError
+from barque.build.executor import ExecutorError, RunMount
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable
     from typing import Any
 
-    from barque.build.executor import RunMount, RunRequest
+    from barque.build.executor import RunRequest
     from barque.engine.context import Engine
     from barque.engine.records import ContainerRecord
 
@@ -37,35 +38,56 @@ def runs_dir(engine: Engine) -> str:
 
 
 class EngineExecutor:
-    """The engine's Executor; one per build (it may run steps from several threads)."""
+    """The engine's Executor; one per build. The builder may run steps from several threads:
+    the network's bookkeeping (the state DB's endpoints) is done one run at a time, on a
+    connection of the executor's own (a sqlite3 connection is one transaction at a time)."""
 
     def __init__(self, engine: Engine) -> None:
+        import threading
+
         self.engine = engine
+        self._net_lock = threading.Lock()
+        self._net_engine: Engine | None = None
         from barque.engine import build_reclaim
 
         build_reclaim.reclaim(engine)
 
     def run(self, request: RunRequest, output: Callable[[int, bytes], None]) -> int:
-        run = _Run(self.engine, request)
+        run = _Run(self, request)
         try:
             run.prepare()
             return run.execute(output)
         finally:
             run.close()
 
+    def network_engine(self) -> Engine:
+        """The Engine for network set-up and tear-down; call with network_lock held."""
+        if self._net_engine is None:
+            from barque.engine.context import Engine
+
+            self._net_engine = Engine(self.engine.paths, create=False)
+        return self._net_engine
+
+    @property
+    def network_lock(self) -> threading.Lock:
+        return self._net_lock
+
 
 class _Run:
     """One RUN: made by prepare(), run by execute(), unmade by close() from any point."""
 
-    def __init__(self, engine: Engine, request: RunRequest) -> None:
-        self.engine = engine
+    def __init__(self, executor: EngineExecutor, request: RunRequest) -> None:
+        self.executor = executor
+        self.engine = executor.engine
         self.request = request
         self.id = ID_PREFIX + os.urandom(12).hex()
-        self.dir = os.path.join(runs_dir(engine), self.id)
+        self.dir = os.path.join(runs_dir(self.engine), self.id)
         self.lock_fd = -1
         self.record: ContainerRecord | None = None  # a transient one, for the default bridge
         self.stubs: _Stubs | None = None
         self.started = False
+        self.cache_locks: list[int] = []  # fds of the cache dirs held (sharing=locked|private)
+        self.private_dirs: list[str] = []  # fresh caches for private mounts found in use
 
     # --- prepare -------------------------------------------------------------------------------
 
@@ -112,10 +134,12 @@ class _Run:
         """(the netns path for the spec, /etc/hosts, /etc/resolv.conf; None: spec's)."""
         mode = self.request.network
         if mode == "host":
-            from barque.engine.spec import _read
-
-            # The host's loopback is the run's: its local resolver works there.
-            return None, None, _read("/etc/resolv.conf", "")
+            # The host's own, loopback servers too: the host's loopback is the run's.
+            try:
+                with open("/etc/resolv.conf", encoding="utf-8", errors="replace") as f:
+                    return None, None, f.read()
+            except OSError:
+                return None, None, ""
         if mode == "none":
             return None, None, None
         from barque.engine import netsetup
@@ -128,14 +152,48 @@ class _Run:
             config={"Hostname": self.request.hostname},
             host_config={"NetworkMode": "default", "AutoRemove": True})
         try:
-            sandbox = netsetup.setup(self.engine, self.record)
+            with self.executor.network_lock:
+                sandbox = netsetup.setup(self.executor.network_engine(), self.record)
         except EngineError as e:
             raise ExecutorError(str(e)) from None
         sandbox.close_fds()  # no published ports: none held
         return sandbox.netns, sandbox.hosts, sandbox.resolv_conf
 
     def _oci_mount(self, mount: RunMount) -> dict[str, Any]:
+        if mount.kind == "cache" and mount.source:
+            mount = self._shared_cache(mount)
         return _oci_mount(self.dir, mount)
+
+    def _shared_cache(self, mount: RunMount) -> RunMount:
+        """BuildKit's `sharing`: "shared" (the default) lets every run use the cache at once;
+        "locked" waits until no other locked or private run holds it; "private" takes it if
+        free, else gets a fresh empty cache of its own for this run."""
+        import fcntl
+
+        sharing = mount.options.get("sharing", "shared")
+        if sharing not in ("shared", "locked", "private"):
+            raise ExecutorError(f"unsupported sharing mode {sharing!r}")
+        if sharing == "shared":
+            return mount
+        assert mount.source is not None
+        fd = os.open(mount.source, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if sharing == "private" else 0))
+        except BlockingIOError:
+            os.close(fd)
+            import tempfile
+
+            fresh = tempfile.mkdtemp(prefix=".private-", dir=os.path.dirname(mount.source))
+            self.private_dirs.append(fresh)
+            st = os.stat(mount.source)
+            os.chown(fresh, st.st_uid, st.st_gid)
+            os.chmod(fresh, st.st_mode & 0o7777)
+            return RunMount(mount.kind, mount.target, fresh, mount.readonly, mount.options)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.cache_locks.append(fd)
+        return mount
 
     # --- execute -------------------------------------------------------------------------------
 
@@ -178,7 +236,7 @@ class _Run:
     def close(self) -> None:
         errors: list[BaseException] = []
         for step in (self._delete_container, self._remove_stubs, self._teardown_network,
-                     self._remove_dir):
+                     self._release_caches, self._remove_dir):
             try:
                 step()
             except Exception as e:  # every step is tried; the first failure is reported
@@ -196,11 +254,20 @@ class _Run:
         if self.stubs is not None:
             self.stubs.remove()
 
+    def _release_caches(self) -> None:
+        import shutil
+
+        while self.cache_locks:
+            os.close(self.cache_locks.pop())
+        while self.private_dirs:
+            shutil.rmtree(self.private_dirs.pop(), ignore_errors=True)
+
     def _teardown_network(self) -> None:
         if self.record is not None:
             from barque.engine import netsetup
 
-            netsetup.remove_container(self.engine, self.record)
+            with self.executor.network_lock:
+                netsetup.remove_container(self.executor.network_engine(), self.record)
 
     def _remove_dir(self) -> None:
         import shutil

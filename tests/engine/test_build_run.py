@@ -158,6 +158,15 @@ def test_docker_defaults_apply(engine: Engine, rootfs: Rootfs) -> None:
     assert lines[3].split()[1] == "65536"  # 64 MiB /dev/shm
 
 
+def test_security_insecure_is_privileged(engine: Engine, rootfs: Rootfs) -> None:
+    code, out = run(engine, rootfs, "grep -E '^(CapEff|Seccomp):' /proc/self/status",
+                    network="none", security="insecure")
+    assert code == 0
+    with open("/proc/self/status") as f:
+        bounding = next(line for line in f if line.startswith("CapBnd:")).split()[1]
+    assert out.text(1).split() == ["CapEff:", bounding, "Seccomp:", "0"]
+
+
 def test_an_unknown_user_is_refused_and_nothing_is_left(engine: Engine,
                                                         rootfs: Rootfs) -> None:
     with pytest.raises(ExecutorError, match="unable to find user nobody2"):
@@ -237,6 +246,69 @@ def test_a_cache_mount_keeps_its_files_between_runs(engine: Engine, rootfs: Root
                     mounts=[mount], network="none")
     assert code == 0 and out.text(1) == "1\n2\n"
     assert rootfs.changes() == []
+
+
+def test_a_locked_cache_is_used_by_one_run_at_a_time(engine: Engine, barque: Barque,
+                                                     tmp_path: os.PathLike,
+                                                     busybox_rootfs: str) -> None:
+    """Two steps of parallel stages (threads of one executor, both on the default bridge):
+    the second waits for the first to release the cache."""
+    import threading
+
+    cache = os.path.join(str(tmp_path), "cache")
+    os.makedirs(cache)
+    executor = EngineExecutor(engine)
+    results: list[int] = []
+    filesystems = [Rootfs(os.path.join(str(tmp_path), f"fs{i}"), busybox_rootfs)
+                   for i in range(2)]
+
+    def step(fs: Rootfs) -> None:
+        request = RunRequest(rootfs=fs.merged, args=["/bin/sh", "-c", "mkdir /c/busy || exit 9;"
+                                                     " sleep 0.5; rmdir /c/busy"],
+                             env=[], cwd="/", network="default",
+                             mounts=[RunMount("cache", "/c", cache,
+                                              options={"sharing": "locked"})])
+        results.append(executor.run(request, Output()))
+
+    try:
+        threads = [threading.Thread(target=step, args=(fs,)) for fs in filesystems]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results == [0, 0]
+        for fs in filesystems:
+            assert_nothing_left(engine, fs)
+    finally:
+        for fs in filesystems:
+            overlayfs.unmount(fs.merged)
+
+
+def test_a_private_cache_in_use_is_a_fresh_one(engine: Engine, rootfs: Rootfs,
+                                              tmp_path: os.PathLike) -> None:
+    import threading
+
+    cache = os.path.join(str(tmp_path), "cache")
+    os.makedirs(cache)
+    os.chmod(cache, 0o751)
+    mount = RunMount("cache", "/c", cache, options={"sharing": "private"})
+    executor = EngineExecutor(engine)
+    first = threading.Thread(target=executor.run, args=(RunRequest(
+        rootfs=rootfs.merged, args=["/bin/sh", "-c", "touch /c/a; sleep 2"], env=[], cwd="/",
+        network="none", mounts=[mount]), Output()))
+    first.start()
+    try:
+        until(lambda: os.path.exists(os.path.join(cache, "a")))
+        out = Output()
+        code = executor.run(RunRequest(rootfs=rootfs.merged, args=[
+            "/bin/sh", "-c", "stat -c %a /c; ls /c; touch /c/b"], env=[], cwd="/",
+            network="none", mounts=[mount]), out)
+    finally:
+        first.join()
+    assert_nothing_left(engine, rootfs)
+    assert code == 0 and out.text(1) == "751\n"  # empty, as the cache's mode
+    assert os.listdir(cache) == ["a"]
+    assert sorted(os.listdir(str(tmp_path))) == ["cache", "merged", "upper", "work"]
 
 
 def test_a_tmpfs_mount_has_its_size_and_leaves_nothing(engine: Engine,
