@@ -31,6 +31,7 @@ ID_PREFIX = "build-"
 NETWORKS = ("default", "none", "host")
 _LOCK = "lock"
 _CHUNK = 65536
+_RUNTIME_PREFIX = b"barque-runtime: "  # how the runtime's errors start on its stderr
 
 
 def runs_dir(engine: Engine) -> str:
@@ -56,9 +57,12 @@ class EngineExecutor:
         run = _Run(self, request)
         try:
             run.prepare()
-            return run.execute(output)
-        finally:
-            run.close()
+            code = run.execute(output)
+        except BaseException:
+            run.close(quiet=True)  # the first error is the one to report
+            raise
+        run.close()
+        return code
 
     def network_engine(self) -> Engine:
         """The Engine for network set-up and tear-down; call with network_lock held."""
@@ -100,7 +104,8 @@ class _Run:
         if request.network not in NETWORKS:
             raise ExecutorError(f"network mode {request.network!r} not supported by the builder")
         self._make_dir()
-        netns, hosts, resolv_conf = self._network()
+        netns, resolv_conf = self._network()
+        hosts = _hosts(request.hostname)
         config = {"Entrypoint": list(request.args), "Env": list(request.env),
                   "WorkingDir": request.cwd or "/", "User": request.user,
                   "Hostname": request.hostname}
@@ -130,18 +135,18 @@ class _Run:
                                os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
 
-    def _network(self) -> tuple[str | None, str | None, str | None]:
-        """(the netns path for the spec, /etc/hosts, /etc/resolv.conf; None: spec's)."""
+    def _network(self) -> tuple[str | None, str | None]:
+        """(the netns path for the spec, /etc/resolv.conf; None: the engine's)."""
         mode = self.request.network
         if mode == "host":
             # The host's own, loopback servers too: the host's loopback is the run's.
             try:
                 with open("/etc/resolv.conf", encoding="utf-8", errors="replace") as f:
-                    return None, None, f.read()
+                    return None, f.read()
             except OSError:
-                return None, None, ""
+                return None, ""
         if mode == "none":
-            return None, None, None
+            return None, None
         from barque.engine import netsetup
         from barque.engine.errors import EngineError
         from barque.engine.records import ContainerRecord
@@ -157,7 +162,7 @@ class _Run:
         except EngineError as e:
             raise ExecutorError(str(e)) from None
         sandbox.close_fds()  # no published ports: none held
-        return sandbox.netns, sandbox.hosts, sandbox.resolv_conf
+        return sandbox.netns, sandbox.resolv_conf
 
     def _oci_mount(self, mount: RunMount) -> dict[str, Any]:
         if mount.kind == "cache" and mount.source:
@@ -208,14 +213,18 @@ class _Run:
              "--log-format", "json", "run", "--bundle", self.dir, self.id],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            _pump(proc, output)
+            held = _pump(proc, output)
             code = proc.wait()
         except BaseException:
             self._kill(proc)
             raise
         error = _runtime_error(log)
         if error is not None:
-            raise ExecutorError(error)
+            # (BuildKit's words, with the runtime's name: "runc run failed: ...")
+            raise ExecutorError(f"barque-runtime run failed: unable to start container "
+                                f"process: {error}")
+        if held:
+            output(2, held)
         return code
 
     def _kill(self, proc: subprocess.Popen[bytes]) -> None:
@@ -233,7 +242,7 @@ class _Run:
 
     # --- close ---------------------------------------------------------------------------------
 
-    def close(self) -> None:
+    def close(self, quiet: bool = False) -> None:
         errors: list[BaseException] = []
         for step in (self._delete_container, self._remove_stubs, self._teardown_network,
                      self._release_caches, self._remove_dir):
@@ -241,7 +250,7 @@ class _Run:
                 step()
             except Exception as e:  # every step is tried; the first failure is reported
                 errors.append(e)
-        if errors:
+        if errors and not quiet:
             raise ExecutorError(f"cleaning up after the run: {errors[0]}")
 
     def _delete_container(self) -> None:
@@ -276,6 +285,11 @@ class _Run:
             shutil.rmtree(self.dir, ignore_errors=True)
             os.close(self.lock_fd)
             self.lock_fd = -1
+
+
+def _hosts(hostname: str) -> str:
+    """BuildKit's /etc/hosts for a RUN, whatever its network: its hostname on loopback."""
+    return f"127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 
 # --- mounts ------------------------------------------------------------------------------------
@@ -425,8 +439,10 @@ def _remove_stub(root_fd: int, stub: str) -> None:
 
 # --- output ------------------------------------------------------------------------------------
 
-def _pump(proc: subprocess.Popen[bytes], output: Callable[[int, bytes], None]) -> None:
-    """The process's stdout and stderr to `output` as they come, until both end."""
+def _pump(proc: subprocess.Popen[bytes], output: Callable[[int, bytes], None]) -> bytes:
+    """The process's stdout and stderr to `output` as they come, until both end. A chunk of
+    stderr that looks like the runtime's own error line is held back and returned: it is
+    the runtime's (and then part of the error, not of the output) if its log says so."""
     import select
 
     assert proc.stdout is not None and proc.stderr is not None
@@ -434,16 +450,24 @@ def _pump(proc: subprocess.Popen[bytes], output: Callable[[int, bytes], None]) -
     poller = select.poll()
     for fd in streams:
         poller.register(fd, select.POLLIN)
+    held = b""
     while streams:
         for fd, _ in poller.poll():
             data = os.read(fd, _CHUNK)
-            if data:
-                output(streams[fd], data)
-            else:
+            if not data:
                 poller.unregister(fd)
                 del streams[fd]
+                continue
+            if streams[fd] == 2:
+                if held:
+                    output(2, held)
+                held = data if data.startswith(_RUNTIME_PREFIX) else b""
+                if held:
+                    continue
+            output(streams[fd], data)
     proc.stdout.close()
     proc.stderr.close()
+    return held
 
 
 def _runtime_error(log: str) -> str | None:
