@@ -106,13 +106,13 @@ class _Run:
         self._make_dir()
         netns, resolv_conf = self._network()
         hosts = _hosts(request.hostname)
-        config = {"Entrypoint": list(request.args), "Env": list(request.env),
+        user_mounts, secret_env = self._mounts()
+        config = {"Entrypoint": list(request.args), "Env": list(request.env) + secret_env,
                   "WorkingDir": request.cwd or "/", "User": request.user,
                   "Hostname": request.hostname}
         host_config = {"NetworkMode": request.network,
                        "Privileged": request.security == "insecure"}
         try:
-            user_mounts = [self._oci_mount(m) for m in request.mounts]
             made = spec.make_spec(self.id, config, host_config, request.rootfs, self.dir,
                                   user_mounts, network_path=netns)
             spec.write_etc_files(self.dir, made["hostname"], host_config, hosts, resolv_conf)
@@ -164,10 +164,25 @@ class _Run:
         sandbox.close_fds()  # no published ports: none held
         return sandbox.netns, sandbox.resolv_conf
 
-    def _oci_mount(self, mount: RunMount) -> dict[str, Any]:
-        if mount.kind == "cache" and mount.source:
-            mount = self._shared_cache(mount)
-        return _oci_mount(self.dir, mount)
+    def _mounts(self) -> tuple[list[dict[str, Any]], list[str]]:
+        """The OCI mounts of the RUN's mounts, and the env entries of secrets asked for as
+        environment variables (`env=`)."""
+        mounts, env = [], []
+        for mount in self.request.mounts:
+            if mount.kind == "secret":
+                name = mount.options.get("id") or os.path.basename(mount.target)
+                if not mount.source:
+                    if mount.options.get("required", "false").lower() in ("true", "1"):
+                        raise ExecutorError(f"secret {name}: not found")
+                    continue  # an optional secret not given: no file, no variable
+                if mount.options.get("env"):
+                    env.append(f"{mount.options['env']}={_read_secret(mount.source)}")
+                if not mount.target:
+                    continue
+            if mount.kind == "cache" and mount.source:
+                mount = self._shared_cache(mount)
+            mounts.append(_oci_mount(self.dir, mount))
+        return mounts, env
 
     def _shared_cache(self, mount: RunMount) -> RunMount:
         """BuildKit's `sharing`: "shared" (the default) lets every run use the cache at once;
@@ -298,7 +313,7 @@ def _oci_mount(run_dir: str, mount: RunMount) -> dict[str, Any]:
     """The OCI mount of a RUN --mount (its target resolved in the rootfs by the runtime)."""
     target = os.path.normpath("/" + mount.target.lstrip("/"))  # BuildKit cleans it (filepath.Clean)
     if mount.kind == "tmpfs":
-        options = ["nosuid", "nodev", "noexec"]
+        options = ["nosuid"]  # BuildKit's: what a build puts there may be run
         size = mount.options.get("size")
         if size:
             options.append(f"size={size}")
@@ -323,8 +338,7 @@ def _secret_mount(run_dir: str, mount: RunMount, target: str) -> dict[str, Any]:
     secrets = os.path.join(run_dir, "secrets")
     os.makedirs(secrets, mode=0o700, exist_ok=True)
     path = os.path.join(secrets, str(len(os.listdir(secrets))))
-    with open(mount.source, "rb") as src:
-        data = src.read()
+    data = _read_secret_bytes(mount.source)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, data)
@@ -435,6 +449,21 @@ def _remove_stub(root_fd: int, stub: str) -> None:
             raise
     finally:
         os.close(dir_fd)
+
+
+_MAX_SECRET = 500 * 1024  # BuildKit's limit for a secret
+
+
+def _read_secret_bytes(path: str) -> bytes:
+    with open(path, "rb") as f:
+        data = f.read(_MAX_SECRET + 1)
+    if len(data) > _MAX_SECRET:
+        raise ExecutorError(f"secret {path}: bigger than {_MAX_SECRET} bytes")
+    return data
+
+
+def _read_secret(path: str) -> str:
+    return _read_secret_bytes(path).decode("utf-8", errors="replace")
 
 
 # --- output ------------------------------------------------------------------------------------

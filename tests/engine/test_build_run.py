@@ -320,10 +320,13 @@ def test_a_private_cache_in_use_is_a_fresh_one(engine: Engine, rootfs: Rootfs,
 def test_a_tmpfs_mount_has_its_size_and_leaves_nothing(engine: Engine,
                                                        rootfs: Rootfs) -> None:
     mount = RunMount("tmpfs", "/scratch", options={"size": str(4 << 20)})
-    code, out = run(engine, rootfs, "echo x > /scratch/f; df -k /scratch | tail -1",
+    code, out = run(engine, rootfs, "echo x > /scratch/f; df -k /scratch | tail -1; "
+                    "cp /bin/busybox /scratch/ && /scratch/busybox echo ran",
                     mounts=[mount], network="none")
-    assert code == 0
-    assert out.text(1).split()[1] == "4096"
+    assert code == 0, out.text(2)
+    lines = out.text(1).splitlines()
+    assert lines[0].split()[1] == "4096"
+    assert lines[1] == "ran"  # not noexec, as BuildKit's
     assert rootfs.changes() == []
 
 
@@ -341,6 +344,25 @@ def test_a_secret_has_its_mode_and_owner_and_stays_out_of_the_layer(
                     network="none")
     assert code == 0, out.text(2)
     assert out.text(1) == "s3cret\n400 0 0\n440 1000 1000\nrefused\n"
+    assert rootfs.changes() == []
+
+
+def test_a_secret_as_a_variable_and_an_optional_one_not_given(
+        engine: Engine, rootfs: Rootfs, tmp_path: os.PathLike) -> None:
+    secret = os.path.join(str(tmp_path), "secret")
+    with open(secret, "w") as f:
+        f.write("s3cret")
+    mounts = [RunMount("secret", "", secret, options={"id": "tok", "env": "TOKEN"}),
+              RunMount("secret", "/run/secrets/absent", None, options={"id": "absent"})]
+    code, out = run(engine, rootfs, 'echo "$TOKEN"; ls /run/secrets 2>&1 || echo none',
+                    mounts=mounts, network="none")
+    assert code == 0
+    assert out.text(1) == "s3cret\nls: /run/secrets: No such file or directory\nnone\n"
+    required = RunMount("secret", "/run/secrets/absent", None,
+                        options={"id": "absent", "required": "true"})
+    with pytest.raises(ExecutorError, match="secret absent: not found"):
+        run(engine, rootfs, "true", mounts=[required], network="none")
+    assert_nothing_left(engine, rootfs)
     assert rootfs.changes() == []
 
 
