@@ -64,6 +64,20 @@ class EngineExecutor:
         run.close()
         return code
 
+    def close(self) -> None:
+        """The executor's own DB connection, if it made one (optional: it also goes with the
+        process)."""
+        with self._net_lock:
+            if self._net_engine is not None:
+                self._net_engine.close()
+                self._net_engine = None
+
+    def __enter__(self) -> EngineExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def network_engine(self) -> Engine:
         """The Engine for network set-up and tear-down; call with network_lock held."""
         if self._net_engine is None:

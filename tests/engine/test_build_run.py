@@ -72,7 +72,8 @@ def run(engine: Engine, rootfs: Rootfs, script: str, **kwargs: object) -> tuple[
     request = RunRequest(rootfs=rootfs.merged, args=["/bin/sh", "-c", script],
                          env=list(kwargs.pop("env", [])),  # type: ignore[call-overload]
                          cwd=str(kwargs.pop("cwd", "/")), **kwargs)  # type: ignore[arg-type]
-    code = EngineExecutor(engine).run(request, out)
+    with EngineExecutor(engine) as executor:
+        code = executor.run(request, out)
     assert_nothing_left(engine, rootfs)
     return code, out
 
@@ -111,6 +112,28 @@ def test_a_run_changes_the_rootfs_and_returns_its_exit_code(engine: Engine,
     assert rootfs.changes() == ["A /made"]
     with open(os.path.join(rootfs.upper, "made")) as f:
         assert f.read() == "made\n"
+
+
+def test_a_bare_rootfs_gets_no_mount_points_in_its_layer(engine: Engine,
+                                                        tmp_path: os.PathLike,
+                                                        busybox_rootfs: str) -> None:
+    """FROM scratch + COPY busybox: the runtime needs /proc, /sys, /dev, /etc/hosts & co. as
+    mount points; none of them may end up in the step's layer."""
+    import shutil
+
+    bare = os.path.join(str(tmp_path), "bare")
+    os.makedirs(os.path.join(bare, "bin"))
+    shutil.copy2(os.path.join(busybox_rootfs, "bin", "busybox"), os.path.join(bare, "bin"))
+    os.symlink("busybox", os.path.join(bare, "bin", "sh"))
+    fs = Rootfs(os.path.join(str(tmp_path), "fs"), bare)
+    try:
+        code, out = run(engine, fs, "/bin/busybox ls / > /bin/listing", network="none")
+        assert code == 0, out.text(2)
+        with open(os.path.join(fs.upper, "bin", "listing")) as f:
+            assert sorted(f.read().split()) == ["bin", "dev", "etc", "proc", "sys"]
+        assert fs.changes() == ["C /bin", "A /bin/listing"]
+    finally:
+        overlayfs.unmount(fs.merged)
 
 
 def test_a_signal_is_128_plus_its_number(engine: Engine, rootfs: Rootfs) -> None:
