@@ -168,8 +168,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--load", type=int, default=0, metavar="N",
                    help="N busy loops running during the timed rounds (default 0)")
     p.add_argument("--cold", action="store_true",
-                   help="stop barque's network agent before each of its bridge runs, as after "
-                        "network-agent-idle unused (the first run after a quiet spell)")
+                   help="stop barque's network agent before each of its bridge runs, as on "
+                        "the first bridge run after a reboot")
     p.add_argument("--engines", default="barque,docker,podman",
                    help="comma-separated subset of barque,docker,podman")
     p.add_argument("--barque", default=None, metavar="PATH",
