@@ -139,10 +139,15 @@ def _glob_regex(pattern: str) -> str:
 
 # --- destination paths ---------------------------------------------------------------------
 
+def dest_is_dir(dest: str) -> bool:
+    """Whether a destination as written names a directory: a trailing `/`, or `.`/`..` as
+    its last component (BuildKit's reading)."""
+    return dest.endswith("/") or posixpath.basename(dest) in (".", "..") or dest == ""
+
+
 def _dest_path(dest: str, workdir: str) -> tuple[str, bool]:
-    """(the destination made absolute and clean, whether it names a directory: a trailing
-    `/`, or `.`/`..` as the last component, as BuildKit reads it)."""
-    is_dir = dest.endswith("/") or posixpath.basename(dest) in (".", "..") or dest == ""
+    """(the destination made absolute and clean, whether it names a directory)."""
+    is_dir = dest_is_dir(dest)
     if not dest.startswith("/"):
         dest = posixpath.join(workdir or "/", dest)
     return posixpath.normpath("/" + dest.lstrip("/")), is_dir
