@@ -48,35 +48,36 @@ class CopyError(Exception):
 
 def resolve_chown(dst_root: str, spec: str) -> tuple[int, int]:
     """--chown's `user[:group]` (names or ids) against the destination's /etc/passwd and
-    /etc/group, read inside its root. A user alone gives its uid as the gid too (the
-    reference's rule); a named user needs the files, numeric ids do not."""
-    from barque.engine.users import RootfsError, read_rootfs_file
+    /etc/group, read inside its root, as BuildKit's readUser: a user name gives its uid and
+    primary gid, a numeric user the same number as gid, a group its gid. Names that are not
+    there fail the build (the reference's rule); numeric ids need no files."""
+    from barque.storage.rootfs_files import RootfsError, read_rootfs_file
 
     parts = spec.split(":")
     if len(parts) > 2 or not parts[0]:
         raise CopyError(f"invalid chown string format: {spec}")
-    user, group = parts[0], parts[1] if len(parts) == 2 else None
+    user, group = parts[0], parts[1] if len(parts) == 2 else ""
     try:
-        uid = _lookup(dst_root, "/etc/passwd", user, read_rootfs_file)
-        if uid is None:
-            raise CopyError(f"can't find uid for user {user}: no such user: {user}")
-        if group is None or group == "":
-            return uid, uid
-        gid = _lookup(dst_root, "/etc/group", group, read_rootfs_file)
-        if gid is None:
-            raise CopyError(f"can't find gid for group {group}: no such group: {group}")
+        if user.isdigit():
+            uid = gid = int(user)
+        else:
+            entry = next((r for r in read_rootfs_file(dst_root, "/etc/passwd")
+                          if len(r) >= 4 and r[0] == user and r[2].isdigit()
+                          and r[3].isdigit()), None)
+            if entry is None:
+                raise CopyError(f"can't find uid for user {user}: no such user: {user}")
+            uid, gid = int(entry[2]), int(entry[3])
+        if group.isdigit():
+            gid = int(group)
+        elif group:
+            match = next((r for r in read_rootfs_file(dst_root, "/etc/group")
+                          if len(r) >= 3 and r[0] == group and r[2].isdigit()), None)
+            if match is None:
+                raise CopyError(f"can't find gid for group {group}: no such group: {group}")
+            gid = int(match[2])
     except RootfsError as e:
         raise CopyError(str(e)) from None
     return uid, gid
-
-
-def _lookup(root: str, path: str, name: str, read: object) -> int | None:
-    if name.isdigit():
-        return int(name)
-    for record in read(root, path):  # type: ignore[operator]
-        if len(record) >= 3 and record[0] == name and record[2].isdigit():
-            return int(record[2])
-    return None
 
 
 # --- --exclude -----------------------------------------------------------------------------

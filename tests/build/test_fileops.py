@@ -227,10 +227,11 @@ def test_resolve_chown(roots: tuple[str, str, str]) -> None:
     _, dst, _ = roots
     write(dst, "etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n")
     write(dst, "etc/group", "root:x:0:\nstaff:x:50:\n")
-    assert resolve_chown(dst, "app") == (1000, 1000)
+    assert resolve_chown(dst, "app") == (1000, 1001)  # its primary group
     assert resolve_chown(dst, "app:staff") == (1000, 50)
     assert resolve_chown(dst, "55:66") == (55, 66)
     assert resolve_chown(dst, "7") == (7, 7)
+    assert resolve_chown(dst, "7:staff") == (7, 50)
     with pytest.raises(CopyError, match="can't find uid for user bob: no such user: bob"):
         resolve_chown(dst, "bob")
     with pytest.raises(CopyError, match="can't find gid for group bob: no such group: bob"):
