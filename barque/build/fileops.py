@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from typing import Protocol
 
-    class Matcher(Protocol):
+    class Matcher(Protocol):  # barque/build/ignore.py's (.dockerignore)
         def matches(self, relpath: str) -> bool: ...
 
 _RDIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -229,10 +229,15 @@ class _Copier:
         uid, gid = self.owner_of(st)
         return tarsafe.Meta(uid, gid, mode, st.st_mtime_ns, xattrs)
 
-    def skipped(self, rel: str, below: str) -> bool:
-        if self.ignore is not None and self.ignore.matches(rel):
+    def skipped(self, rel: str, below: str, is_dir: bool) -> bool:
+        if bool(self.excludes) and self.excludes.matches(rel, below):
             return True
-        return bool(self.excludes) and self.excludes.matches(rel, below)
+        if self.ignore is None or not self.ignore.matches(rel):
+            return False
+        # An ignored directory is still walked when a `!` exception may keep something in
+        # it (.dockerignore's rule), as patternmatcher's MatchesUsingParentResults.
+        may = getattr(self.ignore, "may_match_children", None)
+        return not (is_dir and may is not None and may(rel))
 
     # entries
     def copy_entry(self, src_fd: int, st: os.stat_result, parent: int, name: str, rel: str,
@@ -301,14 +306,14 @@ class _Copier:
             for name in sorted(os.listdir(rfd)):
                 child_rel = f"{rel}/{name}" if rel else name
                 child_below = f"{below}/{name}" if below else name
-                if self.skipped(child_rel, child_below):
-                    continue
                 try:
                     cfd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=rfd)
                 except FileNotFoundError:
                     continue
                 try:
-                    self.copy_entry(cfd, os.fstat(cfd), dfd, name, child_rel, child_below)
+                    cst = os.fstat(cfd)
+                    if not self.skipped(child_rel, child_below, stat.S_ISDIR(cst.st_mode)):
+                        self.copy_entry(cfd, cst, dfd, name, child_rel, child_below)
                 finally:
                     os.close(cfd)
             if meta:

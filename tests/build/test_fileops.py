@@ -199,8 +199,13 @@ def test_exclude_and_ignore(roots: tuple[str, str, str]) -> None:
     for rel in ("d/a.txt", "d/b.md", "d/sub/c.txt", "d/sub/d.go", "d/skipdir/e.go"):
         write(src, rel)
 
-    class Ignore:
+    write(src, "d/skipdir/keep.go")
+
+    class Ignore:  # .dockerignore's `d/skipdir` then `!d/skipdir/keep.go`
         def matches(self, relpath: str) -> bool:
+            return relpath.startswith("d/skipdir") and relpath != "d/skipdir/keep.go"
+
+        def may_match_children(self, relpath: str) -> bool:
             return relpath == "d/skipdir"
 
     # Patterns match below the copied dir or from the root; `*` never crosses a `/`.
@@ -208,7 +213,7 @@ def test_exclude_and_ignore(roots: tuple[str, str, str]) -> None:
          ignore=Ignore())
     got = sorted(os.path.relpath(os.path.join(b, f), os.path.join(dst, "o"))
                  for b, _, fs in os.walk(os.path.join(dst, "o")) for f in fs)
-    assert got == ["sub/c.txt"]
+    assert got == ["skipdir/keep.go", "sub/c.txt"]
 
 
 def test_parents_keep_the_path_after_a_pivot(roots: tuple[str, str, str]) -> None:
@@ -415,3 +420,26 @@ def test_missing_source_is_not_found(roots: tuple[str, str, str]) -> None:
     with pytest.raises(CopyError, match='"/nope": not found'):
         copy(src, [S("nope")], dst, "/x/")
     assert fileops is not None
+
+
+def test_context_root_and_special_files(roots: tuple[str, str, str]) -> None:
+    """`COPY . /app` (the root itself matched: path ""), a fifo and a device node (a stage's
+    rootfs may hold them) copied as such; sockets are not."""
+    src, dst, _ = roots
+    write(src, "top.txt", "T")
+    os.mkfifo(os.path.join(src, "fifo"))
+    os.mknod(os.path.join(src, "null"), 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.bind(os.path.join(src, "sock"))
+        copy(src, [S(".", "")], dst, "/app")
+    finally:
+        sock.close()
+    app = os.path.join(dst, "app")
+    assert sorted(os.listdir(app)) == ["fifo", "null", "top.txt"]
+    assert stat.S_ISFIFO(os.lstat(os.path.join(app, "fifo")).st_mode)
+    st = os.lstat(os.path.join(app, "null"))
+    assert stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)
+    assert stat.S_IMODE(os.stat(app).st_mode) == stat.S_IMODE(os.stat(src).st_mode)
