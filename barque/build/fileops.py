@@ -289,8 +289,6 @@ class _Copier:
         # Reopened through its fd (the inode checked, not a name looked up again).
         rfd = os.open(paths.proc_path(src_fd), os.O_RDONLY | os.O_CLOEXEC)
         try:
-            if (os.fstat(rfd).st_dev, os.fstat(rfd).st_ino) != key:
-                raise CopyError(f"{name}: changed while copied")
             tarsafe.write_file(parent, name, rfd, self.meta(st, _xattrs(rfd)))
         finally:
             os.close(rfd)
@@ -391,6 +389,8 @@ def copy(src_root: str, sources: Sequence[Source], dst_root: str, dest: str, *,
                     os.close(sfd)
     except OSError as e:
         raise CopyError(_os_message(e)) from None
+    except RecursionError:  # a hostile tree nested deeper than Python's stack
+        raise CopyError("copy: directory tree nested too deep") from None
     finally:
         copier.close()
         os.close(src_fd)

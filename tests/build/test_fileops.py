@@ -443,3 +443,47 @@ def test_context_root_and_special_files(roots: tuple[str, str, str]) -> None:
     st = os.lstat(os.path.join(app, "null"))
     assert stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)
     assert stat.S_IMODE(os.stat(app).st_mode) == stat.S_IMODE(os.stat(src).st_mode)
+
+
+def test_copy_onto_a_real_overlay_step(roots: tuple[str, str, str],
+                                       tmp_path: os.PathLike) -> None:
+    """As the builder uses it: the destination is a mounted overlay (the parent's layers
+    below, a fresh upper). Replaced files and new ones land in the upper; a lower layer's
+    `/app -> <host dir>` symlink still resolves inside the merged root."""
+    from barque.storage import overlayfs
+
+    src, _, host = roots
+    base = str(tmp_path)
+    lower, upper, work, merged = (os.path.join(base, n) for n in ("lo", "up", "wk", "mnt"))
+    for d in (lower, upper, work, merged):
+        os.mkdir(d)
+    write(lower, "srv/a.txt", "old")
+    os.symlink(host, os.path.join(lower, "app"))
+    write(src, "d/a.txt", "new")
+    write(src, "d/b.txt", "B")
+    overlayfs.mount_overlay([lower], upper, work, merged)
+    try:
+        copy(src, [S("d")], merged, "/srv/")
+        copy(src, [S("d/b.txt")], merged, "/app/")
+        assert read(merged, "srv/a.txt") == "new"
+    finally:
+        overlayfs.unmount(merged)
+    assert read(upper, "srv/a.txt") == "new" and read(upper, "srv/b.txt") == "B"
+    assert read(lower, "srv/a.txt") == "old"
+    assert os.listdir(host) == []
+    assert read(upper, host.lstrip("/") + "/b.txt") == "B"
+
+
+def test_a_very_deep_source_tree_is_a_clean_error(roots: tuple[str, str, str]) -> None:
+    src, dst, _ = roots
+    fd = os.open(src, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(1200):  # bounded: deeper than the copy's recursion allows
+            os.mkdir("d", dir_fd=fd)
+            nfd = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+    finally:
+        os.close(fd)
+    with pytest.raises(CopyError, match="nested too deep"):
+        copy(src, [S("d")], dst, "/x/")
