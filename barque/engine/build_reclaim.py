@@ -53,20 +53,36 @@ def _reclaim_one(engine: Engine, path: str, run_id: str) -> None:
         os.close(fd)
 
 
-def delete_container(engine: Engine, run_id: str) -> None:
+def delete_container(engine: Engine, run_id: str, thorough: bool = True) -> None:
     """The runtime's container of the run (its process killed, its cgroup removed), if the
-    runtime did not delete it itself (`run` does, unless it was killed first)."""
-    if not os.path.isdir(os.path.join(engine.paths.runtime_root, run_id)):
-        return
-    import subprocess
+    runtime did not delete it itself (`run` does, unless it was killed first). `thorough`:
+    also a cgroup the runtime made before it was killed, with no state of its own yet."""
+    if os.path.isdir(os.path.join(engine.paths.runtime_root, run_id)):
+        import subprocess
 
-    from barque.engine.context import find_runtime
+        from barque.engine.context import find_runtime
 
-    proc = subprocess.run([find_runtime(), "--root", engine.paths.runtime_root, "delete",
-                           "--force", run_id], capture_output=True, timeout=60)
-    if proc.returncode != 0 and os.path.isdir(os.path.join(engine.paths.runtime_root, run_id)):
-        message = proc.stderr.decode(errors="replace").strip()
-        raise OSError(f"deleting the runtime's container {run_id}: {message}")
+        proc = subprocess.run([find_runtime(), "--root", engine.paths.runtime_root, "delete",
+                               "--force", run_id], capture_output=True, timeout=60)
+        if proc.returncode != 0 and os.path.isdir(os.path.join(engine.paths.runtime_root,
+                                                               run_id)):
+            message = proc.stderr.decode(errors="replace").strip()
+            raise OSError(f"deleting the runtime's container {run_id}: {message}")
+    if thorough:
+        _remove_cgroup(run_id)
+
+
+def _remove_cgroup(run_id: str) -> None:
+    from barque.cgroups import CgroupError, open_manager
+    from barque.engine.spec import CGROUP_PARENT
+
+    try:
+        manager = open_manager(f"{CGROUP_PARENT}/{run_id}", run_id)
+        if manager.exists():
+            manager.kill_all(9)
+            manager.destroy()
+    except CgroupError as e:
+        raise OSError(f"removing the cgroup of {run_id}: {e}") from None
 
 
 def teardown_network(engine: Engine, run_id: str) -> None:

@@ -104,6 +104,7 @@ class _Run:
         self.record: ContainerRecord | None = None  # a transient one, for the default bridge
         self.stubs: _Stubs | None = None
         self.started = False
+        self.ended = False  # the runtime ran its course (and deleted its container)
         self.cache_locks: list[int] = []  # fds of the cache dirs held (sharing=locked|private)
         self.private_dirs: list[str] = []  # fresh caches for private mounts found in use
 
@@ -244,6 +245,7 @@ class _Run:
         try:
             held = _pump(proc, output)
             code = proc.wait()
+            self.ended = True
         except BaseException:
             self._kill(proc)
             raise
@@ -286,7 +288,7 @@ class _Run:
         if self.started:
             from barque.engine import build_reclaim
 
-            build_reclaim.delete_container(self.engine, self.id)
+            build_reclaim.delete_container(self.engine, self.id, thorough=not self.ended)
 
     def _remove_stubs(self) -> None:
         if self.stubs is not None:

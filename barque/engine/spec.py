@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
+CGROUP_PARENT = "/barque"  # each container's cgroup is <parent>/<id> in every hierarchy
 INIT_PATH = "/sbin/docker-init"  # where Docker puts its init (tini) for --init
 
 # moby's oci.DefaultLinuxSpec() (also the Engine API's documented HostConfig defaults).
@@ -249,7 +250,7 @@ def make_spec(container_id: str, config: dict[str, Any], host_config: dict[str, 
     spec["mounts"] = depth_order(mounts)
     linux = spec["linux"]
     _namespaces(spec, host_config, network_path)
-    linux["cgroupsPath"] = f"/barque/{container_id}"
+    linux["cgroupsPath"] = f"{CGROUP_PARENT}/{container_id}"
     try:
         linux["resources"] = spec_resources.resources(host_config)
         devices = [dev for dev, _ in spec_resources.devices(host_config)]

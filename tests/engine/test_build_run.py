@@ -459,6 +459,33 @@ def test_what_a_killed_build_left_is_reclaimed(engine: Engine, rootfs: Rootfs) -
     assert_nothing_left(engine, rootfs)
 
 
+def test_a_cgroup_left_without_runtime_state_is_reclaimed(engine: Engine,
+                                                         rootfs: Rootfs) -> None:
+    """A build killed while the runtime had made the cgroup but not yet its state: the
+    dead run's cgroup (with a process in it) goes at the next executor's start."""
+    from barque.cgroups import open_manager
+
+    run_id = build_run.ID_PREFIX + "0" * 24
+    run_dir = os.path.join(build_run.runs_dir(engine), run_id)
+    os.makedirs(run_dir)
+    with open(os.path.join(run_dir, "lock"), "w"):
+        pass  # nobody holds it: the run is dead
+    manager = open_manager(f"/barque/{run_id}", run_id)
+    manager.create()
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        manager.add_pid(sleeper.pid)
+        assert _cgroups_named(run_id)
+        EngineExecutor(engine).close()
+        assert sleeper.wait(timeout=10) == -9
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        if manager.exists():
+            manager.destroy()
+    assert_nothing_left(engine, rootfs)
+
+
 def _cmdline(pid: str) -> bytes:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
