@@ -131,8 +131,9 @@ class _Run:
             made = spec.make_spec(self.id, config, host_config, request.rootfs, self.dir,
                                   user_mounts, network_path=netns)
             spec.write_etc_files(self.dir, made["hostname"], host_config, hosts, resolv_conf)
-            self.stubs = _Stubs(request.rootfs, made["mounts"])
+            # The working dir first: it stays (BuildKit makes it), a mount point under it not.
             spec.make_workdir(request.rootfs, made["process"]["cwd"])
+            self.stubs = _Stubs(request.rootfs, made["mounts"])
         except (spec.SpecError, RootfsError, SecurityError) as e:
             raise ExecutorError(str(e)) from None
         made["process"]["terminal"] = False
@@ -196,7 +197,7 @@ class _Run:
                     continue
             if mount.kind == "cache" and mount.source:
                 mount = self._shared_cache(mount)
-            mounts.append(_oci_mount(self.dir, mount))
+            mounts.append(_oci_mount(self.dir, mount, self.request.cwd or "/"))
         return mounts, env
 
     def _shared_cache(self, mount: RunMount) -> RunMount:
@@ -325,9 +326,10 @@ def _hosts(hostname: str) -> str:
 
 # --- mounts ------------------------------------------------------------------------------------
 
-def _oci_mount(run_dir: str, mount: RunMount) -> dict[str, Any]:
+def _oci_mount(run_dir: str, mount: RunMount, cwd: str) -> dict[str, Any]:
     """The OCI mount of a RUN --mount (its target resolved in the rootfs by the runtime)."""
-    target = os.path.normpath("/" + mount.target.lstrip("/"))  # BuildKit cleans it (filepath.Clean)
+    # As BuildKit: a relative target is in the working dir; the path cleaned (filepath.Clean).
+    target = os.path.normpath("/" + os.path.join(cwd, mount.target).lstrip("/"))
     if mount.kind == "tmpfs":
         options = ["nosuid"]  # BuildKit's: what a build puts there may be run
         size = mount.options.get("size")

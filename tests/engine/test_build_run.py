@@ -255,13 +255,14 @@ def test_bind_mounts_are_read_only_unless_rw(engine: Engine, rootfs: Rootfs,
     with open(os.path.join(src, "in"), "w") as f:
         f.write("data\n")
     mounts = [RunMount("bind", "/ro", src, readonly=True),
-              RunMount("bind", "/rw/deep", src, readonly=False)]
+              RunMount("bind", "deep", src, readonly=False)]  # relative: in the workdir
     code, out = run(engine, rootfs, "cat /ro/in; touch /ro/x || echo refused; "
-                    "touch /rw/deep/y && echo written", mounts=mounts, network="none")
+                    "touch /rw/deep/y && echo written", mounts=mounts, network="none",
+                    cwd="/rw")
     assert code == 0
     assert out.text(1) == "data\nrefused\nwritten\n"
     assert sorted(os.listdir(src)) == ["in", "y"]
-    assert rootfs.changes() == []  # /ro, /rw and /rw/deep were mount points only
+    assert rootfs.changes() == ["A /rw"]  # the workdir; /ro and /rw/deep: mount points only
 
 
 def test_a_cache_mount_keeps_its_files_between_runs(engine: Engine, rootfs: Rootfs,
