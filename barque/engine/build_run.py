@@ -132,7 +132,8 @@ class _Run:
                                   user_mounts, network_path=netns)
             spec.write_etc_files(self.dir, made["hostname"], host_config, hosts, resolv_conf)
             # The working dir first: it stays (BuildKit makes it), a mount point under it not.
-            spec.make_workdir(request.rootfs, made["process"]["cwd"])
+            user = made["process"]["user"]
+            spec.make_workdir(request.rootfs, made["process"]["cwd"], (user["uid"], user["gid"]))
             self.stubs = _Stubs(request.rootfs, made["mounts"])
         except (spec.SpecError, RootfsError, SecurityError) as e:
             raise ExecutorError(str(e)) from None

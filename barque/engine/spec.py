@@ -180,13 +180,29 @@ def write_etc_files(container_dir: str, hostname: str, host_config: dict[str, An
         ol.atomic_write(os.path.join(container_dir, name), text.encode(), durable=False)
 
 
-def make_workdir(rootfs: str, cwd: str) -> None:
+def make_workdir(rootfs: str, cwd: str, owner: tuple[int, int] | None = None) -> None:
     """Docker makes the working dir at each start (for any user), inside the container's root:
-    a `..` or a symlink in the image or put there by the container never leads to the host."""
+    a `..` or a symlink in the image or put there by the container never leads to the host.
+    `owner`: (uid, gid) for the directories made (BuildKit's RUN makes them the user's)."""
     from barque.linux import paths
 
+    made: list[tuple[str, str]] = []  # (the parent's host path, the name) of each one made
+
+    def remember(dir_fd: int, name: str) -> None:
+        made.append((os.readlink(paths.proc_path(dir_fd)), name))
+
     with paths.rooted(rootfs) as root_fd:
-        os.close(paths.mkdir_all(root_fd, cwd))
+        os.close(paths.mkdir_all(root_fd, cwd, on_make=remember if owner else None))
+        if not made or owner is None:
+            return
+        root = os.readlink(paths.proc_path(root_fd))
+        for parent, name in made:
+            made_fd = paths.open_in_root(root_fd, os.path.join(
+                "/", os.path.relpath(parent, root), name), os.O_PATH | os.O_NOFOLLOW)
+            try:
+                os.chown(paths.proc_path(made_fd), *owner)
+            finally:
+                os.close(made_fd)
 
 
 def _read(path: str, default: str) -> str:

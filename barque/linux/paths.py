@@ -103,10 +103,12 @@ def open_in_root(root_fd: int, path: str, flags: int = os.O_PATH) -> int:
         os.close(found)
 
 
-def mkdir_all(root_fd: int, path: str, mode: int = 0o755) -> int:
+def mkdir_all(root_fd: int, path: str, mode: int = 0o755,
+              on_make: Callable[[int, str], None] | None = None) -> int:
     """`mkdir -p` of `path` inside the root; an O_PATH fd of the directory.
-    NotADirectoryError if something other than a directory is in the way."""
-    fd = ensure(root_fd, path, is_dir=True, mode=mode)
+    NotADirectoryError if something other than a directory is in the way. `on_make`: as
+    ensure's."""
+    fd = ensure(root_fd, path, is_dir=True, mode=mode, on_make=on_make)
     if not stat.S_ISDIR(os.fstat(fd).st_mode):
         os.close(fd)
         raise NotADirectoryError(errno.ENOTDIR, f"{path}: not a directory")

@@ -167,7 +167,10 @@ def test_user_workdir_env_and_hostname(engine: Engine, rootfs: Rootfs) -> None:
     assert code == 0, out.text(2)
     assert out.text(1).split("\n") == ["1000", "1000", "/new/dir", "b /home/user",
                                        "buildkitsandbox", "buildkitsandbox", ""]
-    assert rootfs.changes() == ["A /new", "A /new/dir"]  # the workdir, made as Docker makes it
+    assert rootfs.changes() == ["A /new", "A /new/dir"]  # the workdir, made as BuildKit
+    for made in ("new", "new/dir"):  # makes it: the user's
+        st = os.stat(os.path.join(rootfs.upper, made))
+        assert (st.st_uid, st.st_gid) == (1000, 1000)
 
 
 def test_docker_defaults_apply(engine: Engine, rootfs: Rootfs) -> None:
