@@ -119,9 +119,10 @@ class _Run:
         if request.network not in NETWORKS:
             raise ExecutorError(f"network mode {request.network!r} not supported by the builder")
         self._make_dir()
+        # The mounts first: a locked cache may be waited for, with no address held meanwhile.
+        user_mounts, secret_env = self._mounts()
         netns, resolv_conf = self._network()
         hosts = _hosts(request.hostname)
-        user_mounts, secret_env = self._mounts()
         config = {"Entrypoint": list(request.args), "Env": list(request.env) + secret_env,
                   "WorkingDir": request.cwd or "/", "User": request.user,
                   "Hostname": request.hostname}
@@ -261,15 +262,21 @@ class _Run:
         return code
 
     def _kill(self, proc: subprocess.Popen[bytes]) -> None:
-        """An interrupted run: its container killed, the runtime given a moment to delete
-        it (close() deletes whatever is left)."""
+        """An interrupted run: its container killed (again until the runtime has made it),
+        the runtime given a moment to delete it (close() deletes whatever is left)."""
+        import time
+
         from barque.engine.context import find_runtime
 
-        subprocess.run([find_runtime(), "--root", self.engine.paths.runtime_root, "kill",
-                        self.id, "KILL"], capture_output=True, timeout=30, check=False)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        deadline = time.monotonic() + 10
+        while proc.poll() is None and time.monotonic() < deadline:
+            subprocess.run([find_runtime(), "--root", self.engine.paths.runtime_root, "kill",
+                            self.id, "KILL"], capture_output=True, timeout=30, check=False)
+            try:
+                proc.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                continue
+        if proc.poll() is None:
             proc.kill()
             proc.wait()
 
