@@ -427,6 +427,39 @@ def test_an_interrupted_run_leaves_nothing(engine: Engine, rootfs: Rootfs) -> No
     assert_nothing_left(engine, rootfs)
 
 
+def test_an_interruption_while_preparing_leaves_nothing(engine: Engine, rootfs: Rootfs,
+                                                       tmp_path: os.PathLike,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Interrupted after the network, a secret and a locked cache were set up, before the
+    runtime ran: all of it is unmade."""
+    from barque.engine import spec
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(spec, "make_spec", interrupted)
+    secret = os.path.join(str(tmp_path), "secret")
+    with open(secret, "w") as f:
+        f.write("s")
+    cache = os.path.join(str(tmp_path), "cache")
+    os.makedirs(cache)
+    request = RunRequest(rootfs=rootfs.merged, args=["true"], env=[], cwd="/",
+                         network="default",
+                         mounts=[RunMount("secret", "/run/secrets/s", secret),
+                                 RunMount("cache", "/c", cache, options={"sharing": "locked"})])
+    with EngineExecutor(engine) as executor:
+        with pytest.raises(KeyboardInterrupt):
+            executor.run(request, Output())
+    assert_nothing_left(engine, rootfs)
+    import fcntl
+
+    fd = os.open(cache, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released
+    finally:
+        os.close(fd)
+
+
 _KILLED_BUILD = """
 import sys
 from barque.build.executor import RunRequest
