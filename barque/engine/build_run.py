@@ -1,7 +1,8 @@
 """A build's RUN steps, run by the engine (barque.build.executor.Executor): one process in
 the step's mounted root filesystem, in a container made the way `barque run` makes one
 (engine/spec.py: Docker's capabilities, seccomp profile, masked and read-only paths, /dev,
-/dev/shm), on the build's network, through `barque-runtime run` in the foreground.
+/dev/shm), on the build's network, with the RUN's mounts (build_mounts.py), through
+`barque-runtime run` in the foreground.
 
 Lighter than a container: no record in the state DB, no monitor; the runtime's state, the
 cgroup, the network namespace and veth (and its address), the /etc files and secrets live
@@ -14,7 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from barque.build.executor import ExecutorError, RunMount
+from barque.build.executor import ExecutorError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from barque.build.executor import RunRequest
+    from barque.engine.build_mounts import Stubs
     from barque.engine.context import Engine
     from barque.engine.records import ContainerRecord
 
@@ -102,7 +104,7 @@ class _Run:
         self.dir = os.path.join(runs_dir(self.engine), self.id)
         self.lock_fd = -1
         self.record: ContainerRecord | None = None  # a transient one, for the default bridge
-        self.stubs: _Stubs | None = None
+        self.stubs: Stubs | None = None
         self.started = False
         self.ended = False  # the runtime ran its course (and deleted its container)
         self.cache_locks: list[int] = []  # fds of the cache dirs held (sharing=locked|private)
@@ -135,7 +137,9 @@ class _Run:
             # The working dir first: it stays (BuildKit makes it), a mount point under it not.
             user = made["process"]["user"]
             spec.make_workdir(request.rootfs, made["process"]["cwd"], (user["uid"], user["gid"]))
-            self.stubs = _Stubs(request.rootfs, made["mounts"])
+            from barque.engine.build_mounts import Stubs
+
+            self.stubs = Stubs(request.rootfs, made["mounts"])
         except (spec.SpecError, RootfsError, SecurityError) as e:
             raise ExecutorError(str(e)) from None
         made["process"]["terminal"] = False
@@ -185,6 +189,8 @@ class _Run:
     def _mounts(self) -> tuple[list[dict[str, Any]], list[str]]:
         """The OCI mounts of the RUN's mounts, and the env entries of secrets asked for as
         environment variables (`env=`)."""
+        from barque.engine import build_mounts
+
         mounts, env = [], []
         for mount in self.request.mounts:
             if mount.kind == "secret":
@@ -194,44 +200,17 @@ class _Run:
                         raise ExecutorError(f"secret {name}: not found")
                     continue  # an optional secret not given: no file, no variable
                 if mount.options.get("env"):
-                    env.append(f"{mount.options['env']}={_read_secret(mount.source)}")
+                    env.append(f"{mount.options['env']}={build_mounts.read_secret(mount.source)}")
                 if not mount.target:
                     continue
             if mount.kind == "cache" and mount.source:
-                mount = self._shared_cache(mount)
-            mounts.append(_oci_mount(self.dir, mount, self.request.cwd or "/"))
+                mount, lock_fd, private = build_mounts.hold_cache(mount)
+                if lock_fd >= 0:
+                    self.cache_locks.append(lock_fd)
+                if private:
+                    self.private_dirs.append(private)
+            mounts.append(build_mounts.oci_mount(self.dir, mount, self.request.cwd or "/"))
         return mounts, env
-
-    def _shared_cache(self, mount: RunMount) -> RunMount:
-        """BuildKit's `sharing`: "shared" (the default) lets every run use the cache at once;
-        "locked" waits until no other locked or private run holds it; "private" takes it if
-        free, else gets a fresh empty cache of its own for this run."""
-        import fcntl
-
-        sharing = mount.options.get("sharing", "shared")
-        if sharing not in ("shared", "locked", "private"):
-            raise ExecutorError(f"unsupported sharing mode {sharing!r}")
-        if sharing == "shared":
-            return mount
-        assert mount.source is not None
-        fd = os.open(mount.source, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if sharing == "private" else 0))
-        except BlockingIOError:
-            os.close(fd)
-            import tempfile
-
-            fresh = tempfile.mkdtemp(prefix=".private-", dir=os.path.dirname(mount.source))
-            self.private_dirs.append(fresh)
-            st = os.stat(mount.source)
-            os.chown(fresh, st.st_uid, st.st_gid)
-            os.chmod(fresh, st.st_mode & 0o7777)
-            return RunMount(mount.kind, mount.target, fresh, mount.readonly, mount.options)
-        except BaseException:
-            os.close(fd)
-            raise
-        self.cache_locks.append(fd)
-        return mount
 
     # --- execute -------------------------------------------------------------------------------
 
@@ -330,166 +309,6 @@ class _Run:
 def _hosts(hostname: str) -> str:
     """BuildKit's /etc/hosts for a RUN, whatever its network: its hostname on loopback."""
     return f"127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-
-
-# --- mounts ------------------------------------------------------------------------------------
-
-def _oci_mount(run_dir: str, mount: RunMount, cwd: str) -> dict[str, Any]:
-    """The OCI mount of a RUN --mount (its target resolved in the rootfs by the runtime)."""
-    # As BuildKit: a relative target is in the working dir; the path cleaned (filepath.Clean).
-    target = os.path.normpath("/" + os.path.join(cwd, mount.target).lstrip("/"))
-    if mount.kind == "tmpfs":
-        options = ["nosuid"]  # BuildKit's: what a build puts there may be run
-        size = mount.options.get("size")
-        if size:
-            options.append(f"size={size}")
-        return {"destination": target, "type": "tmpfs", "source": "tmpfs", "options": options}
-    if mount.kind == "secret":
-        return _secret_mount(run_dir, mount, target)
-    if mount.kind not in ("bind", "cache"):
-        raise ExecutorError(f"unsupported mount type {mount.kind!r}")
-    if not mount.source:
-        raise ExecutorError(f"mount {target}: no source")
-    options = ["rbind", "rprivate"]
-    if mount.readonly:
-        options.append("ro")
-    return {"destination": target, "type": "bind", "source": mount.source, "options": options}
-
-
-def _secret_mount(run_dir: str, mount: RunMount, target: str) -> dict[str, Any]:
-    """A copy of the secret in the run's dir (on the runroot, a tmpfs: never in a layer),
-    with the mode and owner asked for, bound read-only."""
-    if not mount.source:
-        raise ExecutorError(f"secret mount {target}: no source")
-    secrets = os.path.join(run_dir, "secrets")
-    os.makedirs(secrets, mode=0o700, exist_ok=True)
-    path = os.path.join(secrets, str(len(os.listdir(secrets))))
-    data = _read_secret_bytes(mount.source)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fchown(fd, int(mount.options.get("uid", "0")), int(mount.options.get("gid", "0")))
-        os.fchmod(fd, int(mount.options.get("mode", "0400"), 8))
-    finally:
-        os.close(fd)
-    return {"destination": target, "type": "bind", "source": path,
-            "options": ["rbind", "rprivate", "ro", "nosuid", "nodev", "noexec"]}
-
-
-class _Stubs:
-    """The mount points the runtime would make in the rootfs, made here first (resolved in
-    the root as the runtime resolves them) so that they are known: BuildKit removes such
-    stubs after the run, so that they never land in the layer. The directory each was made in
-    gets its times back when its entries are as before, so that it does not count as changed
-    either."""
-
-    def __init__(self, rootfs: str, mounts: list[dict[str, Any]]) -> None:
-        from barque.linux import paths
-
-        self.rootfs = rootfs
-        self.made: list[str] = []  # paths in the root, resolved (no symlink on the way)
-        self.parents: dict[str, tuple[list[str], int, int]] = {}  # entries, atime, mtime
-        covered: list[str] = []  # destinations of the mounts so far: what is below is theirs
-        with paths.rooted(rootfs) as root_fd:
-            self._root = os.readlink(paths.proc_path(root_fd))
-            for mount in mounts:
-                destination = os.path.normpath(mount["destination"])
-                if not any(destination.startswith(c.rstrip("/") + "/") for c in covered):
-                    self._ensure(root_fd, destination, _is_file_mount(mount))
-                covered.append(destination)
-
-    def _ensure(self, root_fd: int, destination: str, is_file: bool) -> None:
-        from barque.linux import paths
-
-        try:
-            os.close(paths.ensure(root_fd, destination, not is_file, 0o755, self._made))
-        except OSError:
-            pass  # something in the way: the runtime refuses the mount with its own words
-
-    def _made(self, dir_fd: int, name: str) -> None:
-        from barque.linux import paths
-
-        parent = os.readlink(paths.proc_path(dir_fd))
-        relative = os.path.relpath(parent, self._root)
-        inside = "/" if relative == "." else "/" + relative
-        if inside not in self.parents:
-            fd = os.open(paths.proc_path(dir_fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                st = os.fstat(fd)
-                self.parents[inside] = (sorted(os.listdir(fd)), st.st_atime_ns, st.st_mtime_ns)
-            finally:
-                os.close(fd)
-        self.made.append(os.path.join(inside, name))
-
-    def remove(self) -> None:
-        """Each stub still an empty file or empty directory goes, deepest first (the process
-        may have written into one: that is its own file then, and stays)."""
-        if not self.made:
-            return
-        from barque.linux import paths
-
-        with paths.rooted(self.rootfs) as root_fd:
-            for stub in sorted(self.made, key=lambda p: p.count("/"), reverse=True):
-                _remove_stub(root_fd, stub)
-            for parent, (entries, atime, mtime) in self.parents.items():
-                try:
-                    fd = paths.open_in_root(root_fd, parent, os.O_RDONLY | os.O_DIRECTORY)
-                except OSError:
-                    continue
-                try:
-                    if sorted(os.listdir(fd)) == entries:
-                        os.utime(fd, ns=(atime, mtime))
-                finally:
-                    os.close(fd)
-
-
-def _is_file_mount(mount: dict[str, Any]) -> bool:
-    """A bind of a file is mounted on a file (runc's rule), anything else on a directory."""
-    if mount.get("type") != "bind":
-        return False
-    try:
-        return not os.path.isdir(mount["source"])
-    except OSError:
-        return False
-
-
-def _remove_stub(root_fd: int, stub: str) -> None:
-    import errno
-    import stat
-
-    from barque.linux import paths
-
-    parent, name = os.path.split(stub)
-    try:
-        dir_fd = paths.open_in_root(root_fd, parent, os.O_PATH | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        if stat.S_ISDIR(st.st_mode):
-            os.rmdir(name, dir_fd=dir_fd)
-        elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
-            os.unlink(name, dir_fd=dir_fd)
-    except OSError as e:
-        if e.errno not in (errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST):
-            raise
-    finally:
-        os.close(dir_fd)
-
-
-_MAX_SECRET = 500 * 1024  # BuildKit's limit for a secret
-
-
-def _read_secret_bytes(path: str) -> bytes:
-    with open(path, "rb") as f:
-        data = f.read(_MAX_SECRET + 1)
-    if len(data) > _MAX_SECRET:
-        raise ExecutorError(f"secret {path}: bigger than {_MAX_SECRET} bytes")
-    return data
-
-
-def _read_secret(path: str) -> str:
-    return _read_secret_bytes(path).decode("utf-8", errors="replace")
 
 
 # --- output ------------------------------------------------------------------------------------
