@@ -357,11 +357,16 @@ def test_a_tmpfs_mount_has_its_size_and_leaves_nothing(engine: Engine,
     assert rootfs.changes() == []
 
 
+def _secret_file(tmp_path: os.PathLike, text: str) -> str:
+    path = os.path.join(str(tmp_path), "secret")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def test_a_secret_has_its_mode_and_owner_and_stays_out_of_the_layer(
         engine: Engine, rootfs: Rootfs, tmp_path: os.PathLike) -> None:
-    secret = os.path.join(str(tmp_path), "secret")
-    with open(secret, "w") as f:
-        f.write("s3cret")
+    secret = _secret_file(tmp_path, "s3cret")
     mounts = [RunMount("secret", "/run/secrets/token", secret, readonly=True),
               RunMount("secret", "/etc/other", secret, readonly=True,
                        options={"mode": "0440", "uid": "1000", "gid": "1000"})]
@@ -376,9 +381,7 @@ def test_a_secret_has_its_mode_and_owner_and_stays_out_of_the_layer(
 
 def test_a_secret_as_a_variable_and_an_optional_one_not_given(
         engine: Engine, rootfs: Rootfs, tmp_path: os.PathLike) -> None:
-    secret = os.path.join(str(tmp_path), "secret")
-    with open(secret, "w") as f:
-        f.write("s3cret")
+    secret = _secret_file(tmp_path, "s3cret")
     mounts = [RunMount("secret", "", secret, options={"id": "tok", "env": "TOKEN"}),
               RunMount("secret", "/run/secrets/absent", None, options={"id": "absent"})]
     code, out = run(engine, rootfs, 'echo "$TOKEN"; ls /run/secrets 2>&1 || echo none',
@@ -438,9 +441,7 @@ def test_an_interruption_while_preparing_leaves_nothing(engine: Engine, rootfs: 
         raise KeyboardInterrupt
 
     monkeypatch.setattr(spec, "make_spec", interrupted)
-    secret = os.path.join(str(tmp_path), "secret")
-    with open(secret, "w") as f:
-        f.write("s")
+    secret = _secret_file(tmp_path, "s")
     cache = os.path.join(str(tmp_path), "cache")
     os.makedirs(cache)
     request = RunRequest(rootfs=rootfs.merged, args=["true"], env=[], cwd="/",
