@@ -45,11 +45,16 @@ def _secret_mount(run_dir: str, mount: RunMount, target: str) -> dict[str, Any]:
     os.makedirs(secrets, mode=0o700, exist_ok=True)
     path = os.path.join(secrets, str(len(os.listdir(secrets))))
     data = _read_secret_bytes(mount.source)
+    try:
+        uid, gid = int(mount.options.get("uid", "0")), int(mount.options.get("gid", "0"))
+        mode = int(mount.options.get("mode", "0400"), 8)
+    except ValueError as e:
+        raise ExecutorError(f"secret mount {target}: {e}") from None
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, data)
-        os.fchown(fd, int(mount.options.get("uid", "0")), int(mount.options.get("gid", "0")))
-        os.fchmod(fd, int(mount.options.get("mode", "0400"), 8))
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, mode & 0o7777)
     finally:
         os.close(fd)
     return {"destination": target, "type": "bind", "source": path,
