@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 
+from barque.build.dockerfile.expand import ExpandError, Options, process
 from barque.build.dockerfile.instructions import (
     Dockerfile,
     DockerfileError,
@@ -306,75 +307,14 @@ def _new_node(line: str, d: _Directives, start: int) -> _Node:
 
 # --- heredocs ----------------------------------------------------------------------------
 
-def _raw_words(line: str) -> list[str]:
-    """Shell words with quotes and escapes kept (BuildKit's lexer with raw quotes and
-    escapes, unset variables skipped), to spot `<<EOF` words."""
-    words: list[str] = []
-    word, i, n, quote = "", 0, len(line), ""
-    while i < n:
-        ch = line[i]
-        if quote:
-            word += ch
-            if ch == "\\" and quote == '"' and i + 1 < n:
-                word += line[i + 1]
-                i += 1
-            elif ch == quote:
-                quote = ""
-        elif ch == "\\" and i + 1 < n:
-            word += line[i:i + 2]
-            i += 1
-        elif ch in "'\"":
-            quote = ch
-            word += ch
-        elif ch == "$" and line.startswith("${", i):
-            end = line.find("}", i)
-            end = n - 1 if end < 0 else end
-            word += line[i:end + 1]
-            i = end
-        elif ch in " \t\r\n":
-            if word:
-                words.append(word)
-            word = ""
-        else:
-            word += ch
-        i += 1
-    if word:
-        words.append(word)
-    return words
-
-
-def _unquote_word(text: str) -> list[str]:
-    """`text` split into words with quotes and escapes removed (variables kept)."""
-    words: list[str] = []
-    word, i, n, quote, started = "", 0, len(text), "", False
-    while i < n:
-        ch = text[i]
-        if quote:
-            if ch == quote:
-                quote = ""
-            elif ch == "\\" and quote == '"' and i + 1 < n and text[i + 1] in '"\\$':
-                i += 1
-                word += text[i]
-            else:
-                word += ch
-        elif ch == "\\":
-            if i + 1 < n:
-                i += 1
-                word += text[i]
-            started = True
-        elif ch in "'\"":
-            quote, started = ch, True
-        elif ch in " \t\r\n":
-            if word or started:
-                words.append(word)
-            word, started = "", False
-        else:
-            word += ch
-            started = True
-        i += 1
-    if word or started:
-        words.append(word)
-    return words
+def _lex_words(text: str, raw_quotes: bool = False,
+               raw_escapes: bool = False) -> list[str] | None:
+    """`text`'s shell words, variables left as written; None if the lexer refuses it."""
+    opts = Options(raw_quotes=raw_quotes, raw_escapes=raw_escapes, skip_unset=True)
+    try:
+        return process(text, {}, opts).words
+    except ExpandError:
+        return None
 
 
 def parse_heredoc(word: str) -> Heredoc | None:
@@ -383,18 +323,19 @@ def parse_heredoc(word: str) -> Heredoc | None:
     if not match or not match.group(3):
         return None
     rest = match.group(3)
-    names = _unquote_word(rest)
-    if len(names) != 1:
+    names = _lex_words(rest)
+    raw = _lex_words(rest, raw_quotes=True)
+    if names is None or raw is None or len(names) != 1 or len(raw) != 1:
         return None
-    name = names[0]
-    raw_quotes = rest.count("'") + rest.count('"')
-    quotes = name.count("'") + name.count('"')
-    return Heredoc(name=name, content="", expand=quotes == raw_quotes,
-                   chomp=match.group(2) == "-")
+    # Any quote in the word (<<"EOF", <<E'O'F) means: no expansion of the body.
+    name, raw_name = names[0], raw[0]
+    quoted = name.count("'") + name.count('"') != raw_name.count("'") + raw_name.count('"')
+    return Heredoc(name=name, content="", expand=not quoted, chomp=match.group(2) == "-")
 
 
 def _heredocs_in(line: str) -> list[Heredoc]:
-    return [doc for doc in map(parse_heredoc, _raw_words(line)) if doc is not None]
+    words = _lex_words(line, raw_quotes=True, raw_escapes=True) or []
+    return [doc for doc in map(parse_heredoc, words) if doc is not None]
 
 
 def _can_have_heredoc(node: _Node) -> bool:
