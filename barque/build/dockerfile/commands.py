@@ -9,8 +9,22 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from barque.build.dockerfile.instructions import Instruction
-from barque.structs import dataclass
+from barque.build.dockerfile.expand import ExpandError, Options, expand_word, expand_words, process
+from barque.build.dockerfile.instructions import Heredoc, Instruction
+from barque.structs import dataclass, field
+
+# The instructions whose words the builder expands (the reference's "Environment
+# replacement" list; ONBUILD's trigger is expanded when it runs). ARG's default is expanded
+# too, but only when no --build-arg overrides it (see arg_decls). RUN, CMD and ENTRYPOINT
+# are left to the shell, except RUN's --mount values.
+EXPANDED = frozenset(("ADD", "COPY", "ENV", "EXPOSE", "FROM", "LABEL", "STOPSIGNAL", "USER",
+                      "VOLUME", "WORKDIR"))
+DEFAULT_SHELL = ("/bin/sh", "-c")
+
+
+def expands(keyword: str) -> bool:
+    """Whether the builder replaces variables in this instruction's words."""
+    return keyword.upper() in EXPANDED
 
 # --- Go's time.ParseDuration -------------------------------------------------------------
 
@@ -126,22 +140,599 @@ def check_mount_syntax(spec: str) -> None:
                                  "define alias stage instead")
 
 
+# --- ENV, LABEL, ARG ---------------------------------------------------------------------
+
+def _pairs(instr: Instruction, env: Mapping[str, str], escape: str) -> list[tuple[str, str]]:
+    args = instr.args
+    if not args:
+        raise ValueError(f"{instr.keyword} requires at least one argument")
+    if "=" not in args[0]:          # the legacy `ENV name value with spaces`
+        raw = [(args[0], args[1] if len(args) > 1 else "")]
+    else:
+        raw = [(k, v) for k, _, v in (a.partition("=") for a in args)]
+    # Every word sees the values from before the instruction (`ENV a=2 b=$a`: b is the
+    # old a), as the reference says.
+    out = []
+    for key, value in raw:
+        key = expand_word(key, env, escape)
+        if not key:
+            raise ValueError(f"{instr.keyword} names can not be blank")
+        out.append((key, expand_word(value, env, escape)))
+    return out
+
+
+def env_pairs(instr: Instruction, env: Mapping[str, str],
+              escape: str = "\\") -> list[tuple[str, str]]:
+    """ENV's (name, value) pairs, expanded with `env` (the stage's ENV and ARGs)."""
+    return _pairs(instr, env, escape)
+
+
+def label_pairs(instr: Instruction, env: Mapping[str, str],
+                escape: str = "\\") -> list[tuple[str, str]]:
+    """LABEL's (key, value) pairs, expanded with `env`."""
+    return _pairs(instr, env, escape)
+
+
+def arg_decls(instr: Instruction) -> list[tuple[str, str | None]]:
+    """ARG's (name, default) declarations, the default unexpanded (None: no default). The
+    builder expands a default with expand_word only when no --build-arg sets the name."""
+    out: list[tuple[str, str | None]] = []
+    for word in instr.args:
+        name, sep, value = word.partition("=")
+        if not name:
+            raise ValueError("ARG names can not be blank")
+        out.append((name, value if sep else None))
+    return out
+
+
+# --- one-word instructions ---------------------------------------------------------------
+
+def single_word(instr: Instruction, env: Mapping[str, str], escape: str = "\\") -> str:
+    """WORKDIR's path, USER's user, STOPSIGNAL's signal, expanded."""
+    if len(instr.args) != 1:
+        raise ValueError(f"{instr.keyword} requires exactly one argument")
+    return expand_word(instr.args[0], env, escape)
+
+
+def stop_signal(instr: Instruction, env: Mapping[str, str], escape: str = "\\") -> str:
+    """STOPSIGNAL's signal, checked as moby's signal.ParseSignal does."""
+    sig = single_word(instr, env, escape)
+    if not signal_ok(sig):
+        raise ValueError(f"Invalid signal: {sig}")
+    return sig
+
+
+def signal_ok(text: str) -> bool:
+    import signal
+    if text.isdigit():
+        return 0 < int(text) <= 64
+    name = text.upper().removeprefix("SIG")
+    if name in {s.name.removeprefix("SIG") for s in signal.Signals}:
+        return True
+    match = re.fullmatch(r"RTMIN(\+(\d+))?|RTMAX(-(\d+))?", name)
+    return match is not None and int(match.group(2) or match.group(4) or 0) <= 15
+
+
+def volumes(instr: Instruction, env: Mapping[str, str], escape: str = "\\") -> list[str]:
+    """VOLUME's paths, expanded."""
+    if not instr.args:
+        raise ValueError("VOLUME requires at least one argument")
+    out = []
+    for word in instr.args:
+        path = expand_word(word.strip(), env, escape)
+        if not path:
+            raise ValueError("VOLUME specified can not be an empty string")
+        out.append(path)
+    return out
+
+
+# --- EXPOSE ------------------------------------------------------------------------------
+
+def _port_number(text: str) -> int:
+    if not text:
+        raise ValueError("value is empty")
+    if not re.fullmatch(r"[+-]?\d+", text):
+        raise ValueError("invalid syntax")
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise ValueError("value out of range (0–65535)")
+    return port
+
+
+def _port_range(text: str) -> tuple[int, int]:
+    if not text:
+        raise ValueError("empty string specified for ports")
+    start, sep, end = text.partition("-")
+    first = _port_number(start)
+    if not sep or start == end:
+        return first, first
+    last = _port_number(end)
+    if last < first:
+        raise ValueError("invalid port range: " + text)
+    return first, last
+
+
+def parse_port(raw: str) -> list[str]:
+    """One EXPOSE spec ("80", "80/udp", "8000-8002/tcp", even "ip:host:ctr") as the
+    "port/proto" list BuildKit's portSpecs gives."""
+    parts = raw.split(":")
+    ip, host, ctr = (":".join(parts[:-2]), parts[-2], parts[-1]) if len(parts) >= 3 else \
+        ("", parts[0], parts[1]) if len(parts) == 2 else ("", "", parts[0])
+    port, _, proto = ctr.partition("/")
+    if not port:
+        raise ValueError(f"invalid port: {_go_quote(raw)}: no port specified")
+    if proto.lower() not in ("", "tcp", "udp", "sctp"):
+        raise ValueError(f"invalid port: {_go_quote(raw)}: invalid proto: {proto}")
+    proto = proto or "tcp"
+    if ip:
+        import ipaddress
+        bare = ip[1:-1] if ip.startswith("[") and ip.endswith("]") else ip
+        try:
+            ipaddress.ip_address(bare)
+        except ValueError:
+            raise ValueError("invalid IP address: " + ip) from None
+    try:
+        first, last = _port_range(port)
+    except ValueError:
+        raise ValueError("invalid containerPort: " + port) from None
+    if host:
+        try:
+            hfirst, hlast = _port_range(host)
+        except ValueError:
+            raise ValueError("invalid hostPort: " + host) from None
+        if last - first != hlast - hfirst and last != first:
+            raise ValueError("invalid ranges specified for container and host Ports: "
+                             f"{port} and {host}")
+    return [f"{p}/{proto.lower()}" for p in range(first, last + 1)]
+
+
+def ports(instr: Instruction, env: Mapping[str, str], escape: str = "\\") -> list[str]:
+    """EXPOSE's ports as "port/proto" (words expanded and split as BuildKit does)."""
+    if not instr.args:
+        raise ValueError("EXPOSE requires at least one argument")
+    out: list[str] = []
+    for word in sorted(instr.args):
+        for spec in expand_words(word, env, escape):
+            out += parse_port(spec)
+    return out
+
+
+# --- CMD, ENTRYPOINT, RUN, SHELL ---------------------------------------------------------
+
+def shell_or_exec(instr: Instruction) -> tuple[list[str], bool]:
+    """The command words and whether they are the exec (JSON) form; a shell form is one
+    string that with_shell() wraps."""
+    if instr.keyword == "HEALTHCHECK":
+        return list(instr.args[1:]), instr.json_form
+    return list(instr.args), instr.json_form
+
+
+def with_shell(args: list[str], shell: list[str] | None) -> list[str]:
+    """A shell form's command line behind the stage's SHELL (default /bin/sh -c)."""
+    return [*(shell or DEFAULT_SHELL), " ".join(args)]
+
+
+def command(instr: Instruction, shell: list[str] | None) -> list[str] | None:
+    """CMD's or ENTRYPOINT's value for the image config: the exec form as is, the shell
+    form behind SHELL; ENTRYPOINT [] is None (no entrypoint), as BuildKit."""
+    args, json_form = shell_or_exec(instr)
+    if json_form:
+        return None if (instr.keyword == "ENTRYPOINT" and not args) else args
+    return with_shell(args, shell)
+
+
+def shell(instr: Instruction) -> list[str]:
+    """SHELL's new shell (exec form only)."""
+    if not instr.args:
+        raise ValueError("SHELL requires at least one argument")
+    if not instr.json_form:
+        raise ValueError("SHELL requires the arguments to be in JSON form")
+    return list(instr.args)
+
+
+@dataclass
+class InlineFile:
+    """A file a RUN needs made for it: a heredoc script with a `#!` line."""
+    path: str        # where it is mounted read-only in the container
+    data: str
+    mode: int = 0o755
+
+
+@dataclass
+class RunCommand:
+    args: list[str]                       # the process's argv
+    files: list[InlineFile] = field(default_factory=list)
+
+
+def run_command(instr: Instruction, shell: list[str] | None) -> RunCommand:
+    """RUN's process as BuildKit's dispatchRun makes it: the exec form as is; the shell
+    form behind SHELL; `RUN <<EOF` alone runs the heredoc's body with the shell (or, when
+    it starts with `#!`, as a script mounted at /dev/pipes/<name>); heredocs used by a
+    command line (`RUN cat <<EOF > f`) go to the shell as a heredoc script."""
+    args, json_form = shell_or_exec(instr)
+    files: list[InlineFile] = []
+    if instr.heredocs:
+        if len(args) != 1 or json_form:
+            raise ValueError(f"parsing produced an invalid run command: {args}")
+        from barque.build.dockerfile.parser import parse_heredoc
+        first = instr.heredocs[0]
+        if parse_heredoc(args[0]) is not None:
+            if first.content.startswith("#!"):
+                path = "/dev/pipes/" + first.name
+                return RunCommand([path], [InlineFile(path, first.content)])
+            args = [first.content]
+        else:
+            args = [args[0] + "".join(f"\n{d.content}{d.name}" for d in instr.heredocs)]
+    if json_form:
+        return RunCommand(args, files)
+    return RunCommand(with_shell(args, shell), files)
+
+
+def heredoc_content(doc: Heredoc, env: Mapping[str, str]) -> str:
+    """A COPY/ADD heredoc's file content: variables expanded unless the delimiter was
+    quoted (`<<"EOF"`); quotes are kept, backslash escapes apply (BuildKit's ExpandRaw)."""
+    if not doc.expand:
+        return doc.content
+    return process(doc.content, env, Options(skip_quotes=True)).word
+
+
+def display(text: str, env: Mapping[str, str], escape: str = "\\") -> str:
+    """An instruction as the progress shows it: known variables replaced, the rest as
+    written (BuildKit's processCmdEnv); the text itself if the lexer refuses it."""
+    try:
+        return process(text, env, Options(escape=escape, raw_quotes=True, raw_escapes=True,
+                                          skip_unset=True)).word
+    except ExpandError:
+        return text
+
+
+# --- RUN --network, --security -----------------------------------------------------------
+
+def run_network(flags: Mapping[str, list[str]]) -> str:
+    """RUN --network: "default", "none" or "host"."""
+    value = flags.get("network", ["default"])[-1]
+    if value not in ("default", "none", "host"):
+        raise ValueError(f"invalid network mode {_go_quote(value)}")
+    return value
+
+
+def run_security(flags: Mapping[str, list[str]]) -> str:
+    """RUN --security: "sandbox" or "insecure"."""
+    value = flags.get("security", ["sandbox"])[-1]
+    if value not in ("sandbox", "insecure"):
+        raise ValueError(f"security {_go_quote(value)} is not valid")
+    return value
+
+
+# --- RUN --mount -------------------------------------------------------------------------
+
 @dataclass
 class MountSpec:
+    """One RUN --mount after expansion, with BuildKit's defaults filled in."""
     type: str = "bind"
-    target: str = ""
-    source: str = ""
-    from_: str = ""
-    readonly: bool = True
-    id: str = ""
-    sharing: str = ""
-    mode: int | None = None
+    target: str = ""                 # absolute (a relative one is joined to WORKDIR)
+    source: str = ""                 # bind: path in the context or `from`; secret: id
+    from_: str = ""                  # a stage name/index or image (bind, cache)
+    readonly: bool = True            # bind and secret/ssh: read-only unless rw
+    id: str = ""                     # cache: defaults to the target; secret: to source or
+    #                                  the target's base name
+    sharing: str = ""                # cache: shared (default), private, locked
+    mode: int | None = None          # cache/secret/ssh: the file or dir mode (secret 0400)
     uid: int | None = None
     gid: int | None = None
-    required: bool = False
-    env: str | None = None
-    size: int = 0
+    required: bool = False           # secret/ssh: fail when not given
+    env: str | None = None           # secret: also (or only) as this environment variable
+    size: int = 0                    # tmpfs: bytes, 0 = unlimited
 
 
-def _unused(env: Mapping[str, str]) -> None:
-    del env
+_MOUNT_KEYS = ("type", "from", "source", "target", "readonly", "id", "sharing", "required",
+               "size", "mode", "uid", "gid", "src", "dst", "destination", "ro", "rw",
+               "readwrite", "env")
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40,
+               "p": 1 << 50}
+
+
+def _parse_bool(key: str, value: str) -> bool:
+    # Go's strconv.ParseBool
+    if value in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if value in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    raise ValueError(f"invalid value for {key}: {value}")
+
+
+def _ram_in_bytes(text: str) -> int:
+    """docker/go-units RAMInBytes: "64m", "1.5g", "1024", "10 KiB"."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?) ?([kKmMgGtTpP]?)(?:[iI]?[bB])?", text)
+    if not match:
+        raise ValueError(f"invalid size: '{text}'")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+def _suggest(value: str, options: tuple[str, ...]) -> str:
+    from barque.build.dockerfile.parser import suggest
+    return suggest(value, options, True)
+
+
+def _set_mount_field(m: MountSpec, key: str, value: str, item: str) -> None:
+    if key == "type":
+        kind = value.lower()
+        if kind not in MOUNT_TYPES:
+            raise ValueError(f"unsupported mount type {_go_quote(value)}"
+                             + _suggest(value, MOUNT_TYPES))
+        m.type = kind
+    elif key == "from":
+        m.from_ = value
+    elif key in ("source", "src"):
+        m.source = value
+    elif key in ("target", "dst", "destination"):
+        m.target = value
+    elif key in ("readonly", "ro"):
+        m.readonly = _parse_bool(key, value)
+    elif key in ("readwrite", "rw"):
+        m.readonly = not _parse_bool(key, value)
+    elif key == "required":
+        if m.type not in ("secret", "ssh"):
+            raise ValueError(f"unexpected key '{key}' for mount type '{m.type}'")
+        m.required = _parse_bool(key, value)
+    elif key == "size":
+        if m.type != "tmpfs":
+            raise ValueError(f"unexpected key '{key}' for mount type '{m.type}'")
+        try:
+            m.size = _ram_in_bytes(value)
+        except ValueError:
+            raise ValueError(f"invalid value for {key}: {value}") from None
+    elif key == "id":
+        m.id = value
+    elif key == "sharing":
+        sharing = value.lower()
+        if sharing not in SHARING_MODES:
+            raise ValueError(f"unsupported sharing value {_go_quote(value)}"
+                             + _suggest(value, SHARING_MODES))
+        m.sharing = sharing
+    elif key in ("mode", "uid", "gid"):
+        base = 8 if key == "mode" else 10
+        try:
+            number = int(value, base)
+            if number < 0 or number >= 1 << 32 or value.startswith(("+", "-")):
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"invalid value {value} for {key}") from None
+        setattr(m, key, number)
+    elif key == "env":
+        m.env = value
+    else:
+        raise ValueError(f"unexpected key '{key}' in '{item}'" + _suggest(key, _MOUNT_KEYS))
+
+
+def parse_mount(spec: str, env: Mapping[str, str], escape: str = "\\",
+                workdir: str = "/") -> MountSpec:
+    """One --mount value (CSV of key=value), values expanded, checked and defaulted as
+    BuildKit's parseMount and dispatchRunMounts do."""
+    m = MountSpec()
+    ro_auto = True
+    for item in _csv_fields(spec):
+        key, sep, value = item.partition("=")
+        key = key.lower()
+        if not sep:
+            if key in ("readonly", "ro"):
+                m.readonly, ro_auto = True, False
+            elif key in ("readwrite", "rw"):
+                m.readonly, ro_auto = False, False
+            elif key == "required" and m.type in ("secret", "ssh"):
+                m.required = True
+            elif key == "required":
+                raise ValueError(f"unexpected key '{key}' for mount type '{m.type}'")
+            else:
+                raise ValueError(f"invalid field '{item}' must be a key=value pair")
+            continue
+        _set_mount_field(m, key, expand_word(value, env, escape), item)
+        if key in ("readonly", "ro", "readwrite", "rw"):
+            ro_auto = False
+    _check_mount(m)
+    if ro_auto:
+        m.readonly = m.type not in ("cache", "tmpfs")
+    _mount_defaults(m, workdir)
+    return m
+
+
+def _check_mount(m: MountSpec) -> None:
+    if m.type not in ("secret", "ssh", "cache"):
+        for key in ("mode", "uid", "gid"):
+            if getattr(m, key) is not None:
+                raise ValueError(f"{key} not allowed for {_go_quote(m.type)} type mounts")
+    if m.type == "secret":
+        if m.from_:
+            raise ValueError("secret mount should not have a from")
+        if m.sharing:
+            raise ValueError("secret mount should not define sharing")
+        if not m.source and not m.target and not m.id:
+            raise ValueError("invalid secret mount. one of source, target required")
+        if m.source and m.id:
+            raise ValueError("both source and id can't be set")
+    if m.sharing and m.type != "cache":
+        raise ValueError(f"invalid cache sharing set for {m.type} mount")
+
+
+def _mount_defaults(m: MountSpec, workdir: str) -> None:
+    import posixpath
+    if m.type in ("secret", "ssh"):
+        # BuildKit: the id is `source`, else `id`, else the target's base name; the file
+        # goes to the target, else /run/secrets/<id>.
+        if m.type == "secret":
+            m.id = m.source or m.id or posixpath.basename(m.target)
+            if not m.target and m.env is None:
+                m.target = "/run/secrets/" + posixpath.basename(m.id)
+            m.source = ""
+            if m.mode is None:
+                m.mode = 0o400
+        else:
+            m.id = m.id or "default"
+            m.target = m.target or "/run/buildkit/ssh_agent.0"
+            if m.mode is None:
+                m.mode = 0o600
+        m.uid = m.uid or 0
+        m.gid = m.gid or 0
+        return
+    if not m.target:
+        raise ValueError("invalid mount target \"\"")
+    if not posixpath.isabs(m.target):
+        m.target = posixpath.join("/", workdir, m.target)
+    m.target = posixpath.normpath(m.target)
+    if m.target.startswith("//"):
+        m.target = m.target[1:]
+    if m.target == "/":
+        raise ValueError(f"invalid mount target {_go_quote(m.target)}")
+    if m.type == "cache":
+        m.id = m.id or m.target
+        m.sharing = m.sharing or "shared"
+
+
+def run_mounts(flags: Mapping[str, list[str]], env: Mapping[str, str], escape: str = "\\",
+               workdir: str = "/") -> list[MountSpec]:
+    """RUN's --mount flags, expanded with `env` (ARGs and ENV in scope)."""
+    return [parse_mount(spec, env, escape, workdir) for spec in flags.get("mount", [])]
+
+
+# --- COPY and ADD ------------------------------------------------------------------------
+
+@dataclass
+class CopyFlags:
+    from_: str = ""
+    chown: str = ""
+    chmod: str = ""                  # as written, expanded: octal or symbolic (see chmod())
+    link: bool = False
+    parents: bool = False
+    excludes: list[str] = field(default_factory=list)
+    checksum: str = ""               # ADD only
+    keep_git_dir: bool | None = None  # ADD only
+    unpack: bool | None = None       # ADD only: None = ADD's default (local tars unpacked)
+
+
+def copy_flags(instr: Instruction, env: Mapping[str, str] | None = None,
+               escape: str = "\\") -> CopyFlags:
+    """COPY's or ADD's flags: unknown or repeated ones refused (as the parser does),
+    --from/--chown/--chmod/--checksum expanded with `env` when given, --chmod checked."""
+    from barque.build.dockerfile.parser import FLAGS
+    known = FLAGS[instr.keyword]
+    for name, values in instr.flags.items():
+        if name not in known:
+            raise ValueError(f"unknown flag: --{name}" + _suggest(name, tuple(known)))
+        if len(values) > 1 and known[name] != "m":
+            raise ValueError(f"duplicate flag specified: --{name}")
+
+    def text(name: str) -> str:
+        value = instr.flags.get(name, [""])[-1]
+        return expand_word(value, env, escape) if env is not None and value else value
+
+    def boolean(name: str) -> bool | None:
+        values = instr.flags.get(name)
+        return None if values is None else values[-1] == "true"
+
+    flags = CopyFlags(from_=text("from"), chown=text("chown"), chmod=text("chmod"),
+                      link=bool(boolean("link")), parents=bool(boolean("parents")),
+                      excludes=list(instr.flags.get("exclude", [])),
+                      checksum=text("checksum"), keep_git_dir=boolean("keep-git-dir"),
+                      unpack=boolean("unpack"))
+    if flags.chmod:
+        chmod(flags.chmod)
+    if flags.checksum and instr.keyword == "COPY":
+        raise ValueError("checksum can't be specified for COPY")
+    return flags
+
+
+def copy_sources(instr: Instruction, env: Mapping[str, str],
+                 escape: str = "\\") -> tuple[list[str], list[Heredoc], str]:
+    """COPY's or ADD's source paths and heredoc sources (in order of the heredocs) and the
+    destination, expanded."""
+    from barque.build.dockerfile.parser import parse_heredoc
+    if len(instr.args) < 2:
+        raise ValueError(f"{instr.keyword} requires at least two arguments, but only one was "
+                         "provided. Destination could not be determined")
+    docs = {doc.name: doc for doc in instr.heredocs}
+    paths: list[str] = []
+    heredocs: list[Heredoc] = []
+    for word in instr.args[:-1]:
+        opened = None if instr.json_form else parse_heredoc(word)
+        if opened is not None and opened.name in docs:
+            heredocs.append(docs[opened.name])
+        else:
+            paths.append(expand_word(word, env, escape))
+    return paths, heredocs, expand_word(instr.args[-1], env, escape)
+
+
+# --- --chmod -----------------------------------------------------------------------------
+
+_WHO = {"u": 0o4700, "g": 0o2070, "o": 0o0007, "a": 0o7777}
+_SYMBOLIC = re.compile(r"[ugoa]*([-+=]([rwxXst]*|[ugo]))+")
+
+
+def chmod(text: str) -> int | str:
+    """--chmod's value: an int for octal ("755"), the text for a symbolic mode ("u+x,go-w",
+    applied per file with apply_chmod); ValueError with BuildKit's words otherwise."""
+    octal_error = (f"invalid chmod parameter: '{text}'. it should be octal string and "
+                   "between 0 and 07777")
+    if re.fullmatch(r"[0-7]+", text):
+        value = int(text, 8)
+        if value > 0o7777:
+            raise ValueError(octal_error)
+        return value
+    if text[:1].isdigit():
+        raise ValueError(octal_error)
+    if not all(_SYMBOLIC.fullmatch(clause) for clause in text.split(",")):
+        raise ValueError("invalid syntax")
+    return text
+
+
+def apply_chmod(spec: int | str, mode: int, is_dir: bool) -> int:
+    """The permission bits (07777) `spec` (from chmod()) gives a file whose bits are
+    `mode`: chmod(1)'s symbolic rules, `X` = x only for directories or files with an x."""
+    if isinstance(spec, int):
+        return spec
+    new = mode & 0o7777
+    for clause in spec.split(","):
+        i = 0
+        who = 0
+        while i < len(clause) and clause[i] in _WHO:
+            who |= _WHO[clause[i]]
+            i += 1
+        if not who:
+            who = 0o7777  # no who: all (umask 0, as BuildKit applies it)
+        while i < len(clause):
+            op = clause[i]
+            i += 1
+            j = i
+            while j < len(clause) and clause[j] not in "+-=":
+                j += 1
+            perms, i = clause[i:j], j
+            bits = _perm_bits(perms, new, mode, is_dir, op)
+            mask = who | (0o1000 if "t" in perms and who & 0o7770 else 0)
+            if op == "+":
+                new |= bits & mask
+            elif op == "-":
+                new &= ~(bits & mask)
+            else:
+                new = (new & ~mask) | (bits & mask)
+    return new
+
+
+def _perm_bits(perms: str, current: int, original: int, is_dir: bool, op: str) -> int:
+    if perms in ("u", "g", "o"):  # copy another class's bits to every class
+        shift = {"u": 6, "g": 3, "o": 0}[perms]
+        three = (current >> shift) & 7
+        return three << 6 | three << 3 | three
+    bits = 0
+    for p in perms:
+        if p == "r":
+            bits |= 0o444
+        elif p == "w":
+            bits |= 0o222
+        elif p == "x":
+            bits |= 0o111
+        elif p == "X" and (is_dir or original & 0o111 or op == "-"):
+            bits |= 0o111
+        elif p == "s":
+            bits |= 0o6000
+        elif p == "t":
+            bits |= 0o1000
+    return bits
