@@ -3,8 +3,12 @@ instructions tests and testfiles)."""
 
 from __future__ import annotations
 
+import json
+import os
+
 import pytest
 
+from barque.build.dockerfile import parser
 from barque.build.dockerfile.instructions import DockerfileError, Heredoc
 from barque.build.dockerfile.parser import parse, parse_instruction
 
@@ -370,3 +374,56 @@ def test_unterminated_heredoc():
 def test_heredoc_keeps_escapes_and_continuations():
     instr = one("RUN <<EOF\nline \\\nnext\nEOF\n")
     assert instr.heredocs[0].content == "line \\\nnext\n"
+
+
+# --- BuildKit's parser testfiles ---------------------------------------------------------
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "buildkit-parser")
+
+
+def _go_quote(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False).replace("\\u0000", "\\x00")
+
+
+def _dump_args(keyword: str, args: list[str]) -> list[str]:
+    """Arguments as BuildKit's AST holds them: ENV/LABEL as (key, value, "=" or "")."""
+    if keyword not in ("ENV", "LABEL") or not args:
+        return args
+    if "=" not in args[0]:
+        return [args[0], args[1], ""]
+    return [part for arg in args for part in (*arg.split("=", 1), "=")]
+
+
+def _dump(node) -> str:
+    """A node as BuildKit's Node.Dump prints it."""
+    out = node.keyword.lower()
+    if node.flags:
+        out += " [" + " ".join(_go_quote(f) for f in node.flags) + "]"
+    if node.keyword.upper() == "ONBUILD" and node.child is not None:
+        return f"{out} ({_dump(node.child)})"
+    for arg in _dump_args(node.keyword.upper(), node.args):
+        out += " " + _go_quote(arg)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(os.listdir(os.path.join(DATA, "testfiles"))))
+def test_buildkit_testfiles(name):
+    folder = os.path.join(DATA, "testfiles", name)
+    with open(os.path.join(folder, "Dockerfile"), "rb") as f:
+        text = f.read().decode()
+    with open(os.path.join(folder, "result"), encoding="utf-8") as f:
+        want = f.read().strip().splitlines()
+    nodes, _ = parser._nodes(text, "Dockerfile")
+    assert [f"({_dump(n)})" for n in nodes] == want
+
+
+@pytest.mark.parametrize("name,message", [
+    ("empty_dockerfile", "file with no instructions"),
+    ("only_comments", "file with no instructions"),
+    ("env_no_value", "ENV must have two arguments"),
+    ("shykes-nested-json", "when using JSON array syntax, arrays must be comprised of "
+                           "strings only"),
+])
+def test_buildkit_negative_testfiles(name, message):
+    with open(os.path.join(DATA, "testfiles-negative", name, "Dockerfile"), "rb") as f:
+        assert str(error(f.read())) == message
