@@ -358,3 +358,10 @@ def test_duration_errors(text, message):
     with pytest.raises(ValueError) as info:
         parse_duration(text)
     assert str(info.value) == message
+
+
+def test_healthcheck_shell_words_joined():
+    # BuildKit's TestHealthCheckCmd: a node with separate words gives one shell command
+    instr = one("HEALTHCHECK CMD x")
+    instr.args = ["CMD", "hello", "world"]
+    assert healthcheck(instr)["Test"] == ["CMD-SHELL", "hello world"]

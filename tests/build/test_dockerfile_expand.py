@@ -388,3 +388,17 @@ def test_raw_options_keep_quotes_and_skip_unset():
 
 def test_heredoc_words_in_lexer():
     assert expand_words("cat << EOF >x", {}) == ["cat", "<< EOF", ">x"]
+
+
+def test_deep_nesting_is_an_error_not_a_crash():
+    word = "${a:-" * 500 + "x" + "}" * 500
+    with pytest.raises(ExpandError, match="nested too deeply"):
+        expand_word(word, {})
+    assert expand_word("${a:-" * 20 + "x" + "}" * 20, {}) == "x"
+
+
+def test_long_word_is_linear():
+    import time
+    start = time.monotonic()
+    assert expand_words("a" * 300000, {}) == ["a" * 300000]
+    assert time.monotonic() - start < 2

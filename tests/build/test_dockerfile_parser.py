@@ -613,3 +613,24 @@ def test_heredocs_from_line(line, names):
 def test_json_forms_have_no_heredocs():
     df = parse('FROM a\nRUN ["whoami"]\nRUN ["<<EOF"]\nRUN ["<<\'EOF\'"]\n')
     assert all(i.heredocs == [] for i in df.stages[0].instructions)
+
+
+def test_line_too_long():
+    e = error("FROM a\nRUN " + "x" * 70000 + "\n")
+    assert (str(e), e.line) == ("dockerfile line greater than max allowed size of 65535", 2)
+    assert one("RUN " + "x" * 60000 + "\n").args == ["x" * 60000]
+
+
+def test_invalid_utf8_kept():
+    df = parse(b"FROM a\nLABEL a=\xff\n")
+    assert df.stages[0].instructions[0].args[0].encode("utf-8", "surrogateescape") == b"a=\xff"
+
+
+def test_large_heredoc_is_fast():
+    import time
+    body = "y" * 60000 + "\n"
+    start = time.monotonic()
+    instr = one(f"COPY <<EOF /f\n{body * 20}EOF\n")
+    from barque.build.dockerfile.commands import heredoc_content
+    assert heredoc_content(instr.heredocs[0], {}) == body * 20
+    assert time.monotonic() - start < 2

@@ -92,7 +92,9 @@ def healthcheck(instr: Instruction) -> dict[str, object]:
         return {"Test": ["NONE"]}
     if kind != "CMD":
         raise ValueError(f"Unknown type {_go_quote(kind)} in HEALTHCHECK (try CMD)")
-    if not args or (not instr.json_form and not args[0]):
+    if not instr.json_form and args:
+        args = [" ".join(args)]
+    if not args:
         raise ValueError("Missing command after HEALTHCHECK CMD")
     health: dict[str, object] = {"Test": ["CMD" if instr.json_form else "CMD-SHELL", *args]}
     for flag, key in _HEALTH_FLAGS.items():
@@ -302,9 +304,10 @@ def ports(instr: Instruction, env: Mapping[str, str], escape: str = "\\") -> lis
 def shell_or_exec(instr: Instruction) -> tuple[list[str], bool]:
     """The command words and whether they are the exec (JSON) form; a shell form is one
     string that with_shell() wraps."""
-    if instr.keyword == "HEALTHCHECK":
-        return list(instr.args[1:]), instr.json_form
-    return list(instr.args), instr.json_form
+    args = list(instr.args[1:] if instr.keyword == "HEALTHCHECK" else instr.args)
+    if not instr.json_form and args:
+        args = [" ".join(args)]
+    return args, instr.json_form
 
 
 def with_shell(args: list[str], shell: list[str] | None) -> list[str]:

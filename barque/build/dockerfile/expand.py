@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from barque.structs import dataclass, field
 
 _SPECIAL_PARAMS = "@*#?-$!0"
+MAX_NESTING = 100
 _SHELL_SPACE = "\t\r "
 
 
@@ -67,31 +68,36 @@ class _Words:
     unquoted `$` expansions separates words, quoted text never does."""
 
     def __init__(self) -> None:
-        self.buf = ""
+        self.buf: list[str] = []     # a list: words can be long (a heredoc's body)
+        self.size = 0
         self.words: list[str] = []
         self.in_word = False
 
     def add_char(self, ch: str) -> None:
         if _is_space(ch):
-            if self.in_word and self.buf:
-                self.words.append(self.buf)
-                self.buf = ""
+            if self.in_word and self.size:
+                self._flush()
                 self.in_word = False
         else:
             self.add_raw(ch)
 
     def add_raw(self, text: str) -> None:
-        self.buf += text
+        self.buf.append(text)
+        self.size += len(text)
         self.in_word = True
 
     def add_string(self, text: str) -> None:
         for ch in text:
             self.add_char(ch)
 
+    def _flush(self) -> None:
+        self.words.append("".join(self.buf))
+        self.buf.clear()
+        self.size = 0
+
     def result(self) -> list[str]:
-        if self.buf:
-            self.words.append(self.buf)
-            self.buf = ""
+        if self.size:
+            self._flush()
         return self.words
 
 
@@ -104,6 +110,7 @@ class _Lexer:
         self.raw_escapes = opts.raw_escapes
         self.matched: set[str] = set()
         self.unmatched: set[str] = set()
+        self.depth = 0
 
     # -- the scanner --
     def peek(self) -> str:
@@ -124,10 +131,14 @@ class _Lexer:
     def stop_on(self, stop: str, raw_escapes: bool) -> tuple[str, list[str]]:
         """Text up to `stop` (consumed; "" = end of text), expanded, and its words."""
         saved, self.raw_escapes = self.raw_escapes, raw_escapes
+        self.depth += 1
+        if self.depth > MAX_NESTING:  # Go has no limit; Python's stack does
+            raise _Fail("syntax error: substitutions nested too deeply")
         try:
             return self._stop_on(stop)
         finally:
             self.raw_escapes = saved
+            self.depth -= 1
 
     def _stop_on(self, stop: str) -> tuple[str, list[str]]:
         out: list[str] = []

@@ -10,7 +10,6 @@ variables when the builder reaches them.
 
 from __future__ import annotations
 
-import json
 import re
 
 from barque.build.dockerfile.expand import ExpandError, Options, process
@@ -28,6 +27,7 @@ INSTRUCTIONS = ("ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FRO
                 "USER", "VOLUME", "WORKDIR")
 HEREDOC_INSTRUCTIONS = ("ADD", "COPY", "RUN")
 DIRECTIVES = ("syntax", "escape", "check")
+MAX_LINE = 65535  # BuildKit's scanner refuses longer lines
 
 _WHITESPACE = re.compile(r"[\t\v\f\r ]+")
 _DIRECTIVE = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*\Z")
@@ -125,6 +125,10 @@ def _trim_continuation(d: _Directives, line: str) -> tuple[str, bool]:
     if d.continuation.search(line):
         return d.continuation.sub(lambda m: m.group(1) or "", line), False
     return line, True
+
+
+def _byte_len(text: str) -> int:
+    return len(text.encode("utf-8", "surrogateescape"))
 
 
 def _split_lines(text: str) -> list[str]:
@@ -228,6 +232,7 @@ def _json_array(rest: str) -> list[str] | None:
     rest = rest.lstrip()
     if not rest.startswith("["):
         return None
+    import json
     try:
         value = json.loads(rest)
     except ValueError:
@@ -361,6 +366,9 @@ def _nodes(text: str, filename: str,
     def fail(message: str, line: int) -> DockerfileError:
         return DockerfileError(message, filename, line)
 
+    for number, raw in enumerate(lines, 1):
+        if len(raw) > MAX_LINE // 4 and _byte_len(raw.rstrip("\n")) > MAX_LINE:
+            raise fail(f"dockerfile line greater than max allowed size of {MAX_LINE}", number)
     while pos < len(lines):
         try:
             line = _process_line(d, lines[pos], True)
@@ -419,6 +427,7 @@ def _nodes(text: str, filename: str,
 
 def go_quote(text: str) -> str:
     """A string as Go's %q prints it (close enough for messages)."""
+    import json
     return json.dumps(text, ensure_ascii=False)
 
 
