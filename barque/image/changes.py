@@ -34,6 +34,16 @@ def _env_map(env: list[str]) -> dict[str, str]:
     return out
 
 
+def expand(word: str, env: list[str]) -> str:
+    """One word with quotes and escapes processed and `$VAR`s replaced from `env`
+    (KEY=value entries), as the Dockerfile's lexer does."""
+    from barque.build.dockerfile.expand import expand_word
+    try:
+        return expand_word(word, _env_map(env))
+    except ValueError as e:
+        raise ChangeError(str(e)) from None
+
+
 def _shell_or_exec(instr: Instruction) -> list[str] | None:
     args, json_form = commands.shell_or_exec(instr)
     if json_form:
