@@ -174,6 +174,8 @@ def test_heredoc_content_expansion():
 
 def test_display_keeps_unknown_variables():
     assert commands.display("RUN echo $A ${B} '$A'", {"A": "1"}) == "RUN echo 1 ${B} '$A'"
+    assert commands.display("RUN echo \\$A \"$A\"", {"A": "1"}) == 'RUN echo $A "1"'
+    assert commands.display("RUN echo 'unterminated", {}) == "RUN echo 'unterminated"
 
 
 # --- RUN --network, --mount --------------------------------------------------------------

@@ -634,3 +634,24 @@ def test_large_heredoc_is_fast():
     from barque.build.dockerfile.commands import heredoc_content
     assert heredoc_content(instr.heredocs[0], {}) == body * 20
     assert time.monotonic() - start < 2
+
+
+@pytest.mark.parametrize("text,message", [
+    # two faults on one line: the one BuildKit checks first is reported
+    ("FROM --bad a b", "FROM requires either one or three arguments"),
+    ("COPY --bad a", "COPY requires at least two arguments, but only one was provided. "
+                     "Destination could not be determined"),
+    ("COPY --bad a <<EOF\nEOF", "unknown flag: --bad"),
+    ("WORKDIR --bad", "WORKDIR requires exactly one argument"),
+    ("SHELL --bad echo", "unknown flag: --bad"),
+    ("RUN --mount=from=$X --network=bad x",
+     "'from' doesn't support variable expansion, define alias stage instead"),
+    ("HEALTHCHECK --bad NONE x", "HEALTHCHECK NONE takes no arguments"),
+])
+def test_error_order(text, message):
+    assert str(error("FROM a\n" + text + "\n")).endswith(": " + message)
+
+
+def test_arg_and_healthcheck_none_flags_ignored_as_buildkit():
+    assert one("ARG --x=1 a\n").args == ["a"]
+    assert one("HEALTHCHECK --bad NONE\n").args == ["NONE"]

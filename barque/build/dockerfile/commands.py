@@ -383,7 +383,7 @@ def display(text: str, env: Mapping[str, str], escape: str = "\\") -> str:
     """An instruction as the progress shows it: known variables replaced, the rest as
     written (BuildKit's processCmdEnv); the text itself if the lexer refuses it."""
     try:
-        return process(text, env, Options(escape=escape, raw_quotes=True, raw_escapes=True,
+        return process(text, env, Options(escape=escape, raw_quotes=True,
                                           skip_unset=True)).word
     except ExpandError:
         return text

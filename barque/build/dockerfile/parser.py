@@ -22,6 +22,10 @@ from barque.build.dockerfile.instructions import (
 )
 from barque.structs import dataclass, field
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 INSTRUCTIONS = ("ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM",
                 "HEALTHCHECK", "LABEL", "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL",
                 "USER", "VOLUME", "WORKDIR")
@@ -510,16 +514,16 @@ def _check_pairs(keyword: str, args: list[str]) -> None:
         raise _ParseError(f"{keyword} names can not be blank")
 
 
-def _check_sources(keyword: str, instr: Instruction) -> None:
+def _check_sources(keyword: str, instr: Instruction, flags: Callable[[], None]) -> None:
     if len(instr.args) < 2:
         raise _ParseError(f"{keyword} requires at least two arguments, but only one was "
                           "provided. Destination could not be determined")
+    flags()
     if parse_heredoc(instr.args[-1]) is not None:
         raise _ParseError(f"{keyword} cannot accept a heredoc as a destination")
 
 
 def _check_onbuild(instr: Instruction, node: _Node) -> None:
-    _at_least_one("ONBUILD", instr.args)
     trigger = node.child.keyword.upper() if node.child else ""
     if trigger == "ONBUILD":
         raise _ParseError("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
@@ -533,73 +537,103 @@ def _check_onbuild(instr: Instruction, node: _Node) -> None:
 
 
 def _check_run(instr: Instruction) -> None:
-    network = instr.flags.get("network", ["default"])[0]
-    if network not in NETWORKS:
-        raise _ParseError(f"invalid network mode {go_quote(network)}")
-    security = instr.flags.get("security", ["sandbox"])[0]
-    if security not in SECURITY:
-        raise _ParseError(f"security {go_quote(security)} is not valid")
+    # BuildKit's RUN hooks run in this order: mounts, network, security.
     from barque.build.dockerfile import commands
     for spec in instr.flags.get("mount", []):
         try:
             commands.check_mount_syntax(spec)
         except ValueError as e:
             raise _ParseError(str(e)) from None
+    network = instr.flags.get("network", ["default"])[0]
+    if network not in NETWORKS:
+        raise _ParseError(f"invalid network mode {go_quote(network)}")
+    security = instr.flags.get("security", ["sandbox"])[0]
+    if security not in SECURITY:
+        raise _ParseError(f"security {go_quote(security)} is not valid")
 
 
-def _check(instr: Instruction, node: _Node) -> None:
-    """BuildKit's instructions.Parse checks for one instruction."""
-    kw, args = instr.keyword, instr.args
-    if kw not in INSTRUCTIONS:
-        raise _ParseError(f"unknown instruction: {node.keyword}"
-                          + suggest(node.keyword, INSTRUCTIONS, False))
-    if kw == "HEALTHCHECK" and args and args[0].upper() == "NONE":
-        if len(args) != 1:
+def _check_healthcheck(instr: Instruction, node: _Node) -> None:
+    _at_least_one("HEALTHCHECK", instr.args)
+    if instr.args[0].upper() == "NONE":
+        if len(instr.args) != 1:
             raise _ParseError("HEALTHCHECK NONE takes no arguments")
         return  # BuildKit reads no flags for NONE
-    if kw != "STOPSIGNAL":  # BuildKit never parses STOPSIGNAL's flags
-        instr.flags = parse_flags(kw, node.flags)
-    if kw in ("ENV", "LABEL"):
-        _check_pairs(kw, args)
-    elif kw in ("MAINTAINER", "WORKDIR", "USER", "STOPSIGNAL"):
-        _exactly_one(kw, args)
-    elif kw in ("ADD", "COPY"):
-        _check_sources(kw, instr)
-    elif kw == "ONBUILD":
-        _check_onbuild(instr, node)
-    elif kw == "RUN":
-        _check_run(instr)
-    elif kw in ("EXPOSE", "ARG"):
-        _at_least_one(kw, args)
-        if kw == "ARG" and any(a.startswith("=") for a in args):
-            raise _ParseError("ARG names can not be blank")
-    elif kw == "VOLUME":
-        _at_least_one(kw, args)
-        if any(not a.strip() for a in args):
-            raise _ParseError("VOLUME specified can not be an empty string")
-    elif kw == "SHELL":
-        _at_least_one(kw, args)
-        if not instr.json_form:
-            raise _ParseError("SHELL requires the arguments to be in JSON form")
-    elif kw == "HEALTHCHECK":
-        from barque.build.dockerfile import commands
-        try:
-            commands.healthcheck(instr)
-        except ValueError as e:
-            raise _ParseError(str(e)) from None
+    instr.flags = parse_flags("HEALTHCHECK", node.flags)
+    from barque.build.dockerfile import commands
+    try:
+        commands.healthcheck(instr)
+    except ValueError as e:
+        raise _ParseError(str(e)) from None
 
 
-def _stage(instr: Instruction, index: int) -> Stage:
-    args = instr.args
-    name = None
+def _stage_name(args: list[str]) -> str | None:
     if len(args) == 3 and args[1].lower() == "as":
         name = args[2].lower()
         if not _STAGE_NAME.match(name):
             raise _ParseError(f"invalid name for build stage: {go_quote(args[2])}, name can't "
                               "start with a number or contain symbols")
-    elif len(args) != 1:
+        return name
+    if len(args) != 1:
         raise _ParseError("FROM requires either one or three arguments")
-    return Stage(index=index, name=name, base=args[0],
+    return None
+
+
+def _check(instr: Instruction, node: _Node) -> None:
+    """BuildKit's instructions.Parse checks for one instruction, in its order (which
+    matters when a line has two faults)."""
+    kw, args = instr.keyword, instr.args
+
+    def flags() -> None:
+        instr.flags = parse_flags(kw, node.flags)
+
+    if kw not in INSTRUCTIONS:
+        raise _ParseError(f"unknown instruction: {node.keyword}"
+                          + suggest(node.keyword, INSTRUCTIONS, False))
+    if kw in ("ENV", "LABEL"):
+        flags()
+        _check_pairs(kw, args)
+    elif kw in ("MAINTAINER", "WORKDIR", "USER"):
+        _exactly_one(kw, args)
+        flags()
+    elif kw == "STOPSIGNAL":  # BuildKit never reads STOPSIGNAL's flags
+        _exactly_one(kw, args)
+    elif kw in ("ADD", "COPY"):
+        _check_sources(kw, instr, flags)
+    elif kw == "FROM":
+        _stage_name(args)
+        flags()
+    elif kw == "ONBUILD":
+        _at_least_one(kw, args)
+        flags()
+        _check_onbuild(instr, node)
+    elif kw == "RUN":
+        flags()
+        _check_run(instr)
+    elif kw in ("CMD", "ENTRYPOINT"):
+        flags()
+    elif kw == "SHELL":
+        flags()
+        _at_least_one(kw, args)
+        if not instr.json_form:
+            raise _ParseError("SHELL requires the arguments to be in JSON form")
+    elif kw == "EXPOSE":
+        _at_least_one(kw, args)
+        flags()
+    elif kw == "VOLUME":
+        _at_least_one(kw, args)
+        flags()
+        if any(not a.strip() for a in args):
+            raise _ParseError("VOLUME specified can not be an empty string")
+    elif kw == "ARG":  # BuildKit never reads ARG's flags either
+        _at_least_one(kw, args)
+        if any(a.startswith("=") for a in args):
+            raise _ParseError("ARG names can not be blank")
+    elif kw == "HEALTHCHECK":
+        _check_healthcheck(instr, node)
+
+
+def _stage(instr: Instruction, index: int) -> Stage:
+    return Stage(index=index, name=_stage_name(instr.args), base=instr.args[0],
                  platform=instr.flags.get("platform", [None])[0], line=instr.line,
                  original=instr.original.strip())
 
