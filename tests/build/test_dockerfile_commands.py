@@ -343,7 +343,8 @@ def test_healthcheck():
 
 @pytest.mark.parametrize("text,ns", [
     ("0", 0), ("1h2m3s", 3723 * 10**9), ("1.5h", 5400 * 10**9), ("-2s", -2 * 10**9),
-    ("300ms", 300_000_000), ("1us", 1000), ("1µs", 1000), ("2ns", 2), (".5s", 500_000_000),
+    ("300ms", 300_000_000), ("0.3s", 300_000_000), ("1.000000001s", 1_000_000_001),
+    ("1us", 1000), ("1µs", 1000), ("2ns", 2), (".5s", 500_000_000),
 ])
 def test_durations(text, ns):
     assert parse_duration(text) == ns
@@ -367,3 +368,10 @@ def test_healthcheck_shell_words_joined():
     instr = one("HEALTHCHECK CMD x")
     instr.args = ["CMD", "hello", "world"]
     assert healthcheck(instr)["Test"] == ["CMD-SHELL", "hello world"]
+
+
+@pytest.mark.parametrize("name,path", [("../../etc/x", "/dev/pipes/.._.._etc_x"),
+                                       ("..", "/dev/pipes/_")])
+def test_run_heredoc_script_name_stays_in_its_directory(name, path):
+    got = run_command(one(f"RUN <<'{name}'\n#!/bin/sh\ntrue\n{name}"), None)
+    assert got.args == [path] and got.files[0].path == path

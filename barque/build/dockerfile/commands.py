@@ -26,6 +26,7 @@ def expands(keyword: str) -> bool:
     """Whether the builder replaces variables in this instruction's words."""
     return keyword.upper() in EXPANDED
 
+
 # --- Go's time.ParseDuration -------------------------------------------------------------
 
 _UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,
@@ -48,7 +49,7 @@ def parse_duration(text: str) -> int:
         return 0
     if not s:
         raise ValueError(f"time: invalid duration {_go_quote(orig)}")
-    total = 0.0
+    total = 0
     while s:
         match = _DURATION_PART.match(s)
         assert match is not None
@@ -60,9 +61,11 @@ def parse_duration(text: str) -> int:
         if unit not in _UNITS:
             raise ValueError(f"time: unknown unit {_go_quote(unit)} in duration "
                              f"{_go_quote(orig)}")
-        total += float(f"{whole or 0}.{frac or 0}") * _UNITS[unit]
+        scale = _UNITS[unit]
+        # integers, as Go: 0.3s is 300000000ns exactly
+        total += int(whole or 0) * scale + int(frac or 0) * scale // 10 ** len(frac or "")
         s = s[match.end():]
-    return sign * int(total)
+    return sign * total
 
 
 def _parse_int32(text: str) -> int:
@@ -288,13 +291,15 @@ def parse_port(raw: str) -> list[str]:
     return [f"{p}/{proto.lower()}" for p in range(first, last + 1)]
 
 
-def ports(instr: Instruction, env: Mapping[str, str], escape: str = "\\") -> list[str]:
-    """EXPOSE's ports as "port/proto" (words expanded and split as BuildKit does)."""
+def ports(instr: Instruction, env: Mapping[str, str] | None = None,
+          escape: str = "\\") -> list[str]:
+    """EXPOSE's ports as "port/proto" (words expanded with `env` and split as BuildKit
+    does)."""
     if not instr.args:
         raise ValueError("EXPOSE requires at least one argument")
     out: list[str] = []
     for word in sorted(instr.args):
-        for spec in expand_words(word, env, escape):
+        for spec in expand_words(word, env or {}, escape):
             out += parse_port(spec)
     return out
 
@@ -361,7 +366,9 @@ def run_command(instr: Instruction, shell: list[str] | None) -> RunCommand:
         first = instr.heredocs[0]
         if parse_heredoc(args[0]) is not None:
             if first.content.startswith("#!"):
-                path = "/dev/pipes/" + first.name
+                # The name is the file's name in its own directory, never a path out of it.
+                name = first.name.replace("/", "_")
+                path = "/dev/pipes/" + (name if name not in ("", ".", "..") else "_")
                 return RunCommand([path], [InlineFile(path, first.content)])
             args = [first.content]
         else:
