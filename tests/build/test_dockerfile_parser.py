@@ -655,3 +655,13 @@ def test_error_order(text, message):
 def test_arg_and_healthcheck_none_flags_ignored_as_buildkit():
     assert one("ARG --x=1 a\n").args == ["a"]
     assert one("HEALTHCHECK --bad NONE\n").args == ["NONE"]
+
+
+def test_healthcheck_type_split_at_any_whitespace():
+    assert one("HEALTHCHECK CMD\tcurl x\n").args == ["CMD", "curl x"]
+    assert one('HEALTHCHECK CMD\t["a"]\n').args == ["CMD", "a"]
+
+
+def test_json_constants_are_not_json():
+    # Go's JSON has no NaN/Infinity: the line is a shell form
+    assert one("CMD [NaN]\n").args == ["[NaN]"]

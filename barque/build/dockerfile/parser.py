@@ -231,6 +231,10 @@ def _extract_flags(line: str, escape: str) -> tuple[str, list[str]]:
             words.append(word)
 
 
+def _no_constant(name: str) -> None:
+    raise ValueError(name)
+
+
 def _json_array(rest: str) -> list[str] | None:
     """The exec form's strings; None when `rest` is not a JSON array (shell form)."""
     rest = rest.lstrip()
@@ -238,7 +242,7 @@ def _json_array(rest: str) -> list[str] | None:
         return None
     import json
     try:
-        value = json.loads(rest)
+        value = json.loads(rest, parse_constant=_no_constant)  # Go's JSON: no NaN
     except ValueError:
         return None
     if not isinstance(value, list):
@@ -266,6 +270,14 @@ def _name_values(rest: str, keyword: str, escape: str) -> list[str]:
     return words
 
 
+def _split_first(rest: str) -> tuple[str, str]:
+    """The first word (up to any whitespace) and the rest after the whitespace."""
+    end = 0
+    while end < len(rest) and not rest[end].isspace():
+        end += 1
+    return rest[:end], rest[end:].lstrip()
+
+
 def _args(keyword: str, rest: str, escape: str) -> tuple[list[str], bool]:
     """An instruction's arguments as BuildKit's line parsers split them."""
     if keyword in ("ENV", "LABEL"):
@@ -287,10 +299,9 @@ def _args(keyword: str, rest: str, escape: str) -> tuple[list[str], bool]:
     if keyword in ("MAINTAINER", "STOPSIGNAL", "USER", "WORKDIR"):
         return ([rest] if rest else []), False
     if keyword == "HEALTHCHECK":
-        kind, _, cmd = rest.partition(" ") if " " in rest else rest.partition("\t")
+        kind, cmd = _split_first(rest)
         if not kind:
             return [], False
-        cmd = cmd.lstrip()
         array = _json_array(cmd) if cmd else None
         if array is not None:
             return [kind, *array], True
