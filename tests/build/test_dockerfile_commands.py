@@ -375,3 +375,30 @@ def test_healthcheck_shell_words_joined():
 def test_run_heredoc_script_name_stays_in_its_directory(name, path):
     got = run_command(one(f"RUN <<'{name}'\n#!/bin/sh\ntrue\n{name}"), None)
     assert got.args == [path] and got.files[0].path == path
+
+
+@pytest.mark.parametrize("text,error", [
+    ("ADD --checksum=sha256:ab http://127.0.0.1/x /x", None),
+    ("ADD --checksum=sha256:ab https://h/r.git /x", None),
+    ("ADD --checksum=sha256:ab a /x", "checksum requires HTTP(S) or Git sources"),
+    ("ADD --checksum=sha256:ab http://h/a http://h/b /x/",
+     "checksum can't be specified for multiple sources"),
+    ("ADD a b /x/", None),
+])
+def test_add_checksum_rules(text, error):
+    instr = one(text)
+    flags = copy_flags(instr, {})
+    paths, _, _ = copy_sources(instr, {})
+    if error is None:
+        commands.check_add_checksum(flags, paths)
+    else:
+        with pytest.raises(ValueError) as info:
+            commands.check_add_checksum(flags, paths)
+        assert str(info.value) == error
+
+
+def test_source_kinds():
+    assert commands.is_http_source("https://example.com/a.tar.gz")
+    assert not commands.is_http_source("https://github.com/o/r.git")
+    assert commands.is_git_source("git@github.com:o/r.git")
+    assert not commands.is_git_source("dir/x.git")

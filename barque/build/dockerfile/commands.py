@@ -671,6 +671,31 @@ def copy_sources(instr: Instruction, env: Mapping[str, str],
     return paths, heredocs, expand_word(instr.args[-1], env, escape)
 
 
+def is_git_source(src: str) -> bool:
+    """A git repository URL (BuildKit's ParseGitRef, roughly): git@host:..., git://, ssh://,
+    or an http(s) URL whose path ends in .git."""
+    if src.startswith(("git@", "git://", "ssh://")):
+        return True
+    if src.startswith(("http://", "https://")):
+        return src.split("#", 1)[0].rstrip("/").endswith(".git")
+    return False
+
+
+def is_http_source(src: str) -> bool:
+    """ADD's http(s) download source (a git URL is not one)."""
+    return src.startswith(("http://", "https://")) and not is_git_source(src)
+
+
+def check_add_checksum(flags: CopyFlags, sources: list[str]) -> None:
+    """ADD --checksum's rules: one source, downloaded over http(s) or git."""
+    if not flags.checksum:
+        return
+    if len(sources) != 1:
+        raise ValueError("checksum can't be specified for multiple sources")
+    if not is_http_source(sources[0]) and not is_git_source(sources[0]):
+        raise ValueError("checksum requires HTTP(S) or Git sources")
+
+
 # --- --chmod -----------------------------------------------------------------------------
 
 _WHO = {"u": 0o4700, "g": 0o2070, "o": 0o0007, "a": 0o7777}
