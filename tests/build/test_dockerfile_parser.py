@@ -665,3 +665,16 @@ def test_healthcheck_type_split_at_any_whitespace():
 def test_json_constants_are_not_json():
     # Go's JSON has no NaN/Infinity: the line is a shell form
     assert one("CMD [NaN]\n").args == ["[NaN]"]
+
+
+def test_directive_with_long_spaces_is_fast():
+    import time
+    start = time.monotonic()
+    df = parse("# syntax=a" + " " * 50000 + "b  \nFROM a\n")
+    assert df.syntax == "a" + " " * 50000 + "b"
+    assert time.monotonic() - start < 1
+    assert parse("# escape = `   \nFROM a\n").escape == "`"
+    assert parse("# escape=\nFROM a\n").escape == "\\"   # no value: a comment
+    # only spaces: BuildKit's regex takes one of them as the value
+    assert str(error("# escape =   \nFROM a\n")) == \
+        "invalid escape token ' ' does not match ` or \\"

@@ -34,7 +34,8 @@ DIRECTIVES = ("syntax", "escape", "check")
 MAX_LINE = 65535  # BuildKit's scanner refuses longer lines
 
 _WHITESPACE = re.compile(r"[\t\v\f\r ]+")
-_DIRECTIVE = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*\Z")
+_DIRECTIVE = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=(.*)\Z")
+_GO_SPACE = "\t\n\f\r "  # RE2's \s
 _HEREDOC = re.compile(r"(\d*)<<(-?)[\t\n\f\r ]*([^<]*)\Z")
 _LEADING_TABS = re.compile(r"^\t+", re.M)
 _STAGE_NAME = re.compile(r"[a-z][a-z0-9\-_.]*\Z")
@@ -101,15 +102,24 @@ class _Directives:
             return False
         match = _DIRECTIVE.match(line[1:].lstrip())
         name = match.group(1).lower() if match else ""
-        if not match or name not in DIRECTIVES:
+        value = _directive_value(match.group(2)) if match else ""
+        if not value or name not in DIRECTIVES:
             self.done = True
             return False
         if name in self.values:
             raise _ParseError(f"only one {name} parser directive can be used")
-        self.values[name] = match.group(2)
+        self.values[name] = value
         if name == "escape":
-            self.set_escape(match.group(2))
+            self.set_escape(value)
         return True
+
+
+def _directive_value(rest: str) -> str:
+    """What BuildKit's `\\s*=\\s*(.+?)\\s*$` captures after the `=`: the text without its
+    surrounding whitespace, or, when there is only whitespace, its last character (the
+    regex backs off one)."""
+    value = rest.strip(_GO_SPACE)
+    return value or rest[-1:]
 
 
 def _is_comment(line: str) -> bool:
