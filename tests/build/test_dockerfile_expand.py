@@ -402,3 +402,75 @@ def test_long_word_is_linear():
     start = time.monotonic()
     assert expand_words("a" * 300000, {}) == ["a" * 300000]
     assert time.monotonic() - start < 2
+
+
+@pytest.mark.parametrize("source,value,expected", [
+    ("${X#*a*a*a*a*b}", "a" * 3000, "a" * 3000),
+    ("${X%%a*a*a*a*b}", "a" * 3000, "a" * 3000),
+    ("${X/a*a*a*a*b/z}", "a" * 3000, "a" * 3000),
+    ("${X//a?a?b/z}", "a" * 3000, "a" * 3000),
+    ("${X##*a}", "a" * 3000 + "b", "b"),
+])
+def test_patterns_are_linear(source, value, expected):
+    # Go's regexps are linear; a backtracking engine would not finish these
+    import time
+    start = time.monotonic()
+    assert expand_word(source, {"X": value}) == expected
+    assert time.monotonic() - start < 2
+
+
+@pytest.mark.parametrize("source,value,expected", [
+    ("${X/b*/_}", "abcabc", "a_"),                 # greedy: longest from the leftmost start
+    ("${X/c?/_}", "abcabc", "ab_bc"),
+    ("${X//c?/_}", "abcabcx", "ab_b_"),
+    ("${X//?/_}", "ab\ncd", "__\n__"),           # ? never matches a newline (Go's .)
+    ("${X#*}", "a\nb", "a\nb"),
+    ("${X##*}", "a\nb", "\nb"),
+    ("${X%%*}", "a\nb", "a\n"),
+    ("${X//x*/_}", "axbxc", "a_"),
+    ("${X//y*/_}", "abc", "abc"),
+    ("${X//*/_}", "abc", "_"),
+    ("${X//*/_}", "a\nb", "_\n_"),               # Go skips empty matches after a match
+    ("${X//*/_}", "a\n\nb", "_\n_\n_"),
+    ("${X/*/_}", "", "_"),
+    ("${X//b/}", "abcb", "ac"),
+    ("${X#a?}", "abc", "c"),
+    ("${X%?c}", "abc", "a"),
+    ("${X%%b*}", "abcbc", "a"),
+    ("${X%b*}", "abcbc", "abc"),
+])
+def test_pattern_semantics(source, value, expected):
+    assert expand_word(source, {"X": value}) == expected
+
+
+def _regex(pattern: str, greedy: bool, anchored: bool):
+    """BuildKit's convertShellPatternToRegex, for small differential checks (a backtracking
+    engine agrees with RE2 on these; it is only slow on hostile ones)."""
+    import re
+    out = "^" if anchored else ""
+    for ch in pattern:
+        out += (".*" if greedy else ".*?") if ch == "*" else "." if ch == "?" else re.escape(ch)
+    return re.compile(out)
+
+
+def test_patterns_agree_with_regexps():
+    import random
+    rnd = random.Random(5)
+    for _ in range(3000):
+        pattern = "".join(rnd.choice("ab*?") for _ in range(rnd.randint(0, 5)))
+        value = "".join(rnd.choice("ab\n") for _ in range(rnd.randint(0, 8)))
+        env = {"X": value}
+        for op, greedy in (("#", False), ("##", True)):
+            m = _regex(pattern, greedy, True).match(value)
+            want = value[m.end():] if m else value
+            assert expand_word(f"${{X{op}{pattern}}}", env) == want, (op, pattern, value)
+        for op, greedy in (("%", False), ("%%", True)):
+            m = _regex(pattern[::-1], greedy, True).match(value[::-1])
+            want = value[::-1][m.end():][::-1] if m else value
+            assert expand_word(f"${{X{op}{pattern}}}", env) == want, (op, pattern, value)
+        if not pattern:
+            continue  # ${X//_} is a replace-all with a missing /
+        regex = _regex(pattern, True, False)
+        m = regex.search(value)
+        want = value[:m.start()] + "_" + value[m.end():] if m else value
+        assert expand_word(f"${{X/{pattern}/_}}", env) == want, ("/", pattern, value)

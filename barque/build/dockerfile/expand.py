@@ -18,7 +18,6 @@ Errors are ExpandError (a ValueError) worded as BuildKit's:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from barque.structs import dataclass, field
@@ -322,8 +321,7 @@ class _Lexer:
         value = self.lookup(name)
         if value is None and self.opts.skip_unset:
             return "${" + name + "/" + pattern + "/" + replacement + "}"
-        regex = _pattern_regex(pattern, greedy=True, anchored=False)
-        return regex.sub(lambda _m: replacement, value or "", count=0 if replace_all else 1)
+        return _replace(pattern, value or "", replacement, replace_all)
 
     def possible_heredoc(self) -> str:
         self.next()
@@ -337,19 +335,28 @@ class _Lexer:
 
 
 # --- patterns ----------------------------------------------------------------------------
+# BuildKit turns a pattern into a Go regexp (RE2: linear time). Python's backtracking
+# engine would take exponential time on `${X#*a*a*a*b}`-like patterns, so patterns run here
+# on a small NFA over their tokens instead, with RE2's answers: anchored, the shortest
+# (lazy) or longest (greedy) match; unanchored, the leftmost match, longest from there.
+# As Go's `.`, `?` and `*` never match a newline.
 
-def _pattern_regex(pattern: str, *, greedy: bool, anchored: bool) -> re.Pattern[str]:
-    """A shell pattern (`*`, `?`, `\\` escapes; no bracket expressions) as a regex."""
-    out = ["^"] if anchored else []
-    star = ".*" if greedy else ".*?"
+_STAR, _ANY = object(), object()
+_Token = object
+
+
+def _tokens(pattern: str) -> list[_Token]:
+    """A shell pattern (`*`, `?`, `\\` escapes; no bracket expressions) as tokens: _STAR,
+    _ANY or a literal character."""
+    out: list[_Token] = []
     i, n = 0, len(pattern)
     while i < n:
         ch = pattern[i]
         i += 1
         if ch == "*":
-            out.append(star)
+            out.append(_STAR)
         elif ch == "?":
-            out.append(".")
+            out.append(_ANY)
         elif ch == "\\":
             if i < n and pattern[i] in "}/":
                 continue  # an escaped } or / of the ${} syntax: the next char is literal
@@ -358,18 +365,106 @@ def _pattern_regex(pattern: str, *, greedy: bool, anchored: bool) -> re.Pattern[
             if nxt not in ("*", "?", "\\") or not nxt:
                 raise _Fail(f"invalid pattern ({pattern}) in substitution: invalid escape "
                             f"'\\{nxt or chr(0xFFFD)}'")
-            out.append(re.escape(nxt))
+            out.append(nxt)
         else:
-            out.append(re.escape(ch))
-    try:
-        return re.compile("".join(out), re.S)
-    except re.error as e:  # pragma: no cover - the escapes above make this unreachable
-        raise _Fail(f"invalid pattern ({pattern}) in substitution: {e}") from None
+            out.append(ch)
+    return out
+
+
+def _closure(tokens: list[_Token], states: dict[int, int]) -> dict[int, int]:
+    """`states` (token index -> the earliest start that reached it) with every star that
+    may match nothing skipped."""
+    for i in sorted(states):
+        j, start = i, states[i]
+        while j < len(tokens) and tokens[j] is _STAR:
+            j += 1
+            if states.get(j, start + 1) > start:
+                states[j] = start
+    return states
+
+
+def _step(tokens: list[_Token], states: dict[int, int], ch: str) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for i, start in states.items():
+        if i == len(tokens):
+            continue
+        tok = tokens[i]
+        if ch == "\n" and (tok is _STAR or tok is _ANY):
+            continue
+        nxt = i if tok is _STAR else i + 1
+        if tok is _STAR or tok is _ANY or tok == ch:
+            if out.get(nxt, start + 1) > start:
+                out[nxt] = start
+    return _closure(tokens, out)
+
+
+def _prefix_ends(tokens: list[_Token], value: str) -> list[int]:
+    """The lengths of the prefixes of `value` the whole pattern matches, shortest first."""
+    ends = []
+    states = _closure(tokens, {0: 0})
+    for j in range(len(value) + 1):
+        if len(tokens) in states:
+            ends.append(j)
+        if j == len(value) or not states:
+            break
+        states = _step(tokens, states, value[j])
+    return ends
+
+
+def _search(tokens: list[_Token], value: str, pos: int) -> tuple[int, int] | None:
+    """The leftmost match at or after `pos`, longest from its start: (start, end)."""
+    best: tuple[int, int] | None = None
+    states: dict[int, int] = {}
+    for j in range(pos, len(value) + 1):
+        if best is None:  # a thread may start here; once a match is known, later ones lose
+            states.setdefault(0, j)
+            states = _closure(tokens, states)
+        start = states.get(len(tokens))
+        if start is not None and (best is None or (start, -j) < (best[0], -best[1])):
+            best = (start, j)
+        if best is not None:
+            states = {i: s for i, s in states.items() if s <= best[0]}
+            if not states:
+                break
+        if j < len(value):
+            states = _step(tokens, states, value[j])
+    return best
+
+
+def _replace(pattern: str, value: str, replacement: str, replace_all: bool) -> str:
+    tokens = _tokens(pattern)
+    out: list[str] = []
+    pos, last_end = 0, -1
+    while pos <= len(value):
+        found = _search(tokens, value, pos)
+        if found is None:
+            break
+        start, end = found
+        if start == end == last_end:  # Go: an empty match right after a match is skipped
+            if start < len(value):
+                out.append(value[start])
+            pos = start + 1
+            continue
+        out.append(value[pos:start] + replacement)
+        last_end = end
+        if not replace_all:
+            pos = end
+            break
+        if end == start:
+            if start < len(value):
+                out.append(value[start])
+            pos = start + 1
+        else:
+            pos = end
+    out.append(value[pos:])
+    return "".join(out)
 
 
 def _trim_prefix(pattern: str, value: str, greedy: bool) -> str:
-    match = _pattern_regex(pattern, greedy=greedy, anchored=True).match(value)
-    return value[match.end():] if match else value
+    ends = _prefix_ends(_tokens(pattern), value)
+    if not ends:
+        return value
+    return value[ends[-1] if greedy else ends[0]:]
 
 
 def _reverse_pattern(pattern: str) -> str:
