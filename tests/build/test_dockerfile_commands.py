@@ -10,7 +10,6 @@ from barque.build.dockerfile.commands import (
     CopyFlags,
     InlineFile,
     MountSpec,
-    apply_chmod,
     arg_decls,
     chmod,
     command,
@@ -311,6 +310,7 @@ def test_chmod_errors(text, message):
 
 
 @pytest.mark.parametrize("spec,mode,is_dir,expected", [
+    # BuildKit's dchapes-mode (BSD setmode), quirks included
     ("u+x", 0o644, False, 0o744),
     ("go-w", 0o666, False, 0o644),
     ("a+X", 0o644, False, 0o644),
@@ -321,10 +321,28 @@ def test_chmod_errors(text, message):
     ("=r", 0o777, False, 0o444),
     ("g=u", 0o640, False, 0o660),
     ("u+s", 0o755, False, 0o4755),
-    (0o700, 0o644, True, 0o700),
+    ("g-u", 0o664, False, 0o604),
+    ("go=u-w", 0o755, False, 0o755),
+    ("u+x,g+X", 0o644, False, 0o744),          # X looks at the mode before the change
+    ("a-X", 0o755, False, 0o644),
+    ("o+t", 0o755, True, 0o755),               # t and s need a class other than o
+    ("o+s", 0o755, True, 0o755),
+    ("u+t", 0o755, True, 0o1755),
+    ("+t", 0o755, True, 0o1755),
+    ("o=", 0o1777, True, 0o1770),
+    ("a=", 0o7777, False, 0o1000),             # = keeps the sticky bit
+    ("=r", 0o1777, False, 0o1444),
+    ("a=rX", 0o1777, True, 0o1555),
+    ("+rt", 0o600, False, 0o1600),             # BSD: with t, the other bits are dropped
+    ("u=rwX,go=rX", 0o640, True, 0o755),
+    ("u+", 0o644, False, 0o644),
+    ("0700", 0o644, True, 0o700),
 ])
-def test_apply_chmod(spec, mode, is_dir, expected):
-    assert apply_chmod(spec, mode, is_dir) == expected
+def test_chmod_applies_as_buildkit(spec, mode, is_dir, expected):
+    from barque.build import modes
+    chmod(spec)  # accepted by the Dockerfile's check too
+    parsed = modes.parse(spec)
+    assert parsed is not None and parsed.apply(mode, is_dir) == expected
 
 
 # --- HEALTHCHECK -------------------------------------------------------------------------

@@ -12,9 +12,7 @@ from collections.abc import Mapping
 from barque.build.dockerfile.expand import ExpandError, Options, expand_word, expand_words, process
 from barque.build.dockerfile.instructions import Heredoc, Instruction
 
-# RUN --mount and --chmod live in their own modules; the builder reads them here too.
-from barque.build.dockerfile.modes import apply_chmod as apply_chmod
-from barque.build.dockerfile.modes import chmod as chmod
+# RUN --mount lives in its own module; the builder reads it here too.
 from barque.build.dockerfile.mounts import MOUNT_TYPES as MOUNT_TYPES
 from barque.build.dockerfile.mounts import SHARING_MODES as SHARING_MODES
 from barque.build.dockerfile.mounts import MountSpec as MountSpec
@@ -491,3 +489,24 @@ def check_add_checksum(flags: CopyFlags, sources: list[str]) -> None:
         raise ValueError("checksum can't be specified for multiple sources")
     if not is_http_source(sources[0]) and not is_git_source(sources[0]):
         raise ValueError("checksum requires HTTP(S) or Git sources")
+
+
+def chmod(text: str) -> int | str:
+    """--chmod's value checked as BuildKit does: an int for octal ("755"), the text for a
+    symbolic mode ("u+x,go-w", applied per entry by barque/build/modes.py); ValueError
+    with BuildKit's words otherwise."""
+    from barque.build import modes
+    octal_error = (f"invalid chmod parameter: '{text}'. it should be octal string and "
+                   "between 0 and 07777")
+    if re.fullmatch(r"[0-7]+", text):
+        value = int(text, 8)
+        if value > 0o7777:
+            raise ValueError(octal_error)
+        return value
+    if text[:1].isdigit():
+        raise ValueError(octal_error)
+    try:
+        modes.Chmod(text)
+    except modes.ChmodError:
+        raise ValueError("invalid syntax") from None
+    return text
