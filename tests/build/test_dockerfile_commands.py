@@ -211,8 +211,11 @@ def test_run_network():
                                                       target="/run/secrets/aws",
                                                       readonly=True, mode=0o440, uid=5,
                                                       gid=0)),
-    ("type=cache,target=rel", MountSpec(type="cache", target="/work/rel", id="/work/rel",
+    ("type=cache,target=rel", MountSpec(type="cache", target="/work/rel", id="rel",
                                         readonly=False, sharing="shared")),
+    ("type=cache", MountSpec(type="cache", target="/work", id=".", readonly=False,
+                             sharing="shared")),      # no target: the working dir
+    ("type=bind,target=/a/../b/", MountSpec(type="bind", target="/b")),
     ('type=bind,"target=/x,y"', MountSpec(type="bind", target="/x,y")),  # CSV quoting
 ])
 def test_mounts(spec, expected):
@@ -245,7 +248,8 @@ def test_mount_values_expanded():
     ("type=secret,src=a,id=b", "both source and id can't be set"),
     ("type=bind,target=/x,sharing=shared", "invalid cache sharing set for bind mount"),
     ("type=bind,target=/", 'invalid mount target "/"'),
-    ("type=bind", 'invalid mount target ""'),
+    ("type=bind", 'invalid mount target "/"'),          # the working dir here is /
+    ("type=bind,target=/x/..", 'invalid mount target "/"'),
 ])
 def test_mount_errors(spec, message):
     with pytest.raises(ValueError) as info:

@@ -210,18 +210,14 @@ def _mount_defaults(m: MountSpec, workdir: str) -> None:
         m.uid = m.uid or 0
         m.gid = m.gid or 0
         return
-    if not m.target:
-        raise ValueError("invalid mount target \"\"")
-    if not posixpath.isabs(m.target):
-        m.target = posixpath.join("/", workdir, m.target)
-    m.target = posixpath.normpath(m.target)
-    if m.target.startswith("//"):
-        m.target = m.target[1:]
+    if m.type == "cache":  # BuildKit names the cache by the target as written
+        m.id = m.id or posixpath.normpath(m.target or ".")
+        m.sharing = m.sharing or "shared"
+    # A relative (or empty) target is in the working directory.
+    target = posixpath.normpath(posixpath.join("/", workdir, m.target))
+    m.target = "/" + target.lstrip("/")
     if m.target == "/":
         raise ValueError(f"invalid mount target {_go_quote(m.target)}")
-    if m.type == "cache":
-        m.id = m.id or m.target
-        m.sharing = m.sharing or "shared"
 
 
 def run_mounts(flags: Mapping[str, list[str]], env: Mapping[str, str], escape: str = "\\",
