@@ -260,12 +260,20 @@ def test_mount_errors(spec, message):
 # --- COPY / ADD flags --------------------------------------------------------------------
 
 def test_copy_flags():
-    instr = one("COPY --from=$S --chown=${U}:g --chmod=0755 --link --exclude=*.md "
+    instr = one("COPY --from=build --chown=${U}:g --chmod=0755 --link --exclude=*.md "
                 "--exclude=$X a /b")
-    assert copy_flags(instr, {"S": "build", "U": "app"}) == CopyFlags(
+    assert copy_flags(instr, {"U": "app"}) == CopyFlags(
         from_="build", chown="app:g", chmod="0755", link=True, excludes=["*.md", "$X"])
-    assert copy_flags(instr) == CopyFlags(from_="$S", chown="${U}:g", chmod="0755",
+    assert copy_flags(instr) == CopyFlags(from_="build", chown="${U}:g", chmod="0755",
                                           link=True, excludes=["*.md", "$X"])
+
+
+@pytest.mark.parametrize("source", ["$S", "${S}", "'x'", "a\\b"])
+def test_copy_from_takes_no_variables(source):
+    instr = one(f"COPY --from={source} a /b")
+    instr.flags["from"] = [source]
+    with pytest.raises(ValueError, match="variable expansion is not supported for --from"):
+        copy_flags(instr, {"S": "build"})
 
 
 def test_add_flags():

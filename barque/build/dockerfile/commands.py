@@ -417,7 +417,8 @@ class CopyFlags:
 def copy_flags(instr: Instruction, env: Mapping[str, str] | None = None,
                escape: str = "\\") -> CopyFlags:
     """COPY's or ADD's flags: unknown or repeated ones refused (as the parser does),
-    --from/--chown/--chmod/--checksum expanded with `env` when given, --chmod checked."""
+    --chown/--chmod/--checksum expanded with `env` when given, --chmod checked; --from is
+    a stage name, index or image as written (BuildKit refuses variables there)."""
     from barque.build.dockerfile.parser import FLAGS
     known = FLAGS[instr.keyword]
     for name, values in instr.flags.items():
@@ -434,7 +435,11 @@ def copy_flags(instr: Instruction, env: Mapping[str, str] | None = None,
         values = instr.flags.get(name)
         return None if values is None else values[-1] == "true"
 
-    flags = CopyFlags(from_=text("from"), chown=text("chown"), chmod=text("chmod"),
+    source = instr.flags.get("from", [""])[-1]
+    if source and process(source, {}).word != source:
+        raise ValueError("variable expansion is not supported for --from, define a new "
+                         "stage with FROM using ARG from global scope as a workaround")
+    flags = CopyFlags(from_=source, chown=text("chown"), chmod=text("chmod"),
                       link=bool(boolean("link")), parents=bool(boolean("parents")),
                       excludes=list(instr.flags.get("exclude", [])),
                       checksum=text("checksum"), keep_git_dir=boolean("keep-git-dir"),
