@@ -432,3 +432,15 @@ def test_source_kinds():
     assert not commands.is_http_source("https://github.com/o/r.git")
     assert commands.is_git_source("git@github.com:o/r.git")
     assert not commands.is_git_source("dir/x.git")
+
+
+def test_from_base_and_platform():
+    df = parse("ARG V=1\nFROM busybox:$V\nFROM --platform=$P ${NONE}\n")
+    first, second = df.stages
+    assert commands.base_name(first, {"V": "1"}) == "busybox:1"
+    assert commands.platform(first, {}) is None
+    with pytest.raises(ValueError, match=r"^base name \(\$\{NONE\}\) should not be blank$"):
+        commands.base_name(second, {})
+    with pytest.raises(ValueError, match=r"^empty platform value from expression \$P$"):
+        commands.platform(second, {})
+    assert commands.platform(second, {"P": "linux/arm64"}) == "linux/arm64"

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 
 from barque.build.dockerfile.expand import ExpandError, Options, expand_word, expand_words, process
-from barque.build.dockerfile.instructions import Heredoc, Instruction
+from barque.build.dockerfile.instructions import Heredoc, Instruction, Stage
 
 # RUN --mount lives in its own module; the builder reads it here too.
 from barque.build.dockerfile.mounts import MOUNT_TYPES as MOUNT_TYPES
@@ -128,6 +128,30 @@ def healthcheck(instr: Instruction) -> dict[str, object]:
         if count:
             health["Retries"] = count
     return health
+
+
+# --- FROM --------------------------------------------------------------------------------
+
+def base_name(stage: Stage, meta_env: Mapping[str, str], escape: str = "\\") -> str:
+    """FROM's image (or stage) expanded with the ARGs before the first FROM."""
+    name = expand_word(stage.base, meta_env, escape)
+    if not name:
+        raise ValueError(f"base name ({stage.base}) should not be blank")
+    return name
+
+
+def platform(stage: Stage, meta_env: Mapping[str, str], escape: str = "\\") -> str | None:
+    """FROM --platform expanded with the ARGs before the first FROM (None: not given)."""
+    if not stage.platform:
+        return None
+    try:
+        value = expand_word(stage.platform, meta_env, escape)
+    except ExpandError as e:
+        raise ValueError(f"failed to process arguments for platform {stage.platform}: "
+                         f"{e}") from None
+    if not value:
+        raise ValueError(f"empty platform value from expression {stage.platform}")
+    return value
 
 
 # --- ENV, LABEL, ARG ---------------------------------------------------------------------
