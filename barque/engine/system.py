@@ -190,25 +190,30 @@ def build_cache_row(engine: Engine) -> dict[str, Any]:
 def build_cache_usage(engine: Engine) -> list[Any]:
     """The build cache's entries (barque.build.cache.Usage), newest use first."""
     try:
-        from barque.engine.build import cache_usage
+        from barque.build.cache import BuildCache
     except ModuleNotFoundError:   # until the builder (issue 10, part C1) is merged
         return []
-    return cache_usage(engine)
+    return BuildCache(engine.store.conn).usage()
 
 
 def prune_build_cache(engine: Engine, *, all_entries: bool = False,
                       until: float | None = None, keep_storage: int = 0
                       ) -> tuple[list[str], int]:
-    """`builder prune`, `system prune`: drop cache entries (all, those unused since
-    `until`, down to `keep_storage` bytes) and the layers no image or entry holds; (the
-    entries' IDs, the bytes freed)."""
+    """`builder prune`, `system prune`: drop cache entries (those no image shares, or all;
+    unused since `until`; down to `keep_storage` bytes), then the layers and blobs nothing
+    holds any more; (the entries' IDs, the bytes freed)."""
     try:
-        from barque.engine.build import prune_cache
+        from barque.build.cache import BuildCache
     except ModuleNotFoundError:   # until the builder (issue 10, part C1) is merged
         return [], 0
-    dropped, freed = prune_cache(engine, all_entries=all_entries, until=until,
-                                 keep_storage=keep_storage)
-    return [entry.id for entry in dropped], freed
+    store = engine.store
+    dropped = BuildCache(store.conn).prune(all_entries=all_entries, until=until,
+                                           keep_storage=keep_storage)
+    if not dropped:
+        return [], 0
+    before = store.disk_usage()
+    store.collect_garbage()
+    return [entry.id for entry in dropped], max(0, before - store.disk_usage())
 
 
 def _row(kind: str, total: int, active: int, size: int, reclaimable: int) -> dict[str, Any]:
