@@ -123,6 +123,8 @@ def test_build_run_and_fully_cached_rebuild(barque: Barque, ctx: str) -> None:
     again = build(barque, "-t", "greet", ctx)
     assert again.returncode == 0, again.stderr
     shown = steps(again.stderr)
+    # every step under a number of its own (a reused number hides a step)
+    assert {"[internal] load build context", "exporting to image"} <= set(shown), again.stderr
     # ENV and CMD make no step: BuildKit counts FROM, WORKDIR, COPY, RUN
     [base] = [n for n in shown if n.startswith("[1/4] FROM docker.io/library/busybox")]
     for name in (base, "[2/4] WORKDIR /app", "[3/4] COPY greet.sh .",
