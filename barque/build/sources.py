@@ -225,7 +225,7 @@ def _walk_below(flt: _Filter, dir_fd: int, real: str, sub: str,
 
 def walk(root: str, relpath: str, ignore: Matcher | None = None,
          excludes: Sequence[str] | Matcher = (), *, follow_links: bool = True
-         ) -> Iterator[Found]:
+         ) -> Generator[Found, None, None]:
     """What the matched source `relpath` holds, as a COPY of it sees it: the source itself
     first (its symlink followed inside the root unless `follow_links` is false), then, for a
     directory, everything below it, sorted, parents first, never following symlinks; what
