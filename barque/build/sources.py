@@ -457,9 +457,11 @@ def _xattrs(dir_fd: int, name: str) -> bytes:
     return b",".join(out)
 
 
-def _record(name: str, found: Found) -> bytes:
-    """One entry's line: name, type and permission bits, owner, device, link target,
-    xattrs and content digest. Never times: a touch does not change what is copied."""
+def _record(name: str, found: Found, links: dict[tuple[int, int], str]) -> bytes:
+    """One entry's line: name, type and permission bits, owner, device, link target (for
+    a file, the first name of its inode in this checksum: a COPY keeps hard links within
+    it, as fsutil's Linkname), xattrs and content digest. Never times: a touch does not
+    change what is copied."""
     st = found.st
     fmt = stat.S_IFMT(st.st_mode)
     mode = 0o777 if fmt == stat.S_IFLNK else stat.S_IMODE(st.st_mode)
@@ -468,6 +470,9 @@ def _record(name: str, found: Found) -> bytes:
         link = os.readlink(found.name, dir_fd=found.dir_fd)
     elif fmt == stat.S_IFREG:
         content = _file_digest(found.dir_fd, found.name, st)
+        if st.st_nlink > 1:
+            first = links.setdefault((st.st_dev, st.st_ino), name)
+            link = first if first != name else ""
     rdev = st.st_rdev if fmt in (stat.S_IFCHR, stat.S_IFBLK) else 0
     head = f"{fmt >> 12:x} {mode:o} {st.st_uid} {st.st_gid} {rdev} {content}"
     return b"\0".join((os.fsencode(name), head.encode(), os.fsencode(link),
@@ -482,6 +487,7 @@ def checksum(root: str, sources: Iterable[Source], *, ignore: Matcher | None = N
     ex = _excludes_matcher(excludes)
     ignore = ignore if ignore else None
     h = sha256.new()
+    links: dict[tuple[int, int], str] = {}
     r = _Root(root)
     try:
         for source in sources:
@@ -489,7 +495,7 @@ def checksum(root: str, sources: Iterable[Source], *, ignore: Matcher | None = N
             for path in source.paths:
                 for found in _walk_source(r, path, ignore, ex, follow_links):
                     name = f"{path}/{found.path}" if found.path else path
-                    h.update(_record("/" + name, found))
+                    h.update(_record("/" + name, found, links))
     finally:
         r.close()
     return "sha256:" + str(h.hexdigest())
