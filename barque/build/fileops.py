@@ -31,7 +31,7 @@ import stat
 
 from barque.build import modes
 from barque.build.ignore import IgnoreError, Matcher
-from barque.build.sources import Found, Source, SourceError, walk
+from barque.build.sources import Found, Source, SourceError, walk, xattrs_of
 from barque.linux import paths
 from barque.storage import tarsafe
 
@@ -178,9 +178,7 @@ class _Copier:
         if self.chmod is not None:
             mode = self.chmod.apply(mode, stat.S_ISDIR(st.st_mode))
         uid, gid = self.owner_of(st)
-        # Read where the walk has it, as checksum does (the name in its dir, not followed).
-        xattrs = tarsafe.read_xattrs(tarsafe.proc_path(found.dir_fd, found.name))
-        return tarsafe.Meta(uid, gid, mode, st.st_mtime_ns, xattrs)
+        return tarsafe.Meta(uid, gid, mode, st.st_mtime_ns, xattrs_of(found))
 
     # entries
     def copy_tree(self, into: int, top: Found, below: Iterator[Found], meta: bool) -> None:
