@@ -256,9 +256,11 @@ class _Copier:
     def copy_file(self, found: Found, parent: int, name: str) -> None:
         st = found.st
         key = (st.st_dev, st.st_ino)
-        if st.st_nlink > 1 and key in self.links:
-            first_dir, first_name = self.links[key]
-            tarsafe.make_link(first_dir, first_name, parent, name)
+        first = self.links.get(key) if st.st_nlink > 1 else None
+        # Linked to its first copy, unless that was this very name (a second source
+        # copying the same inode there): the clear above removed it, write it again.
+        if first is not None and not _same_place(first, parent, name):
+            tarsafe.make_link(first[0], first[1], parent, name)
             return
         rfd = _open_file(found)
         try:
@@ -266,7 +268,16 @@ class _Copier:
         finally:
             os.close(rfd)
         if st.st_nlink > 1:
+            if first is not None:
+                os.close(first[0])
             self.links[key] = (os.dup(parent), name)
+
+
+def _same_place(first: tuple[int, str], parent: int, name: str) -> bool:
+    if first[1] != name:
+        return False
+    a, b = os.fstat(first[0]), os.fstat(parent)
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def _open_file(found: Found) -> int:

@@ -185,6 +185,20 @@ def test_symlinks_copied_as_symlinks_hard_links_kept(roots: tuple[str, str, str]
     assert a.st_ino == b.st_ino and a.st_nlink == 2
 
 
+def test_hard_links_landing_on_one_name(roots: tuple[str, str, str]) -> None:
+    """Two sources bring one inode to the same destination name (or one source twice):
+    written once more, not linked to the name the copy has just cleared."""
+    src, dst, _ = roots
+    write(src, "p/f", "F")
+    os.makedirs(os.path.join(src, "q"))
+    os.link(os.path.join(src, "p/f"), os.path.join(src, "q/f"))
+    os.link(os.path.join(src, "p/f"), os.path.join(src, "p/g"))
+    copy(src, [S("p"), S("q")], dst, "/x/")
+    assert sorted(os.listdir(os.path.join(dst, "x"))) == ["f", "g"] and read(dst, "x/f") == "F"
+    copy(src, [S("p/f"), S("p/f")], dst, "/y/")
+    assert read(dst, "y/f") == "F"
+
+
 def test_xattrs_copied(roots: tuple[str, str, str]) -> None:
     src, dst, _ = roots
     p = write(src, "f")
