@@ -4,7 +4,6 @@ pass on whole files and per-feature tables is in test_dockerfile_nodes.py."""
 
 from __future__ import annotations
 
-
 import pytest
 
 from barque.build.dockerfile import parser
