@@ -76,9 +76,9 @@ class _VersionAction(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: object, option_string: str | None = None) -> None:
-        from barque.cli.system import version_of
+        from barque.engine.system import barque_version
 
-        print(f"barque version {version_of()}")
+        print(f"barque version {barque_version()}")
         parser.exit()
 
 
