@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 
+from barque.engine.filters import FilterError, check_keys, match_labels, parse_flags
 from barque.image import reference as refs
 from barque.image.store import Image, ImageError, ImageStore
 from barque.structs import dataclass
@@ -40,22 +41,20 @@ class ImageRow:
 
 def parse_filter_flags(specs: list[str]) -> dict[str, list[str]]:
     """`--filter key=value` flags as the API's filters object, as Docker's CLI builds it."""
-    filters: dict[str, list[str]] = {}
-    for spec in specs:
-        key, sep, value = spec.partition("=")
-        if not sep:
-            raise ImageFilterError(f'bad format of filter (expected name=value): "{spec}"')
-        filters.setdefault(key.strip().lower(), []).append(value)
-    return filters
+    try:
+        return parse_flags(specs)
+    except FilterError as e:
+        raise ImageFilterError(f'{e}: "{e.item}"') from None
 
 
 def select_images(store: ImageStore, filters: dict[str, list[str]] | None = None,
                   repository: str | None = None) -> list[Image]:
     """The images the filters (and `docker images REPOSITORY[:TAG]`) keep."""
     filters = filters or {}
-    for key in filters:
-        if key not in FILTER_KEYS:
-            raise ImageFilterError(f"invalid filter '{key}'")
+    try:
+        check_keys(filters, FILTER_KEYS)
+    except FilterError as e:
+        raise ImageFilterError(str(e)) from None
     out = store.images()
     if "dangling" in filters:
         want = _dangling(filters["dangling"])
@@ -69,9 +68,8 @@ def select_images(store: ImageStore, filters: dict[str, list[str]] | None = None
             pivot = store.resolve(value)
             out = [i for i in out if (i.created < pivot.created) == (key == "before")
                    and i.id != pivot.id]
-    for value in filters.get("label", []):
-        name, _, want_value = value.partition("=")
-        out = [i for i in out if _has_label(store, i, name, want_value or None)]
+    if filters.get("label"):
+        out = [i for i in out if match_labels(filters["label"], _labels(store, i))]
     if repository:
         ref = _repository(repository)
         wanted_tag = str(ref) if ref.tag else None
@@ -191,9 +189,8 @@ def _class_char(pattern: str, i: int) -> tuple[str, int]:
     return pattern[i], i + 1
 
 
-def _has_label(store: ImageStore, image: Image, name: str, value: str | None) -> bool:
-    labels = (store.config(image).get("config") or {}).get("Labels") or {}
-    return name in labels and (value is None or labels[name] == value)
+def _labels(store: ImageStore, image: Image) -> dict[str, str]:
+    return (store.config(image).get("config") or {}).get("Labels") or {}
 
 
 def _repository(text: str) -> refs.Reference:

@@ -160,3 +160,11 @@ def test_import_from_a_path(store: ImageStore, tmp_path: Any) -> None:
     assert data["Comment"] == "hello"
     with pytest.raises(FileNotFoundError):
         eng.import_image(store, str(tmp_path / "missing.tar"))
+
+
+def test_a_label_filter_with_an_empty_value_wants_an_empty_label(store: ImageStore) -> None:
+    # filters.Args.MatchKVList: "key=" is the key with the empty value, not any value.
+    eng.import_image(store, _rootfs_tar(b"e"), "empty:1", ["LABEL note="])
+    eng.import_image(store, _rootfs_tar(b"f"), "full:1", ["LABEL note=x"])
+    assert _names(list_images(store, {"label": ["note="]})) == ["empty:1"]
+    assert _names(list_images(store, {"label": ["note"]})) == ["empty:1", "full:1"]
