@@ -46,6 +46,14 @@ def ensure_default_image(store: ImageStore) -> Image:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
+def save_default_image(root: str, output: str) -> None:
+    """`barque image save-default -o FILE`: the built-in busybox as an OCI archive (built into
+    its layout dir under `root` on first use), for other engines or `barque load`."""
+    from barque.image import default as default_image
+
+    default_image.write_oci_archive(default_image.ensure_default_image(root), output)
+
+
 def is_default_reference(text: str) -> bool:
     try:
         return str(refs.parse(text)) == DEFAULT_IMAGE

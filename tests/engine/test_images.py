@@ -15,6 +15,7 @@ import pytest
 from barque.engine import images as eng
 from barque.engine.image_list import ImageFilterError, list_images, parse_filter_flags
 from barque.image.store import ImageConflict, ImageNotFound, ImageStore
+from tests.support.marks import needs_busybox
 
 pytestmark = pytest.mark.root  # layers keep their owners
 
@@ -168,3 +169,12 @@ def test_a_label_filter_with_an_empty_value_wants_an_empty_label(store: ImageSto
     eng.import_image(store, _rootfs_tar(b"f"), "full:1", ["LABEL note=x"])
     assert _names(list_images(store, {"label": ["note="]})) == ["empty:1"]
     assert _names(list_images(store, {"label": ["note"]})) == ["empty:1", "full:1"]
+
+
+@needs_busybox
+def test_the_default_image_saved_then_loaded(store: ImageStore, tmp_path: Any) -> None:
+    out = str(tmp_path / "busybox.oci")
+    eng.save_default_image(str(tmp_path / "other-root"), out)
+    lines = eng.load(store, out)
+    assert len(lines) == 1 and "busybox" in lines[0]
+    assert eng.inspect_named(store, "busybox")["Id"] == eng.ensure_default_image(store).id
