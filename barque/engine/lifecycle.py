@@ -640,20 +640,16 @@ def _unmount_below(path: str) -> None:
 def _locked(engine: Engine, container_id: str, ref: str) -> Iterator[None]:
     """One process at a time tears a container down (the CLI's --rm and the monitor's
     cleanup may race); the second finds it gone."""
-    import fcntl
+    from barque.linux import locks
 
-    path = engine.paths.container_dir(container_id)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = locks.open_dir(engine.paths.container_dir(container_id))
     except FileNotFoundError:
         raise EngineError(f"No such container: {ref}", 1, 404) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with locks.held(fd):
         if engine.records.get(container_id) is None:
             raise EngineError(f"No such container: {ref}", 1, 404)
         yield
-    finally:
-        os.close(fd)
 
 
 def _remove_locked(engine: Engine, record: ContainerRecord, ref: str, force: bool,

@@ -12,7 +12,6 @@ descriptor but the handed ones), so whoever starts it never has to reap it."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import select
@@ -20,6 +19,8 @@ import signal
 import socket
 import sys
 import time
+
+from barque.linux import locks
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -129,10 +130,8 @@ def lock_pidfile(directory: str, wait: float = 0.0) -> int | None:
     path = os.path.join(directory, PIDFILE)
     deadline = time.monotonic() + wait
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        fd = locks.open_file(path, nofollow=True)
+        if not locks.try_lock(fd):
             os.close(fd)
             if time.monotonic() >= deadline:
                 return None

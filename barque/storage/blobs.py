@@ -12,10 +12,11 @@ dead), and prune sweeps the partial downloads too (`sweep_ingest`).
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 from collections.abc import Iterator
+
+from barque.linux import locks
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
@@ -94,9 +95,8 @@ class BlobWriter:
         self.store, self.digest, self.size = store, check_digest(digest), size
         hexpart = digest.split(":", 1)[1]
         self.ingest_path = os.path.join(store.ingest_dir, hexpart)
-        self._lock = os.open(self.ingest_path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
-                             0o600)
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        self._lock = locks.open_file(self.ingest_path + ".lock")
+        locks.lock(self._lock)
         self._sha = _sha256()
         self.offset = 0
         self.committed = False
