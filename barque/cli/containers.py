@@ -471,10 +471,11 @@ def ps_row(summary: Any, no_trunc: bool) -> dict[str, Any]:
 def cmd_ps(ns: argparse.Namespace, engine: Engine) -> int:
     from barque.cli import formatting as fmt
     from barque.engine import listing
+    from barque.engine.filters import parse_filters
 
     limit = 1 if ns.latest else (ns.last if ns.last >= 0 else None)
     summaries = listing.list_containers(engine, all_=ns.all or limit is not None, limit=limit,
-                                        filters=listing.parse_filters(ns.filter))
+                                        filters=parse_filters(ns.filter, listing.FILTER_KEYS))
     rows = [ps_row(summary, ns.no_trunc) for summary in summaries]
     table = PS_TABLE + ("\t{{.Size}}" if ns.size else "")
     sys.stdout.write(fmt.format_table(rows, ns.format, table, PS_HEADERS,
@@ -602,15 +603,15 @@ VOLUME_HEADERS = {"Driver": "DRIVER", "Name": "VOLUME NAME", "Mountpoint": "MOUN
 
 
 def cmd_volume_create(ns: argparse.Namespace, engine: Engine) -> int:
-    if ns.driver != "local":
-        raise EngineError(f"plugin \"{ns.driver}\" not found", 1, 404)
+    from barque.engine.volumes import create_volume
+
     name = ns.name_flag or ns.name
     if ns.name_flag and ns.name and ns.name_flag != ns.name:
         raise CommandError("conflicting options: either specify --name or provide positional "
                            "arg, not both")
     labels = dict(item.partition("=")[::2] for item in ns.label)
     options = dict(item.partition("=")[::2] for item in ns.opt)
-    volume, _ = engine.volumes.create(name, labels, options)
+    volume, _ = create_volume(engine, name, ns.driver, labels, options)
     print(volume.name)
     return 0
 
@@ -623,27 +624,11 @@ def _volume_row(volume: Any) -> dict[str, Any]:
 
 def cmd_volume_ls(ns: argparse.Namespace, engine: Engine) -> int:
     from barque.cli import formatting as fmt
+    from barque.engine.filters import parse_filters
+    from barque.engine.volumes import VOLUME_FILTERS, list_volumes
 
-    rows = []
-    for volume in engine.volumes.all():
-        keep = True
-        for item in ns.filter:
-            key, _, value = item.partition("=")
-            if key == "dangling":
-                dangling = not engine.users_of_volume(volume.name)
-                keep = keep and dangling == (value.lower() in ("true", "1"))
-            elif key == "name":
-                keep = keep and value in volume.name
-            elif key == "label":
-                lkey, sep, lvalue = value.partition("=")
-                keep = keep and lkey in volume.labels and (not sep or
-                                                           volume.labels[lkey] == lvalue)
-            elif key == "driver":
-                keep = keep and value == "local"
-            else:
-                raise CommandError(f"Error response from daemon: invalid filter '{key}'")
-        if keep:
-            rows.append(_volume_row(volume))
+    filters = parse_filters(ns.filter, VOLUME_FILTERS)
+    rows = [_volume_row(v) for v in list_volumes(engine, filters)]
     sys.stdout.write(fmt.format_table(rows, ns.format, VOLUME_TABLE, VOLUME_HEADERS,
                                       quiet_field="Name" if ns.quiet else None))
     return 0
@@ -664,8 +649,9 @@ def cmd_volume_inspect(ns: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_volume_rm(ns: argparse.Namespace, engine: Engine) -> int:
-    return _each(ns.volumes,
-                 lambda name: engine.volumes.remove(name, engine.users_of_volume(name), ns.force))
+    from barque.engine.volumes import remove_volume
+
+    return _each(ns.volumes, lambda name: remove_volume(engine, name, ns.force))
 
 
 def cmd_volume_prune(ns: argparse.Namespace, engine: Engine) -> int:

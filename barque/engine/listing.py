@@ -7,6 +7,7 @@ match; different keys must all match."""
 from __future__ import annotations
 
 from barque.engine.context import Engine, EngineError
+from barque.engine.filters import check_keys, match_labels
 from barque.engine.records import ContainerRecord
 from barque.structs import dataclass
 
@@ -33,15 +34,6 @@ class ContainerSummary:
     ports: list[dict[str, Any]]  # the API's {IP, PrivatePort, PublicPort, Type}
     networks: dict[str, dict[str, Any]]  # name -> EndpointSettings
     volumes: list[str]  # the sources (names) of its volume mounts, in mount order
-
-
-def parse_filters(items: list[str]) -> dict[str, list[str]]:
-    """`--filter key=value` arguments as the API's filters (key -> values)."""
-    filters: dict[str, list[str]] = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        filters.setdefault(key, []).append(value)
-    return filters
 
 
 def list_containers(engine: Engine, *, all_: bool = False, limit: int | None = None,
@@ -90,17 +82,11 @@ def _matches(filters: dict[str, list[str]], record: ContainerRecord,
              state: dict[str, Any]) -> bool:
     for key, values in filters.items():
         if key == "label":
-            if not all(_has_label(record, value) for value in values):
+            if not match_labels(values, record.config.get("Labels") or {}):
                 return False
         elif key in _TESTS and not any(_TESTS[key](record, state, v) for v in values):
             return False
     return True
-
-
-def _has_label(record: ContainerRecord, value: str) -> bool:
-    key, sep, wanted = value.partition("=")
-    labels = record.config.get("Labels") or {}
-    return key in labels and (not sep or labels[key] == wanted)
 
 
 _TESTS: dict[str, Any] = {
@@ -121,9 +107,7 @@ class _NetFilter:
     def __init__(self, filters: dict[str, list[str]]) -> None:
         from barque.engine import netview
 
-        for key in filters:
-            if key not in FILTER_KEYS:
-                raise EngineError(f"invalid filter '{key}'", 1, 400)
+        check_keys(filters, FILTER_KEYS)
         try:
             self.publish = netview.port_filter("publish", filters.get("publish", []))
             self.expose = netview.port_filter("expose", filters.get("expose", []))
