@@ -205,12 +205,7 @@ def cmd_start(ns: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_attach(ns: argparse.Namespace, engine: Engine) -> int:
-    record = engine.find(ns.container)
-    state = engine.state(record)
-    if not state["Running"]:
-        raise EngineError("You cannot attach to a stopped container, start it first", 1, 409)
-    if state["Status"] == "paused":
-        raise EngineError("You cannot attach to a paused container, unpause it first", 1, 409)
+    record = lifecycle.attachable(engine, ns.container)
     stdin = bool(record.config.get("OpenStdin")) and not ns.no_stdin
     return _attach_and_wait(engine, record, stdin, ns.sig_proxy)
 
@@ -387,14 +382,7 @@ def cmd_wait(ns: argparse.Namespace, engine: Engine) -> int:
 def cmd_rename(ns: argparse.Namespace, engine: Engine) -> int:
     from barque.engine import naming
 
-    record = engine.find(ns.container)
-    try:
-        name = naming.check_name(ns.new_name)
-    except ValueError as e:
-        raise EngineError(str(e), 1, 400) from None
-    if name == record.name:
-        raise EngineError("Renaming a container with the same name as its current name", 1)
-    engine.records.rename(record.id, name)
+    naming.rename(engine, ns.container, ns.new_name)
     return 0
 
 
@@ -486,31 +474,16 @@ def cmd_ps(ns: argparse.Namespace, engine: Engine) -> int:
 def cmd_inspect(ns: argparse.Namespace, engine: Engine) -> int:
     """`docker inspect` / `docker container inspect`: containers first, then images, then
     networks."""
-    from barque.engine.inspect import inspect
+    from barque.engine.inspect import inspect_object
 
     found: list[dict[str, Any]] = []
     status = 0
     images_too = getattr(ns, "command", "") == "inspect"
     for name in ns.containers:
-        try:
-            found.append(inspect(engine, engine.find(name)))
+        obj = inspect_object(engine, name, images_too)
+        if obj is not None:
+            found.append(obj)
             continue
-        except EngineError:
-            pass
-        image = engine.store.lookup(name) if images_too else None
-        if image is not None:
-            from barque.engine import images as eng_images
-
-            found.append(eng_images.inspect(engine.store, image))
-            continue
-        if images_too:
-            from barque.engine import networks
-
-            try:
-                found.append(networks.inspect(engine, name))
-                continue
-            except EngineError:
-                pass
         what = "object" if images_too else "container"
         sys.stderr.write(f"Error: No such {what}: {name}\n")
         status = 1

@@ -295,6 +295,18 @@ def wait_exit(engine: Engine, record: ContainerRecord, timeout: float | None) ->
                           min(left, 0.5))
 
 
+def attachable(engine: Engine, ref: str) -> ContainerRecord:
+    """The container to attach to (`docker attach`, POST /containers/{id}/attach): it must
+    be running and not paused."""
+    record = engine.find(ref)
+    state = engine.state(record)
+    if not state["Running"]:
+        raise EngineError("You cannot attach to a stopped container, start it first", 1, 409)
+    if state["Status"] == "paused":
+        raise EngineError("You cannot attach to a paused container, unpause it first", 1, 409)
+    return record
+
+
 def claim_exit(engine: Engine, record: ContainerRecord) -> attach.ExitClaim | None:
     """For an attached run or `start -a`, before attaching: the monitor's exit command is
     claimed, so that end_attached cleans up instead of a `container cleanup` process of the
