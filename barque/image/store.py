@@ -20,7 +20,6 @@ from contextlib import contextmanager
 
 from barque.image import oci_layout as ol
 from barque.image import reference as refs
-from barque.linux import locks
 from barque.sha256 import hexdigest
 from barque.storage import db
 from barque.storage.blobs import BlobError, BlobStore, check_digest, remove_tree
@@ -137,6 +136,8 @@ class ImageStore:
         Every temporary file or dir of the store is made under this lock, so when no one
         else holds it (an exclusive try succeeds), every temporary left is a dead writer's
         (a kill -9): it is reclaimed here, before this writer makes its own."""
+        from barque.linux import locks  # here: `run` reads the store, never locks it
+
         fd = locks.open_file(self._lock_path)
         try:
             if locks.try_lock(fd):
@@ -174,6 +175,8 @@ class ImageStore:
         dest = self.layer_path(layer.chain_id)
         if row is not None and os.path.isdir(dest):
             return int(row["size"])
+        from barque.linux import locks
+
         lock = locks.open_file(dest + ".lock")
         try:
             locks.lock(lock)
@@ -470,6 +473,8 @@ class ImageStore:
     def collect_garbage(self) -> list[str]:
         """Delete layers and blobs no image uses; returns the chain IDs of removed layers."""
         removed: list[str] = []
+        from barque.linux import locks
+
         with locks.locked_file(self._lock_path):
             used_chains = {r[0] for r in self.conn.execute(
                 "SELECT DISTINCT chain_id FROM image_layers")}

@@ -20,8 +20,6 @@ import socket
 import sys
 import time
 
-from barque.linux import locks
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -127,6 +125,8 @@ def start(directory: str, argv: list[str], wait: float | None = None) -> bool:
 def lock_pidfile(directory: str, wait: float = 0.0) -> int | None:
     """The pid file, opened and flocked (a helper's own start or its starter's); None when
     another process holds it (a helper runs or is starting) after `wait` seconds."""
+    from barque.linux import locks  # here: only a helper's start takes it
+
     path = os.path.join(directory, PIDFILE)
     deadline = time.monotonic() + wait
     while True:

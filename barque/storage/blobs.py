@@ -16,8 +16,6 @@ import os
 import re
 from collections.abc import Iterator
 
-from barque.linux import locks
-
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
     from typing import IO, Any
@@ -95,6 +93,8 @@ class BlobWriter:
         self.store, self.digest, self.size = store, check_digest(digest), size
         hexpart = digest.split(":", 1)[1]
         self.ingest_path = os.path.join(store.ingest_dir, hexpart)
+        from barque.linux import locks  # here: `run` imports this module, never writes a blob
+
         self._lock = locks.open_file(self.ingest_path + ".lock")
         locks.lock(self._lock)
         self._sha = _sha256()
