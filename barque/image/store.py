@@ -9,7 +9,6 @@ collector never deletes a blob or layer that a pull has fetched but not yet regi
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -131,30 +130,19 @@ class ImageStore:
 
     # --- locking -------------------------------------------------------------------------
     @contextmanager
-    def _flock(self, mode: int) -> Iterator[None]:
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, mode)
-            yield
-        finally:
-            os.close(fd)
-
-    @contextmanager
     def writing(self) -> Iterator[None]:
         """Held (shared) while blobs are fetched and registered: keeps the collector out.
 
         Every temporary file or dir of the store is made under this lock, so when no one
         else holds it (an exclusive try succeeds), every temporary left is a dead writer's
         (a kill -9): it is reclaimed here, before this writer makes its own."""
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        from barque.linux import locks  # here: `run` reads the store, never locks it
+
+        fd = locks.open_file(self._lock_path)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                pass
-            else:
+            if locks.try_lock(fd):
                 self.reclaim_temporaries(partials=False)
-            fcntl.flock(fd, fcntl.LOCK_SH)
+            locks.lock(fd, shared=True)  # converts the exclusive lock if we took it
             yield
         finally:
             os.close(fd)
@@ -187,9 +175,11 @@ class ImageStore:
         dest = self.layer_path(layer.chain_id)
         if row is not None and os.path.isdir(dest):
             return int(row["size"])
-        lock = os.open(dest + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        from barque.linux import locks
+
+        lock = locks.open_file(dest + ".lock")
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            locks.lock(lock)
             row = self.conn.execute("SELECT size FROM layers WHERE chain_id = ?",
                                     (layer.chain_id,)).fetchone()
             if row is not None and os.path.isdir(dest):
@@ -483,7 +473,9 @@ class ImageStore:
     def collect_garbage(self) -> list[str]:
         """Delete layers and blobs no image uses; returns the chain IDs of removed layers."""
         removed: list[str] = []
-        with self._flock(fcntl.LOCK_EX):
+        from barque.linux import locks
+
+        with locks.locked_file(self._lock_path):
             used_chains = {r[0] for r in self.conn.execute(
                 "SELECT DISTINCT chain_id FROM image_layers")}
             for (chain,) in self.conn.execute("SELECT chain_id FROM layers").fetchall():
