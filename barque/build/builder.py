@@ -1,0 +1,560 @@
+"""Run a build: a parsed Dockerfile and a context to an image (or a directory, a tar).
+
+Each stage starts from its base (an image, `scratch`, or an earlier stage's result); each
+instruction is a step whose cache key (cache.py) is computed first: a hit takes the step's
+recorded result (its layer chain and history time) without touching a file, a miss runs it
+on a snapshot of the parent's layers (layers.py) and records what it made. Metadata
+instructions only change the config (imageconfig.py). The stages a target needs run as soon
+as the stages they use are done, independent ones in parallel threads. The final stage's
+config and layers become an image of the store (its ID the config's digest: a rebuild with
+nothing changed gives the same ID), or are exported (`-o type=local|tar`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from barque.build import cache as cache_mod
+from barque.build import imageconfig as ic
+from barque.build.events import Events, Vertex
+from barque.build.executor import ExecutorError, RunMount, RunRequest
+from barque.build.options import BuildOptions, BuildResult
+from barque.build.stages import Plan, StageError, find_stage, meta_scope, plan, platform_args
+from barque.structs import dataclass, field
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from barque.build.dockerfile.instructions import Dockerfile, Instruction
+    from barque.build.executor import Executor
+    from barque.build.layers import StepFS, Workspace
+    from barque.image.store import Image, ImageStore, LayerRef
+
+METADATA = ("ENV", "LABEL", "ARG", "EXPOSE", "VOLUME", "USER", "CMD", "ENTRYPOINT", "SHELL",
+            "STOPSIGNAL", "HEALTHCHECK", "ONBUILD", "MAINTAINER")
+
+
+class BuildError(Exception):
+    """A build that failed: BuildKit's message; the step's vertex and Dockerfile lines."""
+
+    def __init__(self, message: str, *, vertex: Vertex | None = None,
+                 instr: Instruction | None = None, filename: str = "Dockerfile",
+                 exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.vertex = vertex
+        self.filename = filename
+        self.line = instr.line if instr is not None else 0
+        self.end_line = instr.end_line if instr is not None else 0
+        self.exit_code = exit_code
+
+
+def rfc3339(ts: float) -> str:
+    t = time.gmtime(int(ts))
+    frac = f"{ts - int(ts):.9f}"[1:].rstrip("0").rstrip(".")
+    return time.strftime("%Y-%m-%dT%H:%M:%S", t) + frac + "Z"
+
+
+class Display:
+    """Vertex numbers in start order, shared by the stage threads."""
+
+    def __init__(self, events: Events) -> None:
+        self.events = events
+        self._lock = threading.Lock()
+        self._n = 0
+
+    def start(self, name: str) -> Vertex:
+        with self._lock:
+            self._n += 1
+            v = Vertex(self._n, name, started=time.monotonic())
+        self.events.vertex(v)
+        return v
+
+    def done(self, v: Vertex, *, cached: bool = False, error: str | None = None) -> None:
+        v.completed = time.monotonic()
+        v.cached = cached
+        v.error = error
+        self.events.vertex(v)
+
+    def log(self, v: Vertex, stream: int, data: bytes) -> None:
+        self.events.log(v, stream, data)
+
+
+@dataclass
+class StageResult:
+    layers: list[LayerRef]
+    key: str
+    state: ic.StageState
+
+
+@dataclass
+class StageRun:
+    plan: Plan
+    state: ic.StageState
+    layers: list[LayerRef] = field(default_factory=list)
+    key: str = ""
+    index: int = 0                  # the display's k of k/n
+    created: str = ""               # the last step's time (the image's `created`)
+
+
+class Builder:
+    def __init__(self, store: ImageStore, dockerfile: Dockerfile, options: BuildOptions,
+                 executor: Executor, events: Events, *,
+                 resolve_image: Callable[[str, str | None], Image],
+                 ignore: Any = None, platform: dict[str, str] | None = None) -> None:
+        from barque.image.oci_layout import host_platform
+
+        self.store = store
+        self.df = dockerfile
+        self.options = options
+        self.executor = executor
+        self.display = Display(events)
+        self.resolve_image = resolve_image
+        self.ignore = ignore
+        self.host = platform or host_platform()
+        self.cache = cache_mod.BuildCache(store.conn)
+        self.lock = self.cache.lock      # the DB connection's, for every store call
+        self.epoch = options.source_date_epoch
+        self._workspace: Workspace | None = None
+        self._results: dict[int, StageResult] = {}
+        self._images: dict[str, Image] = {}
+        self._no_cache_stages = {s.lower() for s in options.no_cache_filter}
+
+    # --- the whole build ---------------------------------------------------------------
+    def run(self) -> BuildResult:
+        try:
+            auto = platform_args(self.options.platform, self.host)
+            self.scope = meta_scope(self.df, self.options.build_args, auto)
+            plans = plan(self.df, self.options.target, self.scope)
+        except (StageError, ic.ConfigError) as e:
+            raise BuildError(str(e), filename=self.df.filename) from None
+        try:
+            self._load_metadata(plans)
+            self._run_stages(plans)
+            final = self._results[plans[-1].stage.index]
+            result = self._export(final, plans[-1])
+            self.cache.touch()
+            return result
+        finally:
+            if self._workspace is not None:
+                self._workspace.close()
+
+    def workspace(self) -> Workspace:
+        with self.lock:
+            if self._workspace is None:
+                from barque.build.layers import Workspace
+
+                self._workspace = Workspace(self.store.root)
+            return self._workspace
+
+    def _load_metadata(self, plans: list[Plan]) -> None:
+        """Resolve every base image first (BuildKit's `[internal] load metadata`)."""
+        for p in plans:
+            if p.base_stage is not None or p.base == "scratch" or p.base in self._images:
+                continue
+            v = self.display.start(f"[internal] load metadata for {_display_ref(p.base)}")
+            try:
+                with self.lock:
+                    self._images[p.base] = self.resolve_image(p.base, p.platform)
+            except Exception as e:
+                self.display.done(v, error=str(e))
+                raise
+            self.display.done(v)
+
+    def _run_stages(self, plans: list[Plan]) -> None:
+        if len(plans) == 1:
+            self._results[plans[0].stage.index] = self._run_stage(plans[0])
+            return
+        done = {p.stage.index: threading.Event() for p in plans}
+        errors: list[BaseException] = []
+
+        def worker(p: Plan) -> None:
+            try:
+                for dep in p.deps:
+                    done[dep].wait()
+                if errors:
+                    return
+                self._results[p.stage.index] = self._run_stage(p)
+            except BaseException as e:  # noqa: BLE001 — re-raised in the main thread
+                errors.append(e)
+            finally:
+                done[p.stage.index].set()
+
+        threads = [threading.Thread(target=worker, args=(p,), daemon=True) for p in plans]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+
+    # --- a stage -------------------------------------------------------------------------
+    def _run_stage(self, p: Plan) -> StageResult:
+        stage = p.stage
+        from_name = f"[{p.prefix}{_index(1, p.total)}] FROM {_display_ref(p.base)}"
+        v = self.display.start(from_name)
+        run = self._start_stage(p)
+        self.display.done(v, cached=p.base_stage is None)
+        run.index = 1
+        triggers = self._triggers(run)
+        for instr in [*triggers, *stage.instructions]:
+            self._step(run, instr)
+        return StageResult(run.layers, run.key, run.state)
+
+    def _start_stage(self, p: Plan) -> StageRun:
+        from barque.image.oci_layout import host_platform
+
+        base_config: dict[str, Any]
+        if p.base_stage is not None:
+            parent = self._results[p.base_stage]
+            import copy
+
+            base_config = copy.deepcopy(parent.state.config)
+            layers, key = list(parent.layers), parent.key
+        elif p.base == "scratch":
+            plat = host_platform() if not p.platform else _platform_obj(p.platform)
+            base_config = {**plat, "config": {"Env": [ic.DEFAULT_PATH]},
+                           "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
+            layers, key = [], "from:scratch"
+        else:
+            image = self._images[p.base]
+            with self.lock:
+                base_config = self.store.config(image)
+            layers, key = list(image.layers), f"from:{image.id}"
+        base_config.setdefault("config", {})
+        if not base_config["config"].get("Env") and p.base != "scratch":
+            base_config["config"]["Env"] = [ic.DEFAULT_PATH]
+        state = ic.StageState(base_config, build_args=dict(self.options.build_args),
+                              meta_args=dict(self.scope), escape=self.df.escape)
+        key = cache_mod.step_key(key, "platform", self.options.platform or "")
+        return StageRun(p, state, layers, key, created=str(base_config.get("created") or ""))
+
+    def _triggers(self, run: StageRun) -> list[Instruction]:
+        """A base image's ONBUILD triggers, run right after FROM (and dropped from the new
+        image, as Docker)."""
+        triggers = run.state.cfg.pop("OnBuild", None) or []
+        if not triggers or run.plan.base_stage is not None:
+            return []
+        from barque.build.dockerfile import parser  # type: ignore[attr-defined,unused-ignore]
+
+        out = []
+        for text in triggers:
+            try:
+                out.append(parser.parse_instruction(text, escape=self.df.escape,
+                                                    line=run.plan.stage.line))
+            except ValueError as e:
+                raise BuildError(f"failed to process ONBUILD trigger {text!r}: {e}",
+                                 filename=self.df.filename) from None
+        return out
+
+    def _step(self, run: StageRun, instr: Instruction) -> None:
+        kw = instr.keyword
+        try:
+            if kw in METADATA:
+                self._metadata(run, instr)
+            elif kw == "RUN":
+                self._run(run, instr)
+            elif kw in ("COPY", "ADD"):
+                self._copy(run, instr)
+            elif kw == "WORKDIR":
+                self._workdir(run, instr)
+            else:
+                raise ic.ConfigError(f"unknown instruction: {kw}")
+        except ic.ConfigError as e:
+            raise BuildError(str(e), instr=instr, filename=self.df.filename) from None
+
+    def _name(self, run: StageRun, instr: Instruction) -> str:
+        run.index += 1
+        text = instr.original.strip()
+        rest = text.split(None, 1)[1] if " " in text or "\t" in text else ""
+        return f"[{run.plan.prefix}{_index(run.index, run.plan.total)}] {instr.keyword} {rest}"
+
+    def _now(self) -> str:
+        return rfc3339(self.epoch if self.epoch is not None else time.time())
+
+    def _lookup(self, run: StageRun, key: str) -> cache_mod.Entry | None:
+        if self.options.no_cache or (run.plan.stage.name or "") in self._no_cache_stages:
+            return None
+        return self.cache.get(key)
+
+    # --- metadata ------------------------------------------------------------------------
+    def _metadata(self, run: StageRun, instr: Instruction) -> None:
+        created_by = ic.apply(run.state, instr)
+        key = cache_mod.step_key(run.key, instr.keyword, created_by or "",
+                                 instr.args, instr.flags)
+        entry = self._lookup(run, key)
+        if entry is None:
+            entry = cache_mod.Entry(key, _rows(run.layers), 0, created_by or "", self._now())
+            self.cache.put(entry)
+        run.key = key
+        run.created = entry.created
+        if created_by is not None:
+            ic.history(run.state, created_by, entry.created, empty=True)
+
+    # --- steps with a filesystem -------------------------------------------------------
+    def _layer_step(self, run: StageRun, instr: Instruction, key: str, created_by: str,
+                    work: Callable[[StepFS, Vertex], None]) -> None:
+        """Take a step's result from the cache, or run `work` on a fresh snapshot of the
+        parent's layers and record what it made."""
+        v = self.display.start(self._name(run, instr))
+        entry = self._lookup(run, key)
+        if entry is None:
+            try:
+                entry = self._execute(run, key, created_by, work, v)
+            except BuildError as e:
+                e.vertex = e.vertex or v
+                e.line, e.end_line = instr.line, instr.end_line
+                self.display.done(v, error=str(e))
+                raise
+            except Exception as e:
+                self.display.done(v, error=str(e))
+                raise BuildError(str(e), vertex=v, instr=instr,
+                                 filename=self.df.filename) from None
+            self.display.done(v)
+        else:
+            self.display.done(v, cached=True)
+        from barque.image.store import LayerRef
+
+        empty = len(entry.layers) == len(run.layers)
+        run.layers = [LayerRef(*row) for row in entry.layers]
+        run.key = key
+        run.created = entry.created
+        ic.history(run.state, created_by, entry.created, empty=empty)
+        diff_ids = [layer.diff_id for layer in run.layers]
+        run.state.config["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
+
+    def _execute(self, run: StageRun, key: str, created_by: str,
+                 work: Callable[[StepFS, Vertex], None], v: Vertex) -> cache_mod.Entry:
+        from barque.build.layers import LayerError, StepFS
+
+        fs = StepFS(self.store, self.workspace(), run.layers)
+        try:
+            fs.mount()
+            work(fs, v)
+            with self.lock:
+                made = fs.commit(self.epoch)
+        except LayerError as e:
+            raise BuildError(str(e)) from None
+        finally:
+            with self.lock:
+                fs.close()
+        layers, size = list(run.layers), 0
+        if made is not None:
+            layers.append(made[0])
+            size = made[1]
+        entry = cache_mod.Entry(key, _rows(layers), size, created_by, self._now())
+        self.cache.put(entry)
+        return entry
+
+    # --- RUN -----------------------------------------------------------------------------
+    def _run(self, run: StageRun, instr: Instruction) -> None:
+        state = run.state
+        argv = self._run_argv(state, instr)
+        env = state.run_env()
+        network = (instr.flags.get("network") or [self.options.network])[-1]
+        mounts = self._run_mounts(run, instr)
+        security = (instr.flags.get("security") or ["sandbox"])[-1]
+        created_by = ic.run_created_by(state, argv, instr.json_form)
+        key = cache_mod.step_key(run.key, "RUN", argv, env, state.cfg.get("User") or "",
+                                 state.workdir, network, security,
+                                 [(m.kind, m.target, m.readonly, m.options,
+                                   m.options.get("key", "")) for m in mounts])
+
+        def work(fs: StepFS, v: Vertex) -> None:
+            request = RunRequest(fs.rootfs, argv, env, state.workdir,
+                                 user=str(state.cfg.get("User") or ""), network=network,
+                                 mounts=mounts, security=security)
+            try:
+                code = self.executor.run(request,
+                                         lambda stream, data: self.display.log(v, stream, data))
+            except (ExecutorError, OSError) as e:
+                raise BuildError(str(e)) from None
+            if code != 0:
+                raise BuildError(f'process "{" ".join(argv)}" did not complete successfully: '
+                                 f"exit code: {code}", exit_code=code)
+
+        self._layer_step(run, instr, key, created_by, work)
+
+    def _run_argv(self, state: ic.StageState, instr: Instruction) -> list[str]:
+        if instr.json_form:
+            return list(instr.args)
+        command = " ".join(instr.args)
+        if instr.heredocs:
+            marks = command.split()
+            if len(instr.heredocs) == 1 and len(marks) == 1 and marks[0].startswith("<<"):
+                return [*state.shell, instr.heredocs[0].content]  # `RUN <<EOF`: a script
+            # Else the shell reads the here-documents itself, as BuildKit hands them over.
+            bodies = "".join(f"{h.content}{h.name}\n" for h in instr.heredocs)
+            command = f"{command}\n{bodies}"
+        return [*state.shell, command]
+
+    def _run_mounts(self, run: StageRun, instr: Instruction) -> list[RunMount]:
+        specs = instr.flags.get("mount") or []
+        if not specs:
+            return []
+        from barque.build.runmounts import run_mounts
+
+        return run_mounts(self, run, specs)
+
+    # --- WORKDIR -------------------------------------------------------------------------
+    def _workdir(self, run: StageRun, instr: Instruction) -> None:
+        created_by = ic.apply(run.state, instr)
+        assert created_by is not None
+        path = run.state.workdir
+        key = cache_mod.step_key(run.key, "WORKDIR", path)
+
+        def work(fs: StepFS, v: Vertex) -> None:
+            from barque.linux import paths
+
+            with paths.rooted(fs.rootfs) as root_fd:
+                os.close(paths.mkdir_all(root_fd, path))
+
+        self._layer_step(run, instr, key, created_by, work)
+
+    # --- COPY / ADD ----------------------------------------------------------------------
+    def _copy(self, run: StageRun, instr: Instruction) -> None:
+        from barque.build.copystep import CopyStep
+
+        step = CopyStep(self, run, instr)
+        self._layer_step(run, instr, step.key(), step.created_by(), step.work)
+
+    def stage_result(self, word: str, before: int) -> StageResult | None:
+        index = find_stage(self.df.stages, word, before)
+        return self._results.get(index) if index is not None else None
+
+    def image(self, ref: str, platform: str | None = None) -> Image:
+        with self.lock:
+            if ref not in self._images:
+                self._images[ref] = self.resolve_image(ref, platform)
+            return self._images[ref]
+
+    # --- the result ----------------------------------------------------------------------
+    def _export(self, final: StageResult, p: Plan) -> BuildResult:
+        outputs = self.options.outputs or []
+        v = self.display.start("exporting to image" if not outputs or any(
+            o.type == "image" for o in outputs) else f"exporting to client {outputs[0].type}")
+        try:
+            result = BuildResult(None)
+            if not outputs or any(o.type == "image" for o in outputs):
+                result = self._export_image(final)
+            for out in outputs:
+                if out.type in ("local", "tar"):
+                    self._export_files(final, out.type, out.dest)
+                elif out.type != "image":
+                    raise BuildError(f"unsupported output type {out.type!r}")
+        except Exception as e:
+            self.display.done(v, error=str(e))
+            raise
+        self.display.done(v)
+        return result
+
+    def image_config(self, final: StageResult) -> dict[str, Any]:
+        config = dict(final.state.config)
+        cfg = {k: v for k, v in (config.get("config") or {}).items()
+               if v is not None and v != ""}
+        if self.options.labels:
+            cfg["Labels"] = {**(cfg.get("Labels") or {}), **self.options.labels}
+        config["config"] = cfg
+        history = list(config.get("history") or [])
+        if self.epoch is not None:
+            stamp = rfc3339(self.epoch)
+            history = [{**h, "created": min(h.get("created") or stamp, stamp)}
+                       if h.get("comment") == ic.COMMENT else h for h in history]
+        config["history"] = history
+        created = max((h.get("created") or "" for h in history), default="")
+        config["created"] = created or rfc3339(self.epoch or 0)
+        config["rootfs"] = {"type": "layers", "diff_ids": [la.diff_id for la in final.layers]}
+        return config
+
+    def _export_image(self, final: StageResult) -> BuildResult:
+        from barque.image import oci_layout as ol
+        from barque.image.store import tag_name
+
+        config_bytes = ol.canonical_json(self.image_config(final))
+        manifest = ol.canonical_json({
+            "schemaVersion": 2, "mediaType": ol.MEDIA_MANIFEST,
+            "config": ol.descriptor(ol.MEDIA_CONFIG, config_bytes),
+            "layers": [{"mediaType": la.media_type, "digest": la.blob_digest,
+                        "size": la.blob_size} for la in final.layers]})
+        tags = [tag_name(t) for t in self.options.tags]
+        with self.lock:
+            self.store.blobs.put(config_bytes)
+            image = self.store.register(self.store.blobs.put(manifest), tags=tags)
+        return BuildResult(image.id, tags)
+
+    def _export_files(self, final: StageResult, kind: str, dest: str | None) -> None:
+        from barque.build.layers import StepFS
+
+        if not dest:
+            raise BuildError(f"output type {kind} needs a dest")
+        fs = StepFS(self.store, self.workspace(), final.layers)
+        try:
+            rootfs = fs.mount()
+            if kind == "tar":
+                _export_tar(rootfs, dest)
+            else:
+                _export_local(rootfs, dest)
+        finally:
+            with self.lock:
+                fs.close()
+
+
+def _export_tar(rootfs: str, dest: str) -> None:
+    import sys
+
+    from barque.storage.rootfs_export import export_rootfs
+
+    if dest == "-":
+        export_rootfs(rootfs, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
+    with open(dest, "wb") as out:
+        export_rootfs(rootfs, out)
+
+
+def _export_local(rootfs: str, dest: str) -> None:
+    from barque.linux import fdtree
+
+    os.makedirs(dest, exist_ok=True)
+    src = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        dst = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fdtree.copy_tree(src, dst)
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+
+
+def _rows(layers: list[LayerRef]) -> list[list[Any]]:
+    return [[la.chain_id, la.diff_id, la.blob_digest, la.media_type, la.blob_size]
+            for la in layers]
+
+
+def _index(k: int, total: int) -> str:
+    width = len(str(total))
+    return f"{k:>{width}}/{total}"
+
+
+def _display_ref(ref: str) -> str:
+    """As BuildKit names an image in its vertices: fully qualified."""
+    if ref == "scratch":
+        return ref
+    from barque.image import reference as refs
+
+    try:
+        return str(refs.parse(ref))
+    except refs.ReferenceError:
+        return ref
+
+
+def _platform_obj(text: str) -> dict[str, str]:
+    parts = text.split("/")
+    out = {"os": parts[0], "architecture": parts[1] if len(parts) > 1 else ""}
+    if len(parts) > 2:
+        out["variant"] = parts[2]
+    return out

@@ -1,0 +1,174 @@
+"""`docker build`: the one entry point the CLI and `barque serve`'s /build call.
+
+It parses the Dockerfile, reads the context's .dockerignore, resolves (or pulls) the base
+images, gives the builder the engine's RUN executor, and turns the builder's failures into
+EngineErrors with Docker's exit codes. The build holds the image store's writer lock, so the
+collector never removes a layer the build is about to use. `cache_usage` and `prune_cache`
+are `system df`'s and `builder prune`'s.
+"""
+
+from __future__ import annotations
+
+import time
+
+from barque.build.events import Events, NoEvents, Vertex
+from barque.build.options import BuildOptions, BuildResult
+from barque.engine.errors import EngineError
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
+if TYPE_CHECKING:
+    from typing import Any
+
+    from barque.build.cache import Usage
+    from barque.build.dockerfile.instructions import Dockerfile
+    from barque.build.executor import RunRequest
+    from barque.engine.context import Engine
+    from barque.image.store import Image
+
+
+class BuildFailed(EngineError):
+    """A build that stopped: the message is BuildKit's (`process "/bin/sh -c exit 3" did not
+    complete successfully: exit code: 3`); `vertex` the failing step, `filename`, `line`
+    and `end_line` the Dockerfile lines to show."""
+
+    def __init__(self, message: str, *, vertex: Vertex | None = None,
+                 filename: str = "Dockerfile", line: int = 0, end_line: int = 0) -> None:
+        super().__init__(message, 1, 400 if line and vertex is None else 500)
+        self.vertex = vertex
+        self.filename = filename
+        self.line = line
+        self.end_line = end_line
+
+
+class _LazyExecutor:
+    """The engine's RUN executor, imported on the first RUN that is not cached: a cached
+    rebuild never loads the runtime and network code."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._executor: Any = None
+
+    def run(self, request: RunRequest, output: Any) -> int:
+        if self._executor is None:
+            from barque.engine.build_run import EngineExecutor  # type: ignore[import-not-found,unused-ignore]
+
+            self._executor = EngineExecutor(self.engine)
+        return int(self._executor.run(request, output))
+
+
+def _vertex(events: Events, number: int, name: str, detail: str | None = None) -> None:
+    now = time.monotonic()
+    v = Vertex(number, name, started=now)
+    events.vertex(v)
+    if detail is not None:
+        events.log(v, 1, detail.encode())
+    v.completed = time.monotonic()
+    events.vertex(v)
+
+
+def build(engine: Engine, options: BuildOptions, events: Events | None = None,
+          *, executor: Any = None) -> BuildResult:
+    """Build `options` (the Dockerfile's text and the context dir); `executor` replaces the
+    engine's RUN executor (tests)."""
+    from barque.build.dockerfile.instructions import DockerfileError
+
+    events = events or NoEvents()
+    try:
+        from barque.build.dockerfile import parser  # type: ignore[attr-defined,unused-ignore]
+
+        dockerfile = parser.parse(options.dockerfile, options.dockerfile_name)
+    except DockerfileError as e:
+        raise BuildFailed(str(e), filename=e.filename, line=e.line) from None
+    return build_parsed(engine, dockerfile, options, events, executor=executor)
+
+
+def build_parsed(engine: Engine, dockerfile: Dockerfile, options: BuildOptions,
+                 events: Events | None = None, *, executor: Any = None) -> BuildResult:
+    """`build` of an already parsed Dockerfile."""
+    from barque.build.builder import Builder, BuildError
+
+    events = events or NoEvents()
+    _vertex(events, 1, f"[internal] load build definition from {options.dockerfile_name}",
+            f"transferring dockerfile: {len(options.dockerfile)}B done")
+    ignore = _ignore(options)
+    _vertex(events, 2, "[internal] load .dockerignore")
+    store = engine.store
+
+    def resolve(ref: str, platform: str | None) -> Image:
+        return _resolve(store, ref, platform or options.platform, options.pull)
+
+    builder = Builder(store, dockerfile, options, executor or _LazyExecutor(engine),
+                      _Renumbered(events, 2), resolve_image=resolve, ignore=ignore)
+    try:
+        with store.writing():
+            return builder.run()
+    except BuildError as e:
+        raise BuildFailed(str(e), vertex=e.vertex, filename=e.filename, line=e.line,
+                          end_line=e.end_line) from None
+    except EngineError:
+        raise
+    except Exception as e:  # the store's and the registry's errors: Docker's exit 1
+        from barque.image.store import ImageError
+
+        if isinstance(e, (ImageError, OSError)):
+            raise BuildFailed(str(e)) from None
+        raise
+
+
+class _Renumbered:
+    """The builder's vertices numbered after the two this module shows first."""
+
+    def __init__(self, events: Events, offset: int) -> None:
+        self.events, self.offset = events, offset
+        self._seen: set[int] = set()
+
+    def vertex(self, vertex: Vertex) -> None:
+        if id(vertex) not in self._seen:
+            self._seen.add(id(vertex))
+            vertex.number += self.offset
+        self.events.vertex(vertex)
+
+    def log(self, vertex: Vertex, stream: int, data: bytes) -> None:
+        self.events.log(vertex, stream, data)
+
+
+def _ignore(options: BuildOptions) -> Any:
+    """The context's .dockerignore matcher (Part B), None where there is none to read."""
+    try:
+        from barque.build import ignore  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return None
+    return ignore.load(options.context_dir, options.dockerfile_name)
+
+
+def _resolve(store: Any, ref: str, platform: str | None, pull: bool) -> Image:
+    from barque.engine import images
+    from barque.image.store import ImageError
+
+    try:
+        if pull and not images.is_default_reference(ref):
+            return images.pull(store, ref, platform=platform).image
+        return images.find_or_pull(store, ref, platform=platform)
+    except ImageError as e:
+        raise BuildFailed(f"failed to resolve source metadata for {ref}: {e}") from None
+
+
+# --- the cache: system df, builder prune -------------------------------------------------
+
+def cache_usage(engine: Engine) -> list[Usage]:
+    from barque.build.cache import BuildCache
+
+    return BuildCache(engine.store.conn).usage()
+
+
+def prune_cache(engine: Engine, *, all_entries: bool = False, until: float | None = None,
+                keep_storage: int = 0) -> tuple[list[Usage], int]:
+    """`docker builder prune`: the entries removed and the bytes reclaimed."""
+    from barque.build.cache import BuildCache
+
+    store = engine.store
+    dropped = BuildCache(store.conn).prune(all_entries=all_entries, until=until,
+                                           keep_storage=keep_storage)
+    before = store.disk_usage()
+    store.collect_garbage()
+    return dropped, max(0, before - store.disk_usage())

@@ -1,0 +1,205 @@
+"""The builder on a real store: busybox bases, real overlayfs snapshots, RUN through
+barque-runtime (tests/build/executors.py), the config each instruction makes, the cache."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from barque.build.options import BuildOptions
+from barque.engine.build import BuildFailed, build_parsed
+from barque.engine.context import Engine
+from tests.build.conftest import Recorder, mounts_under
+from tests.build.executors import RuntimeExecutor
+from tests.build.minidf import parse
+
+pytestmark = pytest.mark.root
+
+MULTI = """\
+FROM busybox AS base
+ENV GREETING=hello PATH=/usr/local/bin:/usr/bin:/bin
+WORKDIR /app
+RUN echo "$GREETING from base" > /app/base.txt
+
+FROM base AS tools
+RUN echo tool > /app/tool.txt
+
+FROM busybox
+ARG VERSION=1.0
+LABEL version=$VERSION maintainer=me
+COPY --from=tools /app /app
+WORKDIR sub
+USER 1000:1000
+EXPOSE 8080 53/udp
+VOLUME /data
+STOPSIGNAL SIGINT
+ENTRYPOINT ["/bin/echo"]
+CMD ["hi"]
+"""
+
+
+def _build(engine: Engine, text: str, runtime_bin: str, run_prefix: str,
+           context: str = "/nonexistent", **kw: object) -> tuple[str, Recorder, RuntimeExecutor]:
+    events = Recorder()
+    executor = RuntimeExecutor(runtime_bin, run_prefix)
+    options = BuildOptions(context, text.encode(), **kw)  # type: ignore[arg-type]
+    result = build_parsed(engine, parse(text), options, events, executor=executor)
+    assert result.image_id is not None
+    return result.image_id, events, executor
+
+
+def _files(engine: Engine, image_id: str) -> dict[str, bytes]:
+    """Each regular file the image's layers hold (the top-most one wins)."""
+    out: dict[str, bytes] = {}
+    image = engine.store.get(image_id)
+    for lower in reversed(engine.store.lowers(image)):  # bottom first
+        for dirpath, _, names in os.walk(lower):
+            for name in names:
+                path = os.path.join(dirpath, name)
+                if os.path.isfile(path) and not os.path.islink(path):
+                    with open(path, "rb") as f:
+                        out["/" + os.path.relpath(path, lower)] = f.read()
+    return out
+
+
+def test_multistage_build_config_and_files(engine: Engine, runtime_bin: str,
+                                           run_prefix: str) -> None:
+    image_id, events, executor = _build(engine, MULTI, runtime_bin, run_prefix,
+                                        tags=["built:1"])
+    image = engine.store.resolve("built:1")
+    assert image.id == image_id
+    config = engine.store.config(image)
+    cfg = config["config"]
+    assert cfg["Entrypoint"] == ["/bin/echo"]
+    assert cfg["Cmd"] == ["hi"]
+    assert cfg["User"] == "1000:1000"
+    assert cfg["WorkingDir"] == "/app/sub"  # relative to the WORKDIR before it? no: busybox's /
+    assert cfg["Labels"] == {"version": "1.0", "maintainer": "me"}
+    assert cfg["ExposedPorts"] == {"8080/tcp": {}, "53/udp": {}}
+    assert cfg["Volumes"] == {"/data": {}}
+    assert cfg["StopSignal"] == "SIGINT"
+    assert "GREETING=hello" not in cfg.get("Env", [])  # ENV of another stage
+    files = _files(engine, image_id)
+    assert files["/app/base.txt"] == b"hello from base\n"
+    assert files["/app/tool.txt"] == b"tool\n"
+    # The RUN saw the stage's ENV and WORKDIR.
+    first = executor.runs[0]
+    assert "GREETING=hello" in first.env and first.cwd == "/app"
+    history = config["history"]
+    assert history[-1]["created_by"] == 'CMD ["hi"]'
+    assert history[-1]["empty_layer"] is True
+    assert any(h["created_by"].startswith("COPY /app /app") for h in history)
+    names = [v.name for v in events.steps()]
+    assert "[base 1/3] FROM docker.io/library/busybox:latest" in names
+    assert '[base 3/3] RUN echo "$GREETING from base" > /app/base.txt' in names
+    assert "[stage-2 3/3] WORKDIR sub" in names
+
+
+def test_rebuild_is_all_cached_and_same_id(engine: Engine, runtime_bin: str,
+                                           run_prefix: str) -> None:
+    # (no COPY here: that is Part C2's; the last stage builds on the others instead)
+    text = MULTI.replace("COPY --from=tools /app /app\n", "").replace(
+        "FROM busybox\nARG", "FROM tools\nARG")
+    first, _, _ = _build(engine, text, runtime_bin, run_prefix)
+    again, events, executor = _build(engine, text, runtime_bin, run_prefix)
+    assert again == first
+    assert executor.runs == []
+    steps = [v for v in events.steps() if " FROM " not in v.name]
+    assert steps and all(v.cached for v in steps)
+    assert not os.listdir(os.path.join(engine.paths.root, "build", "tmp"))
+    # --no-cache runs everything again.
+    _, events, executor = _build(engine, text, runtime_bin, run_prefix, no_cache=True)
+    assert len(executor.runs) == 2
+    assert not any(v.cached for v in events.steps() if " FROM " not in v.name)
+
+
+def test_change_reruns_from_the_changed_step(engine: Engine, runtime_bin: str,
+                                             run_prefix: str) -> None:
+    text = "FROM busybox\nRUN echo one > /one\nARG X=1\nRUN echo $X > /x\nRUN echo three\n"
+    _build(engine, text, runtime_bin, run_prefix)
+    _, events, executor = _build(engine, text, runtime_bin, run_prefix,
+                                 build_args={"X": "2"})
+    assert [r.args[-1] for r in executor.runs] == ["echo $X > /x", "echo three"]
+    cached = {v.name: v.cached for v in events.steps()}
+    assert cached["[2/4] RUN echo one > /one"] is True
+    assert cached["[3/4] RUN echo $X > /x"] is False
+
+
+def test_source_date_epoch_reproducible(engine: Engine, runtime_bin: str,
+                                        run_prefix: str) -> None:
+    text = "FROM busybox\nENV A=b\nRUN echo hi > /hi && mkdir -p /d && touch /d/f\nCMD sh\n"
+    first, _, _ = _build(engine, text, runtime_bin, run_prefix, no_cache=True,
+                         source_date_epoch=1700000000)
+    second, _, _ = _build(engine, text, runtime_bin, run_prefix, no_cache=True,
+                          source_date_epoch=1700000000)
+    assert first == second
+    config = engine.store.config(engine.store.get(first))
+    assert config["created"] == "2023-11-14T22:13:20Z"
+    assert config["config"]["Cmd"] == ["/bin/sh", "-c", "sh"]
+    # Without it, a cold rebuild is another image (its times).
+    third, _, _ = _build(engine, text, runtime_bin, run_prefix, no_cache=True)
+    assert third != first
+
+
+def test_failing_run_leaves_nothing(engine: Engine, runtime_bin: str, run_prefix: str) -> None:
+    layers_before = sorted(os.listdir(engine.store.layer_dir))
+    text = "FROM busybox\nRUN echo partial > /partial\nRUN echo out; exit 3\n"
+    with pytest.raises(BuildFailed) as info:
+        _build(engine, text, runtime_bin, run_prefix)
+    e = info.value
+    assert str(e) == ('process "/bin/sh -c echo out; exit 3" did not complete successfully: '
+                      "exit code: 3")
+    assert e.exit_code == 1 and e.line == 3
+    assert e.vertex is not None and e.vertex.name == "[3/3] RUN echo out; exit 3"
+    assert mounts_under(engine.paths.root) == []
+    assert not os.listdir(os.path.join(engine.paths.root, "build", "tmp"))
+    ingest = os.path.join(engine.paths.root, "ingest")
+    assert [n for n in os.listdir(ingest) if n.startswith(".build-")] == []
+    # The first RUN's layer is kept (cached), the failed one made none.
+    layers_after = sorted(os.listdir(engine.store.layer_dir))
+    assert len([n for n in layers_after if n not in layers_before
+                and not n.endswith(".lock")]) == 1
+
+
+def test_entrypoint_resets_inherited_cmd(engine: Engine, runtime_bin: str,
+                                         run_prefix: str) -> None:
+    base, _, _ = _build(engine, "FROM busybox\nCMD [\"base\"]\n", runtime_bin, run_prefix,
+                        tags=["withcmd"])
+    child, _, _ = _build(engine, "FROM withcmd\nENTRYPOINT [\"/bin/true\"]\n", runtime_bin,
+                         run_prefix)
+    cfg = engine.store.config(engine.store.get(child))["config"]
+    assert cfg["Entrypoint"] == ["/bin/true"] and "Cmd" not in cfg
+    both, _, _ = _build(engine, "FROM withcmd\nCMD [\"x\"]\nENTRYPOINT [\"/bin/true\"]\n",
+                        runtime_bin, run_prefix)
+    cfg = engine.store.config(engine.store.get(both))["config"]
+    assert cfg["Cmd"] == ["x"]
+    del base
+
+
+def test_target_builds_only_needed_stages(engine: Engine, runtime_bin: str,
+                                          run_prefix: str) -> None:
+    text = ("FROM busybox AS a\nRUN echo a > /a\n"
+            "FROM busybox AS b\nRUN echo b > /b\n"
+            "FROM a AS c\nRUN echo c > /c\n")
+    image_id, events, executor = _build(engine, text, runtime_bin, run_prefix, target="a")
+    assert [r.args[-1] for r in executor.runs] == ["echo a > /a"]
+    assert "/a" in _files(engine, image_id) and "/c" not in _files(engine, image_id)
+    with pytest.raises(BuildFailed, match='target stage "nope" could not be found'):
+        _build(engine, text, runtime_bin, run_prefix, target="nope")
+
+
+def test_gc_keeps_cached_layers_and_prune_releases(engine: Engine, runtime_bin: str,
+                                                   run_prefix: str) -> None:
+    from barque.engine.build import cache_usage, prune_cache
+
+    text = "FROM busybox\nRUN echo big > /big\n"
+    image_id, _, _ = _build(engine, text, runtime_bin, run_prefix)
+    chain = engine.store.get(image_id).layers[-1].chain_id
+    engine.store.remove(image_id)  # no tag: deleted, its layers collected... but cached
+    assert os.path.isdir(engine.store.layer_path(chain))
+    assert [u.size > 0 for u in cache_usage(engine)] == [True]
+    dropped, freed = prune_cache(engine)
+    assert len(dropped) == 1 and freed > 0
+    assert not os.path.exists(engine.store.layer_path(chain))
+    assert cache_usage(engine) == []
