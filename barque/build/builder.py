@@ -95,7 +95,8 @@ class StageRun:
     plan: Plan
     state: ic.StageState
     layers: list[LayerRef] = field(default_factory=list)
-    key: str = ""
+    key: str = ""                   # the filesystem's key: the last step with a layer's
+    last: str = ""                  # the last step's key, metadata steps included
     index: int = 0                  # the display's k of k/n
     created: str = ""               # the last step's time (the image's `created`)
 
@@ -282,14 +283,17 @@ class Builder:
 
     # --- metadata ------------------------------------------------------------------------
     def _metadata(self, run: StageRun, instr: Instruction) -> None:
+        # Metadata changes no file: it keys only its history time (chained to every step
+        # before it). What a later step runs with (ENV, ARGs, USER, WORKDIR, SHELL) is part
+        # of that step's own key, so a new LABEL or CMD never reruns a RUN below it.
         created_by = ic.apply(run.state, instr)
-        key = cache_mod.step_key(run.key, instr.keyword, created_by or "",
+        key = cache_mod.step_key(run.last or run.key, instr.keyword, created_by or "",
                                  instr.args, instr.flags)
         entry = self._lookup(run, key)
         if entry is None:
             entry = cache_mod.Entry(key, _rows(run.layers), 0, created_by or "", self._now())
             self.cache.put(entry)
-        run.key = key
+        run.last = key
         run.created = entry.created
         if created_by is not None:
             ic.history(run.state, created_by, entry.created, empty=True)
@@ -320,7 +324,7 @@ class Builder:
 
         empty = len(entry.layers) == len(run.layers)
         run.layers = [LayerRef(*row) for row in entry.layers]
-        run.key = key
+        run.key = run.last = key
         run.created = entry.created
         ic.history(run.state, created_by, entry.created, empty=empty)
         diff_ids = [layer.diff_id for layer in run.layers]
@@ -360,23 +364,50 @@ class Builder:
         created_by = ic.run_created_by(state, argv, instr.json_form)
         key = cache_mod.step_key(run.key, "RUN", argv, env, state.cfg.get("User") or "",
                                  state.workdir, network, security,
-                                 [(m.kind, m.target, m.readonly, m.options,
-                                   m.options.get("key", "")) for m in mounts])
+                                 [(m.kind, m.target, m.readonly, m.options) for m in mounts])
 
         def work(fs: StepFS, v: Vertex) -> None:
-            request = RunRequest(fs.rootfs, argv, env, state.workdir,
-                                 user=str(state.cfg.get("User") or ""), network=network,
-                                 mounts=mounts, security=security)
+            sources: list[StepFS] = []
             try:
+                request = RunRequest(fs.rootfs, argv, env, state.workdir,
+                                     user=str(state.cfg.get("User") or ""), network=network,
+                                     mounts=self._mount_sources(run, mounts, sources),
+                                     security=security)
                 code = self.executor.run(request,
                                          lambda stream, data: self.display.log(v, stream, data))
             except (ExecutorError, OSError) as e:
                 raise BuildError(str(e)) from None
+            finally:
+                with self.lock:
+                    for src in sources:
+                        src.close()
             if code != 0:
                 raise BuildError(f'process "{" ".join(argv)}" did not complete successfully: '
                                  f"exit code: {code}", exit_code=code)
 
         self._layer_step(run, instr, key, created_by, work)
+
+    def _mount_sources(self, run: StageRun, mounts: list[RunMount],
+                       opened: list[StepFS]) -> list[RunMount]:
+        """The mounts with their `from=` sources (a stage's or an image's files) mounted
+        (each a snapshot of its layers, closed by the caller) and resolved inside them."""
+        from barque.build.layers import StepFS
+        from barque.build.runmounts import resolve_in
+
+        out = []
+        for m in mounts:
+            origin = m.options.get("from")
+            if m.source is None and origin is not None:
+                result = self.stage_result(origin, run.plan.stage.index)
+                layers = result.layers if result is not None else self.image(origin).layers
+                src = StepFS(self.store, self.workspace(), list(layers))
+                opened.append(src)
+                root = src.mount()
+                m = RunMount(m.kind, m.target, resolve_in(root, m.options.get("source", "/")),
+                             m.readonly, {k: v for k, v in m.options.items()
+                                          if k not in ("from", "source", "key")})
+            out.append(m)
+        return out
 
     def _run_argv(self, state: ic.StageState, instr: Instruction) -> list[str]:
         if instr.json_form:
@@ -472,17 +503,29 @@ class Builder:
     def _export_image(self, final: StageResult) -> BuildResult:
         from barque.image import oci_layout as ol
         from barque.image.store import tag_name
+        from barque.sha256 import hexdigest
 
         config_bytes = ol.canonical_json(self.image_config(final))
+        config_digest = "sha256:" + hexdigest(config_bytes)
         manifest = ol.canonical_json({
             "schemaVersion": 2, "mediaType": ol.MEDIA_MANIFEST,
-            "config": ol.descriptor(ol.MEDIA_CONFIG, config_bytes),
+            "config": {"mediaType": ol.MEDIA_CONFIG, "digest": config_digest,
+                       "size": len(config_bytes)},
             "layers": [{"mediaType": la.media_type, "digest": la.blob_digest,
                         "size": la.blob_size} for la in final.layers]})
+        manifest_digest = "sha256:" + hexdigest(manifest)
         tags = [tag_name(t) for t in self.options.tags]
         with self.lock:
-            self.store.blobs.put(config_bytes)
-            image = self.store.register(self.store.blobs.put(manifest), tags=tags)
+            image = self.store.lookup(config_digest)
+            if image is not None and image.manifest_digest == manifest_digest:
+                # A rebuild of the same image: only its tags may be new.
+                for tag in tags:
+                    if tag not in image.tags:
+                        self.store.tag(image, tag)
+                return BuildResult(image.id, tags)
+            self.store.blobs.put(config_bytes, config_digest)
+            self.store.blobs.put(manifest, manifest_digest)
+            image = self.store.register(manifest_digest, tags=tags)
         return BuildResult(image.id, tags)
 
     def _export_files(self, final: StageResult, kind: str, dest: str | None) -> None:

@@ -75,28 +75,30 @@ def run_mounts(builder: Builder, run: StageRun, specs: list[str]) -> list[RunMou
 def _bind(builder: Builder, run: StageRun, target: str, f: dict[str, str]) -> RunMount:
     """A bind mount of the context (or, with from=, of a stage's or image's layers: the top
     layer's unpacked dir when the source is a single layer's; else refused for now)."""
-    from barque.linux import paths
-
     source = f.get("source", "/")
     readonly = f.get("rw", "false") not in _TRUE
     origin = f.get("from")
+    if not readonly:  # BuildKit throws such writes away; they must never reach the source
+        raise ic.ConfigError("RUN --mount=type=bind,rw is not supported yet")
     if origin:
         result = builder.stage_result(origin, run.plan.stage.index)
         layers = result.layers if result is not None else builder.image(origin).layers
-        if len(layers) != 1:
-            raise ic.ConfigError("RUN --mount=type=bind,from= of a multi-layer source is not "
-                                 "supported yet")
-        root = builder.store.layer_path(layers[0].chain_id)
-        key = "layers:" + layers[0].chain_id
-    else:
-        root = builder.options.context_dir
-        key = "context"
-    if not readonly:  # BuildKit throws such writes away; they must never reach the source
-        raise ic.ConfigError("RUN --mount=type=bind,rw is not supported yet")
+        chain = layers[-1].chain_id if layers else "empty"
+        # Mounted only when the step runs (a cached step needs no mount): see Builder._run.
+        return RunMount("bind", target, None, True,
+                        {"key": f"layers:{chain}:{source}", "source": source,
+                         "from": origin})
+    return RunMount("bind", target, resolve_in(builder.options.context_dir, source), True,
+                    {"key": f"context:{source}"})
+
+
+def resolve_in(root: str, source: str) -> str:
+    """The host path of `source` inside `root` (symlinks resolved inside it)."""
+    from barque.linux import paths
+
     with paths.rooted(root) as root_fd:
-        fd = paths.open_in_root(root_fd, source)  # resolved inside its root
+        fd = paths.open_in_root(root_fd, source)
     try:
-        host = paths.fd_path(fd)
+        return paths.fd_path(fd)
     finally:
         os.close(fd)
-    return RunMount("bind", target, host, readonly, {"key": f"{key}:{source}"})

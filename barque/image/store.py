@@ -180,8 +180,6 @@ class ImageStore:
         return [self.layer_path(layer.chain_id) for layer in reversed(image.layers)]
 
     def _ensure_layer(self, layer: LayerRef) -> int:
-        from barque.storage.layers import LayerError, unpack_layer
-
         row = self.conn.execute("SELECT size FROM layers WHERE chain_id = ?",
                                 (layer.chain_id,)).fetchone()
         dest = self.layer_path(layer.chain_id)
@@ -196,6 +194,9 @@ class ImageStore:
                 return int(row["size"])
             if os.path.isdir(dest):  # unpacked, but the record was lost: redo it cleanly
                 shutil.rmtree(dest)
+            # (here: a registered layer, the usual case, needs no tarfile)
+            from barque.storage.layers import LayerError, unpack_layer
+
             try:
                 size = unpack_layer(self.blobs.path(layer.blob_digest), layer.media_type, dest,
                                     layer.diff_id)

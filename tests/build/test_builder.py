@@ -203,3 +203,96 @@ def test_gc_keeps_cached_layers_and_prune_releases(engine: Engine, runtime_bin: 
     assert len(dropped) == 1 and freed > 0
     assert not os.path.exists(engine.store.layer_path(chain))
     assert cache_usage(engine) == []
+
+
+def test_metadata_change_keeps_run_cached(engine: Engine, runtime_bin: str,
+                                          run_prefix: str) -> None:
+    text = "FROM busybox\nLABEL a=1\nRUN echo x > /x\nCMD [\"a\"]\n"
+    first, _, _ = _build(engine, text, runtime_bin, run_prefix)
+    second, _, executor = _build(engine, text.replace("a=1", "a=2"), runtime_bin, run_prefix)
+    assert executor.runs == [] and second != first
+    _, _, executor = _build(engine, text.replace("LABEL a=1", "ENV a=1"), runtime_bin,
+                            run_prefix)
+    assert len(executor.runs) == 1  # the RUN's environment changed
+
+
+def test_independent_stages_run_in_parallel(engine: Engine, runtime_bin: str,
+                                            run_prefix: str) -> None:
+    import time
+
+    text = ("FROM busybox AS a\nRUN sleep 1; echo a > /a\n"
+            "FROM busybox AS b\nRUN sleep 1; echo b > /b\n"
+            "FROM a\nRUN --mount=type=bind,from=b,source=/b,target=/mnt/b cat /mnt/b\n")
+    started = time.monotonic()
+    _, events, executor = _build(engine, text.replace("RUN --mount=type=bind,from=b,"
+                                                      "source=/b,target=/mnt/b cat /mnt/b",
+                                                      "ENV x=1"), runtime_bin, run_prefix)
+    del events
+    # Only `a` is needed without the mount: one RUN.
+    assert len(executor.runs) == 1
+    text = ("FROM busybox AS a\nRUN sleep 1; echo a > /a\n"
+            "FROM busybox AS b\nRUN sleep 1; echo b > /b\n"
+            "FROM a\nRUN --mount=type=bind,from=b,source=/b,target=/mnt/b true\n")
+    engine2_runs = _build(engine, text.replace("echo a", "echo A").replace("echo b", "echo B"),
+                          runtime_bin, run_prefix)[2].runs
+    elapsed = time.monotonic() - started
+    assert len(engine2_runs) == 3
+    mounts = engine2_runs[-1].mounts
+    assert [(m.kind, m.target, m.readonly) for m in mounts] == [("bind", "/mnt/b", True)]
+    # Two 1 s sleeps, in parallel: well under the 3 s of one after the other (plus the
+    # first build's 1 s).
+    assert elapsed < 3.6
+
+
+def test_outputs_local_and_tar(engine: Engine, runtime_bin: str, run_prefix: str,
+                               tmp_path: os.PathLike[str]) -> None:
+    import tarfile
+
+    from barque.build.options import Output
+
+    text = "FROM busybox\nRUN echo out > /out.txt\n"
+    local = os.path.join(str(tmp_path), "local")
+    tar = os.path.join(str(tmp_path), "fs.tar")
+    events = Recorder()
+    options = BuildOptions("/nonexistent", text.encode(),
+                           outputs=[Output("local", local), Output("tar", tar)])
+    result = build_parsed(engine, parse(text), options, events,
+                          executor=RuntimeExecutor(runtime_bin, run_prefix))
+    assert result.image_id is None
+    with open(os.path.join(local, "out.txt")) as f:
+        assert f.read() == "out\n"
+    assert os.path.islink(os.path.join(local, "bin", "sh")) or os.path.isfile(
+        os.path.join(local, "bin", "sh"))
+    with tarfile.open(tar) as t:
+        assert t.extractfile("out.txt").read() == b"out\n"  # type: ignore[union-attr]
+    assert engine.store.images() and all(not i.tags or "busybox" in i.tags[0]
+                                         for i in engine.store.images())
+    assert mounts_under(engine.paths.root) == []
+
+
+def test_killed_build_is_reclaimed(engine: Engine, runtime_bin: str, run_prefix: str) -> None:
+    """What a kill -9 leaves (a mounted step snapshot, an unlocked workspace) goes at the
+    next build."""
+    import subprocess
+    import sys
+
+    code = f"""
+import os, sys, signal
+sys.path.insert(0, {os.getcwd()!r})
+from barque.build.layers import StepFS, Workspace
+from barque.engine.context import Engine
+from barque.engine.paths import Paths
+e = Engine(Paths({engine.paths.root!r}, {engine.paths.runroot!r}))
+image = e.store.resolve("busybox")
+ws = Workspace(e.store.root)
+fs = StepFS(e.store, ws, list(image.layers))
+open(os.path.join(fs.mount(), "junk"), "w").write("x")
+print(ws.dir, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    left = proc.stdout.strip()
+    assert left and os.path.isdir(left) and mounts_under(left)
+    _build(engine, "FROM busybox\nRUN true\n", runtime_bin, run_prefix)
+    assert not os.path.exists(left) and mounts_under(engine.paths.root) == []
