@@ -76,3 +76,7 @@ def context(tmp_path: os.PathLike[str]) -> str:
     path = os.path.join(str(tmp_path), "ctx")
     os.makedirs(path)
     return path
+
+
+# The CLI under test (tests/cli/conftest.py's `barque`), to run what a build made.
+from tests.cli.conftest import barque  # noqa: E402,F401
