@@ -56,8 +56,7 @@ class CopyStep:
         self.is_add = instr.keyword == "ADD"
         self.chown = _flag(instr, "chown")
         self.chown = state.word(self.chown) if self.chown else None
-        chmod = _flag(instr, "chmod")
-        self.chmod = int(chmod, 8) if chmod else None
+        self.chmod = _flag(instr, "chmod")  # octal or symbolic: fileops reads it
         self.link = bool(_bool(instr, "link"))
         self.parents = bool(_bool(instr, "parents"))
         unpack = _bool(instr, "unpack")
@@ -110,12 +109,13 @@ class CopyStep:
     def _checksum(self, root: str, context: bool) -> str:
         from barque.build import sources
 
+        errors = (ValueError, getattr(sources, "SourceError", ValueError))
         try:
-            found = sources.match_sources(root, self.patterns, ignore=self._matcher(context),  # type: ignore[attr-defined]
+            found = sources.match_sources(root, self.patterns, ignore=self._matcher(context),  # type: ignore[attr-defined,unused-ignore]
                                           excludes=self.excludes)
-            return str(sources.checksum(root, found, ignore=self._matcher(context),  # type: ignore[attr-defined]
+            return str(sources.checksum(root, found, ignore=self._matcher(context),  # type: ignore[attr-defined,unused-ignore]
                                         excludes=self.excludes))
-        except ValueError as e:
+        except errors as e:
             raise ic.ConfigError(str(e)) from None
         except OSError as e:
             raise ic.ConfigError(f"failed to compute cache key: {e}") from None
@@ -146,7 +146,7 @@ class CopyStep:
             self._copy(self.b.options.context_dir, fs.rootfs, context=True)
 
     def _copy(self, src_root: str, dst_root: str, *, context: bool) -> None:
-        from barque.build import fileops, sources  # type: ignore[attr-defined]
+        from barque.build import fileops, sources  # type: ignore[attr-defined,unused-ignore]
 
         try:
             found = sources.match_sources(src_root, self.patterns,  # type: ignore[attr-defined]
@@ -155,6 +155,9 @@ class CopyStep:
             fileops.copy(src_root, found, dst_root, self.dest, workdir=self.workdir,
                          chown=chown, chmod=self.chmod, parents=self.parents,
                          excludes=self.excludes, ignore=self._matcher(context),
-                         unpack=self.unpack, link=self.link)
-        except ValueError as e:
+                         unpack=self.unpack, link=self.link,
+                         keep_owners=self.src_layers is not None,
+                         command=self.instr.keyword)
+        except (ValueError, getattr(fileops, "CopyError", ValueError),
+                getattr(sources, "SourceError", ValueError)) as e:
             raise ic.ConfigError(str(e)) from None

@@ -55,14 +55,13 @@ def run_mounts(builder: Builder, run: StageRun, specs: list[str]) -> list[RunMou
         elif kind == "secret":
             secret_id = f.pop("id", "") or os.path.basename(target)
             target = target or f"/run/secrets/{secret_id}"
-            source = builder.options.secrets.get(secret_id)
-            if source is None:
-                if f.get("required", "false") in _TRUE:
-                    raise ic.ConfigError(f"secret {secret_id}: not found")
-                continue
-            mounts.append(RunMount("secret", target, source, True,
-                                   {k: v for k, v in f.items() if k in ("mode", "uid", "gid")}
-                                   | {"key": "secret:" + secret_id}))
+            # A secret not given stays unset (the executor refuses it when required);
+            # its content is never part of the key (BuildKit's rule: secrets do not bust
+            # the cache).
+            mounts.append(RunMount("secret", target, builder.options.secrets.get(secret_id),
+                                   True, {k: v for k, v in f.items()
+                                          if k in ("mode", "uid", "gid", "required", "env")}
+                                   | {"id": secret_id}))
         elif kind == "bind":
             if not target:
                 raise ic.ConfigError("mount target is required for bind mounts")
