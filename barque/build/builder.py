@@ -437,11 +437,10 @@ class Builder:
         path = run.state.workdir
         key = cache_mod.step_key(run.key, "WORKDIR", path)
 
-        def work(fs: StepFS, v: Vertex) -> None:
-            from barque.linux import paths
+        user = str(run.state.cfg.get("User") or "")
 
-            with paths.rooted(fs.rootfs) as root_fd:
-                os.close(paths.mkdir_all(root_fd, path))
+        def work(fs: StepFS, v: Vertex) -> None:
+            make_workdir(fs.rootfs, path, user)
 
         self._layer_step(run, instr, key, created_by, work)
 
@@ -543,6 +542,35 @@ class Builder:
         finally:
             with self.lock:
                 fs.close()
+
+
+def make_workdir(rootfs: str, path: str, user: str) -> None:
+    """`mkdir -p` of WORKDIR inside the rootfs; the directories it makes are owned by USER
+    (as BuildKit's mkdir WithUser), resolved against the rootfs's /etc/passwd."""
+    from barque.linux import paths
+
+    with paths.rooted(rootfs) as root_fd:
+        missing = []
+        parts = [p for p in path.split("/") if p]
+        for i in range(len(parts), 0, -1):
+            prefix = "/" + "/".join(parts[:i])
+            try:
+                os.close(paths.open_in_root(root_fd, prefix))
+                break
+            except FileNotFoundError:
+                missing.append(prefix)
+        os.close(paths.mkdir_all(root_fd, path))
+        if not user or not missing:
+            return
+        from barque.build import fileops  # type: ignore[attr-defined,unused-ignore]
+
+        uid, gid = fileops.resolve_chown(rootfs, user)
+        for made in missing:
+            fd = paths.open_in_root(root_fd, made, os.O_PATH | os.O_NOFOLLOW)
+            try:
+                os.chown(paths.proc_path(fd), uid, gid)
+            finally:
+                os.close(fd)
 
 
 def _export_tar(rootfs: str, dest: str) -> None:
