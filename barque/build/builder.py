@@ -338,13 +338,11 @@ class Builder:
         try:
             fs.mount()
             work(fs, v)
-            with self.lock:
-                made = fs.commit(self.epoch)
+            made = fs.commit(self.epoch, self.lock)
         except LayerError as e:
             raise BuildError(str(e)) from None
         finally:
-            with self.lock:
-                fs.close()
+            fs.close()
         layers, size = list(run.layers), 0
         if made is not None:
             layers.append(made[0])
@@ -378,9 +376,8 @@ class Builder:
             except (ExecutorError, OSError) as e:
                 raise BuildError(str(e)) from None
             finally:
-                with self.lock:
-                    for src in sources:
-                        src.close()
+                for src in sources:
+                    src.close()
             if code != 0:
                 raise BuildError(f'process "{" ".join(argv)}" did not complete successfully: '
                                  f"exit code: {code}", exit_code=code)
@@ -540,8 +537,7 @@ class Builder:
             else:
                 _export_local(rootfs, dest)
         finally:
-            with self.lock:
-                fs.close()
+            fs.close()
 
 
 def make_workdir(rootfs: str, path: str, user: str) -> None:

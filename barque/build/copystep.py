@@ -158,8 +158,7 @@ class CopyStep:
             try:
                 self._copy(src.mount(), fs.rootfs, context=False)
             finally:
-                with self.b.lock:
-                    src.close()
+                src.close()
         elif self.downloads:
             from barque.build import fetch  # type: ignore[attr-defined,unused-ignore]
 

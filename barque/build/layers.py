@@ -16,6 +16,7 @@ removes it (`reclaim`).
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
 import shutil
 import tempfile
@@ -28,6 +29,7 @@ from barque.storage.overlayfs import unmount
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
+    from typing import Any
 
     from barque.storage.entries import Entry
 
@@ -54,11 +56,10 @@ class Workspace:
         self.dir = tempfile.mkdtemp(prefix="b-", dir=parent)
         self._lock = os.open(self.dir + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(self._lock, fcntl.LOCK_EX)
-        self._n = 0
+        self._n = itertools.count(1)  # next() is atomic: stage threads share it
 
     def new_dir(self) -> str:
-        self._n += 1
-        return os.path.join(self.dir, str(self._n))
+        return os.path.join(self.dir, str(next(self._n)))
 
     def close(self) -> None:
         try:
@@ -146,9 +147,10 @@ class StepFS:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def commit(self, epoch: int | None) -> tuple[LayerRef, int] | None:
+    def commit(self, epoch: int | None, db_lock: Any) -> tuple[LayerRef, int] | None:
         """The step's changes as a new layer in the store (its blob and its unpacked dir);
-        (layer, unpacked bytes), or None when the step changed nothing."""
+        (layer, unpacked bytes), or None when the step changed nothing. `db_lock` is held
+        only around the store's records (the tar is written while other stages run)."""
         try:
             self.snap.unmount()
         except snapshot.SnapshotError as e:
@@ -164,7 +166,7 @@ class StepFS:
                 out.flush()
                 os.fsync(out.fileno())
             blob_size = os.stat(tmp).st_size
-            if blob_size <= 1024 and _only_end_blocks(tmp):
+            if blob_size <= 10240 and _only_end_blocks(tmp):
                 return None  # only whiteouts of nothing: no change an image would see
             dest = blobs.path(diff_id)
             if not os.path.exists(dest):
@@ -175,11 +177,13 @@ class StepFS:
                 os.unlink(tmp)
         parent = self.layers[-1].chain_id if self.layers else None
         layer = LayerRef(chain_of(parent, diff_id), diff_id, diff_id, MEDIA_LAYER, blob_size)
-        if self.snap.is_copy:
-            self.store._ensure_layer(layer)  # the copy fallback: unpack the blob
-        else:
+        if not self.snap.is_copy:
             _strip_overlay_xattrs(self.snap.upper)
-            self.store.adopt_layer(layer, self.snap.upper, sizes[0])
+        with db_lock:
+            if self.snap.is_copy:
+                self.store._ensure_layer(layer)  # the copy fallback: unpack the blob
+            else:
+                self.store.adopt_layer(layer, self.snap.upper, sizes[0])
         return layer, sizes[0]
 
     def _write_tar(self, out: object, epoch: int | None, sizes: list[int]) -> str:
