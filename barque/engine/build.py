@@ -3,8 +3,8 @@
 It parses the Dockerfile, reads the context's .dockerignore, resolves (or pulls) the base
 images, gives the builder the engine's RUN executor, and turns the builder's failures into
 EngineErrors with Docker's exit codes. The build holds the image store's writer lock, so the
-collector never removes a layer the build is about to use. `cache_usage` and `prune_cache`
-are `system df`'s and `builder prune`'s.
+collector never removes a layer the build is about to use. (`system df`'s and `builder
+prune`'s side of the cache: barque/engine/system.py.)
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5
 if TYPE_CHECKING:
     from typing import Any
 
-    from barque.build.cache import Usage
     from barque.build.dockerfile.instructions import Dockerfile
     from barque.build.executor import RunRequest
     from barque.engine.context import Engine
@@ -151,24 +150,3 @@ def _resolve(store: Any, ref: str, platform: str | None, pull: bool) -> Image:
         return images.find_or_pull(store, ref, platform=platform)
     except ImageError as e:
         raise BuildFailed(f"failed to resolve source metadata for {ref}: {e}") from None
-
-
-# --- the cache: system df, builder prune -------------------------------------------------
-
-def cache_usage(engine: Engine) -> list[Usage]:
-    from barque.build.cache import BuildCache
-
-    return BuildCache(engine.store.conn).usage()
-
-
-def prune_cache(engine: Engine, *, all_entries: bool = False, until: float | None = None,
-                keep_storage: int = 0) -> tuple[list[Usage], int]:
-    """`docker builder prune`: the entries removed and the bytes reclaimed."""
-    from barque.build.cache import BuildCache
-
-    store = engine.store
-    dropped = BuildCache(store.conn).prune(all_entries=all_entries, until=until,
-                                           keep_storage=keep_storage)
-    before = store.disk_usage()
-    store.collect_garbage()
-    return dropped, max(0, before - store.disk_usage())
