@@ -310,3 +310,67 @@ os.kill(os.getpid(), signal.SIGKILL)
     assert left and os.path.isdir(left) and mounts_under(left)
     _build(engine, "FROM busybox\nRUN true\n", runtime_bin, run_prefix)
     assert not os.path.exists(left) and mounts_under(engine.paths.root) == []
+
+
+def _write(context: str, name: str, data: str) -> None:
+    path = os.path.join(context, name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(data)
+
+
+def test_copy_cache_keyed_by_content(engine: Engine, runtime_bin: str, run_prefix: str,
+                                     context: str) -> None:
+    for name in ("a.txt", "b.txt", "src/c.txt"):
+        _write(context, name, name * 100)
+    _write(context, ".dockerignore", "*.log\n")
+    _write(context, "skip.log", "ignored")
+    text = ("FROM busybox\nCOPY a.txt b.txt /app/\nCOPY src /app/src\nRUN ls /app /app/src\n"
+            "COPY . /all\n")
+    first, _, executor = _build(engine, text, runtime_bin, run_prefix, context)
+    assert len(executor.runs) == 1
+    files = _files(engine, first)
+    assert files["/app/a.txt"] == b"a.txt" * 100 and files["/app/src/c.txt"] == b"src/c.txt" * 100
+    assert "/all/skip.log" not in files and "/all/a.txt" in files
+    # Nothing changed (an mtime is no change): all cached, the same image.
+    os.utime(os.path.join(context, "a.txt"), (1, 1))
+    again, events, executor = _build(engine, text, runtime_bin, run_prefix, context)
+    assert again == first and executor.runs == []
+    assert all(v.cached for v in events.steps() if " FROM " not in v.name)
+    # An ignored file changed: still all cached.
+    _write(context, "skip.log", "ignored, changed")
+    assert _build(engine, text, runtime_bin, run_prefix, context)[0] == first
+    # One copied file changed: the steps from that COPY on run again, those before do not.
+    _write(context, "src/c.txt", "changed")
+    changed, events, executor = _build(engine, text, runtime_bin, run_prefix, context)
+    assert changed != first and len(executor.runs) == 1
+    cached = {v.name.split("] ", 1)[1]: v.cached for v in events.steps()}
+    assert cached["COPY a.txt b.txt /app/"] is True
+    assert cached["COPY src /app/src"] is False
+    assert cached["COPY . /all"] is False
+    assert _files(engine, changed)["/app/src/c.txt"] == b"changed"
+
+
+def test_copy_missing_source_fails_with_buildkit_words(engine: Engine, runtime_bin: str,
+                                                       run_prefix: str, context: str) -> None:
+    with pytest.raises(BuildFailed) as info:
+        _build(engine, "FROM busybox\nCOPY nope /x\n", runtime_bin, run_prefix, context)
+    assert '"/nope": not found' in str(info.value)
+    assert info.value.line == 2
+    assert mounts_under(engine.paths.root) == []
+
+
+def test_add_local_tar_is_extracted(engine: Engine, runtime_bin: str, run_prefix: str,
+                                    context: str) -> None:
+    import io
+    import tarfile
+
+    with tarfile.open(os.path.join(context, "bundle.tar.gz"), "w:gz") as t:
+        info = tarfile.TarInfo("pkg/hello.txt")
+        info.size = 5
+        t.addfile(info, io.BytesIO(b"hello"))
+    image_id, _, _ = _build(engine, "FROM busybox\nADD bundle.tar.gz /opt/\n"
+                            "COPY bundle.tar.gz /raw/\n", runtime_bin, run_prefix, context)
+    files = _files(engine, image_id)
+    assert files["/opt/pkg/hello.txt"] == b"hello"
+    assert "/raw/bundle.tar.gz" in files and "/opt/bundle.tar.gz" not in files
