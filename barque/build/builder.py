@@ -134,6 +134,11 @@ class Builder:
             raise BuildError(str(e), filename=self.df.filename) from None
         try:
             self._load_metadata(plans)
+            if any(i.keyword in ("COPY", "ADD") and not i.flags.get("from") and not i.heredocs
+                   for p in plans for i in p.stage.instructions):
+                # Nothing is transferred (the context is read in place), but BuildKit's
+                # display has this step, and scripts look for it.
+                self.display.done(self.display.start("[internal] load build context"))
             self._run_stages(plans)
             final = self._results[plans[-1].stage.index]
             result = self._export(final, plans[-1])
