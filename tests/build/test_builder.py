@@ -11,7 +11,7 @@ from barque.build.options import BuildOptions
 from barque.engine.build import BuildFailed, build_parsed
 from barque.engine.context import Engine
 from tests.build.conftest import Recorder, mounts_under
-from tests.build.executors import RuntimeExecutor
+from tests.build.executors import Recording
 from tests.build.minidf import parse
 
 pytestmark = pytest.mark.root
@@ -40,9 +40,10 @@ CMD ["hi"]
 
 
 def _build(engine: Engine, text: str, runtime_bin: str, run_prefix: str,
-           context: str = "/nonexistent", **kw: object) -> tuple[str, Recorder, RuntimeExecutor]:
+           context: str = "/nonexistent", **kw: object) -> tuple[str, Recorder, Recording]:
     events = Recorder()
-    executor = RuntimeExecutor(runtime_bin, run_prefix)
+    executor = Recording(engine)
+    kw.setdefault("network", "none")  # (the default bridge: test_builder_run.py)
     options = BuildOptions(context, text.encode(), **kw)  # type: ignore[arg-type]
     result = build_parsed(engine, parse(text), options, events, executor=executor)
     assert result.image_id is not None
@@ -269,9 +270,10 @@ def test_outputs_local_and_tar(engine: Engine, runtime_bin: str, run_prefix: str
     tar = os.path.join(str(tmp_path), "fs.tar")
     events = Recorder()
     options = BuildOptions("/nonexistent", text.encode(),
-                           outputs=[Output("local", local), Output("tar", tar)])
+                           outputs=[Output("local", local), Output("tar", tar)],
+                           network="none")
     result = build_parsed(engine, parse(text), options, events,
-                          executor=RuntimeExecutor(runtime_bin, run_prefix))
+                          executor=Recording(engine))
     assert result.image_id is None
     with open(os.path.join(local, "out.txt")) as f:
         assert f.read() == "out\n"

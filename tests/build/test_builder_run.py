@@ -10,7 +10,6 @@ from barque.engine.build import build_parsed
 from barque.engine.context import Engine
 from barque.engine.images import ensure_default_image
 from barque.engine.paths import Paths
-from tests.build.executors import RuntimeExecutor
 from tests.build.minidf import parse
 from tests.cli.conftest import Barque, ok
 
@@ -20,9 +19,9 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 def _build(b: Barque, text: str, tag: str, runtime_bin: str, run_prefix: str) -> str:
     with Engine(Paths(b.root, b.runroot)) as engine:
         ensure_default_image(engine.store)
-        result = build_parsed(engine, parse(text), BuildOptions("/nonexistent", text.encode(),
-                                                                 tags=[tag]),
-                              executor=RuntimeExecutor(runtime_bin, run_prefix))
+        # The RUNs on the default bridge (the test root's own, see daemon_json).
+        result = build_parsed(engine, parse(text),
+                              BuildOptions("/nonexistent", text.encode(), tags=[tag]))
     assert result.image_id
     return result.image_id
 
