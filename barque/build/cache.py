@@ -141,4 +141,30 @@ class BuildCache:
             doomed = [d.key for d in dropped] + empties
             self.conn.executemany("DELETE FROM build_cache WHERE key = ?",
                                   [(k,) for k in doomed])
+        if until is None and not keep_storage:
+            self._prune_cache_mounts()
         return dropped
+
+    def _prune_cache_mounts(self) -> None:
+        """RUN --mount=type=cache dirs go with a full prune, as Docker's exec.cachemount
+        records do; not while a build runs (it may be using them)."""
+        import fcntl
+        import os
+        import shutil
+
+        row = self.conn.execute("PRAGMA database_list").fetchone()
+        if not row or not row[2]:
+            return
+        build_dir = os.path.join(os.path.dirname(row[2]), "build")
+        tmp = os.path.join(build_dir, "tmp")
+        for name in os.listdir(tmp) if os.path.isdir(tmp) else []:
+            if not name.endswith(".lock"):
+                continue
+            fd = os.open(os.path.join(tmp, name), os.O_RDWR | os.O_CLOEXEC)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return  # a live build's
+            finally:
+                os.close(fd)
+        shutil.rmtree(os.path.join(build_dir, "cache-mounts"), ignore_errors=True)

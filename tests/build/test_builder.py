@@ -376,3 +376,23 @@ def test_add_local_tar_is_extracted(engine: Engine, runtime_bin: str, run_prefix
     files = _files(engine, image_id)
     assert files["/opt/pkg/hello.txt"] == b"hello"
     assert "/raw/bundle.tar.gz" in files and "/opt/bundle.tar.gz" not in files
+
+
+def test_cache_mount_kept_across_builds_until_prune(engine: Engine, runtime_bin: str,
+                                                    run_prefix: str) -> None:
+    from barque.build.cache import BuildCache
+
+    text = ("FROM busybox\nRUN --mount=type=cache,target=/var/cache/app "
+            "echo x >> /var/cache/app/log; wc -l < /var/cache/app/log\n")
+
+    def lines() -> bytes:
+        _, events, _ = _build(engine, text, runtime_bin, run_prefix, no_cache=True)
+        return b"".join(data for name, stream, data in events.logs
+                        if stream == 1 and " RUN " in name).strip()
+
+    assert lines() == b"1"
+    assert lines() == b"2"
+    image_id, _, _ = _build(engine, text, runtime_bin, run_prefix)
+    assert "/var/cache/app/log" not in _files(engine, image_id)  # never in the layer
+    BuildCache(engine.store.conn).prune()
+    assert lines() == b"1"
