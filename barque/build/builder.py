@@ -310,6 +310,8 @@ class Builder:
         parent's layers and record what it made."""
         v = self.display.start(self._name(run, instr))
         entry = self._lookup(run, key)
+        if entry is not None and not self._intact(entry):
+            entry = None  # its layer went missing (a crash, a hand): make it again
         if entry is None:
             try:
                 entry = self._execute(run, key, created_by, work, v)
@@ -355,6 +357,13 @@ class Builder:
         entry = cache_mod.Entry(key, _rows(layers), size, created_by, self._now())
         self.cache.put(entry)
         return entry
+
+    def _intact(self, entry: cache_mod.Entry) -> bool:
+        if not entry.layers:
+            return True
+        chain, _, blob = entry.layers[-1][:3]
+        return (os.path.isdir(self.store.layer_path(chain))
+                and os.path.exists(self.store.blobs.path(blob)))
 
     # --- RUN -----------------------------------------------------------------------------
     def _run(self, run: StageRun, instr: Instruction) -> None:

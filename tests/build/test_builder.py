@@ -164,6 +164,7 @@ def test_failing_run_leaves_nothing(engine: Engine, runtime_bin: str, run_prefix
     assert e.vertex is not None and e.vertex.name == "[3/3] RUN echo out; exit 3"
     assert mounts_under(engine.paths.root) == []
     assert not os.listdir(os.path.join(engine.paths.root, "build", "tmp"))
+    assert not os.path.isdir(engine.paths.containers) or not os.listdir(engine.paths.containers)
     ingest = os.path.join(engine.paths.root, "ingest")
     assert [n for n in os.listdir(ingest) if n.startswith(".build-")] == []
     # The first RUN's layer is kept (cached), the failed one made none.
