@@ -83,14 +83,15 @@ def _from_flags(instr: Instruction) -> list[str]:
     return []
 
 
-def find_stage(stages: list[Stage], word: str, before: int) -> int | None:
-    """The index of the stage `word` names (a name, or an index), among those before
-    `before`; None when it names none (it is an image)."""
+def find_stage(stages: list[Stage], word: str, before: int, *,
+               by_index: bool = True) -> int | None:
+    """The index of the stage `word` names (a name, or for --from an index), among those
+    before `before`; None when it names none (it is an image)."""
     lowered = word.lower()
     for stage in stages[:before]:
         if stage.name is not None and stage.name == lowered:
             return stage.index
-    if word.isdigit() and int(word) < before:
+    if by_index and word.isdigit() and int(word) < before:
         return int(word)
     return None
 
@@ -116,7 +117,7 @@ def plan(dockerfile: Dockerfile, target: str | None,
         p = Plan(stage, "", base, platform=platform)
         if multi:
             p.prefix = (stage.name or f"stage-{stage.index}") + " "
-        p.base_stage = find_stage(stages, base, stage.index)
+        p.base_stage = find_stage(stages, base, stage.index, by_index=False)
         if p.base_stage is not None:
             p.deps.add(p.base_stage)
         for instr in stage.instructions:
