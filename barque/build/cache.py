@@ -119,17 +119,19 @@ class BuildCache:
 
     def prune(self, *, all_entries: bool = False, until: float | None = None,
               keep_storage: int = 0) -> list[Usage]:
-        """Drop entries: those last used before `until` (unix time), or all (`all_entries`,
-        or neither filter given), keeping the most recently used ones while they fit in
-        `keep_storage` bytes. Returns what was dropped (their layers are freed by the
-        store's collector, which the caller runs)."""
-        del all_entries  # nothing in a Barque cache is "in use" outside a running build
-        entries = self.usage()
-        with self.lock:
-            empties = [r[0] for r in self.conn.execute(
-                "SELECT key FROM build_cache WHERE size = 0"
-                + (" AND last_used < ?" if until is not None else ""),
-                (until,) if until is not None else ()).fetchall()]
+        """Drop entries last used before `until` (unix time; None: any), keeping the most
+        recently used ones while they fit in `keep_storage` bytes; without `all_entries`
+        only those whose layer no image shares (BuildKit's prune without --all). Returns
+        what was dropped (their layers are freed by the store's collector, which the caller
+        runs)."""
+        entries = [e for e in self.usage() if all_entries or not e.shared]
+        empties: list[str] = []
+        if all_entries:  # the metadata steps' records (no layer): with the rest
+            with self.lock:
+                empties = [r[0] for r in self.conn.execute(
+                    "SELECT key FROM build_cache WHERE size = 0"
+                    + (" AND last_used < ?" if until is not None else ""),
+                    (until,) if until is not None else ()).fetchall()]
         kept, dropped = 0, []
         for entry in entries:  # newest use first: those are the ones kept under the limit
             old_enough = until is None or entry.last_used < until
@@ -141,7 +143,7 @@ class BuildCache:
             doomed = [d.key for d in dropped] + empties
             self.conn.executemany("DELETE FROM build_cache WHERE key = ?",
                                   [(k,) for k in doomed])
-        if until is None and not keep_storage:
+        if all_entries and until is None and not keep_storage:
             self._prune_cache_mounts()
         return dropped
 

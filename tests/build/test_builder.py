@@ -210,9 +210,12 @@ def test_gc_keeps_cached_layers_and_prune_releases(engine: Engine, runtime_bin: 
     text = "FROM busybox\nRUN echo big > /big\n"
     image_id, _, _ = _build(engine, text, runtime_bin, run_prefix)
     chain = engine.store.get(image_id).layers[-1].chain_id
+    assert [(u.size > 0, u.shared) for u in cache_usage(engine)] == [(True, True)]
+    # Without --all, a prune keeps what an image shares.
+    assert BuildCache(engine.store.conn).prune() == []
     engine.store.remove(image_id)  # no tag: deleted, its layers collected... but cached
     assert os.path.isdir(engine.store.layer_path(chain))
-    assert [u.size > 0 for u in cache_usage(engine)] == [True]
+    assert [(u.size > 0, u.shared) for u in cache_usage(engine)] == [(True, False)]
     before = engine.store.disk_usage()
     dropped = BuildCache(engine.store.conn).prune()
     engine.store.collect_garbage()
@@ -395,5 +398,5 @@ def test_cache_mount_kept_across_builds_until_prune(engine: Engine, runtime_bin:
     assert lines() == b"2"
     image_id, _, _ = _build(engine, text, runtime_bin, run_prefix)
     assert "/var/cache/app/log" not in _files(engine, image_id)  # never in the layer
-    BuildCache(engine.store.conn).prune()
+    BuildCache(engine.store.conn).prune(all_entries=True)
     assert lines() == b"1"
