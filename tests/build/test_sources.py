@@ -1,0 +1,319 @@
+"""barque/build/sources.py: COPY/ADD sources matched inside a root as BuildKit matches them
+(its testCopyWildcards and testEmptyWildcard layouts), never outside the root, the
+.dockerignore and --exclude applied, and the content checksum that keys the cache."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from barque.build import sources
+from barque.build.ignore import Matcher
+from barque.build.sources import Source, SourceError, SourceNotFound, checksum, match_sources
+
+
+def _tree(root: str, files: dict[str, str | bytes | None]) -> str:
+    """Make `files` under `root`: a value is the content, None a directory, and a
+    "->target" string a symlink."""
+    os.makedirs(root, exist_ok=True)
+    for name, content in files.items():
+        path = os.path.join(root, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if content is None:
+            os.makedirs(path, exist_ok=True)
+        elif isinstance(content, str) and content.startswith("->"):
+            os.symlink(content[2:], path)
+        else:
+            with open(path, "wb") as f:
+                f.write(content.encode() if isinstance(content, str) else content)
+    return root
+
+
+@pytest.fixture
+def ctx(tmp_path: os.PathLike[str]) -> str:
+    return _tree(os.path.join(str(tmp_path), "ctx"), {
+        "Dockerfile": "FROM scratch\n", "foo.go": "foo-contents", "bar.go": "bar-contents",
+        "sub/dir1/dir2/foo": "foo-contents",
+    })
+
+
+def _paths(root: str, *patterns: str, **kw: object) -> list[list[str]]:
+    return [s.paths for s in match_sources(root, list(patterns), **kw)]  # type: ignore[arg-type]
+
+
+def test_literal_and_wildcard_matches(ctx: str) -> None:
+    assert _paths(ctx, "*.go") == [["bar.go", "foo.go"]]
+    assert _paths(ctx, "f*.go") == [["foo.go"]]
+    assert _paths(ctx, "sub/*") == [["sub/dir1"]]
+    assert _paths(ctx, "sub/*/dir2/foo") == [["sub/dir1/dir2/foo"]]
+    assert _paths(ctx, ".") == [[""]]
+    assert _paths(ctx, "/") == [[""]]
+    assert _paths(ctx, "sub/dir1/") == [["sub/dir1"]]
+    assert _paths(ctx, "sub/dir1/.") == [["sub/dir1"]]
+    assert _paths(ctx, "./sub/../foo.go") == [["foo.go"]]
+    assert _paths(ctx, "../../foo.go") == [["foo.go"]]  # cleaned as /../../foo.go is /foo.go
+    assert _paths(ctx, "sub/dir?/dir[0-9]") == [["sub/dir1/dir2"]]
+    srcs = match_sources(ctx, ["foo.go", "*.go"])
+    assert srcs == [Source("foo.go", ["foo.go"]), Source("*.go", ["bar.go", "foo.go"])]
+
+
+def test_a_wildcard_matching_nothing_is_empty_not_an_error(ctx: str) -> None:
+    # BuildKit's testEmptyWildcard: COPY foo nomatch* / copies foo.
+    assert _paths(ctx, "foo.go", "nomatch*") == [["foo.go"], []]
+    assert _paths(ctx, "nodir/*.go") == [[]]
+
+
+def test_missing_path_is_buildkits_error(ctx: str) -> None:
+    with pytest.raises(SourceNotFound) as e:
+        match_sources(ctx, ["foo.go", "nope"], ref="ref1")
+    assert str(e.value) == ('failed to compute cache key: failed to calculate checksum of '
+                            'ref ref1: "/nope": not found')
+    with pytest.raises(SourceNotFound, match='"/sub/nope/x": not found'):
+        match_sources(ctx, ["sub/nope/x"])
+    with pytest.raises(SourceNotFound, match='"/foo.go/x": not found'):
+        match_sources(ctx, ["foo.go/x"])  # through a file
+    # Escaped wildcards are literal names.
+    with pytest.raises(SourceNotFound, match=r'"/a\\\*b": not found'):
+        match_sources(ctx, ["a\\*b"])
+    with pytest.raises(SourceError, match="syntax error in pattern"):
+        match_sources(ctx, ["sub/[a-"])
+
+
+def test_allow_wildcards_false_takes_names_literally(ctx: str) -> None:
+    _tree(ctx, {"we*rd": "x"})
+    assert _paths(ctx, "we*rd", allow_wildcards=False) == [["we*rd"]]
+    with pytest.raises(SourceNotFound):
+        match_sources(ctx, ["*.go"], allow_wildcards=False)
+
+
+def test_symlinks_resolve_inside_the_root(tmp_path: os.PathLike[str]) -> None:
+    """The attack: a stage's rootfs (or a context) holds symlinks to host paths. Resolved on
+    the host they would find (and COPY would read) the host's files; inside the root they
+    find the root's own or nothing."""
+    outside = _tree(os.path.join(str(tmp_path), "host"), {"secret": "HOST-SECRET"})
+    root = _tree(os.path.join(str(tmp_path), "rootfs"), {
+        "abs": "->" + os.path.join(outside, "secret"),
+        "rel": "->../../../../../../" + outside.lstrip("/") + "/secret",
+        "dirlink": "->" + outside,
+        "etc/shadow": "ROOT-SHADOW",
+        "shadow": "->/etc/shadow",
+        "up": "->../../../../etc/shadow",
+    })
+    for name in ("abs", "rel", "dirlink/secret"):
+        with pytest.raises(SourceNotFound):
+            match_sources(root, [name])
+    assert _paths(root, "shadow", "up") == [["shadow"], ["up"]]
+    # The wildcard names the link itself; what is copied (and checksummed) is in the root.
+    assert _paths(root, "dirlink*") == [["dirlink"]]
+    with pytest.raises(SourceNotFound):
+        checksum(root, match_sources(root, ["dirlink*"]))
+    for found in sources.walk(root, "shadow"):  # what a copy would read
+        fd = os.open(found.name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=found.dir_fd)
+        with os.fdopen(fd, "rb") as f:
+            assert f.read() == b"ROOT-SHADOW"
+    same = _tree(os.path.join(str(tmp_path), "plain"), {"shadow": "ROOT-SHADOW"})
+    assert (checksum(root, match_sources(root, ["shadow"]))
+            == checksum(same, match_sources(same, ["shadow"])))
+
+
+def test_symlinks_in_the_wildcard_part_are_not_walked(ctx: str) -> None:
+    _tree(ctx, {"sub/link": "->dir1"})
+    assert _paths(ctx, "sub/*/dir2/foo") == [["sub/dir1/dir2/foo"]]
+    assert _paths(ctx, "sub/l*") == [["sub/link"]]
+    # ... but the part before the first wildcard is followed, as BuildKit does.
+    _tree(ctx, {"sl": "->sub"})
+    assert _paths(ctx, "sl/*/dir2/foo") == [["sl/dir1/dir2/foo"]]
+
+
+def test_dockerignore_hides_paths(ctx: str) -> None:
+    _tree(ctx, {"build/out.bin": "x", "build/keep.txt": "k", "logs/a.log": "l",
+                "logs/b.txt": "t", "lnk": "->logs/a.log"})
+    ign = Matcher(["*.go", "!foo.go", "build", "!build/keep.txt", "logs/*.log", "Dockerfile"])
+    assert _paths(ctx, "foo.go", ignore=ign) == [["foo.go"]]
+    for hidden in ("bar.go", "build/out.bin", "logs/a.log", "Dockerfile", "lnk"):
+        with pytest.raises(SourceNotFound):
+            match_sources(ctx, [hidden], ignore=ign)
+    assert _paths(ctx, "*.go", "build", "logs/*", ignore=ign) == [
+        ["foo.go"], ["build"], ["logs/b.txt"]]
+    # An excluded directory holding nothing re-included is not there at all.
+    ign2 = Matcher(["build", "!build/nothing-here"])
+    with pytest.raises(SourceNotFound):
+        match_sources(ctx, ["build"], ignore=ign2)
+    assert _paths(ctx, "b*", ignore=ign2) == [["bar.go"]]
+
+
+def _walked(root: str, path: str, **kw: object) -> list[str]:
+    return [f.path for f in sources.walk(root, path, **kw)]  # type: ignore[arg-type]
+
+
+def test_walk_lists_sorted_parents_first(ctx: str) -> None:
+    _tree(ctx, {"sub/a": "a", "sub/dir1/z": "z", "sub/lnk": "->dir1"})
+    assert _walked(ctx, "sub") == ["", "a", "dir1", "dir1/dir2", "dir1/dir2/foo", "dir1/z",
+                                   "lnk"]
+    assert _walked(ctx, "foo.go") == [""]
+    top = next(iter(sources.walk(ctx, "sub/lnk")))
+    assert top.st.st_mode & 0o170000 == 0o040000  # followed
+    walking = sources.walk(ctx, "sub/lnk", follow_links=False)
+    top = next(walking)  # its dir_fd is open while the walk is
+    assert top.st.st_mode & 0o170000 == 0o120000
+    assert os.readlink(top.name, dir_fd=top.dir_fd) == "dir1"
+    walking.close()
+
+
+def test_walk_applies_ignore_and_excludes(ctx: str) -> None:
+    _tree(ctx, {"app/a.py": "", "app/a.pyc": "", "app/cache/x.pyc": "",
+                "app/cache/keep.py": "", "app/docs/r.md": "", "app/docs/i.txt": ""})
+    ign = Matcher(["**/*.pyc", "app/cache", "!app/cache/keep.py"])
+    assert _walked(ctx, "app", ignore=ign) == [
+        "", "a.py", "cache", "cache/keep.py", "docs", "docs/i.txt", "docs/r.md"]
+    # --exclude is relative to the source; an excluded directory is given only when
+    # something below it is re-included.
+    assert _walked(ctx, "app", ignore=ign, excludes=["docs/*.md", "cache"]) == [
+        "", "a.py", "docs", "docs/i.txt"]
+    assert _walked(ctx, "app", excludes=["*"]) == [""]
+    assert _walked(ctx, "app", excludes=["docs", "!docs/i.txt"]) == [
+        "", "a.py", "a.pyc", "cache", "cache/keep.py", "cache/x.pyc", "docs", "docs/i.txt"]
+    # The ignore file is matched on paths from the context's top, whatever is walked.
+    assert _walked(ctx, "app/cache", ignore=ign) == ["", "keep.py"]
+
+
+def _sum(root: str, *patterns: str, **kw: object) -> str:
+    ign = kw.pop("ignore", None)
+    srcs = match_sources(root, list(patterns), ignore=ign)  # type: ignore[arg-type]
+    return checksum(root, srcs, ignore=ign, **kw)  # type: ignore[arg-type]
+
+
+def test_checksum_follows_content_not_times(ctx: str) -> None:
+    base = _sum(ctx, "*.go", "sub")
+    assert base.startswith("sha256:") and len(base) == 71
+    assert _sum(ctx, "*.go", "sub") == base
+    path = os.path.join(ctx, "sub/dir1/dir2/foo")
+    os.utime(path, (1, 1))
+    os.utime(os.path.join(ctx, "sub"), (2, 2))
+    assert _sum(ctx, "*.go", "sub") == base  # times never count
+    with open(path, "r+b") as f:
+        f.write(b"F")
+    changed = _sum(ctx, "*.go", "sub")
+    assert changed != base
+    with open(path, "r+b") as f:
+        f.write(b"f")
+    assert _sum(ctx, "*.go", "sub") == base
+    os.chmod(path, 0o600)
+    assert _sum(ctx, "*.go", "sub") != base
+    os.chmod(path, 0o644)
+    os.chown(path, 1000, 1000)
+    assert _sum(ctx, "*.go", "sub") != base
+    os.chown(path, 0, 0)
+    assert _sum(ctx, "*.go", "sub") == base
+    os.rename(path, path + "2")
+    assert _sum(ctx, "*.go", "sub") != base
+    os.rename(path + "2", path)
+    os.setxattr(path, "user.note", b"1")
+    assert _sum(ctx, "*.go", "sub") != base
+    os.removexattr(path, "user.note")
+    assert _sum(ctx, "*.go", "sub") == base
+    os.mkdir(os.path.join(ctx, "sub/empty"))
+    assert _sum(ctx, "*.go", "sub") != base
+
+
+def test_checksum_of_symlinks_and_names(ctx: str) -> None:
+    _tree(ctx, {"d/l": "->a", "d/a": "A", "d/b": "A"})
+    base = _sum(ctx, "d")
+    os.unlink(os.path.join(ctx, "d/l"))
+    os.symlink("b", os.path.join(ctx, "d/l"))
+    assert _sum(ctx, "d") != base  # the target is content; a and b are alike
+    # The same files under another pattern are another key.
+    assert _sum(ctx, "d/a") != _sum(ctx, "d/b")
+    assert _sum(ctx, "d/*") != _sum(ctx, "d")
+
+
+def test_checksum_leaves_out_ignored_and_excluded_files(ctx: str) -> None:
+    _tree(ctx, {"app/main.py": "m", "app/tmp.log": "1", "app/docs/x.md": "x"})
+    ign = Matcher(["**/*.log"])
+    base = _sum(ctx, "app", ignore=ign, excludes=["docs"])
+    with open(os.path.join(ctx, "app/tmp.log"), "w") as f:
+        f.write("2")
+    with open(os.path.join(ctx, "app/docs/x.md"), "w") as f:
+        f.write("y")
+    assert _sum(ctx, "app", ignore=ign, excludes=["docs"]) == base
+    assert _sum(ctx, "app", ignore=ign) != base
+
+
+def test_checksum_is_the_same_for_the_same_tree_elsewhere(tmp_path: os.PathLike[str]) -> None:
+    files: dict[str, str | bytes | None] = {"a/x": "1", "a/y/z": "2", "a/l": "->x", "b": "3"}
+    one = _tree(os.path.join(str(tmp_path), "one"), files)
+    two = _tree(os.path.join(str(tmp_path), "two"), dict(reversed(list(files.items()))))
+    for root in (one, two):
+        for dirpath, dirnames, filenames in os.walk(root):
+            for n in dirnames + filenames:
+                os.chmod(os.path.join(dirpath, n), 0o755, follow_symlinks=False) \
+                    if not os.path.islink(os.path.join(dirpath, n)) else None
+    assert _sum(one, "a", "b") == _sum(two, "a", "b")
+
+
+def test_checksum_is_fast(tmp_path: os.PathLike[str]) -> None:
+    # The bench's stage: three 5.5 KB files per COPY, four stages: 12 files.
+    root = _tree(os.path.join(str(tmp_path), "ctx"),
+                 {f"s{s}/f{i}.txt": os.urandom(5632) for s in range(4) for i in range(3)})
+    srcs = [match_sources(root, [f"s{s}/f{i}.txt" for i in range(3)]) for s in range(4)]
+    sources._file_digests.clear()
+    start = time.perf_counter()
+    for s in srcs:
+        checksum(root, s)
+    cold = time.perf_counter() - start
+    times = []
+    for _ in range(15):
+        start = time.perf_counter()
+        for s in srcs:
+            match_sources(root, [p for src in s for p in src.paths])
+            checksum(root, s)
+        times.append(time.perf_counter() - start)
+    times.sort()
+    assert cold < 0.05
+    assert times[len(times) // 2] < 0.01, times
+
+
+def test_no_descriptor_is_left_open(ctx: str) -> None:
+    _tree(ctx, {"app/a/b/c": "x", "app/d": "->a"})
+    before = sorted(os.listdir("/proc/self/fd"))
+    srcs = match_sources(ctx, ["app", "*.go", "app/*/b"], ignore=Matcher(["x", "!y"]))
+    checksum(ctx, srcs)
+    walking = sources.walk(ctx, "app")
+    next(walking), next(walking), next(walking)
+    walking.close()  # abandoned mid-walk
+    with pytest.raises(SourceNotFound):
+        list(sources.walk(ctx, "nope"))
+    with pytest.raises(SourceNotFound):
+        match_sources(ctx, ["app", "nope"])
+    assert sorted(os.listdir("/proc/self/fd")) == before
+
+
+def test_deep_trees_are_walked(tmp_path: os.PathLike[str]) -> None:
+    # Deeper than Python's recursion limit, built with fds (the path outgrows PATH_MAX).
+    root = os.path.join(str(tmp_path), "deep")
+    os.mkdir(root)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    depth = 1500
+    for _ in range(depth):
+        os.mkdir("dddd", dir_fd=fd)
+        sub = os.open("dddd", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = sub
+    os.close(os.open("f", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd))
+    os.close(fd)
+    found = list(sources.walk(root, ""))
+    assert len(found) == depth + 2
+    assert found[-1].path.endswith("/f")
+    assert checksum(root, [Source(".", [""])]).startswith("sha256:")
+    # rmtree recurses per level: remove it with fds too.
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    fds = [fd]
+    for _ in range(depth):
+        fds.append(os.open("dddd", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fds[-1]))
+    os.unlink("f", dir_fd=fds[-1])
+    for _ in range(depth):
+        os.close(fds.pop())
+        os.rmdir("dddd", dir_fd=fds[-1])
+    os.close(fds.pop())
