@@ -244,7 +244,7 @@ class Builder:
         triggers = run.state.cfg.pop("OnBuild", None) or []
         if not triggers or run.plan.base_stage is not None:
             return []
-        from barque.build.dockerfile import parser  # type: ignore[attr-defined,unused-ignore]
+        from barque.build.dockerfile import parser
 
         out = []
         for text in triggers:
@@ -368,11 +368,17 @@ class Builder:
     # --- RUN -----------------------------------------------------------------------------
     def _run(self, run: StageRun, instr: Instruction) -> None:
         state = run.state
-        argv = self._run_argv(state, instr)
+        from barque.build.dockerfile import commands
+
+        argv, scripts = self._run_command(run, instr)
         env = state.run_env()
-        network = (instr.flags.get("network") or [self.options.network])[-1]
-        mounts = self._run_mounts(run, instr)
-        security = (instr.flags.get("security") or ["sandbox"])[-1]
+        try:
+            network = commands.run_network(instr.flags) if instr.flags.get("network") \
+                else self.options.network
+            security = commands.run_security(instr.flags)
+        except ValueError as e:
+            raise ic.ConfigError(str(e)) from None
+        mounts = self._run_mounts(run, instr) + scripts
         created_by = ic.run_created_by(state, argv, instr.json_form)
         key = cache_mod.step_key(run.key, "RUN", argv, env, state.cfg.get("User") or "",
                                  state.workdir, network, security,
@@ -420,26 +426,34 @@ class Builder:
             out.append(m)
         return out
 
-    def _run_argv(self, state: ic.StageState, instr: Instruction) -> list[str]:
-        if instr.json_form:
-            return list(instr.args)
-        command = " ".join(instr.args)
-        if instr.heredocs:
-            marks = command.split()
-            if len(instr.heredocs) == 1 and len(marks) == 1 and marks[0].startswith("<<"):
-                return [*state.shell, instr.heredocs[0].content]  # `RUN <<EOF`: a script
-            # Else the shell reads the here-documents itself, as BuildKit hands them over.
-            bodies = "".join(f"{h.content}{h.name}\n" for h in instr.heredocs)
-            command = f"{command}\n{bodies}"
-        return [*state.shell, command]
+    def _run_command(self, run: StageRun, instr: Instruction) -> tuple[list[str],
+                                                                       list[RunMount]]:
+        """RUN's argv (heredocs as BuildKit runs them) and the script files it needs: a
+        `#!` heredoc is a read-only file at /dev/pipes/<name>."""
+        from barque.build.dockerfile import commands
+
+        try:
+            cmd = commands.run_command(instr, run.state.shell)
+        except ValueError as e:
+            raise ic.ConfigError(str(e)) from None
+        files = []
+        for inline in cmd.files:
+            directory = self.workspace().new_dir()
+            os.makedirs(directory)
+            path = os.path.join(directory, os.path.basename(inline.path))
+            with open(path, "w") as f:
+                f.write(inline.data)
+            os.chmod(path, inline.mode)
+            files.append(RunMount("bind", inline.path, path, True,
+                                  {"key": "script:" + inline.data}))
+        return cmd.args, files
 
     def _run_mounts(self, run: StageRun, instr: Instruction) -> list[RunMount]:
-        specs = instr.flags.get("mount") or []
-        if not specs:
+        if not instr.flags.get("mount"):
             return []
         from barque.build.runmounts import run_mounts
 
-        return run_mounts(self, run, specs)
+        return run_mounts(self, run, instr)
 
     # --- WORKDIR -------------------------------------------------------------------------
     def _workdir(self, run: StageRun, instr: Instruction) -> None:
@@ -572,7 +586,7 @@ def make_workdir(rootfs: str, path: str, user: str) -> None:
         os.close(paths.mkdir_all(root_fd, path))
         if not user or not missing:
             return
-        from barque.build import fileops  # type: ignore[attr-defined,unused-ignore]
+        from barque.build import fileops
 
         uid, gid = fileops.resolve_chown(rootfs, user)
         for made in missing:

@@ -16,62 +16,49 @@ if TYPE_CHECKING:
     from typing import Any
 
     from barque.build.builder import Builder, StageRun
-    from barque.build.dockerfile.instructions import Instruction
+    from barque.build.dockerfile.instructions import Heredoc, Instruction
     from barque.build.events import Vertex
     from barque.build.layers import StepFS
     from barque.image.store import LayerRef
-
-_FLAGS = {"from", "chown", "chmod", "link", "parents", "exclude", "checksum", "keep-git-dir",
-          "unpack"}
-_BOOLS = ("link", "parents", "keep-git-dir", "unpack")
-
 
 def _flag(instr: Instruction, name: str) -> str | None:
     values = instr.flags.get(name)
     return values[-1] if values else None
 
 
-def _bool(instr: Instruction, name: str) -> bool | None:
-    value = _flag(instr, name)
-    if value is None:
-        return None
-    if value.lower() in ("", "true", "1"):
-        return True
-    if value.lower() in ("false", "0"):
-        return False
-    raise ic.ConfigError(f'expecting boolean value for flag {name}, not: {value}')
-
-
 class CopyStep:
     def __init__(self, builder: Builder, run: StageRun, instr: Instruction) -> None:
+        from barque.build.dockerfile import commands
+
         self.b, self.run, self.instr = builder, run, instr
         state = run.state
-        for name in instr.flags:
-            if name not in _FLAGS:
-                raise ic.ConfigError(f"unknown flag: {name}")
-        words = list(instr.args) if instr.json_form else [state.word(a) for a in instr.args]
-        if len(words) < 2:
-            raise ic.ConfigError(f"{instr.keyword} requires at least two arguments")
-        self.patterns, self.dest = words[:-1], words[-1]
+        scope = state.scope()
+        try:
+            flags = commands.copy_flags(instr, scope, state.escape)
+            self.patterns, heredocs, self.dest = commands.copy_sources(instr, scope,
+                                                                       state.escape)
+        except ValueError as e:
+            raise ic.ConfigError(str(e)) from None
         self.is_add = instr.keyword == "ADD"
-        self.chown = _flag(instr, "chown")
-        self.chown = state.word(self.chown) if self.chown else None
-        self.chmod = _flag(instr, "chmod")  # octal or symbolic: fileops reads it
-        self.link = bool(_bool(instr, "link"))
-        self.parents = bool(_bool(instr, "parents"))
-        unpack = _bool(instr, "unpack")
-        self.unpack = self.is_add if unpack is None else unpack
-        self.excludes = [state.word(e) for e in instr.flags.get("exclude", [])]
+        self.chown = flags.chown or None
+        self.chmod: int | str | None = flags.chmod or None  # octal or symbolic
+        self.link, self.parents = flags.link, flags.parents
+        self.unpack = self.is_add if flags.unpack is None else flags.unpack
+        self.explicit_unpack = bool(flags.unpack)
+        self.checksum = flags.checksum or None
+        self.excludes = [state.word(e) for e in flags.excludes]
         self.workdir = state.workdir
         self.src_key: Any = None
         self.src_layers: list[LayerRef] | None = None  # another stage's or image's files
         self.heredoc_dir: str | None = None
         self.downloads: list[Any] = []
-        from_word = _flag(instr, "from")
-        if from_word:
-            self._from(state.word(from_word))
-        elif instr.heredocs:
-            self._heredocs()
+        if flags.from_:
+            self._from(flags.from_)
+        elif heredocs:
+            if self.patterns:
+                raise ic.ConfigError(f"{instr.keyword} of here-documents and files together "
+                                     "is not supported yet")
+            self._heredocs(heredocs)
         elif any(p.startswith(("http://", "https://")) for p in self.patterns):
             self._downloads()
         else:
@@ -91,13 +78,13 @@ class CopyStep:
     def _downloads(self) -> None:
         """ADD of URLs: each fetched now (as BuildKit, which asks the server every build);
         the bodies' digests key the step."""
-        from barque.build import fetch  # type: ignore[attr-defined,unused-ignore]
+        from barque.build import fetch
 
         if not self.is_add:
             raise ic.ConfigError("source can't be a URL for COPY")
         if not all(fetch.is_url(p) for p in self.patterns):
             raise ic.ConfigError("ADD of URLs mixed with local files is not supported yet")
-        checksum = _flag(self.instr, "checksum")
+        checksum = self.checksum
         self.downloads = []
         try:
             for url in self.patterns:
@@ -107,20 +94,17 @@ class CopyStep:
             raise ic.ConfigError(str(e)) from None
         self.src_key = ("urls", [(d.name, d.digest, d.mtime) for d in self.downloads])
 
-    def _heredocs(self) -> None:
-        names = {h.name for h in self.instr.heredocs}
+    def _heredocs(self, docs: list[Heredoc]) -> None:
+        from barque.build.dockerfile import commands
+
         self.heredoc_dir = tempfile.mkdtemp(prefix=".heredoc-", dir=self.b.workspace().dir)
         contents = []
-        for h in self.instr.heredocs:
-            content = self.run.state.word(h.content) if h.expand else h.content
-            with open(os.path.join(self.heredoc_dir, h.name), "w") as f:
+        for doc in docs:
+            content = commands.heredoc_content(doc, self.run.state.scope())
+            with open(os.path.join(self.heredoc_dir, doc.name), "w") as f:
                 f.write(content)
-            contents.append((h.name, content))
-        self.patterns = [p.removeprefix("<<-").removeprefix("<<").strip("\"'")
-                         if p.startswith("<<") else p for p in self.patterns]
-        missing = [p for p in self.patterns if p not in names]
-        if missing:
-            raise ic.ConfigError(f"{self.instr.keyword} mixes here-documents and files")
+            contents.append((doc.name, content))
+        self.patterns = [doc.name for doc in docs]
         self.src_key = ("heredoc", contents)
 
     def _matcher(self, context: bool) -> Any:
@@ -129,11 +113,11 @@ class CopyStep:
     def _checksum(self, root: str, context: bool) -> str:
         from barque.build import sources
 
-        errors = (ValueError, getattr(sources, "SourceError", ValueError))
+        errors = (ValueError, sources.SourceError)
         try:
-            found = sources.match_sources(root, self.patterns, ignore=self._matcher(context),  # type: ignore[attr-defined,unused-ignore]
+            found = sources.match_sources(root, self.patterns, ignore=self._matcher(context),
                                           excludes=self.excludes)
-            return str(sources.checksum(root, found, ignore=self._matcher(context),  # type: ignore[attr-defined,unused-ignore]
+            return str(sources.checksum(root, found, ignore=self._matcher(context),
                                         excludes=self.excludes))
         except errors as e:
             raise ic.ConfigError(str(e)) from None
@@ -160,28 +144,27 @@ class CopyStep:
             finally:
                 src.close()
         elif self.downloads:
-            from barque.build import fetch  # type: ignore[attr-defined,unused-ignore]
+            from barque.build import fetch
 
             chown = self._chown(fs.rootfs)
-            unpack = bool(_bool(self.instr, "unpack"))  # a URL unpacks only when asked
-            for dl in self.downloads:
+            for dl in self.downloads:  # a URL unpacks only when asked
                 fetch.add(dl, fs.rootfs, self.dest, workdir=self.workdir, chown=chown,
-                          chmod=self.chmod, unpack=unpack)
+                          chmod=self.chmod, unpack=self.explicit_unpack)
         elif self.heredoc_dir is not None:
             self._copy(self.heredoc_dir, fs.rootfs, context=False)
         else:
             self._copy(self.b.options.context_dir, fs.rootfs, context=True)
 
     def _chown(self, dst_root: str) -> tuple[int, int] | None:
-        from barque.build import fileops  # type: ignore[attr-defined,unused-ignore]
+        from barque.build import fileops
 
         return fileops.resolve_chown(dst_root, self.chown) if self.chown else None
 
     def _copy(self, src_root: str, dst_root: str, *, context: bool) -> None:
-        from barque.build import fileops, sources  # type: ignore[attr-defined,unused-ignore]
+        from barque.build import fileops, sources
 
         try:
-            found = sources.match_sources(src_root, self.patterns,  # type: ignore[attr-defined]
+            found = sources.match_sources(src_root, self.patterns,
                                           ignore=self._matcher(context), excludes=self.excludes)
             chown = self._chown(dst_root)
             fileops.copy(src_root, found, dst_root, self.dest, workdir=self.workdir,
@@ -190,6 +173,6 @@ class CopyStep:
                          unpack=self.unpack, link=self.link,
                          keep_owners=self.src_layers is not None,
                          command=self.instr.keyword)
-        except (ValueError, getattr(fileops, "CopyError", ValueError),
-                getattr(sources, "SourceError", ValueError)) as e:
+        except (ValueError, fileops.CopyError,
+                sources.SourceError) as e:
             raise ic.ConfigError(str(e)) from None

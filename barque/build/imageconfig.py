@@ -33,28 +33,20 @@ class ConfigError(ValueError):
     """An instruction BuildKit refuses once its words are expanded."""
 
 
-_expander: Callable[[str, Mapping[str, str], str], str] | None = None
-
-
 def expand(word: str, env: Mapping[str, str], escape: str = "\\") -> str:
     """A word with its variables replaced and its quotes and escapes processed."""
-    global _expander
-    if _expander is None:
-        import importlib
+    from barque.build.dockerfile.expand import expand_word
 
-        try:
-            module: Any = importlib.import_module("barque.build.dockerfile.expand")
-            _expander = module.expand_word
-        except ModuleNotFoundError:  # until the Dockerfile lexer lands: commit's reader
-            from barque.image import changes
-
-            def fallback(w: str, e: Mapping[str, str], _escape: str) -> str:
-                return changes.expand(w, [f"{k}={v}" for k, v in e.items()])
-
-            _expander = fallback
-    assert _expander is not None
     try:
-        return _expander(word, env, escape)
+        return expand_word(word, env, escape)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _read(fn: Callable[..., Any], *args: Any) -> Any:
+    """One of commands.py's readers, its ValueError a ConfigError."""
+    try:
+        return fn(*args)
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
@@ -125,33 +117,17 @@ def shell_or_exec(state: StageState, instr: Instruction) -> list[str]:
     return [*state.shell, " ".join(instr.args)]
 
 
-def _pairs(state: StageState, instr: Instruction) -> list[tuple[str, str]]:
-    args = instr.args
-    if len(args) == 2 and "=" not in args[0]:  # the legacy `ENV k value with spaces`
-        return [(state.word(args[0]), state.word(args[1]))]
-    out = []
-    for word in args:
-        key, sep, value = word.partition("=")
-        if not sep:
-            raise ConfigError(f"Syntax error - can't find = in \"{word}\". Must be of the "
-                              "form: name=value")
-        key = state.word(key)
-        if not key:
-            raise ConfigError(f"{instr.keyword} names can not be blank")
-        out.append((key, state.word(value)))
-    return out
-
-
-def declare_arg(state: StageState, word: str) -> str:
-    """ARG name[=default] in a stage: a --build-arg wins, then the default, then (with no
-    default) a meta ARG's value. Returns the history text."""
-    name, sep, default = word.partition("=")
-    value: str | None = state.word(default) if sep else None
+def declare_arg(state: StageState, name: str, default: str | None) -> str:
+    """ARG name[=default] in a stage: a --build-arg wins, then the default (expanded), then
+    (with no default) a meta ARG's value. Returns the history text."""
+    value: str | None
     if name in state.build_args:
         value = state.build_args[name]
         state.used_build_args.add(name)
-    elif not sep and name in state.meta_args:
-        value = state.meta_args[name]
+    elif default is not None:
+        value = state.word(default)
+    else:
+        value = state.meta_args.get(name)
     state.args[name] = value
     return f"{name}={value}" if value is not None else name
 
@@ -169,110 +145,68 @@ def go_quoted_list(items: list[str]) -> str:
 
 
 def apply(state: StageState, instr: Instruction) -> str | None:
-    """Apply a metadata instruction to the config; the history entry's created_by, or
-    None for an instruction that leaves none (ARG)."""
+    """Apply a metadata instruction to the config; the history entry's created_by."""
+    from barque.build.dockerfile import commands as c
+
     kw = instr.keyword
     cfg = state.cfg
+    scope, esc = state.scope(), state.escape
     if kw == "ENV":
+        pairs = _read(c.env_pairs, instr, scope, esc)
         env = state.env_list()
-        for key, value in _pairs(state, instr):
+        for key, value in pairs:
             env = [e for e in env if e.partition("=")[0] != key] + [f"{key}={value}"]
-            cfg["Env"] = env
-        return "ENV " + " ".join(f"{k}={v}" for k, v in _env_pairs_now(cfg, instr))
+        cfg["Env"] = env
+        return "ENV " + " ".join(f"{k}={v}" for k, v in pairs)
     if kw == "LABEL":
-        pairs = _pairs(state, instr)
-        labels = dict(cfg.get("Labels") or {})
-        labels.update(pairs)
-        cfg["Labels"] = labels
+        pairs = _read(c.label_pairs, instr, scope, esc)
+        cfg["Labels"] = {**(cfg.get("Labels") or {}), **dict(pairs)}
         return "LABEL " + " ".join(f"{k}={v}" for k, v in pairs)
     if kw == "ARG":
-        texts = [declare_arg(state, w) for w in instr.args]
+        texts = [declare_arg(state, name, default)
+                 for name, default in _read(c.arg_decls, instr)]
         return "ARG " + " ".join(texts)
     if kw == "EXPOSE":
-        from barque.image.changes import ChangeError, _ports
-
-        try:
-            ports = _ports([state.word(w) for w in instr.args])
-        except ChangeError as e:
-            raise ConfigError(str(e)) from None
-        exposed = dict(cfg.get("ExposedPorts") or {})
-        exposed.update({p: {} for p in ports})
-        cfg["ExposedPorts"] = exposed
+        ports = _read(c.ports, instr, scope, esc)
+        cfg["ExposedPorts"] = {**(cfg.get("ExposedPorts") or {}), **{p: {} for p in ports}}
         return "EXPOSE map[" + " ".join(f"{p}:{{}}" for p in sorted(set(ports))) + "]"
     if kw == "VOLUME":
-        paths = list(instr.args) if instr.json_form else [state.word(w) for w in instr.args]
-        volumes = dict(cfg.get("Volumes") or {})
-        for path in paths:
-            if not path.strip():
-                raise ConfigError("VOLUME specified can not be an empty string")
-            volumes[path] = {}
-        cfg["Volumes"] = volumes
+        paths = list(instr.args) if instr.json_form else _read(c.volumes, instr, scope, esc)
+        cfg["Volumes"] = {**(cfg.get("Volumes") or {}), **{p: {} for p in paths}}
         return "VOLUME " + go_list(paths)
     if kw == "USER":
-        cfg["User"] = state.word(instr.args[0])
+        cfg["User"] = _read(c.single_word, instr, scope, esc)
         return "USER " + cfg["User"]
     if kw == "WORKDIR":
-        path = state.word(instr.args[0])
+        path = _read(c.single_word, instr, scope, esc)
         cfg["WorkingDir"] = posixpath.normpath(posixpath.join(state.workdir, path))
         return "WORKDIR " + cfg["WorkingDir"]
     if kw == "CMD":
-        cfg["Cmd"] = shell_or_exec(state, instr)
+        cfg["Cmd"] = c.command(instr, state.shell)
         state.cmd_set = True
-        return "CMD " + go_quoted_list(cfg["Cmd"])
+        return "CMD " + go_quoted_list(cfg["Cmd"] or [])
     if kw == "ENTRYPOINT":
-        cfg["Entrypoint"] = shell_or_exec(state, instr) if instr.args else None
+        cfg["Entrypoint"] = c.command(instr, state.shell)
         if not state.cmd_set:
             cfg["Cmd"] = None
         return "ENTRYPOINT " + go_quoted_list(cfg["Entrypoint"] or [])
     if kw == "SHELL":
-        cfg["Shell"] = list(instr.args)
+        cfg["Shell"] = _read(c.shell, instr)
         return "SHELL " + go_list(cfg["Shell"])
     if kw == "STOPSIGNAL":
-        from barque.image.changes import _signal_ok
-
-        sig = state.word(instr.args[0])
-        if not _signal_ok(sig):
-            raise ConfigError(f"Invalid signal: {sig}")
-        cfg["StopSignal"] = sig
-        return "STOPSIGNAL " + sig
+        cfg["StopSignal"] = _read(c.stop_signal, instr, scope, esc)
+        return "STOPSIGNAL " + cfg["StopSignal"]
     if kw == "HEALTHCHECK":
-        cfg["Healthcheck"] = healthcheck(instr)
+        cfg["Healthcheck"] = _read(c.healthcheck, instr)
         return "HEALTHCHECK " + _health_text(cfg["Healthcheck"])
     if kw == "ONBUILD":
         trigger = " ".join(instr.args)
         cfg["OnBuild"] = [*(cfg.get("OnBuild") or []), trigger]
         return "ONBUILD " + trigger
     if kw == "MAINTAINER":
-        state.config["author"] = state.word(instr.args[0])
+        state.config["author"] = " ".join(instr.args)
         return "MAINTAINER " + state.config["author"]
     raise ConfigError(f"unknown instruction: {kw}")
-
-
-def _env_pairs_now(cfg: dict[str, Any], instr: Instruction) -> list[tuple[str, str]]:
-    """The ENV instruction's keys with their values as set (history shows them expanded)."""
-    env = dict(e.partition("=")[::2] for e in cfg.get("Env") or [])
-    keys = []
-    if len(instr.args) == 2 and "=" not in instr.args[0]:
-        keys = [instr.args[0]]
-    else:
-        keys = [w.partition("=")[0] for w in instr.args]
-    return [(k, env.get(k, "")) for k in keys]
-
-
-def healthcheck(instr: Instruction) -> dict[str, Any]:
-    from barque.image.changes import ChangeError, _healthcheck
-
-    flags = " ".join(f"--{k}={v}" for k, vs in instr.flags.items() for v in vs)
-    if instr.json_form:
-        import json
-
-        rest = f"{instr.args[0]} {json.dumps(instr.args[1:])}"
-    else:
-        rest = " ".join(instr.args)
-    try:
-        return _healthcheck(f"{flags} {rest}".strip())
-    except ChangeError as e:
-        raise ConfigError(str(e)) from None
 
 
 def _health_text(health: dict[str, Any]) -> str:

@@ -1,6 +1,7 @@
-"""RUN --mount: the mounts a RUN step asks for, prepared for the executor (BuildKit's
-defaults: cache's id is its target, bind is read-only from the context unless `from=`,
-secret at /run/secrets/<id>)."""
+"""RUN --mount: the mounts a RUN step asks for (read by dockerfile/mounts.py, BuildKit's
+defaults filled in), prepared for the executor: a cache mount's persistent dir under the
+root, a secret's host file, a bind's source resolved inside the context (or, with `from=`,
+inside a stage's or image's files: mounted only when the step runs, see Builder._run)."""
 
 from __future__ import annotations
 
@@ -13,82 +14,83 @@ from barque.sha256 import hexdigest
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
     from barque.build.builder import Builder, StageRun
+    from barque.build.dockerfile.instructions import Instruction
+    from barque.build.dockerfile.mounts import MountSpec
 
-_TRUE = ("", "true", "1")
+
+def cache_mount_dir(root: str, cache_id: str) -> str:
+    return os.path.join(root, "build", "cache-mounts", hexdigest(cache_id.encode())[:32])
 
 
-def _fields(spec: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for part in spec.split(","):
-        key, sep, value = part.strip().partition("=")
-        key = key.lower()
-        if key in ("ro", "readonly", "rw", "readwrite", "required") and not sep:
-            value = "true"
-        out[{"dst": "target", "destination": "target", "src": "source",
-             "readonly": "ro", "readwrite": "rw"}.get(key, key)] = value
+def _ids(m: MountSpec) -> dict[str, str]:
+    out = {}
+    if m.mode is not None:
+        out["mode"] = format(m.mode, "o")
+    if m.uid is not None:
+        out["uid"] = str(m.uid)
+    if m.gid is not None:
+        out["gid"] = str(m.gid)
     return out
 
 
-def run_mounts(builder: Builder, run: StageRun, specs: list[str]) -> list[RunMount]:
-    mounts = []
-    for spec in specs:
-        f = _fields(run.state.word(spec))
-        kind = f.pop("type", "bind")
-        target = f.pop("target", "")
-        if kind == "cache":
-            if not target:
-                raise ic.ConfigError("mount target is required for cache mounts")
-            cache_id = f.pop("id", target)
-            path = os.path.join(builder.store.root, "build", "cache-mounts",
-                                hexdigest(cache_id.encode())[:32])
-            os.makedirs(path, mode=0o755, exist_ok=True)
-            readonly = f.pop("ro", "false") in _TRUE
-            mounts.append(RunMount("cache", target, path, readonly,
-                                   {k: v for k, v in f.items() if k in ("sharing", "mode",
-                                                                          "uid", "gid")}
-                                   | {"key": "cache:" + cache_id}))
-        elif kind == "tmpfs":
-            if not target:
-                raise ic.ConfigError("mount target is required for tmpfs mounts")
-            mounts.append(RunMount("tmpfs", target, None, False,
-                                   {k: v for k, v in f.items() if k == "size"}))
-        elif kind == "secret":
-            secret_id = f.pop("id", "") or os.path.basename(target)
-            target = target or f"/run/secrets/{secret_id}"
-            # A secret not given stays unset (the executor refuses it when required);
-            # its content is never part of the key (BuildKit's rule: secrets do not bust
-            # the cache).
-            mounts.append(RunMount("secret", target, builder.options.secrets.get(secret_id),
-                                   True, {k: v for k, v in f.items()
-                                          if k in ("mode", "uid", "gid", "required", "env")}
-                                   | {"id": secret_id}))
-        elif kind == "bind":
-            if not target:
-                raise ic.ConfigError("mount target is required for bind mounts")
-            mounts.append(_bind(builder, run, target, f))
-        else:
-            raise ic.ConfigError(f"unsupported mount type {kind!r}")
-    return mounts
+def run_mounts(builder: Builder, run: StageRun, instr: Instruction) -> list[RunMount]:
+    from barque.build.dockerfile.mounts import run_mounts as read
+
+    state = run.state
+    try:
+        specs = read(instr.flags, state.scope(), state.escape, state.workdir)
+    except ValueError as e:
+        raise ic.ConfigError(str(e)) from None
+    return [_mount(builder, run, m) for m in specs]
 
 
-def _bind(builder: Builder, run: StageRun, target: str, f: dict[str, str]) -> RunMount:
-    """A bind mount of the context (or, with from=, of a stage's or image's layers: the top
-    layer's unpacked dir when the source is a single layer's; else refused for now)."""
-    source = f.get("source", "/")
-    readonly = f.get("rw", "false") not in _TRUE
-    origin = f.get("from")
-    if not readonly:  # BuildKit throws such writes away; they must never reach the source
+def _mount(builder: Builder, run: StageRun, m: MountSpec) -> RunMount:
+    if m.type == "cache":
+        if m.from_:
+            raise ic.ConfigError("RUN --mount=type=cache,from= is not supported yet")
+        path = cache_mount_dir(builder.store.root, m.id)
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        # The cache's content is never part of the key (BuildKit's rule).
+        return RunMount("cache", m.target, path, m.readonly,
+                        {"sharing": m.sharing, "id": m.id, **_ids(m)})
+    if m.type == "tmpfs":
+        return RunMount("tmpfs", m.target, None, False,
+                        {"size": str(m.size)} if m.size else {})
+    if m.type == "secret":
+        # A secret not given stays unset (the executor refuses it when required); its
+        # content is never part of the key either.
+        options = {"id": m.id, "required": "true" if m.required else "false", **_ids(m)}
+        if m.env is not None:
+            options["env"] = m.env
+        return RunMount("secret", m.target, builder.options.secrets.get(m.id), True, options)
+    if m.type == "bind":
+        return _bind(builder, run, m)
+    raise ic.ConfigError(f"RUN --mount=type={m.type} is not supported")
+
+
+def _bind(builder: Builder, run: StageRun, m: MountSpec) -> RunMount:
+    source = m.source or "/"
+    if not m.readonly:  # BuildKit throws such writes away; they must never reach the source
         raise ic.ConfigError("RUN --mount=type=bind,rw is not supported yet")
-    if origin:
-        result = builder.stage_result(origin, run.plan.stage.index)
-        layers = result.layers if result is not None else builder.image(origin).layers
+    if m.from_:
+        result = builder.stage_result(m.from_, run.plan.stage.index)
+        layers = result.layers if result is not None else builder.image(m.from_).layers
         chain = layers[-1].chain_id if layers else "empty"
-        # Mounted only when the step runs (a cached step needs no mount): see Builder._run.
-        return RunMount("bind", target, None, True,
+        return RunMount("bind", m.target, None, True,
                         {"key": f"layers:{chain}:{source}", "source": source,
-                         "from": origin})
-    return RunMount("bind", target, resolve_in(builder.options.context_dir, source), True,
-                    {"key": f"context:{source}"})
+                         "from": m.from_})
+    from barque.build import sources
+
+    context = builder.options.context_dir
+    try:
+        # Keyed by the content it shows, as a COPY of it would be.
+        found = sources.match_sources(context, [source], ignore=builder.ignore,
+                                      allow_wildcards=False)
+        digest = sources.checksum(context, found, ignore=builder.ignore)
+        return RunMount("bind", m.target, resolve_in(context, source), True,
+                        {"key": f"context:{source}:{digest}"})
+    except sources.SourceError as e:
+        raise ic.ConfigError(str(e)) from None
 
 
 def resolve_in(root: str, source: str) -> str:

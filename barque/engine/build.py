@@ -49,7 +49,7 @@ class _LazyExecutor:
 
     def run(self, request: RunRequest, output: Any) -> int:
         if self._executor is None:
-            from barque.engine.build_run import EngineExecutor  # type: ignore[import-not-found,unused-ignore]
+            from barque.engine.build_run import EngineExecutor
 
             self._executor = EngineExecutor(self.engine)
         return int(self._executor.run(request, output))
@@ -73,7 +73,7 @@ def build(engine: Engine, options: BuildOptions, events: Events | None = None,
 
     events = events or NoEvents()
     try:
-        from barque.build.dockerfile import parser  # type: ignore[attr-defined,unused-ignore]
+        from barque.build.dockerfile import parser
 
         dockerfile = parser.parse(options.dockerfile, options.dockerfile_name)
     except DockerfileError as e:
@@ -132,12 +132,13 @@ class _Renumbered:
 
 
 def _ignore(options: BuildOptions) -> Any:
-    """The context's .dockerignore matcher (Part B), None where there is none to read."""
+    """The context's .dockerignore matcher."""
+    from barque.build import ignore
+
     try:
-        from barque.build import ignore  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return None
-    return ignore.load(options.context_dir, options.dockerfile_name)
+        return ignore.load(options.context_dir, options.dockerfile_name)
+    except ignore.IgnoreError as e:
+        raise BuildFailed(f"failed to parse dockerignore: {e}") from None
 
 
 def _resolve(store: Any, ref: str, platform: str | None, pull: bool) -> Image:

@@ -7,12 +7,12 @@ import os
 
 import pytest
 
+from barque.build.dockerfile.parser import parse
 from barque.build.options import BuildOptions
 from barque.engine.build import BuildFailed, build_parsed
 from barque.engine.context import Engine
 from tests.build.conftest import Recorder, mounts_under
 from tests.build.executors import Recording
-from tests.build.minidf import parse
 
 pytestmark = pytest.mark.root
 
@@ -75,7 +75,7 @@ def test_multistage_build_config_and_files(engine: Engine, runtime_bin: str,
     assert cfg["Entrypoint"] == ["/bin/echo"]
     assert cfg["Cmd"] == ["hi"]
     assert cfg["User"] == "1000:1000"
-    assert cfg["WorkingDir"] == "/app/sub"  # relative to the WORKDIR before it? no: busybox's /
+    assert cfg["WorkingDir"] == "/sub"  # relative to this stage's own (busybox: /)
     assert cfg["Labels"] == {"version": "1.0", "maintainer": "me"}
     assert cfg["ExposedPorts"] == {"8080/tcp": {}, "53/udp": {}}
     assert cfg["Volumes"] == {"/data": {}}

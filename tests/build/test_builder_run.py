@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from barque.build.dockerfile.parser import parse
 from barque.build.options import BuildOptions
 from barque.engine.build import build_parsed
 from barque.engine.context import Engine
 from barque.engine.images import ensure_default_image
 from barque.engine.paths import Paths
-from tests.build.minidf import parse
 from tests.cli.conftest import Barque, ok
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from barque.build import imageconfig as ic
+from barque.build.dockerfile.parser import parse
 from barque.build.stages import StageError, meta_scope, plan, platform_args
-from tests.build.minidf import parse
 
 HOST = {"os": "linux", "architecture": "amd64"}
 
