@@ -400,3 +400,58 @@ def test_cache_mount_kept_across_builds_until_prune(engine: Engine, runtime_bin:
     assert "/var/cache/app/log" not in _files(engine, image_id)  # never in the layer
     BuildCache(engine.store.conn).prune(all_entries=True)
     assert lines() == b"1"
+
+
+def test_heredocs(engine: Engine, runtime_bin: str, run_prefix: str) -> None:
+    text = ('FROM busybox\nARG WHO=world\n'
+            'RUN <<EOF\necho one > /one\necho two >> /one\nEOF\n'
+            'RUN cat > /cat.txt <<EOT\nhello $WHO\nEOT\n'
+            'RUN <<EOF\n#!/bin/sh\necho script > /script.txt\nEOF\n'
+            'COPY <<EOF /hello.txt\nhello ${WHO}\nEOF\n'
+            "COPY <<'EOF' /literal.txt\n$WHO stays\nEOF\n")
+    image_id, _, _ = _build(engine, text, runtime_bin, run_prefix)
+    files = _files(engine, image_id)
+    assert files["/one"] == b"one\ntwo\n"
+    assert files["/cat.txt"] == b"hello world\n"
+    assert files["/script.txt"] == b"script\n"
+    assert files["/hello.txt"] == b"hello world\n"
+    assert files["/literal.txt"] == b"$WHO stays\n"
+    assert "/dev/pipes/EOF" not in files
+
+
+def test_onbuild_triggers_run_after_from(engine: Engine, runtime_bin: str,
+                                         run_prefix: str) -> None:
+    _build(engine, "FROM busybox\nONBUILD RUN echo triggered > /trig\n", runtime_bin,
+           run_prefix, tags=["onbuild-base"])
+    child, _, executor = _build(engine, "FROM onbuild-base\nRUN cat /trig\n", runtime_bin,
+                                run_prefix)
+    assert [r.args[-1] for r in executor.runs] == ["echo triggered > /trig", "cat /trig"]
+    config = engine.store.config(engine.store.get(child))
+    assert "OnBuild" not in config["config"]
+    assert _files(engine, child)["/trig"] == b"triggered\n"
+
+
+def test_healthcheck_and_shell_in_config(engine: Engine, runtime_bin: str,
+                                         run_prefix: str) -> None:
+    text = ('FROM busybox\nSHELL ["/bin/sh", "-ec"]\n'
+            "HEALTHCHECK --interval=5s --retries=2 CMD wget -q localhost || exit 1\n"
+            "RUN echo $0 > /shell\n")
+    image_id, _, executor = _build(engine, text, runtime_bin, run_prefix)
+    cfg = engine.store.config(engine.store.get(image_id))["config"]
+    assert cfg["Healthcheck"] == {"Test": ["CMD-SHELL", "wget -q localhost || exit 1"],
+                                  "Interval": 5_000_000_000, "Retries": 2}
+    assert cfg["Shell"] == ["/bin/sh", "-ec"]
+    assert executor.runs[0].args == ["/bin/sh", "-ec", "echo $0 > /shell"]
+
+
+def test_malformed_dockerfile_fails_with_its_line(engine: Engine) -> None:
+    from barque.engine.build import build
+
+    text = b"FROM busybox\nRUN true\nFRM x\n"
+    with pytest.raises(BuildFailed) as info:
+        build(engine, BuildOptions("/nonexistent", text))
+    assert info.value.line == 3 and "unknown instruction: FRM" in str(info.value)
+    with pytest.raises(BuildFailed, match="exit code: 5") as info:
+        build(engine, BuildOptions("/nonexistent", b"FROM busybox\nRUN exit 5\n",
+                                   network="none"))
+    assert info.value.line == 2
