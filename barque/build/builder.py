@@ -273,9 +273,14 @@ class Builder:
             raise BuildError(str(e), instr=instr, filename=self.df.filename) from None
 
     def _name(self, run: StageRun, instr: Instruction) -> str:
+        """BuildKit's vertex name: `[stage k/n] INSTR args`, the build args in scope
+        replaced (processCmdEnv), the rest as written."""
+        from barque.build.dockerfile import commands
+
         run.index += 1
         text = instr.original.strip()
         rest = text.split(None, 1)[1] if " " in text or "\t" in text else ""
+        rest = commands.display(rest, run.state.arg_values(), run.state.escape)
         return f"[{run.plan.prefix}{_index(run.index, run.plan.total)}] {instr.keyword} {rest}"
 
     def _now(self) -> str:

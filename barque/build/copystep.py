@@ -37,6 +37,7 @@ class CopyStep:
             flags = commands.copy_flags(instr, scope, state.escape)
             self.patterns, heredocs, self.dest = commands.copy_sources(instr, scope,
                                                                        state.escape)
+            commands.check_add_checksum(flags, self.patterns)
         except ValueError as e:
             raise ic.ConfigError(str(e)) from None
         self.is_add = instr.keyword == "ADD"
@@ -59,7 +60,10 @@ class CopyStep:
                 raise ic.ConfigError(f"{instr.keyword} of here-documents and files together "
                                      "is not supported yet")
             self._heredocs(heredocs)
-        elif any(p.startswith(("http://", "https://")) for p in self.patterns):
+        elif any(commands.is_http_source(p) or commands.is_git_source(p)
+                 for p in self.patterns):
+            if any(commands.is_git_source(p) for p in self.patterns):
+                raise ic.ConfigError("ADD of a git repository is not supported yet")
             self._downloads()
         else:
             self.src_key = ("context", self._checksum(self.b.options.context_dir, True))

@@ -9,6 +9,7 @@ soon as those it depends on are done (the builder runs independent ones in paral
 
 from __future__ import annotations
 
+from barque.build.dockerfile import commands
 from barque.build.imageconfig import ConfigError, expand
 from barque.structs import dataclass, field
 
@@ -107,13 +108,10 @@ def plan(dockerfile: Dockerfile, target: str | None,
     plans: list[Plan] = []
     for stage in stages:
         try:
-            base = expand(stage.base, known, dockerfile.escape)
-            platform = (expand(stage.platform, known, dockerfile.escape)
-                        if stage.platform else None)
-        except ConfigError as e:
+            base = commands.base_name(stage, known, dockerfile.escape)
+            platform = commands.platform(stage, known, dockerfile.escape)
+        except ValueError as e:
             raise StageError(str(e)) from None
-        if not base:
-            raise StageError(f"base name ({stage.base}) should not be blank")
         p = Plan(stage, "", base, platform=platform)
         if multi:
             p.prefix = (stage.name or f"stage-{stage.index}") + " "
