@@ -4,8 +4,8 @@ WORKDIR (relative to the previous one), CMD, ENTRYPOINT (which drops a CMD the s
 set itself), SHELL, STOPSIGNAL, HEALTHCHECK, ONBUILD, MAINTAINER; and the history entry each
 instruction leaves (`created_by` in BuildKit's words, `empty_layer` when it made no layer).
 
-The words are expanded (Part A's expand.py: BuildKit's shell lexer) with the ARGs in scope
-and the stage's ENV, ENV winning, in the instructions the reference lists.
+The instructions are read by the Dockerfile package (dockerfile/commands.py), their words
+expanded with the ARGs in scope and the stage's ENV (ENV winning) where the reference says.
 """
 
 from __future__ import annotations
@@ -108,13 +108,6 @@ class StageState:
     @property
     def shell(self) -> list[str]:
         return list(self.cfg.get("Shell") or DEFAULT_SHELL)
-
-
-def shell_or_exec(state: StageState, instr: Instruction) -> list[str]:
-    """A RUN/CMD/ENTRYPOINT's argv: the JSON form as written, the shell form in SHELL."""
-    if instr.json_form:
-        return list(instr.args)
-    return [*state.shell, " ".join(instr.args)]
 
 
 def declare_arg(state: StageState, name: str, default: str | None) -> str:
