@@ -99,6 +99,12 @@ class StageRun:
     last: str = ""                  # the last step's key, metadata steps included
     index: int = 0                  # the display's k of k/n
     created: str = ""               # the last step's time (the image's `created`)
+    inline: bool = False            # run by _run_stages' own thread (see _layer_step)
+    pending: list[Instruction] = field(default_factory=list)  # the steps still to run
+
+
+class _HandedOff(Exception):
+    """The rest of a stage went on in a thread of its own (Builder._layer_step)."""
 
 
 class Builder:
@@ -171,44 +177,70 @@ class Builder:
             self.display.done(v)
 
     def _run_stages(self, plans: list[Plan]) -> None:
-        if len(plans) == 1:
-            self._results[plans[0].stage.index] = self._run_stage(plans[0])
-            return
-        done = {p.stage.index: threading.Event() for p in plans}
-        errors: list[BaseException] = []
+        """Each stage runs in this thread while its steps are cache hits (a cached rebuild
+        starts no thread); at its first step with work to do, the rest of it goes on in a
+        thread of its own, and the next stage starts. A stage whose stages are not all done
+        waits for them in a thread of its own."""
+        self._done = {p.stage.index: threading.Event() for p in plans}
+        self._errors: list[BaseException] = []
+        self._threads: list[threading.Thread] = []
+        try:
+            for p in plans:
+                if self._errors:
+                    break
+                if all(self._done[d].is_set() for d in p.deps):
+                    try:
+                        self._run_stage(p, inline=True)
+                    except _HandedOff:
+                        pass
+                else:
+                    self._spawn(self._waiting_stage(p), p)
+        except BaseException as e:
+            self._errors.append(e)
+        finally:
+            for t in self._threads:
+                t.join()
+        if self._errors:
+            raise self._errors[0]
 
-        def worker(p: Plan) -> None:
+    def _waiting_stage(self, p: Plan) -> Callable[[], None]:
+        return lambda: self._run_stage(p, inline=False)
+
+    def _spawn(self, work: Callable[[], None], p: Plan) -> None:
+        def target() -> None:
             try:
-                for dep in p.deps:
-                    done[dep].wait()
-                if errors:
-                    return
-                self._results[p.stage.index] = self._run_stage(p)
-            except BaseException as e:  # noqa: BLE001 — re-raised in the main thread
-                errors.append(e)
+                work()
+            except BaseException as e:  # noqa: BLE001 — raised again by _run_stages
+                self._errors.append(e)
             finally:
-                done[p.stage.index].set()
+                self._done[p.stage.index].set()
 
-        threads = [threading.Thread(target=worker, args=(p,), daemon=True) for p in plans]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if errors:
-            raise errors[0]
+        t = threading.Thread(target=target, daemon=True)
+        self._threads.append(t)
+        t.start()
 
     # --- a stage -------------------------------------------------------------------------
-    def _run_stage(self, p: Plan) -> StageResult:
-        stage = p.stage
+    def _run_stage(self, p: Plan, *, inline: bool) -> None:
+        if not inline:
+            for dep in p.deps:
+                self._done[dep].wait()
+            if self._errors:
+                return
         from_name = f"[{p.prefix}{_index(1, p.total)}] FROM {_display_ref(p.base)}"
         v = self.display.start(from_name)
         run = self._start_stage(p)
         self.display.done(v, cached=p.base_stage is None)
         run.index = 1
-        triggers = self._triggers(run)
-        for instr in [*triggers, *stage.instructions]:
-            self._step(run, instr)
-        return StageResult(run.layers, run.key, run.state)
+        run.inline = inline
+        run.pending = [*self._triggers(run), *p.stage.instructions]
+        self._continue(run)
+        if inline:
+            self._done[p.stage.index].set()
+
+    def _continue(self, run: StageRun) -> None:
+        while run.pending:
+            self._step(run, run.pending.pop(0))
+        self._results[run.plan.stage.index] = StageResult(run.layers, run.key, run.state)
 
     def _start_stage(self, p: Plan) -> StageRun:
         from barque.image.oci_layout import host_platform
@@ -310,13 +342,25 @@ class Builder:
 
     # --- steps with a filesystem -------------------------------------------------------
     def _layer_step(self, run: StageRun, instr: Instruction, key: str, created_by: str,
-                    work: Callable[[StepFS, Vertex], None]) -> None:
+                    work: Callable[[StepFS, Vertex], None],
+                    vertex: Vertex | None = None) -> None:
         """Take a step's result from the cache, or run `work` on a fresh snapshot of the
         parent's layers and record what it made."""
-        v = self.display.start(self._name(run, instr))
+        v = vertex or self.display.start(self._name(run, instr))
         entry = self._lookup(run, key)
         if entry is not None and not self._intact(entry):
             entry = None  # its layer went missing (a crash, a hand): make it again
+        if entry is None and run.inline and len(self._done) > 1:
+            # Work to do: the rest of this stage goes on in a thread, from this very step
+            # (its state so far is kept), and the caller starts the next stage.
+            run.inline = False
+
+            def rest() -> None:
+                self._layer_step(run, instr, key, created_by, work, v)
+                self._continue(run)
+
+            self._spawn(rest, run.plan)
+            raise _HandedOff
         if entry is None:
             try:
                 entry = self._execute(run, key, created_by, work, v)
