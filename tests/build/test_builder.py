@@ -455,3 +455,21 @@ def test_malformed_dockerfile_fails_with_its_line(engine: Engine) -> None:
         build(engine, BuildOptions("/nonexistent", b"FROM busybox\nRUN exit 5\n",
                                    network="none"))
     assert info.value.line == 2
+
+
+def test_workdir_through_a_symlink_stays_in_the_rootfs(engine: Engine, runtime_bin: str,
+                                                       run_prefix: str,
+                                                       tmp_path: os.PathLike[str]) -> None:
+    """An earlier step makes /escape a symlink to a host path (absolute, and ../..): the
+    WORKDIR made through it lands inside the image, never on the host."""
+    host = os.path.join(str(tmp_path), "host-target")
+    os.makedirs(host)
+    text = (f"FROM busybox\nRUN ln -s {host} /escape && ln -s ../../../../../..{host} /up\n"
+            "WORKDIR /escape/marker\nWORKDIR /up/marker2\n")
+    image_id, _, _ = _build(engine, text, runtime_bin, run_prefix)
+    assert os.listdir(host) == []
+    image = engine.store.get(image_id)
+    top = engine.store.lowers(image)
+    assert any(os.path.isdir(os.path.join(lower, host.lstrip("/"), "marker")) for lower in top)
+    assert any(os.path.isdir(os.path.join(lower, host.lstrip("/"), "marker2"))
+               for lower in top)
