@@ -660,18 +660,52 @@ def _export_tar(rootfs: str, dest: str) -> None:
 
 
 def _export_local(rootfs: str, dest: str) -> None:
+    """The rootfs copied into `dest` (made if missing; what it holds is kept, except what
+    the export replaces, as Docker's local exporter). The copy never follows a symlink of
+    the image (fdtree); it is made beside `dest` first, then moved in."""
+    import shutil
+    import tempfile
+
     from barque.linux import fdtree
 
+    dest = os.path.abspath(dest)
     os.makedirs(dest, exist_ok=True)
-    src = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    tmp = tempfile.mkdtemp(prefix=".export-", dir=os.path.dirname(dest))
     try:
-        dst = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        src = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            fdtree.copy_tree(src, dst)
+            dst = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                fdtree.copy_tree(src, dst)
+            finally:
+                os.close(dst)
         finally:
-            os.close(dst)
+            os.close(src)
+        _merge(tmp, dest)
     finally:
-        os.close(src)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _merge(src: str, dest: str) -> None:
+    """Move `src`'s entries into the directory `dest`, replacing what is in the way."""
+    import shutil
+    import stat
+
+    for name in os.listdir(src):
+        s, d = os.path.join(src, name), os.path.join(dest, name)
+        try:
+            dst = os.lstat(d)
+        except FileNotFoundError:
+            os.rename(s, d)
+            continue
+        if stat.S_ISDIR(dst.st_mode) and stat.S_ISDIR(os.lstat(s).st_mode):
+            _merge(s, d)
+            continue
+        if stat.S_ISDIR(dst.st_mode):
+            shutil.rmtree(d)
+        else:
+            os.unlink(d)
+        os.rename(s, d)
 
 
 def _rows(layers: list[LayerRef]) -> list[list[Any]]:

@@ -288,6 +288,17 @@ def test_outputs_local_and_tar(engine: Engine, runtime_bin: str, run_prefix: str
     assert engine.store.images() and all(not i.tags or "busybox" in i.tags[0]
                                          for i in engine.store.images())
     assert mounts_under(engine.paths.root) == []
+    # Again into the same dir: replaced, what else it held kept.
+    with open(os.path.join(local, "mine"), "w") as f:
+        f.write("kept")
+    text = text.replace("echo out", "echo again")
+    build_parsed(engine, parse(text), BuildOptions("/nonexistent", text.encode(),
+                                                   outputs=[Output("local", local)],
+                                                   network="none"))
+    with open(os.path.join(local, "out.txt")) as f:
+        assert f.read() == "again\n"
+    with open(os.path.join(local, "mine")) as f:
+        assert f.read() == "kept"
 
 
 def test_killed_build_is_reclaimed(engine: Engine, runtime_bin: str, run_prefix: str) -> None:
