@@ -114,15 +114,17 @@ def declare_arg(state: StageState, name: str, default: str | None) -> str:
     """ARG name[=default] in a stage: a --build-arg wins, then the default (expanded), then
     (with no default) a meta ARG's value. Returns the history text."""
     value: str | None
+    expanded = state.word(default) if default is not None else None
     if name in state.build_args:
         value = state.build_args[name]
         state.used_build_args.add(name)
-    elif default is not None:
-        value = state.word(default)
+    elif expanded is not None:
+        value = expanded
     else:
         value = state.meta_args.get(name)
     state.args[name] = value
-    return f"{name}={value}" if value is not None else name
+    # History shows the declaration (its default), not a --build-arg's value (BuildKit).
+    return f"{name}={expanded}" if expanded is not None else name
 
 
 def go_list(items: list[str]) -> str:

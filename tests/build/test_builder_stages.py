@@ -68,8 +68,8 @@ def _apply(state: ic.StageState, text: str) -> str | None:
 
 def test_config_changes_and_history_texts() -> None:
     s = _state(V="from-cli")
-    assert _apply(s, "ARG V=default") == "ARG V=from-cli"
-    assert _apply(s, "ARG META") == "ARG META=m"
+    assert _apply(s, "ARG V=default") == "ARG V=default"  # the value: --build-arg's
+    assert _apply(s, "ARG META") == "ARG META"
     assert _apply(s, "ENV A=$V B=${META}") == "ENV A=from-cli B=m"
     assert s.cfg["Env"][-2:] == ["A=from-cli", "B=m"]
     assert _apply(s, "WORKDIR /srv") == "WORKDIR /srv"
