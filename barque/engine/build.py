@@ -55,12 +55,16 @@ class _LazyExecutor:
         return int(self._executor.run(request, output))
 
 
-def _vertex(events: Events, number: int, name: str, detail: str | None = None) -> None:
+def _vertex(events: Events, number: int, name: str, size: int | None = None) -> None:
+    """One of the steps BuildKit shows before the build's own: `[internal] load build
+    definition from Dockerfile` with its `transferring dockerfile: 87B done` line."""
     now = time.monotonic()
     v = Vertex(number, name, started=now)
     events.vertex(v)
-    if detail is not None:
-        events.log(v, 1, detail.encode())
+    status = getattr(events, "status", None)  # optional for a front end
+    if size is not None and status is not None:
+        status(v, "transferring dockerfile:", current=size, started=now,
+               completed=time.monotonic())
     v.completed = time.monotonic()
     events.vertex(v)
 
@@ -88,7 +92,7 @@ def build_parsed(engine: Engine, dockerfile: Dockerfile, options: BuildOptions,
 
     events = events or NoEvents()
     _vertex(events, 1, f"[internal] load build definition from {options.dockerfile_name}",
-            f"transferring dockerfile: {len(options.dockerfile)}B done")
+            len(options.dockerfile))
     ignore = _ignore(options)
     _vertex(events, 2, "[internal] load .dockerignore")
     store = engine.store
@@ -129,6 +133,12 @@ class _Renumbered:
 
     def log(self, vertex: Vertex, stream: int, data: bytes) -> None:
         self.events.log(vertex, stream, data)
+
+    def status(self, vertex: Vertex, ident: str, current: int = 0, total: int = 0,
+               started: float | None = None, completed: float | None = None) -> None:
+        status = getattr(self.events, "status", None)
+        if status is not None:
+            status(vertex, ident, current, total, started, completed)
 
 
 def _ignore(options: BuildOptions) -> Any:
