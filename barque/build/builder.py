@@ -342,10 +342,16 @@ class Builder:
 
     # --- steps with a filesystem -------------------------------------------------------
     def _layer_step(self, run: StageRun, instr: Instruction, key: str, created_by: str,
-                    work: Callable[[StepFS, Vertex], None],
-                    vertex: Vertex | None = None) -> None:
+                    work: Callable[[StepFS, Vertex], None], vertex: Vertex | None = None,
+                    content_key: Callable[[], str] | None = None,
+                    cleanup: Callable[[], None] | None = None) -> None:
         """Take a step's result from the cache, or run `work` on a fresh snapshot of the
-        parent's layers and record what it made."""
+        parent's layers and record what it made.
+
+        `content_key` (COPY --from another stage): a second key, by the content of the
+        files copied, computed only when `key` (by the source's layers) misses; a source
+        stage that ran again but made the same files then still hits, and what follows
+        builds on that content key."""
         v = vertex or self.display.start(self._name(run, instr))
         entry = self._lookup(run, key)
         if entry is not None and not self._intact(entry):
@@ -356,14 +362,15 @@ class Builder:
             run.inline = False
 
             def rest() -> None:
-                self._layer_step(run, instr, key, created_by, work, v)
+                self._layer_step(run, instr, key, created_by, work, v, content_key, cleanup)
                 self._continue(run)
 
             self._spawn(rest, run.plan)
             raise _HandedOff
+        cached = entry is not None
         if entry is None:
             try:
-                entry = self._execute(run, key, created_by, work, v)
+                entry, cached = self._miss(run, key, created_by, work, v, content_key)
             except BuildError as e:
                 e.vertex = e.vertex or v
                 e.line, e.end_line = instr.line, instr.end_line
@@ -373,18 +380,36 @@ class Builder:
                 self.display.done(v, error=str(e))
                 raise BuildError(str(e), vertex=v, instr=instr,
                                  filename=self.df.filename) from None
-            self.display.done(v)
-        else:
-            self.display.done(v, cached=True)
+            finally:
+                if cleanup is not None:
+                    cleanup()
+        self.display.done(v, cached=cached)
         from barque.image.store import LayerRef
 
         empty = len(entry.layers) == len(run.layers)
         run.layers = [LayerRef(*row) for row in entry.layers]
-        run.key = run.last = key
+        run.key = run.last = entry.next_key or key
         run.created = entry.created
         ic.history(run.state, created_by, entry.created, empty=empty)
         diff_ids = [layer.diff_id for layer in run.layers]
         run.state.config["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
+
+    def _miss(self, run: StageRun, key: str, created_by: str,
+              work: Callable[[StepFS, Vertex], None], v: Vertex,
+              content_key: Callable[[], str] | None) -> tuple[cache_mod.Entry, bool]:
+        """(the entry, whether it came from the cache by its content key)."""
+        if content_key is None:
+            return self._execute(run, key, created_by, work, v), False
+        second = content_key()
+        entry = self._lookup(run, second)
+        cached = entry is not None and self._intact(entry)
+        if entry is None or not cached:
+            entry = self._execute(run, second, created_by, work, v)
+        # `key` leads to the same result from now on.
+        self.cache.put(cache_mod.Entry(key, entry.layers, 0, created_by, entry.created,
+                                       next_key=second))
+        return cache_mod.Entry(key, entry.layers, entry.size, created_by, entry.created,
+                               next_key=second), cached
 
     def _execute(self, run: StageRun, key: str, created_by: str,
                  work: Callable[[StepFS, Vertex], None], v: Vertex) -> cache_mod.Entry:
@@ -523,7 +548,9 @@ class Builder:
         from barque.build.copystep import CopyStep
 
         step = CopyStep(self, run, instr)
-        self._layer_step(run, instr, step.key(), step.created_by(), step.work)
+        self._layer_step(run, instr, step.key(), step.created_by(), step.work,
+                         content_key=step.content_key if step.src_layers is not None else None,
+                         cleanup=step.close)
 
     def stage_result(self, word: str, before: int) -> StageResult | None:
         index = find_stage(self.df.stages, word, before)

@@ -36,6 +36,7 @@ class Entry:
     size: int              # bytes of the step's own layer (0: it made none)
     description: str
     created: str           # RFC 3339, for the history entry
+    next_key: str = ""     # the key later steps build on, when not this one
 
 
 @dataclass
@@ -75,20 +76,21 @@ class BuildCache:
     def get(self, key: str) -> Entry | None:
         with self.lock:
             row = self.conn.execute(
-                "SELECT layers, size, description, created FROM build_cache WHERE key = ?",
+                "SELECT layers, size, description, created, next_key FROM build_cache "
+                "WHERE key = ?",
                 (key,)).fetchone()
         if row is None:
             return None
         self._hits.append(key)
-        return Entry(key, json.loads(row[0]), int(row[1]), row[2], row[3])
+        return Entry(key, json.loads(row[0]), int(row[1]), row[2], row[3], row[4])
 
     def put(self, entry: Entry) -> None:
         now = time.time()
         with self.lock, db.transaction(self.conn):
             self.conn.execute(
-                "INSERT OR REPLACE INTO build_cache VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO build_cache VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (entry.key, json.dumps(entry.layers, separators=(",", ":")), entry.size,
-                 entry.description, entry.created, now, now, 1))
+                 entry.description, entry.created, now, now, 1, entry.next_key))
 
     def touch(self) -> None:
         """Record the use of every entry `get` found (one write for the whole build)."""

@@ -53,6 +53,7 @@ class CopyStep:
         self.src_layers: list[LayerRef] | None = None  # another stage's or image's files
         self.heredoc_dir: str | None = None
         self.downloads: list[Any] = []
+        self._src_fs: StepFS | None = None
         if flags.from_:
             self._from(flags.from_)
         elif heredocs:
@@ -138,15 +139,31 @@ class CopyStep:
         flags = "".join(f"--{k}={v} " for k in ("chown", "chmod") if (v := _flag(self.instr, k)))
         return f"{self.instr.keyword} {flags}{' '.join(self.patterns)} {self.dest} # buildkit"
 
+    def _source_root(self) -> str:
+        """Another stage's or image's files, mounted (once; `close` unmounts)."""
+        if self._src_fs is None:
+            from barque.build.layers import StepFS
+
+            assert self.src_layers is not None
+            self._src_fs = StepFS(self.b.store, self.b.workspace(), self.src_layers)
+            self._src_fs.mount()
+        return self._src_fs.rootfs
+
+    def content_key(self) -> str:
+        """The key by the content of the files copied from another stage or image."""
+        src_key = ("content", self._checksum(self._source_root(), False), self.patterns)
+        return cache_mod.step_key(
+            self.run.key, self.instr.keyword, src_key, self.dest, self.workdir,
+            self.chown, self.chmod, self.link, self.parents, self.unpack, self.excludes)
+
+    def close(self) -> None:
+        if self._src_fs is not None:
+            fs, self._src_fs = self._src_fs, None
+            fs.close()
+
     def work(self, fs: StepFS, v: Vertex) -> None:
         if self.src_layers is not None:
-            from barque.build.layers import StepFS as Fs
-
-            src = Fs(self.b.store, self.b.workspace(), self.src_layers)
-            try:
-                self._copy(src.mount(), fs.rootfs, context=False)
-            finally:
-                src.close()
+            self._copy(self._source_root(), fs.rootfs, context=False)
         elif self.downloads:
             from barque.build import fetch
 

@@ -139,7 +139,9 @@ MIGRATIONS: list[str] = [
         created TEXT NOT NULL,            -- RFC 3339: the history entry's time
         created_at REAL NOT NULL,         -- unix time, for prune's until= filter
         last_used REAL NOT NULL,
-        usage_count INTEGER NOT NULL
+        usage_count INTEGER NOT NULL,
+        next_key TEXT NOT NULL            -- what later steps build on ("" = this key): a
+                                          -- COPY --from's content key, see Builder
     );
     CREATE INDEX build_cache_last_used ON build_cache(last_used);
     """,

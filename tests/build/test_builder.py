@@ -484,3 +484,23 @@ def test_workdir_through_a_symlink_stays_in_the_rootfs(engine: Engine, runtime_b
     assert any(os.path.isdir(os.path.join(lower, host.lstrip("/"), "marker")) for lower in top)
     assert any(os.path.isdir(os.path.join(lower, host.lstrip("/"), "marker2"))
                for lower in top)
+
+
+def test_copy_from_a_rebuilt_stage_with_the_same_files_stays_cached(
+        engine: Engine, runtime_bin: str, run_prefix: str) -> None:
+    text = ("FROM busybox AS src\nARG N=1\nRUN echo fixed > /out; echo $N > /n\n"
+            "FROM busybox\nCOPY --from=src /out /o\nRUN cat /o > /seen\n")
+    first, _, _ = _build(engine, text, runtime_bin, run_prefix)
+    second, events, executor = _build(engine, text, runtime_bin, run_prefix,
+                                      build_args={"N": "2"})
+    # The source stage ran again (other files, a new mtime on /out) ...
+    assert [r.args[-1] for r in executor.runs] == ["echo fixed > /out; echo $N > /n"]
+    # ... but what the COPY takes is the same: it and what follows are cached.
+    cached = {v.name.split("] ", 1)[1]: v.cached for v in events.steps()}
+    assert cached["COPY --from=src /out /o"] and cached["RUN cat /o > /seen"]
+    assert second == first
+    # Fully cached again, without mounting the source (no work at all).
+    third, events, executor = _build(engine, text, runtime_bin, run_prefix,
+                                     build_args={"N": "2"})
+    assert third == first and executor.runs == []
+    assert not os.listdir(os.path.join(engine.paths.root, "build", "tmp"))
