@@ -10,9 +10,14 @@ reference's Source and Destination sections, BuildKit's fsutil copy for the deta
 - symlinks are copied as symlinks; hard links within one COPY stay hard links;
 - ADD unpacks a local tar archive into the destination (see unpack.py).
 
+What a source gives is exactly what sources.walk lists of it, so exactly what
+sources.checksum keys (a cache hit can never stand for a different copy): the .dockerignore
+on context paths, --exclude relative to each matched source (fsutil's copier), and an
+ignored or excluded directory only where something kept is below it.
+
 Both roots are hostile. A source path is opened inside its root (a matched symlink is
 followed, but only inside the root) and everything under it is walked O_NOFOLLOW from
-directory fds. The destination is resolved inside the step's root with openat2
+directory fds (sources.walk). The destination is resolved inside the step's root with openat2
 RESOLVE_IN_ROOT (a layer may have made /app a symlink to /etc or to ../../..: the write lands
 in <root>/etc or <root>, never on the host); below it every entry is made with *at calls
 that never follow a symlink (tarsafe)."""
@@ -25,17 +30,14 @@ import posixpath
 import stat
 
 from barque.build import modes
-from barque.build.sources import Source
+from barque.build.ignore import IgnoreError, Matcher
+from barque.build.sources import Found, Source, SourceError, walk, xattrs_of
 from barque.linux import paths
 from barque.storage import tarsafe
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
-    from typing import Protocol
-
-    class Matcher(Protocol):  # barque/build/ignore.py's (.dockerignore)
-        def matches(self, relpath: str) -> bool: ...
+    from collections.abc import Iterator, Sequence
 
 _RDIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -78,64 +80,6 @@ def resolve_chown(dst_root: str, spec: str) -> tuple[int, int]:
     except RootfsError as e:
         raise CopyError(str(e)) from None
     return uid, gid
-
-
-# --- --exclude -----------------------------------------------------------------------------
-
-class _Excludes:
-    """--exclude patterns (Go filepath.Match per component, `**` for any depth), matched
-    against an entry's path in the source root and below the source being copied; a
-    matched directory excludes what it holds."""
-
-    def __init__(self, patterns: Iterable[str]) -> None:
-        import re
-
-        self.regexes = [re.compile(_glob_regex(p)) for p in patterns if p.strip("/. ")]
-
-    def __bool__(self) -> bool:
-        return bool(self.regexes)
-
-    def matches(self, *rels: str) -> bool:
-        return any(r.match(rel) for rel in rels if rel for r in self.regexes)
-
-
-def _glob_regex(pattern: str) -> str:
-    import re
-
-    pat = posixpath.normpath(pattern.lstrip("/"))
-    out, i = [], 0
-    while i < len(pat):
-        c = pat[i]
-        if pat.startswith("**", i):
-            out.append(".*")
-            i += 2
-            if pat.startswith("/", i):  # `**/` also matches no directory at all
-                out[-1] = "(?:.*/)?"
-                i += 1
-            continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "\\" and i + 1 < len(pat):
-            i += 1
-            out.append(re.escape(pat[i]))
-        elif c == "[":
-            end = pat.find("]", i + 2)
-            if end < 0:
-                out.append(re.escape(c))
-            else:
-                body = pat[i + 1:end]
-                if body.startswith("^"):
-                    body = "^" + body[1:].replace("\\", "\\\\")
-                else:
-                    body = body.replace("\\", "\\\\")
-                out.append(f"[{body}]")
-                i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return "".join(out) + "(?:/.*)?$"  # a matched directory takes its contents with it
 
 
 # --- destination paths ---------------------------------------------------------------------
@@ -198,17 +142,23 @@ def _resolved(root: str, path: str) -> str:
 
 # --- the copy ------------------------------------------------------------------------------
 
+class _Dir:
+    """A destination directory the copy is filling: its fd, its path in the walk, and the
+    metadata it takes once its contents are in (None: it keeps its own)."""
+
+    __slots__ = ("path", "fd", "meta", "owned")
+
+    def __init__(self, path: str, fd: int, meta: tarsafe.Meta | None, owned: bool) -> None:
+        self.path, self.fd, self.meta, self.owned = path, fd, meta, owned
+
+
 class _Copier:
-    def __init__(self, src_root_fd: int, dst_root_fd: int, *, chown: tuple[int, int] | None,
-                 chmod: modes.Chmod | None, keep_owners: bool, excludes: _Excludes,
-                 ignore: Matcher | None) -> None:
-        self.src_root = src_root_fd
+    def __init__(self, dst_root_fd: int, *, chown: tuple[int, int] | None,
+                 chmod: modes.Chmod | None, keep_owners: bool) -> None:
         self.dst_root = dst_root_fd
         self.chown = chown
         self.chmod = chmod
         self.keep_owners = keep_owners
-        self.excludes = excludes
-        self.ignore = ignore
         self.links: dict[tuple[int, int], tuple[int, str]] = {}  # inode -> (dir fd, name)
 
     def close(self) -> None:
@@ -222,45 +172,68 @@ class _Copier:
             return self.chown
         return (st.st_uid, st.st_gid) if self.keep_owners else (0, 0)
 
-    def meta(self, st: os.stat_result, xattrs: dict[str, bytes] | None = None) -> tarsafe.Meta:
+    def meta(self, found: Found) -> tarsafe.Meta:
+        st = found.st
         mode = stat.S_IMODE(st.st_mode)
         if self.chmod is not None:
             mode = self.chmod.apply(mode, stat.S_ISDIR(st.st_mode))
         uid, gid = self.owner_of(st)
-        return tarsafe.Meta(uid, gid, mode, st.st_mtime_ns, xattrs)
-
-    def skipped(self, rel: str, below: str, is_dir: bool) -> bool:
-        if bool(self.excludes) and self.excludes.matches(rel, below):
-            return True
-        if self.ignore is None or not self.ignore.matches(rel):
-            return False
-        # An ignored directory is still walked when a `!` exception may keep something in
-        # it (.dockerignore's rule), as patternmatcher's MatchesUsingParentResults.
-        may = getattr(self.ignore, "may_match_children", None)
-        return not (is_dir and may is not None and may(rel))
+        return tarsafe.Meta(uid, gid, mode, st.st_mtime_ns, xattrs_of(found))
 
     # entries
-    def copy_entry(self, src_fd: int, st: os.stat_result, parent: int, name: str, rel: str,
-                   below: str) -> None:
-        """Copy the entry open as `src_fd` (O_PATH, lstat `st`) to `name` in the dir
-        `parent`; `rel` is its path in the source root, `below` below the copied source."""
+    def copy_tree(self, into: int, top: Found, below: Iterator[Found], meta: bool) -> None:
+        """What the walk gives below the source directory `top`, into the open directory
+        `into` (parents come before their entries, so the directory an entry goes in is
+        on the stack); then, if `meta`, `top`'s metadata on `into`. A directory's metadata
+        is set once its contents are in (writing them changes its mtime)."""
+        stack = [_Dir("", into, self.meta(top) if meta else None, owned=False)]
+        try:
+            for found in below:
+                parent, _, name = found.path.rpartition("/")
+                while stack and stack[-1].path != parent:
+                    self.finish(stack.pop())
+                if not stack:  # the walk gives parents first: cannot happen
+                    raise CopyError(f"copy: {found.path}: parent not copied")
+                dfd = stack[-1].fd
+                if stat.S_ISDIR(found.st.st_mode):
+                    sub = self.open_target_dir(dfd, name)
+                    stack.append(_Dir(found.path, sub, self.meta(found), owned=True))
+                else:
+                    self.copy_entry(found, dfd, name)
+            while stack:
+                self.finish(stack.pop())
+        finally:
+            for d in stack:
+                if d.owned:
+                    os.close(d.fd)
+
+    def finish(self, d: _Dir) -> None:
+        try:
+            if d.meta is not None:
+                m = d.meta
+                os.fchown(d.fd, m.uid, m.gid)  # owner first: it clears set-id bits
+                os.fchmod(d.fd, m.mode)
+                tarsafe.set_xattrs(d.fd, m.xattrs)
+                if m.mtime_ns is not None:
+                    os.utime(d.fd, ns=(m.mtime_ns, m.mtime_ns))
+        finally:
+            if d.owned:
+                os.close(d.fd)
+
+    def copy_entry(self, found: Found, parent: int, name: str) -> None:
+        """Copy the non-directory `found` to `name` in the directory `parent`."""
+        st = found.st
         fmt = stat.S_IFMT(st.st_mode)
-        if fmt == stat.S_IFDIR:
-            dfd = self.open_target_dir(parent, name, st)
-            try:
-                self.copy_dir(src_fd, dfd, st, rel, below, meta=True)
-            finally:
-                os.close(dfd)
-            return
+        if fmt == stat.S_IFSOCK:
+            return  # not copied (BuildKit skips them too)
         self.clear_target(parent, name)
         if fmt == stat.S_IFREG:
-            self.copy_file(src_fd, st, parent, name)
+            self.copy_file(found, parent, name)
         elif fmt == stat.S_IFLNK:
-            target = os.readlink("", dir_fd=src_fd)  # the link opened, not a name again
-            tarsafe.make_symlink(parent, name, target, self.meta(st))
+            target = os.readlink(found.name, dir_fd=found.dir_fd)
+            tarsafe.make_symlink(parent, name, target, self.meta(found))
         elif fmt in (stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO):
-            tarsafe.make_node(parent, name, fmt, st.st_rdev, self.meta(st))
-        # sockets are not copied (BuildKit skips them too)
+            tarsafe.make_node(parent, name, fmt, st.st_rdev, self.meta(found))
 
     def clear_target(self, parent: int, name: str) -> None:
         existing = tarsafe.lstat(parent, name)
@@ -270,7 +243,7 @@ class _Copier:
             raise CopyError(f"cannot replace to directory {name} with file")
         os.unlink(name, dir_fd=parent)  # a symlink there is replaced, never written through
 
-    def open_target_dir(self, parent: int, name: str, st: os.stat_result) -> int:
+    def open_target_dir(self, parent: int, name: str) -> int:
         """The directory `name` in `parent`, made if missing (O_NOFOLLOW: a symlink in the
         way is an error, as BuildKit's Lstat check)."""
         existing = tarsafe.lstat(parent, name)
@@ -280,65 +253,44 @@ class _Copier:
             raise CopyError(f"cannot copy to non-directory: {name}")
         return os.open(name, _RDIR, dir_fd=parent)
 
-    def copy_file(self, src_fd: int, st: os.stat_result, parent: int, name: str) -> None:
+    def copy_file(self, found: Found, parent: int, name: str) -> None:
+        st = found.st
         key = (st.st_dev, st.st_ino)
-        if st.st_nlink > 1 and key in self.links:
-            first_dir, first_name = self.links[key]
-            tarsafe.make_link(first_dir, first_name, parent, name)
+        first = self.links.get(key) if st.st_nlink > 1 else None
+        # Linked to its first copy, unless that was this very name (a second source
+        # copying the same inode there): the clear above removed it, write it again.
+        if first is not None and not _same_place(first, parent, name):
+            tarsafe.make_link(first[0], first[1], parent, name)
             return
-        # Reopened through its fd (the inode checked, not a name looked up again).
-        rfd = os.open(paths.proc_path(src_fd), os.O_RDONLY | os.O_CLOEXEC)
+        rfd = _open_file(found)
         try:
-            tarsafe.write_file(parent, name, rfd, self.meta(st, _xattrs(rfd)))
+            tarsafe.write_file(parent, name, rfd, self.meta(found))
         finally:
             os.close(rfd)
         if st.st_nlink > 1:
+            if first is not None:
+                os.close(first[0])
             self.links[key] = (os.dup(parent), name)
 
-    def copy_dir(self, src_fd: int, dfd: int, st: os.stat_result, rel: str, below: str,
-                 meta: bool) -> None:
-        """The contents of the source dir `src_fd` into the dir `dfd`; then, if `meta`,
-        the source's owner, mode, xattrs and mtime on `dfd`."""
-        rfd = os.open(".", _RDIR, dir_fd=src_fd)
-        try:
-            for name in sorted(os.listdir(rfd)):
-                child_rel = f"{rel}/{name}" if rel else name
-                child_below = f"{below}/{name}" if below else name
-                try:
-                    cfd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=rfd)
-                except FileNotFoundError:
-                    continue
-                try:
-                    cst = os.fstat(cfd)
-                    if not self.skipped(child_rel, child_below, stat.S_ISDIR(cst.st_mode)):
-                        self.copy_entry(cfd, cst, dfd, name, child_rel, child_below)
-                finally:
-                    os.close(cfd)
-            if meta:
-                m = self.meta(st, _xattrs(rfd))
-                os.fchown(dfd, m.uid, m.gid)
-                os.fchmod(dfd, m.mode)
-                tarsafe.set_xattrs(dfd, m.xattrs)
-                os.utime(dfd, ns=(st.st_mtime_ns, st.st_mtime_ns))
-        finally:
-            os.close(rfd)
+
+def _same_place(first: tuple[int, str], parent: int, name: str) -> bool:
+    if first[1] != name:
+        return False
+    a, b = os.fstat(first[0]), os.fstat(parent)
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def _xattrs(fd: int) -> dict[str, bytes]:
-    try:
-        names = os.listxattr(fd)
-    except OSError as e:
-        if e.errno in (errno.ENOTSUP, errno.EPERM):
-            return {}
-        raise
-    out = {}
-    for key in names:
-        try:
-            out[key] = os.getxattr(fd, key)
-        except OSError as e:
-            if e.errno not in (errno.ENODATA, errno.ENOTSUP):
-                raise
-    return out
+def _open_file(found: Found) -> int:
+    """The regular file the walk found, opened for reading without following a symlink;
+    CopyError if something else took its name since (O_NONBLOCK: a fifo cannot block)."""
+    fd = os.open(found.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                 dir_fd=found.dir_fd)
+    now = os.fstat(fd)
+    if not stat.S_ISREG(now.st_mode) or (now.st_dev, now.st_ino) != (found.st.st_dev,
+                                                                         found.st.st_ino):
+        os.close(fd)
+        raise CopyError(f"copy: {found.name!r} changed while it was copied")
+    return fd
 
 
 def _pivot(pattern: str, path: str) -> str:
@@ -357,10 +309,12 @@ def copy(src_root: str, sources: Sequence[Source], dst_root: str, dest: str, *,
          chmod: int | str | None = None, parents: bool = False,
          excludes: Sequence[str] = (), ignore: Matcher | None = None, unpack: bool = False,
          link: bool = False, keep_owners: bool = False, command: str = "COPY") -> None:
-    """COPY/ADD `sources` (matched in `src_root`) to `dest` in `dst_root`. `keep_owners`:
-    files keep their source owners (COPY --from another stage; the context's files are
-    root's). `link` (--link) changes how the builder layers the result, not the copy: it
-    passes an empty `dst_root`. Raises CopyError."""
+    """COPY/ADD `sources` (matched in `src_root`) to `dest` in `dst_root`: exactly what
+    sources.walk gives of each (and so what sources.checksum keys), with `ignore` (the
+    context's .dockerignore) and `excludes` (--exclude, relative to each source) applied.
+    `keep_owners`: files keep their source owners (COPY --from another stage; the context's
+    files are root's). `link` (--link) changes how the builder layers the result, not the
+    copy: it passes an empty `dst_root`. Raises CopyError."""
     del link
     dest_abs, dest_is_dir = _dest_path(dest, workdir)
     total = sum(len(s.paths) for s in sources)
@@ -371,29 +325,30 @@ def copy(src_root: str, sources: Sequence[Source], dst_root: str, dest: str, *,
                         "destination must be a directory and end with a /")
     try:
         cmode = modes.parse(chmod)
-    except modes.ChmodError as e:
+        ex = Matcher(excludes)
+    except (modes.ChmodError, IgnoreError) as e:
         raise CopyError(str(e)) from None
     made_owner = chown or (0, 0)
-    src_fd = paths.open_root(src_root)
     dst_fd = paths.open_root(dst_root)
-    copier = _Copier(src_fd, dst_fd, chown=chown, chmod=cmode, keep_owners=keep_owners,
-                     excludes=_Excludes(excludes), ignore=ignore)
+    copier = _Copier(dst_fd, chown=chown, chmod=cmode, keep_owners=keep_owners)
     try:
         for source in sources:
             for path in source.paths:
-                sfd = _open_source(src_fd, path)
+                walking = walk(src_root, path, ignore, ex)
                 try:
-                    _copy_one(copier, sfd, path, source, dst_root, dest_abs, dest_is_dir,
-                              parents, unpack, made_owner)
+                    top = next(walking)
+                    _copy_one(copier, top, walking, path, source, dst_root, dest_abs,
+                              dest_is_dir, parents, unpack, made_owner)
                 finally:
-                    os.close(sfd)
+                    walking.close()
+    except SourceError as e:
+        raise CopyError(str(e)) from None
     except OSError as e:
         raise CopyError(_os_message(e)) from None
-    except RecursionError:  # a hostile tree nested deeper than Python's stack
+    except RecursionError:  # a destination path with more components than Python's stack
         raise CopyError("copy: directory tree nested too deep") from None
     finally:
         copier.close()
-        os.close(src_fd)
         os.close(dst_fd)
 
 
@@ -402,32 +357,20 @@ def _os_message(e: OSError) -> str:
     return f"{e.strerror or e}{':' if where else ''}{where}"
 
 
-def _open_source(src_fd: int, path: str) -> int:
-    """The matched source, opened inside its root: a symlink matched is followed (BuildKit
-    copies what it points to), but never out of the root."""
-    try:
-        return paths.open_in_root(src_fd, path or "/")
-    except FileNotFoundError:
-        raise CopyError(f"failed to compute cache key: \"/{path}\": not found") from None
-
-
-def _copy_one(copier: _Copier, sfd: int, path: str, source: Source, dst_root: str,
-              dest_abs: str, dest_is_dir: bool, parents: bool, unpack: bool,
+def _copy_one(copier: _Copier, top: Found, below: Iterator[Found], path: str, source: Source,
+              dst_root: str, dest_abs: str, dest_is_dir: bool, parents: bool, unpack: bool,
               made_owner: tuple[int, int]) -> None:
-    st = os.fstat(sfd)
+    st = top.st
     dst_fd = copier.dst_root
     name = posixpath.basename(path) or "/"
     if parents:
         kept = _pivot(source.pattern, path)
         target = posixpath.normpath(posixpath.join(dest_abs, kept)) if kept else dest_abs
-        if stat.S_ISDIR(st.st_mode):
-            dest_abs, dest_is_dir = target, True
-        else:
-            dest_abs, dest_is_dir = target, False
-    if unpack and stat.S_ISREG(st.st_mode) and _unpack(copier, sfd, dest_abs, made_owner):
+        dest_abs, dest_is_dir = target, stat.S_ISDIR(st.st_mode)
+    if unpack and stat.S_ISREG(st.st_mode) and _unpack(copier, top, dest_abs, made_owner):
         return
     if stat.S_ISDIR(st.st_mode):
-        _copy_dir_source(copier, sfd, st, path, dest_abs, dest_is_dir, made_owner)
+        _copy_dir_source(copier, top, below, dest_abs, dest_is_dir, made_owner)
         return
     # A file (or symlink, device): into the destination dir, or as the destination.
     if dest_is_dir:
@@ -445,7 +388,7 @@ def _copy_one(copier: _Copier, sfd: int, path: str, source: Source, dst_root: st
             dirname, leaf = posixpath.split(where)
             parent = _mkdirs(dst_fd, dirname, made_owner)
     try:
-        copier.copy_entry(sfd, st, parent, leaf, path, "")
+        copier.copy_entry(top, parent, leaf)
     finally:
         os.close(parent)
 
@@ -466,7 +409,7 @@ def _existing(root_fd: int, path: str) -> int | None:
         os.close(fd)
 
 
-def _copy_dir_source(copier: _Copier, sfd: int, st: os.stat_result, path: str, dest_abs: str,
+def _copy_dir_source(copier: _Copier, top: Found, below: Iterator[Found], dest_abs: str,
                      dest_is_dir: bool, made_owner: tuple[int, int]) -> None:
     """A directory's contents into the destination directory. A destination the copy makes
     itself takes the source directory's metadata (BuildKit's copyDirectory); one ending in
@@ -494,17 +437,17 @@ def _copy_dir_source(copier: _Copier, sfd: int, st: os.stat_result, path: str, d
     finally:
         os.close(dfd)
     try:
-        copier.copy_dir(sfd, wfd, st, path, "", meta=created)
+        copier.copy_tree(wfd, top, below, meta=created)
     finally:
         os.close(wfd)
 
 
-def _unpack(copier: _Copier, sfd: int, dest_abs: str, made_owner: tuple[int, int]) -> bool:
+def _unpack(copier: _Copier, top: Found, dest_abs: str, made_owner: tuple[int, int]) -> bool:
     """ADD of a local archive: unpacked into the destination (made as a directory, whether
     or not it ends in `/`). False if the file is not an archive."""
     from barque.build import unpack
 
-    rfd = os.open(paths.proc_path(sfd), os.O_RDONLY | os.O_CLOEXEC)
+    rfd = _open_file(top)
     try:
         if not unpack.is_archive(rfd):
             return False

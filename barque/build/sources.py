@@ -27,6 +27,7 @@ from barque import sha256
 from barque.build import gomatch
 from barque.build.ignore import Matcher, MatchInfo
 from barque.linux import paths
+from barque.storage import tarsafe
 from barque.structs import dataclass, field
 
 TYPE_CHECKING = False
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 1 << 20
-_SKIPPED_XATTRS = ("trusted.overlay.", "user.overlay.")  # overlayfs's own, never content
 
 
 @dataclass
@@ -225,7 +225,7 @@ def _walk_below(flt: _Filter, dir_fd: int, real: str, sub: str,
 
 def walk(root: str, relpath: str, ignore: Matcher | None = None,
          excludes: Sequence[str] | Matcher = (), *, follow_links: bool = True
-         ) -> Iterator[Found]:
+         ) -> Generator[Found, None, None]:
     """What the matched source `relpath` holds, as a COPY of it sees it: the source itself
     first (its symlink followed inside the root unless `follow_links` is false), then, for a
     directory, everything below it, sorted, parents first, never following symlinks; what
@@ -435,31 +435,24 @@ def _file_digest(dir_fd: int, name: str, st: os.stat_result) -> str:
     return digest
 
 
-def _xattrs(dir_fd: int, name: str) -> bytes:
-    where = paths.proc_path(dir_fd) + ("/" + name if name != "." else "")
+def xattrs_of(found: Found) -> dict[str, bytes]:
+    """The xattrs of a walked entry (its name, not followed) that are its content: never
+    overlayfs's own. What the checksum keys and what a copy sets."""
+    where = paths.proc_path(found.dir_fd) + ("/" + found.name if found.name != "." else "")
     try:
-        keys = os.listxattr(where, follow_symlinks=False)
+        values = tarsafe.read_xattrs(where)
     except OSError as e:
-        if e.errno in (errno.ENOTSUP, errno.EPERM):
-            return b""
+        if e.errno == errno.EPERM:
+            return {}
         raise
-    out = []
-    for key in sorted(keys):
-        if key.startswith(_SKIPPED_XATTRS):
-            continue
-        try:
-            value = os.getxattr(where, key, follow_symlinks=False)
-        except OSError as e:
-            if e.errno in (errno.ENODATA, errno.ENOTSUP):
-                continue
-            raise
-        out.append(os.fsencode(key) + b"=" + value.hex().encode())
-    return b",".join(out)
+    return {k: v for k, v in values.items() if not k.startswith(tarsafe.OVERLAY_XATTR_PREFIXES)}
 
 
-def _record(name: str, found: Found) -> bytes:
-    """One entry's line: name, type and permission bits, owner, device, link target,
-    xattrs and content digest. Never times: a touch does not change what is copied."""
+def _record(name: str, found: Found, links: dict[tuple[int, int], str]) -> bytes:
+    """One entry's line: name, type and permission bits, owner, device, link target (for
+    a file, the first name of its inode in this checksum: a COPY keeps hard links within
+    it, as fsutil's Linkname), xattrs and content digest. Never times: a touch does not
+    change what is copied."""
     st = found.st
     fmt = stat.S_IFMT(st.st_mode)
     mode = 0o777 if fmt == stat.S_IFLNK else stat.S_IMODE(st.st_mode)
@@ -468,10 +461,15 @@ def _record(name: str, found: Found) -> bytes:
         link = os.readlink(found.name, dir_fd=found.dir_fd)
     elif fmt == stat.S_IFREG:
         content = _file_digest(found.dir_fd, found.name, st)
+        if st.st_nlink > 1:
+            first = links.setdefault((st.st_dev, st.st_ino), name)
+            link = first if first != name else ""
     rdev = st.st_rdev if fmt in (stat.S_IFCHR, stat.S_IFBLK) else 0
+    xattrs = b",".join(os.fsencode(k) + b"=" + v.hex().encode()
+                       for k, v in sorted(xattrs_of(found).items()))
     head = f"{fmt >> 12:x} {mode:o} {st.st_uid} {st.st_gid} {rdev} {content}"
     return b"\0".join((os.fsencode(name), head.encode(), os.fsencode(link),
-                       _xattrs(found.dir_fd, found.name))) + b"\n"
+                       xattrs)) + b"\n"
 
 
 def checksum(root: str, sources: Iterable[Source], *, ignore: Matcher | None = None,
@@ -482,6 +480,7 @@ def checksum(root: str, sources: Iterable[Source], *, ignore: Matcher | None = N
     ex = _excludes_matcher(excludes)
     ignore = ignore if ignore else None
     h = sha256.new()
+    links: dict[tuple[int, int], str] = {}
     r = _Root(root)
     try:
         for source in sources:
@@ -489,7 +488,7 @@ def checksum(root: str, sources: Iterable[Source], *, ignore: Matcher | None = N
             for path in source.paths:
                 for found in _walk_source(r, path, ignore, ex, follow_links):
                     name = f"{path}/{found.path}" if found.path else path
-                    h.update(_record("/" + name, found))
+                    h.update(_record("/" + name, found, links))
     finally:
         r.close()
     return "sha256:" + str(h.hexdigest())

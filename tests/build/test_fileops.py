@@ -17,6 +17,7 @@ import zstandard
 
 from barque.build import fileops
 from barque.build.fileops import CopyError, copy, resolve_chown
+from barque.build.ignore import Matcher
 from barque.build.sources import Source
 
 pytestmark = pytest.mark.root
@@ -184,6 +185,20 @@ def test_symlinks_copied_as_symlinks_hard_links_kept(roots: tuple[str, str, str]
     assert a.st_ino == b.st_ino and a.st_nlink == 2
 
 
+def test_hard_links_landing_on_one_name(roots: tuple[str, str, str]) -> None:
+    """Two sources bring one inode to the same destination name (or one source twice):
+    written once more, not linked to the name the copy has just cleared."""
+    src, dst, _ = roots
+    write(src, "p/f", "F")
+    os.makedirs(os.path.join(src, "q"))
+    os.link(os.path.join(src, "p/f"), os.path.join(src, "q/f"))
+    os.link(os.path.join(src, "p/f"), os.path.join(src, "p/g"))
+    copy(src, [S("p"), S("q")], dst, "/x/")
+    assert sorted(os.listdir(os.path.join(dst, "x"))) == ["f", "g"] and read(dst, "x/f") == "F"
+    copy(src, [S("p/f"), S("p/f")], dst, "/y/")
+    assert read(dst, "y/f") == "F"
+
+
 def test_xattrs_copied(roots: tuple[str, str, str]) -> None:
     src, dst, _ = roots
     p = write(src, "f")
@@ -195,26 +210,54 @@ def test_xattrs_copied(roots: tuple[str, str, str]) -> None:
     assert "trusted.overlay.opaque" not in os.listxattr(out)
 
 
+def _files(root: str) -> list[str]:
+    """Every entry below `root` (directories too, with a trailing `/`), sorted."""
+    out = []
+    for base, dirs, files in os.walk(root):
+        rel = os.path.relpath(base, root)
+        out += [os.path.normpath(os.path.join(rel, d)) + "/" for d in dirs]
+        out += [os.path.normpath(os.path.join(rel, f)) for f in files]
+    return sorted(out)
+
+
 def test_exclude_and_ignore(roots: tuple[str, str, str]) -> None:
     src, dst, _ = roots
-    for rel in ("d/a.txt", "d/b.md", "d/sub/c.txt", "d/sub/d.go", "d/skipdir/e.go"):
+    for rel in ("d/a.txt", "d/b.md", "d/sub/c.txt", "d/sub/d.go", "d/skipdir/e.go",
+                "d/skipdir/keep.go"):
         write(src, rel)
-
-    write(src, "d/skipdir/keep.go")
-
-    class Ignore:  # .dockerignore's `d/skipdir` then `!d/skipdir/keep.go`
-        def matches(self, relpath: str) -> bool:
-            return relpath.startswith("d/skipdir") and relpath != "d/skipdir/keep.go"
-
-        def may_match_children(self, relpath: str) -> bool:
-            return relpath == "d/skipdir"
-
-    # Patterns match below the copied dir or from the root; `*` never crosses a `/`.
+    ignore = Matcher(["d/skipdir", "!d/skipdir/keep.go"])
+    # --exclude matches below each copied source, never from the root; `*` never crosses
+    # a `/`; the ignore file matches from the context's root.
     copy(src, [S("d")], dst, "/o/", excludes=["*.txt", "**/*.md", "d/sub/*.go"],
-         ignore=Ignore())
-    got = sorted(os.path.relpath(os.path.join(b, f), os.path.join(dst, "o"))
-                 for b, _, fs in os.walk(os.path.join(dst, "o")) for f in fs)
-    assert got == ["skipdir/keep.go", "sub/c.txt"]
+         ignore=ignore)
+    assert _files(os.path.join(dst, "o")) == [
+        "skipdir/", "skipdir/keep.go", "sub/", "sub/c.txt", "sub/d.go"]
+
+
+def test_exclude_is_relative_to_each_source_not_the_root(roots: tuple[str, str, str]) -> None:
+    """BuildKit (fsutil's copier) matches --exclude on paths below the matched source:
+    `*/a.txt` drops d/x/a.txt when copying d, but not d/a.txt."""
+    src, dst, _ = roots
+    for rel in ("d/a.txt", "d/x/a.txt", "d/x/b.txt", "a.txt"):
+        write(src, rel)
+    copy(src, [S("d")], dst, "/o/", excludes=["*/a.txt"])
+    assert _files(os.path.join(dst, "o")) == ["a.txt", "x/", "x/b.txt"]
+    copy(src, [S(".", "")], dst, "/all/", excludes=["*/a.txt"])
+    assert _files(os.path.join(dst, "all")) == ["a.txt", "d/", "d/x/", "d/x/a.txt",
+                                                "d/x/b.txt"]
+
+
+def test_an_ignored_dir_with_nothing_kept_is_not_made(roots: tuple[str, str, str]) -> None:
+    """A directory the .dockerignore (or --exclude) leaves out is walked when an exception
+    might keep something in it; if nothing is kept, BuildKit does not send it: no copy."""
+    src, dst, _ = roots
+    for rel in ("d/skip/x.txt", "d/skip/deeper/y.txt", "d/keep/z.keep", "d/f"):
+        write(src, rel)
+    ignore = Matcher(["d/skip", "d/keep", "!d/*/*.keep"])  # a wildcard exception: walked
+    copy(src, [S("d")], dst, "/o/", ignore=ignore)
+    assert _files(os.path.join(dst, "o")) == ["f", "keep/", "keep/z.keep"]
+    copy(src, [S("d")], dst, "/e/", excludes=["skip", "keep", "!*/*.keep"])
+    assert _files(os.path.join(dst, "e")) == ["f", "keep/", "keep/z.keep"]
 
 
 def test_parents_keep_the_path_after_a_pivot(roots: tuple[str, str, str]) -> None:
@@ -475,22 +518,33 @@ def test_copy_onto_a_real_overlay_step(roots: tuple[str, str, str],
     assert read(upper, host.lstrip("/") + "/b.txt") == "B"
 
 
-def test_a_very_deep_source_tree_is_a_clean_error(roots: tuple[str, str, str]) -> None:
+def test_a_very_deep_source_tree_is_copied(roots: tuple[str, str, str]) -> None:
+    """Deeper than Python's recursion allows: the walk and the copy are iterative."""
     src, dst, _ = roots
     fd = os.open(src, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        # Bounded: deeper than the copy's recursion (two frames a level) allows, shallow
-        # enough for shutil.rmtree's (one a level) to clean it up.
+        # Bounded: shallow enough for shutil.rmtree's recursion (a frame a level).
         for _ in range(600):
             os.mkdir("d", dir_fd=fd)
             nfd = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
             os.close(fd)
             fd = nfd
+        os.close(os.open("leaf", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd))
     finally:
         os.close(fd)
+    before = len(os.listdir("/proc/self/fd"))
     try:
-        with pytest.raises(CopyError, match="nested too deep"):
-            copy(src, [S("d")], dst, "/x/")
+        copy(src, [S("d")], dst, "/x/")
+        fd = os.open(os.path.join(dst, "x"), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for _ in range(599):
+                nfd = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+                os.close(fd)
+                fd = nfd
+            assert os.listdir(fd) == ["leaf"]
+        finally:
+            os.close(fd)
+        assert len(os.listdir("/proc/self/fd")) == before
     finally:
         shutil.rmtree(os.path.join(src, "d"))
         shutil.rmtree(os.path.join(dst, "x"), ignore_errors=True)

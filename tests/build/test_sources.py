@@ -229,6 +229,17 @@ def test_checksum_of_symlinks_and_names(ctx: str) -> None:
     assert _sum(ctx, "d/*") != _sum(ctx, "d")
 
 
+def test_checksum_keys_hard_links_a_copy_keeps(ctx: str) -> None:
+    """Two names of one inode are copied as hard links: not the key of two alike files."""
+    _tree(ctx, {"d/a": "A", "d/b": "A"})
+    separate = _sum(ctx, "d"), _sum(ctx, "d/a"), _sum(ctx, "d", excludes=["b"])
+    os.unlink(os.path.join(ctx, "d/b"))
+    os.link(os.path.join(ctx, "d/a"), os.path.join(ctx, "d/b"))
+    assert _sum(ctx, "d") != separate[0]
+    # One name of the two copied: nothing to link, the same copy and key.
+    assert (_sum(ctx, "d/a"), _sum(ctx, "d", excludes=["b"])) == separate[1:]
+
+
 def test_checksum_leaves_out_ignored_and_excluded_files(ctx: str) -> None:
     _tree(ctx, {"app/main.py": "m", "app/tmp.log": "1", "app/docs/x.md": "x"})
     ign = Matcher(["**/*.log"])
