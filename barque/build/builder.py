@@ -61,10 +61,10 @@ def rfc3339(ts: float) -> str:
 class Display:
     """Vertex numbers in start order, shared by the stage threads."""
 
-    def __init__(self, events: Events) -> None:
+    def __init__(self, events: Events, numbered: int = 0) -> None:
         self.events = events
         self._lock = threading.Lock()
-        self._n = 0
+        self._n = numbered  # the vertices the caller showed before the build's own
 
     def start(self, name: str) -> Vertex:
         with self._lock:
@@ -111,14 +111,15 @@ class Builder:
     def __init__(self, store: ImageStore, dockerfile: Dockerfile, options: BuildOptions,
                  executor: Executor, events: Events, *,
                  resolve_image: Callable[[str, str | None], Image],
-                 ignore: Any = None, platform: dict[str, str] | None = None) -> None:
+                 ignore: Any = None, platform: dict[str, str] | None = None,
+                 numbered: int = 0) -> None:
         from barque.image.oci_layout import host_platform
 
         self.store = store
         self.df = dockerfile
         self.options = options
         self.executor = executor
-        self.display = Display(events)
+        self.display = Display(events, numbered)
         self.resolve_image = resolve_image
         self.ignore = ignore
         self.host = platform or host_platform()

@@ -100,8 +100,8 @@ def build_parsed(engine: Engine, dockerfile: Dockerfile, options: BuildOptions,
     def resolve(ref: str, platform: str | None) -> Image:
         return _resolve(store, ref, platform or options.platform, options.pull)
 
-    builder = Builder(store, dockerfile, options, executor or _LazyExecutor(engine),
-                      _Renumbered(events, 2), resolve_image=resolve, ignore=ignore)
+    builder = Builder(store, dockerfile, options, executor or _LazyExecutor(engine), events,
+                      resolve_image=resolve, ignore=ignore, numbered=2)
     try:
         with store.writing():
             return builder.run()
@@ -116,29 +116,6 @@ def build_parsed(engine: Engine, dockerfile: Dockerfile, options: BuildOptions,
         if isinstance(e, (ImageError, OSError)):
             raise BuildFailed(str(e)) from None
         raise
-
-
-class _Renumbered:
-    """The builder's vertices numbered after the two this module shows first."""
-
-    def __init__(self, events: Events, offset: int) -> None:
-        self.events, self.offset = events, offset
-        self._seen: set[int] = set()
-
-    def vertex(self, vertex: Vertex) -> None:
-        if id(vertex) not in self._seen:
-            self._seen.add(id(vertex))
-            vertex.number += self.offset
-        self.events.vertex(vertex)
-
-    def log(self, vertex: Vertex, stream: int, data: bytes) -> None:
-        self.events.log(vertex, stream, data)
-
-    def status(self, vertex: Vertex, ident: str, current: int = 0, total: int = 0,
-               started: float | None = None, completed: float | None = None) -> None:
-        status = getattr(self.events, "status", None)
-        if status is not None:
-            status(vertex, ident, current, total, started, completed)
 
 
 def _ignore(options: BuildOptions) -> Any:

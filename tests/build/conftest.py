@@ -23,6 +23,8 @@ class Recorder:
         self.logs: list[tuple[str, int, bytes]] = []
 
     def vertex(self, vertex: Vertex) -> None:
+        known = self.vertices.get(vertex.number)
+        assert known is None or known.name == vertex.name, (known, vertex)  # one #N each
         self.vertices[vertex.number] = vertex
 
     def log(self, vertex: Vertex, stream: int, data: bytes) -> None:

@@ -108,6 +108,7 @@ def test_rebuild_is_all_cached_and_same_id(engine: Engine, runtime_bin: str,
     assert executor.runs == []
     steps = [v for v in events.steps() if " FROM " not in v.name]
     assert steps and all(v.cached for v in steps)
+    assert sorted(events.vertices) == list(range(1, len(events.vertices) + 1))
     assert not os.listdir(os.path.join(engine.paths.root, "build", "tmp"))
     # --no-cache runs everything again.
     _, events, executor = _build(engine, text, runtime_bin, run_prefix, no_cache=True)
