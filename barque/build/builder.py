@@ -319,10 +319,11 @@ class Builder:
     def _now(self) -> str:
         return rfc3339(self.epoch if self.epoch is not None else time.time())
 
+    def _no_cache(self, run: StageRun) -> bool:
+        return self.options.no_cache or (run.plan.stage.name or "") in self._no_cache_stages
+
     def _lookup(self, run: StageRun, key: str) -> cache_mod.Entry | None:
-        if self.options.no_cache or (run.plan.stage.name or "") in self._no_cache_stages:
-            return None
-        return self.cache.get(key)
+        return None if self._no_cache(run) else self.cache.get(key)
 
     # --- metadata ------------------------------------------------------------------------
     def _metadata(self, run: StageRun, instr: Instruction) -> None:
@@ -399,7 +400,7 @@ class Builder:
               work: Callable[[StepFS, Vertex], None], v: Vertex,
               content_key: Callable[[], str] | None) -> tuple[cache_mod.Entry, bool]:
         """(the entry, whether it came from the cache by its content key)."""
-        if content_key is None:
+        if content_key is None or self._no_cache(run):  # (no lookup: no second key)
             return self._execute(run, key, created_by, work, v), False
         second = content_key()
         entry = self._lookup(run, second)
