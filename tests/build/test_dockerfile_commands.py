@@ -1,5 +1,5 @@
-"""Per-instruction reading after parsing (commands.py) against BuildKit's behaviour
-(instructions/parse_test.go, commands_runmount.go, dockerfile2llb's dispatchers)."""
+"""Per-instruction reading after parsing (commands.py): Barque's own cases for the
+behaviour and error texts of BuildKit's instruction parsing, RUN --mount and dispatchers."""
 
 from __future__ import annotations
 
@@ -394,10 +394,11 @@ def test_duration_errors(text, message):
 
 
 def test_healthcheck_shell_words_joined():
-    # BuildKit's TestHealthCheckCmd: a node with separate words gives one shell command
+    # a shell-form node holding several words (as a trigger or a hand-built node may)
+    # gives one shell command line, the words joined by spaces
     instr = one("HEALTHCHECK CMD x")
-    instr.args = ["CMD", "hello", "world"]
-    assert healthcheck(instr)["Test"] == ["CMD-SHELL", "hello world"]
+    instr.args = ["CMD", "pg_isready", "-q", "-h", "127.0.0.1"]
+    assert healthcheck(instr)["Test"] == ["CMD-SHELL", "pg_isready -q -h 127.0.0.1"]
 
 
 @pytest.mark.parametrize("name,path", [("../../etc/x", "/dev/pipes/.._.._etc_x"),

@@ -1,5 +1,5 @@
 """barque/build/sources.py: COPY/ADD sources matched inside a root as BuildKit matches them
-(its testCopyWildcards and testEmptyWildcard layouts), never outside the root, the
+(on a small layout of our own), never outside the root, the
 .dockerignore and --exclude applied, and the content checksum that keys the cache."""
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ def _tree(root: str, files: dict[str, str | bytes | None]) -> str:
 @pytest.fixture
 def ctx(tmp_path: os.PathLike[str]) -> str:
     return _tree(os.path.join(str(tmp_path), "ctx"), {
-        "Dockerfile": "FROM scratch\n", "foo.go": "foo-contents", "bar.go": "bar-contents",
-        "sub/dir1/dir2/foo": "foo-contents",
+        "Dockerfile": "FROM scratch\n", "main.py": "main-source", "util.py": "util-source",
+        "pkg/mod1/mod2/data": "main-source",
     })
 
 
@@ -44,48 +44,48 @@ def _paths(root: str, *patterns: str, **kw: object) -> list[list[str]]:
 
 
 def test_literal_and_wildcard_matches(ctx: str) -> None:
-    assert _paths(ctx, "*.go") == [["bar.go", "foo.go"]]
-    assert _paths(ctx, "f*.go") == [["foo.go"]]
-    assert _paths(ctx, "sub/*") == [["sub/dir1"]]
-    assert _paths(ctx, "sub/*/dir2/foo") == [["sub/dir1/dir2/foo"]]
+    assert _paths(ctx, "*.py") == [["main.py", "util.py"]]
+    assert _paths(ctx, "m*.py") == [["main.py"]]
+    assert _paths(ctx, "pkg/*") == [["pkg/mod1"]]
+    assert _paths(ctx, "pkg/*/mod2/data") == [["pkg/mod1/mod2/data"]]
     assert _paths(ctx, ".") == [[""]]
     assert _paths(ctx, "/") == [[""]]
-    assert _paths(ctx, "sub/dir1/") == [["sub/dir1"]]
-    assert _paths(ctx, "sub/dir1/.") == [["sub/dir1"]]
-    assert _paths(ctx, "./sub/../foo.go") == [["foo.go"]]
-    assert _paths(ctx, "../../foo.go") == [["foo.go"]]  # cleaned as /../../foo.go is /foo.go
-    assert _paths(ctx, "sub/dir?/dir[0-9]") == [["sub/dir1/dir2"]]
-    srcs = match_sources(ctx, ["foo.go", "*.go"])
-    assert srcs == [Source("foo.go", ["foo.go"]), Source("*.go", ["bar.go", "foo.go"])]
+    assert _paths(ctx, "pkg/mod1/") == [["pkg/mod1"]]
+    assert _paths(ctx, "pkg/mod1/.") == [["pkg/mod1"]]
+    assert _paths(ctx, "./pkg/../main.py") == [["main.py"]]
+    assert _paths(ctx, "../../main.py") == [["main.py"]]  # cleaned as /../../main.py is /main.py
+    assert _paths(ctx, "pkg/mod?/mod[0-9]") == [["pkg/mod1/mod2"]]
+    srcs = match_sources(ctx, ["main.py", "*.py"])
+    assert srcs == [Source("main.py", ["main.py"]), Source("*.py", ["main.py", "util.py"])]
 
 
 def test_a_wildcard_matching_nothing_is_empty_not_an_error(ctx: str) -> None:
-    # BuildKit's testEmptyWildcard: COPY foo nomatch* / copies foo.
-    assert _paths(ctx, "foo.go", "nomatch*") == [["foo.go"], []]
-    assert _paths(ctx, "nodir/*.go") == [[]]
+    # As BuildKit: `COPY main.py absent* /` copies main.py; the wildcard adds nothing.
+    assert _paths(ctx, "main.py", "absent*") == [["main.py"], []]
+    assert _paths(ctx, "nodir/*.py") == [[]]
 
 
 def test_missing_path_is_buildkits_error(ctx: str) -> None:
     with pytest.raises(SourceNotFound) as e:
-        match_sources(ctx, ["foo.go", "nope"], ref="ref1")
+        match_sources(ctx, ["main.py", "nope"], ref="ref1")
     assert str(e.value) == ('failed to compute cache key: failed to calculate checksum of '
                             'ref ref1: "/nope": not found')
-    with pytest.raises(SourceNotFound, match='"/sub/nope/x": not found'):
-        match_sources(ctx, ["sub/nope/x"])
-    with pytest.raises(SourceNotFound, match='"/foo.go/x": not found'):
-        match_sources(ctx, ["foo.go/x"])  # through a file
+    with pytest.raises(SourceNotFound, match='"/pkg/nope/x": not found'):
+        match_sources(ctx, ["pkg/nope/x"])
+    with pytest.raises(SourceNotFound, match='"/main.py/x": not found'):
+        match_sources(ctx, ["main.py/x"])  # through a file
     # Escaped wildcards are literal names.
     with pytest.raises(SourceNotFound, match=r'"/a\\\*b": not found'):
         match_sources(ctx, ["a\\*b"])
     with pytest.raises(SourceError, match="syntax error in pattern"):
-        match_sources(ctx, ["sub/[a-"])
+        match_sources(ctx, ["pkg/[a-"])
 
 
 def test_allow_wildcards_false_takes_names_literally(ctx: str) -> None:
     _tree(ctx, {"we*rd": "x"})
     assert _paths(ctx, "we*rd", allow_wildcards=False) == [["we*rd"]]
     with pytest.raises(SourceNotFound):
-        match_sources(ctx, ["*.go"], allow_wildcards=False)
+        match_sources(ctx, ["*.py"], allow_wildcards=False)
 
 
 def test_symlinks_resolve_inside_the_root(tmp_path: os.PathLike[str]) -> None:
@@ -119,29 +119,29 @@ def test_symlinks_resolve_inside_the_root(tmp_path: os.PathLike[str]) -> None:
 
 
 def test_symlinks_in_the_wildcard_part_are_not_walked(ctx: str) -> None:
-    _tree(ctx, {"sub/link": "->dir1"})
-    assert _paths(ctx, "sub/*/dir2/foo") == [["sub/dir1/dir2/foo"]]
-    assert _paths(ctx, "sub/l*") == [["sub/link"]]
+    _tree(ctx, {"pkg/link": "->mod1"})
+    assert _paths(ctx, "pkg/*/mod2/data") == [["pkg/mod1/mod2/data"]]
+    assert _paths(ctx, "pkg/l*") == [["pkg/link"]]
     # ... but the part before the first wildcard is followed, as BuildKit does.
-    _tree(ctx, {"sl": "->sub"})
-    assert _paths(ctx, "sl/*/dir2/foo") == [["sl/dir1/dir2/foo"]]
+    _tree(ctx, {"sl": "->pkg"})
+    assert _paths(ctx, "sl/*/mod2/data") == [["sl/mod1/mod2/data"]]
 
 
 def test_dockerignore_hides_paths(ctx: str) -> None:
     _tree(ctx, {"build/out.bin": "x", "build/keep.txt": "k", "logs/a.log": "l",
                 "logs/b.txt": "t", "lnk": "->logs/a.log"})
-    ign = Matcher(["*.go", "!foo.go", "build", "!build/keep.txt", "logs/*.log", "Dockerfile"])
-    assert _paths(ctx, "foo.go", ignore=ign) == [["foo.go"]]
-    for hidden in ("bar.go", "build/out.bin", "logs/a.log", "Dockerfile", "lnk"):
+    ign = Matcher(["*.py", "!main.py", "build", "!build/keep.txt", "logs/*.log", "Dockerfile"])
+    assert _paths(ctx, "main.py", ignore=ign) == [["main.py"]]
+    for hidden in ("util.py", "build/out.bin", "logs/a.log", "Dockerfile", "lnk"):
         with pytest.raises(SourceNotFound):
             match_sources(ctx, [hidden], ignore=ign)
-    assert _paths(ctx, "*.go", "build", "logs/*", ignore=ign) == [
-        ["foo.go"], ["build"], ["logs/b.txt"]]
+    assert _paths(ctx, "*.py", "build", "logs/*", ignore=ign) == [
+        ["main.py"], ["build"], ["logs/b.txt"]]
     # An excluded directory holding nothing re-included is not there at all.
     ign2 = Matcher(["build", "!build/nothing-here"])
     with pytest.raises(SourceNotFound):
         match_sources(ctx, ["build"], ignore=ign2)
-    assert _paths(ctx, "b*", ignore=ign2) == [["bar.go"]]
+    assert _paths(ctx, "u*", ignore=ign2) == [["util.py"]]
 
 
 def _walked(root: str, path: str, **kw: object) -> list[str]:
@@ -149,16 +149,16 @@ def _walked(root: str, path: str, **kw: object) -> list[str]:
 
 
 def test_walk_lists_sorted_parents_first(ctx: str) -> None:
-    _tree(ctx, {"sub/a": "a", "sub/dir1/z": "z", "sub/lnk": "->dir1"})
-    assert _walked(ctx, "sub") == ["", "a", "dir1", "dir1/dir2", "dir1/dir2/foo", "dir1/z",
-                                   "lnk"]
-    assert _walked(ctx, "foo.go") == [""]
-    top = next(iter(sources.walk(ctx, "sub/lnk")))
+    _tree(ctx, {"pkg/a": "a", "pkg/mod1/z": "z", "pkg/lnk": "->mod1"})
+    assert _walked(ctx, "pkg") == ["", "a", "lnk", "mod1", "mod1/mod2", "mod1/mod2/data",
+                                   "mod1/z"]
+    assert _walked(ctx, "main.py") == [""]
+    top = next(iter(sources.walk(ctx, "pkg/lnk")))
     assert top.st.st_mode & 0o170000 == 0o040000  # followed
-    walking = sources.walk(ctx, "sub/lnk", follow_links=False)
+    walking = sources.walk(ctx, "pkg/lnk", follow_links=False)
     top = next(walking)  # its dir_fd is open while the walk is
     assert top.st.st_mode & 0o170000 == 0o120000
-    assert os.readlink(top.name, dir_fd=top.dir_fd) == "dir1"
+    assert os.readlink(top.name, dir_fd=top.dir_fd) == "mod1"
     walking.close()
 
 
@@ -186,36 +186,36 @@ def _sum(root: str, *patterns: str, **kw: object) -> str:
 
 
 def test_checksum_follows_content_not_times(ctx: str) -> None:
-    base = _sum(ctx, "*.go", "sub")
+    base = _sum(ctx, "*.py", "pkg")
     assert base.startswith("sha256:") and len(base) == 71
-    assert _sum(ctx, "*.go", "sub") == base
-    path = os.path.join(ctx, "sub/dir1/dir2/foo")
+    assert _sum(ctx, "*.py", "pkg") == base
+    path = os.path.join(ctx, "pkg/mod1/mod2/data")
     os.utime(path, (1, 1))
-    os.utime(os.path.join(ctx, "sub"), (2, 2))
-    assert _sum(ctx, "*.go", "sub") == base  # times never count
+    os.utime(os.path.join(ctx, "pkg"), (2, 2))
+    assert _sum(ctx, "*.py", "pkg") == base  # times never count
     with open(path, "r+b") as f:
-        f.write(b"F")
-    changed = _sum(ctx, "*.go", "sub")
+        f.write(b"M")
+    changed = _sum(ctx, "*.py", "pkg")
     assert changed != base
     with open(path, "r+b") as f:
-        f.write(b"f")
-    assert _sum(ctx, "*.go", "sub") == base
+        f.write(b"m")
+    assert _sum(ctx, "*.py", "pkg") == base
     os.chmod(path, 0o600)
-    assert _sum(ctx, "*.go", "sub") != base
+    assert _sum(ctx, "*.py", "pkg") != base
     os.chmod(path, 0o644)
     os.chown(path, 1000, 1000)
-    assert _sum(ctx, "*.go", "sub") != base
+    assert _sum(ctx, "*.py", "pkg") != base
     os.chown(path, 0, 0)
-    assert _sum(ctx, "*.go", "sub") == base
+    assert _sum(ctx, "*.py", "pkg") == base
     os.rename(path, path + "2")
-    assert _sum(ctx, "*.go", "sub") != base
+    assert _sum(ctx, "*.py", "pkg") != base
     os.rename(path + "2", path)
     os.setxattr(path, "user.note", b"1")
-    assert _sum(ctx, "*.go", "sub") != base
+    assert _sum(ctx, "*.py", "pkg") != base
     os.removexattr(path, "user.note")
-    assert _sum(ctx, "*.go", "sub") == base
-    os.mkdir(os.path.join(ctx, "sub/empty"))
-    assert _sum(ctx, "*.go", "sub") != base
+    assert _sum(ctx, "*.py", "pkg") == base
+    os.mkdir(os.path.join(ctx, "pkg/empty"))
+    assert _sum(ctx, "*.py", "pkg") != base
 
 
 def test_checksum_of_symlinks_and_names(ctx: str) -> None:
@@ -289,7 +289,7 @@ def test_checksum_is_fast(tmp_path: os.PathLike[str]) -> None:
 def test_no_descriptor_is_left_open(ctx: str) -> None:
     _tree(ctx, {"app/a/b/c": "x", "app/d": "->a"})
     before = sorted(os.listdir("/proc/self/fd"))
-    srcs = match_sources(ctx, ["app", "*.go", "app/*/b"], ignore=Matcher(["x", "!y"]))
+    srcs = match_sources(ctx, ["app", "*.py", "app/*/b"], ignore=Matcher(["x", "!y"]))
     checksum(ctx, srcs)
     walking = sources.walk(ctx, "app")
     next(walking), next(walking), next(walking)
