@@ -4,8 +4,10 @@ Each stage starts from its base (an image, `scratch`, or an earlier stage's resu
 instruction is a step whose cache key (cache.py) is computed first: a hit takes the step's
 recorded result (its layer chain and history time) without touching a file, a miss runs it
 on a snapshot of the parent's layers (layers.py) and records what it made. Metadata
-instructions only change the config (imageconfig.py). The stages a target needs run as soon
-as the stages they use are done, independent ones in parallel threads. The final stage's
+instructions only change the config (imageconfig.py). Only the stages the target needs run,
+each in this thread while its steps are cache hits and, from its first step with work to
+do, in a thread of its own, so independent stages build in parallel (see _run_stages and
+_layer_step) while a cached rebuild starts no thread. The final stage's
 config and layers become an image of the store (its ID the config's digest: a rebuild with
 nothing changed gives the same ID), or are exported (`-o type=local|tar`).
 """
@@ -98,7 +100,6 @@ class StageRun:
     key: str = ""                   # the filesystem's key: the last step with a layer's
     last: str = ""                  # the last step's key, metadata steps included
     index: int = 0                  # the display's k of k/n
-    created: str = ""               # the last step's time (the image's `created`)
     inline: bool = False            # run by _run_stages' own thread (see _layer_step)
     pending: list[Instruction] = field(default_factory=list)  # the steps still to run
 
@@ -269,7 +270,7 @@ class Builder:
         state = ic.StageState(base_config, build_args=dict(self.options.build_args),
                               meta_args=dict(self.scope), escape=self.df.escape)
         key = cache_mod.step_key(key, "platform", self.options.platform or "")
-        return StageRun(p, state, layers, key, created=str(base_config.get("created") or ""))
+        return StageRun(p, state, layers, key)
 
     def _triggers(self, run: StageRun) -> list[Instruction]:
         """A base image's ONBUILD triggers, run right after FROM (and dropped from the new
@@ -338,7 +339,6 @@ class Builder:
             entry = cache_mod.Entry(key, _rows(run.layers), 0, created_by or "", self._now())
             self.cache.put(entry)
         run.last = key
-        run.created = entry.created
         if created_by is not None:
             ic.history(run.state, created_by, entry.created, empty=True)
 
@@ -391,7 +391,6 @@ class Builder:
         empty = len(entry.layers) == len(run.layers)
         run.layers = [LayerRef(*row) for row in entry.layers]
         run.key = run.last = entry.next_key or key
-        run.created = entry.created
         ic.history(run.state, created_by, entry.created, empty=empty)
         diff_ids = [layer.diff_id for layer in run.layers]
         run.state.config["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
