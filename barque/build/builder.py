@@ -134,6 +134,13 @@ class Builder:
 
     # --- the whole build ---------------------------------------------------------------
     def run(self) -> BuildResult:
+        from barque.image.store import ImageError, tag_name
+
+        try:
+            # Bad tags fail before any work (the export would refuse them at the end).
+            self.tags = [tag_name(t) for t in self.options.tags]
+        except ImageError as e:
+            raise BuildError(str(e)) from None
         try:
             auto = platform_args(self.options.platform, self.host)
             self.scope = meta_scope(self.df, self.options.build_args, auto)
@@ -603,7 +610,6 @@ class Builder:
 
     def _export_image(self, final: StageResult) -> BuildResult:
         from barque.image import oci_layout as ol
-        from barque.image.store import tag_name
         from barque.sha256 import hexdigest
 
         config_bytes = ol.canonical_json(self.image_config(final))
@@ -615,7 +621,7 @@ class Builder:
             "layers": [{"mediaType": la.media_type, "digest": la.blob_digest,
                         "size": la.blob_size} for la in final.layers]})
         manifest_digest = "sha256:" + hexdigest(manifest)
-        tags = [tag_name(t) for t in self.options.tags]
+        tags = self.tags
         with self.lock:
             image = self.store.lookup(config_digest)
             if image is not None and image.manifest_digest == manifest_digest:

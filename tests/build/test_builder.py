@@ -456,6 +456,13 @@ def test_healthcheck_and_shell_in_config(engine: Engine, runtime_bin: str,
     assert executor.runs[0].args == ["/bin/sh", "-ec", "echo $0 > /shell"]
 
 
+def test_bad_tag_fails_before_any_work(engine: Engine, runtime_bin: str,
+                                      run_prefix: str) -> None:
+    with pytest.raises(BuildFailed, match="invalid reference format"):
+        _build(engine, "FROM busybox\nRUN exit 9\n", runtime_bin, run_prefix,
+               tags=["Bad:Tag:x"])
+
+
 def test_malformed_dockerfile_fails_with_its_line(engine: Engine) -> None:
     from barque.engine.build import build
 
