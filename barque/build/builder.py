@@ -464,7 +464,9 @@ class Builder:
         created_by = ic.run_created_by(state, argv, instr.json_form)
         key = cache_mod.step_key(run.key, "RUN", argv, env, state.cfg.get("User") or "",
                                  state.workdir, network, security,
-                                 [(m.kind, m.target, m.readonly, m.options) for m in mounts])
+                                 [(m.kind, m.target, m.readonly,
+                                   {k: v for k, v in m.options.items() if k != "context"})
+                                  for m in mounts])
 
         def work(fs: StepFS, v: Vertex) -> None:
             sources: list[StepFS] = []
@@ -488,23 +490,29 @@ class Builder:
 
     def _mount_sources(self, run: StageRun, mounts: list[RunMount],
                        opened: list[StepFS]) -> list[RunMount]:
-        """The mounts with their `from=` sources (a stage's or an image's files) mounted
-        (each a snapshot of its layers, closed by the caller) and resolved inside them."""
+        """The mounts with their `from=` sources (a stage's or an image's files) and their
+        writable (`rw`) views of the context mounted (each a snapshot with an upper of its
+        own, thrown away after: BuildKit keeps no write to a bind mount; closed by the
+        caller), the source resolved inside them."""
         from barque.build.layers import StepFS
         from barque.build.runmounts import resolve_in
 
         out = []
         for m in mounts:
             origin = m.options.get("from")
-            if m.source is None and origin is not None:
-                result = self.stage_result(origin, run.plan.stage.index)
-                layers = result.layers if result is not None else self.image(origin).layers
-                src = StepFS(self.store, self.workspace(), list(layers))
+            if m.source is None and (origin is not None or "context" in m.options):
+                if origin is not None:
+                    result = self.stage_result(origin, run.plan.stage.index)
+                    layers = result.layers if result is not None else self.image(origin).layers
+                    src = StepFS(self.store, self.workspace(), list(layers))
+                else:  # a writable view of the context: its writes are thrown away
+                    src = StepFS(self.store, self.workspace(), [],
+                                 lowers=[m.options["context"]])
                 opened.append(src)
                 root = src.mount()
                 m = RunMount(m.kind, m.target, resolve_in(root, m.options.get("source", "/")),
                              m.readonly, {k: v for k, v in m.options.items()
-                                          if k not in ("from", "source", "key")})
+                                          if k not in ("from", "source", "key", "context")})
             out.append(m)
         return out
 

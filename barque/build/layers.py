@@ -119,11 +119,14 @@ def chain_of(parent_chain: str | None, diff_id: str) -> str:
 class StepFS:
     """The root filesystem of one step over `layers` (bottom first)."""
 
-    def __init__(self, store: ImageStore, workspace: Workspace, layers: list[LayerRef]) -> None:
+    def __init__(self, store: ImageStore, workspace: Workspace, layers: list[LayerRef], *,
+                 lowers: list[str] | None = None) -> None:
+        """`lowers`: other directories to show instead of layers (a view, never committed)."""
         self.store = store
         self.layers = layers
         self.snap = snapshot.Snapshot(workspace.new_dir())
-        self.lowers = [store.layer_path(layer.chain_id) for layer in reversed(layers)]
+        self.lowers = lowers if lowers is not None else [
+            store.layer_path(layer.chain_id) for layer in reversed(layers)]
         self.rootfs = ""
 
     def mount(self) -> str:

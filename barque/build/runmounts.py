@@ -70,13 +70,14 @@ def _mount(builder: Builder, run: StageRun, m: MountSpec) -> RunMount:
 
 def _bind(builder: Builder, run: StageRun, m: MountSpec) -> RunMount:
     source = m.source or "/"
-    if not m.readonly:  # BuildKit throws such writes away; they must never reach the source
-        raise ic.ConfigError("RUN --mount=type=bind,rw is not supported yet")
+    # A `from=` source, or a writable (rw) one, is mounted only when the step runs, each a
+    # snapshot of its own: BuildKit throws writes to a bind mount away, and they must never
+    # reach a layer of the store or the context (Builder._mount_sources).
     if m.from_:
         result = builder.stage_result(m.from_, run.plan.stage.index)
         layers = result.layers if result is not None else builder.image(m.from_).layers
         chain = layers[-1].chain_id if layers else "empty"
-        return RunMount("bind", m.target, None, True,
+        return RunMount("bind", m.target, None, m.readonly,
                         {"key": f"layers:{chain}:{source}", "source": source,
                          "from": m.from_})
     from barque.build import sources
@@ -87,6 +88,10 @@ def _bind(builder: Builder, run: StageRun, m: MountSpec) -> RunMount:
         found = sources.match_sources(context, [source], ignore=builder.ignore,
                                       allow_wildcards=False)
         digest = sources.checksum(context, found, ignore=builder.ignore)
+        if not m.readonly:
+            return RunMount("bind", m.target, None, False,
+                            {"key": f"context:{source}:{digest}", "source": source,
+                             "context": context})
         return RunMount("bind", m.target, resolve_in(context, source), True,
                         {"key": f"context:{source}:{digest}"})
     except sources.SourceError as e:

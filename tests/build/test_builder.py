@@ -512,3 +512,28 @@ def test_copy_from_a_rebuilt_stage_with_the_same_files_stays_cached(
                                      build_args={"N": "2"})
     assert third == first and executor.runs == []
     assert not os.listdir(os.path.join(engine.paths.root, "build", "tmp"))
+
+
+def test_bind_mounts_read_only_and_rw_never_reach_their_source(
+        engine: Engine, runtime_bin: str, run_prefix: str, context: str) -> None:
+    _write(context, "a.txt", "from the context\n")
+    text = ("FROM busybox AS other\nRUN echo other > /o.txt\n"
+            "FROM busybox\n"
+            "RUN --mount=type=bind,target=/ctx cat /ctx/a.txt > /seen; "
+            "touch /ctx/new 2>/dev/null && echo writable >> /seen || echo read-only >> /seen\n"
+            "RUN --mount=type=bind,rw,target=/ctx echo scratch > /ctx/new && cat /ctx/new "
+            ">> /seen\n"
+            "RUN --mount=type=bind,from=other,source=/o.txt,target=/o.txt cat /o.txt >> /seen\n"
+            "RUN --mount=type=bind,rw,from=other,target=/other rm /other/o.txt && "
+            "echo removed >> /seen\n")
+    image_id, _, _ = _build(engine, text, runtime_bin, run_prefix, context)
+    files = _files(engine, image_id)
+    assert files["/seen"] == b"from the context\nread-only\nscratch\nother\nremoved\n"
+    assert sorted(os.listdir(context)) == ["a.txt"]
+    assert not any(name.startswith("/ctx") or name.startswith("/other") for name in files)
+    # The other stage's layer still has its file (the rw mount's rm was thrown away).
+    again, _, executor = _build(engine, text.replace("removed", "removed again"),
+                                runtime_bin, run_prefix, context)
+    assert len(executor.runs) == 1 and _files(engine, again)["/seen"].endswith(
+        b"removed again\n")
+    assert mounts_under(engine.paths.root) == []
