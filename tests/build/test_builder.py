@@ -537,3 +537,17 @@ def test_bind_mounts_read_only_and_rw_never_reach_their_source(
     assert len(executor.runs) == 1 and _files(engine, again)["/seen"].endswith(
         b"removed again\n")
     assert mounts_under(engine.paths.root) == []
+
+
+def test_scratch_stages(engine: Engine, runtime_bin: str, run_prefix: str,
+                        context: str) -> None:
+    _write(context, "a.txt", "A")
+    empty, _, _ = _build(engine, 'FROM scratch\nLABEL empty=yes\n', runtime_bin, run_prefix,
+                         context)
+    assert engine.store.get(empty).layers == []
+    one, _, _ = _build(engine, "FROM scratch AS files\nCOPY a.txt /\n"
+                       "FROM busybox\nCOPY --from=files / /from-scratch/\n", runtime_bin,
+                       run_prefix, context)
+    assert _files(engine, one)["/from-scratch/a.txt"] == b"A"
+    config = engine.store.config(engine.store.get(empty))
+    assert config["os"] == "linux" and config["rootfs"] == {"type": "layers", "diff_ids": []}
