@@ -353,7 +353,8 @@ class Builder:
     def _layer_step(self, run: StageRun, instr: Instruction, key: str, created_by: str,
                     work: Callable[[StepFS, Vertex], None], vertex: Vertex | None = None,
                     content_key: Callable[[], str] | None = None,
-                    cleanup: Callable[[], None] | None = None) -> None:
+                    cleanup: Callable[[], None] | None = None,
+                    link_key: str | None = None) -> None:
         """Take a step's result from the cache, or run `work` on a fresh snapshot of the
         parent's layers and record what it made.
 
@@ -371,7 +372,8 @@ class Builder:
             run.inline = False
 
             def rest() -> None:
-                self._layer_step(run, instr, key, created_by, work, v, content_key, cleanup)
+                self._layer_step(run, instr, key, created_by, work, v, content_key, cleanup,
+                                 link_key)
                 self._continue(run)
 
             self._spawn(rest, run.plan)
@@ -379,7 +381,8 @@ class Builder:
         cached = entry is not None
         if entry is None:
             try:
-                entry, cached = self._miss(run, key, created_by, work, v, content_key)
+                entry, cached = self._miss(run, key, created_by, work, v, content_key,
+                                           link_key)
             except BuildError as e:
                 e.vertex = e.vertex or v
                 e.line, e.end_line = instr.line, instr.end_line
@@ -404,15 +407,16 @@ class Builder:
 
     def _miss(self, run: StageRun, key: str, created_by: str,
               work: Callable[[StepFS, Vertex], None], v: Vertex,
-              content_key: Callable[[], str] | None) -> tuple[cache_mod.Entry, bool]:
+              content_key: Callable[[], str] | None,
+              link_key: str | None) -> tuple[cache_mod.Entry, bool]:
         """(the entry, whether it came from the cache by its content key)."""
         if content_key is None or self._no_cache(run):  # (no lookup: no second key)
-            return self._execute(run, key, created_by, work, v), False
+            return self._execute(run, key, created_by, work, v, link_key), False
         second = content_key()
         entry = self._lookup(run, second)
         cached = entry is not None and self._intact(entry)
         if entry is None or not cached:
-            entry = self._execute(run, second, created_by, work, v)
+            entry = self._execute(run, second, created_by, work, v, link_key)
         # `key` leads to the same result from now on.
         self.cache.put(cache_mod.Entry(key, entry.layers, 0, created_by, entry.created,
                                        next_key=second))
@@ -420,7 +424,10 @@ class Builder:
                                next_key=second), cached
 
     def _execute(self, run: StageRun, key: str, created_by: str,
-                 work: Callable[[StepFS, Vertex], None], v: Vertex) -> cache_mod.Entry:
+                 work: Callable[[StepFS, Vertex], None], v: Vertex,
+                 link_key: str | None = None) -> cache_mod.Entry:
+        if link_key is not None:
+            return self._execute_linked(run, key, link_key, created_by, work, v)
         from barque.build.layers import LayerError, StepFS
 
         fs = StepFS(self.store, self.workspace(), run.layers)
@@ -437,6 +444,43 @@ class Builder:
             layers.append(made[0])
             size = made[1]
         entry = cache_mod.Entry(key, _rows(layers), size, created_by, self._now())
+        self.cache.put(entry)
+        return entry
+
+    def _execute_linked(self, run: StageRun, key: str, link_key: str, created_by: str,
+                        work: Callable[[StepFS, Vertex], None], v: Vertex) -> cache_mod.Entry:
+        """COPY --link: the files copied onto nothing (no earlier layer is seen, or
+        followed), that layer keyed without its parent (`link_key`), so it is made once
+        and put on top of any parent (BuildKit's --link)."""
+        from barque.build.layers import LayerError, StepFS, chain_of
+        from barque.image.store import LayerRef
+
+        alone = self._lookup(run, link_key)
+        if alone is None or not self._intact(alone):
+            fs = StepFS(self.store, self.workspace(), [])
+            try:
+                fs.mount()
+                work(fs, v)
+                made = fs.commit(self.epoch, self.lock)
+            except LayerError as e:
+                raise BuildError(str(e)) from None
+            finally:
+                fs.close()
+            alone = cache_mod.Entry(link_key, _rows([made[0]]) if made else [],
+                                    made[1] if made else 0, created_by, self._now())
+            self.cache.put(alone)
+        layers = list(run.layers)
+        if alone.layers:
+            _, diff_id, blob, media_type, blob_size = alone.layers[0]
+            parent = layers[-1].chain_id if layers else None
+            layer = LayerRef(chain_of(parent, diff_id), diff_id, blob, media_type, blob_size)
+            try:
+                with self.lock:
+                    self.store._ensure_layer(layer)  # the layer's dir over this parent
+            except Exception as e:  # the store's ImageError
+                raise BuildError(str(e)) from None
+            layers.append(layer)
+        entry = cache_mod.Entry(key, _rows(layers), alone.size, created_by, alone.created)
         self.cache.put(entry)
         return entry
 
@@ -566,7 +610,7 @@ class Builder:
         step = CopyStep(self, run, instr)
         self._layer_step(run, instr, step.key(), step.created_by(), step.work,
                          content_key=step.content_key if step.src_layers is not None else None,
-                         cleanup=step.close)
+                         cleanup=step.close, link_key=step.link_key() if step.link else None)
 
     def stage_result(self, word: str, before: int) -> StageResult | None:
         index = find_stage(self.df.stages, word, before)

@@ -551,3 +551,17 @@ def test_scratch_stages(engine: Engine, runtime_bin: str, run_prefix: str,
     assert _files(engine, one)["/from-scratch/a.txt"] == b"A"
     config = engine.store.config(engine.store.get(empty))
     assert config["os"] == "linux" and config["rootfs"] == {"type": "layers", "diff_ids": []}
+
+
+def test_copy_link_layer_is_made_once_for_any_parent(engine: Engine, runtime_bin: str,
+                                                     run_prefix: str, context: str) -> None:
+    _write(context, "a.txt", "A")
+    text = "FROM busybox\nRUN echo {} > /before\nCOPY --link a.txt /app/\nRUN cat /app/a.txt\n"
+    first, _, _ = _build(engine, text.format(1), runtime_bin, run_prefix, context)
+    second, _, executor = _build(engine, text.format(2), runtime_bin, run_prefix, context)
+    one, two = engine.store.get(first).layers, engine.store.get(second).layers
+    # Another parent: the RUNs ran again, the --link layer is the same one.
+    assert len(executor.runs) == 2
+    assert one[-2].diff_id == two[-2].diff_id and one[-2].chain_id != two[-2].chain_id
+    assert _files(engine, second)["/app/a.txt"] == b"A"
+    assert os.path.isdir(engine.store.layer_path(two[-2].chain_id))
