@@ -102,6 +102,7 @@ def build_parsed(engine: Engine, dockerfile: Dockerfile, options: BuildOptions,
 
     builder = Builder(store, dockerfile, options, executor or _LazyExecutor(engine), events,
                       resolve_image=resolve, ignore=ignore, numbered=2)
+    _reclaim(engine)
     try:
         with store.writing():
             return builder.run()
@@ -116,6 +117,32 @@ def build_parsed(engine: Engine, dockerfile: Dockerfile, options: BuildOptions,
         if isinstance(e, (ImageError, OSError)):
             raise BuildFailed(str(e)) from None
         raise
+
+
+def _reclaim(engine: Engine) -> None:
+    """What killed builds left, unmade before this build, also one with no work to do: their
+    RUNs' containers, network and files (build_reclaim; "build-runs" is build_run.RUNS_DIR),
+    then their steps' snapshots (build/layers.py). A listdir each when there is nothing."""
+    import os
+
+    if _listed(os.path.join(engine.paths.runroot, "build-runs")):
+        from barque.engine import build_reclaim
+
+        build_reclaim.reclaim(engine)
+    from barque.build.layers import build_tmp, reclaim
+
+    tmp = build_tmp(engine.paths.root)
+    if _listed(tmp):
+        reclaim(tmp)
+
+
+def _listed(path: str) -> bool:
+    import os
+
+    try:
+        return bool(os.listdir(path))
+    except FileNotFoundError:
+        return False
 
 
 def _ignore(options: BuildOptions) -> Any:

@@ -565,3 +565,56 @@ def test_copy_link_layer_is_made_once_for_any_parent(engine: Engine, runtime_bin
     assert one[-2].diff_id == two[-2].diff_id and one[-2].chain_id != two[-2].chain_id
     assert _files(engine, second)["/app/a.txt"] == b"A"
     assert os.path.isdir(engine.store.layer_path(two[-2].chain_id))
+
+
+def test_build_killed_mid_run_is_reclaimed_by_the_next(engine: Engine, runtime_bin: str,
+                                                        run_prefix: str) -> None:
+    """kill -9 of a build while its RUN runs: the next build (even a fully cached one)
+    unmakes the step's container and snapshot."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from barque.engine import build_run
+
+    assert build_run.RUNS_DIR == "build-runs"  # engine/build.py looks there by name
+    code = f"""
+import sys
+sys.path.insert(0, {os.getcwd()!r})
+from barque.build.options import BuildOptions
+from barque.engine.build import build
+from barque.engine.context import Engine
+from barque.engine.paths import Paths
+e = Engine(Paths({engine.paths.root!r}, {engine.paths.runroot!r}))
+build(e, BuildOptions("/nonexistent", b"FROM busybox\\nRUN sleep 30\\n", network="none"))
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    runs = os.path.join(engine.paths.runroot, "build-runs")
+    tmp = os.path.join(engine.paths.root, "build", "tmp")
+    try:
+        deadline = time.monotonic() + 30
+        while not (os.path.isdir(runs) and os.listdir(runs) and mounts_under(tmp)):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        time.sleep(0.3)  # the runtime's container started
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert mounts_under(tmp)
+    _build(engine, "FROM busybox\nENV nothing=to-run\n", runtime_bin, run_prefix)
+    assert mounts_under(engine.paths.root) == []
+    assert os.listdir(tmp) == [] and os.listdir(runs) == []
+    if os.path.isdir(engine.paths.runtime_root):
+        # (no container left; "@seccomp" is the runtime's filter cache)
+        assert [n for n in os.listdir(engine.paths.runtime_root) if n[0] != "@"] == []
+    os.killpg(proc.pid, signal.SIGKILL) if _group_alive(proc.pid) else None
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
