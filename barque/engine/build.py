@@ -129,10 +129,10 @@ def _reclaim(engine: Engine) -> None:
         from barque.engine import build_reclaim
 
         build_reclaim.reclaim(engine)
-    from barque.build.layers import build_tmp, reclaim
-
-    tmp = build_tmp(engine.paths.root)
+    tmp = os.path.join(engine.paths.root, "build", "tmp")  # build/layers.py's build_tmp
     if _listed(tmp):
+        from barque.build.layers import reclaim
+
         reclaim(tmp)
 
 
