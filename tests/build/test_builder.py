@@ -90,6 +90,13 @@ def test_multistage_build_config_and_files(engine: Engine, runtime_bin: str,
     history = config["history"]
     assert history[-1]["created_by"] == 'CMD ["hi"]'
     assert history[-1]["empty_layer"] is True
+    # One history entry with a layer per layer (what `docker history` pairs up).
+    assert len([h for h in history if not h.get("empty_layer")]) == len(image.layers)
+    from barque.engine.images import history as image_history
+
+    rows = image_history(engine.store, image)
+    assert rows[0].id == image.id and any(r.size > 0 and "COPY /app /app" in r.created_by
+                                          for r in rows)
     assert any(h["created_by"].startswith("COPY /app /app") for h in history)
     names = [v.name for v in events.steps()]
     assert "[base 1/3] FROM docker.io/library/busybox:latest" in names
