@@ -1,12 +1,13 @@
 """A COPY or ADD step: where its files come from (the context, an earlier stage's result, an
-image, here-documents), its cache key (the content checksum of the matched files, never
-their mtimes; for another stage's or an image's files, the content-addressed chain ID of
-their layers) and its work (the copy itself: fileops.py, into the step's snapshot)."""
+image, here-documents, URLs), its cache key (the content checksum of the matched files,
+never their mtimes; for another stage's or an image's files first the content-addressed
+chain ID of their layers, then, when that misses, the checksum of the files in them: see
+Builder._layer_step) and its work (the copy itself: fileops.py, into the step's snapshot;
+with --link onto nothing, see Builder._execute_linked)."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 
 from barque.build import cache as cache_mod
 from barque.build import imageconfig as ic
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from barque.build.events import Vertex
     from barque.build.layers import StepFS
     from barque.image.store import LayerRef
+
 
 def _flag(instr: Instruction, name: str) -> str | None:
     values = instr.flags.get(name)
@@ -100,6 +102,8 @@ class CopyStep:
         self.src_key = ("urls", [(d.name, d.digest, d.mtime) for d in self.downloads])
 
     def _heredocs(self, docs: list[Heredoc]) -> None:
+        import tempfile
+
         from barque.build.dockerfile import commands
 
         self.heredoc_dir = tempfile.mkdtemp(prefix=".heredoc-", dir=self.b.workspace().dir)
