@@ -53,9 +53,20 @@ class Workspace:
         parent = build_tmp(root)
         os.makedirs(parent, mode=0o700, exist_ok=True)
         reclaim(parent)
-        self.dir = tempfile.mkdtemp(prefix="b-", dir=parent)
-        self._lock = os.open(self.dir + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        # The lock file first, locked, then the dir it names: another build's reclaim never
+        # sees our dir unlocked. (It may take the lock file in the instant before our flock:
+        # then it is no longer on disk, and we take another.)
+        while True:
+            self._lock, lock_path = tempfile.mkstemp(prefix="b-", suffix=".lock", dir=parent)
+            fcntl.flock(self._lock, fcntl.LOCK_EX)
+            try:
+                if os.stat(lock_path).st_ino == os.fstat(self._lock).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(self._lock)
+        self.dir = lock_path.removesuffix(".lock")
+        os.mkdir(self.dir, 0o700)
         self._n = itertools.count(1)  # next() is atomic: stage threads share it
 
     def new_dir(self) -> str:
@@ -65,6 +76,8 @@ class Workspace:
         try:
             _remove_dir(self.dir)
             os.unlink(self.dir + ".lock")
+        except FileNotFoundError:
+            pass
         finally:
             os.close(self._lock)
 
@@ -95,7 +108,10 @@ def reclaim(parent: str) -> None:
         if not name.endswith(".lock"):
             continue
         path = os.path.join(parent, name)
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue  # its build has just ended
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -105,7 +121,10 @@ def reclaim(parent: str) -> None:
                 _remove_dir(path.removesuffix(".lock"))
             except LayerError:
                 continue
-            os.unlink(path)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
         finally:
             os.close(fd)
 
