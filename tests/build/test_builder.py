@@ -625,3 +625,36 @@ def _group_alive(pgid: int) -> bool:
         return True
     except ProcessLookupError:
         return False
+
+
+def test_concurrent_builds_in_one_root(engine: Engine, runtime_bin: str,
+                                       run_prefix: str) -> None:
+    """Two `barque build`s at once (separate processes, one store and cache): both finish,
+    neither takes the other's snapshots, nothing is left."""
+    import subprocess
+    import sys
+
+    def start(n: int) -> subprocess.Popen[bytes]:
+        code = f"""
+import sys
+sys.path.insert(0, {os.getcwd()!r})
+from barque.build.options import BuildOptions
+from barque.engine.build import build
+from barque.engine.context import Engine
+from barque.engine.paths import Paths
+e = Engine(Paths({engine.paths.root!r}, {engine.paths.runroot!r}))
+text = b"FROM busybox\\nRUN sleep 0.3; echo {n} > /n\\nRUN echo shared > /s\\n"
+print(build(e, BuildOptions("/nonexistent", text, network="none", tags=["c{n}"])).image_id)
+"""
+        return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+
+    procs = [start(n) for n in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    ids = {out.decode().strip() for out, _ in outs}
+    assert len(ids) == 3
+    for n in range(3):
+        assert _files(engine, engine.store.resolve(f"c{n}").id)["/n"] == f"{n}\n".encode()
+    assert mounts_under(engine.paths.root) == []
+    assert os.listdir(os.path.join(engine.paths.root, "build", "tmp")) == []
