@@ -626,7 +626,8 @@ class Builder:
     def _export(self, final: StageResult, p: Plan) -> BuildResult:
         outputs = self.options.outputs or []
         v = self.display.start("exporting to image" if not outputs or any(
-            o.type == "image" for o in outputs) else f"exporting to client {outputs[0].type}")
+            o.type == "image" for o in outputs) else
+            "exporting to client " + {"local": "directory"}.get(outputs[0].type, "tarball"))
         try:
             result = BuildResult(None)
             if not outputs or any(o.type == "image" for o in outputs):
