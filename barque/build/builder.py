@@ -656,8 +656,11 @@ class Builder:
             history = [{**h, "created": min(h.get("created") or stamp, stamp)}
                        if h.get("comment") == ic.COMMENT else h for h in history]
         config["history"] = history
-        created = max((h.get("created") or "" for h in history), default="")
-        config["created"] = created or rfc3339(self.epoch or 0)
+        if self.epoch is not None:  # BuildKit: the image's time is SOURCE_DATE_EPOCH
+            config["created"] = rfc3339(self.epoch)
+        else:  # the last step's (from the cache when cached: the same config again)
+            config["created"] = str((history[-1] if history else {}).get("created")
+                                    or config.get("created") or rfc3339(0))
         config["rootfs"] = {"type": "layers", "diff_ids": [la.diff_id for la in final.layers]}
         return config
 

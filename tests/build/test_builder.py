@@ -658,3 +658,13 @@ print(build(e, BuildOptions("/nonexistent", text, network="none", tags=["c{n}"])
         assert _files(engine, engine.store.resolve(f"c{n}").id)["/n"] == f"{n}\n".encode()
     assert mounts_under(engine.paths.root) == []
     assert os.listdir(os.path.join(engine.paths.root, "build", "tmp")) == []
+
+
+def test_source_date_epoch_over_a_newer_base(engine: Engine, runtime_bin: str,
+                                             run_prefix: str) -> None:
+    _build(engine, "FROM busybox\nLABEL made=now\n", runtime_bin, run_prefix, tags=["newer"])
+    child, _, _ = _build(engine, "FROM newer\nLABEL child=yes\n", runtime_bin, run_prefix,
+                         source_date_epoch=1000)
+    config = engine.store.config(engine.store.get(child))
+    assert config["created"] == "1970-01-01T00:16:40Z"
+    assert config["history"][-1]["created"] == "1970-01-01T00:16:40Z"
