@@ -276,7 +276,8 @@ class Builder:
             base_config["config"]["Env"] = [ic.DEFAULT_PATH]
         state = ic.StageState(base_config, build_args=dict(self.options.build_args),
                               meta_args=dict(self.scope), escape=self.df.escape)
-        key = cache_mod.step_key(key, "platform", self.options.platform or "")
+        # SOURCE_DATE_EPOCH changes the layers made (their clamped mtimes): part of the key.
+        key = cache_mod.step_key(key, "platform", self.options.platform or "", self.epoch)
         return StageRun(p, state, layers, key)
 
     def _triggers(self, run: StageRun) -> list[Instruction]:

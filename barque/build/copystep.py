@@ -142,8 +142,8 @@ class CopyStep:
     def link_key(self) -> str:
         """COPY --link's layer alone: its key leaves the parent out."""
         return cache_mod.step_key(
-            "link", self.instr.keyword, self.src_key, self.dest, self.workdir, self.chown,
-            self.chmod, self.parents, self.unpack, self.excludes)
+            "link", self.b.epoch, self.instr.keyword, self.src_key, self.dest, self.workdir,
+            self.chown, self.chmod, self.parents, self.unpack, self.excludes)
 
     def created_by(self) -> str:
         flags = "".join(f"--{k}={v} " for k in ("chown", "chmod") if (v := _flag(self.instr, k)))
