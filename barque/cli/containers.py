@@ -595,14 +595,15 @@ def cmd_inspect(ns: argparse.Namespace, engine: Engine) -> int:
             continue
         except EngineError:
             pass
-        image = engine.store.lookup(name) if images_too else None
-        if image is not None:
-            from barque.engine import images as eng_images
-
-            found.append(eng_images.inspect(engine.store, image))
-            continue
         if images_too:
+            from barque.engine import images as eng_images
             from barque.engine import networks
+
+            try:
+                found.append(eng_images.inspect_named(engine.store, name))
+                continue
+            except eng_images.ImageNotFound:
+                pass
 
             try:
                 found.append(networks.inspect(engine, name))
