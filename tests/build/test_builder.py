@@ -94,7 +94,7 @@ def test_multistage_build_config_and_files(engine: Engine, runtime_bin: str,
     assert len([h for h in history if not h.get("empty_layer")]) == len(image.layers)
     from barque.engine.images import history as image_history
 
-    rows = image_history(engine.store, image)
+    rows = image_history(engine.store, image.id)
     assert rows[0].id == image.id and any(r.size > 0 and "COPY /app /app" in r.created_by
                                           for r in rows)
     assert any(h["created_by"].startswith("COPY /app /app") for h in history)
