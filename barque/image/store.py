@@ -168,8 +168,6 @@ class ImageStore:
         return [self.layer_path(layer.chain_id) for layer in reversed(image.layers)]
 
     def _ensure_layer(self, layer: LayerRef) -> int:
-        from barque.storage.layers import LayerError, unpack_layer
-
         row = self.conn.execute("SELECT size FROM layers WHERE chain_id = ?",
                                 (layer.chain_id,)).fetchone()
         dest = self.layer_path(layer.chain_id)
@@ -186,6 +184,9 @@ class ImageStore:
                 return int(row["size"])
             if os.path.isdir(dest):  # unpacked, but the record was lost: redo it cleanly
                 shutil.rmtree(dest)
+            # (here: a registered layer, the usual case, needs no tarfile)
+            from barque.storage.layers import LayerError, unpack_layer
+
             try:
                 size = unpack_layer(self.blobs.path(layer.blob_digest), layer.media_type, dest,
                                     layer.diff_id)
@@ -197,6 +198,30 @@ class ImageStore:
             return size
         finally:
             # The lock file stays (see BlobWriter.close); the collector removes it.
+            os.close(lock)
+
+    def adopt_layer(self, layer: LayerRef, unpacked: str, size: int) -> bool:
+        """Make the directory `unpacked` (in overlayfs lower-dir format, on the store's file
+        system, its content that of `layer`'s blob: a build step's upper dir) the layer dir
+        of `layer.chain_id`, instead of unpacking the blob again. False when the store
+        already had that layer (`unpacked` is then left to the caller)."""
+        dest = self.layer_path(layer.chain_id)
+        lock = os.open(dest + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            row = self.conn.execute("SELECT size FROM layers WHERE chain_id = ?",
+                                    (layer.chain_id,)).fetchone()
+            if row is not None and os.path.isdir(dest):
+                return False
+            if os.path.isdir(dest):
+                shutil.rmtree(dest)
+            os.chmod(unpacked, 0o755)
+            os.rename(unpacked, dest)
+            with db.transaction(self.conn):
+                self.conn.execute("INSERT OR REPLACE INTO layers VALUES (?, ?, ?)",
+                                  (layer.chain_id, layer.diff_id, size))
+            return True
+        finally:
             os.close(lock)
 
     # --- registering -----------------------------------------------------------------------
@@ -478,6 +503,8 @@ class ImageStore:
         with locks.locked_file(self._lock_path):
             used_chains = {r[0] for r in self.conn.execute(
                 "SELECT DISTINCT chain_id FROM image_layers")}
+            cached = self._build_cache_layers()
+            used_chains |= {c[0] for c in cached}
             for (chain,) in self.conn.execute("SELECT chain_id FROM layers").fetchall():
                 if chain not in used_chains:
                     shutil.rmtree(self.layer_path(chain), ignore_errors=True)
@@ -496,11 +523,20 @@ class ImageStore:
             used_blobs = {r[0] for r in self.conn.execute(
                 "SELECT id FROM images UNION SELECT manifest_digest FROM images "
                 "UNION SELECT blob_digest FROM image_layers UNION SELECT digest FROM image_blobs")}
+            used_blobs |= {c[1] for c in cached}
             for digest in list(self.blobs.digests()):
                 if digest not in used_blobs:
                     self.blobs.delete(digest)
             self.reclaim_temporaries(partials=True)
         return removed
+
+    def _build_cache_layers(self) -> set[tuple[str, str]]:
+        """(chain ID, blob digest) of every layer the build cache refers to: kept until
+        `builder prune` drops the cache entries (barque/build/cache.py)."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT json_extract(l.value, '$[0]'), json_extract(l.value, '$[2]') "
+            "FROM build_cache, json_each(build_cache.layers) AS l")
+        return {(str(r[0]), str(r[1])) for r in rows}
 
     def disk_usage(self) -> int:
         (layers,) = self.conn.execute("SELECT COALESCE(SUM(size), 0) FROM layers").fetchone()
