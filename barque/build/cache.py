@@ -152,9 +152,10 @@ class BuildCache:
     def _prune_cache_mounts(self) -> None:
         """RUN --mount=type=cache dirs go with a full prune, as Docker's exec.cachemount
         records do; not while a build runs (it may be using them)."""
-        import fcntl
         import os
         import shutil
+
+        from barque.linux import locks
 
         row = self.conn.execute("PRAGMA database_list").fetchone()
         if not row or not row[2]:
@@ -166,9 +167,8 @@ class BuildCache:
                 continue
             fd = os.open(os.path.join(tmp, name), os.O_RDWR | os.O_CLOEXEC)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return  # a live build's
+                if not locks.try_lock(fd):
+                    return  # a live build's
             finally:
                 os.close(fd)
         shutil.rmtree(os.path.join(build_dir, "cache-mounts"), ignore_errors=True)

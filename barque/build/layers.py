@@ -15,13 +15,13 @@ removes it (`reclaim`).
 
 from __future__ import annotations
 
-import fcntl
 import itertools
 import os
 import shutil
 import tempfile
 
 from barque.image.store import ImageStore, LayerRef
+from barque.linux import locks
 from barque.sha256 import hexdigest
 from barque.storage import snapshot
 from barque.storage.overlayfs import unmount
@@ -58,7 +58,7 @@ class Workspace:
         # then it is no longer on disk, and we take another.)
         while True:
             self._lock, lock_path = tempfile.mkstemp(prefix="b-", suffix=".lock", dir=parent)
-            fcntl.flock(self._lock, fcntl.LOCK_EX)
+            locks.lock(self._lock)
             try:
                 if os.stat(lock_path).st_ino == os.fstat(self._lock).st_ino:
                     break
@@ -113,9 +113,7 @@ def reclaim(parent: str) -> None:
         except FileNotFoundError:
             continue  # its build has just ended
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not locks.try_lock(fd):
                 continue  # a live build's
             try:
                 _remove_dir(path.removesuffix(".lock"))

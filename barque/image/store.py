@@ -205,10 +205,12 @@ class ImageStore:
         system, its content that of `layer`'s blob: a build step's upper dir) the layer dir
         of `layer.chain_id`, instead of unpacking the blob again. False when the store
         already had that layer (`unpacked` is then left to the caller)."""
+        from barque.linux import locks
+
         dest = self.layer_path(layer.chain_id)
-        lock = os.open(dest + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        lock = locks.open_file(dest + ".lock")
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            locks.lock(lock)
             row = self.conn.execute("SELECT size FROM layers WHERE chain_id = ?",
                                     (layer.chain_id,)).fetchone()
             if row is not None and os.path.isdir(dest):
