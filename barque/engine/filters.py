@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from barque.engine.errors import EngineError
+
 
 class FilterError(ValueError):
     """A flag without '=' or a key the listing does not know; `item` is what was given."""
@@ -29,9 +31,26 @@ def parse_flags(items: list[str], accepted: tuple[str, ...] | None = None
 
 
 def check_keys(filters: dict[str, list[str]], accepted: tuple[str, ...]) -> None:
+    """The daemon's Validate: a key it does not know is an error, before anything is read."""
     for key in filters:
         if key not in accepted:
             raise FilterError(f"invalid filter '{key}'", key)
+
+
+def parse_filters(items: list[str], accepted: tuple[str, ...]) -> dict[str, list[str]]:
+    """parse_flags with the daemon's answer to bad filters: an EngineError (400)."""
+    try:
+        return parse_flags(items, accepted)
+    except FilterError as e:
+        raise EngineError(str(e), 1, 400) from None
+
+
+def validate(filters: dict[str, list[str]], accepted: tuple[str, ...]) -> None:
+    """check_keys with the daemon's answer to an unknown key: an EngineError (400)."""
+    try:
+        check_keys(filters, accepted)
+    except FilterError as e:
+        raise EngineError(str(e), 1, 400) from None
 
 
 def match_labels(wanted: list[str], labels: dict[str, str]) -> bool:

@@ -10,9 +10,8 @@ from __future__ import annotations
 import hashlib
 import re
 
-from barque.engine import filters
 from barque.engine.errors import EngineError
-from barque.engine.filters import match_labels
+from barque.engine.filters import match_labels, parse_filters
 from barque.network.errors import NetworkError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
@@ -352,14 +351,6 @@ def inspect(engine: Engine, ref: str) -> dict[str, Any]:
 
 
 # --- ls ---------------------------------------------------------------------------------------
-
-def parse_filters(items: list[str], accepted: tuple[str, ...]) -> dict[str, list[str]]:
-    """`--filter key=value` flags as Docker's filters.Args: values per key."""
-    try:
-        return filters.parse_flags(items, accepted)
-    except filters.FilterError as e:
-        raise EngineError(str(e), 1, 400) from None
-
 
 def _match(values: list[str], field: str) -> bool:
     """filters.Args.Match: equal, or the value as a regular expression found in the field."""
