@@ -113,6 +113,7 @@ DF_VERBOSE_HEADERS = {
 def _df_verbose(engine: Engine) -> str:
     """`docker system df -v`: each kind's table under its title."""
     from barque.cli.containers import ps_row
+    from barque.engine import listing
     from barque.engine.system import build_cache_usage, dir_size, image_usage
 
     headers = DF_VERBOSE_HEADERS
@@ -122,10 +123,9 @@ def _df_verbose(engine: Engine) -> str:
                "CreatedSince": fmt.time_ago_iso(row["Created"])}
               for row in image_usage(engine)]
     containers = []
-    for record in engine.records.all():
-        row = ps_row(engine, record, engine.state(record), False)
-        size = dir_size(os.path.join(engine.paths.snapshot_dir(record.id), "upper"))
-        containers.append({**row, "Size": fmt.human_size(size)})
+    for summary in listing.list_containers(engine, all_=True):
+        size = dir_size(os.path.join(engine.paths.snapshot_dir(summary.id), "upper"))
+        containers.append({**ps_row(summary, False), "Size": fmt.human_size(size)})
     volumes = [{"Name": v.name, "Links": len(engine.users_of_volume(v.name)),
                 "Size": fmt.human_size(dir_size(v.mountpoint))}
                for v in engine.volumes.all()]

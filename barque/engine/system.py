@@ -259,10 +259,8 @@ def build_cache_row(engine: Engine) -> dict[str, Any]:
 
 def build_cache_usage(engine: Engine) -> list[Any]:
     """The build cache's entries (barque.build.cache.Usage), newest use first."""
-    try:
-        from barque.build.cache import BuildCache
-    except ModuleNotFoundError:   # until the builder (issue 10, part C1) is merged
-        return []
+    from barque.build.cache import BuildCache
+
     return BuildCache(engine.store.conn).usage()
 
 
@@ -272,10 +270,8 @@ def prune_build_cache(engine: Engine, *, all_entries: bool = False,
     """`builder prune`, `system prune`: drop cache entries (those no image shares, or all;
     unused since `until`; down to `keep_storage` bytes), then the layers and blobs nothing
     holds any more; (the entries' IDs, the bytes freed)."""
-    try:
-        from barque.build.cache import BuildCache
-    except ModuleNotFoundError:   # until the builder (issue 10, part C1) is merged
-        return [], 0
+    from barque.build.cache import BuildCache
+
     store = engine.store
     dropped = BuildCache(store.conn).prune(all_entries=all_entries, until=until,
                                            keep_storage=keep_storage)
