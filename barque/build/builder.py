@@ -363,8 +363,7 @@ class Builder:
             return None  # recorded over other layers than this build's: not this step
         size = found.layers[found.count - 1].blob_size if found.count > len(run.layers) else 0
         entry = cache_mod.Entry(key, _rows(found.layers[:found.count]), size,
-                                f"imported from {found.source}", found.created,
-                                found.next_key)
+                                f"imported from {found.source}", found.created)
         if not self._intact(entry):
             return None
         self.cache.put(entry)
@@ -401,7 +400,7 @@ class Builder:
             entry = cache_mod.Entry(key, _rows(run.layers), 0, created_by or "", self._now())
             self.cache.put(entry)
         run.last = key
-        run.records.append([key, len(run.layers), entry.created, ""])
+        run.records.append([key, len(run.layers), entry.created])
         if created_by is not None:
             ic.history(run.state, created_by, entry.created, empty=True)
 
@@ -455,7 +454,8 @@ class Builder:
         from barque.image.store import LayerRef
 
         empty = len(entry.layers) == len(run.layers)
-        run.records.append([key, len(entry.layers), entry.created, entry.next_key])
+        # (COPY --from's content key: the first one changes with the source stage's layers)
+        run.records.append([entry.next_key or key, len(entry.layers), entry.created])
         run.layers = [LayerRef(*row) for row in entry.layers]
         run.key = run.last = entry.next_key or key
         ic.history(run.state, created_by, entry.created, empty=empty)

@@ -11,9 +11,10 @@ The image store's collector keeps every layer an entry names (store.collect_garb
 
 Every built image carries its steps' keys (BuildKit's inline cache, read in place): its
 config has a top-level field CONFIG_FIELD, a list with one record per step of the final
-stage's chain, in order, `[key, layers, created, next_key]`: the step's key, how many of
-the image's layers its result is (a prefix of rootfs.diff_ids), the time of its history
-entry, and the key the next steps build on when not this one (COPY --from's content key).
+stage's chain, in order, `[key, layers, created]`: the step's key (for a COPY --from
+another stage, its content key: the one that stays when the source stage is rebuilt into
+the same files), how many of the image's layers its result is (a prefix of
+rootfs.diff_ids), and the time of its history entry.
 A build given `--cache-from IMAGE` looks a key it misses up in those records
 (`imported`) and takes the image's layers instead of running the step. The records hold
 nothing that differs between a build and its cached rebuild, so both give one image ID.
@@ -77,7 +78,6 @@ class Imported:
     layers: list[Any]      # the image's LayerRefs, the step's result their first `count`
     count: int
     created: str
-    next_key: str
     source: str            # the image's name, for the entry's description
 
 
@@ -87,11 +87,10 @@ def records(config: dict[str, Any], layers: list[Any], source: str) -> dict[str,
     out: dict[str, Imported] = {}
     field = config.get(CONFIG_FIELD)
     for rec in field if isinstance(field, list) else []:
-        if (isinstance(rec, list) and len(rec) == 4 and isinstance(rec[0], str)
+        if (isinstance(rec, list) and len(rec) == 3 and isinstance(rec[0], str)
                 and rec[0].startswith("sha256:") and type(rec[1]) is int
-                and 0 <= rec[1] <= len(layers) and isinstance(rec[2], str)
-                and isinstance(rec[3], str)):
-            out.setdefault(rec[0], Imported(layers, rec[1], rec[2], rec[3], source))
+                and 0 <= rec[1] <= len(layers) and isinstance(rec[2], str)):
+            out.setdefault(rec[0], Imported(layers, rec[1], rec[2], source))
     return out
 
 

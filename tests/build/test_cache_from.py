@@ -188,3 +188,20 @@ def test_missing_cache_image_is_skipped(engine: Engine, context: str,
 def test_other_cache_kinds_are_refused(engine: Engine, context: str) -> None:
     with pytest.raises(BuildFailed, match="unsupported --cache-from"):
         _build(engine, _context(context), cache_from=["type=local,src=/tmp/cache"])
+
+
+def test_multistage_copy_from_is_found_by_content(engine: Engine, fresh: Engine,
+                                                  context: str, registry: Registry) -> None:
+    """Only the final stage's steps are in the image (BuildKit's inline cache, mode=min): a
+    source stage runs again on a fresh root, and the COPY --from it is found by the content
+    it copies, so the rest of the final stage and the image ID are the same."""
+    text = ("FROM busybox AS src\nRUN echo made > /out\n"
+            "FROM busybox\nCOPY --from=src /out /o\nRUN cat /o > /seen\n")
+    ref = f"{registry.host}/cachefrom/multi:latest"
+    image_id, _, _ = _build(engine, context, text, tags=[ref])
+    images.push(engine.store, ref)
+    again, events, executor = _build(fresh, context, text, cache_from=[ref])
+    assert [r.args[-1] for r in executor.runs] == ["echo made > /out"]
+    cached = {v.name.split("] ", 1)[1]: v.cached for v in events.steps()}
+    assert cached["COPY --from=src /out /o"] and cached["RUN cat /o > /seen"]
+    assert again == image_id
