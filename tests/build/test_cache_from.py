@@ -205,3 +205,30 @@ def test_multistage_copy_from_is_found_by_content(engine: Engine, fresh: Engine,
     cached = {v.name.split("] ", 1)[1]: v.cached for v in events.steps()}
     assert cached["COPY --from=src /out /o"] and cached["RUN cat /o > /seen"]
     assert again == image_id
+
+
+def test_local_image_after_builder_prune(engine: Engine, context: str) -> None:
+    image_id, _, _ = _build(engine, _context(context), tags=["app:cache"])
+    BuildCache(engine.store.conn).prune(all_entries=True)
+    engine.store.collect_garbage()  # (the image keeps its layers)
+    again, events, executor = _build(engine, context, cache_from=["app:cache"])
+    assert again == image_id and executor.runs == []
+    assert all(v.cached for v in events.steps())
+    # The build cache has the image's steps again: `system df`'s Build Cache row.
+    usage = BuildCache(engine.store.conn).usage()
+    assert usage and all(u.description == "imported from app:cache" for u in usage)
+
+
+@pytest.mark.parametrize("field", [
+    None, "x", {"a": 1}, [["sha256:" + "a" * 64, 3, "t"]],         # more layers than it has
+    [["sha256:" + "a" * 64, -1, "t"]], [["sha256:" + "a" * 64, True, "t"]],
+    [["md5:x", 1, "t"]], [["sha256:" + "a" * 64, 1]], [[1, 1, "t"]],
+    [["sha256:" + "a" * 64, 1, 5]],
+])
+def test_malformed_records_are_skipped(field: object) -> None:
+    from barque.build.cache import records
+
+    assert records({CONFIG_FIELD: field}, ["l1", "l2"], "img") == {}
+    good = ["sha256:" + "b" * 64, 2, "t"]
+    found = records({CONFIG_FIELD: [good, good[:1] + [1, "u"]]}, ["l1", "l2"], "img")
+    assert list(found) == [good[0]] and found[good[0]].count == 2  # the first one wins
