@@ -90,6 +90,7 @@ class StageResult:
     layers: list[LayerRef]
     key: str
     state: ic.StageState
+    platform: str = ""              # os/arch[/variant] its RUNs need
 
 
 @dataclass
@@ -102,6 +103,7 @@ class StageRun:
     index: int = 0                  # the display's k of k/n
     inline: bool = False            # run by _run_stages' own thread (see _layer_step)
     pending: list[Instruction] = field(default_factory=list)  # the steps still to run
+    platform: str = ""              # os/arch[/variant] its RUNs need (see _check_platform)
 
 
 class _HandedOff(Exception):
@@ -235,13 +237,16 @@ class Builder:
                 self._done[dep].wait()
             if self._errors:
                 return
+        run = self._start_stage(p)
+        triggers = self._triggers(run)
+        # BuildKit counts every trigger in the stage's total (whatever its instruction).
+        p.total += len(triggers)
         from_name = f"[{p.prefix}{_index(1, p.total)}] FROM {_display_ref(p.base)}"
         v = self.display.start(from_name)
-        run = self._start_stage(p)
         self.display.done(v, cached=p.base_stage is None)
         run.index = 1
         run.inline = inline
-        run.pending = [*self._triggers(run), *p.stage.instructions]
+        run.pending = [*triggers, *p.stage.instructions]
         self._continue(run)
         if inline:
             self._done[p.stage.index].set()
@@ -249,7 +254,8 @@ class Builder:
     def _continue(self, run: StageRun) -> None:
         while run.pending:
             self._step(run, run.pending.pop(0))
-        self._results[run.plan.stage.index] = StageResult(run.layers, run.key, run.state)
+        self._results[run.plan.stage.index] = StageResult(run.layers, run.key, run.state,
+                                                          run.platform)
 
     def _start_stage(self, p: Plan) -> StageRun:
         from barque.image.oci_layout import host_platform
@@ -278,7 +284,12 @@ class Builder:
                               meta_args=dict(self.scope), escape=self.df.escape)
         # SOURCE_DATE_EPOCH changes the layers made (their clamped mtimes): part of the key.
         key = cache_mod.step_key(key, "platform", self.options.platform or "", self.epoch)
-        return StageRun(p, state, layers, key)
+        run = StageRun(p, state, layers, key)
+        # As BuildKit's: FROM --platform, else the build's --platform, else the base's own.
+        run.platform = (p.platform or self.options.platform
+                        or (self._results[p.base_stage].platform if p.base_stage is not None
+                            else "") or _platform_text(base_config) or "")
+        return run
 
     def _triggers(self, run: StageRun) -> list[Instruction]:
         """A base image's ONBUILD triggers, run right after FROM (and dropped from the new
@@ -514,6 +525,7 @@ class Builder:
                                   for m in mounts])
 
         def work(fs: StepFS, v: Vertex) -> None:
+            self._check_platform(run, argv, v)
             sources: list[StepFS] = []
             try:
                 request = RunRequest(fs.rootfs, argv, env, state.workdir,
@@ -532,6 +544,19 @@ class Builder:
                                  f"exit code: {code}", exit_code=code)
 
         self._layer_step(run, instr, key, created_by, work)
+
+    def _check_platform(self, run: StageRun, argv: list[str], v: Vertex) -> None:
+        """A stage of another platform than this host's cannot RUN here (no emulation):
+        fail as BuildKit does when no emulator is found (the kernel refuses the binary, runc
+        says so, the process exits 1) instead of running the host's binaries natively."""
+        if not run.platform or runs_natively(run.platform, self.host):
+            return
+        host = _platform_text(self.host)
+        self.display.log(v, 2, f"exec {argv[0]}: exec format error\n".encode())
+        self.display.log(v, 2, f"(the stage's platform is {run.platform}, this host's is "
+                               f"{host}, and no emulator is available)\n".encode())
+        raise BuildError(f'process "{" ".join(argv)}" did not complete successfully: '
+                         "exit code: 1", exit_code=1)
 
     def _mount_sources(self, run: StageRun, mounts: list[RunMount],
                        opened: list[StepFS]) -> list[RunMount]:
@@ -827,3 +852,24 @@ def _platform_obj(text: str) -> dict[str, str]:
     if len(parts) > 2:
         out["variant"] = parts[2]
     return out
+
+
+_ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm",
+                 "armel": "arm", "i386": "386", "i686": "386"}
+
+
+def _platform_text(p: dict[str, Any]) -> str:
+    if not p.get("os") or not p.get("architecture"):
+        return ""
+    return f"{p['os']}/{p['architecture']}" + (f"/{p['variant']}" if p.get("variant") else "")
+
+
+def runs_natively(platform: str, host: dict[str, str]) -> bool:
+    """Whether binaries of `platform` (os/arch[/variant]) run on this host without an
+    emulator: the same OS and architecture (the variant aside: arm64's v8 is the only one
+    an arm64 host has)."""
+    parts = platform.lower().split("/")
+    os_name, arch = parts[0], parts[1] if len(parts) > 1 else host.get("architecture", "")
+    arch = _ARCH_ALIASES.get(arch, arch)
+    host_arch = _ARCH_ALIASES.get(host.get("architecture", ""), host.get("architecture", ""))
+    return os_name == host.get("os", "linux") and arch == host_arch

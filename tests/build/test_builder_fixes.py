@@ -1,0 +1,137 @@
+"""The builder's gaps found after its first version: ONBUILD in the step count, RUN in a
+stage of another platform, COPY --link --chown by name, the context bind mount without
+what .dockerignore excludes, the cache's in-use records and cache mounts as records."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from barque.build.dockerfile.parser import parse
+from barque.build.options import BuildOptions
+from barque.engine.build import BuildFailed, build_parsed
+from barque.engine.context import Engine
+from tests.build.conftest import Recorder
+from tests.build.executors import Recording
+
+pytestmark = pytest.mark.root
+
+
+def _build(engine: Engine, text: str, context: str = "/nonexistent",
+           **kw: object) -> tuple[str, Recorder, Recording]:
+    events = Recorder()
+    executor = Recording(engine)
+    kw.setdefault("network", "none")
+    options = BuildOptions(context, text.encode(), **kw)  # type: ignore[arg-type]
+    result = build_parsed(engine, parse(text), options, events, executor=executor)
+    assert result.image_id is not None
+    return result.image_id, events, executor
+
+
+def _failed(engine: Engine, text: str, context: str = "/nonexistent",
+            **kw: object) -> tuple[BuildFailed, Recorder, Recording]:
+    events = Recorder()
+    executor = Recording(engine)
+    kw.setdefault("network", "none")
+    options = BuildOptions(context, text.encode(), **kw)  # type: ignore[arg-type]
+    with pytest.raises(BuildFailed) as info:
+        build_parsed(engine, parse(text), options, events, executor=executor)
+    return info.value, events, executor
+
+
+def _write(context: str, name: str, data: str) -> None:
+    path = os.path.join(context, name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(data)
+
+
+def _files(engine: Engine, image_id: str) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    image = engine.store.get(image_id)
+    for lower in reversed(engine.store.lowers(image)):
+        for dirpath, _, names in os.walk(lower):
+            for name in names:
+                path = os.path.join(dirpath, name)
+                if os.path.isfile(path) and not os.path.islink(path):
+                    with open(path, "rb") as f:
+                        out["/" + os.path.relpath(path, lower)] = f.read()
+    return out
+
+
+def _owners(engine: Engine, image_id: str) -> dict[str, tuple[int, int]]:
+    out: dict[str, tuple[int, int]] = {}
+    for lower in reversed(engine.store.lowers(engine.store.get(image_id))):
+        for dirpath, _, names in os.walk(lower):
+            for name in names:
+                st = os.lstat(os.path.join(dirpath, name))
+                rel = "/" + os.path.relpath(os.path.join(dirpath, name), lower)
+                out[rel] = (st.st_uid, st.st_gid)
+    return out
+
+
+# --- (5) ONBUILD triggers in [stage k/n] ---------------------------------------------------
+def test_onbuild_triggers_count_in_the_stage_total(engine: Engine, context: str) -> None:
+    _build(engine, "FROM busybox\nONBUILD RUN echo one > /one\nONBUILD ENV X=1\n"
+           "ONBUILD WORKDIR /w\n", tags=["trig-base"])
+    _, events, _ = _build(engine, "FROM trig-base\nRUN cat /one\n")
+    # BuildKit: cmdTotal = FROM + RUN, plus every trigger (3): 5; the ENV shows no step.
+    assert [v.name for v in events.steps()] == [
+        "[1/5] FROM docker.io/library/trig-base:latest",
+        "[2/5] RUN echo one > /one",
+        "[3/5] WORKDIR /w",
+        "[4/5] RUN cat /one",
+    ]
+
+
+# --- (4) RUN in a stage of another platform -----------------------------------------------
+def _other_platform() -> str:
+    from barque.image.oci_layout import host_platform
+
+    return "linux/arm64" if host_platform()["architecture"] != "arm64" else "linux/amd64"
+
+
+def test_run_in_a_foreign_platform_stage_fails_as_exec_format_error(
+        engine: Engine, context: str) -> None:
+    other = _other_platform()
+    _write(context, "a.txt", "A")
+    err, events, executor = _failed(
+        engine, f"FROM --platform={other} busybox\nCOPY a.txt /\nRUN echo ran > /ran\n",
+        context)
+    assert str(err) == 'process "/bin/sh -c echo ran > /ran" did not complete successfully: ' \
+                       "exit code: 1"
+    assert executor.runs == []  # never run natively
+    logs = b"".join(d for name, _, d in events.logs if " RUN " in name)
+    assert b"exec /bin/sh: exec format error" in logs and other.encode() in logs
+    # The build's --platform too; COPY-only stages of another platform are fine.
+    _, _, executor = _build(engine, "FROM busybox\nCOPY a.txt /\n", context, platform=other)
+    err, _, executor = _failed(engine, "FROM busybox\nRUN true\n", platform=other)
+    assert "exit code: 1" in str(err) and executor.runs == []
+    # A stage built on a foreign one inherits its platform; a native one runs.
+    err, _, _ = _failed(engine, f"FROM --platform={other} busybox AS a\nFROM a\nRUN true\n")
+    assert "exit code: 1" in str(err)
+    _, _, executor = _build(engine, f"FROM --platform={other} busybox AS a\n"
+                            "COPY a.txt /\nFROM busybox\nCOPY --from=a /a.txt /b.txt\n"
+                            "RUN cat /b.txt\n", context)
+    assert len(executor.runs) == 1
+
+
+# --- (6) COPY --link --chown ---------------------------------------------------------------
+def test_copy_link_chown_numeric_root_and_names(engine: Engine, context: str) -> None:
+    _write(context, "a.txt", "A")
+    image, _, _ = _build(engine, "FROM busybox\nCOPY --link --chown=1234:55 a.txt /n/\n"
+                         "COPY --link --chown=root a.txt /r/\n"
+                         "COPY --link --chown=7 a.txt /s/\n", context)
+    owners = _owners(engine, image)
+    assert owners["/n/a.txt"] == (1234, 55)
+    assert owners["/r/a.txt"] == (0, 0)
+    assert owners["/s/a.txt"] == (7, 7)
+    err, _, _ = _failed(engine, "FROM busybox\nCOPY --link --chown=nobody:nogroup a.txt /x/\n",
+                        context)
+    assert "--chown=nobody:nogroup can not be used with --link" in str(err)
+    assert err.line == 2
+    # With --chmod BuildKit does not link: names resolve against the stage's files.
+    image, _, _ = _build(engine, "FROM busybox\n"
+                         "COPY --link --chmod=600 --chown=nobody a.txt /m/\n", context)
+    assert _owners(engine, image)["/m/a.txt"] == (65534, 65534)
