@@ -133,6 +133,8 @@ class Builder:
         self._results: dict[int, StageResult] = {}
         self._images: dict[str, Image] = {}
         self._no_cache_stages = {s.lower() for s in options.no_cache_filter}
+        self._context_lowers_: list[str] | None = None
+        self._context_view_: str | None = None
 
     # --- the whole build ---------------------------------------------------------------
     def run(self) -> BuildResult:
@@ -575,9 +577,16 @@ class Builder:
                     result = self.stage_result(origin, run.plan.stage.index)
                     layers = result.layers if result is not None else self.image(origin).layers
                     src = StepFS(self.store, self.workspace(), list(layers))
+                elif m.readonly:  # the context without what .dockerignore leaves out
+                    root = self._context_view()
+                    m = RunMount(m.kind, m.target, resolve_in(root, m.options["source"]),
+                                 True, {k: v for k, v in m.options.items()
+                                        if k not in ("source", "key", "context")})
+                    out.append(m)
+                    continue
                 else:  # a writable view of the context: its writes are thrown away
                     src = StepFS(self.store, self.workspace(), [],
-                                 lowers=[m.options["context"]])
+                                 lowers=self._context_lowers())
                 opened.append(src)
                 root = src.mount()
                 m = RunMount(m.kind, m.target, resolve_in(root, m.options.get("source", "/")),
@@ -585,6 +594,35 @@ class Builder:
                                           if k not in ("from", "source", "key", "context")})
             out.append(m)
         return out
+
+    def _context_lowers(self) -> list[str]:
+        """The context as overlay lower dirs: under a dir of whiteouts for what
+        .dockerignore leaves out, if it leaves anything out (made once per build)."""
+        with self.lock:
+            if self._context_lowers_ is None:
+                from barque.build.runmounts import hide_ignored
+
+                context = self.options.context_dir
+                hidden = self.workspace().new_dir()
+                self._context_lowers_ = [context]
+                if self.ignore and hide_ignored(context, self.ignore, hidden):
+                    self._context_lowers_ = [hidden, context]
+            return self._context_lowers_
+
+    def _context_view(self) -> str:
+        """The context as read-only RUN bind mounts show it (see _context_lowers): the
+        context itself when nothing is left out, else one overlay for the whole build
+        (unmounted with the workspace)."""
+        lowers = self._context_lowers()
+        if len(lowers) == 1:
+            return lowers[0]
+        with self.lock:
+            if self._context_view_ is None:
+                from barque.build.layers import StepFS
+
+                self._context_view_ = StepFS(self.store, self.workspace(), [],
+                                             lowers=lowers).mount()
+            return self._context_view_
 
     def _run_command(self, run: StageRun, instr: Instruction) -> tuple[list[str],
                                                                        list[RunMount]]:

@@ -135,3 +135,26 @@ def test_copy_link_chown_numeric_root_and_names(engine: Engine, context: str) ->
     image, _, _ = _build(engine, "FROM busybox\n"
                          "COPY --link --chmod=600 --chown=nobody a.txt /m/\n", context)
     assert _owners(engine, image)["/m/a.txt"] == (65534, 65534)
+
+
+# --- (1) RUN --mount=type=bind of the context without what .dockerignore leaves out -------
+def test_context_bind_mount_hides_what_dockerignore_excludes(engine: Engine,
+                                                             context: str) -> None:
+    for name in ("a.txt", "secret.txt", "dir/keep", "dir/drop", "dir/sub/deep",
+                 "logs/x.log", "Dockerfile"):
+        _write(context, name, name)
+    os.symlink("secret.txt", os.path.join(context, "link"))
+    os.chmod(os.path.join(context, "dir"), 0o750)
+    _write(context, ".dockerignore", "secret.txt\ndir\n!dir/keep\nlogs\n")
+    text = ("FROM busybox\n"
+            "RUN --mount=type=bind,target=/ctx cd /ctx && find . | sort > /seen && "
+            "stat -c %a dir > /mode && (cat link 2>/dev/null || echo dangling) > /link\n"
+            "RUN --mount=type=bind,rw,target=/ctx cd /ctx && find . | sort > /seen-rw\n"
+            "RUN --mount=type=bind,source=dir,target=/d find /d | sort > /seen-dir\n")
+    image, _, _ = _build(engine, text, context)
+    files = _files(engine, image)
+    expected = b".\n./.dockerignore\n./Dockerfile\n./a.txt\n./dir\n./dir/keep\n./link\n"
+    assert files["/seen"] == expected, files["/seen"]
+    assert files["/seen-rw"] == expected
+    assert files["/seen-dir"] == b"/d\n/d/keep\n"
+    assert files["/mode"] == b"750\n" and files["/link"] == b"dangling\n"
