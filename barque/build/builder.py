@@ -126,7 +126,7 @@ class Builder:
         self.resolve_image = resolve_image
         self.ignore = ignore
         self.host = platform or host_platform()
-        self.cache = cache_mod.BuildCache(store.conn)
+        self.cache = cache_mod.BuildCache(store.conn, root=store.root)
         self.lock = self.cache.lock      # the DB connection's, for every store call
         self.epoch = options.source_date_epoch
         self._workspace: Workspace | None = None
@@ -164,6 +164,7 @@ class Builder:
             self.cache.touch()
             return result
         finally:
+            self.cache.end_use()
             if self._workspace is not None:
                 self._workspace.close()
 
@@ -173,6 +174,9 @@ class Builder:
                 from barque.build.layers import Workspace
 
                 self._workspace = Workspace(self.store.root)
+                # From now on (a build with work to do) the cache records it uses show as
+                # in use (cache.usage).
+                self.cache.record_use(os.path.join(self._workspace.dir, "keys"))
             return self._workspace
 
     def _load_metadata(self, plans: list[Plan]) -> None:
@@ -529,7 +533,9 @@ class Builder:
         def work(fs: StepFS, v: Vertex) -> None:
             self._check_platform(run, argv, v)
             sources: list[StepFS] = []
+            held = []
             try:
+                held = self._hold_caches(mounts, argv)
                 request = RunRequest(fs.rootfs, argv, env, state.workdir,
                                      user=str(state.cfg.get("User") or ""), network=network,
                                      mounts=self._mount_sources(run, mounts, sources),
@@ -541,11 +547,31 @@ class Builder:
             finally:
                 for src in sources:
                     src.close()
+                for h in held:
+                    h.release()
             if code != 0:
                 raise BuildError(f'process "{" ".join(argv)}" did not complete successfully: '
                                  f"exit code: {code}", exit_code=code)
 
         self._layer_step(run, instr, key, created_by, work)
+
+    def _hold_caches(self, mounts: list[RunMount], argv: list[str]) -> list[Any]:
+        """The RUN's cache mounts, made and held as in use (a prune leaves them alone)."""
+        from barque.build import cachemounts
+
+        held: list[Any] = []
+        try:
+            for m in mounts:
+                if m.kind == "cache":
+                    cache_id = m.options.get("id") or m.target
+                    held.append(cachemounts.Held(self.store.root, cache_id,
+                                                 cachemounts.description(m.target, cache_id,
+                                                                         argv)))
+        except BaseException:
+            for h in held:
+                h.release()
+            raise
+        return held
 
     def _check_platform(self, run: StageRun, argv: list[str], v: Vertex) -> None:
         """A stage of another platform than this host's cannot RUN here (no emulation):

@@ -10,7 +10,6 @@ import stat
 
 from barque.build import imageconfig as ic
 from barque.build.executor import RunMount
-from barque.sha256 import hexdigest
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
@@ -20,10 +19,6 @@ if TYPE_CHECKING:
     from barque.build.dockerfile.instructions import Instruction
     from barque.build.dockerfile.mounts import MountSpec
     from barque.build.ignore import Matcher
-
-
-def cache_mount_dir(root: str, cache_id: str) -> str:
-    return os.path.join(root, "build", "cache-mounts", hexdigest(cache_id.encode())[:32])
 
 
 def _ids(m: MountSpec) -> dict[str, str]:
@@ -52,9 +47,11 @@ def _mount(builder: Builder, run: StageRun, m: MountSpec) -> RunMount:
     if m.type == "cache":
         if m.from_:
             raise ic.ConfigError("RUN --mount=type=cache,from= is not supported yet")
-        path = cache_mount_dir(builder.store.root, m.id)
-        os.makedirs(path, mode=0o755, exist_ok=True)
-        # The cache's content is never part of the key (BuildKit's rule).
+        from barque.build import cachemounts
+
+        # Made (and locked as in use) only when the step runs (Builder._hold_caches). The
+        # cache's content is never part of the key (BuildKit's rule).
+        path = cachemounts.mount_dir(builder.store.root, m.id)
         return RunMount("cache", m.target, path, m.readonly,
                         {"sharing": m.sharing, "id": m.id, **_ids(m)})
     if m.type == "tmpfs":

@@ -158,3 +158,68 @@ def test_context_bind_mount_hides_what_dockerignore_excludes(engine: Engine,
     assert files["/seen-rw"] == expected
     assert files["/seen-dir"] == b"/d\n/d/keep\n"
     assert files["/mode"] == b"750\n" and files["/link"] == b"dangling\n"
+
+
+# --- (2) in use, (3) cache mounts as records of their own -----------------------------------
+WAIT = ("RUN --mount=type=cache,target=/cache --mount=type=bind,target=/ctx "
+        "i=0; while [ ! -e /ctx/go ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; "
+        "echo data > /cache/f; echo done > /done\n")
+
+
+def _cache(engine: Engine):  # type: ignore[no-untyped-def]
+    """The cache as another process (barque system df) sees it: its own connection."""
+    from barque.build.cache import BuildCache
+    from barque.storage import db
+
+    return BuildCache(db.connect(engine.paths.root, create=False))
+
+
+def test_in_use_records_and_cache_mounts_while_a_build_runs(engine: Engine,
+                                                            context: str) -> None:
+    import threading
+    import time
+
+    _write(context, "a.txt", "A")
+    text = "FROM busybox\nCOPY a.txt /a.txt\n" + WAIT
+    errors: list[BaseException] = []
+
+    def build() -> None:
+        try:
+            _build(engine, text, context)
+        except BaseException as e:  # noqa: BLE001 — checked below
+            errors.append(e)
+
+    t = threading.Thread(target=build)
+    t.start()
+    other = _cache(engine)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            usage = other.usage()
+            if any(u.type == "exec.cachemount" and u.in_use for u in usage):
+                break
+            time.sleep(0.05)
+        copy = [u for u in usage if u.description.startswith("COPY a.txt")]
+        mounts = [u for u in usage if u.type == "exec.cachemount"]
+        assert len(copy) == 1 and copy[0].in_use and copy[0].type == "regular"
+        assert len(mounts) == 1 and mounts[0].in_use
+        assert mounts[0].description.startswith("cached mount /cache from exec /bin/sh -c ")
+        # Nothing a running build uses is pruned, even with --all.
+        assert [d for d in other.prune(all_entries=True) if d.in_use] == []
+        assert any(u.type == "exec.cachemount" for u in other.usage())
+    finally:
+        _write(context, "go", "")
+        t.join(60)
+    assert not errors, errors
+    usage = other.usage()
+    assert not any(u.in_use for u in usage)
+    mount = next(u for u in usage if u.type == "exec.cachemount")
+    assert mount.size >= 5 and mount.usage_count == 1
+    # Prune's filters and keep-storage apply to it as to the other records; without
+    # --all it goes (a cache mount is never an image's).
+    assert other.prune(until=mount.last_used - 60) == []
+    assert other.prune(keep_storage=10**9) == []
+    dropped = other.prune()
+    assert [d.key for d in dropped if d.type == "exec.cachemount"] == [mount.key]
+    assert not any(u.type == "exec.cachemount" for u in other.usage())
+    assert os.listdir(os.path.join(engine.paths.root, "build", "cache-mounts")) == []
