@@ -247,10 +247,11 @@ class Builder:
         triggers = self._triggers(run)
         # BuildKit counts every trigger in the stage's total (whatever its instruction).
         p.total += len(triggers)
-        from_name = f"[{p.prefix}{_index(1, p.total)}] FROM {_display_ref(p.base)}"
-        v = self.display.start(from_name)
-        self.display.done(v, cached=p.base_stage is None)
-        run.index = 1
+        run.index = 0
+        if p.base_stage is None and p.base != "scratch":  # (BuildKit shows no other FROM)
+            from_name = f"[{p.prefix}{_index(1, p.total)}] FROM {_display_ref(p.base)}"
+            self.display.done(self.display.start(from_name), cached=True)
+            run.index = 1
         run.inline = inline
         run.pending = [*triggers, *p.stage.instructions]
         self._continue(run)
@@ -298,10 +299,10 @@ class Builder:
         return run
 
     def _triggers(self, run: StageRun) -> list[Instruction]:
-        """A base image's ONBUILD triggers, run right after FROM (and dropped from the new
-        image, as Docker)."""
+        """A base image's ONBUILD triggers, or those of the stage FROM names (as BuildKit),
+        run right after FROM (and dropped from the new image, as Docker)."""
         triggers = run.state.cfg.pop("OnBuild", None) or []
-        if not triggers or run.plan.base_stage is not None:
+        if not triggers:
             return []
         from barque.build.dockerfile import parser
 

@@ -85,6 +85,25 @@ def test_onbuild_triggers_count_in_the_stage_total(engine: Engine, context: str)
     ]
 
 
+def test_stage_and_scratch_bases_show_no_from_step(engine: Engine, context: str) -> None:
+    """BuildKit's cmdTotal counts FROM only for an image; a stage FROM another stage runs
+    that stage's ONBUILD instructions first (and counts them)."""
+    _write(context, "a.txt", "A")
+    text = ("FROM busybox AS base\nONBUILD RUN echo t > /t\nRUN echo b > /b\n"
+            "FROM base AS child\nRUN cat /t /b\n"
+            "FROM scratch\nCOPY a.txt /\nCOPY --from=child /t /t\n")
+    image, events, executor = _build(engine, text, context)
+    assert [v.name for v in events.steps()] == [
+        "[base 1/2] FROM docker.io/library/busybox:latest",
+        "[base 2/2] RUN echo b > /b",
+        "[child 1/2] RUN echo t > /t",
+        "[child 2/2] RUN cat /t /b",
+        "[stage-2 1/2] COPY a.txt /",
+        "[stage-2 2/2] COPY --from=child /t /t",
+    ]
+    assert _files(engine, image) == {"/a.txt": b"A", "/t": b"t\n"}
+
+
 # --- (4) RUN in a stage of another platform -----------------------------------------------
 def _other_platform() -> str:
     from barque.image.oci_layout import host_platform
