@@ -91,6 +91,7 @@ class StageResult:
     key: str
     state: ic.StageState
     records: list[list[Any]] = field(default_factory=list)  # cache.CONFIG_FIELD's
+    platform: str = ""              # os/arch[/variant] its RUNs need
 
 
 @dataclass
@@ -104,6 +105,7 @@ class StageRun:
     inline: bool = False            # run by _run_stages' own thread (see _layer_step)
     pending: list[Instruction] = field(default_factory=list)  # the steps still to run
     records: list[list[Any]] = field(default_factory=list)   # each step's, cache.records
+    platform: str = ""              # os/arch[/variant] its RUNs need (see _check_platform)
 
 
 class _HandedOff(Exception):
@@ -127,7 +129,7 @@ class Builder:
         self.resolve_image = resolve_image
         self.ignore = ignore
         self.host = platform or host_platform()
-        self.cache = cache_mod.BuildCache(store.conn)
+        self.cache = cache_mod.BuildCache(store.conn, root=store.root)
         self.lock = self.cache.lock      # the DB connection's, for every store call
         self.epoch = options.source_date_epoch
         self._workspace: Workspace | None = None
@@ -137,6 +139,8 @@ class Builder:
         # --cache-from: its images (local or pulled: `cache_image`) read on the first miss
         self.cache_image = cache_image or store.resolve
         self._imports: dict[str, cache_mod.Imported] | None = None
+        self._context_lowers_: list[str] | None = None
+        self._context_view_: str | None = None
 
     # --- the whole build ---------------------------------------------------------------
     def run(self) -> BuildResult:
@@ -166,6 +170,7 @@ class Builder:
             self.cache.touch()
             return result
         finally:
+            self.cache.end_use()
             if self._workspace is not None:
                 self._workspace.close()
 
@@ -175,6 +180,9 @@ class Builder:
                 from barque.build.layers import Workspace
 
                 self._workspace = Workspace(self.store.root)
+                # From now on (a build with work to do) the cache records it uses show as
+                # in use (cache.usage).
+                self.cache.record_use(os.path.join(self._workspace.dir, "keys"))
             return self._workspace
 
     def _load_metadata(self, plans: list[Plan]) -> None:
@@ -241,13 +249,17 @@ class Builder:
                 self._done[dep].wait()
             if self._errors:
                 return
-        from_name = f"[{p.prefix}{_index(1, p.total)}] FROM {_display_ref(p.base)}"
-        v = self.display.start(from_name)
         run = self._start_stage(p)
-        self.display.done(v, cached=p.base_stage is None)
-        run.index = 1
+        triggers = self._triggers(run)
+        # BuildKit counts every trigger in the stage's total (whatever its instruction).
+        p.total += len(triggers)
+        run.index = 0
+        if p.base_stage is None and p.base != "scratch":  # (BuildKit shows no other FROM)
+            from_name = f"[{p.prefix}{_index(1, p.total)}] FROM {_display_ref(p.base)}"
+            self.display.done(self.display.start(from_name), cached=True)
+            run.index = 1
         run.inline = inline
-        run.pending = [*self._triggers(run), *p.stage.instructions]
+        run.pending = [*triggers, *p.stage.instructions]
         self._continue(run)
         if inline:
             self._done[p.stage.index].set()
@@ -256,7 +268,7 @@ class Builder:
         while run.pending:
             self._step(run, run.pending.pop(0))
         self._results[run.plan.stage.index] = StageResult(run.layers, run.key, run.state,
-                                                          run.records)
+                                                          run.records, run.platform)
 
     def _start_stage(self, p: Plan) -> StageRun:
         from barque.image.oci_layout import host_platform
@@ -287,13 +299,18 @@ class Builder:
                               meta_args=dict(self.scope), escape=self.df.escape)
         # SOURCE_DATE_EPOCH changes the layers made (their clamped mtimes): part of the key.
         key = cache_mod.step_key(key, "platform", self.options.platform or "", self.epoch)
-        return StageRun(p, state, layers, key, records=records)
+        run = StageRun(p, state, layers, key, records=records)
+        # As BuildKit's: FROM --platform, else the build's --platform, else the base's own.
+        run.platform = (p.platform or self.options.platform
+                        or (self._results[p.base_stage].platform if p.base_stage is not None
+                            else "") or _platform_text(base_config) or "")
+        return run
 
     def _triggers(self, run: StageRun) -> list[Instruction]:
-        """A base image's ONBUILD triggers, run right after FROM (and dropped from the new
-        image, as Docker)."""
+        """A base image's ONBUILD triggers, or those of the stage FROM names (as BuildKit),
+        run right after FROM (and dropped from the new image, as Docker)."""
         triggers = run.state.cfg.pop("OnBuild", None) or []
-        if not triggers or run.plan.base_stage is not None:
+        if not triggers:
             return []
         from barque.build.dockerfile import parser
 
@@ -570,8 +587,11 @@ class Builder:
                                   for m in mounts])
 
         def work(fs: StepFS, v: Vertex) -> None:
+            self._check_platform(run, argv, v)
             sources: list[StepFS] = []
+            held = []
             try:
+                held = self._hold_caches(mounts, argv)
                 request = RunRequest(fs.rootfs, argv, env, state.workdir,
                                      user=str(state.cfg.get("User") or ""), network=network,
                                      mounts=self._mount_sources(run, mounts, sources),
@@ -583,11 +603,44 @@ class Builder:
             finally:
                 for src in sources:
                     src.close()
+                for h in held:
+                    h.release()
             if code != 0:
                 raise BuildError(f'process "{" ".join(argv)}" did not complete successfully: '
                                  f"exit code: {code}", exit_code=code)
 
         self._layer_step(run, instr, key, created_by, work)
+
+    def _hold_caches(self, mounts: list[RunMount], argv: list[str]) -> list[Any]:
+        """The RUN's cache mounts, made and held as in use (a prune leaves them alone)."""
+        from barque.build import cachemounts
+
+        held: list[Any] = []
+        try:
+            for m in mounts:
+                if m.kind == "cache":
+                    cache_id = m.options.get("id") or m.target
+                    held.append(cachemounts.Held(self.store.root, cache_id,
+                                                 cachemounts.description(m.target, cache_id,
+                                                                         argv)))
+        except BaseException:
+            for h in held:
+                h.release()
+            raise
+        return held
+
+    def _check_platform(self, run: StageRun, argv: list[str], v: Vertex) -> None:
+        """A stage of another platform than this host's cannot RUN here (no emulation):
+        fail as BuildKit does when no emulator is found (the kernel refuses the binary, runc
+        says so, the process exits 1) instead of running the host's binaries natively."""
+        if not run.platform or runs_natively(run.platform, self.host):
+            return
+        host = _platform_text(self.host)
+        self.display.log(v, 2, f"exec {argv[0]}: exec format error\n".encode())
+        self.display.log(v, 2, f"(the stage's platform is {run.platform}, this host's is "
+                               f"{host}, and no emulator is available)\n".encode())
+        raise BuildError(f'process "{" ".join(argv)}" did not complete successfully: '
+                         "exit code: 1", exit_code=1)
 
     def _mount_sources(self, run: StageRun, mounts: list[RunMount],
                        opened: list[StepFS]) -> list[RunMount]:
@@ -606,9 +659,16 @@ class Builder:
                     result = self.stage_result(origin, run.plan.stage.index)
                     layers = result.layers if result is not None else self.image(origin).layers
                     src = StepFS(self.store, self.workspace(), list(layers))
+                elif m.readonly:  # the context without what .dockerignore leaves out
+                    root = self._context_view()
+                    m = RunMount(m.kind, m.target, resolve_in(root, m.options["source"]),
+                                 True, {k: v for k, v in m.options.items()
+                                        if k not in ("source", "key", "context")})
+                    out.append(m)
+                    continue
                 else:  # a writable view of the context: its writes are thrown away
                     src = StepFS(self.store, self.workspace(), [],
-                                 lowers=[m.options["context"]])
+                                 lowers=self._context_lowers())
                 opened.append(src)
                 root = src.mount()
                 m = RunMount(m.kind, m.target, resolve_in(root, m.options.get("source", "/")),
@@ -616,6 +676,35 @@ class Builder:
                                           if k not in ("from", "source", "key", "context")})
             out.append(m)
         return out
+
+    def _context_lowers(self) -> list[str]:
+        """The context as overlay lower dirs: under a dir of whiteouts for what
+        .dockerignore leaves out, if it leaves anything out (made once per build)."""
+        with self.lock:
+            if self._context_lowers_ is None:
+                from barque.build.runmounts import hide_ignored
+
+                context = self.options.context_dir
+                hidden = self.workspace().new_dir()
+                self._context_lowers_ = [context]
+                if self.ignore and hide_ignored(context, self.ignore, hidden):
+                    self._context_lowers_ = [hidden, context]
+            return self._context_lowers_
+
+    def _context_view(self) -> str:
+        """The context as read-only RUN bind mounts show it (see _context_lowers): the
+        context itself when nothing is left out, else one overlay for the whole build
+        (unmounted with the workspace)."""
+        lowers = self._context_lowers()
+        if len(lowers) == 1:
+            return lowers[0]
+        with self.lock:
+            if self._context_view_ is None:
+                from barque.build.layers import StepFS
+
+                self._context_view_ = StepFS(self.store, self.workspace(), [],
+                                             lowers=lowers).mount()
+            return self._context_view_
 
     def _run_command(self, run: StageRun, instr: Instruction) -> tuple[list[str],
                                                                        list[RunMount]]:
@@ -885,3 +974,24 @@ def _platform_obj(text: str) -> dict[str, str]:
     if len(parts) > 2:
         out["variant"] = parts[2]
     return out
+
+
+_ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm",
+                 "armel": "arm", "i386": "386", "i686": "386"}
+
+
+def _platform_text(p: dict[str, Any]) -> str:
+    if not p.get("os") or not p.get("architecture"):
+        return ""
+    return f"{p['os']}/{p['architecture']}" + (f"/{p['variant']}" if p.get("variant") else "")
+
+
+def runs_natively(platform: str, host: dict[str, str]) -> bool:
+    """Whether binaries of `platform` (os/arch[/variant]) run on this host without an
+    emulator: the same OS and architecture (the variant aside: arm64's v8 is the only one
+    an arm64 host has)."""
+    parts = platform.lower().split("/")
+    os_name, arch = parts[0], parts[1] if len(parts) > 1 else host.get("architecture", "")
+    arch = _ARCH_ALIASES.get(arch, arch)
+    host_arch = _ARCH_ALIASES.get(host.get("architecture", ""), host.get("architecture", ""))
+    return os_name == host.get("os", "linux") and arch == host_arch

@@ -45,7 +45,11 @@ class CopyStep:
         self.is_add = instr.keyword == "ADD"
         self.chown = flags.chown or None
         self.chmod: int | str | None = flags.chmod or None  # octal or symbolic
-        self.link, self.parents = flags.link, flags.parents
+        # BuildKit copies onto an empty filesystem for --link only without --chmod (with
+        # it, the copy is an ordinary one onto the stage).
+        self.link, self.parents = flags.link and not self.chmod, flags.parents
+        if self.link and self.chown:
+            _check_link_chown(self.chown)
         self.unpack = self.is_add if flags.unpack is None else flags.unpack
         self.explicit_unpack = bool(flags.unpack)
         self.checksum = flags.checksum or None
@@ -189,6 +193,10 @@ class CopyStep:
     def _chown(self, dst_root: str) -> tuple[int, int] | None:
         from barque.build import fileops
 
+        if self.chown and self.link:  # numeric ids or root (checked in __init__)
+            user, _, group = self.chown.partition(":")
+            uid = _link_id(user)
+            return uid, _link_id(group) if group else uid
         return fileops.resolve_chown(dst_root, self.chown) if self.chown else None
 
     def _copy(self, src_root: str, dst_root: str, *, context: bool) -> None:
@@ -207,3 +215,23 @@ class CopyStep:
         except (ValueError, fileops.CopyError,
                 sources.SourceError) as e:
             raise ic.ConfigError(str(e)) from None
+
+
+def _link_id(name: str) -> int:
+    return 0 if name == "root" else int(name)
+
+
+def _check_link_chown(spec: str) -> None:
+    """COPY --link copies onto nothing, so there is no /etc/passwd to read a name in:
+    BuildKit takes only numeric ids and `root` there (a name fails its solver with
+    "invalid user index: -1"; newer frontends refuse it when parsing). The same refusal,
+    with words that say why."""
+    user, _, group = spec.partition(":")
+    if not user or ":" in group:
+        raise ic.ConfigError(f"invalid chown string format: {spec}")
+    names = [n for n in (user, group) if n and not n.isdigit() and n != "root"]
+    if names:
+        raise ic.ConfigError(
+            f"--chown={spec} can not be used with --link: user and group names can not be "
+            "resolved when copying onto an empty filesystem (use numeric IDs, or drop "
+            "--link)")

@@ -6,20 +6,19 @@ inside a stage's or image's files: mounted only when the step runs, see Builder.
 from __future__ import annotations
 
 import os
+import stat
 
 from barque.build import imageconfig as ic
 from barque.build.executor import RunMount
-from barque.sha256 import hexdigest
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
+    from typing import Any
+
     from barque.build.builder import Builder, StageRun
     from barque.build.dockerfile.instructions import Instruction
     from barque.build.dockerfile.mounts import MountSpec
-
-
-def cache_mount_dir(root: str, cache_id: str) -> str:
-    return os.path.join(root, "build", "cache-mounts", hexdigest(cache_id.encode())[:32])
+    from barque.build.ignore import Matcher
 
 
 def _ids(m: MountSpec) -> dict[str, str]:
@@ -48,9 +47,11 @@ def _mount(builder: Builder, run: StageRun, m: MountSpec) -> RunMount:
     if m.type == "cache":
         if m.from_:
             raise ic.ConfigError("RUN --mount=type=cache,from= is not supported yet")
-        path = cache_mount_dir(builder.store.root, m.id)
-        os.makedirs(path, mode=0o755, exist_ok=True)
-        # The cache's content is never part of the key (BuildKit's rule).
+        from barque.build import cachemounts
+
+        # Made (and locked as in use) only when the step runs (Builder._hold_caches). The
+        # cache's content is never part of the key (BuildKit's rule).
+        path = cachemounts.mount_dir(builder.store.root, m.id)
         return RunMount("cache", m.target, path, m.readonly,
                         {"sharing": m.sharing, "id": m.id, **_ids(m)})
     if m.type == "tmpfs":
@@ -88,8 +89,10 @@ def _bind(builder: Builder, run: StageRun, m: MountSpec) -> RunMount:
         found = sources.match_sources(context, [source], ignore=builder.ignore,
                                       allow_wildcards=False)
         digest = sources.checksum(context, found, ignore=builder.ignore)
-        if not m.readonly:
-            return RunMount("bind", m.target, None, False,
+        if not m.readonly or builder.ignore:
+            # Mounted when the step runs: writable, or a view without what .dockerignore
+            # leaves out (BuildKit's context never holds it; Builder._mount_sources).
+            return RunMount("bind", m.target, None, m.readonly,
                             {"key": f"context:{source}:{digest}", "source": source,
                              "context": context})
         return RunMount("bind", m.target, resolve_in(context, source), True,
@@ -106,5 +109,78 @@ def resolve_in(root: str, source: str) -> str:
         fd = paths.open_in_root(root_fd, source)
     try:
         return paths.fd_path(fd)
+    finally:
+        os.close(fd)
+
+
+def hide_ignored(context: str, ignore: Matcher, dest: str) -> bool:
+    """Make `dest` an overlay lower dir that, above `context`, hides what `ignore` leaves
+    out of it: a whiteout for each excluded entry (one for a whole excluded directory
+    unless an exception may re-include something below it), its directories with the
+    context's modes, owners and times. False (and `dest` not made) when nothing is left
+    out. One walk of the context and no copy of a file: made once per build."""
+    hidden = _excluded(context, ignore)
+    if not hidden:
+        return False
+    os.mkdir(dest, 0o755)
+    _same_attrs(context, dest)
+    made = {""}
+    for rel in hidden:
+        parts = rel.split("/")
+        for i in range(1, len(parts)):
+            d = "/".join(parts[:i])
+            if d not in made:
+                os.mkdir(os.path.join(dest, d), 0o755)
+                _same_attrs(os.path.join(context, d), os.path.join(dest, d))
+                made.add(d)
+        os.mknod(os.path.join(dest, rel), stat.S_IFCHR, 0)  # an overlay whiteout
+    for d in sorted(made, reverse=True):  # the mtimes the mknods changed
+        _same_attrs(os.path.join(context, d), os.path.join(dest, d))
+    return True
+
+
+def _same_attrs(src: str, dst: str) -> None:
+    st = os.lstat(src)
+    os.chown(dst, st.st_uid, st.st_gid)
+    os.chmod(dst, stat.S_IMODE(st.st_mode))
+    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _excluded(context: str, ignore: Matcher) -> list[str]:
+    """The context's entries `ignore` leaves out, an excluded directory as one entry
+    when nothing below it is re-included (never following a symlink)."""
+    root = os.open(context, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return _scan(root, "", None, ignore)[0]
+    except RecursionError:
+        raise ic.ConfigError(f"{context}: too many levels of directories") from None
+
+
+def _scan(fd: int, rel: str, info: Any, ignore: Matcher) -> tuple[list[str], bool]:
+    """(what to hide below the open dir `fd`, whether anything below it stays); closes
+    `fd`."""
+    try:
+        with os.scandir(fd) as it:
+            entries = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in it)
+        hidden: list[str] = []
+        kept = False
+        for name, is_dir in entries:
+            path = f"{rel}/{name}" if rel else name
+            excluded, child_info = ignore.check(path, info)
+            if excluded and not (is_dir and ignore.may_match_children(path)):
+                hidden.append(path)
+                continue
+            kept = kept or not excluded
+            if not is_dir:
+                continue
+            sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                          dir_fd=fd)
+            below, below_kept = _scan(sub, path, child_info, ignore)
+            if excluded and not below_kept:
+                hidden.append(path)  # nothing re-included: hidden whole
+            else:
+                kept = True
+                hidden.extend(below)
+        return hidden, kept
     finally:
         os.close(fd)

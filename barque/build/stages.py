@@ -30,7 +30,8 @@ class Plan:
     base_stage: int | None = None   # the index of the stage FROM names
     deps: set[int] = field(default_factory=set)  # stages it needs (base and --from)
     platform: str | None = None
-    total: int = 1                  # the steps the display counts: FROM, RUN, COPY, ADD, WORKDIR
+    total: int = 1                  # the steps the display counts: FROM image, RUN, COPY, ADD,
+    #                                 WORKDIR, and the ONBUILD triggers (added by the builder)
 
 
 def platform_args(platform: str | None, host: dict[str, str]) -> dict[str, str]:
@@ -129,7 +130,9 @@ def plan(dockerfile: Dockerfile, target: str | None,
                     p.deps.add(dep)
                 elif find_stage(stages, word, len(stages)) is not None:
                     raise StageError(f"circular dependency detected on stage: {word}")
-        p.total = 1 + sum(1 for i in stage.instructions if i.keyword in _COUNTED)
+        # BuildKit counts FROM only for an image (a stage or scratch shows no FROM step).
+        p.total = (0 if p.base_stage is not None or base == "scratch" else 1) + sum(
+            1 for i in stage.instructions if i.keyword in _COUNTED)
         plans.append(p)
     last = len(stages) - 1
     if target is not None:
