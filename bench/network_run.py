@@ -168,8 +168,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--load", type=int, default=0, metavar="N",
                    help="N busy loops running during the timed rounds (default 0)")
     p.add_argument("--cold", action="store_true",
-                   help="stop barque's network agent before each of its bridge runs, as after "
-                        "network-agent-idle unused (the first run after a quiet spell)")
+                   help="stop barque's network agent before each of its bridge runs, as on "
+                        "the first bridge run after a reboot")
+    p.add_argument("--networks", default="bridge,none",
+                   help="comma-separated subset of bridge,none (the rows measured)")
     p.add_argument("--engines", default="barque,docker,podman",
                    help="comma-separated subset of barque,docker,podman")
     p.add_argument("--barque", default=None, metavar="PATH",
@@ -178,9 +180,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.barque = np_.barque_exe(args.barque)
     args.engines = set(args.engines.split(","))
+    args.networks = set(args.networks.split(","))
     if args.runs < 1 or args.warmup < 0 or args.load < 0 or \
-            not args.engines <= {"barque", "docker", "podman"}:
-        p.error("--runs >= 1, --warmup >= 0, --load >= 0, --engines from barque,docker,podman")
+            not args.engines <= {"barque", "docker", "podman"} or \
+            not args.networks <= {"bridge", "none"}:
+        p.error("--runs >= 1, --warmup >= 0, --load >= 0, --engines from barque,docker,podman,"
+                " --networks from bridge,none")
     return args
 
 
@@ -207,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         docker = np_.start_docker(args.engines, guard, tmp, meter)
         progress("loading busybox into every engine")
         np_.load_image(tmp / "busybox.tar", barque, podman, docker)
-        subjects = make_subjects(args.engines, barque, docker, podman, args.cold)
+        subjects = [s for s in make_subjects(args.engines, barque, docker, podman, args.cold)
+                    if s.name.split(", ")[1] in args.networks]
         trial(subjects, meter)
         rounds(subjects, meter, args.warmup, record=False, pause=0)
         load_start = np_.loadavg()
