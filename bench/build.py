@@ -160,6 +160,12 @@ class Engine:
     daemons: Callable[[], set[int]] = set                 # its long-lived processes
     error: str | None = None
     check: dict[str, int | None] = field(default_factory=dict)   # the trial's cache hits
+    same_image: bool | None = None    # the trial's cached build gave the cold build's image
+
+    def image_id(self) -> str:
+        out = subprocess.run([*self.cli, "image", "inspect", "-f", "{{.Id}}", TAG],
+                             capture_output=True, text=True, env=self.env, timeout=TIMEOUT)
+        return out.stdout.strip() if out.returncode == 0 else ""
 
     def build(self, context: Path, phase: str, *extra: str) -> list[str]:
         no_cache = ["--no-cache"] if phase == "cold" else []
@@ -257,6 +263,7 @@ class Rounds:
         """One round, outputs kept: an engine whose cold build fails is not measured, and the
         cache hits of its `cached` and `changed` builds are recorded (JSON, table notes)."""
         self.reset()
+        ids: dict[tuple[str, str], str] = {}
         for phase in PHASES:
             if phase == "changed":
                 self.change()
@@ -273,11 +280,16 @@ class Rounds:
                 if out.returncode != 0:
                     last = [line for line in text.splitlines() if line.strip()][-1:]
                     e.error = f"fails here: {phase} build: {last[0] if last else out.returncode}"
-                elif phase != "cold":
+                    continue
+                if phase != "cold":
                     e.check[phase] = e.hits(text)
+                ids[e.name, phase] = e.image_id()
         for e in self.engines:
             if e.error:
                 progress(f"{e.name}: {e.error}")
+            else:   # a rebuild with nothing changed gives the same image
+                e.same_image = bool(ids.get((e.name, "cold"))) and \
+                    ids.get((e.name, "cold")) == ids.get((e.name, "cached"))
 
     def run(self, subjects: list[Subject], count: int, record: bool, pause: float) -> None:
         for i in range(count):
@@ -351,11 +363,13 @@ def cache_line(engines: list[Engine], expected: tuple[int, int]) -> str:
         if e.check:
             got = (e.check.get("cached"), e.check.get("changed"))
             ok = "" if got == expected else " (NOT as expected)"
-            parts.append(f"{e.name} {got[0]}/{got[1]}{ok}")
+            same = {True: "same image", False: "NOT the same image", None: "image ?"}
+            parts.append(f"{e.name} {got[0]}/{got[1]}{ok}, {same[e.same_image]}")
         else:
             parts.append(f"{e.name} -")
-    return (f"cache hits in the trial round, cached/changed builds (expected "
-            f"{expected[0]}/{expected[1]}): " + ", ".join(parts))
+    return (f"trial round: cache hits of the cached/changed builds (expected "
+            f"{expected[0]}/{expected[1]}) and the cached build's image against the cold "
+            "one's: " + "; ".join(parts))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -474,7 +488,8 @@ def write_outputs(args: argparse.Namespace, subjects: list[Subject], engines: li
         "dockerfile": (CONTEXT / "Dockerfile").read_text(), "changed_file": CHANGED,
         "expected_cache_hits": {"cached": expected[0], "changed": expected[1]},
         "engines": [{"name": e.name, "error": e.error, "env": {"DOCKER_BUILDKIT": "0"}
-                     if e.name == "docker" else {}, "trial_cache_hits": e.check}
+                     if e.name == "docker" else {}, "trial_cache_hits": e.check,
+                     "trial_same_image": e.same_image}
                     for e in engines],
         "subjects": [{"engine": s.engine.name, "phase": s.phase,
                       "command": s.engine.build(Path("<context>"), s.phase),
