@@ -222,20 +222,11 @@ def _write_bundle(engine: Engine, record: ContainerRecord,
                           network_path=sandbox.netns or _network_path(engine, host_config),
                           init_binary=_init_binary())
     spec.write_etc_files(bundle, hostname, host_config, sandbox.hosts, sandbox.resolv_conf)
-    _make_workdir(rootfs, made["process"]["cwd"])
+    spec.make_workdir(rootfs, made["process"]["cwd"])
     text = json.dumps(made, indent=2) + "\n"  # indented: people read config.json when debugging
     # Not durable, as the /etc files: each start writes it before the runtime reads it.
     ol.atomic_write(os.path.join(bundle, "config.json"), text.encode(), durable=False)
     return bundle, made
-
-
-def _make_workdir(rootfs: str, cwd: str) -> None:
-    """Docker makes the working dir at each start (for any user), inside the container's root:
-    a `..` or a symlink in the image or put there by the container never leads to the host."""
-    from barque.linux import paths
-
-    with paths.rooted(rootfs) as root_fd:
-        os.close(paths.mkdir_all(root_fd, cwd))
 
 
 def _resolve_mount(engine: Engine, entry: dict[str, Any], rootfs: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
+CGROUP_PARENT = "/barque"  # each container's cgroup is <parent>/<id> in every hierarchy
 INIT_PATH = "/sbin/docker-init"  # where Docker puts its init (tini) for --init
 
 # moby's oci.DefaultLinuxSpec() (also the Engine API's documented HostConfig defaults).
@@ -179,6 +180,31 @@ def write_etc_files(container_dir: str, hostname: str, host_config: dict[str, An
         ol.atomic_write(os.path.join(container_dir, name), text.encode(), durable=False)
 
 
+def make_workdir(rootfs: str, cwd: str, owner: tuple[int, int] | None = None) -> None:
+    """Docker makes the working dir at each start (for any user), inside the container's root:
+    a `..` or a symlink in the image or put there by the container never leads to the host.
+    `owner`: (uid, gid) for the directories made (BuildKit's RUN makes them the user's)."""
+    from barque.linux import paths
+
+    made: list[tuple[str, str]] = []  # (the parent's host path, the name) of each one made
+
+    def remember(dir_fd: int, name: str) -> None:
+        made.append((os.readlink(paths.proc_path(dir_fd)), name))
+
+    with paths.rooted(rootfs) as root_fd:
+        os.close(paths.mkdir_all(root_fd, cwd, on_make=remember if owner else None))
+        if not made or owner is None:
+            return
+        root = os.readlink(paths.proc_path(root_fd))
+        for parent, name in made:
+            made_fd = paths.open_in_root(root_fd, os.path.join(
+                "/", os.path.relpath(parent, root), name), os.O_PATH | os.O_NOFOLLOW)
+            try:
+                os.chown(paths.proc_path(made_fd), *owner)
+            finally:
+                os.close(made_fd)
+
+
 def _read(path: str, default: str) -> str:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -240,7 +266,7 @@ def make_spec(container_id: str, config: dict[str, Any], host_config: dict[str, 
     spec["mounts"] = depth_order(mounts)
     linux = spec["linux"]
     _namespaces(spec, host_config, network_path)
-    linux["cgroupsPath"] = f"/barque/{container_id}"
+    linux["cgroupsPath"] = f"{CGROUP_PARENT}/{container_id}"
     try:
         linux["resources"] = spec_resources.resources(host_config)
         devices = [dev for dev, _ in spec_resources.devices(host_config)]

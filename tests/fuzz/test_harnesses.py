@@ -11,7 +11,7 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HARNESSES = ["tar_unpack", "image_import", "archive_load", "reference", "run_flags",
-             "oci_config", "dns_query"]
+             "oci_config", "dns_query", "dockerfile"]
 
 
 @pytest.mark.parametrize("name", HARNESSES)

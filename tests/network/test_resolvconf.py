@@ -1,6 +1,5 @@
-"""resolvconf.render against Docker Engine's own expected files (moby's
-libnetwork/internal/resolvconf/testdata/*.golden, Docker 25+), with the header Docker puts on
-every container's file."""
+"""resolvconf.render: the file Docker Engine (25+) writes for a container, on Barque's own
+host files and flags, with the header Docker puts on every container's file."""
 
 from __future__ import annotations
 
@@ -17,59 +16,64 @@ HEADER = (
 
 # (id, host file, --dns, --dns-search, --dns-option, mode, ipv6, Docker's text after the header)
 CASES = [
-    # TestRCTransformForIntNS: a user-defined network, the embedded resolver.
-    ("int-ipv4", "nameserver 10.0.0.1", [], [], [], "embedded", False,
+    # A user-defined network: the embedded resolver, the host's servers behind it.
+    ("int-ipv4", "nameserver 192.0.2.10", [], [], [], "embedded", False,
      "nameserver 127.0.0.11\n"
      "options ndots:0\n"
      "\n"
      "# Based on host file: '/etc/resolv.conf' (internal resolver)\n"
-     "# ExtServers: [host(10.0.0.1)]\n"
+     "# ExtServers: [host(192.0.2.10)]\n"
      "# Overrides: []\n"
      "# Option ndots from: internal\n"),
-    ("int-ipv4-ipv6", "nameserver 10.0.0.1\nnameserver fdb6:b8fe:b528::1", [], [], [],
+    ("int-ipv4-ipv6", "nameserver 198.51.100.7\nnameserver 2001:db8:53::1", [], [], [],
      "embedded", True,
      "nameserver 127.0.0.11\n"
      "options ndots:0\n"
      "\n"
      "# Based on host file: '/etc/resolv.conf' (internal resolver)\n"
-     "# ExtServers: [host(10.0.0.1) host(fdb6:b8fe:b528::1)]\n"
+     "# ExtServers: [host(198.51.100.7) host(2001:db8:53::1)]\n"
      "# Overrides: []\n"
      "# Option ndots from: internal\n"),
-    ("int-localhost-override", "nameserver 10.0.0.1", ["127.0.0.53"], [], [], "embedded", False,
+    # a --dns server, loopback or not, is used as given (not through the host's namespace)
+    ("int-loopback-override", "nameserver 192.0.2.10", ["127.0.0.2"], [], [], "embedded",
+     False,
      "nameserver 127.0.0.11\n"
      "options ndots:0\n"
      "\n"
      "# Based on host file: '/etc/resolv.conf' (internal resolver)\n"
-     "# ExtServers: [127.0.0.53]\n"
+     "# ExtServers: [127.0.0.2]\n"
      "# Overrides: [nameservers]\n"
      "# Option ndots from: internal\n"),
-    ("int-ndots-present", "nameserver 127.0.0.53\noptions ndots:1", [], [], [], "embedded",
+    # the host's ndots is kept, a --dns-option ndots wins
+    ("int-ndots-from-host", "nameserver 127.0.0.53\noptions ndots:4", [], [], [], "embedded",
      False,
      "nameserver 127.0.0.11\n"
-     "options ndots:1\n"
+     "options ndots:4\n"
      "\n"
      "# Based on host file: '/etc/resolv.conf' (internal resolver)\n"
      "# ExtServers: [host(127.0.0.53)]\n"
      "# Overrides: []\n"
      "# Option ndots from: host\n"),
-    ("int-ndots-override", "nameserver 127.0.0.53", [], [], ["ndots:2"], "embedded", False,
+    ("int-ndots-from-flag", "nameserver 192.0.2.10\noptions ndots:4", [], [], ["ndots:7"],
+     "embedded", False,
      "nameserver 127.0.0.11\n"
-     "options ndots:2\n"
+     "options ndots:7\n"
      "\n"
      "# Based on host file: '/etc/resolv.conf' (internal resolver)\n"
-     "# ExtServers: [host(127.0.0.53)]\n"
+     "# ExtServers: [host(192.0.2.10)]\n"
      "# Overrides: [options]\n"
      "# Option ndots from: override\n"),
-    ("int-invalid-ndots", "nameserver 127.0.0.53\noptions ndots:-1 foo:bar ndots ndots:", [],
-     [], [], "embedded", False,
+    # ndots without a valid count is dropped, other options stay, ndots:0 is added
+    ("int-bad-ndots", "nameserver 192.0.2.10\noptions ndots: rotate ndots:-3 ndots", [], [],
+     [], "embedded", False,
      "nameserver 127.0.0.11\n"
-     "options foo:bar ndots:0\n"
+     "options rotate ndots:0\n"
      "\n"
      "# Based on host file: '/etc/resolv.conf' (internal resolver)\n"
-     "# ExtServers: [host(127.0.0.53)]\n"
+     "# ExtServers: [host(192.0.2.10)]\n"
      "# Overrides: []\n"
      "# Option ndots from: internal\n"),
-    ("int-no-config", "", [], [], [], "embedded", False,
+    ("int-empty-host-file", "\n\n", [], [], [], "embedded", False,
      "nameserver 127.0.0.11\n"
      "options ndots:0\n"
      "\n"
@@ -77,53 +81,55 @@ CASES = [
      "# NO EXTERNAL NAMESERVERS DEFINED\n"
      "# Overrides: []\n"
      "# Option ndots from: internal\n"),
-    ("int-search-kept", "nameserver 10.255.255.53\nsearch corp.example lan\noptions edns0",
-     [], [], [], "embedded", False,
+    ("int-host-search-and-options", "nameserver 203.0.113.5\nsearch office.test home.arpa\n"
+     "options attempts:3 single-request", [], [], [], "embedded", False,
      "nameserver 127.0.0.11\n"
-     "search corp.example lan\n"
-     "options edns0 ndots:0\n"
+     "search office.test home.arpa\n"
+     "options attempts:3 single-request ndots:0\n"
      "\n"
      "# Based on host file: '/etc/resolv.conf' (internal resolver)\n"
-     "# ExtServers: [host(10.255.255.53)]\n"
+     "# ExtServers: [host(203.0.113.5)]\n"
      "# Overrides: []\n"
      "# Option ndots from: internal\n"),
-    ("int-all-overrides", "nameserver 10.0.0.1\nsearch lan", ["1.1.1.1"], ["a.example", "."],
-     ["edns0"], "embedded", False,
+    # --dns-search "." drops the search list entry it stands for
+    ("int-every-flag", "nameserver 192.0.2.10\nsearch office.test", ["9.9.9.9"],
+     [".", "build.test"], ["use-vc"], "embedded", False,
      "nameserver 127.0.0.11\n"
-     "search a.example\n"
-     "options edns0 ndots:0\n"
+     "search build.test\n"
+     "options use-vc ndots:0\n"
      "\n"
      "# Based on host file: '/etc/resolv.conf' (internal resolver)\n"
-     "# ExtServers: [1.1.1.1]\n"
+     "# ExtServers: [9.9.9.9]\n"
      "# Overrides: [nameservers search options]\n"
      "# Option ndots from: internal\n"),
-    # TestRCTransformForLegacyNw: the default bridge.
-    ("legacy-routable", "nameserver 10.0.0.1", [], [], [], "legacy", False,
-     "nameserver 10.0.0.1\n"
+    # The default bridge: the host's servers copied, loopback ones dropped.
+    ("legacy-copied", "nameserver 203.0.113.5", [], [], [], "legacy", False,
+     "nameserver 203.0.113.5\n"
      "\n"
      "# Based on host file: '/etc/resolv.conf' (legacy)\n"
      "# Overrides: []\n"),
-    ("legacy-v6-disabled", "nameserver 10.0.0.1\nnameserver fdb6:b8fe:b528::1", [], [], [],
+    ("legacy-ipv6-off", "nameserver 2001:db8:53::1\nnameserver 203.0.113.5", [], [], [],
      "legacy", False,
-     "nameserver 10.0.0.1\n"
+     "nameserver 203.0.113.5\n"
      "\n"
      "# Based on host file: '/etc/resolv.conf' (legacy)\n"
      "# Overrides: []\n"),
-    ("legacy-v6-enabled", "nameserver 10.0.0.1\nnameserver fdb6:b8fe:b528::1", [], [], [],
+    ("legacy-ipv6-on", "nameserver 2001:db8:53::1\nnameserver 203.0.113.5", [], [], [],
      "legacy", True,
-     "nameserver 10.0.0.1\n"
-     "nameserver fdb6:b8fe:b528::1\n"
+     "nameserver 2001:db8:53::1\n"
+     "nameserver 203.0.113.5\n"
      "\n"
      "# Based on host file: '/etc/resolv.conf' (legacy)\n"
      "# Overrides: []\n"),
-    ("legacy-localhost", "nameserver 127.0.0.53\nnameserver ::1", [], [], [], "legacy", False,
+    ("legacy-only-loopback", "nameserver ::1\nnameserver 127.0.1.1", [], [], [], "legacy",
+     False,
      "nameserver 8.8.8.8\n"
      "nameserver 8.8.4.4\n"
      "\n"
      "# Based on host file: '/etc/resolv.conf' (legacy)\n"
      "# Used default nameservers.\n"
      "# Overrides: []\n"),
-    ("legacy-localhost-v6", "nameserver 127.0.0.53", [], [], [], "legacy", True,
+    ("legacy-only-loopback-ipv6", "nameserver 127.0.1.1", [], [], [], "legacy", True,
      "nameserver 8.8.8.8\n"
      "nameserver 8.8.4.4\n"
      "nameserver 2001:4860:4860::8888\n"
@@ -132,54 +138,55 @@ CASES = [
      "# Based on host file: '/etc/resolv.conf' (legacy)\n"
      "# Used default nameservers.\n"
      "# Overrides: []\n"),
-    ("legacy-localhost-routable-v6", "nameserver 127.0.0.53\nnameserver fd3e:2d1a:1f5a::1", [],
-     [], [], "legacy", True,
-     "nameserver fd3e:2d1a:1f5a::1\n"
+    ("legacy-loopback-and-ipv6", "nameserver 127.0.1.1\nnameserver 2001:db8:53::1", [], [],
+     [], "legacy", True,
+     "nameserver 2001:db8:53::1\n"
      "\n"
      "# Based on host file: '/etc/resolv.conf' (legacy)\n"
      "# Overrides: []\n"),
-    ("legacy-override", "nameserver 127.0.0.53", ["127.0.0.1", "::1"], [], [], "legacy", False,
-     "nameserver 127.0.0.1\n"
+    ("legacy-loopback-flags", "nameserver 127.0.1.1", ["::1", "127.0.0.9"], [], [], "legacy",
+     False,
      "nameserver ::1\n"
+     "nameserver 127.0.0.9\n"
      "\n"
      "# Based on host file: '/etc/resolv.conf' (legacy)\n"
      "# Overrides: [nameservers]\n"),
-    ("legacy-search-options", "nameserver 10.0.0.1\nsearch lan\noptions rotate", [],
-     ["example.com"], ["ndots:3", "timeout:1"], "legacy", False,
-     "nameserver 10.0.0.1\n"
-     "search example.com\n"
-     "options ndots:3 timeout:1\n"
+    ("legacy-search-and-options", "nameserver 203.0.113.5\nsearch office.test\n"
+     "options single-request", [], ["corp.test"], ["timeout:2", "ndots:5"], "legacy", False,
+     "nameserver 203.0.113.5\n"
+     "search corp.test\n"
+     "options timeout:2 ndots:5\n"
      "\n"
      "# Based on host file: '/etc/resolv.conf' (legacy)\n"
      "# Overrides: [search options]\n"
      "# Option ndots from: override\n"),
-    # TestRCModify, TestRCUnknownDirectives, TestRCInvalidNS: the host network (no transform).
-    ("host-overrides", "nameserver 1.2.3.4\nsearch invalid\noptions ndots:0",
-     ["2.3.4.5", "fdba:acdd:587c::53"], ["com", "invalid", "example"],
-     ["ndots:1", "edns0", "trust-ad"], "host", False,
-     "nameserver 2.3.4.5\n"
-     "nameserver fdba:acdd:587c::53\n"
-     "search com invalid example\n"
-     "options ndots:1 edns0 trust-ad\n"
+    # The host network: the host's file as it is, flags replacing its parts.
+    ("host-every-flag", "nameserver 203.0.113.5\nsearch office.test\noptions ndots:3",
+     ["2001:db8:53::1", "192.0.2.10"], ["a.test", "b.test"], ["edns0", "ndots:2"], "host",
+     False,
+     "nameserver 2001:db8:53::1\n"
+     "nameserver 192.0.2.10\n"
+     "search a.test b.test\n"
+     "options edns0 ndots:2\n"
      "\n"
      "# Based on host file: '/etc/resolv.conf'\n"
      "# Overrides: [nameservers search options]\n"
      "# Option ndots from: override\n"),
-    ("host-unknown-directives",
-     "\nsomething unexpected\nnameserver 127.0.0.53\noptions ndots:1\nunrecognised thing\n",
-     [], [], [], "host", False,
-     "nameserver 127.0.0.53\n"
-     "options ndots:1\n"
-     "something unexpected\n"
-     "unrecognised thing\n"
+    # lines it does not know are kept, after the ones it does
+    ("host-other-lines", "\nlookup file bind\nnameserver 192.0.2.10\nsortof 1 2\n"
+     "options ndots:2\n", [], [], [], "host", False,
+     "nameserver 192.0.2.10\n"
+     "options ndots:2\n"
+     "lookup file bind\n"
+     "sortof 1 2\n"
      "\n"
      "# Based on host file: '/etc/resolv.conf'\n"
      "# Overrides: []\n"
      "# Option ndots from: host\n"),
-    ("host-invalid-ns", "nameserver 1.2.3.4.5", [], [], [], "host", False,
+    ("host-bad-nameserver", "nameserver 256.0.0.1", [], [], [], "host", False,
      "\n"
      "# Based on host file: '/etc/resolv.conf'\n"
-     "# Invalid nameservers: [1.2.3.4.5]\n"
+     "# Invalid nameservers: [256.0.0.1]\n"
      "# Overrides: []\n"),
 ]
 
