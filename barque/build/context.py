@@ -77,13 +77,14 @@ class _Temp:
     `reclaim` can tell a killed build's leftovers from a running build's."""
 
     def __init__(self, parent: str) -> None:
-        import fcntl
         import tempfile
+
+        from barque.linux import locks
 
         os.makedirs(parent, mode=0o700, exist_ok=True)
         self.path = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=parent)
-        self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self._fd = locks.open_dir(self.path)
+        locks.lock(self._fd)
 
     def remove(self) -> None:
         from barque.storage.blobs import remove_tree
@@ -97,9 +98,9 @@ class _Temp:
 def reclaim(tmp_dir: str) -> int:
     """Remove unpacked contexts that killed builds left in `tmp_dir` (those no process holds
     locked); the number removed."""
-    import fcntl
     import time
 
+    from barque.linux import locks
     from barque.storage.blobs import remove_tree
 
     try:
@@ -115,13 +116,10 @@ def reclaim(tmp_dir: str) -> int:
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
             continue
-        try:
-            if time.time() - os.fstat(fd).st_ctime < _RECLAIM_AGE:
-                raise BlockingIOError  # maybe just made, not locked yet
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        # Maybe just made, not locked yet; or locked: a running build's.
+        if time.time() - os.fstat(fd).st_ctime < _RECLAIM_AGE or not locks.try_lock(fd):
             os.close(fd)
-            continue  # a running build's
+            continue
         try:
             remove_tree(path)
             removed += 1

@@ -205,12 +205,7 @@ def cmd_start(ns: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_attach(ns: argparse.Namespace, engine: Engine) -> int:
-    record = engine.find(ns.container)
-    state = engine.state(record)
-    if not state["Running"]:
-        raise EngineError("You cannot attach to a stopped container, start it first", 1, 409)
-    if state["Status"] == "paused":
-        raise EngineError("You cannot attach to a paused container, unpause it first", 1, 409)
+    record = lifecycle.attachable(engine, ns.container)
     stdin = bool(record.config.get("OpenStdin")) and not ns.no_stdin
     return _attach_and_wait(engine, record, stdin, ns.sig_proxy)
 
@@ -289,30 +284,11 @@ def _write(fd: int, data: bytes) -> bool:
 
 def cmd_top(ns: argparse.Namespace, engine: Engine) -> int:
     from barque.cli import formatting as fmt
+    from barque.engine.top import top
 
-    record = engine.find(ns.container)
-    state = engine.state(record)
-    if not state["Running"]:
-        raise EngineError(f"container {record.id} is not running", 1, 409)
-    proc = lifecycle.call_runtime(engine, "ps", "--format", "json", record.id)
-    pids = {str(p) for p in json.loads(proc.stdout or b"[]")}
-    import subprocess
-
-    ps_args = list(ns.ps_args) or ["-ef"]
-    listing = subprocess.run(["ps", *ps_args], capture_output=True, text=True)
-    if listing.returncode != 0:
-        raise EngineError(f"ps: {listing.stderr.strip()}", 1)
-    header, *rows = listing.stdout.splitlines()
-    titles = header.split()
-    if "PID" not in titles:
-        raise EngineError("Couldn't find PID field in ps output", 1)
-    column = titles.index("PID")
-    table = ["\t".join(titles)]
-    for row in rows:
-        fields = row.split(None, len(titles) - 1)  # the last column (CMD) keeps its spaces
-        if len(fields) > column and fields[column] in pids:
-            table.append("\t".join(fields))
-    sys.stdout.write(fmt.tabwrite(table, minwidth=20, tabwidth=1, padding=3))
+    table = top(engine, ns.container, list(ns.ps_args))
+    lines = ["\t".join(row) for row in (table.titles, *table.processes)]
+    sys.stdout.write(fmt.tabwrite(lines, minwidth=20, tabwidth=1, padding=3))
     return 0
 
 
@@ -406,14 +382,7 @@ def cmd_wait(ns: argparse.Namespace, engine: Engine) -> int:
 def cmd_rename(ns: argparse.Namespace, engine: Engine) -> int:
     from barque.engine import naming
 
-    record = engine.find(ns.container)
-    try:
-        name = naming.check_name(ns.new_name)
-    except ValueError as e:
-        raise EngineError(str(e), 1, 400) from None
-    if name == record.name:
-        raise EngineError("Renaming a container with the same name as its current name", 1)
-    engine.records.rename(record.id, name)
+    naming.rename(engine, ns.container, ns.new_name)
     return 0
 
 
@@ -463,118 +432,39 @@ def _ellipsis(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
-class _NetView:
-    """A container's network as `ps` shows and filters it (read once per container)."""
-
-    def __init__(self, engine: Engine, record: ContainerRecord, state: dict[str, Any]) -> None:
-        from barque.engine import netview
-        from barque.engine.inspect import network_view_data
-
-        endpoints, networks, published = network_view_data(engine, record)
-        ports = netview.ports_map(record.config, record.host_config, published,
-                                  bool(state["Running"]))
-        self.ports = netview.port_list(ports)
-        self.networks = netview.networks_view(record, False, endpoints, networks)
-
-
-def ps_row(engine: Engine, record: ContainerRecord, state: dict[str, Any],
-           no_trunc: bool, net: _NetView | None = None) -> dict[str, Any]:
+def ps_row(summary: Any, no_trunc: bool) -> dict[str, Any]:
+    """A listed container (engine.listing's ContainerSummary) as `ps`'s template fields."""
     from barque.cli import formatting as fmt
-    from barque.engine.inspect import command_of, status_text
-    from barque.engine.logs import parse_time
     from barque.engine.netview import display_ports
 
-    net = net or _NetView(engine, record, state)
-
-    command = " ".join(command_of(record))
-    created = parse_time(record.created)
-    labels = record.config.get("Labels") or {}
+    command = summary.command
     return {
-        "ID": record.id if no_trunc else record.short_id,
-        "Image": record.image,
+        "ID": summary.id if no_trunc else summary.id[:12],
+        "Image": summary.image,
         "Command": json.dumps(command) if no_trunc else f'"{_ellipsis(command, 20)}"',
-        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(created)),
-        "RunningFor": fmt.human_duration(time.time() - created) + " ago",
-        "Ports": display_ports(net.ports),
-        "Status": status_text(state),
-        "State": state["Status"],
+        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(summary.created)),
+        "RunningFor": fmt.human_duration(time.time() - summary.created) + " ago",
+        "Ports": display_ports(summary.ports),
+        "Status": summary.status,
+        "State": summary.state,
         "Size": "0B",
-        "Names": record.name,
-        "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
-        "Mounts": ",".join(_ellipsis(m["source"], 15) for m in record.mounts
-                           if m["type"] == "volume"),
-        "Networks": ",".join(sorted(net.networks)),
-        "LocalVolumes": str(sum(1 for m in record.mounts if m["type"] == "volume")),
+        "Names": summary.name,
+        "Labels": ",".join(f"{k}={v}" for k, v in sorted(summary.labels.items())),
+        "Mounts": ",".join(_ellipsis(source, 15) for source in summary.volumes),
+        "Networks": ",".join(sorted(summary.networks)),
+        "LocalVolumes": str(len(summary.volumes)),
     }
-
-
-_NETWORK_FILTERS = ("network", "publish", "expose")
-
-
-def _net_matches(filters: list[str], net: _NetView) -> bool:
-    """network=, publish=, expose=: any value of a key matches (the daemon's rules)."""
-    from barque.engine import netview
-
-    given: dict[str, list[str]] = {}
-    for item in filters:
-        key, _, value = item.partition("=")
-        if key in _NETWORK_FILTERS:
-            given.setdefault(key, []).append(value)
-    try:
-        publish = netview.port_filter("publish", given.get("publish", []))
-        expose = netview.port_filter("expose", given.get("expose", []))
-    except netview.ViewError as e:
-        raise CommandError(f"Error response from daemon: {e}") from None
-    if "network" in given and not netview.matches_network(given["network"], net.networks):
-        return False
-    return not (publish or expose) or netview.matches_ports(net.ports, publish, expose)
-
-
-def _matches(filters: list[str], record: ContainerRecord, state: dict[str, Any]) -> bool:
-    for item in filters:
-        key, _, value = item.partition("=")
-        if key == "status" and state["Status"] != value:
-            return False
-        if key == "name" and value not in record.name:
-            return False
-        if key == "id" and not record.id.startswith(value):
-            return False
-        if key == "label":
-            lkey, sep, lvalue = value.partition("=")
-            labels = record.config.get("Labels") or {}
-            if lkey not in labels or (sep and labels[lkey] != lvalue):
-                return False
-        if key == "exited" and (state["Status"] != "exited" or
-                                str(state["ExitCode"]) != value):
-            return False
-        if key == "ancestor" and value not in (record.image, record.image_id,
-                                               record.image_id[7:19]):
-            return False
-        if key not in ("status", "name", "id", "label", "exited", "ancestor", *_NETWORK_FILTERS):
-            raise CommandError(f"Error response from daemon: invalid filter '{key}'")
-    return True
 
 
 def cmd_ps(ns: argparse.Namespace, engine: Engine) -> int:
     from barque.cli import formatting as fmt
+    from barque.engine import listing
+    from barque.engine.filters import parse_filters
 
-    rows = []
-    records = engine.records.all()
-    if ns.latest:
-        records = records[:1]
-    elif ns.last >= 0:
-        records = records[:ns.last]
-    show_all = ns.all or ns.latest or ns.last >= 0
-    for record in records:
-        state = engine.state(record)
-        if not show_all and not state["Running"] and not any(
-                f.startswith("status=") for f in ns.filter):
-            continue
-        if not _matches(ns.filter, record, state):
-            continue
-        net = _NetView(engine, record, state)
-        if _net_matches(ns.filter, net):
-            rows.append(ps_row(engine, record, state, ns.no_trunc, net))
+    limit = 1 if ns.latest else (ns.last if ns.last >= 0 else None)
+    summaries = listing.list_containers(engine, all_=ns.all or limit is not None, limit=limit,
+                                        filters=parse_filters(ns.filter, listing.FILTER_KEYS))
+    rows = [ps_row(summary, ns.no_trunc) for summary in summaries]
     table = PS_TABLE + ("\t{{.Size}}" if ns.size else "")
     sys.stdout.write(fmt.format_table(rows, ns.format, table, PS_HEADERS,
                                       quiet_field="ID" if ns.quiet else None))
@@ -584,31 +474,16 @@ def cmd_ps(ns: argparse.Namespace, engine: Engine) -> int:
 def cmd_inspect(ns: argparse.Namespace, engine: Engine) -> int:
     """`docker inspect` / `docker container inspect`: containers first, then images, then
     networks."""
-    from barque.engine.inspect import inspect
+    from barque.engine.inspect import inspect_object
 
     found: list[dict[str, Any]] = []
     status = 0
     images_too = getattr(ns, "command", "") == "inspect"
     for name in ns.containers:
-        try:
-            found.append(inspect(engine, engine.find(name)))
+        obj = inspect_object(engine, name, images_too)
+        if obj is not None:
+            found.append(obj)
             continue
-        except EngineError:
-            pass
-        image = engine.store.lookup(name) if images_too else None
-        if image is not None:
-            from barque.engine import images as eng_images
-
-            found.append(eng_images.inspect(engine.store, image))
-            continue
-        if images_too:
-            from barque.engine import networks
-
-            try:
-                found.append(networks.inspect(engine, name))
-                continue
-            except EngineError:
-                pass
         what = "object" if images_too else "container"
         sys.stderr.write(f"Error: No such {what}: {name}\n")
         status = 1
@@ -630,23 +505,13 @@ def print_objects(found: list[dict[str, Any]], template: str | None) -> None:
 def cmd_logs(ns: argparse.Namespace, engine: Engine) -> int:
     from barque.engine import logs  # here: `run` and most commands never read a log
 
-    record = engine.find(ns.container)
-    path = engine.paths.log_file(record.id)
     try:
         since = logs.parse_since(ns.since) if ns.since else None
         until = logs.parse_since(ns.until) if ns.until else None
+        tail = logs.parse_tail(ns.tail)
     except ValueError as e:
         raise CommandError(str(e)) from None
-    if ns.tail in ("all", ""):
-        tail = None
-    elif ns.tail.lstrip("-").isdigit():
-        tail = int(ns.tail) if int(ns.tail) >= 0 else None
-    else:
-        raise CommandError(f'invalid value for "tail": "{ns.tail}"')
-    if ns.follow:
-        entries = logs.follow(path, lambda: engine.state(record)["Running"], since, until, tail)
-    else:
-        entries = logs.read(path, since, until, tail)
+    entries = logs.container_logs(engine, ns.container, since, until, tail, ns.follow)
     out, err = sys.stdout.buffer, sys.stderr.buffer
     try:
         for entry in entries:
@@ -667,21 +532,19 @@ STATS_HEADERS = {"ID": "CONTAINER ID", "Container": "CONTAINER", "Name": "NAME",
                  "NetIO": "NET I/O", "BlockIO": "BLOCK I/O", "PIDs": "PIDS"}
 
 
-def _stats_row(record: ContainerRecord, before: Any, after: Any, no_trunc: bool,
-               ref: str) -> dict[str, Any]:
+def _stats_row(entry: Any, no_trunc: bool) -> dict[str, Any]:
     from barque.cli import formatting as fmt
-    from barque.engine.stats import cpu_percent
 
+    after = entry.sample
     blank = after is None
     return {
-        "ID": record.id if no_trunc else record.short_id,
-        "Container": ref,
-        "Name": record.name,
-        "CPUPerc": "--" if blank else f"{cpu_percent(before, after):.2f}%",
+        "ID": entry.id if no_trunc else entry.id[:12],
+        "Container": entry.ref,
+        "Name": entry.name,
+        "CPUPerc": "--" if blank else f"{entry.cpu_percent:.2f}%",
         "MemUsage": "-- / --" if blank else
         f"{fmt.bytes_size(after.memory)} / {fmt.bytes_size(after.limit)}",
-        "MemPerc": "--" if blank else
-        f"{(after.memory / after.limit * 100 if after.limit else 0):.2f}%",
+        "MemPerc": "--" if blank else f"{entry.memory_percent:.2f}%",
         "NetIO": "--" if blank else
         f"{fmt.human_size(after.net_rx)} / {fmt.human_size(after.net_tx)}",
         "BlockIO": "--" if blank else
@@ -694,34 +557,15 @@ def cmd_stats(ns: argparse.Namespace, engine: Engine) -> int:
     from barque.cli import formatting as fmt
     from barque.engine import stats
 
-    if ns.containers:
-        chosen = [(engine.find(name), name) for name in ns.containers]
-    else:
-        chosen = [(r, r.name) for r in engine.records.all()
-                  if ns.all or engine.state(r)["Running"]]
-    previous: dict[str, Any] = {}
-    first = True
-    while True:
-        rows = []
-        for record, ref in chosen:
-            state = engine.state(record)
-            reading = stats.sample(engine, record, state["Pid"]) if state["Running"] else None
-            if first and reading is not None:
-                # CPU % needs two readings: Docker's first line waits for a second one too.
-                time.sleep(0.5)
-                previous[record.id] = reading
-                reading = stats.sample(engine, record, state["Pid"])
-            rows.append(_stats_row(record, previous.get(record.id), reading, ns.no_trunc, ref))
-            if reading is not None:
-                previous[record.id] = reading
+    for entries in stats.stream(engine, ns.containers, ns.all):
+        rows = [_stats_row(entry, ns.no_trunc) for entry in entries]
         text = fmt.format_table(rows, ns.format, STATS_TABLE, STATS_HEADERS)
         if ns.no_stream:
             sys.stdout.write(text)
             return 0
         sys.stdout.write("\033[2J\033[H" + text)  # Docker redraws the screen each second
         sys.stdout.flush()
-        first = False
-        time.sleep(1)
+    return 0
 
 
 # --- volumes -------------------------------------------------------------------------------------
@@ -732,15 +576,15 @@ VOLUME_HEADERS = {"Driver": "DRIVER", "Name": "VOLUME NAME", "Mountpoint": "MOUN
 
 
 def cmd_volume_create(ns: argparse.Namespace, engine: Engine) -> int:
-    if ns.driver != "local":
-        raise EngineError(f"plugin \"{ns.driver}\" not found", 1, 404)
+    from barque.engine.volumes import create_volume
+
     name = ns.name_flag or ns.name
     if ns.name_flag and ns.name and ns.name_flag != ns.name:
         raise CommandError("conflicting options: either specify --name or provide positional "
                            "arg, not both")
     labels = dict(item.partition("=")[::2] for item in ns.label)
     options = dict(item.partition("=")[::2] for item in ns.opt)
-    volume, _ = engine.volumes.create(name, labels, options)
+    volume, _ = create_volume(engine, name, ns.driver, labels, options)
     print(volume.name)
     return 0
 
@@ -753,27 +597,11 @@ def _volume_row(volume: Any) -> dict[str, Any]:
 
 def cmd_volume_ls(ns: argparse.Namespace, engine: Engine) -> int:
     from barque.cli import formatting as fmt
+    from barque.engine.filters import parse_filters
+    from barque.engine.volumes import VOLUME_FILTERS, list_volumes
 
-    rows = []
-    for volume in engine.volumes.all():
-        keep = True
-        for item in ns.filter:
-            key, _, value = item.partition("=")
-            if key == "dangling":
-                dangling = not engine.users_of_volume(volume.name)
-                keep = keep and dangling == (value.lower() in ("true", "1"))
-            elif key == "name":
-                keep = keep and value in volume.name
-            elif key == "label":
-                lkey, sep, lvalue = value.partition("=")
-                keep = keep and lkey in volume.labels and (not sep or
-                                                           volume.labels[lkey] == lvalue)
-            elif key == "driver":
-                keep = keep and value == "local"
-            else:
-                raise CommandError(f"Error response from daemon: invalid filter '{key}'")
-        if keep:
-            rows.append(_volume_row(volume))
+    filters = parse_filters(ns.filter, VOLUME_FILTERS)
+    rows = [_volume_row(v) for v in list_volumes(engine, filters)]
     sys.stdout.write(fmt.format_table(rows, ns.format, VOLUME_TABLE, VOLUME_HEADERS,
                                       quiet_field="Name" if ns.quiet else None))
     return 0
@@ -794,8 +622,9 @@ def cmd_volume_inspect(ns: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_volume_rm(ns: argparse.Namespace, engine: Engine) -> int:
-    return _each(ns.volumes,
-                 lambda name: engine.volumes.remove(name, engine.users_of_volume(name), ns.force))
+    from barque.engine.volumes import remove_volume
+
+    return _each(ns.volumes, lambda name: remove_volume(engine, name, ns.force))
 
 
 def cmd_volume_prune(ns: argparse.Namespace, engine: Engine) -> int:

@@ -11,8 +11,7 @@ from typing import Any
 
 from barque.cli import formatting as fmt
 from barque.engine import images as eng
-from barque.image import reference as refs
-from barque.image.store import Image, ImageStore
+from barque.image.store import ImageNotFound, ImageStore
 
 IMAGES_TABLE = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
 IMAGES_DIGESTS_TABLE = ("table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t"
@@ -32,91 +31,24 @@ class CommandError(Exception):
 
 # --- handlers ----------------------------------------------------------------------------
 
-def _image_rows(store: ImageStore, images: list[Image], ns: argparse.Namespace
-                ) -> list[dict[str, str]]:
-    rows: list[dict[str, str]] = []
-    for image in images:
-        image_id = image.id if ns.no_trunc else image.short_id
-        common = {"ID": image_id, "CreatedSince": fmt.time_ago_iso(image.created),
-                  "CreatedAt": image.created, "Size": fmt.human_size(image.size),
-                  "Containers": "N/A"}
-        digests = {refs.parse(d, default_tag=False).familiar_repository: d.split("@", 1)[1]
-                   for d in image.repo_digests}
-        names = [refs.parse(t) for t in image.tags]
-        if not names:
-            digest = next(iter(digests.values()), "<none>")
-            rows.append({"Repository": "<none>", "Tag": "<none>", "Digest": digest, **common})
-        for ref in names:
-            rows.append({"Repository": ref.familiar_repository, "Tag": ref.tag or "<none>",
-                         "Digest": digests.get(ref.familiar_repository, "<none>"), **common})
-    return rows
-
-
-def _filter_images(store: ImageStore, images: list[Image], filters: list[str],
-                   repository: str | None) -> list[Image]:
-    import fnmatch
-
-    out = images
-    for spec in filters:
-        key, sep, value = spec.partition("=")
-        if not sep:
-            raise CommandError(f'bad format of filter (expected name=value): "{spec}"')
-        if key == "dangling":
-            if value not in ("true", "false", "1", "0"):
-                raise CommandError(f"Invalid filter 'dangling={value}'")
-            want = value in ("true", "1")
-            out = [i for i in out if (not i.tags) == want]
-        elif key == "reference":
-            out = [i for i in out if any(
-                fnmatch.fnmatchcase(refs.parse(t).familiar, value)
-                or fnmatch.fnmatchcase(refs.parse(t).familiar_repository, value)
-                for t in i.tags)]
-        elif key in ("before", "since"):
-            pivot = store.resolve(value)
-            out = [i for i in out if (i.created < pivot.created) == (key == "before")
-                   and i.id != pivot.id]
-        elif key == "label":
-            name, _, want_value = value.partition("=")
-            out = [i for i in out if _has_label(store, i, name, want_value or None)]
-        else:
-            raise CommandError(f"invalid filter '{key}'")
-    if repository:
-        try:
-            ref = refs.parse(repository, default_tag=False)
-        except refs.ReferenceError as e:
-            raise CommandError(str(e)) from None
-        wanted_tag = str(ref) if ref.tag else None
-        out = [i for i in out if any(
-            t == wanted_tag if wanted_tag else t.rsplit(":", 1)[0] == ref.repository
-            for t in i.tags)]
-    return out
-
-
-def _has_label(store: ImageStore, image: Image, name: str, value: str | None) -> bool:
-    labels = (store.config(image).get("config") or {}).get("Labels") or {}
-    return name in labels and (value is None or labels[name] == value)
-
-
 def cmd_images(ns: argparse.Namespace, store: ImageStore) -> int:
-    images = _filter_images(store, store.images(), ns.filter, ns.repository)
-    rows = _image_rows(store, images, ns)
-    patterns = [f.partition("=")[2] for f in ns.filter if f.startswith("reference=")]
-    if patterns:  # Docker lists only the matching tags of a matching image
-        import fnmatch
+    from barque.engine import image_list
 
-        rows = [r for r in rows if all(
-            fnmatch.fnmatchcase(f"{r['Repository']}:{r['Tag']}", p)
-            or fnmatch.fnmatchcase(r["Repository"], p) for p in patterns)]
-    if ns.repository:
-        want = refs.parse(ns.repository, default_tag=False)
-        rows = [r for r in rows if r["Repository"] == want.familiar_repository
-                and (not want.tag or r["Tag"] == want.tag)]
+    try:
+        rows = image_list.list_images(store, image_list.parse_filter_flags(ns.filter),
+                                      ns.repository)
+    except image_list.ImageFilterError as e:
+        raise CommandError(str(e)) from None
+    shown = [{"Repository": r.repository, "Tag": r.tag, "Digest": r.digest,
+              "ID": r.id if ns.no_trunc else r.id.split(":", 1)[1][:12],
+              "CreatedSince": fmt.time_ago_iso(r.created), "CreatedAt": r.created,
+              "Size": fmt.human_size(r.size), "Containers": "N/A"} for r in rows]
     if ns.quiet:  # one line per row, as Docker: an image with two tags is listed twice
-        for row in rows:
+        for row in shown:
             print(row["ID"])
         return 0
     table = IMAGES_DIGESTS_TABLE if ns.digests else IMAGES_TABLE
-    sys.stdout.write(fmt.format_table(rows, ns.format, table, IMAGE_HEADERS))
+    sys.stdout.write(fmt.format_table(shown, ns.format, table, IMAGE_HEADERS))
     return 0
 
 
@@ -146,7 +78,7 @@ def cmd_push(ns: argparse.Namespace, store: ImageStore) -> int:
 
 
 def cmd_tag(ns: argparse.Namespace, store: ImageStore) -> int:
-    store.tag(store.resolve(ns.source), ns.target)
+    eng.tag(store, ns.source, ns.target)
     return 0
 
 
@@ -154,20 +86,20 @@ def cmd_rmi(ns: argparse.Namespace, store: ImageStore) -> int:
     status = 0
     for name in ns.images:
         try:
-            lines = store.remove(name, force=ns.force)
+            done = eng.remove(store, name, force=ns.force)
         except eng.ImageError as e:
             sys.stderr.write(f"Error response from daemon: {e}\n")
             status = 1
             continue
-        for verb, what in lines:
-            print(f"{verb}: {what}")
+        for item in done:
+            for verb, what in item.items():
+                print(f"{verb}: {what}")
     return status
 
 
 def cmd_history(ns: argparse.Namespace, store: ImageStore) -> int:
-    image = store.resolve(ns.image)
     rows = []
-    for row in eng.history(store, image):
+    for row in eng.history(store, ns.image):
         shown_id = row.id if row.id == "<missing>" or ns.no_trunc else row.id[7:19]
         created_by = row.created_by
         if not ns.no_trunc and len(created_by) > 45:
@@ -193,11 +125,10 @@ def cmd_inspect(ns: argparse.Namespace, store: ImageStore) -> int:
     found: list[dict[str, Any]] = []
     missing: list[str] = []
     for name in ns.images:
-        image = store.lookup(name)
-        if image is None:
+        try:
+            found.append(eng.inspect_named(store, name))
+        except ImageNotFound:
             missing.append(name)
-        else:
-            found.append(eng.inspect(store, image))
     if ns.format:
         for obj in found:
             print(render(ns.format, obj))
@@ -219,29 +150,25 @@ def cmd_prune(ns: argparse.Namespace, store: ImageStore) -> int:
         sys.stdout.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
-    lines, reclaimed = store.prune(all_images=ns.all)
-    if lines:
+    report = eng.prune(store, all_images=ns.all)
+    if report["ImagesDeleted"]:
         print("Deleted Images:")
-        for verb, what in lines:
-            print(f"{verb}: {what}")
+        print(deleted_lines(report["ImagesDeleted"]))
         print()
-    print(f"Total reclaimed space: {fmt.human_size(reclaimed)}")
+    print(f"Total reclaimed space: {fmt.human_size(report['SpaceReclaimed'])}")
     return 0
 
 
-def cmd_save(ns: argparse.Namespace, store: ImageStore) -> int:
-    if ns.format == "oci-dir":
-        if not ns.output:
-            raise CommandError("--format oci-dir needs -o DIRECTORY")
-        eng.save(store, ns.images, ns.output, ns.format)
-        return 0
-    if ns.output:
-        from barque.image.archive import select
-        from barque.image.oci_layout import atomic_writer
+def deleted_lines(items: list[dict[str, str]]) -> str:
+    """A prune's ImageDeleteResponseItems as Docker's CLI prints them: `untagged: NAME`."""
+    return "\n".join(f"{verb.lower()}: {what}" for item in items for verb, what in item.items())
 
-        select(store, ns.images)  # "No such image" before a file is made
-        with atomic_writer(ns.output) as out:
-            eng.save(store, ns.images, out, ns.format)
+
+def cmd_save(ns: argparse.Namespace, store: ImageStore) -> int:
+    if ns.format == "oci-dir" and not ns.output:
+        raise CommandError("--format oci-dir needs -o DIRECTORY")
+    if ns.output:  # written whole or not at all, and not when an image is missing
+        eng.save(store, ns.images, ns.output, ns.format)
         return 0
     if sys.stdout.isatty():
         raise CommandError("cowardly refusing to save to a terminal. Use the -o flag or "
@@ -264,22 +191,14 @@ def cmd_load(ns: argparse.Namespace, store: ImageStore) -> int:
 
 
 def cmd_import(ns: argparse.Namespace, store: ImageStore) -> int:
-    from barque.image.archive import import_tarball
-
-    with store.writing():
-        if ns.file == "-":
-            image = import_tarball(store, sys.stdin.buffer, ns.reference, ns.change,
-                                   ns.message, ns.platform)
-        else:
-            with open(ns.file, "rb") as f:
-                image = import_tarball(store, f, ns.reference, ns.change, ns.message,
-                                       ns.platform)
+    source = sys.stdin.buffer if ns.file == "-" else ns.file
+    image = eng.import_image(store, source, ns.reference, ns.change, ns.message, ns.platform)
     print(image.id)
     return 0
 
 
 def cmd_login(ns: argparse.Namespace, store: ImageStore) -> int:
-    from barque.registry import auth
+    from barque.engine import auth
 
     password = ns.password
     if ns.password_stdin:
@@ -295,13 +214,12 @@ def cmd_login(ns: argparse.Namespace, store: ImageStore) -> int:
         password = password if password is not None else getpass.getpass("Password: ")
     else:
         username = ns.username
-    auth.login(ns.server, username, password)
-    print("Login Succeeded")
+    print(auth.login(ns.server, username, password)["Status"])
     return 0
 
 
 def cmd_logout(ns: argparse.Namespace, store: ImageStore) -> int:
-    from barque.registry import auth
+    from barque.engine import auth
 
     print(f"Removing login credentials for {ns.server}")
     auth.logout(ns.server)

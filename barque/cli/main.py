@@ -76,9 +76,9 @@ class _VersionAction(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: object, option_string: str | None = None) -> None:
-        from barque.cli.system import version_of
+        from barque.engine.system import barque_version
 
-        print(f"barque version {version_of()}")
+        print(f"barque version {barque_version()}")
         parser.exit()
 
 
@@ -174,7 +174,6 @@ def _engine(paths: Paths, create: bool = True) -> Any:
 
 def _cmd_image(ns: argparse.Namespace, paths: Paths) -> int:
     from barque.engine import images
-    from barque.image import default as default_image
 
     if ns.image_command == "build-default":
         store = images.open_store(paths.root)
@@ -183,7 +182,7 @@ def _cmd_image(ns: argparse.Namespace, paths: Paths) -> int:
         finally:
             store.close()
     else:
-        default_image.write_oci_archive(default_image.ensure_default_image(paths.root), ns.output)
+        images.save_default_image(paths.root, ns.output)
     return 0
 
 

@@ -13,20 +13,11 @@ from barque.engine.context import Engine, EngineError
 
 # --- info, version ----------------------------------------------------------------------------
 
-def version_of() -> str:
-    from importlib import metadata  # ~15 ms: only for the commands that print it
-
-    try:
-        return metadata.version("barque")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def cmd_info(ns: argparse.Namespace, engine: Engine) -> int:
     from barque.cli.gotemplate import render
     from barque.engine.system import info
 
-    data = info(engine, version_of())
+    data = info(engine)
     if ns.format:
         print(render(ns.format, data))
         return 0
@@ -60,32 +51,18 @@ Server:
 
 
 def cmd_version(ns: argparse.Namespace, engine: Engine | None) -> int:
-    import platform
-
     from barque.cli.gotemplate import render
-    from barque.engine.context import find_runtime
-    from barque.image import oci_layout as ol
+    from barque.engine.system import version
 
-    try:
-        runtime = find_runtime()
-    except EngineError as e:
-        runtime = f"({e})"
-    plat = ol.host_platform()
-    version = version_of()
-    common = {"Version": version, "ApiVersion": "1.43", "GoVersion": "",
-              "Os": plat["os"], "Arch": plat["architecture"],
-              "PythonVersion": platform.python_version()}
-    data = {"Client": dict(common),
-            "Server": {**common, "KernelVersion": platform.release(),
-                       "Components": [{"Name": "barque-runtime",
-                                       "Version": "0.1.0", "Details": {"Path": runtime}}]}}
+    data = version()
     if ns.format:
         print(render(ns.format, data))
         return 0
-    print(f"barque version {version}")
-    print(f" Python:   {platform.python_version()}")
-    print(f" OS/Arch:  {plat['os']}/{plat['architecture']}")
-    print(f" Runtime:  {runtime}")
+    server = data["Server"]
+    print(f"barque version {server['Version']}")
+    print(f" Python:   {server['PythonVersion']}")
+    print(f" OS/Arch:  {server['Os']}/{server['Arch']}")
+    print(f" Runtime:  {server['Components'][0]['Details']['Path']}")
     return 0
 
 
@@ -119,27 +96,19 @@ def cmd_system_prune(ns: argparse.Namespace, engine: Engine) -> int:
         what.insert(2, "all anonymous volumes not used by at least one container")
     if not ns.force and not _confirm("This will remove:\n  - " + "\n  - ".join(what)):
         return 0
-    from barque.engine.system import prune_containers, prune_volumes
+    from barque.cli.images import deleted_lines
+    from barque.engine.system import prune_system
 
-    removed, reclaimed, errors = prune_containers(engine)
-    for error in errors:
+    report = prune_system(engine, all_images=ns.all, volumes=ns.volumes)
+    for error in report.container_errors:
         _daemon_error(EngineError(error))
-    if removed:
-        print("Deleted Containers:\n" + "\n".join(removed) + "\n")
-    from barque.engine import networks
-
-    networks_gone = networks.prune(engine, [])
-    if networks_gone:
-        print("Deleted Networks:\n" + "\n".join(networks_gone) + "\n")
-    if ns.volumes:
-        gone, volume_bytes = prune_volumes(engine, False)
-        reclaimed += volume_bytes
-        if gone:
-            print("Deleted Volumes:\n" + "\n".join(gone) + "\n")
-    lines, image_bytes = engine.store.prune(all_images=ns.all)
-    if lines:
-        print("Deleted Images:\n" + "\n".join(f"{verb}: {what}" for verb, what in lines) + "\n")
-    print(f"Total reclaimed space: {fmt.human_size(reclaimed + image_bytes)}")
+    for title, names in (("Containers", report.containers), ("Networks", report.networks),
+                         ("Volumes", report.volumes)):
+        if names:
+            print(f"Deleted {title}:\n" + "\n".join(names) + "\n")
+    if report.images:
+        print("Deleted Images:\n" + deleted_lines(report.images) + "\n")
+    print(f"Total reclaimed space: {fmt.human_size(report.reclaimed)}")
     return 0
 
 

@@ -183,17 +183,24 @@ def hold_cache(mount: RunMount) -> tuple[RunMount, int, str | None]:
     takes it if free, else gets a fresh empty cache of its own for this run. (The mount to
     make, the fd of the lock to hold until the run ends or -1, the fresh cache dir to remove
     then or None.)"""
-    import fcntl
+    from barque.linux import locks
 
     sharing = mount.options.get("sharing", "shared")
     if sharing not in ("shared", "locked", "private"):
         raise ExecutorError(f"unsupported sharing mode {sharing!r}")
     if sharing == "shared" or not mount.source:
         return mount, -1, None
-    fd = os.open(mount.source, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = locks.open_dir(mount.source)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if sharing == "private" else 0))
-    except BlockingIOError:
+        if sharing == "private":
+            taken = locks.try_lock(fd)
+        else:
+            locks.lock(fd)
+            taken = True
+    except BaseException:
+        os.close(fd)
+        raise
+    if not taken:
         os.close(fd)
         import tempfile
 
@@ -202,7 +209,4 @@ def hold_cache(mount: RunMount) -> tuple[RunMount, int, str | None]:
         os.chown(fresh, st.st_uid, st.st_gid)
         os.chmod(fresh, st.st_mode & 0o7777)
         return RunMount(mount.kind, mount.target, fresh, mount.readonly, mount.options), -1, fresh
-    except BaseException:
-        os.close(fd)
-        raise
     return mount, fd, None

@@ -29,8 +29,9 @@ def reclaim(engine: Engine) -> None:
 
 
 def _reclaim_one(engine: Engine, path: str, run_id: str) -> None:
-    import fcntl
     import shutil
+
+    from barque.linux import locks
 
     try:
         fd = os.open(os.path.join(path, _LOCK), os.O_RDWR | os.O_CLOEXEC)
@@ -42,9 +43,7 @@ def _reclaim_one(engine: Engine, path: str, run_id: str) -> None:
             pass
         return
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not locks.try_lock(fd):
             return  # alive
         delete_container(engine, run_id)
         teardown_network(engine, run_id)

@@ -149,13 +149,12 @@ class _Run:
             f.write(fastjson.dumps(made))
 
     def _make_dir(self) -> None:
-        import fcntl
+        from barque.linux import locks
 
         os.makedirs(runs_dir(self.engine), mode=0o700, exist_ok=True)
         os.mkdir(self.dir, 0o700)
-        self.lock_fd = os.open(os.path.join(self.dir, _LOCK),
-                               os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
+        self.lock_fd = locks.open_file(os.path.join(self.dir, _LOCK))
+        locks.lock(self.lock_fd)
 
     def _network(self) -> tuple[str | None, str | None]:
         """(the netns path for the spec, /etc/resolv.conf; None: the engine's)."""

@@ -46,6 +46,14 @@ def ensure_default_image(store: ImageStore) -> Image:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
+def save_default_image(root: str, output: str) -> None:
+    """`barque image save-default -o FILE`: the built-in busybox as an OCI archive (built into
+    its layout dir under `root` on first use), for other engines or `barque load`."""
+    from barque.image import default as default_image
+
+    default_image.write_oci_archive(default_image.ensure_default_image(root), output)
+
+
 def is_default_reference(text: str) -> bool:
     try:
         return str(refs.parse(text)) == DEFAULT_IMAGE
@@ -123,6 +131,25 @@ def push(store: ImageStore, text: str, *, progress: Any = None,
     return str(digest)
 
 
+def tag(store: ImageStore, source: str, target: str) -> str:
+    """`docker tag SOURCE TARGET`: returns the full name now pointing at SOURCE's image."""
+    return store.tag(store.resolve(source), target)
+
+
+def remove(store: ImageStore, name: str, *, force: bool = False) -> list[dict[str, str]]:
+    """`docker rmi NAME`: what was done, as the Engine API's ImageDeleteResponseItems
+    ([{"Untagged": name} | {"Deleted": id}])."""
+    return [{verb: what} for verb, what in store.remove(name, force=force)]
+
+
+def prune(store: ImageStore, *, all_images: bool = False) -> dict[str, Any]:
+    """`docker image prune [-a]`: unused dangling (or all unused) images, as the Engine API's
+    ImagePruneResponse ({"ImagesDeleted": [...], "SpaceReclaimed": bytes})."""
+    lines, reclaimed = store.prune(all_images=all_images)
+    return {"ImagesDeleted": [{verb.capitalize(): what} for verb, what in lines],
+            "SpaceReclaimed": reclaimed}
+
+
 def _parse(text: str) -> refs.Reference:
     try:
         return refs.parse(text)
@@ -138,6 +165,11 @@ _CONFIG_DEFAULTS: dict[str, Any] = {
     "Cmd": None, "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None,
     "OnBuild": None, "Labels": None,
 }
+
+
+def inspect_named(store: ImageStore, name: str) -> dict[str, Any]:
+    """`docker image inspect NAME`; ImageNotFound when there is no such image."""
+    return inspect(store, store.resolve(name))
 
 
 def inspect(store: ImageStore, image: Image) -> dict[str, Any]:
@@ -187,8 +219,9 @@ class HistoryRow:
     tags: list[str]
 
 
-def history(store: ImageStore, image: Image) -> list[HistoryRow]:
-    """`docker history`: newest first; only the top row carries the image ID."""
+def history(store: ImageStore, name: str) -> list[HistoryRow]:
+    """`docker history NAME`: newest first; only the top row carries the image ID."""
+    image = store.resolve(name)
     config = store.config(image)
     entries = config.get("history") or [{} for _ in image.layers]
     sizes = iter(store.layer_sizes(image))
@@ -209,12 +242,24 @@ def history(store: ImageStore, image: Image) -> list[HistoryRow]:
 
 def save(store: ImageStore, names: list[str], out: IO[bytes] | str,
          fmt: str = "docker-archive") -> None:
-    """`docker save` (fmt: docker-archive, oci-archive, or oci-dir with `out` a directory)."""
+    """`docker save` (fmt: docker-archive, oci-archive, or oci-dir with `out` a directory).
+    `out` a path: the archive appears there whole or not at all, and not when an image is
+    missing."""
     from barque.image.archive import save as archive_save
-    from barque.image.archive import select
 
-    select(store, names)  # Docker: "No such image" before writing anything
     archive_save(store, names, out, fmt)
+
+
+def import_image(store: ImageStore, source: str | IO[bytes], reference: str | None = None,
+                 changes: list[str] | None = None, message: str | None = None,
+                 platform: str | None = None) -> Image:
+    """`docker import`: a rootfs tarball (a path or a stream) becomes a one-layer image."""
+    from barque.image.archive import import_tarball
+
+    if not isinstance(source, str):
+        return import_tarball(store, source, reference, changes, message, platform)
+    with open(source, "rb") as f:
+        return import_tarball(store, f, reference, changes, message, platform)
 
 
 def load(store: ImageStore, source: str | IO[bytes]) -> list[str]:

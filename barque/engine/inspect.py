@@ -90,6 +90,30 @@ def inspect(engine: Engine, record: ContainerRecord) -> dict[str, Any]:
     }
 
 
+def inspect_object(engine: Engine, name: str, images_too: bool = False
+                   ) -> dict[str, Any] | None:
+    """`docker inspect`'s lookup: a container by that name or ID, else (`images_too`) an image,
+    else a network; None if there is none."""
+    from barque.engine.errors import EngineError
+
+    try:
+        return inspect(engine, engine.find(name))
+    except EngineError:
+        if not images_too:
+            return None
+    image = engine.store.lookup(name)
+    if image is not None:
+        from barque.engine import images
+
+        return images.inspect(engine.store, image)
+    from barque.engine import networks
+
+    try:
+        return networks.inspect(engine, name)
+    except EngineError:
+        return None
+
+
 def network_view_data(engine: Engine, record: ContainerRecord) -> tuple[Any, Any, Any]:
     """(endpoints, networks by id, published PortMaps) of a container."""
     from barque.engine import netsetup

@@ -295,6 +295,18 @@ def wait_exit(engine: Engine, record: ContainerRecord, timeout: float | None) ->
                           min(left, 0.5))
 
 
+def attachable(engine: Engine, ref: str) -> ContainerRecord:
+    """The container to attach to (`docker attach`, POST /containers/{id}/attach): it must
+    be running and not paused."""
+    record = engine.find(ref)
+    state = engine.state(record)
+    if not state["Running"]:
+        raise EngineError("You cannot attach to a stopped container, start it first", 1, 409)
+    if state["Status"] == "paused":
+        raise EngineError("You cannot attach to a paused container, unpause it first", 1, 409)
+    return record
+
+
 def claim_exit(engine: Engine, record: ContainerRecord) -> attach.ExitClaim | None:
     """For an attached run or `start -a`, before attaching: the monitor's exit command is
     claimed, so that end_attached cleans up instead of a `container cleanup` process of the
@@ -640,20 +652,16 @@ def _unmount_below(path: str) -> None:
 def _locked(engine: Engine, container_id: str, ref: str) -> Iterator[None]:
     """One process at a time tears a container down (the CLI's --rm and the monitor's
     cleanup may race); the second finds it gone."""
-    import fcntl
+    from barque.linux import locks
 
-    path = engine.paths.container_dir(container_id)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = locks.open_dir(engine.paths.container_dir(container_id))
     except FileNotFoundError:
         raise EngineError(f"No such container: {ref}", 1, 404) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with locks.held(fd):
         if engine.records.get(container_id) is None:
             raise EngineError(f"No such container: {ref}", 1, 404)
         yield
-    finally:
-        os.close(fd)
 
 
 def _remove_locked(engine: Engine, record: ContainerRecord, ref: str, force: bool,

@@ -15,6 +15,8 @@ TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5
 if TYPE_CHECKING:
     from typing import BinaryIO
 
+    from barque.engine.context import Engine
+
 
 @dataclass
 class Entry:
@@ -68,6 +70,28 @@ def parse_since(text: str, now: float | None = None) -> float:
             continue
     raise ValueError(f'invalid value for "since": failed to parse value as time or '
                      f'duration: "{text}"')
+
+
+def parse_tail(text: str) -> int | None:
+    """--tail (the API's `tail`): "all" or "" for every entry (None), else a count; a
+    negative count means all too, as Docker takes it."""
+    if text in ("all", ""):
+        return None
+    if text.lstrip("-").isdigit():
+        return int(text) if int(text) >= 0 else None
+    raise ValueError(f'invalid value for "tail": "{text}"')
+
+
+def container_logs(engine: Engine, name: str, since: float | None = None,
+                   until: float | None = None, tail: int | None = None,
+                   follow_: bool = False) -> Iterator[Entry]:
+    """`docker logs`: the container's entries (an unknown container fails here, before any is
+    read); with `follow_`, new ones as they come, until the container stops."""
+    record = engine.find(name)
+    path = engine.paths.log_file(record.id)
+    if follow_:
+        return follow(path, lambda: bool(engine.state(record)["Running"]), since, until, tail)
+    return read(path, since, until, tail)
 
 
 def _files(path: str) -> list[str]:

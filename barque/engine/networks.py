@@ -11,6 +11,7 @@ import hashlib
 import re
 
 from barque.engine.errors import EngineError
+from barque.engine.filters import match_labels, parse_filters
 from barque.network.errors import NetworkError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
@@ -350,29 +351,6 @@ def inspect(engine: Engine, ref: str) -> dict[str, Any]:
 
 
 # --- ls ---------------------------------------------------------------------------------------
-
-def parse_filters(items: list[str], accepted: tuple[str, ...]) -> dict[str, list[str]]:
-    """`--filter key=value` flags as Docker's filters.Args: values per key."""
-    parsed: dict[str, list[str]] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep:
-            raise EngineError("bad format of filter (expected name=value)", 1, 400)
-        if key not in accepted:
-            raise EngineError(f"invalid filter '{key}'", 1, 400)
-        parsed.setdefault(key, []).append(value)
-    return parsed
-
-
-def match_labels(wanted: list[str], labels: dict[str, str]) -> bool:
-    """filters.Args.MatchKVList: every "key" present, every "key=value" equal."""
-    for item in wanted:
-        key, sep, value = item.partition("=")
-        if key not in labels or (sep and labels[key] != value):
-            return False
-    return True
-
 
 def _match(values: list[str], field: str) -> bool:
     """filters.Args.Match: equal, or the value as a regular expression found in the field."""

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from barque.engine.context import Engine, find_runtime
@@ -89,3 +91,57 @@ def cpu_percent(before: Sample, after: Sample) -> float:
     if cpu > 0 and system > 0:
         return cpu / system * after.online_cpus * 100.0
     return 0.0
+
+
+@dataclass
+class ContainerStats:
+    """One container's line of `docker stats`: `sample` is None when it is not running
+    (Docker shows "--"); `previous` is the reading before, for the CPU %."""
+    id: str
+    name: str
+    ref: str  # the name or ID the user gave, or the name
+    sample: Sample | None
+    previous: Sample | None
+
+    @property
+    def cpu_percent(self) -> float:
+        if self.sample is None or self.previous is None:
+            return 0.0
+        return cpu_percent(self.previous, self.sample)
+
+    @property
+    def memory_percent(self) -> float:
+        if self.sample is None or not self.sample.limit:
+            return 0.0
+        return self.sample.memory / self.sample.limit * 100
+
+
+def stream(engine: Engine, names: list[str], all_: bool = False,
+           interval: float = 1.0) -> Iterator[list[ContainerStats]]:
+    """`docker stats`: a reading of each container every `interval` seconds, forever (the
+    caller stops when it has enough). The containers named (or, without names, the running
+    ones; all with `all_`) are chosen once, at the start, as Docker does."""
+    if names:
+        chosen = [(engine.find(name), name) for name in names]
+    else:
+        chosen = [(r, r.name) for r in engine.records.all()
+                  if all_ or engine.state(r)["Running"]]
+    previous: dict[str, Sample] = {}
+    first = True
+    while True:
+        entries = []
+        for record, ref in chosen:
+            state = engine.state(record)
+            reading = sample(engine, record, state["Pid"]) if state["Running"] else None
+            if first and reading is not None:
+                # CPU % needs two readings: Docker's first line waits for a second one too.
+                time.sleep(0.5)
+                previous[record.id] = reading
+                reading = sample(engine, record, state["Pid"])
+            entries.append(ContainerStats(record.id, record.name, ref, reading,
+                                          previous.get(record.id)))
+            if reading is not None:
+                previous[record.id] = reading
+        yield entries
+        first = False
+        time.sleep(interval)

@@ -1,4 +1,5 @@
-"""What the whole engine holds: `docker info`, `docker system df`, `docker system prune`."""
+"""What the whole engine holds: `docker info`, `docker version`, `docker system df`,
+`docker system prune`."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import socket
 
 from barque.engine.context import Engine, find_runtime
+from barque.structs import dataclass
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
@@ -51,7 +53,42 @@ def mem_total() -> int:
     return 0
 
 
-def info(engine: Engine, version: str) -> dict[str, Any]:
+def barque_version() -> str:
+    """The installed barque's version ("unknown" when run from a bare source tree)."""
+    from importlib import metadata  # ~15 ms: only for the commands that show it
+
+    try:
+        return metadata.version("barque")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+API_VERSION = "1.43"
+
+
+def version() -> dict[str, Any]:
+    """`docker version`'s data: {"Client": …, "Server": …}, the server part as the Engine
+    API's SystemVersion. A missing runtime is shown as "(why)" in its Path."""
+    import platform
+
+    from barque.engine.context import EngineError
+    from barque.image import oci_layout as ol
+
+    try:
+        runtime = find_runtime()
+    except EngineError as e:
+        runtime = f"({e})"
+    plat = ol.host_platform()
+    common = {"Version": barque_version(), "ApiVersion": API_VERSION, "GoVersion": "",
+              "Os": plat["os"], "Arch": plat["architecture"],
+              "PythonVersion": platform.python_version()}
+    return {"Client": dict(common),
+            "Server": {**common, "KernelVersion": platform.release(),
+                       "Components": [{"Name": "barque-runtime",
+                                       "Version": "0.1.0", "Details": {"Path": runtime}}]}}
+
+
+def info(engine: Engine, version: str | None = None) -> dict[str, Any]:
     """The Engine API's SystemInfo, with what Barque has."""
     states = [engine.state(r)["Status"] for r in engine.records.all()]
     try:
@@ -69,7 +106,8 @@ def info(engine: Engine, version: str) -> dict[str, Any]:
         "CgroupVersion": _cgroup_version(), "KernelVersion": os.uname().release,
         "OperatingSystem": _os_name(), "OSType": "linux", "Architecture": os.uname().machine,
         "NCPU": os.cpu_count() or 1, "MemTotal": mem_total(), "Name": socket.gethostname(),
-        "DockerRootDir": engine.paths.root, "ServerVersion": version,
+        "DockerRootDir": engine.paths.root,
+        "ServerVersion": barque_version() if version is None else version,
         "Runtimes": {"barque-runtime": {"path": runtime}}, "DefaultRuntime": "barque-runtime",
         "Volumes": len(engine.volumes.all()), "Warnings": [],
     }
@@ -118,6 +156,35 @@ def prune_volumes(engine: Engine, all_volumes: bool) -> tuple[list[str], int]:
             engine.volumes.remove(volume.name, [])
             removed.append(volume.name)
     return removed, reclaimed
+
+
+@dataclass
+class SystemPruneReport:
+    """What `docker system prune` removed, in the order Docker reports it."""
+    containers: list[str]
+    container_errors: list[str]  # containers that could not be removed, why
+    networks: list[str]
+    volumes: list[str]
+    images: list[dict[str, str]]  # ImageDeleteResponseItems, as images.prune gives them
+    reclaimed: int  # bytes
+
+
+def prune_system(engine: Engine, *, all_images: bool = False,
+                 volumes: bool = False) -> SystemPruneReport:
+    """`docker system prune [-a] [--volumes]`: stopped containers, unused networks, unused
+    anonymous volumes (with `volumes`), then dangling (or, with `all_images`, unused)
+    images."""
+    from barque.engine import images, networks
+
+    removed, reclaimed, errors = prune_containers(engine)
+    networks_gone = networks.prune(engine, [])
+    volumes_gone: list[str] = []
+    if volumes:
+        volumes_gone, volume_bytes = prune_volumes(engine, False)
+        reclaimed += volume_bytes
+    pruned = images.prune(engine.store, all_images=all_images)
+    return SystemPruneReport(removed, errors, networks_gone, volumes_gone,
+                             pruned["ImagesDeleted"], reclaimed + pruned["SpaceReclaimed"])
 
 
 def disk_usage(engine: Engine) -> list[dict[str, Any]]:

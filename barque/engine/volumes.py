@@ -20,6 +20,8 @@ TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5
 if TYPE_CHECKING:
     from typing import Any
 
+    from barque.engine.context import Engine
+
 
 class VolumeError(EngineError):
     """A volume could not be found, made or removed. Outside `run` and `create` the CLI
@@ -107,6 +109,50 @@ class Volumes:
         if not deleted and volume is None:
             return  # --force on a volume that does not exist: nothing to do, as Docker
         shutil.rmtree(os.path.join(self.dir, name), ignore_errors=True)
+
+
+# --- the operations behind `docker volume` and /volumes -------------------------------------
+
+VOLUME_FILTERS = ("dangling", "name", "label", "driver")
+
+
+def create_volume(engine: Engine, name: str = "", driver: str = "local",
+                  labels: dict[str, str] | None = None,
+                  options: dict[str, str] | None = None) -> tuple[Volume, bool]:
+    """(the volume, whether it is new): see Volumes.create."""
+    if driver != "local":
+        raise EngineError(f"plugin \"{driver}\" not found", 1, 404)
+    return engine.volumes.create(name, labels or {}, options or {})
+
+
+def remove_volume(engine: Engine, name: str, force: bool = False) -> None:
+    engine.volumes.remove(name, engine.users_of_volume(name), force)
+
+
+def list_volumes(engine: Engine, filters: dict[str, list[str]] | None = None) -> list[Volume]:
+    """The volumes, by name, filtered as the daemon does: any value of a key matches, except
+    `label`, where all must; every key must match."""
+    from barque.engine.filters import validate
+
+    filters = filters or {}
+    validate(filters, VOLUME_FILTERS)
+    return [v for v in engine.volumes.all() if _volume_matches(engine, filters, v)]
+
+
+def _volume_matches(engine: Engine, filters: dict[str, list[str]], volume: Volume) -> bool:
+    from barque.engine.filters import match_labels
+    for key, values in filters.items():
+        if key == "dangling":
+            dangling = not engine.users_of_volume(volume.name)
+            if not all(dangling == (v.lower() in ("true", "1")) for v in values):
+                return False
+        elif key == "name" and not any(v in volume.name for v in values):
+            return False
+        elif key == "label" and not match_labels(values, volume.labels):
+            return False
+        elif key == "driver" and "local" not in values:
+            return False
+    return True
 
 
 def copy_up(rootfs: str, target: str, volume_data: str) -> None:

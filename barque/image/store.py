@@ -9,7 +9,6 @@ collector never deletes a blob or layer that a pull has fetched but not yet regi
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -131,30 +130,19 @@ class ImageStore:
 
     # --- locking -------------------------------------------------------------------------
     @contextmanager
-    def _flock(self, mode: int) -> Iterator[None]:
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, mode)
-            yield
-        finally:
-            os.close(fd)
-
-    @contextmanager
     def writing(self) -> Iterator[None]:
         """Held (shared) while blobs are fetched and registered: keeps the collector out.
 
         Every temporary file or dir of the store is made under this lock, so when no one
         else holds it (an exclusive try succeeds), every temporary left is a dead writer's
         (a kill -9): it is reclaimed here, before this writer makes its own."""
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        from barque.linux import locks  # here: `run` reads the store, never locks it
+
+        fd = locks.open_file(self._lock_path)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                pass
-            else:
+            if locks.try_lock(fd):
                 self.reclaim_temporaries(partials=False)
-            fcntl.flock(fd, fcntl.LOCK_SH)
+            locks.lock(fd, shared=True)  # converts the exclusive lock if we took it
             yield
         finally:
             os.close(fd)
@@ -180,22 +168,25 @@ class ImageStore:
         return [self.layer_path(layer.chain_id) for layer in reversed(image.layers)]
 
     def _ensure_layer(self, layer: LayerRef) -> int:
-        from barque.storage.layers import LayerError, unpack_layer
-
         row = self.conn.execute("SELECT size FROM layers WHERE chain_id = ?",
                                 (layer.chain_id,)).fetchone()
         dest = self.layer_path(layer.chain_id)
         if row is not None and os.path.isdir(dest):
             return int(row["size"])
-        lock = os.open(dest + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        from barque.linux import locks
+
+        lock = locks.open_file(dest + ".lock")
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            locks.lock(lock)
             row = self.conn.execute("SELECT size FROM layers WHERE chain_id = ?",
                                     (layer.chain_id,)).fetchone()
             if row is not None and os.path.isdir(dest):
                 return int(row["size"])
             if os.path.isdir(dest):  # unpacked, but the record was lost: redo it cleanly
                 shutil.rmtree(dest)
+            # (here: a registered layer, the usual case, needs no tarfile)
+            from barque.storage.layers import LayerError, unpack_layer
+
             try:
                 size = unpack_layer(self.blobs.path(layer.blob_digest), layer.media_type, dest,
                                     layer.diff_id)
@@ -207,6 +198,32 @@ class ImageStore:
             return size
         finally:
             # The lock file stays (see BlobWriter.close); the collector removes it.
+            os.close(lock)
+
+    def adopt_layer(self, layer: LayerRef, unpacked: str, size: int) -> bool:
+        """Make the directory `unpacked` (in overlayfs lower-dir format, on the store's file
+        system, its content that of `layer`'s blob: a build step's upper dir) the layer dir
+        of `layer.chain_id`, instead of unpacking the blob again. False when the store
+        already had that layer (`unpacked` is then left to the caller)."""
+        from barque.linux import locks
+
+        dest = self.layer_path(layer.chain_id)
+        lock = locks.open_file(dest + ".lock")
+        try:
+            locks.lock(lock)
+            row = self.conn.execute("SELECT size FROM layers WHERE chain_id = ?",
+                                    (layer.chain_id,)).fetchone()
+            if row is not None and os.path.isdir(dest):
+                return False
+            if os.path.isdir(dest):
+                shutil.rmtree(dest)
+            os.chmod(unpacked, 0o755)
+            os.rename(unpacked, dest)
+            with db.transaction(self.conn):
+                self.conn.execute("INSERT OR REPLACE INTO layers VALUES (?, ?, ?)",
+                                  (layer.chain_id, layer.diff_id, size))
+            return True
+        finally:
             os.close(lock)
 
     # --- registering -----------------------------------------------------------------------
@@ -483,9 +500,13 @@ class ImageStore:
     def collect_garbage(self) -> list[str]:
         """Delete layers and blobs no image uses; returns the chain IDs of removed layers."""
         removed: list[str] = []
-        with self._flock(fcntl.LOCK_EX):
+        from barque.linux import locks
+
+        with locks.locked_file(self._lock_path):
             used_chains = {r[0] for r in self.conn.execute(
                 "SELECT DISTINCT chain_id FROM image_layers")}
+            cached = self._build_cache_layers()
+            used_chains |= {c[0] for c in cached}
             for (chain,) in self.conn.execute("SELECT chain_id FROM layers").fetchall():
                 if chain not in used_chains:
                     shutil.rmtree(self.layer_path(chain), ignore_errors=True)
@@ -504,11 +525,20 @@ class ImageStore:
             used_blobs = {r[0] for r in self.conn.execute(
                 "SELECT id FROM images UNION SELECT manifest_digest FROM images "
                 "UNION SELECT blob_digest FROM image_layers UNION SELECT digest FROM image_blobs")}
+            used_blobs |= {c[1] for c in cached}
             for digest in list(self.blobs.digests()):
                 if digest not in used_blobs:
                     self.blobs.delete(digest)
             self.reclaim_temporaries(partials=True)
         return removed
+
+    def _build_cache_layers(self) -> set[tuple[str, str]]:
+        """(chain ID, blob digest) of every layer the build cache refers to: kept until
+        `builder prune` drops the cache entries (barque/build/cache.py)."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT json_extract(l.value, '$[0]'), json_extract(l.value, '$[2]') "
+            "FROM build_cache, json_each(build_cache.layers) AS l")
+        return {(str(r[0]), str(r[1])) for r in rows}
 
     def disk_usage(self) -> int:
         (layers,) = self.conn.execute("SELECT COALESCE(SUM(size), 0) FROM layers").fetchone()

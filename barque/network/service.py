@@ -12,7 +12,6 @@ descriptor but the handed ones), so whoever starts it never has to reap it."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import select
@@ -126,13 +125,13 @@ def start(directory: str, argv: list[str], wait: float | None = None) -> bool:
 def lock_pidfile(directory: str, wait: float = 0.0) -> int | None:
     """The pid file, opened and flocked (a helper's own start or its starter's); None when
     another process holds it (a helper runs or is starting) after `wait` seconds."""
+    from barque.linux import locks  # here: only a helper's start takes it
+
     path = os.path.join(directory, PIDFILE)
     deadline = time.monotonic() + wait
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        fd = locks.open_file(path, nofollow=True)
+        if not locks.try_lock(fd):
             os.close(fd)
             if time.monotonic() >= deadline:
                 return None

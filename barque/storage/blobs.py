@@ -12,7 +12,6 @@ dead), and prune sweeps the partial downloads too (`sweep_ingest`).
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 from collections.abc import Iterator
@@ -94,9 +93,10 @@ class BlobWriter:
         self.store, self.digest, self.size = store, check_digest(digest), size
         hexpart = digest.split(":", 1)[1]
         self.ingest_path = os.path.join(store.ingest_dir, hexpart)
-        self._lock = os.open(self.ingest_path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
-                             0o600)
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        from barque.linux import locks  # here: `run` imports this module, never writes a blob
+
+        self._lock = locks.open_file(self.ingest_path + ".lock")
+        locks.lock(self._lock)
         self._sha = _sha256()
         self.offset = 0
         self.committed = False

@@ -125,6 +125,26 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (proto, host_ip, host_port)
     );
     """,
+    """
+    -- The build cache (barque/build/cache.py): one row per build step, keyed as BuildKit
+    -- keys it (parent key, the instruction after expansion, the build args it uses, the
+    -- content checksums of what it copies). `layers` is the whole layer chain after the
+    -- step (JSON [[chain_id, diff_id, blob_digest, media_type, blob_size], ...]): the image
+    -- store's collector keeps every layer and blob named there.
+    CREATE TABLE build_cache (
+        key TEXT PRIMARY KEY,
+        layers TEXT NOT NULL,
+        size INTEGER NOT NULL,            -- bytes of the step's own layer (0: none)
+        description TEXT NOT NULL,        -- "[stage 2/3] RUN ...", for `builder du`
+        created TEXT NOT NULL,            -- RFC 3339: the history entry's time
+        created_at REAL NOT NULL,         -- unix time, for prune's until= filter
+        last_used REAL NOT NULL,
+        usage_count INTEGER NOT NULL,
+        next_key TEXT NOT NULL            -- what later steps build on ("" = this key): a
+                                          -- COPY --from's content key, see Builder
+    );
+    CREATE INDEX build_cache_last_used ON build_cache(last_used);
+    """,
 ]
 
 

@@ -103,6 +103,8 @@ def unpack_layer(blob: str | IO[bytes], media_type: str, dest: str, diff_id: str
     parent = os.path.dirname(dest)
     if os.path.lexists(dest):
         raise LayerError(f"{dest} already exists")
+    from barque.linux import files  # here: loads libc, which most commands never need
+
     try:
         tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
     except OSError as e:
@@ -113,10 +115,10 @@ def unpack_layer(blob: str | IO[bytes], media_type: str, dest: str, diff_id: str
         try:
             applier = Applier(fd, overlay=True, allow_devices=allow_devices)
             _apply_blob(blob, media_type, diff_id, applier)
-            tarsafe.syncfs(fd)
+            files.syncfs(fd)
         finally:
             os.close(fd)
-        tarsafe.rename_noreplace(tmp, dest)
+        files.rename_noreplace(tmp, dest)
         tarsafe.fsync_dir(parent)
         return applier.size
     except OSError as e:

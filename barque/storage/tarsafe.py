@@ -251,34 +251,6 @@ def make_link(src_dir_fd: int, src_name: str, dir_fd: int, name: str) -> None:
 
 # --- whole directories --------------------------------------------------------------------
 
-_AT_FDCWD = -100
-_RENAME_NOREPLACE = 1
-
-
-def rename_noreplace(src: str, dst: str) -> None:
-    """rename(2) that fails with EEXIST instead of replacing `dst` (even an empty dir)."""
-    import ctypes
-
-    from barque.linux.libc import libc
-
-    res = libc.renameat2(ctypes.c_int(_AT_FDCWD), os.fsencode(src), ctypes.c_int(_AT_FDCWD),
-                         os.fsencode(dst), ctypes.c_uint(_RENAME_NOREPLACE))
-    if res != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"rename {src!r} to {dst!r}: {os.strerror(err)}")
-
-
-def syncfs(fd: int) -> None:
-    """Flush the file system holding `fd`: what was written survives a crash."""
-    import ctypes
-
-    from barque.linux.libc import libc
-
-    if libc.syncfs(ctypes.c_int(fd)) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"syncfs: {os.strerror(err)}")
-
-
 def fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:

@@ -325,6 +325,35 @@ def test_rootfs_mode_whiteouts_and_opaque_dirs(tmp_path: Any) -> None:
     assert not os.path.lexists(rootfs / "data")
 
 
+def test_rootfs_mode_opaque_marker_order_and_nested_lower_dirs(tmp_path: Any) -> None:
+    # This layer's entries before the opaque marker survive it, and lower entries in
+    # subdirectories of the opaque dir go even where this layer adds to that subdirectory.
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    apply_layer_to_rootfs(io.BytesIO(tar_bytes([
+        info("opq/", "dir"), info("opq/lower", data=b"l"), info("opq/sub/", "dir"),
+        info("opq/sub/lower2", data=b"l")])), OCI_TAR, str(rootfs))
+    apply_layer_to_rootfs(io.BytesIO(tar_bytes([
+        info("opq/upper", data=b"u"), info("opq/.wh..wh..opq"),
+        info("opq/sub/upper2", data=b"u")])), OCI_TAR, str(rootfs))
+    assert sorted(os.listdir(rootfs / "opq")) == ["sub", "upper"]
+    assert os.listdir(rootfs / "opq/sub") == ["upper2"]
+
+
+def test_rootfs_mode_a_file_replacing_a_lower_symlink_does_not_write_through(
+        tmp_path: Any) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"original")
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    apply_layer_to_rootfs(io.BytesIO(tar_bytes([info("f", "symlink", target=str(victim))])),
+                          OCI_TAR, str(rootfs))
+    apply_layer_to_rootfs(io.BytesIO(tar_bytes([info("f", data=b"replaced")])), OCI_TAR,
+                          str(rootfs))
+    assert victim.read_bytes() == b"original"
+    assert not os.path.islink(rootfs / "f") and (rootfs / "f").read_bytes() == b"replaced"
+
+
 def test_rootfs_mode_keeps_this_layers_entries_under_its_whiteouts(tmp_path: Any) -> None:
     rootfs = tmp_path / "rootfs"
     rootfs.mkdir()

@@ -14,7 +14,6 @@ except those whose netns is gone."""
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import os
 import re
@@ -29,6 +28,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from barque.linux import locks
 from barque.linux.namespaces import CLONE_NEWNET, setns_path
 from barque.linux.statfs import fs_type
 from barque.network import service
@@ -194,11 +194,7 @@ class Resolver:
         self.stopped.set()
 
     def _try_dir_lock(self) -> bool:
-        try:
-            fcntl.flock(self.dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            return False
+        return locks.try_lock(self.dir_fd)
 
     def _remove_files(self) -> None:
         service.remove_files(self.dir, self.pid_fd)
@@ -218,7 +214,7 @@ class Resolver:
                     await asyncio.sleep(0.05)  # a client is registering: see what it brings
                     continue
                 if self.listeners:
-                    fcntl.flock(self.dir_fd, fcntl.LOCK_UN)
+                    locks.unlock(self.dir_fd)
                     return
                 # No client can reach us from here on; the lock is ours until we are gone.
                 self._remove_files()

@@ -1,0 +1,25 @@
+"""`docker login` / `docker logout` (and the API's `POST /auth`): check credentials against a
+registry and keep them in, or drop them from, the auth config file (barque.registry.auth)."""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def login(server: str, username: str, password: str, *, config_path: str | None = None,
+          **client_options: Any) -> dict[str, str]:
+    """Store the credentials once the registry takes them; the Engine API's AuthResponse.
+    Raises UnauthorizedError (nothing stored) when the registry refuses them."""
+    from barque.registry import auth
+
+    auth.login(server, username, password, config_path, **client_options)
+    return {"Status": "Login Succeeded", "IdentityToken": ""}
+
+
+def logout(server: str, *, config_path: str | None = None) -> bool:
+    """Forget the credentials for `server`; False when there were none."""
+    from barque.registry import auth
+
+    return auth.logout(server, config_path)

@@ -1,0 +1,84 @@
+"""An engine on a root of the test's own, with the built-in busybox image, for the builder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+from barque.build.events import Vertex
+from barque.engine.context import Engine
+from barque.engine.images import ensure_default_image
+from barque.engine.paths import Paths
+
+
+class Recorder:
+    """The build's events, as a front end sees them."""
+
+    def __init__(self) -> None:
+        self.vertices: dict[int, Vertex] = {}
+        self.logs: list[tuple[str, int, bytes]] = []
+
+    def vertex(self, vertex: Vertex) -> None:
+        known = self.vertices.get(vertex.number)
+        assert known is None or known.name == vertex.name, (known, vertex)  # one #N each
+        self.vertices[vertex.number] = vertex
+
+    def log(self, vertex: Vertex, stream: int, data: bytes) -> None:
+        self.logs.append((vertex.name, stream, data))
+
+    def steps(self) -> list[Vertex]:
+        return [v for _, v in sorted(self.vertices.items())
+                if v.name.startswith("[") and not v.name.startswith("[internal]")]
+
+
+@pytest.fixture(scope="module")
+def _busybox_layout(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The built-in busybox image, made once per module and copied into each root."""
+    root = str(tmp_path_factory.mktemp("bbroot"))
+    engine = Engine(Paths(os.path.join(root, "r"), os.path.join(root, "rr")))
+    try:
+        ensure_default_image(engine.store)
+    finally:
+        engine.close()
+    return os.path.join(root, "r")
+
+
+@pytest.fixture
+def engine(run_prefix: str, _busybox_layout: str) -> Iterator[Engine]:
+    work = tempfile.mkdtemp(prefix=f"{run_prefix}-build-")
+    root = os.path.join(work, "root")
+    shutil.copytree(_busybox_layout, root, symlinks=True)
+    e = Engine(Paths(root, os.path.join(work, "run")))
+    try:
+        yield e
+    finally:
+        e.close()
+        _unmount_under(work)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def mounts_under(path: str) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(path + "/")]
+
+
+def _unmount_under(path: str) -> None:
+    import subprocess
+
+    for m in sorted(mounts_under(path), reverse=True):
+        subprocess.run(["umount", "-l", m], check=False)
+
+
+@pytest.fixture
+def context(tmp_path: os.PathLike[str]) -> str:
+    path = os.path.join(str(tmp_path), "ctx")
+    os.makedirs(path)
+    return path
+
+
+# The CLI under test (tests/cli/conftest.py's `barque`), to run what a build made.
+from tests.cli.conftest import barque  # noqa: E402,F401

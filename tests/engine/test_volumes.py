@@ -1,0 +1,35 @@
+"""engine.volumes' operations (`docker volume`, /volumes), called as the API will."""
+
+from __future__ import annotations
+
+import pytest
+
+from barque.engine import volumes
+from barque.engine.context import Engine, EngineError, Paths
+from tests.cli.conftest import Barque
+
+
+@pytest.mark.root
+def test_create_list_filter_remove(barque: Barque) -> None:
+    with Engine(Paths(barque.root, barque.runroot)) as engine:
+        with pytest.raises(EngineError, match='plugin "nfs" not found') as e:
+            volumes.create_volume(engine, "v", driver="nfs")
+        assert e.value.status == 404 and volumes.list_volumes(engine) == []
+        with pytest.raises(EngineError, match="invalid filter 'size'"):
+            volumes.list_volumes(engine, {"size": ["1"]})
+        volumes.create_volume(engine, "alpha", labels={"a": "1", "b": "2"})
+        volumes.create_volume(engine, "beta", labels={"a": "1"})
+
+        def names(filters: dict[str, list[str]]) -> list[str]:
+            return [v.name for v in volumes.list_volumes(engine, filters)]
+
+        assert names({}) == ["alpha", "beta"]
+        assert names({"name": ["alp", "bet"]}) == ["alpha", "beta"]  # any value
+        assert names({"label": ["a=1", "b"]}) == ["alpha"]  # every label
+        assert names({"dangling": ["true"]}) == ["alpha", "beta"]
+        assert names({"dangling": ["false"]}) == []
+        assert names({"driver": ["local"], "name": ["beta"]}) == ["beta"]
+        volumes.remove_volume(engine, "alpha")
+        volumes.remove_volume(engine, "gone", force=True)  # nothing to do, as Docker
+        assert names({}) == ["beta"]
+        volumes.remove_volume(engine, "beta")
