@@ -90,6 +90,7 @@ class StageResult:
     layers: list[LayerRef]
     key: str
     state: ic.StageState
+    records: list[list[Any]] = field(default_factory=list)  # cache.CONFIG_FIELD's
 
 
 @dataclass
@@ -102,6 +103,7 @@ class StageRun:
     index: int = 0                  # the display's k of k/n
     inline: bool = False            # run by _run_stages' own thread (see _layer_step)
     pending: list[Instruction] = field(default_factory=list)  # the steps still to run
+    records: list[list[Any]] = field(default_factory=list)   # each step's, cache.records
 
 
 class _HandedOff(Exception):
@@ -113,7 +115,8 @@ class Builder:
                  executor: Executor, events: Events, *,
                  resolve_image: Callable[[str, str | None], Image],
                  ignore: Any = None, platform: dict[str, str] | None = None,
-                 numbered: int = 0) -> None:
+                 numbered: int = 0,
+                 cache_image: Callable[[str], Image] | None = None) -> None:
         from barque.image.oci_layout import host_platform
 
         self.store = store
@@ -131,6 +134,9 @@ class Builder:
         self._results: dict[int, StageResult] = {}
         self._images: dict[str, Image] = {}
         self._no_cache_stages = {s.lower() for s in options.no_cache_filter}
+        # --cache-from: its images (local or pulled: `cache_image`) read on the first miss
+        self.cache_image = cache_image or store.resolve
+        self._imports: dict[str, cache_mod.Imported] | None = None
 
     # --- the whole build ---------------------------------------------------------------
     def run(self) -> BuildResult:
@@ -249,7 +255,8 @@ class Builder:
     def _continue(self, run: StageRun) -> None:
         while run.pending:
             self._step(run, run.pending.pop(0))
-        self._results[run.plan.stage.index] = StageResult(run.layers, run.key, run.state)
+        self._results[run.plan.stage.index] = StageResult(run.layers, run.key, run.state,
+                                                          run.records)
 
     def _start_stage(self, p: Plan) -> StageRun:
         from barque.image.oci_layout import host_platform
@@ -261,16 +268,18 @@ class Builder:
 
             base_config = copy.deepcopy(parent.state.config)
             layers, key = list(parent.layers), parent.key
+            records = list(parent.records)
         elif p.base == "scratch":
             plat = host_platform() if not p.platform else _platform_obj(p.platform)
             base_config = {**plat, "config": {"Env": [ic.DEFAULT_PATH]},
                            "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
-            layers, key = [], "from:scratch"
+            layers, key, records = [], "from:scratch", []
         else:
             image = self._images[p.base]
             with self.lock:
                 base_config = self.store.config(image)
-            layers, key = list(image.layers), f"from:{image.id}"
+            base_config.pop(cache_mod.CONFIG_FIELD, None)  # its own build's keys
+            layers, key, records = list(image.layers), f"from:{image.id}", []
         base_config.setdefault("config", {})
         if not base_config["config"].get("Env") and p.base != "scratch":
             base_config["config"]["Env"] = [ic.DEFAULT_PATH]
@@ -278,7 +287,7 @@ class Builder:
                               meta_args=dict(self.scope), escape=self.df.escape)
         # SOURCE_DATE_EPOCH changes the layers made (their clamped mtimes): part of the key.
         key = cache_mod.step_key(key, "platform", self.options.platform or "", self.epoch)
-        return StageRun(p, state, layers, key)
+        return StageRun(p, state, layers, key, records=records)
 
     def _triggers(self, run: StageRun) -> list[Instruction]:
         """A base image's ONBUILD triggers, run right after FROM (and dropped from the new
@@ -332,7 +341,51 @@ class Builder:
         return self.options.no_cache or (run.plan.stage.name or "") in self._no_cache_stages
 
     def _lookup(self, run: StageRun, key: str) -> cache_mod.Entry | None:
-        return None if self._no_cache(run) else self.cache.get(key)
+        if self._no_cache(run):
+            return None
+        entry = self.cache.get(key)
+        if self.options.cache_from and (entry is None or not self._intact(entry)):
+            entry = self._imported(run, key) or entry
+        return entry
+
+    def _imported(self, run: StageRun, key: str) -> cache_mod.Entry | None:
+        """A step's result from a --cache-from image's records (their images are read on
+        the first miss only: a build the local cache serves reads and pulls nothing),
+        recorded in the local cache as if this build had made it."""
+        with self.lock:
+            if self._imports is None:
+                self._imports = self._load_imports()
+            found = self._imports.get(key)
+        if found is None or found.count < len(run.layers):
+            return None
+        mine = found.layers[:len(run.layers)]
+        if [la.chain_id for la in mine] != [la.chain_id for la in run.layers]:
+            return None  # recorded over other layers than this build's: not this step
+        size = found.layers[found.count - 1].blob_size if found.count > len(run.layers) else 0
+        entry = cache_mod.Entry(key, _rows(found.layers[:found.count]), size,
+                                f"imported from {found.source}", found.created)
+        if not self._intact(entry):
+            return None
+        self.cache.put(entry)
+        return entry
+
+    def _load_imports(self) -> dict[str, cache_mod.Imported]:
+        """Every --cache-from image's records by key (the first image naming a key wins);
+        one that cannot be had is shown as an error and skipped, as BuildKit goes on
+        without a cache it cannot import."""
+        out: dict[str, cache_mod.Imported] = {}
+        for ref in self.options.cache_from:
+            v = self.display.start(f"importing cache manifest from {ref}")
+            try:
+                image = self.cache_image(ref)
+                found = cache_mod.records(self.store.config(image), list(image.layers), ref)
+            except Exception as e:  # the store's and the registry's errors
+                self.display.done(v, error=str(e))
+                continue
+            for key, imported in found.items():
+                out.setdefault(key, imported)
+            self.display.done(v)
+        return out
 
     # --- metadata ------------------------------------------------------------------------
     def _metadata(self, run: StageRun, instr: Instruction) -> None:
@@ -347,6 +400,7 @@ class Builder:
             entry = cache_mod.Entry(key, _rows(run.layers), 0, created_by or "", self._now())
             self.cache.put(entry)
         run.last = key
+        run.records.append([key, len(run.layers), entry.created])
         if created_by is not None:
             ic.history(run.state, created_by, entry.created, empty=True)
 
@@ -400,6 +454,8 @@ class Builder:
         from barque.image.store import LayerRef
 
         empty = len(entry.layers) == len(run.layers)
+        # (COPY --from's content key: the first one changes with the source stage's layers)
+        run.records.append([entry.next_key or key, len(entry.layers), entry.created])
         run.layers = [LayerRef(*row) for row in entry.layers]
         run.key = run.last = entry.next_key or key
         ic.history(run.state, created_by, entry.created, empty=empty)
@@ -663,6 +719,8 @@ class Builder:
             config["created"] = str((history[-1] if history else {}).get("created")
                                     or config.get("created") or rfc3339(0))
         config["rootfs"] = {"type": "layers", "diff_ids": [la.diff_id for la in final.layers]}
+        if final.records:  # what a build with --cache-from this image reads
+            config[cache_mod.CONFIG_FIELD] = final.records
         return config
 
     def _export_image(self, final: StageResult) -> BuildResult:

@@ -8,6 +8,16 @@ rebuild gives the same image config, hence the same image ID, without touching a
 
 The image store's collector keeps every layer an entry names (store.collect_garbage);
 `prune` drops entries (oldest first, by filters, down to a size) and then collects.
+
+Every built image carries its steps' keys (BuildKit's inline cache, read in place): its
+config has a top-level field CONFIG_FIELD, a list with one record per step of the final
+stage's chain, in order, `[key, layers, created]`: the step's key (for a COPY --from
+another stage, its content key: the one that stays when the source stage is rebuilt into
+the same files), how many of the image's layers its result is (a prefix of
+rootfs.diff_ids), and the time of its history entry.
+A build given `--cache-from IMAGE` looks a key it misses up in those records
+(`imported`) and takes the image's layers instead of running the step. The records hold
+nothing that differs between a build and its cached rebuild, so both give one image ID.
 """
 
 from __future__ import annotations
@@ -56,6 +66,32 @@ class Usage:
     def id(self) -> str:
         """As BuildKit shows a record's ID: 25 characters."""
         return self.key.split(":", 1)[1][:25]
+
+
+CONFIG_FIELD = "barque.build.cache.v0"
+
+
+@dataclass
+class Imported:
+    """A step's result as a --cache-from image recorded it."""
+
+    layers: list[Any]      # the image's LayerRefs, the step's result their first `count`
+    count: int
+    created: str
+    source: str            # the image's name, for the entry's description
+
+
+def records(config: dict[str, Any], layers: list[Any], source: str) -> dict[str, Imported]:
+    """An image config's CONFIG_FIELD records by key; malformed ones skipped (an image
+    from a registry is hostile: a record only ever names a prefix of its own layers)."""
+    out: dict[str, Imported] = {}
+    field = config.get(CONFIG_FIELD)
+    for rec in field if isinstance(field, list) else []:
+        if (isinstance(rec, list) and len(rec) == 3 and isinstance(rec[0], str)
+                and rec[0].startswith("sha256:") and type(rec[1]) is int
+                and 0 <= rec[1] <= len(layers) and isinstance(rec[2], str)):
+            out.setdefault(rec[0], Imported(layers, rec[1], rec[2], source))
+    return out
 
 
 def step_key(parent: str, *parts: object) -> str:

@@ -293,7 +293,7 @@ def cmd_top(ns: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_diff(ns: argparse.Namespace, engine: Engine) -> int:
-    from barque.engine.changes import container_changes
+    from barque.engine.diff import container_changes
 
     for kind, path in container_changes(engine, ns.container):
         print(f"{kind} {path}")
@@ -333,7 +333,7 @@ def cmd_cp(ns: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_commit(ns: argparse.Namespace, engine: Engine) -> int:
-    from barque.engine.changes import commit
+    from barque.engine.commit import commit
 
     image = commit(engine, ns.container, ns.reference, author=ns.author, message=ns.message,
                    changes=ns.change, pause=ns.pause)

@@ -53,7 +53,7 @@ def cmd_images(ns: argparse.Namespace, store: ImageStore) -> int:
 
 
 def cmd_pull(ns: argparse.Namespace, store: ImageStore) -> int:
-    from barque.registry.progress import make_progress
+    from barque.cli.registry_progress import make_progress
 
     if ns.all_tags:
         raise CommandError("--all-tags is not supported yet")
@@ -67,7 +67,7 @@ def cmd_pull(ns: argparse.Namespace, store: ImageStore) -> int:
 
 
 def cmd_push(ns: argparse.Namespace, store: ImageStore) -> int:
-    from barque.registry.progress import make_progress
+    from barque.cli.registry_progress import make_progress
 
     view = make_progress(quiet=ns.quiet)
     try:

@@ -10,7 +10,7 @@ import re
 import sys
 from collections.abc import Sequence
 
-from barque.cli import container_args, image_args, network_args, system_args
+from barque.cli import build_args, container_args, image_args, network_args, system_args
 from barque.engine.context import EngineError
 from barque.engine.paths import DEFAULT_ROOT, DEFAULT_RUNROOT, Paths
 
@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("containers", nargs="+", metavar="NAME|ID")
     inspect.set_defaults(parser=inspect, handler="cmd_inspect", container_handler=True)
     image_commands = image_args.add_parsers(commands, _Parser)
+    build_args.add_parsers(commands, image_commands, _Parser)
     build = image_commands.add_parser(
         "build-default",
         help="build the default busybox image from the host's busybox-static; print its ID",
@@ -252,6 +253,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         getattr(ns, "parser", parser).error(f"unknown flag: {extras[0]}")
     paths = Paths(root=os.path.abspath(ns.root), runroot=os.path.abspath(ns.runroot))
     try:
+        if getattr(ns, "build_handler", False):
+            from barque.cli.build import cmd_build
+
+            return cmd_build(ns, paths)
         if getattr(ns, "container_handler", False) or getattr(ns, "system_handler", False):
             return _cmd_containers(ns, paths)
         if getattr(ns, "handler", None) is not None:

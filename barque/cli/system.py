@@ -4,6 +4,7 @@ handlers (small enough to live together)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -76,14 +77,73 @@ DF_HEADERS = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size":
 def cmd_df(ns: argparse.Namespace, engine: Engine) -> int:
     from barque.engine.system import disk_usage
 
+    if ns.verbose:
+        sys.stdout.write(_df_verbose(engine))
+        return 0
     rows = []
     for row in disk_usage(engine):
         size, reclaim = row["Size"], row["Reclaimable"]
-        percent = f" ({reclaim * 100 // size}%)" if size else ""
-        rows.append({**row, "Size": fmt.human_size(size),
+        # the docker CLI gives no share for the build cache
+        percent = f" ({reclaim * 100 // size}%)" if size and row["Type"] != "Build Cache" \
+            else ""
+        # strings all, as the docker CLI's JSON has them ({"TotalCount":"6",...})
+        rows.append({**row, "TotalCount": str(row["TotalCount"]), "Active": str(row["Active"]),
+                     "Size": fmt.human_size(size),
                      "Reclaimable": fmt.human_size(reclaim) + percent})
     sys.stdout.write(fmt.format_table(rows, ns.format, DF_TABLE, DF_HEADERS))
     return 0
+
+
+DF_IMAGES = ("table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t"
+             "{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}")
+DF_CONTAINERS = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t"
+                 "{{.RunningFor}}\t{{.Status}}\t{{.Names}}")
+DF_VOLUMES = "table {{.Name}}\t{{.Links}}\t{{.Size}}"
+DF_CACHE = ("table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t"
+            "{{.UsageCount}}\t{{.Shared}}")
+DF_VERBOSE_HEADERS = {
+    "Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "CreatedSince": "CREATED",
+    "Size": "SIZE", "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE",
+    "Containers": "CONTAINERS", "Image": "IMAGE", "Command": "COMMAND",
+    "LocalVolumes": "LOCAL VOLUMES", "RunningFor": "CREATED", "Status": "STATUS",
+    "Names": "NAMES", "Name": "VOLUME NAME", "Links": "LINKS", "CacheType": "CACHE TYPE",
+    "LastUsedSince": "LAST USED", "UsageCount": "USAGE", "Shared": "SHARED"}
+
+
+def _df_verbose(engine: Engine) -> str:
+    """`docker system df -v`: each kind's table under its title."""
+    from barque.cli.containers import ps_row
+    from barque.engine import listing
+    from barque.engine.system import build_cache_usage, dir_size, image_usage
+
+    headers = DF_VERBOSE_HEADERS
+    images = [{**row, "Size": fmt.human_size(row["Size"]),
+               "SharedSize": fmt.human_size(row["SharedSize"]),
+               "UniqueSize": fmt.human_size(row["UniqueSize"]),
+               "CreatedSince": fmt.time_ago_iso(row["Created"])}
+              for row in image_usage(engine)]
+    containers = []
+    for summary in listing.list_containers(engine, all_=True):
+        size = dir_size(os.path.join(engine.paths.snapshot_dir(summary.id), "upper"))
+        containers.append({**ps_row(summary, False), "Size": fmt.human_size(size)})
+    volumes = [{"Name": v.name, "Links": len(engine.users_of_volume(v.name)),
+                "Size": fmt.human_size(dir_size(v.mountpoint))}
+               for v in engine.volumes.all()]
+    entries = build_cache_usage(engine)
+    cache = [{"ID": e.id, "CacheType": "regular", "Size": fmt.human_size(e.size),
+              "CreatedSince": fmt.time_ago(e.created_at), "LastUsedSince":
+              fmt.time_ago(e.last_used), "UsageCount": e.usage_count,
+              "Shared": "true" if e.shared else "false"} for e in entries]
+    cache_size = sum(e.size for e in entries if not e.shared)
+    cache_headers = {**headers, "ID": "CACHE ID", "CreatedSince": "CREATED"}
+    return ("Images space usage:\n\n" + fmt.format_table(images, None, DF_IMAGES, headers)
+            + "\nContainers space usage:\n\n"
+            + fmt.format_table(containers, None, DF_CONTAINERS,
+                               {**headers, "ID": "CONTAINER ID"})
+            + "\nLocal Volumes space usage:\n\n"
+            + fmt.format_table(volumes, None, DF_VOLUMES, headers)
+            + f"\nBuild cache usage: {fmt.human_size(cache_size)}\n\n"
+            + fmt.format_table(cache, None, DF_CACHE, cache_headers))
 
 
 def cmd_system_prune(ns: argparse.Namespace, engine: Engine) -> int:
@@ -94,6 +154,7 @@ def cmd_system_prune(ns: argparse.Namespace, engine: Engine) -> int:
             "all images without at least one container associated to them"]
     if ns.volumes:
         what.insert(2, "all anonymous volumes not used by at least one container")
+    what.append("all build cache" if ns.all else "unused build cache")
     if not ns.force and not _confirm("This will remove:\n  - " + "\n  - ".join(what)):
         return 0
     from barque.cli.images import deleted_lines
@@ -108,6 +169,8 @@ def cmd_system_prune(ns: argparse.Namespace, engine: Engine) -> int:
             print(f"Deleted {title}:\n" + "\n".join(names) + "\n")
     if report.images:
         print("Deleted Images:\n" + deleted_lines(report.images) + "\n")
+    if report.build_cache:
+        print("Deleted build cache objects:\n" + "\n".join(report.build_cache) + "\n")
     print(f"Total reclaimed space: {fmt.human_size(report.reclaimed)}")
     return 0
 

@@ -91,6 +91,7 @@ def build_parsed(engine: Engine, dockerfile: Dockerfile, options: BuildOptions,
     from barque.build.builder import Builder, BuildError
 
     events = events or NoEvents()
+    _check_cache_from(options.cache_from)
     _vertex(events, 1, f"[internal] load build definition from {options.dockerfile_name}",
             len(options.dockerfile))
     ignore = _ignore(options)
@@ -100,8 +101,12 @@ def build_parsed(engine: Engine, dockerfile: Dockerfile, options: BuildOptions,
     def resolve(ref: str, platform: str | None) -> Image:
         return _resolve(store, ref, platform or options.platform, options.pull)
 
+    def cache_image(ref: str) -> Image:
+        return _cache_image(store, ref, options.platform)
+
     builder = Builder(store, dockerfile, options, executor or _LazyExecutor(engine), events,
-                      resolve_image=resolve, ignore=ignore, numbered=2)
+                      resolve_image=resolve, ignore=ignore, numbered=2,
+                      cache_image=cache_image)
     _reclaim(engine)
     try:
         with store.writing():
@@ -153,6 +158,31 @@ def _ignore(options: BuildOptions) -> Any:
         return ignore.load(options.context_dir, options.dockerfile_name)
     except ignore.IgnoreError as e:
         raise BuildFailed(f"failed to parse dockerignore: {e}") from None
+
+
+def _check_cache_from(items: list[str]) -> None:
+    """--cache-from names images (the CLI reads buildx's `type=registry,ref=X` as X); the
+    other cache kinds (local directories, gha, s3) are not supported: refused up front."""
+    for item in items:
+        if "=" in item or "," in item:
+            raise BuildFailed(f"unsupported --cache-from {item!r}: only an image "
+                              "(NAME[:TAG] or type=registry,ref=NAME[:TAG]) can be a cache "
+                              "source")
+
+
+def _cache_image(store: Any, ref: str, platform: str | None) -> Image:
+    """A --cache-from image: the local one, else pulled (as `docker pull`: it stays)."""
+    from barque.engine import images
+    from barque.image.store import ImageError
+    from barque.registry.errors import RegistryError
+
+    found = store.lookup(ref)
+    if found is not None:
+        return found
+    try:
+        return images.pull(store, ref, platform=platform).image
+    except RegistryError as e:
+        raise ImageError(str(e)) from None
 
 
 def _resolve(store: Any, ref: str, platform: str | None, pull: bool) -> Image:

@@ -7,7 +7,7 @@ import os
 import socket
 
 from barque.engine.context import Engine, find_runtime
-from barque.structs import dataclass
+from barque.structs import dataclass, field
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
@@ -167,13 +167,14 @@ class SystemPruneReport:
     volumes: list[str]
     images: list[dict[str, str]]  # ImageDeleteResponseItems, as images.prune gives them
     reclaimed: int  # bytes
+    build_cache: list[str] = field(default_factory=list)  # the cache entries' IDs
 
 
 def prune_system(engine: Engine, *, all_images: bool = False,
                  volumes: bool = False) -> SystemPruneReport:
     """`docker system prune [-a] [--volumes]`: stopped containers, unused networks, unused
-    anonymous volumes (with `volumes`), then dangling (or, with `all_images`, unused)
-    images."""
+    anonymous volumes (with `volumes`), dangling (or, with `all_images`, unused) images,
+    then the build cache (with `all_images` all of it, else what no image shares)."""
     from barque.engine import images, networks
 
     removed, reclaimed, errors = prune_containers(engine)
@@ -183,8 +184,10 @@ def prune_system(engine: Engine, *, all_images: bool = False,
         volumes_gone, volume_bytes = prune_volumes(engine, False)
         reclaimed += volume_bytes
     pruned = images.prune(engine.store, all_images=all_images)
+    cache, cache_bytes = prune_build_cache(engine, all_entries=all_images)
     return SystemPruneReport(removed, errors, networks_gone, volumes_gone,
-                             pruned["ImagesDeleted"], reclaimed + pruned["SpaceReclaimed"])
+                             pruned["ImagesDeleted"],
+                             reclaimed + pruned["SpaceReclaimed"] + cache_bytes, cache)
 
 
 def disk_usage(engine: Engine) -> list[dict[str, Any]]:
@@ -210,8 +213,73 @@ def disk_usage(engine: Engine) -> list[dict[str, Any]]:
                  if cid not in {r.id for r in active})),
         _row("Local Volumes", len(volumes), len(used), sum(volume_sizes.values()),
              sum(size for name, size in volume_sizes.items() if name not in used)),
-        _row("Build Cache", 0, 0, 0, 0),
+        build_cache_row(engine),
     ]
+
+
+def image_usage(engine: Engine) -> list[dict[str, Any]]:
+    """`system df -v`'s images: one row per name (or one `<none>` row), with the bytes of
+    layers another image shares and those only it has, and the containers using it."""
+    from barque.image import reference
+
+    store = engine.store
+    images = store.images()
+    users: dict[str, int] = {}
+    for record in engine.records.all():
+        users[record.image_id] = users.get(record.image_id, 0) + 1
+    holders: dict[str, int] = {}
+    layer_size: dict[str, int] = {}
+    for image in images:
+        for layer, size in zip(image.layers, store.layer_sizes(image), strict=False):
+            holders[layer.chain_id] = holders.get(layer.chain_id, 0) + 1
+            layer_size[layer.chain_id] = size
+    rows = []
+    for image in images:
+        chains = {layer.chain_id for layer in image.layers}
+        size = sum(layer_size.get(c, 0) for c in chains)
+        shared = sum(layer_size.get(c, 0) for c in chains if holders.get(c, 0) > 1)
+        common = {"ID": image.short_id, "Created": image.created, "Size": size,
+                  "SharedSize": shared, "UniqueSize": size - shared,
+                  "Containers": users.get(image.id, 0)}
+        names = [reference.parse(t) for t in image.tags]
+        rows += [{"Repository": n.familiar_repository, "Tag": n.tag or "<none>", **common}
+                 for n in names] or [{"Repository": "<none>", "Tag": "<none>", **common}]
+    return rows
+
+
+def build_cache_row(engine: Engine) -> dict[str, Any]:
+    """Docker's Build Cache row: entries, those in use, the bytes of those not shared with
+    an image, the bytes a prune would free."""
+    entries = build_cache_usage(engine)
+    own = [e for e in entries if not e.shared]
+    size = sum(e.size for e in own)
+    return _row("Build Cache", len(entries), sum(e.in_use for e in entries), size,
+                size - sum(e.size for e in own if e.in_use))
+
+
+def build_cache_usage(engine: Engine) -> list[Any]:
+    """The build cache's entries (barque.build.cache.Usage), newest use first."""
+    from barque.build.cache import BuildCache
+
+    return BuildCache(engine.store.conn).usage()
+
+
+def prune_build_cache(engine: Engine, *, all_entries: bool = False,
+                      until: float | None = None, keep_storage: int = 0
+                      ) -> tuple[list[str], int]:
+    """`builder prune`, `system prune`: drop cache entries (those no image shares, or all;
+    unused since `until`; down to `keep_storage` bytes), then the layers and blobs nothing
+    holds any more; (the entries' IDs, the bytes freed)."""
+    from barque.build.cache import BuildCache
+
+    store = engine.store
+    dropped = BuildCache(store.conn).prune(all_entries=all_entries, until=until,
+                                           keep_storage=keep_storage)
+    if not dropped:
+        return [], 0
+    before = store.disk_usage()
+    store.collect_garbage()
+    return [entry.id for entry in dropped], max(0, before - store.disk_usage())
 
 
 def _row(kind: str, total: int, active: int, size: int, reclaimable: int) -> dict[str, Any]:

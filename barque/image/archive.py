@@ -36,7 +36,7 @@ from barque.image.archive_io import (
     read_head,
     stream_error,
 )
-from barque.image.changes import ChangeError, apply_changes
+from barque.image.config_changes import ChangeError, apply_changes
 from barque.image.oci_archive import Pending, Selected
 from barque.image.store import Image, ImageError, ImageStore, Prepared, tag_name
 from barque.linux.locks import locked_dir

@@ -18,7 +18,6 @@ from collections.abc import Iterable
 from typing import IO
 
 from barque.storage import tarsafe
-from barque.storage.changes import diff_dirs, visible
 from barque.storage.entries import (
     BLOCK,
     CHAR,
@@ -37,6 +36,7 @@ from barque.storage.entries import (
     dir_entries,
     dir_entry,
 )
+from barque.storage.overlay_diff import diff_dirs, visible
 from barque.storage.tarsafe import Meta
 
 _TYPES = {FILE: tarfile.REGTYPE, DIR: tarfile.DIRTYPE, SYMLINK: tarfile.SYMTYPE,

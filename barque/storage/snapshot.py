@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["Snapshot", "SnapshotError", "diff", "diff_dirs", "flatten", "mount_overlay",
            "overlay_supported", "prepare", "remove", "unmount", "write_upper_as_layer"]
 
-Change = tuple[str, str]  # (kind, "/abs/path"), as barque.storage.changes makes them
+Change = tuple[str, str]  # (kind, "/abs/path"), as barque.storage.overlay_diff makes them
 
 
 class SnapshotError(Exception):
@@ -186,9 +186,9 @@ def remove(snap_dir: str) -> None:
 def diff(upper: str, lowers: list[str]) -> list[Change]:
     """`docker diff` of an overlay upper dir over `lowers` (top-most first): (kind, path)."""
     try:
-        from barque.storage import changes
+        from barque.storage import overlay_diff
 
-        return changes.diff(upper, lowers)
+        return overlay_diff.diff(upper, lowers)
     except _errors() as e:
         raise SnapshotError(f"reading the changes in {upper}: {e}") from None
 
@@ -196,9 +196,9 @@ def diff(upper: str, lowers: list[str]) -> list[Change]:
 def diff_dirs(rootfs: str, lowers: list[str]) -> list[Change]:
     """`docker diff` of a copied rootfs (the copy fallback) over `lowers`."""
     try:
-        from barque.storage import changes
+        from barque.storage import overlay_diff
 
-        return changes.diff_dirs(rootfs, lowers)
+        return overlay_diff.diff_dirs(rootfs, lowers)
     except _errors() as e:
         raise SnapshotError(f"reading the changes in {rootfs}: {e}") from None
 

@@ -19,7 +19,7 @@ from barque.engine.build_run import EngineExecutor
 from barque.engine.context import Engine
 from barque.engine.paths import Paths
 from barque.network import config as netconfig
-from barque.storage import changes, overlayfs
+from barque.storage import overlay_diff, overlayfs
 from tests.cli.conftest import Barque, until
 from tests.support.marks import needs_busybox
 
@@ -40,7 +40,7 @@ class Rootfs:
 
     def changes(self) -> list[str]:
         """What the run changed, as the layer will hold it (`docker diff` of the upper)."""
-        return [f"{kind} {path}" for kind, path in changes.diff(self.upper, [self.lower])]
+        return [f"{kind} {path}" for kind, path in overlay_diff.diff(self.upper, [self.lower])]
 
 
 @pytest.fixture

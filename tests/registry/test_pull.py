@@ -15,13 +15,13 @@ import time
 import pytest
 import zstandard
 
+from barque.cli.registry_progress import PlainProgress
 from barque.image import oci_layout
 from barque.image.default import image_id
 from barque.image.reference import parse
 from barque.registry import manifest as mt
 from barque.registry.errors import NoMatchingPlatformError
 from barque.registry.manifest import host_platform
-from barque.registry.progress import PlainProgress
 from barque.registry.pull import pull
 from barque.registry.push import push
 from barque.storage.blobs import BlobStore, sha256_digest

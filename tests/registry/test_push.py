@@ -10,11 +10,11 @@ import os
 
 import pytest
 
+from barque.cli.registry_progress import PlainProgress
 from barque.image import oci_layout
 from barque.image.reference import parse
 from barque.registry import manifest as mt
 from barque.registry.errors import RegistryError
-from barque.registry.progress import PlainProgress
 from barque.registry.pull import pull
 from barque.registry.push import push
 from barque.storage.blobs import BlobStore, sha256_digest

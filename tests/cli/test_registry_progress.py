@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import io
 
-from barque.image.reference import parse
-from barque.registry.progress import (
+from barque.cli.registry_progress import (
     PlainProgress,
     QuietProgress,
     RichProgress,
-    human_size,
+    layer_size,
     make_progress,
     progress_bar,
 )
+from barque.image.reference import parse
 
 DIGEST = "sha256:" + "ab" * 32
 
 
-def test_human_size() -> None:
-    assert human_size(0) == "0B"
-    assert human_size(999) == "999B"
-    assert human_size(1234567) == "1.235MB"
-    assert human_size(3_400_000) == "3.4MB"
+def test_layer_size() -> None:
+    assert layer_size(0) == "0B"
+    assert layer_size(999) == "999B"
+    assert layer_size(1234567) == "1.235MB"
+    assert layer_size(3_400_000) == "3.4MB"
 
 
 def test_progress_bar() -> None:

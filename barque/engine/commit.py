@@ -1,4 +1,4 @@
-"""A container's filesystem changes against its image: `docker diff`, `docker commit`."""
+"""`docker commit`: a new image from a container's image plus its changes as one layer."""
 
 from __future__ import annotations
 
@@ -15,19 +15,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def container_changes(engine: Engine, ref: str) -> list[tuple[str, str]]:
-    """(kind, path) for every change: "A" added, "C" changed, "D" deleted, as Docker sorts
-    them (by path)."""
-    record = engine.find(ref)
-    try:
-        image = engine.store.get(record.image_id)
-        snap = snapshot.Snapshot(engine.paths.snapshot_dir(record.id))
-        changes = snap.diff(lowers_of(engine, record.id, image))
-    except (ImageError, snapshot.SnapshotError) as e:
-        raise EngineError(str(e), 1) from None
-    return sorted(changes, key=lambda c: c[1])
-
-
 def _history_command(record_config: dict[str, Any]) -> str:
     return " ".join(list(record_config.get("Entrypoint") or []) +
                     list(record_config.get("Cmd") or []))
@@ -38,7 +25,7 @@ def commit(engine: Engine, ref: str, reference: str | None, *, author: str = "",
     """A new image: the container's image plus one layer of the container's changes, with
     the container's config (and `changes`, Dockerfile instructions) as its config."""
     from barque.engine import lifecycle
-    from barque.image.changes import ChangeError, apply_changes
+    from barque.image.config_changes import ChangeError, apply_changes
 
     record = engine.find(ref)
     store = engine.store
