@@ -43,8 +43,8 @@ PHASES = ("cold", "cached", "changed")
 PEER = "docker"
 TARGETS = {"cold": 1.0, "cached": 2.0, "changed": 1.0}   # issue 10: barque / docker at most
 TIMEOUT = 300.0
-MISSING = ("skipped: this barque has no `build` command (issue 10's `barque build` is not in "
-           "its code yet: merge main once it lands)")
+MISSING = ("skipped: this barque has no `build` command (its code predates issue 10's "
+           "`barque build`: measure a newer one, or pass --barque PATH)")
 
 
 # ---------------------------------------------------------------------------------------------
