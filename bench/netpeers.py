@@ -93,6 +93,15 @@ def tree_cpu(root: int, table: dict[int, tuple[int, str, float]] | None = None) 
     return sum(table[p][2] for p in pids if p in table)
 
 
+def pids_in(pid_files: list[Path]) -> set[int]:
+    """The pids written in those of the files that exist."""
+    pids = set()
+    for path in pid_files:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            pids.add(int(path.read_text().split()[0]))
+    return pids
+
+
 def become_subreaper() -> None:
     """Orphans (barque-monitor, conmon, …) are re-parented to this process instead of init, so
     their CPU time is found among its descendants while they run and in RUSAGE_CHILDREN once
@@ -110,6 +119,12 @@ class CpuMeter:
     def __init__(self) -> None:
         self.exclude: set[int] = set()
         self.keep: set[int] = set()   # children whose exit a Popen object waits for
+        # pid files of long-lived helpers a run may start (Barque's network agent and DNS
+        # resolver): counted like any descendant, but never waited for by settle()
+        self.pid_files: list[Path] = []
+
+    def helpers(self) -> set[int]:
+        return pids_in(self.pid_files)
 
     def reap_orphans(self, table: dict[int, tuple[int, str, float]]) -> None:
         me = os.getpid()
@@ -136,7 +151,7 @@ class CpuMeter:
         while time.monotonic() < deadline:
             table = process_table()
             self.reap_orphans(table)
-            daemons = self.excluded_trees(table, (skip or set()) | self.keep)
+            daemons = self.excluded_trees(table, (skip or set()) | self.keep | self.helpers())
             if not descendants(os.getpid(), table) - daemons:
                 return
             time.sleep(0.005)
@@ -333,6 +348,16 @@ def box_plot(path: Path, labels: list[str], data: list[list[float]], xlabel: str
     if not data:
         return False
     fig, ax = plt.subplots(figsize=(9, 1.2 + 0.6 * len(data)))
+    draw_boxes(ax, labels, data, xlabel)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def draw_boxes(ax: Any, labels: list[str], data: list[list[float]], xlabel: str) -> None:
+    """One horizontal box per subject on a matplotlib Axes, every sample drawn over it."""
     ax.boxplot(data, orientation="horizontal", tick_labels=labels, showfliers=False,
                widths=0.5)
     jitter = random.Random(0)
@@ -342,11 +367,6 @@ def box_plot(path: Path, labels: list[str], data: list[list[float]], xlabel: str
     ax.set_xlabel(xlabel)
     ax.set_xlim(left=0)
     ax.grid(axis="x", alpha=0.3)
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
 
 
 def free_port() -> int:
