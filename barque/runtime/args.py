@@ -52,7 +52,7 @@ def _flag_name(tok: str) -> str:
 def reorder(argv: list[str], flags: list[Flag]) -> list[str]:
     """urfave/cli v1's reorderArgs, which runc 1.1 applies to every command but exec and ps:
     a known flag after a positional argument moves to the front, with the next token as its
-    value unless that starts with '-' (even for a boolean flag, where it then ends the flags,
+    value unless it is a flag itself (even for a boolean flag, where it then ends the flags,
     as in runc). Unknown flags stay where they are, as positional arguments."""
     names = {n for f in flags for n in f.names}
     moved: list[str] = []
@@ -62,7 +62,7 @@ def reorder(argv: list[str], flags: list[Flag]) -> list[str]:
         if tok == "--":
             rest.extend(argv[i:])
             break
-        if value_may_follow and not tok.startswith("-"):
+        if value_may_follow and (tok == "-" or not tok.startswith("-")):  # `-r -` is stdin
             value_may_follow = False
             moved.append(tok)
         elif tok != "-" and tok.startswith("-") and _flag_name(tok) in names:

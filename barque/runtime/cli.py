@@ -310,7 +310,8 @@ def cmd_spec(g: Parsed, argv: list[str]) -> int:
     if os.path.exists(path):
         raise RuntimeFailure("File config.json exists. Remove it first")
     spec = rootless_spec() if opts.rootless else default_spec()
-    write_atomic(path, (json.dumps(spec, indent="\t") + "\n").encode(), 0o666 & ~_umask())
+    # runc writes the file without a final newline
+    write_atomic(path, json.dumps(spec, indent="\t").encode(), 0o666 & ~_umask())
     return 0
 
 

@@ -248,6 +248,8 @@ def test_reorder_matches_urfave_cli() -> None:
     assert reorder(["id", "-b=x"], flags) == ["-b=x", "id"]
     assert reorder(["id", "--bogus", "v"], flags) == ["id", "--bogus", "v"]
     assert reorder(["id", "--", "--all"], flags) == ["id", "--", "--all"]
+    assert reorder(["-b", "-", "id"], flags) == ["-b", "-", "id"]  # update -r - ID
+    assert reorder(["id", "-b", "-"], flags) == ["-b", "-", "id"]
     # a boolean flag takes the next word along too (runc 1.1 then ends flags there)
     assert reorder(["id", "--all", "KILL"], flags) == ["--all", "KILL", "id"]
 
