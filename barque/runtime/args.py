@@ -42,7 +42,41 @@ class Parsed:
             raise AttributeError(name) from None
 
 
-def parse(argv: list[str], flags: list[Flag], stop_at_positional: bool = True) -> Parsed:
+def _flag_name(tok: str) -> str:
+    name = tok.partition("=")[0]
+    if name.startswith("-") and not name.startswith("--") and len(name) > 2:
+        name = "--" + name[1:]  # urfave/cli accepts -flag like --flag
+    return name
+
+
+def reorder(argv: list[str], flags: list[Flag]) -> list[str]:
+    """urfave/cli v1's reorderArgs, which runc 1.1 applies to every command but exec and ps:
+    a known flag after a positional argument moves to the front, with the next token as its
+    value unless it is a flag itself (even for a boolean flag, where it then ends the flags,
+    as in runc). Unknown flags stay where they are, as positional arguments."""
+    names = {n for f in flags for n in f.names}
+    moved: list[str] = []
+    rest: list[str] = []
+    value_may_follow = False
+    for i, tok in enumerate(argv):
+        if tok == "--":
+            rest.extend(argv[i:])
+            break
+        if value_may_follow and (tok == "-" or not tok.startswith("-")):  # `-r -` is stdin
+            value_may_follow = False
+            moved.append(tok)
+        elif tok != "-" and tok.startswith("-") and _flag_name(tok) in names:
+            moved.append(tok)
+            value_may_follow = "=" not in tok
+        else:
+            rest.append(tok)
+    return moved + rest
+
+
+def parse(argv: list[str], flags: list[Flag], stop_at_positional: bool = True,
+          reorder_args: bool = True) -> Parsed:
+    if reorder_args:
+        argv = reorder(argv, flags)
     by_name = {n: f for f in flags for n in f.names}
     values: dict[str, Any] = {f.key: (list(f.default) if f.repeat else f.default)  # type: ignore[call-overload]
                               for f in flags}
@@ -60,9 +94,8 @@ def parse(argv: list[str], flags: list[Flag], stop_at_positional: bool = True) -
                 args.extend(argv[i:])
                 break
             continue
-        name, eq, inline = tok.partition("=")
-        if name.startswith("-") and not name.startswith("--") and len(name) > 2:
-            name = "--" + name[1:]  # urfave/cli accepts -flag like --flag
+        _, eq, inline = tok.partition("=")
+        name = _flag_name(tok)
         flag = by_name.get(name)
         if flag is None:
             raise RuntimeFailure(f"flag provided but not defined: {name}")

@@ -101,6 +101,23 @@ def _need_id(opts: Parsed, command: str) -> str:
     return opts.args[0]
 
 
+def _check_args(opts: Parsed, command: str, least: int, most: int) -> None:
+    """runc's checkArgs: a stray argument (an unknown flag after the ID stays one, as in
+    urfave/cli) is refused, never ignored."""
+    n = len(opts.args)
+    if least == most and n != least:
+        raise RuntimeFailure(f'"{command}" requires exactly {least} argument(s)')
+    if n < least:
+        raise RuntimeFailure(f'"{command}" requires a minimum of {least} argument(s)')
+    if n > most:
+        raise RuntimeFailure(f'"{command}" requires a maximum of {most} argument(s)')
+
+
+def _only_id(opts: Parsed, command: str) -> str:
+    _check_args(opts, command, 1, 1)
+    return str(opts.args[0])
+
+
 def _root(g: Parsed) -> str:
     from barque.runtime.state import DEFAULT_ROOT
 
@@ -151,7 +168,7 @@ def cmd_create(g: Parsed, argv: list[str], run: bool = False) -> int:
     from barque.runtime.create import CreateOptions, create
 
     opts = parse(argv, RUN_FLAGS if run else CREATE_FLAGS)
-    cid = _need_id(opts, "run" if run else "create")
+    cid = _only_id(opts, "run" if run else "create")
     copts = CreateOptions(_root(g), cid, str(opts.bundle) or os.getcwd())
     copts.pid_file = opts.pid_file
     copts.console_socket = opts.console_socket
@@ -171,7 +188,7 @@ def cmd_start(g: Parsed, argv: list[str]) -> int:
     from barque.runtime.lifecycle import start
     from barque.runtime.state import load
 
-    start(load(_root(g), _need_id(parse(argv, []), "start")))
+    start(load(_root(g), _only_id(parse(argv, []), "start")))
     return 0
 
 
@@ -179,8 +196,11 @@ def cmd_state(g: Parsed, argv: list[str]) -> int:
     from barque.runtime import fastjson as json
     from barque.runtime.state import load
 
-    c = load(_root(g), _need_id(parse(argv, []), "state"))
-    print(json.dumps(c.oci_state(), indent=2))
+    c = load(_root(g), _only_id(parse(argv, []), "state"))
+    state = c.oci_state()
+    state["owner"] = ""  # runc's state leaves it empty (only list fills it)
+    # runc: json.MarshalIndent with two spaces, and no newline after it
+    sys.stdout.write(json.go_dumps(state, indent="  "))
     return 0
 
 
@@ -189,9 +209,10 @@ def cmd_kill(g: Parsed, argv: list[str]) -> int:
     from barque.runtime.state import load
 
     opts = parse(argv, [Flag("--all,-a")])
-    cid = _need_id(opts, "kill")
+    _check_args(opts, "kill", 1, 2)
+    container = load(_root(g), _need_id(opts, "kill"))  # runc looks the container up first
     sig = parse_signal(opts.args[1] if len(opts.args) > 1 else "SIGTERM")
-    kill(load(_root(g), cid), sig, bool(opts.all))
+    kill(container, sig, bool(opts.all))
     return 0
 
 
@@ -200,7 +221,7 @@ def cmd_delete(g: Parsed, argv: list[str]) -> int:
     from barque.runtime.state import load
 
     opts = parse(argv, [Flag("--force,-f")])
-    cid = _need_id(opts, "delete")
+    cid = _only_id(opts, "delete")
     try:
         container = load(_root(g), cid)
     except RuntimeFailure:
@@ -215,7 +236,7 @@ def cmd_pause(g: Parsed, argv: list[str], resume: bool = False) -> int:
     from barque.runtime import lifecycle
     from barque.runtime.state import load
 
-    c = load(_root(g), _need_id(parse(argv, []), "resume" if resume else "pause"))
+    c = load(_root(g), _only_id(parse(argv, []), "resume" if resume else "pause"))
     (lifecycle.resume if resume else lifecycle.pause)(c)
     return 0
 
@@ -224,6 +245,7 @@ def cmd_list(g: Parsed, argv: list[str]) -> int:
     from barque.runtime.info import list_containers
 
     opts = parse(argv, [Flag("--format,-f", True, default="table"), Flag("--quiet,-q")])
+    _check_args(opts, "list", 0, 0)
     return list_containers(_root(g), str(opts.format), bool(opts.quiet))
 
 
@@ -231,7 +253,7 @@ def cmd_ps(g: Parsed, argv: list[str]) -> int:
     from barque.runtime.info import ps
     from barque.runtime.state import load
 
-    opts = parse(argv, [Flag("--format,-f", True, default="table")])
+    opts = parse(argv, [Flag("--format,-f", True, default="table")], reorder_args=False)
     c = load(_root(g), _need_id(opts, "ps"))
     return ps(c, str(opts.format), opts.args[1:])
 
@@ -241,7 +263,7 @@ def cmd_events(g: Parsed, argv: list[str]) -> int:
     from barque.runtime.state import load
 
     opts = parse(argv, [Flag("--interval", True, default="5s"), Flag("--stats")])
-    c = load(_root(g), _need_id(opts, "events"))
+    c = load(_root(g), _only_id(opts, "events"))
     return events(c, str(opts.interval), bool(opts.stats))
 
 
@@ -250,7 +272,7 @@ def cmd_update(g: Parsed, argv: list[str]) -> int:
     from barque.runtime.update import update
 
     opts = parse(argv, UPDATE_FLAGS)
-    c = load(_root(g), _need_id(opts, "update"))
+    c = load(_root(g), _only_id(opts, "update"))
     update(c, opts)
     return 0
 
@@ -263,7 +285,7 @@ def cmd_exec(g: Parsed, argv: list[str]) -> int:
     from barque.runtime.run import exec_command
     from barque.runtime.state import load
 
-    opts = parse(argv, EXEC_FLAGS)
+    opts = parse(argv, EXEC_FLAGS, reorder_args=False)  # the rest is the process's argv
     c = load(_root(g), _need_id(opts, "exec"))
     return exec_command(c, opts)
 
@@ -272,6 +294,7 @@ def cmd_features(g: Parsed, argv: list[str]) -> int:
     from barque.runtime import fastjson as json
     from barque.runtime.features import features
 
+    _check_args(parse(argv, []), "features", 0, 0)
     print(json.dumps(features(), indent=4))
     return 0
 
@@ -282,11 +305,13 @@ def cmd_spec(g: Parsed, argv: list[str]) -> int:
     from barque.runtime.state import write_atomic
 
     opts = parse(argv, [Flag("--bundle,-b", True, default=""), Flag("--rootless")])
+    _check_args(opts, "spec", 0, 0)
     path = os.path.join(str(opts.bundle) or ".", "config.json")
     if os.path.exists(path):
         raise RuntimeFailure("File config.json exists. Remove it first")
     spec = rootless_spec() if opts.rootless else default_spec()
-    write_atomic(path, (json.dumps(spec, indent="\t") + "\n").encode(), 0o666 & ~_umask())
+    # runc writes the file without a final newline
+    write_atomic(path, json.dumps(spec, indent="\t").encode(), 0o666 & ~_umask())
     return 0
 
 
@@ -327,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     try:
-        g = parse(argv, GLOBAL_FLAGS)
+        g = parse(argv, GLOBAL_FLAGS, reorder_args=False)  # the command's flags are its own
         log.configure(g.log, str(g.log_format), bool(g.debug))
         if g.version:
             sys.stdout.write(_version())

@@ -40,6 +40,15 @@ _encode = _json.make_encoder(
 )
 _WHITESPACE = " \t\n\r"
 
+# Go's encoding/json (runc's output): compact, UTF-8 kept, HTML characters and the JS line
+# separators escaped. Those characters only ever occur inside strings, so replacing them in
+# the encoded text is exact.
+_go_encode = _json.make_encoder(
+    None, _unserialisable, _json.encode_basestring, None, ":", ",", False, False, False
+)
+_GO_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+               ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
+
 
 def loads(data: str | bytes) -> Any:
     text = data.decode() if isinstance(data, bytes) else data
@@ -65,13 +74,28 @@ def dumps(obj: object, indent: int | str | None = None) -> str:
     return _pretty(obj, " " * indent if isinstance(indent, int) else indent, 0)
 
 
-def _pretty(obj: object, indent: str, level: int) -> str:
-    """The layout of json.dumps(obj, indent=...)."""
+def go_dumps(obj: object, indent: str = "") -> str:
+    """JSON as runc's Go prints it: json.Marshal (compact) or MarshalIndent("", indent)."""
+    text = "".join(_go_encode(obj, 0)) if not indent else _pretty(obj, indent, 0, _go_scalar)
+    for char, escape in _GO_ESCAPES:
+        if char in text:
+            text = text.replace(char, escape)
+    return text
+
+
+def _go_scalar(obj: object) -> str:
+    return "".join(_go_encode(obj, 0))
+
+
+def _pretty(obj: object, indent: str, level: int, scalar: Any = None) -> str:
+    """The layout of json.dumps(obj, indent=...) (and of Go's MarshalIndent)."""
+    scalar = scalar or dumps
     pad, inner = indent * level, indent * (level + 1)
     if isinstance(obj, dict) and obj:
-        items = [f"{inner}{dumps(str(k))}: {_pretty(v, indent, level + 1)}" for k, v in obj.items()]
+        items = [f"{inner}{scalar(str(k))}: {_pretty(v, indent, level + 1, scalar)}"
+                 for k, v in obj.items()]
         return "{\n" + ",\n".join(items) + "\n" + pad + "}"
     if isinstance(obj, list) and obj:
-        items = [inner + _pretty(v, indent, level + 1) for v in obj]
+        items = [inner + _pretty(v, indent, level + 1, scalar) for v in obj]
         return "[\n" + ",\n".join(items) + "\n" + pad + "]"
-    return dumps(obj)
+    return str(scalar(obj))

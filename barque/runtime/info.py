@@ -30,7 +30,7 @@ def list_containers(root: str, fmt: str, quiet: bool) -> int:
     if quiet:
         sys.stdout.write("".join(s["id"] + "\n" for s in states))
     elif fmt == "json":
-        sys.stdout.write(json.dumps(states) + "\n")
+        sys.stdout.write(json.go_dumps(states) + "\n")  # runc: compact, one line
     elif fmt == "table":
         rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
         rows += [[s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"]]
@@ -84,6 +84,35 @@ def _seconds(interval: str) -> float:
     raise RuntimeFailure(f"invalid interval {interval!r}")
 
 
+# runc's types.Stats: its fields in struct order; Go maps (memory "raw", hugetlb) sorted.
+_STATS_ORDER = ("cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt",
+                "network_interfaces")
+_CPUSET_ORDER = ("cpus", "cpu_exclusive", "mems", "mem_hardwall", "mem_exclusive",
+                 "memory_migrate", "memory_spread_page", "memory_spread_slab", "memory_pressure",
+                 "sched_load_balance", "sched_relax_domain_level")
+
+
+def _ordered(d: dict, order: tuple[str, ...]) -> dict:
+    out = {k: d[k] for k in order if k in d}
+    out.update((k, v) for k, v in d.items() if k not in out)
+    return out
+
+
+def _runc_stats(stats: dict) -> dict:
+    """The stats in the shape runc's events prints, so scripts see the same JSON."""
+    stats = dict(stats)
+    stats.setdefault("intel_rdt", {})
+    stats.setdefault("network_interfaces", None)
+    if isinstance(stats.get("cpuset"), dict):
+        stats["cpuset"] = _ordered(stats["cpuset"], _CPUSET_ORDER)
+    memory = stats.get("memory")
+    if isinstance(memory, dict) and isinstance(memory.get("raw"), dict):
+        stats["memory"] = dict(memory, raw=dict(sorted(memory["raw"].items())))
+    if isinstance(stats.get("hugetlb"), dict):
+        stats["hugetlb"] = dict(sorted(stats["hugetlb"].items()))
+    return _ordered(stats, _STATS_ORDER)
+
+
 def events(container: st.Container, interval: str, once: bool) -> int:
     """runc's events: stats every interval (or once), and an "oom" event on each OOM kill."""
     from barque.runtime.lifecycle import cgroup_of
@@ -96,8 +125,8 @@ def events(container: st.Container, interval: str, once: bool) -> int:
     def emit(kind: str, data: dict | None = None) -> None:
         event: dict = {"type": kind, "id": container.id}
         if data is not None:
-            event["data"] = data
-        sys.stdout.write(json.dumps(event) + "\n")
+            event["data"] = _runc_stats(data)
+        sys.stdout.write(json.go_dumps(event) + "\n")  # runc's encoder: compact, one line
         sys.stdout.flush()
 
     if once:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 OCI_VERSION = "1.2.1"
+# What runc 1.1's `spec` writes into config.json (its vendored runtime-spec's version).
+SPEC_FILE_VERSION = "1.0.2-dev"
 
 DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
@@ -32,7 +34,7 @@ READONLY_PATHS = [
 
 def default_spec() -> dict:
     return {
-        "ociVersion": OCI_VERSION,
+        "ociVersion": SPEC_FILE_VERSION,
         "process": {
             "terminal": True,
             "user": {"uid": 0, "gid": 0},
@@ -46,6 +48,8 @@ def default_spec() -> dict:
                 "bounding": list(DEFAULT_CAPS),
                 "effective": list(DEFAULT_CAPS),
                 "permitted": list(DEFAULT_CAPS),
+                # as runc's: not inheritable, so the kernel refuses these (runc warns, runs)
+                "ambient": list(DEFAULT_CAPS),
             },
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
             "noNewPrivileges": True,
@@ -106,7 +110,6 @@ def default_spec() -> dict:
                 {"type": "ipc"},
                 {"type": "uts"},
                 {"type": "mount"},
-                {"type": "cgroup"},
             ],
             "maskedPaths": list(MASKED_PATHS),
             "readonlyPaths": list(READONLY_PATHS),
@@ -120,12 +123,14 @@ def rootless_spec(uid: int | None = None, gid: int | None = None) -> dict:
     host_uid = os.geteuid() if uid is None else uid
     host_gid = os.getegid() if gid is None else gid
     linux = spec["linux"]
-    linux["namespaces"] = [
-        ns for ns in linux["namespaces"] if ns["type"] not in ("network", "cgroup")
-    ] + [{"type": "user"}]
+    namespaces = [ns for ns in linux.pop("namespaces") if ns["type"] != "network"]
+    del linux["resources"]
+    rest = dict(linux)
+    linux.clear()  # runc's key order: the mappings first
     linux["uidMappings"] = [{"containerID": 0, "hostID": host_uid, "size": 1}]
     linux["gidMappings"] = [{"containerID": 0, "hostID": host_gid, "size": 1}]
-    del linux["resources"]
+    linux["namespaces"] = namespaces + [{"type": "user"}]
+    linux.update(rest)
     for m in spec["mounts"]:
         if m["destination"] == "/dev/pts":
             m["options"] = [o for o in m["options"] if o != "gid=5"]

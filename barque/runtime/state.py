@@ -125,11 +125,11 @@ class Container:
             "bundle": self.data["bundle"],
             "rootfs": self.data["rootfs"],
             "created": self.data["created"],
-            "owner": self.data.get("owner", ""),
         }
         annotations = self.config.get("annotations")
-        if annotations:
-            state["annotations"] = annotations
+        if annotations:  # runc's order (scripts read its output): annotations before owner,
+            state["annotations"] = dict(sorted(annotations.items()))  # a Go map: sorted
+        state["owner"] = self.data.get("owner", "")
         return state
 
     def hook_state(self, status: str | None = None) -> dict:

@@ -20,7 +20,10 @@ def ns_inode(pid: object, name: str) -> str:
 def test_namespaces_differ_from_host(runtime: Runtime) -> None:
     spec = runtime.spec(["sh", "-c", "for n in pid net ipc uts mnt cgroup; do "
                                      "readlink /proc/self/ns/$n; done"])
-    inside = runtime.output(spec["process"]["args"])
+    spec["linux"]["namespaces"].append({"type": "cgroup"})  # not in runc's default spec
+    proc = runtime.run(spec)
+    assert proc.returncode == 0, proc.stderr
+    inside = proc.stdout.decode()
     host = [ns_inode("self", n) for n in ("pid", "net", "ipc", "uts", "mnt", "cgroup")]
     for mine, theirs in zip(inside.split(), host, strict=True):
         assert mine != theirs
