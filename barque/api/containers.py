@@ -1,0 +1,276 @@
+"""/containers: create, start, attach, wait, remove, list, inspect, logs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import web
+
+from barque.api.common import PATHS, Handler, flag, in_engine, json_response, read_json
+from barque.api.hijack import Hijacked
+from barque.api.runs import RUNS
+from barque.engine import attach, lifecycle, listing
+from barque.engine.context import Engine
+from barque.engine.create import create as engine_create
+from barque.engine.errors import EngineError
+from barque.engine.filters import parse_filters
+
+_HOST_KEYS = ("HostConfig", "NetworkingConfig")
+
+
+async def create(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    config = {k: v for k, v in body.items() if k not in _HOST_KEYS}
+    host_config = body.get("HostConfig") or {}
+    networking = body.get("NetworkingConfig") or None
+    image = str(config.get("Image") or "")
+    if not image:
+        raise EngineError("Config cannot be empty in order to create a container", status=400)
+    name = request.query.get("name") or None
+    warnings: list[str] = []
+
+    def make(engine: Engine) -> str:
+        return engine_create(engine, image, config, host_config, name=name,
+                             networking_config=networking, warnings=warnings).id
+
+    container_id = await in_engine(request, make)
+    return json_response({"Id": container_id, "Warnings": warnings}, status=201)
+
+
+async def start(request: web.Request) -> web.Response:
+    ref = request.match_info["id"]
+    runs = request.app[RUNS]
+
+    def run(engine: Engine) -> tuple[str, bool]:
+        record = engine.find(ref)
+        if engine.state(record)["Running"]:
+            return record.id, False
+        lifecycle.start(engine, record.id, attach=record.id in runs.attaching)
+        return record.id, True
+
+    container_id, started = await in_engine(request, run)
+    if not started:
+        return web.Response(status=304)
+    asyncio.create_task(runs.watch(container_id))
+    return web.Response(status=204)
+
+
+async def attach_stream(request: web.Request) -> web.StreamResponse:
+    """The hijacked stream (Upgrade: tcp): the monitor's attach socket copied out, in
+    stdcopy frames without a TTY (the monitor frames them), raw with one."""
+    ref = request.match_info["id"]
+    runs = request.app[RUNS]
+
+    def attachable(engine: Engine) -> tuple[str, bool, str]:
+        record = engine.find(ref)
+        state = engine.state(record)
+        if state["Status"] not in ("created", "running"):
+            lifecycle.attachable(engine, record.id)  # its error: stopped or paused
+        return record.id, bool(record.config.get("Tty")), engine.paths.monitor_dir(record.id)
+
+    container_id, tty, monitor_dir = await in_engine(request, attachable)
+    upgrade = request.headers.get("Upgrade", "").lower() == "tcp"
+    ctype = "application/vnd.docker." + ("raw-stream" if tty else "multiplexed-stream")
+    headers = {"Content-Type": ctype}
+    if upgrade:
+        headers.update({"Connection": "Upgrade", "Upgrade": "tcp"})
+    response = web.StreamResponse(status=101 if upgrade else 200, reason="UPGRADED"
+                                  if upgrade else None, headers=headers)
+    response.force_close()
+    runs.attaching.add(container_id)
+    try:
+        await response.prepare(request)
+        await _copy_out(request, monitor_dir, upgrade, response)
+    except (attach.AttachError, ConnectionError):
+        pass
+    finally:
+        runs.attaching.discard(container_id)
+    return response
+
+
+async def _copy_out(request: web.Request, monitor_dir: str, upgrade: bool,
+                    response: web.StreamResponse) -> None:
+    """The monitor's attach socket to the client (and, hijacked, the client to it)."""
+    hijacked = None
+    if upgrade and request.transport is not None:
+        hijacked = Hijacked(request.transport)
+    loop = asyncio.get_running_loop()
+    sock = await loop.run_in_executor(None, lambda: attach.connect(monitor_dir, 60.0))
+    request.app[RUNS].attaching.discard(request.match_info["id"])
+    reader, writer = await asyncio.open_unix_connection(sock=sock)
+    try:
+        if hijacked is not None:
+            hijacked.connect_stdin(writer)
+        while data := await reader.read(65536):
+            if hijacked is not None:
+                hijacked.write(data)
+            else:
+                await response.write(data)
+    finally:
+        writer.close()
+
+
+async def wait(request: web.Request) -> web.StreamResponse:
+    """dockerd sends the headers at once and the body when the condition is met (the docker
+    CLI sends /wait before /start and waits for those headers)."""
+    ref = request.match_info["id"]
+    condition = request.query.get("condition") or "not-running"
+    if condition not in ("not-running", "next-exit", "removed"):
+        raise EngineError(f'invalid condition: "{condition}"', status=400)
+    runs = request.app[RUNS]
+
+    def look(engine: Engine) -> tuple[str, bool]:
+        record = engine.find(ref)
+        return record.id, bool(engine.state(record)["Running"])
+
+    container_id, running = await in_engine(request, look)
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    if runs.watching(container_id) or condition != "not-running" and not running:
+        state = await runs.exit_of(container_id)
+    else:
+        state = await in_engine(request, lambda e: lifecycle.wait(e, container_id, condition))
+    answer: dict[str, Any] = {"StatusCode": int(state.get("ExitCode") or 0)}
+    if state.get("Error"):
+        answer["Error"] = {"Message": state["Error"]}
+    await response.write(json.dumps(answer).encode() + b"\n")
+    await response.write_eof()
+    return response
+
+
+async def remove(request: web.Request) -> web.Response:
+    ref = request.match_info["id"]
+    force, volumes = flag(request, "force"), flag(request, "v")
+
+    def rm(engine: Engine) -> tuple[str, dict[str, Any]]:
+        record = engine.find(ref)
+        state = engine.state(record)
+        lifecycle.remove(engine, record.id, force=force, volumes=volumes)
+        return record.id, state
+
+    container_id, state = await in_engine(request, rm)
+    request.app[RUNS].ended(container_id, state)  # a /wait?condition=removed on it
+    return web.Response(status=204)
+
+
+def _summary_json(s: listing.ContainerSummary) -> dict[str, Any]:
+    return {"Id": s.id, "Names": ["/" + s.name], "Image": s.image, "ImageID": s.image_id,
+            "Command": s.command, "Created": int(s.created), "Ports": s.ports,
+            "Labels": s.labels, "State": s.state, "Status": s.status,
+            "HostConfig": {"NetworkMode": "default"},
+            "NetworkSettings": {"Networks": s.networks},
+            "Mounts": [{"Type": "volume", "Name": v} for v in s.volumes]}
+
+
+def _filters(request: web.Request) -> dict[str, list[str]]:
+    """Filters as JSON: {"key": ["v", ...]} or the old {"key": {"v": true}}."""
+    text = request.query.get("filters")
+    if not text:
+        return {}
+    try:
+        raw = json.loads(text)
+    except ValueError as e:
+        raise EngineError(f"invalid filter: {e}", status=400) from None
+    if not isinstance(raw, dict):
+        raise EngineError("invalid filter", status=400)
+    pairs = [f"{key}={value}" for key, values in raw.items()
+             for value in (values if isinstance(values, list) else
+                           [v for v, on in dict(values).items() if on])]
+    return parse_filters(pairs, listing.FILTER_KEYS)
+
+
+async def list_(request: web.Request) -> web.Response:
+    filters = _filters(request)
+    limit_text = request.query.get("limit")
+    limit = int(limit_text) if limit_text and limit_text.lstrip("-").isdigit() else None
+    limit = limit if limit is not None and limit > 0 else None
+    all_ = flag(request, "all")
+
+    def ls(engine: Engine) -> list[dict[str, Any]]:
+        return [_summary_json(s) for s in listing.list_containers(
+            engine, all_=all_ or limit is not None, limit=limit, filters=filters)]
+
+    return json_response(await in_engine(request, ls))
+
+
+async def inspect(request: web.Request) -> web.Response:
+    from barque.engine.inspect import inspect as engine_inspect
+
+    ref = request.match_info["id"]
+    return json_response(await in_engine(request,
+                                             lambda e: engine_inspect(e, e.find(ref))))
+
+
+async def logs(request: web.Request) -> web.StreamResponse:
+    from barque.engine import logs as engine_logs
+
+    ref = request.match_info["id"]
+    stdout, stderr = flag(request, "stdout"), flag(request, "stderr")
+    if not (stdout or stderr):
+        raise EngineError("Bad parameters: you must choose at least one stream", status=400)
+    follow, timestamps = flag(request, "follow"), flag(request, "timestamps")
+    try:
+        since = _unix_time(request.query.get("since"))
+        until = _unix_time(request.query.get("until"))
+        tail = engine_logs.parse_tail(request.query.get("tail") or "all")
+    except ValueError as e:
+        raise EngineError(str(e), status=400) from None
+
+    def open_logs(engine: Engine) -> tuple[bool, Any]:
+        record = engine.find(ref)
+        return bool(record.config.get("Tty")), None
+
+    tty, _ = await in_engine(request, open_logs)
+    response = web.StreamResponse(headers={"Content-Type": "application/vnd.docker." + (
+        "raw-stream" if tty else "multiplexed-stream")})
+    await response.prepare(request)
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=256)
+
+    def produce() -> None:
+        try:
+            with Engine(request.app[PATHS]) as engine:
+                for entry in engine_logs.container_logs(engine, ref, since, until, tail,
+                                                        follow):
+                    if (entry.stream == "stderr" and not stderr) or \
+                            (entry.stream != "stderr" and not stdout):
+                        continue
+                    text = (entry.time.encode() + b" " if timestamps else b"") + entry.text
+                    frame = text if tty else _frame(2 if entry.stream == "stderr" else 1,
+                                                    text)
+                    asyncio.run_coroutine_threadsafe(queue.put(frame), loop).result()
+        finally:
+            asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
+
+    producer = loop.run_in_executor(None, produce)
+    while (chunk := await queue.get()) is not None:
+        await response.write(chunk)
+    await producer
+    await response.write_eof()
+    return response
+
+
+def _frame(stream: int, data: bytes) -> bytes:
+    return attach._HEADER.pack(stream, len(data)) + data
+
+
+def _unix_time(text: str | None) -> float | None:
+    """since/until as the API sends them: Unix seconds, maybe with nanoseconds; 0 is none."""
+    if not text:
+        return None
+    value = float(text)
+    return value or None
+
+
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("POST", "/containers/create", create),
+    ("GET", "/containers/json", list_),
+    ("GET", "/containers/{id}/json", inspect),
+    ("POST", "/containers/{id}/start", start),
+    ("POST", "/containers/{id}/attach", attach_stream),
+    ("POST", "/containers/{id}/wait", wait),
+    ("DELETE", "/containers/{id}", remove),
+    ("GET", "/containers/{id}/logs", logs),
+]

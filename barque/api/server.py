@@ -1,0 +1,122 @@
+"""`barque serve`: the Engine API on a unix socket. Versions, Docker's error bodies, a body
+limit, and a graceful stop on SIGTERM (the containers go on: they are their monitors')."""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import os
+import signal
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+from aiohttp import web
+
+from barque.api import containers, system, versions
+from barque.api.common import PATHS, Handler, error_response
+from barque.api.runs import RUNS, Runs
+from barque.engine.errors import EngineError
+from barque.engine.paths import Paths
+
+DEFAULT_HOST = "unix:///run/barque/barque.sock"
+MAX_BODY = 16 * 1024 * 1024  # requests carry JSON (a tar context for build will stream)
+SERVER_HEADER = "Barque (linux)"
+_WORKERS = 128  # blocking engine calls, some as long as a container runs (/wait, logs -f)
+
+@web.middleware
+async def versioned(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Docker's answers for every route: the version checked, errors as {"message": ...}."""
+    try:
+        version, _ = versions.split_path(request.path)
+        if version is not None:
+            versions.check(version)
+        response = await handler(request)
+    except EngineError as e:
+        response = error_response(str(e), e.status)
+    except web.HTTPNotFound:
+        response = error_response("page not found", 404)
+    except web.HTTPRequestEntityTooLarge as e:
+        response = error_response(e.text or "request body too large", 413)
+    except web.HTTPException as e:
+        response = error_response(e.reason, e.status)
+    return response
+
+
+async def _docker_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = SERVER_HEADER
+    response.headers.setdefault("API-Version", versions.MAX_API_VERSION)
+
+
+def make_app(paths: Paths) -> web.Application:
+    app = web.Application(middlewares=[versioned], client_max_size=MAX_BODY)
+    app.on_response_prepare.append(_docker_headers)
+    app[PATHS] = paths
+    app[RUNS] = Runs(paths)
+    for method, path, handler in system.ROUTES + containers.ROUTES:
+        for prefix in ("", "/v{version:[0-9]+\\.[0-9]+}"):
+            app.router.add_route(method, prefix + path, handler)
+    return app
+
+
+def socket_path(host: str) -> str:
+    if not host.startswith("unix://"):
+        raise EngineError(f"unsupported host {host!r}: only unix:// sockets are served yet",
+                          status=400)
+    path = host.removeprefix("unix://")
+    if not path.startswith("/"):
+        raise EngineError(f"invalid socket path {path!r}: must be absolute", status=400)
+    return path
+
+
+def bind(path: str) -> socket.socket:
+    """The socket: its dir made 0711 if missing, 0660 owned by group `barque` (root if none),
+    never world-accessible, not even between bind and chmod."""
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        os.makedirs(parent, mode=0o711, exist_ok=True)
+        os.chmod(parent, 0o711)
+    if os.path.exists(path):
+        os.unlink(path)  # a stale socket of a server that died
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old)
+    try:
+        gid = grp.getgrnam("barque").gr_gid
+    except KeyError:
+        gid = 0
+    os.chown(path, 0, gid)
+    os.chmod(path, 0o660)
+    return sock
+
+
+async def _serve(paths: Paths, host: str) -> None:
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(_WORKERS))
+    path = socket_path(host)
+    sock = bind(path)
+    runner = web.AppRunner(make_app(paths), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.SockSite(runner, sock)
+    await site.start()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        # Open streams (attach, wait, logs -f) are cut; their containers go on running.
+        await runner.cleanup()
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def serve(paths: Paths, host: str = DEFAULT_HOST) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="barque serve: %(levelname)s %(message)s")
+    asyncio.run(_serve(paths, host))
