@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -15,6 +16,10 @@ from barque.engine.errors import EngineError
 from barque.engine.paths import Paths
 
 T = TypeVar("T")
+
+# The engine's calls block, some for as long as a container runs (/wait, logs -f): a pool of
+# their own, which a stopping server does not wait for (serve()).
+EXECUTOR = ThreadPoolExecutor(128, thread_name_prefix="engine")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PATHS: web.AppKey[Paths] = web.AppKey("paths", Paths)
@@ -29,7 +34,7 @@ async def in_engine(request: web.Request, fn: Callable[[Engine], T]) -> T:
         with Engine(paths) as engine:
             return fn(engine)
 
-    return await asyncio.get_running_loop().run_in_executor(None, call)
+    return await asyncio.get_running_loop().run_in_executor(EXECUTOR, call)
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from barque.api.common import PATHS, Handler, flag, in_engine, json_response, read_json
+from barque.api.common import EXECUTOR, PATHS, Handler, flag, in_engine, json_response, read_json
 from barque.api.hijack import Hijacked
 from barque.api.runs import RUNS
 from barque.engine import attach, lifecycle, listing
@@ -97,7 +97,7 @@ async def _copy_out(request: web.Request, monitor_dir: str, upgrade: bool,
     if upgrade and request.transport is not None:
         hijacked = Hijacked(request.transport)
     loop = asyncio.get_running_loop()
-    sock = await loop.run_in_executor(None, lambda: attach.connect(monitor_dir, 60.0))
+    sock = await loop.run_in_executor(EXECUTOR, lambda: attach.connect(monitor_dir, 60.0))
     request.app[RUNS].attaching.discard(request.match_info["id"])
     reader, writer = await asyncio.open_unix_connection(sock=sock)
     try:
@@ -244,7 +244,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
         finally:
             asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
 
-    producer = loop.run_in_executor(None, produce)
+    producer = loop.run_in_executor(EXECUTOR, produce)
     while (chunk := await queue.get()) is not None:
         await response.write(chunk)
     await producer

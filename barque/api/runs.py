@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from barque.api.common import EXECUTOR
 from barque.engine import lifecycle
 from barque.engine.context import Engine
 from barque.engine.paths import Paths
@@ -24,6 +25,7 @@ class Runs:
         self.paths = paths
         self.attaching: set[str] = set()
         self._exits: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.stopping = False  # the server stops: watchers let go of their claims
 
     def exit_of(self, container_id: str) -> asyncio.Future[dict[str, Any]]:
         """The final state of the container's next run here (made before it starts, for a
@@ -55,12 +57,18 @@ class Runs:
                 claim = lifecycle.claim_exit(engine, record)
                 # A start that waits for its attach client is "created" until then: not
                 # yet a run that ended.
-                while engine.state(record)["Status"] == "created":
+                while engine.state(record)["Status"] == "created" and not self.stopping:
                     time.sleep(0.02)
+                while not self.stopping and not lifecycle.wait_exit(engine, record, 0.5):
+                    pass
+                if self.stopping:  # without done(): the monitor's exit command cleans up
+                    if claim is not None:
+                        claim.close()
+                    return {"ExitCode": -1, "Error": "barque serve stopped"}
                 return lifecycle.end_attached(engine, record, claim)
 
         try:
-            state = await loop.run_in_executor(None, wait_end)
+            state = await loop.run_in_executor(EXECUTOR, wait_end)
         except Exception as e:  # noqa: BLE001 (a waiter must not hang on it)
             state = {"ExitCode": -1, "Error": str(e)}
         self.ended(container_id, state)

@@ -1,0 +1,93 @@
+"""The container run path of the real docker CLI and the Docker SDK through `barque serve`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.api.conftest import Server
+
+pytestmark = pytest.mark.root
+
+
+def test_run_rm_prints_and_exits_with_the_container(server: Server) -> None:
+    out = server.docker("run", "--rm", "busybox", "echo", "hi")
+    assert (out.returncode, out.stdout) == (0, "hi\n"), out.stderr
+    out = server.docker("run", "--rm", "busybox", "sh", "-c", "echo oops >&2; exit 3")
+    assert (out.returncode, out.stdout, out.stderr) == (3, "", "oops\n")
+    assert server.docker("ps", "-aq").stdout == ""  # --rm: removed
+
+
+def test_run_i_forwards_stdin(server: Server) -> None:
+    out = server.docker("run", "-i", "--rm", "busybox", "cat", input="abc\n")
+    assert (out.returncode, out.stdout) == (0, "abc\n"), out.stderr
+
+
+def test_ps_inspect_logs_rm(server: Server) -> None:
+    out = server.docker("run", "--name", "kept", "busybox", "sh", "-c", "echo out; echo err >&2")
+    assert out.returncode == 0, out.stderr
+    ps = server.docker("ps", "-a", "--format", "{{.Names}} {{.Image}} {{.State}}")
+    assert ps.stdout.split() == ["kept", "busybox", "exited"]
+    assert server.docker("ps", "-q").stdout == ""  # not running
+    inspected = server.docker("inspect", "kept")
+    assert inspected.returncode == 0, inspected.stderr
+    [data] = json.loads(inspected.stdout)
+    assert (data["Name"], data["State"]["ExitCode"], data["Args"]) == \
+        ("/kept", 0, ["-c", "echo out; echo err >&2"])
+    logs = server.docker("logs", "kept")
+    assert (logs.stdout, logs.stderr) == ("out\n", "err\n")
+    assert server.barque.run("ps", "-aq").stdout.strip() == data["Id"][:12]  # one set
+    assert server.docker("rm", "kept").returncode == 0
+    assert server.docker("ps", "-aq").stdout == ""
+
+
+def test_unknown_container(server: Server) -> None:
+    out = server.docker("rm", "nosuch")
+    assert out.returncode == 1
+    assert "No such container: nosuch" in out.stderr
+    status, headers, body = server.request("GET", "/v1.43/containers/nosuch/json")
+    assert (status, headers["Content-Type"]) == (404, "application/json")
+    assert json.loads(body) == {"message": "No such container: nosuch"}
+
+
+def test_bad_requests_change_nothing(server: Server) -> None:
+    status, _, body = server.request("POST", "/v1.43/containers/create", b"{bad",
+                                     {"Content-Type": "application/json"})
+    assert status == 400
+    assert json.loads(body)["message"].startswith("invalid JSON")
+    status, _, body = server.request("POST", "/v1.43/containers/create",
+                                     b'{"Image": "busybox"' + b" " * (17 << 20) + b"}",
+                                     {"Content-Type": "application/json"})
+    assert status == 413
+    status, _, body = server.request(
+        "POST", "/v1.43/containers/create?name=bad",
+        json.dumps({"Image": "busybox", "Cmd": ["true"],
+                    "HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}).encode(),
+        {"Content-Type": "application/json"})
+    assert status == 400
+    assert "invalid restart policy" in json.loads(body)["message"]
+    status, _, body = server.request("POST", "/v1.43/containers/nosuch/wait?condition=never")
+    assert (status, json.loads(body)) == (400, {"message": 'invalid condition: "never"'})
+    status, _, body = server.request("POST", "/v1.43/containers/nosuch/wait")
+    assert (status, json.loads(body)) == (404, {"message": "No such container: nosuch"})
+    assert server.docker("ps", "-aq").stdout == ""
+
+
+def test_docker_sdk(server: Server) -> None:
+    docker = pytest.importorskip("docker")  # the test extra: pip install -e '.[test]'
+    client = docker.DockerClient(base_url=server.host)
+    try:
+        assert client.version()["ApiVersion"] == "1.43"
+        assert client.containers.run("busybox", ["sh", "-c", "echo sdk; echo e >&2"],
+                                     remove=True, stderr=True) == b"sdk\ne\n"
+        container = client.containers.run("busybox", ["sh", "-c", "echo det; exit 5"],
+                                          detach=True)
+        assert container.wait()["StatusCode"] == 5
+        assert container.logs() == b"det\n"
+        assert [c.id for c in client.containers.list(all=True)] == [container.id]
+        container.remove()
+        with pytest.raises(docker.errors.NotFound):
+            client.containers.get(container.id)
+    finally:
+        client.close()

@@ -1,0 +1,74 @@
+"""`barque serve`'s system part: the socket, version negotiation, /version, /info, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+
+from tests.api.conftest import Server
+
+pytestmark = pytest.mark.root
+
+
+def test_socket_is_not_world_accessible(server: Server) -> None:
+    mode = os.stat(server.socket).st_mode
+    assert stat.S_ISSOCK(mode)
+    assert stat.S_IMODE(mode) == 0o660
+    assert stat.S_IMODE(os.stat(os.path.dirname(server.socket)).st_mode) == 0o711
+
+
+def test_ping_headers(server: Server) -> None:
+    for method in ("GET", "HEAD"):
+        status, headers, body = server.request(method, "/_ping")
+        assert status == 200
+        assert body == (b"OK" if method == "GET" else b"")
+        assert headers["API-Version"] == "1.43"
+        assert headers["Ostype"] == "linux"
+        assert headers["Docker-Experimental"] == "false"
+        assert "no-cache" in headers["Cache-Control"]
+
+
+def test_docker_version_negotiates(server: Server) -> None:
+    out = server.docker("version", "--format", "{{.Server.APIVersion}} {{.Client.APIVersion}}")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1.43", "1.43"]
+    status, _, body = server.request("GET", "/v1.24/version")
+    assert status == 200
+    assert json.loads(body)["MinAPIVersion"] == "1.24"
+
+
+def test_version_outside_range(server: Server) -> None:
+    status, headers, body = server.request("GET", "/v9.99/info")
+    assert status == 400
+    assert headers["Content-Type"] == "application/json"
+    assert json.loads(body) == {"message": "client version 9.99 is too new. Maximum "
+                                           "supported API version is 1.43"}
+    status, _, body = server.request("GET", "/v1.12/info")
+    assert status == 400
+    assert json.loads(body)["message"].startswith("client version 1.12 is too old. Minimum "
+                                                  "supported API version is 1.24")
+
+
+def test_docker_info(server: Server) -> None:
+    out = server.docker("info", "--format", "{{.OSType}} {{.Swarm.LocalNodeState}} "
+                        "{{.DockerRootDir}}")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["linux", "inactive", server.barque.root]
+
+
+def test_unknown_route_is_page_not_found(server: Server) -> None:
+    status, _, body = server.request("GET", "/v1.43/nothing/here")
+    assert status == 404
+    assert json.loads(body) == {"message": "page not found"}
+
+
+def test_sigterm_stops_the_server_only(server: Server) -> None:
+    out = server.docker("run", "-d", "--name", "stays", "busybox", "sleep", "60")
+    assert out.returncode == 0, out.stderr
+    assert server.stop() == 0
+    assert not os.path.exists(server.socket)
+    listed = server.barque.run("ps", "--format", "{{.Names}} {{.State}}")
+    assert listed.stdout.split() == ["stays", "running"]
