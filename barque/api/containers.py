@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 from typing import Any
 
 from aiohttp import web
@@ -130,6 +132,8 @@ async def wait(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     if runs.watching(container_id) or condition != "not-running" and not running:
         state = await runs.exit_of(container_id)
+        if condition == "removed":  # a claim this server could not get: the monitor's
+            await in_engine(request, lambda e: _until_removed(e, container_id))  # cleanup
     else:
         state = await in_engine(request, lambda e: lifecycle.wait(e, container_id, condition))
     answer: dict[str, Any] = {"StatusCode": int(state.get("ExitCode") or 0)}
@@ -138,6 +142,11 @@ async def wait(request: web.Request) -> web.StreamResponse:
     await response.write(json.dumps(answer).encode() + b"\n")
     await response.write_eof()
     return response
+
+
+def _until_removed(engine: Engine, container_id: str) -> None:
+    while engine.records.get(container_id) is not None:
+        time.sleep(0.05)
 
 
 async def remove(request: web.Request) -> web.Response:
@@ -228,12 +237,15 @@ async def logs(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=256)
+    gone = threading.Event()
 
     def produce() -> None:
         try:
             with Engine(request.app[PATHS]) as engine:
                 for entry in engine_logs.container_logs(engine, ref, since, until, tail,
                                                         follow):
+                    if gone.is_set():
+                        break
                     if (entry.stream == "stderr" and not stderr) or \
                             (entry.stream != "stderr" and not stdout):
                         continue
@@ -245,10 +257,18 @@ async def logs(request: web.Request) -> web.StreamResponse:
             asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
 
     producer = loop.run_in_executor(EXECUTOR, produce)
-    while (chunk := await queue.get()) is not None:
-        await response.write(chunk)
+    try:
+        while (chunk := await queue.get()) is not None:
+            await response.write(chunk)
+    except ConnectionError:
+        gone.set()  # the client went away: the reader thread stops at its next entry
+        while await queue.get() is not None:
+            pass
     await producer
-    await response.write_eof()
+    try:
+        await response.write_eof()
+    except ConnectionError:
+        pass
     return response
 
 

@@ -88,6 +88,7 @@ def bind(path: str) -> socket.socket:
         gid = 0
     os.chown(path, 0, gid)
     os.chmod(path, 0o660)
+    sock.listen(1024)  # clients that find the file can connect from here on
     return sock
 
 

@@ -9,7 +9,7 @@ from barque.api.common import Handler, in_engine, json_response
 from barque.engine import system
 
 PING_HEADERS = {"API-Version": versions.MAX_API_VERSION, "Docker-Experimental": "false",
-                "Ostype": "linux", "Builder-Version": "1",
+                "Ostype": "linux", "Builder-Version": "1", "Swarm": "inactive",
                 "Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache"}
 
 

@@ -42,6 +42,18 @@ def test_ps_inspect_logs_rm(server: Server) -> None:
     assert server.docker("ps", "-aq").stdout == ""
 
 
+def test_logs_follow_and_tail(server: Server) -> None:
+    out = server.docker("run", "-d", "--name", "talks", "busybox", "sh", "-c",
+                        "echo a; echo b >&2; sleep 1; echo c")
+    assert out.returncode == 0, out.stderr
+    logs = server.docker("logs", "-f", "talks")  # ends when the container does
+    assert (logs.returncode, logs.stdout, logs.stderr) == (0, "a\nc\n", "b\n")
+    assert server.docker("logs", "--tail", "1", "talks").stdout == "c\n"
+    stamped = server.docker("logs", "-t", "talks").stdout.splitlines()
+    assert [line.split(" ", 1)[1] for line in stamped] == ["a", "c"]
+    assert all(line[:4].isdigit() and "T" in line.split(" ")[0] for line in stamped)
+
+
 def test_unknown_container(server: Server) -> None:
     out = server.docker("rm", "nosuch")
     assert out.returncode == 1

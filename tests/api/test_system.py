@@ -34,7 +34,10 @@ def test_ping_headers(server: Server) -> None:
 def test_docker_version_negotiates(server: Server) -> None:
     out = server.docker("version", "--format", "{{.Server.APIVersion}} {{.Client.APIVersion}}")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["1.43", "1.43"]
+    server_version, client_version = out.stdout.split()
+    assert server_version == "1.43"
+    # the client's own maximum when older (Debian's docker.io: 1.41), else the server's
+    assert client_version in ("1.41", "1.43")
     status, _, body = server.request("GET", "/v1.24/version")
     assert status == 200
     assert json.loads(body)["MinAPIVersion"] == "1.24"
