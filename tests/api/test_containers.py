@@ -103,3 +103,29 @@ def test_docker_sdk(server: Server) -> None:
             client.containers.get(container.id)
     finally:
         client.close()
+
+
+def test_ps_filters(server: Server) -> None:
+    assert server.docker("run", "--name", "ok", "busybox", "true").returncode == 0
+    assert server.docker("run", "--name", "bad", "busybox", "false").returncode == 1
+    out = server.docker("ps", "-a", "--filter", "exited=1", "--format", "{{.Names}}")
+    assert out.stdout.split() == ["bad"], out.stderr
+    out = server.docker("ps", "-a", "--filter", "name=ok", "--format", "{{.Names}}")
+    assert out.stdout.split() == ["ok"], out.stderr
+    out = server.docker("ps", "-a", "--filter", "colour=blue")
+    assert out.returncode == 1
+    assert "invalid filter 'colour'" in out.stderr
+
+
+def test_concurrent_clients(server: Server) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert server.docker("create", "--name", "one", "busybox", "true").returncode == 0
+
+    def ask(i: int) -> int:
+        path = "/v1.43/containers/json?all=1" if i % 2 else "/_ping"
+        status, _, _ = server.request("GET", path)
+        return status
+
+    with ThreadPoolExecutor(100) as pool:
+        assert set(pool.map(ask, range(200))) == {200}
