@@ -1,4 +1,5 @@
-"""/containers: create, start, attach, wait, remove, list, inspect, logs."""
+"""/containers: create, start, stop, kill, restart, pause, unpause, attach, wait, remove,
+list, inspect, logs."""
 
 from __future__ import annotations
 
@@ -56,6 +57,55 @@ async def start(request: web.Request) -> web.Response:
     if not started:
         return web.Response(status=304)
     asyncio.create_task(runs.watch(container_id))
+    return web.Response(status=204)
+
+
+def _timeout(request: web.Request) -> int | None:
+    text = request.query.get("t")
+    if text is None or text == "":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise EngineError(f"invalid value for t: {text!r}", status=400) from None
+
+
+async def stop(request: web.Request) -> web.Response:
+    ref, timeout = request.match_info["id"], _timeout(request)
+    signal = request.query.get("signal") or None
+
+    def run(engine: Engine) -> bool:
+        record = engine.find(ref)
+        if not engine.state(record)["Running"]:
+            return False
+        lifecycle.stop(engine, record.id, timeout, signal)
+        return True
+
+    return web.Response(status=204 if await in_engine(request, run) else 304)
+
+
+async def kill(request: web.Request) -> web.Response:
+    ref, signal = request.match_info["id"], request.query.get("signal") or "KILL"
+    await in_engine(request, lambda e: lifecycle.kill(e, ref, signal))
+    return web.Response(status=204)
+
+
+async def restart(request: web.Request) -> web.Response:
+    ref, timeout = request.match_info["id"], _timeout(request)
+    container_id = await in_engine(request, lambda e: lifecycle.restart(e, ref, timeout).id)
+    asyncio.create_task(request.app[RUNS].watch(container_id))
+    return web.Response(status=204)
+
+
+async def pause(request: web.Request) -> web.Response:
+    ref = request.match_info["id"]
+    await in_engine(request, lambda e: lifecycle.pause(e, ref))
+    return web.Response(status=204)
+
+
+async def unpause(request: web.Request) -> web.Response:
+    ref = request.match_info["id"]
+    await in_engine(request, lambda e: lifecycle.unpause(e, ref))
     return web.Response(status=204)
 
 
@@ -289,6 +339,11 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/containers/json", list_),
     ("GET", "/containers/{id}/json", inspect),
     ("POST", "/containers/{id}/start", start),
+    ("POST", "/containers/{id}/stop", stop),
+    ("POST", "/containers/{id}/kill", kill),
+    ("POST", "/containers/{id}/restart", restart),
+    ("POST", "/containers/{id}/pause", pause),
+    ("POST", "/containers/{id}/unpause", unpause),
     ("POST", "/containers/{id}/attach", attach_stream),
     ("POST", "/containers/{id}/wait", wait),
     ("DELETE", "/containers/{id}", remove),

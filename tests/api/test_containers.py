@@ -129,3 +129,25 @@ def test_concurrent_clients(server: Server) -> None:
 
     with ThreadPoolExecutor(100) as pool:
         assert set(pool.map(ask, range(200))) == {200}
+
+
+def test_stop_kill_restart_pause(server: Server) -> None:
+    out = server.docker("run", "-d", "--name", "long", "busybox", "sleep", "60")
+    assert out.returncode == 0, out.stderr
+
+    def state() -> str:
+        return server.docker("inspect", "-f", "{{.State.Status}}", "long").stdout.strip()
+
+    assert server.docker("pause", "long").returncode == 0
+    assert state() == "paused"
+    assert server.docker("unpause", "long").returncode == 0
+    assert server.docker("restart", "-t", "0", "long").returncode == 0
+    assert state() == "running"
+    assert server.docker("stop", "-t", "1", "long").returncode == 0
+    assert state() == "exited"
+    out = server.docker("kill", "long")
+    assert out.returncode == 1
+    assert "is not running" in out.stderr
+    assert server.docker("start", "long").returncode == 0
+    assert server.docker("kill", "long").returncode == 0
+    assert server.docker("wait", "long").stdout.strip() == "137"
