@@ -109,6 +109,26 @@ async def unpause(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def resize(request: web.Request) -> web.Response:
+    ref = request.match_info["id"]
+    try:
+        height, width = int(request.query.get("h", "0")), int(request.query.get("w", "0"))
+    except ValueError:
+        raise EngineError("invalid terminal size", status=400) from None
+
+    def run(engine: Engine) -> None:
+        record = engine.find(ref)
+        if not engine.state(record)["Running"]:
+            raise EngineError(f"Container {record.id} is not running", status=409)
+        try:
+            attach.control(engine.paths.monitor_dir(record.id), f"resize {height} {width}")
+        except attach.AttachError as e:
+            raise EngineError(str(e)) from None
+
+    await in_engine(request, run)
+    return web.Response(status=200)
+
+
 async def attach_stream(request: web.Request) -> web.StreamResponse:
     """The hijacked stream (Upgrade: tcp): the monitor's attach socket copied out, in
     stdcopy frames without a TTY (the monitor frames them), raw with one."""
@@ -344,6 +364,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/containers/{id}/restart", restart),
     ("POST", "/containers/{id}/pause", pause),
     ("POST", "/containers/{id}/unpause", unpause),
+    ("POST", "/containers/{id}/resize", resize),
     ("POST", "/containers/{id}/attach", attach_stream),
     ("POST", "/containers/{id}/wait", wait),
     ("DELETE", "/containers/{id}", remove),

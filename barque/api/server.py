@@ -8,6 +8,7 @@ import grp
 import os
 import signal
 import socket
+import stat
 import sys
 
 from aiohttp import web
@@ -67,6 +68,23 @@ def socket_path(host: str) -> str:
     return path
 
 
+def _remove_stale(path: str) -> None:
+    """The socket of a server that died goes; a live server's, or any other file, stays."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise EngineError(f"{path} exists and is not a socket", status=400)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except ConnectionRefusedError:
+            os.unlink(path)
+            return
+    raise EngineError(f"listen unix {path}: bind: address already in use", status=400)
+
+
 def bind(path: str) -> socket.socket:
     """The socket: its dir made 0711 if missing, 0660 owned by group `barque` (root if none),
     never world-accessible, not even between bind and chmod."""
@@ -74,8 +92,7 @@ def bind(path: str) -> socket.socket:
     if not os.path.isdir(parent):
         os.makedirs(parent, mode=0o711, exist_ok=True)
         os.chmod(parent, 0o711)
-    if os.path.exists(path):
-        os.unlink(path)  # a stale socket of a server that died
+    _remove_stale(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o177)
     try:

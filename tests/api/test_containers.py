@@ -24,6 +24,11 @@ def test_run_i_forwards_stdin(server: Server) -> None:
     assert (out.returncode, out.stdout) == (0, "abc\n"), out.stderr
 
 
+def test_run_t_is_raw(server: Server) -> None:
+    out = server.docker("run", "--rm", "-t", "busybox", "echo", "tty")
+    assert (out.returncode, out.stdout) == (0, "tty\n"), out.stderr  # no stdcopy headers
+
+
 def test_ps_inspect_logs_rm(server: Server) -> None:
     out = server.docker("run", "--name", "kept", "busybox", "sh", "-c", "echo out; echo err >&2")
     assert out.returncode == 0, out.stderr

@@ -75,3 +75,10 @@ def test_sigterm_stops_the_server_only(server: Server) -> None:
     assert not os.path.exists(server.socket)
     listed = server.barque.run("ps", "--format", "{{.Names}} {{.State}}")
     assert listed.stdout.split() == ["stays", "running"]
+
+
+def test_a_live_socket_is_not_taken_over(server: Server) -> None:
+    out = server.barque.run("serve", "-H", server.host, timeout=30)
+    assert out.returncode != 0
+    assert "address already in use" in out.stderr
+    assert server.request("GET", "/_ping")[0] == 200
