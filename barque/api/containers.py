@@ -152,9 +152,11 @@ async def attach_stream(request: web.Request) -> web.StreamResponse:
                                   if upgrade else None, headers=headers)
     response.force_close()
     runs.attaching.add(container_id)
+    # Hijacked before the 101 goes out: the client's first stdin bytes may follow at once.
+    hijacked = Hijacked(request.transport) if upgrade and request.transport else None
     try:
         await response.prepare(request)
-        await _copy_out(request, monitor_dir, upgrade, response)
+        await _copy_out(request, monitor_dir, hijacked, response)
     except (attach.AttachError, ConnectionError):
         pass
     finally:
@@ -162,12 +164,9 @@ async def attach_stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _copy_out(request: web.Request, monitor_dir: str, upgrade: bool,
+async def _copy_out(request: web.Request, monitor_dir: str, hijacked: Hijacked | None,
                     response: web.StreamResponse) -> None:
     """The monitor's attach socket to the client (and, hijacked, the client to it)."""
-    hijacked = None
-    if upgrade and request.transport is not None:
-        hijacked = Hijacked(request.transport)
     loop = asyncio.get_running_loop()
     sock = await loop.run_in_executor(EXECUTOR, lambda: attach.connect(monitor_dir, 60.0))
     request.app[RUNS].attaching.discard(request.match_info["id"])
@@ -207,7 +206,10 @@ async def wait(request: web.Request) -> web.StreamResponse:
     else:
         state = await in_engine(request, lambda e: lifecycle.wait(e, container_id, condition))
     answer: dict[str, Any] = {"StatusCode": int(state.get("ExitCode") or 0)}
-    if state.get("Error"):
+    # A command that could not be run (126, 127): its message went out on the attach stream
+    # (the monitor runs the container once attached), the code is the client's exit code.
+    # Any other failure to run is an Error, which the docker CLI exits 125 on.
+    if state.get("Error") and answer["StatusCode"] not in (126, 127):
         answer["Error"] = {"Message": state["Error"]}
     await response.write(json.dumps(answer).encode() + b"\n")
     await response.write_eof()

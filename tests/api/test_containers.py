@@ -16,6 +16,9 @@ def test_run_rm_prints_and_exits_with_the_container(server: Server) -> None:
     assert (out.returncode, out.stdout) == (0, "hi\n"), out.stderr
     out = server.docker("run", "--rm", "busybox", "sh", "-c", "echo oops >&2; exit 3")
     assert (out.returncode, out.stdout, out.stderr) == (3, "", "oops\n")
+    out = server.docker("run", "--rm", "busybox", "nosuchcmd")
+    assert out.returncode == 127
+    assert 'exec: "nosuchcmd": executable file not found' in out.stderr
     assert server.docker("ps", "-aq").stdout == ""  # --rm: removed
 
 
