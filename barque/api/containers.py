@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from typing import Any
 
 from aiohttp import web
@@ -202,7 +201,10 @@ async def wait(request: web.Request) -> web.StreamResponse:
     if runs.watching(container_id) or condition != "not-running" and not running:
         state = await runs.exit_of(container_id)
         if condition == "removed":  # a claim this server could not get: the monitor's
-            await in_engine(request, lambda e: _until_removed(e, container_id))  # cleanup
+            try:  # exit command removes it
+                await in_engine(request, lambda e: lifecycle.wait(e, container_id, "removed"))
+            except EngineError:
+                pass  # already gone
     else:
         state = await in_engine(request, lambda e: lifecycle.wait(e, container_id, condition))
     answer: dict[str, Any] = {"StatusCode": int(state.get("ExitCode") or 0)}
@@ -214,11 +216,6 @@ async def wait(request: web.Request) -> web.StreamResponse:
     await response.write(json.dumps(answer).encode() + b"\n")
     await response.write_eof()
     return response
-
-
-def _until_removed(engine: Engine, container_id: str) -> None:
-    while engine.records.get(container_id) is not None:
-        time.sleep(0.05)
 
 
 async def remove(request: web.Request) -> web.Response:
@@ -322,7 +319,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
                             (entry.stream != "stderr" and not stdout):
                         continue
                     text = (entry.time.encode() + b" " if timestamps else b"") + entry.text
-                    frame = text if tty else _frame(2 if entry.stream == "stderr" else 1,
+                    frame = text if tty else attach.frame(2 if entry.stream == "stderr" else 1,
                                                     text)
                     asyncio.run_coroutine_threadsafe(queue.put(frame), loop).result()
         finally:
@@ -342,10 +339,6 @@ async def logs(request: web.Request) -> web.StreamResponse:
     except ConnectionError:
         pass
     return response
-
-
-def _frame(stream: int, data: bytes) -> bytes:
-    return attach._HEADER.pack(stream, len(data)) + data
 
 
 def _unix_time(text: str | None) -> float | None:
