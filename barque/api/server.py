@@ -22,6 +22,7 @@ from barque.engine.paths import Paths
 DEFAULT_HOST = "unix:///run/barque/barque.sock"
 MAX_BODY = 16 * 1024 * 1024  # requests carry JSON (a tar context for build will stream)
 SERVER_HEADER = "Barque (linux)"
+_PREPARED = "barque.prepared"  # set on a request once its response's headers are out
 
 @web.middleware
 async def versioned(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -32,6 +33,8 @@ async def versioned(request: web.Request, handler: Handler) -> web.StreamRespons
             versions.check(version)
         response = await handler(request)
     except EngineError as e:
+        if request.get(_PREPARED):
+            raise  # a stream already under way: aiohttp cuts it (the client sees it end)
         response = error_response(str(e), e.status)
     except web.HTTPNotFound:
         response = error_response("page not found", 404)
@@ -43,6 +46,7 @@ async def versioned(request: web.Request, handler: Handler) -> web.StreamRespons
 
 
 async def _docker_headers(request: web.Request, response: web.StreamResponse) -> None:
+    request[_PREPARED] = True
     response.headers["Server"] = SERVER_HEADER
     response.headers.setdefault("API-Version", versions.MAX_API_VERSION)
 
