@@ -64,8 +64,8 @@ def make_app(paths: Paths) -> web.Application:
 
 def socket_path(host: str) -> str:
     if not host.startswith("unix://"):
-        raise EngineError(f"unsupported host {host!r}: only unix:// sockets are served yet",
-                          status=400)
+        raise EngineError(f"unsupported host {host!r}: only unix:// sockets and fd:// "
+                          "(systemd's) are served yet", status=400)
     path = host.removeprefix("unix://")
     if not path.startswith("/"):
         raise EngineError(f"invalid socket path {path!r}: must be absolute", status=400)
@@ -113,10 +113,21 @@ def bind(path: str) -> socket.socket:
     return sock
 
 
+def activated() -> socket.socket:
+    """fd:// as dockerd takes it: the first socket systemd passed (barque.socket)."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()) or \
+            int(os.environ.get("LISTEN_FDS") or 0) < 1:
+        raise EngineError("no sockets found via socket activation: make sure the service "
+                          "was started by systemd", status=400)
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        os.environ.pop(name, None)  # not for the monitors and runtimes it starts
+    return socket.socket(fileno=3)
+
+
 async def _serve(paths: Paths, host: str) -> None:
     loop = asyncio.get_running_loop()
-    path = socket_path(host)
-    sock = bind(path)
+    path = None if host == "fd://" else socket_path(host)
+    sock = activated() if path is None else bind(path)
     app = make_app(paths)
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            shutdown_timeout=5.0)
@@ -132,10 +143,11 @@ async def _serve(paths: Paths, host: str) -> None:
         # Open streams (attach, wait, logs -f) are cut; their containers go on running.
         app[RUNS].stopping = True
         await runner.cleanup()
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+        if path is not None:  # systemd's socket stays for the next start
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
 
 def serve(paths: Paths, host: str = DEFAULT_HOST) -> None:

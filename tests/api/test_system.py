@@ -82,3 +82,31 @@ def test_a_live_socket_is_not_taken_over(server: Server) -> None:
     assert out.returncode != 0
     assert "address already in use" in out.stderr
     assert server.request("GET", "/_ping")[0] == 200
+
+
+def test_socket_activation(server: Server) -> None:
+    """-H fd:// takes systemd's socket (LISTEN_FDS, fd 3), as dockerd does."""
+    import socket
+    import subprocess
+
+    from tests.api.conftest import _UnixConnection
+
+    path = os.path.join(os.path.dirname(server.socket), "activated.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(8)
+    argv = server.barque.argv("serve", "-H", "fd://")
+    proc = subprocess.Popen(
+        ["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$@" 3<&0 0</dev/null', "sh", *argv],
+        stdin=listener.fileno())
+    try:
+        conn = _UnixConnection(path)
+        conn.request("GET", "/_ping")
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (200, b"OK")
+        conn.close()
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
+        listener.close()
+    assert os.path.exists(path)  # systemd's socket is not the server's to remove
