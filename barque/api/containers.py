@@ -25,8 +25,19 @@ _HOST_KEYS = ("HostConfig", "NetworkingConfig")
 async def create(request: web.Request) -> web.Response:
     body = await read_json(request)
     config = {k: v for k, v in body.items() if k not in _HOST_KEYS}
-    host_config = body.get("HostConfig") or {}
-    networking = body.get("NetworkingConfig") or None
+    host_config = _object(body, "HostConfig") or {}
+    networking = _object(body, "NetworkingConfig") or None
+    for key in ("Cmd", "Entrypoint"):  # Docker's strslice: a string is a one-word list
+        if isinstance(config.get(key), str):
+            config[key] = [config[key]]
+        elif config.get(key) is not None and not (
+                isinstance(config[key], list) and all(isinstance(a, str) for a in config[key])):
+            raise EngineError(f"invalid JSON: {key} must be a string or an array of strings",
+                              status=400)
+    env = config.get("Env")
+    if env is not None and not (isinstance(env, list) and all(isinstance(e, str) for e in env)):
+        raise EngineError("json: cannot unmarshal into Go struct field Config.Env of type "
+                          "[]string", status=400)
     image = str(config.get("Image") or "")
     if not image:
         raise EngineError("Config cannot be empty in order to create a container", status=400)
@@ -39,6 +50,13 @@ async def create(request: web.Request) -> web.Response:
 
     container_id = await in_engine(request, make)
     return json_response({"Id": container_id, "Warnings": warnings}, status=201)
+
+
+def _object(body: dict[str, Any], key: str) -> dict[str, Any] | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise EngineError(f"invalid JSON: {key} must be an object", status=400)
+    return value
 
 
 async def start(request: web.Request) -> web.Response:

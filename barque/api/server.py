@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import grp
+import logging
 import os
 import signal
 import socket
@@ -42,6 +43,13 @@ async def versioned(request: web.Request, handler: Handler) -> web.StreamRespons
         response = error_response(e.text or "request body too large", 413)
     except web.HTTPException as e:
         response = error_response(e.reason, e.status)
+    except (asyncio.CancelledError, ConnectionError):
+        raise
+    except Exception as e:  # a bug, or input the engine did not expect: still Docker's body
+        if request.get(_PREPARED):
+            raise
+        logging.getLogger("barque.api").exception("%s %s", request.method, request.path)
+        response = error_response(f"{type(e).__name__}: {e}", 500)
     return response
 
 
@@ -151,8 +159,6 @@ async def _serve(paths: Paths, host: str) -> None:
 
 
 def serve(paths: Paths, host: str = DEFAULT_HOST) -> None:
-    import logging
-
     logging.basicConfig(level=logging.WARNING, format="barque serve: %(levelname)s %(message)s")
     asyncio.run(_serve(paths, host))
     # Threads still blocked in the engine (a logs -f, a /wait on a container started by the

@@ -87,6 +87,13 @@ def test_bad_requests_change_nothing(server: Server) -> None:
         {"Content-Type": "application/json"})
     assert status == 400
     assert "invalid restart policy" in json.loads(body)["message"]
+    for bad in ({"Image": "busybox", "HostConfig": "x"}, {"Image": "busybox", "Cmd": [1]},
+                {"Cmd": ["true"]}, {"Image": "busybox", "Cmd": ["true"], "Env": "A=1"}):
+        status, headers, body = server.request("POST", "/v1.43/containers/create",
+                                               json.dumps(bad).encode(),
+                                               {"Content-Type": "application/json"})
+        assert 400 <= status < 600 and headers["Content-Type"] == "application/json", body
+        assert json.loads(body)["message"]
     status, _, body = server.request("POST", "/v1.43/containers/nosuch/wait?condition=never")
     assert (status, json.loads(body)) == (400, {"message": 'invalid condition: "never"'})
     status, _, body = server.request("POST", "/v1.43/containers/nosuch/wait")
