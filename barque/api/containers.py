@@ -22,22 +22,31 @@ from barque.engine.filters import parse_filters
 _HOST_KEYS = ("HostConfig", "NetworkingConfig")
 
 
-async def create(request: web.Request) -> web.Response:
-    body = await read_json(request)
+def _create_body(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any],
+                                                 dict[str, Any] | None]:
+    """Config, HostConfig, NetworkingConfig of a create request, in the shapes the engine
+    relies on (400 otherwise: the engine never sees a string where a list belongs)."""
     config = {k: v for k, v in body.items() if k not in _HOST_KEYS}
     host_config = _object(body, "HostConfig") or {}
     networking = _object(body, "NetworkingConfig") or None
     for key in ("Cmd", "Entrypoint"):  # Docker's strslice: a string is a one-word list
         if isinstance(config.get(key), str):
             config[key] = [config[key]]
-        elif config.get(key) is not None and not (
-                isinstance(config[key], list) and all(isinstance(a, str) for a in config[key])):
+        elif config.get(key) is not None and not _strings(config[key]):
             raise EngineError(f"invalid JSON: {key} must be a string or an array of strings",
                               status=400)
-    env = config.get("Env")
-    if env is not None and not (isinstance(env, list) and all(isinstance(e, str) for e in env)):
+    if config.get("Env") is not None and not _strings(config["Env"]):
         raise EngineError("json: cannot unmarshal into Go struct field Config.Env of type "
                           "[]string", status=400)
+    return config, host_config, networking
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+async def create(request: web.Request) -> web.Response:
+    config, host_config, networking = _create_body(await read_json(request))
     image = str(config.get("Image") or "")
     if not image:
         raise EngineError("Config cannot be empty in order to create a container", status=400)
