@@ -1,10 +1,11 @@
-"""/containers: create, start, stop, kill, restart, pause, unpause, attach, wait, remove,
-list, inspect, logs."""
+"""/containers: create, start, stop, kill, restart, pause, unpause, resize, top, changes,
+rename, prune, attach, wait, remove, list, inspect, logs."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from typing import Any
 
@@ -153,6 +154,50 @@ async def resize(request: web.Request) -> web.Response:
 
     await in_engine(request, run)
     return web.Response(status=200)
+
+
+async def top(request: web.Request) -> web.Response:
+    from barque.engine.top import top as engine_top
+
+    ref, ps_args = request.match_info["id"], (request.query.get("ps_args") or "").split()
+    table = await in_engine(request, lambda e: engine_top(e, ref, ps_args or None))
+    return json_response({"Titles": table.titles, "Processes": table.processes})
+
+
+_CHANGE_KINDS = {"C": 0, "A": 1, "D": 2}
+
+
+async def changes(request: web.Request) -> web.Response:
+    from barque.engine.diff import container_changes
+
+    ref = request.match_info["id"]
+    found = await in_engine(request, lambda e: container_changes(e, ref))
+    return json_response([{"Path": path, "Kind": _CHANGE_KINDS[kind]} for kind, path in found]
+                         or None)
+
+
+async def rename(request: web.Request) -> web.Response:
+    from barque.engine import naming
+
+    ref, name = request.match_info["id"], request.query.get("name") or ""
+    await in_engine(request, lambda e: naming.rename(e, ref, name))
+    return web.Response(status=204)
+
+
+async def prune(request: web.Request) -> web.Response:
+    from barque.engine.system import prune_containers
+
+    if _filters_given(request):
+        raise EngineError("container prune filters are not supported yet", status=400)
+    removed, reclaimed, errors = await in_engine(request, prune_containers)
+    for error in errors:
+        logging.getLogger("barque.api").warning("container prune: %s", error)
+    return json_response({"ContainersDeleted": removed or None, "SpaceReclaimed": reclaimed})
+
+
+def _filters_given(request: web.Request) -> bool:
+    text = request.query.get("filters") or ""
+    return text.strip() not in ("", "{}")
 
 
 async def attach_stream(request: web.Request) -> web.StreamResponse:
@@ -387,6 +432,10 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/containers/{id}/pause", pause),
     ("POST", "/containers/{id}/unpause", unpause),
     ("POST", "/containers/{id}/resize", resize),
+    ("GET", "/containers/{id}/top", top),
+    ("GET", "/containers/{id}/changes", changes),
+    ("POST", "/containers/{id}/rename", rename),
+    ("POST", "/containers/prune", prune),
     ("POST", "/containers/{id}/attach", attach_stream),
     ("POST", "/containers/{id}/wait", wait),
     ("DELETE", "/containers/{id}", remove),

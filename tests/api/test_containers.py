@@ -166,3 +166,22 @@ def test_stop_kill_restart_pause(server: Server) -> None:
     assert server.docker("start", "long").returncode == 0
     assert server.docker("kill", "long").returncode == 0
     assert server.docker("wait", "long").stdout.strip() == "137"
+
+
+def test_top_diff_rename_prune(server: Server) -> None:
+    out = server.docker("run", "-d", "--name", "busy", "busybox", "sh", "-c",
+                        "touch /made; exec sleep 60")
+    assert out.returncode == 0, out.stderr
+    top = server.docker("top", "busy")
+    assert top.returncode == 0, top.stderr
+    assert top.stdout.split("\n")[0].split()[:2] == ["UID", "PID"]
+    assert "sleep 60" in top.stdout
+    diff = server.docker("diff", "busy")
+    assert "A /made" in diff.stdout.splitlines(), diff.stdout + diff.stderr
+    assert server.docker("rename", "busy", "idle").returncode == 0
+    assert server.docker("ps", "--format", "{{.Names}}").stdout == "idle\n"
+    assert server.docker("run", "--name", "done", "busybox", "true").returncode == 0
+    pruned = server.docker("container", "prune", "-f")
+    assert pruned.returncode == 0, pruned.stderr
+    assert server.docker("ps", "-a", "--format", "{{.Names}}").stdout == "idle\n"
+    assert server.docker("rm", "-f", "idle").returncode == 0
