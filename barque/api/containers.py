@@ -83,7 +83,7 @@ async def start(request: web.Request) -> web.Response:
     container_id, started = await in_engine(request, run)
     if not started:
         return web.Response(status=304)
-    asyncio.create_task(runs.watch(container_id))
+    runs.watch(container_id)
     return web.Response(status=204)
 
 
@@ -120,7 +120,7 @@ async def kill(request: web.Request) -> web.Response:
 async def restart(request: web.Request) -> web.Response:
     ref, timeout = request.match_info["id"], _timeout(request)
     container_id = await in_engine(request, lambda e: lifecycle.restart(e, ref, timeout).id)
-    asyncio.create_task(request.app[RUNS].watch(container_id))
+    request.app[RUNS].watch(container_id)
     return web.Response(status=204)
 
 

@@ -9,12 +9,12 @@ monitors', never the server's."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Any
 
 from aiohttp import web
 
-from barque.api.common import EXECUTOR
 from barque.engine import lifecycle
 from barque.engine.context import Engine
 from barque.engine.paths import Paths
@@ -45,33 +45,41 @@ class Runs:
         if future is not None and not future.done():
             future.set_result(state)
 
-    async def watch(self, container_id: str) -> None:
+    def watch(self, container_id: str) -> None:
         """After a start: claim the run's exit, wait for it, clean up as the CLI's attached
-        run does (an --rm container removed), and hand its final state to the waiters."""
+        run does (an --rm container removed), and hand its final state to the waiters. In
+        a thread of its own for the container's life, not one of the engine pool's (a
+        hundred running containers must not starve the requests)."""
         self.exit_of(container_id)  # /wait after /start finds it
         loop = asyncio.get_running_loop()
 
-        def wait_end() -> dict[str, Any]:
-            with Engine(self.paths) as engine:
-                record = engine.find(container_id)
-                claim = lifecycle.claim_exit(engine, record)
-                # A start that waits for its attach client is "created" until then: not
-                # yet a run that ended.
-                while engine.state(record)["Status"] == "created" and not self.stopping:
-                    time.sleep(0.02)
-                while not self.stopping and not lifecycle.wait_exit(engine, record, 0.5):
-                    pass
-                if self.stopping:  # without done(): the monitor's exit command cleans up
-                    if claim is not None:
-                        claim.close()
-                    return {"ExitCode": -1, "Error": "barque serve stopped"}
-                return lifecycle.end_attached(engine, record, claim)
+        def run() -> None:
+            try:
+                state = self._wait_end(container_id)
+            except Exception as e:  # noqa: BLE001 (a waiter must not hang on it)
+                state = {"ExitCode": -1, "Error": str(e)}
+            try:
+                loop.call_soon_threadsafe(self.ended, container_id, state)
+            except RuntimeError:
+                pass  # the server's loop is closed: no one waits any more
 
-        try:
-            state = await loop.run_in_executor(EXECUTOR, wait_end)
-        except Exception as e:  # noqa: BLE001 (a waiter must not hang on it)
-            state = {"ExitCode": -1, "Error": str(e)}
-        self.ended(container_id, state)
+        threading.Thread(target=run, name=f"watch-{container_id[:12]}", daemon=True).start()
+
+    def _wait_end(self, container_id: str) -> dict[str, Any]:
+        with Engine(self.paths) as engine:
+            record = engine.find(container_id)
+            claim = lifecycle.claim_exit(engine, record)
+            # A start that waits for its attach client is "created" until then: not yet a
+            # run that ended.
+            while engine.state(record)["Status"] == "created" and not self.stopping:
+                time.sleep(0.02)
+            while not self.stopping and not lifecycle.wait_exit(engine, record, 0.5):
+                pass
+            if self.stopping:  # without done(): the monitor's exit command cleans up
+                if claim is not None:
+                    claim.close()
+                return {"ExitCode": -1, "Error": "barque serve stopped"}
+            return lifecycle.end_attached(engine, record, claim)
 
 
 RUNS: web.AppKey[Runs] = web.AppKey("runs", Runs)
