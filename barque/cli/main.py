@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="return JSON for the specified type")
     inspect.add_argument("containers", nargs="+", metavar="NAME|ID")
     inspect.set_defaults(parser=inspect, handler="cmd_inspect", container_handler=True)
+    serve = commands.add_parser("serve", help="serve the Docker Engine API on a unix socket")
+    serve.add_argument("-H", "--host", default="unix:///run/barque/barque.sock",
+                       help="the socket to listen on, as dockerd takes it (unix:///path)")
     image_commands = image_args.add_parsers(commands, _Parser)
     build_args.add_parsers(commands, image_commands, _Parser)
     build = image_commands.add_parser(
@@ -265,6 +268,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_image(ns, paths)
         if ns.command == "export":
             return _cmd_export(ns, paths)
+        if ns.command == "serve":
+            from barque.api.server import serve
+
+            serve(paths, ns.host)
+            return 0
         parser.print_help()
         return 0
     except EngineError as e:

@@ -139,6 +139,12 @@ class Demux:
             write_all(self.fds.get(stream, self.fds[1]), payload)
 
 
+def frame(stream: int, data: bytes) -> bytes:
+    """One stdcopy frame (1 stdout, 2 stderr), as the monitor writes them: for the Engine
+    API's log stream."""
+    return _HEADER.pack(stream, len(data)) + data
+
+
 def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:

@@ -33,6 +33,38 @@ def _cgroup_version() -> str:
     return "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1"
 
 
+def _proc_flag(path: str) -> bool:
+    try:
+        with open(path) as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return False
+
+
+def host_features() -> dict[str, bool]:
+    """SystemInfo's flags of what the host's cgroups and network let containers have (the
+    docker CLI warns about each that is false, as against dockerd on the same host)."""
+    if _cgroup_version() == "2":
+        try:
+            with open("/sys/fs/cgroup/cgroup.controllers") as f:
+                have = set(f.read().split())
+        except OSError:
+            have = set()
+        swap, oom_kill_disable = "memory" in have, False
+    else:
+        have = {c for c in ("memory", "cpu", "cpuset", "pids")
+                if os.path.isdir(f"/sys/fs/cgroup/{c}")}
+        swap = os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+        oom_kill_disable = "memory" in have
+    return {"MemoryLimit": "memory" in have, "SwapLimit": swap,
+            "CpuCfsPeriod": "cpu" in have, "CpuCfsQuota": "cpu" in have,
+            "CPUShares": "cpu" in have, "CPUSet": "cpuset" in have, "PidsLimit": "pids" in have,
+            "OomKillDisable": oom_kill_disable,
+            "IPv4Forwarding": _proc_flag("/proc/sys/net/ipv4/ip_forward"),
+            "BridgeNfIptables": _proc_flag("/proc/sys/net/bridge/bridge-nf-call-iptables"),
+            "BridgeNfIp6tables": _proc_flag("/proc/sys/net/bridge/bridge-nf-call-ip6tables")}
+
+
 def _os_name() -> str:
     try:
         with open("/etc/os-release") as f:
@@ -109,7 +141,7 @@ def info(engine: Engine, version: str | None = None) -> dict[str, Any]:
         "DockerRootDir": engine.paths.root,
         "ServerVersion": barque_version() if version is None else version,
         "Runtimes": {"barque-runtime": {"path": runtime}}, "DefaultRuntime": "barque-runtime",
-        "Volumes": len(engine.volumes.all()), "Warnings": [],
+        "Volumes": len(engine.volumes.all()), "Warnings": [], **host_features(),
     }
 
 

@@ -1,0 +1,74 @@
+"""What every handler shares: the engine opened in a worker thread (its calls block: SQLite,
+the runtime, the monitor), JSON bodies read as dockerd reads them, Docker's error body."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from barque.engine.context import Engine
+from barque.engine.errors import EngineError
+from barque.engine.paths import Paths
+
+T = TypeVar("T")
+
+# The engine's calls block, some for as long as a container runs (/wait, logs -f): a pool of
+# their own, which a stopping server does not wait for (serve()).
+EXECUTOR = ThreadPoolExecutor(128, thread_name_prefix="engine")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PATHS: web.AppKey[Paths] = web.AppKey("paths", Paths)
+
+
+async def in_engine(request: web.Request, fn: Callable[[Engine], T]) -> T:
+    """fn(engine) in a worker thread, on an Engine of its own (SQLite connections stay in
+    the thread that opened them)."""
+    paths = request.app[PATHS]
+
+    def call() -> T:
+        with Engine(paths) as engine:
+            return fn(engine)
+
+    return await asyncio.get_running_loop().run_in_executor(EXECUTOR, call)
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    """JSON with Content-Type exactly "application/json": the docker client reads an
+    error's message only then (no charset parameter)."""
+    return web.Response(body=json.dumps(data).encode() + b"\n", status=status,
+                        content_type="application/json")
+
+
+def error_response(message: str, status: int) -> web.Response:
+    return json_response({"message": message}, status)
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object; dockerd's 400s for a wrong content type or bad JSON."""
+    body = await request.read()
+    if not body:
+        return {}
+    ctype = request.headers.get("Content-Type", "")
+    if ctype and ctype.split(";")[0].strip() != "application/json":
+        raise EngineError(f"unsupported Content-Type header ({ctype}): must be "
+                          "'application/json'", status=400)
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise EngineError(f"invalid JSON: {e}", status=400) from None
+    if not isinstance(data, dict):
+        raise EngineError("invalid JSON: expected an object", status=400)
+    return data
+
+
+def flag(request: web.Request, name: str, default: bool = False) -> bool:
+    """Docker's boolean query values: "", "0", "false" (any case) are false."""
+    value = request.query.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() not in ("", "0", "false", "no")

@@ -1,0 +1,263 @@
+"""/containers: create, start, stop, kill, restart, pause, unpause, top, changes, rename,
+prune, remove, list, inspect (the streams: container_streams.py)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from barque.api import container_streams as streams
+from barque.api.common import Handler, flag, in_engine, json_response, read_json
+from barque.api.runs import RUNS
+from barque.engine import lifecycle, listing
+from barque.engine.context import Engine
+from barque.engine.create import create as engine_create
+from barque.engine.errors import EngineError
+from barque.engine.filters import parse_filters
+
+_HOST_KEYS = ("HostConfig", "NetworkingConfig")
+
+
+def _create_body(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any],
+                                                 dict[str, Any] | None]:
+    """Config, HostConfig, NetworkingConfig of a create request, in the shapes the engine
+    relies on (400 otherwise: the engine never sees a string where a list belongs)."""
+    config = {k: v for k, v in body.items() if k not in _HOST_KEYS}
+    host_config = _object(body, "HostConfig") or {}
+    networking = _object(body, "NetworkingConfig") or None
+    for key in ("Cmd", "Entrypoint"):  # Docker's strslice: a string is a one-word list
+        if isinstance(config.get(key), str):
+            config[key] = [config[key]]
+        elif config.get(key) is not None and not _strings(config[key]):
+            raise EngineError(f"invalid JSON: {key} must be a string or an array of strings",
+                              status=400)
+    if config.get("Env") is not None and not _strings(config["Env"]):
+        raise EngineError("json: cannot unmarshal into Go struct field Config.Env of type "
+                          "[]string", status=400)
+    return config, host_config, networking
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+async def create(request: web.Request) -> web.Response:
+    config, host_config, networking = _create_body(await read_json(request))
+    image = str(config.get("Image") or "")
+    if not image:
+        raise EngineError("Config cannot be empty in order to create a container", status=400)
+    name = request.query.get("name") or None
+    warnings: list[str] = []
+
+    def make(engine: Engine) -> str:
+        return engine_create(engine, image, config, host_config, name=name,
+                             networking_config=networking, warnings=warnings).id
+
+    container_id = await in_engine(request, make)
+    return json_response({"Id": container_id, "Warnings": warnings}, status=201)
+
+
+def _object(body: dict[str, Any], key: str) -> dict[str, Any] | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise EngineError(f"invalid JSON: {key} must be an object", status=400)
+    return value
+
+
+async def start(request: web.Request) -> web.Response:
+    ref = request.match_info["id"]
+    runs = request.app[RUNS]
+
+    def run(engine: Engine) -> tuple[str, bool]:
+        record = engine.find(ref)
+        if engine.state(record)["Running"]:
+            return record.id, False
+        lifecycle.start(engine, record.id, attach=record.id in runs.attaching)
+        return record.id, True
+
+    container_id, started = await in_engine(request, run)
+    if not started:
+        return web.Response(status=304)
+    runs.watch(container_id)
+    return web.Response(status=204)
+
+
+def _timeout(request: web.Request) -> int | None:
+    text = request.query.get("t")
+    if text is None or text == "":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise EngineError(f"invalid value for t: {text!r}", status=400) from None
+
+
+async def stop(request: web.Request) -> web.Response:
+    ref, timeout = request.match_info["id"], _timeout(request)
+    signal = request.query.get("signal") or None
+
+    def run(engine: Engine) -> bool:
+        record = engine.find(ref)
+        if not engine.state(record)["Running"]:
+            return False
+        lifecycle.stop(engine, record.id, timeout, signal)
+        return True
+
+    return web.Response(status=204 if await in_engine(request, run) else 304)
+
+
+async def kill(request: web.Request) -> web.Response:
+    ref, signal = request.match_info["id"], request.query.get("signal") or "KILL"
+    await in_engine(request, lambda e: lifecycle.kill(e, ref, signal))
+    return web.Response(status=204)
+
+
+async def restart(request: web.Request) -> web.Response:
+    ref, timeout = request.match_info["id"], _timeout(request)
+    container_id = await in_engine(request, lambda e: lifecycle.restart(e, ref, timeout).id)
+    request.app[RUNS].watch(container_id)
+    return web.Response(status=204)
+
+
+async def pause(request: web.Request) -> web.Response:
+    ref = request.match_info["id"]
+    await in_engine(request, lambda e: lifecycle.pause(e, ref))
+    return web.Response(status=204)
+
+
+async def unpause(request: web.Request) -> web.Response:
+    ref = request.match_info["id"]
+    await in_engine(request, lambda e: lifecycle.unpause(e, ref))
+    return web.Response(status=204)
+
+
+async def top(request: web.Request) -> web.Response:
+    from barque.engine.top import top as engine_top
+
+    ref, ps_args = request.match_info["id"], (request.query.get("ps_args") or "").split()
+    table = await in_engine(request, lambda e: engine_top(e, ref, ps_args or None))
+    return json_response({"Titles": table.titles, "Processes": table.processes})
+
+
+_CHANGE_KINDS = {"C": 0, "A": 1, "D": 2}
+
+
+async def changes(request: web.Request) -> web.Response:
+    from barque.engine.diff import container_changes
+
+    ref = request.match_info["id"]
+    found = await in_engine(request, lambda e: container_changes(e, ref))
+    return json_response([{"Path": path, "Kind": _CHANGE_KINDS[kind]} for kind, path in found]
+                         or None)
+
+
+async def rename(request: web.Request) -> web.Response:
+    from barque.engine import naming
+
+    ref, name = request.match_info["id"], request.query.get("name") or ""
+    await in_engine(request, lambda e: naming.rename(e, ref, name))
+    return web.Response(status=204)
+
+
+async def prune(request: web.Request) -> web.Response:
+    from barque.engine.system import prune_containers
+
+    if _filters_given(request):
+        raise EngineError("container prune filters are not supported yet", status=400)
+    removed, reclaimed, errors = await in_engine(request, prune_containers)
+    for error in errors:
+        logging.getLogger("barque.api").warning("container prune: %s", error)
+    return json_response({"ContainersDeleted": removed or None, "SpaceReclaimed": reclaimed})
+
+
+def _filters_given(request: web.Request) -> bool:
+    text = request.query.get("filters") or ""
+    return text.strip() not in ("", "{}")
+
+
+async def remove(request: web.Request) -> web.Response:
+    ref = request.match_info["id"]
+    force, volumes = flag(request, "force"), flag(request, "v")
+
+    def rm(engine: Engine) -> tuple[str, dict[str, Any]]:
+        record = engine.find(ref)
+        state = engine.state(record)
+        lifecycle.remove(engine, record.id, force=force, volumes=volumes)
+        return record.id, state
+
+    container_id, state = await in_engine(request, rm)
+    request.app[RUNS].ended(container_id, state)  # a /wait?condition=removed on it
+    return web.Response(status=204)
+
+
+def _summary_json(s: listing.ContainerSummary) -> dict[str, Any]:
+    return {"Id": s.id, "Names": ["/" + s.name], "Image": s.image, "ImageID": s.image_id,
+            "Command": s.command, "Created": int(s.created), "Ports": s.ports,
+            "Labels": s.labels, "State": s.state, "Status": s.status,
+            "HostConfig": {"NetworkMode": "default"},
+            "NetworkSettings": {"Networks": s.networks},
+            "Mounts": [{"Type": "volume", "Name": v} for v in s.volumes]}
+
+
+def _filters(request: web.Request) -> dict[str, list[str]]:
+    """Filters as JSON: {"key": ["v", ...]} or the old {"key": {"v": true}}."""
+    text = request.query.get("filters")
+    if not text:
+        return {}
+    try:
+        raw = json.loads(text)
+    except ValueError as e:
+        raise EngineError(f"invalid filter: {e}", status=400) from None
+    if not isinstance(raw, dict):
+        raise EngineError("invalid filter", status=400)
+    pairs = [f"{key}={value}" for key, values in raw.items()
+             for value in (values if isinstance(values, list) else
+                           [v for v, on in dict(values).items() if on])]
+    return parse_filters(pairs, listing.FILTER_KEYS)
+
+
+async def list_(request: web.Request) -> web.Response:
+    filters = _filters(request)
+    limit_text = request.query.get("limit")
+    limit = int(limit_text) if limit_text and limit_text.lstrip("-").isdigit() else None
+    limit = limit if limit is not None and limit > 0 else None
+    all_ = flag(request, "all")
+
+    def ls(engine: Engine) -> list[dict[str, Any]]:
+        return [_summary_json(s) for s in listing.list_containers(
+            engine, all_=all_ or limit is not None, limit=limit, filters=filters)]
+
+    return json_response(await in_engine(request, ls))
+
+
+async def inspect(request: web.Request) -> web.Response:
+    from barque.engine.inspect import inspect as engine_inspect
+
+    ref = request.match_info["id"]
+    return json_response(await in_engine(request,
+                                             lambda e: engine_inspect(e, e.find(ref))))
+
+
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("POST", "/containers/create", create),
+    ("GET", "/containers/json", list_),
+    ("GET", "/containers/{id}/json", inspect),
+    ("POST", "/containers/{id}/start", start),
+    ("POST", "/containers/{id}/stop", stop),
+    ("POST", "/containers/{id}/kill", kill),
+    ("POST", "/containers/{id}/restart", restart),
+    ("POST", "/containers/{id}/pause", pause),
+    ("POST", "/containers/{id}/unpause", unpause),
+    ("POST", "/containers/{id}/resize", streams.resize),
+    ("GET", "/containers/{id}/top", top),
+    ("GET", "/containers/{id}/changes", changes),
+    ("POST", "/containers/{id}/rename", rename),
+    ("POST", "/containers/prune", prune),
+    ("POST", "/containers/{id}/attach", streams.attach_stream),
+    ("POST", "/containers/{id}/wait", streams.wait),
+    ("DELETE", "/containers/{id}", remove),
+    ("GET", "/containers/{id}/logs", streams.logs),
+]

@@ -1,0 +1,59 @@
+"""A connection taken over after its 101 answer (Docker's `Upgrade: tcp`): from then on the
+client's bytes are the container's stdin and ours its output, with no HTTP framing.
+
+The docker CLI half-closes its side once it has no more stdin (at once without -i): aiohttp's
+protocol would close the whole connection on that EOF, so the transport gets this protocol,
+which keeps the other direction open and passes the EOF on to the container's stdin."""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class Hijacked(asyncio.Protocol):
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.closed = asyncio.get_running_loop().create_future()
+        self._stdin: asyncio.StreamWriter | None = None
+        self._pending: list[bytes] = []
+        self._eof = False
+        transport.set_protocol(self)
+        transport.resume_reading()
+
+    def connect_stdin(self, writer: asyncio.StreamWriter) -> None:
+        """From here on stdin goes to the container's attach socket (what came before too)."""
+        self._stdin = writer
+        for data in self._pending:
+            writer.write(data)
+        self._pending.clear()
+        if self._eof:
+            self._stdin_eof()
+
+    def data_received(self, data: bytes) -> None:
+        if self._stdin is None:
+            self._pending.append(data)
+        else:
+            self._stdin.write(data)
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        if self._stdin is not None:
+            self._stdin_eof()
+        return True  # keep the output direction open
+
+    def _stdin_eof(self) -> None:
+        assert self._stdin is not None
+        try:
+            if self._stdin.can_write_eof():
+                self._stdin.write_eof()
+        except OSError:
+            pass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def write(self, data: bytes) -> None:
+        if self.transport.is_closing():
+            raise ConnectionResetError("the client went away")
+        self.transport.write(data)
