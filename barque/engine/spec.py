@@ -229,10 +229,9 @@ def _resolv_conf() -> str:
 def _namespaces(spec: dict[str, Any], host_config: dict[str, Any],
                 network_path: str | None) -> None:
     linux = spec["linux"]
-    namespaces = list(linux["namespaces"])  # runc's default: no cgroup namespace
-    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
-        namespaces.append({"type": "cgroup"})
-    # Docker's default cgroupns mode: private on cgroup v2, the host's on v1.
+    # Docker's default cgroupns mode: private on cgroup v2, the host's on v1 — as runc's
+    # default spec, which has the cgroup namespace on a pure v2 host only.
+    namespaces = list(linux["namespaces"])
     mode = str(host_config.get("NetworkMode") or "default")
     if mode == "host":
         namespaces = [ns for ns in namespaces if ns["type"] != "network"]

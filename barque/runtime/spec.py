@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 OCI_VERSION = "1.2.1"
 # What runc 1.1's `spec` writes into config.json (its vendored runtime-spec's version).
@@ -33,7 +34,10 @@ READONLY_PATHS = [
 
 
 def default_spec() -> dict:
-    return {
+    """runc 1.1's `spec`: with a cgroup namespace only where the host is pure cgroup v2."""
+    from barque.cgroups.mountinfo import is_pure_v2
+
+    spec: dict[str, Any] = {
         "ociVersion": SPEC_FILE_VERSION,
         "process": {
             "terminal": True,
@@ -115,6 +119,9 @@ def default_spec() -> dict:
             "readonlyPaths": list(READONLY_PATHS),
         },
     }
+    if is_pure_v2():
+        spec["linux"]["namespaces"].append({"type": "cgroup"})
+    return spec
 
 
 def rootless_spec(uid: int | None = None, gid: int | None = None) -> dict:
