@@ -119,10 +119,16 @@ def _create(opts: CreateOptions) -> st.Container:
         os.mkfifo(container.fifo, 0o622)
         os.chmod(container.fifo, 0o622)  # past the umask: a non-root init must open it
         from barque.cgroups import open_manager
+        from barque.cgroups.base import CgroupError
 
+        LOG.debug(f"opening the cgroup {linux.get('cgroupsPath') or opts.id}")
         manager = open_manager(linux.get("cgroupsPath"), opts.id)
+        _check_existing_cgroup(manager)  # before `cgroup` is set: _undo must not remove it
         # Limits the host cannot apply are refused before the cgroup is made.
-        manager.prepare_resources(effective_resources(linux))
+        try:
+            manager.prepare_resources(effective_resources(linux))
+        except CgroupError as e:
+            raise RuntimeFailure(str(e)) from None
         cgroup = manager
         container.data["cgroupPath"] = cgroup.path
         container.data["cgroupPaths"] = cgroup.resolved_paths()
@@ -135,12 +141,33 @@ def _create(opts: CreateOptions) -> st.Container:
         container.data["pidStart"] = st.process_start_time(init_pid)
         container.save()
         if opts.pid_file:
-            st.write_atomic(os.path.abspath(opts.pid_file), str(init_pid).encode(), 0o644,
-                            durable=False)
+            st.write_pid_file(opts.pid_file, init_pid)
         return container
     except BaseException:
         _undo(container, cgroup, init_pid)
         raise
+
+
+def _check_existing_cgroup(cgroup: Manager) -> None:
+    """runc's checks of a cgroup that exists already: a frozen one would freeze the init in
+    the middle of its set-up (and us, waiting for it), so it is refused; one with processes
+    in it only gets runc's warning."""
+    from barque.cgroups.base import CgroupError
+
+    try:
+        frozen = cgroup.is_frozen()
+    except (CgroupError, OSError):  # no such cgroup (yet), or no freezer: not frozen
+        frozen = False
+    if frozen:
+        raise RuntimeFailure("container's cgroup unexpectedly frozen")
+    try:
+        count = len(cgroup.pids()) if cgroup.exists() else 0
+    except (CgroupError, OSError):
+        count = 0
+    if count:
+        LOG.warning(f"container's cgroup is not empty: {count} process(es) found")
+        LOG.warning("DEPRECATED: running container in a non-empty cgroup won't be supported "
+                    "in runc 1.2; https://github.com/opencontainers/runc/issues/3132")
 
 
 def _undo(container: st.Container, cgroup: Manager | None, init_pid: int) -> None:

@@ -45,14 +45,18 @@ def _namespaces_of(container: st.Container) -> list[tuple[str, str]]:
 
 
 def exec_process(container: st.Container, process: dict, console_fd: int | None,
-                 preserve_fds: int = 0, pid_file: str | None = None) -> int:
+                 preserve_fds: int = 0, pid_file: str | None = None,
+                 ignore_paused: bool = False) -> int:
     """Start the process; return its host pid once it is about to execve. The pid file (if
     any) is written before the process may execve: whoever kills through it (the monitor's
     health-check timeout) cannot miss a process that runs, and if we die before, the process
     never runs."""
     status = container.status()
+    if status == "paused" and not ignore_paused:
+        raise RuntimeFailure("cannot exec in a paused container (use --ignore-paused to "
+                             "override)")
     if status == "paused":
-        raise RuntimeFailure("cannot exec in a paused container")
+        status = "running"
     if status not in ("running", "created"):
         raise RuntimeFailure(f"cannot exec in a {status} container")
     validate_process(process)
@@ -137,12 +141,8 @@ def _drive(container: st.Container, stage1: int, to_child: Channel, from_child: 
 
 
 def _write_pid_file(path: str, pid: int) -> None:
-    try:
-        st.write_atomic(path, str(pid).encode(), 0o644, durable=False)
-    except OSError as e:
-        # runc's words; unlike runc's, the process has not run (it dies with stage 2)
-        raise RuntimeFailure(f"exec failed: open {path}: {(e.strerror or '').lower()}"
-                             ) from None
+    # unlike runc's, the process has not run when this fails (it dies with stage 2)
+    st.write_pid_file(path, pid)
 
 
 def _stage1(container: st.Container, process: dict, joins: list[tuple[str, str]],
