@@ -46,7 +46,8 @@ def _namespaces_of(container: st.Container) -> list[tuple[str, str]]:
 
 def exec_process(container: st.Container, process: dict, console_fd: int | None,
                  preserve_fds: int = 0, pid_file: str | None = None,
-                 ignore_paused: bool = False) -> int:
+                 ignore_paused: bool = False, sub_cgroups: dict[str, str] | None = None
+                 ) -> int:
     """Start the process; return its host pid once it is about to execve. The pid file (if
     any) is written before the process may execve: whoever kills through it (the monitor's
     health-check timeout) cannot miss a process that runs, and if we die before, the process
@@ -60,6 +61,10 @@ def exec_process(container: st.Container, process: dict, console_fd: int | None,
     if status not in ("running", "created"):
         raise RuntimeFailure(f"cannot exec in a {status} container")
     validate_process(process)
+    from barque.runtime import subcgroup
+    from barque.runtime.lifecycle import cgroup_of
+
+    cgroup_dirs = subcgroup.targets(cgroup_of(container), sub_cgroups or {})
     if process.get("terminal") and console_fd is None:
         raise RuntimeFailure("cannot allocate tty if runc will detach without setting "
                              "console socket")
@@ -87,7 +92,7 @@ def exec_process(container: st.Container, process: dict, console_fd: int | None,
     to_child_r.close()
     from_child_w.close()
     try:
-        return _drive(container, stage1, to_child_w, from_child_r, pid_file)
+        return _drive(container, stage1, to_child_w, from_child_r, pid_file, cgroup_dirs)
     finally:
         to_child_w.close()
         from_child_r.close()
@@ -106,13 +111,17 @@ def _root_of(container: st.Container, joins: list[tuple[str, str]]) -> int | Non
 
 
 def _drive(container: st.Container, stage1: int, to_child: Channel, from_child: Channel,
-           pid_file: str | None) -> int:
+           pid_file: str | None, cgroup_dirs: list[str]) -> int:
+    from barque.runtime import subcgroup
     from barque.runtime.lifecycle import cgroup_of
 
     pid = 0
     ready = False
     try:
-        cgroup_of(container).add_pid(stage1)
+        if cgroup_dirs:
+            subcgroup.join(cgroup_dirs, stage1)
+        else:
+            cgroup_of(container).add_pid(stage1)
         to_child.send(op="go")
         # Stage 1 reports the pid and the process reports "ready" on the same pipe, from two
         # processes: "ready" may come first. Both are needed.

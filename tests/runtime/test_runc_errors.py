@@ -206,3 +206,48 @@ def test_a_cgroup_with_processes_gets_a_warning(rt: Runtime, own_cgroup: str) ->
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def _container_cgroup_dirs(cid: str, controllers: tuple[str, ...]) -> list[str]:
+    if PURE_V2:
+        return [os.path.join(CGROUP_ROOT, cid)]
+    return [os.path.join(CGROUP_ROOT, c, cid) for c in controllers]
+
+
+def test_exec_into_a_sub_cgroup(rt: Runtime) -> None:
+    spec = rt.spec(["sleep", "300"])
+    cid = rt.new_id()
+    spec["linux"]["cgroupsPath"] = "/" + cid
+    rt.cmd("run", "--detach", "--bundle", rt.bundle(spec), cid, check=True, timeout=30)
+    subs = [os.path.join(d, "sub") for d in _container_cgroup_dirs(cid, ("memory", "pids"))]
+    for d in subs:
+        os.mkdir(d)
+    try:
+        arg = "sub" if PURE_V2 else "memory,pids:sub"
+        proc = rt.cmd("exec", "--cgroup", arg, cid, "cat", "/proc/self/cgroup", timeout=30)
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stdout.decode().splitlines()
+        if PURE_V2:
+            assert lines == ["0::/sub"]
+        else:
+            assert any(ln.endswith(":memory:/sub") for ln in lines), lines
+            assert any(ln.endswith(":pids:/sub") for ln in lines), lines
+            assert any(ln.endswith(":cpu:/") for ln in lines), lines  # the others: its own
+        bad = {"memory:nosuch" if not PURE_V2 else "nosuch":
+               "error adding pid", "a:b:c": "invalid --cgroup argument: a:b:c"}
+        if not PURE_V2:
+            bad["bogus:sub"] = "unknown controller bogus in SubCgroupPaths"
+            bad["sub"] = ""  # accepted alone: every hierarchy, and cpu has no "sub"
+        for arg, words in bad.items():
+            proc = rt.cmd("exec", "--cgroup", arg, cid, "true", timeout=30)
+            assert proc.returncode == 255, (arg, proc.stderr)
+            assert "exec failed: " in proc.stderr.decode()
+            assert words in proc.stderr.decode(), (arg, proc.stderr)
+        proc = rt.cmd("exec", "--cgroup", "memory:sub", "--cgroup", "sub", cid, "true")
+        assert proc.returncode == 255
+        assert "invalid --cgroup argument: sub (missing <controller>: prefix)" in \
+            proc.stderr.decode()
+    finally:
+        for d in subs:
+            os.rmdir(d)
+        rt.cmd("delete", "--force", cid)
