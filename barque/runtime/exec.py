@@ -17,6 +17,7 @@ from barque.runtime.console import attach_new_pty
 from barque.runtime.create import join_namespaces, next_message
 from barque.runtime.errors import RuntimeFailure
 from barque.runtime.init import _setgroups_allowed, apply_labels, preload, reset_signals
+from barque.runtime.log import LOG
 from barque.runtime.sync import Channel, pipe_pair
 
 TYPE_CHECKING = False  # not typing's: see barque/linux/libc.py
@@ -81,6 +82,7 @@ def exec_process(container: st.Container, process: dict, console_fd: int | None,
     root_fd = _root_of(container, joins)
     to_child_r, to_child_w = pipe_pair()
     from_child_r, from_child_w = pipe_pair()
+    LOG.debug(f"exec[{os.getpid()}]: spawn stage-1 to join {[kind for kind, _ in joins]}")
     stage1 = os.fork()
     if stage1 == 0:
         to_child_w.close()
@@ -118,6 +120,8 @@ def _drive(container: st.Container, stage1: int, to_child: Channel, from_child: 
     pid = 0
     ready = False
     try:
+        LOG.debug(f"exec[{os.getpid()}]: moving stage-1 {stage1} into the container's "
+                  f"cgroup {cgroup_dirs or ''}")
         if cgroup_dirs:
             subcgroup.join(cgroup_dirs, stage1)
         else:
@@ -129,10 +133,12 @@ def _drive(container: st.Container, stage1: int, to_child: Channel, from_child: 
             msg = next_message(from_child, "exec process")
             if msg.get("op") == "pid":
                 pid = int(msg["pid"])
+                LOG.debug(f"exec[{os.getpid()}]: stage-1 joined the namespaces and forked {pid}")
                 os.waitpid(stage1, 0)
             elif msg.get("op") == "ready":
                 ready = True
         if pid_file:
+            LOG.debug(f"exec[{os.getpid()}]: writing the pid file {pid_file}")
             _write_pid_file(pid_file, pid)
         to_child.send(op="exec")  # read by the process (stage 1 is gone): now it may execve
         return pid

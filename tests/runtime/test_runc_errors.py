@@ -251,3 +251,23 @@ def test_exec_into_a_sub_cgroup(rt: Runtime) -> None:
         for d in subs:
             os.rmdir(d)
         rt.cmd("delete", "--force", cid)
+
+
+def test_debug_logs_each_set_up_step(rt: Runtime) -> None:
+    """runc --debug logs its set-up (nsexec stages, namespaces, cgroups, init): one line per
+    step, not only the command line."""
+    log = os.path.join(rt.tmp, f"debug-{os.path.basename(rt.binary)}.log")
+    cid = rt.new_id()
+    rt.cmd("--log", log, "--debug", "run", "--detach", "--bundle",
+           rt.bundle(rt.spec(["sleep", "300"])), cid, check=True, timeout=30)
+    rt.cmd("--log", log, "--debug", "exec", cid, "true", check=True, timeout=30)
+    rt.cmd("delete", "--force", cid)
+    with open(log) as f:
+        lines = [ln for ln in f if "level=debug" in ln]
+    assert len(lines) >= 10, lines
+    text = "".join(lines)
+    assert "cgroup" in text and "stage-1" in text, text
+    if os.path.basename(rt.binary) != "runc":
+        for step in ("loading the bundle", "into its cgroup", "root filesystem", "pivot_root",
+                     "seccomp", "exec fifo", "joined the namespaces"):
+            assert step in text, (step, text)
