@@ -18,7 +18,7 @@ def apply(dirs: dict[str, str], unified: tuple[Hierarchy, str] | None, resources
     """`dirs`: controller -> the container's directory; `unified`: the hybrid cgroup2
     hierarchy and the container's path in it, if the host has one."""
     if resources.get("unified"):
-        raise CgroupError("linux.resources.unified needs cgroup v2; this host uses cgroup v1")
+        raise CgroupError("invalid configuration: cannot use unified on cgroup v1")
     cpu = resources.get("cpu") or {}
     set_cpuset(dirs, cpu)
     if resources.get("devices") is not None:
@@ -35,6 +35,9 @@ def apply(dirs: dict[str, str], unified: tuple[Hierarchy, str] | None, resources
 def check(resources: dict, dirs: dict[str, str] | None = None) -> None:
     """Validate the device rules and find the controllers the limits need before anything is
     written (see Manager.prepare_resources)."""
+    if resources.get("unified"):
+        # runc's validator, word for word: hybrid hosts included
+        raise CgroupError("invalid configuration: cannot use unified on cgroup v1")
     if resources.get("devices") is not None:
         from barque.cgroups.devices import parse_rules
 

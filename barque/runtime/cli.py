@@ -52,6 +52,7 @@ EXEC_FLAGS = [
     Flag("--cap,-c", True, repeat=True),
     Flag("--preserve-fds", True, default="0"),
     Flag("--ignore-paused"),
+    Flag("--cgroup", True, repeat=True),
 ]
 UPDATE_FLAGS = [
     Flag("--resources,-r", True, default=None),

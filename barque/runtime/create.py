@@ -91,6 +91,7 @@ def create(opts: CreateOptions) -> st.Container:
 def _create(opts: CreateOptions) -> st.Container:
     if not st.valid_id(opts.id):
         raise RuntimeFailure(f"invalid container id format: {opts.id}")
+    LOG.debug(f"create[{os.getpid()}]: loading the bundle {opts.bundle}")
     config, rootfs = load_bundle(opts.bundle)
     process = config["process"]
     if process.get("terminal") and opts.console_fd is None and not opts.console_socket:
@@ -119,10 +120,17 @@ def _create(opts: CreateOptions) -> st.Container:
         os.mkfifo(container.fifo, 0o622)
         os.chmod(container.fifo, 0o622)  # past the umask: a non-root init must open it
         from barque.cgroups import open_manager
+        from barque.cgroups.base import CgroupError
 
+        LOG.debug(f"create[{os.getpid()}]: opening the cgroup "
+                  f"{linux.get('cgroupsPath') or opts.id}")
         manager = open_manager(linux.get("cgroupsPath"), opts.id)
+        _check_existing_cgroup(manager)  # before `cgroup` is set: _undo must not remove it
         # Limits the host cannot apply are refused before the cgroup is made.
-        manager.prepare_resources(effective_resources(linux))
+        try:
+            manager.prepare_resources(effective_resources(linux))
+        except CgroupError as e:
+            raise RuntimeFailure(str(e)) from None
         cgroup = manager
         container.data["cgroupPath"] = cgroup.path
         container.data["cgroupPaths"] = cgroup.resolved_paths()
@@ -130,17 +138,39 @@ def _create(opts: CreateOptions) -> st.Container:
         if any(m.get("type") == "cgroup" for m in config.get("mounts") or []):
             opts.cgroup_mounts = cgroup.mounts()
         init_pid = _spawn(opts, container, cgroup)
+        LOG.debug(f"create[{os.getpid()}]: init {init_pid} ready, writing the state")
         container.data.pop("status")
         container.data["pid"] = init_pid
         container.data["pidStart"] = st.process_start_time(init_pid)
         container.save()
         if opts.pid_file:
-            st.write_atomic(os.path.abspath(opts.pid_file), str(init_pid).encode(), 0o644,
-                            durable=False)
+            st.write_pid_file(opts.pid_file, init_pid)
         return container
     except BaseException:
         _undo(container, cgroup, init_pid)
         raise
+
+
+def _check_existing_cgroup(cgroup: Manager) -> None:
+    """runc's checks of a cgroup that exists already: a frozen one would freeze the init in
+    the middle of its set-up (and us, waiting for it), so it is refused; one with processes
+    in it only gets runc's warning."""
+    from barque.cgroups.base import CgroupError
+
+    try:
+        frozen = cgroup.is_frozen()
+    except (CgroupError, OSError):  # no such cgroup (yet), or no freezer: not frozen
+        frozen = False
+    if frozen:
+        raise RuntimeFailure("container's cgroup unexpectedly frozen")
+    try:
+        count = len(cgroup.pids()) if cgroup.exists() else 0
+    except (CgroupError, OSError):
+        count = 0
+    if count:
+        LOG.warning(f"container's cgroup is not empty: {count} process(es) found")
+        LOG.warning("DEPRECATED: running container in a non-empty cgroup won't be supported "
+                    "in runc 1.2; https://github.com/opencontainers/runc/issues/3132")
 
 
 def _undo(container: st.Container, cgroup: Manager | None, init_pid: int) -> None:
@@ -196,6 +226,9 @@ def _spawn(opts: CreateOptions, container: st.Container, cgroup: Manager) -> int
     to_child_r, to_child_w = pipe_pair()
     from_child_r, from_child_w = pipe_pair()
     try:
+        LOG.debug(f"create[{os.getpid()}]: spawn the init "
+                  f"({'directly' if direct else 'through stage-1'}); joining "
+                  f"{[kind for kind, _ in joins]}")
         if direct:
             # The init's imports, here rather than after the fork: a forked child pays page
             # copies for every object an import touches (~3x the time).
@@ -277,7 +310,9 @@ def _drive_direct(container: st.Container, cgroup: Manager, init_pid: int, to_ch
         container.data["pid"] = init_pid
         # While the init unshares its namespaces and mounts. Limits land before it joins its
         # cgroup, so before it is charged for anything (a limit below its usage would fail).
+        LOG.debug(f"create[{os.getpid()}]: init {init_pid} spawned; creating the cgroup")
         cgroup.create()
+        LOG.debug(f"create[{os.getpid()}]: applying the cgroup limits")
         cgroup.set_resources(effective_resources(container.config.get("linux") or {}))
         _join_cgroup(container, cgroup, init_pid)
         _send_cgroup_ready(to_child)
@@ -297,6 +332,7 @@ def _send_cgroup_ready(to_child: Channel) -> None:
 
 
 def _join_cgroup(container: st.Container, cgroup: Manager, init_pid: int) -> None:
+    LOG.debug(f"create[{os.getpid()}]: moving init {init_pid} into its cgroup")
     cgroup.add_pid(init_pid)
     adj = container.config["process"].get("oomScoreAdj")
     if adj is not None:
@@ -319,11 +355,13 @@ def _await_ready(container: st.Container, to_child: Channel, from_child: Channel
     while True:
         op = next_message(from_child).get("op")
         if op == "hooks":
+            LOG.debug(f"create[{os.getpid()}]: running the prestart and createRuntime hooks")
             state = container.hook_state("created")
             run_hooks(hooks.get("prestart") or [], state, "prestart")
             run_hooks(hooks.get("createRuntime") or [], state, "createRuntime")
             to_child.send(op="hooks-done")
         elif op == "ready":
+            LOG.debug(f"create[{os.getpid()}]: the init is set up and waits on the exec fifo")
             return
 
 
@@ -348,13 +386,16 @@ def _drive(container: st.Container, cgroup: Manager, stage1: int, stage1_stays: 
         # its cgroup (stage 1 never does: it must not count against the container's limits)
         # and only then, on "cgroup-ready", takes its cgroup namespace.
         to_child.send(op="go")
+        LOG.debug(f"create[{os.getpid()}]: stage-1 {stage1} spawned; creating the cgroup")
         cgroup.create()
         # Limits land before the init joins, so before the container's process can run.
+        LOG.debug(f"create[{os.getpid()}]: applying the cgroup limits")
         cgroup.set_resources(effective_resources(linux))
         while True:
             msg = next_message(from_child)
             op = msg.get("op")
             if op == "userns":
+                LOG.debug(f"create[{os.getpid()}]: writing the id maps of stage-1 {stage1}")
                 _write_id_maps(stage1, linux)
                 to_child.send(op="mapped")
             elif op == "pid":

@@ -17,6 +17,7 @@ from barque.runtime.console import attach_new_pty
 from barque.runtime.create import join_namespaces, next_message
 from barque.runtime.errors import RuntimeFailure
 from barque.runtime.init import _setgroups_allowed, apply_labels, preload, reset_signals
+from barque.runtime.log import LOG
 from barque.runtime.sync import Channel, pipe_pair
 
 TYPE_CHECKING = False  # not typing's: see barque/linux/libc.py
@@ -45,17 +46,26 @@ def _namespaces_of(container: st.Container) -> list[tuple[str, str]]:
 
 
 def exec_process(container: st.Container, process: dict, console_fd: int | None,
-                 preserve_fds: int = 0, pid_file: str | None = None) -> int:
+                 preserve_fds: int = 0, pid_file: str | None = None,
+                 ignore_paused: bool = False, sub_cgroups: dict[str, str] | None = None
+                 ) -> int:
     """Start the process; return its host pid once it is about to execve. The pid file (if
     any) is written before the process may execve: whoever kills through it (the monitor's
     health-check timeout) cannot miss a process that runs, and if we die before, the process
     never runs."""
     status = container.status()
+    if status == "paused" and not ignore_paused:
+        raise RuntimeFailure("cannot exec in a paused container (use --ignore-paused to "
+                             "override)")
     if status == "paused":
-        raise RuntimeFailure("cannot exec in a paused container")
+        status = "running"
     if status not in ("running", "created"):
         raise RuntimeFailure(f"cannot exec in a {status} container")
     validate_process(process)
+    from barque.runtime import subcgroup
+    from barque.runtime.lifecycle import cgroup_of
+
+    cgroup_dirs = subcgroup.targets(cgroup_of(container), sub_cgroups or {})
     if process.get("terminal") and console_fd is None:
         raise RuntimeFailure("cannot allocate tty if runc will detach without setting "
                              "console socket")
@@ -72,6 +82,7 @@ def exec_process(container: st.Container, process: dict, console_fd: int | None,
     root_fd = _root_of(container, joins)
     to_child_r, to_child_w = pipe_pair()
     from_child_r, from_child_w = pipe_pair()
+    LOG.debug(f"exec[{os.getpid()}]: spawn stage-1 to join {[kind for kind, _ in joins]}")
     stage1 = os.fork()
     if stage1 == 0:
         to_child_w.close()
@@ -83,7 +94,7 @@ def exec_process(container: st.Container, process: dict, console_fd: int | None,
     to_child_r.close()
     from_child_w.close()
     try:
-        return _drive(container, stage1, to_child_w, from_child_r, pid_file)
+        return _drive(container, stage1, to_child_w, from_child_r, pid_file, cgroup_dirs)
     finally:
         to_child_w.close()
         from_child_r.close()
@@ -102,13 +113,19 @@ def _root_of(container: st.Container, joins: list[tuple[str, str]]) -> int | Non
 
 
 def _drive(container: st.Container, stage1: int, to_child: Channel, from_child: Channel,
-           pid_file: str | None) -> int:
+           pid_file: str | None, cgroup_dirs: list[str]) -> int:
+    from barque.runtime import subcgroup
     from barque.runtime.lifecycle import cgroup_of
 
     pid = 0
     ready = False
     try:
-        cgroup_of(container).add_pid(stage1)
+        LOG.debug(f"exec[{os.getpid()}]: moving stage-1 {stage1} into the container's "
+                  f"cgroup {cgroup_dirs or ''}")
+        if cgroup_dirs:
+            subcgroup.join(cgroup_dirs, stage1)
+        else:
+            cgroup_of(container).add_pid(stage1)
         to_child.send(op="go")
         # Stage 1 reports the pid and the process reports "ready" on the same pipe, from two
         # processes: "ready" may come first. Both are needed.
@@ -116,10 +133,12 @@ def _drive(container: st.Container, stage1: int, to_child: Channel, from_child: 
             msg = next_message(from_child, "exec process")
             if msg.get("op") == "pid":
                 pid = int(msg["pid"])
+                LOG.debug(f"exec[{os.getpid()}]: stage-1 joined the namespaces and forked {pid}")
                 os.waitpid(stage1, 0)
             elif msg.get("op") == "ready":
                 ready = True
         if pid_file:
+            LOG.debug(f"exec[{os.getpid()}]: writing the pid file {pid_file}")
             _write_pid_file(pid_file, pid)
         to_child.send(op="exec")  # read by the process (stage 1 is gone): now it may execve
         return pid
@@ -137,12 +156,8 @@ def _drive(container: st.Container, stage1: int, to_child: Channel, from_child: 
 
 
 def _write_pid_file(path: str, pid: int) -> None:
-    try:
-        st.write_atomic(path, str(pid).encode(), 0o644, durable=False)
-    except OSError as e:
-        # runc's words; unlike runc's, the process has not run (it dies with stage 2)
-        raise RuntimeFailure(f"exec failed: open {path}: {(e.strerror or '').lower()}"
-                             ) from None
+    # unlike runc's, the process has not run when this fails (it dies with stage 2)
+    st.write_pid_file(path, pid)
 
 
 def _stage1(container: st.Container, process: dict, joins: list[tuple[str, str]],

@@ -127,6 +127,9 @@ def _setup(opts: CreateOptions, container: Container, flags: int, from_parent: C
     process: dict = config["process"]
     rootfs: str = container.data["rootfs"]
     in_userns = _in_user_namespace(linux)
+    # After the pty is attached stderr is the container's terminal: debug lines only to --log
+    quiet = bool(process.get("terminal"))
+    _debug("new session and session keyring")
     proc.own_session()
     if not opts.no_new_keyring:
         # Do not inherit the caller's session keyring (runc names it the same way).
@@ -139,14 +142,17 @@ def _setup(opts: CreateOptions, container: Container, flags: int, from_parent: C
         from barque.linux.netdev import link_up
 
         link_up("lo")
+    _debug(f"setting up the root filesystem {rootfs}")
     _build_rootfs(opts, container, config, linux, rootfs, flags, in_userns, from_parent)
     hooks = config.get("hooks") or {}
     if hooks.get("prestart") or hooks.get("createRuntime") or hooks.get("createContainer"):
         to_parent.send(op="hooks")
         if (from_parent.recv() or {}).get("op") != "hooks-done":
             raise RuntimeFailure("runtime went away while running hooks")
+        _debug("running the createContainer hooks")
         run_hooks(hooks.get("createContainer") or [], container.hook_state("created"),
                   "createContainer")
+    _debug("chroot" if opts.no_pivot else "pivot_root")
     fs.pivot(rootfs, opts.no_pivot)
     if process.get("terminal"):
         from barque.runtime.console import attach_new_pty
@@ -161,6 +167,7 @@ def _setup(opts: CreateOptions, container: Container, flags: int, from_parent: C
             ns.setdomainname(config["domainname"])
     elif config.get("hostname"):
         raise RuntimeFailure("unable to set hostname without a private UTS namespace")
+    _debug("hostname, labels, sysctls, read-only and masked paths", quiet)
     apply_labels(process, linux)
     fs.write_sysctls(linux.get("sysctl") or {})
     if linux.get("personality"):
@@ -173,12 +180,20 @@ def _setup(opts: CreateOptions, container: Container, flags: int, from_parent: C
     env = proc.env_dict(process.get("env") or [])
     first = _chdir(cwd, process)
     exe = proc.lookup_executable(process["args"][0], env, cwd)
+    _debug("user, capabilities, no_new_privs, seccomp", quiet)
     proc.finalize(process, opts.seccomp_filter,
                   userns_setgroups=_setgroups_allowed(in_userns),
                   preserve_fds=opts.listen_fds + opts.preserve_fds)
     # The user may lack the rights to its cwd as root had them; check again as that user.
     _chdir(cwd, process, first)
     return exe
+
+
+def _debug(message: str, quiet: bool = False) -> None:
+    from barque.runtime.log import LOG
+
+    if not quiet or LOG.path:
+        LOG.debug(f"init[{os.getpid()}]: {message}")
 
 
 def _build_rootfs(opts: CreateOptions, container: Container, config: dict, linux: dict, rootfs: str,

@@ -27,6 +27,7 @@ def start(container: st.Container) -> None:
         raise RuntimeFailure("cannot start a container that has stopped")
     if status != "created":
         raise RuntimeFailure(f"cannot start an already {status} container")
+    LOG.debug(f"start[{os.getpid()}]: opening the exec fifo of init {container.pid}")
     fd = os.open(container.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         while True:
@@ -40,6 +41,7 @@ def start(container: st.Container) -> None:
     finally:
         os.close(fd)
     os.unlink(container.fifo)
+    LOG.debug(f"start[{os.getpid()}]: the init execs the container process; poststart hooks")
     hooks = (container.config.get("hooks") or {}).get("poststart") or []
     run_hooks(hooks, container.hook_state("running"), "poststart", fatal=False)
 

@@ -118,6 +118,7 @@ def _process_from_flags(container: Container, opts: Parsed) -> dict:
 
 def exec_command(container: Container, opts: Parsed) -> int:
     from barque.linux import prctl
+    from barque.runtime import subcgroup
     from barque.runtime.exec import exec_process
     from barque.runtime.foreground import Forwarder, TtyProxy, reap
 
@@ -143,7 +144,14 @@ def exec_command(container: Container, opts: Parsed) -> int:
     pid_file = os.path.abspath(str(opts.pid_file)) if opts.pid_file else None
     try:
         pid = exec_process(container, process, console_fd, int(str(opts.preserve_fds)),
-                           pid_file)
+                           pid_file, ignore_paused=bool(opts.ignore_paused),
+                           sub_cgroups=subcgroup.parse(list(opts.cgroup)))
+    except RuntimeFailure as e:
+        # runc: every failure to set the process up is "exec failed: ...", exit status 255
+        message = str(e)
+        if not message.startswith("exec failed: "):
+            message = "exec failed: " + message
+        raise RuntimeFailure(message, 255) from None
     finally:
         if console_fd is not None:
             os.close(console_fd)

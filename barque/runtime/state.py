@@ -41,6 +41,22 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600, durable: bool = True
     os.rename(tmp, path)
 
 
+def write_pid_file(path: str, pid: int) -> None:
+    """runc's createPidFile: through `.NAME` in the same directory, with runc's error words."""
+    directory, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(directory, "." + name)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, str(pid).encode())
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except OSError as e:
+        where = f"rename {tmp} {path}" if e.filename2 else f"open {e.filename or tmp}"
+        raise RuntimeFailure(f"{where}: {(e.strerror or '').lower()}") from None
+
+
 def process_start_time(pid: int) -> int | None:
     """Field 22 of /proc/PID/stat, or None when the process is gone or a zombie."""
     try:
