@@ -275,7 +275,9 @@ def test_check_that_cannot_run(mon: Monitors) -> None:
     h = wait_health(m, lambda h: h["Status"] == "unhealthy", "unhealthy")
     entry = h["Log"][0]
     assert entry["ExitCode"] == -1  # the runtime's error, as Docker records a failed exec
-    assert entry["Output"] == 'exec: "nope": executable file not found in $PATH'
+    # barque-runtime's words for a failed exec, runc's since issue 12 (dockerd wraps runc's
+    # in "OCI runtime exec failed: ... unable to start container process: ...: unknown")
+    assert entry["Output"] == 'exec failed: exec: "nope": executable file not found in $PATH'
     stop(mon, m)
 
 
