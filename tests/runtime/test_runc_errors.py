@@ -132,8 +132,9 @@ def own_cgroup(run_prefix: str, rt: Runtime) -> Iterator[str]:
         os.makedirs(d, exist_ok=True)
         made.append(d)
         parent = os.path.dirname(d)
-        for f in ("cpuset.cpus", "cpuset.mems"):  # an empty cpuset takes no task
-            if os.path.exists(os.path.join(d, f)):
+        for f in ("cpuset.cpus", "cpuset.mems"):  # an empty v1 cpuset takes no task
+            # (v2's root has no such file, and an empty one in a child inherits)
+            if os.path.exists(os.path.join(d, f)) and os.path.exists(os.path.join(parent, f)):
                 with open(os.path.join(parent, f)) as src, open(os.path.join(d, f), "w") as dst:
                     dst.write(src.read())
     yield name
