@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -47,11 +48,13 @@ def _busybox_layout(tmp_path_factory: pytest.TempPathFactory) -> str:
     return os.path.join(root, "r")
 
 
-@pytest.fixture
-def engine(run_prefix: str, _busybox_layout: str) -> Iterator[Engine]:
-    work = tempfile.mkdtemp(prefix=f"{run_prefix}-build-")
+@contextlib.contextmanager
+def engine_on_copy(prefix: str, layout: str) -> Iterator[Engine]:
+    """An engine on a fresh root copied from `layout` (the busybox image in it); its mounts
+    and files removed after."""
+    work = tempfile.mkdtemp(prefix=prefix)
     root = os.path.join(work, "root")
-    shutil.copytree(_busybox_layout, root, symlinks=True)
+    shutil.copytree(layout, root, symlinks=True)
     e = Engine(Paths(root, os.path.join(work, "run")))
     try:
         yield e
@@ -59,6 +62,12 @@ def engine(run_prefix: str, _busybox_layout: str) -> Iterator[Engine]:
         e.close()
         _unmount_under(work)
         shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture
+def engine(run_prefix: str, _busybox_layout: str) -> Iterator[Engine]:
+    with engine_on_copy(f"{run_prefix}-build-", _busybox_layout) as e:
+        yield e
 
 
 def mounts_under(path: str) -> list[str]:

@@ -5,8 +5,6 @@ fresh root or after `builder prune -a`, with the image local or pulled from a re
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -17,8 +15,7 @@ from barque.build.options import BuildOptions
 from barque.engine import images
 from barque.engine.build import BuildFailed, build_parsed
 from barque.engine.context import Engine
-from barque.engine.paths import Paths
-from tests.build.conftest import Recorder, _unmount_under
+from tests.build.conftest import Recorder, engine_on_copy
 from tests.build.executors import Recording
 from tests.support.registry import Registry, run_registry
 
@@ -50,16 +47,8 @@ def _docker_config(tmp_path: os.PathLike[str], monkeypatch: pytest.MonkeyPatch) 
 @pytest.fixture
 def fresh(run_prefix: str, _busybox_layout: str) -> Iterator[Engine]:
     """A second engine on a root of its own (another machine, as far as caches go)."""
-    work = tempfile.mkdtemp(prefix=f"{run_prefix}-cachefrom-")
-    root = os.path.join(work, "root")
-    shutil.copytree(_busybox_layout, root, symlinks=True)
-    e = Engine(Paths(root, os.path.join(work, "run")))
-    try:
+    with engine_on_copy(f"{run_prefix}-cachefrom-", _busybox_layout) as e:
         yield e
-    finally:
-        e.close()
-        _unmount_under(work)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _context(context: str, a: str = "alpha\n") -> str:
