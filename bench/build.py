@@ -374,25 +374,10 @@ def cache_line(engines: list[Engine], expected: tuple[int, int]) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--runs", type=int, default=15, help="timed rounds (default 15)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
-    p.add_argument("--pause", type=float, default=0.0, metavar="MS",
-                   help="idle time before each timed build, in ms (default 0: back to back)")
-    p.add_argument("--load", type=int, default=0, metavar="N",
-                   help="N busy loops running during the timed rounds (default 0)")
-    p.add_argument("--engines", default="barque,docker,podman",
-                   help="comma-separated subset of barque,docker,podman")
-    p.add_argument("--barque", default=None, metavar="PATH",
-                   help="the barque to measure (default: beside this python3, else PATH's)")
-    p.add_argument("--out", type=Path, default=np_.OUT_DIR, help="where JSON and PNG go")
-    args = p.parse_args(argv)
-    args.barque = np_.barque_exe(args.barque)
-    args.engines = set(args.engines.split(","))
-    if args.runs < 1 or args.warmup < 0 or args.load < 0 or args.pause < 0 or \
-            not args.engines <= {"barque", "docker", "podman"}:
-        p.error("--runs >= 1, --warmup >= 0, --load >= 0, --pause >= 0, --engines from "
-                "barque,docker,podman")
-    return args
+    np_.add_peer_args(p, runs=15, runs_help="timed rounds", warmup=1,
+                      pause_help="idle time before each timed build, in ms (default 0: back "
+                                 "to back)")
+    return np_.parse_peer_args(p, argv)
 
 
 def make_engines(args: argparse.Namespace, barque: Barque, docker: DockerDaemon | None,

@@ -10,6 +10,7 @@ Not a benchmark itself; see bench/README.md.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import ctypes
 import datetime
@@ -28,7 +29,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -942,3 +943,36 @@ def is_dockers(words: list[str], subnets: list[Any], prefixes: tuple[str, ...]) 
                 if any(net.version == s.version and net.subnet_of(s) for s in subnets):
                     return True
     return False
+
+
+def add_peer_args(p: argparse.ArgumentParser, *, runs: int, runs_help: str, warmup: int,
+                  pause_help: str) -> None:
+    """The options every bench beside the peers takes."""
+    p.add_argument("--runs", type=int, default=runs, help=f"{runs_help} (default {runs})")
+    p.add_argument("--warmup", type=int, default=warmup,
+                   help=f"untimed rounds first (default {warmup})")
+    p.add_argument("--pause", type=float, default=0.0, metavar="MS", help=pause_help)
+    p.add_argument("--load", type=int, default=0, metavar="N",
+                   help="N busy loops running during the timed rounds (default 0)")
+    p.add_argument("--engines", default="barque,docker,podman",
+                   help="comma-separated subset of barque,docker,podman")
+    p.add_argument("--barque", default=None, metavar="PATH",
+                   help="the barque to measure (default: beside this python3, else PATH's)")
+    p.add_argument("--out", type=Path, default=OUT_DIR, help="where JSON and PNG go")
+
+
+def parse_peer_args(p: argparse.ArgumentParser, argv: list[str] | None,
+                    checks: Callable[[argparse.Namespace], list[tuple[bool, str]]] | None = None
+                    ) -> argparse.Namespace:
+    """add_peer_args' options parsed and checked (with the bench's own `checks`: (ok, rule))."""
+    args = p.parse_args(argv)
+    args.barque = barque_exe(args.barque)
+    args.engines = set(args.engines.split(","))
+    rules = [(args.runs >= 1, "--runs >= 1"), (args.warmup >= 0, "--warmup >= 0"),
+             (args.load >= 0, "--load >= 0"), (args.pause >= 0, "--pause >= 0"),
+             (args.engines <= {"barque", "docker", "podman"},
+              "--engines from barque,docker,podman"), *(checks(args) if checks else [])]
+    broken = [rule for ok, rule in rules if not ok]
+    if broken:
+        p.error(", ".join(broken))
+    return args

@@ -161,31 +161,17 @@ def verdict(subjects: list[Subject]) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--runs", type=int, default=30, help="timed runs per subject (default 30)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default 3)")
-    p.add_argument("--pause", type=float, default=0.0, metavar="MS",
-                   help="idle time before each timed run, in ms (default 0: back to back)")
-    p.add_argument("--load", type=int, default=0, metavar="N",
-                   help="N busy loops running during the timed rounds (default 0)")
+    np_.add_peer_args(p, runs=30, runs_help="timed runs per subject", warmup=3,
+                      pause_help="idle time before each timed run, in ms (default 0: back to "
+                                 "back)")
     p.add_argument("--cold", action="store_true",
                    help="stop barque's network agent before each of its bridge runs, as on "
                         "the first bridge run after a reboot")
     p.add_argument("--networks", default="bridge,none",
                    help="comma-separated subset of bridge,none (the rows measured)")
-    p.add_argument("--engines", default="barque,docker,podman",
-                   help="comma-separated subset of barque,docker,podman")
-    p.add_argument("--barque", default=None, metavar="PATH",
-                   help="the barque to measure (default: beside this python3, else PATH's)")
-    p.add_argument("--out", type=Path, default=np_.OUT_DIR, help="where JSON and PNG go")
-    args = p.parse_args(argv)
-    args.barque = np_.barque_exe(args.barque)
-    args.engines = set(args.engines.split(","))
+    args = np_.parse_peer_args(p, argv, lambda a: [
+        (set(a.networks.split(",")) <= {"bridge", "none"}, "--networks from bridge,none")])
     args.networks = set(args.networks.split(","))
-    if args.runs < 1 or args.warmup < 0 or args.load < 0 or \
-            not args.engines <= {"barque", "docker", "podman"} or \
-            not args.networks <= {"bridge", "none"}:
-        p.error("--runs >= 1, --warmup >= 0, --load >= 0, --engines from barque,docker,podman,"
-                " --networks from bridge,none")
     return args
 
 

@@ -233,27 +233,11 @@ def table(paths: list[Path_]) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--runs", type=int, default=10, help="timed transfers per path (default 10)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
+    np_.add_peer_args(p, runs=10, runs_help="timed transfers per path", warmup=1,
+                      pause_help="idle time before each timed transfer, in ms (default 0)")
     p.add_argument("--size", type=int, default=1024, metavar="MIB",
                    help="bytes per transfer, in MiB (default 1024)")
-    p.add_argument("--pause", type=float, default=0.0, metavar="MS",
-                   help="idle time before each timed transfer, in ms (default 0)")
-    p.add_argument("--load", type=int, default=0, metavar="N",
-                   help="N busy loops running during the timed rounds (default 0)")
-    p.add_argument("--engines", default="barque,docker,podman",
-                   help="comma-separated subset of barque,docker,podman")
-    p.add_argument("--barque", default=None, metavar="PATH",
-                   help="the barque to measure (default: beside this python3, else PATH's)")
-    p.add_argument("--out", type=Path, default=np_.OUT_DIR, help="where JSON and PNG go")
-    args = p.parse_args(argv)
-    args.barque = np_.barque_exe(args.barque)
-    args.engines = set(args.engines.split(","))
-    if args.runs < 1 or args.warmup < 0 or args.size < 1 or args.load < 0 or \
-            not args.engines <= {"barque", "docker", "podman"}:
-        p.error("--runs >= 1, --warmup >= 0, --size >= 1, --load >= 0, --engines from "
-                "barque,docker,podman")
-    return args
+    return np_.parse_peer_args(p, argv, lambda a: [(a.size >= 1, "--size >= 1")])
 
 
 def main(argv: list[str] | None = None) -> int:
