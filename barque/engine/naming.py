@@ -13,52 +13,33 @@ if TYPE_CHECKING:
 # A pattern, compiled on first use (re caches it), not by every command at import.
 NAME_RE = r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+\Z"
 
-# From moby's pkg/namesgenerator (a subset of its lists): "adjective_surname".
+# Docker's shape of a generated name, "adjective_surname" (e.g. curious_noether), from word
+# lists of Barque's own: users and scripts rely on the shape, never on the words.
 _ADJECTIVES = (
-    "admiring", "adoring", "affectionate", "agitated", "amazing", "angry", "awesome",
-    "beautiful", "blissful", "bold", "brave", "busy", "charming", "clever", "compassionate",
-    "competent", "condescending", "confident", "cool", "cranky", "crazy", "dazzling",
-    "determined", "distracted", "dreamy", "eager", "ecstatic", "elastic", "elated", "elegant",
-    "eloquent", "epic", "exciting", "fervent", "festive", "flamboyant", "focused", "friendly",
-    "frosty", "funny", "gallant", "gifted", "goofy", "gracious", "great", "happy", "hardcore",
-    "heuristic", "hopeful", "hungry", "infallible", "inspiring", "intelligent", "interesting",
-    "jolly", "jovial", "keen", "kind", "laughing", "loving", "lucid", "magical", "modest",
-    "musing", "mystifying", "naughty", "nervous", "nice", "nifty", "nostalgic", "objective",
-    "optimistic", "peaceful", "pedantic", "pensive", "practical", "priceless", "quirky",
-    "quizzical", "recursing", "relaxed", "reverent", "romantic", "sad", "serene", "sharp",
-    "silly", "sleepy", "stoic", "strange", "stupefied", "suspicious", "sweet", "tender",
-    "thirsty", "trusting", "unruffled", "upbeat", "vibrant", "vigilant", "vigorous",
-    "wizardly", "wonderful", "xenodochial", "youthful", "zealous", "zen",
+    "able", "agile", "airy", "amber", "ample", "ardent", "arty", "astute", "balmy", "bashful",
+    "bouncy", "brisk", "bright", "buoyant", "calm", "candid", "careful", "cheery", "chipper",
+    "civil", "cosmic", "cozy", "crisp", "curious", "daring", "deft", "devoted", "dapper",
+    "diligent", "earnest", "easy", "electric", "exact", "fabled", "fair", "fearless", "fluent",
+    "fond", "frank", "gentle", "genial", "glad", "golden", "graceful", "handy", "hardy", "hearty",
+    "honest", "humble", "jaunty", "joyful", "jubilant", "just", "keen", "lively", "loyal",
+    "lucky", "mellow", "merry", "mighty", "mindful", "nimble", "noble", "patient", "placid",
+    "plucky", "polite", "proud", "prudent", "quick", "quiet", "radiant", "rapid", "ready",
+    "regal", "robust", "rosy", "rustic", "savvy", "sincere", "smart", "snappy", "spirited",
+    "spry", "steady", "sturdy", "sunny", "swift", "tidy", "timely", "tranquil", "trusty",
+    "upright", "valiant", "vivid", "warm", "wise", "witty", "zesty",
 )  # fmt: skip
 _SURNAMES = (
-    "agnesi", "albattani", "allen", "almeida", "antonelli", "archimedes", "ardinghelli",
-    "aryabhata", "austin", "babbage", "banach", "bardeen", "bartik", "bassi", "beaver", "bell",
-    "benz", "bhabha", "bhaskara", "blackburn", "blackwell", "bohr", "booth", "borg", "bose",
-    "boyd", "brahmagupta", "brattain", "brown", "buck", "burnell", "cannon", "carson", "cartwright",
-    "cerf", "chandrasekhar", "chaplygin", "chatelet", "chatterjee", "chebyshev", "cohen",
-    "chaum", "clarke", "colden", "cori", "cray", "curie", "darwin", "davinci", "dewdney", "dhawan",
-    "diffie", "dijkstra", "dirac", "driscoll", "dubinsky", "easley", "edison", "einstein",
-    "elbakyan", "elgamal", "elion", "ellis", "engelbart", "euclid", "euler", "faraday", "feistel",
-    "fermat", "fermi", "feynman", "franklin", "gagarin", "galileo", "galois", "ganguly", "gates",
-    "gauss", "germain", "goldberg", "goldstine", "goldwasser", "golick", "goodall", "gould",
-    "greider", "grothendieck", "haibt", "hamilton", "haslett", "hawking", "heisenberg",
-    "hellman", "hermann", "herschel", "hertz", "heyrovsky", "hodgkin", "hofstadter", "hoover",
-    "hopper", "hugle", "hypatia", "ishizaka", "jackson", "jang", "jemison", "jennings", "jepsen",
-    "johnson", "joliot", "jones", "kalam", "kapitsa", "kare", "keldysh", "keller", "kepler",
-    "khayyam", "khorana", "kilby", "kirch", "knuth", "kowalevski", "lalande", "lamarr",
-    "lamport", "leakey", "leavitt", "lederberg", "lehmann", "lewin", "lichterman", "liskov",
-    "lovelace", "lumiere", "mahavira", "margulis", "matsumoto", "maxwell", "mayer", "mccarthy",
-    "mcclintock", "mclaren", "mclean", "mcnulty", "meitner", "mendel", "mendeleev", "meninsky",
-    "merkle", "mestorf", "mirzakhani", "montalcini", "moore", "morse", "moser", "murdock",
-    "napier", "nash", "neumann", "newton", "nightingale", "nobel", "noether", "northcutt",
-    "noyce", "panini", "pare", "pascal", "pasteur", "payne", "perlman", "pike", "poincare",
-    "poitras", "proskuriakova", "ptolemy", "raman", "ramanujan", "rhodes", "ride", "ritchie",
-    "robinson", "roentgen", "rosalind", "rubin", "saha", "sammet", "sanderson", "satoshi",
-    "shamir", "shannon", "shaw", "shirley", "shockley", "shtern", "sinoussi", "snyder",
-    "solomon", "spence", "stonebraker", "sutherland", "swanson", "swartz", "swirles", "taussig",
-    "tesla", "tharp", "thompson", "torvalds", "tu", "turing", "varahamihira", "vaughan",
-    "villani", "visvesvaraya", "volhard", "wescoff", "wilbur", "wiles", "williams",
-    "williamson", "wilson", "wing", "wozniak", "wright", "wu", "yalow", "yonath", "zhukovsky",
+    "abel", "ada", "alvarez", "ampere", "anning", "babbage", "backus", "banneker", "bernoulli",
+    "blackwell", "boole", "brahe", "cajal", "cantor", "carver", "cauchy", "cavendish", "chadwick",
+    "clausius", "copernicus", "coulomb", "crick", "curie", "dalton", "dedekind", "descartes",
+    "doppler", "dyson", "eratosthenes", "erdos", "faraday", "fibonacci", "fleming", "fourier",
+    "franklin", "fresnel", "gauss", "gibbs", "godel", "hamming", "harvey", "hilbert", "hooke",
+    "hopper", "huygens", "jacobi", "joule", "kelvin", "kepler", "kirchhoff", "kolmogorov",
+    "lagrange", "laplace", "lavoisier", "leibniz", "lorentz", "lovelace", "lyell", "mandelbrot",
+    "markov", "maxwell", "meitner", "mendel", "mendeleev", "minkowski", "mobius", "napier",
+    "noether", "ohm", "pascal", "pauli", "pauling", "planck", "poisson", "riemann", "rutherford",
+    "sagan", "salk", "schrodinger", "shannon", "somerville", "stokes", "tesla", "thomson",
+    "turing", "volta", "wallace", "watt", "weierstrass", "yukawa", "zuse",
 )  # fmt: skip
 
 
@@ -72,11 +53,8 @@ def new_id() -> str:
 
 
 def random_name(retry: int = 0) -> str:
-    """moby's GetRandomName: adjective_surname, with a digit appended on retries."""
-    while True:
-        name = f"{_choice(_ADJECTIVES)}_{_choice(_SURNAMES)}"
-        if name != "boring_wozniak":  # Steve Wozniak is not boring (moby's own rule)
-            break
+    """adjective_surname as Docker's generated names, with a digit appended on retries."""
+    name = f"{_choice(_ADJECTIVES)}_{_choice(_SURNAMES)}"
     return f"{name}{_below(10)}" if retry else name
 
 

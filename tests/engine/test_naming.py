@@ -1,4 +1,4 @@
-"""engine.naming.rename and engine.inspect.inspect_object, called as the API will."""
+"""engine.naming: generated names, rename; engine.inspect.inspect_object, called as the API will."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from barque.engine.inspect import inspect_object
 from tests.cli.conftest import Barque
 from tests.support.marks import needs_busybox
 
-pytestmark = [pytest.mark.root, needs_busybox]
 
-
+@pytest.mark.root
+@needs_busybox
 def test_rename_attachable_and_inspect_object(barque: Barque) -> None:
     with Engine(Paths(barque.root, barque.runroot)) as engine:
         record = create(engine, "busybox", {"Cmd": ["true"]}, {}, name="first")
@@ -40,3 +40,13 @@ def test_rename_attachable_and_inspect_object(barque: Barque) -> None:
             assert inspect_object(engine, "nothing-at-all", images_too=True) is None
         finally:
             lifecycle.remove(engine, record.id, force=True)
+
+
+def test_generated_names_have_dockers_shape() -> None:
+    import re
+
+    names = {naming.random_name() for _ in range(200)}
+    assert all(re.fullmatch(r"[a-z]+_[a-z]+", n) for n in names)
+    assert len(names) > 150  # drawn from thousands of pairs, not a handful
+    assert re.fullmatch(r"[a-z]+_[a-z]+[0-9]", naming.random_name(1))  # a retry's
+    assert all(naming.check_name(n) == n for n in names)
