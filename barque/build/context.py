@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 DEFAULT_DOCKERFILE = "Dockerfile"
 TEMP_PREFIX = ".build-context-"
-_RECLAIM_AGE = 10.0  # seconds: a younger directory may be between mkdtemp and flock
 _PEEK = 1024  # the docker CLI's look at stdin to tell an archive from a Dockerfile
 _GZIP, _ZSTD = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
 _BZIP2, _XZ = b"BZh", b"\xfd7zXZ\x00"
@@ -73,59 +72,33 @@ class Context:
 
 
 class _Temp:
-    """A private directory (0700) for an unpacked context, flock'd while in use so that
-    `reclaim` can tell a killed build's leftovers from a running build's."""
+    """A private directory (0700) for an unpacked context, claimed (storage/claimed.py) while
+    in use, so that `reclaim` can tell a killed build's leftovers from a running build's."""
 
     def __init__(self, parent: str) -> None:
-        import tempfile
+        from barque.storage.claimed import ClaimedDir
 
-        from barque.linux import locks
-
-        os.makedirs(parent, mode=0o700, exist_ok=True)
-        self.path = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=parent)
-        self._fd = locks.open_dir(self.path)
-        locks.lock(self._fd)
+        self._claim = ClaimedDir(parent, TEMP_PREFIX + os.urandom(8).hex())
+        self.path = self._claim.path
 
     def remove(self) -> None:
         from barque.storage.blobs import remove_tree
 
+        removed = False
         try:
             remove_tree(self.path)
+            removed = True
         finally:
-            os.close(self._fd)
+            self._claim.release(keep_lock=not removed)
 
 
 def reclaim(tmp_dir: str) -> int:
-    """Remove unpacked contexts that killed builds left in `tmp_dir` (those no process holds
-    locked); the number removed."""
-    import time
-
-    from barque.linux import locks
+    """Remove unpacked contexts that killed builds left in `tmp_dir` (claims no live process
+    holds); the number removed."""
+    from barque.storage import claimed
     from barque.storage.blobs import remove_tree
 
-    try:
-        names = os.listdir(tmp_dir)
-    except FileNotFoundError:
-        return 0
-    removed = 0
-    for name in names:
-        if not name.startswith(TEMP_PREFIX):
-            continue
-        path = os.path.join(tmp_dir, name)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
-            continue
-        # Maybe just made, not locked yet; or locked: a running build's.
-        if time.time() - os.fstat(fd).st_ctime < _RECLAIM_AGE or not locks.try_lock(fd):
-            os.close(fd)
-            continue
-        try:
-            remove_tree(path)
-            removed += 1
-        finally:
-            os.close(fd)
-    return removed
+    return claimed.reclaim(tmp_dir, remove_tree, prefix=TEMP_PREFIX)
 
 
 # --- reading streams ----------------------------------------------------------------------

@@ -21,9 +21,9 @@ import shutil
 import tempfile
 
 from barque.image.store import ImageStore, LayerRef
-from barque.linux import locks
 from barque.sha256 import hexdigest
 from barque.storage import snapshot
+from barque.storage.claimed import ClaimedDir
 from barque.storage.overlayfs import unmount
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from barque.storage.entries import Entry
 
 MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar"
+WORKSPACE_PREFIX = "b-"
 _KEEP_XATTRS = ("trusted.overlay.opaque",)  # what a lower dir needs of overlay's own
 
 
@@ -51,35 +52,21 @@ class Workspace:
 
     def __init__(self, root: str) -> None:
         parent = build_tmp(root)
-        os.makedirs(parent, mode=0o700, exist_ok=True)
         reclaim(parent)
-        # The lock file first, locked, then the dir it names: another build's reclaim never
-        # sees our dir unlocked. (It may take the lock file in the instant before our flock:
-        # then it is no longer on disk, and we take another.)
-        while True:
-            self._lock, lock_path = tempfile.mkstemp(prefix="b-", suffix=".lock", dir=parent)
-            locks.lock(self._lock)
-            try:
-                if os.stat(lock_path).st_ino == os.fstat(self._lock).st_ino:
-                    break
-            except FileNotFoundError:
-                pass
-            os.close(self._lock)
-        self.dir = lock_path.removesuffix(".lock")
-        os.mkdir(self.dir, 0o700)
+        self._claim = ClaimedDir(parent, WORKSPACE_PREFIX + os.urandom(8).hex())
+        self.dir = self._claim.path
         self._n = itertools.count(1)  # next() is atomic: stage threads share it
 
     def new_dir(self) -> str:
         return os.path.join(self.dir, str(next(self._n)))
 
     def close(self) -> None:
+        removed = False
         try:
             _remove_dir(self.dir)
-            os.unlink(self.dir + ".lock")
-        except FileNotFoundError:
-            pass
+            removed = True
         finally:
-            os.close(self._lock)
+            self._claim.release(keep_lock=not removed)  # not removed: the next build retries
 
 
 def _mounts_under(path: str) -> list[str]:
@@ -103,28 +90,10 @@ def _remove_dir(path: str) -> None:
 
 
 def reclaim(parent: str) -> None:
-    """Remove what killed builds left in `parent` (their lock files are free)."""
-    for name in os.listdir(parent):
-        if not name.endswith(".lock"):
-            continue
-        path = os.path.join(parent, name)
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-        except FileNotFoundError:
-            continue  # its build has just ended
-        try:
-            if not locks.try_lock(fd):
-                continue  # a live build's
-            try:
-                _remove_dir(path.removesuffix(".lock"))
-            except LayerError:
-                continue
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-        finally:
-            os.close(fd)
+    """Remove what killed builds left in `parent` (workspaces no live build claims)."""
+    from barque.storage import claimed
+
+    claimed.reclaim(parent, _remove_dir, prefix=WORKSPACE_PREFIX)
 
 
 def chain_of(parent_chain: str | None, diff_id: str) -> str:

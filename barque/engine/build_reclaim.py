@@ -1,55 +1,31 @@
 """What a build's RUN left when its process was killed (kill -9, a crash): each run keeps its
-files under <runroot>/build-runs/<id>/ and holds that dir's lock while it lives; a dir whose
-lock is free belongs to a dead run, whose runtime container (and cgroup), network namespace,
-veth and address are unmade here, then the dir."""
+files under <runroot>/build-runs/<id>/ and claims that dir while it lives (storage/claimed.py);
+a dir no live process claims belongs to a dead run, whose runtime container (and cgroup),
+network namespace, veth and address are unmade here, then the dir."""
 
 from __future__ import annotations
 
 import os
-import time
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
     from barque.engine.context import Engine
 
-_LOCK = "lock"
-_GRACE = 60.0  # a dir with no lock file yet is being made, unless it is older than this
-
 
 def reclaim(engine: Engine) -> None:
-    from barque.engine.build_run import runs_dir
+    from barque.engine.build_run import ID_PREFIX, runs_dir
+    from barque.storage import claimed
 
-    base = runs_dir(engine)
-    try:
-        names = os.listdir(base)
-    except FileNotFoundError:
-        return
-    for name in names:
-        _reclaim_one(engine, os.path.join(base, name), name)
+    claimed.reclaim(runs_dir(engine), lambda path: _reclaim_one(engine, path), ID_PREFIX)
 
 
-def _reclaim_one(engine: Engine, path: str, run_id: str) -> None:
+def _reclaim_one(engine: Engine, path: str) -> None:
     import shutil
 
-    from barque.linux import locks
-
-    try:
-        fd = os.open(os.path.join(path, _LOCK), os.O_RDWR | os.O_CLOEXEC)
-    except FileNotFoundError:
-        try:
-            if time.time() - os.stat(path).st_mtime > _GRACE:
-                shutil.rmtree(path, ignore_errors=True)
-        except OSError:
-            pass
-        return
-    try:
-        if not locks.try_lock(fd):
-            return  # alive
-        delete_container(engine, run_id)
-        teardown_network(engine, run_id)
-        shutil.rmtree(path, ignore_errors=True)
-    finally:
-        os.close(fd)
+    run_id = os.path.basename(path)
+    delete_container(engine, run_id)
+    teardown_network(engine, run_id)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def delete_container(engine: Engine, run_id: str, thorough: bool = True) -> None:

@@ -6,9 +6,9 @@ the step's mounted root filesystem, in a container made the way `barque run` mak
 
 Lighter than a container: no record in the state DB, no monitor; the runtime's state, the
 cgroup, the network namespace and veth (and its address), the /etc files and secrets live
-for the run alone. They are kept under <runroot>/build-runs/<id>/, whose lock the run holds
-while it lives: a build killed with -9 leaves a directory whose lock is free, and the next
-executor reclaims what it names (build_reclaim.py)."""
+for the run alone. They are kept under <runroot>/build-runs/<id>/, which the run claims
+(storage/claimed.py) while it lives: a build killed with -9 leaves a claim nobody holds, and
+the next executor reclaims what it names (build_reclaim.py)."""
 
 from __future__ import annotations
 
@@ -27,11 +27,11 @@ if TYPE_CHECKING:
     from barque.engine.build_mounts import Stubs
     from barque.engine.context import Engine
     from barque.engine.records import ContainerRecord
+    from barque.storage.claimed import ClaimedDir
 
 RUNS_DIR = "build-runs"
 ID_PREFIX = "build-"
 NETWORKS = ("default", "none", "host")
-_LOCK = "lock"
 _CHUNK = 65536
 _RUNTIME_PREFIX = b"barque-runtime: "  # how the runtime's errors start on its stderr
 
@@ -102,7 +102,7 @@ class _Run:
         self.request = request
         self.id = ID_PREFIX + os.urandom(12).hex()
         self.dir = os.path.join(runs_dir(self.engine), self.id)
-        self.lock_fd = -1
+        self.claim: ClaimedDir | None = None
         self.record: ContainerRecord | None = None  # a transient one, for the default bridge
         self.stubs: Stubs | None = None
         self.started = False
@@ -149,12 +149,9 @@ class _Run:
             f.write(fastjson.dumps(made))
 
     def _make_dir(self) -> None:
-        from barque.linux import locks
+        from barque.storage.claimed import ClaimedDir
 
-        os.makedirs(runs_dir(self.engine), mode=0o700, exist_ok=True)
-        os.mkdir(self.dir, 0o700)
-        self.lock_fd = locks.open_file(os.path.join(self.dir, _LOCK))
-        locks.lock(self.lock_fd)
+        self.claim = ClaimedDir(runs_dir(self.engine), self.id)
 
     def _network(self) -> tuple[str | None, str | None]:
         """(the netns path for the spec, /etc/resolv.conf; None: the engine's)."""
@@ -299,10 +296,10 @@ class _Run:
     def _remove_dir(self) -> None:
         import shutil
 
-        if self.lock_fd >= 0:
+        if self.claim is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
-            os.close(self.lock_fd)
-            self.lock_fd = -1
+            self.claim.release()
+            self.claim = None
 
 
 def _hosts(hostname: str) -> str:

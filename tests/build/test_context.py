@@ -272,16 +272,16 @@ def test_archive_dockerfile_fifo_does_not_block(tmp: str) -> None:
     assert os.listdir(tmp) == []
 
 
-def test_reclaim_removes_only_abandoned_contexts(tmp: str,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reclaim_removes_only_abandoned_contexts(tmp: str) -> None:
     live = open_context("-", stdin=io.BytesIO(b"FROM x\n"), tmp_dir=tmp)
     leftover = os.path.join(tmp, context.TEMP_PREFIX + "killed")
     _write(os.path.join(leftover, "sub", "f"), "x")
+    _write(leftover + ".lock", "")  # a claim whose process died: nobody holds its lock
     _write(os.path.join(tmp, "unrelated"), "keep")
-    assert context.reclaim(tmp) == 0  # too young: it may be a build's, not locked yet
-    monkeypatch.setattr(context, "_RECLAIM_AGE", -1.0)
     assert context.reclaim(tmp) == 1
-    assert sorted(os.listdir(tmp)) == sorted([os.path.basename(live.dir), "unrelated"])
+    assert sorted(os.listdir(tmp)) == sorted([os.path.basename(live.dir),
+                                              os.path.basename(live.dir) + ".lock",
+                                              "unrelated"])
     live.close()
     assert os.listdir(tmp) == ["unrelated"]
     assert context.reclaim(os.path.join(tmp, "missing")) == 0
