@@ -21,20 +21,18 @@ Run as root from the repository: `python3 bench/build.py --runs 15` (see bench/R
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import netpeers as np_
-from netpeers import Barque, CpuMeter, DockerDaemon, HostGuard, Podman, progress
+from netpeers import Barque, CpuMeter, DockerDaemon, Podman, progress
 
 CONTEXT = Path(__file__).resolve().parent / "build-context"
 CHANGED = "stage3/util.c"      # the file the `changed` phase edits: stage 3 copies it
@@ -394,97 +392,50 @@ def make_engines(args: argparse.Namespace, barque: Barque, docker: DockerDaemon 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if os.geteuid() != 0:
-        sys.exit("bench/build.py needs root (namespaces, cgroups, overlayfs, dockerd)")
-    np_.install_signals()
-    np_.become_subreaper()
-    meter = CpuMeter()
-    tmp = Path(tempfile.mkdtemp(prefix="barque-bench-build-"))
-    cgroups = np_.cgroup_parents()
-    barque = Barque(tmp, args.barque)
-    podman = Podman(tmp) if "podman" in args.engines and shutil.which("podman") else None
-    docker: DockerDaemon | None = None
-    guard: HostGuard | None = None
-    load: np_.Load | None = None
-    engines: list[Engine] = []
-    subjects: list[Subject] = []
-    info = np_.machine_info(args.barque)
-    versions = {"docker": np_.version([np_.DOCKERD, "--version"]),
-                "podman": np_.version(["podman", "--version"])}
+    return np_.interruptible(lambda: measure(args))
+
+
+def measure(args: argparse.Namespace) -> int:
     dockerfile = (CONTEXT / "Dockerfile").read_text()
     expected = expected_hits(dockerfile, CHANGED)
-    try:
-        guard = HostGuard(tmp)
-        docker = np_.start_docker(args.engines, guard, tmp, meter)
-        progress("loading busybox into every engine")
-        np_.load_image(tmp / "busybox.tar", barque, podman, docker)
-        engines = make_engines(args, barque, docker, podman, meter)
+    with np_.PeerSession("bench/build.py", args, "barque-bench-build-",
+                         needs="namespaces, cgroups, overlayfs, dockerd") as s:
+        barque = s.barque
+        s.cleanups.append(lambda: subprocess.run([*barque.cli, "builder", "prune", "-a", "-f"],
+                                                 capture_output=True))
+        engines = make_engines(args, s.barque, s.docker, s.podman, s.meter)
         subjects = [Subject(e, phase) for phase in PHASES for e in engines]
-        rounds = Rounds(engines, make_context(tmp), meter)
+        rounds = Rounds(engines, make_context(s.tmp), s.meter)
         progress("trial round (outputs checked)")
         rounds.trial()
         rounds.run(subjects, args.warmup, record=False, pause=0)
-        load_start = np_.loadavg()
-        load = np_.Load(args.load, meter) if args.load else None
-        progress(f"{args.runs} timed rounds")
-        rounds.run(subjects, args.runs, record=True, pause=args.pause / 1000)
-        load_end = np_.loadavg()
-    except KeyboardInterrupt:
-        progress("interrupted: cleaning up")
-        return 130
-    finally:
-        with np_.signals_ignored():
-            if load is not None:
-                load.stop()
-            if docker is not None:
-                docker.stop()
-            if podman is not None:
-                podman.cleanup()
-            subprocess.run([*barque.cli, "builder", "prune", "-a", "-f"], capture_output=True)
-            barque.cleanup()
-            if guard is not None:
-                for warning in guard.restore():
-                    progress(f"warning: {warning}")
-                progress("host restored: iptables, sysctls, links and Docker's files as found")
-            np_.remove_cgroups(np_.cgroup_parents() - cgroups)
-            np_.remove_tmp(tmp)
+        with s.timed_rounds():
+            progress(f"{args.runs} timed rounds")
+            rounds.run(subjects, args.runs, record=True, pause=args.pause / 1000)
     mode = (f"pause {args.pause:g} ms before each build" if args.pause else "back to back") + \
         (f", under load ({args.load} busy loops)" if args.load else "")
     print(f"5-stage build (bench/build-context), {args.runs} rounds of cold (--no-cache), "
           f"cached and one-file-changed builds, {mode}\n")
     print(table(subjects))
-    print("\n" + "  \n".join([*verdicts(subjects), cache_line(engines, expected),
-                               np_.machine_line(info, versions),
-                               np_.load_line(load_start, load_end)]))
-    write_outputs(args, subjects, engines, info, versions, mode, (load_start, load_end),
-                  expected)
+    print("\n" + "  \n".join([*verdicts(subjects), cache_line(engines, expected), *s.lines()]))
+    write_outputs(s, subjects, engines, mode, expected)
     return 0
 
 
-def write_outputs(args: argparse.Namespace, subjects: list[Subject], engines: list[Engine],
-                  info: dict[str, object], versions: dict[str, str], mode: str,
-                  load: tuple[list[float], list[float]], expected: tuple[int, int]) -> None:
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = str(info["date"]).replace(":", "")
-    path = args.out / f"build-{stamp}.json"
-    path.write_text(json.dumps({
-        "benchmark": "build", "mode": mode, "machine": info, "versions": versions,
-        "loadavg": {"start": load[0], "end": load[1]},
+def write_outputs(s: np_.PeerSession, subjects: list[Subject], engines: list[Engine],
+                  mode: str, expected: tuple[int, int]) -> None:
+    s.write_samples("build", mode, {
         "dockerfile": (CONTEXT / "Dockerfile").read_text(), "changed_file": CHANGED,
         "expected_cache_hits": {"cached": expected[0], "changed": expected[1]},
         "engines": [{"name": e.name, "error": e.error, "env": {"DOCKER_BUILDKIT": "0"}
                      if e.name == "docker" else {}, "trial_cache_hits": e.check,
                      "trial_same_image": e.same_image}
                     for e in engines],
-        "subjects": [{"engine": s.engine.name, "phase": s.phase,
-                      "command": s.engine.build(Path("<context>"), s.phase),
-                      "failures": s.failures, "wall_s": s.wall, "cpu_s": s.cpu}
-                     for s in subjects]}, indent=1) + "\n")
-    png = args.out / f"build-{stamp}.png"
-    plotted = plot(png, subjects, f"build: {info['nproc']} cpus, {info['kernel']}, {mode}, "
-                                  f"barque {info['barque']}")
-    progress(f"samples: {path}")
-    progress(f"plot: {png}" if plotted else "plot: skipped (no samples or no matplotlib)")
+        "subjects": [{"engine": sub.engine.name, "phase": sub.phase,
+                      "command": sub.engine.build(Path("<context>"), sub.phase),
+                      "failures": sub.failures, "wall_s": sub.wall, "cpu_s": sub.cpu}
+                     for sub in subjects]},
+        lambda png, title: plot(png, subjects, title))
 
 
 def plot(path: Path, subjects: list[Subject], title: str) -> bool:

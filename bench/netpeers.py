@@ -1,9 +1,10 @@
-"""What bench/network_run.py and bench/network_throughput.py share: the three engines on
-private state (barque and podman on temporary roots, Debian's dockerd started on its own
-socket, data-root, exec-root and pidfile), the CPU time of every process a command causes,
-and `HostGuard`, which puts back what Docker changes on the host (iptables rules and chains,
-FORWARD policy, forwarding and bridge-netfilter sysctls, docker0 and its veths,
-/etc/docker/key.json, /run/docker) — also after Ctrl-C or an exception.
+"""What the benches beside Docker and Podman (network_run.py, network_throughput.py, build.py)
+share, set up and undone by `PeerSession`: the three engines on private state (barque and
+podman on temporary roots, Debian's dockerd started on its own socket, data-root, exec-root
+and pidfile), the CPU time of every process a command causes, and `HostGuard`, which puts
+back what Docker changes on the host (iptables rules and chains, FORWARD policy, forwarding
+and bridge-netfilter sysctls, docker0 and its veths, /etc/docker/key.json, /run/docker) —
+also after Ctrl-C or an exception.
 
 Not a benchmark itself; see bench/README.md.
 """
@@ -27,6 +28,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -976,3 +978,110 @@ def parse_peer_args(p: argparse.ArgumentParser, argv: list[str] | None,
     if broken:
         p.error(", ".join(broken))
     return args
+
+
+class PeerSession:
+    """What every bench beside the peers sets up, and always undoes (also after Ctrl-C or an
+    exception): root checked, signals, a subreaper, the CPU meter, a temp dir, Barque and
+    Podman on private roots, a private dockerd, busybox loaded into each, the host guard,
+    the optional busy loops (`timed_rounds`) and the machine line.
+
+        with PeerSession("network_run", args, "barque-bench-net-") as s:
+            ... s.barque, s.docker, s.podman, s.meter, s.tmp ...
+            with s.timed_rounds():
+                ...timed rounds...
+    `cleanups` run first at the end (the bench's own, e.g. a receiver to kill)."""
+
+    def __init__(self, name: str, args: argparse.Namespace, tmp_prefix: str,
+                 needs: str = "namespaces, bridges, netfilter") -> None:
+        if os.geteuid() != 0:
+            sys.exit(f"{name} needs root ({needs})")
+        self.args = args
+        self.meter = CpuMeter()
+        self.info = machine_info(args.barque)
+        self.versions = {"docker": version([DOCKERD, "--version"]),
+                         "podman": version(["podman", "--version"])}
+        self.cleanups: list[Callable[[], object]] = []
+        self.load_start: list[float] = []
+        self.load_end: list[float] = []
+        self._tmp_prefix = tmp_prefix
+        self._load: Load | None = None
+        self.guard: HostGuard | None = None
+        self.docker: DockerDaemon | None = None
+
+    def __enter__(self) -> PeerSession:
+        install_signals()
+        become_subreaper()
+        self.tmp = Path(tempfile.mkdtemp(prefix=self._tmp_prefix))
+        self._cgroups = cgroup_parents()
+        self.barque = Barque(self.tmp, self.args.barque)
+        self.podman = Podman(self.tmp) if "podman" in self.args.engines and \
+            shutil.which("podman") else None
+        try:
+            self.guard = HostGuard(self.tmp)
+            self.docker = start_docker(self.args.engines, self.guard, self.tmp, self.meter)
+            progress("loading busybox into every engine")
+            load_image(self.tmp / "busybox.tar", self.barque, self.podman, self.docker)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    @contextlib.contextmanager
+    def timed_rounds(self) -> Iterator[None]:
+        """The load average before and after, and --load's busy loops running meanwhile."""
+        self.load_start = loadavg()
+        self._load = Load(self.args.load, self.meter) if self.args.load else None
+        yield
+        self.load_end = loadavg()
+
+    def __exit__(self, *exc: object) -> None:
+        with signals_ignored():
+            for cleanup in reversed(self.cleanups):
+                cleanup()
+            if self._load is not None:
+                self._load.stop()
+            if self.docker is not None:
+                self.docker.stop()
+            if self.podman is not None:
+                self.podman.cleanup()
+            self.barque.cleanup()
+            if self.guard is not None:
+                for warning in self.guard.restore():
+                    progress(f"warning: {warning}")
+                progress("host restored: iptables, sysctls, links and Docker's files as found")
+            remove_cgroups(cgroup_parents() - self._cgroups)
+            remove_tmp(self.tmp)
+
+    def lines(self) -> list[str]:
+        """The machine and load lines every result ends with."""
+        return [machine_line(self.info, self.versions),
+                load_line(self.load_start, self.load_end)]
+
+    def write_samples(self, name: str, mode: str, fields: dict[str, Any],
+                      plot: Callable[[Path, str], bool]) -> None:
+        """NAME-DATE.json in --out (the machine, versions, load and `fields`) and the plot
+        that plot(PATH, TITLE) draws beside it."""
+        out: Path = self.args.out
+        out.mkdir(parents=True, exist_ok=True)
+        stamp = str(self.info["date"]).replace(":", "")
+        path = out / f"{name}-{stamp}.json"
+        path.write_text(json.dumps({
+            "benchmark": name, "mode": mode, "machine": self.info, "versions": self.versions,
+            "loadavg": {"start": self.load_start, "end": self.load_end}, **fields},
+            indent=1) + "\n")
+        png = out / f"{name}-{stamp}.png"
+        info = self.info
+        plotted = plot(png, f"{name}: {info['nproc']} cpus, {info['kernel']}, {mode}, "
+                            f"barque {info['barque']}")
+        progress(f"samples: {path}")
+        progress(f"plot: {png}" if plotted else "plot: skipped (no samples or no matplotlib)")
+
+
+def interruptible(main: Callable[[], int]) -> int:
+    """main()'s exit code; 130 after Ctrl-C (its PeerSession has cleaned up by then)."""
+    try:
+        return main()
+    except KeyboardInterrupt:
+        progress("interrupted (cleaned up)")
+        return 130

@@ -18,19 +18,14 @@ Run as root from the repository: `python3 bench/network_run.py --runs 30` (see b
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import netpeers as np_
-from netpeers import Barque, CpuMeter, DockerDaemon, HostGuard, Podman, progress
+from netpeers import Barque, CpuMeter, DockerDaemon, Podman, progress
 
 TARGET = "barque, bridge"   # the target: at most 0.5x the Docker bridge row
 PEER = "docker, bridge"
@@ -177,85 +172,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if os.geteuid() != 0:
-        sys.exit("network_run needs root (namespaces, bridges, netfilter)")
-    np_.install_signals()
-    np_.become_subreaper()
-    meter = CpuMeter()
-    tmp = Path(tempfile.mkdtemp(prefix="barque-bench-net-"))
-    cgroups = np_.cgroup_parents()
-    barque = Barque(tmp, args.barque)
-    podman = Podman(tmp) if "podman" in args.engines and shutil.which("podman") else None
-    docker: DockerDaemon | None = None
-    guard: HostGuard | None = None
-    load: np_.Load | None = None
-    subjects: list[Subject] = []
-    info = np_.machine_info(args.barque)
-    versions = {"docker": np_.version([np_.DOCKERD, "--version"]),
-                "podman": np_.version(["podman", "--version"])}
-    try:
-        guard = HostGuard(tmp)
-        docker = np_.start_docker(args.engines, guard, tmp, meter)
-        progress("loading busybox into every engine")
-        np_.load_image(tmp / "busybox.tar", barque, podman, docker)
-        subjects = [s for s in make_subjects(args.engines, barque, docker, podman, args.cold)
-                    if s.name.split(", ")[1] in args.networks]
-        trial(subjects, meter)
-        rounds(subjects, meter, args.warmup, record=False, pause=0)
-        load_start = np_.loadavg()
-        load = np_.Load(args.load, meter) if args.load else None
-        progress(f"{args.runs} timed rounds")
-        rounds(subjects, meter, args.runs, record=True, pause=args.pause / 1000)
-        load_end = np_.loadavg()
-    except KeyboardInterrupt:
-        progress("interrupted: cleaning up")
-        return 130
-    finally:
-        with np_.signals_ignored():
-            if load is not None:
-                load.stop()
-            if docker is not None:
-                docker.stop()
-            if podman is not None:
-                podman.cleanup()
-            barque.cleanup()
-            if guard is not None:
-                for warning in guard.restore():
-                    progress(f"warning: {warning}")
-                progress("host restored: iptables, sysctls, links and Docker's files as found")
-            np_.remove_cgroups(np_.cgroup_parents() - cgroups)
-            np_.remove_tmp(tmp)
+    return np_.interruptible(lambda: measure(args))
+
+
+def measure(args: argparse.Namespace) -> int:
+    with np_.PeerSession("network_run", args, "barque-bench-net-") as s:
+        subjects = [sub for sub in make_subjects(args.engines, s.barque, s.docker, s.podman,
+                                                 args.cold)
+                    if sub.name.split(", ")[1] in args.networks]
+        trial(subjects, s.meter)
+        rounds(subjects, s.meter, args.warmup, record=False, pause=0)
+        with s.timed_rounds():
+            progress(f"{args.runs} timed rounds")
+            rounds(subjects, s.meter, args.runs, record=True, pause=args.pause / 1000)
     mode = (f"pause {args.pause:g} ms before each run" if args.pause else "back to back") + \
         (f", under load ({args.load} busy loops)" if args.load else "") + \
         (", barque's network agent stopped before each bridge run" if args.cold else "")
     print(f"`run --rm busybox true`, {args.runs} interleaved rounds, {mode}\n")
     print(table(subjects))
-    print(f"\n{network_costs(subjects)}  \n{verdict(subjects)}  \n"
-          f"{np_.machine_line(info, versions)}  \n{np_.load_line(load_start, load_end)}")
-    write_outputs(args, subjects, info, versions, mode, (load_start, load_end))
+    print("\n" + "  \n".join([network_costs(subjects), verdict(subjects), *s.lines()]))
+    write_outputs(s, subjects, mode)
     return 0
 
 
-def write_outputs(args: argparse.Namespace, subjects: list[Subject], info: dict[str, object],
-                  versions: dict[str, str], mode: str,
-                  load: tuple[list[float], list[float]]) -> None:
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = str(info["date"]).replace(":", "")
-    path = args.out / f"network_run-{stamp}.json"
-    path.write_text(json.dumps({
-        "benchmark": "network_run", "mode": mode, "machine": info, "versions": versions,
-        "loadavg": {"start": load[0], "end": load[1]},
-        "subjects": [{"name": s.name, "command": s.argv, "error": s.error,
-                      "failures": s.failures, "wall_s": s.wall, "cpu_s": s.cpu}
-                     for s in subjects]}, indent=1) + "\n")
-    measured = [s for s in subjects if s.wall]
-    png = args.out / f"network_run-{stamp}.png"
-    plotted = np_.box_plot(png, [s.name for s in measured], [s.wall for s in measured],
-                           "run --rm true, wall s",
-                           f"network_run: {info['nproc']} cpus, {info['kernel']}, {mode}, "
-                           f"barque {info['barque']}")
-    progress(f"samples: {path}")
-    progress(f"plot: {png}" if plotted else "plot: skipped (no samples or no matplotlib)")
+def write_outputs(s: np_.PeerSession, subjects: list[Subject], mode: str) -> None:
+    measured = [sub for sub in subjects if sub.wall]
+    s.write_samples("network_run", mode, {"subjects": [
+        {"name": sub.name, "command": sub.argv, "error": sub.error, "failures": sub.failures,
+         "wall_s": sub.wall, "cpu_s": sub.cpu} for sub in subjects]},
+        lambda png, title: np_.box_plot(png, [m.name for m in measured],
+                                        [m.wall for m in measured], "run --rm true, wall s",
+                                        title))
 
 
 if __name__ == "__main__":

@@ -24,20 +24,17 @@ Run as root from the repository: `python3 bench/network_throughput.py --runs 10`
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import netpeers as np_
-from netpeers import Barque, CpuMeter, DockerDaemon, HostGuard, Podman, progress
+from netpeers import Barque, DockerDaemon, Podman, progress
 
 PORT = 5001
 CHUNK = 4 << 20
@@ -242,89 +239,40 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if os.geteuid() != 0:
-        sys.exit("network_throughput needs root (namespaces, bridges, netfilter)")
-    np_.install_signals()
-    np_.become_subreaper()
-    meter = CpuMeter()
-    tmp = Path(tempfile.mkdtemp(prefix="barque-bench-tput-"))
-    cgroups = np_.cgroup_parents()
-    barque = Barque(tmp, args.barque)
-    podman = Podman(tmp) if "podman" in args.engines and shutil.which("podman") else None
-    docker: DockerDaemon | None = None
-    guard: HostGuard | None = None
-    load: np_.Load | None = None
-    receiver: subprocess.Popen[str] | None = None
-    paths: list[Path_] = []
-    info = np_.machine_info(args.barque)
-    versions = {"docker": np_.version([np_.DOCKERD, "--version"]),
-                "podman": np_.version(["podman", "--version"])}
+    return np_.interruptible(lambda: measure(args))
+
+
+def measure(args: argparse.Namespace) -> int:
     size = args.size << 20
-    try:
-        guard = HostGuard(tmp)
-        docker = np_.start_docker(args.engines, guard, tmp, meter)
-        progress("loading busybox into every engine")
-        np_.load_image(tmp / "busybox.tar", barque, podman, docker)
+    with np_.PeerSession("network_throughput", args, "barque-bench-tput-") as s:
         receiver = start_receiver()
-        meter.keep.add(receiver.pid)
-        paths = make_paths(args, barque, docker, podman, receiver)
+        s.cleanups.append(receiver.kill)
+        s.cleanups.append(receiver.wait)
+        s.meter.keep.add(receiver.pid)
+        paths = make_paths(args, s.barque, s.docker, s.podman, receiver)
         rounds(paths, size, args.warmup, record=False, pause=0)
-        load_start = np_.loadavg()
-        load = np_.Load(args.load, meter) if args.load else None
-        progress(f"{args.runs} timed rounds of {args.size} MiB per path")
-        rounds(paths, size, args.runs, record=True, pause=args.pause / 1000)
-        load_end = np_.loadavg()
-    except KeyboardInterrupt:
-        progress("interrupted: cleaning up")
-        return 130
-    finally:
-        with np_.signals_ignored():
-            if receiver is not None:
-                receiver.kill()
-                receiver.wait()
-            if load is not None:
-                load.stop()
-            if docker is not None:
-                docker.stop()
-            if podman is not None:
-                podman.cleanup()
-            barque.cleanup()
-            if guard is not None:
-                for warning in guard.restore():
-                    progress(f"warning: {warning}")
-                progress("host restored: iptables, sysctls, links and Docker's files as found")
-            np_.remove_cgroups(np_.cgroup_parents() - cgroups)
-            np_.remove_tmp(tmp)
+        with s.timed_rounds():
+            progress(f"{args.runs} timed rounds of {args.size} MiB per path")
+            rounds(paths, size, args.runs, record=True, pause=args.pause / 1000)
     mode = (f"pause {args.pause:g} ms before each transfer" if args.pause else "back to back") \
         + (f", under load ({args.load} busy loops)" if args.load else "")
     print(f"TCP host -> container, {args.size} MiB per transfer, {args.runs} interleaved "
           f"rounds, {mode}\n")
     print(table(paths))
-    print(f"\n{np_.machine_line(info, versions)}  \n{np_.load_line(load_start, load_end)}")
-    write_outputs(args, paths, info, versions, mode, (load_start, load_end))
+    print("\n" + "  \n".join(s.lines()))
+    write_outputs(s, paths, mode)
     return 0
 
 
-def write_outputs(args: argparse.Namespace, paths: list[Path_], info: dict[str, object],
-                  versions: dict[str, str], mode: str,
-                  load: tuple[list[float], list[float]]) -> None:
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = str(info["date"]).replace(":", "")
-    out = args.out / f"network_throughput-{stamp}.json"
-    out.write_text(json.dumps({
-        "benchmark": "network_throughput", "mode": mode, "size_mib": args.size,
-        "machine": info, "versions": versions, "loadavg": {"start": load[0], "end": load[1]},
-        "paths": [{"name": p.name, "address": f"{p.host}:{p.port}", "error": p.error,
-                   "failures": p.failures, "mib_s": p.mib_s, "wall_s": p.wall,
-                   "cpu_s_per_gib": p.cpu_per_gib} for p in paths]}, indent=1) + "\n")
+def write_outputs(s: np_.PeerSession, paths: list[Path_], mode: str) -> None:
     measured = [p for p in paths if p.mib_s]
-    png = args.out / f"network_throughput-{stamp}.png"
-    plotted = np_.box_plot(png, [p.name for p in measured], [p.mib_s for p in measured],
-                           "MiB/s host -> container",
-                           f"network_throughput: {info['nproc']} cpus, {info['kernel']}, "
-                           f"{mode}, barque {info['barque']}")
-    progress(f"samples: {out}")
-    progress(f"plot: {png}" if plotted else "plot: skipped (no samples or no matplotlib)")
+    s.write_samples("network_throughput", mode, {"size_mib": s.args.size, "paths": [
+        {"name": p.name, "address": f"{p.host}:{p.port}", "error": p.error,
+         "failures": p.failures, "mib_s": p.mib_s, "wall_s": p.wall,
+         "cpu_s_per_gib": p.cpu_per_gib} for p in paths]},
+        lambda png, title: np_.box_plot(png, [m.name for m in measured],
+                                        [m.mib_s for m in measured],
+                                        "MiB/s host -> container", title))
 
 
 if __name__ == "__main__":
