@@ -1,10 +1,18 @@
 #!/usr/bin/env python3
-"""Start-to-exit wall time of `<runtime> --root R run --bundle B ID` for a container running `true`.
+"""Wall and CPU time of `<runtime> --root R run --bundle B ID` for a container running `true`.
 
 barque-runtime is measured beside Debian's runc and crun (where installed and working) on one
 busybox bundle, interleaved round-robin so that drift in machine load hits every runtime
 equally, plus two floors for context: the bare Python start barque-runtime's launcher pays
 (`python3 -I -S -c pass`) and the bare Go start runc pays (`runc --version`).
+
+The modes a caller meets: back to back (the default), from quiet (`--pause MS` before each
+run), one runtime alone (`--alone`: all of one runtime's runs, then the next's, nothing
+interleaved), containerd's sequence (`--lifecycle`: `create --pid-file`, `start`, the
+container's exit reaped by this process as a shim reaps it, `delete`, timed as one), and
+under load (`--load N` busy loops). CPU time is every process's user+system time, from
+wait4(2): the runtime's and all it forked, the container's included (this process is a
+subreaper, so nothing escapes the count).
 
 Run as root from the repository: `python3 bench/runtime_start.py --runs 50` (see bench/README.md).
 """
@@ -48,6 +56,7 @@ class Subject:
     version: str = ""
     error: str | None = None
     samples_ns: list[int] = field(default_factory=list)
+    cpu_ns: list[int] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -58,6 +67,13 @@ class Subject:
         if self.state_root is None or self.bundle is None:
             return list(self.argv)
         return [*self.argv, "--root", self.state_root, "run", "--bundle", self.bundle, cid]
+
+    def lifecycle(self, cid: str, pid_file: str) -> list[list[str]]:
+        """containerd's calls: create, start (then the exit is awaited), delete."""
+        assert self.state_root is not None and self.bundle is not None
+        base = [*self.argv, "--root", self.state_root]
+        return [[*base, "create", "--bundle", self.bundle, "--pid-file", pid_file, cid],
+                [*base, "start", cid], [*base, "delete", cid]]
 
     def delete_command(self, cid: str) -> list[str]:
         assert self.state_root is not None
@@ -246,10 +262,12 @@ def _alarm(signum: int, frame: object) -> NoReturn:
     raise RunTimeout
 
 
-def timed_run(argv: list[str], env: dict[str, str], stderr: Sink) -> tuple[int, int]:
-    """(exit status, nanoseconds from spawn to reaped exit) of one command; -1 on timeout.
+def timed_run(argv: list[str], env: dict[str, str], stderr: Sink) -> tuple[int, int, int]:
+    """(exit status, nanoseconds from spawn to reaped exit, CPU nanoseconds) of one command;
+    status -1 on timeout. The CPU time is the command's and its descendants' (wait4's
+    rusage), plus any orphan of it that ended meanwhile (reparented here: a subreaper).
 
-    The wait is a blocking waitpid. Popen.wait(timeout=...) (and so subprocess.run(timeout=...))
+    The wait is a blocking wait4. Popen.wait(timeout=...) (and so subprocess.run(timeout=...))
     polls with sleeps doubling from 0.5 ms to 50 ms, which rounds every sample up to the next
     of 0.5, 1.5, 3.5, 7.5, 15.5, 31.5, 63.5, 113.5... ms; the timeout is an interval timer."""
     previous = signal.signal(signal.SIGALRM, _alarm)
@@ -259,16 +277,52 @@ def timed_run(argv: list[str], env: dict[str, str], stderr: Sink) -> tuple[int, 
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=stderr, env=env)
-        rc = proc.wait()
-        return rc, time.perf_counter_ns() - start
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter_ns() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        return proc.returncode, elapsed, _cpu_ns(usage) + reap_orphans()
     except RunTimeout:
-        return -1, time.perf_counter_ns() - start
+        return -1, time.perf_counter_ns() - start, 0
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         if proc is not None and proc.returncode is None:  # timed out or interrupted
             proc.kill()
             proc.wait()
+
+
+def _cpu_ns(usage: Any) -> int:
+    return int((usage.ru_utime + usage.ru_stime) * 1e9)
+
+
+def reap_orphans() -> int:
+    """CPU nanoseconds of the orphans that ended and were reparented here."""
+    total = 0
+    while True:
+        try:
+            pid, _, usage = os.wait4(-1, os.WNOHANG)
+        except ChildProcessError:
+            return total
+        if pid == 0:
+            return total
+        total += _cpu_ns(usage)
+
+
+def wait_container(pid: int) -> int:
+    """Wait for the container's process (reparented here once `create` exited, as to a
+    shim); its CPU nanoseconds. Bounded by the run timeout."""
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, RUN_TIMEOUT_S)
+    try:
+        _, _, usage = os.wait4(pid, 0)
+        return _cpu_ns(usage)
+    except ChildProcessError:  # not ours (not reparented here): wait for it to go
+        while os.path.exists(f"/proc/{pid}"):
+            time.sleep(0.001)
+        return 0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 class Runner:
@@ -280,23 +334,44 @@ class Runner:
         self.token = token
         self.count = 0
         self.pending: list[tuple[Subject, str]] = []
+        self.lifecycle = False  # containerd's create/start/delete instead of `run`
 
     def new_id(self) -> str:
         self.count += 1
         return f"bench-{self.token}-{self.count}"
 
-    def run_once(self, subject: Subject) -> tuple[int, str | None]:
-        """One timed run: (nanoseconds, None) or (nanoseconds, first line of the error)."""
+    def run_once(self, subject: Subject) -> tuple[int, int, str | None]:
+        """One timed run: (wall ns, CPU ns, None) or (..., first line of the error)."""
         cid = self.new_id()
-        argv = subject.command(cid)
         if subject.is_runtime:
             self.pending.append((subject, cid))
         self.errfile.seek(0)
         self.errfile.truncate()
-        rc, elapsed = timed_run(argv, self.env, self.errfile)
+        if subject.is_runtime and self.lifecycle:
+            rc, elapsed, cpu = self.containerd_sequence(subject, cid)
+        else:
+            rc, elapsed, cpu = timed_run(subject.command(cid), self.env, self.errfile)
         if subject.is_runtime:
             self.delete(subject, cid)
-        return elapsed, None if rc == 0 else self.error_text(rc)
+        return elapsed, cpu, None if rc == 0 else self.error_text(rc)
+
+    def containerd_sequence(self, subject: Subject, cid: str) -> tuple[int, int, int]:
+        """create, start, the container's exit, delete: (status, wall ns, CPU ns)."""
+        pid_file = os.path.join(subject.state_root or "", f"{cid}.pid")
+        create, start_, delete = subject.lifecycle(cid, pid_file)
+        begin = time.perf_counter_ns()
+        rc, _, cpu = timed_run(create, self.env, self.errfile)
+        if rc == 0:
+            with open(pid_file) as f:
+                pid = int(f.read())
+            os.unlink(pid_file)
+            rc, _, cpu_start = timed_run(start_, self.env, self.errfile)
+            cpu += cpu_start
+            if rc == 0:
+                cpu += wait_container(pid)
+                rc, _, cpu_delete = timed_run(delete, self.env, self.errfile)
+                cpu += cpu_delete
+        return rc, time.perf_counter_ns() - begin, cpu + reap_orphans()
 
     def error_text(self, rc: int) -> str:
         self.errfile.seek(0)
@@ -318,7 +393,7 @@ def trial(runner: Runner, subjects: list[Subject]) -> None:
     """One untimed run each: a subject that fails it is reported, not measured."""
     for subject in subjects:
         if subject.error is None:
-            _, error = runner.run_once(subject)
+            _, _, error = runner.run_once(subject)
             if error is not None:
                 subject.error = f"fails here: {error}"
                 progress(f"{subject.name}: {subject.error}")
@@ -331,17 +406,46 @@ def round_robin(runner: Runner, subjects: list[Subject], rounds: int, record: bo
     working = [s for s in subjects if s.error is None]
     for i in range(rounds):
         for subject in working:
-            if pause:
-                time.sleep(pause)
-            elapsed, error = runner.run_once(subject)
-            if not record:
-                continue
-            if error is None:
-                subject.samples_ns.append(elapsed)
-            else:
-                subject.failures.append(error)
+            run_recorded(runner, subject, record, pause)
         if record and (i + 1) % 10 == 0:
             progress(f"round {i + 1}/{rounds}")
+
+
+def one_by_one(runner: Runner, subjects: list[Subject], rounds: int, record: bool,
+               pause: float = 0.0) -> None:
+    """A,A,A...,B,B,B...: each runtime alone, all its runs before the next one's."""
+    for subject in (s for s in subjects if s.error is None):
+        for _ in range(rounds):
+            run_recorded(runner, subject, record, pause)
+        if record:
+            progress(f"{subject.name}: {rounds} runs")
+
+
+def run_recorded(runner: Runner, subject: Subject, record: bool, pause: float) -> None:
+    if pause:
+        time.sleep(pause)
+    elapsed, cpu, error = runner.run_once(subject)
+    if not record:
+        return
+    if error is None:
+        subject.samples_ns.append(elapsed)
+        subject.cpu_ns.append(cpu)
+    else:
+        subject.failures.append(error)
+
+
+class Load:
+    """N busy loops (`--load N`) for the "under load" mode; not reaped as orphans (they are
+    this process's own children, running until stop())."""
+
+    def __init__(self, count: int) -> None:
+        self.procs = [subprocess.Popen([sys.executable, "-I", "-S", "-c", "while 1: pass"])
+                      for _ in range(count)]
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.kill()
+            p.wait()
 
 
 def progress(message: str) -> None:
@@ -361,12 +465,14 @@ def stats(samples_ns: list[int]) -> Stats:
                  statistics.stdev(ms))
 
 
-HEADER = ["runtime", "version", "runs", "median ms", "p10", "p90", "mean", "stdev", "x runc"]
+HEADER = ["runtime", "version", "runs", "median ms", "p10", "p90", "mean", "stdev", "x runc",
+          "CPU median ms", "CPU x runc"]
 
 
 def table_rows(subjects: list[Subject]) -> list[list[str]]:
     runc = next((s for s in subjects if s.name == "runc" and s.samples_ns), None)
     runc_median = stats(runc.samples_ns).median if runc else None
+    runc_cpu = statistics.median(runc.cpu_ns) / 1e6 if runc else None
     rows = []
     for s in subjects:
         if not s.samples_ns:
@@ -375,8 +481,11 @@ def table_rows(subjects: list[Subject]) -> list[list[str]]:
         st = stats(s.samples_ns)
         runs = str(len(s.samples_ns)) + (f" ({len(s.failures)} failed)" if s.failures else "")
         ratio = f"{st.median / runc_median:.2f}" if runc_median else "-"
+        cpu = statistics.median(s.cpu_ns) / 1e6
+        cpu_ratio = f"{cpu / runc_cpu:.2f}" if runc_cpu else "-"
         rows.append([s.name, s.version, runs, f"{st.median:.1f}", f"{st.p10:.1f}",
-                     f"{st.p90:.1f}", f"{st.mean:.1f}", f"{st.stdev:.1f}", ratio])
+                     f"{st.p90:.1f}", f"{st.mean:.1f}", f"{st.stdev:.1f}", ratio,
+                     f"{cpu:.1f}", cpu_ratio])
     return rows
 
 
@@ -406,26 +515,37 @@ def markdown_table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def mode_of(args: argparse.Namespace) -> str:
+    return ", ".join([
+        "containerd's create/start/delete" if args.lifecycle else "run",
+        "each runtime alone" if args.alone else "interleaved",
+        f"pause {args.pause:g} ms before each" if args.pause else "back to back",
+        *([f"under load ({args.load} busy loops)"] if args.load else [])])
+
+
 def report(subjects: list[Subject], info: dict[str, Any], load: tuple[list[float], list[float]],
-           markdown: bool) -> str:
+           markdown: bool, mode: str) -> str:
     rows = table_rows(subjects)
     start, end = (" ".join(f"{x:.2f}" for x in avg) for avg in load)
     load_line = f"load average (1/5/15 min): start {start}, end {end}"
     if markdown:
-        return f"{markdown_table(rows)}\n\n{machine_line(info)}  \n{load_line}"
-    return f"{plain_table(rows)}\n\n{machine_line(info)}\n{load_line}"
+        return f"mode: {mode}\n\n{markdown_table(rows)}\n\n{machine_line(info)}  \n{load_line}"
+    return f"mode: {mode}\n{plain_table(rows)}\n\n{machine_line(info)}\n{load_line}"
 
 
 def write_json(path: Path, subjects: list[Subject], info: dict[str, Any], args: argparse.Namespace,
                load: tuple[list[float], list[float]]) -> None:
     data = {
         "benchmark": "runtime_start",
-        "what": "wall ms from spawn to exit of `<runtime> --root R run --bundle B ID` (true)",
+        "what": "wall ms from spawn to exit of `<runtime> --root R run --bundle B ID` (true), "
+                "or of create/start/exit/delete (--lifecycle); CPU ms of every process",
+        "mode": mode_of(args),
         "machine": info,
         "loadavg": {"start": load[0], "end": load[1]},
         "runs": args.runs,
         "warmup": args.warmup,
         "pause_ms": args.pause,
+        "load": args.load,
         "subjects": [{
             "name": s.name,
             "version": s.version,
@@ -433,6 +553,7 @@ def write_json(path: Path, subjects: list[Subject], info: dict[str, Any], args: 
             "error": s.error,
             "failures": s.failures,
             "samples_ms": [round(x / 1e6, 4) for x in s.samples_ns],
+            "cpu_ms": [round(x / 1e6, 4) for x in s.cpu_ns],
         } for s in subjects],
     }
     path.write_text(json.dumps(data, indent=2) + "\n")
@@ -471,6 +592,17 @@ def write_plot(path: Path, subjects: list[Subject], info: dict[str, Any]) -> boo
 
 # ---------------------------------------------------------------------------------------------
 # Cleanup and signals
+
+
+def become_subreaper() -> None:
+    """Orphans (a container whose `create` exited) come here, as to containerd's shim, and
+    their CPU time with them."""
+    import ctypes
+
+    pr_set_child_subreaper = 36
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
 def raise_interrupt(signum: int, frame: object) -> NoReturn:
@@ -523,13 +655,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     p.add_argument("--pause", type=float, default=0.0, metavar="MS",
                    help="idle time before each timed run, in ms (default 0: back to back)")
+    p.add_argument("--alone", action="store_true",
+                   help="each runtime's runs one after another, not interleaved")
+    p.add_argument("--lifecycle", action="store_true",
+                   help="time containerd's create, start, exit and delete instead of `run`")
+    p.add_argument("--load", type=int, default=0, metavar="N",
+                   help="N busy loops running during the timed rounds (default 0)")
     p.add_argument("--barque", default=None, help="barque-runtime (default: beside python3)")
     p.add_argument("--runc", default="/usr/sbin/runc")
     p.add_argument("--crun", default="/usr/bin/crun")
     p.add_argument("--out", type=Path, default=OUT_DIR, help="where JSON and PNG go")
     args = p.parse_args(argv)
-    if args.runs < 1 or args.warmup < 0:
-        p.error("--runs must be >= 1 and --warmup >= 0")
+    if args.runs < 1 or args.warmup < 0 or args.load < 0:
+        p.error("--runs must be >= 1, --warmup and --load >= 0")
     args.barque = find_barque_runtime(args.barque)
     return args
 
@@ -539,10 +677,19 @@ def measure(args: argparse.Namespace, tmp: Path, runner: Runner, python: str,
     progress("building the busybox bundle")
     bundle = build_bundle(tmp)
     subjects = make_subjects(args, tmp, bundle, python, env)
+    if args.lifecycle:  # the floors have no create/start/delete
+        subjects = [s for s in subjects if s.is_runtime]
+    runner.lifecycle = args.lifecycle
     trial(runner, subjects)
-    progress(f"{args.warmup} warm-up rounds, then {args.runs} timed rounds")
-    round_robin(runner, subjects, args.warmup, record=False)
-    round_robin(runner, subjects, args.runs, record=True, pause=args.pause / 1000)
+    progress(f"{args.warmup} warm-up rounds, then {args.runs} timed rounds ({mode_of(args)})")
+    rounds = one_by_one if args.alone else round_robin
+    rounds(runner, subjects, args.warmup, record=False)
+    load = Load(args.load) if args.load else None
+    try:
+        rounds(runner, subjects, args.runs, record=True, pause=args.pause / 1000)
+    finally:
+        if load is not None:
+            load.stop()
     return subjects
 
 
@@ -556,6 +703,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = machine_info(python, env)
     load_start = loadavg()
     signal.signal(signal.SIGTERM, raise_interrupt)
+    become_subreaper()
     tmp = Path(tempfile.mkdtemp(prefix="barque-bench-"))
     token = str(os.getpid())
     with tempfile.TemporaryFile() as errfile:
@@ -577,7 +725,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_json(json_path, subjects, info, args, load)
     png_path = args.out / f"runtime_start-{stamp}.png"
     plotted = write_plot(png_path, subjects, info)
-    print(report(subjects, info, load, args.markdown))
+    print(report(subjects, info, load, args.markdown, mode_of(args)))
     progress(f"samples: {json_path}")
     progress(f"plot: {png_path}" if plotted else "plot: skipped (no samples or no matplotlib)")
     return 0
