@@ -99,3 +99,17 @@ def query_filters(request: web.Request, accepted: tuple[str, ...]) -> dict[str, 
 def filter_flags(filters: dict[str, list[str]]) -> list[str]:
     """{key: [values]} back as `--filter key=value` flags, for engine calls that take them."""
     return [f"{key}={value}" for key, values in filters.items() for value in values]
+
+
+def go_kind(value: Any) -> str:
+    """What Go's encoding/json calls a JSON value in its type errors ("cannot unmarshal
+    number into ...")."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object" if isinstance(value, dict) else "null"

@@ -10,6 +10,7 @@ from aiohttp import web
 from barque.api.common import (
     Handler,
     filter_flags,
+    go_kind,
     in_engine,
     json_response,
     query_filters,
@@ -26,24 +27,26 @@ def _bad(message: str) -> EngineError:
     return EngineError(message, status=400)
 
 
-def _typed(body: dict[str, Any], key: str, kind: type, default: Any) -> Any:
+def _typed(body: dict[str, Any], key: str, kind: type, default: Any,
+           struct: str = "NetworkCreateRequest") -> Any:
     value = body.get(key)
     if value is None:
         return default
     if not isinstance(value, kind):
-        raise _bad(f"json: cannot unmarshal into Go struct field {key} of type "
-                   f"{_GO_TYPES[kind]}")
+        raise _bad(f"json: cannot unmarshal {go_kind(value)} into Go struct field "
+                   f"{struct}.{key} of type {_GO_TYPES[kind]}")
     return value
 
 
-_GO_TYPES = {str: "string", bool: "bool", dict: "object", list: "array"}
+_GO_TYPES = {str: "string", bool: "bool", dict: "map[string]string", list: "[]string"}
 
 
 def _string_map(body: dict[str, Any], key: str) -> dict[str, str]:
     value = _typed(body, key, dict, {})
-    if not all(isinstance(v, str) for v in value.values()):
-        raise _bad(f"json: cannot unmarshal into Go struct field {key} of type "
-                   "map[string]string")
+    for item in value.values():
+        if not isinstance(item, str):
+            raise _bad(f"json: cannot unmarshal {go_kind(item)} into Go struct field "
+                       f"NetworkCreateRequest.{key} of type string")
     return dict(value)
 
 
@@ -116,9 +119,9 @@ async def remove(request: web.Request) -> web.Response:
 
 
 def _container(body: dict[str, Any]) -> str:
-    container = _typed(body, "Container", str, "")
+    container = _typed(body, "Container", str, "", "NetworkConnect")
     if not container:
-        raise _bad("no container specified")  # never "No such container: " for ""
+        raise _bad('invalid name or ID supplied: ""')
     return container
 
 
@@ -128,17 +131,17 @@ _UNSUPPORTED_ENDPOINT = ("Links", "LinkLocalIPs", "MacAddress", "DriverOpts")
 async def connect(request: web.Request) -> web.Response:
     ref, body = request.match_info["id"], await read_json(request)
     container = _container(body)
-    endpoint = _typed(body, "EndpointConfig", dict, {})
-    ipam = _typed(endpoint, "IPAMConfig", dict, {})
+    endpoint = _typed(body, "EndpointConfig", dict, {}, "NetworkConnect")
+    ipam = _typed(endpoint, "IPAMConfig", dict, {}, "EndpointSettings")
     given = [k for k in _UNSUPPORTED_ENDPOINT if endpoint.get(k)] + \
         [f"IPAMConfig.{k}" for k in ("LinkLocalIPs",) if ipam.get(k)]
     if given:
         raise _bad(f"network connect with {', '.join(given)} is not supported by Barque")
-    aliases = _typed(endpoint, "Aliases", list, [])
+    aliases = _typed(endpoint, "Aliases", list, [], "EndpointSettings")
     if not all(isinstance(a, str) for a in aliases):
         raise _bad("json: cannot unmarshal into Go struct field Aliases of type []string")
-    ipv4 = _typed(ipam, "IPv4Address", str, "") or None
-    ipv6 = _typed(ipam, "IPv6Address", str, "") or None
+    ipv4 = _typed(ipam, "IPv4Address", str, "", "EndpointIPAMConfig") or None
+    ipv6 = _typed(ipam, "IPv6Address", str, "", "EndpointIPAMConfig") or None
     await in_engine(request,
                     lambda e: networks.connect(e, ref, container, ipv4, ipv6, aliases))
     return web.Response(status=200)
@@ -146,7 +149,8 @@ async def connect(request: web.Request) -> web.Response:
 
 async def disconnect(request: web.Request) -> web.Response:
     ref, body = request.match_info["id"], await read_json(request)
-    container, force = _container(body), _typed(body, "Force", bool, False)
+    container = _container(body)
+    force = _typed(body, "Force", bool, False, "NetworkDisconnect")
     await in_engine(request, lambda e: networks.disconnect(e, ref, container, force))
     return web.Response(status=200)
 

@@ -88,6 +88,7 @@ async def disk_usage(request: web.Request) -> web.Response:
                           for v, size, users in data.volumes]
     if data.build_cache is not None:
         out["BuildCache"] = [_cache_json(e) for e in data.build_cache]
+        out["BuilderSize"] = sum(e.size for e in data.build_cache if not e.shared)  # < 1.42
     return json_response(out)
 
 

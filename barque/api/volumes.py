@@ -7,7 +7,15 @@ from typing import Any
 from aiohttp import web
 
 from barque.api import versions
-from barque.api.common import Handler, flag, in_engine, json_response, query_filters, read_json
+from barque.api.common import (
+    Handler,
+    flag,
+    go_kind,
+    in_engine,
+    json_response,
+    query_filters,
+    read_json,
+)
 from barque.engine.context import Engine
 from barque.engine.errors import EngineError
 from barque.engine.system import VOLUME_PRUNE_FILTERS, prune_volumes
@@ -19,9 +27,13 @@ def _strings(body: dict[str, Any], key: str) -> dict[str, str]:
     value = body.get(key)
     if value is None:
         return {}
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise EngineError(f"json: cannot unmarshal into Go struct field "
-                          f"CreateOptions.{key} of type map[string]string", status=400)
+    if not isinstance(value, dict):
+        raise EngineError(f"json: cannot unmarshal {go_kind(value)} into Go struct field "
+                          f"VolumeCreateBody.{key} of type map[string]string", status=400)
+    for item in value.values():
+        if not isinstance(item, str):
+            raise EngineError(f"json: cannot unmarshal {go_kind(item)} into Go struct field "
+                              f"VolumeCreateBody.{key} of type string", status=400)
     return value
 
 
@@ -29,8 +41,8 @@ async def create(request: web.Request) -> web.Response:
     body = await read_json(request)
     name, driver = body.get("Name") or "", body.get("Driver") or "local"
     if not isinstance(name, str) or not isinstance(driver, str):
-        raise EngineError("json: cannot unmarshal into Go struct field CreateOptions.Name of "
-                          "type string", status=400)
+        raise EngineError("json: cannot unmarshal into Go struct field VolumeCreateBody.Name "
+                          "of type string", status=400)
     labels, options = _strings(body, "Labels"), _strings(body, "DriverOpts")
 
     def make(engine: Engine) -> dict[str, Any]:
