@@ -13,6 +13,7 @@ from aiohttp import web
 
 from barque.engine.context import Engine
 from barque.engine.errors import EngineError
+from barque.engine.filters import parse_filters
 from barque.engine.paths import Paths
 
 T = TypeVar("T")
@@ -72,3 +73,43 @@ def flag(request: web.Request, name: str, default: bool = False) -> bool:
     if value is None:
         return default
     return value.strip().lower() not in ("", "0", "false", "no")
+
+
+def query_filters(request: web.Request, accepted: tuple[str, ...]) -> dict[str, list[str]]:
+    """The `filters` query parameter as {key: [values]}: JSON {"key": ["v", ...]} or the old
+    {"key": {"v": true}}; a key outside `accepted` is dockerd's 400."""
+    text = request.query.get("filters")
+    if not text:
+        return {}
+    try:
+        raw = json.loads(text)
+    except ValueError as e:
+        raise EngineError(f"invalid filter: {e}", status=400) from None
+    if not isinstance(raw, dict):
+        raise EngineError("invalid filter", status=400)
+    try:
+        pairs = [f"{key}={value}" for key, values in raw.items()
+                 for value in (values if isinstance(values, list) else
+                               [v for v, on in dict(values).items() if on])]
+    except (TypeError, ValueError):
+        raise EngineError("invalid filter", status=400) from None
+    return parse_filters(pairs, accepted)
+
+
+def filter_flags(filters: dict[str, list[str]]) -> list[str]:
+    """{key: [values]} back as `--filter key=value` flags, for engine calls that take them."""
+    return [f"{key}={value}" for key, values in filters.items() for value in values]
+
+
+def go_kind(value: Any) -> str:
+    """What Go's encoding/json calls a JSON value in its type errors ("cannot unmarshal
+    number into ...")."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object" if isinstance(value, dict) else "null"

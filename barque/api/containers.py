@@ -3,20 +3,18 @@ prune, remove, list, inspect (the streams: container_streams.py)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from aiohttp import web
 
 from barque.api import container_streams as streams
-from barque.api.common import Handler, flag, in_engine, json_response, read_json
+from barque.api.common import Handler, flag, in_engine, json_response, query_filters, read_json
 from barque.api.runs import RUNS
 from barque.engine import lifecycle, listing
 from barque.engine.context import Engine
 from barque.engine.create import create as engine_create
 from barque.engine.errors import EngineError
-from barque.engine.filters import parse_filters
 
 _HOST_KEYS = ("HostConfig", "NetworkingConfig")
 
@@ -199,24 +197,11 @@ def _summary_json(s: listing.ContainerSummary) -> dict[str, Any]:
             "Labels": s.labels, "State": s.state, "Status": s.status,
             "HostConfig": {"NetworkMode": "default"},
             "NetworkSettings": {"Networks": s.networks},
-            "Mounts": [{"Type": "volume", "Name": v} for v in s.volumes]}
+            "Mounts": [{"Type": "volume", "Name": v, "Driver": "local"} for v in s.volumes]}
 
 
 def _filters(request: web.Request) -> dict[str, list[str]]:
-    """Filters as JSON: {"key": ["v", ...]} or the old {"key": {"v": true}}."""
-    text = request.query.get("filters")
-    if not text:
-        return {}
-    try:
-        raw = json.loads(text)
-    except ValueError as e:
-        raise EngineError(f"invalid filter: {e}", status=400) from None
-    if not isinstance(raw, dict):
-        raise EngineError("invalid filter", status=400)
-    pairs = [f"{key}={value}" for key, values in raw.items()
-             for value in (values if isinstance(values, list) else
-                           [v for v, on in dict(values).items() if on])]
-    return parse_filters(pairs, listing.FILTER_KEYS)
+    return query_filters(request, listing.FILTER_KEYS)
 
 
 async def list_(request: web.Request) -> web.Response:

@@ -629,16 +629,15 @@ def cmd_volume_rm(ns: argparse.Namespace, engine: Engine) -> int:
 
 def cmd_volume_prune(ns: argparse.Namespace, engine: Engine) -> int:
     from barque.cli import formatting as fmt
+    from barque.engine.filters import parse_filters
+    from barque.engine.system import VOLUME_PRUNE_FILTERS, prune_volumes
 
-    if ns.filter:
-        raise CommandError("volume prune --filter is not supported yet")
+    filters = parse_filters(ns.filter, VOLUME_PRUNE_FILTERS)  # refused before the question
     what = "all local volumes not used by at least one container" if ns.all else \
         "all anonymous local volumes not used by at least one container"
     if not ns.force and not _confirm(f"This will remove {what}."):
         return 0
-    from barque.engine.system import prune_volumes
-
-    removed, reclaimed = prune_volumes(engine, ns.all)
+    removed, reclaimed = prune_volumes(engine, ns.all, filters)
     if removed:
         print("Deleted Volumes:\n" + "\n".join(removed) + "\n")
     print(f"Total reclaimed space: {fmt.human_size(reclaimed)}")

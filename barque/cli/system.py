@@ -4,7 +4,6 @@ handlers (small enough to live together)."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
@@ -113,8 +112,7 @@ DF_VERBOSE_HEADERS = {
 def _df_verbose(engine: Engine) -> str:
     """`docker system df -v`: each kind's table under its title."""
     from barque.cli.containers import ps_row
-    from barque.engine import listing
-    from barque.engine.system import build_cache_usage, dir_size, image_usage
+    from barque.engine.system import build_cache_usage, disk_usage_data, image_usage
 
     headers = DF_VERBOSE_HEADERS
     images = [{**row, "Size": fmt.human_size(row["Size"]),
@@ -122,13 +120,12 @@ def _df_verbose(engine: Engine) -> str:
                "UniqueSize": fmt.human_size(row["UniqueSize"]),
                "CreatedSince": fmt.time_ago_iso(row["Created"])}
               for row in image_usage(engine)]
-    containers = []
-    for summary in listing.list_containers(engine, all_=True):
-        size = dir_size(os.path.join(engine.paths.snapshot_dir(summary.id), "upper"))
-        containers.append({**ps_row(summary, False), "Size": fmt.human_size(size)})
-    volumes = [{"Name": v.name, "Links": len(engine.users_of_volume(v.name)),
-                "Size": fmt.human_size(dir_size(v.mountpoint))}
-               for v in engine.volumes.all()]
+    data = disk_usage_data(engine, ("container", "volume"))
+    assert data.containers is not None and data.volumes is not None
+    containers = [{**ps_row(summary, False), "Size": fmt.human_size(size)}
+                  for summary, size in data.containers]
+    volumes = [{"Name": v.name, "Links": users, "Size": fmt.human_size(size)}
+               for v, size, users in data.volumes]
     entries = build_cache_usage(engine)
     cache = [{"ID": e.id, "CacheType": "regular", "Size": fmt.human_size(e.size),
               "CreatedSince": fmt.time_ago(e.created_at), "LastUsedSince":

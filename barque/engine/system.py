@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import socket
 
-from barque.engine.context import Engine, find_runtime
+from barque.engine.context import Engine, EngineError, find_runtime
 from barque.structs import dataclass, field
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
@@ -179,14 +179,32 @@ def prune_containers(engine: Engine) -> tuple[list[str], int, list[str]]:
     return removed, reclaimed, errors
 
 
-def prune_volumes(engine: Engine, all_volumes: bool) -> tuple[list[str], int]:
-    """Remove the volumes no container uses (only anonymous ones unless `all_volumes`)."""
+VOLUME_PRUNE_FILTERS = ("label", "label!", "all")
+
+
+def prune_volumes(engine: Engine, all_volumes: bool,
+                  filters: dict[str, list[str]] | None = None) -> tuple[list[str], int]:
+    """Remove the volumes no container uses (only anonymous ones unless `all_volumes` or an
+    `all` filter); Docker's `label` (all must match) and `label!` (not all may) filters."""
+    from barque.engine.filters import match_labels, validate
+
+    filters = filters or {}
+    validate(filters, VOLUME_PRUNE_FILTERS)
+    for value in filters.get("all", []):
+        if value.lower() not in ("0", "1", "true", "false"):
+            raise EngineError(f"invalid filter 'all={value}'", 1, 400)
+        all_volumes = all_volumes or value.lower() in ("1", "true")
     removed, reclaimed = [], 0
     for volume in engine.volumes.all():
-        if (all_volumes or volume.anonymous) and not engine.users_of_volume(volume.name):
-            reclaimed += dir_size(volume.mountpoint)
-            engine.volumes.remove(volume.name, [])
-            removed.append(volume.name)
+        if not (all_volumes or volume.anonymous) or engine.users_of_volume(volume.name):
+            continue
+        if not match_labels(filters.get("label", []), volume.labels):
+            continue
+        if "label!" in filters and match_labels(filters["label!"], volume.labels):
+            continue  # dockerd's MatchKVList, as network prune
+        reclaimed += dir_size(volume.mountpoint)
+        engine.volumes.remove(volume.name, [])
+        removed.append(volume.name)
     return removed, reclaimed
 
 
@@ -222,38 +240,49 @@ def prune_system(engine: Engine, *, all_images: bool = False,
                              reclaimed + pruned["SpaceReclaimed"] + cache_bytes, cache)
 
 
-def disk_usage(engine: Engine) -> list[dict[str, Any]]:
-    """`docker system df`'s rows: images, containers, local volumes, build cache."""
-    store = engine.store
-    records = engine.records.all()
-    running_images = {r.image_id for r in records}
-    images = store.images()
-    image_sizes = {i.id: sum(store.layer_sizes(i)) for i in images}
-    unused_image_bytes = sum(size for iid, size in image_sizes.items()
-                             if iid not in running_images)
-    container_sizes = {r.id: dir_size(os.path.join(engine.paths.snapshot_dir(r.id), "upper"))
-                       for r in records}
-    active = [r for r in records if engine.state(r)["Running"]]
-    volumes = engine.volumes.all()
-    volume_sizes = {v.name: dir_size(v.mountpoint) for v in volumes}
-    used = {v for v in volume_sizes if engine.users_of_volume(v)}
-    return [
-        _row("Images", len(images), len(running_images & set(image_sizes)),
-             sum(image_sizes.values()), unused_image_bytes),
-        _row("Containers", len(records), len(active), sum(container_sizes.values()),
-             sum(size for cid, size in container_sizes.items()
-                 if cid not in {r.id for r in active})),
-        _row("Local Volumes", len(volumes), len(used), sum(volume_sizes.values()),
-             sum(size for name, size in volume_sizes.items() if name not in used)),
-        build_cache_row(engine),
-    ]
+@dataclass
+class ImageUsage:
+    image: Any  # barque.image.store.Image
+    size: int  # its layers' bytes
+    shared_size: int  # of those, the bytes of layers another image has too
+    containers: int  # the containers made from it
 
 
-def image_usage(engine: Engine) -> list[dict[str, Any]]:
-    """`system df -v`'s images: one row per name (or one `<none>` row), with the bytes of
-    layers another image shares and those only it has, and the containers using it."""
-    from barque.image import reference
+@dataclass
+class DiskUsage:
+    """What `docker system df` and GET /system/df show: each kind's objects with their bytes
+    (a kind not asked for is None)."""
+    layers_size: int
+    images: list[ImageUsage] | None
+    containers: list[tuple[Any, int]] | None  # (listing.ContainerSummary, its changes' bytes)
+    volumes: list[tuple[Any, int, int]] | None  # (Volume, bytes, containers using it)
+    build_cache: list[Any] | None  # barque.build.cache.Usage
 
+
+DISK_USAGE_KINDS = ("container", "image", "volume", "build-cache")
+
+
+def disk_usage_data(engine: Engine, kinds: tuple[str, ...] = DISK_USAGE_KINDS) -> DiskUsage:
+    from barque.engine import listing
+
+    for kind in kinds:
+        if kind not in DISK_USAGE_KINDS:
+            raise EngineError(f"unknown object type: {kind}", 1, 400)
+    layers, images = _image_sizes(engine) if "image" in kinds else (0, None)
+    containers = None
+    if "container" in kinds:
+        containers = [(s, dir_size(os.path.join(engine.paths.snapshot_dir(s.id), "upper")))
+                      for s in listing.list_containers(engine, all_=True)]
+    volumes = None
+    if "volume" in kinds:
+        volumes = [(v, dir_size(v.mountpoint), len(engine.users_of_volume(v.name)))
+                   for v in engine.volumes.all()]
+    cache = build_cache_usage(engine) if "build-cache" in kinds else None
+    return DiskUsage(layers, images, containers, volumes, cache)
+
+
+def _image_sizes(engine: Engine) -> tuple[int, list[ImageUsage]]:
+    """(the bytes of all layers, each counted once; each image's usage)."""
     store = engine.store
     images = store.images()
     users: dict[str, int] = {}
@@ -265,14 +294,47 @@ def image_usage(engine: Engine) -> list[dict[str, Any]]:
         for layer, size in zip(image.layers, store.layer_sizes(image), strict=False):
             holders[layer.chain_id] = holders.get(layer.chain_id, 0) + 1
             layer_size[layer.chain_id] = size
-    rows = []
+    found = []
     for image in images:
         chains = {layer.chain_id for layer in image.layers}
-        size = sum(layer_size.get(c, 0) for c in chains)
-        shared = sum(layer_size.get(c, 0) for c in chains if holders.get(c, 0) > 1)
-        common = {"ID": image.short_id, "Created": image.created, "Size": size,
-                  "SharedSize": shared, "UniqueSize": size - shared,
-                  "Containers": users.get(image.id, 0)}
+        found.append(ImageUsage(image, sum(layer_size.get(c, 0) for c in chains),
+                                sum(layer_size.get(c, 0) for c in chains
+                                    if holders.get(c, 0) > 1),
+                                users.get(image.id, 0)))
+    return sum(layer_size.values()), found
+
+
+def disk_usage(engine: Engine) -> list[dict[str, Any]]:
+    """`docker system df`'s rows: images, containers, local volumes, build cache."""
+    data = disk_usage_data(engine, ("container", "image", "volume"))
+    assert data.images is not None and data.containers is not None and data.volumes is not None
+    image_sizes = [u.size for u in data.images]
+    active = [size for s, size in data.containers
+              if s.state in ("running", "paused", "restarting")]  # State.Running
+    return [
+        _row("Images", len(data.images), sum(u.containers > 0 for u in data.images),
+             sum(image_sizes), sum(u.size for u in data.images if not u.containers)),
+        _row("Containers", len(data.containers), len(active),
+             sum(size for _, size in data.containers),
+             sum(size for _, size in data.containers) - sum(active)),
+        _row("Local Volumes", len(data.volumes), sum(n > 0 for _, _, n in data.volumes),
+             sum(size for _, size, _ in data.volumes),
+             sum(size for _, size, n in data.volumes if not n)),
+        build_cache_row(engine),
+    ]
+
+
+def image_usage(engine: Engine) -> list[dict[str, Any]]:
+    """`system df -v`'s images: one row per name (or one `<none>` row), with the bytes of
+    layers another image shares and those only it has, and the containers using it."""
+    from barque.image import reference
+
+    rows = []
+    for usage in _image_sizes(engine)[1]:
+        image = usage.image
+        common = {"ID": image.short_id, "Created": image.created, "Size": usage.size,
+                  "SharedSize": usage.shared_size, "UniqueSize": usage.size - usage.shared_size,
+                  "Containers": usage.containers}
         names = [reference.parse(t) for t in image.tags]
         rows += [{"Repository": n.familiar_repository, "Tag": n.tag or "<none>", **common}
                  for n in names] or [{"Repository": "<none>", "Tag": "<none>", **common}]

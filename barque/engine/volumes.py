@@ -121,7 +121,8 @@ def create_volume(engine: Engine, name: str = "", driver: str = "local",
                   options: dict[str, str] | None = None) -> tuple[Volume, bool]:
     """(the volume, whether it is new): see Volumes.create."""
     if driver != "local":
-        raise EngineError(f"plugin \"{driver}\" not found", 1, 404)
+        raise EngineError(f"create {name}: error looking up volume plugin {driver}: plugin "
+                          f"\"{driver}\" not found", 1, 404)
     return engine.volumes.create(name, labels or {}, options or {})
 
 

@@ -134,7 +134,10 @@ def test_port_prune_and_volume_commands(barque: Barque) -> None:
     assert "Deleted Containers:" in pruned and ok(b.run("ps", "-aq")) == ""
     pruned = ok(b.run("volume", "prune", "-f"))
     assert anon in pruned and "vol1" not in pruned  # only anonymous ones by default
-    assert ok(b.run("volume", "prune", "-a", "-f")).count("vol1") == 1
+    assert "vol1" not in ok(b.run("volume", "prune", "-a", "-f", "--filter", "label=k=w"))
+    bad = b.run("volume", "prune", "-f", "--filter", "until=1h")
+    assert bad.returncode != 0 and "invalid filter 'until'" in bad.stderr
+    assert ok(b.run("volume", "prune", "-a", "-f", "--filter", "label=k")).count("vol1") == 1
     assert ok(b.run("volume", "ls", "-q")) == ""
 
 

@@ -33,3 +33,25 @@ def test_create_list_filter_remove(barque: Barque) -> None:
         volumes.remove_volume(engine, "gone", force=True)  # nothing to do, as Docker
         assert names({}) == ["beta"]
         volumes.remove_volume(engine, "beta")
+
+
+@pytest.mark.root
+def test_prune_filters(barque: Barque) -> None:
+    from barque.engine.system import prune_volumes
+
+    with Engine(Paths(barque.root, barque.runroot)) as engine:
+        volumes.create_volume(engine, "keep", labels={"team": "a", "keep": "1"})
+        volumes.create_volume(engine, "drop", labels={"team": "a"})
+        volumes.create_volume(engine, "other", labels={"team": "b"})
+        anonymous, _ = volumes.create_volume(engine, "")
+        with pytest.raises(EngineError, match="invalid filter 'until'") as e:
+            prune_volumes(engine, True, {"until": ["1h"]})
+        assert e.value.status == 400
+        with pytest.raises(EngineError, match="invalid filter 'all=maybe'"):
+            prune_volumes(engine, False, {"all": ["maybe"]})
+        assert len(engine.volumes.all()) == 4  # refused: nothing removed
+        assert prune_volumes(engine, False, {"label": ["team=a"]}) == ([], 0)  # named: kept
+        assert prune_volumes(engine, False, {"all": ["true"], "label": ["team=a"],
+                                             "label!": ["keep"]}) == (["drop"], 0)
+        assert prune_volumes(engine, False) == ([anonymous.name], 0)
+        assert [v.name for v in engine.volumes.all()] == ["keep", "other"]
