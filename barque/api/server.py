@@ -4,6 +4,7 @@ limit, and a graceful stop on SIGTERM (the containers go on: they are their moni
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import grp
 import logging
 import os
@@ -101,25 +102,42 @@ def _remove_stale(path: str) -> None:
 
 def bind(path: str) -> socket.socket:
     """The socket: its dir made 0711 if missing, 0660 owned by group `barque` (root if none),
-    never world-accessible, not even between bind and chmod."""
+    never world-accessible, not even between bind and chmod. It appears at `path` only once
+    it listens (bound under a temporary name, then linked there): a client that finds the file
+    can connect."""
     parent = os.path.dirname(path)
     if not os.path.isdir(parent):
         os.makedirs(parent, mode=0o711, exist_ok=True)
         os.chmod(parent, 0o711)
     _remove_stale(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    pending = os.path.join(parent, f".{os.path.basename(path)}.{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(pending)  # a crashed server's of the same pid
     old = os.umask(0o177)
     try:
-        sock.bind(path)
+        sock.bind(pending)
     finally:
         os.umask(old)
     try:
-        gid = grp.getgrnam("barque").gr_gid
-    except KeyError:
-        gid = 0
-    os.chown(path, 0, gid)
-    os.chmod(path, 0o660)
-    sock.listen(1024)  # clients that find the file can connect from here on
+        try:
+            gid = grp.getgrnam("barque").gr_gid
+        except KeyError:
+            gid = 0
+        os.chown(pending, 0, gid)
+        os.chmod(pending, 0o660)
+        sock.listen(1024)
+        try:
+            os.link(pending, path)  # never replaces: a server started meanwhile keeps its own
+        except FileExistsError:
+            raise EngineError(f"listen unix {path}: bind: address already in use",
+                              status=400) from None
+    except BaseException:
+        sock.close()
+        raise
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(pending)
     return sock
 
 
