@@ -18,6 +18,19 @@ def login(server: str, username: str, password: str, *, config_path: str | None 
     return {"Status": "Login Succeeded", "IdentityToken": ""}
 
 
+def check(server: str, username: str, password: str, **client_options: Any) -> dict[str, str]:
+    """The API's `POST /auth`: the registry takes the credentials or UnauthorizedError;
+    nothing is stored (the client keeps them, as with dockerd)."""
+    from barque.registry.auth import Credentials, registry_host
+    from barque.registry.client import RegistryClient
+
+    host = registry_host(server or "docker.io")
+    with RegistryClient(host, credentials=Credentials(username, password),
+                        **client_options) as client:
+        client.check_login()
+    return {"Status": "Login Succeeded", "IdentityToken": ""}
+
+
 def logout(server: str, *, config_path: str | None = None) -> bool:
     """Forget the credentials for `server`; False when there were none."""
     from barque.registry import auth

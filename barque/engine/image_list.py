@@ -106,6 +106,12 @@ def list_images(store: ImageStore, filters: dict[str, list[str]] | None = None,
     return rows
 
 
+def listed_tags(image: Image, filters: dict[str, list[str]]) -> list[str]:
+    """The image's tags a listing shows: those the reference filters match, or all."""
+    patterns = filters.get("reference")
+    return _matching_tags(image, patterns) if patterns else list(image.tags)
+
+
 # --- the filters' rules ----------------------------------------------------------------------
 
 def _dangling(values: list[str]) -> bool:

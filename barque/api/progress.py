@@ -1,0 +1,127 @@
+"""Docker's JSON message stream (jsonmessage): what /images/create, /images/{name}/push and
+/images/load send, one JSON object per line, and the docker CLI and the SDK render. A failure
+before the first message is an HTTP error of its own (as dockerd: its writer has not flushed);
+after it, an {"errorDetail": ...} message."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from barque.api.common import in_engine
+from barque.engine.context import Engine
+from barque.image.reference import Reference
+from barque.registry.progress import Progress
+
+Emit = Callable[[dict[str, Any]], None]
+_WORDS = {  # event → (pull wording, push wording), as dockerd's
+    "started": ("Pulling fs layer", "Preparing"),
+    "waiting": ("Waiting", "Waiting"),
+    "exists": ("Already exists", "Layer already exists"),
+    "transfer": ("Downloading", "Pushing"),
+    "done": ("Pull complete", "Pushed"),
+}
+
+
+def error_message(text: str) -> dict[str, Any]:
+    return {"errorDetail": {"message": text}, "error": text}
+
+
+class JSONProgress(Progress):
+    """The registry's progress events as dockerd's messages. Called from worker threads:
+    `emit` must be thread-safe (json_stream's is)."""
+
+    def __init__(self, emit: Emit) -> None:
+        self.emit = emit
+        self.push = False
+
+    def _word(self, event: str) -> str:
+        return _WORDS[event][1 if self.push else 0]
+
+    def _layer(self, layer: str, status: str, detail: dict[str, int] | None = None) -> None:
+        self.emit({"status": status, "progressDetail": detail or {}, "id": layer})
+
+    def pull_started(self, ref: Reference) -> None:
+        self.emit({"status": f"Pulling from {ref.path}", "id": ref.tag or ref.digest or ""})
+
+    def push_started(self, ref: Reference) -> None:
+        self.push = True
+        self.emit({"status": f"The push refers to repository [{ref.repository}]"})
+
+    def layer_started(self, layer: str, size: int | None) -> None:
+        self._layer(layer, self._word("started"))
+
+    def layer_waiting(self, layer: str) -> None:
+        self._layer(layer, self._word("waiting"))
+
+    def layer_exists(self, layer: str) -> None:
+        self._layer(layer, self._word("exists"))
+
+    def layer_progress(self, layer: str, done: int, total: int | None) -> None:
+        detail = {"current": done, **({"total": total} if total else {})}
+        self._layer(layer, self._word("transfer"), detail)
+
+    def layer_verifying(self, layer: str) -> None:
+        self._layer(layer, "Verifying Checksum")
+        self._layer(layer, "Download complete")
+
+    def layer_mounted(self, layer: str, from_repo: str) -> None:
+        self._layer(layer, f"Mounted from {from_repo}")
+
+    def layer_done(self, layer: str) -> None:
+        self._layer(layer, self._word("done"))
+
+    def pull_finished(self, ref: Reference, digest: str, up_to_date: bool) -> None:
+        status = "Image is up to date for" if up_to_date else "Downloaded newer image for"
+        self.emit({"status": f"Digest: {digest}"})
+        self.emit({"status": f"Status: {status} {ref.familiar}"})
+
+    def push_finished(self, ref: Reference, digest: str, size: int) -> None:
+        tag = ref.tag or "latest"
+        self.emit({"status": f"{tag}: digest: {digest} size: {size}"})
+        self.emit({"progressDetail": {}, "aux": {"Tag": tag, "Digest": digest, "Size": size}})
+
+
+async def json_stream(request: web.Request, work: Callable[[Engine, Emit], None],
+                      failure: Callable[[BaseException], tuple[str, int]],
+                      always_ok: bool = False) -> web.StreamResponse:
+    """Run work(engine, emit) in the engine's pool and stream what it emits. `failure` gives
+    an exception's (message, status); `always_ok`: start the 200 stream at once, so every
+    failure is in-stream (dockerd's /images/load)."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    def emit(message: dict[str, Any]) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, message)
+
+    task = asyncio.ensure_future(in_engine(request, lambda engine: work(engine, emit)))
+    # After every emit: the thread's call_soon_threadsafe calls precede the future's result.
+    task.add_done_callback(lambda _: queue.put_nowait(None))
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    if always_ok:
+        await response.prepare(request)
+    message = await queue.get()
+    if message is None and not response.prepared:
+        error = task.exception()
+        if error is not None:
+            text, status = failure(error)
+            from barque.engine.errors import EngineError
+
+            raise EngineError(text, status=status)
+    if not response.prepared:
+        await response.prepare(request)
+    try:
+        while message is not None:
+            await response.write(json.dumps(message).encode() + b"\r\n")
+            message = await queue.get()
+        error = task.exception()
+        if error is not None:
+            await response.write(json.dumps(error_message(failure(error)[0])).encode() + b"\r\n")
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client went away; the engine's call ends on its own
+    return response

@@ -1,0 +1,65 @@
+"""Which images `docker image prune --filter` may remove, as dockerd reads its filters:
+dangling=true|false (false: every unused image, as -a), label=K[=V] and label!=K[=V] (each
+must hold), until=TIME (created before it; a Unix time, RFC 3339 or a duration ago)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from barque.engine.filters import FilterError, check_keys, match_labels
+from barque.image.store import Image, ImageError, ImageStore
+
+FILTER_KEYS = ("dangling", "label", "label!", "until")
+
+
+class PruneFilterError(ImageError):
+    """A filter dockerd refuses: its message, status 400."""
+
+
+def prune_selector(store: ImageStore, all_images: bool, filters: dict[str, list[str]]
+                   ) -> tuple[bool, Callable[[Image], bool] | None]:
+    """(all_images, only): whether tagged images are candidates, and the test each candidate
+    must pass (None: every one)."""
+    try:
+        check_keys(filters, FILTER_KEYS)
+    except FilterError as e:
+        raise PruneFilterError(f"Invalid filter '{e.item}'") from None
+    for value in filters.get("dangling", []):
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise PruneFilterError(f"Invalid filter 'dangling={value}'")
+        if value.lower() in ("false", "0"):
+            all_images = True
+    until = [_time(v) for v in filters.get("until", [])]
+    labels, unlabels = filters.get("label", []), filters.get("label!", [])
+    if not (until or labels or unlabels):
+        return all_images, None
+
+    def only(image: Image) -> bool:
+        if until and not all(_created(image) < limit for limit in until):
+            return False
+        if not labels and not unlabels:
+            return True
+        found = (store.config(image).get("config") or {}).get("Labels") or {}
+        return match_labels(labels, found) and not any(
+            match_labels([item], found) for item in unlabels)
+
+    return all_images, only
+
+
+def _time(text: str) -> float:
+    from barque.engine.logs import parse_since
+
+    try:
+        return parse_since(text)
+    except ValueError:
+        raise PruneFilterError(f'invalid value for "until": failed to parse value as time '
+                               f'or duration: "{text}"') from None
+
+
+def _created(image: Image) -> float:
+    from barque.engine.logs import parse_time
+
+    try:
+        return parse_time(image.created)
+    except ValueError:
+        return 0.0
