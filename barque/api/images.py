@@ -126,7 +126,11 @@ async def list_(request: web.Request) -> web.Response:
 
 async def inspect(request: web.Request) -> web.Response:
     name = request.match_info["name"]
-    return json_response(await _engine(request, lambda e: eng.inspect_named(e.store, name)))
+    data = await _engine(request, lambda e: eng.inspect_named(e.store, name))
+    # What API 1.43 still has (gone in 1.44): no image of Barque's comes from a container.
+    data.update({"Container": "", "ContainerConfig": eng.empty_config(),
+                 "VirtualSize": data["Size"]})
+    return json_response(data)
 
 
 async def history(request: web.Request) -> web.Response:
@@ -261,7 +265,7 @@ async def tag(request: web.Request) -> web.Response:
     name, repo, new_tag = (request.match_info["name"], request.query.get("repo", ""),
                            request.query.get("tag", ""))
     if not repo:
-        raise EngineError("repository name must have at least one component", status=400)
+        raise EngineError("invalid reference format", status=400)
     target = f"{repo}:{new_tag}" if new_tag else repo
     await _engine(request, lambda e: eng.tag(e.store, name, target))
     return web.Response(status=201)

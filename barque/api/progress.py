@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from barque.api.common import in_engine
+from barque.cli.registry_progress import progress_bar  # a rendering both front ends share
 from barque.engine.context import Engine
 from barque.image.reference import Reference
 from barque.registry.progress import Progress
 
+PROGRESS_INTERVAL = 0.1  # seconds between two progress messages of one layer
 Emit = Callable[[dict[str, Any]], None]
 _WORDS = {  # event → (pull wording, push wording), as dockerd's
     "started": ("Pulling fs layer", "Preparing"),
@@ -38,6 +41,7 @@ class JSONProgress(Progress):
     def __init__(self, emit: Emit) -> None:
         self.emit = emit
         self.push = False
+        self._last: dict[str, float] = {}  # layer → when its last progress went out
 
     def _word(self, event: str) -> str:
         return _WORDS[event][1 if self.push else 0]
@@ -62,8 +66,13 @@ class JSONProgress(Progress):
         self._layer(layer, self._word("exists"))
 
     def layer_progress(self, layer: str, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if done != total and now - self._last.get(layer, 0.0) < PROGRESS_INTERVAL:
+            return  # as dockerd's progress reader: not a message per chunk
+        self._last[layer] = now
         detail = {"current": done, **({"total": total} if total else {})}
-        self._layer(layer, self._word("transfer"), detail)
+        self.emit({"status": self._word("transfer"), "progressDetail": detail,
+                   "progress": progress_bar(done, total), "id": layer})
 
     def layer_verifying(self, layer: str) -> None:
         self._layer(layer, "Verifying Checksum")
@@ -84,6 +93,11 @@ class JSONProgress(Progress):
         tag = ref.tag or "latest"
         self.emit({"status": f"{tag}: digest: {digest} size: {size}"})
         self.emit({"progressDetail": {}, "aux": {"Tag": tag, "Digest": digest, "Size": size}})
+
+
+def _encode(message: dict[str, Any]) -> bytes:
+    """One message as dockerd writes it: compact JSON, CRLF."""
+    return json.dumps(message, separators=(",", ":")).encode() + b"\r\n"
 
 
 async def json_stream(request: web.Request, work: Callable[[Engine, Emit], None],
@@ -116,11 +130,11 @@ async def json_stream(request: web.Request, work: Callable[[Engine, Emit], None]
         await response.prepare(request)
     try:
         while message is not None:
-            await response.write(json.dumps(message).encode() + b"\r\n")
+            await response.write(_encode(message))
             message = await queue.get()
         error = task.exception()
         if error is not None:
-            await response.write(json.dumps(error_message(failure(error)[0])).encode() + b"\r\n")
+            await response.write(_encode(error_message(failure(error)[0])))
         await response.write_eof()
     except ConnectionError:
         pass  # the client went away; the engine's call ends on its own

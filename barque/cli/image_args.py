@@ -100,7 +100,8 @@ def _prune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true",
                    help="remove all unused images, not just dangling ones")
     p.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
-    p.add_argument("--filter", action="append", default=[], help=argparse.SUPPRESS)
+    p.add_argument("--filter", action="append", default=[],
+                   help='Provide filter values (e.g. "until=<timestamp>")')
 
 
 def _save_args(p: argparse.ArgumentParser) -> None:

@@ -24,9 +24,10 @@ def prune_selector(store: ImageStore, all_images: bool, filters: dict[str, list[
         check_keys(filters, FILTER_KEYS)
     except FilterError as e:
         raise PruneFilterError(f"Invalid filter '{e.item}'") from None
-    for value in filters.get("dangling", []):
+    dangling = filters.get("dangling", [])
+    for value in dangling:
         if value.lower() not in ("true", "false", "1", "0"):
-            raise PruneFilterError(f"Invalid filter 'dangling={value}'")
+            raise PruneFilterError(f"Invalid filter 'dangling=[{' '.join(dangling)}]'")
         if value.lower() in ("false", "0"):
             all_images = True
     until = [_time(v) for v in filters.get("until", [])]

@@ -144,7 +144,8 @@ def push(store: ImageStore, text: str, *, progress: Any = None,
     ref = _parse(text)
     image = store.lookup(str(ref))
     if image is None:
-        raise ImageNotFound(f"An image does not exist locally with the tag: {ref.familiar}")
+        raise ImageNotFound("An image does not exist locally with the tag: "
+                            f"{ref.familiar_repository}")
     # Cross-repository mounts: other repositories of the same registry that have this image.
     names = [refs.parse(n, default_tag=False) for n in image.tags + image.repo_digests]
     from_repos = sorted({n.path for n in names
@@ -206,6 +207,11 @@ _CONFIG_DEFAULTS: dict[str, Any] = {
     "Cmd": None, "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None,
     "OnBuild": None, "Labels": None,
 }
+
+
+def empty_config() -> dict[str, Any]:
+    """An image Config with nothing set, as Docker prints one."""
+    return dict(_CONFIG_DEFAULTS)
 
 
 def inspect_named(store: ImageStore, name: str) -> dict[str, Any]:
