@@ -257,8 +257,12 @@ def test_sdk_images(server: Server, seeded: str, registry: Registry) -> None:
         with pytest.raises(docker.errors.NotFound):
             client.images.pull(f"{registry.host}/nosuch", tag="latest")
         client.images.remove(f"{registry.host}/sdk:v2")
+        saved = b"".join(image.save(named=True))
         client.images.remove(seeded, force=True)
         assert client.images.list() == []
+        [loaded] = client.images.load(saved)
+        assert (loaded.id, loaded.tags) == (image.id, [f"{seeded}:latest"])
+        client.images.remove(seeded)
         # containers.run of an image not yet pulled: NotFound from create, then a pull
         assert client.containers.run(seeded, ["echo", "sdk"], remove=True) == b"sdk\n"
     finally:
@@ -304,3 +308,25 @@ def test_auth_and_credentials(server: Server, seeded: str,
             headers={"X-Registry-Auth": auth.decode()})
         assert status == 200
         assert b"Downloaded newer image" in body or b"Image is up to date" in body
+
+
+def test_bodies_over_the_json_limit_stream(server: Server, tmp_path: os.PathLike[str]) -> None:
+    """import and load read the body as it comes: a 17 MiB rootfs is no 413; save of two
+    names (/images/get?names=...) and load give them both back."""
+    busybox = _default_image(server)
+    rootfs = os.path.join(tmp_path, "rootfs.tar")
+    with tarfile.open(rootfs, "w") as tar:
+        info = tarfile.TarInfo("big")
+        info.size = 17 << 20
+        tar.addfile(info, io.BytesIO(os.urandom(info.size)))
+    big = _ok(server.docker("import", rootfs, "big:1")).strip()
+    [data] = json.loads(_ok(server.docker("image", "inspect", "big:1")))
+    assert data["Id"] == big and data["Size"] >= 17 << 20
+    archive = os.path.join(tmp_path, "two.tar")
+    _ok(server.docker("save", "-o", archive, "big:1", "busybox"))
+    _ok(server.docker("rmi", "big:1", "busybox"))
+    assert _ok(server.docker("images", "-q")) == ""
+    loaded = _ok(server.docker("load", "-q", "-i", archive)).splitlines()
+    assert sorted(loaded) == ["Loaded image: big:1", "Loaded image: busybox:latest"]
+    assert sorted(_ok(server.docker("images", "-q", "--no-trunc")).split()) == \
+        sorted([big, busybox])
