@@ -49,6 +49,19 @@ def failure(error: BaseException) -> tuple[str, int]:
     return text, 500
 
 
+def _known_errors() -> tuple[type[Exception], ...]:
+    """What the image code raises for a request it cannot satisfy (anything else is a bug:
+    the middleware's 500 names its class)."""
+    from barque.image.archive_io import ArchiveError
+    from barque.image.default import DefaultImageError
+    from barque.image.oci_layout import LayoutError
+    from barque.registry.errors import RegistryError
+    from barque.storage.blobs import BlobError
+
+    return (ImageError, RegistryError, ArchiveError, BlobError, LayoutError,
+            DefaultImageError, ValueError, OSError)
+
+
 async def _engine(request: web.Request, fn: Any) -> Any:
     """in_engine with image errors as dockerd's statuses."""
     try:
@@ -56,9 +69,7 @@ async def _engine(request: web.Request, fn: Any) -> Any:
     except EngineError:
         raise
     except Exception as e:
-        from barque.registry.errors import RegistryError
-
-        if isinstance(e, (ImageError, RegistryError, ValueError)):
+        if isinstance(e, _known_errors()):
             text, status = failure(e)
             raise EngineError(text, status=status) from None
         raise
@@ -235,10 +246,16 @@ async def push(request: web.Request) -> web.StreamResponse:
     name, tag = request.match_info["name"], request.query.get("tag", "")
     credentials, anonymous = registry_auth(request)
 
+    try:
+        repository = refs.parse(name, default_tag=False)
+    except refs.ReferenceError:
+        raise EngineError("invalid reference format", status=400) from None
+
     def work(engine: Engine, emit: Emit) -> None:
         store = engine.store
-        names = [f"{name}:{tag}"] if tag else _push_names(store, name)
         view = JSONProgress(emit)
+        view.push_started(repository)  # before the image is looked for, as dockerd
+        names = [f"{name}:{tag}"] if tag else _push_names(store, name)
         for each in names:
             eng.push(store, each, progress=view, credentials=credentials, anonymous=anonymous)
 
@@ -247,10 +264,7 @@ async def push(request: web.Request) -> web.StreamResponse:
 
 def _push_names(store: Any, name: str) -> list[str]:
     """No tag: the name's own tag, else every tag of its repository (dockerd's rule)."""
-    try:
-        ref = refs.parse(name, default_tag=False)
-    except refs.ReferenceError:
-        raise ImageError("invalid reference format") from None
+    ref = refs.parse(name, default_tag=False)
     if ref.tag:
         return [name]
     names = eng.repository_tags(store, name)

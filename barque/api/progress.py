@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +18,7 @@ from aiohttp import web
 from barque.api.common import in_engine
 from barque.cli.registry_progress import progress_bar  # a rendering both front ends share
 from barque.engine.context import Engine
+from barque.engine.errors import EngineError
 from barque.image.reference import Reference
 from barque.registry.progress import Progress
 
@@ -30,6 +33,10 @@ _WORDS = {  # event → (pull wording, push wording), as dockerd's
 }
 
 
+class ClientGone(Exception):
+    """Raised in the engine's thread by `emit` once the client has gone."""
+
+
 def error_message(text: str) -> dict[str, Any]:
     return {"errorDetail": {"message": text}, "error": text}
 
@@ -41,6 +48,7 @@ class JSONProgress(Progress):
     def __init__(self, emit: Emit) -> None:
         self.emit = emit
         self.push = False
+        self._pushing = ""  # the repository whose push was announced
         self._last: dict[str, float] = {}  # layer → when its last progress went out
 
     def _word(self, event: str) -> str:
@@ -54,7 +62,9 @@ class JSONProgress(Progress):
 
     def push_started(self, ref: Reference) -> None:
         self.push = True
-        self.emit({"status": f"The push refers to repository [{ref.repository}]"})
+        if ref.repository != self._pushing:  # once per repository, as dockerd's
+            self._pushing = ref.repository
+            self.emit({"status": f"The push refers to repository [{ref.repository}]"})
 
     def layer_started(self, layer: str, size: int | None) -> None:
         self._layer(layer, self._word("started"))
@@ -95,6 +105,14 @@ class JSONProgress(Progress):
         self.emit({"progressDetail": {}, "aux": {"Tag": tag, "Digest": digest, "Size": size}})
 
 
+def _failed(error: BaseException, failure: Callable[[BaseException], tuple[str, int]]
+            ) -> tuple[str, int]:
+    text, status = failure(error)
+    if status >= 500:
+        logging.getLogger("barque.api").warning("%s", text, exc_info=error)
+    return text, status
+
+
 def _encode(message: dict[str, Any]) -> bytes:
     """One message as dockerd writes it: compact JSON, CRLF."""
     return json.dumps(message, separators=(",", ":")).encode() + b"\r\n"
@@ -108,8 +126,11 @@ async def json_stream(request: web.Request, work: Callable[[Engine, Emit], None]
     failure is in-stream (dockerd's /images/load)."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+    gone = threading.Event()
 
     def emit(message: dict[str, Any]) -> None:
+        if gone.is_set():  # as dockerd: a pull or push ends with its client's connection
+            raise ClientGone("the client closed the connection")
         loop.call_soon_threadsafe(queue.put_nowait, message)
 
     task = asyncio.ensure_future(in_engine(request, lambda engine: work(engine, emit)))
@@ -122,9 +143,7 @@ async def json_stream(request: web.Request, work: Callable[[Engine, Emit], None]
     if message is None and not response.prepared:
         error = task.exception()
         if error is not None:
-            text, status = failure(error)
-            from barque.engine.errors import EngineError
-
+            text, status = _failed(error, failure)
             raise EngineError(text, status=status)
     if not response.prepared:
         await response.prepare(request)
@@ -134,8 +153,8 @@ async def json_stream(request: web.Request, work: Callable[[Engine, Emit], None]
             message = await queue.get()
         error = task.exception()
         if error is not None:
-            await response.write(_encode(error_message(failure(error)[0])))
+            await response.write(_encode(error_message(_failed(error, failure)[0])))
         await response.write_eof()
     except ConnectionError:
-        pass  # the client went away; the engine's call ends on its own
+        gone.set()  # the engine's call stops at its next message
     return response

@@ -148,10 +148,10 @@ def test_pull_and_push_failures(server: Server, registry: Registry) -> None:
     assert out.returncode == 1
     assert "Error response from daemon:" in out.stderr
     assert "nosuch" in out.stderr
-    out = server.docker("push", f"{registry.host}/notlocal:latest")
-    assert out.returncode == 1
-    assert f"An image does not exist locally with the tag: {registry.host}/notlocal" \
-        in out.stderr
+    out = server.docker("push", f"{registry.host}/notlocal:latest")  # as dockerd: in-stream
+    assert (out.returncode, out.stdout, out.stderr) == (
+        1, f"The push refers to repository [{registry.host}/notlocal]\n",
+        f"An image does not exist locally with the tag: {registry.host}/notlocal\n")
     out = server.docker("pull", "127.0.0.1:1/unreachable:latest")  # nothing listens there
     assert out.returncode == 1
     assert "connection refused" in out.stderr
