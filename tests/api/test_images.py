@@ -11,6 +11,7 @@ import os
 import subprocess
 import tarfile
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -330,3 +331,98 @@ def test_bodies_over_the_json_limit_stream(server: Server, tmp_path: os.PathLike
     assert sorted(loaded) == ["Loaded image: big:1", "Loaded image: busybox:latest"]
     assert sorted(_ok(server.docker("images", "-q", "--no-trunc")).split()) == \
         sorted([big, busybox])
+
+
+class _SlowProxy:
+    """A TCP relay to the registry that sends its replies at ~2 MB/s and counts the bytes:
+    a pull through it takes seconds, long enough to hang up in the middle."""
+
+    def __init__(self, upstream: str) -> None:
+        import socket
+        import threading
+
+        host, port = upstream.split(":")
+        self.upstream = (host, int(port))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.host = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.sent = 0
+        self.open = 0
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            with self.lock:
+                self.open += 1
+            for args in ((client, server, 0.0), (server, client, 0.03)):
+                threading.Thread(target=self._pump, args=args, daemon=True).start()
+
+    def _pump(self, src: Any, dst: Any, pause: float) -> None:
+        import time
+
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+                if pause:
+                    with self.lock:
+                        self.sent += len(data)
+                    time.sleep(pause)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+            if pause:
+                with self.lock:
+                    self.open -= 1
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.mark.slow
+def test_pull_ends_when_its_client_hangs_up(server: Server, registry: Registry,
+                                            tmp_path: os.PathLike[str]) -> None:
+    """As dockerd: a pull is cancelled when its connection closes (no image, the transfer
+    cut short), not carried on for nobody."""
+    import time
+
+    from tests.api.conftest import _UnixConnection
+
+    rootfs = os.path.join(tmp_path, "rootfs.tar")
+    with tarfile.open(rootfs, "w") as tar:
+        info = tarfile.TarInfo("big")
+        info.size = 16 << 20
+        tar.addfile(info, io.BytesIO(os.urandom(info.size)))
+    _ok(server.docker("import", rootfs, f"{registry.host}/big:1"))
+    _ok(server.docker("push", f"{registry.host}/big:1"))
+    _ok(server.docker("rmi", f"{registry.host}/big:1"))
+    proxy = _SlowProxy(registry.host)
+    try:
+        conn = _UnixConnection(server.socket)
+        conn.request("POST", f"/v1.43/images/create?fromImage={proxy.host}/big&tag=1")
+        response = conn.getresponse()
+        assert response.status == 200
+        while b'"Downloading"' not in response.readline():
+            pass
+        conn.close()
+        deadline = time.monotonic() + 30
+        while proxy.open and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert proxy.open == 0  # the registry client hung up too
+        assert proxy.sent < 8 << 20, proxy.sent  # long before the 16 MiB layer was through
+        assert _ok(server.docker("images", "-q")) == ""
+    finally:
+        proxy.close()
