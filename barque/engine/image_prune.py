@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from barque.engine.filters import FilterError, check_keys, match_labels
+from barque.engine.image_list import created_time, until_time
 from barque.image.store import Image, ImageError, ImageStore
 
 FILTER_KEYS = ("dangling", "label", "label!", "until")
@@ -30,13 +31,13 @@ def prune_selector(store: ImageStore, all_images: bool, filters: dict[str, list[
             raise PruneFilterError(f"Invalid filter 'dangling=[{' '.join(dangling)}]'")
         if value.lower() in ("false", "0"):
             all_images = True
-    until = [_time(v) for v in filters.get("until", [])]
+    until = [until_time(v) for v in filters.get("until", [])]
     labels, unlabels = filters.get("label", []), filters.get("label!", [])
     if not (until or labels or unlabels):
         return all_images, None
 
     def only(image: Image) -> bool:
-        if until and not all(_created(image) < limit for limit in until):
+        if until and not all(created_time(image) < limit for limit in until):
             return False
         if not labels and not unlabels:
             return True
@@ -45,22 +46,3 @@ def prune_selector(store: ImageStore, all_images: bool, filters: dict[str, list[
             match_labels([item], found) for item in unlabels)
 
     return all_images, only
-
-
-def _time(text: str) -> float:
-    from barque.engine.logs import parse_since
-
-    try:
-        return parse_since(text)
-    except ValueError:
-        raise PruneFilterError(f'invalid value for "until": failed to parse value as time '
-                               f'or duration: "{text}"') from None
-
-
-def _created(image: Image) -> float:
-    from barque.engine.logs import parse_time
-
-    try:
-        return parse_time(image.created)
-    except ValueError:
-        return 0.0

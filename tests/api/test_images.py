@@ -88,6 +88,8 @@ def test_images_inspect_history(server: Server) -> None:
     assert _ok(server.docker("images", "-q", "--filter", "dangling=true")) == ""
     assert _ok(server.docker("images", "-q", "--filter", "reference=busy*")).split() == \
         [image_id[7:19]]
+    assert _ok(server.docker("images", "-q", "--filter", "until=1h")).split() == \
+        [image_id[7:19]]  # the built-in image says it was made in 1970
     out = server.docker("images", "--filter", "nosuchkey=1")
     assert out.returncode == 1
     assert "invalid filter 'nosuchkey'" in out.stderr
@@ -186,9 +188,11 @@ def test_import_and_prune(server: Server) -> None:
                              "dangling=true")).split() == [dangling]
     [data] = json.loads(_ok(server.docker("image", "inspect", "imported:1")))
     assert data["Id"] == tagged
-    # a label filter that matches nothing removes nothing
-    out = _ok(server.docker("image", "prune", "-f", "--filter", "label=keep=no"))
-    assert out == "Total reclaimed space: 0B\n"
+    # filters that match nothing remove nothing: another label, made over an hour ago
+    for match_nothing in ("label=keep=no", "until=1h"):
+        out = _ok(server.docker("image", "prune", "-f", "--filter", match_nothing))
+        assert out == "Total reclaimed space: 0B\n"
+    assert _ok(server.docker("images", "-q", "--filter", "until=1h")) == ""
     out = _ok(server.docker("image", "prune", "-f"))
     assert out.startswith(f"Deleted Images:\ndeleted: {dangling}\n")
     assert _ok(server.docker("images", "-q", "--no-trunc")).split() == [tagged]
