@@ -170,13 +170,8 @@ def remove(store: ImageStore, name: str, *, force: bool = False,
     """`docker rmi NAME`: what was done, as the Engine API's ImageDeleteResponseItems
     ([{"Untagged": name} | {"Deleted": id}]). `is_running(container_id)`: an image a running
     container uses cannot be deleted, even forced."""
-    if is_running is None:
-        return [{verb: what} for verb, what in store.remove(name, force=force)]
-    return [{verb: what} for verb, what in store.remove(name, force=force,
-                                                        is_running=is_running)]
-
-
-PRUNE_FILTER_KEYS = ("dangling", "label", "until")
+    done = store.remove(name, force=force, is_running=is_running or (lambda _: False))
+    return [{verb: what} for verb, what in done]
 
 
 def prune(store: ImageStore, *, all_images: bool = False,
