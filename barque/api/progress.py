@@ -108,8 +108,9 @@ class JSONProgress(Progress):
 def _failed(error: BaseException, failure: Callable[[BaseException], tuple[str, int]]
             ) -> tuple[str, int]:
     text, status = failure(error)
-    if status >= 500:
-        logging.getLogger("barque.api").warning("%s", text, exc_info=error)
+    if status >= 500:  # a registry down is worth a line; a bug (not Barque's error), a trace
+        ours = type(error).__module__.startswith("barque.")
+        logging.getLogger("barque.api").warning("%s", text, exc_info=None if ours else error)
     return text, status
 
 
