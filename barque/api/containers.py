@@ -52,7 +52,8 @@ async def create(request: web.Request) -> web.Response:
 
     def make(engine: Engine) -> str:
         return engine_create(engine, image, config, host_config, name=name,
-                             networking_config=networking, warnings=warnings).id
+                             networking_config=networking, warnings=warnings,
+                             pull=False).id
 
     container_id = await in_engine(request, make)
     return json_response({"Id": container_id, "Warnings": warnings}, status=201)

@@ -15,7 +15,7 @@ import sys
 
 from aiohttp import web
 
-from barque.api import containers, networks, stopgaps, system, versions, volumes
+from barque.api import containers, images, networks, system, versions, volumes
 from barque.api.common import PATHS, Handler, error_response
 from barque.api.runs import RUNS, Runs
 from barque.engine.errors import EngineError
@@ -65,8 +65,8 @@ def make_app(paths: Paths) -> web.Application:
     app.on_response_prepare.append(_docker_headers)
     app[PATHS] = paths
     app[RUNS] = Runs(paths)
-    routes = system.ROUTES + containers.ROUTES + volumes.ROUTES + networks.ROUTES
-    routes += stopgaps.ROUTES  # last: another part's own routes win (see stopgaps.py)
+    routes = (system.ROUTES + containers.ROUTES + images.ROUTES + volumes.ROUTES
+              + networks.ROUTES)
     for method, path, handler in routes:
         for prefix in ("", "/v{version:[0-9]+\\.[0-9]+}"):
             app.router.add_route(method, prefix + path, handler)

@@ -46,7 +46,7 @@ def _images_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true", help="show all images")
     p.add_argument("--digests", action="store_true", help="show digests")
     p.add_argument("-f", "--filter", action="append", default=[],
-                   help="filter output (dangling=, reference=, before=, since=, label=)")
+                   help="filter output (dangling=, reference=, before=, since=, until=, label=)")
     p.add_argument("--format", help="format output with a Go template")
     p.add_argument("--no-trunc", action="store_true", help="do not truncate output")
     p.add_argument("-q", "--quiet", action="store_true", help="only show image IDs")
@@ -100,7 +100,8 @@ def _prune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true",
                    help="remove all unused images, not just dangling ones")
     p.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
-    p.add_argument("--filter", action="append", default=[], help=argparse.SUPPRESS)
+    p.add_argument("--filter", action="append", default=[],
+                   help='Provide filter values (e.g. "until=<timestamp>")')
 
 
 def _save_args(p: argparse.ArgumentParser) -> None:

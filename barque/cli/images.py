@@ -140,8 +140,9 @@ def cmd_inspect(ns: argparse.Namespace, store: ImageStore) -> int:
 
 
 def cmd_prune(ns: argparse.Namespace, store: ImageStore) -> int:
-    if ns.filter:
-        raise CommandError("image prune --filter is not supported yet")
+    from barque.engine import image_list
+
+    filters = image_list.parse_filter_flags(ns.filter) if ns.filter else {}
     if not ns.force:
         what = "all images without at least one container associated to them" if ns.all \
             else "all dangling images"
@@ -150,7 +151,7 @@ def cmd_prune(ns: argparse.Namespace, store: ImageStore) -> int:
         sys.stdout.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
-    report = eng.prune(store, all_images=ns.all)
+    report = eng.prune(store, all_images=ns.all, filters=filters)
     if report["ImagesDeleted"]:
         print("Deleted Images:")
         print(deleted_lines(report["ImagesDeleted"]))

@@ -14,7 +14,24 @@ def login(server: str, username: str, password: str, *, config_path: str | None 
     Raises UnauthorizedError (nothing stored) when the registry refuses them."""
     from barque.registry import auth
 
-    auth.login(server, username, password, config_path, **client_options)
+    reply = check(server, username, password, **client_options)
+    auth.store_credentials(server, auth.Credentials(username, password), config_path)
+    return reply
+
+
+def check(server: str, username: str, password: str, **client_options: Any) -> dict[str, str]:
+    """What `docker login` asks the daemon (the API's `POST /auth`): the registry takes the
+    credentials or UnauthorizedError; nothing is stored (the client keeps them)."""
+    from barque.registry.auth import Credentials, registry_host
+    from barque.registry.client import RegistryClient
+    from barque.registry.errors import AuthConfigError
+
+    if not username:
+        raise AuthConfigError("a username is required to log in")
+    host = registry_host(server or "docker.io")
+    with RegistryClient(host, credentials=Credentials(username, password),
+                        **client_options) as client:
+        client.check_login()
     return {"Status": "Login Succeeded", "IdentityToken": ""}
 
 

@@ -113,11 +113,14 @@ def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: 
            name: str | None = None,
            on_pull: Callable[[str], None] | None = None,
            networking_config: dict[str, Any] | None = None,
-           warnings: list[str] | None = None, keep_mounted: bool = False) -> ContainerRecord:
+           warnings: list[str] | None = None, keep_mounted: bool = False,
+           pull: bool = True) -> ContainerRecord:
     """Make a container of `image_ref` with the Engine API's Config, HostConfig and
     NetworkingConfig (its EndpointsConfig become the container's endpoints). The daemon's
     warnings are appended to `warnings`. `keep_mounted`: leave the snapshot mounted for the
-    start that follows at once (`run`), which then finds it so: an unmount and a mount less."""
+    start that follows at once (`run`), which then finds it so: an unmount and a mount less.
+    `pull` False: a missing image is dockerd's 404 "No such image" (the API's clients pull
+    through /images/create themselves)."""
     if name is not None:
         try:
             name = naming.check_name(name)
@@ -128,7 +131,8 @@ def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: 
     said = netchecks.check(engine, config, host_config, networking_config)
     store = engine.store
     try:
-        image = images.find_or_pull(store, image_ref, on_pull=on_pull)
+        image = images.find_or_pull(store, image_ref, on_pull=on_pull) if pull else \
+            images.find_local(store, image_ref)
         image_config = store.config(image)
     except ImageError as e:
         raise EngineError(str(e), status=404) from None

@@ -7,6 +7,7 @@ Filters come as the Engine API takes them, {key: [values]}:
   before=IMAGE, since=IMAGE   created before / after that image (several: all must hold)
   reference=PATTERN     a tag matches any pattern (OR), as Go's path.Match against the
                         familiar name with tag, or without it; only matching tags are listed
+  until=TIME            created before TIME (a Unix time, RFC 3339, or a duration ago)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from barque.image import reference as refs
 from barque.image.store import Image, ImageError, ImageStore
 from barque.structs import dataclass
 
-FILTER_KEYS = ("dangling", "label", "before", "since", "reference")
+FILTER_KEYS = ("dangling", "label", "before", "since", "reference", "until")
 
 Filters = dict  # {key: [values]}: the Engine API's `filters` object
 
@@ -68,6 +69,9 @@ def select_images(store: ImageStore, filters: dict[str, list[str]] | None = None
             pivot = store.resolve(value)
             out = [i for i in out if (i.created < pivot.created) == (key == "before")
                    and i.id != pivot.id]
+    for value in filters.get("until", []):
+        limit = until_time(value)
+        out = [i for i in out if created_time(i) < limit]
     if filters.get("label"):
         out = [i for i in out if match_labels(filters["label"], _labels(store, i))]
     if repository:
@@ -104,6 +108,12 @@ def list_images(store: ImageStore, filters: dict[str, list[str]] | None = None,
             rows.append(ImageRow(ref.familiar_repository, ref.tag or "<none>",
                                  digests.get(ref.familiar_repository, "<none>"), *common))
     return rows
+
+
+def listed_tags(image: Image, filters: dict[str, list[str]]) -> list[str]:
+    """The image's tags a listing shows: those the reference filters match, or all."""
+    patterns = filters.get("reference")
+    return _matching_tags(image, patterns) if patterns else list(image.tags)
 
 
 # --- the filters' rules ----------------------------------------------------------------------
@@ -187,6 +197,27 @@ def _class_char(pattern: str, i: int) -> tuple[str, int]:
         if i >= len(pattern):
             raise ImageFilterError("syntax error in pattern")
     return pattern[i], i + 1
+
+
+def until_time(text: str) -> float:
+    """An until= filter's value as Unix seconds."""
+    from barque.engine.logs import parse_since
+
+    try:
+        return parse_since(text)
+    except ValueError:
+        raise ImageFilterError(f'invalid value for "until": failed to parse value as time '
+                               f'or duration: "{text}"') from None
+
+
+def created_time(image: Image) -> float:
+    """When the image was made, as Unix seconds (0 if its config says nothing usable)."""
+    from barque.engine.logs import parse_time
+
+    try:
+        return parse_time(image.created)
+    except ValueError:
+        return 0.0
 
 
 def _labels(store: ImageStore, image: Image) -> dict[str, str]:

@@ -16,6 +16,8 @@ TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5
 if TYPE_CHECKING:
     from typing import IO, Any
 
+    from barque.registry.auth import Credentials
+
 # The built-in image: `busybox` resolves to it, built from the host's busybox-static, when
 # the store has no busybox:latest (so the first `barque run busybox` works offline).
 DEFAULT_IMAGE = "docker.io/library/busybox:latest"
@@ -70,13 +72,17 @@ class PullOutcome:
 
 
 def pull(store: ImageStore, text: str, *, platform: str | None = None,
-         progress: Any = None, insecure: bool | None = None) -> PullOutcome:
-    """`docker pull`: fetch the image's blobs and register it under its tag and digest."""
+         progress: Any = None, insecure: bool | None = None,
+         credentials: Credentials | None = None, anonymous: bool = False) -> PullOutcome:
+    """`docker pull`: fetch the image's blobs and register it under its tag and digest.
+    `credentials` default to the Docker config's unless `anonymous` (the API's: a daemon
+    uses only what the client sends)."""
     from barque.registry.client import RegistryClient
     from barque.registry.pull import pull as registry_pull
 
     ref = _parse(text)
-    with store.writing(), RegistryClient(ref.domain, insecure=insecure) as client:
+    with store.writing(), RegistryClient(ref.domain, insecure=insecure, credentials=credentials,
+                                         anonymous=anonymous) as client:
         before = store.lookup(str(ref))
         result = registry_pull(ref, store.blobs, platform=platform, client=client,
                                progress=progress)
@@ -108,8 +114,29 @@ def find_or_pull(store: ImageStore, text: str, *, on_pull: Callable[[str], None]
         raise ImageError(str(e)) from None
 
 
+def find_local(store: ImageStore, text: str) -> Image:
+    """The image `text` names in the store (the built-in busybox counts as local), else
+    ImageNotFound with dockerd's words: what the API's create answers instead of pulling."""
+    found = store.lookup(text)
+    if found is not None:
+        return found
+    if is_default_reference(text):
+        return ensure_default_image(store)
+    return store.resolve(text)
+
+
+def repository_tags(store: ImageStore, repository: str) -> list[str]:
+    """The store's tags of `repository` (`docker push NAME` without a tag pushes them all)."""
+    ref = _parse(repository)
+    if ref.digest:
+        raise ImageError("cannot push a digest reference")
+    return sorted(t for image in store.images() for t in image.tags
+                  if t.rsplit(":", 1)[0] == ref.repository)
+
+
 def push(store: ImageStore, text: str, *, progress: Any = None,
-         insecure: bool | None = None) -> str:
+         insecure: bool | None = None, credentials: Credentials | None = None,
+         anonymous: bool = False) -> str:
     """`docker push NAME[:TAG]`: returns the pushed manifest's digest."""
     from barque.registry.client import RegistryClient
     from barque.registry.push import push as registry_push
@@ -117,13 +144,15 @@ def push(store: ImageStore, text: str, *, progress: Any = None,
     ref = _parse(text)
     image = store.lookup(str(ref))
     if image is None:
-        raise ImageNotFound(f"An image does not exist locally with the tag: {ref.familiar}")
+        raise ImageNotFound("An image does not exist locally with the tag: "
+                            f"{ref.familiar_repository}")
     # Cross-repository mounts: other repositories of the same registry that have this image.
     names = [refs.parse(n, default_tag=False) for n in image.tags + image.repo_digests]
     from_repos = sorted({n.path for n in names
                          if n.domain == ref.domain and n.path != ref.path})
     # Shared lock: the collector must not delete blobs while they are being sent.
-    with store.writing(), RegistryClient(ref.domain, insecure=insecure) as client:
+    with store.writing(), RegistryClient(ref.domain, insecure=insecure, credentials=credentials,
+                                         anonymous=anonymous) as client:
         manifest = store.blobs.read(image.manifest_digest)
         digest = registry_push(ref, store.blobs, manifest, image.manifest_media_type,
                                client=client, progress=progress, from_repos=from_repos)
@@ -136,16 +165,24 @@ def tag(store: ImageStore, source: str, target: str) -> str:
     return store.tag(store.resolve(source), target)
 
 
-def remove(store: ImageStore, name: str, *, force: bool = False) -> list[dict[str, str]]:
+def remove(store: ImageStore, name: str, *, force: bool = False,
+           is_running: Callable[[str], bool] | None = None) -> list[dict[str, str]]:
     """`docker rmi NAME`: what was done, as the Engine API's ImageDeleteResponseItems
-    ([{"Untagged": name} | {"Deleted": id}])."""
-    return [{verb: what} for verb, what in store.remove(name, force=force)]
+    ([{"Untagged": name} | {"Deleted": id}]). `is_running(container_id)`: an image a running
+    container uses cannot be deleted, even forced."""
+    done = store.remove(name, force=force, is_running=is_running or (lambda _: False))
+    return [{verb: what} for verb, what in done]
 
 
-def prune(store: ImageStore, *, all_images: bool = False) -> dict[str, Any]:
-    """`docker image prune [-a]`: unused dangling (or all unused) images, as the Engine API's
-    ImagePruneResponse ({"ImagesDeleted": [...], "SpaceReclaimed": bytes})."""
-    lines, reclaimed = store.prune(all_images=all_images)
+def prune(store: ImageStore, *, all_images: bool = False,
+          filters: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """`docker image prune [-a] [--filter ...]`: unused dangling (or all unused) images, as
+    the Engine API's ImagePruneResponse ({"ImagesDeleted": [...], "SpaceReclaimed": bytes}).
+    Filters as dockerd's: dangling=false is -a; label=K[=V] / label!=K[=V]; until=TIME."""
+    from barque.engine.image_prune import prune_selector
+
+    all_images, only = prune_selector(store, all_images, filters or {})
+    lines, reclaimed = store.prune(all_images=all_images, only=only)
     return {"ImagesDeleted": [{verb.capitalize(): what} for verb, what in lines],
             "SpaceReclaimed": reclaimed}
 
@@ -165,6 +202,11 @@ _CONFIG_DEFAULTS: dict[str, Any] = {
     "Cmd": None, "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None,
     "OnBuild": None, "Labels": None,
 }
+
+
+def empty_config() -> dict[str, Any]:
+    """An image Config with nothing set, as Docker prints one."""
+    return dict(_CONFIG_DEFAULTS)
 
 
 def inspect_named(store: ImageStore, name: str) -> dict[str, Any]:

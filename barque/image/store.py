@@ -481,12 +481,16 @@ class ImageStore:
         out += [("Deleted", chain) for chain in self.collect_garbage()]
         return out
 
-    def prune(self, *, all_images: bool = False) -> tuple[list[tuple[str, str]], int]:
-        """`docker image prune [-a]`: unused dangling (or all unused) images; (lines, bytes)."""
+    def prune(self, *, all_images: bool = False, only: Callable[[Image], bool] | None = None
+              ) -> tuple[list[tuple[str, str]], int]:
+        """`docker image prune [-a]`: unused dangling (or all unused) images that `only`
+        accepts; (lines, bytes)."""
         before = self.disk_usage()
         out: list[tuple[str, str]] = []
         for image in self.images():
             if self.holders(image) or (image.tags and not all_images):
+                continue
+            if only is not None and not only(image):
                 continue
             for name in image.tags + image.repo_digests:
                 out += [("untagged", n) for _, n in self._untag(image, name)]
