@@ -16,9 +16,9 @@ from typing import Any
 from aiohttp import web
 
 from barque.api.common import in_engine
-from barque.cli.registry_progress import progress_bar  # a rendering both front ends share
 from barque.engine.context import Engine
 from barque.engine.errors import EngineError
+from barque.engine.units import progress_bar
 from barque.image.reference import Reference
 from barque.registry.progress import Progress
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from barque.cli import gofmt
 from barque.cli.gotemplate import HEADER_FUNCS, Template, TemplateError, compile
-from barque.engine.units import human_duration  # noqa: F401  (the CLI's too)
+from barque.engine.units import bytes_size, human_duration, human_size  # noqa: F401  (the CLI's too)
 
 
 class FormatError(TemplateError):
@@ -199,35 +199,6 @@ def _render_header(tmpl: Template, headers: Mapping[str, str] | None) -> str:
 
 
 # --- docker/go-units -----------------------------------------------------------------------
-
-_DECIMAL_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
-_BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
-
-
-def _size_and_unit(size: float, base: float, units: Sequence[str]) -> tuple[float, str]:
-    i = 0
-    while size >= base and i < len(units) - 1:
-        size /= base
-        i += 1
-    return size, units[i]
-
-
-def _go_g(value: float, precision: int) -> str:
-    """Go's %.Ng (same as C's for finite values, but Go spells infinities +Inf/NaN)."""
-    return gofmt.format_float(value, "g", precision)
-
-
-def human_size(size: float, precision: int = 3) -> str:
-    """units.HumanSizeWithPrecision(size, 3), as docker ps/images print sizes: 4.26MB."""
-    value, unit = _size_and_unit(float(size), 1000.0, _DECIMAL_UNITS)
-    return _go_g(value, precision) + unit
-
-
-def bytes_size(size: float) -> str:
-    """units.BytesSize: binary units with 4 significant digits, e.g. 1.5MiB, 64MiB."""
-    value, unit = _size_and_unit(float(size), 1024.0, _BINARY_UNITS)
-    return _go_g(value, 4) + unit
-
 
 _ISO_RE = re.compile(r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(\.\d+)?\s*(Z|[+-]\d\d:?\d\d)?$")
 

@@ -12,7 +12,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, TextIO
 
-from barque.cli.formatting import human_size
+from barque.engine.units import progress_bar
 from barque.image.reference import Reference
 from barque.registry.progress import Progress
 
@@ -27,20 +27,6 @@ _WORDS = {  # event → (pull wording, push wording)
     "transfer": ("Downloading", "Pushing"),
     "done": ("Pull complete", "Pushed"),
 }
-
-
-def layer_size(size: float) -> str:
-    """Docker's units.HumanSize, as its progress bars print sizes: 4 significant digits,
-    powers of 1000 (`1.235MB`)."""
-    return human_size(size, 4)
-
-
-def progress_bar(done: int, total: int | None) -> str:
-    """`[=====>     ]  1.2MB/3.4MB` as Docker draws it (50 columns)."""
-    if not total or done > total:
-        return f"{layer_size(done):>8}"
-    filled = min(50, int(done / total * 100) // 2)
-    return f"[{'=' * filled}>{' ' * (50 - filled)}] {layer_size(done):>8}/{layer_size(total)}"
 
 
 def pull_status_lines(ref: Reference, digest: str, up_to_date: bool) -> list[str]:

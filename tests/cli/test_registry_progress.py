@@ -8,20 +8,20 @@ from barque.cli.registry_progress import (
     PlainProgress,
     QuietProgress,
     RichProgress,
-    layer_size,
     make_progress,
-    progress_bar,
 )
+from barque.engine.units import human_size, progress_bar
 from barque.image.reference import parse
 
 DIGEST = "sha256:" + "ab" * 32
 
 
-def test_layer_size() -> None:
-    assert layer_size(0) == "0B"
-    assert layer_size(999) == "999B"
-    assert layer_size(1234567) == "1.235MB"
-    assert layer_size(3_400_000) == "3.4MB"
+def test_layer_size() -> None:  # a progress bar's sizes: 4 significant digits
+    assert human_size(0, 4) == "0B"
+    assert human_size(999, 4) == "999B"
+    assert human_size(1234567, 4) == "1.235MB"
+    assert human_size(3_400_000, 4) == "3.4MB"
+    assert human_size(999_960) == "1e+03kB"  # Go's %.3g, as docker prints it
 
 
 def test_progress_bar() -> None:
