@@ -285,18 +285,11 @@ async def tag(request: web.Request) -> web.Response:
     return web.Response(status=201)
 
 
-def _running(engine: Engine, container_id: str) -> bool:
-    try:
-        return bool(engine.state(engine.find(container_id))["Running"])
-    except EngineError:
-        return False
-
-
 async def remove(request: web.Request) -> web.Response:
     name, force = request.match_info["name"], flag(request, "force")
     # noprune: Barque's images have no parent images to keep or prune.
-    done = await _engine(request, lambda e: eng.remove(
-        e.store, name, force=force, is_running=lambda cid: _running(e, cid)))
+    done = await _engine(request, lambda e: eng.remove(e.store, name, force=force,
+                                                       paths=e.paths))
     return json_response(done)
 
 

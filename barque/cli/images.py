@@ -86,7 +86,7 @@ def cmd_rmi(ns: argparse.Namespace, store: ImageStore) -> int:
     status = 0
     for name in ns.images:
         try:
-            done = eng.remove(store, name, force=ns.force)
+            done = eng.remove(store, name, force=ns.force, paths=ns.paths)
         except eng.ImageError as e:
             sys.stderr.write(f"Error response from daemon: {e}\n")
             status = 1

@@ -198,6 +198,7 @@ def _cmd_store(ns: argparse.Namespace, paths: Paths) -> int:
     from barque.image.store import ImageError
 
     store = images.open_store(paths.root)
+    ns.paths = paths  # for the few that look at containers too (rmi)
     try:
         return int(getattr(cli_images, ns.handler)(ns, store))
     except ImageError as e:

@@ -16,6 +16,8 @@ TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5
 if TYPE_CHECKING:
     from typing import IO, Any
 
+    from barque.engine.context import Engine
+    from barque.engine.paths import Paths
     from barque.registry.auth import Credentials
 
 # The built-in image: `busybox` resolves to it, built from the host's busybox-static, when
@@ -166,11 +168,31 @@ def tag(store: ImageStore, source: str, target: str) -> str:
 
 
 def remove(store: ImageStore, name: str, *, force: bool = False,
-           is_running: Callable[[str], bool] | None = None) -> list[dict[str, str]]:
+           paths: Paths | None = None) -> list[dict[str, str]]:
     """`docker rmi NAME`: what was done, as the Engine API's ImageDeleteResponseItems
-    ([{"Untagged": name} | {"Deleted": id}]). `is_running(container_id)`: an image a running
-    container uses cannot be deleted, even forced."""
-    done = store.remove(name, force=force, is_running=is_running or (lambda _: False))
+    ([{"Untagged": name} | {"Deleted": id}]). An image a running container uses cannot be
+    deleted, even forced: the containers of `paths` are asked (only if the image has any)."""
+    engine: Engine | None = None
+
+    def is_running(container_id: str) -> bool:
+        nonlocal engine
+        if paths is None:
+            return False
+        from barque.engine.context import Engine
+        from barque.engine.errors import EngineError
+
+        if engine is None:
+            engine = Engine(paths)
+        try:
+            return bool(engine.state(engine.find(container_id))["Running"])
+        except EngineError:
+            return False
+
+    try:
+        done = store.remove(name, force=force, is_running=is_running)
+    finally:
+        if engine is not None:
+            engine.close()
     return [{verb: what} for verb, what in done]
 
 

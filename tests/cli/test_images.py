@@ -206,3 +206,16 @@ def test_oci_archive_and_layout_directory(barque: Barque, tmp_path: str) -> None
         loaded = other.run("load", "-i", source)
         assert loaded.returncode == 0, loaded.stderr
         assert other.run("images", "-q", "--no-trunc").stdout.strip() == image_id
+
+
+def test_rmi_force_refuses_an_image_a_running_container_uses(barque: Barque) -> None:
+    """Docker's rule, in the engine under both front ends: even -f cannot delete the image of
+    a running container."""
+    assert barque.run("run", "-d", "--name", "runner", "busybox", "sleep", "60").returncode == 0
+    image_id = barque.run("images", "-q", "--no-trunc", "busybox").stdout.split()[0]
+    refused = barque.run("rmi", "-f", image_id)
+    assert refused.returncode == 1
+    assert "(cannot be forced) - image is being used by running container" in refused.stderr
+    assert image_id in barque.run("images", "-q", "--no-trunc").stdout
+    assert barque.run("rm", "-f", "runner").returncode == 0
+    assert barque.run("rmi", "-f", image_id).returncode == 0
