@@ -14,7 +14,7 @@ import sys
 
 from aiohttp import web
 
-from barque.api import archive, containers, resources, system, versions
+from barque.api import archive, build, containers, resources, system, versions
 from barque.api.common import PATHS, Handler, error_response
 from barque.api.runs import RUNS, Runs
 from barque.engine.errors import EngineError
@@ -65,7 +65,7 @@ def make_app(paths: Paths) -> web.Application:
     app[PATHS] = paths
     app[RUNS] = Runs(paths)
     for method, path, handler in system.ROUTES + containers.ROUTES + archive.ROUTES + \
-            resources.ROUTES:
+            resources.ROUTES + build.ROUTES:
         for prefix in ("", "/v{version:[0-9]+\\.[0-9]+}"):
             app.router.add_route(method, prefix + path, handler)
     return app
