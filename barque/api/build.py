@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from barque.api.bridge import BodyReader, ResponseWriter, stream_out
-from barque.api.build_stream import ClassicStream, step_count
+from barque.api.build_stream import ClassicStream, stages_of
 from barque.api.common import Handler, flag, in_engine, json_response
 from barque.build.options import BuildOptions
 from barque.engine.context import Engine
@@ -101,8 +101,9 @@ async def build(request: web.Request) -> web.StreamResponse:
         try:
             options.context_dir, options.dockerfile = context.dir, context.dockerfile
             options.dockerfile_name = context.dockerfile_name
-            sink = ClassicStream(writer.write, step_count(context.dockerfile,
-                                                          context.dockerfile_name), quiet)
+            sink = ClassicStream(writer.write, stages_of(context.dockerfile,
+                                                         context.dockerfile_name),
+                                 options.target, quiet)
             try:
                 result = engine_build(engine, options, sink)
             except EngineError as e:
