@@ -65,11 +65,20 @@ class Server:
         return self.proc.wait(timeout)
 
 
+def _listening(path: str) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    return True
+
+
 def start_server(b: Barque, sock: str) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(b.argv("serve", "-H", f"unix://{sock}"),
                             stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
-    while not os.path.exists(sock):
+    while not _listening(sock):  # the file is there from bind(), before listen()
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             proc.wait()
