@@ -132,8 +132,7 @@ def extract_to(engine: Engine, ref: str, path: str, source: IO[bytes], *,
     record = engine.find(ref)
     with copy._rootfs(engine, record) as rootfs:
         root, inner = copy._root_of(engine, record, rootfs, path)
-        if root == rootfs and record.host_config.get("ReadonlyRootfs"):
-            raise EngineError("container rootfs is marked read-only", 1, 403)
+        _check_writable(record, root, rootfs, path)
         try:
             root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as e:
@@ -149,6 +148,22 @@ def extract_to(engine: Engine, ref: str, path: str, source: IO[bytes], *,
             os.close(tar_r)
         os.close(data_fd)
         _feed(pid, tar_w, source, chrooted.Status(status_fd), path, ref)
+
+
+def _check_writable(record: Any, root: str, rootfs: str, path: str) -> None:
+    """dockerd's refusals (400): the rootfs of a --read-only container (a tmpfs on it does
+    not help: it is no volume), a read-only volume or bind mount."""
+    from barque.engine.create import mount_from_record
+
+    if root == rootfs:
+        if record.host_config.get("ReadonlyRootfs"):
+            raise EngineError("container rootfs is marked read-only", 1, 400)
+        return
+    norm = copy._absolute(path)
+    covering = [m for m in map(mount_from_record, record.mounts) if m.type != "tmpfs" and (
+        norm == m.target.rstrip("/") or norm.startswith(m.target.rstrip("/") + "/"))]
+    if covering and max(covering, key=lambda m: len(m.target)).read_only:
+        raise EngineError("mounted volume is marked read-only", 1, 400)
 
 
 def _feed(pid: int, tar_w: int, source: IO[bytes], status: chrooted.Status, path: str,

@@ -144,6 +144,22 @@ def test_put_archive_stays_in_the_container(server: Server, running: str) -> Non
         os.rmdir(host_dir)
 
 
+def test_put_into_read_only_places(server: Server, tmp_path: str) -> None:
+    out = server.docker("run", "-d", "--name", "ro", "--read-only", "--tmpfs", "/tmp",
+                        "-v", f"{tmp_path}:/ro:ro", "-v", "rwvol:/rw", "busybox", "sleep", "300")
+    assert out.returncode == 0, out.stderr
+    for path, message in (("/tmp", "container rootfs is marked read-only"),
+                          ("/ro", "mounted volume is marked read-only")):
+        status, _, body = server.request("PUT", f"/v1.43/containers/ro/archive?path={path}",
+                                         _tar({"x": b"x"}))
+        assert (status, json.loads(body)["message"]) == (400, message)
+    assert os.listdir(tmp_path) == []
+    status, _, _ = server.request("PUT", "/v1.43/containers/ro/archive?path=/rw",
+                                  _tar({"x": b"x\n"}))
+    assert status == 200
+    assert server.barque.run("exec", "ro", "cat", "/rw/x").stdout == "x\n"
+
+
 def test_export(server: Server, running: str, tmp_path: str) -> None:
     target = os.path.join(tmp_path, "box.tar")
     out = server.docker("export", "-o", target, "box")
