@@ -87,6 +87,19 @@ def test_target_and_a_stdin_dockerfile(server: Server) -> None:
     assert run.returncode != 0  # the second stage was not built into it
 
 
+def test_dockerfile_outside_the_context_and_dockerignore(server: Server,
+                                                        tmp_path: str) -> None:
+    ctx = _context(os.path.join(tmp_path, "ctx"), "FROM scratch\n",
+                   {"kept": b"k\n", "secret": b"s\n", ".dockerignore": b"secret\n"})
+    outside = os.path.join(tmp_path, "other.Dockerfile")
+    with open(outside, "w") as f:
+        f.write("FROM busybox\nCOPY . /c\n")
+    out = server.docker("build", "-f", outside, "-t", "outside", ctx)
+    assert out.returncode == 0, out.stderr
+    run = server.barque.run("run", "--rm", "outside", "ls", "/c")
+    assert "kept" in run.stdout.split() and "secret" not in run.stdout.split()
+
+
 @pytest.mark.slow
 def test_a_context_larger_than_the_body_limit(server: Server, tmp_path: str) -> None:
     """The context streams to the builder: the server's 16 MiB JSON body limit is not its."""
