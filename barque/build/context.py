@@ -236,8 +236,8 @@ def _unpack(stream: IO[bytes], head: bytes, tmp_dir: str) -> _Temp:
     try:
         # Owners, modes and xattrs kept (COPY --chmod/--chown aside, Docker copies them);
         # the directory is private to root, so no set-id file in it is reachable meanwhile.
-        extract(_BlockPadded(_decompressed(stream, head)), temp.path, ".", None,
-                preserve=True)
+        padded: Any = _BlockPadded(_decompressed(stream, head))  # a read() is all it uses
+        extract(padded, temp.path, ".", None, preserve=True)
     except (CopyError, DecompressError, OSError, EOFError, ValueError) as e:
         temp.remove()
         raise ContextError(f"unable to prepare context: invalid archive: {e}") from None
