@@ -98,6 +98,9 @@ def test_dockerfile_outside_the_context_and_dockerignore(server: Server,
     assert out.returncode == 0, out.stderr
     run = server.barque.run("run", "--rm", "outside", "ls", "/c")
     assert "kept" in run.stdout.split() and "secret" not in run.stdout.split()
+    out = server.docker("build", "--compress", "-q", "-f", outside, ctx)  # a gzip context
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("sha256:")
 
 
 @pytest.mark.slow
