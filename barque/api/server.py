@@ -15,7 +15,17 @@ import sys
 
 from aiohttp import web
 
-from barque.api import containers, images, networks, system, versions, volumes
+from barque.api import (
+    archive,
+    build,
+    containers,
+    images,
+    networks,
+    resources,
+    system,
+    versions,
+    volumes,
+)
 from barque.api.common import PATHS, Handler, error_response
 from barque.api.runs import RUNS, Runs
 from barque.engine.errors import EngineError
@@ -66,7 +76,7 @@ def make_app(paths: Paths) -> web.Application:
     app[PATHS] = paths
     app[RUNS] = Runs(paths)
     routes = (system.ROUTES + containers.ROUTES + images.ROUTES + volumes.ROUTES
-              + networks.ROUTES)
+              + networks.ROUTES + archive.ROUTES + resources.ROUTES + build.ROUTES)
     for method, path, handler in routes:
         for prefix in ("", "/v{version:[0-9]+\\.[0-9]+}"):
             app.router.add_route(method, prefix + path, handler)

@@ -180,6 +180,27 @@ def _decompressed(stream: IO[bytes], head: bytes) -> IO[bytes]:
     return raw
 
 
+class _BlockPadded:
+    """A tar stream whose last block may lack its zero padding and the end-of-archive
+    blocks: the docker CLI's context when `-f` names a Dockerfile outside it (moby's
+    ReplaceFileTarWrapper closes its pipe before its tar writer), which dockerd takes. The
+    last block is completed with zeros; a member cut before that still fails."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream, self._total, self._pad = stream, 0, -1
+
+    def read(self, size: int = -1) -> bytes:
+        if self._pad < 0:
+            data = self._stream.read(size)
+            if data or size == 0:
+                self._total += len(data)
+                return data
+            self._pad = -self._total % 512
+        size = self._pad if size is None or size < 0 else min(size, self._pad)
+        self._pad -= size
+        return b"\0" * size
+
+
 def _unpack(stream: IO[bytes], head: bytes, tmp_dir: str) -> _Temp:
     from barque.storage.compression import DecompressError
     from barque.storage.copy_archive import CopyError, extract
@@ -188,7 +209,8 @@ def _unpack(stream: IO[bytes], head: bytes, tmp_dir: str) -> _Temp:
     try:
         # Owners, modes and xattrs kept (COPY --chmod/--chown aside, Docker copies them);
         # the directory is private to root, so no set-id file in it is reachable meanwhile.
-        extract(_decompressed(stream, head), temp.path, ".", None, preserve=True)
+        padded: Any = _BlockPadded(_decompressed(stream, head))  # a read() is all it uses
+        extract(padded, temp.path, ".", None, preserve=True)
     except (CopyError, DecompressError, OSError, EOFError, ValueError) as e:
         temp.remove()
         raise ContextError(f"unable to prepare context: invalid archive: {e}") from None

@@ -323,6 +323,11 @@ def cmd_cp(ns: argparse.Namespace, engine: Engine) -> int:
             sys.stdout.flush()
         elif not ns.quiet and sys.stderr.isatty():
             sys.stderr.write(f"Successfully copied to {ns.dest}\n")
+    elif ns.source == "-":  # a tar on stdin, extracted into the directory DEST
+        from barque.engine.archive import extract_to
+
+        assert dst is not None
+        extract_to(engine, dst[0], dst[1], sys.stdin.buffer, preserve_owner=ns.archive)
     else:
         assert dst is not None
         copy.copy_to(engine, dst[0], ns.source, dst[1], archive=ns.archive,

@@ -195,3 +195,20 @@ def _resolve(store: Any, ref: str, platform: str | None, pull: bool) -> Image:
         return images.find_or_pull(store, ref, platform=platform)
     except ImageError as e:
         raise BuildFailed(f"failed to resolve source metadata for {ref}: {e}") from None
+
+
+def open_stream_context(engine: Engine, stream: Any, dockerfile: str | None) -> Any:
+    """A context sent as a stream (`barque serve`'s /build body, a tar, maybe compressed),
+    unpacked under the root's tmp (after what killed builds left there is removed), as the
+    CLI's `-`. Bad input raises EngineError (400) with the context reader's words."""
+    import os
+
+    from barque.build.context import ContextError, open_context, reclaim
+
+    tmp_dir = os.path.join(engine.paths.root, "tmp")
+    os.makedirs(tmp_dir, mode=0o700, exist_ok=True)
+    reclaim(tmp_dir)
+    try:
+        return open_context("-", dockerfile=dockerfile, stdin=stream, tmp_dir=tmp_dir)
+    except (ContextError, OSError) as e:
+        raise EngineError(str(e), 1, 400) from None

@@ -20,6 +20,7 @@ from barque.storage.rootfs_export import export_entry
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import IO
 
 
@@ -39,9 +40,11 @@ def _rootfs(engine: Engine, record: ContainerRecord) -> Iterator[str]:
 
 
 def copy_from(engine: Engine, ref: str, path: str, dest: str, *, archive: bool = False,
-              follow: bool = False, out: IO[bytes] | None = None) -> None:
+              follow: bool = False, out: IO[bytes] | None = None,
+              on_stat: Callable[[dict[str, object]], None] | None = None) -> None:
     """`docker cp CONTAINER:PATH DEST`; with `out`, the archive itself is written there
-    (DEST `-`). The container's side is read by a child chrooted into its root (see
+    (DEST `-`), after on_stat(the source's stat: engine/archive.py's fields) if given.
+    The container's side is read by a child chrooted into its root (see
     engine/chrooted.py): the host only ever sees the archive that child makes."""
     from barque.storage import copy_archive
 
@@ -61,6 +64,8 @@ def copy_from(engine: Engine, ref: str, path: str, dest: str, *, archive: bool =
         with os.fdopen(data_fd, "rb") as data:
             try:
                 head = status.next() or {}
+                if on_stat is not None:
+                    on_stat(head)
                 if out is not None:
                     shutil.copyfileobj(data, out, 1 << 20)
                 else:
@@ -76,6 +81,9 @@ def copy_from(engine: Engine, ref: str, path: str, dest: str, *, archive: bool =
             except copy_archive.CopyError as e:
                 message = _child_error(pid, status) or str(e)  # a cut archive: say why
                 raise EngineError(message, 1) from None
+            except BaseException:  # the reader went away (a client that hung up)
+                _reap(pid, status)
+                raise
 
 
 def _child_error(pid: int, status: chrooted.Status) -> str | None:
@@ -170,9 +178,18 @@ def _archive(path: str, top: str, follow: bool, pseudo: tuple[str, ...], data_fd
         except OSError:
             pass
     skip.discard(os.stat("/").st_dev)
-    chrooted.report(status_fd, {"dir": stat.S_ISDIR(st.st_mode), "name": tar_name})
+    chrooted.report(status_fd, {"dir": stat.S_ISDIR(st.st_mode), "name": tar_name,
+                                **stat_fields(st, path)})
     with os.fdopen(data_fd, "wb") as out:
         export_entry(dir_fd, name, tar_name, out, frozenset(skip))
+
+
+def stat_fields(st: os.stat_result, path: str) -> dict[str, object]:
+    """(In the chrooted child) what Docker's path stat tells of the entry `st` at `path`
+    besides its name: a symlink's target is resolved in this root, as Docker's linkTarget."""
+    link = os.path.realpath(_absolute(path)) if stat.S_ISLNK(st.st_mode) else ""
+    return {"size": st.st_size, "mode": st.st_mode, "mtime_ns": st.st_mtime_ns,
+            "link": link}
 
 
 def _resolve_source(path: str, top: str, follow: bool) -> tuple[int, str, str]:

@@ -189,6 +189,21 @@ def test_corrupt_or_truncated_archives(tmp: str, kind: str) -> None:
     assert os.listdir(tmp) == []
 
 
+def test_a_tar_without_its_footer(tmp: str) -> None:
+    """The docker CLI's context for `-f` outside it ends at the last member's data: no
+    zero padding, no end-of-archive blocks (dockerd takes it). A member cut short still
+    fails."""
+    data = _tar([("a", "aa", "f"), ("Dockerfile", "FROM scratch\n", "f")])
+    end = data.rindex(b"FROM scratch\n") + len("FROM scratch\n")
+    with open_context("-", stdin=io.BytesIO(data[:end]), tmp_dir=tmp) as c:
+        assert c.dockerfile == b"FROM scratch\n"
+        assert open(os.path.join(c.dir, "a")).read() == "aa"
+    big = _tar([("Dockerfile", "FROM scratch\n", "f"), ("big", "x" * 3000, "f")])
+    with pytest.raises(ContextError, match="invalid archive"):
+        open_context("-", stdin=io.BytesIO(big[:big.index(b"x" * 3000) + 1200]), tmp_dir=tmp)
+    assert os.listdir(tmp) == []
+
+
 def test_names_that_look_like_magic(tmp: str) -> None:
     # "BZh" alone is not bzip2: a Dockerfile or a tar's first name may begin with it.
     with open_context("-", stdin=io.BytesIO(b"BZh9 is not a compressor\n"), tmp_dir=tmp) as c:

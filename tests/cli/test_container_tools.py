@@ -62,6 +62,26 @@ def test_cp_round_trip_and_diff(cleanup: Barque, tmp_path: str) -> None:
     assert open(os.path.join(str(tmp_path), "got")).read() == "x"
 
 
+def test_cp_tar_from_stdin(cleanup: Barque) -> None:
+    """`cp - CONTAINER:DIR`: the tar on stdin extracted into DIR (what the API's PUT
+    /containers/{id}/archive does, through the same engine function)."""
+    import io
+    import tarfile
+
+    b = cleanup
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        info = tarfile.TarInfo("d/f")
+        info.size, info.uid = 3, 4321
+        tar.addfile(info, io.BytesIO(b"ab\n"))
+    ok(b.run("create", "--name", "tarbox", "busybox", "stat", "-c", "%u %n", "/root/d/f"))
+    ok(b.run("cp", "-", "tarbox:/root", input=buf.getvalue().decode()))
+    assert ok(b.run("start", "-a", "tarbox")) == "0 /root/d/f\n"  # the container's root
+    out = b.run("cp", "-", "tarbox:/etc/passwd", input=buf.getvalue().decode())
+    assert out.returncode == 1
+    assert "extraction point is not a directory" in out.stderr
+
+
 def test_commit_then_run_shows_the_change(cleanup: Barque) -> None:
     b = cleanup
     ok(b.run("run", "--name", "base", "busybox", "sh", "-c", "echo baked > /baked"))
