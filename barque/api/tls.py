@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 _LOG = logging.getLogger("barque.api")
 _CHUNK = 256 * 1024
+HANDSHAKE_TIMEOUT = 30.0  # a connection that never finishes its handshake holds nothing long
 
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 
@@ -62,6 +63,11 @@ class TLSPump(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        asyncio.get_running_loop().call_later(HANDSHAKE_TIMEOUT, self._handshake_overdue)
+
+    def _handshake_overdue(self) -> None:
+        if not self.handshaken:
+            self._close()
 
     def data_received(self, data: bytes) -> None:
         self.incoming.write(data)

@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="return JSON for the specified type")
     inspect.add_argument("containers", nargs="+", metavar="NAME|ID")
     inspect.set_defaults(parser=inspect, handler="cmd_inspect", container_handler=True)
-    serve = commands.add_parser("serve", help="serve the Docker Engine API on a unix socket")
+    serve = commands.add_parser("serve", help="serve the Docker Engine API (a unix socket; "
+                                "TCP only with TLS client certificates)")
     serve.add_argument("-H", "--host", action="append", dest="hosts", metavar="HOST",
                        help="daemon socket(s) to listen on, as dockerd takes them: "
                        "unix:///path (default unix:///run/barque/barque.sock), fd://, "
