@@ -4,6 +4,8 @@ containers, whoever starts them), with every condition."""
 from __future__ import annotations
 
 import json
+import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -107,3 +109,39 @@ def test_sdk_wait_conditions(server: Server) -> None:
         assert container.wait(timeout=30)["StatusCode"] == 3  # not-running: at once
     finally:
         client.close()
+
+
+def _open_waits(server: Server, name: str, count: int) -> list[socket.socket]:
+    """`count` waits whose headers have come (the server holds each), on raw sockets."""
+    socks = []
+    for _ in range(count):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(30)
+        sock.connect(server.socket)
+        sock.sendall(f"POST /v1.43/containers/{name}/wait?condition=next-exit HTTP/1.1\r\n"
+                     "Host: x\r\nContent-Length: 0\r\n\r\n".encode())
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        socks.append(sock)
+    return socks
+
+
+def _threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def test_a_client_that_goes_away_lets_go_of_its_wait(server: Server) -> None:
+    assert server.barque.run("create", "--name", "never", "busybox", "true").returncode == 0
+    for sock in _open_waits(server, "never", 5):  # the engine pool's threads made once
+        sock.close()
+    time.sleep(2)
+    before = _threads(server.proc.pid)
+    socks = _open_waits(server, "never", 5)
+    assert _threads(server.proc.pid) >= before + 5  # a waiting thread each
+    for sock in socks:
+        sock.close()
+    # gone within the server's look at its clients (0.5 s); one engine pool thread more
+    # may have been made meanwhile
+    deadline = time.monotonic() + 10
+    while _threads(server.proc.pid) > before + 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _threads(server.proc.pid) <= before + 1
