@@ -71,23 +71,24 @@ def make_app(paths: Paths) -> web.Application:
 
 async def _serve(paths: Paths, hosts: list[str], tls: listeners.TLSOptions) -> None:
     loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # before a client can see the socket
+        loop.add_signal_handler(sig, stop.set)
     bound = listeners.open_all(hosts, tls)
     app = make_app(paths)
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            shutdown_timeout=5.0)
-    await runner.setup()
     pumps = []
-    for listener in bound:
-        if listener.ssl is None:
-            await web.SockSite(runner, listener.sock).start()
-        else:  # see tls.py for why not aiohttp's ssl_context
-            assert runner.server is not None
-            pumps.append(await loop.create_server(
-                functools.partial(TLSPump, listener.ssl, runner.server), sock=listener.sock))
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     try:
+        await runner.setup()
+        for listener in bound:
+            if listener.ssl is None:
+                await web.SockSite(runner, listener.sock).start()
+            else:  # see tls.py for why not aiohttp's ssl_context
+                assert runner.server is not None
+                pumps.append(await loop.create_server(
+                    functools.partial(TLSPump, listener.ssl, runner.server),
+                    sock=listener.sock))
         await stop.wait()
     finally:
         # Open streams (attach, wait, logs -f) are cut; their containers go on running.
