@@ -101,22 +101,19 @@ async def wait(request: web.Request) -> web.StreamResponse:
         raise EngineError(f'invalid condition: "{condition}"', status=400)
     runs = request.app[RUNS]
 
-    def look(engine: Engine) -> tuple[str, bool]:
+    def look(engine: Engine) -> tuple[str, dict[str, Any]]:
         record = engine.find(ref)
-        return record.id, bool(engine.state(record)["Running"])
+        return record.id, engine.state(record)
 
-    container_id, running = await in_engine(request, look)
+    container_id, now = await in_engine(request, look)
+    # A run this server starts (next, as the docker CLI's `run` does, or now) ends with the
+    # server's own clean-up and its final state: waited for beside the engine's wait, which
+    # sees the runs of every front end (a `barque start`).
+    own = runs.exit_of(container_id) if runs.watching(container_id) or (
+        condition != "not-running" and not now["Running"]) else None
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     await response.prepare(request)
-    if runs.watching(container_id) or condition != "not-running" and not running:
-        state = await runs.exit_of(container_id)
-        if condition == "removed":  # a claim this server could not get: the monitor's
-            try:  # exit command removes it
-                await in_engine(request, lambda e: lifecycle.wait(e, container_id, "removed"))
-            except EngineError:
-                pass  # already gone
-    else:
-        state = await in_engine(request, lambda e: lifecycle.wait(e, container_id, condition))
+    state = await _end_of_run(request, container_id, condition, own) or now
     answer: dict[str, Any] = {"StatusCode": int(state.get("ExitCode") or 0)}
     # A command that could not be run (126, 127): its message went out on the attach stream
     # (the monitor runs the container once attached), the code is the client's exit code.
@@ -126,6 +123,40 @@ async def wait(request: web.Request) -> web.StreamResponse:
     await response.write(json.dumps(answer).encode() + b"\n")
     await response.write_eof()
     return response
+
+
+async def _end_of_run(request: web.Request, container_id: str, condition: str,
+                      own: asyncio.Future[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """The state once the condition is met: the server's own run's when it watches one
+    (with its Error), else the engine's; cut when the client goes away."""
+    runs = request.app[RUNS]
+    engine = asyncio.ensure_future(runs.engine_wait(container_id, condition))
+    gone = asyncio.ensure_future(_client_gone(request))
+    try:
+        waiting: set[asyncio.Future[Any]] = {engine, gone} if own is None else \
+            {engine, gone, own}
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if gone in done:
+            raise ConnectionResetError("the client went away")
+        if own is not None and (own in done or runs.started_here(container_id)):
+            state = await asyncio.shield(own)
+            if condition == "removed":  # after the server's clean-up: removed if --rm
+                done, _ = await asyncio.wait({engine, gone},
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if gone in done:
+                    raise ConnectionResetError("the client went away")
+            return state
+        return engine.result()
+    finally:
+        engine.cancel()
+        gone.cancel()
+
+
+async def _client_gone(request: web.Request) -> None:
+    """Returns once the client has closed its connection (aiohttp does not cancel handlers
+    on that by default)."""
+    while request.transport is not None and not request.transport.is_closing():
+        await asyncio.sleep(0.5)
 
 
 async def logs(request: web.Request) -> web.StreamResponse:

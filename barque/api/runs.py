@@ -17,6 +17,7 @@ from aiohttp import web
 
 from barque.engine import lifecycle
 from barque.engine.context import Engine
+from barque.engine.errors import EngineError
 from barque.engine.paths import Paths
 
 
@@ -25,6 +26,7 @@ class Runs:
         self.paths = paths
         self.attaching: set[str] = set()
         self._exits: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._watched: set[str] = set()  # runs started here, until their end
         self.stopping = False  # the server stops: watchers let go of their claims
 
     def exit_of(self, container_id: str) -> asyncio.Future[dict[str, Any]]:
@@ -40,7 +42,13 @@ class Runs:
         future = self._exits.get(container_id)
         return future is not None and not future.done()
 
+    def started_here(self, container_id: str) -> bool:
+        """A run of the container started by this server is under way (its end will be
+        handed to exit_of's future)."""
+        return container_id in self._watched
+
     def ended(self, container_id: str, state: dict[str, Any]) -> None:
+        self._watched.discard(container_id)
         future = self._exits.pop(container_id, None)
         if future is not None and not future.done():
             future.set_result(state)
@@ -51,6 +59,7 @@ class Runs:
         a thread of its own for the container's life, not one of the engine pool's (a
         hundred running containers must not starve the requests)."""
         self.exit_of(container_id)  # /wait after /start finds it
+        self._watched.add(container_id)
         loop = asyncio.get_running_loop()
 
         def run() -> None:
@@ -80,6 +89,44 @@ class Runs:
                     claim.close()
                 return {"ExitCode": -1, "Error": "barque serve stopped"}
             return lifecycle.end_attached(engine, record, claim)
+
+    async def engine_wait(self, container_id: str, condition: str) -> dict[str, Any] | None:
+        """lifecycle.wait, for a run of any front end (the barque CLI's too), in a thread of
+        its own for as long as it takes (not one of the engine pool's); let go when this
+        coroutine is cancelled. None: the container was removed before it was looked at."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[dict[str, Any] | None] = loop.create_future()
+        cancel = threading.Event()
+
+        def settle(result: dict[str, Any] | None, error: BaseException | None) -> None:
+            if answer.done():
+                return
+            if error is not None:
+                answer.set_exception(error)
+            else:
+                answer.set_result(result)
+
+        def run() -> None:
+            result: dict[str, Any] | None = None
+            error: BaseException | None = None
+            try:
+                with Engine(self.paths) as engine:
+                    result = lifecycle.wait(engine, container_id, condition, cancel)
+            except EngineError as e:
+                if e.status != 404:
+                    error = e
+            except Exception as e:  # noqa: BLE001 (the waiter must not hang on it)
+                error = e
+            try:
+                loop.call_soon_threadsafe(settle, result, error)
+            except RuntimeError:
+                pass  # the server's loop is closed: no one waits any more
+
+        threading.Thread(target=run, name=f"wait-{container_id[:12]}", daemon=True).start()
+        try:
+            return await answer
+        finally:
+            cancel.set()
 
 
 RUNS: web.AppKey[Runs] = web.AppKey("runs", Runs)

@@ -4,13 +4,10 @@ limit, and a graceful stop on SIGTERM (the containers go on: they are their moni
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import grp
+import functools
 import logging
 import os
 import signal
-import socket
-import stat
 import sys
 
 from aiohttp import web
@@ -20,6 +17,7 @@ from barque.api import (
     build,
     containers,
     images,
+    listeners,
     networks,
     resources,
     system,
@@ -28,6 +26,7 @@ from barque.api import (
 )
 from barque.api.common import PATHS, Handler, error_response
 from barque.api.runs import RUNS, Runs
+from barque.api.tls import TLSPump
 from barque.engine.errors import EngineError
 from barque.engine.paths import Paths
 
@@ -83,114 +82,41 @@ def make_app(paths: Paths) -> web.Application:
     return app
 
 
-def socket_path(host: str) -> str:
-    if not host.startswith("unix://"):
-        raise EngineError(f"unsupported host {host!r}: only unix:// sockets and fd:// "
-                          "(systemd's) are served yet", status=400)
-    path = host.removeprefix("unix://")
-    if not path.startswith("/"):
-        raise EngineError(f"invalid socket path {path!r}: must be absolute", status=400)
-    return path
-
-
-def _remove_stale(path: str) -> None:
-    """The socket of a server that died goes; a live server's, or any other file, stays."""
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise EngineError(f"{path} exists and is not a socket", status=400)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        try:
-            probe.connect(path)
-        except ConnectionRefusedError:
-            os.unlink(path)
-            return
-    raise EngineError(f"listen unix {path}: bind: address already in use", status=400)
-
-
-def bind(path: str) -> socket.socket:
-    """The socket: its dir made 0711 if missing, 0660 owned by group `barque` (root if none),
-    never world-accessible, not even between bind and chmod. It appears at `path` only once
-    it listens (bound under a temporary name, then linked there): a client that finds the file
-    can connect."""
-    parent = os.path.dirname(path)
-    if not os.path.isdir(parent):
-        os.makedirs(parent, mode=0o711, exist_ok=True)
-        os.chmod(parent, 0o711)
-    _remove_stale(path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    pending = os.path.join(parent, f".{os.path.basename(path)}.{os.getpid()}")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(pending)  # a crashed server's of the same pid
-    old = os.umask(0o177)
-    try:
-        sock.bind(pending)
-    finally:
-        os.umask(old)
-    try:
-        try:
-            gid = grp.getgrnam("barque").gr_gid
-        except KeyError:
-            gid = 0
-        os.chown(pending, 0, gid)
-        os.chmod(pending, 0o660)
-        sock.listen(1024)
-        try:
-            os.link(pending, path)  # never replaces: a server started meanwhile keeps its own
-        except FileExistsError:
-            raise EngineError(f"listen unix {path}: bind: address already in use",
-                              status=400) from None
-    except BaseException:
-        sock.close()
-        raise
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(pending)
-    return sock
-
-
-def activated() -> socket.socket:
-    """fd:// as dockerd takes it: the first socket systemd passed (barque.socket)."""
-    if os.environ.get("LISTEN_PID") != str(os.getpid()) or \
-            int(os.environ.get("LISTEN_FDS") or 0) < 1:
-        raise EngineError("no sockets found via socket activation: make sure the service "
-                          "was started by systemd", status=400)
-    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
-        os.environ.pop(name, None)  # not for the monitors and runtimes it starts
-    return socket.socket(fileno=3)
-
-
-async def _serve(paths: Paths, host: str) -> None:
+async def _serve(paths: Paths, hosts: list[str], tls: listeners.TLSOptions) -> None:
     loop = asyncio.get_running_loop()
-    path = None if host == "fd://" else socket_path(host)
-    sock = activated() if path is None else bind(path)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # before a client can see the socket
+        loop.add_signal_handler(sig, stop.set)
+    bound = listeners.open_all(hosts, tls)
     app = make_app(paths)
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            shutdown_timeout=5.0)
-    await runner.setup()
-    site = web.SockSite(runner, sock)
-    await site.start()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    pumps = []
     try:
+        await runner.setup()
+        for listener in bound:
+            if listener.ssl is None:
+                await web.SockSite(runner, listener.sock).start()
+            else:  # see tls.py for why not aiohttp's ssl_context
+                assert runner.server is not None
+                pumps.append(await loop.create_server(
+                    functools.partial(TLSPump, listener.ssl, runner.server),
+                    sock=listener.sock))
         await stop.wait()
     finally:
         # Open streams (attach, wait, logs -f) are cut; their containers go on running.
         app[RUNS].stopping = True
+        for pump in pumps:
+            pump.close()
         await runner.cleanup()
-        if path is not None:  # systemd's socket stays for the next start
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+        listeners.close_all(bound)  # systemd's socket stays for the next start
 
 
-def serve(paths: Paths, host: str = DEFAULT_HOST) -> None:
+def serve(paths: Paths, hosts: list[str] | None = None,
+          tls: listeners.TLSOptions | None = None) -> None:
+    """Checks and binds every host first: a bad flag raises EngineError, nothing bound."""
     logging.basicConfig(level=logging.WARNING, format="barque serve: %(levelname)s %(message)s")
-    asyncio.run(_serve(paths, host))
+    asyncio.run(_serve(paths, hosts or [DEFAULT_HOST], tls or listeners.TLSOptions()))
     # Threads still blocked in the engine (a logs -f, a /wait on a container started by the
     # CLI) would keep the process until their containers end; what they hold (SQLite reads,
     # sockets) needs no goodbye.

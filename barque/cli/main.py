@@ -113,9 +113,20 @@ def build_parser() -> argparse.ArgumentParser:
                          help="return JSON for the specified type")
     inspect.add_argument("containers", nargs="+", metavar="NAME|ID")
     inspect.set_defaults(parser=inspect, handler="cmd_inspect", container_handler=True)
-    serve = commands.add_parser("serve", help="serve the Docker Engine API on a unix socket")
-    serve.add_argument("-H", "--host", default="unix:///run/barque/barque.sock",
-                       help="the socket to listen on, as dockerd takes it (unix:///path)")
+    serve = commands.add_parser("serve", help="serve the Docker Engine API (a unix socket; "
+                                "TCP only with TLS client certificates)")
+    serve.add_argument("-H", "--host", action="append", dest="hosts", metavar="HOST",
+                       help="daemon socket(s) to listen on, as dockerd takes them: "
+                       "unix:///path (default unix:///run/barque/barque.sock), fd://, "
+                       "tcp://IP:PORT (only with --tlsverify); repeatable")
+    serve.add_argument("--tls", action="store_true", help="use TLS; implied by --tlsverify")
+    serve.add_argument("--tlsverify", action="store_true",
+                       help="use TLS and verify the remote (required for tcp://)")
+    serve.add_argument("--tlscacert", help="trust certs signed only by this CA "
+                       "(default ~/.docker/ca.pem)")
+    serve.add_argument("--tlscert", help="path to TLS certificate file "
+                       "(default ~/.docker/cert.pem)")
+    serve.add_argument("--tlskey", help="path to TLS key file (default ~/.docker/key.pem)")
     image_commands = image_args.add_parsers(commands, _Parser)
     build_args.add_parsers(commands, image_commands, _Parser)
     build = image_commands.add_parser(
@@ -224,6 +235,21 @@ def _cmd_store(ns: argparse.Namespace, paths: Paths) -> int:
     return 1
 
 
+def _cmd_serve(ns: argparse.Namespace, paths: Paths) -> int:
+    """dockerd's way with bad flags: a message and exit 1, nothing bound."""
+    from barque.api.listeners import TLSOptions
+    from barque.api.server import serve
+
+    tls = TLSOptions(tls=ns.tls or ns.tlsverify, verify=ns.tlsverify, cacert=ns.tlscacert,
+                     cert=ns.tlscert, key=ns.tlskey)
+    try:
+        serve(paths, ns.hosts, tls)
+    except EngineError as e:
+        sys.stderr.write(f"barque serve: {e}\n")
+        return 1
+    return 0
+
+
 def _cmd_export(ns: argparse.Namespace, paths: Paths) -> int:
     from barque.engine.export import export_container
     from barque.image import oci_layout as ol
@@ -270,10 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.command == "export":
             return _cmd_export(ns, paths)
         if ns.command == "serve":
-            from barque.api.server import serve
-
-            serve(paths, ns.host)
-            return 0
+            return _cmd_serve(ns, paths)
         parser.print_help()
         return 0
     except EngineError as e:

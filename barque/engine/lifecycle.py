@@ -28,6 +28,7 @@ from barque.storage.overlayfs import OverlayError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
+    import threading
     from typing import Any
 
 DEFAULT_STOP_TIMEOUT = 10
@@ -567,21 +568,66 @@ def finish(engine: Engine, record: ContainerRecord) -> None:
         _unmount_quietly(engine, record)
 
 
-def wait(engine: Engine, ref: str, condition: str = "not-running") -> dict[str, Any]:
-    """`docker wait`: block until the container stops; its state then."""
+def wait(engine: Engine, ref: str, condition: str = "not-running",
+         cancel: threading.Event | None = None) -> dict[str, Any]:
+    """`docker wait` and /wait, for a run of any front end: block until the container is
+    not running (not-running), until the end of its next run (next-exit: the present one
+    if it runs, else the next start's, even one that ended before we looked again) or
+    until it is removed (removed); its state then. `cancel` set: return at once (the
+    state as it is)."""
     record = engine.find(ref)
     if condition not in ("not-running", "next-exit", "removed"):
         raise EngineError(f"invalid condition: \"{condition}\"", 1, 400)
-    if condition == "next-exit":
-        while not engine.state(record)["Running"]:
-            time.sleep(0.05)
-    wait_exit(engine, record, None)
-    finish(engine, record)
-    state = engine.state(record)
+    if condition == "next-exit" and not _next_run(engine, record, cancel):
+        return engine.state(record)
+    run_id = _run_id(engine, record.id)
+    while not wait_exit(engine, record, 0.5):
+        if cancel is not None and cancel.is_set():
+            return engine.state(record)
+    state = engine.state(record)  # read at once: an --rm container's exit command removes
+    _finish_run(engine, record, run_id)
     if condition == "removed":
-        while engine.records.get(record.id) is not None:
-            time.sleep(0.05)
+        while engine.records.get(record.id) is not None and not _pause(cancel):
+            pass
     return state
+
+
+def _next_run(engine: Engine, record: ContainerRecord, cancel: threading.Event | None) -> bool:
+    """Until the container runs, or a start after this call has run already (its run ID
+    changed: it ended between two looks); False when cancelled or removed meanwhile."""
+    before = _run_id(engine, record.id)
+    while True:
+        status = engine.state(record)["Status"]
+        if status in ("running", "paused", "restarting"):
+            return True
+        run_id = _run_id(engine, record.id)
+        live = monitor.read_state(engine.paths.monitor_dir(record.id))
+        # A start under way has its new run ID before its monitor's first state: not an
+        # ended run yet. "created": a start -a waiting for its client.
+        if run_id not in (None, before) and live is not None and \
+                live.get("Status") not in (None, "created"):
+            return True
+        if engine.records.get(record.id) is None or _pause(cancel):
+            return False
+
+
+def _finish_run(engine: Engine, record: ContainerRecord, run_id: str | None) -> None:
+    """finish() for a waiter: under the container's lock and only while no other start
+    has begun (its network and snapshot are the new run's)."""
+    try:
+        with _locked(engine, record.id, record.id):
+            if _run_id(engine, record.id) in (None, run_id):
+                finish(engine, record)
+    except EngineError:
+        pass  # removed meanwhile (an --rm run's exit command)
+
+
+def _pause(cancel: threading.Event | None) -> bool:
+    """A poll's pause; True once cancelled."""
+    if cancel is None:
+        time.sleep(0.05)
+        return False
+    return cancel.wait(0.05)
 
 
 def restart(engine: Engine, ref: str, timeout: int | None = None) -> ContainerRecord:

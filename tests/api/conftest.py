@@ -65,8 +65,9 @@ class Server:
         return self.proc.wait(timeout)
 
 
-def start_server(b: Barque, sock: str) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(b.argv("serve", "-H", f"unix://{sock}"),
+def start_server(b: Barque, sock: str, *more: str) -> subprocess.Popen[bytes]:
+    """`more`: other flags of serve's (more -H, TLS), bound before the socket appears."""
+    proc = subprocess.Popen(b.argv("serve", *more, "-H", f"unix://{sock}"),
                             stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while not os.path.exists(sock):
