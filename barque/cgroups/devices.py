@@ -50,13 +50,17 @@ def _number(entry: dict, key: str, index: int) -> int:
 
 
 def _access(entry: dict, index: int) -> int:
+    """runc's reading of an access string: its letters of "rwm" in any order and number,
+    anything else ignored ("rwx" is "rw"); nothing is refused, and no letter at all is an
+    error (runc's words, of specconv and of its v1 devices check)."""
     text = entry.get("access") or ""
-    if not text or any(c not in ACCESS_BITS for c in text):
-        # runc refuses an empty access too, rather than guess what it should grant.
-        raise CgroupError(f"devices[{index}]: invalid access {text!r} (want letters of 'rwm')")
+    if not isinstance(text, str) or not text:
+        raise CgroupError(f"device access at {index} field cannot be empty")
     bits = 0
     for c in text:
-        bits |= ACCESS_BITS[c]
+        bits |= ACCESS_BITS.get(c, 0)
+    if not bits:
+        raise CgroupError("resulting devices cgroup doesn't precisely match target")
     return bits
 
 
@@ -65,7 +69,7 @@ def parse_rules(entries: list[dict]) -> list[DeviceRule]:
     for i, entry in enumerate(entries):
         type_ = entry.get("type") or "a"
         if type_ not in ("a", "b", "c"):
-            raise CgroupError(f"devices[{i}]: invalid type {type_!r}")
+            raise CgroupError(f'invalid cgroup device type "{type_}"')
         major, minor = _number(entry, "major", i), _number(entry, "minor", i)
         rules.append(DeviceRule(type_, major, minor, _access(entry, i), bool(entry.get("allow"))))
     return rules
