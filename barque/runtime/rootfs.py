@@ -52,9 +52,11 @@ def _reopen(root_fd: int, rootfs: str, dest: str, where: str) -> int:
 def prepare_root(rootfs: str, propagation: str | None) -> None:
     flag = m.PROPAGATION.get(propagation or "", m.MS_SLAVE | m.MS_REC)
     m.mount(None, "/", None, flag)
-    # A slave root must stay a slave of the host's mounts; anything else starts private
-    # (an unbindable parent could not even be bound) and gets its propagation after pivot.
-    _make_parent_private(rootfs, m.MS_SLAVE if flag & m.MS_SLAVE else m.MS_PRIVATE)
+    # A root asked to be a slave must stay a slave of the host's mounts; any other (the
+    # default included) starts private (an unbindable parent could not even be bound) and
+    # gets its propagation after pivot_root (runc 1.2's rootfsParentMountPropagation).
+    slave = bool(propagation) and flag & m.MS_SLAVE
+    _make_parent_private(rootfs, m.MS_SLAVE if slave else m.MS_PRIVATE)
     m.mount(rootfs, rootfs, "bind", m.MS_BIND | m.MS_REC)
 
 

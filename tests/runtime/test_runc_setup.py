@@ -247,6 +247,34 @@ def test_rootfs_propagation_holds_for_root_after_pivot(
         assert not [f for f in fields if f.startswith("shared:")], fields
 
 
+@pytest.mark.parametrize("propagation,expect", [
+    ("slave", "master:"), ("rslave", "master:"), ("private", None), (None, None),
+])
+def test_a_slave_root_stays_a_slave_of_a_shared_parent(
+        runtime: Runtime, propagation: str | None, expect: str | None) -> None:
+    """The rootfs below a shared mount (made by the test in a mount namespace of its own):
+    asked for, / is a slave of it (runc's fix ec170d8: its parent made a slave, not private);
+    otherwise, the default included, it is private."""
+    spec = runtime.spec(["cat", "/proc/self/mountinfo"])
+    if propagation:
+        spec["linux"]["rootfsPropagation"] = propagation
+    bundle = runtime.bundle(spec)
+    shared = os.path.join(runtime.tmp, "shared")
+    os.mkdir(shared)
+    script = ('mount -t tmpfs barque-test "$1" && mount --make-shared "$1" && '
+              'cp -a "$2" "$1/b" && exec "$3" --root "$4" run --bundle "$1/b" "$5"')
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                           script, "sh", shared, bundle, runtime.binary, runtime.state_root,
+                           runtime.new_id()], capture_output=True, stdin=subprocess.DEVNULL,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    fields = _root_mount(proc.stdout)
+    if expect:
+        assert len(fields) == 1 and fields[0].startswith(expect), fields
+    else:
+        assert fields == [], fields
+
+
 # --- devices --------------------------------------------------------------------------------
 
 def test_fifo_and_unbuffered_devices(rt: Runtime) -> None:
