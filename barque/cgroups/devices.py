@@ -51,17 +51,22 @@ def _number(entry: dict, key: str, index: int) -> int:
 
 def _access(entry: dict, index: int) -> int:
     """runc's reading of an access string: its letters of "rwm" in any order and number,
-    anything else ignored ("rwx" is "rw"); nothing is refused, and no letter at all is an
-    error (runc's words, of specconv and of its v1 devices check)."""
+    anything else ignored ("rwx" is "rw"). Empty is refused in runc's words; one without
+    any of those letters grants nothing (v2) or is refused (v1: see check_v1)."""
     text = entry.get("access") or ""
     if not isinstance(text, str) or not text:
         raise CgroupError(f"device access at {index} field cannot be empty")
     bits = 0
     for c in text:
         bits |= ACCESS_BITS.get(c, 0)
-    if not bits:
-        raise CgroupError("resulting devices cgroup doesn't precisely match target")
     return bits
+
+
+def check_v1(rules: list[DeviceRule]) -> None:
+    """A rule without access cannot be written to v1's devices.allow/deny as asked: runc
+    writes it, finds devices.list differs from its target, and fails in these words."""
+    if any(rule.type != "a" and not rule.access for rule in rules):
+        raise CgroupError("resulting devices cgroup doesn't precisely match target")
 
 
 def parse_rules(entries: list[dict]) -> list[DeviceRule]:
@@ -83,6 +88,8 @@ class Emulator:
         self.exceptions: dict[tuple[str, int, int], int] = {}
 
     def apply(self, rule: DeviceRule) -> None:
+        if rule.type != "a" and not rule.access:
+            return  # grants or denies nothing (an access string without r, w or m: runc's v2)
         if rule.type == "a":
             self.default_allow, self.exceptions = rule.allow, {}
         elif rule.allow == self.default_allow:
