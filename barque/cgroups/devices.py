@@ -50,14 +50,23 @@ def _number(entry: dict, key: str, index: int) -> int:
 
 
 def _access(entry: dict, index: int) -> int:
+    """runc's reading of an access string: its letters of "rwm" in any order and number,
+    anything else ignored ("rwx" is "rw"). Empty is refused in runc's words; one without
+    any of those letters grants nothing (v2) or is refused (v1: see check_v1)."""
     text = entry.get("access") or ""
-    if not text or any(c not in ACCESS_BITS for c in text):
-        # runc refuses an empty access too, rather than guess what it should grant.
-        raise CgroupError(f"devices[{index}]: invalid access {text!r} (want letters of 'rwm')")
+    if not isinstance(text, str) or not text:
+        raise CgroupError(f"device access at {index} field cannot be empty")
     bits = 0
     for c in text:
-        bits |= ACCESS_BITS[c]
+        bits |= ACCESS_BITS.get(c, 0)
     return bits
+
+
+def check_v1(rules: list[DeviceRule]) -> None:
+    """A rule without access cannot be written to v1's devices.allow/deny as asked: runc
+    writes it, finds devices.list differs from its target, and fails in these words."""
+    if any(rule.type != "a" and not rule.access for rule in rules):
+        raise CgroupError("resulting devices cgroup doesn't precisely match target")
 
 
 def parse_rules(entries: list[dict]) -> list[DeviceRule]:
@@ -65,7 +74,7 @@ def parse_rules(entries: list[dict]) -> list[DeviceRule]:
     for i, entry in enumerate(entries):
         type_ = entry.get("type") or "a"
         if type_ not in ("a", "b", "c"):
-            raise CgroupError(f"devices[{i}]: invalid type {type_!r}")
+            raise CgroupError(f'invalid cgroup device type "{type_}"')
         major, minor = _number(entry, "major", i), _number(entry, "minor", i)
         rules.append(DeviceRule(type_, major, minor, _access(entry, i), bool(entry.get("allow"))))
     return rules
@@ -79,6 +88,8 @@ class Emulator:
         self.exceptions: dict[tuple[str, int, int], int] = {}
 
     def apply(self, rule: DeviceRule) -> None:
+        if rule.type != "a" and not rule.access:
+            return  # grants or denies nothing (an access string without r, w or m: runc's v2)
         if rule.type == "a":
             self.default_allow, self.exceptions = rule.allow, {}
         elif rule.allow == self.default_allow:

@@ -39,9 +39,9 @@ def check(resources: dict, dirs: dict[str, str] | None = None) -> None:
         # runc's validator, word for word: hybrid hosts included
         raise CgroupError("invalid configuration: cannot use unified on cgroup v1")
     if resources.get("devices") is not None:
-        from barque.cgroups.devices import parse_rules
+        from barque.cgroups.devices import check_v1, parse_rules
 
-        parse_rules(resources["devices"])
+        check_v1(parse_rules(resources["devices"]))
     if dirs is not None:
         for controller in network_controllers(resources.get("network") or {}):
             _need(dirs, controller)
@@ -70,9 +70,10 @@ def set_cpuset(dirs: dict[str, str], cpu: dict) -> None:
 
 
 def set_devices(dirs: dict[str, str], entries: list[dict]) -> None:
-    from barque.cgroups.devices import parse_rules
+    from barque.cgroups.devices import check_v1, parse_rules
 
     rules = parse_rules(entries)  # validate everything before denying anything
+    check_v1(rules)
     with files.Writer(_need(dirs, "devices")) as out:
         out.write("devices.deny", "a")  # the rule list starts from nothing allowed
         for rule in rules:

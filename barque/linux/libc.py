@@ -22,10 +22,10 @@ libc = ctypes.CDLL(None, use_errno=True)
 _SYSCALLS: dict[str, dict[str, int]] = {
     "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "bpf": 321, "seccomp": 317,
                "keyctl": 250, "ioprio_set": 251, "sched_setattr": 314, "open_tree": 428,
-               "mount_setattr": 442, "close_range": 436},
+               "mount_setattr": 442, "close_range": 436, "move_mount": 429},
     "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "bpf": 280, "seccomp": 277,
                 "keyctl": 219, "ioprio_set": 30, "sched_setattr": 274, "open_tree": 428,
-                "mount_setattr": 442, "close_range": 436},
+                "mount_setattr": 442, "close_range": 436, "move_mount": 429},
 }
 
 

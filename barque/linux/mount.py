@@ -38,6 +38,8 @@ AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
 OPEN_TREE_CLONE = 0x1
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
 MOUNT_ATTR_RDONLY = 0x1
 MOUNT_ATTR_NOSUID = 0x2
 MOUNT_ATTR_NODEV = 0x4
@@ -144,6 +146,13 @@ def open_tree(path: str, flags: int) -> int:
     at path (a bind mount of it, the file alone if path is a file) that no mount table
     shows and that goes away with its last user."""
     return syscall("open_tree", AT_FDCWD, path.encode(), flags)
+
+
+def move_mount(from_fd: int, to_fd: int) -> None:
+    """Attach the detached tree from_fd (open_tree's) onto the file or dir to_fd names: the
+    kernel lets it cross into another mount namespace, where a bind by path could not."""
+    syscall("move_mount", from_fd, b"", to_fd, b"",
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
 
 
 def mount_setattr(fd: int, attr_set: int, flags: int = AT_EMPTY_PATH) -> None:

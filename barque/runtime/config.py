@@ -9,6 +9,9 @@ from barque.runtime import fastjson as json
 from barque.runtime import sysctl
 from barque.runtime.errors import RuntimeFailure
 
+# linux.devices types: runc's stringToDeviceRune ("u", unbuffered, is a character device)
+DEVICE_TYPES = ("c", "u", "b", "p")
+
 
 def load_bundle(bundle: str) -> tuple[dict, str]:
     """Return (config, absolute rootfs path) or raise a RuntimeFailure saying what is wrong."""
@@ -111,7 +114,10 @@ def validate(config: dict, may_hold_nul: bool = True) -> None:
         _require(kind in NAMESPACES, f"unknown namespace type {kind!r}")
         _require(kind not in seen, f"namespace {kind} listed twice")
         seen.add(str(kind))
-    _require("mount" in seen, "a mount namespace is required")
+    # No mount namespace is valid (runc chroots into the rootfs), but runc's validator
+    # refuses to mask or make read-only paths then, in these words.
+    if "mount" not in seen and (linux.get("maskedPaths") or linux.get("readonlyPaths")):
+        raise RuntimeFailure("unable to restrict sys entries without a private MNT namespace")
     if "user" in seen and not any(
         ns.get("type") == "user" and ns.get("path") for ns in linux["namespaces"]
     ):
@@ -127,6 +133,11 @@ def validate(config: dict, may_hold_nul: bool = True) -> None:
         if m.get("uidMappings") or {"idmap", "ridmap"} & set(m.get("options") or []):
             raise RuntimeFailure(f"mount {m['destination']}: idmapped mounts are not supported "
                                  "by barque-runtime")
+    for dev in linux.get("devices") or []:
+        _require(isinstance(dev, dict) and isinstance(dev.get("path"), str),
+                 "every device needs a path")
+        if dev.get("type", "") not in DEVICE_TYPES:  # runc's words (specconv)
+            raise RuntimeFailure(f'invalid device type "{dev.get("type", "")}"')
     personality = linux.get("personality")
     if personality is not None:
         _require(isinstance(personality, dict) and personality.get("domain") in

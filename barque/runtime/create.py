@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 class CreateOptions:
     __slots__ = ("root", "id", "bundle", "pid_file", "console_socket", "no_pivot",
                  "preserve_fds", "listen_fds", "console_fd", "seccomp_filter",
-                 "cgroup_mounts", "stay", "stage1_pid", "no_new_keyring")
+                 "cgroup_mounts", "stay", "stage1_pid", "no_new_keyring", "mount_fds")
 
     def __init__(self, root: str, container_id: str, bundle: str) -> None:
         self.root = root
@@ -63,6 +63,8 @@ class CreateOptions:
         # The child `run` waits for: stage 1, or the init itself when started directly.
         self.stage1_pid = 0
         self.no_new_keyring = False
+        # mount index -> an O_PATH fd of its bind source, opened before a user namespace
+        self.mount_fds: dict[int, int] = {}
 
 
 def _timestamp() -> str:
@@ -219,6 +221,10 @@ def _spawn(opts: CreateOptions, container: st.Container, cgroup: Manager) -> int
     flags, joins = _namespace_plan(linux)
     direct = (all(kind in _DIRECT_JOINS for kind, _ in joins)
               and not flags & (ns.CLONE_NEWUSER | ns.CLONE_NEWTIME))
+    if any(n.get("type") == "user" for n in linux.get("namespaces") or []):
+        from barque.runtime.rootfs import open_bind_sources
+
+        opts.mount_fds = open_bind_sources(config.get("mounts") or [])
     fifo_fd = os.open(container.fifo, os.O_PATH | os.O_CLOEXEC)
     console_fd = opts.console_fd
     if console_fd is None and config["process"].get("terminal"):
@@ -256,6 +262,9 @@ def _spawn(opts: CreateOptions, container: st.Container, cgroup: Manager) -> int
     finally:
         to_child_w.close()
         from_child_r.close()
+        for fd in opts.mount_fds.values():
+            os.close(fd)
+        opts.mount_fds = {}
         if console_fd is not None and opts.console_fd is None:
             os.close(console_fd)
 

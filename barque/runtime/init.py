@@ -143,24 +143,37 @@ def _setup(opts: CreateOptions, container: Container, flags: int, from_parent: C
 
         link_up("lo")
     _debug(f"setting up the root filesystem {rootfs}")
-    _build_rootfs(opts, container, config, linux, rootfs, flags, in_userns, from_parent)
+    own_mounts = bool(flags & ns.CLONE_NEWNS)
+    readonly = _build_rootfs(opts, container, config, linux, rootfs, flags, in_userns,
+                             from_parent)
     hooks = config.get("hooks") or {}
     if hooks.get("prestart") or hooks.get("createRuntime") or hooks.get("createContainer"):
         to_parent.send(op="hooks")
         if (from_parent.recv() or {}).get("op") != "hooks-done":
             raise RuntimeFailure("runtime went away while running hooks")
         _debug("running the createContainer hooks")
+        os.chdir(rootfs)  # runc runs them from the container's root (before pivot_root)
         run_hooks(hooks.get("createContainer") or [], container.hook_state("created"),
                   "createContainer")
-    _debug("chroot" if opts.no_pivot else "pivot_root")
-    fs.pivot(rootfs, opts.no_pivot)
+    if not own_mounts:
+        # No mount namespace of its own (runc: chroot, and nothing of finalizeRootfs)
+        _debug("chroot (no mount namespace)")
+        os.chdir(rootfs)
+        os.chroot(".")
+    else:
+        _debug("chroot" if opts.no_pivot else "pivot_root")
+        fs.pivot(rootfs, opts.no_pivot)
+        fs.root_propagation(linux.get("rootfsPropagation"))
     if process.get("terminal"):
         from barque.runtime.console import attach_new_pty
 
         attach_new_pty(process, console_fd, bind_dev_console=True)
-    if (config.get("root") or {}).get("readonly"):
-        fs.readonly_root()
-    if flags & ns.CLONE_NEWUTS:
+    if own_mounts:
+        # Only now, every mount under them made (devpts in a read-only /dev): runc's order
+        fs.remount_readonly(readonly)
+        if (config.get("root") or {}).get("readonly"):
+            fs.readonly_root()
+    if _has_namespace(linux, "uts"):  # new or joined by path: runc sets it either way
         if config.get("hostname"):
             ns.sethostname(config["hostname"])
         if config.get("domainname"):
@@ -181,11 +194,12 @@ def _setup(opts: CreateOptions, container: Container, flags: int, from_parent: C
     first = _chdir(cwd, process)
     exe = proc.lookup_executable(process["args"][0], env, cwd)
     _debug("user, capabilities, no_new_privs, seccomp", quiet)
+    # The user may lack the rights to its cwd as root had them: chdir again as that user,
+    # before a no_new_privs seccomp filter could forbid chdir (runc's order).
     proc.finalize(process, opts.seccomp_filter,
                   userns_setgroups=_setgroups_allowed(in_userns),
-                  preserve_fds=opts.listen_fds + opts.preserve_fds)
-    # The user may lack the rights to its cwd as root had them; check again as that user.
-    _chdir(cwd, process, first)
+                  preserve_fds=opts.listen_fds + opts.preserve_fds,
+                  as_user=lambda: _chdir(cwd, process, first))
     return exe
 
 
@@ -197,9 +211,12 @@ def _debug(message: str, quiet: bool = False) -> None:
 
 
 def _build_rootfs(opts: CreateOptions, container: Container, config: dict, linux: dict, rootfs: str,
-                  flags: int, in_userns: bool, from_parent: Channel) -> None:
+                  flags: int, in_userns: bool, from_parent: Channel) -> list[str]:
+    """Mount everything; return the destinations to make read-only once all is mounted."""
     mounts = config.get("mounts") or []
-    fs.prepare_root(rootfs, linux.get("rootfsPropagation"))
+    if flags & ns.CLONE_NEWNS:
+        fs.prepare_root(rootfs, linux.get("rootfsPropagation"))
+    # else: runc 1.1 would make the host's / rslave here; its propagation is left alone
     ready: list[bool] = []
 
     def await_cgroup() -> None:
@@ -213,11 +230,17 @@ def _build_rootfs(opts: CreateOptions, container: Container, config: dict, linux
             ns.unshare(ns.CLONE_NEWCGROUP)
         ready.append(True)
 
-    fs.mount_all(rootfs, mounts, opts.cgroup_mounts,
-                 bool(flags & ns.CLONE_NEWCGROUP), before_cgroup=await_cgroup)
+    readonly = fs.mount_all(rootfs, mounts, opts.cgroup_mounts,
+                            bool(flags & ns.CLONE_NEWCGROUP), before_cgroup=await_cgroup,
+                            source_fds=opts.mount_fds)
     await_cgroup()
     if fs.needs_dev(mounts):
         fs.create_devices(rootfs, linux.get("devices") or [], in_userns)
+    return readonly
+
+
+def _has_namespace(linux: dict, kind: str) -> bool:
+    return any(n.get("type") == kind for n in linux.get("namespaces") or [])
 
 
 def _in_user_namespace(linux: dict) -> bool:
@@ -245,12 +268,9 @@ def _chdir(cwd: str, process: dict, first: os.stat_result | None = None) -> os.s
         if (here.st_dev, here.st_ino) != (first.st_dev, first.st_ino):
             raise RuntimeFailure(f"cwd ({cwd!r}) changed during set-up: refusing")
         return here
-    except FileNotFoundError:
-        raise RuntimeFailure(f"chdir to cwd ({cwd!r}) set in config.json failed: "
-                             "no such file or directory") from None
-    except OSError as e:
-        raise RuntimeFailure(f"chdir to cwd ({cwd!r}) set in config.json failed: "
-                             f"{e.strerror}") from None
+    except OSError as e:  # runc's words: Go's %q and its lower-case errno text
+        raise RuntimeFailure(f'chdir to cwd ("{cwd}") set in config.json failed: '
+                             f"{(e.strerror or '').lower()}") from None
 
 
 def _preserve_fds(count: int) -> None:

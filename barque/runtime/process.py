@@ -11,6 +11,8 @@ from barque.runtime.log import LOG
 
 TYPE_CHECKING = False  # not typing's: see barque/linux/libc.py
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from barque.linux.seccomp import Program
 
 RLIMITS = {
@@ -182,9 +184,11 @@ def apply_scheduling(process: dict) -> None:
 
 def finalize(
     process: dict, seccomp_filter: Program | None, userns_setgroups: bool = True,
-    preserve_fds: int = 0,
+    preserve_fds: int = 0, as_user: Callable[[], object] | None = None,
 ) -> None:
-    """Everything after the filesystem is set: the point of no return before execve."""
+    """Everything after the filesystem is set: the point of no return before execve.
+    `as_user`: called once the user is set and before a no_new_privs filter is loaded (the
+    init's chdir into cwd as that user: runc's finalizeNamespace, before its seccomp)."""
     from barque.linux import prctl
     from barque.linux.fds import cloexec_from
 
@@ -202,6 +206,8 @@ def finalize(
         # capabilities are dropped (runc does the same).
         seccomp_filter.load()
     set_user_and_caps(process, userns_setgroups)
+    if as_user is not None:
+        as_user()
     if nnp:
         prctl.set_no_new_privs()
         if seccomp_filter is not None:

@@ -25,7 +25,10 @@ def effective_resources(linux: dict) -> dict:
     rules = list(resources.get("devices") or [])
     rules += DEFAULT_DEVICE_RULES
     for dev in linux.get("devices") or []:
-        rules.append({"allow": True, "type": dev.get("type", "c"), "major": dev.get("major"),
-                      "minor": dev.get("minor"), "access": "rwm"})
+        kind = dev.get("type", "c")
+        if kind == "p":
+            continue  # a fifo is no device to the cgroup: runc adds no rule for it
+        rules.append({"allow": True, "type": "c" if kind == "u" else kind,
+                      "major": dev.get("major"), "minor": dev.get("minor"), "access": "rwm"})
     resources["devices"] = rules
     return resources

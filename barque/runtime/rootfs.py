@@ -52,12 +52,26 @@ def _reopen(root_fd: int, rootfs: str, dest: str, where: str) -> int:
 def prepare_root(rootfs: str, propagation: str | None) -> None:
     flag = m.PROPAGATION.get(propagation or "", m.MS_SLAVE | m.MS_REC)
     m.mount(None, "/", None, flag)
-    _make_parent_private(rootfs)
+    # A root asked to be a slave must stay a slave of the host's mounts; any other (the
+    # default included) starts private (an unbindable parent could not even be bound) and
+    # gets its propagation after pivot_root (runc 1.2's rootfsParentMountPropagation).
+    slave = bool(propagation) and flag & m.MS_SLAVE
+    _make_parent_private(rootfs, m.MS_SLAVE if slave else m.MS_PRIVATE)
     m.mount(rootfs, rootfs, "bind", m.MS_BIND | m.MS_REC)
 
 
-def _make_parent_private(rootfs: str) -> None:
-    """pivot_root refuses a new root whose parent mount is shared: make that mount private."""
+def root_propagation(propagation: str | None) -> None:
+    """After pivot_root: rootfsPropagation on the container's own / (runc since 1.2; 1.1
+    set it only on the host's / before binding the rootfs, so / ended up private, and
+    unbindable failed). Private and slave hold already (prepare_root)."""
+    flag = m.PROPAGATION.get(propagation or "", 0)
+    if flag and not flag & (m.MS_PRIVATE | m.MS_SLAVE):
+        m.mount(None, "/", None, flag)
+
+
+def _make_parent_private(rootfs: str, flag: int = m.MS_PRIVATE) -> None:
+    """pivot_root refuses a new root whose parent mount is shared: make that mount private
+    (or a slave)."""
     best, best_len = "/", 0
     with open("/proc/self/mountinfo") as f:
         for line in f:
@@ -67,7 +81,7 @@ def _make_parent_private(rootfs: str) -> None:
             ) > best_len:
                 best, best_len = point, len(point)
     try:
-        m.mount(None, best, None, m.MS_PRIVATE)
+        m.mount(None, best, None, flag)
     except OSError:
         pass
 
@@ -78,18 +92,74 @@ def is_bind(mnt: dict) -> bool:
 
 
 def mount_all(rootfs: str, mounts: list[dict], cgroup_mounts: list[CgroupMount], cgroupns: bool,
-              before_cgroup: Callable[[], None] | None = None) -> None:
+              before_cgroup: Callable[[], None] | None = None,
+              source_fds: dict[int, int] | None = None) -> list[str]:
+    """Every config mount, in order. `source_fds`: mount index -> an O_PATH fd of its bind
+    source, opened by the runtime before a new user namespace (see open_bind_sources).
+    Returns the destinations to remount read-only after pivot_root (runc's finalizeRootfs):
+    a read-only tmpfs or /dev is mounted writable, so mounts under it (devpts) can be made."""
+    deferred: list[str] = []
     with paths.rooted(rootfs) as root_fd:
-        for mnt in mounts:
+        for index, mnt in enumerate(mounts):
+            if _defer_readonly(mnt):
+                deferred.append(mnt["destination"])
+                mnt = dict(mnt, options=[o for o in mnt.get("options") or [] if o != "ro"])
             try:
-                _mount_one(root_fd, rootfs, mnt, cgroup_mounts, cgroupns, before_cgroup)
+                _mount_one(root_fd, rootfs, mnt, cgroup_mounts, cgroupns, before_cgroup,
+                           (source_fds or {}).get(index))
             except OSError as e:
                 raise RuntimeFailure(f"error mounting {mnt.get('source')!r} to rootfs at "
                                      f"{mnt['destination']!r}: {e}") from None
+    return deferred
+
+
+def _defer_readonly(mnt: dict) -> bool:
+    opts = mnt.get("options") or []
+    return "ro" in opts and "tmpcopyup" not in opts and not is_bind(mnt) and (
+        mnt.get("type") == "tmpfs" or os.path.normpath(mnt["destination"]) == "/dev")
+
+
+def remount_readonly(destinations: list[str]) -> None:
+    """After pivot_root: the mounts mount_all left writable, read-only now."""
+    for dest in destinations:
+        fd = _in_new_root(dest)
+        if fd is None:
+            continue
+        try:
+            target = _target(fd, dest)
+            m.mount(None, target, None, _statvfs_flags(target) | m.MS_RDONLY | m.MS_REMOUNT)
+        except OSError as e:
+            raise RuntimeFailure(f"cannot remount {dest} read-only: {e}") from None
+        finally:
+            os.close(fd)
+
+
+def open_bind_sources(mounts: list[dict]) -> dict[int, int]:
+    """Detached copies (open_tree) of the bind sources, made by the runtime before the init
+    enters a new user namespace, where the container's root may not reach them (runc's
+    mountFds); the init attaches them with move_mount."""
+    fds: dict[int, int] = {}
+    try:
+        for index, mnt in enumerate(mounts):
+            if is_bind(mnt) and mnt.get("source"):
+                flags = m.OPEN_TREE_CLONE | os.O_CLOEXEC
+                if "rbind" in (mnt.get("options") or []):
+                    flags |= m.AT_RECURSIVE
+                try:
+                    fds[index] = m.open_tree(mnt["source"], flags)
+                except FileNotFoundError:
+                    pass  # refused by the init in the usual words
+    except OSError as e:
+        for fd in fds.values():
+            os.close(fd)
+        raise RuntimeFailure(f"error opening bind mount source {mnt['source']!r}: "
+                             f"{e.strerror}") from None
+    return fds
 
 
 def _mount_one(root_fd: int, rootfs: str, mnt: dict, cgroup_mounts: list[CgroupMount],
-               cgroupns: bool, before_cgroup: Callable[[], None] | None) -> None:
+               cgroupns: bool, before_cgroup: Callable[[], None] | None,
+               source_fd: int | None = None) -> None:
     """One config mount, onto /proc/self/fd/N of its destination opened inside the root."""
     dest = mnt["destination"]
     # runc's checkProcMount, first on the destination as written (resolving it may fail on
@@ -103,14 +173,20 @@ def _mount_one(root_fd: int, rootfs: str, mnt: dict, cgroup_mounts: list[CgroupM
             before_cgroup()
         _mount_cgroup(root_fd, rootfs, dest, opts, cgroup_mounts, cgroupns)
     else:
-        source = mnt.get("source") or ""
-        if is_bind(mnt) and not os.path.exists(source):
-            raise RuntimeFailure(f"bind mount source {source!r} does not exist")
-        fd = _resolve(root_fd, rootfs, dest, os.path.isdir(source) if is_bind(mnt) else True)
+        source, is_dir = mnt.get("source") or "", True
+        if source_fd is not None:  # cloned before the user namespace: attach that tree
+            is_dir = stat.S_ISDIR(os.fstat(source_fd).st_mode)
+        elif is_bind(mnt):
+            if not os.path.exists(source):
+                raise RuntimeFailure(f"bind mount source {source!r} does not exist")
+            is_dir = os.path.isdir(source)
+        fd = _resolve(root_fd, rootfs, dest, is_dir if is_bind(mnt) else True)
         try:
             where = paths.fd_path(fd)
             proc_mounts.check(rootfs, where, mnt, is_bind(mnt))
-            if is_bind(mnt):
+            if source_fd is not None:
+                m.move_mount(source_fd, fd)
+            elif is_bind(mnt):
                 m.mount(source, paths.proc_path(fd), "bind", opts.flags & (m.MS_BIND | m.MS_REC))
             else:
                 _mount_fs(mnt, fd, kind, opts)

@@ -11,7 +11,7 @@ import struct
 import pytest
 
 from barque.cgroups import CgroupError, devicefilter
-from barque.cgroups.devices import Emulator, emulate, parse_rules
+from barque.cgroups.devices import Emulator, check_v1, emulate, parse_rules
 
 R, W, M = 2, 4, 1  # BPF_DEVCG_ACC_READ, _WRITE, _MKNOD
 CHAR, BLOCK = devicefilter.DEV_CHAR, devicefilter.DEV_BLOCK
@@ -136,17 +136,33 @@ def test_big_major_is_encoded_as_runc_does() -> None:
 
 
 @pytest.mark.parametrize(
-    "entry",
+    "entry,words",
     [
-        {"allow": True, "type": "x", "access": "r"},
-        {"allow": True, "type": "c", "access": ""},
-        {"allow": True, "type": "c", "access": "rwx"},
-        {"allow": True, "type": "c", "major": -2, "access": "r"},
+        ({"allow": True, "type": "x", "access": "r"}, 'invalid cgroup device type "x"'),
+        ({"allow": True, "type": "c", "access": ""}, "device access at 0 field cannot be empty"),
+        ({"allow": True, "type": "c", "major": -2, "access": "r"}, r"devices\[0\]"),
     ],
 )
-def test_invalid_rules_are_refused(entry: dict) -> None:
-    with pytest.raises(CgroupError, match=r"devices\[0\]"):
+def test_invalid_rules_are_refused(entry: dict, words: str) -> None:
+    """In runc 1.1's words (specconv's, and its v1 check for an access with no rwm letter)."""
+    with pytest.raises(CgroupError, match=words):
         parse_rules([entry])
+
+
+def test_a_rule_without_access_letters() -> None:
+    """runc's v2 (the emulator) ignores it; its v1 fails writing it, in these words."""
+    rules = parse_rules([DENY_ALL, {"allow": True, "type": "c", "major": 4, "access": "x"}])
+    assert emulate(rules).rules() == []
+    with pytest.raises(CgroupError, match="doesn't precisely match target"):
+        check_v1(rules)
+
+
+def test_access_strings_read_as_runc() -> None:
+    """The letters of "rwm" in any order or number; anything else ignored."""
+    entries = [{"allow": True, "type": "c", "major": 4, "minor": 64, "access": a}
+               for a in ("wr", "rrw", "rwx", "r w", "mx")]
+    assert [r.cgroup_string() for r in parse_rules(entries)] == [
+        "c 4:64 rw", "c 4:64 rw", "c 4:64 rw", "c 4:64 rw", "c 4:64 m"]
 
 
 def test_v1_rule_strings() -> None:
