@@ -75,9 +75,9 @@ def flag(request: web.Request, name: str, default: bool = False) -> bool:
     return value.strip().lower() not in ("", "0", "false", "no")
 
 
-def query_filters(request: web.Request, accepted: tuple[str, ...]) -> dict[str, list[str]]:
+def raw_filters(request: web.Request) -> dict[str, list[str]]:
     """The `filters` query parameter as {key: [values]}: JSON {"key": ["v", ...]} or the old
-    {"key": {"v": true}}; a key outside `accepted` is dockerd's 400."""
+    {"key": {"v": true}}; keys unchecked (for engine calls that check their own)."""
     text = request.query.get("filters")
     if not text:
         return {}
@@ -87,13 +87,20 @@ def query_filters(request: web.Request, accepted: tuple[str, ...]) -> dict[str, 
         raise EngineError(f"invalid filter: {e}", status=400) from None
     if not isinstance(raw, dict):
         raise EngineError("invalid filter", status=400)
-    try:
-        pairs = [f"{key}={value}" for key, values in raw.items()
-                 for value in (values if isinstance(values, list) else
-                               [v for v, on in dict(values).items() if on])]
-    except (TypeError, ValueError):
-        raise EngineError("invalid filter", status=400) from None
-    return parse_filters(pairs, accepted)
+    out: dict[str, list[str]] = {}
+    for key, values in raw.items():
+        if isinstance(values, list):
+            out[key] = [str(v) for v in values]
+        elif isinstance(values, dict):
+            out[key] = [str(v) for v, on in values.items() if on]
+        else:
+            raise EngineError(f"invalid filter '{key}'", status=400)
+    return out
+
+
+def query_filters(request: web.Request, accepted: tuple[str, ...]) -> dict[str, list[str]]:
+    """raw_filters, checked as dockerd checks them: a key outside `accepted` is a 400."""
+    return parse_filters(filter_flags(raw_filters(request)), accepted)
 
 
 def filter_flags(filters: dict[str, list[str]]) -> list[str]:

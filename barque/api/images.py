@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from barque.api import body
-from barque.api.common import Handler, flag, in_engine, json_response, read_json
+from barque.api.common import Handler, flag, in_engine, json_response, raw_filters, read_json
 from barque.api.progress import Emit, JSONProgress, json_stream
 from barque.engine import image_list
 from barque.engine import images as eng
@@ -75,28 +75,6 @@ async def _engine(request: web.Request, fn: Any) -> Any:
         raise
 
 
-def _filters(request: web.Request) -> dict[str, list[str]]:
-    """`filters` as JSON: {"key": ["v", ...]} or the old {"key": {"v": true}}."""
-    text = request.query.get("filters")
-    if not text:
-        return {}
-    try:
-        raw = json.loads(text)
-    except ValueError as e:
-        raise EngineError(f"invalid filter: {e}", status=400) from None
-    if not isinstance(raw, dict):
-        raise EngineError("invalid filter", status=400)
-    out: dict[str, list[str]] = {}
-    for key, values in raw.items():
-        if isinstance(values, list):
-            out[key] = [str(v) for v in values]
-        elif isinstance(values, dict):
-            out[key] = [str(v) for v, on in values.items() if on]
-        else:
-            raise EngineError(f"invalid filter '{key}'", status=400)
-    return out
-
-
 def _familiar(name: str) -> str:
     try:
         return refs.parse(name, default_tag=False).familiar
@@ -116,7 +94,7 @@ def _unix(created: str) -> int:
 # --- list, inspect, history ----------------------------------------------------------------
 
 async def list_(request: web.Request) -> web.Response:
-    filters = _filters(request)
+    filters = raw_filters(request)
 
     def ls(engine: Engine) -> list[dict[str, Any]]:
         store = engine.store
@@ -294,7 +272,7 @@ async def remove(request: web.Request) -> web.Response:
 
 
 async def prune(request: web.Request) -> web.Response:
-    filters = _filters(request)
+    filters = raw_filters(request)
     report = await _engine(request, lambda e: eng.prune(e.store, filters=filters))
     return json_response({"ImagesDeleted": report["ImagesDeleted"] or None,
                           "SpaceReclaimed": report["SpaceReclaimed"]})

@@ -4,7 +4,6 @@ the same bundle and command under barque-runtime and under runc (its own state r
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -13,26 +12,11 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.bundles import Runtime
-from tests.support.tools import require
 
 pytestmark = pytest.mark.root
 
-RUNTIMES = ["barque-runtime", "runc"]
 CGROUP_ROOT = "/sys/fs/cgroup"
 PURE_V2 = os.path.exists(os.path.join(CGROUP_ROOT, "cgroup.controllers"))
-
-
-@pytest.fixture(params=RUNTIMES)
-def rt(request: pytest.FixtureRequest, runtime: Runtime) -> Iterator[Runtime]:
-    if request.param == "barque-runtime":
-        yield runtime
-        return
-    require("runc")
-    oracle = Runtime(runtime.tmp, runtime.rootfs, runtime.prefix)
-    oracle.binary = shutil.which("runc") or "runc"
-    oracle.state_root = os.path.join(runtime.tmp, "runc-state")
-    yield oracle
-    oracle.cleanup()
 
 
 def _detached(rt: Runtime, spec: dict | None = None) -> str:

@@ -7,34 +7,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from tests.support.bundles import Runtime
-from tests.support.tools import require
 
 pytestmark = pytest.mark.root
 
-RUNTIMES = ["barque-runtime", "runc"]
 PURE_V2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
 ENXIO = 6
-
-
-@pytest.fixture(params=RUNTIMES)
-def rt(request: pytest.FixtureRequest, runtime: Runtime) -> Iterator[Runtime]:
-    if request.param == "barque-runtime":
-        yield runtime
-        return
-    require("runc")
-    oracle = Runtime(runtime.tmp, runtime.rootfs, runtime.prefix)
-    oracle.binary = shutil.which("runc") or "runc"
-    oracle.state_root = os.path.join(runtime.tmp, "runc-state")
-    yield oracle
-    oracle.cleanup()
 
 
 def _run(rt: Runtime, spec: dict, bundle: str | None = None) -> subprocess.CompletedProcess:

@@ -14,36 +14,19 @@ import os
 import re
 import shlex
 import shutil
-from collections.abc import Iterator
 
 import pytest
 
 from tests.support.bundles import Runtime
-from tests.support.tools import require
 from tests.support.tty_attack import admin_shell, build_injector, in_pty
 
 pytestmark = pytest.mark.root
 
-RUNTIMES = ["barque-runtime", "runc"]
 
 
 @pytest.fixture(scope="module")
 def injector(tmp_path_factory: pytest.TempPathFactory) -> str:
     return build_injector(str(tmp_path_factory.mktemp("tiocsti")))
-
-
-@pytest.fixture(params=RUNTIMES)
-def rt(request: pytest.FixtureRequest, runtime: Runtime) -> Iterator[Runtime]:
-    """barque-runtime, or runc on its own state root: the same tests, the same answers."""
-    if request.param == "barque-runtime":
-        yield runtime
-        return
-    require("runc")
-    oracle = Runtime(runtime.tmp, runtime.rootfs, runtime.prefix)
-    oracle.binary = shutil.which("runc") or "runc"
-    oracle.state_root = os.path.join(runtime.tmp, "runc-state")
-    yield oracle
-    oracle.cleanup()
 
 
 def bundle_with(rt: Runtime, injector: str, args: list[str]) -> str:
