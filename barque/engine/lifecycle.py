@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from barque.engine import attach, health, monitor, netsetup, spec
+from barque.engine import attach, events, health, monitor, netsetup, spec
 from barque.engine import state as st
 from barque.engine.context import Engine, EngineError, find_runtime
 from barque.engine.create import lowers_of, mount_from_record
@@ -171,6 +171,7 @@ def _start_in_sandbox(engine: Engine, record: ContainerRecord, attach: bool, run
                     "OOMKilled": False, "FinishedAt": record.state.get("FinishedAt",
                                                                        st.ZERO_TIME)}
     engine.records.save_state(record.id, record.state)
+    events.started(engine, record, attach)
     return record
 
 
@@ -304,6 +305,7 @@ def attachable(engine: Engine, ref: str) -> ContainerRecord:
         raise EngineError("You cannot attach to a stopped container, start it first", 1, 409)
     if state["Status"] == "paused":
         raise EngineError("You cannot attach to a paused container, unpause it first", 1, 409)
+    events.container(engine, record, "attach")
     return record
 
 
@@ -344,6 +346,7 @@ def _clean_up_claimed(engine: Engine, record: ContainerRecord,
             state = engine.state(record)
             if state["Running"] or _run_id(engine, record.id) not in (None, claim.run_id):
                 return state  # started again meanwhile: the files are the new start's
+            events.died(engine, record)
             _unmount_quietly(engine, record)  # overlaps the monitor's runtime delete
             if not claim.wait_deleted():
                 return state  # the monitor died: whoever removes the container deletes
@@ -414,7 +417,9 @@ def stop(engine: Engine, ref: str, timeout: int | None = None,
                               "not receive an exit event", 1)
         if engine.state(record)["Status"] == "dead":
             _stop_orphan(engine, record, 9, 0)
+    events.died(engine, record)
     finish(engine, record)
+    events.container(engine, record, "stop")
     return record
 
 
@@ -422,6 +427,7 @@ def _signal(engine: Engine, record: ContainerRecord, state: dict[str, Any], sig:
     if state["Status"] == "restarting":
         return  # between runs: the stop file alone keeps the monitor from starting it again
     call_runtime(engine, "kill", record.id, str(sig), check=False)
+    events.container(engine, record, "kill", signal=str(sig))
     if state["Status"] == "paused":
         call_runtime(engine, "resume", record.id, check=False)
         record.state = {**record.state, "Paused": False}
@@ -507,6 +513,7 @@ def _record_orphan_exit(engine: Engine, record: ContainerRecord, sig: int) -> No
                     "FinishedAt": st.now(), "Paused": False,
                     "Error": record.state.get("Error") or "barque-monitor died"}
     engine.records.save_state(record.id, record.state)
+    events.died(engine, record)
     shutil.rmtree(engine.paths.monitor_dir(record.id), ignore_errors=True)
     finish(engine, record)
 
@@ -516,6 +523,7 @@ def kill(engine: Engine, ref: str, signal: str = "KILL") -> ContainerRecord:
     sig = parse_signal(signal)
     state = engine.state(record)
     if not state["Running"] and _signal_orphan(engine, record, sig):
+        events.container(engine, record, "kill", signal=str(sig))
         return record
     if not state["Running"]:
         raise EngineError(f"cannot kill container: {ref}: container {record.id} is not "
@@ -527,8 +535,10 @@ def kill(engine: Engine, ref: str, signal: str = "KILL") -> ContainerRecord:
     if proc.returncode != 0 and engine.state(record)["Running"]:
         raise EngineError(f"cannot kill container: {ref}: "
                           f"{proc.stderr.decode(errors='replace').strip()}", 1)
+    events.container(engine, record, "kill", signal=str(sig))
     if sig == 9:
         wait_exit(engine, record, 10)
+        events.died(engine, record)
         finish(engine, record)
     return record
 
@@ -545,6 +555,7 @@ def cleanup(engine: Engine, ref: str, run_id: str | None = None) -> None:
                 return
             if run_id is not None and _run_id(engine, record.id) not in (None, run_id):
                 return
+            events.died(engine, record)
             finish(engine, record)
             if record.host_config.get("AutoRemove"):
                 _remove_locked(engine, record, ref, force=False, volumes=True)
@@ -586,7 +597,9 @@ def wait(engine: Engine, ref: str, condition: str = "not-running") -> dict[str, 
 
 def restart(engine: Engine, ref: str, timeout: int | None = None) -> ContainerRecord:
     stop(engine, ref, timeout)
-    return start(engine, ref)
+    record = start(engine, ref)
+    events.container(engine, record, "restart")
+    return record
 
 
 # --- pause ---------------------------------------------------------------------------------------
@@ -601,6 +614,7 @@ def pause(engine: Engine, ref: str) -> ContainerRecord:
     call_runtime(engine, "pause", record.id)
     record.state = {**record.state, "Paused": True}
     engine.records.save_state(record.id, record.state)
+    events.container(engine, record, "pause")
     return record
 
 
@@ -611,6 +625,7 @@ def unpause(engine: Engine, ref: str) -> ContainerRecord:
     call_runtime(engine, "resume", record.id)
     record.state = {**record.state, "Paused": False}
     engine.records.save_state(record.id, record.state)
+    events.container(engine, record, "unpause")
     return record
 
 
@@ -678,6 +693,7 @@ def _remove_locked(engine: Engine, record: ContainerRecord, ref: str, force: boo
         _signal(engine, record, state, 9)
         if not wait_exit(engine, record, 30):
             raise EngineError(f"could not kill container {ref}", 1)
+        events.died(engine, record)
     else:
         _end_waiting_monitor(engine, record)
     _remove_files_and_record(engine, record, volumes)
@@ -694,6 +710,7 @@ def _remove_files_and_record(engine: Engine, record: ContainerRecord, volumes: b
     shutil.rmtree(engine.paths.container_dir(record.id), ignore_errors=True)
     shutil.rmtree(engine.paths.monitor_dir(record.id), ignore_errors=True)
     engine.records.delete(record.id)
+    events.container(engine, record, "destroy")
     engine.store.release(record.id)
     if volumes:
         for entry in record.mounts:

@@ -1,0 +1,342 @@
+"""Docker's event log, without a daemon: as Podman's file backend, one JSON line per event
+appended to `<runroot>/events/events.log` (O_APPEND, one write each, so concurrent `barque`
+processes, monitors' exit commands and `barque serve` never interleave), rotated to
+`events.log.1` when it grows past MAX_SIZE; `barque events` and GET /events read and follow it.
+
+The engine emits (CLI and API runs alike); emitting never fails an operation."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
+
+from barque.engine.paths import Paths
+
+MAX_SIZE = 1 << 20  # Podman's events_logfile_max_size
+FILTER_KEYS = ("config", "container", "daemon", "event", "image", "label", "network", "node",
+               "plugin", "scope", "secret", "service", "type", "volume")
+TYPES = ("builder", "config", "container", "daemon", "image", "network", "node", "plugin",
+         "secret", "service", "volume")
+_FUZZY_EVENTS = ("health_status", "exec_create", "exec_start")  # moby #25798
+_POLL = 0.05
+
+# root -> runroot of every Engine this process opened: image functions get only the store.
+_RUNROOTS: dict[str, str] = {}
+
+
+def register(paths: Paths) -> None:
+    _RUNROOTS[paths.root] = paths.runroot
+
+
+def log_path(runroot: str) -> str:
+    return os.path.join(runroot, "events", "events.log")
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+def message(type_: str, action: str, actor_id: str, attributes: dict[str, str],
+            time_ns: int | None = None) -> dict[str, Any]:
+    """dockerd's events.Message, with the deprecated status/id/from it still sends for
+    containers and images (API < 1.52)."""
+    ns = time.time_ns() if time_ns is None else time_ns
+    msg: dict[str, Any] = {}
+    if type_ in ("container", "image"):
+        msg.update({"status": action, "id": actor_id})
+        if type_ == "container":
+            msg["from"] = attributes.get("image", "")
+    msg.update({"Type": type_, "Action": action,
+                "Actor": {"ID": actor_id, "Attributes": dict(attributes)},
+                "scope": "local", "time": ns // 1_000_000_000, "timeNano": ns})
+    return msg
+
+
+def emit(paths: Paths | str, type_: str, action: str, actor_id: str,
+         attributes: dict[str, str] | None = None) -> None:
+    """Append one event (paths: a Paths or a runroot)."""
+    runroot = paths if isinstance(paths, str) else paths.runroot
+    line = json.dumps(message(type_, action, actor_id, attributes or {}),
+                      separators=(",", ":")).encode() + b"\n"
+    try:
+        _append(log_path(runroot), line)
+    except OSError:
+        pass  # a read-only or vanished runroot: the operation itself went through
+
+
+def emit_image(store: Any, action: str, actor_id: str, name: str) -> None:
+    """An image event, from functions given only the store (its root -> the runroot)."""
+    emit_in(getattr(store, "root", ""), "image", action, actor_id, {"name": name})
+
+
+def emit_in(root: str, type_: str, action: str, actor_id: str,
+            attributes: dict[str, str]) -> None:
+    """An event of the root's runroot (a root no Engine of this process opened: none)."""
+    runroot = _RUNROOTS.get(root)
+    if runroot is not None:
+        emit(runroot, type_, action, actor_id, attributes)
+
+
+def container(engine: Any, record: Any, action: str, **extra: str) -> None:
+    """A container event: its labels, image and name, then `extra` (exitCode, signal...)."""
+    labels = record.config.get("Labels") or {}
+    attributes = {str(k): str(v) for k, v in labels.items()}
+    attributes.update(image=str(record.config.get("Image") or record.image_id),
+                      name=record.name, **extra)
+    emit(engine.paths, "container", action, record.id, attributes)
+
+
+def network(engine: Any, net: Any, action: str, **extra: str) -> None:
+    emit(engine.paths, "network", action, net.id, {"name": net.name, "type": net.driver,
+                                                    **extra})
+
+
+def volume(root: str, name: str, action: str) -> None:
+    emit_in(root, "volume", action, name, {"driver": "local"})
+
+
+def started(engine: Any, record: Any, attach: bool = False) -> None:
+    """`start`, after each of its volumes' `mount` (and `attach`: a client waits to)."""
+    if attach:
+        container(engine, record, "attach")
+    for entry in _volumes_of(record):
+        emit(engine.paths, "volume", "mount", entry["source"], {
+            "container": record.id, "destination": entry["target"], "driver": "local",
+            "propagation": entry.get("propagation") or "",
+            "read/write": "false" if entry.get("read_only") else "true"})
+    container(engine, record, "start")
+
+
+def _volumes_of(record: Any) -> list[dict[str, Any]]:
+    return [m for m in record.mounts if m.get("type") == "volume" and m.get("source")]
+
+
+def died(engine: Any, record: Any) -> None:
+    """`die` once per run, whichever of the exit command, an attached run's clean-up,
+    `stop`, `kill` or `rm -f` sees the end first (a marker in the monitor's dir)."""
+    marker = os.path.join(engine.paths.monitor_dir(record.id), "died")
+    try:
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return
+    except OSError:
+        pass  # no monitor dir: no other reporter either
+    state = engine.state(record)
+    extra = {"exitCode": str(int(state.get("ExitCode") or 0))}
+    duration = _duration(state)
+    if duration is not None:
+        extra["execDuration"] = str(duration)
+    container(engine, record, "die", **extra)
+    for entry in _volumes_of(record):
+        emit(engine.paths, "volume", "unmount", entry["source"],
+             {"container": record.id, "driver": "local"})
+
+
+def _duration(state: dict[str, Any]) -> int | None:
+    from barque.engine.logs import parse_time
+
+    try:
+        return int(parse_time(state["FinishedAt"]) - parse_time(state["StartedAt"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _append(path: str, line: bytes) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, line)  # one write: appended whole (a regular file, O_APPEND)
+        if os.fstat(fd).st_size > MAX_SIZE:
+            _rotate(path, fd)
+    finally:
+        os.close(fd)
+
+
+def _rotate(path: str, fd: int) -> None:
+    """The full log becomes events.log.1 (replacing the older one); one rotator at a time,
+    and only if no other process rotated this file already."""
+    from barque.linux import locks
+
+    with locks.locked_dir(os.path.dirname(path)):
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            return
+        if same:
+            os.rename(path, path + ".1")
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+def _lines_of(fd: int, rest: bytes) -> tuple[list[bytes], bytes]:
+    data = rest
+    while chunk := os.read(fd, 1 << 16):
+        data += chunk
+    *lines, rest = data.split(b"\n")
+    return lines, rest
+
+
+def _decode(lines: list[bytes]) -> Iterator[dict[str, Any]]:
+    for line in lines:
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue  # a line cut by a crash mid-write: skipped
+        if isinstance(msg, dict):
+            yield msg
+
+
+def _open(path: str) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return -1
+
+
+def read(runroot: str, since_ns: int | None = None, until_ns: int | None = None,
+         filters: dict[str, list[str]] | None = None, follow: bool = False,
+         stopped: Callable[[], bool] = lambda: False
+         ) -> Generator[dict[str, Any], None, None]:
+    """The events matching `filters`: with `since_ns` or `until_ns`, the logged ones in that
+    window first; with `follow`, new ones as they come until `until_ns` (or `stopped()`).
+    The log is opened (and, without a window, its end taken) now, not at the first next():
+    what happens once this returned is in the stream."""
+    path = log_path(runroot)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    past = since_ns is not None or until_ns is not None
+    fd = _open(path)
+    if fd < 0:
+        fd = _open_created(path)
+    if fd >= 0 and not past:
+        os.lseek(fd, 0, os.SEEK_END)  # only what comes from now on
+    return _read(path, fd, past, since_ns, until_ns, filters, follow, stopped)
+
+
+def _read(path: str, fd: int, past: bool, since_ns: int | None, until_ns: int | None,
+          filters: dict[str, list[str]] | None, follow: bool,
+          stopped: Callable[[], bool]) -> Generator[dict[str, Any], None, None]:
+    try:
+        if past:  # the rotated file first, then the current one
+            old = _open(path + ".1")
+            if old >= 0:
+                try:
+                    lines, _ = _lines_of(old, b"")
+                finally:
+                    os.close(old)
+                yield from _window(_decode(lines), since_ns, until_ns, filters)
+        rest = b""
+        while True:
+            if fd >= 0:
+                lines, rest = _lines_of(fd, rest)
+                yield from _window(_decode(lines), since_ns, until_ns, filters)
+            if not follow or stopped() or (until_ns is not None and time.time_ns() > until_ns):
+                return
+            time.sleep(_POLL)
+            new = _newer(path, fd)
+            if new >= 0:
+                if fd >= 0:  # rotated: the rest of the old file (a write that raced with
+                    lines, _ = _lines_of(fd, rest)  # the rename), then the new one
+                    yield from _window(_decode(lines), since_ns, until_ns, filters)
+                    os.close(fd)
+                fd, rest = new, b""
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _open_created(path: str) -> int:
+    """The log, made empty if no event was ever written (a follower waits on it)."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return -1
+
+
+def _newer(path: str, fd: int) -> int:
+    """A descriptor of the file now at `path` if it is not `fd`'s (a rotation); else -1."""
+    try:
+        current = os.stat(path).st_ino
+    except FileNotFoundError:
+        return -1
+    if fd >= 0 and current == os.fstat(fd).st_ino:
+        return -1
+    return _open(path)
+
+
+def _window(messages: Iterator[dict[str, Any]], since_ns: int | None, until_ns: int | None,
+            filters: dict[str, list[str]] | None) -> Iterator[dict[str, Any]]:
+    for msg in messages:
+        stamp = int(msg.get("timeNano") or 0)
+        if since_ns is not None and stamp < since_ns:
+            continue
+        if until_ns is not None and stamp > until_ns:
+            continue
+        if not filters or matches(msg, filters):
+            yield msg
+
+
+# --- filters (moby's daemon/events/filter.go) ------------------------------------------------
+
+def _exact(filters: dict[str, list[str]], key: str, *values: str) -> bool:
+    wanted = filters.get(key)
+    return not wanted or any(v in wanted for v in values)
+
+
+def _fuzzy(filters: dict[str, list[str]], key: str, *values: str) -> bool:
+    wanted = filters.get(key)
+    return not wanted or any(v.startswith(w) for w in wanted for v in values if v)
+
+
+def _strip_tag(name: str) -> str:
+    """reference's familiar name without its tag (digests kept), as moby's stripTag."""
+    if "@" in name:
+        return name
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    return name[:colon] if colon > slash else name
+
+
+def matches(msg: dict[str, Any], filters: dict[str, list[str]]) -> bool:
+    type_, action = str(msg.get("Type") or ""), str(msg.get("Action") or "")
+    actor = msg.get("Actor") or {}
+    actor_id = str(actor.get("ID") or "")
+    attributes = actor.get("Attributes") or {}
+    if any(e in _FUZZY_EVENTS for e in filters.get("event", [])):
+        event_ok = _fuzzy(filters, "event", action)
+    else:
+        event_ok = _exact(filters, "event", action)
+    name = str(attributes.get("name") or "")
+    image_name = str(attributes.get("name" if type_ == "image" else "image") or "")
+    from barque.engine.filters import match_labels
+
+    return (event_ok and _exact(filters, "type", type_) and
+            _exact(filters, "scope", str(msg.get("scope") or "")) and
+            _fuzzy(filters, "container", actor_id, name) and
+            _fuzzy(filters, "volume", actor_id, name) and
+            _fuzzy(filters, "network", actor_id, name) and
+            _exact(filters, "image", actor_id, image_name, _strip_tag(actor_id),
+                   _strip_tag(image_name)) and
+            _no_swarm(filters) and
+            ("label" not in filters or match_labels(filters["label"], attributes)))
+
+
+def _no_swarm(filters: dict[str, list[str]]) -> bool:
+    """daemon, plugin, node, service, secret, config: Barque has none of those objects,
+    so a filter on one matches nothing (of the other types it leaves alone)."""
+    return all(not filters.get(key) for key in
+               ("daemon", "plugin", "node", "service", "secret", "config"))
+
+
+def check(filters: dict[str, list[str]]) -> None:
+    """Bad filters: an EngineError (400) before anything is read."""
+    from barque.engine.errors import EngineError
+    from barque.engine.filters import validate
+
+    validate(filters, FILTER_KEYS)
+    for value in filters.get("type", []):
+        if value not in TYPES:
+            raise EngineError(f"invalid filter 'type={value}'", 1, 400)
