@@ -49,8 +49,7 @@ def _filters(request: web.Request) -> dict[str, list[str]]:
         if not isinstance(values, list):
             raise EngineError("invalid filter", status=400)
         filters[str(key)] = [str(v) for v in values]
-    events.check(filters)
-    return filters
+    return filters  # keys dockerd does not know it takes too (and they match everything)
 
 
 async def get_events(request: web.Request) -> web.StreamResponse:

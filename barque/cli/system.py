@@ -233,11 +233,10 @@ def cmd_events(ns: argparse.Namespace, engine: Engine) -> int:
     except FilterError as e:
         raise CommandError(f'invalid argument "{e.item}" for "-f, --filter" flag: {e}') \
             from None
-    events.check(filters)
     since, until = _event_time(ns.since), _event_time(ns.until)
     if since is not None and until is not None and until < since:
-        raise EngineError(f"`since` time ({_api_time(since)}) cannot be after `until` time "
-                          f"({_api_time(until)})", 1, 400)
+        raise EngineError(f"`since` time ({_api_time(ns.since, since)}) cannot be after "
+                          f"`until` time ({_api_time(ns.until, until)})", 1, 400)
     show = _event_printer(ns.format)
     try:
         for msg in events.read(engine.paths.runroot, since, until, filters, follow=True):
@@ -263,8 +262,13 @@ def _event_time(text: str | None) -> int | None:
         raise CommandError(str(e)) from None
 
 
-def _api_time(ns: int) -> str:
-    return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
+def _api_time(text: str, ns: int) -> str:
+    """What the docker CLI would have sent: a Unix time as given, others as SECONDS.NANOS."""
+    try:
+        float(text)
+        return text
+    except ValueError:
+        return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
 
 
 def _event_printer(template: str | None) -> Any:

@@ -16,10 +16,6 @@ from typing import Any
 from barque.engine.paths import Paths
 
 MAX_SIZE = 1 << 20  # Podman's events_logfile_max_size
-FILTER_KEYS = ("config", "container", "daemon", "event", "image", "label", "network", "node",
-               "plugin", "scope", "secret", "service", "type", "volume")
-TYPES = ("builder", "config", "container", "daemon", "image", "network", "node", "plugin",
-         "secret", "service", "volume")
 _FUZZY_EVENTS = ("health_status", "exec_create", "exec_start")  # moby #25798
 _POLL = 0.05
 
@@ -100,12 +96,27 @@ def started(engine: Any, record: Any, attach: bool = False) -> None:
     """`start`, after each of its volumes' `mount` (and `attach`: a client waits to)."""
     if attach:
         container(engine, record, "attach")
+    for net in _networks_of(engine, record):
+        network(engine, net, "connect", container=record.id)
     for entry in _volumes_of(record):
         emit(engine.paths, "volume", "mount", entry["source"], {
             "container": record.id, "destination": entry["target"], "driver": "local",
             "propagation": entry.get("propagation") or "",
             "read/write": "false" if entry.get("read_only") else "true"})
     container(engine, record, "start")
+
+
+def _networks_of(engine: Any, record: Any) -> list[Any]:
+    """The networks the container has endpoints on (none for --network none|host|container:).
+    """
+    from barque.network.store import NetworkStore
+
+    try:
+        store = NetworkStore(engine.records.conn)
+        found = (store.find(e.network_id) for e in store.endpoints_of(record.id))
+        return [n for n in found if n is not None]
+    except Exception:  # noqa: BLE001 (an event is never worth failing the operation)
+        return []
 
 
 def _volumes_of(record: Any) -> list[dict[str, Any]]:
@@ -123,23 +134,12 @@ def died(engine: Any, record: Any) -> None:
     except OSError:
         pass  # no monitor dir: no other reporter either
     state = engine.state(record)
-    extra = {"exitCode": str(int(state.get("ExitCode") or 0))}
-    duration = _duration(state)
-    if duration is not None:
-        extra["execDuration"] = str(duration)
-    container(engine, record, "die", **extra)
+    container(engine, record, "die", exitCode=str(int(state.get("ExitCode") or 0)))
+    for net in _networks_of(engine, record):
+        network(engine, net, "disconnect", container=record.id)
     for entry in _volumes_of(record):
         emit(engine.paths, "volume", "unmount", entry["source"],
              {"container": record.id, "driver": "local"})
-
-
-def _duration(state: dict[str, Any]) -> int | None:
-    from barque.engine.logs import parse_time
-
-    try:
-        return int(parse_time(state["FinishedAt"]) - parse_time(state["StartedAt"]))
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 def _append(path: str, line: bytes) -> None:
@@ -329,14 +329,3 @@ def _no_swarm(filters: dict[str, list[str]]) -> bool:
     so a filter on one matches nothing (of the other types it leaves alone)."""
     return all(not filters.get(key) for key in
                ("daemon", "plugin", "node", "service", "secret", "config"))
-
-
-def check(filters: dict[str, list[str]]) -> None:
-    """Bad filters: an EngineError (400) before anything is read."""
-    from barque.engine.errors import EngineError
-    from barque.engine.filters import validate
-
-    validate(filters, FILTER_KEYS)
-    for value in filters.get("type", []):
-        if value not in TYPES:
-            raise EngineError(f"invalid filter 'type={value}'", 1, 400)

@@ -78,7 +78,8 @@ class Execution:
         self._record = engine.find(container_id)
         self._engine = engine
         self._detach = detach  # its end is not seen here: no exec_die
-        command = " ".join(str(a) for a in process.get("args") or [])
+        args = [str(a) for a in process.get("args") or [""]]
+        command = f"{args[0]} {' '.join(args[1:])}"  # dockerd's: a space even without args
         if exec_id is None:  # else made by an exec create, which said so
             events.container(engine, self._record, f"exec_create: {command}", execID=self.id)
         events.container(engine, self._record, f"exec_start: {command}", execID=self.id)

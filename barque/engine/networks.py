@@ -270,8 +270,8 @@ def disconnect(engine: Engine, net_ref: str, container_ref: str, force: bool = F
         from barque.engine import netsetup
 
         netsetup.disconnect_running(engine, record, network)
-        events.network(engine, network, "disconnect", container=record.id)
     store.remove_endpoint(record.id, network.id)
+    events.network(engine, network, "disconnect", container=record.id)
 
 
 def _force_leave(engine: Engine, net_ref: str, container_ref: str) -> None:
