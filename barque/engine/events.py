@@ -39,10 +39,10 @@ def message(type_: str, action: str, actor_id: str, attributes: dict[str, str],
     containers and images (API < 1.52)."""
     ns = time.time_ns() if time_ns is None else time_ns
     msg: dict[str, Any] = {}
-    if type_ in ("container", "image"):
-        msg.update({"status": action, "id": actor_id})
-        if type_ == "container":
-            msg["from"] = attributes.get("image", "")
+    if type_ in ("container", "image"):  # omitempty, as Go's encoder
+        old = {"status": action, "id": actor_id,
+               "from": attributes.get("image", "") if type_ == "container" else ""}
+        msg.update((k, v) for k, v in old.items() if v)
     msg.update({"Type": type_, "Action": action,
                 "Actor": {"ID": actor_id, "Attributes": dict(attributes)},
                 "scope": "local", "time": ns // 1_000_000_000, "timeNano": ns})
@@ -94,6 +94,7 @@ def volume(root: str, name: str, action: str) -> None:
 
 def started(engine: Any, record: Any, attach: bool = False) -> None:
     """`start`, after each of its volumes' `mount` (and `attach`: a client waits to)."""
+    _forget_ends(engine.paths.container_dir(record.id))
     if attach:
         container(engine, record, "attach")
     for net in _networks_of(engine, record):
@@ -104,6 +105,19 @@ def started(engine: Any, record: Any, attach: bool = False) -> None:
             "propagation": entry.get("propagation") or "",
             "read/write": "false" if entry.get("read_only") else "true"})
     container(engine, record, "start")
+
+
+def _forget_ends(directory: str) -> None:
+    """The markers of the runs before this start (died())."""
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(".died-")]
+    except OSError:
+        return
+    for name in names:
+        try:
+            os.unlink(os.path.join(directory, name))
+        except OSError:
+            pass
 
 
 def _networks_of(engine: Any, record: Any) -> list[Any]:
@@ -125,15 +139,17 @@ def _volumes_of(record: Any) -> list[dict[str, Any]]:
 
 def died(engine: Any, record: Any) -> None:
     """`die` once per run, whichever of the exit command, an attached run's clean-up,
-    `stop`, `kill` or `rm -f` sees the end first (a marker in the monitor's dir)."""
-    marker = os.path.join(engine.paths.monitor_dir(record.id), "died")
+    `stop`, `kill` or `rm -f` sees the end first: a marker named for the run's end in the
+    container's dir, made with O_EXCL (the next start removes it)."""
+    state = engine.state(record)
+    end = "".join(c for c in str(state.get("FinishedAt") or "") if c.isalnum())
+    marker = os.path.join(engine.paths.container_dir(record.id), f".died-{end}")
     try:
-        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
     except FileExistsError:
         return
     except OSError:
-        pass  # no monitor dir: no other reporter either
-    state = engine.state(record)
+        pass  # no container dir: no other reporter either
     container(engine, record, "die", exitCode=str(int(state.get("ExitCode") or 0)))
     for net in _networks_of(engine, record):
         network(engine, net, "disconnect", container=record.id)

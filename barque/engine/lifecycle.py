@@ -513,8 +513,8 @@ def _record_orphan_exit(engine: Engine, record: ContainerRecord, sig: int) -> No
                     "FinishedAt": st.now(), "Paused": False,
                     "Error": record.state.get("Error") or "barque-monitor died"}
     engine.records.save_state(record.id, record.state)
-    events.died(engine, record)
     shutil.rmtree(engine.paths.monitor_dir(record.id), ignore_errors=True)
+    events.died(engine, record)  # now: the dead monitor's files no longer say "dead"
     finish(engine, record)
 
 

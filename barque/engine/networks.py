@@ -179,6 +179,7 @@ def prune(engine: Engine, filters: list[str]) -> list[str]:
         except EngineError:
             continue  # in use meanwhile: kept, as Docker does
         removed.append(network.name)
+    events.emit(engine.paths, "network", "prune", "", {})
     return removed
 
 
