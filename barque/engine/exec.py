@@ -74,15 +74,13 @@ class Execution:
     def __init__(self, engine: Engine, container_id: str, process: dict[str, Any], *,
                  detach: bool, interactive: bool, exec_id: str | None = None) -> None:
         directory = engine.paths.container_dir(container_id)
-        self.id = exec_id or os.urandom(32).hex()
         self._record = engine.find(container_id)
         self._engine = engine
         self._detach = detach  # its end is not seen here: no exec_die
-        args = [str(a) for a in process.get("args") or [""]]
-        command = f"{args[0]} {' '.join(args[1:])}"  # dockerd's: a space even without args
-        if exec_id is None:  # else made by an exec create, which said so
-            events.container(engine, self._record, f"exec_create: {command}", execID=self.id)
-        events.container(engine, self._record, f"exec_start: {command}", execID=self.id)
+        # exec_id: made by created() (the API's exec create); else created here, as `exec`.
+        self.id = exec_id or created(engine, container_id, process)
+        events.container(engine, self._record, f"exec_start: {_command(process)}",
+                         execID=self.id)
         fd, self._path = tempfile.mkstemp(prefix=".exec-", suffix=".json", dir=directory)
         self._log = self._path[:-5] + ".log"
         self._command = str((process.get("args") or [""])[0])
@@ -125,6 +123,20 @@ class Execution:
                 os.unlink(name)
             except FileNotFoundError:
                 pass
+
+
+def created(engine: Engine, container_id: str, process: dict[str, Any]) -> str:
+    """A new exec's ID, its exec_create event logged (POST /containers/{id}/exec)."""
+    exec_id = os.urandom(32).hex()
+    events.container(engine, engine.find(container_id), f"exec_create: {_command(process)}",
+                     execID=exec_id)
+    return exec_id
+
+
+def _command(process: dict[str, Any]) -> str:
+    """dockerd's words for it: a space after the program even without arguments."""
+    args = [str(a) for a in process.get("args") or [""]]
+    return f"{args[0]} {' '.join(args[1:])}"
 
 
 def _stdio(detach: bool, interactive: bool, terminal: bool) -> dict[str, Any]:
