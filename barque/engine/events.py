@@ -150,6 +150,8 @@ def died(engine: Any, record: Any) -> None:
         return
     except OSError:
         pass  # no container dir: no other reporter either
+    if state.get("OOMKilled"):
+        container(engine, record, "oom")
     container(engine, record, "die", exitCode=str(int(state.get("ExitCode") or 0)))
     for net in _networks_of(engine, record):
         network(engine, net, "disconnect", container=record.id)
@@ -341,7 +343,7 @@ def matches(msg: dict[str, Any], filters: dict[str, list[str]]) -> bool:
 
 
 def _no_swarm(filters: dict[str, list[str]]) -> bool:
-    """daemon, plugin, node, service, secret, config: Barque has none of those objects,
-    so a filter on one matches nothing (of the other types it leaves alone)."""
+    """daemon, plugin, node, service, secret, config: each keeps only events of its own
+    type, which Barque never logs, so a filter on one matches nothing."""
     return all(not filters.get(key) for key in
                ("daemon", "plugin", "node", "service", "secret", "config"))
