@@ -92,3 +92,27 @@ def test_follows_until_interrupted(barque: Barque) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(10) == 130
+
+
+def test_push_pull_import(barque: Barque, tmp_path: object) -> None:
+    from tests.support.registry import run_registry
+
+    with run_registry(os.path.join(str(tmp_path), "registry")) as registry:
+        made = ok(barque.run("create", "busybox")).strip()  # the built-in image made
+        since = f"{time.time():.9f}"
+        name = f"{registry.host}/evbox:1"
+        ok(barque.run("tag", "busybox", name))
+        ok(barque.run("push", name))
+        ok(barque.run("rmi", name))
+        ok(barque.run("pull", name))
+        archive = os.path.join(str(tmp_path), "rootfs.tar")
+        ok(barque.run("export", "-o", archive, made))
+        imported = ok(barque.run("import", archive, "evimported:1")).strip()
+        lines = _events(barque, since, "--filter", "type=image", "--format",
+                        "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}")
+    image_id = lines[0].split()[1]
+    assert lines == [f"tag {image_id} {name}", f"push {name} {registry.host}/evbox",
+                     # the tag and the digest the push recorded: one untag each, as moby
+                     f"untag {image_id} {image_id}", f"untag {image_id} {image_id}",
+                     f"pull {name} {registry.host}/evbox",
+                     f"import {imported} {imported}"], lines
