@@ -76,11 +76,26 @@ def emit_in(root: str, type_: str, action: str, actor_id: str,
 
 def container(engine: Any, record: Any, action: str, **extra: str) -> None:
     """A container event: its labels, image and name, then `extra` (exitCode, signal...)."""
+    emit(engine.paths, "container", action, record.id, {**_attributes(record), **extra})
+
+
+def _attributes(record: Any) -> dict[str, str]:
     labels = record.config.get("Labels") or {}
     attributes = {str(k): str(v) for k, v in labels.items()}
     attributes.update(image=str(record.config.get("Image") or record.image_id),
-                      name=record.name, **extra)
-    emit(engine.paths, "container", action, record.id, attributes)
+                      name=record.name)
+    return attributes
+
+
+def monitor_args(engine: Any, record: Any) -> tuple[str, str, str]:
+    """The monitor's --events-log, --event-head, --event-actor (monitor/events.c writes a
+    restart's die and start): the message's members before Action, and its Actor open after
+    the last attribute (never empty: image and name)."""
+    attributes = _attributes(record)
+    head = json.dumps({"id": record.id, "from": attributes["image"], "Type": "container"},
+                      separators=(",", ":"))[1:-1]
+    actor = json.dumps({"ID": record.id, "Attributes": attributes}, separators=(",", ":"))
+    return log_path(engine.paths.runroot), head, actor[:-2]
 
 
 def network(engine: Any, net: Any, action: str, **extra: str) -> None:
@@ -92,8 +107,9 @@ def volume(root: str, name: str, action: str) -> None:
     emit_in(root, "volume", action, name, {"driver": "local"})
 
 
-def started(engine: Any, record: Any, attach: bool = False) -> None:
-    """`start`, after each of its volumes' `mount` (and `attach`: a client waits to)."""
+def starting(engine: Any, record: Any, attach: bool = False) -> None:
+    """What comes before a `start`: `attach` (a client waits to), each network's `connect`,
+    each volume's `mount`."""
     _forget_ends(engine.paths.container_dir(record.id))
     if attach:
         container(engine, record, "attach")
@@ -104,7 +120,6 @@ def started(engine: Any, record: Any, attach: bool = False) -> None:
             "container": record.id, "destination": entry["target"], "driver": "local",
             "propagation": entry.get("propagation") or "",
             "read/write": "false" if entry.get("read_only") else "true"})
-    container(engine, record, "start")
 
 
 def _forget_ends(directory: str) -> None:

@@ -154,9 +154,11 @@ def _start_in_sandbox(engine: Engine, record: ContainerRecord, attach: bool, run
     if args is not None:  # the check's process, for the monitor to run
         health.write_process(mdir, made, args)
     os.makedirs(engine.paths.runtime_root, mode=0o700, exist_ok=True)
+    launching = _launch_spec(engine, record, bundle, runtime, attach, run_id,
+                             tuple(sandbox.hold_fds))
+    events.starting(engine, record, attach)
     try:
-        monitor.launch(_launch_spec(engine, record, bundle, runtime, attach, run_id,
-                                    tuple(sandbox.hold_fds)))
+        monitor.launch(launching)
     except (monitor.MonitorError, subprocess.TimeoutExpired) as e:
         message = f"OCI runtime create failed: {e}"
         code = exit_code_of(message)
@@ -171,7 +173,8 @@ def _start_in_sandbox(engine: Engine, record: ContainerRecord, attach: bool, run
                     "OOMKilled": False, "FinishedAt": record.state.get("FinishedAt",
                                                                        st.ZERO_TIME)}
     engine.records.save_state(record.id, record.state)
-    events.started(engine, record, attach)
+    if launching.events is None:  # else the monitor logs every start of this container
+        events.container(engine, record, "start")
     return record
 
 
@@ -205,7 +208,9 @@ def _launch_spec(engine: Engine, record: ContainerRecord, bundle: str, runtime: 
         wait_attach=attach, hold_fds=hold_fds,
         exit_command=monitor.cleanup_command(engine.paths.root, engine.paths.runroot,
                                              record.id, run_id),
-        health=health.timing(config) if health.check_args(config) is not None else None)
+        health=health.timing(config) if health.check_args(config) is not None else None,
+        events=events.monitor_args(engine, record) if _restart_policy(host_config) != "no"
+        else None)
 
 
 def _write_bundle(engine: Engine, record: ContainerRecord,

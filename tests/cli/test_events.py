@@ -116,3 +116,25 @@ def test_push_pull_import(barque: Barque, tmp_path: object) -> None:
                      f"untag {image_id} {image_id}", f"untag {image_id} {image_id}",
                      f"pull {name} {registry.host}/evbox",
                      f"import {imported} {imported}"], lines
+
+
+def test_restart_policy_runs_each_say_start_and_die(barque: Barque) -> None:
+    from tests.cli.conftest import inspect_container, until
+
+    since = f"{time.time():.9f}"
+    ok(barque.run("run", "-d", "--network", "none", "--name", "fails", "--restart",
+                  "on-failure:2", "busybox", "sh", "-c", "exit 3"))
+    until(lambda: inspect_container(barque, "fails")["State"]["Status"] == "exited")
+    time.sleep(0.5)  # the exit command's report of the end for good
+    lines = _events(barque, since, "--filter", "container=fails", "--format",
+                    "{{.Action}} {{index .Actor.Attributes \"exitCode\"}}")
+    assert lines == ["create ", "start ", "die 3", "start ", "die 3", "start ", "die 3"]
+    ok(barque.run("run", "-d", "--network", "none", "--name", "loops", "--restart", "always",
+                  "busybox", "sh", "-c", "exit 1"))
+    until(lambda: inspect_container(barque, "loops")["RestartCount"] >= 2)
+    ok(barque.run("stop", "loops"))  # running or backing off: its last end said once
+    time.sleep(0.5)
+    actions = _events(barque, since, "--filter", "container=loops", "--format", "{{.Action}}")
+    assert actions[0] == "create" and actions[-1] == "stop", actions
+    runs = [a for a in actions if a in ("start", "die")]
+    assert runs == ["start", "die"] * (len(runs) // 2) and len(runs) >= 4, actions
