@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from barque.engine import events, lifecycle
+from barque.engine import event_filters, events, lifecycle
 from barque.engine.context import Engine, Paths
 from barque.engine.create import create
 from tests.cli.conftest import Barque
@@ -101,7 +101,7 @@ def test_filters_as_moby() -> None:
     e = _msg("container", "exec_start: sh -c true", "abc123", name="web", image="nginx")
 
     def m(msg: dict[str, object], **f: list[str]) -> bool:
-        return events.matches(msg, f)
+        return event_filters.matches(msg, f)
 
     assert m(c, container=["abc"]) and m(c, container=["we"]) and not m(c, container=["x"])
     assert not m(n, container=["abc"])  # the Actor is the network, not the container
