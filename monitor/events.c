@@ -1,9 +1,9 @@
 /* The engine's event log (barque/engine/events.py) for what only the monitor sees: a restart
- * policy's `die`, and every `start` (the first included: a run that ends at once must not
- * have its `die` logged before the engine could log its start). One JSON line per event, appended with O_APPEND in one write,
- * as the engine's own; the engine rotates the file on its next write. Given only with a
- * restart policy (--events-log, --event-head, --event-actor: the engine's JSON of the
- * container). */
+ * policy's `die`, health status changes, and every `start` (the first included: a run that
+ * ends at once must not have its `die` logged before the engine could log its start). One
+ * JSON line per event, appended with O_APPEND in one write, as the engine's own; the engine
+ * rotates the file on its next write. Given only with a restart policy or a health check (--events-log, --event-head, --event-actor: the engine's
+ * JSON of the container). */
 #include "monitor.h"
 
 #include <errno.h>
@@ -74,4 +74,12 @@ void ev_died(void)
 void ev_started(void)
 {
 	log_event("start", "");
+}
+
+void ev_health(const char *status)
+{
+	char action[64];
+
+	snprintf(action, sizeof action, "health_status: %s", status);
+	log_event(action, "");
 }

@@ -95,6 +95,7 @@ void put_json_string(put_fn put, void *ctx, const char *s, size_t n);
 /* health.c */
 void ev_died(void);
 void ev_started(void);
+void ev_health(const char *status);
 
 void health_started(void);
 void health_stopped(void);

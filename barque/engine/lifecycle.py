@@ -198,6 +198,7 @@ def _launch_spec(engine: Engine, record: ContainerRecord, bundle: str, runtime: 
                  attach: bool, run_id: str, hold_fds: tuple[int, ...]) -> monitor.Launch:
     config, host_config = record.config, record.host_config
     size, files = _log_options(host_config)
+    checked = health.check_args(config) is not None
     return monitor.Launch(
         container_id=record.id, bundle=bundle, dir=engine.paths.monitor_dir(record.id),
         runtime=runtime, runtime_root=engine.paths.runtime_root,
@@ -208,9 +209,10 @@ def _launch_spec(engine: Engine, record: ContainerRecord, bundle: str, runtime: 
         wait_attach=attach, hold_fds=hold_fds,
         exit_command=monitor.cleanup_command(engine.paths.root, engine.paths.runroot,
                                              record.id, run_id),
-        health=health.timing(config) if health.check_args(config) is not None else None,
-        events=events.monitor_args(engine, record) if _restart_policy(host_config) != "no"
-        else None)
+        health=health.timing(config) if checked else None,
+        # What only the monitor sees: a policy's restarts, health changes.
+        events=events.monitor_args(engine, record)
+        if checked or _restart_policy(host_config) != "no" else None)
 
 
 def _write_bundle(engine: Engine, record: ContainerRecord,

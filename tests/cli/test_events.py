@@ -138,3 +138,26 @@ def test_restart_policy_runs_each_say_start_and_die(barque: Barque) -> None:
     assert actions[0] == "create" and actions[-1] == "stop", actions
     runs = [a for a in actions if a in ("start", "die")]
     assert runs == ["start", "die"] * (len(runs) // 2) and len(runs) >= 4, actions
+
+
+def test_health_status_changes(barque: Barque) -> None:
+    from tests.cli.conftest import until
+
+    since = f"{time.time():.9f}"
+    ok(barque.run("run", "-d", "--network", "none", "--name", "checked", "--health-cmd",
+                  "test ! -e /tmp/sick", "--health-interval", "200ms", "--health-retries", "1",
+                  "busybox", "sleep", "60"))
+
+    def actions() -> list[str]:
+        return _events(barque, since, "--filter", "event=health_status", "--format",
+                       "{{.Action}}")
+
+    until(lambda: actions() == ["health_status: healthy"])
+    ok(barque.run("exec", "checked", "touch", "/tmp/sick"))
+    until(lambda: actions() == ["health_status: healthy", "health_status: unhealthy"])
+    time.sleep(0.5)  # more failing checks: no change, no event
+    assert actions() == ["health_status: healthy", "health_status: unhealthy"]
+    ok(barque.run("rm", "-f", "checked"))
+    every = _events(barque, since, "--filter", "container=checked", "--format", "{{.Action}}")
+    assert every[:2] == ["create", "start"] and every.count("start") == 1, every
+    assert every[-2:] == ["die", "destroy"], every
