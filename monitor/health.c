@@ -136,15 +136,17 @@ static void drain_output(void)
  * failures of checks begun within the start period do not count. */
 static void apply_result(int code)
 {
+	enum hstatus before = status;
+
 	if (code == 0) {
 		streak = 0;
 		status = H_HEALTHY;
-		return;
-	}
-	if (status == H_STARTING && check_ms - run_ms < opt.health_start_period)
-		return;
-	if (++streak >= opt.health_retries)
+	} else if (!(status == H_STARTING && check_ms - run_ms < opt.health_start_period) &&
+		   ++streak >= opt.health_retries) {
 		status = H_UNHEALTHY;
+	}
+	if (status != before)
+		ev_health(status_names[status]); /* Docker's health_status event: on a change */
 }
 
 /* A check's result: logged (the last LOG_MAX), applied, written; the next check is due an

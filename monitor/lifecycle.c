@@ -130,6 +130,7 @@ static int start_container(char *err, size_t len)
 	phase = PH_RUNNING;
 	health_started();
 	state_write();
+	ev_started();
 	return 0;
 }
 
@@ -285,8 +286,10 @@ static void init_exited(int status)
 	io_drain_output(opt.tty ? 2000 : 0); /* what processes killed by delete wrote */
 	io_end_of_stream();
 	cs.pid = 0;
-	if (!delete_pending && ran && policy_restarts())
+	if (!delete_pending && ran && policy_restarts()) {
+		ev_died(); /* the engine reports the end for good (its exit command) */
 		begin_backoff(ran_ms);
+	}
 	else
 		finish();
 }

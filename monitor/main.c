@@ -115,7 +115,7 @@ static void parse_args(int argc, char **argv)
 {
 	enum { O_ID = 256, O_BUNDLE, O_DIR, O_RUNTIME, O_RROOT, O_RLOG, O_LOG, O_LMAX, O_LFILES,
 	       O_TTY, O_STDIN, O_ONCE, O_RESTART, O_WAIT, O_EXIT, O_EXIT_ARG, O_HINTERVAL,
-	       O_HTIMEOUT, O_HRETRIES, O_HSTART, O_HOLD };
+	       O_HTIMEOUT, O_HRETRIES, O_HSTART, O_HOLD, O_EVLOG, O_EVHEAD, O_EVACTOR };
 	static const struct option longopts[] = {
 		{"id", required_argument, 0, O_ID},
 		{"bundle", required_argument, 0, O_BUNDLE},
@@ -138,6 +138,9 @@ static void parse_args(int argc, char **argv)
 		{"health-retries", required_argument, 0, O_HRETRIES},
 		{"health-start-period", required_argument, 0, O_HSTART},
 		{"hold-fd", required_argument, 0, O_HOLD},
+		{"events-log", required_argument, 0, O_EVLOG},
+		{"event-head", required_argument, 0, O_EVHEAD},
+		{"event-actor", required_argument, 0, O_EVACTOR},
 		{0, 0, 0, 0},
 	};
 	unsigned health = 0; /* which --health-* options were given, one bit each */
@@ -167,6 +170,9 @@ static void parse_args(int argc, char **argv)
 		case O_RESTART: parse_restart(optarg); break;
 		case O_WAIT: opt.wait_attach = true; break;
 		case O_EXIT: opt.exit_command = absolute(optarg); break;
+		case O_EVLOG: opt.events_log = absolute(optarg); break;
+		case O_EVHEAD: opt.event_head = optarg; break;
+		case O_EVACTOR: opt.event_actor = optarg; break;
 		case O_EXIT_ARG: {
 			char **grown = realloc(opt.exit_args, sizeof *grown * (size_t)(opt.exit_argc + 2));
 			if (!grown)

@@ -9,6 +9,7 @@
  * health.c     health checks: the runtime's exec on a timer, Docker's status rules
  * state.c      state.json
  * util.c       time stamps, JSON escaping, small file helpers
+ * events.c     the engine's event log: a restart's die and start
  */
 #ifndef BARQUE_MONITOR_H
 #define BARQUE_MONITOR_H
@@ -40,6 +41,10 @@ struct options {
 	int health_retries;
 	int *hold_fds;            /* --hold-fd: kept open for the monitor's life, never inherited */
 	int hold_count;
+	/* The engine's event log, for the die/start of restarts (events.c): the file, and the
+	 * JSON the engine made of the container ("id","from","Type" members; the Actor object
+	 * left open after its last attribute). */
+	const char *events_log, *event_head, *event_actor;
 };
 
 /* What state.json says. */
@@ -88,6 +93,10 @@ int state_write(void);
 void put_json_string(put_fn put, void *ctx, const char *s, size_t n);
 
 /* health.c */
+void ev_died(void);
+void ev_started(void);
+void ev_health(const char *status);
+
 void health_started(void);
 void health_stopped(void);
 int64_t health_timeout_ms(void);

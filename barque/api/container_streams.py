@@ -47,8 +47,8 @@ async def attach_stream(request: web.Request) -> web.StreamResponse:
     def attachable(engine: Engine) -> tuple[str, bool, str]:
         record = engine.find(ref)
         state = engine.state(record)
-        if state["Status"] not in ("created", "running"):
-            lifecycle.attachable(engine, record.id)  # its error: stopped or paused
+        if state["Status"] != "created":  # a start with attach says so itself
+            lifecycle.attachable(engine, record.id)  # its error (stopped, paused), its event
         return record.id, bool(record.config.get("Tty")), engine.paths.monitor_dir(record.id)
 
     container_id, tty, monitor_dir = await in_engine(request, attachable)

@@ -16,6 +16,7 @@ from barque.api import (
     archive,
     build,
     containers,
+    events,
     images,
     listeners,
     networks,
@@ -75,7 +76,8 @@ def make_app(paths: Paths) -> web.Application:
     app[PATHS] = paths
     app[RUNS] = Runs(paths)
     routes = (system.ROUTES + containers.ROUTES + images.ROUTES + volumes.ROUTES
-              + networks.ROUTES + archive.ROUTES + resources.ROUTES + build.ROUTES)
+              + networks.ROUTES + archive.ROUTES + resources.ROUTES + build.ROUTES
+              + events.ROUTES)
     for method, path, handler in routes:
         for prefix in ("", "/v{version:[0-9]+\\.[0-9]+}"):
             app.router.add_route(method, prefix + path, handler)

@@ -205,9 +205,10 @@ def _cmd_store(ns: argparse.Namespace, paths: Paths) -> int:
     """Commands working on the image store: Docker's CLI reports their errors with exit 1."""
     from barque.cli import images as cli_images
     from barque.cli.gotemplate import TemplateError
-    from barque.engine import images
+    from barque.engine import events, images
     from barque.image.store import ImageError
 
+    events.register(paths)  # the image functions' events go to this runroot
     store = images.open_store(paths.root)
     ns.paths = paths  # for the few that look at containers too (rmi)
     try:

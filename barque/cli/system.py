@@ -4,6 +4,7 @@ handlers (small enough to live together)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -215,3 +216,97 @@ def cmd_update(ns: argparse.Namespace, engine: Engine) -> int:
         raise CommandError("you must provide one or more flags when using this command")
     return _each(ns.containers, lambda name: update(engine, name, changes))
 
+
+
+# --- events -----------------------------------------------------------------------------------
+
+def cmd_events(ns: argparse.Namespace, engine: Engine) -> int:
+    """`docker events`: the log's events since --since (none: from now on), until --until
+    (none: until interrupted), in docker's line format or --format's."""
+    from barque.engine import events
+    from barque.engine.filters import FilterError, parse_flags
+
+    try:
+        filters = parse_flags(ns.filter)
+    except FilterError as e:
+        raise CommandError(f'invalid argument "{e.item}" for "-f, --filter" flag: {e}') \
+            from None
+    since, until = _event_time(ns.since), _event_time(ns.until)
+    if since is not None and until is not None and until < since:
+        raise EngineError(f"`since` time ({_api_time(ns.since, since)}) cannot be after "
+                          f"`until` time ({_api_time(ns.until, until)})", 1, 400)
+    show = _event_printer(ns.format)
+    try:
+        for msg in events.read(engine.paths.runroot, since, until, filters, follow=True):
+            sys.stdout.write(show(msg))
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def _event_time(text: str | None) -> int | None:
+    """--since/--until as the docker CLI takes them (a Unix time, an RFC 3339 time or a
+    duration before now), in nanoseconds."""
+    from barque.engine.logs import parse_since
+
+    if not text:
+        return None
+    try:
+        return int(round(parse_since(text) * 1e9)) or None
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+
+
+def _api_time(text: str, ns: int) -> str:
+    """What the docker CLI would have sent: a Unix time as given, others as SECONDS.NANOS."""
+    try:
+        float(text)
+        return text
+    except ValueError:
+        return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
+
+
+def _event_printer(template: str | None) -> Any:
+    """The function making an event's output line."""
+    import json
+
+    if template in ("json", "{{json .}}"):  # the API's own keys, as Go's encoder
+        return lambda msg: json.dumps(msg, ensure_ascii=False, separators=(",", ":")) + "\n"
+    if template:
+        from barque.cli.gotemplate import compile as compile_template
+
+        tmpl = compile_template(template)
+        return lambda msg: tmpl.execute(_go_event(msg)) + "\n"
+    return _event_line
+
+
+def _go_event(msg: dict[str, Any]) -> dict[str, Any]:
+    """events.Message by its Go field names (what templates see)."""
+    actor = msg.get("Actor") or {}
+    return {"Status": msg.get("status", ""), "ID": msg.get("id", ""),
+            "From": msg.get("from", ""), "Type": msg.get("Type", ""),
+            "Action": msg.get("Action", ""),
+            "Actor": {"ID": actor.get("ID", ""), "Attributes": actor.get("Attributes") or {}},
+            "Scope": msg.get("scope", ""), "Time": msg.get("time", 0),
+            "TimeNano": msg.get("timeNano", 0)}
+
+
+def _event_line(msg: dict[str, Any]) -> str:
+    """docker's prettyPrintEvent: local time with nanoseconds, type, action, actor, and the
+    attributes sorted by key."""
+    import datetime
+
+    nano = int(msg.get("timeNano") or 0) or int(msg.get("time") or 0) * 1_000_000_000
+    stamp = datetime.datetime.fromtimestamp(nano // 1_000_000_000).astimezone()
+    offset = stamp.strftime("%z")
+    zone = "Z" if offset in ("+0000", "") else f"{offset[:3]}:{offset[3:]}"
+    when = f"{stamp:%Y-%m-%dT%H:%M:%S}.{nano % 1_000_000_000:09d}{zone}"
+    actor = msg.get("Actor") or {}
+    line = f"{when} {msg.get('Type', '')} {msg.get('Action', '')} {actor.get('ID', '')}"
+    attributes = actor.get("Attributes") or {}
+    if attributes:
+        line += " (" + ", ".join(f"{k}={attributes[k]}" for k in sorted(attributes)) + ")"
+    return line + "\n"

@@ -31,6 +31,14 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
     prune.add_argument("--volumes", action="store_true", help="prune anonymous volumes")
     prune.add_argument("--filter", action="append", default=[], help="provide filter values")
     prune.set_defaults(parser=prune, handler="cmd_system_prune", system_handler=True)
+    for parent in (commands, group):  # `events` and `system events`
+        events = parent.add_parser("events", help="get real time events from the server")
+        events.add_argument("-f", "--filter", action="append", default=[],
+                            help="filter output based on conditions provided")
+        events.add_argument("--format", help="format output using a custom template")
+        events.add_argument("--since", help="show all events created since timestamp")
+        events.add_argument("--until", help="stream events until this timestamp")
+        events.set_defaults(parser=events, handler="cmd_events", system_handler=True)
     for sub in ("info",):
         alias = group.add_parser(sub, help="display system-wide information")
         alias.add_argument("-f", "--format", help="format output using a Go template")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 
+from barque.engine import events
 from barque.engine.context import Engine, EngineError
 from barque.engine.create import lowers_of
 from barque.image.store import Image, ImageError
@@ -48,8 +49,11 @@ def commit(engine: Engine, ref: str, reference: str | None, *, author: str = "",
             if paused:
                 lifecycle.unpause(engine, record.id)
         try:
-            return _register(store, image, layer_tar, container_config, reference, author,
+            made = _register(store, image, layer_tar, container_config, reference, author,
                              message, _history_command(record.config))
+            events.container(engine, record, "commit", comment=message, imageID=made.id,
+                             imageRef=reference or "")
+            return made
         except OSError as e:  # a full disk, mostly: Docker's words, the command's exit 1
             raise EngineError(_os_error("commit", e), 1) from None
         finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 
+from barque.engine import events
 from barque.engine import state as st
 from barque.engine.errors import EngineError
 from barque.engine.paths import Paths
@@ -42,6 +43,7 @@ class Engine:
     def __init__(self, paths: Paths, create: bool = True) -> None:
         """`create` False: a root dir without a state database is an error, not made."""
         self.paths = paths
+        events.register(paths)
         if not create and not os.path.exists(os.path.join(paths.root, DB_NAME)):
             raise EngineError(f"no Barque state in {paths.root}", 1, 404)
         if create:

@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Callable
 
 from barque.engine import (
+    events,
     images,
     naming,
     netchecks,
@@ -154,6 +155,7 @@ def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: 
         raise
     if warnings is not None:
         warnings += said
+    events.container(engine, record, "create")
     return record
 
 

@@ -8,7 +8,7 @@ import os
 import subprocess
 import tempfile
 
-from barque.engine import spec
+from barque.engine import events, spec
 from barque.engine.context import Engine, EngineError, find_runtime
 from barque.engine.spec import merge_env
 from barque.engine.users import RootfsError, resolve_user
@@ -72,8 +72,15 @@ class Execution:
     is dropped, as by Docker."""
 
     def __init__(self, engine: Engine, container_id: str, process: dict[str, Any], *,
-                 detach: bool, interactive: bool) -> None:
+                 detach: bool, interactive: bool, exec_id: str | None = None) -> None:
         directory = engine.paths.container_dir(container_id)
+        self._record = engine.find(container_id)
+        self._engine = engine
+        self._detach = detach  # its end is not seen here: no exec_die
+        # exec_id: made by created() (the API's exec create); else created here, as `exec`.
+        self.id = exec_id or created(engine, container_id, process)
+        events.container(engine, self._record, f"exec_start: {_command(process)}",
+                         execID=self.id)
         fd, self._path = tempfile.mkstemp(prefix=".exec-", suffix=".json", dir=directory)
         self._log = self._path[:-5] + ".log"
         self._command = str((process.get("args") or [""])[0])
@@ -99,9 +106,12 @@ class Execution:
             error = _last_error(self._log) if code != 0 else None
         finally:
             self._clean()
-        if error is None:
-            return code
-        return 127 if _not_found(error, self._command) else 126
+        if error is not None:
+            code = 127 if _not_found(error, self._command) else 126
+        if not self._detach:
+            events.container(self._engine, self._record, "exec_die", execID=self.id,
+                             exitCode=str(code))
+        return code
 
     def abandon(self) -> None:
         """We are going (interrupted): the runtime carries on without its temporary files."""
@@ -113,6 +123,20 @@ class Execution:
                 os.unlink(name)
             except FileNotFoundError:
                 pass
+
+
+def created(engine: Engine, container_id: str, process: dict[str, Any]) -> str:
+    """A new exec's ID, its exec_create event logged (POST /containers/{id}/exec)."""
+    exec_id = os.urandom(32).hex()
+    events.container(engine, engine.find(container_id), f"exec_create: {_command(process)}",
+                     execID=exec_id)
+    return exec_id
+
+
+def _command(process: dict[str, Any]) -> str:
+    """dockerd's words for it: a space after the program even without arguments."""
+    args = [str(a) for a in process.get("args") or [""]]
+    return f"{args[0]} {' '.join(args[1:])}"
 
 
 def _stdio(detach: bool, interactive: bool, terminal: bool) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from barque.engine import events
 from barque.engine.context import Engine, EngineError
 from barque.engine.create import lowers_of
 from barque.image.store import ImageError
@@ -33,3 +34,4 @@ def export_container(engine: Engine, ref: str, out: IO[bytes]) -> None:
                 snap.unmount()
     except (ImageError, snapshot.SnapshotError, ExportError) as e:
         raise EngineError(str(e), 1) from None
+    events.container(engine, record, "export")

@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Callable
 
+from barque.engine import events
 from barque.image import reference as refs
 from barque.image.store import Image, ImageError, ImageNotFound, ImageStore
 from barque.structs import dataclass
@@ -94,6 +95,7 @@ def pull(store: ImageStore, text: str, *, platform: str | None = None,
         image = store.register(result.manifest_digest, tags=tags,
                                repo_digests=[result.repo_digest], extra_blobs=extra)
     digest = result.repo_digest.split("@", 1)[1]
+    events.emit_image(store, "pull", ref.familiar, ref.familiar_repository)
     return PullOutcome(image, ref, digest, fresh=before is None or before.id != image.id)
 
 
@@ -159,12 +161,16 @@ def push(store: ImageStore, text: str, *, progress: Any = None,
         digest = registry_push(ref, store.blobs, manifest, image.manifest_media_type,
                                client=client, progress=progress, from_repos=from_repos)
         store.register(image.manifest_digest, repo_digests=[f"{ref.repository}@{digest}"])
+    events.emit_image(store, "push", ref.familiar, ref.familiar_repository)
     return str(digest)
 
 
 def tag(store: ImageStore, source: str, target: str) -> str:
     """`docker tag SOURCE TARGET`: returns the full name now pointing at SOURCE's image."""
-    return store.tag(store.resolve(source), target)
+    image = store.resolve(source)
+    name = store.tag(image, target)
+    events.emit_image(store, "tag", image.id, refs.parse(name).familiar)
+    return name
 
 
 def remove(store: ImageStore, name: str, *, force: bool = False,
@@ -188,12 +194,19 @@ def remove(store: ImageStore, name: str, *, force: bool = False,
         except EngineError:
             return False
 
+    image = store.lookup(name)
     try:
-        done = store.remove(name, force=force, is_running=is_running)
+        done = [{verb: what} for verb, what in store.remove(name, force=force,
+                                                            is_running=is_running)]
     finally:
         if engine is not None:
             engine.close()
-    return [{verb: what} for verb, what in done]
+    for verb, what in ((v, w) for item in done for v, w in item.items()):
+        if verb == "Untagged" and image is not None:
+            events.emit_image(store, "untag", image.id, image.id)
+        elif verb == "Deleted":
+            events.emit_image(store, "delete", what, what)
+    return done
 
 
 def prune(store: ImageStore, *, all_images: bool = False,
@@ -205,6 +218,10 @@ def prune(store: ImageStore, *, all_images: bool = False,
 
     all_images, only = prune_selector(store, all_images, filters or {})
     lines, reclaimed = store.prune(all_images=all_images, only=only)
+    for verb, what in lines:
+        if verb.lower() == "deleted":
+            events.emit_image(store, "delete", what, what)
+    events.emit_in(store.root, "image", "prune", "", {"reclaimed": str(reclaimed)})
     return {"ImagesDeleted": [{verb.capitalize(): what} for verb, what in lines],
             "SpaceReclaimed": reclaimed}
 
@@ -312,6 +329,10 @@ def save(store: ImageStore, names: list[str], out: IO[bytes] | str,
     from barque.image.archive import save as archive_save
 
     archive_save(store, names, out, fmt)
+    for name in names:
+        image = store.lookup(name)
+        if image is not None:
+            events.emit_image(store, "save", image.id, image.id)
 
 
 def import_image(store: ImageStore, source: str | IO[bytes], reference: str | None = None,
@@ -321,9 +342,12 @@ def import_image(store: ImageStore, source: str | IO[bytes], reference: str | No
     from barque.image.archive import import_tarball
 
     if not isinstance(source, str):
-        return import_tarball(store, source, reference, changes, message, platform)
-    with open(source, "rb") as f:
-        return import_tarball(store, f, reference, changes, message, platform)
+        image = import_tarball(store, source, reference, changes, message, platform)
+    else:
+        with open(source, "rb") as f:
+            image = import_tarball(store, f, reference, changes, message, platform)
+    events.emit_image(store, "import", image.id, image.id)
+    return image
 
 
 def load(store: ImageStore, source: str | IO[bytes]) -> list[str]:
@@ -331,8 +355,14 @@ def load(store: ImageStore, source: str | IO[bytes]) -> list[str]:
     from barque.image.archive import load as archive_load
 
     if isinstance(source, str) and os.path.isdir(source):
-        return _load_directory(store, source)
-    return archive_load(store, source)
+        lines = _load_directory(store, source)
+    else:
+        lines = archive_load(store, source)
+    for line in lines:
+        loaded = store.lookup(line.split(": ", 1)[-1].strip())
+        if loaded is not None:
+            events.emit_image(store, "load", loaded.id, loaded.id)
+    return lines
 
 
 def _load_directory(store: ImageStore, directory: str) -> list[str]:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from barque.engine import attach, health, monitor, netsetup, spec
+from barque.engine import attach, events, health, monitor, netsetup, spec
 from barque.engine import state as st
 from barque.engine.context import Engine, EngineError, find_runtime
 from barque.engine.create import lowers_of, mount_from_record
@@ -155,9 +155,11 @@ def _start_in_sandbox(engine: Engine, record: ContainerRecord, attach: bool, run
     if args is not None:  # the check's process, for the monitor to run
         health.write_process(mdir, made, args)
     os.makedirs(engine.paths.runtime_root, mode=0o700, exist_ok=True)
+    launching = _launch_spec(engine, record, bundle, runtime, attach, run_id,
+                             tuple(sandbox.hold_fds))
+    events.starting(engine, record, attach)
     try:
-        monitor.launch(_launch_spec(engine, record, bundle, runtime, attach, run_id,
-                                    tuple(sandbox.hold_fds)))
+        monitor.launch(launching)
     except (monitor.MonitorError, subprocess.TimeoutExpired) as e:
         message = f"OCI runtime create failed: {e}"
         code = exit_code_of(message)
@@ -172,6 +174,8 @@ def _start_in_sandbox(engine: Engine, record: ContainerRecord, attach: bool, run
                     "OOMKilled": False, "FinishedAt": record.state.get("FinishedAt",
                                                                        st.ZERO_TIME)}
     engine.records.save_state(record.id, record.state)
+    if launching.events is None:  # else the monitor logs every start of this container
+        events.container(engine, record, "start")
     return record
 
 
@@ -195,6 +199,7 @@ def _launch_spec(engine: Engine, record: ContainerRecord, bundle: str, runtime: 
                  attach: bool, run_id: str, hold_fds: tuple[int, ...]) -> monitor.Launch:
     config, host_config = record.config, record.host_config
     size, files = _log_options(host_config)
+    checked = health.check_args(config) is not None
     return monitor.Launch(
         container_id=record.id, bundle=bundle, dir=engine.paths.monitor_dir(record.id),
         runtime=runtime, runtime_root=engine.paths.runtime_root,
@@ -205,7 +210,10 @@ def _launch_spec(engine: Engine, record: ContainerRecord, bundle: str, runtime: 
         wait_attach=attach, hold_fds=hold_fds,
         exit_command=monitor.cleanup_command(engine.paths.root, engine.paths.runroot,
                                              record.id, run_id),
-        health=health.timing(config) if health.check_args(config) is not None else None)
+        health=health.timing(config) if checked else None,
+        # What only the monitor sees: a policy's restarts, health changes.
+        events=events.monitor_args(engine, record)
+        if checked or _restart_policy(host_config) != "no" else None)
 
 
 def _write_bundle(engine: Engine, record: ContainerRecord,
@@ -305,6 +313,7 @@ def attachable(engine: Engine, ref: str) -> ContainerRecord:
         raise EngineError("You cannot attach to a stopped container, start it first", 1, 409)
     if state["Status"] == "paused":
         raise EngineError("You cannot attach to a paused container, unpause it first", 1, 409)
+    events.container(engine, record, "attach")
     return record
 
 
@@ -345,6 +354,7 @@ def _clean_up_claimed(engine: Engine, record: ContainerRecord,
             state = engine.state(record)
             if state["Running"] or _run_id(engine, record.id) not in (None, claim.run_id):
                 return state  # started again meanwhile: the files are the new start's
+            events.died(engine, record)
             _unmount_quietly(engine, record)  # overlaps the monitor's runtime delete
             if not claim.wait_deleted():
                 return state  # the monitor died: whoever removes the container deletes
@@ -415,7 +425,9 @@ def stop(engine: Engine, ref: str, timeout: int | None = None,
                               "not receive an exit event", 1)
         if engine.state(record)["Status"] == "dead":
             _stop_orphan(engine, record, 9, 0)
+    events.died(engine, record)
     finish(engine, record)
+    events.container(engine, record, "stop")
     return record
 
 
@@ -423,6 +435,7 @@ def _signal(engine: Engine, record: ContainerRecord, state: dict[str, Any], sig:
     if state["Status"] == "restarting":
         return  # between runs: the stop file alone keeps the monitor from starting it again
     call_runtime(engine, "kill", record.id, str(sig), check=False)
+    events.container(engine, record, "kill", signal=str(sig))
     if state["Status"] == "paused":
         call_runtime(engine, "resume", record.id, check=False)
         record.state = {**record.state, "Paused": False}
@@ -509,6 +522,7 @@ def _record_orphan_exit(engine: Engine, record: ContainerRecord, sig: int) -> No
                     "Error": record.state.get("Error") or "barque-monitor died"}
     engine.records.save_state(record.id, record.state)
     shutil.rmtree(engine.paths.monitor_dir(record.id), ignore_errors=True)
+    events.died(engine, record)  # now: the dead monitor's files no longer say "dead"
     finish(engine, record)
 
 
@@ -517,6 +531,7 @@ def kill(engine: Engine, ref: str, signal: str = "KILL") -> ContainerRecord:
     sig = parse_signal(signal)
     state = engine.state(record)
     if not state["Running"] and _signal_orphan(engine, record, sig):
+        events.container(engine, record, "kill", signal=str(sig))
         return record
     if not state["Running"]:
         raise EngineError(f"cannot kill container: {ref}: container {record.id} is not "
@@ -528,8 +543,10 @@ def kill(engine: Engine, ref: str, signal: str = "KILL") -> ContainerRecord:
     if proc.returncode != 0 and engine.state(record)["Running"]:
         raise EngineError(f"cannot kill container: {ref}: "
                           f"{proc.stderr.decode(errors='replace').strip()}", 1)
+    events.container(engine, record, "kill", signal=str(sig))
     if sig == 9:
         wait_exit(engine, record, 10)
+        events.died(engine, record)
         finish(engine, record)
     return record
 
@@ -546,6 +563,7 @@ def cleanup(engine: Engine, ref: str, run_id: str | None = None) -> None:
                 return
             if run_id is not None and _run_id(engine, record.id) not in (None, run_id):
                 return
+            events.died(engine, record)
             finish(engine, record)
             if record.host_config.get("AutoRemove"):
                 _remove_locked(engine, record, ref, force=False, volumes=True)
@@ -632,7 +650,9 @@ def _pause(cancel: threading.Event | None) -> bool:
 
 def restart(engine: Engine, ref: str, timeout: int | None = None) -> ContainerRecord:
     stop(engine, ref, timeout)
-    return start(engine, ref)
+    record = start(engine, ref)
+    events.container(engine, record, "restart")
+    return record
 
 
 # --- pause ---------------------------------------------------------------------------------------
@@ -647,6 +667,7 @@ def pause(engine: Engine, ref: str) -> ContainerRecord:
     call_runtime(engine, "pause", record.id)
     record.state = {**record.state, "Paused": True}
     engine.records.save_state(record.id, record.state)
+    events.container(engine, record, "pause")
     return record
 
 
@@ -657,6 +678,7 @@ def unpause(engine: Engine, ref: str) -> ContainerRecord:
     call_runtime(engine, "resume", record.id)
     record.state = {**record.state, "Paused": False}
     engine.records.save_state(record.id, record.state)
+    events.container(engine, record, "unpause")
     return record
 
 
@@ -724,6 +746,7 @@ def _remove_locked(engine: Engine, record: ContainerRecord, ref: str, force: boo
         _signal(engine, record, state, 9)
         if not wait_exit(engine, record, 30):
             raise EngineError(f"could not kill container {ref}", 1)
+        events.died(engine, record)
     else:
         _end_waiting_monitor(engine, record)
     _remove_files_and_record(engine, record, volumes)
@@ -740,6 +763,7 @@ def _remove_files_and_record(engine: Engine, record: ContainerRecord, volumes: b
     shutil.rmtree(engine.paths.container_dir(record.id), ignore_errors=True)
     shutil.rmtree(engine.paths.monitor_dir(record.id), ignore_errors=True)
     engine.records.delete(record.id)
+    events.container(engine, record, "destroy")
     engine.store.release(record.id)
     if volumes:
         for entry in record.mounts:

@@ -48,6 +48,7 @@ class Launch:
     exit_command: tuple[str, ...] = ()  # run once the container stopped for good
     health: tuple[int, int, int, int] | None = None  # interval, timeout (ms), retries, start
     hold_fds: tuple[int, ...] = ()  # sockets holding published host ports, kept by the monitor
+    events: tuple[str, str, str] | None = None  # the event log, head, actor: restarts' events
 
     def argv(self, monitor: str) -> list[str]:
         argv = [monitor, "--id", self.container_id, "--bundle", self.bundle, "--dir", self.dir,
@@ -60,6 +61,9 @@ class Launch:
                          ("--stdin-once", self.stdin_once), ("--wait-attach", self.wait_attach)):
             if on:
                 argv.append(flag)
+        if self.events is not None:
+            argv += ["--events-log", self.events[0], "--event-head", self.events[1],
+                     "--event-actor", self.events[2]]
         if self.health is not None:
             interval, timeout, retries, start = self.health
             argv += ["--health-interval", str(interval), "--health-timeout", str(timeout),

@@ -92,3 +92,7 @@ def rename(engine: Engine, ref: str, new_name: str) -> None:
     if name == record.name:
         raise EngineError("Renaming a container with the same name as its current name", 1)
     engine.records.rename(record.id, name)
+    from barque.engine import events
+
+    old, record.name = record.name, name
+    events.container(engine, record, "rename", oldName="/" + old)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 
+from barque.engine import events
 from barque.engine.errors import EngineError
 from barque.engine.filters import match_labels, parse_filters
 from barque.network.errors import NetworkError
@@ -117,10 +118,13 @@ def create(engine: Engine, name: str, driver: str = "bridge",
         raise EngineError(f"invalid network name {name!r}", 1, 400)
     default_bridge(engine)  # the default bridge gets its subnet first, as Docker's does
     try:
-        return store_of(engine).create(name, driver, subnets or [], internal, ipv6, attachable,
-                                       labels or {}, options or {}, config_of(engine).pools)
+        network = store_of(engine).create(name, driver, subnets or [], internal, ipv6,
+                                          attachable, labels or {}, options or {},
+                                          config_of(engine).pools)
     except NetworkError as e:
         raise _engine_error(e) from None
+    events.network(engine, network, "create")
+    return network
 
 
 def remove(engine: Engine, ref: str) -> None:
@@ -135,6 +139,7 @@ def remove(engine: Engine, ref: str) -> None:
         gone = store_of(engine).remove(network.id)
     except NetworkError as e:
         raise _engine_error(e) from None
+    events.network(engine, network, "destroy")
     try:
         netsetup.release_network(engine, gone)
     except NetworkError as e:
@@ -174,6 +179,7 @@ def prune(engine: Engine, filters: list[str]) -> list[str]:
         except EngineError:
             continue  # in use meanwhile: kept, as Docker does
         removed.append(network.name)
+    events.emit(engine.paths, "network", "prune", "", {})
     return removed
 
 
@@ -234,6 +240,7 @@ def connect(engine: Engine, net_ref: str, container_ref: str, ipv4: str | None =
     except BaseException:
         store.remove_endpoint(record.id, network.id)  # nothing changed
         raise
+    events.network(engine, network, "connect", container=record.id)
 
 
 def disconnect(engine: Engine, net_ref: str, container_ref: str, force: bool = False) -> None:
@@ -265,6 +272,7 @@ def disconnect(engine: Engine, net_ref: str, container_ref: str, force: bool = F
 
         netsetup.disconnect_running(engine, record, network)
     store.remove_endpoint(record.id, network.id)
+    events.network(engine, network, "disconnect", container=record.id)
 
 
 def _force_leave(engine: Engine, net_ref: str, container_ref: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 
+from barque.engine import events
 from barque.engine.context import Engine, EngineError, find_runtime
 from barque.structs import dataclass, field
 
@@ -176,6 +177,7 @@ def prune_containers(engine: Engine) -> tuple[list[str], int, list[str]]:
             continue
         removed.append(record.id)
         reclaimed += size
+    events.emit(engine.paths, "container", "prune", "", {"reclaimed": str(reclaimed)})
     return removed, reclaimed, errors
 
 
@@ -205,6 +207,7 @@ def prune_volumes(engine: Engine, all_volumes: bool,
         reclaimed += dir_size(volume.mountpoint)
         engine.volumes.remove(volume.name, [])
         removed.append(volume.name)
+    events.emit(engine.paths, "volume", "prune", "", {"reclaimed": str(reclaimed)})
     return removed, reclaimed
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from barque.engine import lifecycle
+from barque.engine import events, lifecycle
 from barque.engine.context import Engine, EngineError
 from barque.structs import dataclass
 
@@ -28,6 +28,7 @@ def top(engine: Engine, name: str, ps_args: list[str] | None = None) -> ProcessT
     listing = subprocess.run(["ps", *(ps_args or ["-ef"])], capture_output=True, text=True)
     if listing.returncode != 0:
         raise EngineError(f"ps: {listing.stderr.strip()}", 1)
+    events.container(engine, record, "top")
     return parse_ps(listing.stdout, pids)
 
 

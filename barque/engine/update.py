@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 
-from barque.engine import resource_checks, spec_resources
+from barque.engine import events, resource_checks, spec_resources
 from barque.engine.context import Engine, EngineError
 from barque.engine.create import check_restart_policy
 
@@ -44,3 +44,4 @@ def update(engine: Engine, ref: str, changes: dict[str, Any]) -> None:
             os.unlink(path)
     record.host_config = host_config
     engine.records.update(record)
+    events.container(engine, record, "update")

@@ -11,6 +11,7 @@ import sqlite3
 import stat
 import time
 
+from barque.engine import events
 from barque.engine.errors import EngineError
 from barque.engine.mounts import VOLUME_NAME_RE
 from barque.storage import db
@@ -97,6 +98,7 @@ class Volumes:
                 "VALUES (?, ?, ?, ?, ?)",
                 (name, _now(), json.dumps(labels or {}), json.dumps(options or {}), anonymous),
             )
+        events.volume(os.path.dirname(self.dir), name, "create")
         return self.get(name), True
 
     def remove(self, name: str, users: list[str], force: bool = False) -> None:
@@ -109,6 +111,7 @@ class Volumes:
         if not deleted and volume is None:
             return  # --force on a volume that does not exist: nothing to do, as Docker
         shutil.rmtree(os.path.join(self.dir, name), ignore_errors=True)
+        events.volume(os.path.dirname(self.dir), name, "destroy")
 
 
 # --- the operations behind `docker volume` and /volumes -------------------------------------
