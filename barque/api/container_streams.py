@@ -123,8 +123,11 @@ async def wait(request: web.Request) -> web.StreamResponse:
     # Any other failure to run is an Error, which the docker CLI exits 125 on.
     if state.get("Error") and answer["StatusCode"] not in (126, 127):
         answer["Error"] = {"Message": state["Error"]}
-    await response.write(json.dumps(answer).encode() + b"\n")
-    await response.write_eof()
+    try:
+        await response.write(json.dumps(answer).encode() + b"\n")
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client went away meanwhile
     return response
 
 

@@ -8,19 +8,45 @@ which keeps the other direction open and passes the EOF on to the container's st
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
+
+
+class StdinSink(Protocol):
+    """Where the client's bytes go (an asyncio.StreamWriter, or NullSink)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def can_write_eof(self) -> bool: ...
+
+    def write_eof(self) -> None: ...
+
+
+class NullSink:
+    """Stdin not attached: the client's bytes are read and dropped."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def write_eof(self) -> None:
+        pass
 
 
 class Hijacked(asyncio.Protocol):
     def __init__(self, transport: asyncio.Transport) -> None:
         self.transport = transport
         self.closed = asyncio.get_running_loop().create_future()
-        self._stdin: asyncio.StreamWriter | None = None
+        self._stdin: StdinSink | None = None
+        self._can_write = asyncio.Event()
+        self._can_write.set()
         self._pending: list[bytes] = []
         self._eof = False
         transport.set_protocol(self)
         transport.resume_reading()
 
-    def connect_stdin(self, writer: asyncio.StreamWriter) -> None:
+    def connect_stdin(self, writer: StdinSink) -> None:
         """From here on stdin goes to the container's attach socket (what came before too)."""
         self._stdin = writer
         for data in self._pending:
@@ -50,8 +76,20 @@ class Hijacked(asyncio.Protocol):
             pass
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._can_write.set()  # a drain() returns; the next write() fails
         if not self.closed.done():
             self.closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._can_write.clear()
+
+    def resume_writing(self) -> None:
+        self._can_write.set()
+
+    async def drain(self) -> None:
+        """Until the client has read enough of what we wrote (a slow client slows the copy
+        instead of filling our memory)."""
+        await self._can_write.wait()
 
     def write(self, data: bytes) -> None:
         if self.transport.is_closing():

@@ -14,7 +14,7 @@ import sys
 
 from aiohttp import web
 
-from barque.api import containers, system, versions
+from barque.api import containers, exec, system, versions
 from barque.api.common import PATHS, Handler, error_response
 from barque.api.runs import RUNS, Runs
 from barque.engine.errors import EngineError
@@ -64,7 +64,8 @@ def make_app(paths: Paths) -> web.Application:
     app.on_response_prepare.append(_docker_headers)
     app[PATHS] = paths
     app[RUNS] = Runs(paths)
-    for method, path, handler in system.ROUTES + containers.ROUTES:
+    app[exec.EXECS] = exec.Execs()
+    for method, path, handler in system.ROUTES + containers.ROUTES + exec.ROUTES:
         for prefix in ("", "/v{version:[0-9]+\\.[0-9]+}"):
             app.router.add_route(method, prefix + path, handler)
     return app

@@ -1,0 +1,344 @@
+"""/containers/{id}/exec and /exec/{id}: create, start (hijacked; stdcopy frames without a
+TTY, raw with one; or detached), inspect, resize.
+
+An exec is a config until it starts, and a record of how it ended after: like dockerd, the
+server keeps both in its memory (an exec belongs to the client that made it, and nobody
+else can start it). The run itself is the engine's (barque.engine.exec), as for `barque
+exec`: the same process, user, environment and exit codes (126, 127)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from aiohttp import web
+
+from barque.api.common import EXECUTOR, Handler, in_engine, json_response, read_json
+from barque.api.hijack import Hijacked, NullSink, StdinSink
+from barque.engine import attach
+from barque.engine import exec as engine_exec
+from barque.engine.context import Engine
+from barque.engine.errors import EngineError
+
+KEEP_ENDED = 1000  # ended execs remembered for inspect (dockerd drops them with the container)
+
+
+@dataclass
+class ExecRecord:
+    id: str
+    container_id: str
+    cmd: list[str]
+    env: list[str]
+    user: str | None
+    workdir: str | None
+    tty: bool
+    privileged: bool
+    stdin: bool
+    stdout: bool
+    stderr: bool
+    detach_keys: str
+    running: bool = False
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    exit_code: int | None = None
+    pid: int = 0
+    ended_at: float = 0.0
+    execution: engine_exec.Execution | None = None
+
+    def inspect(self) -> dict[str, Any]:
+        """dockerd's ExecInspect, keys in its order."""
+        process: dict[str, Any] = {"tty": self.tty, "entrypoint": self.cmd[0],
+                                   "arguments": self.cmd[1:]}
+        if self.privileged:
+            process["privileged"] = True
+        if self.user:
+            process["user"] = self.user
+        if self.running and not self.pid and self.execution is not None:
+            self.pid = self.execution.pid()
+        return {"ID": self.id, "Running": self.running, "ExitCode": self.exit_code,
+                "ProcessConfig": process, "OpenStdin": self.stdin,
+                "OpenStderr": self.stderr, "OpenStdout": self.stdout, "CanRemove": False,
+                "ContainerID": self.container_id, "DetachKeys": self.detach_keys,
+                "Pid": self.pid}
+
+
+class Execs:
+    def __init__(self) -> None:
+        self._records: dict[str, ExecRecord] = {}
+        self.tasks: set[asyncio.Task[None]] = set()  # detached runs (kept from the GC)
+
+    def add(self, record: ExecRecord) -> None:
+        ended = [r for r in self._records.values() if r.exit_code is not None]
+        if len(ended) >= KEEP_ENDED:
+            for old in sorted(ended, key=lambda r: r.ended_at)[:len(ended) - KEEP_ENDED + 1]:
+                del self._records[old.id]
+        self._records[record.id] = record
+
+    def get(self, exec_id: str) -> ExecRecord:
+        record = self._records.get(exec_id)
+        if record is None:
+            raise EngineError(f"No such exec instance: {exec_id}", 1, 404)
+        return record
+
+
+EXECS: web.AppKey[Execs] = web.AppKey("execs", Execs)
+
+
+def _strings(body: dict[str, Any], key: str, strslice: bool = False) -> list[str]:
+    value = body.get(key)
+    if value is None:
+        return []
+    if strslice and isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise EngineError(f"json: cannot unmarshal into Go struct field ExecConfig.{key} of "
+                          "type []string", 1, 400)
+    return value
+
+
+def _bool(body: dict[str, Any], key: str) -> bool:
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        raise EngineError(f"json: cannot unmarshal into Go struct field ExecConfig.{key} of "
+                          "type bool", 1, 400)
+    return value
+
+
+def _text(body: dict[str, Any], key: str) -> str:
+    value = body.get(key) or ""
+    if not isinstance(value, str):
+        raise EngineError(f"json: cannot unmarshal into Go struct field ExecConfig.{key} of "
+                          "type string", 1, 400)
+    return value
+
+
+async def create(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    ref = request.match_info["id"]
+    cmd, env = _strings(body, "Cmd", strslice=True), _strings(body, "Env")
+    user, workdir = _text(body, "User") or None, _text(body, "WorkingDir") or None
+    tty, privileged = _bool(body, "Tty"), _bool(body, "Privileged")
+    stdin, stdout, stderr = (_bool(body, k) for k in ("AttachStdin", "AttachStdout",
+                                                       "AttachStderr"))
+    detach_keys = _text(body, "DetachKeys")
+
+    def check(engine: Engine) -> str:
+        # The engine's checks now (running, not paused, a command, the user, the working
+        # dir), as dockerd answers them at create; the process itself is made at start.
+        container_id, _ = engine_exec.process_for(engine, ref, cmd, env=env, user=user,
+                                                  workdir=workdir, tty=tty,
+                                                  privileged=privileged)
+        return container_id
+
+    container_id = await in_engine(request, check)
+    record = ExecRecord(secrets.token_hex(32), container_id, cmd, env, user, workdir, tty,
+                        privileged, stdin, stdout, stderr, detach_keys)
+    request.app[EXECS].add(record)
+    return json_response({"Id": record.id}, status=201)
+
+
+async def inspect(request: web.Request) -> web.Response:
+    return json_response(request.app[EXECS].get(request.match_info["id"]).inspect())
+
+
+async def resize(request: web.Request) -> web.Response:
+    record = request.app[EXECS].get(request.match_info["id"])
+    try:
+        height, width = int(request.query.get("h", "")), int(request.query.get("w", ""))
+    except ValueError:
+        raise EngineError("invalid resize parameters: h and w must be integers", 1,
+                          400) from None
+    try:  # dockerd waits as long for a start that is on its way
+        await asyncio.wait_for(record.started.wait(), 10)
+    except TimeoutError:
+        raise EngineError("timeout waiting for exec session ready") from None
+    execution = record.execution
+    if execution is not None and execution.master is not None and record.running:
+        try:
+            execution.resize(height, width)
+        except OSError as e:
+            raise EngineError(f"cannot resize the exec's terminal: {e.strerror}") from None
+    return web.Response(status=200)
+
+
+async def start(request: web.Request) -> web.StreamResponse:
+    record = request.app[EXECS].get(request.match_info["id"])
+    body = await read_json(request)
+    detach = bool(body.get("Detach"))
+    size = _console_size(body.get("ConsoleSize"))
+    if record.running:
+        raise EngineError(f"Error: Exec command {record.id} is already running", 1, 409)
+    if record.started.is_set():
+        raise EngineError(f"Error: Exec command {record.id} has already run", 1, 409)
+    record.running = True  # taken: a second start gets the 409 above
+    record.started.set()
+    try:
+        execution = await in_engine(request, lambda e: _launch(e, record, detach, size))
+    except BaseException:
+        record.running = False
+        record.exit_code = 126
+        record.ended_at = time.monotonic()
+        raise
+    record.execution = execution
+    if detach:  # answered once it runs (dockerd's too): inspect then has its Pid
+        record.pid = await asyncio.get_running_loop().run_in_executor(
+            EXECUTOR, execution.wait_started)
+        task = asyncio.create_task(_run_detached(record, execution))
+        request.app[EXECS].tasks.add(task)
+        task.add_done_callback(request.app[EXECS].tasks.discard)
+        return web.Response(status=200)
+    return await _run_attached(request, record, execution)
+
+
+def _console_size(value: Any) -> tuple[int, int]:
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and v >= 0
+                                                           for v in value):
+        return value[0], value[1]
+    return 0, 0
+
+
+def _launch(engine: Engine, record: ExecRecord, detach: bool,
+            size: tuple[int, int]) -> engine_exec.Execution:
+    _, process = engine_exec.process_for(engine, record.container_id, record.cmd,
+                                         env=record.env, user=record.user,
+                                         workdir=record.workdir, tty=record.tty,
+                                         privileged=record.privileged)
+    # Never the runtime's --detach: the server waits for every exec, for its exit code.
+    return engine_exec.Execution(engine, record.container_id, process, detach=False,
+                                 interactive=record.stdin and not detach,
+                                 pty=None if detach else size)
+
+
+async def _finish(record: ExecRecord, execution: engine_exec.Execution) -> None:
+    record.pid = record.pid or execution.pid()
+    try:
+        code = await asyncio.get_running_loop().run_in_executor(EXECUTOR, execution.wait)
+    finally:
+        if execution.master is not None:
+            os.close(execution.master)
+            execution.master = None
+    record.exit_code, record.running = code, False
+    record.ended_at = time.monotonic()
+
+
+async def _run_detached(record: ExecRecord, execution: engine_exec.Execution) -> None:
+    """Output dropped (dockerd's too), the exit code kept for inspect."""
+    outputs = [p for p in (execution.proc.stdout, execution.proc.stderr) if p is not None]
+    await asyncio.gather(*(_copy_pipe(p, None) for p in outputs))
+    await _finish(record, execution)
+
+
+async def _run_attached(request: web.Request, record: ExecRecord,
+                        execution: engine_exec.Execution) -> web.StreamResponse:
+    upgrade = request.headers.get("Upgrade", "").lower() == "tcp"
+    ctype = "application/vnd.docker." + ("raw-stream" if record.tty else
+                                         "multiplexed-stream")
+    headers = {"Content-Type": ctype}
+    if upgrade:
+        headers.update({"Connection": "Upgrade", "Upgrade": "tcp"})
+    response = web.StreamResponse(status=101 if upgrade else 200,
+                                  reason="UPGRADED" if upgrade else None, headers=headers)
+    response.force_close()
+    hijacked = Hijacked(request.transport) if upgrade and request.transport else None
+    out = _Output(response, hijacked)
+    stdin: StdinSink = NullSink()
+    try:
+        await response.prepare(request)
+        stdin = await _stdin_of(record, execution)
+        if hijacked is not None:
+            hijacked.connect_stdin(stdin)
+        await _copy_output(record, execution, out)
+    finally:
+        if isinstance(stdin, asyncio.StreamWriter):
+            stdin.close()  # the process is gone: its stdin pipe (or our pty's dup) too
+        await _finish(record, execution)
+    return response
+
+
+class _Output:
+    """Where the exec's output goes: the hijacked connection or the response's body; once
+    the client is gone, nowhere (the process's output is still drained, as by dockerd)."""
+
+    def __init__(self, response: web.StreamResponse, hijacked: Hijacked | None) -> None:
+        self.response, self.hijacked, self.gone = response, hijacked, False
+
+    async def write(self, data: bytes) -> None:
+        if self.gone:
+            return
+        try:
+            if self.hijacked is not None:
+                self.hijacked.write(data)
+                await self.hijacked.drain()
+            else:
+                await self.response.write(data)
+        except ConnectionError:
+            self.gone = True
+
+
+async def _stdin_of(record: ExecRecord, execution: engine_exec.Execution) -> StdinSink:
+    """The client's bytes go to the process's stdin pipe or our pty; without AttachStdin
+    they are dropped."""
+    loop = asyncio.get_running_loop()
+    if not record.stdin:
+        return NullSink()
+    if execution.master is not None:
+        target: IO[bytes] = os.fdopen(os.dup(execution.master), "wb", buffering=0)
+    elif execution.proc.stdin is not None:
+        target, execution.proc.stdin = execution.proc.stdin, None  # the transport's now
+    else:
+        return NullSink()
+    transport, protocol = await loop.connect_write_pipe(
+        lambda: asyncio.streams.FlowControlMixin(), target)
+    return asyncio.StreamWriter(transport, protocol, None, loop)
+
+
+async def _copy_output(record: ExecRecord, execution: engine_exec.Execution,
+                       out: _Output) -> None:
+    if execution.master is not None:
+        master = os.fdopen(os.dup(execution.master), "rb", buffering=0)
+        await _copy_pipe(master, out.write if record.stdout else None)
+        return
+    copies = []
+    for pipe, stream, wanted in ((execution.proc.stdout, 1, record.stdout),
+                                 (execution.proc.stderr, 2, record.stderr)):
+        if pipe is None:
+            continue
+
+        async def framed(data: bytes, stream: int = stream) -> None:
+            await out.write(attach.frame(stream, data))
+
+        copies.append(_copy_pipe(pipe, framed if wanted else None))
+    await asyncio.gather(*copies)
+
+
+async def _copy_pipe(pipe: IO[bytes],
+                     sink: Callable[[bytes], Awaitable[None]] | None) -> None:
+    """pipe (a pipe or a pty master) to sink until its EOF (a pty's EIO); None drops it."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 20, loop=loop)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader, loop=loop), pipe)
+    try:
+        while True:
+            try:
+                data = await reader.read(65536)
+            except OSError:  # EIO: the pty's other side is closed (the process ended)
+                break
+            if not data:
+                break
+            if sink is not None:
+                await sink(data)
+    finally:
+        transport.close()
+
+
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("POST", "/containers/{id}/exec", create),
+    ("POST", "/exec/{id}/start", start),
+    ("POST", "/exec/{id}/resize", resize),
+    ("GET", "/exec/{id}/json", inspect),
+]
