@@ -257,6 +257,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/containers/{id}/rename", rename),
     ("POST", "/containers/prune", prune),
     ("POST", "/containers/{id}/attach", streams.attach_stream),
+    ("GET", "/containers/{id}/attach/ws", streams.attach_ws),
     ("POST", "/containers/{id}/wait", streams.wait),
     ("DELETE", "/containers/{id}", remove),
     ("GET", "/containers/{id}/logs", streams.logs),

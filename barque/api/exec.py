@@ -19,7 +19,7 @@ from typing import IO, Any
 from aiohttp import web
 
 from barque.api.common import EXECUTOR, Handler, in_engine, json_response, read_json
-from barque.api.hijack import Hijacked, NullSink, StdinSink
+from barque.api.hijack import Hijacked, NullSink, Output, StdinSink
 from barque.engine import attach
 from barque.engine import exec as engine_exec
 from barque.engine.context import Engine
@@ -244,7 +244,7 @@ async def _run_attached(request: web.Request, record: ExecRecord,
                                   reason="UPGRADED" if upgrade else None, headers=headers)
     response.force_close()
     hijacked = Hijacked(request.transport) if upgrade and request.transport else None
-    out = _Output(response, hijacked)
+    out = Output(response, hijacked)
     stdin: StdinSink = NullSink()
     try:
         await response.prepare(request)
@@ -257,26 +257,6 @@ async def _run_attached(request: web.Request, record: ExecRecord,
             stdin.close()  # the process is gone: its stdin pipe (or our pty's dup) too
         await _finish(record, execution)
     return response
-
-
-class _Output:
-    """Where the exec's output goes: the hijacked connection or the response's body; once
-    the client is gone, nowhere (the process's output is still drained, as by dockerd)."""
-
-    def __init__(self, response: web.StreamResponse, hijacked: Hijacked | None) -> None:
-        self.response, self.hijacked, self.gone = response, hijacked, False
-
-    async def write(self, data: bytes) -> None:
-        if self.gone:
-            return
-        try:
-            if self.hijacked is not None:
-                self.hijacked.write(data)
-                await self.hijacked.drain()
-            else:
-                await self.response.write(data)
-        except ConnectionError:
-            self.gone = True
 
 
 async def _stdin_of(record: ExecRecord, execution: engine_exec.Execution) -> StdinSink:
@@ -297,7 +277,7 @@ async def _stdin_of(record: ExecRecord, execution: engine_exec.Execution) -> Std
 
 
 async def _copy_output(record: ExecRecord, execution: engine_exec.Execution,
-                       out: _Output) -> None:
+                       out: Output) -> None:
     if execution.master is not None:
         master = os.fdopen(os.dup(execution.master), "rb", buffering=0)
         await _copy_pipe(master, out.write if record.stdout else None)

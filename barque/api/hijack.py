@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+from aiohttp import web
+
 
 class StdinSink(Protocol):
     """Where the client's bytes go (an asyncio.StreamWriter, or NullSink)."""
@@ -95,3 +97,23 @@ class Hijacked(asyncio.Protocol):
         if self.transport.is_closing():
             raise ConnectionResetError("the client went away")
         self.transport.write(data)
+
+
+class Output:
+    """Where a stream's output goes: the hijacked connection or the response's body; once
+    the client is gone, nowhere (the output is still drained, as by dockerd)."""
+
+    def __init__(self, response: web.StreamResponse, hijacked: Hijacked | None) -> None:
+        self.response, self.hijacked, self.gone = response, hijacked, False
+
+    async def write(self, data: bytes) -> None:
+        if self.gone or not data:
+            return
+        try:
+            if self.hijacked is not None:
+                self.hijacked.write(data)
+                await self.hijacked.drain()
+            else:
+                await self.response.write(data)
+        except ConnectionError:
+            self.gone = True
