@@ -127,11 +127,17 @@ async def create(request: web.Request) -> web.Response:
     detach_keys = _text(body, "DetachKeys")
 
     def check(engine: Engine) -> str:
-        # The engine's checks now (running, not paused, a command, the user, the working
-        # dir), as dockerd answers them at create; the process itself is made at start.
-        container_id, _ = engine_exec.process_for(engine, ref, cmd, env=env, user=user,
-                                                  workdir=workdir, tty=tty,
-                                                  privileged=privileged)
+        # The engine's checks now (running, not paused, a command, the working dir), as
+        # dockerd answers them at create; the process itself is made at start, and a user
+        # the container lacks is start's error (126), as in dockerd.
+        try:
+            container_id, _ = engine_exec.process_for(engine, ref, cmd, env=env, user=user,
+                                                      workdir=workdir, tty=tty,
+                                                      privileged=privileged)
+        except EngineError as e:
+            if e.exit_code != 126:
+                raise
+            container_id = engine.find(ref).id
         return container_id
 
     container_id = await in_engine(request, check)
@@ -178,11 +184,13 @@ async def start(request: web.Request) -> web.StreamResponse:
     record.started.set()
     try:
         execution = await in_engine(request, lambda e: _launch(e, record, detach, size))
-    except BaseException:
+    except BaseException as e:
         record.running = False
-        record.exit_code = 126
+        record.exit_code = 126  # dockerd's for any exec that could not start
         record.ended_at = time.monotonic()
-        raise
+        if detach or not isinstance(e, EngineError):
+            raise
+        return await _failed(request, record, str(e))
     record.execution = execution
     if detach:  # answered once it runs (dockerd's too): inspect then has its Pid
         record.pid = await asyncio.get_running_loop().run_in_executor(
@@ -232,8 +240,8 @@ async def _run_detached(record: ExecRecord, execution: engine_exec.Execution) ->
     await _finish(record, execution)
 
 
-async def _run_attached(request: web.Request, record: ExecRecord,
-                        execution: engine_exec.Execution) -> web.StreamResponse:
+def _stream_response(request: web.Request, record: ExecRecord
+                     ) -> tuple[web.StreamResponse, Hijacked | None]:
     upgrade = request.headers.get("Upgrade", "").lower() == "tcp"
     ctype = "application/vnd.docker." + ("raw-stream" if record.tty else
                                          "multiplexed-stream")
@@ -243,7 +251,25 @@ async def _run_attached(request: web.Request, record: ExecRecord,
     response = web.StreamResponse(status=101 if upgrade else 200,
                                   reason="UPGRADED" if upgrade else None, headers=headers)
     response.force_close()
-    hijacked = Hijacked(request.transport) if upgrade and request.transport else None
+    return response, Hijacked(request.transport) if upgrade and request.transport else None
+
+
+async def _failed(request: web.Request, record: ExecRecord,
+                  message: str) -> web.StreamResponse:
+    """dockerd's answer to an attached start that fails: the stream, with the error on its
+    stdout; the client learns the exit code (126) from inspect."""
+    response, hijacked = _stream_response(request, record)
+    await response.prepare(request)
+    if hijacked is not None:
+        await asyncio.sleep(0.05)  # the SDK's buffered headers: see container_streams
+    text = message.encode() + b"\r\n"
+    await Output(response, hijacked).write(text if record.tty else attach.frame(1, text))
+    return response
+
+
+async def _run_attached(request: web.Request, record: ExecRecord,
+                        execution: engine_exec.Execution) -> web.StreamResponse:
+    response, hijacked = _stream_response(request, record)
     out = Output(response, hijacked)
     stdin: StdinSink = NullSink()
     try:

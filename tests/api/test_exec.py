@@ -32,6 +32,9 @@ def test_exec_output_exit_codes_and_options(server: Server) -> None:
     assert 'exec: "nosuchcmd": executable file not found' in out.stdout + out.stderr
     out = server.docker("exec", "box", "/etc/passwd")  # not executable
     assert out.returncode == 126, (out.stdout, out.stderr)
+    out = server.docker("exec", "-u", "nosuchuser", "box", "true")  # start's error, as dockerd
+    assert (out.returncode, out.stdout) == \
+        (126, "unable to find user nosuchuser: no matching entries in passwd file\n")
 
 
 def test_exec_i_forwards_stdin_t_is_raw(server: Server) -> None:
