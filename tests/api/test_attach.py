@@ -173,3 +173,15 @@ def test_attach_refusals(server: Server) -> None:
     out = server.docker("attach", "paused")
     assert out.returncode == 1 and "paused" in out.stderr
     assert server.docker("unpause", "paused").returncode == 0
+
+
+def test_detach_keys_leave_the_container_running(server: Server) -> None:
+    out = server.docker("run", "-dit", "--name", "shell", "busybox", "sh")
+    assert out.returncode == 0, out.stderr
+    output, code = docker_in_pty(server, ["attach", "shell"],
+                                 [(b"", b"\r"), (b"#", b"\x10\x11")], timeout=20)
+    # dockerd's CLI too: the words and exit status 1 (nerdctl issue 3571 quotes them)
+    assert (code, output.endswith(b"read escape sequence\r\n")) == (1, True), output
+    assert server.docker("inspect", "-f", "{{.State.Running}}", "shell").stdout == "true\n"
+    out = server.docker("exec", "shell", "echo", "still")
+    assert out.stdout == "still\n"
