@@ -163,3 +163,28 @@ def test_bad_exec_requests(server: Server) -> None:
     out = server.docker("exec", "idle", "true")
     assert out.returncode == 1
     assert f"container {idle} is not running" in out.stderr
+
+
+def test_sdk_exec_socket_stdin(server: Server) -> None:
+    import struct
+
+    import docker
+
+    client = docker.DockerClient(base_url=server.host)
+    api = client.api
+    try:
+        _running(server)
+        exec_id = api.exec_create("box", ["sh", "-c", "read line; echo got $line"],
+                                  stdin=True)["Id"]
+        sock = api.exec_start(exec_id, socket=True)._sock
+        sock.settimeout(20)
+        sock.sendall(b"x\n")
+        data = b""
+        while chunk := sock.recv(4096):
+            data += chunk
+        sock.close()
+        stream, size = struct.unpack(">BxxxI", data[:8])
+        assert (stream, data[8:8 + size], len(data)) == (1, b"got x\n", 8 + size)
+        assert api.exec_inspect(exec_id)["ExitCode"] == 0
+    finally:
+        client.close()
