@@ -11,6 +11,7 @@ from aiohttp import web
 
 from barque.api import container_streams as streams
 from barque.api.common import Handler, flag, in_engine, json_response, read_json
+from barque.api.exec import EXECS
 from barque.api.runs import RUNS
 from barque.engine import lifecycle, listing
 from barque.engine.context import Engine
@@ -237,8 +238,9 @@ async def inspect(request: web.Request) -> web.Response:
     from barque.engine.inspect import inspect as engine_inspect
 
     ref = request.match_info["id"]
-    return json_response(await in_engine(request,
-                                             lambda e: engine_inspect(e, e.find(ref))))
+    data = await in_engine(request, lambda e: engine_inspect(e, e.find(ref)))
+    data["ExecIDs"] = request.app[EXECS].ids_of(data["Id"])  # the server's memory
+    return json_response(data)
 
 
 ROUTES: list[tuple[str, str, Handler]] = [

@@ -78,6 +78,12 @@ class Execs:
                 del self._records[old.id]
         self._records[record.id] = record
 
+    def ids_of(self, container_id: str) -> list[str] | None:
+        """A container's inspect's ExecIDs: its execs not yet ended (dockerd forgets the
+        ended ones there, not for exec inspect)."""
+        return [r.id for r in self._records.values()
+                if r.container_id == container_id and r.exit_code is None] or None
+
     def get(self, exec_id: str) -> ExecRecord:
         record = self._records.get(exec_id)
         if record is None:

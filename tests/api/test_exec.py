@@ -113,9 +113,11 @@ def test_exec_inspect_and_resize(server: Server) -> None:
         assert before["ProcessConfig"] == {"tty": False, "entrypoint": "sh",
                                            "arguments": ["-c", "exit 7"], "user": "nobody"}
         assert (before["ContainerID"], before["OpenStdout"]) == (container_id, True)
+        assert api.inspect_container("box")["ExecIDs"] == [exec_id]
         api.exec_start(exec_id)
         after = api.exec_inspect(exec_id)
         assert (after["Running"], after["ExitCode"]) == (False, 7)
+        assert api.inspect_container("box")["ExecIDs"] is None  # as dockerd: ended, gone
         assert after["Pid"] > 0
         # Started once only; resize of an ended one is no error (nothing to resize).
         status, _, body = server.request("POST", f"/v1.43/exec/{exec_id}/start", b"{}",
