@@ -52,9 +52,7 @@ class ExecRecord:
     def inspect(self) -> dict[str, Any]:
         """dockerd's ExecInspect, keys in its order."""
         process: dict[str, Any] = {"tty": self.tty, "entrypoint": self.cmd[0],
-                                   "arguments": self.cmd[1:]}
-        if self.privileged:
-            process["privileged"] = True
+                                   "arguments": self.cmd[1:], "privileged": self.privileged}
         if self.user:
             process["user"] = self.user
         if self.running and not self.pid and self.execution is not None:
@@ -94,31 +92,40 @@ class Execs:
 EXECS: web.AppKey[Execs] = web.AppKey("execs", Execs)
 
 
+def _unmarshal_error(value: Any, key: str, go_type: str) -> EngineError:
+    """Go's encoding/json words for a value of the wrong type (dockerd's 400)."""
+    kind = ("bool" if isinstance(value, bool) else "number" if isinstance(value, int | float)
+            else "string" if isinstance(value, str) else "array" if isinstance(value, list)
+            else "object")
+    return EngineError(f"json: cannot unmarshal {kind} into Go struct field ExecConfig.{key} "
+                       f"of type {go_type}", 1, 400)
+
+
 def _strings(body: dict[str, Any], key: str, strslice: bool = False) -> list[str]:
     value = body.get(key)
     if value is None:
         return []
     if strslice and isinstance(value, str):
         return [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise EngineError(f"json: cannot unmarshal into Go struct field ExecConfig.{key} of "
-                          "type []string", 1, 400)
+    if not isinstance(value, list):
+        raise _unmarshal_error(value, key, "[]string")
+    for item in value:
+        if not isinstance(item, str):
+            raise _unmarshal_error(item, key, "string")
     return value
 
 
 def _bool(body: dict[str, Any], key: str) -> bool:
     value = body.get(key, False)
     if not isinstance(value, bool):
-        raise EngineError(f"json: cannot unmarshal into Go struct field ExecConfig.{key} of "
-                          "type bool", 1, 400)
+        raise _unmarshal_error(value, key, "bool")
     return value
 
 
 def _text(body: dict[str, Any], key: str) -> str:
     value = body.get(key) or ""
     if not isinstance(value, str):
-        raise EngineError(f"json: cannot unmarshal into Go struct field ExecConfig.{key} of "
-                          "type string", 1, 400)
+        raise _unmarshal_error(value, key, "string")
     return value
 
 
@@ -159,11 +166,7 @@ async def inspect(request: web.Request) -> web.Response:
 
 async def resize(request: web.Request) -> web.Response:
     record = request.app[EXECS].get(request.match_info["id"])
-    try:
-        height, width = int(request.query.get("h", "")), int(request.query.get("w", ""))
-    except ValueError:
-        raise EngineError("invalid resize parameters: h and w must be integers", 1,
-                          400) from None
+    height, width = _atoi(request.query.get("h", "")), _atoi(request.query.get("w", ""))
     try:  # dockerd waits as long for a start that is on its way
         await asyncio.wait_for(record.started.wait(), 10)
     except TimeoutError:
@@ -177,15 +180,26 @@ async def resize(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
+def _atoi(text: str) -> int:
+    try:
+        return int(text, 10)
+    except ValueError:
+        raise EngineError(f'strconv.Atoi: parsing "{text}": invalid syntax', 1,
+                          400) from None
+
+
 async def start(request: web.Request) -> web.StreamResponse:
     record = request.app[EXECS].get(request.match_info["id"])
     body = await read_json(request)
     detach = bool(body.get("Detach"))
+    raw = bool(body.get("Tty"))  # dockerd frames by the start's Tty, not the exec's
     size = _console_size(body.get("ConsoleSize"))
-    if record.running:
-        raise EngineError(f"Error: Exec command {record.id} is already running", 1, 409)
-    if record.started.is_set():
-        raise EngineError(f"Error: Exec command {record.id} has already run", 1, 409)
+    if record.started.is_set():  # dockerd's words: a 409, or on the stream once hijacked
+        state = "is already running" if record.running else "has already run"
+        message = f"Error: Exec command {record.id} {state}"
+        if detach:
+            raise EngineError(message, 1, 409)
+        return await _failed(request, raw, message)
     record.running = True  # taken: a second start gets the 409 above
     record.started.set()
     try:
@@ -196,7 +210,7 @@ async def start(request: web.Request) -> web.StreamResponse:
         record.ended_at = time.monotonic()
         if detach or not isinstance(e, EngineError):
             raise
-        return await _failed(request, record, str(e))
+        return await _failed(request, raw, str(e))
     record.execution = execution
     if detach:  # answered once it runs (dockerd's too): inspect then has its Pid
         record.pid = await asyncio.get_running_loop().run_in_executor(
@@ -205,7 +219,7 @@ async def start(request: web.Request) -> web.StreamResponse:
         request.app[EXECS].tasks.add(task)
         task.add_done_callback(request.app[EXECS].tasks.discard)
         return web.Response(status=200)
-    return await _run_attached(request, record, execution)
+    return await _run_attached(request, record, execution, raw)
 
 
 def _console_size(value: Any) -> tuple[int, int]:
@@ -246,10 +260,10 @@ async def _run_detached(record: ExecRecord, execution: engine_exec.Execution) ->
     await _finish(record, execution)
 
 
-def _stream_response(request: web.Request, record: ExecRecord
+def _stream_response(request: web.Request, raw: bool
                      ) -> tuple[web.StreamResponse, Hijacked | None]:
     upgrade = request.headers.get("Upgrade", "").lower() == "tcp"
-    ctype = "application/vnd.docker." + ("raw-stream" if record.tty else
+    ctype = "application/vnd.docker." + ("raw-stream" if raw else
                                          "multiplexed-stream")
     headers = {"Content-Type": ctype}
     if upgrade:
@@ -260,22 +274,21 @@ def _stream_response(request: web.Request, record: ExecRecord
     return response, Hijacked(request.transport) if upgrade and request.transport else None
 
 
-async def _failed(request: web.Request, record: ExecRecord,
-                  message: str) -> web.StreamResponse:
+async def _failed(request: web.Request, raw: bool, message: str) -> web.StreamResponse:
     """dockerd's answer to an attached start that fails: the stream, with the error on its
     stdout; the client learns the exit code (126) from inspect."""
-    response, hijacked = _stream_response(request, record)
+    response, hijacked = _stream_response(request, raw)
     await response.prepare(request)
     if hijacked is not None:
         await asyncio.sleep(0.05)  # the SDK's buffered headers: see container_streams
     text = message.encode() + b"\r\n"
-    await Output(response, hijacked).write(text if record.tty else attach.frame(1, text))
+    await Output(response, hijacked).write(text if raw else attach.frame(1, text))
     return response
 
 
 async def _run_attached(request: web.Request, record: ExecRecord,
-                        execution: engine_exec.Execution) -> web.StreamResponse:
-    response, hijacked = _stream_response(request, record)
+                        execution: engine_exec.Execution, raw: bool) -> web.StreamResponse:
+    response, hijacked = _stream_response(request, raw)
     out = Output(response, hijacked)
     stdin: StdinSink = NullSink()
     try:
@@ -283,7 +296,7 @@ async def _run_attached(request: web.Request, record: ExecRecord,
         stdin = await _stdin_of(record, execution)
         if hijacked is not None:
             hijacked.connect_stdin(stdin)
-        await _copy_output(record, execution, out)
+        await _copy_output(record, execution, out, raw)
     finally:
         if isinstance(stdin, asyncio.StreamWriter):
             stdin.close()  # the process is gone: its stdin pipe (or our pty's dup) too
@@ -309,21 +322,24 @@ async def _stdin_of(record: ExecRecord, execution: engine_exec.Execution) -> Std
 
 
 async def _copy_output(record: ExecRecord, execution: engine_exec.Execution,
-                       out: Output) -> None:
+                       out: Output, raw: bool) -> None:
+    """The process's output: stdcopy frames, or raw bytes if the start asked for a TTY
+    (a pty's output is stdout)."""
+    outputs: list[tuple[IO[bytes], int, bool]]
     if execution.master is not None:
-        master = os.fdopen(os.dup(execution.master), "rb", buffering=0)
-        await _copy_pipe(master, out.write if record.stdout else None)
-        return
+        outputs = [(os.fdopen(os.dup(execution.master), "rb", buffering=0), 1,
+                    record.stdout)]
+    else:
+        outputs = [(pipe, stream, wanted) for pipe, stream, wanted in (
+            (execution.proc.stdout, 1, record.stdout),
+            (execution.proc.stderr, 2, record.stderr)) if pipe is not None]
     copies = []
-    for pipe, stream, wanted in ((execution.proc.stdout, 1, record.stdout),
-                                 (execution.proc.stderr, 2, record.stderr)):
-        if pipe is None:
-            continue
+    for pipe, stream, wanted in outputs:
 
-        async def framed(data: bytes, stream: int = stream) -> None:
-            await out.write(attach.frame(stream, data))
+        async def sink(data: bytes, stream: int = stream) -> None:
+            await out.write(data if raw else attach.frame(stream, data))
 
-        copies.append(_copy_pipe(pipe, framed if wanted else None))
+        copies.append(_copy_pipe(pipe, sink if wanted else None))
     await asyncio.gather(*copies)
 
 
