@@ -185,3 +185,11 @@ def test_detach_keys_leave_the_container_running(server: Server) -> None:
     assert server.docker("inspect", "-f", "{{.State.Running}}", "shell").stdout == "true\n"
     out = server.docker("exec", "shell", "echo", "still")
     assert out.stdout == "still\n"
+
+
+def test_run_a_selects_the_streams(server: Server) -> None:
+    script = "echo out; echo err >&2"
+    out = server.docker("run", "--rm", "-a", "stderr", "busybox", "sh", "-c", script)
+    assert (out.returncode, out.stdout, out.stderr) == (0, "", "err\n")
+    out = server.docker("run", "--rm", "-a", "stdout", "busybox", "sh", "-c", script)
+    assert (out.returncode, out.stdout, out.stderr) == (0, "out\n", "")
