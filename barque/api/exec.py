@@ -251,6 +251,7 @@ async def _finish(record: ExecRecord, execution: engine_exec.Execution) -> None:
             execution.master = None
     record.exit_code, record.running = code, False
     record.ended_at = time.monotonic()
+    record.execution = None  # kept for inspect: the record, not the process's handles
 
 
 async def _run_detached(record: ExecRecord, execution: engine_exec.Execution) -> None:
