@@ -36,6 +36,9 @@ class NullSink:
         pass
 
 
+STDIN_BUFFER = 1 << 20  # stdin held for a container that does not read it yet
+
+
 class Hijacked(asyncio.Protocol):
     def __init__(self, transport: asyncio.Transport) -> None:
         self.transport = transport
@@ -44,6 +47,9 @@ class Hijacked(asyncio.Protocol):
         self._can_write = asyncio.Event()
         self._can_write.set()
         self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._throttled = False  # we stopped reading the client: its stdin waits in TCP
+        self._resumer: asyncio.Future[None] | None = None
         self._eof = False
         transport.set_protocol(self)
         transport.resume_reading()
@@ -56,12 +62,43 @@ class Hijacked(asyncio.Protocol):
         self._pending.clear()
         if self._eof:
             self._stdin_eof()
+        if self._throttled:  # paused while nothing took stdin: read again, unless the
+            self._throttled = False  # pending bytes already fill the container's side
+            self.transport.resume_reading()
+            self._throttle()
 
     def data_received(self, data: bytes) -> None:
         if self._stdin is None:
             self._pending.append(data)
+            self._pending_size += len(data)
+            if self._pending_size > STDIN_BUFFER and not self._throttled:
+                self._throttled = True
+                self.transport.pause_reading()
         else:
             self._stdin.write(data)
+            self._throttle()
+
+    def _throttle(self) -> None:
+        """Past STDIN_BUFFER unsent to the container, read no more of the client's stdin
+        until it has gone (the client's writes then block: back-pressure, not memory)."""
+        target = getattr(self._stdin, "transport", None)
+        if self._throttled or not isinstance(target, asyncio.WriteTransport) or \
+                target.get_write_buffer_size() <= STDIN_BUFFER:
+            return
+        self._throttled = True
+        self.transport.pause_reading()
+        self._resumer = asyncio.ensure_future(self._resume_when_drained())
+
+    async def _resume_when_drained(self) -> None:
+        drain = getattr(self._stdin, "drain", None)
+        try:
+            if drain is not None:
+                await drain()
+        except (ConnectionError, RuntimeError):
+            pass  # the container's side is gone: nothing to hold back for
+        self._throttled = False
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def eof_received(self) -> bool:
         self._eof = True

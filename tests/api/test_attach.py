@@ -193,3 +193,35 @@ def test_run_a_selects_the_streams(server: Server) -> None:
     assert (out.returncode, out.stdout, out.stderr) == (0, "", "err\n")
     out = server.docker("run", "--rm", "-a", "stdout", "busybox", "sh", "-c", script)
     assert (out.returncode, out.stdout, out.stderr) == (0, "out\n", "")
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def test_stdin_nobody_reads_is_not_buffered_without_bound(server: Server) -> None:
+    """A client that writes more stdin than the container reads is slowed down (TCP's
+    back-pressure through the server), not buffered whole in the server's memory."""
+    import socket
+
+    out = server.docker("run", "-d", "-i", "--name", "deaf", "busybox", "sleep", "300")
+    assert out.returncode == 0, out.stderr
+    before = _rss_kib(server.proc.pid)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(server.socket)
+        sock.sendall(b"POST /v1.43/containers/deaf/attach?stream=1&stdin=1&stdout=1 HTTP/1.1\r\n"
+                     b"Host: localhost\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+                     b"Content-Length: 0\r\n\r\n")
+        sock.settimeout(10)
+        assert sock.recv(12) == b"HTTP/1.1 101"
+        chunk, sent = b"x" * (1 << 20), 0
+        try:
+            while sent < 256 << 20:  # bounded: at most 256 MiB
+                sock.sendall(chunk)
+                sent += len(chunk)
+        except TimeoutError:
+            pass  # the server stopped reading: what the test wants
+        grown = _rss_kib(server.proc.pid) - before
+    assert sent < 64 << 20, f"{sent >> 20} MiB taken in, the server grew {grown >> 10} MiB"
+    assert grown < 64 << 10
