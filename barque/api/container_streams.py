@@ -217,6 +217,7 @@ async def _copy_ws(request: web.Request, container_id: str, monitor_dir: str,
                 writer.write(message.data)
             elif message.type == WSMsgType.TEXT:
                 writer.write(message.data.encode())
+            await writer.drain()  # the next message waits for the container to take this
         if selection.stdin and writer.can_write_eof():
             writer.write_eof()  # the client closed: the container's stdin ends
 
