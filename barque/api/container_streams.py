@@ -210,16 +210,19 @@ async def _copy_ws(request: web.Request, container_id: str, monitor_dir: str,
     reader, writer = await asyncio.open_unix_connection(sock=sock)
 
     async def stdin() -> None:
-        async for message in ws:
-            if not selection.stdin:
-                continue
-            if message.type == WSMsgType.BINARY:
-                writer.write(message.data)
-            elif message.type == WSMsgType.TEXT:
-                writer.write(message.data.encode())
-            await writer.drain()  # the next message waits for the container to take this
-        if selection.stdin and writer.can_write_eof():
-            writer.write_eof()  # the client closed: the container's stdin ends
+        try:
+            async for message in ws:
+                if not selection.stdin:
+                    continue
+                if message.type == WSMsgType.BINARY:
+                    writer.write(message.data)
+                elif message.type == WSMsgType.TEXT:
+                    writer.write(message.data.encode())
+                await writer.drain()  # the next message waits for the container to take it
+            if selection.stdin and writer.can_write_eof():
+                writer.write_eof()  # the client closed: the container's stdin ends
+        except ConnectionError:
+            pass  # the container's side is gone: the output's end ends the attach
 
     feeding = asyncio.create_task(stdin())
     frames = _Frames(tty, selection)
