@@ -200,6 +200,7 @@ def _rss_kib(pid: int) -> int:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
+@pytest.mark.slow  # ~15 s: the client's send must time out
 def test_stdin_nobody_reads_is_not_buffered_without_bound(server: Server) -> None:
     """A client that writes more stdin than the container reads is slowed down (TCP's
     back-pressure through the server), not buffered whole in the server's memory."""
