@@ -4,14 +4,18 @@ logs (stdcopy frames), and resize of an attached TTY."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
+from barque.api import versions
 from barque.api.common import EXECUTOR, PATHS, flag, in_engine
-from barque.api.hijack import Hijacked
+from barque.api.hijack import Hijacked, NullSink, Output
 from barque.api.runs import RUNS
 from barque.engine import attach, lifecycle
 from barque.engine.context import Engine
@@ -38,20 +42,41 @@ async def resize(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
-async def attach_stream(request: web.Request) -> web.StreamResponse:
-    """The hijacked stream (Upgrade: tcp): the monitor's attach socket copied out, in
-    stdcopy frames without a TTY (the monitor frames them), raw with one."""
-    ref = request.match_info["id"]
-    runs = request.app[RUNS]
+@dataclass
+class _Selection:
+    """What an attach asks for (dockerd's query: each false unless given)."""
+    logs: bool
+    stream: bool
+    stdin: bool
+    stdout: bool
+    stderr: bool
 
-    def attachable(engine: Engine) -> tuple[str, bool, str]:
+    @classmethod
+    def of(cls, request: web.Request) -> _Selection:
+        return cls(*(flag(request, k) for k in ("logs", "stream", "stdin", "stdout",
+                                                 "stderr")))
+
+
+async def _attachable(request: web.Request) -> tuple[str, bool, str]:
+    """(id, tty, monitor dir). A stopped container is attachable, as in dockerd: the stream
+    begins with its next start (`docker start -a` attaches first); a paused one is not."""
+    ref = request.match_info["id"]
+
+    def look(engine: Engine) -> tuple[str, bool, str]:
         record = engine.find(ref)
-        state = engine.state(record)
-        if state["Status"] != "created":  # a start with attach says so itself
-            lifecycle.attachable(engine, record.id)  # its error (stopped, paused), its event
+        lifecycle.attachable(engine, record.id, stopped_too=True)  # paused: its error
         return record.id, bool(record.config.get("Tty")), engine.paths.monitor_dir(record.id)
 
-    container_id, tty, monitor_dir = await in_engine(request, attachable)
+    return await in_engine(request, look)
+
+
+async def attach_stream(request: web.Request) -> web.StreamResponse:
+    """The hijacked stream (Upgrade: tcp): the log first with logs=1, then (stream=1) the
+    monitor's attach socket copied out, in stdcopy frames without a TTY (the monitor frames
+    them), raw with one; the client's bytes to the container's stdin with stdin=1."""
+    selection = _Selection.of(request)
+    container_id, tty, monitor_dir = await _attachable(request)
+    runs = request.app[RUNS]
     upgrade = request.headers.get("Upgrade", "").lower() == "tcp"
     ctype = "application/vnd.docker." + ("raw-stream" if tty else "multiplexed-stream")
     headers = {"Content-Type": ctype}
@@ -60,12 +85,27 @@ async def attach_stream(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(status=101 if upgrade else 200, reason="UPGRADED"
                                   if upgrade else None, headers=headers)
     response.force_close()
-    runs.attaching.add(container_id)
+    if selection.stream:
+        runs.attaching.add(container_id)
     # Hijacked before the 101 goes out: the client's first stdin bytes may follow at once.
     hijacked = Hijacked(request.transport) if upgrade and request.transport else None
+    out = Output(response, hijacked)
     try:
         await response.prepare(request)
-        await _copy_out(request, monitor_dir, hijacked, response)
+        if selection.logs:
+            if hijacked is not None:
+                # The SDK reads the 101's headers through a buffered reader and the stream
+                # from the bare socket after it: bytes that came with the headers would be
+                # lost in that buffer. The log is at hand at once (a container's output
+                # never is): a moment for the client to take the headers first.
+                await asyncio.sleep(0.05)
+            async with contextlib.aclosing(_log_chunks(
+                    request, container_id, stdout=selection.stdout, stderr=selection.stderr,
+                    tty=tty)) as chunks:
+                async for chunk in chunks:
+                    await out.write(chunk)
+        if selection.stream and not out.gone:
+            await _copy_out(request, container_id, monitor_dir, selection, tty, hijacked, out)
     except (attach.AttachError, ConnectionError):
         pass
     finally:
@@ -73,22 +113,123 @@ async def attach_stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _copy_out(request: web.Request, monitor_dir: str, hijacked: Hijacked | None,
-                    response: web.StreamResponse) -> None:
+async def _copy_out(request: web.Request, container_id: str, monitor_dir: str,
+                    selection: _Selection, tty: bool, hijacked: Hijacked | None,
+                    out: Output) -> None:
     """The monitor's attach socket to the client (and, hijacked, the client to it)."""
     loop = asyncio.get_running_loop()
     sock = await loop.run_in_executor(EXECUTOR, lambda: attach.connect(monitor_dir, 60.0))
-    request.app[RUNS].attaching.discard(request.match_info["id"])
+    request.app[RUNS].attaching.discard(container_id)
     reader, writer = await asyncio.open_unix_connection(sock=sock)
+    frames = _Frames(tty, selection)
     try:
         if hijacked is not None:
-            hijacked.connect_stdin(writer)
+            hijacked.connect_stdin(writer if selection.stdin else NullSink())
         while data := await reader.read(65536):
-            if hijacked is not None:
-                hijacked.write(data)
-            else:
-                await response.write(data)
+            await out.write(frames.framed(data))
     finally:
+        writer.close()
+
+
+class _Frames:
+    """The monitor's output as the client asked for it: the streams it wants (a TTY's
+    output is all stdout, as in Docker), framed (stdcopy) or raw (the websocket)."""
+
+    def __init__(self, tty: bool, selection: _Selection) -> None:
+        self.tty = tty
+        self.wanted = {n for n, on in ((1, selection.stdout), (2, selection.stderr)) if on}
+        self.buf = b""
+
+    def framed(self, data: bytes) -> bytes:
+        if self.tty:
+            return data if 1 in self.wanted else b""
+        if self.wanted == {1, 2}:
+            return data  # as the monitor framed it
+        return b"".join(attach.frame(n, payload) for n, payload in self._split(data))
+
+    def raw(self, data: bytes) -> bytes:
+        if self.tty:
+            return data if 1 in self.wanted else b""
+        return b"".join(payload for _, payload in self._split(data))
+
+    def _split(self, data: bytes) -> list[tuple[int, bytes]]:
+        self.buf += data
+        found = []
+        while len(self.buf) >= 8:
+            stream, size = self.buf[0], int.from_bytes(self.buf[4:8], "big")
+            if len(self.buf) < 8 + size:
+                break
+            if stream in self.wanted:
+                found.append((stream, self.buf[8:8 + size]))
+            self.buf = self.buf[8 + size:]
+        return found
+
+
+async def attach_ws(request: web.Request) -> web.StreamResponse:
+    """GET /containers/{id}/attach/ws: the same over a websocket, raw (never stdcopy
+    frames), as binary messages from API 1.28 on (text before, as dockerd)."""
+    selection = _Selection.of(request)
+    container_id, tty, monitor_dir = await _attachable(request)
+    runs = request.app[RUNS]
+    version, _ = versions.split_path(request.path)
+    binary = version is None or versions.parse(version) >= (1, 28)
+    ws = web.WebSocketResponse()
+    if selection.stream:
+        runs.attaching.add(container_id)
+    try:
+        await ws.prepare(request)
+
+        async def send(data: bytes) -> None:
+            if data:
+                await (ws.send_bytes(data) if binary else
+                       ws.send_str(data.decode(errors="replace")))
+
+        if selection.logs:
+            async with contextlib.aclosing(_log_chunks(
+                    request, container_id, stdout=selection.stdout, stderr=selection.stderr,
+                    tty=True)) as chunks:
+                async for chunk in chunks:
+                    await send(chunk)
+        if selection.stream:
+            await _copy_ws(request, container_id, monitor_dir, selection, tty, ws, send)
+    except (attach.AttachError, ConnectionError):
+        pass
+    finally:
+        runs.attaching.discard(container_id)
+        await ws.close()
+    return ws
+
+
+async def _copy_ws(request: web.Request, container_id: str, monitor_dir: str,
+                   selection: _Selection, tty: bool, ws: web.WebSocketResponse,
+                   send: Callable[[bytes], Awaitable[None]]) -> None:
+    loop = asyncio.get_running_loop()
+    sock = await loop.run_in_executor(EXECUTOR, lambda: attach.connect(monitor_dir, 60.0))
+    request.app[RUNS].attaching.discard(container_id)
+    reader, writer = await asyncio.open_unix_connection(sock=sock)
+
+    async def stdin() -> None:
+        try:
+            async for message in ws:
+                if not selection.stdin:
+                    continue
+                if message.type == WSMsgType.BINARY:
+                    writer.write(message.data)
+                elif message.type == WSMsgType.TEXT:
+                    writer.write(message.data.encode())
+                await writer.drain()  # the next message waits for the container to take it
+            if selection.stdin and writer.can_write_eof():
+                writer.write_eof()  # the client closed: the container's stdin ends
+        except ConnectionError:
+            pass  # the container's side is gone: the output's end ends the attach
+
+    feeding = asyncio.create_task(stdin())
+    frames = _Frames(tty, selection)
+    try:
+        while data := await reader.read(65536):
+            await send(frames.raw(data))
+    finally:
+        feeding.cancel()
         writer.close()
 
 
@@ -120,8 +261,11 @@ async def wait(request: web.Request) -> web.StreamResponse:
     # Any other failure to run is an Error, which the docker CLI exits 125 on.
     if state.get("Error") and answer["StatusCode"] not in (126, 127):
         answer["Error"] = {"Message": state["Error"]}
-    await response.write(json.dumps(answer).encode() + b"\n")
-    await response.write_eof()
+    try:
+        await response.write(json.dumps(answer).encode() + b"\n")
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client went away meanwhile
     return response
 
 
@@ -182,11 +326,31 @@ async def logs(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "application/vnd.docker." + (
         "raw-stream" if tty else "multiplexed-stream")})
     await response.prepare(request)
+    try:
+        async with contextlib.aclosing(_log_chunks(
+                request, ref, since=since, until=until, tail=tail, follow=follow,
+                stdout=stdout, stderr=stderr, timestamps=timestamps, tty=tty)) as chunks:
+            async for chunk in chunks:
+                await response.write(chunk)
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client went away: the reader thread stops at its next entry
+    return response
+
+
+async def _log_chunks(request: web.Request, ref: str, *, since: float | None = None,
+                      until: float | None = None, tail: int | None = None,
+                      follow: bool = False, stdout: bool = True, stderr: bool = True,
+                      timestamps: bool = False, tty: bool = False) -> AsyncGenerator[bytes]:
+    """The container's log entries of the streams asked for, in stdcopy frames (raw with
+    `tty`), read in a worker thread; closing the generator stops the thread."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=256)
     gone = threading.Event()
 
     def produce() -> None:
+        from barque.engine import logs as engine_logs
+
         try:
             with Engine(request.app[PATHS]) as engine:
                 for entry in engine_logs.container_logs(engine, ref, since, until, tail,
@@ -198,25 +362,23 @@ async def logs(request: web.Request) -> web.StreamResponse:
                         continue
                     text = (entry.time.encode() + b" " if timestamps else b"") + entry.text
                     frame = text if tty else attach.frame(2 if entry.stream == "stderr" else 1,
-                                                    text)
+                                                          text)
                     asyncio.run_coroutine_threadsafe(queue.put(frame), loop).result()
         finally:
             asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
 
     producer = loop.run_in_executor(EXECUTOR, produce)
+    ended = False
     try:
         while (chunk := await queue.get()) is not None:
-            await response.write(chunk)
-    except ConnectionError:
-        gone.set()  # the client went away: the reader thread stops at its next entry
-        while await queue.get() is not None:
-            pass
-    await producer
-    try:
-        await response.write_eof()
-    except ConnectionError:
-        pass
-    return response
+            yield chunk
+        ended = True
+    finally:
+        if not ended:  # closed early (the client went away): the thread stops at its next
+            gone.set()  # entry; its queue is drained so that it can
+            while await queue.get() is not None:
+                pass
+        await producer
 
 
 def _unix_time(text: str | None) -> float | None:

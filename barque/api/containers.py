@@ -10,6 +10,7 @@ from aiohttp import web
 
 from barque.api import container_streams as streams
 from barque.api.common import Handler, flag, in_engine, json_response, query_filters, read_json
+from barque.api.exec import EXECS
 from barque.api.runs import RUNS
 from barque.engine import lifecycle, listing
 from barque.engine.context import Engine
@@ -223,8 +224,9 @@ async def inspect(request: web.Request) -> web.Response:
     from barque.engine.inspect import inspect as engine_inspect
 
     ref = request.match_info["id"]
-    return json_response(await in_engine(request,
-                                             lambda e: engine_inspect(e, e.find(ref))))
+    data = await in_engine(request, lambda e: engine_inspect(e, e.find(ref)))
+    data["ExecIDs"] = request.app[EXECS].ids_of(data["Id"])  # the server's memory
+    return json_response(data)
 
 
 ROUTES: list[tuple[str, str, Handler]] = [
@@ -243,6 +245,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/containers/{id}/rename", rename),
     ("POST", "/containers/prune", prune),
     ("POST", "/containers/{id}/attach", streams.attach_stream),
+    ("GET", "/containers/{id}/attach/ws", streams.attach_ws),
     ("POST", "/containers/{id}/wait", streams.wait),
     ("DELETE", "/containers/{id}", remove),
     ("GET", "/containers/{id}/logs", streams.logs),

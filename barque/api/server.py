@@ -17,6 +17,7 @@ from barque.api import (
     build,
     containers,
     events,
+    exec,
     images,
     listeners,
     networks,
@@ -75,9 +76,10 @@ def make_app(paths: Paths) -> web.Application:
     app.on_response_prepare.append(_docker_headers)
     app[PATHS] = paths
     app[RUNS] = Runs(paths)
+    app[exec.EXECS] = exec.Execs()
     routes = (system.ROUTES + containers.ROUTES + images.ROUTES + volumes.ROUTES
               + networks.ROUTES + archive.ROUTES + resources.ROUTES + build.ROUTES
-              + events.ROUTES)
+              + events.ROUTES + exec.ROUTES)
     for method, path, handler in routes:
         for prefix in ("", "/v{version:[0-9]+\\.[0-9]+}"):
             app.router.add_route(method, prefix + path, handler)

@@ -69,10 +69,15 @@ class Execution:
     """A `runtime exec` under way. Its stdio is never ours (Docker gives the process pipes): a
     terminal is the runtime's own pty, proxied; otherwise `stdin` (with `interactive`, else
     /dev/null), `stdout` and `stderr` are pipes for the caller to copy. Detached, the output
-    is dropped, as by Docker."""
+    is dropped, as by Docker.
+
+    `pty` (rows, cols), for a terminal process of a caller without a terminal of its own (the
+    Engine API's exec): the runtime proxies between the process's pty and one of ours, whose
+    master is `self.master` for the caller to copy, and resize() resizes both."""
 
     def __init__(self, engine: Engine, container_id: str, process: dict[str, Any], *,
-                 detach: bool, interactive: bool, exec_id: str | None = None) -> None:
+                 detach: bool, interactive: bool, exec_id: str | None = None,
+                 pty: tuple[int, int] | None = None) -> None:
         directory = engine.paths.container_dir(container_id)
         self._record = engine.find(container_id)
         self._engine = engine
@@ -83,20 +88,66 @@ class Execution:
                          execID=self.id)
         fd, self._path = tempfile.mkstemp(prefix=".exec-", suffix=".json", dir=directory)
         self._log = self._path[:-5] + ".log"
+        self._pid_file = self._path[:-5] + ".pid"
         self._command = str((process.get("args") or [""])[0])
+        self.master: int | None = None
+        slave: int | None = None
         try:
             with os.fdopen(fd, "w") as f:
                 json.dump(process, f)
             argv = [find_runtime(), "--root", engine.paths.runtime_root, "--log", self._log,
-                    "--log-format", "json", "exec", "--process", self._path]
+                    "--log-format", "json", "exec", "--process", self._path,
+                    "--pid-file", self._pid_file]
             if detach:
                 argv.append("--detach")
             argv.append(container_id)
-            self.proc = subprocess.Popen(argv, **_stdio(detach, interactive,
-                                                        bool(process.get("terminal"))))
+            if pty is not None and process.get("terminal") and not detach:
+                self.master, slave = _open_pty(*pty)
+                stdio: dict[str, Any] = {"stdin": slave, "stdout": slave, "stderr": slave,
+                                         "start_new_session": True}
+            else:
+                stdio = _stdio(detach, interactive, bool(process.get("terminal")))
+            self.proc = subprocess.Popen(argv, **stdio)
         except BaseException:
+            if self.master is not None:
+                os.close(self.master)
             self._clean()
             raise
+        finally:
+            if slave is not None:
+                os.close(slave)  # the runtime's now: the master reads EIO once it is gone
+
+    def pid(self) -> int:
+        """The process's host pid, once the runtime has written it (else 0)."""
+        try:
+            with open(self._pid_file) as f:
+                return int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            return 0
+
+    def wait_started(self, timeout: float = 10.0) -> int:
+        """Until the process is about to run (the runtime wrote its pid) or the runtime
+        ended (it failed, or the process came and went); its pid, or 0."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not (pid := self.pid()) and self.proc.poll() is None and \
+                time.monotonic() < deadline:
+            time.sleep(0.005)
+        return pid
+
+    def resize(self, rows: int, cols: int) -> None:
+        """Our pty's size; the runtime copies it to the process's pty on SIGWINCH (runc's
+        behaviour too: its stdin is a terminal)."""
+        import signal
+
+        from barque.linux.terminal import set_size
+
+        if self.master is None:
+            raise EngineError("the exec has no terminal", 1, 400)
+        set_size(self.master, rows, cols)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGWINCH)
 
     def wait(self) -> int:
         """The process's exit status; for the runtime's own failure (already printed on the
@@ -118,7 +169,7 @@ class Execution:
         self._clean()
 
     def _clean(self) -> None:
-        for name in (self._path, self._log):
+        for name in (self._path, self._log, self._pid_file):
             try:
                 os.unlink(name)
             except FileNotFoundError:
@@ -137,6 +188,24 @@ def _command(process: dict[str, Any]) -> str:
     """dockerd's words for it: a space after the program even without arguments."""
     args = [str(a) for a in process.get("args") or [""]]
     return f"{args[0]} {' '.join(args[1:])}"
+
+
+def _open_pty(rows: int, cols: int) -> tuple[int, int]:
+    """A pty pair, raw (the bytes pass as they are, both ways), of that size."""
+    import tty
+
+    from barque.linux.terminal import set_size
+
+    master, slave = os.openpty()
+    try:
+        tty.setraw(slave)
+        if rows > 0 and cols > 0:
+            set_size(master, rows, cols)
+    except BaseException:
+        os.close(master)
+        os.close(slave)
+        raise
+    return master, slave
 
 
 def _stdio(detach: bool, interactive: bool, terminal: bool) -> dict[str, Any]:

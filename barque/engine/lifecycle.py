@@ -304,12 +304,15 @@ def wait_exit(engine: Engine, record: ContainerRecord, timeout: float | None) ->
                           min(left, 0.5))
 
 
-def attachable(engine: Engine, ref: str) -> ContainerRecord:
+def attachable(engine: Engine, ref: str, *, stopped_too: bool = False) -> ContainerRecord:
     """The container to attach to (`docker attach`, POST /containers/{id}/attach): it must
-    be running and not paused."""
+    be running and not paused; `stopped_too`: or not running (the API's attach, as dockerd's:
+    its stream begins with the next start, which logs the attach itself)."""
     record = engine.find(ref)
     state = engine.state(record)
     if not state["Running"]:
+        if stopped_too:
+            return record
         raise EngineError("You cannot attach to a stopped container, start it first", 1, 409)
     if state["Status"] == "paused":
         raise EngineError("You cannot attach to a paused container, unpause it first", 1, 409)
