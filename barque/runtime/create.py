@@ -339,13 +339,21 @@ def _join_cgroup(container: st.Container, cgroup: Manager, init_pid: int) -> Non
         _write(f"/proc/{init_pid}/oom_score_adj", str(adj), "oom_score_adj")
 
 
+_START_FAILED = "unable to start container process: "
+
+
 def next_message(from_child: Channel, who: str = "container init") -> dict:
     """The child's next message; its error, or its end, raised as a RuntimeFailure."""
     msg = from_child.recv()
     if msg is None:
         raise RuntimeFailure(f"{who} exited during set-up")
     if msg.get("op") == "error":
-        raise RuntimeFailure(str(msg.get("message")), int(msg.get("code", 1)))
+        # runc's words for whatever its init (or exec'd process) reports failing: Docker shows
+        # them as "OCI runtime create failed: ... unable to start container process: exec: ..."
+        message = str(msg.get("message"))
+        if not message.startswith(_START_FAILED):
+            message = _START_FAILED + message
+        raise RuntimeFailure(message, int(msg.get("code", 1)))
     return msg
 
 

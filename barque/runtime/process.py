@@ -47,9 +47,8 @@ def lookup_executable(name: str, env: dict[str, str], cwd: str) -> str:
         if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
             return candidate
         denied = True
-        if "/" in name:
-            reason = "is a directory" if stat.S_ISDIR(st.st_mode) else "permission denied"
-            raise RuntimeFailure(f'exec: "{name}": {reason}', 126)
+        if "/" in name:  # a directory too: Go's LookPath says EACCES, so does runc
+            raise RuntimeFailure(f'exec: "{name}": permission denied', 126)
     if "/" in name:
         raise RuntimeFailure(f'exec: "{name}": stat {name}: no such file or directory', 127)
     if denied:

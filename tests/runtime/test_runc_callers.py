@@ -1,0 +1,72 @@
+"""What runc's callers read, found by running dockerd (tests/runtime/test_dockerd_runtime.py)
+and the runtime-tools suite (bench/runtime_tools.py) against barque-runtime: the words of a
+process that cannot start and the shape of the --log lines containerd's shim parses. runc 1.1
+is the oracle; its own name ("runc create failed: ") is the one thing left out."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from tests.runtime.test_runc_oracle import Oracle
+from tests.support.bundles import Runtime
+
+pytestmark = pytest.mark.root
+
+COMMANDS = ["no-such-command", "/etc", "/etc/passwd"]
+
+
+@pytest.fixture
+def oracle(runtime: Runtime) -> Iterator[Oracle]:
+    o = Oracle(runtime)
+    yield o
+    o.cleanup()
+
+
+def _log_line(path: str) -> str:
+    with open(path) as f:
+        lines = [line for line in f if "error" in line]
+    assert lines, f"no error in {path}"
+    # the time varies; runc names itself where barque-runtime names nothing
+    line = re.sub(r'"time":"[^"]*"|time="[^"]*"', "TIME", lines[-1].rstrip("\n"))
+    return line.replace("runc create failed: ", "")
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+@pytest.mark.parametrize("command", COMMANDS)
+def test_create_of_a_command_that_cannot_start(oracle: Oracle, command: str, fmt: str) -> None:
+    """dockerd shows the runtime's --log error and maps its words to 126/127."""
+    rt = oracle.rt
+    bundle = rt.bundle(rt.spec([command]))
+    logs = {who: os.path.join(rt.tmp, f"{who}-{fmt}.log") for who in ("runc", "barque")}
+    ours = rt.cmd("--log", logs["barque"], "--log-format", fmt, "create", "--bundle", bundle,
+                  rt.new_id())
+    theirs = oracle.runc("--log", logs["runc"], "--log-format", fmt, "create", "--bundle",
+                         bundle, oracle.runc_id())
+    assert ours.returncode != 0 and theirs.returncode != 0
+    assert _log_line(logs["barque"]) == _log_line(logs["runc"])
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_exec_of_a_command_that_cannot_start(oracle: Oracle, command: str) -> None:
+    rt = oracle.rt
+    bundle = rt.bundle(rt.spec(["sleep", "60"]))
+    ours_id, theirs_id = rt.new_id(), oracle.runc_id()
+    rt.cmd("run", "-d", "--bundle", bundle, ours_id, check=True)
+    assert oracle.runc("run", "-d", "--bundle", bundle, theirs_id).returncode == 0
+    logs = {who: os.path.join(rt.tmp, f"{who}-exec.log") for who in ("runc", "barque")}
+    ours = rt.cmd("--log", logs["barque"], "--log-format", "json", "exec", ours_id, command)
+    theirs = oracle.runc("--log", logs["runc"], "--log-format", "json", "exec", theirs_id,
+                         command)
+    assert (ours.returncode, theirs.returncode) == (255, 255)
+    assert _log_line(logs["barque"]) == _log_line(logs["runc"])
+    assert "exec failed: unable to start container process: exec: " in _log_line(logs["runc"])
+
+
+def test_run_error_words(runtime: Runtime) -> None:
+    """Without --log the error goes to stderr, in the same words."""
+    proc = runtime.run(runtime.spec(["/etc"]))
+    assert b'unable to start container process: exec: "/etc": permission denied' in proc.stderr
