@@ -32,7 +32,7 @@ def env_dict(env: list[str]) -> dict[str, str]:
 
 def lookup_executable(name: str, env: dict[str, str], cwd: str) -> str:
     """Find args[0] as exec.LookPath would, with runc's error words (Docker maps them to
-    exit codes 127 and 126)."""
+    exit codes 127 and 126; the runtime itself then exits 1, as runc)."""
     if "/" in name:
         candidates = [name if name.startswith("/") else os.path.join(cwd, name)]
     else:
@@ -48,12 +48,12 @@ def lookup_executable(name: str, env: dict[str, str], cwd: str) -> str:
             return candidate
         denied = True
         if "/" in name:  # a directory too: Go's LookPath says EACCES, so does runc
-            raise RuntimeFailure(f'exec: "{name}": permission denied', 126)
+            raise RuntimeFailure(f'exec: "{name}": permission denied')
     if "/" in name:
-        raise RuntimeFailure(f'exec: "{name}": stat {name}: no such file or directory', 127)
+        raise RuntimeFailure(f'exec: "{name}": stat {name}: no such file or directory')
     if denied:
-        raise RuntimeFailure(f'exec: "{name}": permission denied', 126)
-    raise RuntimeFailure(f'exec: "{name}": executable file not found in $PATH', 127)
+        raise RuntimeFailure(f'exec: "{name}": permission denied')
+    raise RuntimeFailure(f'exec: "{name}": executable file not found in $PATH')
 
 
 def own_session() -> None:
