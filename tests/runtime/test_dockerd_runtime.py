@@ -24,6 +24,10 @@ from tests.support.dockerd import private_dockerd
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 IMAGE = f"{RUN_PREFIX}-busybox:latest"
+V2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+# memory limit, pids limit, as the container sees them (its own cgroup mounted at /sys/fs/cgroup)
+LIMIT_FILES = (["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/pids.max"] if V2 else
+               ["/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/pids/pids.max"])
 RUNTIMES = ("runc", "barque")
 
 
@@ -72,12 +76,8 @@ def test_detached_lifecycle(docker: list[str]) -> None:
         try:
             _until(lambda: "started" in ok(docker, "logs", name))
             seen["logs"] = ok(docker, "logs", name)
-            seen["limits"] = ok(docker, "exec", name, "cat",
-                                "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                                "/sys/fs/cgroup/pids/pids.max").split()
-            cgroup = ok(docker, "exec", name, "cat", "/proc/self/cgroup")
-            seen["own cgroup"] = all(name_in_cgroup(line, docker, name)
-                                     for line in cgroup.splitlines() if ":pids:" in line)
+            seen["limits"] = ok(docker, "exec", name, "cat", *LIMIT_FILES).split()
+            seen["own cgroup"] = in_own_cgroup(docker, name)
             exit_code = sh(docker, "exec", name, "sh", "-c", "exit 9").returncode
             seen["exec exit"] = exit_code
             seen["exec -u -w"] = ok(docker, "exec", "-u", "1000", "-w", "/tmp", name, "sh", "-c",
@@ -93,8 +93,7 @@ def test_detached_lifecycle(docker: list[str]) -> None:
             ok(docker, "unpause", name)
             seen["unpaused"] = ok(docker, "inspect", "-f", "{{.State.Status}}", name).strip()
             ok(docker, "update", "-m", "128m", "--memory-swap", "256m", name)
-            seen["updated"] = ok(docker, "exec", name, "cat",
-                                 "/sys/fs/cgroup/memory/memory.limit_in_bytes").strip()
+            seen["updated"] = ok(docker, "exec", name, "cat", LIMIT_FILES[0]).strip()
             ok(docker, "stop", "-t", "1", name)
             seen["stopped"] = ok(docker, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}",
                                  name).strip()
@@ -114,9 +113,15 @@ def test_detached_lifecycle(docker: list[str]) -> None:
     assert seen["stopped"] == "exited 137" and seen["removed"] == 1
 
 
-def name_in_cgroup(line: str, docker: list[str], name: str) -> bool:
-    full_id = ok(docker, "inspect", "-f", "{{.Id}}", name).strip()
-    return line.rstrip().endswith(f"/{RUN_PREFIX}-docker/{full_id}")
+def in_own_cgroup(docker: list[str], name: str) -> bool:
+    """The container's init, seen from the host, is in <cgroup parent>/<id> in the pids
+    hierarchy (v1) or the unified one (v2)."""
+    full_id, pid = ok(docker, "inspect", "-f", "{{.Id}} {{.State.Pid}}", name).split()
+    with open(f"/proc/{pid}/cgroup") as f:
+        lines = [line.rstrip() for line in f if ":pids:" in line or line.startswith("0::")]
+    want = f"/{RUN_PREFIX}-docker/{full_id}"
+    return bool(lines) and all(line.endswith(want) for line in lines
+                               if V2 or ":pids:" in line)
 
 
 def test_interactive_tty(docker: list[str]) -> None:
