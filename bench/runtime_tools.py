@@ -177,15 +177,15 @@ def regressions(ours: dict[str, FileResult], ref: dict[str, FileResult]) -> list
         theirs = ref.get(test)
         if theirs is None:
             continue
+        named = [f"{test} #{key}" for key, status in mine.status.items()
+                 if status == "fail" and theirs.status.get(key) == "pass"]
         if mine.error and not theirs.error:
             out.append(f"{test}: {mine.error}")
-        elif mine.count("fail") > theirs.count("fail"):
-            # assertions differ by name when a run ends early: count them too
+        elif not named and mine.count("fail") > theirs.count("fail"):
+            # a run that ended early fails assertions the reference never made: count them
             out.append(f"{test}: {mine.count('fail')} failed, {theirs.count('fail')} under "
                        "the reference")
-        for key, status in mine.status.items():
-            if status == "fail" and theirs.status.get(key) == "pass":
-                out.append(f"{test} #{key}")
+        out.extend(named)
     return out
 
 
