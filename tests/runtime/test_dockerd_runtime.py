@@ -249,3 +249,14 @@ def _in_pty(argv: list[str], typed: bytes, timeout: float = 60) -> tuple[int, st
             os.kill(pid, 9)  # our own child: the docker CLI that did not end in time
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+
+def test_a_user_in_a_workdir_only_root_may_enter(docker: list[str]) -> None:
+    """`-u 1000 -w /root`: the process starts in /root (runc's chdir is root's) and fails
+    only where it reads it."""
+    def observe(rt: str) -> tuple[int, str]:
+        proc = sh(docker, *run_args(rt, "workdir"), "--rm", "-u", "1000", "-w", "/root", IMAGE,
+                  "sh", "-c", "pwd; ls")
+        return proc.returncode, proc.stdout
+
+    assert beside_runc(observe) == (1, "/root\n")

@@ -105,3 +105,32 @@ def test_update_of_a_cgroup_file_the_host_lacks(oracle: Oracle) -> None:
     theirs = oracle.runc("update", "--blkio-weight", "300", theirs_id)
     assert ours.returncode == theirs.returncode, (ours.stderr, theirs.stderr)
     assert b"CgroupError" not in ours.stderr and b"Traceback" not in ours.stderr
+
+
+def test_a_cwd_only_root_may_enter(oracle: Oracle) -> None:
+    """`docker run -u 1000 -w /root`: runc changes into the cwd as root, before the user is
+    set, so the process starts there though it may not list it."""
+    rt = oracle.rt
+    spec = rt.spec(["sh", "-c", "pwd; ls >/dev/null 2>&1 || echo unreadable"])
+    spec["process"]["user"] = {"uid": 1000, "gid": 1000}
+    spec["process"]["cwd"] = "/private"
+    bundle = rt.bundle(spec)
+    os.mkdir(os.path.join(bundle, "rootfs", "private"), 0o700)
+    ours = rt.cmd("run", "--bundle", bundle, rt.new_id())
+    theirs = oracle.runc("run", "--bundle", bundle, oracle.runc_id())
+    assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout) == (
+        0, b"/private\nunreadable\n"), (ours.stderr, theirs.stderr)
+
+
+def test_a_missing_cwd_is_made_for_any_user(oracle: Oracle) -> None:
+    """runc makes a missing cwd (as root, 0755) whoever the process's user is."""
+    rt = oracle.rt
+    spec = rt.spec(["sh", "-c", "pwd; stat -c '%u %a' ."])
+    spec["process"]["user"] = {"uid": 1000, "gid": 1000}
+    spec["process"]["cwd"] = "/no/such/dir"
+    bundle = rt.bundle(spec)
+    ours = rt.cmd("run", "--bundle", bundle, rt.new_id())
+    theirs = oracle.runc("run", "--bundle", bundle, oracle.runc_id())
+    assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout) == (
+        0, b"/no/such/dir\n0 755\n"), (ours.stderr, theirs.stderr)
+
