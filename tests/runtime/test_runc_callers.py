@@ -62,8 +62,12 @@ def test_exec_of_a_command_that_cannot_start(oracle: Oracle, command: str) -> No
     theirs = oracle.runc("--log", logs["runc"], "--log-format", "json", "exec", theirs_id,
                          command)
     assert (ours.returncode, theirs.returncode) == (255, 255)
-    assert _log_line(logs["barque"]) == _log_line(logs["runc"])
-    assert "exec failed: unable to start container process: exec: " in _log_line(logs["runc"])
+    # up to the reason: runc 1.1.5 in the pure v2 guest says "stat /etc: no such file or
+    # directory" for a path that exists (test_create_of_a_command_that_cannot_start has them)
+    head = f'exec failed: unable to start container process: exec: \\"{command}\\": '
+    assert head in _log_line(logs["runc"])
+    assert _log_line(logs["barque"]).partition(head)[:2] == _log_line(
+        logs["runc"]).partition(head)[:2]
 
 
 def test_run_error_words(runtime: Runtime) -> None:
