@@ -229,9 +229,12 @@ class _Run:
             raise
         error = _runtime_error(log)
         if error is not None:
-            # (BuildKit's words, with the runtime's name: "runc run failed: ...")
-            raise ExecutorError(f"barque-runtime run failed: unable to start container "
-                                f"process: {error}")
+            # (BuildKit's words, with the runtime's name: "runc run failed: ..."; the runtime
+            # says "unable to start container process: " itself, as runc, for its init's errors)
+            started = "unable to start container process: "
+            if not error.startswith(started):
+                error = started + error
+            raise ExecutorError(f"barque-runtime run failed: {error}")
         if held:
             output(2, held)
         return code

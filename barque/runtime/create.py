@@ -322,7 +322,7 @@ def _drive_direct(container: st.Container, cgroup: Manager, init_pid: int, to_ch
         LOG.debug(f"create[{os.getpid()}]: init {init_pid} spawned; creating the cgroup")
         cgroup.create()
         LOG.debug(f"create[{os.getpid()}]: applying the cgroup limits")
-        cgroup.set_resources(effective_resources(container.config.get("linux") or {}))
+        _set_limits(cgroup, container.config.get("linux") or {})
         _join_cgroup(container, cgroup, init_pid)
         _send_cgroup_ready(to_child)
         _await_ready(container, to_child, from_child)
@@ -331,6 +331,17 @@ def _drive_direct(container: st.Container, cgroup: Manager, init_pid: int, to_ch
         _kill(init_pid)
         _reap(init_pid)
         raise
+
+
+def _set_limits(cgroup: Manager, linux: dict) -> None:
+    """The limits, or runc's words for a cgroup file that refused one (not a Python trace)."""
+    from barque.cgroups.base import CgroupError
+
+    try:
+        cgroup.set_resources(effective_resources(linux))
+    except CgroupError as e:
+        raise RuntimeFailure(f"{_START_FAILED}error during container init: error setting "
+                             f"cgroup config for procHooks process: {e}") from None
 
 
 def _send_cgroup_ready(to_child: Channel) -> None:
@@ -348,13 +359,21 @@ def _join_cgroup(container: st.Container, cgroup: Manager, init_pid: int) -> Non
         _write(f"/proc/{init_pid}/oom_score_adj", str(adj), "oom_score_adj")
 
 
+_START_FAILED = "unable to start container process: "
+
+
 def next_message(from_child: Channel, who: str = "container init") -> dict:
     """The child's next message; its error, or its end, raised as a RuntimeFailure."""
     msg = from_child.recv()
     if msg is None:
         raise RuntimeFailure(f"{who} exited during set-up")
     if msg.get("op") == "error":
-        raise RuntimeFailure(str(msg.get("message")), int(msg.get("code", 1)))
+        # runc's words for whatever its init (or exec'd process) reports failing: Docker shows
+        # them as "OCI runtime create failed: ... unable to start container process: exec: ..."
+        message = str(msg.get("message"))
+        if not message.startswith(_START_FAILED):
+            message = _START_FAILED + message
+        raise RuntimeFailure(message, int(msg.get("code", 1)))
     return msg
 
 
@@ -399,7 +418,7 @@ def _drive(container: st.Container, cgroup: Manager, stage1: int, stage1_stays: 
         cgroup.create()
         # Limits land before the init joins, so before the container's process can run.
         LOG.debug(f"create[{os.getpid()}]: applying the cgroup limits")
-        cgroup.set_resources(effective_resources(linux))
+        _set_limits(cgroup, linux)
         while True:
             msg = next_message(from_child)
             op = msg.get("op")

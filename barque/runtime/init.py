@@ -194,12 +194,15 @@ def _setup(opts: CreateOptions, container: Container, flags: int, from_parent: C
     first = _chdir(cwd, process)
     exe = proc.lookup_executable(process["args"][0], env, cwd)
     _debug("user, capabilities, no_new_privs, seccomp", quiet)
-    # The user may lack the rights to its cwd as root had them: chdir again as that user,
-    # before a no_new_privs seccomp filter could forbid chdir (runc's order).
+    # As runc: the chdir is root's (a user who may not read its cwd still starts there,
+    # `docker run -u 1000 -w /root`); only where root was refused (a user namespace, a
+    # root-squashing mount) is it tried again as the user, before a no_new_privs seccomp
+    # filter could forbid chdir.
     proc.finalize(process, opts.seccomp_filter,
                   userns_setgroups=_setgroups_allowed(in_userns),
                   preserve_fds=opts.listen_fds + opts.preserve_fds,
-                  as_user=lambda: _chdir(cwd, process, first))
+                  as_user=None if first is not None else
+                  lambda: _chdir(cwd, process, as_root=False))
     return exe
 
 
@@ -257,18 +260,21 @@ def _setgroups_allowed(in_userns: bool) -> bool:
         return True
 
 
-def _chdir(cwd: str, process: dict, first: os.stat_result | None = None) -> os.stat_result:
-    """Into the cwd, resolved inside the root (made by root if missing). `first`: the dir the
-    first call found, which the user's own chdir by path must reach again."""
+def _chdir(cwd: str, process: dict, as_root: bool = True) -> os.stat_result | None:
+    """Into the cwd, resolved inside the root, made by root if missing whatever the user (as
+    runc's prepareRootfs). Refused as root (`as_root`): None, for the caller to try again as
+    the user, as runc does."""
     try:
-        if first is None:
-            return fs.chdir_in_root(cwd, int((process.get("user") or {}).get("uid", 0)) == 0)
-        os.chdir(cwd)
-        here = os.stat(".")
-        if (here.st_dev, here.st_ino) != (first.st_dev, first.st_ino):
-            raise RuntimeFailure(f"cwd ({cwd!r}) changed during set-up: refusing")
-        return here
-    except OSError as e:  # runc's words: Go's %q and its lower-case errno text
+        return fs.chdir_in_root(cwd, as_root)
+    except FileNotFoundError:
+        raise RuntimeFailure(f'chdir to cwd ("{cwd}") set in config.json failed: '
+                             "no such file or directory") from None
+    except PermissionError:
+        if as_root:
+            return None
+        raise RuntimeFailure(f'chdir to cwd ("{cwd}") set in config.json failed: '
+                             "permission denied") from None
+    except OSError as e:
         raise RuntimeFailure(f'chdir to cwd ("{cwd}") set in config.json failed: '
                              f"{(e.strerror or '').lower()}") from None
 

@@ -1,7 +1,8 @@
 """runc's logging conventions: --log FILE, --log-format text|json, --debug.
 
 containerd's shim reads the last error from the JSON log when a command fails, so the error
-line must be there in exactly runc's shape: {"level": "error", "msg": "...", "time": "..."}.
+line must be there in exactly runc's shape (logrus's JSON, compact):
+{"level":"error","msg":"...","time":"..."}.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ class Logger:
     def _line(self, level: str, msg: str) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
         if self.fmt == "json":
-            return json.dumps({"level": level, "msg": msg, "time": stamp}) + "\n"
-        return f'time="{stamp}" level={level} msg="{msg}"\n'
+            return json.go_dumps({"level": level, "msg": msg, "time": stamp}) + "\n"
+        return f'time="{stamp}" level={level} msg={_quote(msg)}\n'
 
     def log(self, level: str, msg: str) -> None:
         if _LEVELS[level] < self.threshold:
@@ -51,6 +52,14 @@ class Logger:
 
     def error(self, msg: str) -> None:
         self.log("error", msg)
+
+
+def _quote(text: str) -> str:
+    """logrus's text format quotes a value as Go's %q: backslash, quote and controls escaped."""
+    for char, escape in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\t", "\\t"),
+                         ("\r", "\\r")):
+        text = text.replace(char, escape)
+    return f'"{text}"'
 
 
 LOG = Logger()

@@ -34,7 +34,7 @@ def env_dict(env: list[str]) -> dict[str, str]:
 
 def lookup_executable(name: str, env: dict[str, str], cwd: str) -> str:
     """Find args[0] as exec.LookPath would, with runc's error words (Docker maps them to
-    exit codes 127 and 126)."""
+    exit codes 127 and 126; the runtime itself then exits 1, as runc)."""
     if "/" in name:
         candidates = [name if name.startswith("/") else os.path.join(cwd, name)]
     else:
@@ -49,14 +49,13 @@ def lookup_executable(name: str, env: dict[str, str], cwd: str) -> str:
         if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
             return candidate
         denied = True
-        if "/" in name:
-            reason = "is a directory" if stat.S_ISDIR(st.st_mode) else "permission denied"
-            raise RuntimeFailure(f'exec: "{name}": {reason}', 126)
+        if "/" in name:  # a directory too: Go's LookPath says EACCES, so does runc
+            raise RuntimeFailure(f'exec: "{name}": permission denied')
     if "/" in name:
-        raise RuntimeFailure(f'exec: "{name}": stat {name}: no such file or directory', 127)
+        raise RuntimeFailure(f'exec: "{name}": stat {name}: no such file or directory')
     if denied:
-        raise RuntimeFailure(f'exec: "{name}": permission denied', 126)
-    raise RuntimeFailure(f'exec: "{name}": executable file not found in $PATH', 127)
+        raise RuntimeFailure(f'exec: "{name}": permission denied')
+    raise RuntimeFailure(f'exec: "{name}": executable file not found in $PATH')
 
 
 def own_session() -> None:

@@ -85,8 +85,13 @@ def update(container: st.Container, opts: Parsed) -> None:
 
     if container.status() == "stopped":
         raise RuntimeFailure("container not running")
+    from barque.cgroups.base import CgroupError
+
     res = resources_from(opts)
-    cgroup_of(container).set_resources(res)
+    try:
+        cgroup_of(container).set_resources(res)
+    except CgroupError as e:  # a file the host lacks (blkio.weight without CFQ/BFQ)
+        raise RuntimeFailure(str(e)) from None
     linux = container.config.setdefault("linux", {})
     current = linux.setdefault("resources", {})
     for section, values in res.items():

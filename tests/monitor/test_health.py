@@ -277,7 +277,8 @@ def test_check_that_cannot_run(mon: Monitors) -> None:
     assert entry["ExitCode"] == -1  # the runtime's error, as Docker records a failed exec
     # barque-runtime's words for a failed exec, runc's since issue 12 (dockerd wraps runc's
     # in "OCI runtime exec failed: ... unable to start container process: ...: unknown")
-    assert entry["Output"] == 'exec failed: exec: "nope": executable file not found in $PATH'
+    assert entry["Output"] == ('exec failed: unable to start container process: '
+                               'exec: "nope": executable file not found in $PATH')
     stop(mon, m)
 
 

@@ -306,7 +306,8 @@ def test_failed_create_reports_the_runtime_error(mon: Monitors) -> None:
     assert time.monotonic() - start < 20
     assert m.proc.returncode == 1
     assert m.proc.stdout == b""
-    assert m.proc.stderr == b'exec: "nope": executable file not found in $PATH\n'
+    assert m.proc.stderr == (b'unable to start container process: '  # runc's words
+                             b'exec: "nope": executable file not found in $PATH\n')
     assert not os.path.exists(os.path.join(mon.rt.state_root, m.id))
     assert mon.rt.cmd("state", m.id).returncode != 0
     for name in ("attach.sock", "ctl.sock"):
@@ -604,7 +605,8 @@ def test_failed_restart_records_the_error(mon: Monitors) -> None:
         json.dump(spec, f)
     final = m.wait_done()
     assert final["Status"] == "exited" and final["RestartCount"] == 1
-    assert final["Error"] == 'exec: "nope": executable file not found in $PATH'
+    assert final["Error"] == ('unable to start container process: '
+                              'exec: "nope": executable file not found in $PATH')
     assert final["ExitCode"] == 127 and final["Pid"] == 0
     assert m.logged() == "run\n"
     assert not os.path.exists(os.path.join(mon.rt.state_root, m.id))
