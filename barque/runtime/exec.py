@@ -218,6 +218,7 @@ def _stage2(container: st.Container, process: dict, from_parent: Channel, to_par
         in_userns = any(n.get("type") == "user" for n in linux.get("namespaces") or [])
         proc.finalize(process, seccomp_filter, userns_setgroups=_setgroups_allowed(in_userns),
                       preserve_fds=preserve_fds)
+        proc.seal(process, seccomp_filter)
         to_parent.send(op="ready")
         ready = True
         to_parent.close()

@@ -191,18 +191,17 @@ def _setup(opts: CreateOptions, container: Container, flags: int, from_parent: C
     fs.mask_paths(linux.get("maskedPaths") or [])
     cwd = process.get("cwd", "/")
     env = proc.env_dict(process.get("env") or [])
-    first = _chdir(cwd, process)
-    exe = proc.lookup_executable(process["args"][0], env, cwd)
     _debug("user, capabilities, no_new_privs, seccomp", quiet)
     # As runc: the chdir is root's (a user who may not read its cwd still starts there,
-    # `docker run -u 1000 -w /root`); only where root was refused (a user namespace, a
-    # root-squashing mount) is it tried again as the user, before a no_new_privs seccomp
-    # filter could forbid chdir.
+    # `docker run -u 1000 -w /root`), after a filter that needs CAP_SYS_ADMIN; only where
+    # root was refused (a user namespace, a root-squashing mount) is it tried again as the
+    # user. The program is looked up from there, as the user, before no_new_privs' filter.
     proc.finalize(process, opts.seccomp_filter,
                   userns_setgroups=_setgroups_allowed(in_userns),
                   preserve_fds=opts.listen_fds + opts.preserve_fds,
-                  as_user=None if first is not None else
-                  lambda: _chdir(cwd, process, as_root=False))
+                  chdir=lambda as_root: _chdir(cwd, process, as_root) is not None)
+    exe = proc.lookup_executable(process["args"][0], env, cwd)
+    proc.seal(process, opts.seccomp_filter)
     return exe
 
 

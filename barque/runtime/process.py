@@ -183,12 +183,12 @@ def apply_scheduling(process: dict) -> None:
 
 def finalize(
     process: dict, seccomp_filter: Program | None, userns_setgroups: bool = True,
-    preserve_fds: int = 0, as_user: Callable[[], object] | None = None,
+    preserve_fds: int = 0, chdir: Callable[[bool], bool] | None = None,
 ) -> None:
-    """Everything after the filesystem is set: the point of no return before execve.
-    `as_user`: called once the user is set and before a no_new_privs filter is loaded (the
-    init's chdir into cwd as that user: runc's finalizeNamespace, before its seccomp)."""
-    from barque.linux import prctl
+    """Everything after the filesystem is set but the no_new_privs filter (`seal`): runc's
+    order in its finalizeNamespace. `chdir(as_root)`: into the cwd, first as root (after a
+    filter that needs CAP_SYS_ADMIN, before the user is set); False if root was refused,
+    then it is called again as the user."""
     from barque.linux.fds import cloexec_from
 
     # The container gets stdio and the preserved fds (made inheritable before), nothing else
@@ -199,18 +199,24 @@ def finalize(
     apply_rlimits(process.get("rlimits") or [])
     apply_scheduling(process)
     os.umask(int((process.get("user") or {}).get("umask", 0o022)))
-    nnp = bool(process.get("noNewPrivileges"))
-    if seccomp_filter is not None and not nnp:
+    if seccomp_filter is not None and not process.get("noNewPrivileges"):
         # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the
         # capabilities are dropped (runc does the same).
         seccomp_filter.load()
+    entered = chdir is None or chdir(True)
     set_user_and_caps(process, userns_setgroups)
-    if as_user is not None:
-        as_user()
-    if nnp:
+    if not entered and chdir is not None:
+        chdir(False)
+
+
+def seal(process: dict, seccomp_filter: Program | None) -> None:
+    """no_new_privs and its filter, as late as possible before execve (so the filter need
+    not allow the runtime's own set-up)."""
+    if process.get("noNewPrivileges"):
+        from barque.linux import prctl
+
         prctl.set_no_new_privs()
         if seccomp_filter is not None:
-            # As late as possible, so the filter need not allow the runtime's own set-up.
             seccomp_filter.load()
 
 
