@@ -9,18 +9,18 @@ from __future__ import annotations
 import os
 import subprocess
 
-from setuptools import setup
+from setuptools import Distribution, setup
 from setuptools.command.bdist_wheel import bdist_wheel
 
-# setuptools' own copy of distutils, once setuptools is imported (it has no build_scripts).
-from distutils.command.build_scripts import build_scripts  # noqa: E402, I001
+# distutils' command, as setuptools vendors it (setuptools.command has no build_scripts)
+build_scripts = Distribution().get_command_class("build_scripts")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MONITOR = os.path.join(HERE, "monitor")
 PROGRAMS = ("barque-monitor", "barque-sealexec")  # monitor/Makefile's PROGRAMS
 
 
-class BuildScripts(build_scripts):  # type: ignore[misc]
+class BuildScripts(build_scripts):  # type: ignore[misc,valid-type]
     """bin/* as setuptools copies them, plus the programs monitor/Makefile builds (with the
     environment's CC, CFLAGS and LDFLAGS, as `make` takes them)."""
 
@@ -34,7 +34,7 @@ class BuildScripts(build_scripts):  # type: ignore[misc]
                            os.path.join(self.build_dir, name))
 
 
-class BdistWheel(bdist_wheel):  # type: ignore[misc]
+class BdistWheel(bdist_wheel):
     def finalize_options(self) -> None:
         super().finalize_options()
         self.root_is_pure = False  # the platform tag: the wheel holds machine code
