@@ -10,7 +10,14 @@ import re
 import sys
 from collections.abc import Sequence
 
-from barque.cli import build_args, container_args, image_args, network_args, system_args
+from barque.cli import (
+    build_args,
+    completion,
+    container_args,
+    image_args,
+    network_args,
+    system_args,
+)
 from barque.engine.context import EngineError
 from barque.engine.paths import DEFAULT_ROOT, DEFAULT_RUNROOT, Paths
 
@@ -146,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("container", metavar="CONTAINER")
     export.add_argument("-o", "--output", help="write to a file, instead of STDOUT")
     export.set_defaults(parser=export)
+    completion.add_parser(commands, _Parser)
     return parser
 
 
@@ -275,7 +283,10 @@ def _cmd_export(ns: argparse.Namespace, paths: Paths) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     from barque.cli import argv_scan
 
-    argv_scan.scan(list(sys.argv[1:] if argv is None else argv))
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["__complete"]:  # the completion scripts' call (barque.cli.completion)
+        return completion.run(args[1:])
+    argv_scan.scan(args)
     parser = build_parser()
     ns, extras = parser.parse_known_args(argv)
     if extras:
@@ -297,6 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_export(ns, paths)
         if ns.command == "serve":
             return _cmd_serve(ns, paths)
+        if ns.command == "completion":
+            return completion.cmd_completion(ns)
         parser.print_help()
         return 0
     except EngineError as e:
