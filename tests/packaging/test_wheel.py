@@ -115,6 +115,16 @@ def test_fresh_venv_with_the_wheel_runs_a_container(wheel: str, run_prefix: str,
         assert (proc.returncode, proc.stdout, proc.stderr) == (0, "ok\n", "")
         assert _imported_from(os.path.join(bindir, "barque"), env, work) == os.path.join(
             venv, "lib", f"python{sys.version_info[0]}.{sys.version_info[1]}", "site-packages")
+        # pipx's layout: the launchers linked into a directory on PATH, the venv not on it.
+        links = os.path.join(work, "links")
+        os.mkdir(links)
+        for prog in ("barque", "barque-runtime"):
+            os.symlink(os.path.join(bindir, prog), os.path.join(links, prog))
+        env["PATH"] = f"{links}:/usr/sbin:/usr/bin:/sbin:/bin"
+        proc = subprocess.run(["barque", "--root", b.root, "--runroot", b.runroot, "run",
+                               "--rm", "busybox", "echo", "linked"], capture_output=True,
+                              text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (0, "linked\n", "")
     finally:
         remove_everything(b, work)
         shutil.rmtree(work, ignore_errors=True)
