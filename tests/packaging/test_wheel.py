@@ -71,7 +71,12 @@ def test_wheel_is_platform_specific_and_ships_the_programs_and_data(wheel: str) 
         for prog in ("barque-monitor", "barque-sealexec"):
             assert z.read(scripts[prog])[:4] == b"\x7fELF"
             assert scripts[prog].external_attr >> 16 & 0o111, f"{prog} is not executable"
-        assert any(n.endswith("barque/engine/profiles/seccomp-default.json") for n in names)
+        # Every file of the package that is not Python is package data (the seccomp profile).
+        listed = subprocess.run(["git", "-C", REPO, "ls-files", "barque"], capture_output=True,
+                                text=True, check=True).stdout.split()
+        data = [f for f in listed if not f.endswith(".py")]
+        assert "barque/engine/profiles/seccomp-default.json" in data
+        assert [f for f in data if not any(n.endswith(f"/{f}") or n == f for n in names)] == []
 
 
 def _imported_from(barque: str, env: dict[str, str], work: str) -> str:
