@@ -13,9 +13,6 @@ import os
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from typing import Any
-
-SHELLS = ("bash", "zsh")
 
 BASH = r"""# bash completion for barque.   source <(barque completion bash)
 # (or save it as /etc/bash_completion.d/barque). Candidates come from `barque __complete`.
@@ -66,19 +63,9 @@ fi
 """
 
 
-def add_parser(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
-    completion = commands.add_parser(
-        "completion", help="generate the autocompletion script for the specified shell",
-        description="Print the completion script for bash or zsh. bash: "
-        "source <(barque completion bash); zsh (after compinit): "
-        "source <(barque completion zsh).")
-    completion.add_argument("shell", choices=SHELLS, metavar="bash|zsh")
-    completion.set_defaults(parser=completion)
-
-
-def cmd_completion(ns: argparse.Namespace) -> int:
-    print(BASH if ns.shell == "bash" else ZSH, end="")
-    return 0
+def script(shell: str) -> str:
+    """The completion script for `shell` (bash or zsh: `barque completion`'s choices)."""
+    return BASH if shell == "bash" else ZSH
 
 
 # Positional arguments that name existing objects, by metavar (a new object's name, dest

@@ -10,14 +10,7 @@ import re
 import sys
 from collections.abc import Sequence
 
-from barque.cli import (
-    build_args,
-    completion,
-    container_args,
-    image_args,
-    network_args,
-    system_args,
-)
+from barque.cli import build_args, container_args, image_args, network_args, system_args
 from barque.engine.context import EngineError
 from barque.engine.paths import DEFAULT_ROOT, DEFAULT_RUNROOT, Paths
 
@@ -153,7 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("container", metavar="CONTAINER")
     export.add_argument("-o", "--output", help="write to a file, instead of STDOUT")
     export.set_defaults(parser=export)
-    completion.add_parser(commands, _Parser)
+    completion = commands.add_parser(
+        "completion", help="generate the autocompletion script for the specified shell",
+        description="Print the completion script for bash or zsh. bash: "
+        "source <(barque completion bash); zsh (after compinit): "
+        "source <(barque completion zsh).")
+    completion.add_argument("shell", choices=["bash", "zsh"], metavar="bash|zsh")
+    completion.set_defaults(parser=completion)
     return parser
 
 
@@ -285,6 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["__complete"]:  # the completion scripts' call (barque.cli.completion)
+        from barque.cli import completion
+
         return completion.run(args[1:])
     argv_scan.scan(args)
     parser = build_parser()
@@ -309,7 +310,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.command == "serve":
             return _cmd_serve(ns, paths)
         if ns.command == "completion":
-            return completion.cmd_completion(ns)
+            from barque.cli.completion import script
+
+            print(script(ns.shell), end="")
+            return 0
         parser.print_help()
         return 0
     except EngineError as e:
