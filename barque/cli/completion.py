@@ -90,8 +90,9 @@ class _Node:
             if isinstance(action, argparse._SubParsersAction):
                 helps = {a.dest: a.help or "" for a in action._choices_actions}
                 for name, sub in action.choices.items():
-                    if helps.get(name) != argparse.SUPPRESS:
-                        self.subs[name] = (sub, helps.get(name, ""))
+                    text = helps.get(name, "")
+                    if text != argparse.SUPPRESS and not text.startswith("(internal)"):
+                        self.subs[name] = (sub, text)
             elif action.option_strings:
                 if action.help != argparse.SUPPRESS:
                     self.options.update(dict.fromkeys(action.option_strings, action))
