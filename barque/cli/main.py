@@ -146,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("container", metavar="CONTAINER")
     export.add_argument("-o", "--output", help="write to a file, instead of STDOUT")
     export.set_defaults(parser=export)
+    completion = commands.add_parser(
+        "completion", help="generate the autocompletion script for the specified shell",
+        description="Print the completion script for bash or zsh. bash: "
+        "source <(barque completion bash); zsh (after compinit): "
+        "source <(barque completion zsh).")
+    completion.add_argument("shell", choices=["bash", "zsh"], metavar="bash|zsh")
+    completion.set_defaults(parser=completion)
     return parser
 
 
@@ -276,7 +283,12 @@ def _cmd_export(ns: argparse.Namespace, paths: Paths) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     from barque.cli import argv_scan
 
-    argv_scan.scan(list(sys.argv[1:] if argv is None else argv))
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["__complete"]:  # the completion scripts' call (barque.cli.completion)
+        from barque.cli import completion
+
+        return completion.run(args[1:])
+    argv_scan.scan(args)
     parser = build_parser()
     ns, extras = parser.parse_known_args(argv)
     if extras:
@@ -298,6 +310,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_export(ns, paths)
         if ns.command == "serve":
             return _cmd_serve(ns, paths)
+        if ns.command == "completion":
+            from barque.cli.completion import script
+
+            print(script(ns.shell), end="")
+            return 0
         parser.print_help()
         return 0
     except EngineError as e:

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from barque.engine.seccomp_profile import DEFAULT_PROFILE
 from barque.engine.spec_security import DOCKER_CAPS
 from barque.linux import seccomp
 from barque.linux.seccomp import SeccompError, build_filter, load_filter
@@ -42,7 +43,8 @@ MARK2 = errno.ELOOP
 
 MACHINE = os.uname().machine
 NATIVE_ARCH = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64"}.get(MACHINE)
-DOCKER_PROFILE = Path(__file__).resolve().parents[3] / "shared/specs/docker-default-seccomp.json"
+# The package's copy (package data), which every container gets: Docker's, unchanged.
+DOCKER_PROFILE = Path(DEFAULT_PROFILE)
 
 root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -805,7 +807,6 @@ def docker_to_oci(profile: dict[str, Any], caps: list[str], machine: str) -> dic
 
 @pytest.mark.root
 @root
-@pytest.mark.skipif(not DOCKER_PROFILE.exists(), reason="Docker's profile is not available")
 @pytest.mark.skipif(MACHINE not in GO_ARCH, reason="unknown native architecture")
 def test_docker_default_profile() -> None:
     profile = docker_to_oci(json.loads(DOCKER_PROFILE.read_text()), DOCKER_DEFAULT_CAPS, MACHINE)

@@ -38,13 +38,9 @@ def test_spec_validates_against_schema(tmp_path: os.PathLike) -> None:
     from referencing import Registry, Resource
     from referencing.jsonschema import DRAFT4
 
-    schema_dir = os.path.join(os.path.dirname(__file__), "../../../shared/specs/oci-runtime-schema")
-    if not os.path.isdir(schema_dir):
-        import pytest
-
-        pytest.skip("../shared/specs is not beside the repo")
+    schema_dir = os.path.join(os.path.dirname(__file__), "schemas")  # vendored: README there
     resources = []
-    for name in os.listdir(schema_dir):
+    for name in (n for n in os.listdir(schema_dir) if n.endswith(".json")):
         with open(os.path.join(schema_dir, name)) as f:
             contents = json.load(f)
         resources.append((name, Resource.from_contents(contents, default_specification=DRAFT4)))
