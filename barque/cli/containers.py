@@ -172,11 +172,9 @@ class _Terminal:
         self.saved: list[Any] | None = None
 
     def start(self) -> None:
-        import termios
-        import tty
+        from barque.linux import terminal
 
-        self.saved = termios.tcgetattr(0)
-        tty.setraw(0)
+        self.saved = terminal.make_raw(0)
         self.resize()
         signal.signal(signal.SIGWINCH, lambda *_: self.resize())
 
@@ -188,11 +186,11 @@ class _Terminal:
             pass
 
     def stop(self) -> None:
-        import termios
+        from barque.linux import terminal
 
         signal.signal(signal.SIGWINCH, signal.SIG_DFL)
         if self.saved is not None:
-            termios.tcsetattr(0, termios.TCSADRAIN, self.saved)
+            terminal.restore(0, self.saved)
 
 
 def cmd_start(ns: argparse.Namespace, engine: Engine) -> int:
