@@ -20,6 +20,7 @@ from barque.engine.records import ContainerRecord
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 
@@ -429,6 +430,9 @@ PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
               "RunningFor": "CREATED", "Status": "STATUS", "Ports": "PORTS", "Names": "NAMES",
               "CreatedAt": "CREATED AT", "State": "STATE", "Size": "SIZE", "Labels": "LABELS",
               "Mounts": "MOUNTS", "Networks": "NETWORKS", "LocalVolumes": "LOCAL VOLUMES"}
+PS_FIELDS = ("ID", "Image", "Command", "CreatedAt", "RunningFor", "Ports", "Status", "State",
+             "Size", "Names", "Labels", "Mounts", "Networks", "LocalVolumes")  # ps_row's keys
+PS_CONTEXT = "*formatter.ContainerContext"  # the Go type docker's errors name
 
 
 def _ellipsis(text: str, width: int) -> str:
@@ -464,45 +468,40 @@ def cmd_ps(ns: argparse.Namespace, engine: Engine) -> int:
     from barque.engine import listing
     from barque.engine.filters import parse_filters
 
+    fmt.precheck_format(ns.format, PS_FIELDS, PS_CONTEXT)
     limit = 1 if ns.latest else (ns.last if ns.last >= 0 else None)
     summaries = listing.list_containers(engine, all_=ns.all or limit is not None, limit=limit,
                                         filters=parse_filters(ns.filter, listing.FILTER_KEYS))
     rows = [ps_row(summary, ns.no_trunc) for summary in summaries]
     table = PS_TABLE + ("\t{{.Size}}" if ns.size else "")
     sys.stdout.write(fmt.format_table(rows, ns.format, table, PS_HEADERS,
-                                      quiet_field="ID" if ns.quiet else None))
+                                      quiet_field="ID" if ns.quiet else None,
+                                      go_type=PS_CONTEXT))
     return 0
 
 
 def cmd_inspect(ns: argparse.Namespace, engine: Engine) -> int:
     """`docker inspect` / `docker container inspect`: containers first, then images, then
     networks."""
+    from barque.cli.template_views import inspect_template
     from barque.engine.inspect import inspect_object
 
-    found: list[dict[str, Any]] = []
-    status = 0
+    template = inspect_template(ns.format)  # a bad one fails before any look-up, as docker
+    found: list[dict[str, Any] | str] = []
     images_too = getattr(ns, "command", "") == "inspect"
+    what = "object" if images_too else "container"
     for name in ns.containers:
         obj = inspect_object(engine, name, images_too)
-        if obj is not None:
-            found.append(obj)
-            continue
-        what = "object" if images_too else "container"
-        sys.stderr.write(f"Error: No such {what}: {name}\n")
-        status = 1
-    print_objects(found, ns.format)
-    return status
+        found.append(f"Error: No such {what}: {name}" if obj is None else obj)
+    return print_objects(found, template)
 
 
-def print_objects(found: list[dict[str, Any]], template: str | None) -> None:
-    """`inspect`'s output: a JSON array, or the template applied to each object."""
-    if template:
-        from barque.cli.gotemplate import render
+def print_objects(found: Sequence[dict[str, Any] | str], template: Any, **how: Any) -> int:
+    """`inspect`'s output: a JSON array, or the template applied to each object, a str in
+    `found` being an error to report (see template_views); 1 if anything failed."""
+    from barque.cli.template_views import print_objects as show
 
-        for obj in found:
-            print(render(template, obj))
-    else:
-        print(json.dumps(found, indent=4))
+    return show(found, template, **how)
 
 
 def cmd_logs(ns: argparse.Namespace, engine: Engine) -> int:
@@ -562,7 +561,8 @@ def cmd_stats(ns: argparse.Namespace, engine: Engine) -> int:
 
     for entries in stats.stream(engine, ns.containers, ns.all):
         rows = [_stats_row(entry, ns.no_trunc) for entry in entries]
-        text = fmt.format_table(rows, ns.format, STATS_TABLE, STATS_HEADERS)
+        text = fmt.format_table(rows, ns.format, STATS_TABLE, STATS_HEADERS,
+                                go_type="*container.statsContext")
         if ns.no_stream:
             sys.stdout.write(text)
             return 0
@@ -606,13 +606,16 @@ def cmd_volume_ls(ns: argparse.Namespace, engine: Engine) -> int:
     filters = parse_filters(ns.filter, VOLUME_FILTERS)
     rows = [_volume_row(v) for v in list_volumes(engine, filters)]
     sys.stdout.write(fmt.format_table(rows, ns.format, VOLUME_TABLE, VOLUME_HEADERS,
-                                      quiet_field="Name" if ns.quiet else None))
+                                      quiet_field="Name" if ns.quiet else None,
+                                      go_type="*formatter.volumeContext"))
     return 0
 
 
 def cmd_volume_inspect(ns: argparse.Namespace, engine: Engine) -> int:
+    from barque.cli.template_views import VOLUME_TYPES, inspect_template
     from barque.engine.volumes import VolumeError
 
+    template = inspect_template(ns.format)
     found, status = [], 0
     for name in ns.volumes:
         try:
@@ -620,8 +623,8 @@ def cmd_volume_inspect(ns: argparse.Namespace, engine: Engine) -> int:
         except VolumeError:
             sys.stderr.write(f"Error response from daemon: get {name}: no such volume\n")
             status = 1
-    print_objects(found, ns.format)
-    return status
+    # docker's volume inspect has no raw JSON to fall back on: its errors name the struct
+    return print_objects(found, template, names=VOLUME_TYPES, raw_fallback=False) or status
 
 
 def cmd_volume_rm(ns: argparse.Namespace, engine: Engine) -> int:

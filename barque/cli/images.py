@@ -5,7 +5,6 @@ barque.cli.image_args)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -48,7 +47,8 @@ def cmd_images(ns: argparse.Namespace, store: ImageStore) -> int:
             print(row["ID"])
         return 0
     table = IMAGES_DIGESTS_TABLE if ns.digests else IMAGES_TABLE
-    sys.stdout.write(fmt.format_table(shown, ns.format, table, IMAGE_HEADERS))
+    sys.stdout.write(fmt.format_table(shown, ns.format, table, IMAGE_HEADERS,
+                                      go_type="*formatter.imageContext"))
     return 0
 
 
@@ -115,13 +115,15 @@ def cmd_history(ns: argparse.Namespace, store: ImageStore) -> int:
     if ns.quiet:
         print("\n".join(r["ID"] for r in rows))
         return 0
-    sys.stdout.write(fmt.format_table(rows, ns.format, HISTORY_TABLE, HISTORY_HEADERS))
+    sys.stdout.write(fmt.format_table(rows, ns.format, HISTORY_TABLE, HISTORY_HEADERS,
+                                      go_type="*image.historyContext"))
     return 0
 
 
 def cmd_inspect(ns: argparse.Namespace, store: ImageStore) -> int:
-    from barque.cli.gotemplate import render
+    from barque.cli.template_views import inspect_template, print_objects
 
+    template = inspect_template(ns.format)
     found: list[dict[str, Any]] = []
     missing: list[str] = []
     for name in ns.images:
@@ -129,14 +131,10 @@ def cmd_inspect(ns: argparse.Namespace, store: ImageStore) -> int:
             found.append(eng.inspect_named(store, name))
         except ImageNotFound:
             missing.append(name)
-    if ns.format:
-        for obj in found:
-            print(render(ns.format, obj))
-    else:
-        print(json.dumps(found, indent=4))
+    status = print_objects(found, template)
     for name in missing:
         sys.stderr.write(f"Error: No such image: {name}\n")
-    return 1 if missing else 0
+    return 1 if missing else status
 
 
 def cmd_prune(ns: argparse.Namespace, store: ImageStore) -> int:

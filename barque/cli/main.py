@@ -178,6 +178,8 @@ def _cmd_containers(ns: argparse.Namespace, paths: Paths) -> int:
     except _loaded_errors("barque.cli.gotemplate.TemplateError",
                           "barque.cli.formatting.FormatError") as e:
         sys.stderr.write(f"{e}\n")
+        if not run_like:
+            return getattr(e, "exit_code", 1)  # 64 for inspect's unparsable template
     return 125 if run_like else 1
 
 
@@ -218,6 +220,7 @@ def _cmd_store(ns: argparse.Namespace, paths: Paths) -> int:
         sys.stderr.write(f"{e}\n")
     except TemplateError as e:
         sys.stderr.write(f"{e}\n")
+        return getattr(e, "exit_code", 1)  # 64 for inspect's unparsable template
     except _loaded_errors("barque.storage.blobs.BlobError",
                           "barque.registry.errors.RegistryError",
                           "barque.image.archive.ArchiveError",
