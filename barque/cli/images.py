@@ -57,6 +57,8 @@ def cmd_pull(ns: argparse.Namespace, store: ImageStore) -> int:
 
     if ns.all_tags:
         raise CommandError("--all-tags is not supported yet")
+    if _name_only(ns.name) and not ns.quiet:  # the docker CLI says so before it asks
+        print("Using default tag: latest", flush=True)
     view = make_progress(quiet=ns.quiet)
     try:
         outcome = eng.pull(store, ns.name, platform=ns.platform, progress=view)
@@ -64,6 +66,16 @@ def cmd_pull(ns: argparse.Namespace, store: ImageStore) -> int:
     finally:
         view.close()
     return 0
+
+
+def _name_only(text: str) -> bool:
+    from barque.image import reference as refs
+
+    try:
+        ref = refs.parse(text, default_tag=False)
+    except refs.ReferenceError as e:  # the docker CLI's own check: no daemon in the message
+        raise CommandError(str(e)) from None
+    return ref.tag is None and ref.digest is None
 
 
 def cmd_push(ns: argparse.Namespace, store: ImageStore) -> int:

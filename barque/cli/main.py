@@ -223,8 +223,7 @@ def _cmd_store(ns: argparse.Namespace, paths: Paths) -> int:
         return getattr(e, "exit_code", 1)  # 64 for inspect's unparsable template
     except _loaded_errors("barque.storage.blobs.BlobError",
                           "barque.registry.errors.RegistryError",
-                          "barque.image.archive.ArchiveError",
-                          "barque.registry.auth.AuthError") as e:
+                          "barque.image.archive.ArchiveError") as e:
         sys.stderr.write(f"Error response from daemon: {e}\n")
     except BrokenPipeError:
         # `barque save | head`: the reader went away; say nothing more, as docker.
@@ -320,8 +319,9 @@ def _loaded_errors(*names: str) -> tuple[type[Exception], ...]:
     for qualified in names:
         module, _, name = qualified.rpartition(".")
         mod = sys.modules.get(module)
-        if mod is not None:
-            errors.append(getattr(mod, name))
+        found = getattr(mod, name, None) if mod is not None else None
+        if found is not None:  # a wrong name must not turn an error report into a crash
+            errors.append(found)
     return tuple(errors)
 
 
