@@ -326,6 +326,8 @@ def cmd_cp(ns: argparse.Namespace, engine: Engine) -> int:
         from barque.engine.archive import extract_to
 
         assert dst is not None
+        if not _is_directory(engine, dst[0], dst[1]):
+            raise CommandError(f'destination "{ns.dest}" must be a directory')
         extract_to(engine, dst[0], dst[1], sys.stdin.buffer, preserve_owner=ns.archive)
     else:
         assert dst is not None
@@ -334,6 +336,24 @@ def cmd_cp(ns: argparse.Namespace, engine: Engine) -> int:
         if not ns.quiet and sys.stderr.isatty():
             sys.stderr.write(f"Successfully copied to {ns.dest}\n")
     return 0
+
+
+def _is_directory(engine: Engine, ref: str, path: str) -> bool:
+    """The docker CLI's check before `cp - C:PATH`: PATH (a symlink followed once, relative
+    to its directory) is a directory; anything that cannot be stat'ed is not."""
+    from barque.engine.archive import stat_path
+
+    go_dir, go_symlink = 1 << 31, 1 << 27  # os.FileMode bits
+    try:
+        stat = stat_path(engine, ref, path)
+        if stat.mode & go_symlink:
+            target = stat.link_target
+            if not target.startswith("/"):
+                target = os.path.join(os.path.dirname(path.rstrip("/")) or "/", target)
+            stat = stat_path(engine, ref, target)
+    except EngineError:
+        return False
+    return bool(stat.mode & go_dir)
 
 
 def cmd_commit(ns: argparse.Namespace, engine: Engine) -> int:
