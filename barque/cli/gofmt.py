@@ -29,11 +29,14 @@ class GoFmtError(ValueError):
 class GoStruct(dict[str, Any]):
     """A dict that stands for a Go struct of Docker's CLI (`*formatter.ContainerContext`):
     printed as a map (Docker's contexts marshal to maps), but a field it lacks is an error
-    naming the type, as Go's text/template reports it."""
+    naming the type, as Go's text/template reports it. `optional`: fields the struct has
+    that its JSON may leave out (omitempty), with the Go zero value a template sees."""
 
-    def __init__(self, fields: Mapping[str, Any], go_name: str) -> None:
+    def __init__(self, fields: Mapping[str, Any], go_name: str,
+                 optional: Mapping[str, Any] | None = None) -> None:
         super().__init__(fields)
         self.go_name = go_name
+        self.optional = optional or {}
 
 
 def go_type(value: Any) -> str:

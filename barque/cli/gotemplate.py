@@ -302,6 +302,8 @@ class _State:
             if name in receiver:
                 return receiver[name]
             if isinstance(receiver, gofmt.GoStruct):
+                if name in receiver.optional:
+                    return receiver.optional[name]
                 self.errorf(f"can't evaluate field {name} in type {receiver.go_name}")
             if self.missing_is_error:
                 self.errorf(f"map has no entry for key {gofmt.quote(name)}")

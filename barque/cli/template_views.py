@@ -36,6 +36,19 @@ INFO_TYPES = {(): "system.dockerInfo", ("Plugins",): "system.PluginsInfo",
 VERSION_TYPES = {(): "system.versionInfo", ("Client",): "system.clientVersion",
                  ("Server",): "*types.Version", ("Client", "Platform"): "*system.platformInfo",
                  ("Server", "Platform"): "struct { Name string }"}
+# Fields of Docker's inspect structs that their JSON omits when empty (`omitempty`), with the
+# Go zero value a template sees there (None: a nil pointer, printed `<nil>`, false in `if`).
+_CONFIG_OPTIONAL: dict[str, Any] = {"ExposedPorts": {}, "Healthcheck": None, "ArgsEscaped": False,
+                    "NetworkDisabled": False, "MacAddress": "", "StopSignal": "",
+                    "StopTimeout": None, "Shell": []}
+OPTIONAL: dict[tuple[str, ...], dict[str, Any]] = {
+    (): {"Node": None, "SizeRw": None, "SizeRootFs": None},
+    ("State",): {"Health": None},
+    ("Config",): _CONFIG_OPTIONAL,
+    ("ContainerConfig",): _CONFIG_OPTIONAL,
+    ("HostConfig",): {"Init": None, "Mounts": [], "Annotations": {}},
+    ("Mounts",): {"Type": "", "Name": "", "Driver": ""},
+}
 VOLUME_TYPES = {(): "volume.Volume", ("UsageData",): "*volume.UsageData"}
 
 
@@ -48,7 +61,7 @@ def typed(value: Any, names: Mapping[tuple[str, ...], str] | None = None,
             return {k: typed(v, names, (*path, "*")) for k, v in value.items()}
         fields = {k: typed(v, names, (*path, k)) for k, v in value.items()}
         name = (names or {}).get(path) or ("types." + (path[-1] if path else "Object"))
-        return GoStruct(fields, name)
+        return GoStruct(fields, name, OPTIONAL.get(path))
     if isinstance(value, list):
         return [typed(v, names, path) for v in value]
     return value

@@ -37,6 +37,12 @@ CASES = [
     (["inspect", "-f", "{{.Config.Labels.nope}}", "t1"], 0, "<no value>\n", ""),  # a map
     (["inspect", "-f", "{{.State.Status}}", "t1"], 0, "created\n", ""),
     (["inspect", "-f", "{{.State.Bogus", "nonexist"], 64, "", _PARSE),
+    # Fields Docker's structs have but their JSON omits when empty: the zero value, no error
+    (["inspect", "-f", "{{if .State.Health}}h{{else}}none{{end}}|{{.State.Health}}", "t1"],
+     0, "none|<nil>\n", ""),
+    (["inspect", "-f", "{{.Config.StopSignal}}|{{.SizeRw}}", "t1"], 0, "|<nil>\n", ""),
+    (["inspect", "-f", "{{.State.Health.Status}}", "t1"], 1, "\n",
+     _NO_KEY.format(col=8, node=".State.Health.Status", field="Health")),
     (["image", "inspect", "-f", "{{.Nope}}", "busybox"], 1, "\n",
      _NO_KEY.format(col=2, node=".Nope", field="Nope")),
     (["image", "inspect", "-f", "{{.Nope", "busybox"], 64, "", _PARSE),
