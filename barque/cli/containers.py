@@ -28,6 +28,11 @@ class CommandError(Exception):
     """A client-side error (printed as is, exit 1)."""
 
 
+class FlagError(EngineError):
+    """A value of run's/create's flags refused before the engine is asked: `docker create`
+    exits 125 for these (its own checks), 1 for the daemon's errors."""
+
+
 def _daemon_error(e: EngineError) -> None:
     sys.stderr.write(f"Error response from daemon: {e}\n")
 
@@ -60,7 +65,7 @@ def _create(ns: argparse.Namespace, engine: Engine, keep_mounted: bool = False
     try:
         image, config, host_config, networking_config = create_request(ns)
     except OptionError as e:
-        raise EngineError(str(e)) from None
+        raise FlagError(str(e)) from None
     warnings: list[str] = []
     record = create(engine, image, config, host_config, name=ns.name, on_pull=_announce_pull,
                     networking_config=networking_config, warnings=warnings,

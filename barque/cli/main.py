@@ -150,11 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_containers(ns: argparse.Namespace, paths: Paths) -> int:
-    """Container, volume and system commands. `run`/`create` report Barque's errors with 125
-    (126, 127), the others with 1, as the docker CLI does."""
+    """Container, volume and system commands. `run` reports Barque's errors with 125
+    (126, 127), `create` its checks of the flags with 125 and the daemon's errors with 1
+    (unprefixed), the others with 1, as the docker CLI does."""
     import importlib
 
-    from barque.cli.containers import CommandError
+    from barque.cli.containers import CommandError, FlagError
 
     run_like = ns.handler in ("cmd_run", "cmd_create")
     name = getattr(ns, "cli_module", None) or \
@@ -167,6 +168,9 @@ def _cmd_containers(ns: argparse.Namespace, paths: Paths) -> int:
         with _engine(paths, create) as engine:
             return int(getattr(module, ns.handler)(ns, engine))
     except EngineError as e:
+        if ns.handler == "cmd_create" and not isinstance(e, FlagError):
+            sys.stderr.write(f"Error response from daemon: {e}\n")
+            return 1
         prefix = "barque: " if run_like else ""
         sys.stderr.write(f"{prefix}Error response from daemon: {e}\n")
         if not run_like:
