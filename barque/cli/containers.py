@@ -20,11 +20,17 @@ from barque.engine.records import ContainerRecord
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 
 class CommandError(Exception):
     """A client-side error (printed as is, exit 1)."""
+
+
+class FlagError(EngineError):
+    """A value of run's/create's flags refused before the engine is asked: `docker create`
+    exits 125 for these (its own checks), 1 for the daemon's errors."""
 
 
 def _daemon_error(e: EngineError) -> None:
@@ -59,11 +65,11 @@ def _create(ns: argparse.Namespace, engine: Engine, keep_mounted: bool = False
     try:
         image, config, host_config, networking_config = create_request(ns)
     except OptionError as e:
-        raise EngineError(str(e)) from None
+        raise FlagError(str(e)) from None
     warnings: list[str] = []
     record = create(engine, image, config, host_config, name=ns.name, on_pull=_announce_pull,
                     networking_config=networking_config, warnings=warnings,
-                    keep_mounted=keep_mounted)
+                    keep_mounted=keep_mounted, pull=ns.pull)
     for warning in warnings + localhost_dns_warnings(host_config.get("Dns") or []):
         sys.stderr.write(f"WARNING: {warning}\n")
     return record
@@ -172,11 +178,9 @@ class _Terminal:
         self.saved: list[Any] | None = None
 
     def start(self) -> None:
-        import termios
-        import tty
+        from barque.linux import terminal
 
-        self.saved = termios.tcgetattr(0)
-        tty.setraw(0)
+        self.saved = terminal.make_raw(0)
         self.resize()
         signal.signal(signal.SIGWINCH, lambda *_: self.resize())
 
@@ -188,11 +192,11 @@ class _Terminal:
             pass
 
     def stop(self) -> None:
-        import termios
+        from barque.linux import terminal
 
         signal.signal(signal.SIGWINCH, signal.SIG_DFL)
         if self.saved is not None:
-            termios.tcsetattr(0, termios.TCSADRAIN, self.saved)
+            terminal.restore(0, self.saved)
 
 
 def cmd_start(ns: argparse.Namespace, engine: Engine) -> int:
@@ -327,6 +331,8 @@ def cmd_cp(ns: argparse.Namespace, engine: Engine) -> int:
         from barque.engine.archive import extract_to
 
         assert dst is not None
+        if not _is_directory(engine, dst[0], dst[1]):
+            raise CommandError(f'destination "{ns.dest}" must be a directory')
         extract_to(engine, dst[0], dst[1], sys.stdin.buffer, preserve_owner=ns.archive)
     else:
         assert dst is not None
@@ -335,6 +341,24 @@ def cmd_cp(ns: argparse.Namespace, engine: Engine) -> int:
         if not ns.quiet and sys.stderr.isatty():
             sys.stderr.write(f"Successfully copied to {ns.dest}\n")
     return 0
+
+
+def _is_directory(engine: Engine, ref: str, path: str) -> bool:
+    """The docker CLI's check before `cp - C:PATH`: PATH (a symlink followed once, relative
+    to its directory) is a directory; anything that cannot be stat'ed is not."""
+    from barque.engine.archive import stat_path
+
+    go_dir, go_symlink = 1 << 31, 1 << 27  # os.FileMode bits
+    try:
+        stat = stat_path(engine, ref, path)
+        if stat.mode & go_symlink:
+            target = stat.link_target
+            if not target.startswith("/"):
+                target = os.path.join(os.path.dirname(path.rstrip("/")) or "/", target)
+            stat = stat_path(engine, ref, target)
+    except EngineError:
+        return False
+    return bool(stat.mode & go_dir)
 
 
 def cmd_commit(ns: argparse.Namespace, engine: Engine) -> int:
@@ -431,6 +455,9 @@ PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
               "RunningFor": "CREATED", "Status": "STATUS", "Ports": "PORTS", "Names": "NAMES",
               "CreatedAt": "CREATED AT", "State": "STATE", "Size": "SIZE", "Labels": "LABELS",
               "Mounts": "MOUNTS", "Networks": "NETWORKS", "LocalVolumes": "LOCAL VOLUMES"}
+PS_FIELDS = ("ID", "Image", "Command", "CreatedAt", "RunningFor", "Ports", "Status", "State",
+             "Size", "Names", "Labels", "Mounts", "Networks", "LocalVolumes")  # ps_row's keys
+PS_CONTEXT = "*formatter.ContainerContext"  # the Go type docker's errors name
 
 
 def _ellipsis(text: str, width: int) -> str:
@@ -466,45 +493,40 @@ def cmd_ps(ns: argparse.Namespace, engine: Engine) -> int:
     from barque.engine import listing
     from barque.engine.filters import parse_filters
 
+    fmt.precheck_format(ns.format, PS_FIELDS, PS_CONTEXT)
     limit = 1 if ns.latest else (ns.last if ns.last >= 0 else None)
     summaries = listing.list_containers(engine, all_=ns.all or limit is not None, limit=limit,
                                         filters=parse_filters(ns.filter, listing.FILTER_KEYS))
     rows = [ps_row(summary, ns.no_trunc) for summary in summaries]
     table = PS_TABLE + ("\t{{.Size}}" if ns.size else "")
     sys.stdout.write(fmt.format_table(rows, ns.format, table, PS_HEADERS,
-                                      quiet_field="ID" if ns.quiet else None))
+                                      quiet_field="ID" if ns.quiet else None,
+                                      go_type=PS_CONTEXT))
     return 0
 
 
 def cmd_inspect(ns: argparse.Namespace, engine: Engine) -> int:
     """`docker inspect` / `docker container inspect`: containers first, then images, then
     networks."""
+    from barque.cli.template_views import inspect_template
     from barque.engine.inspect import inspect_object
 
-    found: list[dict[str, Any]] = []
-    status = 0
+    template = inspect_template(ns.format)  # a bad one fails before any look-up, as docker
+    found: list[dict[str, Any] | str] = []
     images_too = getattr(ns, "command", "") == "inspect"
+    what = "object" if images_too else "container"
     for name in ns.containers:
         obj = inspect_object(engine, name, images_too)
-        if obj is not None:
-            found.append(obj)
-            continue
-        what = "object" if images_too else "container"
-        sys.stderr.write(f"Error: No such {what}: {name}\n")
-        status = 1
-    print_objects(found, ns.format)
-    return status
+        found.append(f"Error: No such {what}: {name}" if obj is None else obj)
+    return print_objects(found, template)
 
 
-def print_objects(found: list[dict[str, Any]], template: str | None) -> None:
-    """`inspect`'s output: a JSON array, or the template applied to each object."""
-    if template:
-        from barque.cli.gotemplate import render
+def print_objects(found: Sequence[dict[str, Any] | str], template: Any, **how: Any) -> int:
+    """`inspect`'s output: a JSON array, or the template applied to each object, a str in
+    `found` being an error to report (see template_views); 1 if anything failed."""
+    from barque.cli.template_views import print_objects as show
 
-        for obj in found:
-            print(render(template, obj))
-    else:
-        print(json.dumps(found, indent=4))
+    return show(found, template, **how)
 
 
 def cmd_logs(ns: argparse.Namespace, engine: Engine) -> int:
@@ -564,7 +586,8 @@ def cmd_stats(ns: argparse.Namespace, engine: Engine) -> int:
 
     for entries in stats.stream(engine, ns.containers, ns.all):
         rows = [_stats_row(entry, ns.no_trunc) for entry in entries]
-        text = fmt.format_table(rows, ns.format, STATS_TABLE, STATS_HEADERS)
+        text = fmt.format_table(rows, ns.format, STATS_TABLE, STATS_HEADERS,
+                                go_type="*container.statsContext")
         if ns.no_stream:
             sys.stdout.write(text)
             return 0
@@ -608,13 +631,16 @@ def cmd_volume_ls(ns: argparse.Namespace, engine: Engine) -> int:
     filters = parse_filters(ns.filter, VOLUME_FILTERS)
     rows = [_volume_row(v) for v in list_volumes(engine, filters)]
     sys.stdout.write(fmt.format_table(rows, ns.format, VOLUME_TABLE, VOLUME_HEADERS,
-                                      quiet_field="Name" if ns.quiet else None))
+                                      quiet_field="Name" if ns.quiet else None,
+                                      go_type="*formatter.volumeContext"))
     return 0
 
 
 def cmd_volume_inspect(ns: argparse.Namespace, engine: Engine) -> int:
+    from barque.cli.template_views import VOLUME_TYPES, inspect_template
     from barque.engine.volumes import VolumeError
 
+    template = inspect_template(ns.format)
     found, status = [], 0
     for name in ns.volumes:
         try:
@@ -622,8 +648,8 @@ def cmd_volume_inspect(ns: argparse.Namespace, engine: Engine) -> int:
         except VolumeError:
             sys.stderr.write(f"Error response from daemon: get {name}: no such volume\n")
             status = 1
-    print_objects(found, ns.format)
-    return status
+    # docker's volume inspect has no raw JSON to fall back on: its errors name the struct
+    return print_objects(found, template, names=VOLUME_TYPES, raw_fallback=False) or status
 
 
 def cmd_volume_rm(ns: argparse.Namespace, engine: Engine) -> int:

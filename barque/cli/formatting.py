@@ -22,7 +22,12 @@ from barque.engine.units import bytes_size, human_duration, human_size  # noqa: 
 
 
 class FormatError(TemplateError):
-    """A --format template Docker would reject; the message is Docker's."""
+    """A --format template Docker would reject; the message is Docker's, and so is the exit
+    status (1; 64 for an inspect template that does not parse)."""
+
+    def __init__(self, message: str, partial: str = "", exit_code: int = 1) -> None:
+        super().__init__(message, partial)
+        self.exit_code = exit_code
 
 
 # --- tabwriter ---------------------------------------------------------------------------
@@ -167,19 +172,24 @@ def _final_format(source: str) -> tuple[str, bool]:
 
 def format_table(rows: Sequence[Any], fmt: str | None, default_table: str,
                  headers: Mapping[str, str] | None = None,
-                 quiet_field: str | None = None) -> str:
+                 quiet_field: str | None = None, go_type: str | None = None) -> str:
     """Render rows as `docker ls`-style commands do for --format fmt.
 
     fmt None, "" or "table" gives default_table; with quiet_field set those print only
     `{{.<quiet_field>}}` per row (a custom fmt still wins, as for `docker images -q`).
     headers maps field names to column titles (`ID` → `CONTAINER ID`); fields missing
     from it get their name split at capitals and upper-cased. Rows are dicts (maps) or
-    objects (structs). Returns the whole output, each line ending in a newline."""
+    objects (structs); with go_type, dict rows are structs of that Go type (Docker's
+    formatter contexts: a field they lack is an error). Returns the whole output, each line
+    ending in a newline."""
     if fmt in (None, "", "table"):
         source = "{{." + quiet_field + "}}" if quiet_field else default_table
     else:
         source = fmt
     body, is_table = _final_format(source)
+    if go_type is not None:
+        rows = [gofmt.GoStruct(row, go_type) if isinstance(row, Mapping) else row
+                for row in rows]
     try:
         tmpl = compile(body)
         lines = [tmpl.execute(row) + "\n" for row in rows]
@@ -188,6 +198,22 @@ def format_table(rows: Sequence[Any], fmt: str | None, default_table: str,
     if not is_table:
         return "".join(lines)
     return tabwrite(_render_header(tmpl, headers) + "\n" + "".join(lines))
+
+
+def precheck_format(fmt: str | None, fields: Sequence[str], go_type: str) -> None:
+    """docker ps's check of --format before it lists anything: the raw template (`table`
+    and typed \\t left in) parsed, then run over an empty row of Docker's context type, so a
+    bad template fails even when there is nothing to list, in docker ps's words."""
+    if not fmt:
+        return
+    try:
+        tmpl = compile(fmt)
+    except TemplateError as e:
+        raise FormatError(f"failed to parse template: {e}") from None
+    try:
+        tmpl.execute(gofmt.GoStruct(dict.fromkeys(fields, ""), go_type))
+    except TemplateError as e:
+        raise FormatError(f"failed to execute template: {e}") from None
 
 
 def _render_header(tmpl: Template, headers: Mapping[str, str] | None) -> str:

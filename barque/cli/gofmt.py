@@ -26,8 +26,24 @@ class GoFmtError(ValueError):
 
 # --- type names and struct-like objects ---------------------------------------------------
 
+class GoStruct(dict[str, Any]):
+    """A dict that stands for a Go struct of Docker's CLI (`*formatter.ContainerContext`):
+    printed as a map (Docker's contexts marshal to maps), but a field it lacks is an error
+    naming the type, as Go's text/template reports it. `optional`: fields the struct has
+    that its JSON may leave out (omitempty), with the Go zero value a template sees."""
+
+    def __init__(self, fields: Mapping[str, Any], go_name: str,
+                 optional: Mapping[str, Any] | None = None) -> None:
+        super().__init__(fields)
+        self.go_name = go_name
+        self.optional = optional or {}
+
+
 def go_type(value: Any) -> str:
     """The Go type name a value would have after encoding/json decoding (for messages)."""
+    named = getattr(value, "go_name", None)  # a GoStruct, or a row class naming its Go type
+    if isinstance(named, str):
+        return named
     if value is None:
         return "interface {}"
     if isinstance(value, bool):

@@ -6,7 +6,9 @@ executor follow Go's text/template (lex.go, parse.go, exec.go, funcs.go) closely
 and error messages match Go's, e.g. `template: :1: unexpected "}" in operand` or
 `template: :1:2: executing "" at <.Nope>: can't evaluate field Nope in type Row`.
 
-Data model: dicts are Go maps (a missing key gives `<no value>`), lists and tuples are
+Data model: dicts are Go maps (a missing key gives `<no value>`, or with
+`missingkey="error"` Go's "map has no entry for key"), gofmt.GoStruct dicts are structs
+(a missing key: "can't evaluate field X in type T"), lists and tuples are
 slices, None is a nil value (prints `<nil>`), str/int/float/bool are Go's basic kinds, and
 any other object is a struct whose public attributes are fields and whose methods are
 methods (`{{.Label "x"}}` calls obj.Label("x")).
@@ -78,9 +80,10 @@ def _is_method(value: Any, receiver: Any) -> bool:
 class _State:
     """exec.go's state: the output so far, the variable stack and the current node."""
 
-    def __init__(self, tmpl: Template, funcs: Mapping[str, Any]) -> None:
+    def __init__(self, tmpl: Template, funcs: Mapping[str, Any], missingkey: str) -> None:
         self.tmpl = tmpl
         self.funcs = funcs
+        self.missing_is_error = missingkey == "error"
         self.out: list[str] = []
         self.vars: list[list[Any]] = []
         self.node: Node | None = None
@@ -296,7 +299,15 @@ class _State:
             if has_args:
                 self.errorf(f"{name} is not a method but has arguments")
             # A membership test first, so a defaultdict row is never filled in.
-            return receiver[name] if name in receiver else NO_VALUE
+            if name in receiver:
+                return receiver[name]
+            if isinstance(receiver, gofmt.GoStruct):
+                if name in receiver.optional:
+                    return receiver.optional[name]
+                self.errorf(f"can't evaluate field {name} in type {receiver.go_name}")
+            if self.missing_is_error:
+                self.errorf(f"map has no entry for key {gofmt.quote(name)}")
+            return NO_VALUE
         if not isinstance(receiver, _NOT_STRUCTS) and not name.startswith("_"):
             try:
                 value = getattr(receiver, name, _MISSING)
@@ -444,9 +455,11 @@ class Template:
         line = before.count(b"\n") + 1
         return f"{self.name}:{line}:{col}"
 
-    def execute(self, data: Any, funcs: Mapping[str, Any] | None = None) -> str:
-        """Apply the template to data. funcs override functions by name for this run."""
-        state = _State(self, funcs or {})
+    def execute(self, data: Any, funcs: Mapping[str, Any] | None = None,
+                missingkey: str = "default") -> str:
+        """Apply the template to data. funcs override functions by name for this run;
+        missingkey is Go's option: "default" (<no value>) or "error"."""
+        state = _State(self, funcs or {}, missingkey)
         state.vars.append(["$", data])
         try:
             state.walk(data, self.root)

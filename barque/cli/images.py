@@ -5,7 +5,6 @@ barque.cli.image_args)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -48,7 +47,8 @@ def cmd_images(ns: argparse.Namespace, store: ImageStore) -> int:
             print(row["ID"])
         return 0
     table = IMAGES_DIGESTS_TABLE if ns.digests else IMAGES_TABLE
-    sys.stdout.write(fmt.format_table(shown, ns.format, table, IMAGE_HEADERS))
+    sys.stdout.write(fmt.format_table(shown, ns.format, table, IMAGE_HEADERS,
+                                      go_type="*formatter.imageContext"))
     return 0
 
 
@@ -57,6 +57,8 @@ def cmd_pull(ns: argparse.Namespace, store: ImageStore) -> int:
 
     if ns.all_tags:
         raise CommandError("--all-tags is not supported yet")
+    if _name_only(ns.name) and not ns.quiet:  # the docker CLI says so before it asks
+        print("Using default tag: latest", flush=True)
     view = make_progress(quiet=ns.quiet)
     try:
         outcome = eng.pull(store, ns.name, platform=ns.platform, progress=view)
@@ -64,6 +66,16 @@ def cmd_pull(ns: argparse.Namespace, store: ImageStore) -> int:
     finally:
         view.close()
     return 0
+
+
+def _name_only(text: str) -> bool:
+    from barque.image import reference as refs
+
+    try:
+        ref = refs.parse(text, default_tag=False)
+    except refs.ReferenceError as e:  # the docker CLI's own check: no daemon in the message
+        raise CommandError(str(e)) from None
+    return ref.tag is None and ref.digest is None
 
 
 def cmd_push(ns: argparse.Namespace, store: ImageStore) -> int:
@@ -115,13 +127,15 @@ def cmd_history(ns: argparse.Namespace, store: ImageStore) -> int:
     if ns.quiet:
         print("\n".join(r["ID"] for r in rows))
         return 0
-    sys.stdout.write(fmt.format_table(rows, ns.format, HISTORY_TABLE, HISTORY_HEADERS))
+    sys.stdout.write(fmt.format_table(rows, ns.format, HISTORY_TABLE, HISTORY_HEADERS,
+                                      go_type="*image.historyContext"))
     return 0
 
 
 def cmd_inspect(ns: argparse.Namespace, store: ImageStore) -> int:
-    from barque.cli.gotemplate import render
+    from barque.cli.template_views import inspect_template, print_objects
 
+    template = inspect_template(ns.format)
     found: list[dict[str, Any]] = []
     missing: list[str] = []
     for name in ns.images:
@@ -129,14 +143,10 @@ def cmd_inspect(ns: argparse.Namespace, store: ImageStore) -> int:
             found.append(eng.inspect_named(store, name))
         except ImageNotFound:
             missing.append(name)
-    if ns.format:
-        for obj in found:
-            print(render(ns.format, obj))
-    else:
-        print(json.dumps(found, indent=4))
+    status = print_objects(found, template)
     for name in missing:
         sys.stderr.write(f"Error: No such image: {name}\n")
-    return 1 if missing else 0
+    return 1 if missing else status
 
 
 def cmd_prune(ns: argparse.Namespace, store: ImageStore) -> int:

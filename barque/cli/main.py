@@ -157,11 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_containers(ns: argparse.Namespace, paths: Paths) -> int:
-    """Container, volume and system commands. `run`/`create` report Barque's errors with 125
-    (126, 127), the others with 1, as the docker CLI does."""
+    """Container, volume and system commands. `run` reports Barque's errors with 125
+    (126, 127), `create` its checks of the flags with 125 and the daemon's errors with 1
+    (unprefixed), the others with 1, as the docker CLI does."""
     import importlib
 
-    from barque.cli.containers import CommandError
+    from barque.cli.containers import CommandError, FlagError
 
     run_like = ns.handler in ("cmd_run", "cmd_create")
     name = getattr(ns, "cli_module", None) or \
@@ -174,6 +175,9 @@ def _cmd_containers(ns: argparse.Namespace, paths: Paths) -> int:
         with _engine(paths, create) as engine:
             return int(getattr(module, ns.handler)(ns, engine))
     except EngineError as e:
+        if ns.handler == "cmd_create" and not isinstance(e, FlagError):
+            sys.stderr.write(f"Error response from daemon: {e}\n")
+            return 1
         prefix = "barque: " if run_like else ""
         sys.stderr.write(f"{prefix}Error response from daemon: {e}\n")
         if not run_like:
@@ -185,6 +189,8 @@ def _cmd_containers(ns: argparse.Namespace, paths: Paths) -> int:
     except _loaded_errors("barque.cli.gotemplate.TemplateError",
                           "barque.cli.formatting.FormatError") as e:
         sys.stderr.write(f"{e}\n")
+        if not run_like:
+            return getattr(e, "exit_code", 1)  # 64 for inspect's unparsable template
     return 125 if run_like else 1
 
 
@@ -226,10 +232,10 @@ def _cmd_store(ns: argparse.Namespace, paths: Paths) -> int:
         sys.stderr.write(f"{e}\n")
     except TemplateError as e:
         sys.stderr.write(f"{e}\n")
+        return getattr(e, "exit_code", 1)  # 64 for inspect's unparsable template
     except _loaded_errors("barque.storage.blobs.BlobError",
                           "barque.registry.errors.RegistryError",
-                          "barque.image.archive.ArchiveError",
-                          "barque.registry.auth.AuthError") as e:
+                          "barque.image.archive.ArchiveError") as e:
         sys.stderr.write(f"Error response from daemon: {e}\n")
     except BrokenPipeError:
         # `barque save | head`: the reader went away; say nothing more, as docker.
@@ -335,8 +341,9 @@ def _loaded_errors(*names: str) -> tuple[type[Exception], ...]:
     for qualified in names:
         module, _, name = qualified.rpartition(".")
         mod = sys.modules.get(module)
-        if mod is not None:
-            errors.append(getattr(mod, name))
+        found = getattr(mod, name, None) if mod is not None else None
+        if found is not None:  # a wrong name must not turn an error report into a crash
+            errors.append(found)
     return tuple(errors)
 
 

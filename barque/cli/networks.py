@@ -96,6 +96,8 @@ class NetworkRow:
     """A line of `network ls` (the docker CLI's networkContext: its fields in the order its
     JSON has them, and the Label method)."""
 
+    go_name = "*network.networkContext"  # in template errors, as docker's
+
     def __init__(self, net: dict[str, Any], no_trunc: bool) -> None:
         labels = net["Labels"] or {}
         self.CreatedAt = fmt.go_time(net["Created"])
@@ -130,16 +132,19 @@ def cmd_network_ls(ns: argparse.Namespace, engine: Engine) -> int:
 # --- inspect, rm, prune ----------------------------------------------------------------------
 
 def cmd_network_inspect(ns: argparse.Namespace, engine: Engine) -> int:
+    from barque.cli.template_views import inspect_template
+
+    template = inspect_template(ns.format)
     found, errors = [], []
     for ref in ns.networks:
         try:
             found.append(networks.inspect(engine, ref))
         except EngineError as e:
             errors.append(f"Error response from daemon: {e}")
-    print_objects(found, ns.format)
+    status = print_objects(found, template)
     for error in errors:
         sys.stderr.write(error + "\n")
-    return 1 if errors else 0
+    return 1 if errors else status
 
 
 def cmd_network_rm(ns: argparse.Namespace, engine: Engine) -> int:

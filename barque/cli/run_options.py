@@ -333,6 +333,10 @@ def _security_opts(values: list[str]) -> list[str]:
     out = []
     for value in values:
         key, sep, rest = value.partition("=")
+        if not sep and value != "no-new-privileges" and ":" not in value:
+            from barque.cli.gofmt import quote  # the docker CLI's own check, its %q
+
+            raise OptionError(f"Invalid --security-opt: {quote(value)}")
         if key == "seccomp" and sep and rest not in ("unconfined", "builtin") and \
                 not rest.lstrip().startswith("{"):
             try:

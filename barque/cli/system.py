@@ -10,18 +10,18 @@ from typing import Any
 
 from barque.cli import formatting as fmt
 from barque.cli.containers import CommandError, _confirm, _daemon_error, _each
+from barque.cli.gofmt import GoStruct
 from barque.engine.context import Engine, EngineError
 
 # --- info, version ----------------------------------------------------------------------------
 
 def cmd_info(ns: argparse.Namespace, engine: Engine) -> int:
-    from barque.cli.gotemplate import render
+    from barque.cli.template_views import INFO_TYPES, print_struct
     from barque.engine.system import info
 
     data = info(engine)
     if ns.format:
-        print(render(ns.format, data))
-        return 0
+        return print_struct(ns.format, data, INFO_TYPES)
     print(f"""Client:
  Version:    {data['ServerVersion']}
  Context:    default
@@ -52,13 +52,12 @@ Server:
 
 
 def cmd_version(ns: argparse.Namespace, engine: Engine | None) -> int:
-    from barque.cli.gotemplate import render
+    from barque.cli.template_views import VERSION_TYPES, print_struct
     from barque.engine.system import version
 
     data = version()
     if ns.format:
-        print(render(ns.format, data))
-        return 0
+        return print_struct(ns.format, data, VERSION_TYPES, name="version")
     server = data["Server"]
     print(f"barque version {server['Version']}")
     print(f" Python:   {server['PythonVersion']}")
@@ -70,6 +69,10 @@ def cmd_version(ns: argparse.Namespace, engine: Engine | None) -> int:
 # --- system df, system prune -----------------------------------------------------------------
 
 DF_TABLE = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
+DF_CONTEXTS = {"Images": "*formatter.diskUsageImagesContext",  # as docker's errors name them
+               "Containers": "*formatter.diskUsageContainersContext",
+               "Local Volumes": "*formatter.diskUsageVolumesContext",
+               "Build Cache": "*formatter.diskUsageBuilderContext"}
 DF_HEADERS = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",
               "Reclaimable": "RECLAIMABLE"}
 
@@ -87,9 +90,9 @@ def cmd_df(ns: argparse.Namespace, engine: Engine) -> int:
         percent = f" ({reclaim * 100 // size}%)" if size and row["Type"] != "Build Cache" \
             else ""
         # strings all, as the docker CLI's JSON has them ({"TotalCount":"6",...})
-        rows.append({**row, "TotalCount": str(row["TotalCount"]), "Active": str(row["Active"]),
-                     "Size": fmt.human_size(size),
-                     "Reclaimable": fmt.human_size(reclaim) + percent})
+        fields = {**row, "TotalCount": str(row["TotalCount"]), "Active": str(row["Active"]),
+                  "Size": fmt.human_size(size), "Reclaimable": fmt.human_size(reclaim) + percent}
+        rows.append(GoStruct(fields, DF_CONTEXTS.get(row["Type"], "*formatter.diskUsageContext")))
     sys.stdout.write(fmt.format_table(rows, ns.format, DF_TABLE, DF_HEADERS))
     return 0
 

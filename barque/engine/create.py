@@ -24,7 +24,7 @@ from barque.engine.mounts import Mount, MountError, from_host_config
 from barque.engine.records import ContainerRecord, RecordError
 from barque.engine.spec import SpecError, hostname_of
 from barque.engine.volumes import VolumeError
-from barque.image.store import Image, ImageError
+from barque.image.store import Image, ImageError, ImageStore
 from barque.storage import snapshot
 from barque.storage.atomic import atomic_write
 
@@ -110,18 +110,31 @@ def _anonymous_for_image_volumes(config: dict[str, Any], mounts: list[Mount]) ->
     return mounts + extra
 
 
+def _image(store: ImageStore, image_ref: str, pull: bool | str,
+           on_pull: Callable[[str], None] | None) -> Image:
+    if pull is False or pull == "never":
+        return images.find_local(store, image_ref)
+    if pull == "always":
+        return images.pull_image(store, image_ref)
+    if pull is True or pull == "missing":
+        return images.find_or_pull(store, image_ref, on_pull=on_pull)
+    raise EngineError(f"invalid pull option: '{pull}': must be one of \"always\", "
+                      f"\"missing\" or \"never\"", status=400)
+
+
 def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: dict[str, Any],
            name: str | None = None,
            on_pull: Callable[[str], None] | None = None,
            networking_config: dict[str, Any] | None = None,
            warnings: list[str] | None = None, keep_mounted: bool = False,
-           pull: bool = True) -> ContainerRecord:
+           pull: bool | str = True) -> ContainerRecord:
     """Make a container of `image_ref` with the Engine API's Config, HostConfig and
     NetworkingConfig (its EndpointsConfig become the container's endpoints). The daemon's
     warnings are appended to `warnings`. `keep_mounted`: leave the snapshot mounted for the
     start that follows at once (`run`), which then finds it so: an unmount and a mount less.
-    `pull` False: a missing image is dockerd's 404 "No such image" (the API's clients pull
-    through /images/create themselves)."""
+    `pull` is `--pull`: "missing" (True) pulls an image that is not local; "never" (False)
+    makes a missing image dockerd's 404 "No such image" without asking any registry (the
+    API's clients pull through /images/create themselves); "always" pulls first."""
     if name is not None:
         try:
             name = naming.check_name(name)
@@ -132,8 +145,7 @@ def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: 
     said = netchecks.check(engine, config, host_config, networking_config)
     store = engine.store
     try:
-        image = images.find_or_pull(store, image_ref, on_pull=on_pull) if pull else \
-            images.find_local(store, image_ref)
+        image = _image(store, image_ref, pull, on_pull)
         image_config = store.config(image)
     except ImageError as e:
         raise EngineError(str(e), status=404) from None

@@ -107,11 +107,17 @@ def find_or_pull(store: ImageStore, text: str, *, on_pull: Callable[[str], None]
         return found
     if is_default_reference(text):
         return ensure_default_image(store)
-    from barque.registry.errors import RegistryError  # here: most runs find the image
-
     ref = _parse(text)
     if on_pull is not None:
         on_pull(ref.familiar)
+    return pull_image(store, text, progress=progress, platform=platform)
+
+
+def pull_image(store: ImageStore, text: str, *, progress: Any = None,
+               platform: str | None = None) -> Image:
+    """Pull `text` now (`run --pull always`), a registry's failure an ImageError."""
+    from barque.registry.errors import RegistryError  # here: most runs find the image
+
     try:
         return pull(store, text, platform=platform, progress=progress).image
     except RegistryError as e:

@@ -39,10 +39,10 @@ def resources(host_config: dict[str, Any]) -> dict[str, Any]:
     if swap:
         if not hc.get("Memory"):
             raise ResourceError("You should always set the Memory limit when using Memoryswap "
-                                "limit, see usage.")
+                                "limit, see usage")  # moby: no full stop
         if swap != -1 and swap < hc["Memory"]:
             raise ResourceError("Minimum memoryswap limit should be larger than memory limit, "
-                                "see usage.")
+                                "see usage")
         memory["swap"] = int(swap)
     if hc.get("MemoryReservation"):
         memory["reservation"] = int(hc["MemoryReservation"])

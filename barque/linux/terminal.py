@@ -14,6 +14,23 @@ def set_size(fd: int, rows: int, cols: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
+def make_raw(fd: int) -> list:
+    """Put a terminal in raw mode and return its old settings. TCSANOW, as docker's
+    SetRawTerminal: tty.setraw's default, TCSAFLUSH, throws away what the user typed before
+    the container was ready."""
+    import tty
+
+    saved = termios.tcgetattr(fd)
+    tty.setraw(fd, termios.TCSANOW)
+    return saved
+
+
+def restore(fd: int, saved: list) -> None:
+    """Back to `saved` once the output written so far has gone out (TCSADRAIN: nothing typed
+    is dropped here either)."""
+    termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
 def get_size(fd: int) -> tuple[int, int]:
     rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
     return rows, cols

@@ -210,11 +210,9 @@ class RegistryClient:
         except requests.exceptions.Timeout:
             raise err.RegistryConnectionError(f"{what}: timeout") from None
         except requests.exceptions.ConnectionError as e:
-            if "refused" in str(e):
-                raise err.RegistryConnectionError(
-                    f"{what}: dial tcp {urlsplit(url).netloc}: connect: connection refused"
-                ) from None
-            raise err.RegistryConnectionError(f"{what}: {e}") from None
+            from barque.registry.dial_errors import describe
+
+            raise err.RegistryConnectionError(f"{what}: {describe(url, e)}") from None
 
     def _ping(self) -> None:
         """GET /v2/ once: picks http or https, records the auth challenge."""

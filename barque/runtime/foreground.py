@@ -69,14 +69,10 @@ class TtyProxy:
         self._saved: list | None = None
 
     def start(self) -> None:
-        import termios
-        import tty
-
         from barque.linux import terminal
 
         if os.isatty(0):
-            self._saved = termios.tcgetattr(0)
-            tty.setraw(0)
+            self._saved = terminal.make_raw(0)
             rows, cols = terminal.get_size(0)
             terminal.set_size(self.master, rows, cols)
             signal.signal(signal.SIGWINCH, self._resize)
@@ -115,8 +111,8 @@ class TtyProxy:
         return reap(pid)
 
     def stop(self) -> None:
-        import termios
+        from barque.linux import terminal
 
         if self._saved is not None:
-            termios.tcsetattr(0, termios.TCSADRAIN, self._saved)
+            terminal.restore(0, self._saved)
         os.close(self.master)

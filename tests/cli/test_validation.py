@@ -100,6 +100,20 @@ def test_bad_resource_values(barque: Barque, flags: list[str], words: str) -> No
     _refused(barque, ["--rm", *flags, "busybox", "true"], words.format(n=_cpus()))
 
 
+@pytest.mark.parametrize("flags, words", [
+    (["--memory-swap", "10m"],
+     "You should always set the Memory limit when using Memoryswap limit, see usage"),
+    (["-m", "10m", "--memory-swap", "5m"],
+     "Minimum memoryswap limit should be larger than memory limit, see usage"),
+    (["-m", "1k"], "Minimum memory limit allowed is 6MB"),
+])
+def test_memory_words_exactly_as_moby(barque: Barque, flags: list[str], words: str) -> None:
+    """The whole line, as dockerd's (no full stop after "see usage")."""
+    _refused(barque, ["--rm", *flags, "busybox", "true"], words)
+    result = barque.run("run", "--rm", *flags, "busybox", "true")
+    assert result.stderr == f"barque: Error response from daemon: {words}\n"
+
+
 def test_huge_environment_refused(barque: Barque, tmp_path: str) -> None:
     env_file = os.path.join(str(tmp_path), "env")
     with open(env_file, "w") as f:
@@ -156,12 +170,14 @@ def test_system_paths_mask_and_unmask(barque: Barque) -> None:
     ("systempaths=confined", 'invalid --security-opt 2: "systempaths=confined"'),
     ("mask=proc/kcore", 'invalid --security-opt 2: "mask=proc/kcore"'),
     ("bogus=1", 'invalid --security-opt 2: "bogus=1"'),
-    ("bogus", 'invalid --security-opt 1: "bogus"'),
+    ("bogus", 'Invalid --security-opt: "bogus"'),  # the docker CLI's own check
     ("label=bogus", 'bad label option "bogus"'),
 ])
 def test_bad_security_opts_refused(barque: Barque, opt: str, words: str) -> None:
     _refused(barque, ["--rm", "--security-opt", opt, "busybox", "true"], words)
-    _refused(barque, ["--security-opt", opt, "busybox", "true"], words, command="create")
+    # docker create: 125 for the CLI's own checks, 1 for the daemon's
+    _refused(barque, ["--security-opt", opt, "busybox", "true"], words, command="create",
+             code=125 if opt == "bogus" else 1)
 
 
 def test_lsm_confinement_is_never_dropped(barque: Barque) -> None:
