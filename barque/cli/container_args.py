@@ -256,6 +256,13 @@ def _top_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("ps_args", nargs=argparse.REMAINDER, metavar="[ps OPTIONS]")
 
 
+def _explain_args(p: argparse.ArgumentParser) -> None:
+    """show what isolates a running container: namespaces, cgroups, union filesystem"""
+    from barque.cli.explain import add_arguments
+
+    add_arguments(p)
+
+
 def _diff_args(p: argparse.ArgumentParser) -> None:
     """inspect changes to files or directories on a container's filesystem"""
     p.add_argument("container", metavar="CONTAINER")
@@ -362,6 +369,7 @@ _COMMANDS: list[tuple[str | None, tuple[str, ...], Callable[[argparse.ArgumentPa
     ("exec", ("exec",), _exec_args, "cmd_exec"),
     ("top", ("top",), _top_args, "cmd_top"),
     ("diff", ("diff",), _diff_args, "cmd_diff"),
+    ("explain", ("explain",), _explain_args, "cmd_explain"),
     ("cp", ("cp",), _cp_args, "cmd_cp"),
     ("stats", ("stats",), _stats_args, "cmd_stats"),
     ("commit", ("commit",), _commit_args, "cmd_commit"),
