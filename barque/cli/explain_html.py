@@ -34,7 +34,7 @@ def _svg_namespaces(facts: dict[str, Any]) -> list[str]:
         color = _PRIVATE if ns["private"] else _SHARED
         label = "private" if ns["private"] else "shared"
         out.append(f'<rect x="20" y="{y}" width="250" height="28" rx="5" fill="{color}"/>'
-                   f'<text x="32" y="{y + 19}" fill="#fff">{escape(ns["type"])}: {label}</text>')
+                   f'<text x="32" y="{y + 19}" class="w">{escape(ns["type"])}: {label}</text>')
     return out
 
 
@@ -79,7 +79,7 @@ def _svg_filesystem(facts: dict[str, Any]) -> list[str]:
     for i, (color, text) in enumerate(boxes[:8]):
         y = 75 + i * 34
         out.append(f'<rect x="620" y="{y}" width="260" height="28" rx="5" fill="{color}"/>'
-                   f'<text x="632" y="{y + 19}" fill="#fff">{escape(text)}</text>')
+                   f'<text x="632" y="{y + 19}" class="w">{escape(text)}</text>')
     return out
 
 
@@ -89,12 +89,12 @@ def diagram(facts: dict[str, Any]) -> str:
         '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 900 370" role="img" '
         'aria-label="the three layers that isolate the container">',
         "<style>text{font:13px system-ui,sans-serif;fill:#1d2330}"
-        ".h{font-weight:700;font-size:14px}</style>",
+        ".h{font-weight:700;font-size:14px}.w{fill:#fff}.n{fill:#5a6270}</style>",
         f'<rect x="300" y="8" width="300" height="30" rx="15" fill="#1d2330"/>'
-        f'<text x="450" y="28" text-anchor="middle" fill="#fff">'
+        f'<text x="450" y="28" text-anchor="middle" class="w">'
         f'process {escape(str(pid))}: an ordinary process</text>',
         *_svg_namespaces(facts), *_svg_cgroups(facts), *_svg_filesystem(facts),
-        '<text x="20" y="362" fill="#5a6270">green: private to the container; orange: shared '
+        '<text x="20" y="362" class="n">green: private to the container; orange: shared '
         "with the host or another container; blue: use against the limit</text>",
         "</svg>",
     ]
