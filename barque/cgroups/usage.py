@@ -22,8 +22,8 @@ def cpu_quota(manager: Manager) -> tuple[int | None, int]:
     """(quota, period) in microseconds; quota None when the CPU time is not limited."""
     if manager.version == 2:
         text = files.read_optional(_v2_dir(manager), "cpu.max") or "max 100000"
-        quota, _, period = text.partition(" ")
-        return (None if quota == "max" else int(quota)), int(period or 100000)
+        quota_v2, _, period_v2 = text.partition(" ")
+        return (None if quota_v2 == "max" else int(quota_v2)), int(period_v2 or 100000)
     directory = getattr(manager, "dirs", {}).get("cpu")
     if directory is None:
         return None, 100000
@@ -34,7 +34,10 @@ def cpu_quota(manager: Manager) -> tuple[int | None, int]:
 
 
 def _v2_dir(manager: Manager) -> str:
-    return str(getattr(manager, "dir"))
+    from barque.cgroups.v2 import CgroupV2Manager
+
+    assert isinstance(manager, CgroupV2Manager)
+    return manager.dir
 
 
 def directories(manager: Manager) -> dict[str, str]:

@@ -48,7 +48,7 @@ def layers(lowers: list[str], store: ImageStore | None, image: Image | None,
     known: dict[str, dict[str, Any]] = {}
     if store is not None and image is not None:
         sizes = store.layer_sizes(image)
-        for layer, size in zip(image.layers, sizes):
+        for layer, size in zip(image.layers, sizes, strict=True):
             known[store.layer_path(layer.chain_id)] = {
                 "kind": "image", "chain_id": layer.chain_id, "diff_id": layer.diff_id,
                 "digest": layer.blob_digest, "size": size}

@@ -52,7 +52,7 @@ def collect(pid: int, status: dict[str, str], spec: dict[str, Any],
     """`others`: the namespace inodes of every other running container, by name."""
     mine = proc.namespaces(pid)
     host = proc.namespaces(HOST_PID)
-    out = []
+    out: list[dict[str, Any]] = []
     for kind in proc.NAMESPACES:
         inode = mine[kind]
         if inode is None:

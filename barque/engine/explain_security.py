@@ -39,7 +39,7 @@ def seccomp(status: dict[str, str], spec: dict[str, Any]) -> dict[str, Any]:
     profile = (spec.get("linux") or {}).get("seccomp")
     summary = None
     if isinstance(profile, dict):
-        allowed = set()
+        allowed: set[str] = set()
         for rule in profile.get("syscalls") or []:
             if rule.get("action") == "SCMP_ACT_ALLOW" and not rule.get("args"):
                 allowed.update(rule.get("names") or [])
