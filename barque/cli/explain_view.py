@@ -50,8 +50,8 @@ def namespaces(facts: dict[str, Any]) -> Section:
             where = "private"
         else:
             where = "shared with " + ", ".join(ns["shared_with"] or ["host"])
-        inodes = f"{ns['inode']} (host {ns['host_inode']})"
-        section.rows.append((ns["type"], f"{where}: {inodes}", ns["meaning"]))
+        inodes = f"{ns['inode']}" + (f" (host {ns['host_inode']})" if ns["private"] else "")
+        section.rows.append((ns["type"], f"{where}, {inodes}", ns["meaning"]))
     return section
 
 
@@ -88,11 +88,12 @@ def filesystem(facts: dict[str, Any]) -> Section:
         return section
     for layer in overlay["layers"]:
         name = (layer["digest"] or layer["dir"])
-        what = {"image": "image layer", "init": "init layer (its /etc files, mount points)",
+        what = {"image": "image layer", "init": "init layer",
                 "other": "lower dir"}[layer["kind"]]
         others = layer["shared_with"]
+        role = "its /etc files and mount points; " if layer["kind"] == "init" else ""
         section.rows.append((what, f"{_short(name)} {size(layer['size'])}",
-                             f"read-only; shared with {others} other container"
+                             f"{role}read-only; shared with {others} other container"
                              f"{'' if others == 1 else 's'}"))
     cow = overlay["copy_on_write"] or {}
     section.rows.append(("upper dir", overlay["upper_dir"],
@@ -107,10 +108,10 @@ def filesystem(facts: dict[str, Any]) -> Section:
 
 
 def _short(text: str) -> str:
-    """A digest as its first 12 hex digits; a dir as its last two components."""
+    """A digest as its first 12 hex digits; a dir as its last component."""
     if text.startswith("sha256:"):
         return text[:19]
-    return "…/" + "/".join(text.rstrip("/").split("/")[-2:])
+    return "…/" + text.rstrip("/").rpartition("/")[2]
 
 
 def security(facts: dict[str, Any]) -> Section:
