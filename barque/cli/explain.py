@@ -53,22 +53,29 @@ def _write_html(path: str, facts: dict[str, Any]) -> None:
 def print_view(facts: dict[str, Any], width: int | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from barque.cli import explain_view as view
 
     console = Console(width=width or (None if sys.stdout.isatty() else 110),
                       highlight=False, soft_wrap=False)
     c = facts["container"]
-    console.print(f"[bold]{c['name']}[/bold] ({c['id'][:12]}, {c['image']}): "
-                  f"PID {c['pid']} on the host, running {' '.join(c['command'])}")
+    # Text, never markup: names, commands and file names come from the container.
+    console.print(Text(printable(f"{c['name']} ({c['id'][:12]}, {c['image']}): PID "
+                                 f"{c['pid']} on the host, running {' '.join(c['command'])}")))
     for section in view.sections(facts):
-        table = Table(title=f"{section.title}: {section.intro}", title_justify="left",
+        table = Table(title=Text(f"{section.title}: {section.intro}"), title_justify="left",
                       title_style="bold", show_header=False, expand=False, box=None,
                       padding=(0, 1))
         table.add_column(style="bold", no_wrap=True)
         table.add_column(overflow="fold")
         table.add_column(style="dim", overflow="fold")
         for row in section.rows:
-            table.add_row(*row)
+            table.add_row(*(Text(printable(cell)) for cell in row))
         console.print()
         console.print(table)
+
+
+def printable(text: str) -> str:
+    """Control characters (a terminal escape in a file name the container chose) as \\xNN."""
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)

@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 import pytest
 
 from barque.engine.explain import SCHEMA_FILE
-from tests.cli.conftest import Barque, inspect_container, ok
+from tests.cli.conftest import Barque, inspect_container, ok, until
 from tests.support import png
 from tests.support.marks import needs_busybox
 from tests.support.tools import require
@@ -134,3 +134,17 @@ def test_html_page_renders_in_headless_chromium(barque: Barque, tmp_path: str) -
         variance, levels = png.grey_variance(f.read())
     # A blank page is one grey level; this one has text, coloured boxes and tables.
     assert variance > 200 and levels > 20, (variance, levels)
+
+
+def test_names_from_the_container_reach_the_terminal_inert(barque: Barque) -> None:
+    """A file name (and a command) with rich markup and a terminal escape is shown as text:
+    no markup applied, no escape sequence written to the user's terminal."""
+    b = barque
+    ok(b.run("run", "-d", "--name", "evil", "--network", "none", "busybox", "sh", "-c",
+             "dd if=/dev/zero of=\"/$(printf '[red]big\\033[2J')\" bs=1k count=64 "
+             "2>/dev/null; touch /done; exec sleep 1000"))
+    upper = inspect_container(b, "evil")["GraphDriver"]["Data"]["UpperDir"]
+    until(lambda: os.path.exists(os.path.join(upper, "done")))
+    view = ok(b.run("explain", "--interval", "0.2", "evil"))
+    assert "\x1b" not in view
+    assert "/[red]big\\x1b[2J" in view
