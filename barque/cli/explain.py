@@ -26,11 +26,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_explain(ns: argparse.Namespace, engine: Engine) -> int:
-    from barque.engine.errors import EngineError
+    from barque.cli.containers import CommandError
     from barque.engine.explain import explain
 
     if not 0 < ns.interval <= 60:
-        raise EngineError("--interval must be between 0 and 60 seconds", 1, 400)
+        raise CommandError(f'invalid argument "{ns.interval:g}" for "--interval" flag: '
+                           "must be more than 0 and at most 60 seconds")
     facts = explain(engine, ns.container, ns.interval)
     if ns.html:
         _write_html(ns.html, facts)
@@ -44,10 +45,18 @@ def cmd_explain(ns: argparse.Namespace, engine: Engine) -> int:
 def _write_html(path: str, facts: dict[str, Any]) -> None:
     from barque.cli.explain_html import render
 
+    from barque.cli.containers import CommandError
+
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(render(facts))
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(render(facts))
+        os.replace(tmp, path)
+    except OSError as e:
+        # Client-side file errors in Go's words, as `docker save -o`: nothing left behind.
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise CommandError(f"open {path}: {(e.strerror or str(e)).lower()}") from None
 
 
 def print_view(facts: dict[str, Any], width: int | None = None) -> None:
