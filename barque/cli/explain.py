@@ -43,9 +43,8 @@ def cmd_explain(ns: argparse.Namespace, engine: Engine) -> int:
 
 
 def _write_html(path: str, facts: dict[str, Any]) -> None:
-    from barque.cli.explain_html import render
-
     from barque.cli.containers import CommandError
+    from barque.cli.explain_html import render
 
     tmp = f"{path}.tmp{os.getpid()}"
     try:
