@@ -93,6 +93,7 @@ def _container_options(p: argparse.ArgumentParser) -> None:
     _append(p, "--cap-drop", help="drop Linux capabilities")
     p.add_argument("--privileged", action="store_true", help="give extended privileges")
     _append(p, "--security-opt", help="security options")
+    p.add_argument("--pid", help="PID namespace to use (host)")
     p.add_argument("-h", "--hostname", help="container host name")
     p.add_argument("--domainname", help="container NIS domain name")
     p.add_argument("--init", action="store_true", help="run an init inside the container")
@@ -256,6 +257,13 @@ def _top_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("ps_args", nargs=argparse.REMAINDER, metavar="[ps OPTIONS]")
 
 
+def _explain_args(p: argparse.ArgumentParser) -> None:
+    """show what isolates a running container: namespaces, cgroups, union filesystem"""
+    from barque.cli.explain import add_arguments
+
+    add_arguments(p)
+
+
 def _diff_args(p: argparse.ArgumentParser) -> None:
     """inspect changes to files or directories on a container's filesystem"""
     p.add_argument("container", metavar="CONTAINER")
@@ -362,6 +370,7 @@ _COMMANDS: list[tuple[str | None, tuple[str, ...], Callable[[argparse.ArgumentPa
     ("exec", ("exec",), _exec_args, "cmd_exec"),
     ("top", ("top",), _top_args, "cmd_top"),
     ("diff", ("diff",), _diff_args, "cmd_diff"),
+    ("explain", ("explain",), _explain_args, "cmd_explain"),
     ("cp", ("cp",), _cp_args, "cmd_cp"),
     ("stats", ("stats",), _stats_args, "cmd_stats"),
     ("commit", ("commit",), _commit_args, "cmd_commit"),

@@ -296,6 +296,12 @@ def cmd_top(ns: argparse.Namespace, engine: Engine) -> int:
     return 0
 
 
+def cmd_explain(ns: argparse.Namespace, engine: Engine) -> int:
+    from barque.cli.explain import cmd_explain as explain
+
+    return explain(ns, engine)
+
+
 def cmd_diff(ns: argparse.Namespace, engine: Engine) -> int:
     from barque.engine.diff import container_changes
 

@@ -304,6 +304,8 @@ def create_request(ns: argparse.Namespace
         "OomScoreAdj": ns.oom_score_adj or 0,
         "LogConfig": log_config(ns),
     }
+    if getattr(ns, "pid", None):
+        host_config["PidMode"] = ns.pid
     networking_config = net_options.apply(ns, config, host_config)
     from barque.engine.mounts import MountError, parse_mount, to_api
 

@@ -79,6 +79,16 @@ def check_restart_policy(host_config: dict[str, Any]) -> None:
         raise EngineError("Conflicting options: --restart and --rm", status=400)
 
 
+def check_pid_mode(host_config: dict[str, Any]) -> None:
+    """PidMode: "" (a namespace of its own) or "host"; Docker's container:X is not done."""
+    mode = str(host_config.get("PidMode") or "")
+    if mode.startswith("container:"):
+        raise EngineError(f"PID mode {mode}: sharing another container's PID namespace is "
+                          "not supported (only host)", status=400)
+    if mode not in ("", "host"):
+        raise EngineError(f"invalid PID mode: {mode}", status=400)
+
+
 def check_settings(config: dict[str, Any], host_config: dict[str, Any]) -> list[Mount]:
     """Docker's create-time validation; the mounts as parsed."""
     try:
@@ -97,6 +107,7 @@ def check_settings(config: dict[str, Any], host_config: dict[str, Any]) -> list[
             sysctls.SysctlError, resource_checks.ResourceCheckError, MountError) as e:
         raise EngineError(str(e), status=400) from None
     check_restart_policy(host_config)
+    check_pid_mode(host_config)
     if not (config.get("Entrypoint") or config.get("Cmd")):
         raise EngineError("No command specified", status=400)
     return mounts

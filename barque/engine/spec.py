@@ -233,6 +233,9 @@ def _namespaces(spec: dict[str, Any], host_config: dict[str, Any],
     # default spec, which has the cgroup namespace on a pure v2 host only.
     namespaces = list(linux["namespaces"])
     mode = str(host_config.get("NetworkMode") or "default")
+    if host_config.get("PidMode") == "host":
+        # --pid host: the host's process table; /proc is mounted from the host's namespace.
+        namespaces = [ns for ns in namespaces if ns["type"] != "pid"]
     if mode == "host":
         namespaces = [ns for ns in namespaces if ns["type"] != "network"]
     elif network_path:

@@ -125,3 +125,20 @@ def test_seccomp_rules_follow_capabilities() -> None:
     names = [r["names"] for r in seccomp_profile.to_oci(
         profile, ["CAP_SYS_ADMIN", "CAP_SYS_PTRACE"])["syscalls"]]
     assert names == [["read"], ["mount"]]
+
+
+def test_pid_host_leaves_the_pid_namespace_out(rootfs: str) -> None:
+    from barque.engine.context import EngineError
+    from barque.engine.create import check_pid_mode
+
+    types = [ns["type"] for ns in _spec(rootfs)["linux"]["namespaces"]]
+    assert "pid" in types
+    host = [ns["type"] for ns in _spec(rootfs, host={"PidMode": "host"})["linux"]["namespaces"]]
+    assert host == [t for t in types if t != "pid"]
+    check_pid_mode({"PidMode": "host"})
+    check_pid_mode({})
+    with pytest.raises(EngineError, match="container:web: sharing another container's PID "
+                       "namespace is not supported"):
+        check_pid_mode({"PidMode": "container:web"})
+    with pytest.raises(EngineError, match="invalid PID mode: foo"):
+        check_pid_mode({"PidMode": "foo"})
