@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import time
 
@@ -13,6 +12,7 @@ import pytest
 
 from tests.cli.conftest import Barque, inspect_container, ok, until
 from tests.support.marks import needs_busybox
+from tests.support.ptys import Step, run_in_pty
 
 pytestmark = [
     pytest.mark.root,
@@ -234,44 +234,10 @@ def test_pause_unpause(cleanup: Barque) -> None:
     assert inspect_container(b, "pz")["State"]["Status"] == "running"
 
 
-def _pty_session(b: Barque, argv: list[str], steps: list[tuple[bytes, bytes | tuple[int, int]]],
+def _pty_session(b: Barque, argv: list[str], steps: list[Step],
                  size: tuple[int, int] = (24, 80)) -> tuple[bytes, int]:
-    """Run barque under a pty of `size` (rows, cols); each step waits for its prompt in the
-    output, then types its input (or, for a (rows, cols) pair, resizes the terminal).
-    (output, exit status)."""
-    import fcntl
-    import pty
-    import struct
-    import termios
-
-    pid, master = pty.fork()
-    if pid == 0:
-        os.execv(b.argv()[0], b.argv(*argv))
-    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
-    output, todo = b"", list(steps)
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(master, 4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                output += chunk
-            if todo and todo[0][0] in output:
-                action = todo.pop(0)[1]
-                if isinstance(action, tuple):
-                    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", *action, 0, 0))
-                    output = b""  # the next step's prompt must come after this
-                else:
-                    os.write(master, action)
-        _, status = os.waitpid(pid, 0)
-    finally:
-        os.close(master)
-    return output, os.waitstatus_to_exitcode(status)
+    """barque ARGV under a pty of `size`, driven by `steps` (tests/support/ptys.py)."""
+    return run_in_pty(b.argv(*argv), steps, size=size, timeout=30)
 
 
 def test_interactive_tty_session(cleanup: Barque) -> None:

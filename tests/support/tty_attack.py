@@ -9,9 +9,7 @@ CAP_SYS_ADMIN) on the fds it was handed, and ENXIO from /dev/tty."""
 from __future__ import annotations
 
 import os
-import select
 import subprocess
-import time
 
 from tests.support.tools import require
 
@@ -60,38 +58,9 @@ def in_pty(argv: list[str], marker: bytes = b"", answer: bytes = b"",
            timeout: float = 60) -> tuple[bytes, int]:
     """Run argv on a new pty (its controlling terminal, argv the session leader); once
     `marker` shows, type `answer`. (output, exit status)."""
-    import pty
+    from tests.support.ptys import run_in_pty
 
-    import pytest
-
-    try:
-        pid, master = pty.fork()
-    except OSError as e:  # the cgroup v2 guest has no pty devices (as test_terminal skips)
-        pytest.skip(f"this machine gives the test no pseudo-terminal: {e}")
-    if pid == 0:
-        os.execv(argv[0], argv)
-    output, typed = b"", not marker
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(master, 4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                output += chunk
-            if not typed and marker in output:
-                os.write(master, answer)
-                typed = True
-        else:
-            os.kill(pid, 9)
-        _, status = os.waitpid(pid, 0)
-    finally:
-        os.close(master)
-    return output, os.waitstatus_to_exitcode(status)
+    return run_in_pty(argv, [(marker, answer)] if marker else [], timeout=timeout)
 
 
 def admin_shell(command: str) -> list[str]:
