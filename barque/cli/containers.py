@@ -437,28 +437,43 @@ def _ellipsis(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
-def ps_row(summary: Any, no_trunc: bool) -> dict[str, Any]:
+def _size_text(size_rw: int, size_root: int) -> str:
+    """The docker CLI's SIZE: "0B (virtual 1.99MB)"."""
+    from barque.engine.units import human_size
+
+    text = human_size(size_rw)
+    return f"{text} (virtual {human_size(size_root)})" if size_root > 0 else text
+
+
+def ps_row(summary: Any, no_trunc: bool, sizes: tuple[int, int] = (0, 0)) -> dict[str, Any]:
     """A listed container (engine.listing's ContainerSummary) as `ps`'s template fields."""
     from barque.cli import formatting as fmt
+    from barque.cli import gofmt
     from barque.engine.netview import display_ports
 
     command = summary.command
     return {
         "ID": summary.id if no_trunc else summary.id[:12],
         "Image": summary.image,
-        "Command": json.dumps(command) if no_trunc else f'"{_ellipsis(command, 20)}"',
+        "Command": gofmt.quote(command if no_trunc else _ellipsis(command, 20)),
         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(summary.created)),
         "RunningFor": fmt.human_duration(time.time() - summary.created) + " ago",
         "Ports": display_ports(summary.ports),
         "Status": summary.status,
         "State": summary.state,
-        "Size": "0B",
+        "Size": _size_text(*sizes),
         "Names": summary.name,
         "Labels": ",".join(f"{k}={v}" for k, v in sorted(summary.labels.items())),
-        "Mounts": ",".join(_ellipsis(source, 15) for source in summary.volumes),
+        "Mounts": ",".join(_mount_name(m, no_trunc) for m in summary.mounts),
         "Networks": ",".join(sorted(summary.networks)),
         "LocalVolumes": str(len(summary.volumes)),
     }
+
+
+def _mount_name(mount: dict[str, Any], no_trunc: bool) -> str:
+    """The docker CLI's MOUNTS: a volume's name, a bind's host path."""
+    name = str(mount.get("Name") or mount["Source"])
+    return name if no_trunc else _ellipsis(name, 15)
 
 
 def cmd_ps(ns: argparse.Namespace, engine: Engine) -> int:
@@ -469,7 +484,9 @@ def cmd_ps(ns: argparse.Namespace, engine: Engine) -> int:
     limit = 1 if ns.latest else (ns.last if ns.last >= 0 else None)
     summaries = listing.list_containers(engine, all_=ns.all or limit is not None, limit=limit,
                                         filters=parse_filters(ns.filter, listing.FILTER_KEYS))
-    rows = [ps_row(summary, ns.no_trunc) for summary in summaries]
+    with_size = ns.size or ".Size" in (ns.format or "")  # as the docker CLI asks dockerd
+    rows = [ps_row(summary, ns.no_trunc, listing.sizes(engine, summary) if with_size else (0, 0))
+            for summary in summaries]
     table = PS_TABLE + ("\t{{.Size}}" if ns.size else "")
     sys.stdout.write(fmt.format_table(rows, ns.format, table, PS_HEADERS,
                                       quiet_field="ID" if ns.quiet else None))

@@ -273,7 +273,7 @@ def create_request(ns: argparse.Namespace
     memory = _size(ns.memory, "--memory")
     swap = -1 if ns.memory_swap == "-1" else _size(ns.memory_swap, "--memory-swap")
     host_config: dict[str, Any] = {
-        "Binds": list(ns.volume),
+        "Binds": list(ns.volume) or None,  # the docker CLI's nil slices: null in inspect
         "Mounts": [],
         "Tmpfs": tmpfs(ns.tmpfs),
         "ReadonlyRootfs": bool(ns.read_only),
@@ -288,11 +288,11 @@ def create_request(ns: argparse.Namespace
         "CpusetMems": ns.cpuset_mems or "",
         "PidsLimit": ns.pids_limit,
         "BlkioWeight": ns.blkio_weight or 0,
-        "Ulimits": ulimits(ns.ulimit),
+        "Ulimits": ulimits(ns.ulimit) or None,
         "CapAdd": list(ns.cap_add) or None,
         "CapDrop": list(ns.cap_drop) or None,
         "Privileged": bool(ns.privileged),
-        "SecurityOpt": _security_opts(ns.security_opt),
+        "SecurityOpt": _security_opts(ns.security_opt) or None,
         "Init": True if ns.init else None,
         "RestartPolicy": restart_policy(ns.restart),
         "AutoRemove": bool(getattr(ns, "rm", False)),

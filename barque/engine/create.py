@@ -129,6 +129,7 @@ def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: 
     host_config = dict(host_config)
     networking_config = netchecks.normalize(host_config, networking_config)
     said = netchecks.check(engine, config, host_config, networking_config)
+    said += _daemon_defaults(host_config)
     store = engine.store
     try:
         image = images.find_or_pull(store, image_ref, on_pull=on_pull) if pull else \
@@ -155,6 +156,27 @@ def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: 
     if warnings is not None:
         warnings += said
     return record
+
+
+def _daemon_defaults(host_config: dict[str, Any]) -> list[str]:
+    """What dockerd's adaptContainerSettings and resource checks fill in at create (and
+    inspect then shows): the default /dev/shm size, and swap twice the memory limit when only
+    the memory limit is given (unlimited, with dockerd's warning, without swap accounting)."""
+    from barque.engine.spec import DEFAULT_SHM_SIZE
+
+    if not host_config.get("ShmSize"):
+        host_config["ShmSize"] = DEFAULT_SHM_SIZE
+    memory = host_config.get("Memory") or 0
+    if memory > 0 and not host_config.get("MemorySwap"):
+        from barque.engine.system import host_features
+
+        if host_features()["SwapLimit"]:
+            host_config["MemorySwap"] = memory * 2
+        else:
+            host_config["MemorySwap"] = -1
+            return ["Your kernel does not support swap limit capabilities or the cgroup is not "
+                    "mounted. Memory limited without swap."]
+    return []
 
 
 def _insert(engine: Engine, record: ContainerRecord) -> None:
@@ -261,13 +283,14 @@ def _mount_record(mount: Mount) -> dict[str, Any]:
     return {"type": mount.type, "source": mount.source, "target": mount.target,
             "read_only": mount.read_only, "propagation": mount.propagation,
             "no_copy": mount.no_copy, "options": list(mount.options),
-            "create_source": mount.create_source, "anonymous": mount.anonymous}
+            "create_source": mount.create_source, "anonymous": mount.anonymous,
+            "mode": mount.mode}
 
 
 def mount_from_record(entry: dict[str, Any]) -> Mount:
     return Mount(entry["type"], entry["source"], entry["target"], entry["read_only"],
                  entry["propagation"], entry["no_copy"], list(entry["options"]),
-                 entry["create_source"], entry["anonymous"])
+                 entry["create_source"], entry["anonymous"], entry.get("mode", ""))
 
 
 def _unmake(engine: Engine, record: ContainerRecord) -> None:

@@ -257,7 +257,7 @@ def inspect(store: ImageStore, image: Image) -> dict[str, Any]:
         "Size": image.size,
         "GraphDriver": {
             "Data": {"LowerDir": ":".join(top)} if top else {},
-            "Name": "overlay",
+            "Name": "overlay2",
         },
         "RootFS": {"Type": "layers", "Layers": [la.diff_id for la in image.layers]},
         "Metadata": {"LastTagTime": _iso(image.added)},

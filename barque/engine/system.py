@@ -132,7 +132,7 @@ def info(engine: Engine, version: str | None = None) -> dict[str, Any]:
         "ContainersRunning": sum(s in ("running", "restarting") for s in states),
         "ContainersPaused": states.count("paused"),
         "ContainersStopped": sum(s in ("created", "exited", "dead") for s in states),
-        "Images": len(engine.store.images()), "Driver": "overlay",
+        "Images": len(engine.store.images()), "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", _fs_type(engine.paths.root)]],
         "LoggingDriver": "json-file", "CgroupDriver": "cgroupfs",
         "CgroupVersion": _cgroup_version(), "KernelVersion": os.uname().release,
