@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 FILTER_KEYS = ("status", "name", "id", "label", "exited", "ancestor", "network", "publish",
-               "expose")
+               "expose", "health")
+_HEALTH_VALUES = ("starting", "healthy", "unhealthy", "none")
 
 
 @dataclass
@@ -43,6 +44,9 @@ def list_containers(engine: Engine, *, all_: bool = False, limit: int | None = N
     the newest `limit` only if given."""
     filters = filters or {}
     net_filter = _NetFilter(filters)  # checked before any container is read
+    for value in filters.get("health", []):
+        if value not in _HEALTH_VALUES:
+            raise EngineError(f"Unrecognised filter value for health: {value}", 1, 400)
     records = engine.records.all()
     if limit is not None:
         records = records[:limit]
@@ -113,6 +117,8 @@ def _matches(filters: dict[str, list[str]], record: ContainerRecord,
 
 _TESTS: dict[str, Any] = {
     "status": lambda record, state, value: state["Status"] == value,
+    "health": lambda record, state, value: (state.get("Health") or {}).get(
+        "Status", "none") == value,
     "name": lambda record, state, value: value in record.name,
     "id": lambda record, state, value: record.id.startswith(value),
     "exited": lambda record, state, value: (state["Status"] == "exited" and

@@ -308,12 +308,13 @@ def disk_usage(engine: Engine) -> list[dict[str, Any]]:
     """`docker system df`'s rows: images, containers, local volumes, build cache."""
     data = disk_usage_data(engine, ("container", "image", "volume"))
     assert data.images is not None and data.containers is not None and data.volumes is not None
-    image_sizes = [u.size for u in data.images]
+    # the docker CLI: all layers once; reclaimable what no container's image holds alone
+    in_use = sum(u.size - u.shared_size for u in data.images if u.containers)
     active = [size for s, size in data.containers
               if s.state in ("running", "paused", "restarting")]  # State.Running
     return [
         _row("Images", len(data.images), sum(u.containers > 0 for u in data.images),
-             sum(image_sizes), sum(u.size for u in data.images if not u.containers)),
+             data.layers_size, data.layers_size - in_use),
         _row("Containers", len(data.containers), len(active),
              sum(size for _, size in data.containers),
              sum(size for _, size in data.containers) - sum(active)),
