@@ -9,6 +9,7 @@ from typing import Any
 
 from barque.cli import formatting as fmt
 from barque.cli.containers import CommandError, _confirm, _daemon_error, _each
+from barque.cli.gofmt import GoStruct
 from barque.engine.context import Engine, EngineError
 
 # --- info, version ----------------------------------------------------------------------------
@@ -18,8 +19,10 @@ def cmd_info(ns: argparse.Namespace, engine: Engine) -> int:
     from barque.engine.system import info
 
     data = info(engine)
+    data["ClientInfo"] = {"Debug": False, "Context": "default", "Plugins": [],
+                          "Warnings": None}  # the docker CLI adds its own part
     if ns.format:
-        print(render(ns.format, data))
+        print(render(ns.format, fmt.go_structs(data)))
         return 0
     print(f"""Client:
  Version:    {data['ServerVersion']}
@@ -50,13 +53,27 @@ Server:
     return 0
 
 
+class _GoNames(GoStruct):
+    """A version part as the docker CLI's struct: its Go field APIVersion is the JSON key
+    ApiVersion, so `{{.Client.APIVersion}}` works while `{{json .Client}}` is unchanged."""
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(_GO_NAMES.get(str(key), key))
+
+    def __getitem__(self, key: object) -> object:
+        return super().__getitem__(_GO_NAMES.get(str(key), key))
+
+
+_GO_NAMES = {"APIVersion": "ApiVersion"}
+
+
 def cmd_version(ns: argparse.Namespace, engine: Engine | None) -> int:
     from barque.cli.gotemplate import render
     from barque.engine.system import version
 
     data = version()
     if ns.format:
-        print(render(ns.format, data))
+        print(render(ns.format, {k: _GoNames(fmt.go_structs(v)) for k, v in data.items()}))
         return 0
     server = data["Server"]
     print(f"barque version {server['Version']}")
