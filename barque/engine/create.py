@@ -271,6 +271,11 @@ def make_init_layer(path: str) -> None:
         with open(os.path.join(path, name), "wb"):
             pass
         os.chmod(os.path.join(path, name), 0o644)
+    # Docker's marker that scripts test for "am I in a container"; in the init layer, so it
+    # is never a change (diff, commit)
+    with open(os.path.join(path, ".dockerenv"), "wb"):
+        pass
+    os.chmod(os.path.join(path, ".dockerenv"), 0o755)
     os.symlink("/proc/mounts", os.path.join(path, "etc", "mtab"))
 
 
