@@ -5,8 +5,8 @@ OverlayChanges): a whiteout is D, an opaque directory that hid a lower one is D 
 contents A), anything else is A or, when the lowers show something there, C; a directory the
 lowers show unchanged (size, mode, mtime) is left out, and the parent of any change is listed
 as C if it is not listed already (as dockerd 20.10 shows it). `diff_dirs` compares a copied
-rootfs with its lowers like Docker's naive driver (ChangesDirs). Both list paths in Docker's walk order: sorted by path
-component, each directory before what it holds.
+rootfs with its lowers like Docker's naive driver (ChangesDirs). Both list paths in Docker's
+walk order: sorted by path component, each directory before what it holds.
 """
 
 from __future__ import annotations
