@@ -31,9 +31,10 @@ def _daemon_error(e: EngineError) -> None:
     sys.stderr.write(f"Error response from daemon: {e}\n")
 
 
-def _each(names: list[str], action: Any) -> int:
+def _each(names: list[str], action: Any, failed: list[str] | None = None) -> int:
     """Run `action(name)` for every name, printing the name on success, as `docker stop a b`
-    does; any failure makes the exit status 1 but does not stop the others."""
+    does; any failure makes the exit status 1 but does not stop the others (their names are
+    appended to `failed`)."""
     status = 0
     for name in names:
         try:
@@ -42,6 +43,8 @@ def _each(names: list[str], action: Any) -> int:
         except EngineError as e:
             _daemon_error(e)
             status = 1
+            if failed is not None:
+                failed.append(name)
     return status
 
 
@@ -201,7 +204,11 @@ def cmd_start(ns: argparse.Namespace, engine: Engine) -> int:
             raise CommandError("you cannot start and attach multiple containers at once")
         record = lifecycle.start(engine, ns.containers[0], attach=True)  # running: as it is
         return _attach_and_wait(engine, record, ns.interactive, True, claim=True)
-    return _each(ns.containers, lambda name: lifecycle.start(engine, name))
+    failed: list[str] = []
+    status = _each(ns.containers, lambda name: lifecycle.start(engine, name), failed)
+    if failed:  # the docker CLI's summary after the daemon's errors
+        sys.stderr.write(f"Error: failed to start containers: {', '.join(failed)}\n")
+    return status
 
 
 def cmd_attach(ns: argparse.Namespace, engine: Engine) -> int:
@@ -369,8 +376,21 @@ def cmd_unpause(ns: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_rm(ns: argparse.Namespace, engine: Engine) -> int:
-    return _each(ns.containers,
-                 lambda n: lifecycle.remove(engine, n, force=ns.force, volumes=ns.volumes))
+    """As the docker CLI (20.10): a missing container is "Error: No such container: X", and
+    with -f it is said but not a failure."""
+    status = 0
+    for name in ns.containers:
+        try:
+            lifecycle.remove(engine, name, force=ns.force, volumes=ns.volumes)
+            print(name)
+        except EngineError as e:
+            if e.status != 404:
+                _daemon_error(e)
+                status = 1
+                continue
+            sys.stderr.write(f"Error: {e}\n")
+            status = status if ns.force else 1
+    return status
 
 
 def cmd_wait(ns: argparse.Namespace, engine: Engine) -> int:
@@ -387,7 +407,11 @@ def cmd_wait(ns: argparse.Namespace, engine: Engine) -> int:
 def cmd_rename(ns: argparse.Namespace, engine: Engine) -> int:
     from barque.engine import naming
 
-    naming.rename(engine, ns.container, ns.new_name)
+    try:
+        naming.rename(engine, ns.container, ns.new_name)
+    except EngineError as e:
+        _daemon_error(e)  # and the docker CLI's own line
+        raise CommandError(f"Error: failed to rename container named {ns.container}") from None
     return 0
 
 

@@ -79,8 +79,23 @@ def cmd_push(ns: argparse.Namespace, store: ImageStore) -> int:
 
 
 def cmd_tag(ns: argparse.Namespace, store: ImageStore) -> int:
+    from barque.image import reference
+
+    try:  # the target is checked by the docker CLI before dockerd hears of it
+        ref = reference.parse(ns.target)
+    except reference.ReferenceError as e:
+        raise CommandError(f"Error parsing reference: {gofmt_quote(ns.target)} is not a valid "
+                           f"repository/tag: {e}") from None
+    if ref.digest:
+        raise CommandError("refusing to create a tag with a digest reference")
     eng.tag(store, ns.source, ns.target)
     return 0
+
+
+def gofmt_quote(text: str) -> str:
+    from barque.cli.gofmt import quote
+
+    return quote(text)
 
 
 def cmd_rmi(ns: argparse.Namespace, store: ImageStore) -> int:

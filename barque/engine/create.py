@@ -62,20 +62,20 @@ def merge_image_config(config: dict[str, Any], image_config: dict[str, Any]) -> 
 
 
 def check_restart_policy(host_config: dict[str, Any]) -> None:
+    """dockerd 20.10's checks, in its words."""
     policy = host_config.get("RestartPolicy") or {}
     name = str(policy.get("Name") or "")
     if name not in RESTART_POLICIES:
-        raise EngineError(f"invalid restart policy: unknown policy '{name}'; use one of 'no', "
-                          "'always', 'on-failure', or 'unless-stopped'", status=400)
+        raise EngineError(f"invalid restart policy '{name}'", status=400)
     retries = int(policy.get("MaximumRetryCount") or 0)
     if retries and name != "on-failure":
-        raise EngineError("invalid restart policy: maximum retry count can only be used with "
-                          "'on-failure'", status=400)
+        raise EngineError(f"maximum retry count cannot be used with restart policy '{name}'",
+                          status=400)
     if retries < 0:
-        raise EngineError("invalid restart policy: maximum retry count must be a positive "
-                          "integer", status=400)
+        raise EngineError("maximum retry count cannot be negative", status=400)
     if host_config.get("AutoRemove") and name not in ("", "no"):
-        raise EngineError("Conflicting options: --restart and --rm", status=400)
+        raise EngineError("can't create 'AutoRemove' container with restart policy",
+                          status=400)
 
 
 def check_settings(config: dict[str, Any], host_config: dict[str, Any]) -> list[Mount]:
