@@ -122,12 +122,13 @@ def test_ps_health_filter(cleanup: Barque) -> None:
     ok(b.run("rm", "-f", "doc", "plain"))
 
 
-def test_image_times(barque: Barque) -> None:
-    b = barque
-    # the default image is made at the epoch (reproducible): Go's time.String() in images,
-    # N/A in history's human CREATED (the docker CLI's for a zero time)
-    assert ok(b.run("images", "--format", "{{.CreatedAt}}|{{.CreatedSince}}", "busybox")) == \
-        "1970-01-01 00:00:00 +0000 UTC|56 years ago\n"
+def test_image_times(cleanup: Barque) -> None:
+    b = cleanup
+    ok(b.run("run", "--rm", "--network", "none", "busybox", "true"))  # the default image
+    # it is made at the epoch (reproducible): Go's time.String() in images, N/A in history's
+    # human CREATED (the docker CLI's for a zero time)
+    shown = ok(b.run("images", "--format", "{{.CreatedAt}}|{{.CreatedSince}}", "busybox"))
+    assert re.fullmatch(r"1970-01-01 00:00:00 \+0000 UTC\|[0-9]+ years ago\n", shown), shown
     assert ok(b.run("history", "--format", "{{.CreatedAt}}|{{.CreatedSince}}", "busybox")) == \
         "1970-01-01T00:00:00Z|N/A\n"
     assert ok(b.run("history", "busybox")).splitlines()[1].split()[1] == "N/A"
