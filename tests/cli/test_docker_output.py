@@ -39,26 +39,43 @@ DOCKER_CONFIG_KEYS = [
     "OnBuild", "Labels"]
 
 
-def test_inspect_as_dockerd(cleanup: Barque) -> None:
-    b = cleanup
+def _created(b: Barque) -> dict:
     ok(b.run("create", "--network", "none", "--name", "c1", "-m", "64m", "busybox", "sleep",
              "100"))
-    data = inspect_container(b, "c1")
-    host_config, config = data["HostConfig"], data["Config"]
-    assert list(host_config) == DOCKER_HOST_CONFIG_KEYS
-    assert list(config) == DOCKER_CONFIG_KEYS
-    assert data["Driver"] == "overlay2" and data["GraphDriver"]["Name"] == "overlay2"
+    return inspect_container(b, "c1")
+
+
+def test_inspect_key_order(cleanup: Barque) -> None:
+    data = _created(cleanup)
+    assert list(data["HostConfig"]) == DOCKER_HOST_CONFIG_KEYS  # none missing, none extra
+    assert list(data["Config"]) == DOCKER_CONFIG_KEYS
     assert list(data["GraphDriver"]) == ["Data", "Name"]
+
+
+def test_inspect_driver_and_hostname(cleanup: Barque) -> None:
+    data = _created(cleanup)
+    assert data["Driver"] == "overlay2" and data["GraphDriver"]["Name"] == "overlay2"
     assert data["GraphDriver"]["Data"]["LowerDir"]
-    assert config["Hostname"] == data["Id"][:12]
+    assert data["Config"]["Hostname"] == data["Id"][:12]
+
+
+def test_inspect_daemon_defaults(cleanup: Barque) -> None:
+    host_config = _created(cleanup)["HostConfig"]
     assert host_config["ShmSize"] == 64 * 1024 * 1024
     assert host_config["MemorySwap"] == 2 * 64 * 1024 * 1024  # dockerd: twice the memory
+
+
+def test_inspect_unset_lists_are_null(cleanup: Barque) -> None:
+    host_config = _created(cleanup)["HostConfig"]
     assert (host_config["Binds"], host_config["SecurityOpt"], host_config["Ulimits"]) == \
         (None, None, None)
-    assert (host_config["Dns"], host_config["Devices"]) == ([], [])
-    # templates see Docker's structs: field order, and Go's {…} printing
-    shown = ok(b.run("inspect", "-f", "{{json .HostConfig.RestartPolicy}} "
-                     "{{.HostConfig.RestartPolicy}} {{json .State}}", "c1"))
+    assert (host_config["Dns"], host_config["Devices"]) == ([], [])  # the docker CLI's []
+
+
+def test_inspect_templates_see_structs(cleanup: Barque) -> None:
+    _created(cleanup)  # Docker's structs: {{json}} in field order, Go's {…} printing
+    shown = ok(cleanup.run("inspect", "-f", "{{json .HostConfig.RestartPolicy}} "
+                           "{{.HostConfig.RestartPolicy}} {{json .State}}", "c1"))
     assert shown == ('{"Name":"no","MaximumRetryCount":0} {no 0} {"Status":"created",'
                      '"Running":false,"Paused":false,"Restarting":false,"OOMKilled":false,'
                      '"Dead":false,"Pid":0,"ExitCode":0,"Error":"",'
@@ -88,19 +105,32 @@ def test_mount_points_as_dockerd(cleanup: Barque, tmp_path: str) -> None:
     assert [m["Type"] for m in data["HostConfig"]["Mounts"]] == ["bind", "volume"]
     assert data["HostConfig"]["Binds"] == [f"{src}:/b", f"{src}:/c:ro", "vol1:/v", "/anon"]
     assert data["HostConfig"]["Tmpfs"] == {"/t": ""}
+
+
+def test_ps_mounts_lists_binds(cleanup: Barque, tmp_path: str) -> None:
+    b, src = cleanup, str(tmp_path)
+    ok(b.run("create", "--network", "none", "-v", f"{src}:/b", "-v", "vol1:/v", "-v", "/anon",
+             "busybox", "true"))
+    anon = next(m["Name"] for m in inspect_container(b, b.run("ps", "-aq").stdout.strip())[
+        "Mounts"] if m["Destination"] == "/anon")
     # ps's MOUNTS: a volume's name, a bind's host path, each cut to 15 columns
     listed = ok(b.run("ps", "-a", "--no-trunc", "--format", "{{.Mounts}}")).strip().split(",")
-    assert sorted(listed) == sorted([src] * 3 + ["vol1", "vol3", mounts["/anon"]["Name"]])
+    assert sorted(listed) == sorted([src, "vol1", anon])
     cut = ok(b.run("ps", "-a", "--format", "{{.Mounts}}")).strip().split(",")
-    assert mounts["/anon"]["Name"][:14] + "…" in cut
+    assert anon[:14] + "…" in cut
 
 
-def test_ps_command_and_size(cleanup: Barque) -> None:
+def test_ps_command_quoting(cleanup: Barque) -> None:
     b = cleanup
     ok(b.run("create", "--network", "none", "busybox", "sh", "-c", 'echo "hé" <x> & tab\tend'))
     assert ok(b.run("ps", "-a", "--format", "{{.Command}}")) == '"sh -c \'echo \\"hé\\" <x…"\n'
     assert ok(b.run("ps", "-a", "--no-trunc", "--format", "{{.Command}}")) == \
         '"sh -c \'echo \\"hé\\" <x> & tab\\tend\'"\n'
+
+
+def test_ps_size(cleanup: Barque) -> None:
+    b = cleanup
+    ok(b.run("create", "--network", "none", "busybox", "true"))
     size = ok(b.run("ps", "-a", "-s", "--format", "{{.Size}}")).strip()
     assert re.fullmatch(r"0B \(virtual [0-9.]+MB\)", size), size
     table = ok(b.run("ps", "-a", "-s")).splitlines()
@@ -122,16 +152,26 @@ def test_ps_health_filter(cleanup: Barque) -> None:
     ok(b.run("rm", "-f", "doc", "plain"))
 
 
-def test_image_times(cleanup: Barque) -> None:
+def test_images_created_at(cleanup: Barque) -> None:
     b = cleanup
     ok(b.run("run", "--rm", "--network", "none", "busybox", "true"))  # the default image
     # it is made at the epoch (reproducible): Go's time.String() in images, N/A in history's
     # human CREATED (the docker CLI's for a zero time)
     shown = ok(b.run("images", "--format", "{{.CreatedAt}}|{{.CreatedSince}}", "busybox"))
     assert re.fullmatch(r"1970-01-01 00:00:00 \+0000 UTC\|[0-9]+ years ago\n", shown), shown
+
+
+def test_history_created_na_at_epoch(cleanup: Barque) -> None:
+    b = cleanup
+    ok(b.run("run", "--rm", "--network", "none", "busybox", "true"))  # the default image
     assert ok(b.run("history", "--format", "{{.CreatedAt}}|{{.CreatedSince}}", "busybox")) == \
         "1970-01-01T00:00:00Z|N/A\n"
     assert ok(b.run("history", "busybox")).splitlines()[1].split()[1] == "N/A"
+
+
+def test_image_size_and_legacy_fields(cleanup: Barque) -> None:
+    b = cleanup
+    ok(b.run("run", "--rm", "--network", "none", "busybox", "true"))  # the default image
     # the size as dockerd's overlay2 counts a layer: every non-directory's bytes, symlinks too
     image = json.loads(ok(b.run("image", "inspect", "busybox")))[0]
     total = 0
@@ -160,10 +200,14 @@ def test_system_df_counts_shared_layers_once(cleanup: Barque) -> None:
     ok(b.run("rmi", "img2"))
 
 
-def test_info_and_version_fields(barque: Barque) -> None:
+def test_version_api_version(barque: Barque) -> None:
     b = barque
     assert ok(b.run("version", "--format", "{{.Client.APIVersion}} {{.Server.APIVersion}}")) \
         == "1.43 1.43\n"
+
+
+def test_info_fields(barque: Barque) -> None:
+    b = barque
     assert ok(b.run("info", "--format", "{{.SecurityOptions}}")) == \
         "[name=seccomp,profile=default]\n"
     assert ok(b.run("info", "--format", "{{json .Swarm}}")) == (
@@ -177,19 +221,27 @@ def test_info_and_version_fields(barque: Barque) -> None:
     assert keys.index("SecurityOptions") < keys.index("Warnings")
 
 
-def test_diff_dockerenv_and_groups(cleanup: Barque) -> None:
-    b = cleanup
-    ok(b.run("run", "--network", "none", "--name", "d2", "busybox", "sh", "-c",
-             "echo x >> /etc/passwd; test -f /.dockerenv"))
-    assert ok(b.run("diff", "d2")) == "C /etc\nC /etc/passwd\n"  # /.dockerenv: not a change
-    run = ["run", "--rm", "--network", "none"]
-    assert ok(b.run(*run, "-u", "1000:1000", "busybox", "id")) == \
-        "uid=1000 gid=1000 groups=1000\n"
-    assert ok(b.run(*run, "-u", "1000", "busybox", "id")) == "uid=1000 gid=0(root) groups=0(root)\n"
-    assert ok(b.run(*run, "busybox", "id")) == "uid=0(root) gid=0(root) groups=0(root)\n"
-    assert ok(b.run(*run, "--group-add", "5", "-u", "1000:1000", "busybox", "id")) == \
-        "uid=1000 gid=1000 groups=5(tty),1000\n"
-    ok(b.run(*run, "busybox", "test", "-x", "/.dockerenv"))
+def test_diff_lists_parent_of_changed_file(cleanup: Barque) -> None:
+    ok(cleanup.run("run", "--network", "none", "--name", "d2", "busybox", "sh", "-c",
+                   "echo x >> /etc/passwd"))
+    assert ok(cleanup.run("diff", "d2")) == "C /etc\nC /etc/passwd\n"
+
+
+def test_dockerenv(cleanup: Barque) -> None:
+    ok(cleanup.run("run", "--network", "none", "--name", "d3", "busybox", "test", "-x",
+                   "/.dockerenv"))
+    assert ok(cleanup.run("diff", "d3")) == ""  # in the init layer: not a change
+
+
+@pytest.mark.parametrize("flags, shown", [
+    (["-u", "1000:1000"], "uid=1000 gid=1000 groups=1000"),
+    (["-u", "1000"], "uid=1000 gid=0(root) groups=0(root)"),
+    ([], "uid=0(root) gid=0(root) groups=0(root)"),
+    (["--group-add", "5", "-u", "1000:1000"], "uid=1000 gid=1000 groups=5(tty),1000"),
+])
+def test_supplementary_groups(cleanup: Barque, flags: list[str], shown: str) -> None:
+    assert ok(cleanup.run("run", "--rm", "--network", "none", *flags, "busybox", "id")) == \
+        shown + "\n"
 
 
 @pytest.mark.parametrize("group, commands", [
@@ -206,52 +258,76 @@ def test_group_help_lists_subcommands(barque: Barque, group: str, commands: list
     assert "list" not in listed and "remove" not in listed  # aliases: not listed again
 
 
-def test_error_texts(cleanup: Barque) -> None:
-    b = cleanup
+def _says(b: Barque, *args: str) -> tuple[int, str]:
+    out = b.run(*args)
+    return out.returncode, out.stderr
+
+
+def _two(b: Barque) -> tuple[str, str]:
+    """A running r1 and a created c1; their IDs."""
     ok(b.run("run", "-d", "--network", "none", "--name", "r1", "busybox", "sleep", "300"))
     ok(b.run("create", "--network", "none", "--name", "c1", "busybox", "true"))
-    r1, c1 = inspect_container(b, "r1")["Id"], inspect_container(b, "c1")["Id"]
+    return inspect_container(b, "r1")["Id"], inspect_container(b, "c1")["Id"]
 
-    def says(*args: str) -> tuple[int, str]:
-        out = b.run(*args)
-        return out.returncode, out.stderr
 
-    assert says("rm", "r1") == (1, f"Error response from daemon: You cannot remove a running "
-                                   f"container {r1}. Stop the container before attempting "
-                                   "removal or force remove\n")
-    assert says("rm", "nope1", "nope2") == \
+def test_rm_error_texts(cleanup: Barque) -> None:
+    b = cleanup
+    r1, _ = _two(b)
+    assert _says(b, "rm", "r1") == (
+        1, f"Error response from daemon: You cannot remove a running container {r1}. Stop the "
+           "container before attempting removal or force remove\n")
+    assert _says(b, "rm", "nope1", "nope2") == \
         (1, "Error: No such container: nope1\nError: No such container: nope2\n")
-    assert says("rm", "-f", "nope") == (0, "Error: No such container: nope\n")
-    assert says("rename", "r1", "c1") == (
+    assert _says(b, "rm", "-f", "nope") == (0, "Error: No such container: nope\n")
+    ok(b.run("rm", "-f", "r1", "c1"))
+
+
+def test_rename_error_texts(cleanup: Barque) -> None:
+    b = cleanup
+    _, c1 = _two(b)
+    assert _says(b, "rename", "r1", "c1") == (
         1, 'Error response from daemon: Error when allocating new name: Conflict. The container '
            f'name "/c1" is already in use by container "{c1}". You have to remove (or rename) '
            "that container to be able to reuse that name.\n"
            "Error: failed to rename container named r1\n")
-    assert says("rename", "r1", "bad name") == (
+    assert _says(b, "rename", "r1", "bad name") == (
         1, "Error response from daemon: Error when allocating new name: Invalid container name "
            "(/bad name), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed\n"
            "Error: failed to rename container named r1\n")
-    assert says("start", "nope1", "nope2") == (
+    ok(b.run("rm", "-f", "r1", "c1"))
+
+
+def test_start_and_kill_error_texts(cleanup: Barque) -> None:
+    b = cleanup
+    _, c1 = _two(b)
+    assert _says(b, "start", "nope1", "nope2") == (
         1, "Error response from daemon: No such container: nope1\n"
            "Error response from daemon: No such container: nope2\n"
            "Error: failed to start containers: nope1, nope2\n")
-    assert says("kill", "c1") == (1, f"Error response from daemon: Cannot kill container: c1: "
-                                     f"Container {c1} is not running\n")
-    assert says("kill", "nope") == \
+    assert _says(b, "kill", "c1") == (1, "Error response from daemon: Cannot kill container: "
+                                         f"c1: Container {c1} is not running\n")
+    assert _says(b, "kill", "nope") == \
         (1, "Error response from daemon: Cannot kill container: nope: No such container: nope\n")
-    assert says("tag", "busybox", "Bad:Tag") == (
+    ok(b.run("rm", "-f", "r1", "c1"))
+
+
+def test_tag_error_texts(barque: Barque) -> None:
+    assert _says(barque, "tag", "busybox", "Bad:Tag") == (
         1, 'Error parsing reference: "Bad:Tag" is not a valid repository/tag: invalid reference '
            "format: repository name must be lowercase\n")
-    assert says("tag", "busybox", "x:-bad") == (
+    assert _says(barque, "tag", "busybox", "x:-bad") == (
         1, 'Error parsing reference: "x:-bad" is not a valid repository/tag: invalid reference '
            "format\n")
-    for flags, words in [
-            (["--rm", "--restart", "always"], "Conflicting options: --restart and --rm"),
-            (["--restart", "foo"], "invalid restart policy 'foo'"),
-            (["--restart", "on-failure:x"], "maximum retry count must be an integer"),
-            (["--restart", "always:3"],
-             "maximum retry count cannot be used with restart policy 'always'"),
-            (["--restart", "on-failure:-1"], "maximum retry count cannot be negative")]:
-        code, err = says("run", "--network", "none", *flags, "busybox", "true")
-        assert code == 125 and words in err, (flags, err)
-    ok(b.run("rm", "-f", "r1", "c1"))
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--rm", "--restart", "always"], "Conflicting options: --restart and --rm"),
+    (["--restart", "foo"], "invalid restart policy 'foo'"),
+    (["--restart", "on-failure:x"], "maximum retry count must be an integer"),
+    (["--restart", "always:3"], "maximum retry count cannot be used with restart policy 'always'"),
+    (["--restart", "on-failure:-1"], "maximum retry count cannot be negative"),
+])
+def test_restart_policy_error_texts(barque: Barque, flags: list[str], words: str) -> None:
+    code, err = _says(barque, "run", "--network", "none", *flags, "busybox", "true")
+    assert code == 125 and words in err, err
+    assert barque.containers() == []  # nothing made
