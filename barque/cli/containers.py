@@ -540,11 +540,10 @@ def cmd_inspect(ns: argparse.Namespace, engine: Engine) -> int:
 def print_objects(found: list[dict[str, Any]], template: str | None) -> None:
     """`inspect`'s output: a JSON array, or the template applied to each object."""
     if template:
-        from barque.cli.formatting import go_structs
         from barque.cli.gotemplate import render
 
         for obj in found:
-            print(render(template, go_structs(obj)))
+            print(render(template, obj))
     else:
         print(json.dumps(found, indent=4))
 

@@ -257,24 +257,3 @@ def truncate_id(image_id: str) -> str:
     """stringid.TruncateID: drop an algorithm prefix like sha256:, keep 12 characters."""
     _, sep, rest = image_id.partition(":")
     return (rest if sep else image_id)[:12]
-
-
-# Keys whose objects are Go maps in Docker's types (sorted by `{{json}}`, printed map[…]);
-# every other JSON object there is a struct. A map's values may be structs again.
-_GO_MAPS = frozenset({
-    "Labels", "Networks", "Ports", "PortBindings", "Tmpfs", "Sysctls", "StorageOpt", "Volumes",
-    "ExposedPorts", "DriverOpts", "Options", "Annotations", "Runtimes", "IndexConfigs",
-    "Details", "Containers", "Data", "Peers"})
-
-
-def go_structs(value: Any, is_map: bool = False, key: str = "") -> Any:
-    """Inspect data (JSON) as Docker's templates see it: objects are GoStructs, but those
-    under a map-typed key (Labels, Networks, LogConfig.Config, …) stay maps."""
-    if isinstance(value, Mapping):
-        converted = {k: go_structs(v, not is_map and (str(k) in _GO_MAPS or (
-            k == "Config" and key == "LogConfig")), "" if is_map else str(k))
-            for k, v in value.items()}
-        return converted if is_map else gofmt.GoStruct(converted)
-    if isinstance(value, list):
-        return [go_structs(v) for v in value]
-    return value

@@ -49,11 +49,6 @@ def go_type(value: Any) -> str:
     return type(value).__name__
 
 
-class GoStruct(dict):
-    """A JSON object that is a struct in Docker's Go types (not a map): `{{json}}` keeps its
-    field order and `{{.}}` prints `{v1 v2 …}`, as Go does."""
-
-
 def struct_fields(value: Any) -> list[tuple[str, Any]] | None:
     """The (name, value) fields of a struct-like object, in declaration order, or None."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -272,8 +267,6 @@ class _Printer:
             return self.string(value)
         if isinstance(value, (bytes, bytearray)):
             return self.byte_slice(bytes(value))
-        if isinstance(value, GoStruct):
-            return self.fields(list(value.items()))
         if isinstance(value, Mapping):
             return self.mapping(value)
         if isinstance(value, (list, tuple)):
@@ -373,9 +366,6 @@ class _Printer:
         fields = struct_fields(value)
         if fields is None:
             return self.string(str(value)) if self.verb in "vs" else self.bad_verb(value)
-        return self.fields(fields)
-
-    def fields(self, fields: list[tuple[str, Any]]) -> str:
         if self.verb == "v" and self.spec.plus_v:
             return "{" + " ".join(f"{k}:{self.value(v)}" for k, v in fields) + "}"
         return "{" + " ".join(self.value(v) for _, v in fields) + "}"
@@ -519,8 +509,6 @@ def to_json(value: Any) -> str:
     if isinstance(value, (bytes, bytearray)):
         import base64
         return '"' + base64.b64encode(bytes(value)).decode() + '"'
-    if isinstance(value, GoStruct):
-        return "{" + ",".join(f"{_json_string(k)}:{to_json(v)}" for k, v in value.items()) + "}"
     if isinstance(value, Mapping):
         items = sorted(((str(k), v) for k, v in value.items()), key=lambda kv: kv[0])
         return "{" + ",".join(f"{_json_string(k)}:{to_json(v)}" for k, v in items) + "}"

@@ -9,7 +9,6 @@ from typing import Any
 
 from barque.cli import formatting as fmt
 from barque.cli.containers import CommandError, _confirm, _daemon_error, _each
-from barque.cli.gofmt import GoStruct
 from barque.engine.context import Engine, EngineError
 
 # --- info, version ----------------------------------------------------------------------------
@@ -22,7 +21,7 @@ def cmd_info(ns: argparse.Namespace, engine: Engine) -> int:
     data["ClientInfo"] = {"Debug": False, "Context": "default", "Plugins": [],
                           "Warnings": None}  # the docker CLI adds its own part
     if ns.format:
-        print(render(ns.format, fmt.go_structs(data)))
+        print(render(ns.format, data))
         return 0
     print(f"""Client:
  Version:    {data['ServerVersion']}
@@ -53,7 +52,7 @@ Server:
     return 0
 
 
-class _GoNames(GoStruct):
+class _GoNames(dict):
     """A version part as the docker CLI's struct: its Go field APIVersion is the JSON key
     ApiVersion, so `{{.Client.APIVersion}}` works while `{{json .Client}}` is unchanged."""
 
@@ -73,7 +72,7 @@ def cmd_version(ns: argparse.Namespace, engine: Engine | None) -> int:
 
     data = version()
     if ns.format:
-        print(render(ns.format, {k: _GoNames(fmt.go_structs(v)) for k, v in data.items()}))
+        print(render(ns.format, {k: _GoNames(v) for k, v in data.items()}))
         return 0
     server = data["Server"]
     print(f"barque version {server['Version']}")
