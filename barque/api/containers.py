@@ -199,7 +199,7 @@ def _summary_json(s: listing.ContainerSummary) -> dict[str, Any]:
             "Labels": s.labels, "State": s.state, "Status": s.status,
             "HostConfig": {"NetworkMode": "default"},
             "NetworkSettings": {"Networks": s.networks},
-            "Mounts": [{"Type": "volume", "Name": v, "Driver": "local"} for v in s.volumes]}
+            "Mounts": s.mounts}
 
 
 def _filters(request: web.Request) -> dict[str, list[str]]:

@@ -5,7 +5,6 @@ way the docker CLI prints them."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -37,9 +36,10 @@ def _daemon_error(e: EngineError) -> None:
     sys.stderr.write(f"Error response from daemon: {e}\n")
 
 
-def _each(names: list[str], action: Any) -> int:
+def _each(names: list[str], action: Any, failed: list[str] | None = None) -> int:
     """Run `action(name)` for every name, printing the name on success, as `docker stop a b`
-    does; any failure makes the exit status 1 but does not stop the others."""
+    does; any failure makes the exit status 1 but does not stop the others (their names are
+    appended to `failed`)."""
     status = 0
     for name in names:
         try:
@@ -48,6 +48,8 @@ def _each(names: list[str], action: Any) -> int:
         except EngineError as e:
             _daemon_error(e)
             status = 1
+            if failed is not None:
+                failed.append(name)
     return status
 
 
@@ -205,7 +207,11 @@ def cmd_start(ns: argparse.Namespace, engine: Engine) -> int:
             raise CommandError("you cannot start and attach multiple containers at once")
         record = lifecycle.start(engine, ns.containers[0], attach=True)  # running: as it is
         return _attach_and_wait(engine, record, ns.interactive, True, claim=True)
-    return _each(ns.containers, lambda name: lifecycle.start(engine, name))
+    failed: list[str] = []
+    status = _each(ns.containers, lambda name: lifecycle.start(engine, name), failed)
+    if failed:  # the docker CLI's summary after the daemon's errors
+        sys.stderr.write(f"Error: failed to start containers: {', '.join(failed)}\n")
+    return status
 
 
 def cmd_attach(ns: argparse.Namespace, engine: Engine) -> int:
@@ -399,8 +405,21 @@ def cmd_unpause(ns: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_rm(ns: argparse.Namespace, engine: Engine) -> int:
-    return _each(ns.containers,
-                 lambda n: lifecycle.remove(engine, n, force=ns.force, volumes=ns.volumes))
+    """As the docker CLI (20.10): a missing container is "Error: No such container: X", and
+    with -f it is said but not a failure."""
+    status = 0
+    for name in ns.containers:
+        try:
+            lifecycle.remove(engine, name, force=ns.force, volumes=ns.volumes)
+            print(name)
+        except EngineError as e:
+            if e.status != 404:
+                _daemon_error(e)
+                status = 1
+                continue
+            sys.stderr.write(f"Error: {e}\n")
+            status = status if ns.force else 1
+    return status
 
 
 def cmd_wait(ns: argparse.Namespace, engine: Engine) -> int:
@@ -417,7 +436,11 @@ def cmd_wait(ns: argparse.Namespace, engine: Engine) -> int:
 def cmd_rename(ns: argparse.Namespace, engine: Engine) -> int:
     from barque.engine import naming
 
-    naming.rename(engine, ns.container, ns.new_name)
+    try:
+        naming.rename(engine, ns.container, ns.new_name)
+    except EngineError as e:
+        _daemon_error(e)  # and the docker CLI's own line
+        raise CommandError(f"Error: failed to rename container named {ns.container}") from None
     return 0
 
 
@@ -470,28 +493,43 @@ def _ellipsis(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
-def ps_row(summary: Any, no_trunc: bool) -> dict[str, Any]:
+def _size_text(size_rw: int, size_root: int) -> str:
+    """The docker CLI's SIZE: "0B (virtual 1.99MB)"."""
+    from barque.engine.units import human_size
+
+    text = human_size(size_rw)
+    return f"{text} (virtual {human_size(size_root)})" if size_root > 0 else text
+
+
+def ps_row(summary: Any, no_trunc: bool, sizes: tuple[int, int] = (0, 0)) -> dict[str, Any]:
     """A listed container (engine.listing's ContainerSummary) as `ps`'s template fields."""
     from barque.cli import formatting as fmt
+    from barque.cli import gofmt
     from barque.engine.netview import display_ports
 
     command = summary.command
     return {
         "ID": summary.id if no_trunc else summary.id[:12],
         "Image": summary.image,
-        "Command": json.dumps(command) if no_trunc else f'"{_ellipsis(command, 20)}"',
+        "Command": gofmt.quote(command if no_trunc else _ellipsis(command, 20)),
         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(summary.created)),
         "RunningFor": fmt.human_duration(time.time() - summary.created) + " ago",
         "Ports": display_ports(summary.ports),
         "Status": summary.status,
         "State": summary.state,
-        "Size": "0B",
+        "Size": _size_text(*sizes),
         "Names": summary.name,
         "Labels": ",".join(f"{k}={v}" for k, v in sorted(summary.labels.items())),
-        "Mounts": ",".join(_ellipsis(source, 15) for source in summary.volumes),
+        "Mounts": ",".join(_mount_name(m, no_trunc) for m in summary.mounts),
         "Networks": ",".join(sorted(summary.networks)),
         "LocalVolumes": str(len(summary.volumes)),
     }
+
+
+def _mount_name(mount: dict[str, Any], no_trunc: bool) -> str:
+    """The docker CLI's MOUNTS: a volume's name, a bind's host path."""
+    name = str(mount.get("Name") or mount["Source"])
+    return name if no_trunc else _ellipsis(name, 15)
 
 
 def cmd_ps(ns: argparse.Namespace, engine: Engine) -> int:
@@ -503,7 +541,9 @@ def cmd_ps(ns: argparse.Namespace, engine: Engine) -> int:
     limit = 1 if ns.latest else (ns.last if ns.last >= 0 else None)
     summaries = listing.list_containers(engine, all_=ns.all or limit is not None, limit=limit,
                                         filters=parse_filters(ns.filter, listing.FILTER_KEYS))
-    rows = [ps_row(summary, ns.no_trunc) for summary in summaries]
+    with_size = ns.size or ".Size" in (ns.format or "")  # as the docker CLI asks dockerd
+    rows = [ps_row(summary, ns.no_trunc, listing.sizes(engine, summary) if with_size else (0, 0))
+            for summary in summaries]
     table = PS_TABLE + ("\t{{.Size}}" if ns.size else "")
     sys.stdout.write(fmt.format_table(rows, ns.format, table, PS_HEADERS,
                                       quiet_field="ID" if ns.quiet else None,

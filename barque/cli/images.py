@@ -40,7 +40,8 @@ def cmd_images(ns: argparse.Namespace, store: ImageStore) -> int:
         raise CommandError(str(e)) from None
     shown = [{"Repository": r.repository, "Tag": r.tag, "Digest": r.digest,
               "ID": r.id if ns.no_trunc else r.id.split(":", 1)[1][:12],
-              "CreatedSince": fmt.time_ago_iso(r.created), "CreatedAt": r.created,
+              "CreatedSince": fmt.time_ago_iso(r.created),
+              "CreatedAt": fmt.go_time(r.created) if r.created else "",
               "Size": fmt.human_size(r.size), "Containers": "N/A"} for r in rows]
     if ns.quiet:  # one line per row, as Docker: an image with two tags is listed twice
         for row in shown:
@@ -90,8 +91,23 @@ def cmd_push(ns: argparse.Namespace, store: ImageStore) -> int:
 
 
 def cmd_tag(ns: argparse.Namespace, store: ImageStore) -> int:
+    from barque.image import reference
+
+    try:  # the target is checked by the docker CLI before dockerd hears of it
+        ref = reference.parse(ns.target)
+    except reference.ReferenceError as e:
+        raise CommandError(f"Error parsing reference: {gofmt_quote(ns.target)} is not a valid "
+                           f"repository/tag: {e}") from None
+    if ref.digest:
+        raise CommandError("refusing to create a tag with a digest reference")
     eng.tag(store, ns.source, ns.target)
     return 0
+
+
+def gofmt_quote(text: str) -> str:
+    from barque.cli.gofmt import quote
+
+    return quote(text)
 
 
 def cmd_rmi(ns: argparse.Namespace, store: ImageStore) -> int:
@@ -109,6 +125,22 @@ def cmd_rmi(ns: argparse.Namespace, store: ImageStore) -> int:
     return status
 
 
+def _history_at(created: str) -> str:
+    """The docker CLI's history CreatedAt: RFC 3339 in local time; a missing time is 0."""
+    from datetime import datetime
+
+    seconds = fmt.parse_timestamp(created).timestamp() if created else 0
+    return datetime.fromtimestamp(int(seconds)).astimezone().isoformat().replace("+00:00", "Z")
+
+
+def _history_since(created: str) -> str:
+    """The docker CLI's history CREATED: "N/A" for a step without a time (or at the epoch,
+    as reproducible builds set it)."""
+    if not created or fmt.parse_timestamp(created).timestamp() <= 0:
+        return "N/A"
+    return fmt.time_ago_iso(created)
+
+
 def cmd_history(ns: argparse.Namespace, store: ImageStore) -> int:
     rows = []
     for row in eng.history(store, ns.image):
@@ -118,8 +150,8 @@ def cmd_history(ns: argparse.Namespace, store: ImageStore) -> int:
             created_by = created_by[:44] + "…"
         rows.append({
             "ID": shown_id,
-            "CreatedSince": fmt.time_ago_iso(row.created) if ns.human else row.created,
-            "CreatedAt": row.created,
+            "CreatedSince": _history_since(row.created) if ns.human else _history_at(row.created),
+            "CreatedAt": _history_at(row.created),
             "CreatedBy": created_by,
             "Size": fmt.human_size(row.size) if ns.human else str(row.size),
             "Comment": row.comment,

@@ -63,12 +63,23 @@ class _Unused:
 
 
 class _LazySubParsers(argparse._SubParsersAction):
+    """Subcommands built only when on the command line, but every one listed in `--help`
+    (sorted, an alias under its first name only, as Docker lists them)."""
+
     def add_parser(self, name: str, **kwargs: Any) -> Any:
         from barque.cli.argv_scan import wanted
 
+        text = kwargs.get("help")
+        if text is not None and any(a.help == text for a in self._choices_actions):
+            del kwargs["help"]  # an alias (same command, same words): listed once
         if not wanted(name):
+            if "help" in kwargs:
+                self._choices_actions.append(self._ChoicesPseudoAction(name, (), kwargs["help"]))
             return _Unused()
         return super().add_parser(name, **kwargs)
+
+    def _get_subactions(self) -> list[argparse.Action]:
+        return sorted(self._choices_actions, key=lambda action: action.dest)
 
 
 class _VersionAction(argparse.Action):

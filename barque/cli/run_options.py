@@ -121,15 +121,12 @@ def ulimits(values: list[str]) -> list[dict[str, Any]]:
 
 
 def restart_policy(text: str) -> dict[str, Any]:
+    """The docker CLI's ParseRestartPolicy: only the count's syntax; the rest is dockerd's."""
     name, _, count = text.partition(":")
-    if count and name != "on-failure":
-        raise OptionError("invalid restart policy format: maximum retry count can only be "
-                          "used with 'on-failure'")
     try:
         retries = int(count) if count else 0
     except ValueError:
-        raise OptionError(f'invalid restart policy format: maximum retry count must be an '
-                          f'integer: strconv.Atoi: parsing "{count}": invalid syntax') from None
+        raise OptionError("maximum retry count must be an integer") from None
     return {"Name": name or "no", "MaximumRetryCount": retries}
 
 
@@ -273,7 +270,7 @@ def create_request(ns: argparse.Namespace
     memory = _size(ns.memory, "--memory")
     swap = -1 if ns.memory_swap == "-1" else _size(ns.memory_swap, "--memory-swap")
     host_config: dict[str, Any] = {
-        "Binds": list(ns.volume),
+        "Binds": list(ns.volume) or None,  # the docker CLI's nil slices: null in inspect
         "Mounts": [],
         "Tmpfs": tmpfs(ns.tmpfs),
         "ReadonlyRootfs": bool(ns.read_only),
@@ -288,11 +285,11 @@ def create_request(ns: argparse.Namespace
         "CpusetMems": ns.cpuset_mems or "",
         "PidsLimit": ns.pids_limit,
         "BlkioWeight": ns.blkio_weight or 0,
-        "Ulimits": ulimits(ns.ulimit),
+        "Ulimits": ulimits(ns.ulimit) or None,
         "CapAdd": list(ns.cap_add) or None,
         "CapDrop": list(ns.cap_drop) or None,
         "Privileged": bool(ns.privileged),
-        "SecurityOpt": _security_opts(ns.security_opt),
+        "SecurityOpt": _security_opts(ns.security_opt) or None,
         "Init": True if ns.init else None,
         "RestartPolicy": restart_policy(ns.restart),
         "AutoRemove": bool(getattr(ns, "rm", False)),
@@ -306,6 +303,8 @@ def create_request(ns: argparse.Namespace
     }
     if getattr(ns, "pid", None):
         host_config["PidMode"] = ns.pid
+    if host_config["AutoRemove"] and host_config["RestartPolicy"]["Name"] != "no":
+        raise OptionError("Conflicting options: --restart and --rm")
     networking_config = net_options.apply(ns, config, host_config)
     from barque.engine.mounts import MountError, parse_mount, to_api
 

@@ -20,6 +20,8 @@ def cmd_info(ns: argparse.Namespace, engine: Engine) -> int:
     from barque.engine.system import info
 
     data = info(engine)
+    data["ClientInfo"] = {"Debug": False, "Context": "default", "Plugins": [],
+                          "Warnings": None}  # the docker CLI adds its own part
     if ns.format:
         return print_struct(ns.format, data, INFO_TYPES)
     print(f"""Client:
@@ -57,6 +59,10 @@ def cmd_version(ns: argparse.Namespace, engine: Engine | None) -> int:
 
     data = version()
     if ns.format:
+        # Go's field APIVersion is the JSON key ApiVersion: `{{.Client.APIVersion}}` works
+        # while `{{json .Client}}` stays as docker prints it.
+        data = {k: GoStruct(v, "", {"APIVersion": v.get("ApiVersion")})
+                for k, v in data.items()}
         return print_struct(ns.format, data, VERSION_TYPES, name="version")
     server = data["Server"]
     print(f"barque version {server['Version']}")
@@ -90,8 +96,10 @@ def cmd_df(ns: argparse.Namespace, engine: Engine) -> int:
         percent = f" ({reclaim * 100 // size}%)" if size and row["Type"] != "Build Cache" \
             else ""
         # strings all, as the docker CLI's JSON has them ({"TotalCount":"6",...})
+        # units.HumanSize: 4 significant digits, where ps and images show 3
         fields = {**row, "TotalCount": str(row["TotalCount"]), "Active": str(row["Active"]),
-                  "Size": fmt.human_size(size), "Reclaimable": fmt.human_size(reclaim) + percent}
+                  "Size": fmt.human_size(size, 4),
+                  "Reclaimable": fmt.human_size(reclaim, 4) + percent}
         rows.append(GoStruct(fields, DF_CONTEXTS.get(row["Type"], "*formatter.diskUsageContext")))
     sys.stdout.write(fmt.format_table(rows, ns.format, DF_TABLE, DF_HEADERS))
     return 0
@@ -119,19 +127,19 @@ def _df_verbose(engine: Engine) -> str:
     from barque.engine.system import build_cache_usage, disk_usage_data, image_usage
 
     headers = DF_VERBOSE_HEADERS
-    images = [{**row, "Size": fmt.human_size(row["Size"]),
-               "SharedSize": fmt.human_size(row["SharedSize"]),
-               "UniqueSize": fmt.human_size(row["UniqueSize"]),
+    images = [{**row, "Size": fmt.human_size(row["Size"], 4),
+               "SharedSize": fmt.human_size(row["SharedSize"], 4),
+               "UniqueSize": fmt.human_size(row["UniqueSize"], 4),
                "CreatedSince": fmt.time_ago_iso(row["Created"])}
               for row in image_usage(engine)]
     data = disk_usage_data(engine, ("container", "volume"))
     assert data.containers is not None and data.volumes is not None
-    containers = [{**ps_row(summary, False), "Size": fmt.human_size(size)}
+    containers = [{**ps_row(summary, False), "Size": fmt.human_size(size, 4)}
                   for summary, size in data.containers]
-    volumes = [{"Name": v.name, "Links": users, "Size": fmt.human_size(size)}
+    volumes = [{"Name": v.name, "Links": users, "Size": fmt.human_size(size, 4)}
                for v, size, users in data.volumes]
     entries = build_cache_usage(engine)
-    cache = [{"ID": e.id, "CacheType": "regular", "Size": fmt.human_size(e.size),
+    cache = [{"ID": e.id, "CacheType": "regular", "Size": fmt.human_size(e.size, 4),
               "CreatedSince": fmt.time_ago(e.created_at), "LastUsedSince":
               fmt.time_ago(e.last_used), "UsageCount": e.usage_count,
               "Shared": "true" if e.shared else "false"} for e in entries]
@@ -143,7 +151,7 @@ def _df_verbose(engine: Engine) -> str:
                                {**headers, "ID": "CONTAINER ID"})
             + "\nLocal Volumes space usage:\n\n"
             + fmt.format_table(volumes, None, DF_VOLUMES, headers)
-            + f"\nBuild cache usage: {fmt.human_size(cache_size)}\n\n"
+            + f"\nBuild cache usage: {fmt.human_size(cache_size, 4)}\n\n"
             + fmt.format_table(cache, None, DF_CACHE, cache_headers))
 
 

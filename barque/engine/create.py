@@ -63,20 +63,20 @@ def merge_image_config(config: dict[str, Any], image_config: dict[str, Any]) -> 
 
 
 def check_restart_policy(host_config: dict[str, Any]) -> None:
+    """dockerd 20.10's checks, in its words."""
     policy = host_config.get("RestartPolicy") or {}
     name = str(policy.get("Name") or "")
     if name not in RESTART_POLICIES:
-        raise EngineError(f"invalid restart policy: unknown policy '{name}'; use one of 'no', "
-                          "'always', 'on-failure', or 'unless-stopped'", status=400)
+        raise EngineError(f"invalid restart policy '{name}'", status=400)
     retries = int(policy.get("MaximumRetryCount") or 0)
     if retries and name != "on-failure":
-        raise EngineError("invalid restart policy: maximum retry count can only be used with "
-                          "'on-failure'", status=400)
+        raise EngineError(f"maximum retry count cannot be used with restart policy '{name}'",
+                          status=400)
     if retries < 0:
-        raise EngineError("invalid restart policy: maximum retry count must be a positive "
-                          "integer", status=400)
+        raise EngineError("maximum retry count cannot be negative", status=400)
     if host_config.get("AutoRemove") and name not in ("", "no"):
-        raise EngineError("Conflicting options: --restart and --rm", status=400)
+        raise EngineError("can't create 'AutoRemove' container with restart policy",
+                          status=400)
 
 
 def check_pid_mode(host_config: dict[str, Any]) -> None:
@@ -154,6 +154,7 @@ def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: 
     host_config = dict(host_config)
     networking_config = netchecks.normalize(host_config, networking_config)
     said = netchecks.check(engine, config, host_config, networking_config)
+    said += _daemon_defaults(host_config)
     store = engine.store
     try:
         image = _image(store, image_ref, pull, on_pull)
@@ -180,6 +181,27 @@ def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: 
         warnings += said
     events.container(engine, record, "create")
     return record
+
+
+def _daemon_defaults(host_config: dict[str, Any]) -> list[str]:
+    """What dockerd's adaptContainerSettings and resource checks fill in at create (and
+    inspect then shows): the default /dev/shm size, and swap twice the memory limit when only
+    the memory limit is given (unlimited, with dockerd's warning, without swap accounting)."""
+    from barque.engine.spec import DEFAULT_SHM_SIZE
+
+    if not host_config.get("ShmSize"):
+        host_config["ShmSize"] = DEFAULT_SHM_SIZE
+    memory = host_config.get("Memory") or 0
+    if memory > 0 and not host_config.get("MemorySwap"):
+        from barque.engine.system import host_features
+
+        if host_features()["SwapLimit"]:
+            host_config["MemorySwap"] = memory * 2
+        else:
+            host_config["MemorySwap"] = -1
+            return ["Your kernel does not support swap limit capabilities or the cgroup is not "
+                    "mounted. Memory limited without swap."]
+    return []
 
 
 def _insert(engine: Engine, record: ContainerRecord) -> None:
@@ -274,6 +296,11 @@ def make_init_layer(path: str) -> None:
         with open(os.path.join(path, name), "wb"):
             pass
         os.chmod(os.path.join(path, name), 0o644)
+    # Docker's marker that scripts test for "am I in a container"; in the init layer, so it
+    # is never a change (diff, commit)
+    with open(os.path.join(path, ".dockerenv"), "wb"):
+        pass
+    os.chmod(os.path.join(path, ".dockerenv"), 0o755)
     os.symlink("/proc/mounts", os.path.join(path, "etc", "mtab"))
 
 
@@ -286,13 +313,14 @@ def _mount_record(mount: Mount) -> dict[str, Any]:
     return {"type": mount.type, "source": mount.source, "target": mount.target,
             "read_only": mount.read_only, "propagation": mount.propagation,
             "no_copy": mount.no_copy, "options": list(mount.options),
-            "create_source": mount.create_source, "anonymous": mount.anonymous}
+            "create_source": mount.create_source, "anonymous": mount.anonymous,
+            "mode": mount.mode}
 
 
 def mount_from_record(entry: dict[str, Any]) -> Mount:
     return Mount(entry["type"], entry["source"], entry["target"], entry["read_only"],
                  entry["propagation"], entry["no_copy"], list(entry["options"]),
-                 entry["create_source"], entry["anonymous"])
+                 entry["create_source"], entry["anonymous"], entry.get("mode", ""))
 
 
 def _unmake(engine: Engine, record: ContainerRecord) -> None:

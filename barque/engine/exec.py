@@ -25,7 +25,7 @@ def process_for(engine: Engine, ref: str, command: list[str], *, env: list[str],
     record = engine.find(ref)
     state = engine.state(record)
     if not state["Running"]:
-        raise EngineError(f"container {record.id} is not running", 1, 409)
+        raise EngineError(f"Container {record.id} is not running", 1, 409)
     if state["Status"] == "paused":
         raise EngineError(f"Container {record.id} is paused, unpause the container before "
                           "exec", 1, 409)

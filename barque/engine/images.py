@@ -271,6 +271,9 @@ def inspect(store: ImageStore, image: Image) -> dict[str, Any]:
         "Parent": "",
         "Comment": _last_comment(config),
         "Created": config.get("created", image.created),
+        # the legacy fields dockerd shows up to API 1.43 (20.10 prints them always)
+        "Container": config.get("container", ""),
+        "ContainerConfig": {**_CONFIG_DEFAULTS, **(config.get("container_config") or {})},
         "DockerVersion": config.get("docker_version", ""),
         "Author": config.get("author", ""),
         "Config": cfg,
@@ -278,9 +281,10 @@ def inspect(store: ImageStore, image: Image) -> dict[str, Any]:
         **({"Variant": config["variant"]} if config.get("variant") else {}),
         "Os": config.get("os", ""),
         "Size": image.size,
+        "VirtualSize": image.size,
         "GraphDriver": {
             "Data": {"LowerDir": ":".join(top)} if top else {},
-            "Name": "overlay",
+            "Name": "overlay2",
         },
         "RootFS": {"Type": "layers", "Layers": [la.diff_id for la in image.layers]},
         "Metadata": {"LastTagTime": _iso(image.added)},

@@ -12,7 +12,9 @@ TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5
 if TYPE_CHECKING:
     from typing import Any
 
-# Engine API defaults for the HostConfig fields `inspect` always shows.
+# HostConfig as dockerd 20.10 shows it: every field in its Go struct's order (the embedded
+# Resources flattened), with the values the docker CLI sends for an unset flag. Keys in
+# _OMIT_EMPTY are `json:",omitempty"` there: left out when unset.
 _HOST_CONFIG_DEFAULTS: dict[str, Any] = {
     "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
     "NetworkMode": "bridge", "PortBindings": {}, "RestartPolicy": {"Name": "no",
@@ -20,14 +22,65 @@ _HOST_CONFIG_DEFAULTS: dict[str, Any] = {
     "CapAdd": None, "CapDrop": None, "CgroupnsMode": "host", "Dns": [], "DnsOptions": [],
     "DnsSearch": [], "ExtraHosts": None, "GroupAdd": None, "IpcMode": "private", "Cgroup": "",
     "Links": None, "OomScoreAdj": 0, "PidMode": "", "Privileged": False,
-    "PublishAllPorts": False, "ReadonlyRootfs": False, "SecurityOpt": None, "UTSMode": "",
-    "UsernsMode": "", "ShmSize": 67108864, "Runtime": "barque-runtime", "Isolation": "",
+    "PublishAllPorts": False, "ReadonlyRootfs": False, "SecurityOpt": None, "StorageOpt": None,
+    "Tmpfs": None, "UTSMode": "", "UsernsMode": "", "ShmSize": 67108864, "Sysctls": None,
+    "Runtime": "barque-runtime", "ConsoleSize": [0, 0], "Isolation": "",
     "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0,
-    "CpuPeriod": 0, "CpuQuota": 0, "CpusetCpus": "", "CpusetMems": "", "Devices": [],
-    "MemoryReservation": 0, "MemorySwap": 0, "OomKillDisable": False, "PidsLimit": None,
-    "Ulimits": None, "Mounts": None, "Tmpfs": None, "Init": None,
-    "MaskedPaths": None, "ReadonlyPaths": None,
+    "BlkioWeightDevice": [], "BlkioDeviceReadBps": None, "BlkioDeviceWriteBps": None,
+    "BlkioDeviceReadIOps": None, "BlkioDeviceWriteIOps": None, "CpuPeriod": 0, "CpuQuota": 0,
+    "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "",
+    "Devices": [], "DeviceCgroupRules": None, "DeviceRequests": None, "KernelMemory": 0,
+    "KernelMemoryTCP": 0, "MemoryReservation": 0, "MemorySwap": 0, "MemorySwappiness": None,
+    "OomKillDisable": False, "PidsLimit": None, "Ulimits": None, "CpuCount": 0,
+    "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0, "Mounts": None,
+    "MaskedPaths": None, "ReadonlyPaths": None, "Init": None,
 }  # fmt: skip
+_OMIT_EMPTY = ("StorageOpt", "Tmpfs", "Sysctls", "Runtime", "Mounts", "Init")
+
+# Config's fields in the Go struct's order; the omitempty ones shown only when set.
+_CONFIG_ORDER = ("Hostname", "Domainname", "User", "AttachStdin", "AttachStdout",
+                 "AttachStderr", "ExposedPorts", "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd",
+                 "Healthcheck", "ArgsEscaped", "Image", "Volumes", "WorkingDir", "Entrypoint",
+                 "NetworkDisabled", "MacAddress", "OnBuild", "Labels", "StopSignal",
+                 "StopTimeout", "Shell")
+_CONFIG_OMIT_EMPTY = ("ExposedPorts", "Healthcheck", "ArgsEscaped", "NetworkDisabled",
+                      "MacAddress", "StopSignal", "StopTimeout", "Shell")
+
+
+def host_config_view(record: ContainerRecord) -> dict[str, Any]:
+    """HostConfig in dockerd's key order; keys Barque adds of its own come last."""
+    given = {**record.host_config, "Links": _links(record)}
+    if not given.get("Privileged"):
+        from barque.engine.spec import DOCKER_MASKED_PATHS, DOCKER_READONLY_PATHS
+
+        given["MaskedPaths"] = list(DOCKER_MASKED_PATHS)
+        given["ReadonlyPaths"] = list(DOCKER_READONLY_PATHS)
+    if not given.get("ShmSize"):
+        given["ShmSize"] = _HOST_CONFIG_DEFAULTS["ShmSize"]  # records made before dockerd's
+    out: dict[str, Any] = {}
+    for key, default in _HOST_CONFIG_DEFAULTS.items():
+        value = given.pop(key, default)
+        if key in _OMIT_EMPTY and not value:
+            continue
+        out[key] = value
+    out.update(given)
+    return out
+
+
+def config_view(record: ContainerRecord) -> dict[str, Any]:
+    """Config in dockerd's key order; Hostname the short ID where none was given, as dockerd
+    stores it."""
+    given = {**_config_defaults(record), **record.config}
+    if not given.get("Hostname"):
+        given["Hostname"] = record.id[:12]
+    out: dict[str, Any] = {}
+    for key in _CONFIG_ORDER:
+        if key in given:
+            value = given.pop(key)
+            if key not in _CONFIG_OMIT_EMPTY or value:
+                out[key] = value
+    out.update(given)
+    return out
 
 
 def command_of(record: ContainerRecord) -> list[str]:
@@ -54,12 +107,6 @@ def inspect(engine: Engine, record: ContainerRecord) -> dict[str, Any]:
     command = command_of(record)
     directory = engine.paths.container_dir(record.id)
     snapshot = engine.paths.snapshot_dir(record.id)
-    from barque.engine.spec import DOCKER_MASKED_PATHS, DOCKER_READONLY_PATHS
-
-    host_config = {**_HOST_CONFIG_DEFAULTS, **record.host_config, "Links": _links(record)}
-    if not record.host_config.get("Privileged"):
-        host_config["MaskedPaths"] = list(DOCKER_MASKED_PATHS)
-        host_config["ReadonlyPaths"] = list(DOCKER_READONLY_PATHS)
     return {
         "Id": record.id,
         "Created": record.created,
@@ -73,19 +120,20 @@ def inspect(engine: Engine, record: ContainerRecord) -> dict[str, Any]:
         "LogPath": engine.paths.log_file(record.id),
         "Name": "/" + record.name,
         "RestartCount": restart_count,
-        "Driver": "overlay",
+        "Driver": "overlay2",  # the name dockerd's scripts test for: the same overlayfs
         "Platform": "linux",
         "MountLabel": "",
         "ProcessLabel": "",
         "AppArmorProfile": "",
         "ExecIDs": None,
-        "HostConfig": host_config,
-        "GraphDriver": {"Name": "overlay", "Data": {
+        "HostConfig": host_config_view(record),
+        "GraphDriver": {"Data": {
+            "LowerDir": ":".join(_lowers(engine, record)),
             "MergedDir": os.path.join(snapshot, "merged"),
             "UpperDir": os.path.join(snapshot, "upper"),
-            "WorkDir": os.path.join(snapshot, "work")}},
+            "WorkDir": os.path.join(snapshot, "work")}, "Name": "overlay2"},
         "Mounts": mounts_of(engine, record),
-        "Config": {**_config_defaults(record), **record.config},
+        "Config": config_view(record),
         "NetworkSettings": network_settings(engine, record, state),
     }
 
@@ -147,6 +195,16 @@ def _links(record: ContainerRecord) -> list[str] | None:
         name = name.lstrip("/")
         out.append(f"/{name}:/{record.name}/{alias.rpartition('/')[2] or name}")
     return sorted(out)
+
+
+def _lowers(engine: Engine, record: ContainerRecord) -> list[str]:
+    from barque.engine.create import lowers_of
+    from barque.image.store import ImageError
+
+    try:
+        return lowers_of(engine, record.id, engine.store.get(record.image_id))
+    except (ImageError, KeyError):
+        return []
 
 
 def _config_defaults(record: ContainerRecord) -> dict[str, Any]:

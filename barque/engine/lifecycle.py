@@ -530,21 +530,24 @@ def _record_orphan_exit(engine: Engine, record: ContainerRecord, sig: int) -> No
 
 
 def kill(engine: Engine, ref: str, signal: str = "KILL") -> ContainerRecord:
-    record = engine.find(ref)
+    try:
+        record = engine.find(ref)
+    except EngineError as e:  # dockerd wraps every kill error so
+        raise EngineError(f"Cannot kill container: {ref}: {e}", e.exit_code, e.status) from None
     sig = parse_signal(signal)
     state = engine.state(record)
     if not state["Running"] and _signal_orphan(engine, record, sig):
         events.container(engine, record, "kill", signal=str(sig))
         return record
     if not state["Running"]:
-        raise EngineError(f"cannot kill container: {ref}: container {record.id} is not "
+        raise EngineError(f"Cannot kill container: {ref}: Container {record.id} is not "
                           "running", 1, 409)
     monitor.request_stop(engine.paths.monitor_dir(record.id))
     if state["Status"] == "restarting":
         return record
     proc = call_runtime(engine, "kill", record.id, str(sig), check=False)
     if proc.returncode != 0 and engine.state(record)["Running"]:
-        raise EngineError(f"cannot kill container: {ref}: "
+        raise EngineError(f"Cannot kill container: {ref}: "
                           f"{proc.stderr.decode(errors='replace').strip()}", 1)
     events.container(engine, record, "kill", signal=str(sig))
     if sig == 9:
@@ -739,11 +742,13 @@ def _remove_locked(engine: Engine, record: ContainerRecord, ref: str, force: boo
                    volumes: bool) -> None:
     state = engine.state(record)
     if state["Running"] and not force:
-        verb = "paused" if state["Status"] == "paused" else "running"
-        hint = "stop the container before removing or force remove" if verb == "running" \
-            else "unpause and then stop the container before attempting removal or force remove"
-        raise EngineError(f'cannot remove container "/{record.name}": container is {verb}: '
-                          f"{hint}", 1, 409)
+        # dockerd 20.10's words
+        if state["Status"] == "paused":
+            raise EngineError(f"You cannot remove a paused container {record.id}. Unpause and "
+                              "then stop the container before attempting removal or force "
+                              "remove", 1, 409)
+        raise EngineError(f"You cannot remove a running container {record.id}. Stop the "
+                          "container before attempting removal or force remove", 1, 409)
     if state["Running"]:
         monitor.request_stop(engine.paths.monitor_dir(record.id))
         _signal(engine, record, state, 9)

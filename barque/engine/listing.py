@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 FILTER_KEYS = ("status", "name", "id", "label", "exited", "ancestor", "network", "publish",
-               "expose")
+               "expose", "health")
+_HEALTH_VALUES = ("starting", "healthy", "unhealthy", "none")
 
 
 @dataclass
@@ -34,6 +35,7 @@ class ContainerSummary:
     ports: list[dict[str, Any]]  # the API's {IP, PrivatePort, PublicPort, Type}
     networks: dict[str, dict[str, Any]]  # name -> EndpointSettings
     volumes: list[str]  # the sources (names) of its volume mounts, in mount order
+    mounts: list[dict[str, Any]]  # inspect's MountPoints (binds and volumes), in mount order
 
 
 def list_containers(engine: Engine, *, all_: bool = False, limit: int | None = None,
@@ -42,6 +44,9 @@ def list_containers(engine: Engine, *, all_: bool = False, limit: int | None = N
     the newest `limit` only if given."""
     filters = filters or {}
     net_filter = _NetFilter(filters)  # checked before any container is read
+    for value in filters.get("health", []):
+        if value not in _HEALTH_VALUES:
+            raise EngineError(f"Unrecognised filter value for health: {value}", 1, 400)
     records = engine.records.all()
     if limit is not None:
         records = records[:limit]
@@ -62,7 +67,7 @@ def list_containers(engine: Engine, *, all_: bool = False, limit: int | None = N
 def summarize(engine: Engine, record: ContainerRecord,
               state: dict[str, Any] | None = None) -> ContainerSummary:
     from barque.engine import netview
-    from barque.engine.inspect import command_of, network_view_data, status_text
+    from barque.engine.inspect import command_of, mounts_of, network_view_data, status_text
     from barque.engine.logs import parse_time
 
     state = engine.state(record) if state is None else state
@@ -71,11 +76,32 @@ def summarize(engine: Engine, record: ContainerRecord,
                               bool(state["Running"]))
     return ContainerSummary(
         id=record.id, name=record.name, image=record.image, image_id=record.image_id,
-        command=" ".join(command_of(record)), created=parse_time(record.created),
+        command=_command_line(command_of(record)), created=parse_time(record.created),
         state=state["Status"], status=status_text(state),
         labels=dict(record.config.get("Labels") or {}), ports=netview.port_list(ports),
         networks=netview.networks_view(record, False, endpoints, networks),
-        volumes=[m["source"] for m in record.mounts if m["type"] == "volume"])
+        volumes=[m["source"] for m in record.mounts if m["type"] == "volume"],
+        mounts=mounts_of(engine, record))
+
+
+def _command_line(command: list[str]) -> str:
+    """dockerd's Command of a listed container: the arguments with a space in single quotes."""
+    return " ".join(command[:1] + [f"'{a}'" if " " in a else a for a in command[1:]])
+
+
+def sizes(engine: Engine, summary: ContainerSummary) -> tuple[int, int]:
+    """(SizeRw, SizeRootFs) as dockerd gives them for `ps -s`: the bytes of the container's
+    own changes, and those plus its image's."""
+    import os
+
+    from barque.engine.system import dir_size
+    from barque.image.store import ImageError
+
+    rw = dir_size(os.path.join(engine.paths.snapshot_dir(summary.id), "upper"))
+    try:
+        return rw, rw + engine.store.get(summary.image_id).size
+    except ImageError:
+        return rw, rw
 
 
 def _matches(filters: dict[str, list[str]], record: ContainerRecord,
@@ -91,6 +117,8 @@ def _matches(filters: dict[str, list[str]], record: ContainerRecord,
 
 _TESTS: dict[str, Any] = {
     "status": lambda record, state, value: state["Status"] == value,
+    "health": lambda record, state, value: (state.get("Health") or {}).get(
+        "Status", "none") == value,
     "name": lambda record, state, value: value in record.name,
     "id": lambda record, state, value: record.id.startswith(value),
     "exited": lambda record, state, value: (state["Status"] == "exited" and

@@ -39,13 +39,22 @@ class Mount:
     options: list[str] = field(default_factory=list)  # tmpfs mount options
     create_source: bool = False  # -v binds create a missing host directory; --mount does not
     anonymous: bool = False  # a volume made for this container alone (`rm -v` removes it)
+    mode: str = ""  # MountPoint.Mode as dockerd shows it: -v's options as given, "z" by default
+    # for a named volume
 
     def api(self) -> dict[str, Any]:
-        """The Engine API's MountPoint shape, for `inspect`'s "Mounts"."""
-        return {"Type": self.type, "Name": self.source if self.type == "volume" else "",
-                "Source": self.source, "Destination": self.target, "Driver":
-                "local" if self.type == "volume" else "", "Mode": "ro" if self.read_only else "",
-                "RW": not self.read_only, "Propagation": self.propagation}
+        """The Engine API's MountPoint, for `inspect`'s "Mounts": the Go struct's field order,
+        Name and Driver only for volumes (omitempty), binds rprivate unless told otherwise."""
+        out: dict[str, Any] = {"Type": self.type}
+        if self.type == "volume":
+            out["Name"] = self.source
+        out.update(Source=self.source, Destination=self.target)
+        if self.type == "volume":
+            out["Driver"] = "local"
+        out.update(Mode=self.mode, RW=not self.read_only, Propagation=self.propagation or (
+            "rprivate" if self.type == "bind" else ""))
+        return out
+
 
 
 def _check_target(spec: str, target: str) -> None:
@@ -74,6 +83,7 @@ def parse_bind(spec: str) -> Mount:
                          "\"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass "
                          "a host directory, use absolute path")
     mount.create_source = mount.type == "bind"
+    mount.mode = parts[2] if len(parts) == 3 else "z" if mount.type == "volume" else ""
     for opt in parts[2].split(",") if len(parts) == 3 else []:
         if opt in ("ro", "rw"):
             mount.read_only = opt == "ro"
@@ -170,6 +180,7 @@ def from_host_config(host_config: dict[str, Any]) -> list[Mount]:
     for m in host_config.get("Mounts") or []:
         mount = Mount(str(m.get("Type", "volume")), str(m.get("Source", "")),
                       str(m.get("Target", "")), bool(m.get("ReadOnly")))
+        mount.mode = "z" if mount.type == "volume" else ""
         mount.propagation = str((m.get("BindOptions") or {}).get("Propagation", ""))
         mount.no_copy = bool((m.get("VolumeOptions") or {}).get("NoCopy"))
         tmpfs = m.get("TmpfsOptions") or {}

@@ -85,10 +85,10 @@ def rename(engine: Engine, ref: str, new_name: str) -> None:
     from barque.engine.errors import EngineError
 
     record = engine.find(ref)
-    try:
-        name = check_name(new_name)
+    try:  # dockerd checks the name with its "/", and says what it was doing
+        name = check_name("/" + new_name.lstrip("/"))
     except ValueError as e:
-        raise EngineError(str(e), 1, 400) from None
+        raise EngineError(f"Error when allocating new name: {e}", 1, 400) from None
     if name == record.name:
         raise EngineError("Renaming a container with the same name as its current name", 1)
     engine.records.rename(record.id, name)

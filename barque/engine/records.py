@@ -118,8 +118,12 @@ class Records:
                 self.conn.execute("UPDATE containers SET name = ? WHERE id = ?",
                                   (name, container_id))
         except sqlite3.IntegrityError:
+            other = self.conn.execute("SELECT id FROM containers WHERE name = ?",
+                                      (name,)).fetchone()
             raise RecordError(f'Error when allocating new name: Conflict. The container name '
-                              f'"/{name}" is already in use.', 409) from None
+                              f'"/{name}" is already in use by container '
+                              f'"{other["id"] if other else "?"}". You have to remove (or rename) '
+                              "that container to be able to reuse that name.", 409) from None
 
     def update(self, record: ContainerRecord) -> None:
         """Write back a record's config, host config, mounts and state."""

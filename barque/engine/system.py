@@ -66,15 +66,19 @@ def host_features() -> dict[str, bool]:
             "BridgeNfIp6tables": _proc_flag("/proc/sys/net/bridge/bridge-nf-call-ip6tables")}
 
 
-def _os_name() -> str:
+def _os_release(key: str) -> str:
     try:
         with open("/etc/os-release") as f:
             for line in f:
-                if line.startswith("PRETTY_NAME="):
+                if line.startswith(key + "="):
                     return line.split("=", 1)[1].strip().strip('"')
     except OSError:
         pass
-    return "Linux"
+    return ""
+
+
+def _os_name() -> str:
+    return _os_release("PRETTY_NAME") or "Linux"
 
 
 def mem_total() -> int:
@@ -97,6 +101,7 @@ def barque_version() -> str:
 
 
 API_VERSION = "1.43"
+MIN_API_VERSION = "1.24"
 
 
 def version() -> dict[str, Any]:
@@ -112,38 +117,92 @@ def version() -> dict[str, Any]:
     except EngineError as e:
         runtime = f"({e})"
     plat = ol.host_platform()
-    common = {"Version": barque_version(), "ApiVersion": API_VERSION, "GoVersion": "",
-              "Os": plat["os"], "Arch": plat["architecture"],
+    ours = barque_version()
+    components = [{"Name": "barque-runtime", "Version": "0.1.0", "Details": {"Path": runtime}}]
+    # the docker CLI's and dockerd's fields, in their structs' order; PythonVersion is ours
+    client = {"Platform": {"Name": "Barque"}, "Version": ours, "ApiVersion": API_VERSION,
+              "DefaultAPIVersion": API_VERSION, "GitCommit": "", "GoVersion": "",
+              "Os": plat["os"], "Arch": plat["architecture"], "BuildTime": "",
+              "Context": "default", "PythonVersion": platform.python_version()}
+    server = {"Platform": {"Name": "Barque"}, "Components": components, "Version": ours,
+              "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "GitCommit": "",
+              "GoVersion": "", "Os": plat["os"], "Arch": plat["architecture"],
+              "KernelVersion": platform.release(), "BuildTime": "",
               "PythonVersion": platform.python_version()}
-    return {"Client": dict(common),
-            "Server": {**common, "KernelVersion": platform.release(),
-                       "Components": [{"Name": "barque-runtime",
-                                       "Version": "0.1.0", "Details": {"Path": runtime}}]}}
+    return {"Client": client, "Server": server}
 
 
 def info(engine: Engine, version: str | None = None) -> dict[str, Any]:
-    """The Engine API's SystemInfo, with what Barque has."""
+    """The Engine API's SystemInfo, with what Barque has, every field in dockerd's order
+    (scripts read `{{.SecurityOptions}}`, `{{.Swarm.LocalNodeState}}`, …)."""
+    import threading
+
     states = [engine.state(r)["Status"] for r in engine.records.all()]
     try:
         runtime = find_runtime()
     except Exception:  # noqa: BLE001 (info still shows the rest)
         runtime = ""
+    features = host_features()
     return {
         "ID": "", "Containers": len(states),
         "ContainersRunning": sum(s in ("running", "restarting") for s in states),
         "ContainersPaused": states.count("paused"),
         "ContainersStopped": sum(s in ("created", "exited", "dead") for s in states),
-        "Images": len(engine.store.images()), "Driver": "overlay",
+        "Images": len(engine.store.images()), "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", _fs_type(engine.paths.root)]],
+        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
+                    "Authorization": None, "Log": ["json-file"]},
+        "MemoryLimit": features["MemoryLimit"], "SwapLimit": features["SwapLimit"],
+        "KernelMemory": False, "KernelMemoryTCP": False,
+        **{k: features[k] for k in ("CpuCfsPeriod", "CpuCfsQuota", "CPUShares", "CPUSet",
+                                    "PidsLimit", "IPv4Forwarding", "BridgeNfIptables",
+                                    "BridgeNfIp6tables")},
+        "Debug": False, "NFd": _open_fds(), "OomKillDisable": features["OomKillDisable"],
+        "NGoroutines": threading.active_count(), "SystemTime": _now_rfc3339(),
         "LoggingDriver": "json-file", "CgroupDriver": "cgroupfs",
-        "CgroupVersion": _cgroup_version(), "KernelVersion": os.uname().release,
-        "OperatingSystem": _os_name(), "OSType": "linux", "Architecture": os.uname().machine,
-        "NCPU": os.cpu_count() or 1, "MemTotal": mem_total(), "Name": socket.gethostname(),
+        "CgroupVersion": _cgroup_version(), "NEventsListener": 0,
+        "KernelVersion": os.uname().release, "OperatingSystem": _os_name(),
+        "OSVersion": _os_release("VERSION_ID"), "OSType": "linux",
+        "Architecture": os.uname().machine,
+        "IndexServerAddress": "https://index.docker.io/v1/",
+        "RegistryConfig": {"AllowNondistributableArtifactsCIDRs": [],
+                           "AllowNondistributableArtifactsHostnames": [],
+                           "InsecureRegistryCIDRs": ["127.0.0.0/8"],  # http only there
+                           "IndexConfigs": {"docker.io": {"Name": "docker.io", "Mirrors": [],
+                                                          "Secure": True, "Official": True}},
+                           "Mirrors": []},
+        "NCPU": os.cpu_count() or 1, "MemTotal": mem_total(), "GenericResources": None,
         "DockerRootDir": engine.paths.root,
+        **{key: os.environ.get(var, os.environ.get(var.lower(), "")) for key, var in (
+            ("HttpProxy", "HTTP_PROXY"), ("HttpsProxy", "HTTPS_PROXY"),
+            ("NoProxy", "NO_PROXY"))},
+        "Name": socket.gethostname(), "Labels": [], "ExperimentalBuild": False,
         "ServerVersion": barque_version() if version is None else version,
         "Runtimes": {"barque-runtime": {"path": runtime}}, "DefaultRuntime": "barque-runtime",
-        "Volumes": len(engine.volumes.all()), "Warnings": [], **host_features(),
+        "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
+                  "ControlAvailable": False, "Error": "", "RemoteManagers": None},
+        "LiveRestoreEnabled": False, "Isolation": "", "InitBinary": "docker-init",
+        "ContainerdCommit": {"ID": "", "Expected": ""},
+        "RuncCommit": {"ID": "", "Expected": ""}, "InitCommit": {"ID": "", "Expected": ""},
+        # Docker's default seccomp profile is applied to every container that sets none
+        "SecurityOptions": ["name=seccomp,profile=default"],
+        "Warnings": [], "Volumes": len(engine.volumes.all()),
     }
+
+
+def _open_fds() -> int:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return 0
+
+
+def _now_rfc3339() -> str:
+    import time
+
+    now = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now // 10**9)) + \
+        f".{now % 10**9:09d}Z"
 
 
 def _fs_type(path: str) -> str:
@@ -311,12 +370,13 @@ def disk_usage(engine: Engine) -> list[dict[str, Any]]:
     """`docker system df`'s rows: images, containers, local volumes, build cache."""
     data = disk_usage_data(engine, ("container", "image", "volume"))
     assert data.images is not None and data.containers is not None and data.volumes is not None
-    image_sizes = [u.size for u in data.images]
+    # the docker CLI: all layers once; reclaimable what no container's image holds alone
+    in_use = sum(u.size - u.shared_size for u in data.images if u.containers)
     active = [size for s, size in data.containers
               if s.state in ("running", "paused", "restarting")]  # State.Running
     return [
         _row("Images", len(data.images), sum(u.containers > 0 for u in data.images),
-             sum(image_sizes), sum(u.size for u in data.images if not u.containers)),
+             data.layers_size, data.layers_size - in_use),
         _row("Containers", len(data.containers), len(active),
              sum(size for _, size in data.containers),
              sum(size for _, size in data.containers) - sum(active)),

@@ -22,7 +22,7 @@ def top(engine: Engine, name: str, ps_args: list[str] | None = None) -> ProcessT
     """`ps_args` as `ps` takes them (default -ef), run on the host."""
     record = engine.find(name)
     if not engine.state(record)["Running"]:
-        raise EngineError(f"container {record.id} is not running", 1, 409)
+        raise EngineError(f"Container {record.id} is not running", 1, 409)
     proc = lifecycle.call_runtime(engine, "ps", "--format", "json", record.id)
     pids = {str(p) for p in json.loads(proc.stdout or b"[]")}
     listing = subprocess.run(["ps", *(ps_args or ["-ef"])], capture_output=True, text=True)

@@ -56,10 +56,11 @@ def resolve_user(rootfs: str, spec: str) -> ExecUser:
             gid = int(group)
         else:
             raise RootfsError(f"unable to find group {group}: no matching entries in group file")
-    # Supplementary groups: the /etc/group entries listing the user (only for a named user).
-    extra = sorted(
-        {int(r[2]) for r in groups if name and name in r[3].split(",") and r[2].isdigit()} - {gid}
-    )
+    # Supplementary groups as Docker sets them: the primary group always, and the /etc/group
+    # entries listing a named user when no group was given (runc's implicit form only).
+    listed = {int(r[2]) for r in groups
+              if name and not group and name in r[3].split(",") and r[2].isdigit()}
+    extra = sorted(listed | {gid})
     return ExecUser(uid=uid, gid=gid, additional_gids=extra, home=home or "/")
 
 

@@ -50,7 +50,7 @@ class Applier:
         self.root = root_fd
         self.overlay = overlay
         self.allow_devices = allow_devices
-        self.size = 0  # bytes of regular files written
+        self.size = 0  # bytes of regular files and symlinks written, as dockerd counts
         self.added: set[Path] = set()  # what this layer wrote, and every parent of it
         self.whiteouts: set[Path] = set()  # overlay format: the whiteout devices made
         self.opaque: list[Path] = []  # rootfs format: dirs to empty of lower entries at the end
@@ -249,6 +249,8 @@ class Applier:
             tarsafe.make_link(link_fd, entry.link[-1], pfd, name)
         elif entry.kind == SYMLINK:
             tarsafe.make_symlink(pfd, name, entry.target, entry.meta)
+            # dockerd's layer size counts a symlink's own bytes (its target's length) too
+            self.size += len(os.fsencode(entry.target))
         elif entry.kind in _NODE_TYPES:
             tarsafe.make_node(pfd, name, _NODE_TYPES[entry.kind], entry.rdev, entry.meta)
         else:

@@ -3,10 +3,10 @@
 `diff` reads an overlay upper dir, as Docker's overlay2 driver does (moby pkg/archive
 OverlayChanges): a whiteout is D, an opaque directory that hid a lower one is D (and its
 contents A), anything else is A or, when the lowers show something there, C; a directory the
-lowers show unchanged (size, mode, mtime) is left out, and the parent of an A or D is listed
-as C if it is not listed already. `diff_dirs` compares a copied rootfs with its lowers like
-Docker's naive driver (ChangesDirs). Both list paths in Docker's walk order: sorted by path
-component, each directory before what it holds.
+lowers show unchanged (size, mode, mtime) is left out, and the parent of any change is listed
+as C if it is not listed already (as dockerd 20.10 shows it). `diff_dirs` compares a copied
+rootfs with its lowers like Docker's naive driver (ChangesDirs). Both list paths in Docker's
+walk order: sorted by path component, each directory before what it holds.
 """
 
 from __future__ import annotations
@@ -104,8 +104,9 @@ def diff(upper: str, lowers: list[str]) -> list[Change]:
             kind = "C"
         if entry.kind == DIR:
             listed.add(path)
-        if kind != "C":
-            _parent_dirs(changes, listed, path)
+        # dockerd lists the parent of every change, a changed file's too (`C /etc` above
+        # `C /etc/passwd`), even where the directory itself looks unchanged
+        _parent_dirs(changes, listed, path)
         changes.append((kind, path))
     return changes
 

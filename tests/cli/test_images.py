@@ -128,7 +128,7 @@ def test_rmi_of_an_image_a_container_uses_needs_force(barque: Barque) -> None:
     assert barque.containers() == []
     missing = barque.run("rm", "keeper")
     assert (missing.returncode, missing.stderr) == (
-        1, "Error response from daemon: No such container: keeper\n")
+        1, "Error: No such container: keeper\n")  # the docker CLI's words for rm
     assert barque.run("rmi", "busybox").returncode == 0
 
 

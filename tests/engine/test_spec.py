@@ -56,7 +56,7 @@ def test_user_env_workdir_and_groups(rootfs: str) -> None:
     spec = _spec(rootfs, {"User": "alice", "Env": ["A=1", "PATH=/x"], "WorkingDir": "/w"},
                  {"GroupAdd": ["staff", "7"]})
     process = spec["process"]
-    assert process["user"] == {"uid": 1000, "gid": 1000, "additionalGids": [50, 7]}
+    assert process["user"] == {"uid": 1000, "gid": 1000, "additionalGids": [50, 1000, 7]}
     assert "PATH=/x" in process["env"] and "HOME=/home/alice" in process["env"]
     assert process["cwd"] == "/w"
     assert "effective" not in process["capabilities"]  # a non-root user starts with none

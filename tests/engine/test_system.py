@@ -53,3 +53,28 @@ def test_info_df_and_system_prune(barque: Barque) -> None:
         again = system.prune_system(engine, all_images=True, volumes=True)
         assert again.containers == [] and again.images  # busybox is unused now
         assert engine.store.images() == []
+
+
+def test_version_fields_in_dockers_order() -> None:
+    """The docker CLI's clientVersion and dockerd's types.Version field order (20.10); the
+    Engine API's /version and `version --format '{{json .}}'` print them so."""
+    data = system.version()
+    assert list(data["Client"])[:10] == ["Platform", "Version", "ApiVersion",
+                                         "DefaultAPIVersion", "GitCommit", "GoVersion", "Os",
+                                         "Arch", "BuildTime", "Context"]
+    assert list(data["Server"])[:10] == ["Platform", "Components", "Version", "ApiVersion",
+                                         "MinAPIVersion", "GitCommit", "GoVersion", "Os",
+                                         "Arch", "KernelVersion"]
+
+
+@pytest.mark.root
+@needs_busybox
+def test_info_fields_in_dockerds_order(barque: Barque) -> None:
+    from tests.cli.test_docker_output import DOCKER_INFO_KEYS
+
+    with Engine(Paths(barque.root, barque.runroot)) as engine:
+        data = system.info(engine)
+    dockers = [k for k in DOCKER_INFO_KEYS if k != "ClientInfo"]  # the CLI's own part
+    assert [k for k in data if k in dockers] == dockers
+    assert data["SecurityOptions"] == ["name=seccomp,profile=default"]
+    assert data["Swarm"]["LocalNodeState"] == "inactive"
