@@ -139,10 +139,10 @@ def test_help_lists_every_flag_and_subcommand(path: list[str]) -> None:
     text = parser.format_help()
     assert [o for o in node.options if not re.search(rf"(^|[\s,]){re.escape(o)}\b", text)] == []
     listed = set(re.findall(r"^\s{4}(\S+)", text, re.M))
-    missing = [s for s in node.subs if s not in listed and not _alias(s, text)]
-    if missing and path in (["container"], ["volume"], ["system"], ["network"], ["image"],
-                            ["builder"]):
-        pytest.xfail("the groups' helps list no subcommands: part 13b of issue 13 fixes them")
+    # An alias (`network list` for `ls`) has no help words of its own: docker's group helps
+    # list each command once, under its first name.
+    missing = [s for s in node.subs if s not in listed and not _alias(s, text)
+               and node.subs[s][1]]
     assert missing == []
 
 

@@ -202,6 +202,11 @@ def test_network_mode_warnings_and_links(barque: Barque) -> None:
         "/target:/linker/t", "/target:/linker/target"]
 
 
+_DAEMON_CHECKS = ("user specified IP address", "could not get container",
+                  "host type networking can't", "port publishing and the container type",
+                  "dns and the network mode")
+
+
 @pytest.mark.parametrize("flags,words", [
     (["-p", "abc"], "invalid containerPort: abc"),
     (["-p", "8000-8010:80-85"], "invalid ranges specified for container and host Ports: 80-85 "
@@ -235,10 +240,13 @@ def test_network_mode_warnings_and_links(barque: Barque) -> None:
                                "key foo"),
 ])
 def test_bad_network_flags(barque: Barque, flags: list[str], words: str) -> None:
+    """The docker CLI's own checks exit 125; what the daemon refuses, `docker create` reports
+    with exit 1 (its "Error response from daemon")."""
     b = barque
     before = ok(b.run("ps", "-aq")) if b.containers() else ""
     result = b.run("create", *flags, "busybox", "true")
-    assert result.returncode == 125, result.stderr
+    daemons = any(w in words for w in _DAEMON_CHECKS)
+    assert result.returncode == (1 if daemons else 125), result.stderr
     assert words in result.stderr and "Traceback" not in result.stderr
     assert (ok(b.run("ps", "-aq")) if b.containers() else "") == before  # nothing made
 
