@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 # Debian's docker.io brings both: the daemon and its 20.10 client (the oracle the issue's
 # 174 commands were tried with), never a newer client found first on PATH.
-DOCKERD = "/usr/sbin/dockerd"
+# Elsewhere (Docker's own packages) the daemon on PATH and its client beside it.
+DOCKERD = "/usr/sbin/dockerd" if os.path.exists("/usr/sbin/dockerd") else "dockerd"
 DOCKER_CLI = "/usr/bin/docker"
 IMAGE = "busybox:latest"
 
@@ -83,7 +84,7 @@ class Dockerd:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60) -> None:
-        argv = [DOCKERD, "--data-root", os.path.join(self.work, "data"),
+        argv = [shutil.which(DOCKERD) or DOCKERD, "--data-root", os.path.join(self.work, "data"),
                 "--exec-root", os.path.join(self.work, "exec"),
                 "-H", f"unix://{self.socket}", "--pidfile", self.pidfile,
                 "--bridge", "none", "--iptables=false", "--ip6tables=false",

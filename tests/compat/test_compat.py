@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 
 def _params() -> list[object]:
-    params = []
+    params: list[object] = []
     for case in CASES:
         marks = []
         if case.id in DIFFERENCES:
