@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.cli.conftest import Barque, _barque, new_barque, remove_everything
+from tests.cli.conftest import _barque, new_barque, remove_everything
 from tests.compat.engines import DOCKER_CLI, DOCKERD, Dockerd, Engine
 from tests.support import tools
 
@@ -32,7 +32,10 @@ def engines(run_prefix: str, if_prefix: str) -> Iterator[Engines]:
     tools.require(DOCKERD, DOCKER_CLI, "containerd", "runc")
     work = tempfile.mkdtemp(prefix=f"{run_prefix}-compat-")
     b = new_barque(os.path.join(work, "root"), os.path.join(work, "run"), if_prefix)
-    barque = Engine("barque", _barque_argv(b))
+    # a client config of its own, as the docker CLI's: login never touches ~/.docker
+    client = os.path.join(work, "barque-client")
+    os.makedirs(client)
+    barque = Engine("barque", b.argv(), {"DOCKER_CONFIG": client})
     dockerd = Dockerd(run_prefix)
     try:
         dockerd.start()
@@ -49,10 +52,6 @@ def engines(run_prefix: str, if_prefix: str) -> Iterator[Engines]:
         finally:
             remove_everything(b, work)
             shutil.rmtree(work, ignore_errors=True)
-
-
-def _barque_argv(b: Barque) -> list[str]:
-    return b.argv()
 
 
 def _load_busybox(barque: Engine, docker: Engine, work: str) -> None:
