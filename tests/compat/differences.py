@@ -142,6 +142,9 @@ DIFFERENCES: dict[str, str] = {
     "cp_missing_host": _CLIENT_CHECK + " (Docker: \"lstat PATH: no such file or directory\")",
     "cp_unknown": "Docker: \"Error: No such container:path: nosuch:/x\"",
     "commit_bad_ref": _CLIENT_CHECK,
+    "attach_stopped": "Docker's CLI checks the state itself (no \"Error response from "
+                      "daemon: \" before \"You cannot attach to a stopped container\")",
+    "attach_unknown": _CLIENT_LOOKUP,
     # volumes and networks
     "volume_inspect_json": "Labels and Options `null` where Docker shows `{}` (part 13b)",
     "volume_inspect_unknown": "\"get nosuch: no such volume\" from the daemon; Docker's CLI: "
@@ -171,8 +174,17 @@ DIFFERENCES: dict[str, str] = {
     "load_missing": _CLIENT_CHECK,
     "load_not_tar": "\"invalid archive: truncated header\" where Docker says \"Error "
                     "processing tar file(exit status 1): unexpected EOF\"",
+    "build_bad_instruction": "deliberate: BuildKit's error (the Dockerfile excerpt, \"did you "
+                             "mean FROM?\"); Docker 20.10's classic builder prints \"Sending "
+                             "build context…\" and a one-line parse error",
+    "builder_prune": "deliberate: Barque keeps BuildKit's build cache and deletes it here; "
+                     "Docker 20.10's classic builder has no cache records",
+    "login_unreachable": "a Python traceback: barque/cli/main.py's `_loaded_errors` names "
+                         "`barque.registry.auth.AuthError`, which does not exist, so the "
+                         "except clause itself raises AttributeError (part 13a)",
     "pull_unreachable": "a Python traceback instead of Docker's \"Get 'http://…/v2/': "
-                        "dial tcp …: connect: connection refused\" (part 13a)",
+                        "dial tcp …: connect: connection refused\" (part 13a; the same "
+                        "`_loaded_errors` AttributeError as login_unreachable)",
     "pull_bad_ref": _CLIENT_CHECK,
     "push_unknown": _CLIENT_CHECK + "; no \"The push refers to repository […]\" line",
     "image_help": _GROUP_HELP,

@@ -68,6 +68,7 @@ class Engine:
             dangling = self.lines("images", "-q", "-f", "dangling=true")
             if dangling:
                 self.run(["rmi", "-f", *dangling])
+            self.run(["builder", "prune", "-a", "-f"])
 
 
 class Dockerd:
