@@ -82,7 +82,8 @@ RUN = [
     C("run_cmd_not_executable", "run --rm --network none busybox /etc"),
     C("run_default_cmd", "run --rm --network none busybox"),
     C("run_detached", RUNNING, check=(STATE,)),
-    C("run_detached_rm", "run -d --rm --network none --name c1 busybox true",
+    # long enough for `wait` to find it: a run gone before `wait` is a race, not a case
+    C("run_detached_rm", "run -d --rm --network none --name c1 busybox sleep 2",
       check=("wait c1",)),
     C("run_name_conflict", "run --network none --name c1 busybox true", setup=(CREATED,)),
     C("run_name_invalid", "run --network none --name 'bad name' busybox true"),
