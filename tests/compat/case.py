@@ -17,7 +17,8 @@ class Case:
     id: str
     cmd: str
     setup: tuple[str, ...] = ()
-    check: tuple[str, ...] = ()  # a check starting with "!" is a host shell command
+    # a line starting with "!" is a host shell command, {cli} in it the engine's CLI
+    check: tuple[str, ...] = ()
     stdin: str | None = None
     names: bool = False  # normalise generated names (adjective_surname)
     extra: tuple[tuple[str, str], ...] = ()  # more (regex, placeholder) normalisations

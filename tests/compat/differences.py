@@ -140,6 +140,8 @@ DIFFERENCES: dict[str, str] = {
     "port_unknown": _CLIENT_LOOKUP,
     "cp_missing_path": "Docker: \"Error: No such container:path: c1:/nosuch\"",
     "cp_missing_host": _CLIENT_CHECK + " (Docker: \"lstat PATH: no such file or directory\")",
+    "cp_in_stdin_not_tar": "\"Error processing tar file(truncated header)\" where Docker says "
+                           "\"(exit status 1): unexpected EOF\"",
     "cp_unknown": "Docker: \"Error: No such container:path: nosuch:/x\"",
     "commit_bad_ref": _CLIENT_CHECK,
     "attach_stopped": "Docker's CLI checks the state itself (no \"Error response from "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import shlex
 import shutil
 import subprocess
 
@@ -45,25 +46,31 @@ def _play(engines: Engines, engine: Engine, case: Case) -> list[str] | None:
     """The case on one engine, from a clean state: its set-up (None if that fails), then the
     command and the checks, each as normalised stdout, stderr and exit code."""
     tmp = _host_dir(engines, case)
-    subst = {"tmp": tmp, "if": engines.if_prefix}
+    subst = {"tmp": tmp, "if": engines.if_prefix, "cli": shlex.join(engine.prefix)}
     try:
         for line in case.setup:
-            if engine.run(case.argv(line, subst)).code != 0:
+            if _step(engine, case, line, subst).code != 0:
                 return None
-        out = [_show(engines, engine, case,
-                     engine.run(case.argv(case.cmd, subst), stdin=case.stdin))]
+        out = [_show(engines, engine, case, _step(engine, case, case.cmd, subst, case.stdin))]
         for line in case.check:
-            if line.startswith("!"):
-                proc = subprocess.run(fill(line[1:], subst), shell=True, capture_output=True,
-                                      text=True, timeout=60)
-                result = Result(proc.stdout, proc.stderr, proc.returncode)
-            else:
-                result = engine.run(case.argv(line, subst))
-            out.append(_show(engines, engine, case, result))
+            out.append(_show(engines, engine, case, _step(engine, case, line, subst)))
         return out
     finally:
         engine.reset(case.kinds())
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _step(engine: Engine, case: Case, line: str, subst: dict[str, str],
+          stdin: str | None = None) -> Result:
+    """A command line of the engine's CLI, or after "!" a host shell line where {cli} is the
+    engine's CLI (for pipes: `cp C:PATH -` into tar)."""
+    if not line.startswith("!"):
+        return engine.run(case.argv(line, subst), stdin=stdin)
+    proc = subprocess.run(fill(line[1:], subst), shell=True, capture_output=True, text=True,
+                          timeout=60, input=stdin,
+                          stdin=None if stdin is not None else subprocess.DEVNULL,
+                          env={**os.environ, **engine.env})
+    return Result(proc.stdout, proc.stderr, proc.returncode)
 
 
 def _host_dir(engines: Engines, case: Case) -> str:
