@@ -78,6 +78,10 @@ RUN = [
     C("run_pid1", "run --rm --network none busybox ps -o pid,args"),
     C("run_proc_mounts", "run --rm --network none busybox sh -c "
       "'grep -c . /proc/self/mounts >/dev/null; ls /dev'"),
+    # input typed before the container is ready (issue 13): kept, as Docker keeps it
+    C("run_it_typed_ahead", "!printf 'echo hi; exit 3\\n' | timeout 30 script -qec "
+      "'{cli} run --rm -it --network none busybox sh' /dev/null | tr -d '\\r' | grep -x hi; "
+      "echo \"exit ${PIPESTATUS[1]}\""),
     C("run_cmd_not_found", "run --rm --network none busybox nosuchcmd"),
     C("run_cmd_not_executable", "run --rm --network none busybox /etc"),
     C("run_default_cmd", "run --rm --network none busybox"),

@@ -43,6 +43,8 @@ DIFFERENCES: dict[str, str] = {
     "run_security_opt_bad": _CLIENT_CHECK + " (also \"invalid --security-opt 1\" in its words)",
     "run_sysctl_bad": _CLIENT_CHECK + "; \"not allowed\" where Docker says \"not whitelisted\"",
     "run_dockerenv": "no /.dockerenv in the container (part 13b)",
+    "run_it_typed_ahead": "input typed before the container is ready is lost (raw mode set "
+                          "with a flush): no `hi`, exit 0 (part 13a)",
     "run_cmd_not_found": _RUNTIME_WORDS,
     "run_cmd_not_executable": _RUNTIME_WORDS + "; \"is a directory\" where runc says "
                               "\"permission denied\"",

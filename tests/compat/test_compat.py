@@ -66,7 +66,7 @@ def _step(engine: Engine, case: Case, line: str, subst: dict[str, str],
     engine's CLI (for pipes: `cp C:PATH -` into tar)."""
     if not line.startswith("!"):
         return engine.run(case.argv(line, subst), stdin=stdin)
-    proc = subprocess.run(fill(line[1:], subst), shell=True, capture_output=True, text=True,
+    proc = subprocess.run(["bash", "-c", fill(line[1:], subst)], capture_output=True, text=True,
                           timeout=60, input=stdin,
                           stdin=None if stdin is not None else subprocess.DEVNULL,
                           env={**os.environ, **engine.env})
