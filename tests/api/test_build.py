@@ -156,3 +156,24 @@ def test_sdk_build_and_prune(server: Server, tmp_path: str) -> None:
             client.api.prune_builds(filters={"bogus": "1"})
     finally:
         client.close()
+
+
+def test_sdk_images_build_reads_the_image_back(server: Server, tmp_path: str) -> None:
+    """The SDK's high-level build: the classic stream, then the image read back by its ID;
+    a failing RUN is the SDK's BuildError."""
+    import docker
+
+    client = docker.DockerClient(base_url=server.host)
+    try:
+        ctx = _context(str(tmp_path), "FROM busybox\nRUN echo built > /built\n"
+                                      "LABEL made=by-sdk\n")
+        image, logs = client.images.build(path=ctx, tag="sdk:high")
+        assert image.tags == ["sdk:high"]
+        assert image.labels == {"made": "by-sdk"}
+        assert {"stream": "Successfully tagged sdk:high\n"} in list(logs)
+        out = client.containers.run("sdk:high", ["cat", "/built"], remove=True)
+        assert out == b"built\n"
+        with pytest.raises(docker.errors.BuildError, match="returned a non-zero code: 3"):
+            client.images.build(fileobj=io.BytesIO(b"FROM busybox\nRUN exit 3\n"))
+    finally:
+        client.close()

@@ -156,7 +156,7 @@ def test_bad_exec_requests(server: Server) -> None:
     assert out.returncode == 0, out.stderr
     idle = out.stdout.strip()
     assert post("/v1.43/containers/idle/exec", b'{"Cmd": ["true"]}') == \
-        (409, f"container {idle} is not running")
+        (409, f"Container {idle} is not running")
     _running(server)
     assert post("/v1.43/containers/box/exec", b'{"Cmd": []}') == \
         (400, "No exec command specified")
@@ -170,7 +170,7 @@ def test_bad_exec_requests(server: Server) -> None:
     assert (status, json.loads(body)) == (404, {"message": "No such exec instance: nosuch"})
     out = server.docker("exec", "idle", "true")
     assert out.returncode == 1
-    assert f"container {idle} is not running" in out.stderr
+    assert f"Container {idle} is not running" in out.stderr
 
 
 def test_sdk_exec_socket_stdin(server: Server) -> None:

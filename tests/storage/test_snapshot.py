@@ -97,13 +97,13 @@ def test_diff_and_commit_round_trip(tmp_path: Any) -> None:
         assert snap.diff(lowers) == [
             ("C", "/etc"), ("C", "/etc/hosts"), ("D", "/etc/passwd"),
             ("A", "/fifo"),
-            ("C", "/home/user"), ("A", "/home/user/new"),
+            ("C", "/home"), ("C", "/home/user"), ("A", "/home/user/new"),
             ("A", "/new-link"), ("A", "/new.txt"),
             ("C", "/opt"), ("D", "/opt/app"), ("A", "/opt/app/z"),
             ("A", "/ping"),
             ("A", "/srv"), ("A", "/srv/data"),
             ("A", "/sym"),
-            ("C", "/usr/bin/tool"),
+            ("C", "/usr/bin"), ("C", "/usr/bin/tool"),  # a change's parent, as dockerd
             ("C", "/var"), ("D", "/var/log"),
         ]
         out = io.BytesIO()
