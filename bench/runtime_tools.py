@@ -130,14 +130,18 @@ def parse_tap(text: str) -> FileResult:
 
 
 def run_file(src: Path, test: Path, runtime: str, timeout: float) -> FileResult:
-    env = dict(os.environ, RUNTIME=runtime)
-    try:
-        proc = subprocess.run(["unshare", "-m", "--propagation", "private", str(test)],
-                              cwd=src, env=env, capture_output=True, text=True,
-                              timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        result = FileResult(error=f"timed out after {timeout:.0f} s")
-        return result
+    """One test file under `runtime`, with a TMPDIR of its own (the suite leaves its bundles,
+    /tmp/ocitest*, where a test fails), removed afterwards."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="barque-runtime-tools-") as tmp:
+        env = dict(os.environ, RUNTIME=runtime, TMPDIR=tmp)
+        try:
+            proc = subprocess.run(["unshare", "-m", "--propagation", "private", str(test)],
+                                  cwd=src, env=env, capture_output=True, text=True,
+                                  timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            return FileResult(error=f"timed out after {timeout:.0f} s")
     result = parse_tap(proc.stdout)
     result.exit_code = proc.returncode
     if proc.returncode != 0 and not result.error and not result.count("fail"):
