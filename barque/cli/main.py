@@ -167,6 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report_run_error(command: str, text: str, with_help: bool) -> None:
+    """The docker CLI's reportError for `run`/`create`: the message ending in one ".", then
+    (for what failed before a start) "See 'docker run --help'."."""
+    text = text.removesuffix(".") + "."
+    if with_help:
+        text += f"\nSee 'barque {command} --help'."
+    sys.stderr.write(f"barque: {text}\n")
+
+
 def _cmd_containers(ns: argparse.Namespace, paths: Paths) -> int:
     """Container, volume and system commands. `run` reports Barque's errors with 125
     (126, 127), `create` its checks of the flags with 125 and the daemon's errors with 1
@@ -189,12 +198,15 @@ def _cmd_containers(ns: argparse.Namespace, paths: Paths) -> int:
         if ns.handler == "cmd_create" and not isinstance(e, FlagError):
             sys.stderr.write(f"Error response from daemon: {e}\n")
             return 1
-        prefix = "barque: " if run_like else ""
-        sys.stderr.write(f"{prefix}Error response from daemon: {e}\n")
         if not run_like:
+            sys.stderr.write(f"Error response from daemon: {e}\n")
             return 1
-        # docker run: 125 for the daemon's errors, 126/127 for a command it could not run.
-        return e.exit_code if e.exit_code in (126, 127) else 125
+        # docker run: 125 for the daemon's errors, 126/127 for a command it could not run
+        # (a start's error: no help line, as docker's reportError).
+        started = e.exit_code in (126, 127)
+        _report_run_error(ns.handler.removeprefix("cmd_"), f"Error response from daemon: {e}",
+                          with_help=not started)
+        return e.exit_code if started else 125
     except CommandError as e:
         sys.stderr.write(f"{e}\n")
     except _loaded_errors("barque.cli.gotemplate.TemplateError",

@@ -72,12 +72,15 @@ def test_failed_pull_says_what_docker_says(barque: Barque, refused_port: int) ->
 def test_pull_never_contacts_no_registry(barque: Barque, listener: _Listener) -> None:
     b, host = barque, f"127.0.0.1:{listener.port}"
     # docker create: the daemon's errors exit 1, unprefixed
-    for argv, code, prefix in ((["run", "--rm", "--pull", "never"], 125, "barque: "),
-                               (["create", "--pull=never"], 1, "")):
+    # (docker run: its reportError's full stop and help line)
+    for argv, code, prefix, suffix in (
+            (["run", "--rm", "--pull", "never"], 125, "barque: ",
+             ".\nSee 'barque run --help'."),
+            (["create", "--pull=never"], 1, "", "")):
         result = b.run(*argv, f"{host}/nothere", "true")
         assert (result.returncode, result.stdout, result.stderr) == (
             code, "", f"{prefix}Error response from daemon: No such image: "
-                      f"{host}/nothere:latest\n")
+                      f"{host}/nothere:latest{suffix}\n")
     assert listener.connections == 0
     assert b.run("ps", "-aq").stdout == ""  # nothing made
     # A local image runs as ever; `--pull always` asks the registry even then.

@@ -108,10 +108,12 @@ def test_bad_resource_values(barque: Barque, flags: list[str], words: str) -> No
     (["-m", "1k"], "Minimum memory limit allowed is 6MB"),
 ])
 def test_memory_words_exactly_as_moby(barque: Barque, flags: list[str], words: str) -> None:
-    """The whole line, as dockerd's (no full stop after "see usage")."""
+    """The whole message, as dockerd's (no full stop after "see usage"), which `run` reports
+    as the docker CLI's reportError does: one full stop, then the help line."""
     _refused(barque, ["--rm", *flags, "busybox", "true"], words)
     result = barque.run("run", "--rm", *flags, "busybox", "true")
-    assert result.stderr == f"barque: Error response from daemon: {words}\n"
+    assert result.stderr == (f"barque: Error response from daemon: {words}.\n"
+                             "See 'barque run --help'.\n")
 
 
 def test_huge_environment_refused(barque: Barque, tmp_path: str) -> None:
