@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from barque.api.common import EXECUTOR, PATHS
+from barque.api.common import EXECUTOR, PATHS, raw_filters
 from barque.api.runs import RUNS
 from barque.engine import events
 from barque.engine.errors import EngineError
@@ -31,34 +31,13 @@ def parse_timestamp(name: str, text: str | None) -> int | None:
     return value or None
 
 
-def _filters(request: web.Request) -> dict[str, list[str]]:
-    """{"key": ["v", ...]} or the old {"key": {"v": true}}."""
-    text = request.query.get("filters")
-    if not text:
-        return {}
-    try:
-        raw = json.loads(text)
-    except ValueError as e:
-        raise EngineError(f"invalid filter: {e}", status=400) from None
-    if not isinstance(raw, dict):
-        raise EngineError("invalid filter", status=400)
-    filters: dict[str, list[str]] = {}
-    for key, values in raw.items():
-        if isinstance(values, dict):
-            values = [v for v, on in values.items() if on]
-        if not isinstance(values, list):
-            raise EngineError("invalid filter", status=400)
-        filters[str(key)] = [str(v) for v in values]
-    return filters  # keys dockerd does not know it takes too (and they match everything)
-
-
 async def get_events(request: web.Request) -> web.StreamResponse:
     since = parse_timestamp("since", request.query.get("since"))
     until = parse_timestamp("until", request.query.get("until"))
     if since is not None and until is not None and until < since:
         raise EngineError(f"`since` time ({request.query['since']}) cannot be after `until` "
                           f"time ({request.query['until']})", status=400)
-    filters = _filters(request)
+    filters = raw_filters(request)  # unknown keys match everything, as dockerd
     runroot = request.app[PATHS].runroot
     runs = request.app[RUNS]
     loop = asyncio.get_running_loop()
