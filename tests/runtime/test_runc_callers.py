@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,13 +16,6 @@ from tests.support.bundles import Runtime
 pytestmark = pytest.mark.root
 
 COMMANDS = ["no-such-command", "/etc", "/etc/passwd"]
-
-
-@pytest.fixture
-def oracle(runtime: Runtime) -> Iterator[Oracle]:
-    o = Oracle(runtime)
-    yield o
-    o.cleanup()
 
 
 def _log_line(path: str) -> str:

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -62,13 +61,6 @@ class Oracle:
     def cleanup(self) -> None:
         for cid in self.runc_ids:
             self.runc("delete", "--force", cid)
-
-
-@pytest.fixture
-def oracle(runtime: Runtime) -> Iterator[Oracle]:
-    o = Oracle(runtime)
-    yield o
-    o.cleanup()
 
 
 def _keys(obj: object) -> object:
