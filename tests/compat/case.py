@@ -22,6 +22,9 @@ class Case:
     stdin: str | None = None
     names: bool = False  # normalise generated names (adjective_surname)
     extra: tuple[tuple[str, str], ...] = ()  # more (regex, placeholder) normalisations
+    # Why stdout's lines are compared as a sorted list: only where Docker's own order varies
+    # from run to run (say which code of Docker's makes it so); empty = order compared.
+    unordered: str = ""
 
     def argv(self, line: str, subst: dict[str, str]) -> list[str]:
         return [_fill(word, subst) for word in shlex.split(line)]

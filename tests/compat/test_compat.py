@@ -91,6 +91,9 @@ def _show(engines: Engines, engine: Engine, case: Case, result: Result) -> str:
         for path in engines.paths[engine.name]:
             text = text.replace(path, "<root>")
         texts.append(normalise(text, case.names, case.extra))
+    if case.unordered:
+        end = "\n" if texts[0].endswith("\n") else ""
+        texts[0] = "\n".join(sorted(texts[0].splitlines())) + end
     return f"stdout:\n{texts[0]}\nstderr:\n{texts[1]}\nexit code: {result.code}"
 
 
