@@ -1,7 +1,7 @@
 """What pyproject.toml cannot say: the build backend compiles the C programs in monitor/
-(barque-monitor, barque-sealexec) and ships them as scripts, so that a wheel, `pip install .`
-or `pipx install` puts them beside bin/barque and bin/barque-runtime, where the engine
-(barque/engine/programs.py) and the launcher look for them. Machine code makes the wheel
+(barque-monitor, barque-sealexec, barque-runtime-fast) and ships them as scripts, so that a
+wheel, `pip install .` or `pipx install` puts them beside bin/barque and bin/barque-runtime,
+where the engine (barque/engine/programs.py) and the launcher look for them. Machine code makes the wheel
 specific to a platform, though not to a Python version or ABI (py3-none-linux_*)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ build_scripts = Distribution().get_command_class("build_scripts")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MONITOR = os.path.join(HERE, "monitor")
-PROGRAMS = ("barque-monitor", "barque-sealexec")  # monitor/Makefile's PROGRAMS
+PROGRAMS = ("barque-monitor", "barque-sealexec", "barque-runtime-fast")  # monitor/Makefile's PROGRAMS
 
 
 class BuildScripts(build_scripts):  # type: ignore[misc,valid-type]

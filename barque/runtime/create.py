@@ -145,6 +145,7 @@ def _create(opts: CreateOptions) -> st.Container:
         container.data["pid"] = init_pid
         container.data["pidStart"] = st.process_start_time(init_pid)
         container.save()
+        container.save_fastpath()
         if opts.pid_file:
             st.write_pid_file(opts.pid_file, init_pid)
         return container

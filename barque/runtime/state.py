@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 DEFAULT_ROOT = "/run/barque-runtime"
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
+FASTPATH_FILE = "fastpath"  # what barque-runtime-fast (monitor/runtime_fast.c) reads
 OCI_VERSION = "1.2.1"
 
 
@@ -165,6 +166,19 @@ class Container:
         # Like runc's: it describes live processes, which a reboot ends anyway; the root is
         # a tmpfs (/run) on most hosts. Atomic, but not fsync'd (that costs ~0.5 ms a write).
         write_atomic(os.path.join(self.dir, STATE_FILE), json.dumps(self.data).encode(),
+                     durable=False)
+
+
+    def save_fastpath(self) -> None:
+        """What `start` and `delete` in C (monitor/runtime_fast.c) need, in lines it reads
+        without a JSON parser: the init, whether hooks must run (then it leaves the command
+        to Python), and every cgroup directory to remove."""
+        hooks = self.config.get("hooks") or {}
+        lines = [f"pid {self.pid}", f"start {self.data.get('pidStart')}",
+                 f"poststart {int(bool(hooks.get('poststart')))}",
+                 f"poststop {int(bool(hooks.get('poststop')))}"]
+        lines += [f"cgroup {m.host_path}" for m in self.cgroup.mounts()]
+        write_atomic(os.path.join(self.dir, FASTPATH_FILE), ("\n".join(lines) + "\n").encode(),
                      durable=False)
 
 

@@ -1,6 +1,7 @@
-"""A real package: `python -m build` makes an sdist and, from it, a wheel holding barque-monitor
-and barque-sealexec compiled by the build backend (setup.py); a fresh venv with only that wheel
-installed runs a container, with no scripts/install, no make and no checkout on its PATH."""
+"""A real package: `python -m build` makes an sdist and, from it, a wheel holding barque-monitor,
+barque-sealexec and barque-runtime-fast compiled by the build backend (setup.py); a fresh venv
+with only that wheel installed runs a container, with no scripts/install, no make and no
+checkout on its PATH."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from tests.support.marks import needs_busybox
 from tests.support.tools import require
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PROGRAMS = ("barque", "barque-runtime", "barque-monitor", "barque-sealexec")
+PROGRAMS = ("barque", "barque-runtime", "barque-monitor", "barque-sealexec", "barque-runtime-fast")
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 
@@ -68,7 +69,7 @@ def test_wheel_is_platform_specific_and_ships_the_programs_and_data(wheel: str) 
         names = set(z.namelist())
         scripts = {n.rsplit("/", 1)[1]: z.getinfo(n) for n in names if "/scripts/" in n}
         assert set(scripts) == set(PROGRAMS)
-        for prog in ("barque-monitor", "barque-sealexec"):
+        for prog in ("barque-monitor", "barque-sealexec", "barque-runtime-fast"):
             assert z.read(scripts[prog])[:4] == b"\x7fELF"
             assert scripts[prog].external_attr >> 16 & 0o111, f"{prog} is not executable"
         # Every file of the package that is not Python is package data (the seccomp profile).

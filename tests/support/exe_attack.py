@@ -20,7 +20,7 @@ from tests.support.tools import require
 
 SOURCES = os.path.join(os.path.dirname(__file__), "exe_attack")
 LOG = "/tmp/attack.log"  # in the container
-PROGRAMS = ("barque-runtime", "barque", "barque-monitor", "barque-sealexec")
+PROGRAMS = ("barque-runtime", "barque", "barque-monitor", "barque-sealexec", "barque-runtime-fast")
 
 
 class Interpreter:
