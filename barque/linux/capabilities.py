@@ -73,12 +73,17 @@ class _Data(ctypes.Structure):
     ]
 
 
+_last_cap: list[int] = []  # the kernel's answer, once read (the runtime's init asks 6 times)
+
+
 def last_cap() -> int:
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
-    except OSError:
-        return len(NAMES) - 1
+    if not _last_cap:
+        try:
+            with open("/proc/sys/kernel/cap_last_cap", "rb", buffering=0) as f:
+                _last_cap.append(int(f.read()))
+        except OSError:
+            return len(NAMES) - 1  # no /proc here (yet): not remembered
+    return _last_cap[0]
 
 
 def known(names: list[str]) -> tuple[list[int], list[str]]:
