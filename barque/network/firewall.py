@@ -254,6 +254,8 @@ class Firewall:
             try:
                 nft.run([{"delete": {"table": {"family": family, "name": self.table}}}])
             except NftError as e:
+                if e.unavailable:
+                    return  # no nftables in this kernel: no table either
                 if not e.missing:
                     raise FirewallError(f"cannot delete table {family} {self.table}: {e}") from e
 

@@ -35,6 +35,8 @@ MISSING = ("No such file or directory", "does not exist")
 class NftError(Exception):
     """libnftables refused a command or could not be loaded; the message is its own words."""
 
+    unavailable = False  # the kernel has no nf_tables (nfnetlink) at all
+
     @property
     def missing(self) -> bool:
         """The table, chain, rule or element the command named does not exist (ENOENT)."""
@@ -87,6 +89,7 @@ class _Context:
     @classmethod
     def get(cls) -> Any:
         if cls._nft is None:
+            _check_kernel()
             module = _load_module()
             try:
                 nft = module.Nftables()
@@ -96,6 +99,21 @@ class _Context:
             nft.set_handle_output(True)
             cls._nft = nft
         return cls._nft
+
+
+def _check_kernel() -> None:
+    """libnftables exit()s the whole process (status 3, "Unable to initialize Netlink
+    socket") on a kernel without nfnetlink: find that out first, with a socket of our own."""
+    import socket
+
+    try:
+        socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
+                      _NETLINK_NETFILTER).close()
+    except OSError as e:
+        error = NftError(f"this kernel has no nftables (netlink netfilter: {e.strerror}); "
+                         "load the nf_tables module")
+        error.unavailable = True
+        raise error from None
 
 
 def run(commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
