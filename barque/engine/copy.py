@@ -10,7 +10,7 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from barque.engine import chrooted
+from barque.engine import chrooted, userns
 from barque.engine.context import Engine, EngineError
 from barque.engine.create import lowers_of, mount_from_record
 from barque.engine.records import ContainerRecord
@@ -225,7 +225,9 @@ def copy_to(engine: Engine, ref: str, source: str, path: str, *, archive: bool =
         raise EngineError(f"could not find the file {source} on the host", 1, 404)
     with _rootfs(engine, record) as rootfs:
         root, inner = _root_of(engine, record, rootfs, path)
-        owner = None if archive else (0, 0)
+        # the container's root: a remapped one's is its mapped uid on the host
+        mapped = userns.root_of(snapshot.Snapshot(engine.paths.snapshot_dir(record.id)).idmap)
+        owner = None if archive else mapped or (0, 0)
         _copy_into(root, inner, source, source.endswith("/."), owner)
 
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from barque.engine import attach, events, health, monitor, netsetup, spec
+from barque.engine import attach, events, health, monitor, netsetup, spec, userns
 from barque.engine import state as st
 from barque.engine.context import Engine, EngineError, find_runtime
 from barque.engine.create import lowers_of, mount_from_record
@@ -225,7 +225,7 @@ def _write_bundle(engine: Engine, record: ContainerRecord,
     snap = snapshot.Snapshot(engine.paths.snapshot_dir(record.id))
     rootfs = snap.prepare(lowers_of(engine, record.id, image))
     id_maps = snap.idmap
-    owner = userns_root(id_maps)
+    owner = userns.root_of(id_maps)
     user_mounts = [_resolve_mount(engine, entry, rootfs, owner) for entry in record.mounts]
     config, host_config = record.config, record.host_config
     hostname = spec.hostname_of(record.id, config)
@@ -241,17 +241,6 @@ def _write_bundle(engine: Engine, record: ContainerRecord,
     # Not durable, as the /etc files: each start writes it before the runtime reads it.
     ol.atomic_write(os.path.join(bundle, "config.json"), text.encode(), durable=False)
     return bundle, made
-
-
-def userns_root(id_maps: tuple[snapshot.IdMap, snapshot.IdMap] | None
-                ) -> tuple[int, int] | None:
-    """The host's (uid, gid) of a user-namespaced container's root; None: not one."""
-    if id_maps is None:
-        return None
-    from barque.linux.idmap import shift
-
-    uid, gid = shift(0, id_maps[0]), shift(0, id_maps[1])
-    return None if uid is None or gid is None else (uid, gid)
 
 
 def _resolve_mount(engine: Engine, entry: dict[str, Any], rootfs: str,

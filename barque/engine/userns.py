@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import subprocess
 
 from barque.engine.errors import EngineError
 from barque.structs import dataclass
@@ -129,15 +128,18 @@ def _ranges(path: str, name: str, ident: int) -> IdMap:
 def _ensure_default_user(files: tuple[str, str]) -> None:
     """dockerd's "default": the system user dockremap, with a free range of 65536 ids in
     both files when it has none (useradd and usermod do the editing, as for dockerd)."""
+    host_files = files == (SUBUID, SUBGID)  # only the host's own are edited
     try:
         entry = pwd.getpwnam(DEFAULT_USER)
     except KeyError:
+        if not host_files:
+            raise EngineError(f"userns-remap default: no user {DEFAULT_USER}") from None
         _tool("useradd", "-r", "-s", "/bin/false", DEFAULT_USER)
         entry = pwd.getpwnam(DEFAULT_USER)
     if _ranges(files[0], DEFAULT_USER, entry.pw_uid) and \
             _ranges(files[1], DEFAULT_USER, entry.pw_gid):
         return
-    if files != (SUBUID, SUBGID):
+    if not host_files:
         raise EngineError(f"No subordinate id ranges for {DEFAULT_USER} in {files[0]} and "
                           f"{files[1]}")
     start = _free_start(files)
@@ -165,6 +167,8 @@ def _free_start(files: tuple[str, str]) -> int:
 
 
 def _tool(*argv: str) -> None:
+    import subprocess  # here: only "default"'s first use runs a tool
+
     try:
         subprocess.run(argv, check=True, capture_output=True, text=True)
     except (OSError, subprocess.CalledProcessError) as e:
@@ -188,6 +192,38 @@ def check(remap: Remap | None, host_config: dict) -> None:
         # the host's /proc cannot be mounted from a user namespace that does not own it
         raise EngineError("cannot share the host PID namespace when user namespaces are "
                           "enabled", status=400)
+
+
+def root_of(id_maps: tuple[IdMap, IdMap] | None) -> tuple[int, int] | None:
+    """The host's (uid, gid) of a user-namespaced container's root (its snapshot's maps);
+    None: not one."""
+    if id_maps is None:
+        return None
+    from barque.linux.idmap import shift
+
+    uid, gid = shift(0, id_maps[0]), shift(0, id_maps[1])
+    return None if uid is None or gid is None else (uid, gid)
+
+
+def check_root_path(root: str, owner: tuple[int, int]) -> None:
+    """dockerd's check at start-up: the runtime mounts the container's root from inside its
+    user namespace, so every dir above the root dir must let the mapped root through."""
+    path = os.path.abspath(root)
+    while True:
+        path = os.path.dirname(path)
+        if path == "/":
+            return
+        st = os.stat(path)
+        if st.st_uid == owner[0]:
+            allowed = st.st_mode & 0o100
+        elif st.st_gid == owner[1]:
+            allowed = st.st_mode & 0o010
+        else:
+            allowed = st.st_mode & 0o001
+        if not allowed:
+            raise EngineError(f"a subdirectory in your graphroot path ({root}) restricts "
+                              "access to the remapped root uid/gid; please fix by allowing "
+                              "'o+x' permissions on existing directories")
 
 
 def for_container(root: str, host_config: dict) -> Remap | None:

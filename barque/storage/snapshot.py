@@ -29,6 +29,7 @@ from barque.storage.overlayfs import (
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import IO
 
 __all__ = ["Snapshot", "SnapshotError", "diff", "diff_dirs", "flatten", "mount_overlay",
@@ -36,6 +37,7 @@ __all__ = ["Snapshot", "SnapshotError", "diff", "diff_dirs", "flatten", "mount_o
 
 Change = tuple[str, str]  # (kind, "/abs/path"), as barque.storage.overlay_diff makes them
 IdMap = list[tuple[int, int, int]]  # (inside, outside, count), as /proc/PID/uid_map
+OVERFLOW_ID = 65534  # the kernel's overflowuid/overflowgid: an id the maps leave out
 IDMAP_FILE = "idmap"  # {"uid": [[inside, outside, count], ...], "gid": [...]}
 
 
@@ -210,16 +212,36 @@ class Snapshot:
             raise SnapshotError(f"removing the snapshot {self.dir}: {e}") from None
 
     def diff(self, lowers: list[str]) -> list[Change]:
-        return diff_dirs(self.copy, lowers) if self.is_copy else diff(self.upper, lowers)
+        if self.is_copy:
+            return diff_dirs(self.copy, lowers, self.owners_inside())
+        return diff(self.upper, lowers)
+
+    def owners_inside(self) -> Callable[[int, int], tuple[int, int]] | None:
+        """For a user-namespaced container's snapshot: host (uid, gid) -> the container's
+        (ids its maps leave out as the kernel's overflow id, 65534); None: no maps."""
+        ids = self.idmap
+        if ids is None:
+            return None
+        uids, gids = ids
+
+        def inside(ident: int, mapping: IdMap) -> int:
+            for start, outside, count in mapping:
+                if outside <= ident < outside + count:
+                    return start + ident - outside
+            return OVERFLOW_ID
+
+        return lambda uid, gid: (inside(uid, uids), inside(gid, gids))
 
     def write_layer(self, lowers: list[str], out: IO[bytes]) -> str:
-        """The snapshot's changes as a layer tar written to `out`; returns its diff_id."""
+        """The snapshot's changes as a layer tar written to `out`; returns its diff_id
+        (with the container's own ids, as `docker commit` of a remapped container)."""
         if not self.is_copy:
-            return write_upper_as_layer(self.upper, lowers, out)
+            return write_upper_as_layer(self.upper, lowers, out, self.owners_inside())
         try:
             from barque.storage import layer_writer
 
-            return layer_writer.write_rootfs_diff_as_layer(self.copy, lowers, out)
+            return layer_writer.write_rootfs_diff_as_layer(self.copy, lowers, out,
+                                                           self.owners_inside())
         except _errors() as e:
             raise SnapshotError(f"writing {self.copy} as a layer: {e}") from None
 
@@ -275,21 +297,23 @@ def diff(upper: str, lowers: list[str]) -> list[Change]:
         raise SnapshotError(f"reading the changes in {upper}: {e}") from None
 
 
-def diff_dirs(rootfs: str, lowers: list[str]) -> list[Change]:
+def diff_dirs(rootfs: str, lowers: list[str],
+              owners: Callable[[int, int], tuple[int, int]] | None = None) -> list[Change]:
     """`docker diff` of a copied rootfs (the copy fallback) over `lowers`."""
     try:
         from barque.storage import overlay_diff
 
-        return overlay_diff.diff_dirs(rootfs, lowers)
+        return overlay_diff.diff_dirs(rootfs, lowers, owners)
     except _errors() as e:
         raise SnapshotError(f"reading the changes in {rootfs}: {e}") from None
 
 
-def write_upper_as_layer(upper: str, lowers: list[str], out: IO[bytes]) -> str:
+def write_upper_as_layer(upper: str, lowers: list[str], out: IO[bytes],
+                         owners: Callable[[int, int], tuple[int, int]] | None = None) -> str:
     """Write an overlay upper dir as a layer tar to `out`; returns its diff_id."""
     try:
         from barque.storage import layer_writer
 
-        return layer_writer.write_upper_as_layer(upper, lowers, out)
+        return layer_writer.write_upper_as_layer(upper, lowers, out, owners)
     except _errors() as e:
         raise SnapshotError(f"writing {upper} as a layer: {e}") from None
