@@ -188,8 +188,10 @@ def check(remap: Remap | None, host_config: dict) -> None:
         raise EngineError("privileged mode is incompatible with user namespaces.  You must "
                           "run the container in the host namespace when running privileged "
                           "mode", status=400)
+    if host_config.get("NetworkMode") == "host":
+        raise EngineError("cannot share the host's network namespace when user namespaces "
+                          "are enabled", status=400)
     if host_config.get("PidMode") == "host":
-        # the host's /proc cannot be mounted from a user namespace that does not own it
         raise EngineError("cannot share the host PID namespace when user namespaces are "
                           "enabled", status=400)
 

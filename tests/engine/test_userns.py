@@ -60,11 +60,15 @@ def test_errors_in_dockerds_words(tmp_path: Any) -> None:
 def test_a_containers_settings_against_the_remap(tmp_path: Any) -> None:
     remap = userns.load(_root(tmp_path, "daemon", "daemon:500000:65536\n"))
     userns.check(remap, {})
-    userns.check(remap, {"UsernsMode": "host", "Privileged": True, "PidMode": "host"})
+    userns.check(remap, {"UsernsMode": "host", "Privileged": True, "PidMode": "host",
+                         "NetworkMode": "host"})
     with pytest.raises(EngineError, match="privileged mode is incompatible with user "
                                           "namespaces.  You must run the container in the "
                                           "host namespace when running privileged mode"):
         userns.check(remap, {"Privileged": True})
+    with pytest.raises(EngineError, match="cannot share the host's network namespace when "
+                                          "user namespaces are enabled"):
+        userns.check(remap, {"NetworkMode": "host"})
     with pytest.raises(EngineError, match="cannot share the host PID namespace"):
         userns.check(remap, {"PidMode": "host"})
     with pytest.raises(EngineError, match="invalid USER mode: private"):
