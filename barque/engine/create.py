@@ -251,23 +251,12 @@ def _make(engine: Engine, record: ContainerRecord, image: Image, mounts: list[Mo
 
 def _let_mapped_root_in(engine: Engine, container_dir: str,
                         ids: tuple[snapshot.IdMap, snapshot.IdMap]) -> None:
-    """The runtime mounts the container's root from inside its user namespace: its mapped
-    root must pass through the root dir and the containers dir (0711, as dockerd makes its
-    root under userns-remap) and into the container's own dir (0710, group the mapped
-    root's, as dockerd's container dirs)."""
-    from barque.engine.userns import check_root_path
-    from barque.linux.idmap import shift
+    from barque.engine import userns
 
-    uid, gid = shift(0, ids[0]), shift(0, ids[1])
-    if uid is None or gid is None:
+    owner = userns.root_of(ids)
+    if owner is None:
         raise EngineError("userns-remap: the container's root is not mapped")
-    check_root_path(engine.paths.root, (uid, gid))
-    for path in (engine.paths.root, engine.paths.containers):
-        mode = os.stat(path).st_mode & 0o777
-        if mode & 0o011 != 0o011:
-            os.chmod(path, mode | 0o011)
-    os.chown(container_dir, 0, gid)
-    os.chmod(container_dir, 0o710)
+    userns.let_root_in(engine.paths.root, engine.paths.containers, container_dir, owner)
 
 
 # In the runroot: "<boot id> <device> <dir>" lines, one per containers dir whose probe for

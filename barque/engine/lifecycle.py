@@ -235,7 +235,7 @@ def _write_bundle(engine: Engine, record: ContainerRecord,
     spec.write_etc_files(bundle, hostname, host_config, sandbox.hosts, sandbox.resolv_conf)
     if owner is not None:  # the container's root may write them, as in Docker's remap
         for name in ("hostname", "hosts", "resolv.conf"):
-            os.chown(os.path.join(bundle, name), *owner)
+            os.chown(os.path.join(bundle, name), *owner, follow_symlinks=False)
     spec.make_workdir(rootfs, made["process"]["cwd"], owner)
     text = json.dumps(made, indent=2) + "\n"  # indented: people read config.json when debugging
     # Not durable, as the /etc files: each start writes it before the runtime reads it.

@@ -228,6 +228,33 @@ def check_root_path(root: str, owner: tuple[int, int]) -> None:
                               "'o+x' permissions on existing directories")
 
 
+def let_root_in(root: str, containers: str, container_dir: str,
+                owner: tuple[int, int]) -> None:
+    """The runtime mounts the container's root from inside its user namespace, where the
+    mapped root has no rights over the host root's dirs: it must pass through the root dir,
+    the containers dir and the container's own dir. The root dir (which also holds the state
+    DB and the volumes) opens to the mapped root's group only (0710, as dockerd's remapped
+    root dir); the containers dir, whose every entry is closed, to all (0711); the
+    container's dir to its group (0710, as dockerd's). A root dir another remap's group
+    already owns is an error: a dir has one group."""
+    check_root_path(root, owner)
+    gid = owner[1]
+    st = os.stat(root)
+    mode = st.st_mode & 0o7777
+    if not mode & 0o001 and not (st.st_gid == gid and mode & 0o010):
+        if st.st_gid not in (0, gid):
+            raise EngineError(f"userns-remap: the root dir {root} belongs to group "
+                              f"{st.st_gid}, not the remapped root's ({gid}); remove the "
+                              "containers of the other remap or give the dir 'o+x'")
+        os.chown(root, -1, gid)
+        os.chmod(root, mode | 0o010)
+    mode = os.stat(containers).st_mode & 0o7777
+    if not mode & 0o001:
+        os.chmod(containers, mode | 0o011)
+    os.chown(container_dir, 0, gid)
+    os.chmod(container_dir, 0o710)
+
+
 def for_container(root: str, host_config: dict) -> Remap | None:
     """The remap a new container gets: the root's, unless it asked for `--userns=host`."""
     if str(host_config.get("UsernsMode") or "") == "host":

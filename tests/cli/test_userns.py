@@ -71,6 +71,9 @@ def test_root_inside_is_the_mapped_uid_outside(remapped: tuple[Barque, int]) -> 
         assert (st.st_uid, st.st_gid) == (start, start), name
     st = os.lstat(upper)
     assert (st.st_uid, st.st_gid) == (start, start)
+    # The root dir (state DB, volumes) opens to the mapped root's group only, not to all.
+    st = os.stat(b.root)
+    assert (st.st_mode & 0o777, st.st_gid) == (0o710, start)
     layers = [line for line in _mounts() if cid in line and " overlay " in line]
     assert layers, "the container's overlay is mounted"
     image_passwd = _lower_file(b, "etc/passwd")

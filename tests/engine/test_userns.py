@@ -98,3 +98,26 @@ def test_the_root_path_must_let_the_mapped_root_through() -> None:
         userns.check_root_path(root, (500000, 500000))
     finally:
         shutil.rmtree(top)
+
+
+def test_the_root_dir_opens_to_the_mapped_group_only() -> None:
+    import shutil
+    import tempfile
+
+    top = tempfile.mkdtemp(prefix="barque-userns-")
+    try:
+        os.chmod(top, 0o711)
+        root = os.path.join(top, "root")
+        containers = os.path.join(root, "containers")
+        one = os.path.join(containers, "one")
+        os.makedirs(one, mode=0o700)
+        for path in (root, containers, one):
+            os.chmod(path, 0o700)
+        userns.let_root_in(root, containers, one, (500000, 500001))
+        modes = [(os.stat(p).st_mode & 0o777, os.stat(p).st_gid)
+                 for p in (root, containers, one)]
+        assert modes == [(0o710, 500001), (0o711, 0), (0o710, 500001)]
+        with pytest.raises(EngineError, match="belongs to group 500001, not the remapped"):
+            userns.let_root_in(root, containers, one, (600000, 600000))
+    finally:
+        shutil.rmtree(top)
