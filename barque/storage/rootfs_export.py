@@ -183,11 +183,13 @@ def export_rootfs(rootfs: str, out: IO[bytes],
 
 
 def export_entry(dir_fd: int, name: str, tar_name: str, out: IO[bytes],
-                 skip_devs: frozenset[int] = frozenset()) -> None:
+                 skip_devs: frozenset[int] = frozenset(),
+                 owners: Callable[[int, int], tuple[int, int]] | None = None) -> None:
     """Write the entry `name` of the directory `dir_fd` (and, for a directory, everything
     below it, descending into other filesystems but `skip_devs`) to `out` as a plain tar,
-    named `tar_name` and `tar_name/...` (`docker cp`'s archive). Nothing is followed."""
+    named `tar_name` and `tar_name/...` (`docker cp`'s archive), `owners` as _Exporter's.
+    Nothing is followed."""
     tar = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,
                        encoding="utf-8", errors="surrogateescape")
-    _Exporter(tar, os.fstat(dir_fd).st_dev, skip_devs).entry(dir_fd, name, tar_name)
+    _Exporter(tar, os.fstat(dir_fd).st_dev, skip_devs, owners).entry(dir_fd, name, tar_name)
     tar.close()

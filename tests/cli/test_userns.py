@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import subprocess
 
 import pytest
 
@@ -163,8 +164,9 @@ def test_explain_reports_the_user_namespace(remapped: tuple[Barque, int]) -> Non
 
 def test_commit_export_and_cp_speak_the_containers_own_ids(remapped: tuple[Barque, int],
                                                             tmp_path: str) -> None:
-    """The upper dir holds mapped ids; what leaves the container (a committed layer, an
-    export, `cp` in without -a) is in the container's own ids, as Docker's remap gives."""
+    """The upper dir holds mapped ids; what crosses the container's edge (a committed
+    layer, an export, `cp` both ways) is in the container's own ids, as Docker's remap
+    gives."""
     import tarfile
 
     b, start = remapped
@@ -189,6 +191,13 @@ def test_commit_export_and_cp_speak_the_containers_own_ids(remapped: tuple[Barqu
     cid = inspect_container(b, "cm")["Id"]
     st = os.lstat(os.path.join(b.root, "containers", cid, "snapshot", "upper", "in.txt"))
     assert (st.st_uid, st.st_gid) == (start, start)
+    copied = os.path.join(tmp_path, "out.tar")
+    with open(copied, "wb") as f:
+        subprocess.run(b.argv("cp", "cm:/home/someone", "-"), stdout=f, check=True,
+                       timeout=60)
+    with tarfile.open(copied) as tar:
+        owners = {m.name: (m.uid, m.gid) for m in tar.getmembers()}
+    assert owners == {"someone": (0, 0), "someone/own": (1234, 1234)}
 
 
 def test_a_root_dir_the_mapped_root_cannot_reach_is_a_clear_error(
