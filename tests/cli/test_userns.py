@@ -209,3 +209,27 @@ def test_a_root_dir_the_mapped_root_cannot_reach_is_a_clear_error(
     assert "restricts access to the remapped root uid/gid; please fix by allowing 'o+x' " \
         "permissions on existing directories" in result.stderr
     assert ok(b.run("ps", "-aq")) == ""
+
+
+def test_remapped_root_has_no_rights_over_the_hosts_files(remapped: tuple[Barque, int],
+                                                          tmp_path: str) -> None:
+    """The point of the remap: root inside is nobody special outside. A host dir bound in
+    (owned by the host's root) can be neither read where it is private nor written."""
+    host = os.path.join(tmp_path, "host")
+    os.mkdir(host, 0o755)
+    os.chmod(tmp_path, 0o755)
+    secret = os.path.join(host, "secret")
+    with open(secret, "w") as f:
+        f.write("host only\n")
+    os.chmod(secret, 0o600)
+    b, _ = remapped
+    result = b.run("run", "--rm", "--network", "none", "-v", f"{host}:/h", "busybox", "sh",
+                   "-c", "cat /h/secret; echo pwned > /h/marker; stat -c %u /h/secret")
+    assert "Permission denied" in result.stderr
+    assert "host only" not in result.stdout
+    assert result.stdout.strip() == "65534"  # the host's root is unmapped: the overflow id
+    assert not os.path.exists(os.path.join(host, "marker"))
+    # The same container without the remap reads and writes them: the test's dir is fine.
+    out = ok(b.run("run", "--rm", "--userns", "host", "--network", "none", "-v",
+                   f"{host}:/h", "busybox", "sh", "-c", "cat /h/secret; touch /h/marker"))
+    assert out == "host only\n"
