@@ -250,9 +250,9 @@ def _resolve_mount(engine: Engine, entry: dict[str, Any], rootfs: str,
         volume, _ = engine.volumes.create(mount.source)  # a named volume removed since: again
         if not mount.no_copy:
             copy_up(rootfs, mount.target, volume.mountpoint)
-        if owner is not None and os.stat(volume.mountpoint).st_uid == 0:
+        if owner is not None and os.lstat(volume.mountpoint).st_uid == 0:
             # As in the remapped root's own volumes dir of dockerd: its root may write there.
-            os.chown(volume.mountpoint, *owner)
+            os.chown(volume.mountpoint, *owner, follow_symlinks=False)
         return oci_mount(mount, volume.mountpoint)
     if mount.type == "bind" and mount.create_source:
         os.makedirs(mount.source, mode=0o755, exist_ok=True)

@@ -233,3 +233,14 @@ def test_remapped_root_has_no_rights_over_the_hosts_files(remapped: tuple[Barque
     out = ok(b.run("run", "--rm", "--userns", "host", "--network", "none", "-v",
                    f"{host}:/h", "busybox", "sh", "-c", "cat /h/secret; touch /h/marker"))
     assert out == "host only\n"
+
+
+def test_a_new_volume_is_the_mapped_roots(remapped: tuple[Barque, int]) -> None:
+    b, start = remapped
+    out = ok(b.run("run", "--rm", "--network", "none", "-v", "vol1:/data", "busybox", "sh",
+                   "-c", "touch /data/x && stat -c %u:%g /data /data/x"))
+    assert out.split() == ["0:0", "0:0"]
+    [volume] = json.loads(ok(b.run("volume", "inspect", "vol1")))
+    for path in (volume["Mountpoint"], os.path.join(volume["Mountpoint"], "x")):
+        st = os.lstat(path)
+        assert (st.st_uid, st.st_gid) == (start, start)
