@@ -94,6 +94,7 @@ def _container_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--privileged", action="store_true", help="give extended privileges")
     _append(p, "--security-opt", help="security options")
     p.add_argument("--pid", help="PID namespace to use (host)")
+    p.add_argument("--userns", help="user namespace to use")
     p.add_argument("-h", "--hostname", help="container host name")
     p.add_argument("--domainname", help="container NIS domain name")
     p.add_argument("--init", action="store_true", help="run an init inside the container")

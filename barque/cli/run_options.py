@@ -303,6 +303,10 @@ def create_request(ns: argparse.Namespace
     }
     if getattr(ns, "pid", None):
         host_config["PidMode"] = ns.pid
+    if getattr(ns, "userns", None):
+        if ns.userns.split(":")[0] not in ("", "host"):  # moby's UsernsMode.Valid
+            raise OptionError("--userns: invalid USER mode")
+        host_config["UsernsMode"] = ns.userns
     if host_config["AutoRemove"] and host_config["RestartPolicy"]["Name"] != "no":
         raise OptionError("Conflicting options: --restart and --rm")
     networking_config = net_options.apply(ns, config, host_config)

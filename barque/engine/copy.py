@@ -10,7 +10,7 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from barque.engine import chrooted
+from barque.engine import chrooted, userns
 from barque.engine.context import Engine, EngineError
 from barque.engine.create import lowers_of, mount_from_record
 from barque.engine.records import ContainerRecord
@@ -53,10 +53,12 @@ def copy_from(engine: Engine, ref: str, path: str, dest: str, *, archive: bool =
         root_fd, inner, pseudo = _source_root(engine, record, rootfs, path)
         # A volume's own mount point is the child's "/": its archive keeps the name.
         top = (os.path.basename(_absolute(path)) or ".") if _absolute(inner) == "/" else "."
+        # a remapped container's files in its own ids, as it sees them
+        owners = snapshot.Snapshot(engine.paths.snapshot_dir(record.id)).owners_inside()
         try:
             pid, data_fd, status_fd = chrooted.spawn(
                 root_fd, lambda data, status: _archive(inner, top, follow, pseudo, data,
-                                                       status),
+                                                       status, owners),
                 chrooted.READ_CAPS)
         finally:
             os.close(root_fd)
@@ -166,7 +168,8 @@ def _absolute(path: str) -> str:
 
 
 def _archive(path: str, top: str, follow: bool, pseudo: tuple[str, ...], data_fd: int,
-             status_fd: int) -> None:
+             status_fd: int, owners: Callable[[int, int], tuple[int, int]] | None = None
+             ) -> None:
     """(In the chrooted child) `path` as Docker's archive of it, to `data_fd`; `top` is
     the name "/" itself gets."""
     dir_fd, name, tar_name = _resolve_source(path, top, follow)
@@ -181,7 +184,7 @@ def _archive(path: str, top: str, follow: bool, pseudo: tuple[str, ...], data_fd
     chrooted.report(status_fd, {"dir": stat.S_ISDIR(st.st_mode), "name": tar_name,
                                 **stat_fields(st, path)})
     with os.fdopen(data_fd, "wb") as out:
-        export_entry(dir_fd, name, tar_name, out, frozenset(skip))
+        export_entry(dir_fd, name, tar_name, out, frozenset(skip), owners)
 
 
 def stat_fields(st: os.stat_result, path: str) -> dict[str, object]:
@@ -225,7 +228,9 @@ def copy_to(engine: Engine, ref: str, source: str, path: str, *, archive: bool =
         raise EngineError(f"could not find the file {source} on the host", 1, 404)
     with _rootfs(engine, record) as rootfs:
         root, inner = _root_of(engine, record, rootfs, path)
-        owner = None if archive else (0, 0)
+        # the container's root: a remapped one's is its mapped uid on the host
+        mapped = userns.root_of(snapshot.Snapshot(engine.paths.snapshot_dir(record.id)).idmap)
+        owner = None if archive else mapped or (0, 0)
         _copy_into(root, inner, source, source.endswith("/."), owner)
 
 

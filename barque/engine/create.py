@@ -163,6 +163,12 @@ def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: 
         raise EngineError(str(e), status=404) from None
     config = merge_image_config({**config, "Image": image_ref}, image_config)
     mounts = _anonymous_for_image_volumes(config, check_settings(config, host_config))
+    from barque.engine import userns
+
+    remap = userns.load(engine.paths.root)
+    userns.check(remap, host_config)
+    ids = None if remap is None or host_config.get("UsernsMode") == "host" else (
+        remap.uids, remap.gids)
     record = ContainerRecord(id=naming.new_id(), name=name or "", created=st.now(),
                              image=image_ref, image_id=image.id, config=config,
                              host_config=host_config, state=st.initial())
@@ -171,7 +177,7 @@ def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: 
         from barque.engine import netsetup
 
         netsetup.add_endpoints(engine, record, networking_config)
-        _make(engine, record, image, mounts, keep_mounted)
+        _make(engine, record, image, mounts, keep_mounted, ids)
     except BaseException as e:
         _unmake(engine, record)
         if isinstance(e, snapshot.SnapshotError | ImageError):
@@ -219,16 +225,19 @@ def _insert(engine: Engine, record: ContainerRecord) -> None:
 
 
 def _make(engine: Engine, record: ContainerRecord, image: Image, mounts: list[Mount],
-          keep_mounted: bool = False) -> None:
+          keep_mounted: bool = False, ids: tuple[snapshot.IdMap, snapshot.IdMap] | None = None
+          ) -> None:
     store = engine.store
     container_dir = engine.paths.container_dir(record.id)
     os.makedirs(engine.paths.containers, mode=0o700, exist_ok=True)
     os.mkdir(container_dir, 0o700)
+    if ids is not None:
+        _let_mapped_root_in(engine, container_dir, ids)
     with store.writing():  # the image collector waits until the hold is recorded
         store.hold(record.id, image)
     make_init_layer(init_layer(engine, record.id))
     snap = snapshot.Snapshot(engine.paths.snapshot_dir(record.id))
-    snap.prepare(lowers_of(engine, record.id, image), overlay=_overlay_works(engine))
+    snap.prepare(lowers_of(engine, record.id, image), overlay=_overlay_works(engine), ids=ids)
     if not keep_mounted:
         snap.unmount()  # mounted again at each start
     for mount in mounts:
@@ -238,6 +247,16 @@ def _make(engine: Engine, record: ContainerRecord, image: Image, mounts: list[Mo
                 mount.source, mount.anonymous = volume.name, True
     record.mounts = [_mount_record(m) for m in mounts]
     engine.records.update(record)
+
+
+def _let_mapped_root_in(engine: Engine, container_dir: str,
+                        ids: tuple[snapshot.IdMap, snapshot.IdMap]) -> None:
+    from barque.engine import userns
+
+    owner = userns.root_of(ids)
+    if owner is None:
+        raise EngineError("userns-remap: the container's root is not mapped")
+    userns.let_root_in(engine.paths.root, engine.paths.containers, container_dir, owner)
 
 
 # In the runroot: "<boot id> <device> <dir>" lines, one per containers dir whose probe for

@@ -36,9 +36,14 @@ def _meaning(kind: str, private: bool, pid: int, status: dict[str, str],
         return (f"its own network stack: interfaces {names}" if private else
                 f"the host's network stack: interfaces {names}")
     if kind == "user":
-        maps = "; ".join(f"{a}->{b} ({c})" for a, b, c in proc.id_map(pid, "uid_map"))
-        return (f"its own users: uid map inside->outside {maps}" if private else
-                "no user namespace: uid 0 inside is uid 0 on the host")
+        if not private:
+            return "no user namespace: uid 0 inside is uid 0 on the host"
+        mapping = proc.id_map(pid, "uid_map")
+        maps = "; ".join(f"{a}->{b} ({c})" for a, b, c in mapping)
+        root = next((b for a, b, c in mapping if a == 0), None)
+        said = ("root inside is unmapped outside" if root is None else
+                f"root inside is uid {root} outside")
+        return f"its own users: {said}; uid map inside->outside {maps}"
     if kind == "cgroup":
         return ("sees its own cgroup as the root /" if private else
                 "sees the host's cgroup tree and its own place in it")

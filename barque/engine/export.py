@@ -28,7 +28,7 @@ def export_container(engine: Engine, ref: str, out: IO[bytes]) -> None:
         was_mounted = os.path.ismount(snap.merged)
         rootfs = snap.prepare(lowers_of(engine, record.id, image))
         try:
-            export_rootfs(rootfs, out)
+            export_rootfs(rootfs, out, snap.owners_inside())
         finally:
             if not was_mounted and not engine.state(record)["Running"]:
                 snap.unmount()

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from barque.engine import attach, events, health, monitor, netsetup, spec
+from barque.engine import attach, events, health, monitor, netsetup, spec, userns
 from barque.engine import state as st
 from barque.engine.context import Engine, EngineError, find_runtime
 from barque.engine.create import lowers_of, mount_from_record
@@ -222,28 +222,37 @@ def _write_bundle(engine: Engine, record: ContainerRecord,
     store = engine.store
     image = store.get(record.image_id)
     bundle = engine.paths.container_dir(record.id)
-    rootfs = snapshot.prepare(engine.paths.snapshot_dir(record.id),
-                              lowers_of(engine, record.id, image))
-    user_mounts = [_resolve_mount(engine, entry, rootfs) for entry in record.mounts]
+    snap = snapshot.Snapshot(engine.paths.snapshot_dir(record.id))
+    rootfs = snap.prepare(lowers_of(engine, record.id, image))
+    id_maps = snap.idmap
+    owner = userns.root_of(id_maps)
+    user_mounts = [_resolve_mount(engine, entry, rootfs, owner) for entry in record.mounts]
     config, host_config = record.config, record.host_config
     hostname = spec.hostname_of(record.id, config)
     made = spec.make_spec(record.id, config, host_config, rootfs, bundle, user_mounts,
                           network_path=sandbox.netns or _network_path(engine, host_config),
-                          init_binary=_init_binary())
+                          init_binary=_init_binary(), id_maps=id_maps)
     spec.write_etc_files(bundle, hostname, host_config, sandbox.hosts, sandbox.resolv_conf)
-    spec.make_workdir(rootfs, made["process"]["cwd"])
+    if owner is not None:  # the container's root may write them, as in Docker's remap
+        for name in ("hostname", "hosts", "resolv.conf"):
+            os.chown(os.path.join(bundle, name), *owner, follow_symlinks=False)
+    spec.make_workdir(rootfs, made["process"]["cwd"], owner)
     text = json.dumps(made, indent=2) + "\n"  # indented: people read config.json when debugging
     # Not durable, as the /etc files: each start writes it before the runtime reads it.
     ol.atomic_write(os.path.join(bundle, "config.json"), text.encode(), durable=False)
     return bundle, made
 
 
-def _resolve_mount(engine: Engine, entry: dict[str, Any], rootfs: str) -> dict[str, Any]:
+def _resolve_mount(engine: Engine, entry: dict[str, Any], rootfs: str,
+                   owner: tuple[int, int] | None = None) -> dict[str, Any]:
     mount = mount_from_record(entry)
     if mount.type == "volume":
         volume, _ = engine.volumes.create(mount.source)  # a named volume removed since: again
         if not mount.no_copy:
             copy_up(rootfs, mount.target, volume.mountpoint)
+        if owner is not None and os.lstat(volume.mountpoint).st_uid == 0:
+            # As in the remapped root's own volumes dir of dockerd: its root may write there.
+            os.chown(volume.mountpoint, *owner, follow_symlinks=False)
         return oci_mount(mount, volume.mountpoint)
     if mount.type == "bind" and mount.create_source:
         os.makedirs(mount.source, mode=0o755, exist_ok=True)

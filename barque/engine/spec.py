@@ -17,6 +17,8 @@ TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5
 if TYPE_CHECKING:
     from typing import Any
 
+    from barque.storage.snapshot import IdMap
+
 DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 CGROUP_PARENT = "/barque"  # each container's cgroup is <parent>/<id> in every hierarchy
@@ -245,11 +247,32 @@ def _namespaces(spec: dict[str, Any], host_config: dict[str, Any],
     linux["namespaces"] = namespaces
 
 
+def _user_namespace(spec: dict[str, Any], id_maps: tuple[IdMap, IdMap],
+                    foreign_netns: bool) -> None:
+    """Docker's userns-remap: a user namespace of its own with the container's maps. Where
+    its network namespace is not its own user namespace's (one Barque's networks made, or the
+    host's), the kernel refuses a sysfs mount: the host's /sys is bound read-only instead,
+    as runc does for a rootless container."""
+    linux = spec["linux"]
+    for key, mapping in (("uidMappings", id_maps[0]), ("gidMappings", id_maps[1])):
+        linux[key] = [{"containerID": inside, "hostID": outside, "size": count}
+                      for inside, outside, count in mapping]
+    linux["namespaces"].append({"type": "user"})
+    if not foreign_netns:
+        return
+    for m in spec["mounts"]:
+        if m["type"] == "sysfs":
+            m.update(type="bind", source="/sys",
+                     options=["rbind", "nosuid", "noexec", "nodev", "ro"])
+
+
 def make_spec(container_id: str, config: dict[str, Any], host_config: dict[str, Any],
               rootfs: str, container_dir: str, user_mounts: list[dict[str, Any]],
-              network_path: str | None = None, init_binary: str | None = None) -> dict[str, Any]:
+              network_path: str | None = None, init_binary: str | None = None,
+              id_maps: tuple[IdMap, IdMap] | None = None) -> dict[str, Any]:
     """config.json for a container whose root filesystem is ready at `rootfs`, with its user
-    mounts already in OCI form (engine/mounts.py)."""
+    mounts already in OCI form (engine/mounts.py). `id_maps`: (uid, gid) maps of a
+    user-namespaced container (its snapshot's)."""
     hostname = hostname_of(container_id, config)
     spec = copy.deepcopy(default_spec())
     _process(spec, config, host_config, rootfs, hostname)
@@ -269,6 +292,9 @@ def make_spec(container_id: str, config: dict[str, Any], host_config: dict[str, 
     spec["mounts"] = depth_order(mounts)
     linux = spec["linux"]
     _namespaces(spec, host_config, network_path)
+    if id_maps is not None:
+        _user_namespace(spec, id_maps, foreign_netns=bool(network_path) or
+                        host_config.get("NetworkMode") == "host")
     linux["cgroupsPath"] = f"{CGROUP_PARENT}/{container_id}"
     try:
         linux["resources"] = spec_resources.resources(host_config)

@@ -185,9 +185,19 @@ def info(engine: Engine, version: str | None = None) -> dict[str, Any]:
         "ContainerdCommit": {"ID": "", "Expected": ""},
         "RuncCommit": {"ID": "", "Expected": ""}, "InitCommit": {"ID": "", "Expected": ""},
         # Docker's default seccomp profile is applied to every container that sets none
-        "SecurityOptions": ["name=seccomp,profile=default"],
+        "SecurityOptions": ["name=seccomp,profile=default", *_userns_option(engine)],
         "Warnings": [], "Volumes": len(engine.volumes.all()),
     }
+
+
+def _userns_option(engine: Engine) -> list[str]:
+    """dockerd lists "name=userns" while userns-remap is on."""
+    from barque.engine import userns
+
+    try:
+        return ["name=userns"] if userns.load(engine.paths.root) is not None else []
+    except EngineError:
+        return []
 
 
 def _open_fds() -> int:

@@ -44,6 +44,8 @@ MOUNT_ATTR_RDONLY = 0x1
 MOUNT_ATTR_NOSUID = 0x2
 MOUNT_ATTR_NODEV = 0x4
 MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR_IDMAP = 0x100000
+OPEN_TREE_CLOEXEC = 0o2000000  # O_CLOEXEC
 
 # option → (clear?, flag), as runc's libcontainer/specconv parses them.
 _FLAGS: dict[str, tuple[bool, int]] = {
@@ -155,8 +157,11 @@ def move_mount(from_fd: int, to_fd: int) -> None:
             MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
 
 
-def mount_setattr(fd: int, attr_set: int, flags: int = AT_EMPTY_PATH) -> None:
+def mount_setattr(fd: int, attr_set: int, flags: int = AT_EMPTY_PATH,
+                  userns_fd: int = 0) -> None:
     """Set MOUNT_ATTR_* flags on the mount fd refers to (a struct mount_attr: set, clear,
-    propagation, userns fd; all 64-bit)."""
-    attr = attr_set.to_bytes(8, sys.byteorder) + bytes(24)
+    propagation, userns fd; all 64-bit). With MOUNT_ATTR_IDMAP, `userns_fd`'s id maps
+    become the mount's (a detached mount not yet attached, as the kernel requires)."""
+    attr = (attr_set.to_bytes(8, sys.byteorder) + bytes(16)
+            + userns_fd.to_bytes(8, sys.byteorder))
     syscall("mount_setattr", fd, b"", flags, ctypes.create_string_buffer(attr, 32), 32)

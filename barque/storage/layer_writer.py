@@ -14,7 +14,7 @@ import hashlib
 import os
 import stat
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import IO
 
 from barque.storage import tarsafe
@@ -73,6 +73,18 @@ def _header(name: str, kind: str, meta: Meta) -> tarfile.TarInfo:
     return info
 
 
+Owners = Callable[[int, int], tuple[int, int]]  # host ids -> the ids the tar gets
+
+
+def _owned(entry: Entry, owners: Owners | None) -> Entry:
+    if owners is None:
+        return entry
+    meta = entry.meta
+    uid, gid = owners(meta.uid, meta.gid)
+    entry.meta = Meta(uid, gid, meta.mode, meta.mtime_ns, meta.xattrs)
+    return entry
+
+
 def _add(tar: tarfile.TarFile, entry: Entry) -> None:
     name = "/".join(entry.parts)
     if entry.kind == WHITEOUT:
@@ -120,22 +132,26 @@ def _upper_entries(upper: str, lowers: list[str]) -> Iterable[Entry]:
         yield entry
 
 
-def write_upper_as_layer(upper: str, lowers: list[str], out: IO[bytes]) -> str:
+def write_upper_as_layer(upper: str, lowers: list[str], out: IO[bytes],
+                         owners: Owners | None = None) -> str:
     """Write an overlay upper dir over `lowers` (top-most first) as a layer tar to `out`;
-    returns its diff_id."""
-    return write_entries(_upper_entries(upper, lowers), out)
+    returns its diff_id. `owners`: the ids the layer gets for the host's (a user-namespaced
+    container's upper dir holds its mapped ids)."""
+    return write_entries((_owned(e, owners) for e in _upper_entries(upper, lowers)), out)
 
 
-def write_rootfs_diff_as_layer(rootfs: str, lowers: list[str], out: IO[bytes]) -> str:
+def write_rootfs_diff_as_layer(rootfs: str, lowers: list[str], out: IO[bytes],
+                               owners: Owners | None = None) -> str:
     """Write what a copied rootfs changed over `lowers` as a layer tar (Docker's naive
-    ExportChanges: deleted paths as whiteouts, added and changed ones as they are now)."""
+    ExportChanges: deleted paths as whiteouts, added and changed ones as they are now);
+    `owners` as write_upper_as_layer's."""
     writer = _HashingWriter(out)
     links: dict[tuple[int, int], Path] = {}
     root = tarsafe.open_root(rootfs)
     try:
         with tarfile.open(fileobj=writer, mode="w|",  # type: ignore[call-overload]
                           format=tarfile.PAX_FORMAT) as tar:
-            for kind, path in diff_dirs(rootfs, lowers):
+            for kind, path in diff_dirs(rootfs, lowers, owners):
                 parts = tuple(path.strip("/").split("/"))
                 if kind == "D":
                     _add(tar, Entry(path, parts, WHITEOUT, Meta(mtime_ns=0)))
@@ -144,7 +160,8 @@ def write_rootfs_diff_as_layer(rootfs: str, lowers: list[str], out: IO[bytes]) -
                 try:
                     st = tarsafe.lstat(fd, parts[-1])
                     if st is not None and not stat.S_ISSOCK(st.st_mode):
-                        _add(tar, dir_entry(fd, parts[-1], parts, st, links))
+                        _add(tar, _owned(dir_entry(fd, parts[-1], parts, st, links),
+                                         owners))
                 finally:
                     os.close(fd)
     finally:

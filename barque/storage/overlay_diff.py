@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from barque.storage import tarsafe
 from barque.storage.entries import DIR, OPAQUE, OPAQUE_XATTR, WHITEOUT, Path, dir_entries
 
 Change = tuple[str, str]  # (kind, "/abs/path")
+Owners = Callable[[int, int], tuple[int, int]]  # host (uid, gid) -> a layer's
 
 
 def _is_opaque(path: str) -> bool:
@@ -155,9 +156,11 @@ def _capability(path: str) -> bytes | None:
         return None
 
 
-def _changed(old: str, new: str, a: os.stat_result, b: os.stat_result) -> bool:
+def _changed(old: str, new: str, a: os.stat_result, b: os.stat_result,
+             owners: Owners | None = None) -> bool:
     # Docker's statDifferent (sizes and times of directories are no measure of change).
-    if (a.st_mode, a.st_uid, a.st_gid, a.st_rdev) != (b.st_mode, b.st_uid, b.st_gid, b.st_rdev):
+    uid, gid = (b.st_uid, b.st_gid) if owners is None else owners(b.st_uid, b.st_gid)
+    if (a.st_mode, a.st_uid, a.st_gid, a.st_rdev) != (b.st_mode, uid, gid, b.st_rdev):
         return True
     if not stat.S_ISDIR(a.st_mode) and (a.st_size != b.st_size
                                         or a.st_mtime_ns != b.st_mtime_ns):
@@ -174,7 +177,7 @@ def _all_added(path: str, parts: Path) -> Iterator[Change]:
 
 
 def _compare(new_dir: str, parts: Path, stack: list[str], changes: list[Change],
-             self_listed: bool) -> None:
+             self_listed: bool, owners: Owners | None = None) -> None:
     old = _merged_children(stack)
     new = set(os.listdir(new_dir))
     start = len(changes)
@@ -190,18 +193,19 @@ def _compare(new_dir: str, parts: Path, stack: list[str], changes: list[Change],
         a, b = _lstat(old[name]), _lstat(new_path)
         if a is None or b is None:
             continue
-        listed = _changed(old[name], new_path, a, b)
+        listed = _changed(old[name], new_path, a, b, owners)
         if listed:
             changes.append(("C", _abs(child)))
         if stat.S_ISDIR(b.st_mode):
             sub = _child_stack(stack, name) if stat.S_ISDIR(a.st_mode) else []
-            _compare(new_path, child, sub, changes, listed)
+            _compare(new_path, child, sub, changes, listed, owners)
     if len(changes) > start and parts and not self_listed:
         changes.insert(start, ("C", _abs(parts)))
 
 
-def diff_dirs(rootfs: str, lowers: list[str]) -> list[Change]:
-    """The changes a plain rootfs (the copy fallback) makes to `lowers` (top-most first)."""
+def diff_dirs(rootfs: str, lowers: list[str], owners: Owners | None = None) -> list[Change]:
+    """The changes a plain rootfs (the copy fallback) makes to `lowers` (top-most first).
+    `owners`: the rootfs's host ids -> the layers' (a user-namespaced container's copy)."""
     changes: list[Change] = []
-    _compare(rootfs, (), list(lowers), changes, True)
+    _compare(rootfs, (), list(lowers), changes, True, owners)
     return changes

@@ -62,13 +62,35 @@ def _mount_with(lowers: list[str], upper: str, work: str, target: str, extra: st
             os.close(fd)
 
 
-def mount_overlay(lowers: list[str], upper: str, work: str, target: str) -> None:
+def mount_overlay(lowers: list[str], upper: str, work: str, target: str,
+                  users_fd: int | None = None) -> None:
     """Mount an overlay of `lowers` (top-most first) and `upper` (with its `work` dir, on the
-    same file system) on `target`."""
-    global _options
+    same file system) on `target`. `users_fd`: a user namespace whose id maps each lower is
+    seen through (idmapped detached clones of them, held only while the overlay is made: it
+    keeps its own references)."""
     if not lowers:
         raise OverlayError("an overlay mount needs at least one lower dir")
     lowers = [os.path.abspath(p) for p in lowers]
+    if users_fd is None:
+        _mount_overlay(lowers, upper, work, target)
+        return
+    from barque.linux import idmap
+
+    clones: list[int] = []
+    try:
+        try:
+            for lower in lowers:
+                clones.append(idmap.idmapped_clone(lower, users_fd))
+        except OSError as e:
+            raise OverlayError(f"idmapping the layers of {target}: {e}") from None
+        _mount_overlay([f"/proc/self/fd/{fd}" for fd in clones], upper, work, target)
+    finally:
+        for fd in clones:
+            os.close(fd)
+
+
+def _mount_overlay(lowers: list[str], upper: str, work: str, target: str) -> None:
+    global _options
     upper, work, target = (os.path.abspath(p) for p in (upper, work, target))
     candidates = (_options,) if _options is not None else _OPTION_SETS
     last: OSError | None = None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import stat
 import tarfile
+from collections.abc import Callable
 from typing import IO, cast
 
 _CHUNK = 1 << 20
@@ -79,9 +80,12 @@ def _info(name: str, st: os.stat_result) -> tarfile.TarInfo:
 
 class _Exporter:
     def __init__(self, tar: tarfile.TarFile, root_dev: int,
-                 skip_devs: frozenset[int] | None = None) -> None:
+                 skip_devs: frozenset[int] | None = None,
+                 owners: Callable[[int, int], tuple[int, int]] | None = None) -> None:
         """`skip_devs` None: stay on `root_dev`'s filesystem; else descend into any
-        filesystem but those (a container's /proc, /sys, /dev for `cp`)."""
+        filesystem but those (a container's /proc, /sys, /dev for `cp`). `owners`: the ids
+        the tar gets for the host's (a user-namespaced container's own view)."""
+        self.owners = owners
         self.tar = tar
         self.root_dev = root_dev
         self.skip_devs = skip_devs
@@ -107,6 +111,8 @@ class _Exporter:
         if stat.S_ISSOCK(mode):
             return
         info = _info(path, st)
+        if self.owners is not None:
+            info.uid, info.gid = self.owners(st.st_uid, st.st_gid)
         info.pax_headers = _xattrs(dfd, name)
         if stat.S_ISDIR(mode):
             info.type = tarfile.DIRTYPE
@@ -155,8 +161,10 @@ class _Exporter:
             self.links[key] = info.name
 
 
-def export_rootfs(rootfs: str, out: IO[bytes]) -> None:
-    """Write `rootfs` (a directory or a mounted container root) to `out` as a plain tar."""
+def export_rootfs(rootfs: str, out: IO[bytes],
+                  owners: Callable[[int, int], tuple[int, int]] | None = None) -> None:
+    """Write `rootfs` (a directory or a mounted container root) to `out` as a plain tar;
+    `owners` as _Exporter's."""
     try:
         root = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:
@@ -165,7 +173,7 @@ def export_rootfs(rootfs: str, out: IO[bytes]) -> None:
         tar = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,
                            encoding="utf-8", errors="surrogateescape")
         try:
-            _Exporter(tar, os.fstat(root).st_dev).walk(root, "")
+            _Exporter(tar, os.fstat(root).st_dev, owners=owners).walk(root, "")
         except OSError as e:
             raise ExportError(f"exporting {rootfs}: {e.strerror or e}"
                               + (f": {e.filename}" if e.filename else "")) from None
@@ -175,11 +183,13 @@ def export_rootfs(rootfs: str, out: IO[bytes]) -> None:
 
 
 def export_entry(dir_fd: int, name: str, tar_name: str, out: IO[bytes],
-                 skip_devs: frozenset[int] = frozenset()) -> None:
+                 skip_devs: frozenset[int] = frozenset(),
+                 owners: Callable[[int, int], tuple[int, int]] | None = None) -> None:
     """Write the entry `name` of the directory `dir_fd` (and, for a directory, everything
     below it, descending into other filesystems but `skip_devs`) to `out` as a plain tar,
-    named `tar_name` and `tar_name/...` (`docker cp`'s archive). Nothing is followed."""
+    named `tar_name` and `tar_name/...` (`docker cp`'s archive), `owners` as _Exporter's.
+    Nothing is followed."""
     tar = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,
                        encoding="utf-8", errors="surrogateescape")
-    _Exporter(tar, os.fstat(dir_fd).st_dev, skip_devs).entry(dir_fd, name, tar_name)
+    _Exporter(tar, os.fstat(dir_fd).st_dev, skip_devs, owners).entry(dir_fd, name, tar_name)
     tar.close()

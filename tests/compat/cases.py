@@ -107,6 +107,7 @@ RUN = [
     C("run_publish_bad", "run --rm --network none -p bogus busybox true"),
     C("run_device_missing", "run --rm --network none --device /dev/nosuch busybox true"),
     C("run_volume_bad", "run --rm --network none -v :: busybox true"),
+    C("run_userns_host", "run --rm --network none --userns host busybox cat /proc/self/uid_map"),
 ]
 
 CREATE = [
@@ -147,6 +148,8 @@ CREATE = [
     C("create_bad_flag", "create --bogus busybox"),
     C("create_no_args", "create"),
     C("create_pull_never_missing", "create --pull never nosuchimage:1"),
+    C("create_userns_host", "create --network none --name c1 --userns host busybox",
+      check=("inspect -f '{{.HostConfig.UsernsMode}} {{.HostConfig.Privileged}}' c1",)),
 ]
 
 LIFECYCLE = [

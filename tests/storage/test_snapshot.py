@@ -293,3 +293,61 @@ def test_whiteouts_and_opaque_dirs_in_the_layer_tar(tmp_path: Any) -> None:
     assert members["opt/app"].isdir()
     assert all(m.uname == "" and "SCHILY.xattr.trusted.overlay.opaque" not in m.pax_headers
                for m in members.values())
+
+
+IDS = ([(0, 300000, 65536)], [(0, 300000, 65536)])  # a user namespace's maps
+
+
+def _owners(root: str) -> dict[str, tuple[int, int]]:
+    found = {}
+    for top, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(top, name)
+            st = os.lstat(path)
+            found[os.path.relpath(path, root)] = (st.st_uid, st.st_gid)
+    return found
+
+
+@pytest.mark.parametrize("overlay", [True, False], ids=["idmapped-overlay", "shifted-copy"])
+@pytest.mark.usefixtures("need_overlay")
+def test_a_user_namespaced_snapshot_shows_the_mapped_ids(tmp_path: Any, overlay: bool) -> None:
+    """The rootfs shows every owner shifted through the maps, the layers keep theirs; what
+    the container writes is the mapped root's; diff and commit speak the image's ids."""
+    lowers = make_lowers(tmp_path, [tar_bytes(BASE), tar_bytes(SECOND)])
+    before = {lower: _owners(lower) for lower in lowers}
+    snap = Snapshot(str(tmp_path / "snap"))
+    rootfs = snap.prepare(lowers, overlay=overlay, ids=IDS)
+    try:
+        assert snap.idmap == IDS and snap.is_copy is not overlay
+        owners = _owners(rootfs)
+        assert owners["etc/hosts"] == (300000, 300000)
+        assert owners["home/user/.profile"] == (301000, 301000)
+        st = os.lstat(rootfs)
+        assert (st.st_uid, st.st_gid) == (300000, 300000)
+        assert {lower: _owners(lower) for lower in lowers} == before
+        with open(os.path.join(rootfs, "new.txt"), "w") as f:
+            f.write("new")
+        os.chown(os.path.join(rootfs, "new.txt"), 300000, 300000)
+        with open(os.path.join(rootfs, "etc/hosts"), "a") as f:  # a copy-up
+            f.write("10.0.0.2 db\n")
+        if overlay:
+            assert os.lstat(os.path.join(snap.upper, "etc/hosts")).st_uid == 300000
+        assert snap.diff(lowers) == [("C", "/etc"), ("C", "/etc/hosts"), ("A", "/new.txt")]
+        out = io.BytesIO()
+        snap.write_layer(lowers, out)
+        import tarfile
+
+        with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as tar:
+            layer = {m.name: (m.uid, m.gid) for m in tar.getmembers()}
+        assert layer == {"etc": (0, 0), "etc/hosts": (0, 0), "new.txt": (0, 0)}
+    finally:
+        snap.remove()
+    # Prepared again (a restart), the maps recorded with it still apply.
+    again = Snapshot(str(tmp_path / "again"))
+    again.prepare(lowers, overlay=overlay, ids=IDS)
+    try:
+        again.unmount()
+        rootfs = again.prepare(lowers)
+        assert _owners(rootfs)["etc/passwd"] == (300000, 300000)
+    finally:
+        again.remove()
