@@ -5,6 +5,7 @@ way the docker CLI prints them."""
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import signal
 import sys
@@ -501,8 +502,30 @@ def _size_text(size_rw: int, size_root: int) -> str:
     return f"{text} (virtual {human_size(size_root)})" if size_root > 0 else text
 
 
+@functools.cache
+def _container_row() -> type[Any]:
+    """The docker CLI's ContainerContext: ps_row's fields and the Label method (made on first
+    use: gofmt is not loaded by commands that never format)."""
+    from barque.cli import gofmt
+
+    class ContainerRow(gofmt.GoStruct):
+        METHODS = frozenset({"Label"})
+        labels: dict[str, str] = {}
+
+        def Label(self, name: str) -> str:  # noqa: N802 - the template's method name
+            return str(self.labels.get(name, ""))
+
+    return ContainerRow
+
+
 def ps_row(summary: Any, no_trunc: bool, sizes: tuple[int, int] = (0, 0)) -> dict[str, Any]:
     """A listed container (engine.listing's ContainerSummary) as `ps`'s template fields."""
+    row = _container_row()(_ps_fields(summary, no_trunc, sizes), PS_CONTEXT)
+    row.labels = dict(summary.labels)
+    return row
+
+
+def _ps_fields(summary: Any, no_trunc: bool, sizes: tuple[int, int]) -> dict[str, Any]:
     from barque.cli import formatting as fmt
     from barque.cli import gofmt
     from barque.engine.netview import display_ports
@@ -537,7 +560,7 @@ def cmd_ps(ns: argparse.Namespace, engine: Engine) -> int:
     from barque.engine import listing
     from barque.engine.filters import parse_filters
 
-    fmt.precheck_format(ns.format, PS_FIELDS, PS_CONTEXT)
+    fmt.precheck_format(ns.format, PS_FIELDS, PS_CONTEXT, _container_row())
     limit = 1 if ns.latest else (ns.last if ns.last >= 0 else None)
     summaries = listing.list_containers(engine, all_=ns.all or limit is not None, limit=limit,
                                         filters=parse_filters(ns.filter, listing.FILTER_KEYS))

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 FILTER_KEYS = ("status", "name", "id", "label", "exited", "ancestor", "network", "publish",
                "expose", "health")
 _HEALTH_VALUES = ("starting", "healthy", "unhealthy", "none")
+# moby's container.IsValidStateString: the states a `status` filter may name.
+_STATUS_VALUES = ("paused", "restarting", "running", "removing", "dead", "created", "exited")
 
 
 @dataclass
@@ -44,6 +46,9 @@ def list_containers(engine: Engine, *, all_: bool = False, limit: int | None = N
     the newest `limit` only if given."""
     filters = filters or {}
     net_filter = _NetFilter(filters)  # checked before any container is read
+    for value in filters.get("status", []):
+        if value not in _STATUS_VALUES:
+            raise EngineError(f"Invalid filter 'status={value}'", 1, 400)
     for value in filters.get("health", []):
         if value not in _HEALTH_VALUES:
             raise EngineError(f"Unrecognised filter value for health: {value}", 1, 400)

@@ -92,7 +92,7 @@ def test_images_inspect_history(server: Server) -> None:
         [image_id[7:19]]  # the built-in image says it was made in 1970
     out = server.docker("images", "--filter", "nosuchkey=1")
     assert out.returncode == 1
-    assert "invalid filter 'nosuchkey'" in out.stderr
+    assert "Invalid filter 'nosuchkey'" in out.stderr
 
 
 def test_run_of_a_missing_image_pulls_it(server: Server, seeded: str) -> None:

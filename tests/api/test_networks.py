@@ -169,8 +169,8 @@ def test_bad_connect_and_unknown_networks(server: Server) -> None:
         ("GET", "/v1.43/networks/nosuch", 404, "network nosuch not found"),
         ("GET", "/v1.43/networks/n2?scope=swarm", 404, "network n2 not found"),
         ("DELETE", "/v1.43/networks/nosuch", 404, "network nosuch not found"),
-        ("GET", f"/v1.43/networks?filters={filters}", 400, "invalid filter 'size'"),
-        ("POST", f"/v1.43/networks/prune?filters={filters}", 400, "invalid filter 'size'"),
+        ("GET", f"/v1.43/networks?filters={filters}", 400, "Invalid filter 'size'"),
+        ("POST", f"/v1.43/networks/prune?filters={filters}", 400, "Invalid filter 'size'"),
     ]:
         got, headers, reply = server.request(method, path)
         assert (got, json.loads(reply)) == (status, {"message": message}), path

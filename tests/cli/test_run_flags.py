@@ -136,7 +136,7 @@ def test_port_prune_and_volume_commands(barque: Barque) -> None:
     assert anon in pruned and "vol1" not in pruned  # only anonymous ones by default
     assert "vol1" not in ok(b.run("volume", "prune", "-a", "-f", "--filter", "label=k=w"))
     bad = b.run("volume", "prune", "-f", "--filter", "until=1h")
-    assert bad.returncode != 0 and "invalid filter 'until'" in bad.stderr
+    assert bad.returncode != 0 and "Invalid filter 'until'" in bad.stderr
     assert ok(b.run("volume", "prune", "-a", "-f", "--filter", "label=k")).count("vol1") == 1
     assert ok(b.run("volume", "ls", "-q")) == ""
 

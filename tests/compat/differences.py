@@ -52,10 +52,6 @@ DIFFERENCES: dict[str, str] = {
     "run_device_missing": "exit 125 where Docker's is 127, and no trailing \".\"",
     "run_volume_bad": "deliberate: Barque refuses `-v ::` (\"invalid volume specification\"); "
                       "Docker 20.10 accepts it and runs",
-    "create_health": "`{{json}}` of a struct prints its keys sorted, not in Docker's struct "
-                     "order",
-    "create_mounts": "`{{json}}` of a struct prints its keys sorted, not in Docker's struct "
-                     "order",
     "create_bad_flag": _UNKNOWN_FLAG,
     "create_no_args": _MISSING_ARGS,
     # lifecycle
@@ -63,10 +59,6 @@ DIFFERENCES: dict[str, str] = {
     "stop_no_args": _MISSING_ARGS,
     "rm_no_args": _MISSING_ARGS,
     # ps, logs, exec, inspect, top, port, cp, commit
-    "ps_format_labels": "the template method `.Label \"a\"` is missing",
-    "ps_filter_bad_key": "\"invalid filter\" where Docker says \"Invalid filter\"",
-    "ps_filter_bad_status": "`--filter status=bogus` lists nothing instead of \"Invalid filter "
-                            "'status=bogus'\", exit 1",
     "ps_bad_flag": _UNKNOWN_FLAG,
     "logs_unknown": _CLIENT_LOOKUP,
     "logs_no_args": _MISSING_ARGS,
