@@ -28,6 +28,19 @@ class CommandError(Exception):
     """A client-side error (printed as is, exit 1)."""
 
 
+class NoTTYError(Exception):
+    """`-it` with a stdin that is not a terminal: the docker CLI's CheckTty refuses it before
+    anything is made (its words, exit 1)."""
+
+    def __init__(self) -> None:
+        super().__init__("the input device is not a TTY")
+
+
+def _no_tty(ns: argparse.Namespace) -> bool:
+    """CheckTty's case: a terminal asked for (-t) with our stdin (-i), which is none."""
+    return ns.tty and ns.interactive and not ns.detach and not os.isatty(0)
+
+
 class FlagError(EngineError):
     """A value of run's/create's flags refused before the engine is asked: `docker create`
     exits 125 for these (its own checks), 1 for the daemon's errors."""
@@ -61,14 +74,16 @@ def _announce_pull(name: str) -> None:
     sys.stderr.flush()
 
 
-def _create(ns: argparse.Namespace, engine: Engine, keep_mounted: bool = False
-            ) -> ContainerRecord:
+def _create(ns: argparse.Namespace, engine: Engine, keep_mounted: bool = False,
+            check_tty: bool = False) -> ContainerRecord:
     from barque.cli.net_options import localhost_dns_warnings
 
     try:
         image, config, host_config, networking_config = create_request(ns)
     except OptionError as e:
         raise FlagError(str(e)) from None
+    if check_tty and _no_tty(ns):  # after the flags' checks, before anything is made
+        raise NoTTYError()
     warnings: list[str] = []
     record = create(engine, image, config, host_config, name=ns.name, on_pull=_announce_pull,
                     networking_config=networking_config, warnings=warnings,
@@ -85,7 +100,19 @@ def cmd_create(ns: argparse.Namespace, engine: Engine) -> int:
 
 def cmd_run(ns: argparse.Namespace, engine: Engine) -> int:
     """`docker run`: exits with the container's status; 125 (126, 127) for Barque's errors."""
-    record = _create(ns, engine, keep_mounted=True)  # started right away
+    try:
+        record = _create(ns, engine, keep_mounted=True, check_tty=True)  # started right away
+    except NoTTYError as e:
+        sys.stderr.write(f"{e}\n")
+        return 1
+    try:
+        return _start_run(ns, engine, record)
+    except EngineError as e:
+        e.at_start = True  # docker run's ContainerStart failed: no help line
+        raise
+
+
+def _start_run(ns: argparse.Namespace, engine: Engine, record: ContainerRecord) -> int:
     if ns.detach:
         try:
             lifecycle.start(engine, record.id)
@@ -236,6 +263,9 @@ def cmd_exec(ns: argparse.Namespace, engine: Engine) -> int:
         raise CommandError(str(e)) from None
     if not args:
         raise CommandError("\"barque exec\" requires at least 2 arguments.")
+    if _no_tty(ns):
+        engine.find(ns.container)  # as docker exec: a missing container's error first
+        raise CommandError(str(NoTTYError()))
     container_id, process = ex.process_for(engine, ns.container, args, env=env, user=ns.user,
                                            workdir=ns.workdir, tty=ns.tty,
                                            privileged=ns.privileged)

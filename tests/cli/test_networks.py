@@ -157,8 +157,7 @@ def test_bad_input_gets_dockers_words_and_changes_nothing(barque: Barque) -> Non
         (["--subnet", "banana", "--gateway", "10.0.0.1", "x"],
          "invalid subnet: invalid CIDR address: banana"),
         (["first"], daemon + "network with name first already exists"),
-        (["-d", "overlay2", "x"], daemon + "could not find plugin overlay2 in v1 plugin "
-         "registry: plugin not found"),
+        (["-d", "overlay2", "x"], daemon + 'plugin "overlay2" not found'),
         (["-d", "host", "x"], daemon + 'only one instance of "host" network is allowed'),
         (["bridge"], daemon + "operation is not permitted on predefined bridge network "),
         (["-o", "com.docker.network.bridge.name=lo", "x"],
