@@ -615,7 +615,7 @@ def cmd_inspect(ns: argparse.Namespace, engine: Engine) -> int:
     images_too = getattr(ns, "command", "") == "inspect"
     what = "object" if images_too else "container"
     for name in ns.containers:
-        obj = inspect_object(engine, name, images_too)
+        obj = inspect_object(engine, name, images_too, size=ns.size)
         found.append(f"Error: No such {what}: {name}" if obj is None else obj)
     return print_objects(found, template)
 

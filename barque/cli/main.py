@@ -264,7 +264,9 @@ def _cmd_store(ns: argparse.Namespace, paths: Paths) -> int:
     except _loaded_errors("barque.storage.blobs.BlobError",
                           "barque.registry.errors.RegistryError",
                           "barque.image.archive.ArchiveError") as e:
-        sys.stderr.write(f"Error response from daemon: {e}\n")
+        # dockerd writes a load's error into its JSON stream: the docker CLI prints it bare.
+        prefix = "" if ns.handler == "cmd_load" else "Error response from daemon: "
+        sys.stderr.write(f"{prefix}{e}\n")
     except BrokenPipeError:
         # `barque save | head`: the reader went away; say nothing more, as docker.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

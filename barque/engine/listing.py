@@ -97,14 +97,18 @@ def _command_line(command: list[str]) -> str:
 def sizes(engine: Engine, summary: ContainerSummary) -> tuple[int, int]:
     """(SizeRw, SizeRootFs) as dockerd gives them for `ps -s`: the bytes of the container's
     own changes, and those plus its image's."""
+    return sizes_of(engine, summary.id, summary.image_id)
+
+
+def sizes_of(engine: Engine, container_id: str, image_id: str) -> tuple[int, int]:
     import os
 
     from barque.engine.system import dir_size
     from barque.image.store import ImageError
 
-    rw = dir_size(os.path.join(engine.paths.snapshot_dir(summary.id), "upper"))
+    rw = dir_size(os.path.join(engine.paths.snapshot_dir(container_id), "upper"))
     try:
-        return rw, rw + engine.store.get(summary.image_id).size
+        return rw, rw + engine.store.get(image_id).size
     except ImageError:
         return rw, rw
 
