@@ -119,8 +119,8 @@ def _post(server: Server, path: str, body: object) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize(("body", "status", "message"), [
-    ({"Name": "n", "Driver": "nope"}, 404, "could not find plugin nope"),
-    ({"Name": "n", "IPAM": {"Driver": "other"}}, 404, "could not find plugin other"),
+    ({"Name": "n", "Driver": "nope"}, 404, 'plugin "nope" not found'),
+    ({"Name": "n", "IPAM": {"Driver": "other"}}, 404, 'plugin "other" not found'),
     ({"Name": "n", "IPAM": {"Config": [{"Subnet": "bad"}]}}, 400, "invalid subnet bad"),
     ({"Name": "n", "Labels": {"a": 1}}, 400, "json: cannot unmarshal number into Go struct "
      "field NetworkCreateRequest.Labels of type string"),
