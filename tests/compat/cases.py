@@ -107,6 +107,8 @@ RUN = [
     C("run_publish_bad", "run --rm --network none -p bogus busybox true"),
     C("run_device_missing", "run --rm --network none --device /dev/nosuch busybox true"),
     C("run_volume_bad", "run --rm --network none -v :: busybox true"),
+    C("run_cap_drop_bad", "run --rm --network none --cap-drop BOGUS busybox true"),
+    C("run_t_without_i", "run --rm -t --network none busybox echo hi"),
 ]
 
 CREATE = [
@@ -350,6 +352,16 @@ QUERY = [
     C("container_prune", "container prune -f", setup=(EXITED, RUNNING.replace("c1", "c2")),
       check=(NAMES,)),
     C("container_prune_empty", "container prune -f"),
+    C("port_udp_not_published", "port c1 53/udp", setup=(RUNNING,)),
+    C("cp_in_stdin_empty", "cp - c1:/tmp", setup=(RUNNING,), stdin=""),
+    C("cp_in_stdin_garbage", "cp - c1:/tmp", setup=(RUNNING,), stdin="x" * 2048),
+    C("inspect_size_json", "inspect -s -f '{{json .SizeRw}}' c1", setup=(CREATED,)),
+    C("inspect_health_json_order", "inspect -f '{{json .State.Health}}' c1",
+      setup=("create --network none --name c1 --health-cmd true busybox",)),
+    C("ps_format_label_missing", "ps -a --format '{{.Label \"nope\"}}|{{.Names}}'",
+      setup=(CREATED,)),
+    C("ps_format_label_no_arg", "ps -a --format '{{.Label}}'", setup=(CREATED,)),
+    C("ps_filter_bad_status_two", "ps --filter status=running --filter status=bogus"),
 ]
 
 VOLUMES = [
@@ -377,6 +389,9 @@ VOLUMES = [
       check=("volume ls -q",)),
     C("volume_bad_flag", "volume ls --bogus"),
     C("volume_help", "volume --help"),
+    C("volume_inspect_mount_made", "volume inspect -f '{{json .Labels}} {{json .Options}}' v2",
+      setup=("create --network none --name c1 -v v2:/v busybox",)),
+    C("volume_ls_bad_filter", "volume ls --filter bogus=1"),
 ]
 
 NETWORKS = [
@@ -404,6 +419,8 @@ NETWORKS = [
       setup=("network create -o com.docker.network.bridge.name={if}n1 n1",)),
     C("network_bad_flag", "network ls --bogus"),
     C("network_help", "network --help"),
+    C("network_create_bad_ipam_driver", "network create --ipam-driver bogus n1"),
+    C("network_ls_bad_filter", "network ls --filter bogus=1"),
 ]
 
 IMAGES = [
@@ -456,6 +473,9 @@ IMAGES = [
     C("push_unknown", "push 127.0.0.1:1/nosuch:1"),
     C("image_help", "image --help"),
     C("images_bad_flag", "images --bogus"),
+    C("rmi_in_use_full_ref", "rmi docker.io/library/busybox", setup=(CREATED,)),
+    C("save_unknown_tag", "save -o {tmp}/b.tar nosuch:1"),
+    C("load_garbage", "!head -c 2048 /dev/zero | tr '\\0' x > {tmp}/g; {cli} load -i {tmp}/g"),
 ]
 
 SYSTEM = [
