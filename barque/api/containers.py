@@ -224,7 +224,8 @@ async def inspect(request: web.Request) -> web.Response:
     from barque.engine.inspect import inspect as engine_inspect
 
     ref = request.match_info["id"]
-    data = await in_engine(request, lambda e: engine_inspect(e, e.find(ref)))
+    size = flag(request, "size")
+    data = await in_engine(request, lambda e: engine_inspect(e, e.find(ref), size))
     data["ExecIDs"] = request.app[EXECS].ids_of(data["Id"])  # the server's memory
     return json_response(data)
 

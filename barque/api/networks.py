@@ -56,8 +56,7 @@ def _ipam_configs(body: dict[str, Any]) -> list[dict[str, str]]:
     ipam = _typed(body, "IPAM", dict, {})
     driver = ipam.get("Driver") or "default"
     if driver != "default":
-        raise EngineError(f"could not find plugin {driver} in v1 plugin registry: plugin not "
-                          "found", status=404)
+        raise EngineError(f'plugin "{driver}" not found', status=404)  # dockerd 20.10's
     if ipam.get("Options"):
         raise _bad("IPAM options are not supported by Barque's default IPAM driver")
     configs = []

@@ -5,6 +5,7 @@ way the docker CLI prints them."""
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import signal
 import sys
@@ -25,6 +26,19 @@ if TYPE_CHECKING:
 
 class CommandError(Exception):
     """A client-side error (printed as is, exit 1)."""
+
+
+class NoTTYError(Exception):
+    """`-it` with a stdin that is not a terminal: the docker CLI's CheckTty refuses it before
+    anything is made (its words, exit 1)."""
+
+    def __init__(self) -> None:
+        super().__init__("the input device is not a TTY")
+
+
+def _no_tty(ns: argparse.Namespace) -> bool:
+    """CheckTty's case: a terminal asked for (-t) with our stdin (-i), which is none."""
+    return ns.tty and ns.interactive and not ns.detach and not os.isatty(0)
 
 
 class FlagError(EngineError):
@@ -60,14 +74,16 @@ def _announce_pull(name: str) -> None:
     sys.stderr.flush()
 
 
-def _create(ns: argparse.Namespace, engine: Engine, keep_mounted: bool = False
-            ) -> ContainerRecord:
+def _create(ns: argparse.Namespace, engine: Engine, keep_mounted: bool = False,
+            check_tty: bool = False) -> ContainerRecord:
     from barque.cli.net_options import localhost_dns_warnings
 
     try:
         image, config, host_config, networking_config = create_request(ns)
     except OptionError as e:
         raise FlagError(str(e)) from None
+    if check_tty and _no_tty(ns):  # after the flags' checks, before anything is made
+        raise NoTTYError()
     warnings: list[str] = []
     record = create(engine, image, config, host_config, name=ns.name, on_pull=_announce_pull,
                     networking_config=networking_config, warnings=warnings,
@@ -84,7 +100,19 @@ def cmd_create(ns: argparse.Namespace, engine: Engine) -> int:
 
 def cmd_run(ns: argparse.Namespace, engine: Engine) -> int:
     """`docker run`: exits with the container's status; 125 (126, 127) for Barque's errors."""
-    record = _create(ns, engine, keep_mounted=True)  # started right away
+    try:
+        record = _create(ns, engine, keep_mounted=True, check_tty=True)  # started right away
+    except NoTTYError as e:
+        sys.stderr.write(f"{e}\n")
+        return 1
+    try:
+        return _start_run(ns, engine, record)
+    except EngineError as e:
+        e.at_start = True  # docker run's ContainerStart failed: no help line
+        raise
+
+
+def _start_run(ns: argparse.Namespace, engine: Engine, record: ContainerRecord) -> int:
     if ns.detach:
         try:
             lifecycle.start(engine, record.id)
@@ -235,6 +263,9 @@ def cmd_exec(ns: argparse.Namespace, engine: Engine) -> int:
         raise CommandError(str(e)) from None
     if not args:
         raise CommandError("\"barque exec\" requires at least 2 arguments.")
+    if _no_tty(ns):
+        engine.find(ns.container)  # as docker exec: a missing container's error first
+        raise CommandError(str(NoTTYError()))
     container_id, process = ex.process_for(engine, ns.container, args, env=env, user=ns.user,
                                            workdir=ns.workdir, tty=ns.tty,
                                            privileged=ns.privileged)
@@ -501,8 +532,30 @@ def _size_text(size_rw: int, size_root: int) -> str:
     return f"{text} (virtual {human_size(size_root)})" if size_root > 0 else text
 
 
+@functools.cache
+def _container_row() -> type[Any]:
+    """The docker CLI's ContainerContext: ps_row's fields and the Label method (made on first
+    use: gofmt is not loaded by commands that never format)."""
+    from barque.cli import gofmt
+
+    class ContainerRow(gofmt.GoStruct):
+        METHODS = frozenset({"Label"})
+        labels: dict[str, str] = {}
+
+        def Label(self, name: str) -> str:  # noqa: N802 - the template's method name
+            return str(self.labels.get(name, ""))
+
+    return ContainerRow
+
+
 def ps_row(summary: Any, no_trunc: bool, sizes: tuple[int, int] = (0, 0)) -> dict[str, Any]:
     """A listed container (engine.listing's ContainerSummary) as `ps`'s template fields."""
+    row = _container_row()(_ps_fields(summary, no_trunc, sizes), PS_CONTEXT)
+    row.labels = dict(summary.labels)
+    return row
+
+
+def _ps_fields(summary: Any, no_trunc: bool, sizes: tuple[int, int]) -> dict[str, Any]:
     from barque.cli import formatting as fmt
     from barque.cli import gofmt
     from barque.engine.netview import display_ports
@@ -537,7 +590,7 @@ def cmd_ps(ns: argparse.Namespace, engine: Engine) -> int:
     from barque.engine import listing
     from barque.engine.filters import parse_filters
 
-    fmt.precheck_format(ns.format, PS_FIELDS, PS_CONTEXT)
+    fmt.precheck_format(ns.format, PS_FIELDS, PS_CONTEXT, _container_row())
     limit = 1 if ns.latest else (ns.last if ns.last >= 0 else None)
     summaries = listing.list_containers(engine, all_=ns.all or limit is not None, limit=limit,
                                         filters=parse_filters(ns.filter, listing.FILTER_KEYS))
@@ -562,7 +615,7 @@ def cmd_inspect(ns: argparse.Namespace, engine: Engine) -> int:
     images_too = getattr(ns, "command", "") == "inspect"
     what = "object" if images_too else "container"
     for name in ns.containers:
-        obj = inspect_object(engine, name, images_too)
+        obj = inspect_object(engine, name, images_too, size=ns.size)
         found.append(f"Error: No such {what}: {name}" if obj is None else obj)
     return print_objects(found, template)
 

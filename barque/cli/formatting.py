@@ -188,7 +188,8 @@ def format_table(rows: Sequence[Any], fmt: str | None, default_table: str,
         source = fmt
     body, is_table = _final_format(source)
     if go_type is not None:
-        rows = [gofmt.GoStruct(row, go_type) if isinstance(row, Mapping) else row
+        rows = [gofmt.GoStruct(row, go_type)
+                if isinstance(row, Mapping) and not isinstance(row, gofmt.GoStruct) else row
                 for row in rows]
     try:
         tmpl = compile(body)
@@ -200,10 +201,12 @@ def format_table(rows: Sequence[Any], fmt: str | None, default_table: str,
     return tabwrite(_render_header(tmpl, headers) + "\n" + "".join(lines))
 
 
-def precheck_format(fmt: str | None, fields: Sequence[str], go_type: str) -> None:
+def precheck_format(fmt: str | None, fields: Sequence[str], go_type: str,
+                    row_type: type[gofmt.GoStruct] = gofmt.GoStruct) -> None:
     """docker ps's check of --format before it lists anything: the raw template (`table`
-    and typed \\t left in) parsed, then run over an empty row of Docker's context type, so a
-    bad template fails even when there is nothing to list, in docker ps's words."""
+    and typed \\t left in) parsed, then run over an empty row of Docker's context type
+    (`row_type`, for its methods), so a bad template fails even when there is nothing to
+    list, in docker ps's words."""
     if not fmt:
         return
     try:
@@ -211,7 +214,7 @@ def precheck_format(fmt: str | None, fields: Sequence[str], go_type: str) -> Non
     except TemplateError as e:
         raise FormatError(f"failed to parse template: {e}") from None
     try:
-        tmpl.execute(gofmt.GoStruct(dict.fromkeys(fields, ""), go_type))
+        tmpl.execute(row_type(dict.fromkeys(fields, ""), go_type))
     except TemplateError as e:
         raise FormatError(f"failed to execute template: {e}") from None
 

@@ -30,13 +30,20 @@ class GoStruct(dict[str, Any]):
     """A dict that stands for a Go struct of Docker's CLI (`*formatter.ContainerContext`):
     printed as a map (Docker's contexts marshal to maps), but a field it lacks is an error
     naming the type, as Go's text/template reports it. `optional`: fields the struct has
-    that its JSON may leave out (omitempty), with the Go zero value a template sees."""
+    that its JSON may leave out (omitempty), with the Go zero value a template sees.
+    `ordered`: a real struct of Docker's API types (inspect's), which encoding/json marshals
+    in field declaration order: `fields` carries that order."""
 
     def __init__(self, fields: Mapping[str, Any], go_name: str,
-                 optional: Mapping[str, Any] | None = None) -> None:
+                 optional: Mapping[str, Any] | None = None, ordered: bool = False) -> None:
         super().__init__(fields)
         self.go_name = go_name
         self.optional = optional or {}
+        self.ordered = ordered
+
+    # Names of the Go methods a subclass defines (called with the template's arguments, as
+    # `{{.Label "a"}}` calls ContainerContext.Label), never found among the fields.
+    METHODS: frozenset[str] = frozenset()
 
 
 def go_type(value: Any) -> str:
@@ -511,7 +518,8 @@ def _json_float(f: float) -> str:
 
 
 def to_json(value: Any) -> str:
-    """encoding/json.Marshal without HTML escaping: maps sorted, structs in field order."""
+    """encoding/json.Marshal without HTML escaping: maps sorted, structs (and ordered
+    GoStructs) in field order."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -526,7 +534,9 @@ def to_json(value: Any) -> str:
         import base64
         return '"' + base64.b64encode(bytes(value)).decode() + '"'
     if isinstance(value, Mapping):
-        items = sorted(((str(k), v) for k, v in value.items()), key=lambda kv: kv[0])
+        items = [(str(k), v) for k, v in value.items()]
+        if not getattr(value, "ordered", False):  # a Go map: its keys sorted
+            items.sort(key=lambda kv: kv[0])
         return "{" + ",".join(f"{_json_string(k)}:{to_json(v)}" for k, v in items) + "}"
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(to_json(v) for v in value) + "]"

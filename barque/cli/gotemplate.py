@@ -295,6 +295,8 @@ class _State:
         if receiver is None:
             self.errorf(f"nil pointer evaluating interface {{}}.{name}")
         has_args = (args is not None and len(args) > 1) or final is not _MISSING
+        if isinstance(receiver, gofmt.GoStruct) and name in type(receiver).METHODS:
+            return self.eval_call(dot, getattr(receiver, name), node, name, args, final)
         if isinstance(receiver, Mapping):
             if has_args:
                 self.errorf(f"{name} is not a method but has arguments")

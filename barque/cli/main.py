@@ -202,11 +202,16 @@ def _cmd_containers(ns: argparse.Namespace, paths: Paths) -> int:
             sys.stderr.write(f"Error response from daemon: {e}\n")
             return 1
         # docker run: 125 for the daemon's errors, 126/127 for a command it could not run
-        # (a start's error: no help line, as docker's reportError).
-        started = e.exit_code in (126, 127)
+        # (a start's error: no help line, as docker's reportError, and the exit code of
+        # runStartContainerErr: 127 or 126 by the words, else 125).
+        started = e.at_start or e.exit_code in (126, 127)
         _report_run_error(ns.handler.removeprefix("cmd_"), f"Error response from daemon: {e}",
                           with_help=not started)
-        return e.exit_code if started else 125
+        if not started:
+            return 125
+        from barque.engine.lifecycle import exit_code_of
+
+        return e.exit_code if e.exit_code in (126, 127) else exit_code_of(str(e))
     except CommandError as e:
         sys.stderr.write(f"{e}\n")
     except _loaded_errors("barque.cli.gotemplate.TemplateError",
@@ -259,7 +264,9 @@ def _cmd_store(ns: argparse.Namespace, paths: Paths) -> int:
     except _loaded_errors("barque.storage.blobs.BlobError",
                           "barque.registry.errors.RegistryError",
                           "barque.image.archive.ArchiveError") as e:
-        sys.stderr.write(f"Error response from daemon: {e}\n")
+        # dockerd writes a load's error into its JSON stream: the docker CLI prints it bare.
+        prefix = "" if ns.handler == "cmd_load" else "Error response from daemon: "
+        sys.stderr.write(f"{prefix}{e}\n")
     except BrokenPipeError:
         # `barque save | head`: the reader went away; say nothing more, as docker.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -79,8 +79,7 @@ def consolidate_ipam(subnets: list[str], ranges: list[str],
 def cmd_network_create(ns: argparse.Namespace, engine: Engine) -> int:
     configs = consolidate_ipam(ns.subnet, ns.ip_range, ns.gateway)
     if ns.ipam_driver != "default":
-        raise EngineError(f"could not find plugin {ns.ipam_driver} in v1 plugin registry: "
-                          "plugin not found", 1, 404)
+        raise EngineError(f'plugin "{ns.ipam_driver}" not found', 1, 404)  # dockerd 20.10's
     if ns.scope not in ("", "local"):
         raise EngineError(f"invalid scope {ns.scope}: only \"local\" networks are supported",
                           1, 400)

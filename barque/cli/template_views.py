@@ -61,7 +61,8 @@ def typed(value: Any, names: Mapping[tuple[str, ...], str] | None = None,
             return {k: typed(v, names, (*path, "*")) for k, v in value.items()}
         fields = {k: typed(v, names, (*path, k)) for k, v in value.items()}
         name = (names or {}).get(path) or ("types." + (path[-1] if path else "Object"))
-        return GoStruct(fields, name, {**OPTIONAL.get(path, {}), **getattr(value, "optional", {})})
+        return GoStruct(fields, name, {**OPTIONAL.get(path, {}), **getattr(value, "optional", {})},
+                        ordered=True)
     if isinstance(value, list):
         return [typed(v, names, path) for v in value]
     return value

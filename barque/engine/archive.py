@@ -184,7 +184,10 @@ def _feed(pid: int, tar_w: int, source: IO[bytes], status: chrooted.Status, path
             raise _not_found(path, ref) from None
         if e.kind in ("_NotADirectory", "_Refused"):
             raise EngineError(str(e), 1, 400) from None
-        raise EngineError(f"Error processing tar file({e})", 1, 500) from None
+        from barque.image.archive_io import docker_tar_error
+
+        raise EngineError(docker_tar_error(str(e)) or f"Error processing tar file({e})", 1,
+                          500) from None
 
 
 def _extract_child(dest: str, tar_fd: int, preserve_owner: bool, no_overwrite: bool) -> None:
@@ -202,10 +205,17 @@ def _extract_child(dest: str, tar_fd: int, preserve_owner: bool, no_overwrite: b
     def accept(member: tarfile.TarInfo, into: str) -> tarfile.TarInfo:
         return _member(member, into, preserve_owner, no_overwrite)
 
-    with os.fdopen(tar_fd, "rb") as f, tarfile.open(fileobj=f, mode="r|*") as tar:
-        tar.extractall(target, numeric_owner=True, filter=accept)
-        while f.read(1 << 16):  # the archive's padding: the writer is not cut off
-            pass
+    with os.fdopen(tar_fd, "rb") as f:
+        try:
+            tar = tarfile.open(fileobj=f, mode="r|*")
+        except tarfile.ReadError as e:
+            if str(e) == "empty file":  # no bytes: an empty archive, as Go's reader takes it
+                return
+            raise
+        with tar:
+            tar.extractall(target, numeric_owner=True, filter=accept)
+            while f.read(1 << 16):  # the archive's padding: the writer is not cut off
+                pass
 
 
 def _within(path: str, top: str) -> bool:

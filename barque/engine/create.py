@@ -22,7 +22,7 @@ from barque.engine import state as st
 from barque.engine.context import Engine, EngineError
 from barque.engine.mounts import Mount, MountError, from_host_config
 from barque.engine.records import ContainerRecord, RecordError
-from barque.engine.spec import SpecError, hostname_of
+from barque.engine.spec import SpecError, check_workdir, hostname_of
 from barque.engine.volumes import VolumeError
 from barque.image.store import Image, ImageError, ImageStore
 from barque.storage import snapshot
@@ -93,6 +93,7 @@ def check_settings(config: dict[str, Any], host_config: dict[str, Any]) -> list[
     """Docker's create-time validation; the mounts as parsed."""
     try:
         hostname_of("0" * 12, config)
+        check_workdir(str(config.get("WorkingDir") or ""))
         resource_checks.check(host_config)
         resource_checks.check_process(
             [str(a) for a in (config.get("Entrypoint") or []) + (config.get("Cmd") or [])],
@@ -103,6 +104,10 @@ def check_settings(config: dict[str, Any], host_config: dict[str, Any]) -> list[
         spec_security.security_options(host_config)
         sysctls.check(host_config)
         mounts = from_host_config(host_config)
+    except spec_resources.DeviceError as e:
+        error = EngineError(str(e), status=400)
+        error.at_start = True
+        raise error from None
     except (SpecError, spec_resources.ResourceError, spec_security.SecurityError,
             sysctls.SysctlError, resource_checks.ResourceCheckError, MountError) as e:
         raise EngineError(str(e), status=400) from None

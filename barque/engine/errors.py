@@ -13,3 +13,9 @@ class EngineError(Exception):
         super().__init__(message)
         self.exit_code = exit_code
         self.status = status
+
+    # True for what dockerd finds only when it starts the container (a missing network or
+    # device, an unknown user, the runtime's failure), even where Barque checks it earlier:
+    # `docker run` prints a start's error without "See 'docker run --help'." and exits 125,
+    # 126 or 127 by its words.
+    at_start = False

@@ -27,8 +27,8 @@ def process_for(engine: Engine, ref: str, command: list[str], *, env: list[str],
     if not state["Running"]:
         raise EngineError(f"Container {record.id} is not running", 1, 409)
     if state["Status"] == "paused":
-        raise EngineError(f"Container {record.id} is paused, unpause the container before "
-                          "exec", 1, 409)
+        raise EngineError(f"Container {ref} is paused, unpause the container before exec",
+                          1, 409)  # dockerd names the container as it was given
     if not command:
         raise EngineError("No exec command specified", 1, 400)
     bundle = engine.paths.container_dir(record.id)

@@ -31,10 +31,11 @@ def parse_flags(items: list[str], accepted: tuple[str, ...] | None = None
 
 
 def check_keys(filters: dict[str, list[str]], accepted: tuple[str, ...]) -> None:
-    """The daemon's Validate: a key it does not know is an error, before anything is read."""
+    """The daemon's Validate: a key it does not know is an error, before anything is read
+    (in dockerd 20.10's words, the oracle's: "Invalid filter")."""
     for key in filters:
         if key not in accepted:
-            raise FilterError(f"invalid filter '{key}'", key)
+            raise FilterError(f"Invalid filter '{key}'", key)
 
 
 def parse_filters(items: list[str], accepted: tuple[str, ...]) -> dict[str, list[str]]:

@@ -101,7 +101,9 @@ def mounts_of(engine: Engine, record: ContainerRecord) -> list[dict[str, Any]]:
     return out
 
 
-def inspect(engine: Engine, record: ContainerRecord) -> dict[str, Any]:
+def inspect(engine: Engine, record: ContainerRecord, size: bool = False) -> dict[str, Any]:
+    """dockerd's ContainerInspect; `size` (`inspect -s`, `?size=1`) adds SizeRw and
+    SizeRootFs after GraphDriver, where Docker's struct has them."""
     state = engine.state(record)
     restart_count = state.pop("RestartCount")
     command = command_of(record)
@@ -132,20 +134,28 @@ def inspect(engine: Engine, record: ContainerRecord) -> dict[str, Any]:
             "MergedDir": os.path.join(snapshot, "merged"),
             "UpperDir": os.path.join(snapshot, "upper"),
             "WorkDir": os.path.join(snapshot, "work")}, "Name": "overlay2"},
+        **(_sizes(engine, record) if size else {}),
         "Mounts": mounts_of(engine, record),
         "Config": config_view(record),
         "NetworkSettings": network_settings(engine, record, state),
     }
 
 
-def inspect_object(engine: Engine, name: str, images_too: bool = False
+def _sizes(engine: Engine, record: ContainerRecord) -> dict[str, int]:
+    from barque.engine.listing import sizes_of
+
+    rw, root = sizes_of(engine, record.id, record.image_id)
+    return {"SizeRw": rw, "SizeRootFs": root}
+
+
+def inspect_object(engine: Engine, name: str, images_too: bool = False, size: bool = False
                    ) -> dict[str, Any] | None:
-    """`docker inspect`'s lookup: a container by that name or ID, else (`images_too`) an image,
-    else a network; None if there is none."""
+    """`docker inspect`'s lookup: a container by that name or ID (with its sizes if `size`),
+    else (`images_too`) an image, else a network; None if there is none."""
     from barque.engine.errors import EngineError
 
     try:
-        return inspect(engine, engine.find(name))
+        return inspect(engine, engine.find(name), size)
     except EngineError:
         if not images_too:
             return None

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 FILTER_KEYS = ("status", "name", "id", "label", "exited", "ancestor", "network", "publish",
                "expose", "health")
 _HEALTH_VALUES = ("starting", "healthy", "unhealthy", "none")
+# moby's container.IsValidStateString: the states a `status` filter may name.
+_STATUS_VALUES = ("paused", "restarting", "running", "removing", "dead", "created", "exited")
 
 
 @dataclass
@@ -44,6 +46,9 @@ def list_containers(engine: Engine, *, all_: bool = False, limit: int | None = N
     the newest `limit` only if given."""
     filters = filters or {}
     net_filter = _NetFilter(filters)  # checked before any container is read
+    for value in filters.get("status", []):
+        if value not in _STATUS_VALUES:
+            raise EngineError(f"Invalid filter 'status={value}'", 1, 400)
     for value in filters.get("health", []):
         if value not in _HEALTH_VALUES:
             raise EngineError(f"Unrecognised filter value for health: {value}", 1, 400)
@@ -92,14 +97,18 @@ def _command_line(command: list[str]) -> str:
 def sizes(engine: Engine, summary: ContainerSummary) -> tuple[int, int]:
     """(SizeRw, SizeRootFs) as dockerd gives them for `ps -s`: the bytes of the container's
     own changes, and those plus its image's."""
+    return sizes_of(engine, summary.id, summary.image_id)
+
+
+def sizes_of(engine: Engine, container_id: str, image_id: str) -> tuple[int, int]:
     import os
 
     from barque.engine.system import dir_size
     from barque.image.store import ImageError
 
-    rw = dir_size(os.path.join(engine.paths.snapshot_dir(summary.id), "upper"))
+    rw = dir_size(os.path.join(engine.paths.snapshot_dir(container_id), "upper"))
     try:
-        return rw, rw + engine.store.get(summary.image_id).size
+        return rw, rw + engine.store.get(image_id).size
     except ImageError:
         return rw, rw
 

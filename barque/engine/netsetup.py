@@ -122,7 +122,9 @@ def add_endpoints(engine: Engine, record: ContainerRecord,
             _add_endpoint(store, record, _network_named(engine, store, name), more or {})
     except NetworkError as e:
         store.remove_endpoint(record.id)
-        raise _engine_error(e) from None
+        error = _engine_error(e)
+        error.at_start = True  # dockerd joins networks (and allocates addresses) at start
+        raise error from None
 
 
 def _network_named(engine: Engine, store: NetworkStore, name: str) -> Network:

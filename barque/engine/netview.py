@@ -174,7 +174,8 @@ def port_lines(ports: dict[str, list[dict[str, str]] | None], private: str | Non
             raise ViewError(f"Error: invalid port ({port}): {e}") from None
         frontends = ports.get(f"{port}/{proto or 'tcp'}")
         if not frontends:
-            raise ViewError(f"Error: No public port '{private}' published for {container}")
+            raise ViewError(f"Error: No public port '{port}/{proto or 'tcp'}' published for "
+                            f"{container}")
         lines = [_join(f.get("HostIp") or "", f.get("HostPort") or "") for f in frontends]
     else:
         lines = [f"{key} -> {_join(f.get('HostIp') or '', f.get('HostPort') or '')}"

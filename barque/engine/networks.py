@@ -112,8 +112,7 @@ def create(engine: Engine, name: str, driver: str = "bridge",
     if driver in ("host", "null"):
         raise EngineError(f'only one instance of "{driver}" network is allowed', 1, 403)
     if driver != "bridge":
-        raise EngineError(f"could not find plugin {driver} in v1 plugin registry: plugin not "
-                          "found", 1, 404)
+        raise EngineError(f'plugin "{driver}" not found', 1, 404)  # dockerd 20.10's words
     if not name or "\n" in name or "\0" in name:
         raise EngineError(f"invalid network name {name!r}", 1, 400)
     default_bridge(engine)  # the default bridge gets its subnet first, as Docker's does

@@ -88,6 +88,13 @@ def command_line(config: dict[str, Any], host_config: dict[str, Any]) -> list[st
     return args
 
 
+def check_workdir(cwd: str) -> None:
+    """dockerd's verifyContainerSettings (at create, and again here at each start)."""
+    if cwd and not cwd.startswith("/"):
+        raise SpecError(f"the working directory '{cwd}' is invalid, it needs to be an "
+                        "absolute path")
+
+
 def _process(spec: dict[str, Any], config: dict[str, Any],
              host_config: dict[str, Any], rootfs: str, hostname: str) -> None:
     process = spec["process"]
@@ -96,9 +103,7 @@ def _process(spec: dict[str, Any], config: dict[str, Any],
     if not any(e.startswith("HOME=") for e in env):
         env.append(f"HOME={user.home}")
     cwd = config.get("WorkingDir") or "/"
-    if not cwd.startswith("/"):
-        raise SpecError(f"the working directory '{cwd}' is invalid, it needs to be an "
-                        "absolute path")
+    check_workdir(cwd)
     # Docker cleans it as a path of the container: `-w /../../tmp/x` is /tmp/x in there.
     cwd = "/" + os.path.normpath(cwd).lstrip("/")
     caps = spec_security.capabilities(host_config)

@@ -101,6 +101,10 @@ def rlimits(host_config: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+class DeviceError(ResourceError):
+    """A --device whose host node is missing: dockerd finds it at start, not at create."""
+
+
 def devices(host_config: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
     """--device HOST[:CONTAINER[:PERMS]] entries: (OCI linux.devices entry, its cgroup
     permissions)."""
@@ -116,14 +120,14 @@ def devices(host_config: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
         try:
             st = os.stat(host)
         except OSError as e:
-            raise ResourceError(f"error gathering device information while adding custom "
+            raise DeviceError(f"error gathering device information while adding custom "
                                 f"device \"{host}\": {(e.strerror or str(e)).lower()}") from None
         if stat.S_ISCHR(st.st_mode):
             kind = "c"
         elif stat.S_ISBLK(st.st_mode):
             kind = "b"
         else:
-            raise ResourceError(f"error gathering device information while adding custom "
+            raise DeviceError(f"error gathering device information while adding custom "
                                 f"device \"{host}\": not a device node")
         out.append(({"path": target, "type": kind, "major": os.major(st.st_rdev),
                      "minor": os.minor(st.st_rdev), "fileMode": stat.S_IMODE(st.st_mode),

@@ -22,14 +22,15 @@ class SecurityError(Exception):
     pass
 
 
-def normalize_cap(name: str) -> str:
-    """"net_admin", "NET_ADMIN", "CAP_NET_ADMIN" -> "CAP_NET_ADMIN"; "ALL" stays."""
+def normalize_cap(name: str, field: str = "CapAdd") -> str:
+    """"net_admin", "NET_ADMIN", "CAP_NET_ADMIN" -> "CAP_NET_ADMIN"; "ALL" stays. An unknown
+    one in moby's words, naming the HostConfig field (`field`) it came from."""
     upper = name.strip().upper()
     if upper == "ALL":
         return upper
     full = upper if upper.startswith("CAP_") else "CAP_" + upper
     if full not in CAP_NAMES:
-        raise SecurityError(f"invalid capability: {name}")
+        raise SecurityError(f"invalid {field}: unknown capability: \"{full}\"")
     return full
 
 
@@ -50,7 +51,7 @@ def capabilities(host_config: dict[str, Any]) -> list[str]:
     if host_config.get("Privileged"):
         return host_bounding_caps()
     adds = [normalize_cap(c) for c in host_config.get("CapAdd") or []]
-    drops = [normalize_cap(c) for c in host_config.get("CapDrop") or []]
+    drops = [normalize_cap(c, "CapDrop") for c in host_config.get("CapDrop") or []]
     if "ALL" in adds:
         caps = host_bounding_caps()
     elif "ALL" in drops:

@@ -40,12 +40,16 @@ class Volume:
     options: dict[str, str]
     anonymous: bool
     mountpoint: str
+    # Made by `volume create` (its maps given, if empty): dockerd shows its Labels and Options
+    # as `{}`; a volume a mount made has `null` ones.
+    declared: bool = True
 
     def api(self) -> dict[str, Any]:
         """The Engine API's Volume object (`volume inspect`)."""
-        return {"CreatedAt": self.created, "Driver": "local", "Labels": self.labels or None,
+        empty: dict[str, str] | None = {} if self.declared else None
+        return {"CreatedAt": self.created, "Driver": "local", "Labels": self.labels or empty,
                 "Mountpoint": self.mountpoint, "Name": self.name,
-                "Options": self.options or None, "Scope": "local"}
+                "Options": self.options or empty, "Scope": "local"}
 
 
 def _now() -> str:
@@ -58,9 +62,10 @@ class Volumes:
         self.conn = conn
 
     def _volume(self, row: sqlite3.Row) -> Volume:
-        return Volume(row["name"], row["created"], json.loads(row["labels"]),
-                      json.loads(row["options"]), bool(row["anonymous"]),
-                      os.path.join(self.dir, row["name"], "_data"))
+        labels = json.loads(row["labels"])  # null: made by a mount, not `volume create`
+        return Volume(row["name"], row["created"], labels or {},
+                      json.loads(row["options"]) or {}, bool(row["anonymous"]),
+                      os.path.join(self.dir, row["name"], "_data"), labels is not None)
 
     def get(self, name: str) -> Volume:
         row = self.conn.execute("SELECT * FROM volumes WHERE name = ?", (name,)).fetchone()
@@ -75,7 +80,8 @@ class Volumes:
     def create(self, name: str = "", labels: dict[str, str] | None = None,
                options: dict[str, str] | None = None) -> tuple[Volume, bool]:
         """(the volume, whether it is new). Creating an existing volume returns it, as
-        Docker does; an empty name makes an anonymous volume with a random name."""
+        Docker does; an empty name makes an anonymous volume with a random name. Labels and
+        options None: a mount's volume (see Volume.declared)."""
         if options:
             raise VolumeError(f"options are not supported by the local driver here: "
                               f"{', '.join(sorted(options))}", 400)
@@ -96,7 +102,7 @@ class Volumes:
             self.conn.execute(
                 "INSERT INTO volumes (name, created, labels, options, anonymous) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (name, _now(), json.dumps(labels or {}), json.dumps(options or {}), anonymous),
+                (name, _now(), json.dumps(labels), json.dumps(options), anonymous),
             )
         events.volume(os.path.dirname(self.dir), name, "create")
         return self.get(name), True

@@ -38,7 +38,7 @@ from barque.image.archive_io import (
 )
 from barque.image.config_changes import ChangeError, apply_changes
 from barque.image.oci_archive import Pending, Selected
-from barque.image.store import Image, ImageError, ImageStore, Prepared, tag_name
+from barque.image.store import Image, ImageError, ImageNotFound, ImageStore, Prepared, tag_name
 from barque.linux.locks import locked_dir
 
 __all__ = ["ArchiveError", "FORMATS", "import_tarball", "load", "save", "select"]
@@ -64,7 +64,10 @@ def _resolve_name(store: ImageStore, name: str) -> list[tuple[Image, refs.Refere
                   if tag.startswith(prefix)]
         if tagged:
             return sorted(tagged, key=lambda pair: str(pair[1]))
-    image = store.resolve(name)
+    image = store.lookup(name)
+    if image is None:  # dockerd 20.10's save: the name as given; a missing tag its own words
+        raise ImageNotFound("reference does not exist" if ref is not None and ref.tag
+                            else f"No such image: {name}")
     if ref is not None and not ref.digest:
         tag = refs.parse(name)
         if str(tag) in image.tags:

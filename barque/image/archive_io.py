@@ -325,6 +325,9 @@ class Spool:
             if e.errno in _WRITE_ERRNOS:  # the disk, not the archive
                 raise ArchiveError(f"write {self.dir}: {os.strerror(e.errno).lower()}") from None
             raise ArchiveError(f"invalid archive: {stream_error(e)}") from None
+        except tarfile.ReadError as e:
+            raise ArchiveError(docker_tar_error(str(e))
+                               or f"invalid archive: {stream_error(e)}") from None
         except STREAM_ERRORS as e:
             raise ArchiveError(f"invalid archive: {stream_error(e)}") from None
 
@@ -478,6 +481,19 @@ def adopt(member: Member, blobs: BlobStore) -> str:
         return member.digest
     fsync_dir(os.path.dirname(dest))
     return member.digest
+
+
+# Python's tarfile errors for a stream that is no tar, as Go's archive/tar reports them.
+_GO_TAR_WORDS = {"truncated header": "unexpected EOF", "unexpected end of data": "unexpected EOF",
+                 "invalid header": "archive/tar: invalid tar header",
+                 "bad checksum": "archive/tar: invalid tar header"}
+
+
+def docker_tar_error(text: str) -> str | None:
+    """dockerd's words for an input that is not a tar (its chrooted untar child's), or None
+    for other errors: "Error processing tar file(exit status 1): unexpected EOF"."""
+    words = _GO_TAR_WORDS.get(text)
+    return f"Error processing tar file(exit status 1): {words}" if words else None
 
 
 def stream_error(e: BaseException) -> str:

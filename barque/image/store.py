@@ -414,7 +414,7 @@ class ImageStore:
             others = [t for t in image.tags if t != name]
             if holders and not others and not force:
                 raise ImageConflict(
-                    f'conflict: unable to remove repository reference "{_display(text)}" '
+                    f'conflict: unable to remove repository reference "{text}" '
                     f"(must force) - container {holders[0][:12]} is using its referenced "
                     f"image {image.short_id}")
             out += self._untag(image, name)

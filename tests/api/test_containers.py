@@ -129,7 +129,7 @@ def test_ps_filters(server: Server) -> None:
     assert out.stdout.split() == ["ok"], out.stderr
     out = server.docker("ps", "-a", "--filter", "colour=blue")
     assert out.returncode == 1
-    assert "invalid filter 'colour'" in out.stderr
+    assert "Invalid filter 'colour'" in out.stderr
 
 
 def test_concurrent_clients(server: Server) -> None:

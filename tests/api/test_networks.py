@@ -119,8 +119,8 @@ def _post(server: Server, path: str, body: object) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize(("body", "status", "message"), [
-    ({"Name": "n", "Driver": "nope"}, 404, "could not find plugin nope"),
-    ({"Name": "n", "IPAM": {"Driver": "other"}}, 404, "could not find plugin other"),
+    ({"Name": "n", "Driver": "nope"}, 404, 'plugin "nope" not found'),
+    ({"Name": "n", "IPAM": {"Driver": "other"}}, 404, 'plugin "other" not found'),
     ({"Name": "n", "IPAM": {"Config": [{"Subnet": "bad"}]}}, 400, "invalid subnet bad"),
     ({"Name": "n", "Labels": {"a": 1}}, 400, "json: cannot unmarshal number into Go struct "
      "field NetworkCreateRequest.Labels of type string"),
@@ -169,8 +169,8 @@ def test_bad_connect_and_unknown_networks(server: Server) -> None:
         ("GET", "/v1.43/networks/nosuch", 404, "network nosuch not found"),
         ("GET", "/v1.43/networks/n2?scope=swarm", 404, "network n2 not found"),
         ("DELETE", "/v1.43/networks/nosuch", 404, "network nosuch not found"),
-        ("GET", f"/v1.43/networks?filters={filters}", 400, "invalid filter 'size'"),
-        ("POST", f"/v1.43/networks/prune?filters={filters}", 400, "invalid filter 'size'"),
+        ("GET", f"/v1.43/networks?filters={filters}", 400, "Invalid filter 'size'"),
+        ("POST", f"/v1.43/networks/prune?filters={filters}", 400, "Invalid filter 'size'"),
     ]:
         got, headers, reply = server.request(method, path)
         assert (got, json.loads(reply)) == (status, {"message": message}), path

@@ -101,9 +101,9 @@ def test_unknown_volumes_and_filters(server: Server) -> None:
     for method, path, status, message in [
         ("GET", "/v1.43/volumes/nosuch", 404, "get nosuch: no such volume"),
         ("DELETE", "/v1.43/volumes/nosuch", 404, "get nosuch: no such volume"),
-        ("GET", f"/v1.43/volumes?filters={_filters(size=['1'])}", 400, "invalid filter 'size'"),
+        ("GET", f"/v1.43/volumes?filters={_filters(size=['1'])}", 400, "Invalid filter 'size'"),
         ("POST", f"/v1.43/volumes/prune?filters={_filters(until=['1h'])}", 400,
-         "invalid filter 'until'"),
+         "Invalid filter 'until'"),
         ("POST", f"/v1.43/volumes/prune?filters={_filters(all=['maybe'])}", 400,
          "invalid filter 'all=maybe'"),
     ]:

@@ -263,7 +263,8 @@ def test_bad_input_changes_nothing(cleanup: Barque) -> None:
         (["run", "127.0.0.1:9/missing", "true"], 125, "Unable to find image"),
         (["run", "-m", "lots", "busybox", "true"], 125, "invalid size"),
         (["run", "--restart", "sometimes", "busybox", "true"], 125, "invalid restart policy"),
-        (["create", "--cap-add", "NOT_A_CAP", "busybox", "true"], 1, "invalid capability"),
+        (["create", "--cap-add", "NOT_A_CAP", "busybox", "true"], 1,
+         'invalid CapAdd: unknown capability: "CAP_NOT_A_CAP"'),
     ):
         result = b.run(*args)
         assert result.returncode == code, (args, result.stderr)

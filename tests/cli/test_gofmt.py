@@ -112,6 +112,10 @@ def test_json_strings_objects_and_structs() -> None:
     assert gofmt.to_json(Point(1, "n")) == '{"X":1,"Name":"n"}'
     assert gofmt.to_json(b"hi") == '"aGk="'
     assert gofmt.to_json({1: "a", 10: "b", 2: "c"}) == '{"1":"a","10":"b","2":"c"}'
+    # a formatter context (a map to Docker's JSON) sorted; an API struct in field order
+    assert gofmt.to_json(gofmt.GoStruct({"b": 1, "a": 2}, "T")) == '{"a":2,"b":1}'
+    assert gofmt.to_json(gofmt.GoStruct({"b": 1, "a": {"y": 1, "x": 2}}, "T", ordered=True)) \
+        == '{"b":1,"a":{"x":2,"y":1}}'
     with pytest.raises(gofmt.GoFmtError, match="unsupported value: NaN"):
         gofmt.to_json(float("nan"))
 

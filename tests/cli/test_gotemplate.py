@@ -326,6 +326,24 @@ def test_exec_errors_like_go(template: str, data: Any, message: str) -> None:
     assert message in str(info.value)
 
 
+class _Row(gofmt.GoStruct):
+    """A formatter context with a method, as docker's ContainerContext.Label."""
+    METHODS = frozenset({"Label"})
+
+    def Label(self, name: str) -> str:  # noqa: N802 - the template's method name
+        return {"a": "b"}.get(name, "")
+
+
+def test_methods_of_a_struct_row() -> None:
+    row = _Row({"Names": "c1"}, "*formatter.ContainerContext")
+    assert render('{{.Names}} {{.Label "a"}}|{{.Label "z"}}', row) == "c1 b|"
+    with pytest.raises(TemplateError, match="wrong number of args for Label: want 1 got 0"):
+        render("{{.Label}}", row)
+    with pytest.raises(TemplateError, match="can't evaluate field Nope in type "
+                       r"\*formatter.ContainerContext"):
+        render("{{.Nope}}", row)
+
+
 def test_exec_error_keeps_partial_output() -> None:
     with pytest.raises(TemplateError) as info:
         render("a{{.A}}b{{.A.B}}c", {"A": 1})

@@ -94,7 +94,7 @@ def test_images_table_filters_and_format(barque: Barque) -> None:
     assert [json.loads(line)["Tag"] for line in as_json] == ["latest"]
     assert barque.run("images", "--filter", "dangling=true", "-q").stdout == ""
     bad = barque.run("images", "--filter", "nope=1")
-    assert bad.returncode == 1 and "invalid filter 'nope'" in bad.stderr
+    assert bad.returncode == 1 and "Invalid filter 'nope'" in bad.stderr
 
 
 def test_history_inspect_and_rmi(barque: Barque) -> None:

@@ -108,6 +108,8 @@ RUN = [
     C("run_device_missing", "run --rm --network none --device /dev/nosuch busybox true"),
     C("run_volume_bad", "run --rm --network none -v :: busybox true"),
     C("run_userns_host", "run --rm --network none --userns host busybox cat /proc/self/uid_map"),
+    C("run_cap_drop_bad", "run --rm --network none --cap-drop BOGUS busybox true"),
+    C("run_t_without_i", "run --rm -t --network none busybox echo hi"),
 ]
 
 CREATE = [
@@ -353,6 +355,16 @@ QUERY = [
     C("container_prune", "container prune -f", setup=(EXITED, RUNNING.replace("c1", "c2")),
       check=(NAMES,)),
     C("container_prune_empty", "container prune -f"),
+    C("port_udp_not_published", "port c1 53/udp", setup=(RUNNING,)),
+    C("cp_in_stdin_empty", "cp - c1:/tmp", setup=(RUNNING,), stdin=""),
+    C("cp_in_stdin_garbage", "cp - c1:/tmp", setup=(RUNNING,), stdin="x" * 2048),
+    C("inspect_size_json", "inspect -s -f '{{json .SizeRw}}' c1", setup=(CREATED,)),
+    C("inspect_health_json_order", "inspect -f '{{json .State.Health}}' c1",
+      setup=("create --network none --name c1 --health-cmd true busybox",)),
+    C("ps_format_label_missing", "ps -a --format '{{.Label \"nope\"}}|{{.Names}}'",
+      setup=(CREATED,)),
+    C("ps_format_label_no_arg", "ps -a --format '{{.Label}}'", setup=(CREATED,)),
+    C("ps_filter_bad_status_two", "ps --filter status=running --filter status=bogus"),
 ]
 
 VOLUMES = [
@@ -380,6 +392,9 @@ VOLUMES = [
       check=("volume ls -q",)),
     C("volume_bad_flag", "volume ls --bogus"),
     C("volume_help", "volume --help"),
+    C("volume_inspect_mount_made", "volume inspect -f '{{json .Labels}} {{json .Options}}' v2",
+      setup=("create --network none --name c1 -v v2:/v busybox",)),
+    C("volume_ls_bad_filter", "volume ls --filter bogus=1"),
 ]
 
 NETWORKS = [
@@ -407,6 +422,8 @@ NETWORKS = [
       setup=("network create -o com.docker.network.bridge.name={if}n1 n1",)),
     C("network_bad_flag", "network ls --bogus"),
     C("network_help", "network --help"),
+    C("network_create_bad_ipam_driver", "network create --ipam-driver bogus n1"),
+    C("network_ls_bad_filter", "network ls --filter bogus=1"),
 ]
 
 IMAGES = [
@@ -420,7 +437,9 @@ IMAGES = [
     C("images_no_match", "images nosuch"),
     C("images_filter_dangling", "images -q --filter dangling=true"),
     C("image_ls", "image ls --format {{.Repository}}"),
-    C("tag", "tag busybox mytag:1", check=("images --format {{.Repository}}:{{.Tag}}",)),
+    C("tag", "tag busybox mytag:1", check=("images --format {{.Repository}}:{{.Tag}}",),
+      unordered="as images_two_tags: the docker CLI's imageFormat walks a Go map of the "
+                "image's repositories (seen: mytag:1 first in one run, second in another)"),
     C("tag_unknown", "tag nosuch mytag:1"),
     C("tag_bad_ref", "tag busybox Bad:1"),
     C("rmi_tag", "rmi mytag:1", setup=("tag busybox mytag:1",)),
@@ -459,6 +478,9 @@ IMAGES = [
     C("push_unknown", "push 127.0.0.1:1/nosuch:1"),
     C("image_help", "image --help"),
     C("images_bad_flag", "images --bogus"),
+    C("rmi_in_use_full_ref", "rmi docker.io/library/busybox", setup=(CREATED,)),
+    C("save_unknown_tag", "save -o {tmp}/b.tar nosuch:1"),
+    C("load_garbage", "!head -c 2048 /dev/zero | tr '\\0' x > {tmp}/g; {cli} load -i {tmp}/g"),
 ]
 
 SYSTEM = [

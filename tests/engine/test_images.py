@@ -90,7 +90,7 @@ def test_list_images_by_repository(store: ImageStore, three: list[str]) -> None:
 
 
 @pytest.mark.parametrize("filters,message", [
-    ({"nope": ["1"]}, "invalid filter 'nope'"),
+    ({"nope": ["1"]}, "Invalid filter 'nope'"),
     ({"dangling": ["maybe"]}, "Invalid filter 'dangling=maybe'"),
     ({"dangling": ["true", "false"]}, "Invalid filter"),
     ({"reference": ["a["]}, "syntax error in pattern"),

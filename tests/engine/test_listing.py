@@ -17,7 +17,7 @@ def test_parse_filters_as_docker_does() -> None:
     assert parse_filters(["status=running", "status=paused", "label=a=b"],
                          listing.FILTER_KEYS) == {"status": ["running", "paused"],
                                                   "label": ["a=b"]}
-    with pytest.raises(EngineError, match="invalid filter 'nope'") as e:
+    with pytest.raises(EngineError, match="Invalid filter 'nope'") as e:
         parse_filters(["nope=1"], listing.FILTER_KEYS)
     assert e.value.status == 400
     with pytest.raises(EngineError, match="bad format of filter"):
@@ -29,7 +29,7 @@ def test_parse_filters_as_docker_does() -> None:
 def test_list_containers_filters(barque: Barque) -> None:
     with Engine(Paths(barque.root, barque.runroot)) as engine:
         # Bad filters fail before anything is read, even with no container at all.
-        with pytest.raises(EngineError, match="invalid filter 'bogus'"):
+        with pytest.raises(EngineError, match="Invalid filter 'bogus'"):
             listing.list_containers(engine, filters={"bogus": ["x"]})
         with pytest.raises(EngineError, match="should not contain ':'"):
             listing.list_containers(engine, filters={"publish": ["80:80"]})

@@ -209,8 +209,8 @@ def test_port_lines() -> None:
 
 
 @pytest.mark.parametrize("arg,words", [
-    ("443", "Error: No public port '443' published for c1"),
-    ("81", "Error: No public port '81' published for c1"),
+    ("443", "Error: No public port '443/tcp' published for c1"),
+    ("81", "Error: No public port '81/tcp' published for c1"),
     ("80/xyz", "Error: No public port '80/xyz' published for c1"),
     ("abc/tcp", 'Error: invalid port (abc): strconv.ParseUint: parsing "abc": invalid syntax'),
     ("70000", 'Error: invalid port (70000): strconv.ParseUint: parsing "70000": value out of '

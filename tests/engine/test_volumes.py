@@ -15,7 +15,7 @@ def test_create_list_filter_remove(barque: Barque) -> None:
         with pytest.raises(EngineError, match='plugin "nfs" not found') as e:
             volumes.create_volume(engine, "v", driver="nfs")
         assert e.value.status == 404 and volumes.list_volumes(engine) == []
-        with pytest.raises(EngineError, match="invalid filter 'size'"):
+        with pytest.raises(EngineError, match="Invalid filter 'size'"):
             volumes.list_volumes(engine, {"size": ["1"]})
         volumes.create_volume(engine, "alpha", labels={"a": "1", "b": "2"})
         volumes.create_volume(engine, "beta", labels={"a": "1"})
@@ -44,7 +44,7 @@ def test_prune_filters(barque: Barque) -> None:
         volumes.create_volume(engine, "drop", labels={"team": "a"})
         volumes.create_volume(engine, "other", labels={"team": "b"})
         anonymous, _ = volumes.create_volume(engine, "")
-        with pytest.raises(EngineError, match="invalid filter 'until'") as e:
+        with pytest.raises(EngineError, match="Invalid filter 'until'") as e:
             prune_volumes(engine, True, {"until": ["1h"]})
         assert e.value.status == 400
         with pytest.raises(EngineError, match="invalid filter 'all=maybe'"):
