@@ -22,18 +22,44 @@ EXIT_ENGINE_ERROR = 125  # docker: "the error is with Docker daemon itself"
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage errors exit 125 with a docker-style hint, as `docker run --foo` does; an unknown
-    command exits 1 with Docker's words. Subcommands not on the command line are not built
-    (barque.cli.argv_scan)."""
+    """Help and usage errors in the docker CLI's layout and exit codes (barque.cli.usage):
+    a wrong argument count exits 1, a bad flag 125, an unknown command 1 with Docker's words.
+    Subcommands not on the command line are not built (barque.cli.argv_scan)."""
 
     def error(self, message: str) -> NoReturn:
+        from barque.cli import usage
+
+        root = self.prog == "barque"
         match = re.match(r"argument COMMAND: invalid choice: '([^']*)'", message)
-        if match:
+        if match and root:
             sys.stderr.write(f"barque: '{match.group(1)}' is not a barque command.\n"
                              f"See '{self.prog} --help'\n")
             sys.exit(1)
-        sys.stderr.write(f"barque: {message}\nSee '{self.prog} --help'.\n")
-        sys.exit(EXIT_ENGINE_ERROR)
+        if match or message.startswith("the following arguments are required"):
+            if match is None and usage._group(self) is not None:
+                # `barque volume`: cobra shows a group's help, exit 0
+                sys.stdout.write(self.format_help())
+                sys.exit(0)
+            usage.arg_count_error(self)
+        usage.flag_error(self, _flag_words(message, self), root)
+
+    def format_help(self) -> str:
+        from barque.cli import usage
+
+        return usage.help_text(self, root=self.prog == "barque")
+
+    def format_usage(self) -> str:
+        from barque.cli import usage
+
+        return usage.usage_string(self)
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        # `inspect --type bogus`: the docker CLI's own check, its words, exit 1
+        invalid = getattr(action, "invalid", None)
+        if invalid and action.choices is not None and value not in action.choices:
+            sys.stderr.write(invalid.format(value=value) + "\n")
+            sys.exit(1)
+        super()._check_value(action, value)
 
     def add_subparsers(self, **kwargs: Any) -> Any:
         kwargs.setdefault("action", _LazySubParsers)
@@ -47,6 +73,33 @@ class _Parser(argparse.ArgumentParser):
         return formatter(prog=self.prog, width=_help_width())
 
 
+def _flag_words(message: str, parser: argparse.ArgumentParser) -> str:
+    """pflag's words for argparse's messages about a flag."""
+    match = re.match(r"argument (\S+): (.*)", message)
+    if match is None:
+        return message
+    names, what = match.group(1).split("/"), match.group(2)
+    flag = _typed_flag(names, parser)
+    if what == "expected one argument":
+        return f"flag needs an argument: {flag}"
+    value = re.match(r"invalid (int|float) value: '(.*)'", what)
+    if value:
+        parse = "ParseInt" if value.group(1) == "int" else "ParseFloat"
+        shown = names[0] if names[0].startswith("--") else ", ".join(names[:2])
+        return (f'invalid argument "{value.group(2)}" for "{shown}" flag: strconv.{parse}: '
+                f'parsing "{value.group(2)}": invalid syntax')
+    return f"invalid argument for {flag}: {what}"
+
+
+def _typed_flag(names: list[str], parser: argparse.ArgumentParser) -> str:
+    """The flag as typed: "'m' in -m" for a shorthand, "--memory" for a long one."""
+    for word in reversed(sys.argv[1:]):
+        for name in names:
+            if word == name or word.startswith(name + "="):
+                return f"'{name[1:]}' in {name}" if not name.startswith("--") else name
+    return names[-1]
+
+
 @functools.cache
 def _help_width() -> int:
     import shutil
@@ -56,7 +109,16 @@ def _help_width() -> int:
 
 class _Unused:
     """Stands for the parser of a command not on the command line: every call does nothing
-    (building ~60 subcommand parsers would cost ~20 ms of every command's start)."""
+    (building ~60 subcommand parsers would cost ~20 ms of every command's start), except that
+    a group (add_subparsers) is marked so, for the root's "Management Commands"."""
+
+    def __init__(self, listed: argparse.Action | None = None) -> None:
+        self._listed = listed
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        if self._listed is not None:
+            self._listed.is_group = True  # type: ignore[attr-defined]
+        return self
 
     def __getattr__(self, name: str) -> Any:
         return lambda *args, **kwargs: self
@@ -70,12 +132,15 @@ class _LazySubParsers(argparse._SubParsersAction):
         from barque.cli.argv_scan import wanted
 
         text = kwargs.get("help")
+        kwargs.setdefault("description", text)  # the command's own help page says it too
         if text is not None and any(a.help == text for a in self._choices_actions):
             del kwargs["help"]  # an alias (same command, same words): listed once
         if not wanted(name):
+            listed = None
             if "help" in kwargs:
-                self._choices_actions.append(self._ChoicesPseudoAction(name, (), kwargs["help"]))
-            return _Unused()
+                listed = self._ChoicesPseudoAction(name, (), kwargs["help"])
+                self._choices_actions.append(listed)
+            return _Unused(listed)
         return super().add_parser(name, **kwargs)
 
     def _get_subactions(self) -> list[argparse.Action]:
@@ -102,26 +167,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--root",
         default=os.environ.get("BARQUE_ROOT", DEFAULT_ROOT),
-        help="persistent state: images, containers (env BARQUE_ROOT; default %(default)s)",
+        help="persistent state: images, containers (env BARQUE_ROOT)",
     )
     parser.add_argument(
         "--runroot",
         default=os.environ.get("BARQUE_RUNROOT", DEFAULT_RUNROOT),
-        help="transient state: the runtime's (env BARQUE_RUNROOT; default %(default)s)",
+        help="transient state: the runtime's (env BARQUE_RUNROOT)",
     )
     parser.add_argument("--version", action=_VersionAction, nargs=0,
                         help="show the Barque version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    container_args.add_parsers(commands, _Parser)
-    system_args.add_parsers(commands, _Parser)
+    container_group = container_args.add_parsers(commands, _Parser)
+    system_args.add_parsers(commands, _Parser, container_group)
     network_args.add_parsers(commands, _Parser)
     inspect = commands.add_parser("inspect", help="return low-level information on Docker "
                                   "objects")
     inspect.add_argument("-f", "--format", help="format output using a Go template")
     inspect.add_argument("-s", "--size", action="store_true", help="display total file sizes")
-    inspect.add_argument("--type", choices=["container", "image", "network", "volume"],
-                         help="return JSON for the specified type")
+    kind = inspect.add_argument("--type", choices=["container", "image", "network", "volume"],
+                                help="return JSON for the specified type")
+    kind.invalid = '"{value}" is not a valid value for --type'  # the docker CLI's own check
     inspect.add_argument("containers", nargs="+", metavar="NAME|ID")
     inspect.set_defaults(parser=inspect, handler="cmd_inspect", container_handler=True)
     serve = commands.add_parser("serve", help="serve the Docker Engine API (a unix socket; "
@@ -151,12 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     save.add_argument("-o", "--output", required=True, help="the .tar file to write")
     save.set_defaults(parser=save)
 
-    export = commands.add_parser(
-        "export", help="export a container's filesystem as a tar archive (to STDOUT by default)"
-    )
-    export.add_argument("container", metavar="CONTAINER")
-    export.add_argument("-o", "--output", help="write to a file, instead of STDOUT")
-    export.set_defaults(parser=export)
+    for parent in (commands, container_group):  # `export` and `container export`
+        export = parent.add_parser("export", help="export a container's filesystem as a tar "
+                                   "archive")
+        export.add_argument("container", metavar="CONTAINER")
+        export.add_argument("-o", "--output", help="write to a file, instead of STDOUT")
+        export.set_defaults(parser=export, export_handler=True)
     completion = commands.add_parser(
         "completion", help="generate the autocompletion script for the specified shell",
         description="Print the completion script for bash or zsh. bash: "
@@ -320,9 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv_scan.scan(args)
     parser = build_parser()
     ns, extras = parser.parse_known_args(argv)
-    if extras:
-        # Blame the subcommand, as docker does: "unknown flag: --foo / See 'docker run --help'".
-        getattr(ns, "parser", parser).error(f"unknown flag: {extras[0]}")
+    _check_words(args, parser, ns, extras)
     paths = Paths(root=os.path.abspath(ns.root), runroot=os.path.abspath(ns.runroot))
     try:
         if getattr(ns, "build_handler", False):
@@ -335,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_store(ns, paths)
         if ns.command == "image":
             return _cmd_image(ns, paths)
-        if ns.command == "export":
+        if getattr(ns, "export_handler", False):
             return _cmd_export(ns, paths)
         if ns.command == "serve":
             return _cmd_serve(ns, paths)
@@ -355,6 +419,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ENGINE_ERROR
     except KeyboardInterrupt:
         return 130
+
+
+def _check_words(args: list[str], parser: argparse.ArgumentParser, ns: argparse.Namespace,
+                 extras: list[str]) -> None:
+    """What argparse leaves over, as cobra reports it: an unknown flag blames the command it
+    follows ("unknown flag: --foo", "See 'barque run --help'."), a word too many the command's
+    argument count; and the counts argparse cannot express (exec's COMMAND)."""
+    from barque.cli import usage
+
+    command: argparse.ArgumentParser = getattr(ns, "parser", parser)
+    if extras:
+        word = extras[0]
+        if word.startswith("-") and word != "-":
+            before_command = ns.command in args and args.index(word) < args.index(ns.command)
+            blamed = parser if before_command else command
+            usage.flag_error(blamed, usage.unknown_flag(word), root=blamed is parser)
+        usage.arg_count_error(command)
+    least, most = usage.arg_range(command)
+    given = usage.count_given(command, ns)
+    if given < least or (most is not None and given > most):
+        usage.arg_count_error(command)
 
 
 def _loaded_errors(*names: str) -> tuple[type[Exception], ...]:
