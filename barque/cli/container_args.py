@@ -265,6 +265,7 @@ def _top_args(p: argparse.ArgumentParser) -> None:
     """display the running processes of a container"""
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("ps_args", nargs=argparse.REMAINDER, metavar="[ps OPTIONS]")
+    p.usage = "%(prog)s CONTAINER [ps OPTIONS]"
 
 
 def _explain_args(p: argparse.ArgumentParser) -> None:
@@ -288,6 +289,8 @@ def _cp_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="suppress progress output")
     p.add_argument("source", metavar="SRC")
     p.add_argument("dest", metavar="DEST")
+    p.usage = ("%(prog)s [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n"
+               "\t%(prog)s [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH")
 
 
 def _commit_args(p: argparse.ArgumentParser) -> None:

@@ -42,7 +42,8 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> A
 
 def _images_args(p: argparse.ArgumentParser) -> None:
     """list images"""
-    p.add_argument("repository", nargs="?", help="only images of this repository[:tag]")
+    p.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]",
+                   help="only images of this repository[:tag]")
     p.add_argument("-a", "--all", action="store_true", help="show all images")
     p.add_argument("--digests", action="store_true", help="show digests")
     p.add_argument("-f", "--filter", action="append", default=[],

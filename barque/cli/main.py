@@ -36,12 +36,9 @@ class _Parser(argparse.ArgumentParser):
                              f"See '{self.prog} --help'\n")
             sys.exit(1)
         if match or message.startswith("the following arguments are required"):
-            if match is None and usage._group(self) is not None:
-                # `barque volume`: cobra shows a group's help, exit 0
-                sys.stdout.write(self.format_help())
-                sys.exit(0)
             usage.arg_count_error(self)
-        usage.flag_error(self, _flag_words(message, self), root)
+        usage.invalid_arg(self, message)
+        usage.flag_error(self, usage.flag_words(message), root)
 
     def format_help(self) -> str:
         from barque.cli import usage
@@ -63,6 +60,10 @@ class _Parser(argparse.ArgumentParser):
 
     def add_subparsers(self, **kwargs: Any) -> Any:
         kwargs.setdefault("action", _LazySubParsers)
+        # A group without its command shows its help (or blames a bad flag on the group), as
+        # cobra does: barque.cli.usage.check_words, after the parse.
+        kwargs["required"] = False
+        self.set_defaults(parser=self)
         return super().add_subparsers(**kwargs)
 
     def _get_formatter(self) -> argparse.HelpFormatter:
@@ -71,33 +72,6 @@ class _Parser(argparse.ArgumentParser):
         # is taken once per process, as argparse's own default computes it.
         formatter: Any = self.formatter_class  # every HelpFormatter takes a width
         return formatter(prog=self.prog, width=_help_width())
-
-
-def _flag_words(message: str, parser: argparse.ArgumentParser) -> str:
-    """pflag's words for argparse's messages about a flag."""
-    match = re.match(r"argument (\S+): (.*)", message)
-    if match is None:
-        return message
-    names, what = match.group(1).split("/"), match.group(2)
-    flag = _typed_flag(names, parser)
-    if what == "expected one argument":
-        return f"flag needs an argument: {flag}"
-    value = re.match(r"invalid (int|float) value: '(.*)'", what)
-    if value:
-        parse = "ParseInt" if value.group(1) == "int" else "ParseFloat"
-        shown = names[0] if names[0].startswith("--") else ", ".join(names[:2])
-        return (f'invalid argument "{value.group(2)}" for "{shown}" flag: strconv.{parse}: '
-                f'parsing "{value.group(2)}": invalid syntax')
-    return f"invalid argument for {flag}: {what}"
-
-
-def _typed_flag(names: list[str], parser: argparse.ArgumentParser) -> str:
-    """The flag as typed: "'m' in -m" for a shorthand, "--memory" for a long one."""
-    for word in reversed(sys.argv[1:]):
-        for name in names:
-            if word == name or word.startswith(name + "="):
-                return f"'{name[1:]}' in {name}" if not name.startswith("--") else name
-    return names[-1]
 
 
 @functools.cache
@@ -133,15 +107,23 @@ class _LazySubParsers(argparse._SubParsersAction):
 
         text = kwargs.get("help")
         kwargs.setdefault("description", text)  # the command's own help page says it too
-        if text is not None and any(a.help == text for a in self._choices_actions):
+        first = next((a for a in self._choices_actions if a.help == text), None) \
+            if text is not None else None
+        if first is not None:
             del kwargs["help"]  # an alias (same command, same words): listed once
+        # Every name of the command, for its help's "Aliases:" (one list, shared by all)
+        names = self.__dict__.setdefault("_names", {}).setdefault(
+            first.dest if first is not None else name, [])
+        names.append(name)
         if not wanted(name):
             listed = None
             if "help" in kwargs:
                 listed = self._ChoicesPseudoAction(name, (), kwargs["help"])
                 self._choices_actions.append(listed)
             return _Unused(listed)
-        return super().add_parser(name, **kwargs)
+        parser = super().add_parser(name, **kwargs)
+        parser.aliases = names
+        return parser
 
     def _get_subactions(self) -> list[argparse.Action]:
         return sorted(self._choices_actions, key=lambda action: action.dest)
@@ -196,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="daemon socket(s) to listen on, as dockerd takes them: "
                        "unix:///path (default unix:///run/barque/barque.sock), fd://, "
                        "tcp://IP:PORT (only with --tlsverify); repeatable")
+    serve.set_defaults(parser=serve)
     serve.add_argument("--tls", action="store_true", help="use TLS; implied by --tlsverify")
     serve.add_argument("--tlsverify", action="store_true",
                        help="use TLS and verify the remote (required for tcp://)")
@@ -386,7 +369,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv_scan.scan(args)
     parser = build_parser()
     ns, extras = parser.parse_known_args(argv)
-    _check_words(args, parser, ns, extras)
+    from barque.cli import usage
+
+    usage.check_words(args, parser, ns, extras)
     paths = Paths(root=os.path.abspath(ns.root), runroot=os.path.abspath(ns.runroot))
     try:
         if getattr(ns, "build_handler", False):
@@ -408,8 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(script(ns.shell), end="")
             return 0
-        parser.print_help()
-        return 0
+        return 0  # (a group without its command printed its help)
     except EngineError as e:
         sys.stderr.write(f"barque: Error response from daemon: {e}\n")
         return e.exit_code
@@ -419,27 +403,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ENGINE_ERROR
     except KeyboardInterrupt:
         return 130
-
-
-def _check_words(args: list[str], parser: argparse.ArgumentParser, ns: argparse.Namespace,
-                 extras: list[str]) -> None:
-    """What argparse leaves over, as cobra reports it: an unknown flag blames the command it
-    follows ("unknown flag: --foo", "See 'barque run --help'."), a word too many the command's
-    argument count; and the counts argparse cannot express (exec's COMMAND)."""
-    from barque.cli import usage
-
-    command: argparse.ArgumentParser = getattr(ns, "parser", parser)
-    if extras:
-        word = extras[0]
-        if word.startswith("-") and word != "-":
-            before_command = ns.command in args and args.index(word) < args.index(ns.command)
-            blamed = parser if before_command else command
-            usage.flag_error(blamed, usage.unknown_flag(word), root=blamed is parser)
-        usage.arg_count_error(command)
-    least, most = usage.arg_range(command)
-    given = usage.count_given(command, ns)
-    if given < least or (most is not None and given > most):
-        usage.arg_count_error(command)
 
 
 def _loaded_errors(*names: str) -> tuple[type[Exception], ...]:

@@ -13,6 +13,7 @@ templates), rendered from the argparse tree so they never go stale.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import textwrap
 
@@ -196,6 +197,9 @@ def _subcommands(group: argparse._SubParsersAction) -> tuple[list[tuple[str, str
 def usage_string(parser: argparse.ArgumentParser, root: bool = False) -> str:
     """cobra's UsageString with Docker's usage template."""
     text = f"Usage:  {use_line(parser)}\n\n{short(parser)}"
+    aliases = getattr(parser, "aliases", [])
+    if len(aliases) > 1:
+        text += "\n\nAliases:\n  " + ", ".join(aliases)
     text += _options_section(parser)
     group = _group(parser)
     if group is not None:
@@ -239,6 +243,16 @@ def arg_count_error(parser: argparse.ArgumentParser) -> NoReturn:
     sys.exit(EXIT_USAGE)
 
 
+def invalid_arg(parser: argparse.ArgumentParser, message: str) -> None:
+    """A positional argument outside its choices (`completion fish`): cobra's OnlyValidArgs
+    words, exit 1; nothing if the message is about something else."""
+    value = re.match(r"argument [^-/ ]\S*: invalid choice: '(.*?)'", message)
+    if value:
+        _stderr(f'invalid argument "{value.group(1)}" for "{parser.prog}"\n'
+                f"See '{parser.prog} --help'.")
+        sys.exit(EXIT_USAGE)
+
+
 def _count(n: int) -> str:
     return f"{n} argument" if n == 1 else f"{n} arguments"
 
@@ -256,3 +270,71 @@ def unknown_flag(word: str) -> str:
     if word.startswith("--"):
         return f"unknown flag: {word.split('=', 1)[0]}"
     return f"unknown shorthand flag: '{word[1:2]}' in {word}"
+
+
+def check_words(args: list[str], root: argparse.ArgumentParser, ns: argparse.Namespace,
+                extras: list[str]) -> None:
+    """What argparse leaves over, as cobra reports it: an unknown flag blames the command it
+    follows ("unknown flag: --foo", "See 'barque run --help'."), a word too many the command's
+    argument count, a group without its command shows its help; and the counts argparse
+    cannot express (exec's COMMAND)."""
+    command: argparse.ArgumentParser = getattr(ns, "parser", root)
+    if extras:
+        word = extras[0]
+        if word.startswith("-") and word != "-":
+            before = ns.command in args and args.index(word) < args.index(ns.command)
+            blamed = root if before else command
+            flag_error(blamed, unknown_flag(word), root=blamed is root)
+        arg_count_error(command)
+    group = _group(command)
+    if group is not None:
+        if getattr(ns, group.dest, None) is None:
+            # docker's ShowHelp(dockerCli.Err()): a group's help on stderr, exit 0
+            sys.stderr.write(help_text(command, root=command is root))
+            sys.exit(0)
+        return
+    least, most = arg_range(command)
+    given = count_given(command, ns)
+    if given < least or (most is not None and given > most):
+        arg_count_error(command)
+
+
+def flag_words(message: str) -> str:
+    """pflag's (or cobra's) words for argparse's message about an argument."""
+    match = re.match(r"argument (\S+): (.*)", message)
+    if match is None:
+        return message
+    names, what = match.group(1).split("/"), match.group(2)
+    if not names[0].startswith("-"):
+        return message
+    shown = names[0] if names[0].startswith("--") else ", ".join(names[:2])
+    if what == "expected one argument":
+        return f"flag needs an argument: {_typed_flag(names)}"
+    value = re.match(r"ignored explicit argument '(.*)'", what)
+    if value:
+        given = value.group(1)
+        longs = [n for n in names if n.startswith("--")]
+        if any(word.startswith(f"{n}=") for word in sys.argv[1:] for n in longs):
+            return (f'invalid argument "{given}" for "{shown}" flag: strconv.ParseBool: '
+                    f'parsing "{given}": invalid syntax')
+        # `-itz`: argparse took -i and -t, pflag names what it could not take
+        return f"unknown shorthand flag: '{given[0]}' in -{given}"
+    value = re.match(r"invalid (int|float) value: '(.*)'", what)
+    if value:
+        parse = "ParseInt" if value.group(1) == "int" else "ParseFloat"
+        return (f'invalid argument "{value.group(2)}" for "{shown}" flag: strconv.{parse}: '
+                f'parsing "{value.group(2)}": invalid syntax')
+    value = re.match(r"invalid choice: '(.*?)' \(choose from (.*)\)", what)
+    if value:
+        return (f'invalid argument "{value.group(1)}" for "{shown}" flag: must be one of '
+                f"{value.group(2)}")
+    return f'invalid argument for "{shown}" flag: {what}'
+
+
+def _typed_flag(names: list[str]) -> str:
+    """The flag as typed: "'m' in -m" for a shorthand, "--memory" for a long one."""
+    for word in reversed(sys.argv[1:]):
+        for name in names:
+            if word == name or word.startswith(name + "="):
+                return name if name.startswith("--") else f"'{name[1:]}' in {name}"
+    return names[-1]

@@ -60,7 +60,8 @@ def test_candidates_follow_the_parser() -> None:
 
 def test_completion_rejects_other_shells(barque: Barque) -> None:
     proc = barque.run("completion", "fish")
-    assert proc.returncode == 125 and "invalid choice: 'fish'" in proc.stderr
+    assert (proc.returncode, proc.stderr) == (1, 'invalid argument "fish" for "barque '
+                                                 "completion\"\nSee 'barque completion --help'.\n")
 
 
 def _bash_complete(line: str) -> list[str]:
