@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import textwrap
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
@@ -160,6 +159,8 @@ def _option_rows(parser: argparse.ArgumentParser) -> list[tuple[str, str]]:
 
 
 def _options_section(parser: argparse.ArgumentParser) -> str:
+    import textwrap  # only a help page needs it, not every command's start
+
     rows = _option_rows(parser)
     if not rows:
         return ""
