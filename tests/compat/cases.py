@@ -147,6 +147,8 @@ CREATE = [
     C("create_bad_flag", "create --bogus busybox"),
     C("create_no_args", "create"),
     C("create_pull_never_missing", "create --pull never nosuchimage:1"),
+    C("create_bad_shorthand", "create -z busybox"),
+    C("create_flag_needs_value", "create -m"),
 ]
 
 LIFECYCLE = [
@@ -206,6 +208,8 @@ LIFECYCLE = [
     C("update_restart_bad", "update --restart bogus c1", setup=(CREATED,)),
     C("update_unknown", "update -m 64m nosuch"),
     C("update_no_flags", "update c1", setup=(CREATED,)),
+    C("stop_bad_time", "stop -t x c1"),
+    C("rename_one_arg", "rename c1"),
 ]
 
 QUERY = [
@@ -350,6 +354,11 @@ QUERY = [
     C("container_prune", "container prune -f", setup=(EXITED, RUNNING.replace("c1", "c2")),
       check=(NAMES,)),
     C("container_prune_empty", "container prune -f"),
+    C("ps_bad_value", "ps -n x"),
+    C("ps_extra_arg", "ps x"),
+    C("logs_two_args", "logs a b"),
+    C("port_no_args", "port"),
+    C("cp_three_args", "cp a b c"),
 ]
 
 VOLUMES = [
@@ -377,6 +386,7 @@ VOLUMES = [
       check=("volume ls -q",)),
     C("volume_bad_flag", "volume ls --bogus"),
     C("volume_help", "volume --help"),
+    C("volume_create_two_args", "volume create a b"),
 ]
 
 NETWORKS = [
@@ -404,6 +414,8 @@ NETWORKS = [
       setup=("network create -o com.docker.network.bridge.name={if}n1 n1",)),
     C("network_bad_flag", "network ls --bogus"),
     C("network_help", "network --help"),
+    C("network_no_command", "network"),
+    C("network_bogus_subcommand", "network bogus"),
 ]
 
 IMAGES = [
