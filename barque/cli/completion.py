@@ -91,7 +91,8 @@ class _Node:
                 helps = {a.dest: a.help or "" for a in action._choices_actions}
                 for name, sub in action.choices.items():
                     text = helps.get(name, "")
-                    if text != argparse.SUPPRESS and not text.startswith("(internal)"):
+                    internal = f"{text}{sub.description or ''}".startswith("(internal)")
+                    if text != argparse.SUPPRESS and not internal:
                         self.subs[name] = (sub, text)
             elif action.option_strings:
                 if action.help != argparse.SUPPRESS:

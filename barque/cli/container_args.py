@@ -7,15 +7,17 @@ import argparse
 from collections.abc import Callable
 
 from barque.cli.argv_scan import wanted
+from barque.cli.usage import set_arg_range
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
     from typing import Any
 
 
-def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
-    """Top-level commands (`run`, `ps`, …), the `container` group and the `volume` group.
-    `handler` names a function of barque.cli.containers."""
+def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> Any:
+    """Top-level commands (`run`, `ps`, …), the `container` group and the `volume` group;
+    returns the `container` group, for commands defined elsewhere. `handler` names a function
+    of barque.cli.containers."""
     container = commands.add_parser("container", help="manage containers")
     group = container.add_subparsers(dest="container_command", metavar="COMMAND",
                                      parser_class=parser_class, required=True)
@@ -23,21 +25,27 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
         if name is not None:
             _add(commands, name, adder, handler)
         for alias in aliases:
-            _add(group, alias, adder, handler)
+            _add(group, alias, adder, handler, listed=alias not in _UNLISTED)
     volume = commands.add_parser("volume", help="manage volumes")
     vgroup = volume.add_subparsers(dest="volume_command", metavar="COMMAND",
                                    parser_class=parser_class, required=True)
     for names, adder, handler in _VOLUME_COMMANDS:
         for name in names:
             _add(vgroup, name, adder, handler)
+    return group
+
+
+# Not in `container --help`, whose list is Docker's: `explain` is Barque's own (listed in
+# `barque --help`), `cleanup` the monitor's.
+_UNLISTED = ("explain", "cleanup")
 
 
 def _add(commands: Any, name: str, adder: Callable[[argparse.ArgumentParser], None],
-         handler: str) -> None:
+         handler: str, listed: bool = True) -> None:
     # add_help=False where Docker uses -h for something else (run/create: --hostname).
     wants_h = adder in (_run_args, _create_args)
-    parser = commands.add_parser(name, help=adder.__doc__, add_help=not wants_h,
-                                 allow_abbrev=False)
+    listing = {"help": adder.__doc__} if listed else {"description": adder.__doc__}
+    parser = commands.add_parser(name, **listing, add_help=not wants_h, allow_abbrev=False)
     if wants_h:
         parser.add_argument("--help", action="help", help="show this help message and exit")
     if wanted(name):
@@ -55,7 +63,7 @@ def _create_args(p: argparse.ArgumentParser) -> None:
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
-    """create and run a new container from an image"""
+    """run a command in a new container"""
     p.add_argument("-d", "--detach", action="store_true",
                    help="run the container in the background and print its ID")
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
@@ -239,7 +247,7 @@ def _attach_args(p: argparse.ArgumentParser) -> None:
 
 
 def _exec_args(p: argparse.ArgumentParser) -> None:
-    """execute a command in a running container"""
+    """run a command in a running container"""
     p.add_argument("-d", "--detach", action="store_true", help="run command in the background")
     p.add_argument("-i", "--interactive", action="store_true", help="keep STDIN open")
     p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
@@ -250,12 +258,15 @@ def _exec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--privileged", action="store_true", help="give extended privileges")
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND")
+    p.usage = "%(prog)s [OPTIONS] CONTAINER COMMAND [ARG...]"
+    set_arg_range(p, 2, None)
 
 
 def _top_args(p: argparse.ArgumentParser) -> None:
     """display the running processes of a container"""
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("ps_args", nargs=argparse.REMAINDER, metavar="[ps OPTIONS]")
+    p.usage = "%(prog)s CONTAINER [ps OPTIONS]"
 
 
 def _explain_args(p: argparse.ArgumentParser) -> None:
@@ -279,6 +290,8 @@ def _cp_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="suppress progress output")
     p.add_argument("source", metavar="SRC")
     p.add_argument("dest", metavar="DEST")
+    p.usage = ("%(prog)s [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n"
+               "\t%(prog)s [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH")
 
 
 def _commit_args(p: argparse.ArgumentParser) -> None:

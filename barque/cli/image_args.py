@@ -42,7 +42,8 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> A
 
 def _images_args(p: argparse.ArgumentParser) -> None:
     """list images"""
-    p.add_argument("repository", nargs="?", help="only images of this repository[:tag]")
+    p.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]",
+                   help="only images of this repository[:tag]")
     p.add_argument("-a", "--all", action="store_true", help="show all images")
     p.add_argument("--digests", action="store_true", help="show digests")
     p.add_argument("-f", "--filter", action="append", default=[],
@@ -53,7 +54,7 @@ def _images_args(p: argparse.ArgumentParser) -> None:
 
 
 def _pull_args(p: argparse.ArgumentParser) -> None:
-    """download an image from a registry"""
+    """pull an image or a repository from a registry"""
     p.add_argument("name", metavar="NAME[:TAG|@DIGEST]")
     p.add_argument("--platform", help="platform, e.g. linux/arm64")
     p.add_argument("-q", "--quiet", action="store_true", help="suppress verbose output")
@@ -61,7 +62,7 @@ def _pull_args(p: argparse.ArgumentParser) -> None:
 
 
 def _push_args(p: argparse.ArgumentParser) -> None:
-    """upload an image to a registry"""
+    """push an image or a repository to a registry"""
     p.add_argument("name", metavar="NAME[:TAG]")
     p.add_argument("-q", "--quiet", action="store_true", help="suppress verbose output")
 

@@ -22,21 +22,48 @@ EXIT_ENGINE_ERROR = 125  # docker: "the error is with Docker daemon itself"
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage errors exit 125 with a docker-style hint, as `docker run --foo` does; an unknown
-    command exits 1 with Docker's words. Subcommands not on the command line are not built
-    (barque.cli.argv_scan)."""
+    """Help and usage errors in the docker CLI's layout and exit codes (barque.cli.usage):
+    a wrong argument count exits 1, a bad flag 125, an unknown command 1 with Docker's words.
+    Subcommands not on the command line are not built (barque.cli.argv_scan)."""
 
     def error(self, message: str) -> NoReturn:
+        from barque.cli import usage
+
+        root = self.prog == "barque"
         match = re.match(r"argument COMMAND: invalid choice: '([^']*)'", message)
-        if match:
+        if match and root:
             sys.stderr.write(f"barque: '{match.group(1)}' is not a barque command.\n"
                              f"See '{self.prog} --help'\n")
             sys.exit(1)
-        sys.stderr.write(f"barque: {message}\nSee '{self.prog} --help'.\n")
-        sys.exit(EXIT_ENGINE_ERROR)
+        if match or message.startswith("the following arguments are required"):
+            usage.arg_count_error(self)
+        usage.invalid_arg(self, message)
+        usage.flag_error(self, usage.flag_words(message), root)
+
+    def format_help(self) -> str:
+        from barque.cli import usage
+
+        return usage.help_text(self, root=self.prog == "barque")
+
+    def format_usage(self) -> str:
+        from barque.cli import usage
+
+        return usage.usage_string(self)
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        # `inspect --type bogus`: the docker CLI's own check, its words, exit 1
+        invalid = getattr(action, "invalid", None)
+        if invalid and action.choices is not None and value not in action.choices:
+            sys.stderr.write(invalid.format(value=value) + "\n")
+            sys.exit(1)
+        super()._check_value(action, value)
 
     def add_subparsers(self, **kwargs: Any) -> Any:
         kwargs.setdefault("action", _LazySubParsers)
+        # A group without its command shows its help (or blames a bad flag on the group), as
+        # cobra does: barque.cli.usage.check_words, after the parse.
+        kwargs["required"] = False
+        self.set_defaults(parser=self)
         return super().add_subparsers(**kwargs)
 
     def _get_formatter(self) -> argparse.HelpFormatter:
@@ -56,7 +83,16 @@ def _help_width() -> int:
 
 class _Unused:
     """Stands for the parser of a command not on the command line: every call does nothing
-    (building ~60 subcommand parsers would cost ~20 ms of every command's start)."""
+    (building ~60 subcommand parsers would cost ~20 ms of every command's start), except that
+    a group (add_subparsers) is marked so, for the root's "Management Commands"."""
+
+    def __init__(self, listed: argparse.Action | None = None) -> None:
+        self._listed = listed
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        if self._listed is not None:
+            self._listed.is_group = True  # type: ignore[attr-defined]
+        return self
 
     def __getattr__(self, name: str) -> Any:
         return lambda *args, **kwargs: self
@@ -70,13 +106,24 @@ class _LazySubParsers(argparse._SubParsersAction):
         from barque.cli.argv_scan import wanted
 
         text = kwargs.get("help")
-        if text is not None and any(a.help == text for a in self._choices_actions):
+        kwargs.setdefault("description", text)  # the command's own help page says it too
+        first = next((a for a in self._choices_actions if a.help == text), None) \
+            if text is not None else None
+        if first is not None:
             del kwargs["help"]  # an alias (same command, same words): listed once
+        # Every name of the command, for its help's "Aliases:" (one list, shared by all)
+        names = self.__dict__.setdefault("_names", {}).setdefault(
+            first.dest if first is not None else name, [])
+        names.append(name)
         if not wanted(name):
+            listed = None
             if "help" in kwargs:
-                self._choices_actions.append(self._ChoicesPseudoAction(name, (), kwargs["help"]))
-            return _Unused()
-        return super().add_parser(name, **kwargs)
+                listed = self._ChoicesPseudoAction(name, (), kwargs["help"])
+                self._choices_actions.append(listed)
+            return _Unused(listed)
+        parser = super().add_parser(name, **kwargs)
+        parser.aliases = names
+        return parser
 
     def _get_subactions(self) -> list[argparse.Action]:
         return sorted(self._choices_actions, key=lambda action: action.dest)
@@ -102,26 +149,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--root",
         default=os.environ.get("BARQUE_ROOT", DEFAULT_ROOT),
-        help="persistent state: images, containers (env BARQUE_ROOT; default %(default)s)",
+        help="persistent state: images, containers (env BARQUE_ROOT)",
     )
     parser.add_argument(
         "--runroot",
         default=os.environ.get("BARQUE_RUNROOT", DEFAULT_RUNROOT),
-        help="transient state: the runtime's (env BARQUE_RUNROOT; default %(default)s)",
+        help="transient state: the runtime's (env BARQUE_RUNROOT)",
     )
     parser.add_argument("--version", action=_VersionAction, nargs=0,
                         help="show the Barque version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    container_args.add_parsers(commands, _Parser)
-    system_args.add_parsers(commands, _Parser)
+    container_group = container_args.add_parsers(commands, _Parser)
+    system_args.add_parsers(commands, _Parser, container_group)
     network_args.add_parsers(commands, _Parser)
     inspect = commands.add_parser("inspect", help="return low-level information on Docker "
                                   "objects")
     inspect.add_argument("-f", "--format", help="format output using a Go template")
     inspect.add_argument("-s", "--size", action="store_true", help="display total file sizes")
-    inspect.add_argument("--type", choices=["container", "image", "network", "volume"],
-                         help="return JSON for the specified type")
+    kind = inspect.add_argument("--type", choices=["container", "image", "network", "volume"],
+                                help="return JSON for the specified type")
+    kind.invalid = '"{value}" is not a valid value for --type'  # the docker CLI's own check
     inspect.add_argument("containers", nargs="+", metavar="NAME|ID")
     inspect.set_defaults(parser=inspect, handler="cmd_inspect", container_handler=True)
     serve = commands.add_parser("serve", help="serve the Docker Engine API (a unix socket; "
@@ -130,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="daemon socket(s) to listen on, as dockerd takes them: "
                        "unix:///path (default unix:///run/barque/barque.sock), fd://, "
                        "tcp://IP:PORT (only with --tlsverify); repeatable")
+    serve.set_defaults(parser=serve)
     serve.add_argument("--tls", action="store_true", help="use TLS; implied by --tlsverify")
     serve.add_argument("--tlsverify", action="store_true",
                        help="use TLS and verify the remote (required for tcp://)")
@@ -151,12 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     save.add_argument("-o", "--output", required=True, help="the .tar file to write")
     save.set_defaults(parser=save)
 
-    export = commands.add_parser(
-        "export", help="export a container's filesystem as a tar archive (to STDOUT by default)"
-    )
-    export.add_argument("container", metavar="CONTAINER")
-    export.add_argument("-o", "--output", help="write to a file, instead of STDOUT")
-    export.set_defaults(parser=export)
+    for parent in (commands, container_group):  # `export` and `container export`
+        export = parent.add_parser("export", help="export a container's filesystem as a tar "
+                                   "archive")
+        export.add_argument("container", metavar="CONTAINER")
+        export.add_argument("-o", "--output", help="write to a file, instead of STDOUT")
+        export.set_defaults(parser=export, export_handler=True)
     completion = commands.add_parser(
         "completion", help="generate the autocompletion script for the specified shell",
         description="Print the completion script for bash or zsh. bash: "
@@ -327,9 +376,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv_scan.scan(args)
     parser = build_parser()
     ns, extras = parser.parse_known_args(argv)
-    if extras:
-        # Blame the subcommand, as docker does: "unknown flag: --foo / See 'docker run --help'".
-        getattr(ns, "parser", parser).error(f"unknown flag: {extras[0]}")
+    from barque.cli import usage
+
+    usage.check_words(args, parser, ns, extras)
     paths = Paths(root=os.path.abspath(ns.root), runroot=os.path.abspath(ns.runroot))
     try:
         if getattr(ns, "build_handler", False):
@@ -342,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_store(ns, paths)
         if ns.command == "image":
             return _cmd_image(ns, paths)
-        if ns.command == "export":
+        if getattr(ns, "export_handler", False):
             return _cmd_export(ns, paths)
         if ns.command == "serve":
             return _cmd_serve(ns, paths)
@@ -351,8 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(script(ns.shell), end="")
             return 0
-        parser.print_help()
-        return 0
+        return 0  # (a group without its command printed its help)
     except EngineError as e:
         sys.stderr.write(f"barque: Error response from daemon: {e}\n")
         return e.exit_code

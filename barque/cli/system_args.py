@@ -10,17 +10,19 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
+def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser],
+                container_group: Any) -> None:
+    """`port` and `update` are also in the `container` group, as Docker's."""
     info = commands.add_parser("info", help="display system-wide information")
     info.add_argument("-f", "--format", help="format output using a Go template")
     info.set_defaults(parser=info, handler="cmd_info", system_handler=True)
     version = commands.add_parser("version", help="show the Barque version information")
     version.add_argument("-f", "--format", help="format output using a Go template")
     version.set_defaults(parser=version, handler="cmd_version", system_handler=True)
-    system = commands.add_parser("system", help="manage Barque")
+    system = commands.add_parser("system", help="manage Barque")  # Docker: "Manage Docker"
     group = system.add_subparsers(dest="system_command", metavar="COMMAND",
                                   parser_class=parser_class, required=True)
-    df = group.add_parser("df", help="show disk usage")
+    df = group.add_parser("df", help="show barque disk usage")
     df.add_argument("--format", help="format output using a Go template")
     df.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
     df.set_defaults(parser=df, handler="cmd_df", system_handler=True)
@@ -43,11 +45,17 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
         alias = group.add_parser(sub, help="display system-wide information")
         alias.add_argument("-f", "--format", help="format output using a Go template")
         alias.set_defaults(parser=alias, handler="cmd_info", system_handler=True)
-    port = commands.add_parser("port", help="list port mappings for the container")
+    for parent in (commands, container_group):
+        _port_and_update(parent)
+
+
+def _port_and_update(parent: Any) -> None:
+    port = parent.add_parser("port", help="list port mappings or a specific mapping for the "
+                             "container")
     port.add_argument("container", metavar="CONTAINER")
     port.add_argument("port", nargs="?", metavar="PRIVATE_PORT[/PROTO]")
     port.set_defaults(parser=port, handler="cmd_port", system_handler=True)
-    update = commands.add_parser("update", help="update configuration of containers")
+    update = parent.add_parser("update", help="update configuration of one or more containers")
     for flag in ("--memory", "-m"), ("--memory-swap",), ("--memory-reservation",), \
             ("--cpus",), ("--cpuset-cpus",), ("--cpuset-mems",), ("--restart",):
         update.add_argument(*flag)

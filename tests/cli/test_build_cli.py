@@ -435,13 +435,14 @@ def test_bad_tag_and_network() -> None:
 
 # --- the command line ------------------------------------------------------------------------
 
-def test_usage_errors_exit_125(barque: Barque) -> None:
+def test_usage_errors_as_docker(barque: Barque) -> None:
+    """A bad flag exits 125, a missing context 1 with the docker CLI's words."""
     result = barque.run("build", "--bogus", ".")
     assert result.returncode == 125
     assert "unknown flag: --bogus" in result.stderr
     result = barque.run("build")
-    assert result.returncode == 125
-    assert "required" in result.stderr
+    assert result.returncode == 1
+    assert result.stderr.startswith('"barque build" requires exactly 1 argument.\n')
 
 
 def test_bad_progress_exits_1(barque: Barque) -> None:

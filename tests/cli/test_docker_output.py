@@ -255,7 +255,7 @@ def test_supplementary_groups(cleanup: Barque, flags: list[str], shown: str) -> 
 ])
 def test_group_help_lists_subcommands(barque: Barque, group: str, commands: list[str]) -> None:
     text = ok(barque.run(group, "--help"))
-    listed = re.findall(r"^    (\S+)", text, re.M)
+    listed = re.findall(r"^  (\S+)", text.split("Commands:", 1)[1], re.M)
     assert [c for c in listed if c in commands] == commands
     assert "list" not in listed and "remove" not in listed  # aliases: not listed again
 

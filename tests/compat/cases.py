@@ -152,6 +152,8 @@ CREATE = [
     C("create_pull_never_missing", "create --pull never nosuchimage:1"),
     C("create_userns_host", "create --network none --name c1 --userns host busybox",
       check=("inspect -f '{{.HostConfig.UsernsMode}} {{.HostConfig.Privileged}}' c1",)),
+    C("create_bad_shorthand", "create -z busybox"),
+    C("create_flag_needs_value", "create -m"),
 ]
 
 LIFECYCLE = [
@@ -211,6 +213,8 @@ LIFECYCLE = [
     C("update_restart_bad", "update --restart bogus c1", setup=(CREATED,)),
     C("update_unknown", "update -m 64m nosuch"),
     C("update_no_flags", "update c1", setup=(CREATED,)),
+    C("stop_bad_time", "stop -t x c1"),
+    C("rename_one_arg", "rename c1"),
 ]
 
 QUERY = [
@@ -365,6 +369,11 @@ QUERY = [
       setup=(CREATED,)),
     C("ps_format_label_no_arg", "ps -a --format '{{.Label}}'", setup=(CREATED,)),
     C("ps_filter_bad_status_two", "ps --filter status=running --filter status=bogus"),
+    C("ps_bad_value", "ps -n x"),
+    C("ps_extra_arg", "ps x"),
+    C("logs_two_args", "logs a b"),
+    C("port_no_args", "port"),
+    C("cp_three_args", "cp a b c"),
 ]
 
 VOLUMES = [
@@ -395,6 +404,7 @@ VOLUMES = [
     C("volume_inspect_mount_made", "volume inspect -f '{{json .Labels}} {{json .Options}}' v2",
       setup=("create --network none --name c1 -v v2:/v busybox",)),
     C("volume_ls_bad_filter", "volume ls --filter bogus=1"),
+    C("volume_create_two_args", "volume create a b"),
 ]
 
 NETWORKS = [
@@ -424,6 +434,8 @@ NETWORKS = [
     C("network_help", "network --help"),
     C("network_create_bad_ipam_driver", "network create --ipam-driver bogus n1"),
     C("network_ls_bad_filter", "network ls --filter bogus=1"),
+    C("network_no_command", "network"),
+    C("network_bogus_subcommand", "network bogus"),
 ]
 
 IMAGES = [

@@ -20,6 +20,8 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b\d+(\.\d+)?\s?(B|kB|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\b"), "<size>"),
     # The program's name in usage lines and hints ("See 'docker run --help'.").
     (re.compile(r"\bbarque\b"), "docker"),
+    # ... and in the help's words ("Manage Docker", `system --help`): the product's name.
+    (re.compile(r"\bBarque\b"), "Docker"),
 ]
 _GENERATED_NAME = re.compile(r"\b[a-z]+_[a-z]+\b")
 _PADDING = re.compile(r"(?<=\S) {2,}(?=\S)")
