@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from barque.cli import formatting as fmt
-from barque.cli.containers import CommandError, _confirm, _daemon_error, _each
+from barque.cli.containers import CommandError, _confirm, _daemon_error, _each, look_up
 from barque.cli.gofmt import GoStruct
 from barque.engine.context import Engine, EngineError
 
@@ -191,7 +191,7 @@ def cmd_port(ns: argparse.Namespace, engine: Engine) -> int:
     from barque.engine import netview
     from barque.engine.inspect import network_settings
 
-    record = engine.find(ns.container)
+    record = look_up(engine, ns.container)
     ports = network_settings(engine, record, engine.state(record))["Ports"]
     try:
         lines = netview.port_lines(ports, ns.port, ns.container)
@@ -208,7 +208,7 @@ def cmd_update(ns: argparse.Namespace, engine: Engine) -> int:
 
     try:
         changes: dict[str, Any] = {
-            "Memory": _size(ns.memory, "--memory") if ns.memory else None,
+            "Memory": _size(ns.memory, "-m, --memory") if ns.memory else None,
             "MemorySwap": (-1 if ns.memory_swap == "-1" else _size(ns.memory_swap,
                                                                    "--memory-swap"))
             if ns.memory_swap else None,

@@ -208,11 +208,11 @@ _DAEMON_CHECKS = ("user specified IP address", "could not get container",
 
 
 @pytest.mark.parametrize("flags,words", [
-    (["-p", "abc"], "invalid containerPort: abc"),
-    (["-p", "8000-8010:80-85"], "invalid ranges specified for container and host Ports: 80-85 "
+    (["-p", "abc"], "Invalid containerPort: abc"),
+    (["-p", "8000-8010:80-85"], "Invalid ranges specified for container and host Ports: 80-85 "
                                 "and 8000-8010"),
-    (["-p", "1.2.3.4:80:80:80"], "invalid IP address: 1.2.3.4:80"),
-    (["-p", "80/xyz"], "invalid proto: xyz"),
+    (["-p", "1.2.3.4:80:80:80"], "Invalid ip address: 1.2.3.4:80"),
+    (["-p", "80/xyz"], "Invalid proto: xyz"),
     (["--expose", "80:80"], "invalid port format for --expose: 80:80"),
     (["--ip", "172.17.0.9"], "Error response from daemon: invalid config for network bridge: "
                              "invalid endpoint settings:\nuser specified IP address is supported "

@@ -147,6 +147,11 @@ CREATE = [
     C("create_bad_flag", "create --bogus busybox"),
     C("create_no_args", "create"),
     C("create_pull_never_missing", "create --pull never nosuchimage:1"),
+    # what the docker CLI checks itself: create's shapes differ from run's
+    C("create_bad_reference", "create --network none Busybox"),
+    C("create_memory_bad", "create --network none -m lots busybox"),
+    C("create_security_opt_bad", "create --network none --security-opt bogus busybox"),
+    C("run_detach_bad_reference", "run -d --network none 'bad@@ref'"),
 ]
 
 LIFECYCLE = [
@@ -350,6 +355,11 @@ QUERY = [
     C("container_prune", "container prune -f", setup=(EXITED, RUNNING.replace("c1", "c2")),
       check=(NAMES,)),
     C("container_prune_empty", "container prune -f"),
+    # the docker CLI's own look-ups and checks
+    C("cp_to_unknown", "cp {tmp}/f nosuch:/x"),
+    C("cp_to_missing_dir", "cp {tmp}/f c1:/nosuch/x", setup=(RUNNING,)),
+    C("commit_digest_ref", "commit c1 img1@sha256:" + "0" * 64, setup=(CREATED,)),
+    C("attach_paused", "attach c1", setup=(RUNNING, "pause c1")),
 ]
 
 VOLUMES = [
