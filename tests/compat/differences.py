@@ -6,10 +6,6 @@ so a difference that gets fixed fails until its line here is removed; README.md'
 from __future__ import annotations
 
 # Reasons shared by many cases.
-_CLIENT_CHECK = ("the docker CLI checks this itself (\"X.\" and \"See 'docker CMD --help'.\"); "
-                 "Barque reports it as \"Error response from daemon: X\"")
-_CLIENT_LOOKUP = ("the docker CLI looks the object up first (\"Error: No such container: X\"); "
-                  "Barque says \"Error response from daemon: …\"")
 _FAILED_TO = ("Docker's summary line (\"Error: failed to start containers: X\", \"Error: failed "
               "to rename container named X\") is missing")
 _UNKNOWN_FLAG = "argparse's message: \"docker: unknown flag: --bogus\" (Docker: no \"docker: \")"
