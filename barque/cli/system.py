@@ -203,7 +203,13 @@ def cmd_port(ns: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_update(ns: argparse.Namespace, engine: Engine) -> int:
-    from barque.cli.run_options import OptionError, _nano_cpus, _size, restart_policy
+    from barque.cli.run_options import (
+        FlagValueError,
+        OptionError,
+        _nano_cpus,
+        _size,
+        restart_policy,
+    )
     from barque.engine.update import update
 
     try:
@@ -220,6 +226,9 @@ def cmd_update(ns: argparse.Namespace, engine: Engine) -> int:
             "PidsLimit": ns.pids_limit, "BlkioWeight": ns.blkio_weight,
             "RestartPolicy": restart_policy(ns.restart) if ns.restart else None,
         }
+    except FlagValueError as e:  # pflag's refusal, in cobra's shape (exit 125)
+        sys.stderr.write(f"{e}\nSee 'barque update --help'.\n")
+        return 125
     except OptionError as e:
         raise CommandError(str(e)) from None
     changes = {k: v for k, v in changes.items() if v is not None}

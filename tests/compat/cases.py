@@ -211,6 +211,9 @@ LIFECYCLE = [
     C("update_restart_bad", "update --restart bogus c1", setup=(CREATED,)),
     C("update_unknown", "update -m 64m nosuch"),
     C("update_no_flags", "update c1", setup=(CREATED,)),
+    C("update_memory_bad", "update -m lots c1", setup=(CREATED,)),
+    C("update_cpus_bad", "update --cpus nan c1", setup=(CREATED,)),
+    C("update_restart_count_bad", "update --restart on-failure:x c1", setup=(CREATED,)),
 ]
 
 QUERY = [
