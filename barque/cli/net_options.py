@@ -149,7 +149,9 @@ def dns_servers(values: list[str]) -> list[str]:
     for value in values:
         address = ip_string(value)
         if address is None:
-            raise flag_error(value, "--dns", f"IP address is not correctly formatted: {value}")
+            # opts.ValidateIPAddress's words in Docker 20.10 (the oracle's); 23+ say "IP
+            # address is not correctly formatted: X"
+            raise flag_error(value, "--dns", f"{value} is not an ip address")
         out.append(address)
     return out
 

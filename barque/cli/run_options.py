@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import posixpath
 import re
 import shlex
 
@@ -133,6 +134,8 @@ def ulimits(values: list[str]) -> list[dict[str, Any]]:
 
 def restart_policy(text: str) -> dict[str, Any]:
     """The docker CLI's ParseRestartPolicy: only the count's syntax; the rest is dockerd's."""
+    if text.count(":") > 1:
+        raise ClientCheck("invalid restart policy format")
     name, _, count = text.partition(":")
     try:
         retries = int(count) if count else 0
@@ -141,22 +144,57 @@ def restart_policy(text: str) -> dict[str, Any]:
     return {"Name": name or "no", "MaximumRetryCount": retries}
 
 
+def _device_mode(mode: str) -> bool:
+    """validDeviceMode: some of r, w, m, each once."""
+    return bool(mode) and set(mode) <= {"r", "w", "m"} and len(set(mode)) == len(mode)
+
+
+def _clean(path: str) -> str:
+    """Go's path.Clean (posixpath keeps a leading "//")."""
+    cleaned = posixpath.normpath(path)
+    return "/" + cleaned.lstrip("/") if cleaned.startswith("//") else cleaned
+
+
+def _validated_device(value: str) -> str:
+    """The docker CLI's validateLinuxPath: [host-path:]container-path[:mode], the paths
+    cleaned; its errors are its own (reportError)."""
+    if value.count(":") > 2 or value.startswith(":"):
+        raise ClientCheck(f"bad format for path: {value}")
+    split = value.split(":")
+    if len(split) == 1:
+        target = split[0]
+        value = _clean(target)
+    elif len(split) == 2:
+        if _device_mode(split[1]):
+            target = split[0]
+            value = f"{_clean(target)}:{split[1]}"
+        else:
+            target = split[1]
+            value = f"{split[0]}:{_clean(target)}"
+    else:
+        target = split[1]
+        if not _device_mode(split[2]):
+            raise ClientCheck(f"bad mode specified: {split[2]}")
+    if not target.startswith("/"):
+        raise ClientCheck(f"{target} is not an absolute path")
+    return value
+
+
 def devices(values: list[str]) -> list[dict[str, str]]:
+    """validateDevice then parseLinuxDevice, as the docker CLI."""
     out = []
     for value in values:
-        parts = value.split(":")
-        host = parts[0]
-        target, perms = host, "rwm"
-        if len(parts) == 2:
-            if parts[1].startswith("/"):
-                target = parts[1]
-            else:
+        parts = _validated_device(value).split(":")
+        host, target, perms = parts[0], "", "rwm"
+        if len(parts) == 3:
+            perms = parts[2]
+        if len(parts) >= 2:
+            if _device_mode(parts[1]):
                 perms = parts[1]
-        elif len(parts) == 3:
-            target, perms = parts[1], parts[2]
-        elif len(parts) > 3:
-            raise ClientCheck(f"invalid device specification: {value}")
-        out.append({"PathOnHost": host, "PathInContainer": target, "CgroupPermissions": perms})
+            else:
+                target = parts[1]
+        out.append({"PathOnHost": host, "PathInContainer": target or host,
+                    "CgroupPermissions": perms})
     return out
 
 
@@ -352,7 +390,7 @@ def _security_opts(values: list[str]) -> list[str]:
                 with open(rest, encoding="utf-8", errors="surrogateescape") as f:
                     value = "seccomp=" + f.read()
             except OSError as e:
-                raise ClientCheck(f"opening seccomp profile ({rest}) failed: "
+                raise ClientCheck(f"opening seccomp profile ({rest}) failed: open {rest}: "
                                   f"{(e.strerror or str(e)).lower()}") from None
         out.append(value)
     return out

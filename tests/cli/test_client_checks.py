@@ -29,16 +29,20 @@ def _says(b: Barque, *args: str) -> tuple[int, str, str]:
     (["--security-opt", "bogus"], 'barque: Invalid --security-opt: "bogus".\n'),
     (["--restart", "always"], "barque: Conflicting options: --restart and --rm.\n"),
     (["-p", "bogus"], "barque: Invalid containerPort: bogus.\n"),
+    (["--device", "a:b:c:d"], "barque: bad format for path: a:b:c:d.\n"),
+    (["--device", "/dev/null:/x:q"], "barque: bad mode specified: q.\n"),
+    (["--restart", "on-failure:1:2"], "barque: invalid restart policy format.\n"),
     # pflag's refusal of a value: no "docker: ", no full stop
     (["-m", "lots"], "invalid argument \"lots\" for \"-m, --memory\" flag: invalid size: "
                      "'lots'\n"),
     (["--sysctl", "bogus.key=1"], "invalid argument \"bogus.key=1\" for \"--sysctl\" flag: "
                                   "sysctl 'bogus.key=1' is not whitelisted\n"),
+    (["--dns", "abc"], "invalid argument \"abc\" for \"--dns\" flag: abc is not an ip address\n"),
 ])
 def test_run_and_create_report_their_own_checks(barque: Barque, flags: list[str],
                                                  text: str) -> None:
     # (Barque's create has no --rm: the conflict is run's alone here)
-    for command in ("run", "create") if "--restart" not in flags else ("run",):
+    for command in ("run", "create") if flags != ["--restart", "always"] else ("run",):
         auto_remove = ["--rm"] if command == "run" else []
         code, out, err = _says(barque, command, *auto_remove, "--network", "none", *flags,
                                "busybox", "true")

@@ -220,8 +220,7 @@ _DAEMON_CHECKS = ("user specified IP address", "could not get container",
     (["--network-alias", "x"], "network-scoped aliases are only supported for user-defined "
                                "networks"),
     (["--mac-address", "zz"], "zz is not a valid mac address"),
-    (["--dns", "abc"], 'invalid argument "abc" for "--dns" flag: IP address is not correctly '
-                       "formatted: abc"),
+    (["--dns", "abc"], 'invalid argument "abc" for "--dns" flag: abc is not an ip address'),
     (["--add-host", "foo:bar"], 'invalid argument "foo:bar" for "--add-host" flag: invalid IP '
                                 'address in add-host: "bar"'),
     (["--link", "a:b:c"], 'invalid argument "a:b:c" for "--link" flag: bad format for links: '

@@ -107,6 +107,18 @@ RUN = [
     C("run_publish_bad", "run --rm --network none -p bogus busybox true"),
     C("run_device_missing", "run --rm --network none --device /dev/nosuch busybox true"),
     C("run_volume_bad", "run --rm --network none -v :: busybox true"),
+    # more of what the docker CLI checks itself (its reportError, or pflag's words)
+    C("run_device_bad_spec", "run --rm --network none --device a:b:c:d busybox true"),
+    C("run_ulimit_bad", "run --rm --network none --ulimit bogus busybox true"),
+    C("run_cpus_bad", "run --rm --network none --cpus nan busybox true"),
+    C("run_health_interval_bad", "run --rm --network none --health-interval bogus busybox true"),
+    C("run_no_healthcheck_conflict", "run --rm --network none --no-healthcheck "
+      "--health-cmd true busybox true"),
+    C("run_restart_count_bad", "run --network none --restart on-failure:x busybox true"),
+    C("run_restart_format_bad", "run --network none --restart on-failure:1:2 busybox true"),
+    C("run_dns_bad", "run --rm --network none --dns abc busybox true"),
+    C("run_seccomp_missing", "run --rm --network none --security-opt seccomp={tmp}/nope "
+      "busybox true"),
 ]
 
 CREATE = [
@@ -469,6 +481,7 @@ IMAGES = [
     C("push_unknown", "push 127.0.0.1:1/nosuch:1"),
     C("image_help", "image --help"),
     C("images_bad_flag", "images --bogus"),
+    C("push_bad_ref", "push Bad:1"),
 ]
 
 SYSTEM = [
