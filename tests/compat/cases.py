@@ -375,6 +375,8 @@ QUERY = [
     C("cp_to_missing_dir", "cp {tmp}/f c1:/nosuch/x", setup=(RUNNING,)),
     C("commit_digest_ref", "commit c1 img1@sha256:" + "0" * 64, setup=(CREATED,)),
     C("attach_paused", "attach c1", setup=(RUNNING, "pause c1")),
+    C("exec_env_file_missing", "exec --env-file {tmp}/nope c1 true", setup=(RUNNING,)),
+    C("exec_env_file_missing_unknown", "exec --env-file {tmp}/nope nosuch true"),
 ]
 
 VOLUMES = [
