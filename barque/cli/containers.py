@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import time
+from contextlib import contextmanager
 
 from barque.cli.run_options import OptionError, create_request
 from barque.engine import attach as att
@@ -20,7 +21,7 @@ from barque.engine.records import ContainerRecord
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
     from typing import Any
 
 
@@ -43,24 +44,77 @@ def _no_tty(ns: argparse.Namespace) -> bool:
 
 class FlagError(EngineError):
     """A value of run's/create's flags refused before the engine is asked: `docker create`
-    exits 125 for these (its own checks), 1 for the daemon's errors."""
+    exits 125 for these (its own checks), 1 for the daemon's errors. `shape` says whose check
+    Docker's is, and so how it is printed (barque.cli.main): "daemon" ("Error response from
+    daemon: X."), "client" (the docker CLI's own: "X."), "flag" (pflag's: "X", no full stop);
+    each followed by the help line."""
+
+    def __init__(self, message: str, shape: str = "daemon") -> None:
+        super().__init__(message)
+        self.shape = shape
+
+
+def _flag_error(e: OptionError) -> FlagError:
+    from barque.cli.run_options import ClientCheck, FlagValueError
+
+    shape = "flag" if isinstance(e, FlagValueError) else \
+        "client" if isinstance(e, ClientCheck) else "daemon"
+    return FlagError(str(e), shape)
+
+
+def look_up(engine: Engine, name: str) -> ContainerRecord:
+    """The docker CLI's ContainerInspect before logs, exec, port, attach: a missing container
+    is its client's own "Error: No such container: X" (not the daemon's words)."""
+    try:
+        return engine.find(name)
+    except EngineError as e:
+        if e.status == 404:
+            raise CommandError(client_words(e, "container", name)) from None
+        raise
+
+
+def _check_reference(ns: argparse.Namespace) -> None:
+    """The docker CLI parses the image reference itself before it asks the daemon (its
+    ParseAnyReference: a full image ID is a reference too). `run` reports the error as its
+    reportError does; `create` prints it bare and exits 1."""
+    from barque.image import reference as refs
+
+    if refs.is_image_id(ns.image):
+        return
+    try:
+        refs.parse(ns.image)
+    except refs.ReferenceError as e:
+        if ns.handler == "cmd_run":
+            raise FlagError(str(e), "client") from None
+        raise CommandError(str(e)) from None
 
 
 def _daemon_error(e: EngineError) -> None:
     sys.stderr.write(f"Error response from daemon: {e}\n")
 
 
-def _each(names: list[str], action: Any, failed: list[str] | None = None) -> int:
+def client_words(e: EngineError, kind: str, name: str) -> str:
+    """An API error as the docker CLI's client shows it for the calls it wraps (inspect and
+    remove of a container, volume, network, image; a copy's `container:path`): a 404 in its
+    own words, "Error: No such KIND: NAME" (NAME as given), anything else as the daemon's."""
+    if e.status == 404:
+        return f"Error: No such {kind}: {name}"
+    return f"Error response from daemon: {e}"
+
+
+def _each(names: list[str], action: Any, failed: list[str] | None = None,
+          kind: str | None = None) -> int:
     """Run `action(name)` for every name, printing the name on success, as `docker stop a b`
     does; any failure makes the exit status 1 but does not stop the others (their names are
-    appended to `failed`)."""
+    appended to `failed`). `kind`: the docker CLI's client says what is missing itself."""
     status = 0
     for name in names:
         try:
             action(name)
             print(name)
         except EngineError as e:
-            _daemon_error(e)
+            sys.stderr.write((client_words(e, kind, name) if kind else
+                              f"Error response from daemon: {e}") + "\n")
             status = 1
             if failed is not None:
                 failed.append(name)
@@ -81,9 +135,10 @@ def _create(ns: argparse.Namespace, engine: Engine, keep_mounted: bool = False,
     try:
         image, config, host_config, networking_config = create_request(ns)
     except OptionError as e:
-        raise FlagError(str(e)) from None
+        raise _flag_error(e) from None
     if check_tty and _no_tty(ns):  # after the flags' checks, before anything is made
         raise NoTTYError()
+    _check_reference(ns)
     warnings: list[str] = []
     record = create(engine, image, config, host_config, name=ns.name, on_pull=_announce_pull,
                     networking_config=networking_config, warnings=warnings,
@@ -242,7 +297,19 @@ def cmd_start(ns: argparse.Namespace, engine: Engine) -> int:
     return status
 
 
+_NOT_ATTACHABLE = (("Paused", "You cannot attach to a paused container, unpause it first"),
+                   ("Restarting", "You cannot attach to a restarting container, wait until "
+                                  "it is running"))
+
+
 def cmd_attach(ns: argparse.Namespace, engine: Engine) -> int:
+    # The docker CLI inspects the container and checks its state itself (its words, bare).
+    state = engine.state(look_up(engine, ns.container))
+    if not state["Running"]:
+        raise CommandError("You cannot attach to a stopped container, start it first")
+    for key, words in _NOT_ATTACHABLE:
+        if state.get(key):
+            raise CommandError(words)
     record = lifecycle.attachable(engine, ns.container)
     stdin = bool(record.config.get("OpenStdin")) and not ns.no_stdin
     return _attach_and_wait(engine, record, stdin, ns.sig_proxy)
@@ -263,8 +330,8 @@ def cmd_exec(ns: argparse.Namespace, engine: Engine) -> int:
         raise CommandError(str(e)) from None
     if not args:
         raise CommandError("\"barque exec\" requires at least 2 arguments.")
+    look_up(engine, ns.container)  # "not exist" first, as the docker CLI's dummy inspect
     if _no_tty(ns):
-        engine.find(ns.container)  # as docker exec: a missing container's error first
         raise CommandError(str(NoTTYError()))
     container_id, process = ex.process_for(engine, ns.container, args, env=env, user=ns.user,
                                            workdir=ns.workdir, tty=ns.tty,
@@ -364,8 +431,9 @@ def cmd_cp(ns: argparse.Namespace, engine: Engine) -> int:
                            "copying between containers is not supported")
     if src is not None:
         to_stdout = ns.dest == "-"  # the archive itself, as Docker writes it
-        copy.copy_from(engine, src[0], src[1], ns.dest, archive=ns.archive,
-                       follow=ns.follow_link, out=sys.stdout.buffer if to_stdout else None)
+        with _no_such_path(src[0], src[1]):
+            copy.copy_from(engine, src[0], src[1], ns.dest, archive=ns.archive,
+                           follow=ns.follow_link, out=sys.stdout.buffer if to_stdout else None)
         if to_stdout:
             sys.stdout.flush()
         elif not ns.quiet and sys.stderr.isatty():
@@ -379,11 +447,42 @@ def cmd_cp(ns: argparse.Namespace, engine: Engine) -> int:
         extract_to(engine, dst[0], dst[1], sys.stdin.buffer, preserve_owner=ns.archive)
     else:
         assert dst is not None
-        copy.copy_to(engine, dst[0], ns.source, dst[1], archive=ns.archive,
-                     follow=ns.follow_link)
+        _lstat_source(ns.source)
+        # A missing container (or directory): the docker CLI names the directory it
+        # extracts into, the destination's parent when the destination is not there.
+        with _no_such_path(dst[0], _parent(dst[1])):
+            copy.copy_to(engine, dst[0], ns.source, dst[1], archive=ns.archive,
+                         follow=ns.follow_link)
         if not ns.quiet and sys.stderr.isatty():
             sys.stderr.write(f"Successfully copied to {ns.dest}\n")
     return 0
+
+
+@contextmanager
+def _no_such_path(container: str, path: str) -> Iterator[None]:
+    """The docker CLI's client turns the API's 404 for a copy into its own words."""
+    try:
+        yield
+    except EngineError as e:
+        if e.status != 404:
+            raise
+        raise CommandError(client_words(e, "container:path", f"{container}:{path}")) from None
+
+
+def _lstat_source(source: str) -> None:
+    """The docker CLI reads the host side itself: a missing source is its lstat's error."""
+    path = os.path.abspath(source)
+    try:
+        os.lstat(path)
+    except OSError as e:
+        raise CommandError(f"lstat {path}: {(e.strerror or str(e)).lower()}") from None
+
+
+def _parent(path: str) -> str:
+    """archive.SplitPathDirEntry's directory of a container path."""
+    import posixpath
+
+    return posixpath.dirname(posixpath.normpath(path)) if path not in ("", "/") else "/"
 
 
 def _is_directory(engine: Engine, ref: str, path: str) -> bool:
@@ -406,7 +505,14 @@ def _is_directory(engine: Engine, ref: str, path: str) -> bool:
 
 def cmd_commit(ns: argparse.Namespace, engine: Engine) -> int:
     from barque.engine.commit import commit
+    from barque.image import reference as refs
 
+    if ns.reference:  # the docker client's own check, before it sends the request
+        try:
+            if refs.parse(ns.reference).digest:
+                raise CommandError("refusing to create a tag with a digest reference")
+        except refs.ReferenceError as e:
+            raise CommandError(str(e)) from None
     image = commit(engine, ns.container, ns.reference, author=ns.author, message=ns.message,
                    changes=ns.change, pause=ns.pause)
     print(image.id)
@@ -637,6 +743,7 @@ def cmd_logs(ns: argparse.Namespace, engine: Engine) -> int:
         tail = logs.parse_tail(ns.tail)
     except ValueError as e:
         raise CommandError(str(e)) from None
+    look_up(engine, ns.container)
     entries = logs.container_logs(engine, ns.container, since, until, tail, ns.follow)
     out, err = sys.stdout.buffer, sys.stderr.buffer
     try:
@@ -744,8 +851,8 @@ def cmd_volume_inspect(ns: argparse.Namespace, engine: Engine) -> int:
     for name in ns.volumes:
         try:
             found.append(engine.volumes.get(name).api())
-        except VolumeError:
-            sys.stderr.write(f"Error response from daemon: get {name}: no such volume\n")
+        except VolumeError as e:
+            sys.stderr.write(client_words(e, "volume", name) + "\n")
             status = 1
     # docker's volume inspect has no raw JSON to fall back on: its errors name the struct
     return print_objects(found, template, names=VOLUME_TYPES, raw_fallback=False) or status
@@ -754,7 +861,7 @@ def cmd_volume_inspect(ns: argparse.Namespace, engine: Engine) -> int:
 def cmd_volume_rm(ns: argparse.Namespace, engine: Engine) -> int:
     from barque.engine.volumes import remove_volume
 
-    return _each(ns.volumes, lambda name: remove_volume(engine, name, ns.force))
+    return _each(ns.volumes, lambda name: remove_volume(engine, name, ns.force), kind="volume")
 
 
 def cmd_volume_prune(ns: argparse.Namespace, engine: Engine) -> int:

@@ -81,10 +81,21 @@ def _name_only(text: str) -> bool:
 
 def cmd_push(ns: argparse.Namespace, store: ImageStore) -> int:
     from barque.cli.registry_progress import make_progress
+    from barque.image import reference as refs
+    from barque.registry.errors import RegistryError
 
+    try:  # the docker CLI's own check, before it asks the daemon
+        ref = refs.parse(ns.name)
+    except refs.ReferenceError as e:
+        raise CommandError(str(e)) from None
     view = make_progress(quiet=ns.quiet)
     try:
+        # dockerd's stream says which repository first, before it looks for the image; an
+        # error after that comes in the stream, which the docker CLI prints bare.
+        view.push_started(ref)
         eng.push(store, ns.name, progress=view)
+    except (eng.ImageError, RegistryError) as e:
+        raise CommandError(str(e)) from None
     finally:
         view.close()
     return 0
@@ -116,7 +127,9 @@ def cmd_rmi(ns: argparse.Namespace, store: ImageStore) -> int:
         try:
             done = eng.remove(store, name, force=ns.force, paths=ns.paths)
         except eng.ImageError as e:
-            sys.stderr.write(f"Error response from daemon: {e}\n")
+            # a missing one in the docker client's own words (its 404), named as given
+            sys.stderr.write(f"Error: No such image: {name}\n" if isinstance(e, ImageNotFound)
+                             else f"Error response from daemon: {e}\n")
             status = 1
             continue
         for item in done:
@@ -223,6 +236,7 @@ def cmd_save(ns: argparse.Namespace, store: ImageStore) -> int:
 
 def cmd_load(ns: argparse.Namespace, store: ImageStore) -> int:
     if ns.input:
+        _check_readable(ns.input)
         lines = eng.load(store, ns.input)
     else:
         if sys.stdin.isatty():
@@ -231,6 +245,16 @@ def cmd_load(ns: argparse.Namespace, store: ImageStore) -> int:
     for line in lines:  # -q only hides progress, which Barque does not show for load
         print(line)
     return 0
+
+
+def _check_readable(path: str) -> None:
+    """The docker CLI opens `load -i`'s file itself: its error is Go's, "open PATH: …"."""
+    import os
+
+    try:
+        os.close(os.open(path, os.O_RDONLY))
+    except OSError as e:
+        raise CommandError(f"open {path}: {(e.strerror or str(e)).lower()}") from None
 
 
 def cmd_import(ns: argparse.Namespace, store: ImageStore) -> int:

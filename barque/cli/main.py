@@ -250,12 +250,18 @@ def _cmd_containers(ns: argparse.Namespace, paths: Paths) -> int:
         if not run_like:
             sys.stderr.write(f"Error response from daemon: {e}\n")
             return 1
+        command = ns.handler.removeprefix("cmd_")
+        shape = e.shape if isinstance(e, FlagError) else "daemon"
+        if shape == "flag":  # pflag's refusal of a value: cobra's FlagErrorFunc
+            sys.stderr.write(f"{e}\nSee 'barque {command} --help'.\n")
+            return EXIT_ENGINE_ERROR
         # docker run: 125 for the daemon's errors, 126/127 for a command it could not run
         # (a start's error: no help line, as docker's reportError, and the exit code of
-        # runStartContainerErr: 127 or 126 by the words, else 125).
+        # runStartContainerErr: 127 or 126 by the words, else 125); what the docker CLI
+        # checks itself has no "Error response from daemon: ".
         started = e.at_start or e.exit_code in (126, 127)
-        _report_run_error(ns.handler.removeprefix("cmd_"), f"Error response from daemon: {e}",
-                          with_help=not started)
+        _report_run_error(command, str(e) if shape == "client" else
+                          f"Error response from daemon: {e}", with_help=not started)
         if not started:
             return 125
         from barque.engine.lifecycle import exit_code_of
@@ -263,6 +269,8 @@ def _cmd_containers(ns: argparse.Namespace, paths: Paths) -> int:
         return e.exit_code if e.exit_code in (126, 127) else exit_code_of(str(e))
     except CommandError as e:
         sys.stderr.write(f"{e}\n")
+        if ns.handler == "cmd_create":  # createContainer's own errors: bare, exit 1
+            return 1
     except _loaded_errors("barque.cli.gotemplate.TemplateError",
                           "barque.cli.formatting.FormatError") as e:
         sys.stderr.write(f"{e}\n")

@@ -9,16 +9,13 @@ from __future__ import annotations
 import argparse
 import re
 
-from barque.cli.run_options import OptionError
+from barque.cli.run_options import ClientCheck, flag_error
 from barque.engine.netchecks import user_defined, valid_mac
 from barque.network import ports
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
     from typing import Any
-
-def _flag_error(value: str, flag: str, why: str) -> OptionError:
-    return OptionError(f'invalid argument "{value}" for "{flag}" flag: {why}')
 
 
 # --- --network ------------------------------------------------------------------------------
@@ -38,28 +35,28 @@ def _attachment(value: str) -> dict[str, Any]:
     try:
         fields = next(csv.reader([value]))
     except (csv.Error, StopIteration):
-        raise _flag_error(value, "--network", "invalid field") from None
+        raise flag_error(value, "--network", "invalid field") from None
     opt: dict[str, Any] = {"Target": "", "Aliases": [], "Links": [], "DriverOpts": {}}
     for field in fields:
         key, sep, setting = field.lower().partition("=")
         key, setting = key.strip(), setting.strip()
         if not sep or not key:
-            raise _flag_error(value, "--network", f"invalid field {field}")
+            raise flag_error(value, "--network", f"invalid field {field}")
         if key not in _FIELDS:
-            raise _flag_error(value, "--network", f"invalid field key {key}")
+            raise flag_error(value, "--network", f"invalid field key {key}")
         name = _FIELDS[key]
         if name in ("Aliases", "Links"):
             opt[name].append(setting)
         elif name == "DriverOpts":
             dkey, dsep, dvalue = setting.partition("=")
             if not dsep:
-                raise _flag_error(value, "--network", "invalid key value pair format in driver "
+                raise flag_error(value, "--network", "invalid key value pair format in driver "
                                   "options")
             opt[name][dkey.strip()] = dvalue.strip()
         else:
             opt[name] = setting
     if not opt["Target"]:
-        raise _flag_error(value, "--network", "network name/id is not specified")
+        raise flag_error(value, "--network", "network name/id is not specified")
     return opt
 
 
@@ -73,7 +70,7 @@ def _apply_container_options(opt: dict[str, Any], ns: argparse.Namespace) -> Non
                  ("MacAddress", ns.mac_address, "--mac-address", "per-network MAC address"))
     for key, given, flag, what in conflicts:
         if opt.get(key) and given:
-            raise OptionError(f"conflicting options: cannot specify both {flag} and {what}")
+            raise ClientCheck(f"conflicting options: cannot specify both {flag} and {what}")
     if ns.network_alias:
         opt["Aliases"] = list(ns.network_alias)
     if user_defined(opt["Target"]) and ns.link:
@@ -87,13 +84,13 @@ def _apply_container_options(opt: dict[str, Any], ns: argparse.Namespace) -> Non
 def _endpoint_settings(opt: dict[str, Any]) -> dict[str, Any]:
     """parseNetworkAttachmentOpt: the attachment as an EndpointSettings."""
     if not opt["Target"].strip():
-        raise OptionError("no name set for network")
+        raise ClientCheck("no name set for network")
     if not user_defined(opt["Target"]):
         if opt.get("Aliases"):
-            raise OptionError("network-scoped aliases are only supported for user-defined "
+            raise ClientCheck("network-scoped aliases are only supported for user-defined "
                               "networks")
         if opt.get("Links"):
-            raise OptionError("links are only supported for user-defined networks")
+            raise ClientCheck("links are only supported for user-defined networks")
     settings: dict[str, Any] = {"Aliases": list(opt.get("Aliases") or []) or None,
                                 "Links": list(opt.get("Links") or []) or None,
                                 "DriverOpts": dict(opt.get("DriverOpts") or {}) or None,
@@ -103,7 +100,7 @@ def _endpoint_settings(opt: dict[str, Any]) -> dict[str, Any]:
         settings["IPAMConfig"] = ipam
     if opt.get("MacAddress"):
         if not valid_mac(opt["MacAddress"]):
-            raise OptionError(f"{opt['MacAddress']} is not a valid mac address")
+            raise ClientCheck(f"{opt['MacAddress']} is not a valid mac address")
         settings["MacAddress"] = opt["MacAddress"]
     return settings
 
@@ -115,7 +112,7 @@ def _empty(settings: dict[str, Any]) -> bool:
 def networks(ns: argparse.Namespace) -> tuple[str, dict[str, dict[str, Any]]]:
     """(HostConfig.NetworkMode, NetworkingConfig.EndpointsConfig), as parseNetworkOpts."""
     if ns.mac_address and not valid_mac(ns.mac_address):
-        raise OptionError(f"{ns.mac_address} is not a valid mac address")
+        raise ClientCheck(f"{ns.mac_address} is not a valid mac address")
     attachments = [_attachment(v) for v in ns.network] or [{"Target": "default"}]
     endpoints: dict[str, dict[str, Any]] = {}
     kinds = set()
@@ -125,13 +122,13 @@ def networks(ns: argparse.Namespace) -> tuple[str, dict[str, dict[str, Any]]]:
             _apply_container_options(opt, ns)
         settings = _endpoint_settings(opt)
         if opt["Target"] in endpoints:
-            raise OptionError(f'network "{opt["Target"]}" is specified multiple times')
+            raise ClientCheck(f'network "{opt["Target"]}" is specified multiple times')
         # One network given without options: the daemon makes its endpoint anyway.
         if ns.network and i == 0 and len(attachments) == 1 and _empty(settings):
             continue
         endpoints[opt["Target"]] = settings
     if len(kinds) > 1:
-        raise OptionError("conflicting options: cannot attach both user-defined and "
+        raise ClientCheck("conflicting options: cannot attach both user-defined and "
                           "non-user-defined network-modes")
     return attachments[0]["Target"], endpoints
 
@@ -152,7 +149,9 @@ def dns_servers(values: list[str]) -> list[str]:
     for value in values:
         address = ip_string(value)
         if address is None:
-            raise _flag_error(value, "--dns", f"IP address is not correctly formatted: {value}")
+            # opts.ValidateIPAddress's words in Docker 20.10 (the oracle's); 23+ say "IP
+            # address is not correctly formatted: X"
+            raise flag_error(value, "--dns", f"{value} is not an ip address")
         out.append(address)
     return out
 
@@ -170,7 +169,7 @@ def dns_search(values: list[str]) -> list[str]:
         if domain != ".":
             match = re.match(_DOMAIN, domain) if re.search(r"[a-zA-Z]", domain) else None
             if match is None or len(match.group(1)) >= 255:
-                raise _flag_error(value, "--dns-search", f"{domain} is not a valid domain")
+                raise flag_error(value, "--dns-search", f"{domain} is not a valid domain")
             domain = match.group(1)
         out.append(domain)
     return out
@@ -185,12 +184,12 @@ def extra_hosts(values: list[str]) -> list[str]:
         if not sep:
             host, sep, address = value.partition(":")
         if not sep or not host or ":" in host:
-            raise _flag_error(value, "--add-host", f'bad format for add-host: "{value}"')
+            raise flag_error(value, "--add-host", f'bad format for add-host: "{value}"')
         if address != "host-gateway":
             if len(address) > 2 and address[0] == "[" and address[-1] == "]":
                 address = address[1:-1]
             if ip_string(address) is None:
-                raise _flag_error(value, "--add-host",
+                raise flag_error(value, "--add-host",
                                   f'invalid IP address in add-host: "{address}"')
         out.append(f"{host}:{address}")
     return out
@@ -200,9 +199,9 @@ def links(values: list[str]) -> list[str]:
     """opts.ValidateLink: name or name:alias."""
     for value in values:
         if not value:
-            raise _flag_error(value, "--link", "empty string specified for links")
+            raise flag_error(value, "--link", "empty string specified for links")
         if len(value.split(":", 2)) > 2:
-            raise _flag_error(value, "--link", f"bad format for links: {value}")
+            raise flag_error(value, "--link", f"bad format for links: {value}")
     return list(values)
 
 
@@ -224,7 +223,7 @@ def apply(ns: argparse.Namespace, config: dict[str, Any], host_config: dict[str,
         exposed, bindings = ports.parse_publish(ns.publish)
         ports.parse_expose(ns.expose, exposed)
     except ports.PortError as e:
-        raise OptionError(str(e)) from None
+        raise ClientCheck(str(e)) from None
     mode, endpoints = networks(ns)
     if exposed:
         config["ExposedPorts"] = exposed

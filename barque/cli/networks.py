@@ -8,7 +8,7 @@ import re
 import sys
 
 from barque.cli import formatting as fmt
-from barque.cli.containers import CommandError, _confirm, print_objects
+from barque.cli.containers import CommandError, _confirm, client_words, print_objects
 from barque.engine import networks
 from barque.engine.context import Engine, EngineError
 
@@ -139,7 +139,7 @@ def cmd_network_inspect(ns: argparse.Namespace, engine: Engine) -> int:
         try:
             found.append(networks.inspect(engine, ref))
         except EngineError as e:
-            errors.append(f"Error response from daemon: {e}")
+            errors.append(client_words(e, "network", ref))
     status = print_objects(found, template)
     for error in errors:
         sys.stderr.write(error + "\n")
@@ -155,7 +155,7 @@ def cmd_network_rm(ns: argparse.Namespace, engine: Engine) -> int:
             networks.remove(engine, ref)
         except EngineError as e:
             if not (ns.force and e.status == 404):
-                sys.stderr.write(f"Error response from daemon: {e}\n")
+                sys.stderr.write(client_words(e, "network", ref) + "\n")
                 status = 1
             continue
         print(ref)

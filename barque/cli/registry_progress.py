@@ -52,6 +52,7 @@ class _Lines(Progress):
     def __init__(self, out: TextIO | None = None) -> None:
         self.out = out or sys.stdout
         self.mode = PULL
+        self._pushing = ""  # the repository whose push was announced
         self.lock = threading.Lock()
 
     def word(self, event: str) -> str:
@@ -71,7 +72,9 @@ class _Lines(Progress):
 
     def push_started(self, ref: Reference) -> None:
         self.mode = PUSH
-        self.println(push_header(ref))
+        if ref.repository != self._pushing:  # once per repository, as dockerd's stream
+            self._pushing = ref.repository
+            self.println(push_header(ref))
 
     def layer_started(self, layer: str, size: int | None) -> None:
         self.status(layer, self.word("started"))

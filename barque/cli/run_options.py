@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import posixpath
 import re
 import shlex
 
@@ -16,14 +17,29 @@ if TYPE_CHECKING:
 
 
 class OptionError(Exception):
-    """A bad flag value: `docker run` prints it and exits 125."""
+    """A bad flag value, refused before anything is made (`docker run` exits 125). This base
+    class is for what dockerd checks: the CLI reports it as "Error response from daemon: X"."""
+
+
+class ClientCheck(OptionError):
+    """What the docker CLI checks itself before it calls the daemon: its reportError,
+    "docker: X." and "See 'docker run --help'."."""
+
+
+class FlagValueError(ClientCheck):
+    """A value pflag refuses while it parses the flags: `invalid argument "V" for "-m,
+    --memory" flag: why`, then the help line (no "docker: ", no full stop)."""
+
+
+def flag_error(value: str, flag: str, why: str) -> FlagValueError:
+    return FlagValueError(f'invalid argument "{value}" for "{flag}" flag: {why}')
 
 
 def _env_value(value: str) -> str | None:
     """KEY=VALUE as given; a bare KEY copies the host's value, if it has one."""
     key, sep, _ = value.partition("=")
     if not key:
-        raise OptionError(f"invalid environment variable: {value}")
+        raise ClientCheck(f"invalid environment variable: {value}")
     if sep:
         return value
     host = os.environ.get(key)
@@ -35,13 +51,13 @@ def _read_lines(path: str) -> list[str]:
         with open(path, "rb") as f:
             raw_lines = f.read().splitlines()
     except OSError as e:
-        raise OptionError(f"open {path}: {(e.strerror or str(e)).lower()}") from None
+        raise ClientCheck(f"open {path}: {(e.strerror or str(e)).lower()}") from None
     out = []
     for number, raw in enumerate(raw_lines, 1):
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise OptionError(f"env file {path} contains invalid utf8 bytes at line {number}: "
+            raise ClientCheck(f"env file {path} contains invalid utf8 bytes at line {number}: "
                               f"{raw.decode('utf-8', 'replace')}") from None
         line = line.strip()
         if line and not line.startswith("#"):
@@ -71,8 +87,7 @@ def _size(text: str | None, flag: str) -> int:
     except ValueError:
         size = -1
     if not 0 <= size <= 2**63 - 1:  # the API's int64: Go would wrap it to a negative limit
-        raise OptionError(f'invalid argument "{text}" for "{flag}" flag: invalid size: '
-                          f"'{text}'")
+        raise flag_error(text, flag, f"invalid size: '{text}'")
     return size
 
 
@@ -88,13 +103,13 @@ def _nano_cpus(text: str | None) -> int:
             raise ValueError(text)
         value = Fraction(text)
     except (ValueError, ZeroDivisionError):
-        raise OptionError(f'invalid argument "{text}" for "--cpus" flag: failed to parse '
-                          f"{text} as a rational number") from None
+        raise flag_error(text, "--cpus", f"failed to parse {text} as a rational number") \
+            from None
     nano = value * 1_000_000_000
     if nano.denominator != 1:
-        raise OptionError(f'invalid argument "{text}" for "--cpus" flag: value is too precise')
+        raise flag_error(text, "--cpus", "value is too precise")
     if not -2**63 <= nano.numerator <= 2**63 - 1:
-        raise OptionError(f'invalid argument "{text}" for "--cpus" flag: value out of range')
+        raise flag_error(text, "--cpus", "value out of range")
     return int(nano)
 
 
@@ -103,49 +118,83 @@ def ulimits(values: list[str]) -> list[dict[str, Any]]:
     for value in values:
         name, sep, limits = value.partition("=")
         if not sep:
-            raise OptionError(f'invalid argument "{value}" for "--ulimit" flag: invalid ulimit '
-                              f"argument: {value}")
+            raise flag_error(value, "--ulimit", f"invalid ulimit argument: {value}")
         soft, _, hard = limits.partition(":")
         try:
             soft_n = -1 if soft == "-1" else int(soft)
             hard_n = soft_n if not hard else (-1 if hard == "-1" else int(hard))
         except ValueError:
-            raise OptionError(f'invalid argument "{value}" for "--ulimit" flag: invalid ulimit '
-                              f"argument: {value}") from None
+            raise flag_error(value, "--ulimit", f"invalid ulimit argument: {value}") from None
         if soft_n > hard_n >= 0:
-            raise OptionError(f'invalid argument "{value}" for "--ulimit" flag: ulimit soft '
-                              f"limit must be less than or equal to hard limit: {soft_n} > "
-                              f"{hard_n}")
+            raise flag_error(value, "--ulimit", "ulimit soft limit must be less than or equal "
+                             f"to hard limit: {soft_n} > {hard_n}")
         out.append({"Name": name, "Soft": soft_n, "Hard": hard_n})
     return out
 
 
 def restart_policy(text: str) -> dict[str, Any]:
     """The docker CLI's ParseRestartPolicy: only the count's syntax; the rest is dockerd's."""
+    if text.count(":") > 1:
+        raise ClientCheck("invalid restart policy format")
     name, _, count = text.partition(":")
     try:
         retries = int(count) if count else 0
     except ValueError:
-        raise OptionError("maximum retry count must be an integer") from None
+        raise ClientCheck("maximum retry count must be an integer") from None
     return {"Name": name or "no", "MaximumRetryCount": retries}
 
 
+def _device_mode(mode: str) -> bool:
+    """validDeviceMode: some of r, w, m, each once."""
+    return bool(mode) and set(mode) <= {"r", "w", "m"} and len(set(mode)) == len(mode)
+
+
+def _clean(path: str) -> str:
+    """Go's path.Clean (posixpath keeps a leading "//")."""
+    cleaned = posixpath.normpath(path)
+    return "/" + cleaned.lstrip("/") if cleaned.startswith("//") else cleaned
+
+
+def _validated_device(value: str) -> str:
+    """The docker CLI's validateLinuxPath: [host-path:]container-path[:mode], the paths
+    cleaned; its errors are its own (reportError)."""
+    if value.count(":") > 2 or value.startswith(":"):
+        raise ClientCheck(f"bad format for path: {value}")
+    split = value.split(":")
+    if len(split) == 1:
+        target = split[0]
+        value = _clean(target)
+    elif len(split) == 2:
+        if _device_mode(split[1]):
+            target = split[0]
+            value = f"{_clean(target)}:{split[1]}"
+        else:
+            target = split[1]
+            value = f"{split[0]}:{_clean(target)}"
+    else:
+        target = split[1]
+        if not _device_mode(split[2]):
+            raise ClientCheck(f"bad mode specified: {split[2]}")
+    if not target.startswith("/"):
+        raise ClientCheck(f"{target} is not an absolute path")
+    return value
+
+
 def devices(values: list[str]) -> list[dict[str, str]]:
+    """validateDevice then parseLinuxDevice, as the docker CLI."""
     out = []
     for value in values:
-        parts = value.split(":")
-        host = parts[0]
-        target, perms = host, "rwm"
-        if len(parts) == 2:
-            if parts[1].startswith("/"):
-                target = parts[1]
-            else:
+        parts = _validated_device(value).split(":")
+        host, target, perms = parts[0], "", "rwm"
+        if len(parts) == 3:
+            perms = parts[2]
+        if len(parts) >= 2:
+            if _device_mode(parts[1]):
                 perms = parts[1]
-        elif len(parts) == 3:
-            target, perms = parts[1], parts[2]
-        elif len(parts) > 3:
-            raise OptionError(f"invalid device specification: {value}")
-        out.append({"PathOnHost": host, "PathInContainer": target, "CgroupPermissions": perms})
+            else:
+                target = parts[1]
+        out.append({"PathOnHost": host, "PathInContainer": target or host,
+                    "CgroupPermissions": perms})
     return out
 
 
@@ -167,21 +216,19 @@ def duration_ns(text: str | None, flag: str) -> int:
     while rest:
         match = re.match(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)", rest)
         if not match:
-            raise OptionError(f'invalid argument "{text}" for "{flag}" flag: time: invalid '
-                              f'duration "{text}"')
+            raise flag_error(text, flag, f'time: invalid duration "{text}"')
         total += int(float(match.group(1)) * _DURATION_NS[match.group(2)]) \
             if len(match.group(1)) < 30 else 2 ** 63  # a float of 400 digits is inf
         rest = rest[match.end():]
     if total >= 2 ** 63:  # Go's durations are int64 nanoseconds
-        raise OptionError(f'invalid argument "{text}" for "{flag}" flag: time: invalid '
-                          f'duration "{text}"')
+        raise flag_error(text, flag, f'time: invalid duration "{text}"')
     return total
 
 
 def healthcheck(ns: argparse.Namespace) -> dict[str, Any] | None:
     if ns.no_healthcheck:
         if ns.health_cmd:
-            raise OptionError("--no-healthcheck conflicts with --health-* options")
+            raise ClientCheck("--no-healthcheck conflicts with --health-* options")
         return {"Test": ["NONE"]}
     check: dict[str, Any] = {}
     if ns.health_cmd:
@@ -193,7 +240,7 @@ def healthcheck(ns: argparse.Namespace) -> dict[str, Any] | None:
             check[key] = value
     if ns.health_retries is not None:
         if ns.health_retries < 0:
-            raise OptionError("--health-retries cannot be negative")
+            raise ClientCheck("--health-retries cannot be negative")
         check["Retries"] = ns.health_retries
     return check or None
 
@@ -256,8 +303,7 @@ def create_request(ns: argparse.Namespace
         try:
             config["Entrypoint"] = shlex.split(ns.entrypoint) if ns.entrypoint else [""]
         except ValueError as e:  # an unclosed quote
-            raise OptionError(f'invalid argument "{ns.entrypoint}" for "--entrypoint" flag: '
-                              f"{str(e).lower()}") from None
+            raise flag_error(ns.entrypoint, "--entrypoint", str(e).lower()) from None
         if not args:
             config["Cmd"] = None
     if ns.stop_signal:
@@ -267,7 +313,7 @@ def create_request(ns: argparse.Namespace
     check = healthcheck(ns)
     if check is not None:
         config["Healthcheck"] = check
-    memory = _size(ns.memory, "--memory")
+    memory = _size(ns.memory, "-m, --memory")
     swap = -1 if ns.memory_swap == "-1" else _size(ns.memory_swap, "--memory-swap")
     host_config: dict[str, Any] = {
         "Binds": list(ns.volume) or None,  # the docker CLI's nil slices: null in inspect
@@ -308,7 +354,7 @@ def create_request(ns: argparse.Namespace
             raise OptionError("--userns: invalid USER mode")
         host_config["UsernsMode"] = ns.userns
     if host_config["AutoRemove"] and host_config["RestartPolicy"]["Name"] != "no":
-        raise OptionError("Conflicting options: --restart and --rm")
+        raise ClientCheck("Conflicting options: --restart and --rm")
     networking_config = net_options.apply(ns, config, host_config)
     from barque.engine.mounts import MountError, parse_mount, to_api
 
@@ -327,8 +373,8 @@ def sysctls(values: list[str]) -> dict[str, str]:
     for value in values:
         key, sep, setting = value.partition("=")
         if not sep or not allowed(key):
-            raise OptionError(f'invalid argument "{value}" for "--sysctl" flag: sysctl '
-                              f"'{value}' is not allowed")
+            # Docker 20.10's words (the oracle's); 23+ say "is not allowed"
+            raise flag_error(value, "--sysctl", f"sysctl '{value}' is not whitelisted")
         out[key] = setting
     return out
 
@@ -341,14 +387,14 @@ def _security_opts(values: list[str]) -> list[str]:
         if not sep and value != "no-new-privileges" and ":" not in value:
             from barque.cli.gofmt import quote  # the docker CLI's own check, its %q
 
-            raise OptionError(f"Invalid --security-opt: {quote(value)}")
+            raise ClientCheck(f"Invalid --security-opt: {quote(value)}")
         if key == "seccomp" and sep and rest not in ("unconfined", "builtin") and \
                 not rest.lstrip().startswith("{"):
             try:
                 with open(rest, encoding="utf-8", errors="surrogateescape") as f:
                     value = "seccomp=" + f.read()
             except OSError as e:
-                raise OptionError(f"opening seccomp profile ({rest}) failed: "
+                raise ClientCheck(f"opening seccomp profile ({rest}) failed: open {rest}: "
                                   f"{(e.strerror or str(e)).lower()}") from None
         out.append(value)
     return out

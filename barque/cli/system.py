@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from barque.cli import formatting as fmt
-from barque.cli.containers import CommandError, _confirm, _daemon_error, _each
+from barque.cli.containers import CommandError, _confirm, _daemon_error, _each, look_up
 from barque.cli.gofmt import GoStruct
 from barque.engine.context import Engine, EngineError
 
@@ -191,7 +191,7 @@ def cmd_port(ns: argparse.Namespace, engine: Engine) -> int:
     from barque.engine import netview
     from barque.engine.inspect import network_settings
 
-    record = engine.find(ns.container)
+    record = look_up(engine, ns.container)
     ports = network_settings(engine, record, engine.state(record))["Ports"]
     try:
         lines = netview.port_lines(ports, ns.port, ns.container)
@@ -203,12 +203,18 @@ def cmd_port(ns: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_update(ns: argparse.Namespace, engine: Engine) -> int:
-    from barque.cli.run_options import OptionError, _nano_cpus, _size, restart_policy
+    from barque.cli.run_options import (
+        FlagValueError,
+        OptionError,
+        _nano_cpus,
+        _size,
+        restart_policy,
+    )
     from barque.engine.update import update
 
     try:
         changes: dict[str, Any] = {
-            "Memory": _size(ns.memory, "--memory") if ns.memory else None,
+            "Memory": _size(ns.memory, "-m, --memory") if ns.memory else None,
             "MemorySwap": (-1 if ns.memory_swap == "-1" else _size(ns.memory_swap,
                                                                    "--memory-swap"))
             if ns.memory_swap else None,
@@ -220,6 +226,9 @@ def cmd_update(ns: argparse.Namespace, engine: Engine) -> int:
             "PidsLimit": ns.pids_limit, "BlkioWeight": ns.blkio_weight,
             "RestartPolicy": restart_policy(ns.restart) if ns.restart else None,
         }
+    except FlagValueError as e:  # pflag's refusal, in cobra's shape (exit 125)
+        sys.stderr.write(f"{e}\nSee 'barque update --help'.\n")
+        return 125
     except OptionError as e:
         raise CommandError(str(e)) from None
     changes = {k: v for k, v in changes.items() if v is not None}

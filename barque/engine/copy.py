@@ -277,7 +277,8 @@ def _copy_into(root: str, dest: str, source: str, contents_only: bool,
     try:
         chrooted.finish(pid, chrooted.Status(status_fd))
     except chrooted.ChildError as e:
-        raise EngineError(str(e), 1) from None
+        # a missing directory to extract into: dockerd's 404, as for a missing container
+        raise EngineError(str(e), 1, 404 if e.kind == "FileNotFoundError" else 500) from None
 
 
 def _copy_from_fd(src_fd: int, name: str, dest: str, contents_only: bool,

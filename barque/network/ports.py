@@ -133,7 +133,8 @@ def _port_key(proto: str, start: int, end: int | None = None) -> str:
 
 
 def parse_port_spec(raw: str) -> list[tuple[str, dict[str, str]]]:
-    """nat.ParsePortSpec: [ip:[hostPort]:]containerPort[/proto] as ("80/tcp", PortBinding)s."""
+    """nat.ParsePortSpec: [ip:[hostPort]:]containerPort[/proto] as ("80/tcp", PortBinding)s.
+    Its errors in the words of the go-connections Docker 20.10 ships ("Invalid containerPort")."""
     ip, host_port, container_port = _split_parts(raw)
     proto, container_port = split_proto_port(container_port)
     if ip and ip[0] == "[":
@@ -142,25 +143,25 @@ def parse_port_spec(raw: str) -> list[tuple[str, dict[str, str]]]:
         except ValueError as e:
             raise PortError(f"Invalid ip address {ip}: {e}") from None
     if ip and parse_ip(ip) is None:
-        raise PortError(f"invalid IP address: {ip}")
+        raise PortError(f"Invalid ip address: {ip}")
     if not container_port:
-        raise PortError(f"no port specified: {raw}<empty>")
+        raise PortError(f"No port specified: {raw}<empty>")
     try:
         start, end = parse_port_range(container_port)
     except ValueError:
-        raise PortError(f"invalid containerPort: {container_port}") from None
+        raise PortError(f"Invalid containerPort: {container_port}") from None
     host_start = host_end = 0
     if host_port:
         try:
             host_start, host_end = parse_port_range(host_port)
         except ValueError:
-            raise PortError(f"invalid hostPort: {host_port}") from None
+            raise PortError(f"Invalid hostPort: {host_port}") from None
         # A host range for one container port is the range to pick a host port from.
         if end - start != host_end - host_start and end != start:
-            raise PortError(f"invalid ranges specified for container and host Ports: "
+            raise PortError(f"Invalid ranges specified for container and host Ports: "
                             f"{container_port} and {host_port}")
     if proto.lower() not in PROTOCOLS:
-        raise PortError(f"invalid proto: {proto}")
+        raise PortError(f"Invalid proto: {proto}")
     out = []
     for i in range(end - start + 1):
         if host_port:

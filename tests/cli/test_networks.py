@@ -126,7 +126,7 @@ def test_create_inspect_ls_rm(barque: Barque) -> None:
 
     assert ok(b.run("network", "rm", "front1", auto_id[:12])) == f"front1\n{auto_id[:12]}\n"
     assert names(b) == ["bridge", "host", "none", "six3"]
-    fails(b.run("network", "rm", "front1"), "Error response from daemon: network front1 not found")
+    fails(b.run("network", "rm", "front1"), "Error: No such network: front1")  # the client's words
     result = b.run("network", "rm", "-f", "front1", "six3")
     assert result.returncode == 0 and result.stdout == "six3\n" and result.stderr == ""
 
@@ -169,7 +169,7 @@ def test_bad_input_gets_dockers_words_and_changes_nothing(barque: Barque) -> Non
         fails(b.run("network", "rm", name),
               f"{daemon}{name} is a pre-defined network and cannot be removed")
     result = b.run("network", "inspect", "first", "nope")
-    assert result.returncode == 1 and result.stderr == f"{daemon}network nope not found\n"
+    assert result.returncode == 1 and result.stderr == "Error: No such network: nope\n"
     assert [o["Name"] for o in json.loads(result.stdout)] == ["first"]
     result = b.run("network", "inspect", "nope")
     assert (result.returncode, result.stdout) == (1, "[]\n")

@@ -208,11 +208,11 @@ _DAEMON_CHECKS = ("user specified IP address", "could not get container",
 
 
 @pytest.mark.parametrize("flags,words", [
-    (["-p", "abc"], "invalid containerPort: abc"),
-    (["-p", "8000-8010:80-85"], "invalid ranges specified for container and host Ports: 80-85 "
+    (["-p", "abc"], "Invalid containerPort: abc"),
+    (["-p", "8000-8010:80-85"], "Invalid ranges specified for container and host Ports: 80-85 "
                                 "and 8000-8010"),
-    (["-p", "1.2.3.4:80:80:80"], "invalid IP address: 1.2.3.4:80"),
-    (["-p", "80/xyz"], "invalid proto: xyz"),
+    (["-p", "1.2.3.4:80:80:80"], "Invalid ip address: 1.2.3.4:80"),
+    (["-p", "80/xyz"], "Invalid proto: xyz"),
     (["--expose", "80:80"], "invalid port format for --expose: 80:80"),
     (["--ip", "172.17.0.9"], "Error response from daemon: invalid config for network bridge: "
                              "invalid endpoint settings:\nuser specified IP address is supported "
@@ -220,8 +220,7 @@ _DAEMON_CHECKS = ("user specified IP address", "could not get container",
     (["--network-alias", "x"], "network-scoped aliases are only supported for user-defined "
                                "networks"),
     (["--mac-address", "zz"], "zz is not a valid mac address"),
-    (["--dns", "abc"], 'invalid argument "abc" for "--dns" flag: IP address is not correctly '
-                       "formatted: abc"),
+    (["--dns", "abc"], 'invalid argument "abc" for "--dns" flag: abc is not an ip address'),
     (["--add-host", "foo:bar"], 'invalid argument "foo:bar" for "--add-host" flag: invalid IP '
                                 'address in add-host: "bar"'),
     (["--link", "a:b:c"], 'invalid argument "a:b:c" for "--link" flag: bad format for links: '

@@ -37,14 +37,14 @@ def test_host_sysctl_refused(barque: Barque) -> None:
     try:
         _refused(barque, ["--rm", "--sysctl", f"vm.swappiness={evil}", "busybox", "true"],
                  f'invalid argument "vm.swappiness={evil}" for "--sysctl" flag: sysctl '
-                 f"'vm.swappiness={evil}' is not allowed")
+                 f"'vm.swappiness={evil}' is not whitelisted")
         _refused(barque, ["--sysctl", f"vm.swappiness={evil}", "busybox", "true"],
-                 "is not allowed", command="create")
+                 "is not whitelisted", command="create")
         # A key that starts as a net.* one but climbs out of /proc/sys/net.
         _refused(barque, ["--rm", "--sysctl", f"net/../vm/swappiness={evil}", "busybox",
-                          "true"], "is not allowed")
+                          "true"], "is not whitelisted")
         _refused(barque, ["--rm", "--sysctl", f"net.ipv4/../../vm/swappiness={evil}",
-                          "busybox", "true"], "is not allowed")
+                          "busybox", "true"], "is not whitelisted")
     finally:
         after = _read(SWAPPINESS)
         if after != before:
@@ -87,7 +87,7 @@ def _cpus() -> int:
     (["--cpus", "-1"], "Range of CPUs is from 0.01 to {n}.00"),
     (["--cpuset-cpus", "999"], "Requested CPUs are not available - requested 999, available: "),
     (["--cpuset-cpus", "0-x"], "Invalid value 0-x for cpuset cpus: invalid format: 0-x"),
-    (["--memory", "1e20"], "invalid argument \"1e20\" for \"--memory\" flag: invalid size: "
+    (["--memory", "1e20"], "invalid argument \"1e20\" for \"-m, --memory\" flag: invalid size: "
                            "'1e20'"),
     (["--memory", "100000000000000000000"], "invalid size: '100000000000000000000'"),
     (["--memory", "1k"], "Minimum memory limit allowed is 6MB"),

@@ -110,6 +110,18 @@ RUN = [
     C("run_userns_host", "run --rm --network none --userns host busybox cat /proc/self/uid_map"),
     C("run_cap_drop_bad", "run --rm --network none --cap-drop BOGUS busybox true"),
     C("run_t_without_i", "run --rm -t --network none busybox echo hi"),
+    # more of what the docker CLI checks itself (its reportError, or pflag's words)
+    C("run_device_bad_spec", "run --rm --network none --device a:b:c:d busybox true"),
+    C("run_ulimit_bad", "run --rm --network none --ulimit bogus busybox true"),
+    C("run_cpus_bad", "run --rm --network none --cpus nan busybox true"),
+    C("run_health_interval_bad", "run --rm --network none --health-interval bogus busybox true"),
+    C("run_no_healthcheck_conflict", "run --rm --network none --no-healthcheck "
+      "--health-cmd true busybox true"),
+    C("run_restart_count_bad", "run --network none --restart on-failure:x busybox true"),
+    C("run_restart_format_bad", "run --network none --restart on-failure:1:2 busybox true"),
+    C("run_dns_bad", "run --rm --network none --dns abc busybox true"),
+    C("run_seccomp_missing", "run --rm --network none --security-opt seccomp={tmp}/nope "
+      "busybox true"),
 ]
 
 CREATE = [
@@ -154,6 +166,11 @@ CREATE = [
       check=("inspect -f '{{.HostConfig.UsernsMode}} {{.HostConfig.Privileged}}' c1",)),
     C("create_bad_shorthand", "create -z busybox"),
     C("create_flag_needs_value", "create -m"),
+    # what the docker CLI checks itself: create's shapes differ from run's
+    C("create_bad_reference", "create --network none Busybox"),
+    C("create_memory_bad", "create --network none -m lots busybox"),
+    C("create_security_opt_bad", "create --network none --security-opt bogus busybox"),
+    C("run_detach_bad_reference", "run -d --network none 'bad@@ref'"),
 ]
 
 LIFECYCLE = [
@@ -215,6 +232,9 @@ LIFECYCLE = [
     C("update_no_flags", "update c1", setup=(CREATED,)),
     C("stop_bad_time", "stop -t x c1"),
     C("rename_one_arg", "rename c1"),
+    C("update_memory_bad", "update -m lots c1", setup=(CREATED,)),
+    C("update_cpus_bad", "update --cpus nan c1", setup=(CREATED,)),
+    C("update_restart_count_bad", "update --restart on-failure:x c1", setup=(CREATED,)),
 ]
 
 QUERY = [
@@ -374,6 +394,13 @@ QUERY = [
     C("logs_two_args", "logs a b"),
     C("port_no_args", "port"),
     C("cp_three_args", "cp a b c"),
+    # the docker CLI's own look-ups and checks
+    C("cp_to_unknown", "cp {tmp}/f nosuch:/x"),
+    C("cp_to_missing_dir", "cp {tmp}/f c1:/nosuch/x", setup=(RUNNING,)),
+    C("commit_digest_ref", "commit c1 img1@sha256:" + "0" * 64, setup=(CREATED,)),
+    C("attach_paused", "attach c1", setup=(RUNNING, "pause c1")),
+    C("exec_env_file_missing", "exec --env-file {tmp}/nope c1 true", setup=(RUNNING,)),
+    C("exec_env_file_missing_unknown", "exec --env-file {tmp}/nope nosuch true"),
 ]
 
 VOLUMES = [
@@ -493,6 +520,7 @@ IMAGES = [
     C("rmi_in_use_full_ref", "rmi docker.io/library/busybox", setup=(CREATED,)),
     C("save_unknown_tag", "save -o {tmp}/b.tar nosuch:1"),
     C("load_garbage", "!head -c 2048 /dev/zero | tr '\\0' x > {tmp}/g; {cli} load -i {tmp}/g"),
+    C("push_bad_ref", "push Bad:1"),
 ]
 
 SYSTEM = [

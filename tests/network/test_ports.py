@@ -39,20 +39,20 @@ PUBLISH = [
 ]
 
 PUBLISH_ERRORS = [
-    ("abc", "invalid containerPort: abc"),
-    ("70000", "invalid containerPort: 70000"),
-    ("80-70", "invalid containerPort: 80-70"),
-    ("", "no port specified: <empty>"),
-    ("/80", "no port specified: /80<empty>"),
-    ("80/xyz", "invalid proto: xyz"),
-    ("127.0.0.1:abc:80", "invalid hostPort: abc"),
-    ("8000-:80", "invalid hostPort: 8000-"),
-    ("1.2.3.4:80:80:80", "invalid IP address: 1.2.3.4:80"),
-    ("300.1.1.1:80:80", "invalid IP address: 300.1.1.1"),
-    ("fe80::1%eth0:80:80", "invalid IP address: fe80::1%eth0"),
-    ("8000-8010:80-85", "invalid ranges specified for container and host Ports: 80-85 and "
+    ("abc", "Invalid containerPort: abc"),
+    ("70000", "Invalid containerPort: 70000"),
+    ("80-70", "Invalid containerPort: 80-70"),
+    ("", "No port specified: <empty>"),
+    ("/80", "No port specified: /80<empty>"),
+    ("80/xyz", "Invalid proto: xyz"),
+    ("127.0.0.1:abc:80", "Invalid hostPort: abc"),
+    ("8000-:80", "Invalid hostPort: 8000-"),
+    ("1.2.3.4:80:80:80", "Invalid ip address: 1.2.3.4:80"),
+    ("300.1.1.1:80:80", "Invalid ip address: 300.1.1.1"),
+    ("fe80::1%eth0:80:80", "Invalid ip address: fe80::1%eth0"),
+    ("8000-8010:80-85", "Invalid ranges specified for container and host Ports: 80-85 and "
                         "8000-8010"),
-    ("8080:80-81", "invalid ranges specified for container and host Ports: 80-81 and 8080"),
+    ("8080:80-81", "Invalid ranges specified for container and host Ports: 80-81 and 8080"),
     ("[::1:80:80", "Invalid ip address [::1: address [::1:: missing ']' in address"),
     ("published=80", "missing required 'target' in the publish port"),
     ("target=80,x", "invalid publish opts format (should be name=value but got 'x')"),
