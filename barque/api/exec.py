@@ -211,6 +211,13 @@ async def start(request: web.Request) -> web.StreamResponse:
             raise
         return await _failed(request, raw, str(e))
     record.execution = execution
+    failure = await asyncio.get_running_loop().run_in_executor(EXECUTOR,
+                                                               execution.start_failure)
+    if failure is not None:  # the runtime's own failure: dockerd's words, exit code 126
+        await _finish(record, execution)
+        if detach:
+            raise EngineError(failure, 1, 500)
+        return await _failed(request, raw, failure)
     if detach:  # answered once it runs (dockerd's too): inspect then has its Pid
         record.pid = await asyncio.get_running_loop().run_in_executor(
             EXECUTOR, execution.wait_started)

@@ -149,8 +149,9 @@ def _attach_and_wait(engine: Engine, record: ContainerRecord, stdin: bool,
     if state["Error"]:
         # The monitor ran the container only once we attached: a failure to start shows here.
         code = int(state["ExitCode"])
-        raise EngineError(f"OCI runtime create failed: {state['Error']}",
-                          code if code in (126, 127) else 125)
+        from barque.engine.start_error import docker_words
+
+        raise EngineError(docker_words(str(state["Error"])), code if code in (126, 127) else 125)
     return int(state["ExitCode"])
 
 
@@ -241,6 +242,14 @@ def cmd_exec(ns: argparse.Namespace, engine: Engine) -> int:
     execution = ex.Execution(engine, container_id, process, detach=ns.detach,
                              interactive=ns.interactive)
     try:
+        failure = execution.start_failure()
+        if failure is not None:
+            execution.wait()
+            if ns.detach:  # the docker CLI gets it as the start's answer
+                raise EngineError(failure, 1)
+            # attached, dockerd writes it on the stream's stdout; the CLI exits 126
+            _write(1, f"{failure}\r\n".encode())
+            return 126
         _copy_stdio(execution.proc)
     except BaseException:
         execution.abandon()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from barque.engine import monitor
+from barque.engine import monitor, start_error
 from barque.engine.records import ContainerRecord
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
@@ -46,6 +46,8 @@ def current(record: ContainerRecord, monitor_dir: str) -> dict[str, Any]:
     if live is not None:  # each start empties the monitor's dir: this is the latest run
         merged.update({k: live[k] for k in ("ExitCode", "OOMKilled", "RestartCount", "Error")
                        if k in live})
+        # the monitor records the runtime's own words; State.Error has Docker's around them
+        merged["Error"] = start_error.docker_words(str(merged.get("Error") or ""))
         for key in ("StartedAt", "FinishedAt"):
             if live.get(key):
                 merged[key] = live[key]
