@@ -30,7 +30,7 @@ def test_exec_output_exit_codes_and_options(server: Server) -> None:
     out = server.docker("exec", "box", "nosuchcmd")  # dockerd: 126 for any failed start
     assert (out.returncode, out.stdout, out.stderr) == (126, (
         "OCI runtime exec failed: exec failed: unable to start container process: exec: "
-        '"nosuchcmd": executable file not found in $PATH: unknown\r\n'), "")
+        '"nosuchcmd": executable file not found in $PATH: unknown\n'), "")  # \r\n as text
     out = server.docker("exec", "box", "/etc/passwd")  # not executable
     assert out.returncode == 126, (out.stdout, out.stderr)
     out = server.docker("exec", "-u", "nosuchuser", "box", "true")  # start's error, as dockerd
