@@ -86,13 +86,15 @@ def cmd_run(ns: argparse.Namespace, engine: Engine) -> int:
     """`docker run`: exits with the container's status; 125 (126, 127) for Barque's errors."""
     record = _create(ns, engine, keep_mounted=True)  # started right away
     if ns.detach:
+        # the docker CLI prints the ID once created, while the start goes on: also before a
+        # start's error
+        print(record.id, flush=True)
         try:
             lifecycle.start(engine, record.id)
         except EngineError:
             if ns.rm:
                 _remove_quietly(engine, record.id)
             raise
-        print(record.id)
         return 0
     try:
         return _run_attached(ns, engine, record)

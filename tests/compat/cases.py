@@ -89,6 +89,9 @@ RUN = [
       "echo \"exit ${PIPESTATUS[1]}\""),
     C("run_cmd_not_found", "run --rm --network none busybox nosuchcmd", extra=WAIT_RACE),
     C("run_cmd_not_executable", "run --rm --network none busybox /etc", extra=WAIT_RACE),
+    C("run_detached_cmd_not_found", "run -d --network none --name c1 busybox nosuchcmd",
+      check=("inspect -f '{{.State.Status}} {{.State.ExitCode}} {{.State.Error}}' c1",)),
+    C("run_cmd_path_missing", "run --rm --network none busybox /nosuch/cmd", extra=WAIT_RACE),
     C("run_default_cmd", "run --rm --network none busybox"),
     C("run_detached", RUNNING, check=(STATE,)),
     # long enough for `wait` to find it: a run gone before `wait` is a race, not a case
