@@ -58,6 +58,9 @@ def current(record: ContainerRecord, monitor_dir: str) -> dict[str, Any]:
             else:
                 status = "dead"
                 merged["Error"] = merged.get("Error") or "barque-monitor died"
+        elif status == "exited" and live.get("Error") and not live.get("StartedAt") and \
+                saved["Status"] in ("created", "exited"):
+            status = str(saved["Status"])  # a start that failed leaves it as it was (Docker)
     elif status in _LIVE and status != "created":
         status = "exited"  # the run dir is gone (a reboot): the container did not survive it
     if status == "running" and saved.get("Paused"):

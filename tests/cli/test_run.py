@@ -63,6 +63,20 @@ def test_a_failed_start_leaves_no_runtime_words_in_the_log(barque: Barque) -> No
     ok(barque.run("rm", "nostart"))
 
 
+def test_a_start_that_failed_leaves_a_new_container_created(barque: Barque) -> None:
+    """As Docker's: the container never ran, so it stays `created` (with the exit code and
+    error of the start), is started again as such and removed without -f."""
+    ok(barque.run("create", "--name", "never", "busybox", "no-such-command"))
+    for _ in range(2):
+        started = barque.run("start", "never")
+        assert started.returncode == 1 and started.stderr.endswith(
+            "Error: failed to start containers: never\n"), started.stderr
+        state = ok(barque.run("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} "
+                              "{{.State.StartedAt}}", "never"))
+        assert state == "created 127 0001-01-01T00:00:00Z\n"
+    ok(barque.run("rm", "never"))
+
+
 def test_a_command_that_cannot_be_invoked_exits_126(barque: Barque) -> None:
     assert barque.run("run", "--rm", "busybox", "/etc").returncode == 126
     assert barque.run("run", "--rm", "busybox", "/etc/passwd").returncode == 126

@@ -50,8 +50,6 @@ DIFFERENCES: dict[str, str] = {
                      "order",
     "create_bad_flag": _UNKNOWN_FLAG,
     "create_no_args": _MISSING_ARGS,
-    "run_detached_cmd_not_found": "after a start that failed Docker leaves a new container "
-                                  "`created`; Barque's is `exited`",
     # lifecycle
     "stop_no_args": _MISSING_ARGS,
     "rm_no_args": _MISSING_ARGS,
