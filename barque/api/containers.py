@@ -94,13 +94,16 @@ def _start_error(engine: Engine, container_id: str, timeout: float = 60.0) -> st
     is the start's answer, as dockerd's ("failed to create shim task: ..."), not an exit."""
     import time
 
+    from barque.engine.state import creating
+
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = engine.state(engine.find(container_id))
-        if state["Status"] != "created":
-            return str(state["Error"]) if state["Status"] == "exited" else ""
+    monitor_dir = engine.paths.monitor_dir(container_id)
+    while creating(monitor_dir):
+        if time.monotonic() > deadline:
+            return ""
         time.sleep(0.005)
-    return ""
+    state = engine.state(engine.find(container_id))
+    return "" if state["Running"] else str(state["Error"])
 
 
 def _timeout(request: web.Request) -> int | None:
