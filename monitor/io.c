@@ -489,6 +489,24 @@ void io_drain_output(int wait_ms)
 	}
 }
 
+/* Drops what a start that failed left in the pipes: without a terminal the runtime shares
+ * them with the init it could not start, so its own error is there (runc's too), which the
+ * caller reports in its own words. Docker never shows it: containerd's shim copies a
+ * container's output only once the runtime's create has succeeded. The previous run's
+ * output was read when it ended. */
+void io_discard_output(void)
+{
+	int fds[2] = {out_fd, err_fd};
+	char buf[4096];
+
+	for (int i = 0; i < 2; i++) {
+		ssize_t r, total = 0;
+		while (fds[i] >= 0 && total < DRAIN_MAX &&
+		       (r = read(fds[i], buf, sizeof buf)) > 0)
+			total += r;
+	}
+}
+
 /* This run's output ended: partial lines go to the log, the run's pty is closed. */
 void io_end_of_stream(void)
 {

@@ -163,7 +163,7 @@ static void start_failed(const char *err)
 
 	rt_delete();
 	init_pid = -1;
-	io_drain_output(0);
+	io_discard_output();
 	io_end_of_stream();
 	if (!stopping) {
 		snprintf(cs.error, sizeof cs.error, "%s", err);

@@ -134,6 +134,7 @@ int io_setup(char *err, size_t errlen);
 void io_set_pipes(int out, int err, int in);
 void io_set_master(int master);
 void io_drain_output(int wait_ms);
+void io_discard_output(void);
 void io_end_of_stream(void);
 void io_run(void);
 void io_unlink_sockets(void);

@@ -71,18 +71,39 @@ async def start(request: web.Request) -> web.Response:
     ref = request.match_info["id"]
     runs = request.app[RUNS]
 
-    def run(engine: Engine) -> tuple[str, bool]:
+    def run(engine: Engine) -> tuple[str, bool, str]:
         record = engine.find(ref)
         if engine.state(record)["Running"]:
-            return record.id, False
-        lifecycle.start(engine, record.id, attach=record.id in runs.attaching)
-        return record.id, True
+            return record.id, False, ""
+        attaching = record.id in runs.attaching
+        lifecycle.start(engine, record.id, attach=attaching)
+        return record.id, True, _start_error(engine, record.id) if attaching else ""
 
-    container_id, started = await in_engine(request, run)
+    container_id, started, error = await in_engine(request, run)
     if not started:
         return web.Response(status=304)
-    runs.watch(container_id)
+    runs.watch(container_id)  # also a run that failed: its end (an --rm removal) as any
+    if error:
+        raise EngineError(error, 1, 500)
     return web.Response(status=204)
+
+
+def _start_error(engine: Engine, container_id: str, timeout: float = 60.0) -> str:
+    """With a client attaching, the monitor runs the runtime's create once it is there: the
+    start waits for that (or the client's absence) so that a container that cannot start
+    is the start's answer, as dockerd's ("failed to create shim task: ..."), not an exit."""
+    import time
+
+    from barque.engine.state import creating
+
+    deadline = time.monotonic() + timeout
+    monitor_dir = engine.paths.monitor_dir(container_id)
+    while creating(monitor_dir):
+        if time.monotonic() > deadline:
+            return ""
+        time.sleep(0.005)
+    state = engine.state(engine.find(container_id))
+    return "" if state["Running"] else str(state["Error"])
 
 
 def _timeout(request: web.Request) -> int | None:

@@ -212,6 +212,11 @@ async def start(request: web.Request) -> web.StreamResponse:
         return await _failed(request, raw, str(e))
     record.execution = execution
     if detach:  # answered once it runs (dockerd's too): inspect then has its Pid
+        failure = await asyncio.get_running_loop().run_in_executor(EXECUTOR,
+                                                                   execution.start_failure)
+        if failure is not None:  # the runtime's own failure: dockerd's words, exit code 126
+            await _finish(record, execution)
+            raise EngineError(failure, 1, 500)
         record.pid = await asyncio.get_running_loop().run_in_executor(
             EXECUTOR, execution.wait_started)
         task = asyncio.create_task(_run_detached(record, execution))
@@ -293,6 +298,14 @@ async def _run_attached(request: web.Request, record: ExecRecord,
     stdin: StdinSink = NullSink()
     try:
         await response.prepare(request)
+        # Once the headers are out (the process's output never comes with them: see
+        # container_streams): the runtime's own failure, in dockerd's words on stdout
+        failure = await asyncio.get_running_loop().run_in_executor(EXECUTOR,
+                                                                   execution.start_failure)
+        if failure is not None:
+            text = failure.encode() + b"\r\n"
+            await out.write(text if raw else attach.frame(1, text))
+            return response
         stdin = await _stdin_of(record, execution)
         if hijacked is not None:
             hijacked.connect_stdin(stdin)

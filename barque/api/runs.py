@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from barque.engine import lifecycle
+from barque.engine import state as st
 from barque.engine.context import Engine
 from barque.engine.errors import EngineError
 from barque.engine.paths import Paths
@@ -80,7 +81,7 @@ class Runs:
             claim = lifecycle.claim_exit(engine, record)
             # A start that waits for its attach client is "created" until then: not yet a
             # run that ended.
-            while engine.state(record)["Status"] == "created" and not self.stopping:
+            while st.creating(engine.paths.monitor_dir(record.id)) and not self.stopping:
                 time.sleep(0.02)
             while not self.stopping and not lifecycle.wait_exit(engine, record, 0.5):
                 pass

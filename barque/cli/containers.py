@@ -169,13 +169,15 @@ def cmd_run(ns: argparse.Namespace, engine: Engine) -> int:
 
 def _start_run(ns: argparse.Namespace, engine: Engine, record: ContainerRecord) -> int:
     if ns.detach:
+        # the docker CLI prints the ID once created, while the start goes on: also before a
+        # start's error
+        print(record.id, flush=True)
         try:
             lifecycle.start(engine, record.id)
         except EngineError:
             if ns.rm:
                 _remove_quietly(engine, record.id)
             raise
-        print(record.id)
         return 0
     try:
         return _run_attached(ns, engine, record)
@@ -232,8 +234,9 @@ def _attach_and_wait(engine: Engine, record: ContainerRecord, stdin: bool,
     if state["Error"]:
         # The monitor ran the container only once we attached: a failure to start shows here.
         code = int(state["ExitCode"])
-        raise EngineError(f"OCI runtime create failed: {state['Error']}",
-                          code if code in (126, 127) else 125)
+        from barque.engine.start_error import docker_words
+
+        raise EngineError(docker_words(str(state["Error"])), code if code in (126, 127) else 125)
     return int(state["ExitCode"])
 
 
@@ -339,6 +342,14 @@ def cmd_exec(ns: argparse.Namespace, engine: Engine) -> int:
     execution = ex.Execution(engine, container_id, process, detach=ns.detach,
                              interactive=ns.interactive)
     try:
+        failure = execution.start_failure()
+        if failure is not None:
+            execution.wait()
+            if ns.detach:  # the docker CLI gets it as the start's answer
+                raise EngineError(failure, 1)
+            # attached, dockerd writes it on the stream's stdout; the CLI exits 126
+            _write(1, f"{failure}\r\n".encode())
+            return 126
         _copy_stdio(execution.proc)
     except BaseException:
         execution.abandon()

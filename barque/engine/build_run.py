@@ -33,7 +33,8 @@ RUNS_DIR = "build-runs"
 ID_PREFIX = "build-"
 NETWORKS = ("default", "none", "host")
 _CHUNK = 65536
-_RUNTIME_PREFIX = b"barque-runtime: "  # how the runtime's errors start on its stderr
+# how the runtime's errors start on its stderr ("barque-runtime: ", "barque-runtime run failed: ")
+_RUNTIME_PREFIX = b"barque-runtime"
 
 
 def runs_dir(engine: Engine) -> str:
@@ -229,12 +230,13 @@ class _Run:
             raise
         error = _runtime_error(log)
         if error is not None:
-            # (BuildKit's words, with the runtime's name: "runc run failed: ..."; the runtime
-            # says "unable to start container process: " itself, as runc, for its init's errors)
-            started = "unable to start container process: "
-            if not error.startswith(started):
-                error = started + error
-            raise ExecutorError(f"barque-runtime run failed: {error}")
+            # BuildKit's words, with the runtime's name: "runc run failed: ...", which the
+            # runtime says itself, as runc, for whatever stops its run
+            named = "barque-runtime run failed: "
+            if not error.startswith(named):
+                started = "unable to start container process: "
+                error = named + (error if error.startswith(started) else started + error)
+            raise ExecutorError(error)
         if held:
             output(2, held)
         return code

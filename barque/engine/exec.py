@@ -89,7 +89,6 @@ class Execution:
         fd, self._path = tempfile.mkstemp(prefix=".exec-", suffix=".json", dir=directory)
         self._log = self._path[:-5] + ".log"
         self._pid_file = self._path[:-5] + ".pid"
-        self._command = str((process.get("args") or [""])[0])
         self.master: int | None = None
         slave: int | None = None
         try:
@@ -149,16 +148,34 @@ class Execution:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGWINCH)
 
+    def start_failure(self) -> str | None:
+        """Once the process runs (the runtime wrote its pid) or the runtime has ended: if it
+        ended without starting it, its error in dockerd's words ("OCI runtime exec failed:
+        exec failed: unable to start container process: ...: unknown"), else None. What it
+        wrote on the pipes is dropped then: containerd's shim copies an exec's output only
+        once it started, so Docker never shows the runtime's own line."""
+        if self.wait_started() or self.proc.poll() in (None, 0) or self.pid():
+            return None
+        error = _last_error(self._log)
+        if error is None:
+            return None
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        self.proc.stdout = self.proc.stderr = None
+        return f"OCI runtime exec failed: {error}: unknown"
+
     def wait(self) -> int:
-        """The process's exit status; for the runtime's own failure (already printed on the
-        stderr it was given), Docker's: 127 for the command not found, else 126."""
+        """The process's exit status; for the runtime's own failure, Docker's: 126, whatever
+        the words (dockerd's exec start sets 127 for a missing command, then 126 for any
+        failure to start)."""
         try:
             code = self.proc.wait()
             error = _last_error(self._log) if code != 0 else None
         finally:
             self._clean()
         if error is not None:
-            code = 127 if _not_found(error, self._command) else 126
+            code = 126
         if not self._detach:
             events.container(self._engine, self._record, "exec_die", execID=self.id,
                              exitCode=str(code))
@@ -211,8 +228,10 @@ def _open_pty(rows: int, cols: int) -> tuple[int, int]:
 def _stdio(detach: bool, interactive: bool, terminal: bool) -> dict[str, Any]:
     if terminal and not detach:
         # The runtime copies between our stdio and the process's new pty (in a session of
-        # its own); without -i it must not read our input.
-        return {"stdin": None if interactive else subprocess.DEVNULL}
+        # its own); without -i it must not read our input. Its stderr is only its own: a
+        # pipe, for its error to be told from a start's failure (start_failure).
+        return {"stdin": None if interactive else subprocess.DEVNULL,
+                "stderr": subprocess.PIPE}
     # Without a terminal of its own, the process would still share our session and so our
     # controlling terminal (/dev/tty, TIOCSTI): the runtime starts in a new session, as
     # Docker's exec does (so, as with Docker, ^C leaves the process running).
@@ -221,15 +240,6 @@ def _stdio(detach: bool, interactive: bool, terminal: bool) -> dict[str, Any]:
                 "stderr": subprocess.DEVNULL, "start_new_session": True}
     return {"stdin": subprocess.PIPE if interactive else subprocess.DEVNULL,
             "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "start_new_session": True}
-
-
-def _not_found(error: str, command: str) -> bool:
-    """Docker's test (translateContainerdStartErr): the error names the command (quoted, in
-    runc's words: exec: "foo": ...) and says it is not there. A missing working directory
-    names no command: 126, what Docker's exec gives for any failure to start."""
-    lowered = error.lower()
-    return f'"{command.lower()}"' in lowered and (
-        "executable file not found" in lowered or "no such file or directory" in lowered)
 
 
 def _last_error(log: str) -> str | None:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from barque.engine import attach, events, health, monitor, netsetup, spec, userns
+from barque.engine import attach, events, health, monitor, netsetup, spec, start_error, userns
 from barque.engine import state as st
 from barque.engine.context import Engine, EngineError, find_runtime
 from barque.engine.create import lowers_of, mount_from_record
@@ -161,7 +161,7 @@ def _start_in_sandbox(engine: Engine, record: ContainerRecord, attach: bool, run
     try:
         monitor.launch(launching)
     except (monitor.MonitorError, subprocess.TimeoutExpired) as e:
-        message = f"OCI runtime create failed: {e}"
+        message = start_error.docker_words(str(e))
         code = exit_code_of(message)
         record.state = {**record.state, "Status": record.state.get("Status", "created"),
                         "Error": message, "ExitCode": code if code != 125 else 128}

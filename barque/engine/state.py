@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from barque.engine import monitor
+from barque.engine import monitor, start_error
 from barque.engine.records import ContainerRecord
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
@@ -46,6 +46,8 @@ def current(record: ContainerRecord, monitor_dir: str) -> dict[str, Any]:
     if live is not None:  # each start empties the monitor's dir: this is the latest run
         merged.update({k: live[k] for k in ("ExitCode", "OOMKilled", "RestartCount", "Error")
                        if k in live})
+        # the monitor records the runtime's own words; State.Error has Docker's around them
+        merged["Error"] = start_error.docker_words(str(merged.get("Error") or ""))
         for key in ("StartedAt", "FinishedAt"):
             if live.get(key):
                 merged[key] = live[key]
@@ -56,6 +58,8 @@ def current(record: ContainerRecord, monitor_dir: str) -> dict[str, Any]:
             else:
                 status = "dead"
                 merged["Error"] = merged.get("Error") or "barque-monitor died"
+        elif status == "exited" and live.get("Error") and not live.get("StartedAt"):
+            status = _before_failed_start(saved)
     elif status in _LIVE and status != "created":
         status = "exited"  # the run dir is gone (a reboot): the container did not survive it
     if status == "running" and saved.get("Paused"):
@@ -79,6 +83,23 @@ def current(record: ContainerRecord, monitor_dir: str) -> dict[str, Any]:
     elif isinstance(saved.get("Health"), dict):
         result["Health"] = saved["Health"]
     return result
+
+
+def creating(monitor_dir: str) -> bool:
+    """The monitor is there and has not yet run the runtime's create (an attached start
+    waits for its client). Not the State's "created": a start that failed leaves that too."""
+    live = monitor.read_state(monitor_dir)
+    return live is not None and live.get("Status") == "created" and \
+        monitor.alive(int(live.get("MonitorPid") or 0))
+
+
+def _before_failed_start(saved: dict[str, Any]) -> str:
+    """A start that failed leaves the container as it was, as Docker's: `created` if it
+    never ran. (An attached start saves "running" before the monitor's create: a container
+    that never finished a run had not run.)"""
+    if saved["Status"] in ("created", "exited"):
+        return str(saved["Status"])
+    return "created" if saved.get("FinishedAt", ZERO_TIME) == ZERO_TIME else "exited"
 
 
 def settled(record: ContainerRecord, state: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from barque.runtime.args import Flag, Parsed, parse
 from barque.runtime.errors import RuntimeFailure
 
 VERSION = "0.1.0"
+NAME = "barque-runtime"  # in its errors, where runc says "runc"
 
 GLOBAL_FLAGS = [
     Flag("--root", True, default=None, help="root directory for storage of container state"),
@@ -177,12 +178,22 @@ def cmd_create(g: Parsed, argv: list[str], run: bool = False) -> int:
     copts.listen_fds = _listen_fds()
     copts.preserve_fds = int(str(opts.preserve_fds))
     copts.no_new_keyring = bool(opts.no_new_keyring)
-    if not run:
-        create(copts)
-        return 0
-    from barque.runtime.run import run_container
+    try:
+        if not run:
+            create(copts)
+            return 0
+        from barque.runtime.run import run_container
 
-    return run_container(copts, detach=bool(opts.detach), keep=bool(opts.keep))
+        return run_container(copts, detach=bool(opts.detach), keep=bool(opts.keep))
+    except RuntimeFailure as e:
+        raise command_failed("run" if run else "create", e) from None
+
+
+def command_failed(command: str, e: RuntimeFailure) -> RuntimeFailure:
+    """runc's words for whatever stops its create or run once its arguments are checked
+    ("runc create failed: ..."), with our name: containerd's shim shows the --log line as
+    it is, so dockerd says "OCI runtime create failed: barque-runtime create failed: ..."."""
+    return RuntimeFailure(f"{NAME} {command} failed: {e}", e.code)
 
 
 def cmd_start(g: Parsed, argv: list[str]) -> int:
@@ -372,7 +383,10 @@ def main(argv: list[str] | None = None) -> int:
         return handler(g, rest)
     except RuntimeFailure as e:
         log.LOG.error(str(e))
-        sys.stderr.write(f"barque-runtime: {e}\n")
+        # runc prints the error alone; ours say whose it is, unless they already name us
+        message = str(e)
+        sys.stderr.write(f"{message}\n" if message.startswith(f"{NAME} ") else
+                         f"{NAME}: {message}\n")
         return e.code
     except KeyboardInterrupt:
         return 130

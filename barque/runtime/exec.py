@@ -210,8 +210,10 @@ def _stage2(container: st.Container, process: dict, from_parent: Channel, to_par
         try:
             fs.chdir_in_root(cwd, create=False)
         except OSError as e:
+            # runc's words: the errno's alone (our wrappers add the call and path to strerror)
+            reason = os.strerror(e.errno) if e.errno else e.strerror or ""
             raise RuntimeFailure(f'chdir to cwd ("{cwd}") set in config.json failed: '
-                                 f"{(e.strerror or '').lower()}") from None
+                                 f"{reason.lower()}") from None
         exe = proc.lookup_executable(process["args"][0], env, cwd)
         linux = container.config.get("linux") or {}
         apply_labels(process, {})

@@ -40,7 +40,6 @@ def lookup_executable(name: str, env: dict[str, str], cwd: str) -> str:
     else:
         path = env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         candidates = [os.path.join(d or ".", name) for d in path.split(":")]
-    denied = False
     for candidate in candidates:
         try:
             st = os.stat(candidate)
@@ -48,13 +47,12 @@ def lookup_executable(name: str, env: dict[str, str], cwd: str) -> str:
             continue
         if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
             return candidate
-        denied = True
         if "/" in name:  # a directory too: Go's LookPath says EACCES, so does runc
             raise RuntimeFailure(f'exec: "{name}": permission denied')
     if "/" in name:
         raise RuntimeFailure(f'exec: "{name}": stat {name}: no such file or directory')
-    if denied:
-        raise RuntimeFailure(f'exec: "{name}": permission denied')
+    # Go's LookPath passes over what is in $PATH but not an executable file (a directory,
+    # a file without x bits, and "" which names the directory itself): not found, as runc
     raise RuntimeFailure(f'exec: "{name}": executable file not found in $PATH')
 
 

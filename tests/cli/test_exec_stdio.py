@@ -135,13 +135,27 @@ def test_cli_passes_no_inherited_fds(cleanup: Barque, box: str, tmp_path: object
 def test_exec_exit_codes(cleanup: Barque, box: str) -> None:
     b = cleanup
     assert b.run("exec", "box", "sh", "-c", "exit 9").returncode == 9
-    assert b.run("exec", "box", "no-such-command").returncode == 127
-    assert b.run("exec", "box", "/etc").returncode == 126
-    # Docker: exit 126, the runtime's error ("chdir to cwd ... no such file or directory").
-    missing = b.run("exec", "-w", "/missing", "box", "true")
-    assert missing.returncode == 126, missing.stderr
-    assert 'chdir to cwd ("/missing")' in missing.stderr
-    assert "no such file or directory" in missing.stderr
+    # Docker's exec: 126 for whatever stops the runtime (not 127 for a missing command, as
+    # run), its error in dockerd's words on stdout (dockerd writes it on the stream), none of
+    # the runtime's own lines
+    head = "OCI runtime exec failed: exec failed: unable to start container process: "
+    for flags, command, reason in (
+            ((), "no-such-command", 'exec: "no-such-command": executable file not found in '
+                                    "$PATH"),
+            (("-t",), "no-such-command", 'exec: "no-such-command": executable file not found '
+                                         "in $PATH"),
+            ((), "/etc", 'exec: "/etc": permission denied'),
+            (("-w", "/missing"), "true", 'chdir to cwd ("/missing") set in config.json failed: '
+                                         "no such file or directory")):
+        raw = subprocess.run(b.argv("exec", *flags, "box", command), capture_output=True,
+                             stdin=subprocess.DEVNULL, timeout=60)
+        assert (raw.returncode, raw.stdout, raw.stderr) == (
+            126, f"{head}{reason}: unknown\r\n".encode(), b""), flags
+    # detached, the daemon's answer to the start: an error, exit 1
+    proc = b.run("exec", "-d", "box", "no-such-command")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (1, "", (
+        f"Error response from daemon: {head}exec: \"no-such-command\": executable file not "
+        "found in $PATH: unknown\n"))
 
 
 def test_exec_detached_output_is_dropped(cleanup: Barque, box: str) -> None:

@@ -36,9 +36,45 @@ def test_the_containers_exit_code_is_barques(barque: Barque) -> None:
 def test_a_missing_command_exits_127(barque: Barque) -> None:
     result = barque.run("run", "--rm", "busybox", "no-such-command")
     assert result.returncode == 127, result.stderr
-    assert "barque: Error response from daemon:" in result.stderr
-    assert "no-such-command" in result.stderr
+    # Docker's one line (runc's "runc create failed" is the runtime's own name for itself,
+    # here in its `run --detach`); never the runtime's line from the container's stderr
+    assert (result.stdout, result.stderr) == ("", (
+        "barque: Error response from daemon: failed to create shim task: OCI runtime create "
+        "failed: barque-runtime run failed: unable to start container process: exec: "
+        '"no-such-command": executable file not found in $PATH: unknown.\n'))
     assert barque.containers() == []
+
+
+def test_a_failed_start_leaves_no_runtime_words_in_the_log(barque: Barque) -> None:
+    """What the runtime wrote on the container's stderr as its start failed is its own, not
+    the container's output (dockerd's shim never copies it): neither attached nor logged."""
+    result = barque.run("run", "--name", "nostart", "busybox", "/etc")
+    assert result.returncode == 126 and result.stderr.count("\n") == 1, result.stderr
+    logs = barque.run("logs", "nostart")
+    assert (logs.returncode, logs.stdout, logs.stderr) == (0, "", "")
+    started = barque.run("start", "-a", "nostart")
+    # docker start -a exits 1 (the daemon's error), as the compat case start_attached_failing
+    assert started.returncode == 1 and started.stderr.count("\n") == 1, started.stderr
+    assert ok(barque.run("logs", "nostart")) == ""
+    state = ok(barque.run("inspect", "-f", "{{.State.ExitCode}} {{.State.Error}}", "nostart"))
+    assert state == ("126 failed to create shim task: OCI runtime create failed: barque-runtime "
+                     'run failed: unable to start container process: exec: "/etc": permission '
+                     "denied: unknown\n")
+    ok(barque.run("rm", "nostart"))
+
+
+def test_a_start_that_failed_leaves_a_new_container_created(barque: Barque) -> None:
+    """As Docker's: the container never ran, so it stays `created` (with the exit code and
+    error of the start), is started again as such and removed without -f."""
+    ok(barque.run("create", "--name", "never", "busybox", "no-such-command"))
+    for _ in range(2):
+        started = barque.run("start", "never")
+        assert started.returncode == 1 and started.stderr.endswith(
+            "Error: failed to start containers: never\n"), started.stderr
+        state = ok(barque.run("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} "
+                              "{{.State.StartedAt}}", "never"))
+        assert state == "created 127 0001-01-01T00:00:00Z\n"
+    ok(barque.run("rm", "never"))
 
 
 def test_a_command_that_cannot_be_invoked_exits_126(barque: Barque) -> None:

@@ -14,6 +14,11 @@ STATE = "inspect -f {{.State.Status}} c1"
 NAMES = "ps -a --format {{.Names}}"
 PIDS = ((r"\b\d+\b", "<n>"),)
 KEYS = "inspect -f '{{range $k, $v := %s}}{{$k}} {{end}}' c1"
+# `docker run --rm` or `start -a` of a container that cannot start: the docker CLI's wait for
+# its end races the start's error and may log its cancelling (the command cancels the wait's
+# context as it returns the error); a line of the client's, there or not from run to run.
+WAIT_RACE = ((r'(?m)^time="<stamp>" level=error msg="error waiting for container: '
+            r'context canceled"\n?', ""),)
 
 RUN = [
     C("run_echo", "run --rm --network none busybox echo hello"),
@@ -82,8 +87,14 @@ RUN = [
     C("run_it_typed_ahead", "!printf 'echo hi; exit 3\\n' | timeout 30 script -qec "
       "'{cli} run --rm -it --network none busybox sh' /dev/null | tr -d '\\r' | grep -x hi; "
       "echo \"exit ${PIPESTATUS[1]}\""),
-    C("run_cmd_not_found", "run --rm --network none busybox nosuchcmd"),
-    C("run_cmd_not_executable", "run --rm --network none busybox /etc"),
+    C("run_cmd_not_found", "run --rm --network none busybox nosuchcmd", extra=WAIT_RACE),
+    C("run_cmd_not_executable", "run --rm --network none busybox /etc", extra=WAIT_RACE),
+    C("run_detached_cmd_not_found", "run -d --network none --name c1 busybox nosuchcmd",
+      check=("inspect -f '{{.State.Status}} {{.State.ExitCode}} {{.State.Error}}' c1",)),
+    C("run_cmd_not_found_kept", "run --network none --name c1 busybox nosuchcmd",
+      check=("inspect -f '{{.State.Status}} {{.State.ExitCode}} {{.State.StartedAt}}' c1",),
+      extra=WAIT_RACE),
+    C("run_cmd_path_missing", "run --rm --network none busybox /nosuch/cmd", extra=WAIT_RACE),
     C("run_default_cmd", "run --rm --network none busybox"),
     C("run_detached", RUNNING, check=(STATE,)),
     # long enough for `wait` to find it: a run gone before `wait` is a race, not a case
@@ -180,6 +191,12 @@ LIFECYCLE = [
     C("start_unknown", "start nosuch"),
     C("start_two_unknown", "start nosuch1 nosuch2"),
     C("start_failing", "start c1", setup=("create --network none --name c1 busybox nosuchcmd",)),
+    C("start_failing_error", "start c1", setup=("create --network none --name c1 busybox /etc",),
+      check=("inspect -f '{{.State.Status}} {{.State.ExitCode}} {{.State.Error}}' c1",
+             "ps -a --format '{{.Names}} {{.Status}}'", "start c1")),
+    C("start_attached_failing", "start -a c1",
+      setup=("create --network none --name c1 busybox nosuchcmd",),
+      check=("inspect -f '{{.State.ExitCode}} {{.State.Error}}' c1",), extra=WAIT_RACE),
     C("stop_running", "stop -t 1 c1", setup=(RUNNING,),
       check=(STATE, "inspect -f {{.State.ExitCode}} c1")),
     C("stop_created", "stop c1", setup=(CREATED,)),
@@ -297,6 +314,9 @@ QUERY = [
     C("exec_stdin", "exec -i c1 cat", setup=(RUNNING,), stdin="in\n"),
     C("exec_detach", "exec -d c1 touch /tmp/x", setup=(RUNNING,)),
     C("exec_not_found", "exec c1 nosuchcmd", setup=(RUNNING,)),
+    C("exec_not_executable", "exec c1 /etc", setup=(RUNNING,)),
+    C("exec_detach_not_found", "exec -d c1 nosuchcmd", setup=(RUNNING,)),
+    C("exec_tty_not_found", "exec -t c1 nosuchcmd", setup=(RUNNING,)),
     C("exec_not_running", "exec c1 true", setup=(CREATED,)),
     C("exec_paused", "exec c1 true", setup=(RUNNING, "pause c1")),
     C("exec_unknown", "exec nosuch true"),

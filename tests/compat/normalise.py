@@ -18,6 +18,11 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
                 r"\d+ (second|minute|hour|day|week|month|year)s?)\b"), "<time>"),
     # go-units' HumanSize and BytesSize, and the sizes of ps -s ("0B (virtual 1.2MB)").
     (re.compile(r"\b\d+(\.\d+)?\s?(B|kB|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\b"), "<size>"),
+    # The OCI runtime's name in its own errors, which dockerd (and Barque) quote: runc's
+    # "runc create failed: ...", barque-runtime's "barque-runtime run failed: ..." (Barque's
+    # monitor creates and starts in one `run --detach`; dockerd's shim calls `create`).
+    # Before the next rule, which would make "barque-runtime" "docker-runtime".
+    (re.compile(r"\bbarque-runtime run failed: "), "runc create failed: "),
     # The program's name in usage lines and hints ("See 'docker run --help'.").
     (re.compile(r"\bbarque\b"), "docker"),
     # ... and in the help's words ("Manage Docker", `system --help`): the product's name.

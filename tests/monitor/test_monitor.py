@@ -306,7 +306,8 @@ def test_failed_create_reports_the_runtime_error(mon: Monitors) -> None:
     assert time.monotonic() - start < 20
     assert m.proc.returncode == 1
     assert m.proc.stdout == b""
-    assert m.proc.stderr == (b'unable to start container process: '  # runc's words
+    assert m.proc.stderr == (b'barque-runtime run failed: '  # runc's words, with our name
+                             b'unable to start container process: '
                              b'exec: "nope": executable file not found in $PATH\n')
     assert not os.path.exists(os.path.join(mon.rt.state_root, m.id))
     assert mon.rt.cmd("state", m.id).returncode != 0
@@ -605,10 +606,12 @@ def test_failed_restart_records_the_error(mon: Monitors) -> None:
         json.dump(spec, f)
     final = m.wait_done()
     assert final["Status"] == "exited" and final["RestartCount"] == 1
-    assert final["Error"] == ('unable to start container process: '
+    assert final["Error"] == ('barque-runtime run failed: unable to start container process: '
                               'exec: "nope": executable file not found in $PATH')
     assert final["ExitCode"] == 127 and final["Pid"] == 0
-    assert m.logged() == "run\n"
+    # the runtime's own line on the container's stderr is not the container's output: as
+    # containerd's shim, only a started run's output is logged
+    assert m.logged() == "run\n" and m.logged("stderr") == ""
     assert not os.path.exists(os.path.join(mon.rt.state_root, m.id))
 
 

@@ -1,7 +1,8 @@
 """What runc's callers read, found by running dockerd (tests/runtime/test_dockerd_runtime.py)
 and the runtime-tools suite (bench/runtime_tools.py) against barque-runtime: the words of a
 process that cannot start and the shape of the --log lines containerd's shim parses. runc 1.1
-is the oracle; its own name ("runc create failed: ") is the one thing left out."""
+is the oracle; its own name ("runc create failed: ", ours "barque-runtime create failed: ") is
+the one thing that differs."""
 
 from __future__ import annotations
 
@@ -22,9 +23,13 @@ def _log_line(path: str) -> str:
     with open(path) as f:
         lines = [line for line in f if "error" in line]
     assert lines, f"no error in {path}"
-    # the time varies; runc names itself where barque-runtime names nothing
+    # the time varies; each runtime names itself
     line = re.sub(r'"time":"[^"]*"|time="[^"]*"', "TIME", lines[-1].rstrip("\n"))
-    return line.replace("runc create failed: ", "")
+    return _unnamed(line)
+
+
+def _unnamed(text: str) -> str:
+    return re.sub(r"\b(runc|barque-runtime) (create|run) failed: ", r"RUNTIME \2 failed: ", text)
 
 
 @pytest.mark.parametrize("fmt", ["json", "text"])
@@ -60,6 +65,47 @@ def test_exec_of_a_command_that_cannot_start(oracle: Oracle, command: str) -> No
     assert head in _log_line(logs["runc"])
     assert _log_line(logs["barque"]).partition(head)[:2] == _log_line(
         logs["runc"]).partition(head)[:2]
+
+
+def test_create_and_run_name_themselves_as_runc(oracle: Oracle) -> None:
+    """runc's "runc create failed: ..." / "runc run failed: ...", on stderr alone (with --log
+    too) and in the log: dockerd quotes the log line ("OCI runtime create failed: runc create
+    failed: ..."), so ours says "barque-runtime create failed: ..." there."""
+    rt = oracle.rt
+    bundle = rt.bundle(rt.spec(["no-such-command"]))
+    for command in ("create", "run"):
+        logs = {who: os.path.join(rt.tmp, f"{who}-{command}.log") for who in ("runc", "barque")}
+        ours = rt.cmd("--log", logs["barque"], "--log-format", "json", command, "--bundle",
+                      bundle, rt.new_id())
+        theirs = oracle.runc("--log", logs["runc"], "--log-format", "json", command,
+                             "--bundle", bundle, oracle.runc_id())
+        words = (f"{command} failed: unable to start container process: exec: "
+                 '"no-such-command": executable file not found in $PATH\n')
+        assert theirs.stderr.decode() == f"runc {words}"
+        assert ours.stderr.decode() == f"barque-runtime {words}"
+        assert _log_line(logs["barque"]) == _log_line(logs["runc"])
+        assert f"barque-runtime {command} failed: " in open(logs["barque"]).read()
+
+
+@pytest.mark.parametrize("command", ["", "not-executable", "a-directory"])
+def test_path_lookup_passes_over_what_is_not_executable(oracle: Oracle, command: str) -> None:
+    """Go's exec.LookPath (runc's): in $PATH, a directory, a file without x bits and ""
+    (the directory itself) are passed over, so the command is not found (Docker: 127), where
+    a path given with a slash is "permission denied" (126)."""
+    rt = oracle.rt
+    bundle = rt.bundle(rt.spec([command]))
+    with open(os.path.join(bundle, "rootfs", "bin", "not-executable"), "w") as f:
+        f.write("echo hi\n")
+    os.mkdir(os.path.join(bundle, "rootfs", "bin", "a-directory"))
+    logs = {who: os.path.join(rt.tmp, f"{who}-path.log") for who in ("runc", "barque")}
+    ours = rt.cmd("--log", logs["barque"], "--log-format", "json", "create", "--bundle", bundle,
+                  rt.new_id())
+    theirs = oracle.runc("--log", logs["runc"], "--log-format", "json", "create", "--bundle",
+                         bundle, oracle.runc_id())
+    assert ours.returncode == theirs.returncode == 1
+    assert f'exec: \\"{command}\\": executable file not found in $PATH' in _log_line(logs["runc"])
+    assert _log_line(logs["barque"]) == _log_line(logs["runc"])
+    assert _unnamed(ours.stderr.decode()) == _unnamed(theirs.stderr.decode())
 
 
 def test_run_error_words(runtime: Runtime) -> None:

@@ -25,13 +25,13 @@ def _run(rt: Runtime, spec: dict, bundle: str | None = None) -> subprocess.Compl
 
 
 def _error(proc: subprocess.CompletedProcess) -> str:
-    """The error's own words: runc's msg="..." (after its "runc run failed: " and "unable to
-    start container process: " prefixes) or barque-runtime's line."""
+    """The error's own words: runc's msg="..." or barque-runtime's line, after their "runc run
+    failed: " or "barque-runtime run failed: " and "unable to start container process: "."""
     err = proc.stderr.decode()
     found = re.search(r'msg="(.*)"', err)
     text = found.group(1).replace('\\"', '"') if found else err.strip()
-    for prefix in ("barque-runtime: ", "runc run failed: ", "unable to start container "
-                   "process: "):
+    for prefix in ("barque-runtime: ", "barque-runtime run failed: ", "runc run failed: ",
+                   "unable to start container process: "):
         text = text.removeprefix(prefix)
     return text
 
