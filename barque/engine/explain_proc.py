@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 
+from barque.linux.mountinfo import unescape
 from barque.structs import dataclass
 
 NAMESPACES = ("pid", "mnt", "uts", "ipc", "net", "user", "cgroup", "time")
@@ -94,21 +95,6 @@ class Mount:
     @property
     def read_only(self) -> bool:
         return "ro" in self.options
-
-
-def unescape(text: str) -> str:
-    """mountinfo's octal escapes (\\040 a space, \\054 a comma, \\134 a backslash)."""
-    if "\\" not in text:
-        return text
-    out, i = [], 0
-    while i < len(text):
-        if text[i] == "\\" and text[i + 1:i + 4].isdigit():
-            out.append(chr(int(text[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
 
 
 def mountinfo(pid: int | str) -> list[Mount]:
