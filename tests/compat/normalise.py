@@ -23,6 +23,12 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     # monitor creates and starts in one `run --detach`; dockerd's shim calls `create`).
     # Before the next rule, which would make "barque-runtime" "docker-runtime".
     (re.compile(r"\bbarque-runtime run failed: "), "runc create failed: "),
+    # `docker run --rm` or `start -a` of a container that cannot start: the docker CLI's wait
+    # for its end races the start's error and may log its cancelling (the command cancels the
+    # wait's context as it returns the error): a line of the client's, there or not from run
+    # to run, in any case whose start fails. Barque never prints it.
+    (re.compile(r'(?m)^time="<stamp>" level=error msg="error waiting for container: '
+                r'context canceled"\n?'), ""),
     # The program's name in usage lines and hints ("See 'docker run --help'.").
     (re.compile(r"\bbarque\b"), "docker"),
     # ... and in the help's words ("Manage Docker", `system --help`): the product's name.
