@@ -113,6 +113,9 @@ def report(events: list[Event], cpu: collections.Counter[int], names: dict[int, 
             print(f"{ms:8.1f}  exec  {e.pid:>7}  {filename.group(1) if filename else '?'}")
         elif e.kind == "sched_process_exit":
             print(f"{ms:8.1f}  exit  {e.pid:>7}  {e.comm:<16} cpu {cpu[e.pid] / 1e6:6.1f} ms")
+        elif e.kind == "sched_process_fork":
+            child = re.search(r"child_pid=(\d+)", e.detail)
+            print(f"{ms:8.1f}  fork  {e.pid:>7}  -> {child.group(1) if child else '?'}")
     by_name = collections.Counter[str]()
     for pid in mine:
         by_name[names.get(pid, "?")] += cpu[pid]
