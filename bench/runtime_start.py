@@ -4,7 +4,8 @@
 barque-runtime is measured beside Debian's runc and crun (where installed and working) on one
 busybox bundle, interleaved round-robin so that drift in machine load hits every runtime
 equally, plus two floors for context: the bare Python start barque-runtime's launcher pays
-(`python3 -I -S -c pass`) and the bare Go start runc pays (`runc --version`).
+(`python3 -I -S -c pass`) and the bare Go start runc pays (`runc --version`); with `--floor`, a
+third: bench/python_floor.py, the least a runtime whose create path is Python can do.
 
 The modes a caller meets: back to back (the default), from quiet (`--pause MS` before each
 run), one runtime alone (`--alone`: all of one runtime's runs, then the next's, nothing
@@ -242,11 +243,32 @@ def make_subjects(args: argparse.Namespace, tmp: Path, bundle: str, python: str,
         else:
             subject.version = version_of([binary, "--version"], env)
         subjects.append(subject)
+    if args.floor:
+        subjects += floor_subjects(tmp, bundle, python, env)
     subjects.append(Subject("python3 -I -S -c pass", [python, "-I", "-S", "-c", "pass"],
                             version=python_version(python, env)))
     subjects.append(Subject("runc --version", [args.runc, "--version"],
                             version=version_of([args.runc, "--version"], env),
                             error=None if shutil.which(args.runc) else "not installed"))
+    return subjects
+
+
+def floor_subjects(tmp: Path, bundle: str, python: str, env: dict[str, str]) -> list[Subject]:
+    """bench/python_floor.py, the least a Python create path can do, on the launcher's
+    interpreter and on the system's /usr/bin/python3 where that is another build (Debian's
+    is built with PGO and LTO, a pyenv one usually without)."""
+    script = str(REPO / "bench" / "python_floor.py")
+    pythons = [python]
+    system = "/usr/bin/python3"
+    if os.access(system, os.X_OK) and os.path.realpath(system) != os.path.realpath(python):
+        pythons.append(system)
+    subjects = []
+    for i, interpreter in enumerate(pythons):
+        root = tmp / f"state-floor-{i}"
+        root.mkdir(mode=0o700)
+        name = "python floor" + (f" ({interpreter})" if i else "")
+        subjects.append(Subject(name, [interpreter, "-I", "-S", script], state_root=str(root),
+                                bundle=bundle, version=python_version(interpreter, env)))
     return subjects
 
 
@@ -661,6 +683,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="time containerd's create, start, exit and delete instead of `run`")
     p.add_argument("--load", type=int, default=0, metavar="N",
                    help="N busy loops running during the timed rounds (default 0)")
+    p.add_argument("--floor", action="store_true",
+                   help="also run bench/python_floor.py: the least a Python create path can do")
     p.add_argument("--barque", default=None, help="barque-runtime (default: beside python3)")
     p.add_argument("--runc", default="/usr/sbin/runc")
     p.add_argument("--crun", default="/usr/bin/crun")
@@ -678,7 +702,7 @@ def measure(args: argparse.Namespace, tmp: Path, runner: Runner, python: str,
     bundle = build_bundle(tmp)
     subjects = make_subjects(args, tmp, bundle, python, env)
     if args.lifecycle:  # the floors have no create/start/delete
-        subjects = [s for s in subjects if s.is_runtime]
+        subjects = [s for s in subjects if s.is_runtime and not s.name.startswith("python floor")]
     runner.lifecycle = args.lifecycle
     trial(runner, subjects)
     progress(f"{args.warmup} warm-up rounds, then {args.runs} timed rounds ({mode_of(args)})")
