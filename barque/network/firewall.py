@@ -33,9 +33,9 @@ and 127.0.0.0/8 sources leaving through a bridge are masqueraded to the bridge's
 `loopback` chain keeps route_localnet from opening the host's loopback to the containers.
 An IPv6 host address (:: or one of the host's) is DNAT'd to the container's IPv6 address,
 never to its IPv4 one (the kernel does not translate between the families), and never ::1
-(no route_localnet for IPv6: the kernel drops loopback traffic routed out of `lo`). A container cannot reach a published port
-of a container on another Barque network through the host's address either: isolation drops
-the DNAT'd packet, as Docker's own rules do when its proxy is off.
+(no route_localnet for IPv6: a DNAT'd connection from ::1 never completes). A container cannot
+reach a published port of a container on another Barque network through the host's address
+either: isolation drops the DNAT'd packet, as Docker's own rules do when its proxy is off.
 
 icc=False is enforced in the bridge family, by subnet: frames bridged between two ports of B
 whose source and destination are both in B's subnets are dropped. We did not use br_netfilter
