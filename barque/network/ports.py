@@ -297,7 +297,7 @@ NO_V6_LOOPBACK = ("Cannot map from the IPv6 loopback address to a container beca
                   "userland proxy is disabled (publish on 127.0.0.1 or [::] instead)")
 
 
-def _addresses(request: PortRequest, container_ipv6: bool, container_ip: str) -> list[str]:
+def _addresses(request: PortRequest, container_ip: str, container_ipv6: str) -> list[str]:
     """The host addresses a request binds: its own, or 0.0.0.0 and (for a container with an
     IPv6 address, on a host that has IPv6) ::. PortError for an IPv6 one nothing can reach."""
     if not request.host_ip:
@@ -306,7 +306,7 @@ def _addresses(request: PortRequest, container_ipv6: bool, container_ip: str) ->
     if ip is None or ip.version == 4:
         return [request.host_ip]
     where = _describe(request.host_ip, request.start if request.start == request.end else 0,
-                      container_ip, request)
+                      container_ipv6 or container_ip, request)
     if not container_ipv6:
         raise PortError(f"failed to bind host port for {where}: {NO_V6_CONTAINER}")
     if ip.is_loopback:
@@ -377,8 +377,9 @@ def release(reserved: Iterable[tuple[int, PortMap]]) -> None:
             pass
 
 
-def _bind_all(request: PortRequest, addresses: list[str], port: int, container_ip: str,
-              ranged: bool) -> list[tuple[int, PortMap]]:
+def _bind_all(request: PortRequest, addresses: list[str], port: int,
+              inside: tuple[str, str], ranged: bool) -> list[tuple[int, PortMap]]:
+    """`inside`: the container's IPv4 and IPv6 addresses (for the error's words)."""
     """One port on every address, or nothing (OSError carries Docker's words)."""
     held: list[tuple[int, PortMap]] = []
     try:
@@ -387,7 +388,7 @@ def _bind_all(request: PortRequest, addresses: list[str], port: int, container_i
                 fd, got = _bind(request.proto, address, port)
             except OSError as e:
                 reason = (e.strerror or str(e)).lower()
-                where = _describe(address, port, container_ip, request)
+                where = _describe(address, port, inside[":" in address], request)
                 text = (f"failed to bind host port {port} for {where}: {reason}" if ranged
                         else f"failed to bind host port for {where}: {reason}")
                 raise OSError(e.errno, text) from None
@@ -402,17 +403,18 @@ def _bind_all(request: PortRequest, addresses: list[str], port: int, container_i
 
 
 def _reserve_one(request: PortRequest, taken: list[tuple[str, str, int]],
-                 container_ip: str, container_ipv6: bool) -> list[tuple[int, PortMap]]:
+                 container_ip: str, container_ipv6: str) -> list[tuple[int, PortMap]]:
     import errno
 
-    addresses = _addresses(request, container_ipv6, container_ip)
+    addresses = _addresses(request, container_ip, container_ipv6)
+    inside = (container_ip, container_ipv6 or container_ip)
     if request.start and request.start == request.end:
         for address in addresses:
             if _allocated(request.proto, address, request.start, taken):
                 raise PortError(f"Bind for {join_host_port(address, request.start)} failed: "
                                 "port is already allocated", 500)
         try:
-            return _bind_all(request, addresses, request.start, container_ip, False)
+            return _bind_all(request, addresses, request.start, inside, False)
         except OSError as e:
             raise PortError(e.strerror or str(e), 500) from None
     candidates = (range(request.start, request.end + 1) if request.start
@@ -422,7 +424,7 @@ def _reserve_one(request: PortRequest, taken: list[tuple[str, str, int]],
         if port and any(_allocated(request.proto, a, port, taken) for a in addresses):
             continue
         try:
-            held = _bind_all(request, addresses, port, container_ip, bool(request.start))
+            held = _bind_all(request, addresses, port, inside, bool(request.start))
         except OSError as e:
             if e.errno != errno.EADDRINUSE:
                 raise PortError(e.strerror or str(e), 500) from None
@@ -454,7 +456,7 @@ def reserve(requests: Iterable[PortRequest | PortMap],
         for item in requests:
             request = item if isinstance(item, PortRequest) else PortRequest(
                 item.proto, item.host_ip, item.host_port, item.host_port, item.container_port)
-            got = _reserve_one(request, taken, container_ip, bool(container_ipv6))
+            got = _reserve_one(request, taken, container_ip, container_ipv6)
             held += got
             taken += [(m.proto, m.host_ip, m.host_port) for _, m in got]
     except BaseException:

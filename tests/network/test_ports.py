@@ -207,7 +207,7 @@ def test_reserve_ipv4_only_container_gets_no_ipv6_address() -> None:
     ("::", "", "failed to bind host port for [::]:8080:172.17.0.2:80/tcp: Cannot map from "
                "IPv6 to an IPv4-only container because the userland proxy is disabled"),
     ("::1", "", "Cannot map from IPv6 to an IPv4-only container"),
-    ("::1", "fd00::2", "failed to bind host port for [::1]:8080:172.17.0.2:80/tcp: Cannot "
+    ("::1", "fd00::2", "failed to bind host port for [::1]:8080:[fd00::2]:80/tcp: Cannot "
                        "map from the IPv6 loopback address to a container"),
 ])
 def test_reserve_ipv6_host_address_nothing_can_reach(host_ip: str, ipv6: str,
@@ -313,3 +313,23 @@ def test_udp_port_is_held() -> None:
             assert e.value.errno == errno.EADDRINUSE
     finally:
         ports.release(held)
+
+
+def test_reserve_ipv6_port_of_a_host_process_releases_the_ipv4_one() -> None:
+    if not ports.ipv6_listenable():
+        pytest.skip("the host has no IPv6")  # (CI's has)
+    before = _open_fds()
+    taken = socket.socket(socket.AF_INET6)
+    taken.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    taken.bind(("::", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    try:
+        with pytest.raises(PortError) as e:
+            ports.reserve([PortRequest("tcp", "", port, port, 80)], container_ip="172.17.0.2",
+                          container_ipv6="fd00::2")
+        assert str(e.value) == (f"failed to bind host port for [::]:{port}:[fd00::2]:80/tcp: "
+                                "address already in use")
+    finally:
+        taken.close()
+    assert _open_fds() == before  # 0.0.0.0's socket closed too
