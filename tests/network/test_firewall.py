@@ -172,10 +172,16 @@ def _v6(topo: Topology, ns: str | None, link: str, address: str) -> None:
 
 def test_ipv6_host_addresses_reach_the_containers_ipv6_address(
         topo: Topology, fw: Firewall, reserve: Callable[[str], int],
-        ipv6_forwarding: None) -> None:
-    net, = free_subnets(1)
-    net6 = f"fd{os.urandom(1).hex()}:{os.urandom(2).hex()}:{os.urandom(2).hex()}::"
+        ipv6_forwarding: None, forwarding: None) -> None:
+    net, outer = free_subnets(2)
+    net6, outer6 = (f"fd{os.urandom(1).hex()}:{os.urandom(2).hex()}:{os.urandom(2).hex()}::"
+                    for _ in range(2))
     br = topo.bridge("b1", net)
+    o = topo.namespace("o", outer, 2)  # another host, on a link of its own
+    _v6(topo, None, topo.if_prefix + "vo", f"{outer6}1/64")
+    _v6(topo, o, "eth0", f"{outer6}2/64")
+    subprocess.run(["ip", "-n", o, "-6", "route", "add", "default", "via", f"{outer6}1"],
+                   check=True)
     a = topo.namespace("a", net, 2, br)
     b = topo.namespace("b", net, 3, br)
     _v6(topo, None, br, f"{net6}1/64")
@@ -204,6 +210,9 @@ def test_ipv6_host_addresses_reach_the_containers_ipv6_address(
     assert ask("::1", one) == ""
     # another container of the bridge through the host's IPv6 address: hairpin NAT
     assert topo.ask_from(b, gateway6, every) == f"A6 {gateway6}"
+    # another host, forwarded: the container sees its real address
+    assert topo.ask_from(o, f"{outer6}1", every) == f"A6 {outer6}2"
+    assert topo.ask_from(o, f"{outer6}1", one) == ""
     rules = chain_rules(fw.table, "ports")
     assert [r["expr"][-1]["dnat"]["family"] for r in rules] == ["ip", "ip6", "ip6"]
 
