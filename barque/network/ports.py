@@ -308,9 +308,9 @@ def _addresses(request: PortRequest, container_ip: str, container_ipv6: str) -> 
     where = _describe(request.host_ip, request.start if request.start == request.end else 0,
                       container_ipv6 or container_ip, request)
     if not container_ipv6:
-        raise PortError(f"failed to bind host port for {where}: {NO_V6_CONTAINER}")
+        raise PortError(f"failed to bind host port for {where}: {NO_V6_CONTAINER}", 500)
     if ip.is_loopback:
-        raise PortError(f"failed to bind host port for {where}: {NO_V6_LOOPBACK}")
+        raise PortError(f"failed to bind host port for {where}: {NO_V6_LOOPBACK}", 500)
     return [request.host_ip]
 
 

@@ -217,7 +217,7 @@ def test_reserve_ipv6_host_address_nothing_can_reach(host_ip: str, ipv6: str,
         ports.reserve([PortRequest("tcp", "127.0.0.1", 0, 0, 81),
                        PortRequest("tcp", host_ip, 8080, 8080, 80)],
                       container_ip="172.17.0.2", container_ipv6=ipv6)
-    assert words in str(e.value) and e.value.status == 400
+    assert words in str(e.value) and e.value.status == 500  # as a bind that failed
     assert _open_fds() == before  # all or nothing
 
 
