@@ -10,7 +10,7 @@ from barque.structs import dataclass
 @dataclass(frozen=True)
 class PortMap:
     proto: str          # "tcp" | "udp" | "sctp"
-    host_ip: str        # "" = every host address
+    host_ip: str        # the bound address ("" in rows of an older Barque: 0.0.0.0 and ::)
     host_port: int
     container_port: int
 
