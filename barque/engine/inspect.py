@@ -186,7 +186,9 @@ def network_settings(engine: Engine, record: ContainerRecord,
 
     endpoints, networks, published = network_view_data(engine, record)
     sandbox_key = os.path.join(engine.paths.runroot, "netns", record.id)
-    ipv6 = ipv6_listenable() if published else True  # a socket's cost only when it matters
+    # Rows name their address, but those of a Barque before that: "" (0.0.0.0 and ::). A
+    # socket's cost only when it matters.
+    ipv6 = ipv6_listenable() if any(not p.host_ip for p in published) else True
     return netview.network_settings(record, bool(state["Running"]), endpoints, networks,
                                     published, sandbox_key, ipv6)
 

@@ -279,14 +279,17 @@ def _publish(engine: Engine, store: NetworkStore, record: ContainerRecord,
         return []
     endpoint, network = target
     allocated = [(p.proto, p.host_ip, p.host_port) for p in store.published(None)]
+    ipv6 = str(endpoint.ipv6) if endpoint.ipv6 else ""  # IPv6 host addresses go there
     try:
-        held = ports.reserve(wanted, allocated, container_ip=str(endpoint.ipv4))
+        held = ports.reserve(wanted, allocated, container_ip=str(endpoint.ipv4),
+                             container_ipv6=ipv6)
     except ports.PortError as e:
         raise NetworkError(str(e), e.status) from None
     try:
         bound = ports.port_maps(held)
         store.publish(record.id, bound)
-        firewall_of(engine).add_ports(record.id, network.bridge, str(endpoint.ipv4), bound)
+        firewall_of(engine).add_ports(record.id, network.bridge, str(endpoint.ipv4), bound,
+                                      container_ipv6=ipv6)
     except BaseException:
         ports.release(held)
         raise

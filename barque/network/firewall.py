@@ -31,9 +31,11 @@ process per port, no copy of every byte through user space, and the container se
 real address. The host reaches its ports at 127.0.0.1 because the bridge gets route_localnet=1
 and 127.0.0.0/8 sources leaving through a bridge are masqueraded to the bridge's address; the
 `loopback` chain keeps route_localnet from opening the host's loopback to the containers.
-Ports are IPv4 only (a host_ip of "::" is refused). A container cannot reach a published port
-of a container on another Barque network through the host's address either: isolation drops
-the DNAT'd packet, as Docker's own rules do when its proxy is off.
+An IPv6 host address (:: or one of the host's) is DNAT'd to the container's IPv6 address,
+never to its IPv4 one (the kernel does not translate between the families), and never ::1
+(no route_localnet for IPv6: a DNAT'd connection from ::1 never completes). A container cannot
+reach a published port of a container on another Barque network through the host's address
+either: isolation drops the DNAT'd packet, as Docker's own rules do when its proxy is off.
 
 icc=False is enforced in the bridge family, by subnet: frames bridged between two ports of B
 whose source and destination are both in B's subnets are dropped. We did not use br_netfilter
@@ -220,12 +222,14 @@ class Firewall:
     # -- published ports -----------------------------------------------------------------------
 
     def add_ports(self, container_id: str, bridge: str, container_ipv4: str,
-                  ports: list[PortMap]) -> None:
-        """DNAT each port to the container, replacing what this container had (idempotent)."""
+                  ports: list[PortMap], container_ipv6: str = "") -> None:
+        """DNAT each port to the container, replacing what this container had (idempotent):
+        an IPv4 host address (or "") to container_ipv4, an IPv6 one to container_ipv6."""
         _check_tag(container_id)
         _check_ifname(bridge)
-        target = _ipv4(container_ipv4, "container address")
-        rules = [self._port_rule(container_id, target, p) for p in ports]
+        targets = {4: _ipv4(container_ipv4, "container address"),
+                   6: _ipv6(container_ipv6) if container_ipv6 else ""}
+        rules = [self._port_rule(container_id, targets, p) for p in ports]
         _sysctl(f"net/ipv4/conf/{bridge}/route_localnet", "1")  # first: a missing bridge fails
 
         def plan() -> list[dict[str, Any]]:
@@ -423,17 +427,25 @@ class Firewall:
                      {"delete": self._obj(family, "chain", name=chain)}]
         return cmds
 
-    def _port_rule(self, container_id: str, target: str, port: PortMap) -> dict[str, Any]:
+    def _port_rule(self, container_id: str, targets: dict[int, str],
+                   port: PortMap) -> dict[str, Any]:
         if port.proto not in PROTOS:
             raise ValueError(f"invalid protocol {port.proto!r}: tcp, udp or sctp")
         for value, what in ((port.host_port, "host port"), (port.container_port, "port")):
             if not isinstance(value, int) or not 0 < value < 65536:
                 raise ValueError(f"invalid {what} {value!r}")
-        expr = [_match(_meta("nfproto"), "ipv4")]
-        if port.host_ip not in ("", "0.0.0.0"):
-            expr.append(_match(_payload("ip", "daddr"), _ipv4(port.host_ip, "host address")))
+        version = 6 if ":" in port.host_ip else 4
+        host = _host_address(port.host_ip, version)
+        if version == 6 and not targets[6]:
+            raise ValueError(f"invalid host address {port.host_ip!r}: the container has no "
+                             "IPv6 address to forward it to")
+        family = IPFAM[version]
+        expr = [_match(_meta("nfproto"), f"ipv{version}")]
+        if not host.is_unspecified:
+            expr.append(_match(_payload(family, "daddr"), str(host)))
         expr += [_match(_payload(port.proto, "dport"), port.host_port),
-                 {"dnat": {"family": "ip", "addr": target, "port": port.container_port}}]
+                 {"dnat": {"family": family, "addr": targets[version],
+                           "port": port.container_port}}]
         return self._rule("ports", *expr, comment=container_id)
 
     def _port_removal(self, container_id: str,
@@ -596,6 +608,27 @@ def _ipv4(text: str, what: str) -> str:
         return str(ipaddress.IPv4Address(text))
     except ValueError as e:
         raise ValueError(f"invalid {what} {text!r}: published ports need an IPv4 address") from e
+
+
+def _ipv6(text: str) -> str:
+    try:
+        return str(ipaddress.IPv6Address(text))
+    except ValueError as e:
+        raise ValueError(f"invalid container IPv6 address {text!r}") from e
+
+
+def _host_address(text: str, version: int) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """A published port's host address ("" = every IPv4 one); never ::1, which the kernel
+    cannot forward (see the module's docstring)."""
+    if version == 4:
+        return ipaddress.IPv4Address(_ipv4(text or "0.0.0.0", "host address"))
+    try:
+        address = ipaddress.IPv6Address(text)
+    except ValueError as e:
+        raise ValueError(f"invalid host address {text!r}") from e
+    if address.is_loopback or address.ipv4_mapped is not None:
+        raise ValueError(f"invalid host address {text!r}: the kernel cannot forward it")
+    return address
 
 
 def _transient(e: NftError) -> bool:

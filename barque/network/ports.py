@@ -10,7 +10,7 @@ from barque.structs import dataclass
 @dataclass(frozen=True)
 class PortMap:
     proto: str          # "tcp" | "udp" | "sctp"
-    host_ip: str        # "" = every host address
+    host_ip: str        # the bound address ("" in rows of an older Barque: 0.0.0.0 and ::)
     host_port: int
     container_port: int
 
@@ -262,8 +262,13 @@ def requested(config: dict[str, Any], host_config: dict[str, Any]) -> list[PortR
 
 
 def _host_ip(binding: dict[str, Any]) -> str:
+    """HostIp without brackets; an IPv4-mapped IPv6 address is the IPv4 one (Go's To4)."""
     ip = str(binding.get("HostIp") or "")
-    return ip[1:-1] if ip.startswith("[") and ip.endswith("]") else ip
+    ip = ip[1:-1] if ip.startswith("[") and ip.endswith("]") else ip
+    parsed = parse_ip(ip)
+    if parsed is not None and parsed.version == 6 and parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    return ip
 
 
 # --- holding host ports ---------------------------------------------------------------------
@@ -280,10 +285,33 @@ def ipv6_listenable() -> bool:
         return False
 
 
-def _addresses(host_ip: str) -> list[str]:
-    if host_ip:
-        return [host_ip]
-    return ["0.0.0.0", "::"] if ipv6_listenable() else ["0.0.0.0"]
+# Barque forwards published ports in the kernel (DNAT), as Docker does with its userland proxy
+# off, and follows Docker's rules for that case: the kernel cannot translate between IPv6 and
+# IPv4, so an IPv6 host address reaches only a container with an IPv6 address (on an --ipv6
+# network), and `-p 8080:80` adds [::]:8080 to 0.0.0.0:8080 only for such a container.
+NO_V6_CONTAINER = ("Cannot map from IPv6 to an IPv4-only container because the userland proxy "
+                   "is disabled")
+# Nor does the kernel route IPv6 loopback traffic out of the loopback interface (IPv6 has no
+# route_localnet): a DNAT'd connection from ::1 never completes.
+NO_V6_LOOPBACK = ("Cannot map from the IPv6 loopback address to a container because the "
+                  "userland proxy is disabled (publish on 127.0.0.1 or [::] instead)")
+
+
+def _addresses(request: PortRequest, container_ip: str, container_ipv6: str) -> list[str]:
+    """The host addresses a request binds: its own, or 0.0.0.0 and (for a container with an
+    IPv6 address, on a host that has IPv6) ::. PortError for an IPv6 one nothing can reach."""
+    if not request.host_ip:
+        return ["0.0.0.0", "::"] if container_ipv6 and ipv6_listenable() else ["0.0.0.0"]
+    ip = parse_ip(request.host_ip)
+    if ip is None or ip.version == 4:
+        return [request.host_ip]
+    where = _describe(request.host_ip, request.start if request.start == request.end else 0,
+                      container_ipv6 or container_ip, request)
+    if not container_ipv6:
+        raise PortError(f"failed to bind host port for {where}: {NO_V6_CONTAINER}", 500)
+    if ip.is_loopback:
+        raise PortError(f"failed to bind host port for {where}: {NO_V6_LOOPBACK}", 500)
+    return [request.host_ip]
 
 
 def _overlaps(a: str, b: str) -> bool:
@@ -349,8 +377,9 @@ def release(reserved: Iterable[tuple[int, PortMap]]) -> None:
             pass
 
 
-def _bind_all(request: PortRequest, addresses: list[str], port: int, container_ip: str,
-              ranged: bool) -> list[tuple[int, PortMap]]:
+def _bind_all(request: PortRequest, addresses: list[str], port: int,
+              inside: tuple[str, str], ranged: bool) -> list[tuple[int, PortMap]]:
+    """`inside`: the container's IPv4 and IPv6 addresses (for the error's words)."""
     """One port on every address, or nothing (OSError carries Docker's words)."""
     held: list[tuple[int, PortMap]] = []
     try:
@@ -359,11 +388,13 @@ def _bind_all(request: PortRequest, addresses: list[str], port: int, container_i
                 fd, got = _bind(request.proto, address, port)
             except OSError as e:
                 reason = (e.strerror or str(e)).lower()
-                where = _describe(address, port, container_ip, request)
+                where = _describe(address, port, inside[":" in address], request)
                 text = (f"failed to bind host port {port} for {where}: {reason}" if ranged
                         else f"failed to bind host port for {where}: {reason}")
                 raise OSError(e.errno, text) from None
-            held.append((fd, PortMap(request.proto, request.host_ip, got, request.container_port)))
+            # One row per socket, its own address: which families a "" request got depends
+            # on the container (see _addresses), so the views must not guess it.
+            held.append((fd, PortMap(request.proto, address, got, request.container_port)))
             port = got  # a kernel-chosen port: the other addresses get the same one
         return held
     except BaseException:
@@ -372,17 +403,18 @@ def _bind_all(request: PortRequest, addresses: list[str], port: int, container_i
 
 
 def _reserve_one(request: PortRequest, taken: list[tuple[str, str, int]],
-                 container_ip: str) -> list[tuple[int, PortMap]]:
+                 container_ip: str, container_ipv6: str) -> list[tuple[int, PortMap]]:
     import errno
 
-    addresses = _addresses(request.host_ip)
+    addresses = _addresses(request, container_ip, container_ipv6)
+    inside = (container_ip, container_ipv6 or container_ip)
     if request.start and request.start == request.end:
         for address in addresses:
             if _allocated(request.proto, address, request.start, taken):
                 raise PortError(f"Bind for {join_host_port(address, request.start)} failed: "
                                 "port is already allocated", 500)
         try:
-            return _bind_all(request, addresses, request.start, container_ip, False)
+            return _bind_all(request, addresses, request.start, inside, False)
         except OSError as e:
             raise PortError(e.strerror or str(e), 500) from None
     candidates = (range(request.start, request.end + 1) if request.start
@@ -392,7 +424,7 @@ def _reserve_one(request: PortRequest, taken: list[tuple[str, str, int]],
         if port and any(_allocated(request.proto, a, port, taken) for a in addresses):
             continue
         try:
-            held = _bind_all(request, addresses, port, container_ip, bool(request.start))
+            held = _bind_all(request, addresses, port, inside, bool(request.start))
         except OSError as e:
             if e.errno != errno.EADDRINUSE:
                 raise PortError(e.strerror or str(e), 500) from None
@@ -409,10 +441,11 @@ def _reserve_one(request: PortRequest, taken: list[tuple[str, str, int]],
 
 def reserve(requests: Iterable[PortRequest | PortMap],
             allocated: Iterable[tuple[str, str, int]] = (),
-            container_ip: str = "") -> list[tuple[int, PortMap]]:
+            container_ip: str = "", container_ipv6: str = "") -> list[tuple[int, PortMap]]:
     """Bind every requested host port, all or nothing: [(socket fd, PortMap)], one entry per
-    socket (a PortMap for every address, "", holds 0.0.0.0 and :: and so appears twice). A
-    host port of 0 is one the kernel chooses, the same on both addresses. `allocated` are
+    socket, its PortMap naming that socket's address (a request for every address, "", gives
+    0.0.0.0 and, when the container has an IPv6 address `container_ipv6`, ::). A host port
+    of 0 is one the kernel chooses, the same on both addresses. `allocated` are
     (proto, host_ip, host_port) other containers publish (the published_ports table): asking
     for one gives Docker's "port is already allocated"; a host process holding the port gives
     Docker 28's "failed to bind host port for …: address already in use". The fds are
@@ -423,7 +456,7 @@ def reserve(requests: Iterable[PortRequest | PortMap],
         for item in requests:
             request = item if isinstance(item, PortRequest) else PortRequest(
                 item.proto, item.host_ip, item.host_port, item.host_port, item.container_port)
-            got = _reserve_one(request, taken, container_ip)
+            got = _reserve_one(request, taken, container_ip, container_ipv6)
             held += got
             taken += [(m.proto, m.host_ip, m.host_port) for _, m in got]
     except BaseException:

@@ -152,6 +152,75 @@ def test_udp_port(topo: Topology, fw: Firewall, reserve: Callable[[str], int]) -
     assert '"sctp"' in sctp and '"c2"' in sctp and str(host(net, 1)) in sctp
 
 
+@pytest.fixture
+def ipv6_forwarding() -> Iterator[None]:
+    """ensure_network turns IPv6 forwarding on for a network with an IPv6 subnet: a host-wide
+    switch, given back as it was."""
+    path = "/proc/sys/net/ipv6/conf/all/forwarding"
+    with open(path) as f:
+        before = f.read().strip()
+    yield
+    with open(path, "w") as f:
+        f.write(before)
+
+
+def _v6(topo: Topology, ns: str | None, link: str, address: str) -> None:
+    """An IPv6 address on a link of the host (ns None) or of a namespace, usable at once."""
+    where = ["-n", ns] if ns else []
+    subprocess.run(["ip", *where, "addr", "add", address, "dev", link, "nodad"], check=True)
+
+
+def test_ipv6_host_addresses_reach_the_containers_ipv6_address(
+        topo: Topology, fw: Firewall, reserve: Callable[[str], int],
+        ipv6_forwarding: None, forwarding: None) -> None:
+    net, outer = free_subnets(2)
+    net6, outer6 = (f"fd{os.urandom(1).hex()}:{os.urandom(2).hex()}:{os.urandom(2).hex()}::"
+                    for _ in range(2))
+    br = topo.bridge("b1", net)
+    o = topo.namespace("o", outer, 2)  # another host, on a link of its own
+    _v6(topo, None, topo.if_prefix + "vo", f"{outer6}1/64")
+    _v6(topo, o, "eth0", f"{outer6}2/64")
+    subprocess.run(["ip", "-n", o, "-6", "route", "add", "default", "via", f"{outer6}1"],
+                   check=True)
+    a = topo.namespace("a", net, 2, br)
+    b = topo.namespace("b", net, 3, br)
+    _v6(topo, None, br, f"{net6}1/64")
+    for ns, n in ((a, 2), (b, 3)):
+        _v6(topo, ns, "eth0", f"{net6}{n}/64")
+        subprocess.run(["ip", "-n", ns, "-6", "route", "add", "default", "via", f"{net6}1"],
+                       check=True)
+    topo.serve(a, "A4", host(net, 2), 8000)
+    topo.serve(a, "A6", f"{net6}2", 8000)
+    every, one = reserve("tcp"), reserve("tcp")
+    gateway6 = f"{net6}1"
+    assert ask(gateway6, every) == ""  # nothing there before the rules
+
+    fw.ensure_network(br, [str(net), f"{net6}/64"], internal=False, icc=True, masquerade=True)
+    fw.add_ports("c1", br, host(net, 2), [PortMap("tcp", "0.0.0.0", every, 8000),
+                                          PortMap("tcp", "::", every, 8000),
+                                          PortMap("tcp", gateway6, one, 8000)],
+                 container_ipv6=f"{net6}2")
+
+    # [::]: the host's own IPv6 addresses go to the container's IPv6 address; 0.0.0.0 and
+    # 127.0.0.1 still to its IPv4 one
+    assert ask(gateway6, every) == f"A6 {gateway6}"
+    assert ask("127.0.0.1", every) == f"A4 {host(net, 1)}"
+    # one IPv6 host address: that one only (the host has no other here but ::1, never DNAT'd)
+    assert ask(gateway6, one) == f"A6 {gateway6}"
+    assert ask("::1", one) == ""
+    # another container of the bridge through the host's IPv6 address: hairpin NAT
+    assert topo.ask_from(b, gateway6, every) == f"A6 {gateway6}"
+    # another host, forwarded: the container sees its real address
+    assert topo.ask_from(o, f"{outer6}1", every) == f"A6 {outer6}2"
+    assert topo.ask_from(o, f"{outer6}1", one) == ""
+    rules = chain_rules(fw.table, "ports")
+    assert [r["expr"][-1]["dnat"]["family"] for r in rules] == ["ip", "ip6", "ip6"]
+
+    fw.remove_ports("c1")
+    assert ask(gateway6, every) == "" and ask(gateway6, one) == ""
+    assert chain_rules(fw.table, "ports") == []
+
+
 def test_add_ports_again_replaces_and_remove_ports_takes_only_that_container(
         topo: Topology, fw: Firewall, reserve: Callable[[str], int]) -> None:
     net, = free_subnets(1)
@@ -417,7 +486,11 @@ def test_bad_bridge_name_changes_nothing(fw: Firewall, bridge: str) -> None:
     (PortMap("icmp", "", 80, 80), "invalid protocol"),
     (PortMap("tcp", "", 0, 80), "invalid host port"),
     (PortMap("tcp", "", 80, 70000), "invalid port"),
-    (PortMap("tcp", "::1", 80, 80), "IPv4"),
+    (PortMap("tcp", "::1", 80, 80), "cannot forward"),
+    (PortMap("tcp", "::ffff:10.1.2.3", 80, 80), "cannot forward"),
+    (PortMap("tcp", "::", 80, 80), "no IPv6 address"),
+    (PortMap("tcp", "fd00::1", 80, 80), "no IPv6 address"),
+    (PortMap("tcp", "fd00::zz", 80, 80), "invalid host address"),
     (PortMap("tcp", "1.2.3", 80, 80), "invalid host address"),
 ])
 def test_bad_port_changes_nothing(fw: Firewall, port: PortMap, words: str) -> None:

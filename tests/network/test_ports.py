@@ -171,21 +171,74 @@ def test_reserve_kernel_chosen_port_is_held() -> None:
 
 
 def test_reserve_every_address_gets_the_same_port() -> None:
-    held = ports.reserve([PortRequest("tcp", "", 0, 0, 80), PortRequest("udp", "", 0, 0, 53)])
+    """A container with an IPv6 address gets 0.0.0.0 and :: (where the host has IPv6), one
+    PortMap per socket naming its address."""
+    held = ports.reserve([PortRequest("tcp", "", 0, 0, 80), PortRequest("udp", "", 0, 0, 53)],
+                         container_ip="172.17.0.2", container_ipv6="fd00::2")
     try:
         families = {}
         for fd, mapping in held:
             sock = socket.socket(fileno=os.dup(fd))
             families[(mapping.proto, sock.family)] = (sock.getsockname()[:2], mapping)
+            assert sock.getsockname()[0] == mapping.host_ip
             sock.close()
         tcp = [m for (proto, _), (_, m) in families.items() if proto == "tcp"]
-        assert len({m.host_port for m in tcp}) == 1 and tcp[0].host_ip == ""
+        assert len({m.host_port for m in tcp}) == 1
         expected = 2 if ports.ipv6_listenable() else 1
+        assert [m.host_ip for m in tcp] == ["0.0.0.0", "::"][:expected]
         assert len(tcp) == expected and len(families) == 2 * expected
-        assert ports.port_maps(held) == [tcp[0], held[-1][1]]
+        assert ports.port_maps(held) == [m for _, m in held]
         assert not _free(tcp[0].host_port)
     finally:
         ports.release(held)
+
+
+def test_reserve_ipv4_only_container_gets_no_ipv6_address() -> None:
+    """Docker without its userland proxy: no [::]:PORT for a container the kernel cannot
+    forward IPv6 to (it would accept connections nothing ever answers)."""
+    held = ports.reserve([PortRequest("tcp", "", 0, 0, 80)], container_ip="172.17.0.2")
+    try:
+        assert [m.host_ip for _, m in held] == ["0.0.0.0"]
+    finally:
+        ports.release(held)
+
+
+@pytest.mark.parametrize("host_ip, ipv6, words", [
+    ("::", "", "failed to bind host port for [::]:8080:172.17.0.2:80/tcp: Cannot map from "
+               "IPv6 to an IPv4-only container because the userland proxy is disabled"),
+    ("::1", "", "Cannot map from IPv6 to an IPv4-only container"),
+    ("::1", "fd00::2", "failed to bind host port for [::1]:8080:[fd00::2]:80/tcp: Cannot "
+                       "map from the IPv6 loopback address to a container"),
+])
+def test_reserve_ipv6_host_address_nothing_can_reach(host_ip: str, ipv6: str,
+                                                     words: str) -> None:
+    before = _open_fds()
+    with pytest.raises(PortError) as e:
+        ports.reserve([PortRequest("tcp", "127.0.0.1", 0, 0, 81),
+                       PortRequest("tcp", host_ip, 8080, 8080, 80)],
+                      container_ip="172.17.0.2", container_ipv6=ipv6)
+    assert words in str(e.value) and e.value.status == 500  # as a bind that failed
+    assert _open_fds() == before  # all or nothing
+
+
+def test_reserve_ipv6_host_address_of_an_ipv6_container() -> None:
+    if not ports.ipv6_listenable():
+        pytest.skip("the host has no IPv6")  # (CI's has)
+    held = ports.reserve([PortRequest("tcp", "::", 0, 0, 80)], container_ip="172.17.0.2",
+                         container_ipv6="fd00::2")
+    try:
+        [(fd, mapping)] = held
+        assert mapping.host_ip == "::"
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            assert sock.family == socket.AF_INET6
+    finally:
+        ports.release(held)
+
+
+def test_requested_ipv4_mapped_host_address_is_ipv4() -> None:
+    wanted = ports.requested({}, {"PortBindings": {"80/tcp": [
+        {"HostIp": "::ffff:127.0.0.1", "HostPort": "8080"}]}})
+    assert [r.host_ip for r in wanted] == ["127.0.0.1"]
 
 
 def test_reserve_port_of_a_host_process_gives_dockers_words() -> None:
@@ -260,3 +313,23 @@ def test_udp_port_is_held() -> None:
             assert e.value.errno == errno.EADDRINUSE
     finally:
         ports.release(held)
+
+
+def test_reserve_ipv6_port_of_a_host_process_releases_the_ipv4_one() -> None:
+    if not ports.ipv6_listenable():
+        pytest.skip("the host has no IPv6")  # (CI's has)
+    before = _open_fds()
+    taken = socket.socket(socket.AF_INET6)
+    taken.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    taken.bind(("::", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    try:
+        with pytest.raises(PortError) as e:
+            ports.reserve([PortRequest("tcp", "", port, port, 80)], container_ip="172.17.0.2",
+                          container_ipv6="fd00::2")
+        assert str(e.value) == (f"failed to bind host port for [::]:{port}:[fd00::2]:80/tcp: "
+                                "address already in use")
+    finally:
+        taken.close()
+    assert _open_fds() == before  # 0.0.0.0's socket closed too

@@ -19,7 +19,7 @@ SERVER = r"""
 import socket, sys
 name, addr, port, proto = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-s = socket.socket(socket.AF_INET, kind)
+s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, kind)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((addr, port))
 if proto == "tcp":
@@ -38,7 +38,7 @@ while True:
 def ask(addr: str, port: int, proto: str = "tcp", timeout: float = 1.0) -> str:
     """The server's answer ("NAME PEER"), or "" when nothing answers in time."""
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-    with socket.socket(socket.AF_INET, kind) as s:
+    with socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, kind) as s:
         s.settimeout(timeout)
         try:
             if proto == "tcp":
