@@ -155,6 +155,8 @@ def cmd_create(ns: argparse.Namespace, engine: Engine) -> int:
 
 def cmd_run(ns: argparse.Namespace, engine: Engine) -> int:
     """`docker run`: exits with the container's status; 125 (126, 127) for Barque's errors."""
+    if not ns.detach:
+        ns.detach_sequence = _detach_sequence(ns, 125)  # before anything is made
     try:
         record = _create(ns, engine, keep_mounted=True, check_tty=True)  # started right away
     except NoTTYError as e:
@@ -179,11 +181,13 @@ def _start_run(ns: argparse.Namespace, engine: Engine, record: ContainerRecord) 
                 _remove_quietly(engine, record.id)
             raise
         return 0
+    code: int | None = 0
     try:
-        return _run_attached(ns, engine, record)
+        code = _run_attached(ns, engine, record)
+        return 0 if code is None else code  # detached: docker run's exit status is 0
     finally:
-        if ns.rm:
-            _remove_quietly(engine, record.id)
+        if ns.rm and code is not None:  # a detached one is still running: its monitor's
+            _remove_quietly(engine, record.id)  # clean-up removes it once it exits
 
 
 def _remove_quietly(engine: Engine, container_id: str) -> None:
@@ -194,17 +198,31 @@ def _remove_quietly(engine: Engine, container_id: str) -> None:
             sys.stderr.write(f"barque: removing container {container_id[:12]}: {e}\n")
 
 
-def _run_attached(ns: argparse.Namespace, engine: Engine, record: ContainerRecord) -> int:
+def _run_attached(ns: argparse.Namespace, engine: Engine,
+                  record: ContainerRecord) -> int | None:
     lifecycle.start(engine, record.id, attach=True)
-    code = _attach_and_wait(engine, record, stdin=ns.interactive, sig_proxy=ns.sig_proxy,
-                            claim=True)
-    return code
+    return _attach_and_wait(engine, record, stdin=ns.interactive, sig_proxy=ns.sig_proxy,
+                            claim=True, detach_keys=ns.detach_sequence)
+
+
+def _detach_sequence(ns: argparse.Namespace, status: int) -> bytes:
+    """--detach-keys, else the docker CLI config's detachKeys, else ctrl-p,ctrl-q: the
+    bytes, or dockerd's 400 in its words (exit `status`) before anything is done."""
+    from barque.engine import detach_keys
+
+    spec = ns.detach_keys or detach_keys.configured()
+    try:
+        return detach_keys.parse(spec)
+    except detach_keys.DetachKeysError as e:
+        raise EngineError(str(e), status, 400) from None
 
 
 def _attach_and_wait(engine: Engine, record: ContainerRecord, stdin: bool,
-                     sig_proxy: bool, claim: bool = False) -> int:
+                     sig_proxy: bool, claim: bool = False,
+                     detach_keys: bytes | None = None) -> int | None:
     """`claim`: this command started the container and cleans up after it (the monitor's
-    exit command is left to do it only if we die first)."""
+    exit command is left to do it only if we die first). None: detached by the detach keys
+    (watched for on a TTY's stdin only, as Docker's), the container left running."""
     monitor_dir = engine.paths.monitor_dir(record.id)
     tty = bool(record.config.get("Tty"))
     claimed = lifecycle.claim_exit(engine, record) if claim else None
@@ -219,7 +237,8 @@ def _attach_and_wait(engine: Engine, record: ContainerRecord, stdin: bool,
     try:
         if terminal is not None:
             terminal.start()
-        att.pump(sock, tty, 0 if stdin else None)
+        detached = att.pump(sock, tty, 0 if stdin else None,
+                            detach_keys=detach_keys if tty else None)
     except BaseException:
         if claimed is not None:
             claimed.close()
@@ -230,6 +249,10 @@ def _attach_and_wait(engine: Engine, record: ContainerRecord, stdin: bool,
         if restore is not None:
             restore()
         sock.close()
+    if detached:
+        if claimed is not None:
+            claimed.close()  # its exit is the monitor's to clean up after now
+        return None
     state = lifecycle.end_attached(engine, record, claimed)
     if state["Error"]:
         # The monitor ran the container only once we attached: a failure to start shows here.
@@ -291,8 +314,11 @@ def cmd_start(ns: argparse.Namespace, engine: Engine) -> int:
     if ns.attach or ns.interactive:
         if len(ns.containers) > 1:
             raise CommandError("you cannot start and attach multiple containers at once")
+        keys = _detach_sequence(ns, 1)
         record = lifecycle.start(engine, ns.containers[0], attach=True)  # running: as it is
-        return _attach_and_wait(engine, record, ns.interactive, True, claim=True)
+        code = _attach_and_wait(engine, record, ns.interactive, True, claim=True,
+                                detach_keys=keys)
+        return 0 if code is None else code  # detached: 0, as the docker CLI's start
     failed: list[str] = []
     status = _each(ns.containers, lambda name: lifecycle.start(engine, name), failed)
     if failed:  # the docker CLI's summary after the daemon's errors
@@ -313,9 +339,14 @@ def cmd_attach(ns: argparse.Namespace, engine: Engine) -> int:
     for key, words in _NOT_ATTACHABLE:
         if state.get(key):
             raise CommandError(words)
+    keys = _detach_sequence(ns, 1)
     record = lifecycle.attachable(engine, ns.container)
     stdin = bool(record.config.get("OpenStdin")) and not ns.no_stdin
-    return _attach_and_wait(engine, record, stdin, ns.sig_proxy)
+    code = _attach_and_wait(engine, record, stdin, ns.sig_proxy, detach_keys=keys)
+    if code is None:  # the docker CLI's attach returns term.EscapeError: its words, exit 1
+        sys.stderr.write("read escape sequence\n")
+        return 1
+    return code
 
 
 def cmd_exec(ns: argparse.Namespace, engine: Engine) -> int:

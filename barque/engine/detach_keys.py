@@ -1,0 +1,91 @@
+"""Docker's detach keys: the key sequence (ctrl-p,ctrl-q unless told) that, typed on an
+attached terminal, ends the attach and leaves the container running.
+
+The spec is moby's `term.ToBytes`: comma-separated keys, each a single character or one of
+"ctrl-@", "ctrl-a".."ctrl-z", "ctrl-[", "ctrl-\\", "ctrl-]", "ctrl-^", "ctrl-_" (and "DEL").
+The watch is byte by byte across reads (as moby/term's escape proxy since 0.5): a sequence
+typed key by key or arriving in one read detaches alike."""
+
+from __future__ import annotations
+
+DEFAULT_SPEC = "ctrl-p,ctrl-q"
+DEFAULT = b"\x10\x11"
+
+_CTRL = "@abcdefghijklmnopqrstuvwxyz[\\]^_"  # ctrl-X is the index: 0..31
+
+
+class DetachKeysError(ValueError):
+    pass
+
+
+def to_bytes(spec: str) -> bytes:
+    """The bytes of a spec; DetachKeysError in moby's words for a key it does not know."""
+    codes = bytearray()
+    for key in spec.split(","):
+        if len(key.encode()) == 1:
+            codes += key.encode()
+        elif key.startswith("ctrl-") and len(key) == 6 and key[5] in _CTRL:
+            codes.append(_CTRL.index(key[5]))
+        elif key == "DEL":
+            codes.append(127)
+        else:
+            raise DetachKeysError(f"Unknown character: '{key}'")
+    return bytes(codes)
+
+
+def invalid(spec: str) -> str:
+    """dockerd's words for a spec it refuses (the attach's or exec's 400)."""
+    return f"Invalid detach keys ({spec}) provided"
+
+
+def parse(spec: str | None) -> bytes:
+    """The sequence for a spec as the API and CLI take it: empty or None is the default;
+    DetachKeysError in dockerd's words otherwise."""
+    if not spec:
+        return DEFAULT
+    try:
+        return to_bytes(spec)
+    except DetachKeysError:
+        raise DetachKeysError(invalid(spec)) from None
+
+
+def configured() -> str:
+    """The docker CLI's default: `detachKeys` of its config file ($DOCKER_CONFIG/config.json,
+    else ~/.docker/config.json), else Docker's own; an unreadable file is no setting."""
+    from barque.registry.auth import client_setting
+
+    value = client_setting("detachKeys")
+    return value if isinstance(value, str) and value else DEFAULT_SPEC
+
+
+class Watch:
+    """The sequence looked for in a stream of input. feed() gives what to pass on: a key
+    that may begin the sequence is held back until the next says whether it does (a partial
+    sequence is then passed on whole, with the key that broke it)."""
+
+    def __init__(self, keys: bytes = DEFAULT) -> None:
+        self.keys = keys
+        self.held = 0  # how many of keys have matched so far
+        self.detached = False
+
+    def feed(self, data: bytes) -> bytes:
+        out = bytearray()
+        for byte in data:
+            if byte == self.keys[self.held]:
+                self.held += 1
+                if self.held == len(self.keys):
+                    self.detached = True  # what follows the sequence is dropped
+                    self.held = 0
+                    return bytes(out)
+                continue
+            if self.held:
+                out += self.keys[:self.held]
+                self.held = 0
+                if byte == self.keys[0]:  # the breaking key may begin the sequence anew
+                    self.held = 1
+                    if len(self.keys) == 1:
+                        self.detached = True
+                        return bytes(out)
+                    continue
+            out.append(byte)
+        return bytes(out)
