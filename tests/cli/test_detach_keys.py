@@ -116,3 +116,21 @@ def test_bad_detach_keys_in_dockerd_words(cleanup: Barque, tmp_path) -> None:
     assert out.returncode == 125
     assert "Invalid detach keys (ctrl-p,meta-q) provided" in out.stderr
     assert b.containers() == before  # nothing made
+
+
+def test_exec_it_detaches_and_the_process_runs_on(cleanup: Barque, tmp_path) -> None:
+    b = cleanup
+    ok(b.run("run", "-d", "--name", "dk", "busybox", "sleep", "300"))
+    script = "read -r l; printf %s \"$l\" | od -An -tx1; echo shown; exec sleep 301"
+    output, code = _pty(b, ["exec", "-it", "--detach-keys", "ctrl-a,x", "dk", "sh", "-c",
+                            script], [(b"", b"\x01y\r"), (b"shown", b"\x01x")],
+                        tmp=str(tmp_path))
+    # the docker CLI's exec returns term.EscapeError: printed, status 1
+    assert (code, output.endswith(b"read escape sequence\r\n")) == (1, True), output
+    assert b"01 79" in output, output
+    top = ok(b.run("top", "dk"))
+    assert "sleep 301" in top, top  # the exec's process runs on
+    # the default keys; the terminal still works as before
+    output, code = _pty(b, ["exec", "-it", "dk", "sh"],
+                        [(b"#", b"stty size\r"), (b"24 80", b"\x10\x11")], tmp=str(tmp_path))
+    assert code == 1 and output.endswith(b"read escape sequence\r\n"), output
