@@ -184,8 +184,10 @@ class _Frames:
 
 async def attach_ws(request: web.Request) -> web.StreamResponse:
     """GET /containers/{id}/attach/ws: the same over a websocket, raw (never stdcopy
-    frames), as binary messages from API 1.28 on (text before, as dockerd)."""
+    frames), as binary messages from API 1.28 on (text before, as dockerd); its detach keys
+    close the websocket."""
     selection = _Selection.of(request)
+    keys = _detach_keys(request)
     container_id, tty, monitor_dir = await _attachable(request)
     runs = request.app[RUNS]
     version, _ = versions.split_path(request.path)
@@ -208,7 +210,8 @@ async def attach_ws(request: web.Request) -> web.StreamResponse:
                 async for chunk in chunks:
                     await send(chunk)
         if selection.stream:
-            await _copy_ws(request, container_id, monitor_dir, selection, tty, ws, send)
+            await _copy_ws(request, container_id, monitor_dir, selection, tty, ws, send,
+                           keys if tty and selection.stdin else None)
     except (attach.AttachError, ConnectionError):
         pass
     finally:
@@ -219,8 +222,9 @@ async def attach_ws(request: web.Request) -> web.StreamResponse:
 
 async def _copy_ws(request: web.Request, container_id: str, monitor_dir: str,
                    selection: _Selection, tty: bool, ws: web.WebSocketResponse,
-                   send: Callable[[bytes], Awaitable[None]]) -> None:
+                   send: Callable[[bytes], Awaitable[None]], keys: bytes | None) -> None:
     loop = asyncio.get_running_loop()
+    watch = detach_keys.Watch(keys) if keys else None
     sock = await loop.run_in_executor(EXECUTOR, lambda: attach.connect(monitor_dir, 60.0))
     request.app[RUNS].attaching.discard(container_id)
     reader, writer = await asyncio.open_unix_connection(sock=sock)
@@ -231,10 +235,16 @@ async def _copy_ws(request: web.Request, container_id: str, monitor_dir: str,
                 if not selection.stdin:
                     continue
                 if message.type == WSMsgType.BINARY:
-                    writer.write(message.data)
+                    data = message.data
                 elif message.type == WSMsgType.TEXT:
-                    writer.write(message.data.encode())
+                    data = message.data.encode()
+                else:
+                    continue
+                writer.write(data if watch is None else watch.feed(data))
                 await writer.drain()  # the next message waits for the container to take it
+                if watch is not None and watch.detached:
+                    writer.close()  # the attach socket's end ends the output loop below
+                    return
             if selection.stdin and writer.can_write_eof():
                 writer.write_eof()  # the client closed: the container's stdin ends
         except ConnectionError:

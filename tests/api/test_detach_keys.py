@@ -135,3 +135,37 @@ def test_docker_cli_through_the_server(server: Server) -> None:
                                  [(b"#", b"\x10\x11")], timeout=20)
     assert (code, output.endswith(b"read escape sequence\r\n")) == (1, True), output
     assert _running(server, "shell") and _running(server, "two")
+
+
+def test_websocket_attach_detaches(server: Server) -> None:
+    import asyncio
+
+    import aiohttp
+
+    out = server.docker("run", "-dit", "--name", "show", "busybox", "sh", "-c", SHOW_LINE)
+    assert out.returncode == 0, out.stderr
+
+    async def talk() -> tuple[bytes, aiohttp.WSMsgType]:
+        connector = aiohttp.UnixConnector(path=server.socket)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            url = ("http://localhost/v1.43/containers/show/attach/ws?stream=1&stdin=1"
+                   "&stdout=1&detachKeys=ctrl-a,x")
+            async with session.ws_connect(url) as ws:
+                await ws.send_bytes(b"\x01")
+                await ws.send_bytes(b"y\r")
+                seen = b""
+                while b"shown" not in seen:
+                    message = await asyncio.wait_for(ws.receive(), 20)
+                    assert message.type == aiohttp.WSMsgType.BINARY, message
+                    seen += message.data
+                await ws.send_bytes(b"\x01")
+                await ws.send_bytes(b"x")
+                while (message := await asyncio.wait_for(ws.receive(), 10)).type == \
+                        aiohttp.WSMsgType.BINARY:
+                    pass
+                return seen, message.type
+
+    seen, end = asyncio.run(talk())
+    assert b"01 79" in seen, seen
+    assert end in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), end
+    assert _running(server, "show")
