@@ -51,10 +51,19 @@ def parse(spec: str | None) -> bytes:
 
 def configured() -> str:
     """The docker CLI's default: `detachKeys` of its config file ($DOCKER_CONFIG/config.json,
-    else ~/.docker/config.json), else Docker's own; an unreadable file is no setting."""
-    from barque.registry.auth import client_setting
+    else ~/.docker/config.json, the file barque.registry.auth keeps credentials in), else
+    Docker's own; an unreadable file is no setting. Read here with json alone: importing the
+    registry's module would cost every attached `run` milliseconds."""
+    import json
+    import os
 
-    value = client_setting("detachKeys")
+    directory = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"),
+                                                                  ".docker")
+    try:
+        with open(os.path.join(directory, "config.json"), "rb") as f:
+            value = json.load(f).get("detachKeys")
+    except (OSError, ValueError, AttributeError):
+        return DEFAULT_SPEC
     return value if isinstance(value, str) and value else DEFAULT_SPEC
 
 

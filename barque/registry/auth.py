@@ -36,15 +36,6 @@ def config_file(path: str | None = None) -> str:
     return os.path.join(directory, "config.json")
 
 
-def client_setting(key: str, path: str | None = None) -> Any:
-    """A setting of the docker CLI's config file besides credentials (e.g. `detachKeys`);
-    None when unset or the file cannot be read."""
-    try:
-        return _load(config_file(path)).get(key)
-    except AuthConfigError:
-        return None
-
-
 def registry_host(registry: str) -> str:
     """`https://127.0.0.1:5000/v2/` → `127.0.0.1:5000`; every Docker Hub alias → docker.io."""
     host = registry.strip()

@@ -59,3 +59,19 @@ def test_watch(chunks: list[bytes], passed: bytes, detached: bool) -> None:
 def test_watch_of_one_key() -> None:
     assert _typed(b"z", [b"abzc"]) == (b"ab", True)
     assert _typed(b"\x01x", [b"\x01\x01x"]) == (b"\x01", True)
+
+
+@pytest.mark.parametrize(("content", "spec"), [
+    (None, "ctrl-p,ctrl-q"), ('{"detachKeys": "ctrl-a,x"}', "ctrl-a,x"),
+    ('{"auths": {}}', "ctrl-p,ctrl-q"), ('{"detachKeys": ""}', "ctrl-p,ctrl-q"),
+    ("not json", "ctrl-p,ctrl-q"), ("[1]", "ctrl-p,ctrl-q"), ('{"detachKeys": 3}',
+                                                              "ctrl-p,ctrl-q"),
+])
+def test_the_docker_cli_config_file(tmp_path, monkeypatch: pytest.MonkeyPatch,
+                                    content: str | None, spec: str) -> None:
+    from barque.engine.detach_keys import configured
+
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    if content is not None:
+        (tmp_path / "config.json").write_text(content)
+    assert configured() == spec
