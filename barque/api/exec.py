@@ -137,10 +137,6 @@ async def create(request: web.Request) -> web.Response:
     stdin, stdout, stderr = (_bool(body, k) for k in ("AttachStdin", "AttachStdout",
                                                        "AttachStderr"))
     keys = _text(body, "DetachKeys")
-    try:
-        detach_keys.to_bytes(keys) if keys else None
-    except detach_keys.DetachKeysError:  # dockerd's words (a plain error: its 500)
-        raise EngineError(f"Invalid escape keys ({keys}) provided", 1, 500) from None
 
     def check(engine: Engine) -> tuple[str, str]:
         # The engine's checks now (running, not paused, a command, the working dir), as
@@ -154,6 +150,10 @@ async def create(request: web.Request) -> web.Response:
             if e.exit_code != 126:
                 raise
             container_id = engine.find(ref).id
+        try:  # after the container's checks, as dockerd
+            detach_keys.to_bytes(keys) if keys else None
+        except detach_keys.DetachKeysError:  # dockerd's words (a plain error: its 500)
+            raise EngineError(detach_keys.invalid_exec(keys), 1, 500) from None
         return container_id, engine_exec.created(engine, container_id, {"args": cmd})
 
     container_id, exec_id = await in_engine(request, check)

@@ -367,13 +367,14 @@ def cmd_exec(ns: argparse.Namespace, engine: Engine) -> int:
     look_up(engine, ns.container)  # "not exist" first, as the docker CLI's dummy inspect
     if _no_tty(ns):
         raise CommandError(str(NoTTYError()))
-    # -it on our terminal: the process's terminal is proxied here (not by the runtime), for
-    # the detach keys to be watched for
-    keys = _detach_sequence(ns, 1) if ns.tty and ns.interactive and not ns.detach and \
-        os.isatty(0) else None
     container_id, process = ex.process_for(engine, ns.container, args, env=env, user=ns.user,
                                            workdir=ns.workdir, tty=ns.tty,
                                            privileged=ns.privileged)
+    keys: bytes | None = _exec_detach_sequence(ns)
+    # -it on our terminal: the process's terminal is proxied here (not by the runtime), for
+    # the detach keys to be watched for
+    if not (ns.tty and ns.interactive and not ns.detach and os.isatty(0)):
+        keys = None
     execution = ex.Execution(engine, container_id, process, detach=ns.detach,
                              interactive=ns.interactive,
                              pty=_terminal_size() if keys is not None else None)
@@ -397,6 +398,18 @@ def cmd_exec(ns: argparse.Namespace, engine: Engine) -> int:
         execution.abandon()
         raise
     return execution.wait()
+
+
+def _exec_detach_sequence(ns: argparse.Namespace) -> bytes:
+    """As _detach_sequence, with dockerd's words at exec create (checked for every exec, the
+    docker CLI sends its detach keys with each)."""
+    from barque.engine import detach_keys
+
+    spec = ns.detach_keys or detach_keys.configured()
+    try:
+        return detach_keys.to_bytes(spec)
+    except detach_keys.DetachKeysError:
+        raise EngineError(detach_keys.invalid_exec(spec), 1, 500) from None
 
 
 def _terminal_size() -> tuple[int, int]:

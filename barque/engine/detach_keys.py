@@ -38,6 +38,11 @@ def invalid(spec: str) -> str:
     return f"Invalid detach keys ({spec}) provided"
 
 
+def invalid_exec(spec: str) -> str:
+    """dockerd's words at exec create (its own, not the attach's)."""
+    return f"Invalid escape keys ({spec}) provided"
+
+
 def parse(spec: str | None) -> bytes:
     """The sequence for a spec as the API and CLI take it: empty or None is the default;
     DetachKeysError in dockerd's words otherwise."""

@@ -111,6 +111,9 @@ def test_bad_detach_keys_in_dockerd_words(cleanup: Barque, tmp_path) -> None:
     out = b.run("attach", "--detach-keys", "ctrl-1", "dk")
     assert (out.returncode, out.stderr) == (
         1, "Error response from daemon: Invalid detach keys (ctrl-1) provided\n")
+    out = b.run("exec", "--detach-keys", "ctrl-1", "dk", "true")  # checked for every exec
+    assert (out.returncode, out.stderr) == (
+        1, "Error response from daemon: Invalid escape keys (ctrl-1) provided\n")
     before = b.containers()
     out = b.run("run", "-it", "--detach-keys", "ctrl-p,meta-q", "busybox", "sh")
     assert out.returncode == 125
