@@ -135,6 +135,15 @@ def test_docker_cli_through_the_server(server: Server) -> None:
                                  [(b"#", b"\x10\x11")], timeout=20)
     assert (code, output.endswith(b"read escape sequence\r\n")) == (1, True), output
     assert _running(server, "shell") and _running(server, "two")
+    # a detached --rm run is still removed once it ends
+    output, code = docker_in_pty(server, ["run", "-it", "--rm", "--name", "three", "busybox",
+                                          "sh"], [(b"#", b"\x10\x11")], timeout=30)
+    assert code == 0 and _running(server, "three"), output
+    assert server.docker("kill", "three").returncode == 0
+    deadline = time.monotonic() + 20
+    while "three" in server.docker("ps", "-a", "--format", "{{.Names}}").stdout.split():
+        assert time.monotonic() < deadline, "the --rm container was never removed"
+        time.sleep(0.2)
 
 
 def test_websocket_attach_detaches(server: Server) -> None:
