@@ -84,22 +84,24 @@ class Watch:
 
     def feed(self, data: bytes) -> bytes:
         out = bytearray()
-        for byte in data:
-            if byte == self.keys[self.held]:
+        i = 0
+        while i < len(data):
+            if not self.held:  # the common case: to the next first key, at C speed
+                j = data.find(self.keys[0], i)
+                if j < 0:
+                    out += data[i:]
+                    break
+                out += data[i:j]
+                self.held, i = 1, j + 1
+            elif data[i] == self.keys[self.held]:
                 self.held += 1
-                if self.held == len(self.keys):
-                    self.detached = True  # what follows the sequence is dropped
-                    self.held = 0
-                    return bytes(out)
-                continue
-            if self.held:
+                i += 1
+            else:  # a partial sequence: passed on; the breaking key may begin it anew
                 out += self.keys[:self.held]
                 self.held = 0
-                if byte == self.keys[0]:  # the breaking key may begin the sequence anew
-                    self.held = 1
-                    if len(self.keys) == 1:
-                        self.detached = True
-                        return bytes(out)
-                    continue
-            out.append(byte)
+                continue
+            if self.held == len(self.keys):
+                self.detached = True  # what follows the sequence is dropped
+                self.held = 0
+                return bytes(out)
         return bytes(out)
