@@ -17,7 +17,7 @@ from barque.api import versions
 from barque.api.common import EXECUTOR, PATHS, flag, in_engine
 from barque.api.hijack import Hijacked, NullSink, Output
 from barque.api.runs import RUNS
-from barque.engine import attach, lifecycle
+from barque.engine import attach, detach_keys, events, lifecycle
 from barque.engine.context import Engine
 from barque.engine.errors import EngineError
 
@@ -73,8 +73,10 @@ async def _attachable(request: web.Request) -> tuple[str, bool, str]:
 async def attach_stream(request: web.Request) -> web.StreamResponse:
     """The hijacked stream (Upgrade: tcp): the log first with logs=1, then (stream=1) the
     monitor's attach socket copied out, in stdcopy frames without a TTY (the monitor frames
-    them), raw with one; the client's bytes to the container's stdin with stdin=1."""
+    them), raw with one; the client's bytes to the container's stdin with stdin=1, until
+    the detach keys (`detachKeys`, else ctrl-p,ctrl-q) on a TTY's, as dockerd."""
     selection = _Selection.of(request)
+    keys = _detach_keys(request)
     container_id, tty, monitor_dir = await _attachable(request)
     runs = request.app[RUNS]
     upgrade = request.headers.get("Upgrade", "").lower() == "tcp"
@@ -88,7 +90,8 @@ async def attach_stream(request: web.Request) -> web.StreamResponse:
     if selection.stream:
         runs.attaching.add(container_id)
     # Hijacked before the 101 goes out: the client's first stdin bytes may follow at once.
-    hijacked = Hijacked(request.transport) if upgrade and request.transport else None
+    hijacked = Hijacked(request.transport, keys if tty and selection.stdin else None) \
+        if upgrade and request.transport else None
     out = Output(response, hijacked)
     try:
         await response.prepare(request)
@@ -113,6 +116,14 @@ async def attach_stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def _detach_keys(request: web.Request) -> bytes:
+    """The attach's `detachKeys`; a bad one is dockerd's 400, before anything is done."""
+    try:
+        return detach_keys.parse(request.query.get("detachKeys"))
+    except detach_keys.DetachKeysError as e:
+        raise EngineError(str(e), status=400) from None
+
+
 async def _copy_out(request: web.Request, container_id: str, monitor_dir: str,
                     selection: _Selection, tty: bool, hijacked: Hijacked | None,
                     out: Output) -> None:
@@ -124,11 +135,17 @@ async def _copy_out(request: web.Request, container_id: str, monitor_dir: str,
     frames = _Frames(tty, selection)
     try:
         if hijacked is not None:
+            # Detached: the attach socket closed (what came before the keys still goes to
+            # the container first), so its output ends here and the stream with it.
+            hijacked.detached.add_done_callback(lambda _: writer.close())
             hijacked.connect_stdin(writer if selection.stdin else NullSink())
         while data := await reader.read(65536):
             await out.write(frames.framed(data))
     finally:
         writer.close()
+    if hijacked is not None and hijacked.detached.done():
+        await in_engine(request, lambda engine: events.container(
+            engine, engine.find(container_id), "detach"))  # dockerd's event
 
 
 class _Frames:
@@ -167,8 +184,10 @@ class _Frames:
 
 async def attach_ws(request: web.Request) -> web.StreamResponse:
     """GET /containers/{id}/attach/ws: the same over a websocket, raw (never stdcopy
-    frames), as binary messages from API 1.28 on (text before, as dockerd)."""
+    frames), as binary messages from API 1.28 on (text before, as dockerd); its detach keys
+    close the websocket."""
     selection = _Selection.of(request)
+    keys = _detach_keys(request)
     container_id, tty, monitor_dir = await _attachable(request)
     runs = request.app[RUNS]
     version, _ = versions.split_path(request.path)
@@ -191,7 +210,8 @@ async def attach_ws(request: web.Request) -> web.StreamResponse:
                 async for chunk in chunks:
                     await send(chunk)
         if selection.stream:
-            await _copy_ws(request, container_id, monitor_dir, selection, tty, ws, send)
+            await _copy_ws(request, container_id, monitor_dir, selection, tty, ws, send,
+                           keys if tty and selection.stdin else None)
     except (attach.AttachError, ConnectionError):
         pass
     finally:
@@ -202,8 +222,9 @@ async def attach_ws(request: web.Request) -> web.StreamResponse:
 
 async def _copy_ws(request: web.Request, container_id: str, monitor_dir: str,
                    selection: _Selection, tty: bool, ws: web.WebSocketResponse,
-                   send: Callable[[bytes], Awaitable[None]]) -> None:
+                   send: Callable[[bytes], Awaitable[None]], keys: bytes | None) -> None:
     loop = asyncio.get_running_loop()
+    watch = detach_keys.Watch(keys) if keys else None
     sock = await loop.run_in_executor(EXECUTOR, lambda: attach.connect(monitor_dir, 60.0))
     request.app[RUNS].attaching.discard(container_id)
     reader, writer = await asyncio.open_unix_connection(sock=sock)
@@ -214,10 +235,16 @@ async def _copy_ws(request: web.Request, container_id: str, monitor_dir: str,
                 if not selection.stdin:
                     continue
                 if message.type == WSMsgType.BINARY:
-                    writer.write(message.data)
+                    data = message.data
                 elif message.type == WSMsgType.TEXT:
-                    writer.write(message.data.encode())
+                    data = message.data.encode()
+                else:
+                    continue
+                writer.write(data if watch is None else watch.feed(data))
                 await writer.drain()  # the next message waits for the container to take it
+                if watch is not None and watch.detached:
+                    writer.close()  # the attach socket's end ends the output loop below
+                    return
             if selection.stdin and writer.can_write_eof():
                 writer.write_eof()  # the client closed: the container's stdin ends
         except ConnectionError:

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from barque.api.common import EXECUTOR, Handler, in_engine, json_response, read_json
 from barque.api.hijack import Hijacked, NullSink, Output, StdinSink
-from barque.engine import attach
+from barque.engine import attach, detach_keys, events
 from barque.engine import exec as engine_exec
 from barque.engine.context import Engine
 from barque.engine.errors import EngineError
@@ -136,7 +136,7 @@ async def create(request: web.Request) -> web.Response:
     tty, privileged = _bool(body, "Tty"), _bool(body, "Privileged")
     stdin, stdout, stderr = (_bool(body, k) for k in ("AttachStdin", "AttachStdout",
                                                        "AttachStderr"))
-    detach_keys = _text(body, "DetachKeys")
+    keys = _text(body, "DetachKeys")
 
     def check(engine: Engine) -> tuple[str, str]:
         # The engine's checks now (running, not paused, a command, the working dir), as
@@ -150,11 +150,15 @@ async def create(request: web.Request) -> web.Response:
             if e.exit_code != 126:
                 raise
             container_id = engine.find(ref).id
+        try:  # after the container's checks, as dockerd
+            detach_keys.to_bytes(keys) if keys else None
+        except detach_keys.DetachKeysError:  # dockerd's words (a plain error: its 500)
+            raise EngineError(detach_keys.invalid_exec(keys), 1, 500) from None
         return container_id, engine_exec.created(engine, container_id, {"args": cmd})
 
     container_id, exec_id = await in_engine(request, check)
     record = ExecRecord(exec_id, container_id, cmd, env, user, workdir, tty,
-                        privileged, stdin, stdout, stderr, detach_keys)
+                        privileged, stdin, stdout, stderr, keys)
     request.app[EXECS].add(record)
     return json_response({"Id": record.id}, status=201)
 
@@ -265,7 +269,7 @@ async def _run_detached(record: ExecRecord, execution: engine_exec.Execution) ->
     await _finish(record, execution)
 
 
-def _stream_response(request: web.Request, raw: bool
+def _stream_response(request: web.Request, raw: bool, keys: bytes | None = None
                      ) -> tuple[web.StreamResponse, Hijacked | None]:
     upgrade = request.headers.get("Upgrade", "").lower() == "tcp"
     ctype = "application/vnd.docker." + ("raw-stream" if raw else
@@ -276,7 +280,8 @@ def _stream_response(request: web.Request, raw: bool
     response = web.StreamResponse(status=101 if upgrade else 200,
                                   reason="UPGRADED" if upgrade else None, headers=headers)
     response.force_close()
-    return response, Hijacked(request.transport) if upgrade and request.transport else None
+    return response, Hijacked(request.transport, keys) \
+        if upgrade and request.transport else None
 
 
 async def _failed(request: web.Request, raw: bool, message: str) -> web.StreamResponse:
@@ -293,9 +298,13 @@ async def _failed(request: web.Request, raw: bool, message: str) -> web.StreamRe
 
 async def _run_attached(request: web.Request, record: ExecRecord,
                         execution: engine_exec.Execution, raw: bool) -> web.StreamResponse:
-    response, hijacked = _stream_response(request, raw)
+    # dockerd watches a TTY's stdin for the detach keys (the exec's, else ctrl-p,ctrl-q)
+    keys = detach_keys.parse(record.detach_keys) if record.tty and record.stdin else None
+    response, hijacked = _stream_response(request, raw, keys)
     out = Output(response, hijacked)
     stdin: StdinSink = NullSink()
+    copying: asyncio.Future[None] | None = None
+    handed_off = False  # detached: the rest is _detached()'s
     try:
         await response.prepare(request)
         # Once the headers are out (the process's output never comes with them: see
@@ -309,12 +318,45 @@ async def _run_attached(request: web.Request, record: ExecRecord,
         stdin = await _stdin_of(record, execution)
         if hijacked is not None:
             hijacked.connect_stdin(stdin)
-        await _copy_output(record, execution, out, raw)
+        copying = asyncio.ensure_future(_copy_output(record, execution, out, raw))
+        if hijacked is not None and keys is not None:
+            await asyncio.wait({copying, hijacked.detached},
+                               return_when=asyncio.FIRST_COMPLETED)
+            if hijacked.detached.done() and not copying.done():
+                out.gone = True  # the stream ends; the process runs on, its output drained
+                task = asyncio.create_task(_detached(request, record, execution, copying,
+                                                     stdin))
+                request.app[EXECS].tasks.add(task)
+                task.add_done_callback(request.app[EXECS].tasks.discard)
+                handed_off = True
+                return response
+        await copying
+    finally:
+        if not handed_off:
+            if copying is not None and not copying.done():
+                copying.cancel()
+            if isinstance(stdin, asyncio.StreamWriter):
+                stdin.close()  # the process is gone: its stdin pipe (or our pty's dup) too
+            await _finish(record, execution)
+    return response
+
+
+async def _detached(request: web.Request, record: ExecRecord,
+                    execution: engine_exec.Execution, copying: asyncio.Future[None],
+                    stdin: StdinSink) -> None:
+    """After the detach keys: dockerd's exec_detach event; the process's output is drained
+    to its end, then its exit code kept for inspect, as for a detached exec."""
+    try:
+        await in_engine(request, lambda engine: events.container(
+            engine, engine.find(record.container_id), "exec_detach", execID=record.id))
+    except EngineError:
+        pass  # the container is gone meanwhile: the process with it
+    try:
+        await copying
     finally:
         if isinstance(stdin, asyncio.StreamWriter):
-            stdin.close()  # the process is gone: its stdin pipe (or our pty's dup) too
+            stdin.close()
         await _finish(record, execution)
-    return response
 
 
 async def _stdin_of(record: ExecRecord, execution: engine_exec.Execution) -> StdinSink:

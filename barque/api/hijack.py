@@ -12,6 +12,8 @@ from typing import Protocol
 
 from aiohttp import web
 
+from barque.engine.detach_keys import Watch
+
 
 class StdinSink(Protocol):
     """Where the client's bytes go (an asyncio.StreamWriter, or NullSink)."""
@@ -40,9 +42,15 @@ STDIN_BUFFER = 1 << 20  # stdin held for a container that does not read it yet
 
 
 class Hijacked(asyncio.Protocol):
-    def __init__(self, transport: asyncio.Transport) -> None:
+    """`detach_keys`: the sequence that ends the stream when the client types it (dockerd
+    watches a TTY's stdin only); what came before it still reaches the container, nothing
+    after it does, and `detached` is then done."""
+
+    def __init__(self, transport: asyncio.Transport, detach_keys: bytes | None = None) -> None:
         self.transport = transport
         self.closed = asyncio.get_running_loop().create_future()
+        self.detached = asyncio.get_running_loop().create_future()
+        self._watch = Watch(detach_keys) if detach_keys else None
         self._stdin: StdinSink | None = None
         self._can_write = asyncio.Event()
         self._can_write.set()
@@ -68,6 +76,13 @@ class Hijacked(asyncio.Protocol):
             self._throttle()
 
     def data_received(self, data: bytes) -> None:
+        if self._watch is not None:
+            if self._watch.detached:
+                return  # typed after the sequence: for nobody
+            data = self._watch.feed(data)
+            if self._watch.detached:
+                self.transport.pause_reading()
+                self.detached.set_result(None)
         if self._stdin is None:
             self._pending.append(data)
             self._pending_size += len(data)

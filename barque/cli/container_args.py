@@ -69,6 +69,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
     p.add_argument("--sig-proxy", action=argparse.BooleanOptionalAction, default=True,
                    help="proxy received signals to the process")
+    p.add_argument("--detach-keys", help="override the key sequence for detaching a container")
     _container_options(p)
 
 
@@ -156,6 +157,7 @@ def _start_args(p: argparse.ArgumentParser) -> None:
     """start one or more stopped containers"""
     p.add_argument("-a", "--attach", action="store_true", help="attach STDOUT/STDERR")
     p.add_argument("-i", "--interactive", action="store_true", help="attach container's STDIN")
+    p.add_argument("--detach-keys", help="override the key sequence for detaching a container")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 
@@ -243,12 +245,14 @@ def _attach_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-stdin", action="store_true", help="do not attach STDIN")
     p.add_argument("--sig-proxy", action=argparse.BooleanOptionalAction, default=True,
                    help="proxy all received signals to the process")
+    p.add_argument("--detach-keys", help="override the key sequence for detaching a container")
     p.add_argument("container", metavar="CONTAINER")
 
 
 def _exec_args(p: argparse.ArgumentParser) -> None:
     """run a command in a running container"""
     p.add_argument("-d", "--detach", action="store_true", help="run command in the background")
+    p.add_argument("--detach-keys", help="override the key sequence for detaching a container")
     p.add_argument("-i", "--interactive", action="store_true", help="keep STDIN open")
     p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
     _append(p, "-e", "--env", help="set environment variables")

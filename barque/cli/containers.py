@@ -155,6 +155,8 @@ def cmd_create(ns: argparse.Namespace, engine: Engine) -> int:
 
 def cmd_run(ns: argparse.Namespace, engine: Engine) -> int:
     """`docker run`: exits with the container's status; 125 (126, 127) for Barque's errors."""
+    if not ns.detach:
+        ns.detach_sequence = _detach_sequence(ns, 125)  # before anything is made
     try:
         record = _create(ns, engine, keep_mounted=True, check_tty=True)  # started right away
     except NoTTYError as e:
@@ -179,11 +181,13 @@ def _start_run(ns: argparse.Namespace, engine: Engine, record: ContainerRecord) 
                 _remove_quietly(engine, record.id)
             raise
         return 0
+    code: int | None = 0
     try:
-        return _run_attached(ns, engine, record)
+        code = _run_attached(ns, engine, record)
+        return 0 if code is None else code  # detached: docker run's exit status is 0
     finally:
-        if ns.rm:
-            _remove_quietly(engine, record.id)
+        if ns.rm and code is not None:  # a detached one is still running: its monitor's
+            _remove_quietly(engine, record.id)  # clean-up removes it once it exits
 
 
 def _remove_quietly(engine: Engine, container_id: str) -> None:
@@ -194,17 +198,31 @@ def _remove_quietly(engine: Engine, container_id: str) -> None:
             sys.stderr.write(f"barque: removing container {container_id[:12]}: {e}\n")
 
 
-def _run_attached(ns: argparse.Namespace, engine: Engine, record: ContainerRecord) -> int:
+def _run_attached(ns: argparse.Namespace, engine: Engine,
+                  record: ContainerRecord) -> int | None:
     lifecycle.start(engine, record.id, attach=True)
-    code = _attach_and_wait(engine, record, stdin=ns.interactive, sig_proxy=ns.sig_proxy,
-                            claim=True)
-    return code
+    return _attach_and_wait(engine, record, stdin=ns.interactive, sig_proxy=ns.sig_proxy,
+                            claim=True, detach_keys=ns.detach_sequence)
+
+
+def _detach_sequence(ns: argparse.Namespace, status: int) -> bytes:
+    """--detach-keys, else the docker CLI config's detachKeys, else ctrl-p,ctrl-q: the
+    bytes, or dockerd's 400 in its words (exit `status`) before anything is done."""
+    from barque.engine import detach_keys
+
+    spec = ns.detach_keys or detach_keys.configured()
+    try:
+        return detach_keys.parse(spec)
+    except detach_keys.DetachKeysError as e:
+        raise EngineError(str(e), status, 400) from None
 
 
 def _attach_and_wait(engine: Engine, record: ContainerRecord, stdin: bool,
-                     sig_proxy: bool, claim: bool = False) -> int:
+                     sig_proxy: bool, claim: bool = False,
+                     detach_keys: bytes | None = None) -> int | None:
     """`claim`: this command started the container and cleans up after it (the monitor's
-    exit command is left to do it only if we die first)."""
+    exit command is left to do it only if we die first). None: detached by the detach keys
+    (watched for on a TTY's stdin only, as Docker's), the container left running."""
     monitor_dir = engine.paths.monitor_dir(record.id)
     tty = bool(record.config.get("Tty"))
     claimed = lifecycle.claim_exit(engine, record) if claim else None
@@ -219,7 +237,8 @@ def _attach_and_wait(engine: Engine, record: ContainerRecord, stdin: bool,
     try:
         if terminal is not None:
             terminal.start()
-        att.pump(sock, tty, 0 if stdin else None)
+        detached = att.pump(sock, tty, 0 if stdin else None,
+                            detach_keys=detach_keys if tty else None)
     except BaseException:
         if claimed is not None:
             claimed.close()
@@ -230,6 +249,10 @@ def _attach_and_wait(engine: Engine, record: ContainerRecord, stdin: bool,
         if restore is not None:
             restore()
         sock.close()
+    if detached:
+        if claimed is not None:
+            claimed.close()  # its exit is the monitor's to clean up after now
+        return None
     state = lifecycle.end_attached(engine, record, claimed)
     if state["Error"]:
         # The monitor ran the container only once we attached: a failure to start shows here.
@@ -291,8 +314,11 @@ def cmd_start(ns: argparse.Namespace, engine: Engine) -> int:
     if ns.attach or ns.interactive:
         if len(ns.containers) > 1:
             raise CommandError("you cannot start and attach multiple containers at once")
+        keys = _detach_sequence(ns, 1)
         record = lifecycle.start(engine, ns.containers[0], attach=True)  # running: as it is
-        return _attach_and_wait(engine, record, ns.interactive, True, claim=True)
+        code = _attach_and_wait(engine, record, ns.interactive, True, claim=True,
+                                detach_keys=keys)
+        return 0 if code is None else code  # detached: 0, as the docker CLI's start
     failed: list[str] = []
     status = _each(ns.containers, lambda name: lifecycle.start(engine, name), failed)
     if failed:  # the docker CLI's summary after the daemon's errors
@@ -313,9 +339,14 @@ def cmd_attach(ns: argparse.Namespace, engine: Engine) -> int:
     for key, words in _NOT_ATTACHABLE:
         if state.get(key):
             raise CommandError(words)
+    keys = _detach_sequence(ns, 1)
     record = lifecycle.attachable(engine, ns.container)
     stdin = bool(record.config.get("OpenStdin")) and not ns.no_stdin
-    return _attach_and_wait(engine, record, stdin, ns.sig_proxy)
+    code = _attach_and_wait(engine, record, stdin, ns.sig_proxy, detach_keys=keys)
+    if code is None:  # the docker CLI's attach returns term.EscapeError: its words, exit 1
+        sys.stderr.write("read escape sequence\n")
+        return 1
+    return code
 
 
 def cmd_exec(ns: argparse.Namespace, engine: Engine) -> int:
@@ -339,8 +370,14 @@ def cmd_exec(ns: argparse.Namespace, engine: Engine) -> int:
     container_id, process = ex.process_for(engine, ns.container, args, env=env, user=ns.user,
                                            workdir=ns.workdir, tty=ns.tty,
                                            privileged=ns.privileged)
+    keys: bytes | None = _exec_detach_sequence(ns)
+    # -it on our terminal: the process's terminal is proxied here (not by the runtime), for
+    # the detach keys to be watched for
+    if not (ns.tty and ns.interactive and not ns.detach and os.isatty(0)):
+        keys = None
     execution = ex.Execution(engine, container_id, process, detach=ns.detach,
-                             interactive=ns.interactive)
+                             interactive=ns.interactive,
+                             pty=_terminal_size() if keys is not None else None)
     try:
         failure = execution.start_failure()
         if failure is not None:
@@ -350,11 +387,114 @@ def cmd_exec(ns: argparse.Namespace, engine: Engine) -> int:
             # attached, dockerd writes it on the stream's stdout; the CLI exits 126
             _write(1, f"{failure}\r\n".encode())
             return 126
-        _copy_stdio(execution.proc)
+        if keys is not None and execution.master is not None:
+            if _proxy_terminal(execution, keys):
+                _carry_on_detached(execution)  # the exec runs on; we are done
+                sys.stderr.write("read escape sequence\n")  # the docker CLI's exec: its
+                return 1  # term.EscapeError, printed, status 1
+        else:
+            _copy_stdio(execution.proc)
     except BaseException:
         execution.abandon()
         raise
     return execution.wait()
+
+
+def _exec_detach_sequence(ns: argparse.Namespace) -> bytes:
+    """As _detach_sequence, with dockerd's words at exec create (checked for every exec, the
+    docker CLI sends its detach keys with each)."""
+    from barque.engine import detach_keys
+
+    spec = ns.detach_keys or detach_keys.configured()
+    try:
+        return detach_keys.to_bytes(spec)
+    except detach_keys.DetachKeysError:
+        raise EngineError(detach_keys.invalid_exec(spec), 1, 500) from None
+
+
+def _terminal_size() -> tuple[int, int]:
+    try:
+        size = os.get_terminal_size(0)
+    except OSError:
+        return 0, 0
+    return size.lines, size.columns
+
+
+def _proxy_terminal(execution: Any, keys: bytes) -> bool:
+    """Our terminal (raw) and the exec's pty, both ways, until the process's end (its pty
+    closes) or the detach keys (True)."""
+    import select
+
+    from barque.engine.detach_keys import Watch
+    from barque.linux import terminal
+
+    assert execution.master is not None
+    master, watch = execution.master, Watch(keys)
+    saved = terminal.make_raw(0)
+    signal.signal(signal.SIGWINCH, lambda *_: _resize_exec(execution))
+    readers = [master, 0]
+    try:
+        while master in readers:
+            try:
+                ready, _, _ = select.select(readers, [], [])
+            except InterruptedError:
+                continue
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: the runtime, the pty's last other holder, is gone
+                    data = b""
+                if not data:
+                    break
+                _write(1, data)
+            if 0 in ready:
+                try:
+                    data = os.read(0, 65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    readers.remove(0)
+                    continue
+                _write(master, watch.feed(data))
+                if watch.detached:
+                    return True
+        return False
+    finally:
+        signal.signal(signal.SIGWINCH, signal.SIG_DFL)
+        terminal.restore(0, saved)
+
+
+def _resize_exec(execution: Any) -> None:
+    rows, cols = _terminal_size()
+    if rows and cols:
+        try:
+            execution.resize(rows, cols)
+        except (OSError, EngineError):
+            pass
+
+
+def _carry_on_detached(execution: Any) -> None:
+    """Detached from an exec: as with dockerd, its process runs on. Its pty's master is
+    ours, so a child of ours, in a session of its own, holds it, drains its output and
+    waits for the end (the runtime's temporary files, exec_die); we return at once."""
+    if os.fork() != 0:
+        os.close(execution.master)
+        execution.master = None
+        return
+    try:
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        while True:
+            try:
+                if not os.read(execution.master, 65536):
+                    break
+            except OSError:
+                break
+        execution.wait()
+    finally:
+        os._exit(0)
 
 
 def _copy_stdio(proc: Any) -> None:

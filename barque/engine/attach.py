@@ -157,8 +157,12 @@ def write_all(fd: int, data: bytes) -> None:
 
 
 def pump(sock: socket.socket, tty: bool, stdin: int | None, stdout: int = 1,
-         stderr: int = 2) -> None:
-    """Copy until the container's output ends (the monitor closes the socket)."""
+         stderr: int = 2, detach_keys: bytes | None = None) -> bool:
+    """Copy until the container's output ends (the monitor closes the socket), or until
+    `detach_keys` come on stdin (True: detached, the container left running)."""
+    from barque.engine.detach_keys import Watch
+
+    watch = Watch(detach_keys) if detach_keys and stdin is not None else None
     demux = None if tty else Demux(stdout, stderr)
     readers = [sock.fileno()] + ([stdin] if stdin is not None else [])
     while True:
@@ -169,7 +173,7 @@ def pump(sock: socket.socket, tty: bool, stdin: int | None, stdout: int = 1,
             except ConnectionResetError:
                 data = b""
             if not data:
-                return
+                return False
             if demux is None:
                 write_all(stdout, data)
             else:
@@ -180,10 +184,14 @@ def pump(sock: socket.socket, tty: bool, stdin: int | None, stdout: int = 1,
             except OSError:
                 data = b""
             if data:
+                if watch is not None:
+                    data = watch.feed(data)
                 try:
                     sock.sendall(data)
                 except (BrokenPipeError, ConnectionResetError):
                     readers.remove(stdin)
+                if watch is not None and watch.detached:
+                    return True
             else:
                 readers.remove(stdin)
                 try:

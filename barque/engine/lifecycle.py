@@ -206,7 +206,10 @@ def _launch_spec(engine: Engine, record: ContainerRecord, bundle: str, runtime: 
         runtime_log=os.path.join(bundle, "runtime.log"),
         log_file=engine.paths.log_file(record.id), log_max_size=size, log_max_files=files,
         tty=bool(config.get("Tty")), stdin=bool(config.get("OpenStdin")),
-        stdin_once=bool(config.get("StdinOnce")), restart=_restart_policy(host_config),
+        # dockerd closes stdin at the attach's end only without a TTY (CloseStdin && !TTY):
+        # a detached `run -it` (its detach keys, or its client gone) leaves the shell running
+        stdin_once=bool(config.get("StdinOnce")) and not config.get("Tty"),
+        restart=_restart_policy(host_config),
         wait_attach=attach, hold_fds=hold_fds,
         exit_command=monitor.cleanup_command(engine.paths.root, engine.paths.runroot,
                                              record.id, run_id),

@@ -16,7 +16,18 @@ DIFFERENCES: dict[str, str] = {
     # run and create
     "run_volume_bad": "deliberate: Barque refuses `-v ::` (\"invalid volume specification\"); "
                       "Docker 20.10 accepts it and runs",
+    "run_bad_detach_keys": "deliberate: Barque refuses a bad `--detach-keys` before anything "
+                           "is made, in dockerd's words, as run's other bad flags (125); "
+                           "Docker creates and starts the container, then its attach fails "
+                           "as `attach_bad_detach_keys` (exit 1)",
     # lifecycle
+    "start_attach_bad_detach_keys": "deliberate: Barque refuses a bad `--detach-keys` before "
+                                    "starting, in dockerd's words; Docker starts the container, "
+                                    "then its attach fails as `attach_bad_detach_keys`",
+    "attach_bad_detach_keys": "deliberate: Barque prints dockerd's words (\"Error response "
+                              "from daemon: Invalid detach keys (ctrl-1) provided\"); the "
+                              "docker CLI reads dockerd's answer to its hijack as a stream "
+                              "and says \"Unrecognized input header: 73\"",
     # ps, logs, exec, inspect, top, port, cp, commit
     # volumes and networks
     "volume_prune": "deliberate: as Docker 23+, `volume prune` removes only anonymous volumes "
