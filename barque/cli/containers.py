@@ -370,14 +370,16 @@ def cmd_exec(ns: argparse.Namespace, engine: Engine) -> int:
     container_id, process = ex.process_for(engine, ns.container, args, env=env, user=ns.user,
                                            workdir=ns.workdir, tty=ns.tty,
                                            privileged=ns.privileged)
+    from barque.engine import exec_terminal
+
     keys: bytes | None = _exec_detach_sequence(ns)
-    # -it on our terminal: the process's terminal is proxied here (not by the runtime), for
-    # the detach keys to be watched for
+    # -it on our terminal: the process's terminal is proxied by us (exec_terminal), not by
+    # the runtime, for the detach keys to be watched for
     if not (ns.tty and ns.interactive and not ns.detach and os.isatty(0)):
         keys = None
     execution = ex.Execution(engine, container_id, process, detach=ns.detach,
                              interactive=ns.interactive,
-                             pty=_terminal_size() if keys is not None else None)
+                             pty=exec_terminal.size(0) if keys is not None else None)
     try:
         failure = execution.start_failure()
         if failure is not None:
@@ -388,8 +390,8 @@ def cmd_exec(ns: argparse.Namespace, engine: Engine) -> int:
             _write(1, f"{failure}\r\n".encode())
             return 126
         if keys is not None and execution.master is not None:
-            if _proxy_terminal(execution, keys):
-                _carry_on_detached(execution)  # the exec runs on; we are done
+            if exec_terminal.proxy(execution, keys):
+                exec_terminal.carry_on_detached(execution)  # the exec runs on; we are done
                 sys.stderr.write("read escape sequence\n")  # the docker CLI's exec: its
                 return 1  # term.EscapeError, printed, status 1
         else:
@@ -410,91 +412,6 @@ def _exec_detach_sequence(ns: argparse.Namespace) -> bytes:
         return detach_keys.to_bytes(spec)
     except detach_keys.DetachKeysError:
         raise EngineError(detach_keys.invalid_exec(spec), 1, 500) from None
-
-
-def _terminal_size() -> tuple[int, int]:
-    try:
-        size = os.get_terminal_size(0)
-    except OSError:
-        return 0, 0
-    return size.lines, size.columns
-
-
-def _proxy_terminal(execution: Any, keys: bytes) -> bool:
-    """Our terminal (raw) and the exec's pty, both ways, until the process's end (its pty
-    closes) or the detach keys (True)."""
-    import select
-
-    from barque.engine.detach_keys import Watch
-    from barque.linux import terminal
-
-    assert execution.master is not None
-    master, watch = execution.master, Watch(keys)
-    saved = terminal.make_raw(0)
-    signal.signal(signal.SIGWINCH, lambda *_: _resize_exec(execution))
-    readers = [master, 0]
-    try:
-        while master in readers:
-            try:
-                ready, _, _ = select.select(readers, [], [])
-            except InterruptedError:
-                continue
-            if master in ready:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:  # EIO: the runtime, the pty's last other holder, is gone
-                    data = b""
-                if not data:
-                    break
-                _write(1, data)
-            if 0 in ready:
-                try:
-                    data = os.read(0, 65536)
-                except OSError:
-                    data = b""
-                if not data:
-                    readers.remove(0)
-                    continue
-                _write(master, watch.feed(data))
-                if watch.detached:
-                    return True
-        return False
-    finally:
-        signal.signal(signal.SIGWINCH, signal.SIG_DFL)
-        terminal.restore(0, saved)
-
-
-def _resize_exec(execution: Any) -> None:
-    rows, cols = _terminal_size()
-    if rows and cols:
-        try:
-            execution.resize(rows, cols)
-        except (OSError, EngineError):
-            pass
-
-
-def _carry_on_detached(execution: Any) -> None:
-    """Detached from an exec: as with dockerd, its process runs on. Its pty's master is
-    ours, so a child of ours, in a session of its own, holds it, drains its output and
-    waits for the end (the runtime's temporary files, exec_die); we return at once."""
-    if os.fork() != 0:
-        os.close(execution.master)
-        execution.master = None
-        return
-    try:
-        os.setsid()
-        null = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
-        while True:
-            try:
-                if not os.read(execution.master, 65536):
-                    break
-            except OSError:
-                break
-        execution.wait()
-    finally:
-        os._exit(0)
 
 
 def _copy_stdio(proc: Any) -> None:
