@@ -398,7 +398,9 @@ def _from_git(url: str, dockerfile: str | None, stdin: IO[bytes] | None, parent:
     try:
         checkout = gitsource.Checkout(parent, gitsource.parse(url))
     except gitsource.GitError as e:
-        raise ContextError(f"failed to load cache key: {e}") from None
+        # buildx's words: BuildKit's frontend fails reading the Dockerfile from the repository
+        raise ContextError(f"failed to solve: failed to read dockerfile: failed to load cache "
+                           f"key: {e}") from None
     try:
         text, name = _dockerfile_in_unpacked(checkout.dir, dockerfile, stdin)
         return Context(checkout.dir, text, name, *_ignore_for(checkout.dir, name, True),

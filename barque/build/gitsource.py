@@ -110,7 +110,9 @@ def resolve(ref: GitRef) -> str:
     lines = [tuple(line.split("\t", 1)) for line in out.splitlines() if "\t" in line]
     sha = _pick([(a, b) for a, b in lines], name)
     if sha is None:
-        raise GitError(f"repository does not contain ref {name}, output: {out!r}")
+        import json  # Go's %q for the output, as BuildKit prints it
+
+        raise GitError(f"repository does not contain ref {name}, output: {json.dumps(out)}")
     return sha
 
 
