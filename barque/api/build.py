@@ -98,7 +98,8 @@ async def build(request: web.Request) -> web.StreamResponse:
     body = BodyReader(loop, request)
 
     def run(engine: Engine) -> None:
-        context = open_remote_context(engine, remote, dockerfile) if remote else \
+        context = open_remote_context(engine, remote, dockerfile,
+                                      options.build_args) if remote else \
             open_stream_context(engine, body, dockerfile)
         try:
             options.context_dir, options.dockerfile = context.dir, context.dockerfile

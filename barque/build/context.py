@@ -332,12 +332,21 @@ def _default_tmp() -> str:
     return tempfile.gettempdir()
 
 
+KEEP_GIT_DIR_ARG = "BUILDKIT_CONTEXT_KEEP_GIT_DIR"  # BuildKit's build arg: keep .git
+
+
+def keep_git_dir(build_args: dict[str, str]) -> bool:
+    """BUILDKIT_CONTEXT_KEEP_GIT_DIR's value as Go's strconv.ParseBool reads it."""
+    return build_args.get(KEEP_GIT_DIR_ARG, "") in ("1", "t", "T", "true", "TRUE", "True")
+
+
 def open_context(arg: str, *, dockerfile: str | None = None, stdin: IO[bytes] | None = None,
-                 tmp_dir: str | None = None) -> Context:
+                 tmp_dir: str | None = None, keep_git: bool = False) -> Context:
     """Prepare the context `arg` (a directory, a tarball, or "-" for stdin) and read the
     Dockerfile (`dockerfile`: -f's value; None for the default; "-" for stdin). Archives
     are unpacked into a private directory under `tmp_dir` (the root's tmp; the system's by
-    default), removed by Context.close()."""
+    default), removed by Context.close(). A git URL is checked out there too (`keep_git`:
+    with its .git, as BUILDKIT_CONTEXT_KEEP_GIT_DIR asks)."""
     if arg == "-":
         if dockerfile == "-":
             raise ContextError("invalid argument: can't use stdin for both build context "
@@ -360,7 +369,7 @@ def open_context(arg: str, *, dockerfile: str | None = None, stdin: IO[bytes] | 
     from barque.build import gitsource
 
     if gitsource.is_git_url(arg):
-        return _from_git(arg, dockerfile, stdin, tmp_dir or _default_tmp())
+        return _from_git(arg, dockerfile, stdin, tmp_dir or _default_tmp(), keep_git)
     if _looks_remote(arg):
         raise ContextError(f"unable to prepare context: {arg}: URL contexts other than git "
                            "repositories are not supported")
@@ -390,13 +399,13 @@ def _from_stream(stream: IO[bytes], dockerfile: str | None, head: bytes | None,
         raise
 
 
-def _from_git(url: str, dockerfile: str | None, stdin: IO[bytes] | None, parent: str
-              ) -> Context:
+def _from_git(url: str, dockerfile: str | None, stdin: IO[bytes] | None, parent: str,
+              keep_git: bool) -> Context:
     """A git URL's checkout as the context (hostile: read inside it, as an archive)."""
     from barque.build import gitsource
 
     try:
-        checkout = gitsource.Checkout(parent, gitsource.parse(url))
+        checkout = gitsource.Checkout(parent, gitsource.parse(url), keep_git_dir=keep_git)
     except gitsource.GitError as e:
         # buildx's words: BuildKit's frontend fails reading the Dockerfile from the repository
         raise ContextError(f"failed to solve: failed to read dockerfile: failed to load cache "

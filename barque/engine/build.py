@@ -197,13 +197,14 @@ def _resolve(store: Any, ref: str, platform: str | None, pull: bool) -> Image:
         raise BuildFailed(f"failed to resolve source metadata for {ref}: {e}") from None
 
 
-def open_remote_context(engine: Engine, url: str, dockerfile: str | None) -> Any:
+def open_remote_context(engine: Engine, url: str, dockerfile: str | None,
+                        build_args: dict[str, str]) -> Any:
     """POST /build?remote=URL: a git repository (build/gitsource.py) checked out under the
     root's tmp as the context. Other URLs (a tarball, a Dockerfile) are refused (400)."""
     import os
 
     from barque.build import gitsource
-    from barque.build.context import ContextError, open_context, reclaim
+    from barque.build.context import ContextError, keep_git_dir, open_context, reclaim
 
     if not gitsource.is_git_url(url):
         raise EngineError(f"the build parameter remote is not supported by Barque for "
@@ -212,7 +213,8 @@ def open_remote_context(engine: Engine, url: str, dockerfile: str | None) -> Any
     os.makedirs(tmp_dir, mode=0o700, exist_ok=True)
     reclaim(tmp_dir)
     try:
-        return open_context(url, dockerfile=dockerfile, tmp_dir=tmp_dir)
+        return open_context(url, dockerfile=dockerfile, tmp_dir=tmp_dir,
+                            keep_git=keep_git_dir(build_args))
     except (ContextError, OSError) as e:
         raise EngineError(str(e), 1, 400) from None
 

@@ -207,3 +207,34 @@ def test_submodule_with_a_local_path_is_refused(tmp_path: str) -> None:
     with gitrepos.git_daemon(base) as prefix, pytest.raises(ContextError):
         open_context(prefix + "app.git", tmp_dir=tmp)
     assert _left(tmp) == []
+
+
+def test_keep_git_dir_build_arg(served: tuple[Repo, str, str]) -> None:
+    """BUILDKIT_CONTEXT_KEEP_GIT_DIR=1 keeps the context's .git, at the commit asked for."""
+    from barque.build.context import keep_git_dir
+
+    repo, url, tmp = served
+    assert keep_git_dir({"BUILDKIT_CONTEXT_KEEP_GIT_DIR": "true"})
+    assert not keep_git_dir({"BUILDKIT_CONTEXT_KEEP_GIT_DIR": "no"})
+    with open_context(url + "#v1", tmp_dir=tmp, keep_git=True) as ctx:
+        assert gitrepos.git(ctx.dir, "rev-parse", "HEAD") == repo.c1
+    assert _left(tmp) == []
+
+
+def test_scp_style_url_over_ssh(served: tuple[Repo, str, str], tmp_path: str,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """`git@host:repo.git`: git's ssh transport, here a stand-in for ssh that runs the
+    remote command in the served directory (no network at all); its protocol v0 gives only
+    advertised commits, so a commit is fetched by the full fetch."""
+    repo, _, tmp = served
+    fake = os.path.join(tmp_path, "fake-ssh")
+    with open(fake, "w") as f:
+        f.write(f'#!/bin/sh\nfor last; do :; done\ncd {os.path.dirname(repo.path)} && '
+                'exec sh -c "$last"\n')
+    os.chmod(fake, 0o755)
+    monkeypatch.setenv("GIT_SSH_COMMAND", fake)
+    with open_context("git@127.0.0.1:app.git#other", tmp_dir=tmp) as ctx:
+        assert _read(ctx.dir, "other.txt") == "o\n"
+    with open_context(f"git@127.0.0.1:app.git#{repo.c1}", tmp_dir=tmp) as ctx:
+        assert _read(ctx.dir, "hello.txt") == "v1\n"
+    assert _left(tmp) == []
