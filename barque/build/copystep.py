@@ -122,7 +122,7 @@ class CopyStep:
             commit = gitsource.resolve(ref)
         except gitsource.GitError as e:
             raise ic.ConfigError(f"failed to load cache key: {e}") from None
-        if self.checksum is not None and self.checksum != commit:
+        if self.checksum is not None and not commit.startswith(self.checksum):  # BuildKit's
             raise ic.ConfigError(f"expected checksum to match {self.checksum}, got {commit}")
         self.git = (ref, commit, keep_git_dir)
         self.src_key = ("git", ref.remote, commit, ref.subdir, keep_git_dir)

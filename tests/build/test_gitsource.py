@@ -238,3 +238,19 @@ def test_scp_style_url_over_ssh(served: tuple[Repo, str, str], tmp_path: str,
     with open_context(f"git@127.0.0.1:app.git#{repo.c1}", tmp_dir=tmp) as ctx:
         assert _read(ctx.dir, "hello.txt") == "v1\n"
     assert _left(tmp) == []
+
+
+def test_reclaim_removes_a_killed_builds_checkout_only(served: tuple[Repo, str, str]) -> None:
+    from barque.build import context
+
+    _, url, tmp = served
+    live = open_context(url, tmp_dir=tmp)
+    killed = os.path.join(tmp, gitsource.TEMP_PREFIX + "killed")
+    gitrepos.write_files(killed, {"tree/a/b": "x"})
+    with open(killed + ".lock", "w"):
+        pass  # a claim whose process died: nobody holds its lock
+    assert context.reclaim(tmp) == 1
+    assert not os.path.exists(killed) and not os.path.exists(killed + ".lock")
+    assert os.path.isfile(os.path.join(live.dir, "hello.txt"))
+    live.close()
+    assert _left(tmp) == []

@@ -118,3 +118,14 @@ def test_add_git_errors_in_buildkit_words(barque: Barque, served: Served) -> Non
     result = build(barque, ctx)
     assert result.returncode == 1
     assert "source can't be a git ref for COPY" in result.stderr
+
+
+def test_add_git_checksum_is_the_commit(barque: Barque, served: Served) -> None:
+    commit = gitrepos.git(served.repo, "rev-parse", "v1")
+    ctx = served.out("ctx")
+    write(ctx, {"Dockerfile": f"FROM scratch\nADD --checksum={commit[:12]} {served.url}#v1 /s\n"})
+    assert build(barque, ctx).returncode == 0
+    write(ctx, {"Dockerfile": f"FROM scratch\nADD --checksum=0123abcd {served.url}#v1 /s\n"})
+    result = build(barque, ctx)
+    assert result.returncode == 1
+    assert f"expected checksum to match 0123abcd, got {commit}" in result.stderr
