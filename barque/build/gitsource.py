@@ -13,8 +13,9 @@ checkout is a shallow fetch of that one commit (`--depth 1`; a full fetch when t
 will not give an unadvertised commit), then submodules (`--init --recursive --depth=1`, as
 BuildKit), into a private directory claimed (storage/claimed.py) while in use. Everything
 the repository holds is hostile: the subdir is resolved inside the checkout (openat2
-RESOLVE_IN_ROOT); submodule URLs may not use `file://` or other local transports
-(GIT_PROTOCOL_FROM_USER=0); git never prompts (no terminal, GIT_TERMINAL_PROMPT=0).
+RESOLVE_IN_ROOT); no URL may use `file://` or `ext::` (protocol.*.allow=never, over the
+user's git config; GIT_PROTOCOL_FROM_USER=0 for the rest); git never prompts (no
+terminal, GIT_TERMINAL_PROMPT=0).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ TEMP_PREFIX = ".build-git-"
 GIT_TIMEOUT = 600.0  # seconds for one git command (a big fetch)
 _SHA1 = re.compile(r"[0-9a-f]{40}")
 _GIT_PATH = re.compile(r"\.git(?:#.+)?$")
+# A repository's submodules may name host paths or commands: never, whatever the user's
+# git config allows (git's own default lets `file` through for what the user typed).
+_LOCAL_NEVER = ("-c", "protocol.file.allow=never", "-c", "protocol.ext.allow=never")
 
 
 class GitError(Exception):
@@ -73,8 +77,9 @@ def _env() -> dict[str, str]:
 def _git(cwd: str | None, *args: str) -> str:
     """Run git; its stdout, or GitError with its stderr."""
     try:
-        done = subprocess.run(["git", *args], cwd=cwd, env=_env(), stdin=subprocess.DEVNULL,
-                              capture_output=True, timeout=GIT_TIMEOUT, check=False)
+        done = subprocess.run(["git", *_LOCAL_NEVER, *args], cwd=cwd, env=_env(),
+                              stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=GIT_TIMEOUT, check=False)
     except subprocess.TimeoutExpired:
         raise GitError(f"git {args[0]}: timed out after {GIT_TIMEOUT:g}s") from None
     except FileNotFoundError:

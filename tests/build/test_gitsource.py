@@ -192,9 +192,10 @@ def test_submodules_are_checked_out(tmp_path: str) -> None:
     assert _left(tmp) == []
 
 
-def test_submodule_with_a_local_path_is_refused(tmp_path: str) -> None:
+def test_submodule_with_a_local_path_is_refused(tmp_path: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """A repository's .gitmodules naming a host path (file://) must not copy the host's
-    repositories into the context."""
+    repositories into the context, even where the user's git config allows file://."""
     base = os.path.join(tmp_path, "srv")
     host_repo = os.path.join(tmp_path, "host-private")
     gitrepos.make_repo(host_repo, {"secret.txt": "HOST\n"})
@@ -203,8 +204,13 @@ def test_submodule_with_a_local_path_is_refused(tmp_path: str) -> None:
     gitrepos.git(app, "-c", "protocol.file.allow=always", "submodule", "add", "-q",
                  "file://" + host_repo, "vendor")
     gitrepos.commit(app, {}, "submodule")
+    user_config = os.path.join(tmp_path, "gitconfig")
+    with open(user_config, "w") as f:
+        f.write("[protocol \"file\"]\n\tallow = always\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", user_config)
     tmp = os.path.join(tmp_path, "tmp")
-    with gitrepos.git_daemon(base) as prefix, pytest.raises(ContextError):
+    with gitrepos.git_daemon(base) as prefix, \
+            pytest.raises(ContextError, match="transport 'file' not allowed"):
         open_context(prefix + "app.git", tmp_dir=tmp)
     assert _left(tmp) == []
 
