@@ -39,3 +39,16 @@ def test_sdk_build_from_a_git_repository(server: Server, tmp_path: str) -> None:
     assert json.loads(labels.stdout) == {"from": "git"}
     tmp = os.path.join(server.barque.root, "tmp")
     assert not os.path.isdir(tmp) or os.listdir(tmp) == []
+
+
+def test_docker_cli_build_from_a_git_repository(server: Server, tmp_path: str) -> None:
+    """The docker CLI (classic builder) clones the repository itself and sends its tree."""
+    base = os.path.join(str(tmp_path), "srv")
+    gitrepos.make_repo(os.path.join(base, "app.git"), {
+        "Dockerfile": "FROM scratch\nCOPY in.txt /in.txt\nLABEL via=docker\n",
+        "in.txt": "in\n"})
+    with gitrepos.git_daemon(base) as prefix:
+        out = server.docker("build", "-q", "-t", "gitcli:1", prefix + "app.git#main")
+    assert out.returncode == 0, out.stderr
+    labels = server.barque.run("image", "inspect", "-f", "{{json .Config.Labels}}", "gitcli:1")
+    assert json.loads(labels.stdout) == {"via": "docker"}
