@@ -78,7 +78,8 @@ def test_add_git_with_chown_chmod_and_keep_git_dir(barque: Barque, served: Serve
     ctx = served.out("ctx")
     write(ctx, {"Dockerfile": f"FROM scratch\n"
                               f"ADD --chown=1000:1001 --chmod=700 {served.url}#v1 /src\n"
-                              f"ADD --keep-git-dir=true {served.url}#main /full\n"})
+                              f"ADD --keep-git-dir=true {served.url}#main /full\n"
+                              f"ADD --link --chown=7 {served.url}#v1:sub /linked\n"})
     out = served.out("out")
     result = build(barque, "-o", f"type=local,dest={out}", ctx)
     assert result.returncode == 0, result.stderr
@@ -88,6 +89,8 @@ def test_add_git_with_chown_chmod_and_keep_git_dir(barque: Barque, served: Serve
     assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (1000, 1001, 0o700)
     assert _read(out, "full", "sub", "inner.txt") == "in\n"
     assert os.path.isdir(os.path.join(out, "full", ".git"))
+    st = os.stat(os.path.join(out, "linked", "inner.txt"))
+    assert (st.st_uid, st.st_gid) == (7, 7)
 
 
 def test_add_git_cache_follows_the_branch(barque: Barque, served: Served) -> None:
