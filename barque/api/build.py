@@ -19,7 +19,7 @@ from barque.engine.errors import EngineError
 NETWORK_MODES = ("default", "none", "host", "bridge")
 # Query parameters of the classic builder Barque's builder has no such knob for: refused
 # when set to something but their zero value (the docker CLI sends some always).
-_UNSUPPORTED = ("extrahosts", "remote", "shmsize", "memory", "memswap", "cpushares",
+_UNSUPPORTED = ("extrahosts", "shmsize", "memory", "memswap", "cpushares",
                 "cpusetcpus", "cpusetmems", "cpuperiod", "cpuquota", "ulimits", "squash",
                 "isolation", "outputs")
 _ZEROES = ("", "0", "-1", "null", "[]", "{}", "false", "default")
@@ -86,10 +86,11 @@ def build_options(request: web.Request) -> BuildOptions:
 
 async def build(request: web.Request) -> web.StreamResponse:
     from barque.engine.build import build as engine_build
-    from barque.engine.build import open_stream_context
+    from barque.engine.build import open_remote_context, open_stream_context
 
     options = build_options(request)
     dockerfile = request.query.get("dockerfile") or None
+    remote = request.query.get("remote") or ""  # a git repository instead of the body
     quiet = flag(request, "q")
     loop = asyncio.get_running_loop()
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
@@ -97,7 +98,9 @@ async def build(request: web.Request) -> web.StreamResponse:
     body = BodyReader(loop, request)
 
     def run(engine: Engine) -> None:
-        context = open_stream_context(engine, body, dockerfile)
+        context = open_remote_context(engine, remote, dockerfile,
+                                      options.build_args) if remote else \
+            open_stream_context(engine, body, dockerfile)
         try:
             options.context_dir, options.dockerfile = context.dir, context.dockerfile
             options.dockerfile_name = context.dockerfile_name

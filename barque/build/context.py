@@ -12,8 +12,12 @@ CLI takes them:
 - `-` with a Dockerfile (not an archive) on stdin: an empty context.
 
 The Dockerfile and the ignore file of an unpacked archive are read inside it (openat2
-RESOLVE_IN_ROOT): an archive's `Dockerfile -> /etc/shadow` reads the archive's own. URL
-and git contexts are not supported yet.
+RESOLVE_IN_ROOT): an archive's `Dockerfile -> /etc/shadow` reads the archive's own.
+
+- a git URL (moby's rule, build/gitsource.py): the repository checked out at `#REF` into a
+  claimed private directory, the context its `:SUBDIR` (resolved inside it), without
+  `.git` (BuildKit's default); the Dockerfile and ignore file are read inside it as an
+  archive's. URL contexts of tarballs (`https://host/ctx.tar.gz`) are not supported yet.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ class Context:
 
     def __init__(self, directory: str, dockerfile: bytes, dockerfile_name: str,
                  ignore_matcher: Matcher, ignore_name: str | None = None, ignore_size: int = 0,
-                 *, temp: _Temp | None = None) -> None:
+                 *, temp: _Temp | Any = None) -> None:
         self.dir = directory
         self.dockerfile = dockerfile
         self.dockerfile_name = dockerfile_name
@@ -93,12 +97,14 @@ class _Temp:
 
 
 def reclaim(tmp_dir: str) -> int:
-    """Remove unpacked contexts that killed builds left in `tmp_dir` (claims no live process
-    holds); the number removed."""
+    """Remove unpacked contexts and git checkouts that killed builds left in `tmp_dir`
+    (claims no live process holds); the number removed."""
+    from barque.build import gitsource
     from barque.storage import claimed
     from barque.storage.blobs import remove_tree
 
-    return claimed.reclaim(tmp_dir, remove_tree, prefix=TEMP_PREFIX)
+    return claimed.reclaim(tmp_dir, remove_tree, prefix=TEMP_PREFIX) + \
+        gitsource.reclaim(tmp_dir)
 
 
 # --- reading streams ----------------------------------------------------------------------
@@ -317,7 +323,7 @@ def _matcher(data: bytes) -> Matcher:
 # --- the entry point ----------------------------------------------------------------------
 
 def _looks_remote(arg: str) -> bool:
-    return arg.startswith(("http://", "https://", "git://", "git@", "github.com/"))
+    return arg.startswith(("http://", "https://"))
 
 
 def _default_tmp() -> str:
@@ -326,12 +332,21 @@ def _default_tmp() -> str:
     return tempfile.gettempdir()
 
 
+KEEP_GIT_DIR_ARG = "BUILDKIT_CONTEXT_KEEP_GIT_DIR"  # BuildKit's build arg: keep .git
+
+
+def keep_git_dir(build_args: dict[str, str]) -> bool:
+    """BUILDKIT_CONTEXT_KEEP_GIT_DIR's value as Go's strconv.ParseBool reads it."""
+    return build_args.get(KEEP_GIT_DIR_ARG, "") in ("1", "t", "T", "true", "TRUE", "True")
+
+
 def open_context(arg: str, *, dockerfile: str | None = None, stdin: IO[bytes] | None = None,
-                 tmp_dir: str | None = None) -> Context:
+                 tmp_dir: str | None = None, keep_git: bool = False) -> Context:
     """Prepare the context `arg` (a directory, a tarball, or "-" for stdin) and read the
     Dockerfile (`dockerfile`: -f's value; None for the default; "-" for stdin). Archives
     are unpacked into a private directory under `tmp_dir` (the root's tmp; the system's by
-    default), removed by Context.close()."""
+    default), removed by Context.close(). A git URL is checked out there too (`keep_git`:
+    with its .git, as BUILDKIT_CONTEXT_KEEP_GIT_DIR asks)."""
     if arg == "-":
         if dockerfile == "-":
             raise ContextError("invalid argument: can't use stdin for both build context "
@@ -351,9 +366,13 @@ def open_context(arg: str, *, dockerfile: str | None = None, stdin: IO[bytes] | 
                 raise ContextError("unable to prepare context: context must be a directory "
                                    f"or a tar archive: {os.path.abspath(arg)}")
             return _from_stream(f, dockerfile, head, tmp_dir, "", stdin)
+    from barque.build import gitsource
+
+    if gitsource.is_git_url(arg):
+        return _from_git(arg, dockerfile, stdin, tmp_dir or _default_tmp(), keep_git)
     if _looks_remote(arg):
-        raise ContextError(f"unable to prepare context: {arg}: URL and git contexts are not "
-                           "supported")
+        raise ContextError(f"unable to prepare context: {arg}: URL contexts other than git "
+                           "repositories are not supported")
     raise ContextError(f'unable to prepare context: path "{arg}" not found')
 
 
@@ -377,4 +396,24 @@ def _from_stream(stream: IO[bytes], dockerfile: str | None, head: bytes | None,
         return Context(temp.path, text, name, *_ignore_for(temp.path, name, True), temp=temp)
     except BaseException:
         temp.remove()
+        raise
+
+
+def _from_git(url: str, dockerfile: str | None, stdin: IO[bytes] | None, parent: str,
+              keep_git: bool) -> Context:
+    """A git URL's checkout as the context (hostile: read inside it, as an archive)."""
+    from barque.build import gitsource
+
+    try:
+        checkout = gitsource.Checkout(parent, gitsource.parse(url), keep_git_dir=keep_git)
+    except gitsource.GitError as e:
+        # buildx's words: BuildKit's frontend fails reading the Dockerfile from the repository
+        raise ContextError(f"failed to solve: failed to read dockerfile: failed to load cache "
+                           f"key: {e}") from None
+    try:
+        text, name = _dockerfile_in_unpacked(checkout.dir, dockerfile, stdin)
+        return Context(checkout.dir, text, name, *_ignore_for(checkout.dir, name, True),
+                       temp=checkout)
+    except BaseException:
+        checkout.close()
         raise

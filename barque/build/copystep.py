@@ -59,6 +59,7 @@ class CopyStep:
         self.src_layers: list[LayerRef] | None = None  # another stage's or image's files
         self.heredoc_dir: str | None = None
         self.downloads: list[Any] = []
+        self.git: Any = None  # ADD of a git repository: (its GitRef, the commit, keep .git)
         self._src_fs: StepFS | None = None
         if flags.from_:
             self._from(flags.from_)
@@ -70,8 +71,9 @@ class CopyStep:
         elif any(commands.is_http_source(p) or commands.is_git_source(p)
                  for p in self.patterns):
             if any(commands.is_git_source(p) for p in self.patterns):
-                raise ic.ConfigError("ADD of a git repository is not supported yet")
-            self._downloads()
+                self._git(flags.keep_git_dir or False)
+            else:
+                self._downloads()
         else:
             self.src_key = ("context", self._checksum(self.b.options.context_dir, True))
 
@@ -104,6 +106,47 @@ class CopyStep:
         except fetch.FetchError as e:
             raise ic.ConfigError(str(e)) from None
         self.src_key = ("urls", [(d.name, d.digest, d.mtime) for d in self.downloads])
+
+    def _git(self, keep_git_dir: bool) -> None:
+        """ADD of a git repository, as BuildKit: its ref resolved to a commit now (without
+        a fetch), which keys the step, so a moved branch rebuilds; fetched in work()."""
+        from barque.build import gitsource
+
+        if not self.is_add:
+            raise ic.ConfigError("source can't be a git ref for COPY")
+        if len(self.patterns) != 1:
+            raise ic.ConfigError("ADD of a git repository takes one source (BuildKit's "
+                                 "rule): split it into one ADD per source")
+        try:
+            ref = gitsource.parse(self.patterns[0])
+            commit = gitsource.resolve(ref)
+        except gitsource.GitError as e:
+            raise ic.ConfigError(f"failed to load cache key: {e}") from None
+        if self.checksum is not None and not commit.startswith(self.checksum):  # BuildKit's
+            raise ic.ConfigError(f"expected checksum to match {self.checksum}, got {commit}")
+        self.git = (ref, commit, keep_git_dir)
+        self.src_key = ("git", ref.remote, commit, ref.subdir, keep_git_dir)
+
+    def _add_git(self, dst_root: str) -> None:
+        """The tree at the commit (without .git unless --keep-git-dir) copied to the
+        destination as a directory's contents, with --chown/--chmod."""
+        from barque.build import fileops, gitsource
+        from barque.build.sources import Source
+
+        ref, commit, keep = self.git
+        try:
+            checkout = gitsource.Checkout(self.b.workspace().dir, ref, commit,
+                                          keep_git_dir=keep)
+        except gitsource.GitError as e:
+            raise ic.ConfigError(str(e)) from None
+        try:
+            fileops.copy(checkout.dir, [Source(".", [""])], dst_root, self.dest,
+                         workdir=self.workdir, chown=self._chown(dst_root), chmod=self.chmod,
+                         unpack=False, link=self.link, command="ADD")
+        except (ValueError, fileops.CopyError) as e:
+            raise ic.ConfigError(str(e)) from None
+        finally:
+            checkout.close()
 
     def _heredocs(self, docs: list[Heredoc]) -> None:
         import tempfile
@@ -178,6 +221,8 @@ class CopyStep:
     def work(self, fs: StepFS, v: Vertex) -> None:
         if self.src_layers is not None:
             self._copy(self._source_root(), fs.rootfs, context=False)
+        elif self.git is not None:
+            self._add_git(fs.rootfs)
         elif self.downloads:
             from barque.build import fetch
 

@@ -243,7 +243,7 @@ def cmd_build(ns: argparse.Namespace, paths: Paths) -> int:
             _remove(ns.iidfile)   # no stale ID left if this build fails
         # secrets from the environment: in the runroot (a tmpfs, as a rule), not on disk
         options = options_from(ns, scratch, paths.runroot)
-        context = _open_context(ns, paths)
+        context = _open_context(ns, paths, options.build_args)
         try:
             options.context_dir, options.dockerfile = context.dir, context.dockerfile
             options.dockerfile_name = context.dockerfile_name
@@ -296,10 +296,11 @@ def _run(paths: Paths, options: BuildOptions, display: Display) -> Any:
         return build(engine, options, display)
 
 
-def _open_context(ns: argparse.Namespace, paths: Paths) -> Any:
+def _open_context(ns: argparse.Namespace, paths: Paths, build_args: dict[str, str]) -> Any:
     """The context (Part B's reader). An archive is unpacked under the root's tmp, after
-    what killed builds left there is removed; a directory is read where it is."""
-    from barque.build.context import open_context, reclaim
+    what killed builds left there is removed; a directory is read where it is; a git URL
+    is checked out under the root's tmp."""
+    from barque.build.context import keep_git_dir, open_context, reclaim
 
     tmp_dir = None
     if not os.path.isdir(ns.context):
@@ -307,7 +308,7 @@ def _open_context(ns: argparse.Namespace, paths: Paths) -> Any:
         os.makedirs(tmp_dir, mode=0o700, exist_ok=True)
         reclaim(tmp_dir)
     return open_context(ns.context, dockerfile=ns.file, stdin=sys.stdin.buffer,
-                        tmp_dir=tmp_dir)
+                        tmp_dir=tmp_dir, keep_git=keep_git_dir(build_args))
 
 
 def _is_build_error(e: Exception) -> bool:

@@ -197,6 +197,28 @@ def _resolve(store: Any, ref: str, platform: str | None, pull: bool) -> Image:
         raise BuildFailed(f"failed to resolve source metadata for {ref}: {e}") from None
 
 
+def open_remote_context(engine: Engine, url: str, dockerfile: str | None,
+                        build_args: dict[str, str]) -> Any:
+    """POST /build?remote=URL: a git repository (build/gitsource.py) checked out under the
+    root's tmp as the context. Other URLs (a tarball, a Dockerfile) are refused (400)."""
+    import os
+
+    from barque.build import gitsource
+    from barque.build.context import ContextError, keep_git_dir, open_context, reclaim
+
+    if not gitsource.is_git_url(url):
+        raise EngineError(f"the build parameter remote is not supported by Barque for "
+                          f"anything but a git repository: {url}", 1, 400)
+    tmp_dir = os.path.join(engine.paths.root, "tmp")
+    os.makedirs(tmp_dir, mode=0o700, exist_ok=True)
+    reclaim(tmp_dir)
+    try:
+        return open_context(url, dockerfile=dockerfile, tmp_dir=tmp_dir,
+                            keep_git=keep_git_dir(build_args))
+    except (ContextError, OSError) as e:
+        raise EngineError(str(e), 1, 400) from None
+
+
 def open_stream_context(engine: Engine, stream: Any, dockerfile: str | None) -> Any:
     """A context sent as a stream (`barque serve`'s /build body, a tar, maybe compressed),
     unpacked under the root's tmp (after what killed builds left there is removed), as the

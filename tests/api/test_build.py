@@ -121,7 +121,7 @@ def test_bad_build_requests(server: Server) -> None:
     for query, words in (("version=2", "BuildKit"), ("networkmode=bogus", "network mode"),
                          ("t=Bad:Tag", "invalid reference format"),
                          ("buildargs=[1]", "invalid buildargs"),
-                         ("remote=https://example.invalid/x.git", "remote"),
+                         ("remote=http://127.0.0.1:1/ctx.tar", "remote"),
                          ("dockerfile=Nope", "Nope")):
         status, _, body = server.request("POST", f"/v1.43/build?{query}", context, headers)
         assert status == 400, (query, body)
