@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 _DIGEST_RE = r"^sha256:[a-f0-9]{64}\Z"  # compiled on first use (re caches it)
-MANIFEST_TYPES = frozenset({ol.MEDIA_MANIFEST, ol.MEDIA_DOCKER_MANIFEST})
-INDEX_TYPES = frozenset({ol.MEDIA_INDEX, ol.MEDIA_DOCKER_LIST})
+MANIFEST_TYPES = ol.MANIFEST_TYPES
+INDEX_TYPES = ol.INDEX_TYPES
 # Temporaries made in the layer dir (a layer being unpacked) and the root (the default
 # image's scratch layout), each only under `writing`.
 TEMP_PREFIXES = (".tmp-", ".default-")
