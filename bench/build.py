@@ -307,13 +307,8 @@ class Rounds:
         e = s.engine
         wall, cpu, error = np_.timed(e.build(self.context, s.phase), self.meter, e.env,
                                      others_daemons(e, self.engines), timeout=TIMEOUT)
-        if not record:
-            return
-        if error is None:
-            s.wall.append(wall)
-            s.cpu.append(cpu)
-        else:
-            s.failures.append(error)
+        if record:
+            np_.keep(s, wall, cpu, error)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 REPO = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO / "bench" / "out"
@@ -194,6 +194,23 @@ def timed(argv: list[str], meter: CpuMeter, env: dict[str, str] | None = None,
         text = err.decode(errors="replace").strip().splitlines()
         return wall, cpu, (text[0] if text else f"exit status {proc.returncode}")
     return wall, cpu, None
+
+
+class Samples(Protocol):
+    """What a bench keeps of one subject's timed runs."""
+
+    wall: list[float]
+    cpu: list[float]
+    failures: list[str]
+
+
+def keep(into: Samples, wall: float, cpu: float, error: str | None) -> None:
+    """One timed run's result (as `timed` gives it) in `into`: its seconds, or its error."""
+    if error is None:
+        into.wall.append(wall)
+        into.cpu.append(cpu)
+    else:
+        into.failures.append(error)
 
 
 def _alarm(signum: int, frame: object) -> NoReturn:

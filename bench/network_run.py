@@ -91,13 +91,8 @@ def rounds(subjects: list[Subject], meter: CpuMeter, count: int, record: bool,
             if pause:
                 time.sleep(pause)
             wall, cpu, error = np_.timed(s.argv, meter, s.env, s.skip)
-            if not record:
-                continue
-            if error is None:
-                s.wall.append(wall)
-                s.cpu.append(cpu)
-            else:
-                s.failures.append(error)
+            if record:
+                np_.keep(s, wall, cpu, error)
         if record and (i + 1) % 10 == 0:
             progress(f"round {i + 1}/{count}")
 
