@@ -273,6 +273,19 @@ def stats(values: list[float]) -> Stats:
     return Stats(statistics.median(values), deciles[0], deciles[-1], statistics.mean(values))
 
 
+def timing_row(name: str, s: Samples, peer: Samples | None) -> list[str]:
+    """`name`, its runs (and failures), wall median, p10, p90, CPU median and mean, and both
+    medians as a multiple of `peer`'s ("-" without one). `s` has at least one run."""
+    base = stats(peer.wall).median if peer else None
+    base_cpu = stats(peer.cpu).median if peer else None
+    w, c = stats(s.wall), stats(s.cpu)
+    runs = str(len(s.wall)) + (f" ({len(s.failures)} failed)" if s.failures else "")
+    return [name, runs, f"{w.median:.3f}", f"{w.p10:.3f}", f"{w.p90:.3f}",
+            f"{c.median:.3f}", f"{c.mean:.3f}",
+            f"{w.median / base:.2f}" if base else "-",
+            f"{c.median / base_cpu:.2f}" if base_cpu else "-"]
+
+
 def barque_commit(where: Path = REPO) -> str:
     """The short HEAD of the repository holding `where`, `+dirty` if its barque/ or bin/ differ
     from it."""
