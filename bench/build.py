@@ -307,13 +307,8 @@ class Rounds:
         e = s.engine
         wall, cpu, error = np_.timed(e.build(self.context, s.phase), self.meter, e.env,
                                      others_daemons(e, self.engines), timeout=TIMEOUT)
-        if not record:
-            return
-        if error is None:
-            s.wall.append(wall)
-            s.cpu.append(cpu)
-        else:
-            s.failures.append(error)
+        if record:
+            np_.keep(s, wall, cpu, error)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,14 +326,7 @@ def table(subjects: list[Subject]) -> str:
             continue
         peer = next((p for p in subjects if p.phase == s.phase and p.engine.name == PEER
                      and p.wall), None)
-        base = np_.stats(peer.wall).median if peer else None
-        base_cpu = np_.stats(peer.cpu).median if peer else None
-        w, c = np_.stats(s.wall), np_.stats(s.cpu)
-        runs = str(len(s.wall)) + (f" ({len(s.failures)} failed)" if s.failures else "")
-        rows.append([s.name, runs, f"{w.median:.3f}", f"{w.p10:.3f}", f"{w.p90:.3f}",
-                     f"{c.median:.3f}", f"{c.mean:.3f}",
-                     f"{w.median / base:.2f}" if base else "-",
-                     f"{c.median / base_cpu:.2f}" if base_cpu else "-"])
+        rows.append(np_.timing_row(s.name, s, peer))
     return np_.markdown_table(HEADER, rows)
 
 

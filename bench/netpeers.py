@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 REPO = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO / "bench" / "out"
@@ -196,6 +196,23 @@ def timed(argv: list[str], meter: CpuMeter, env: dict[str, str] | None = None,
     return wall, cpu, None
 
 
+class Samples(Protocol):
+    """What a bench keeps of one subject's timed runs."""
+
+    wall: list[float]
+    cpu: list[float]
+    failures: list[str]
+
+
+def keep(into: Samples, wall: float, cpu: float, error: str | None) -> None:
+    """One timed run's result (as `timed` gives it) in `into`: its seconds, or its error."""
+    if error is None:
+        into.wall.append(wall)
+        into.cpu.append(cpu)
+    else:
+        into.failures.append(error)
+
+
 def _alarm(signum: int, frame: object) -> NoReturn:
     raise TimeoutError("a measured command ran too long")
 
@@ -254,6 +271,19 @@ def stats(values: list[float]) -> Stats:
         return Stats(values[0], values[0], values[0], values[0])
     deciles = statistics.quantiles(values, n=10, method="inclusive")
     return Stats(statistics.median(values), deciles[0], deciles[-1], statistics.mean(values))
+
+
+def timing_row(name: str, s: Samples, peer: Samples | None) -> list[str]:
+    """`name`, its runs (and failures), wall median, p10, p90, CPU median and mean, and both
+    medians as a multiple of `peer`'s ("-" without one). `s` has at least one run."""
+    base = stats(peer.wall).median if peer else None
+    base_cpu = stats(peer.cpu).median if peer else None
+    w, c = stats(s.wall), stats(s.cpu)
+    runs = str(len(s.wall)) + (f" ({len(s.failures)} failed)" if s.failures else "")
+    return [name, runs, f"{w.median:.3f}", f"{w.p10:.3f}", f"{w.p90:.3f}",
+            f"{c.median:.3f}", f"{c.mean:.3f}",
+            f"{w.median / base:.2f}" if base else "-",
+            f"{c.median / base_cpu:.2f}" if base_cpu else "-"]
 
 
 def barque_commit(where: Path = REPO) -> str:

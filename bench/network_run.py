@@ -91,13 +91,8 @@ def rounds(subjects: list[Subject], meter: CpuMeter, count: int, record: bool,
             if pause:
                 time.sleep(pause)
             wall, cpu, error = np_.timed(s.argv, meter, s.env, s.skip)
-            if not record:
-                continue
-            if error is None:
-                s.wall.append(wall)
-                s.cpu.append(cpu)
-            else:
-                s.failures.append(error)
+            if record:
+                np_.keep(s, wall, cpu, error)
         if record and (i + 1) % 10 == 0:
             progress(f"round {i + 1}/{count}")
 
@@ -118,19 +113,12 @@ HEADER = ["engine, network", "runs", "median s", "p10", "p90", "CPU median s", "
 
 def table(subjects: list[Subject]) -> str:
     peer = next((s for s in subjects if s.name == PEER and s.wall), None)
-    base = np_.stats(peer.wall).median if peer else None
-    base_cpu = np_.stats(peer.cpu).median if peer else None
     rows = []
     for s in subjects:
         if not s.wall:
             rows.append([s.name, s.error or f"no successful run: {s.failures[:1]}"])
             continue
-        w, c = np_.stats(s.wall), np_.stats(s.cpu)
-        runs = str(len(s.wall)) + (f" ({len(s.failures)} failed)" if s.failures else "")
-        rows.append([s.name, runs, f"{w.median:.3f}", f"{w.p10:.3f}", f"{w.p90:.3f}",
-                     f"{c.median:.3f}", f"{c.mean:.3f}",
-                     f"{w.median / base:.2f}" if base else "-",
-                     f"{c.median / base_cpu:.2f}" if base_cpu else "-"])
+        rows.append(np_.timing_row(s.name, s, peer))
     return np_.markdown_table(HEADER, rows)
 
 

@@ -34,10 +34,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NoReturn
+
+# Shared with the benches beside Docker (bench/ is this script's sys.path[0]).
+from netpeers import (
+    become_subreaper,
+    loadavg,
+    mounts_under,
+    progress,
+    raise_interrupt,
+    signals_ignored,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO / "bench" / "out"
@@ -187,11 +197,6 @@ def barque_commit() -> str:
     if head.returncode != 0:
         return "unknown"
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-
-
-def loadavg() -> list[float]:
-    with open("/proc/loadavg") as f:
-        return [float(x) for x in f.read().split()[:3]]
 
 
 def machine_info(python: str, env: dict[str, str]) -> dict[str, Any]:
@@ -470,10 +475,6 @@ class Load:
             p.wait()
 
 
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 # ---------------------------------------------------------------------------------------------
 # Reporting
 
@@ -616,32 +617,6 @@ def write_plot(path: Path, subjects: list[Subject], info: dict[str, Any]) -> boo
 # Cleanup and signals
 
 
-def become_subreaper() -> None:
-    """Orphans (a container whose `create` exited) come here, as to containerd's shim, and
-    their CPU time with them."""
-    import ctypes
-
-    pr_set_child_subreaper = 36
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
-
-
-def raise_interrupt(signum: int, frame: object) -> NoReturn:
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def signals_ignored() -> Iterator[None]:
-    """Cleanup runs to the end even if Ctrl-C is pressed again."""
-    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-
-
 def remove_cgroup_leftovers(token: str) -> None:
     """Containers without cgroupsPath get /<id> per hierarchy; their runtime removes it. Warn
     about (and remove, when empty) any that outlived its container."""
@@ -651,12 +626,6 @@ def remove_cgroup_leftovers(token: str) -> None:
             path.rmdir()
         except OSError as e:
             progress(f"warning: cgroup {path} left behind: {e.strerror}")
-
-
-def mounts_under(path: Path) -> list[str]:
-    prefix = str(path) + "/"
-    with open("/proc/self/mountinfo") as f:
-        return [m for m in (line.split()[4] for line in f) if m.startswith(prefix)]
 
 
 def remove_tmp(tmp: Path) -> None:

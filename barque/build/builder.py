@@ -502,17 +502,7 @@ class Builder:
                  link_key: str | None = None) -> cache_mod.Entry:
         if link_key is not None:
             return self._execute_linked(run, key, link_key, created_by, work, v)
-        from barque.build.layers import LayerError, StepFS
-
-        fs = StepFS(self.store, self.workspace(), run.layers)
-        try:
-            fs.mount()
-            work(fs, v)
-            made = fs.commit(self.epoch, self.lock)
-        except LayerError as e:
-            raise BuildError(str(e)) from None
-        finally:
-            fs.close()
+        made = self._step_layer(run.layers, work, v)
         layers, size = list(run.layers), 0
         if made is not None:
             layers.append(made[0])
@@ -526,20 +516,12 @@ class Builder:
         """COPY --link: the files copied onto nothing (no earlier layer is seen, or
         followed), that layer keyed without its parent (`link_key`), so it is made once
         and put on top of any parent (BuildKit's --link)."""
-        from barque.build.layers import LayerError, StepFS, chain_of
+        from barque.build.layers import chain_of
         from barque.image.store import LayerRef
 
         alone = self._lookup(run, link_key)
         if alone is None or not self._intact(alone):
-            fs = StepFS(self.store, self.workspace(), [])
-            try:
-                fs.mount()
-                work(fs, v)
-                made = fs.commit(self.epoch, self.lock)
-            except LayerError as e:
-                raise BuildError(str(e)) from None
-            finally:
-                fs.close()
+            made = self._step_layer([], work, v)
             alone = cache_mod.Entry(link_key, _rows([made[0]]) if made else [],
                                     made[1] if made else 0, created_by, self._now())
             self.cache.put(alone)
@@ -557,6 +539,22 @@ class Builder:
         entry = cache_mod.Entry(key, _rows(layers), alone.size, created_by, alone.created)
         self.cache.put(entry)
         return entry
+
+    def _step_layer(self, parents: list[LayerRef], work: Callable[[StepFS, Vertex], None],
+                    v: Vertex) -> tuple[LayerRef, int] | None:
+        """`work` done on a step's file system over `parents`: the layer it made and its
+        size (None: no change)."""
+        from barque.build.layers import LayerError, StepFS
+
+        fs = StepFS(self.store, self.workspace(), parents)
+        try:
+            fs.mount()
+            work(fs, v)
+            return fs.commit(self.epoch, self.lock)
+        except LayerError as e:
+            raise BuildError(str(e)) from None
+        finally:
+            fs.close()
 
     def _intact(self, entry: cache_mod.Entry) -> bool:
         if not entry.layers:

@@ -17,7 +17,7 @@ import tarfile
 from typing import IO
 
 from barque.linux import paths
-from barque.storage import tarsafe
+from barque.storage import tar_members, tarsafe
 
 _GZIP, _BZIP2, _XZ, _ZSTD = b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd"
 
@@ -77,9 +77,8 @@ class _Extractor:
 
     def meta(self, member: tarfile.TarInfo) -> tarsafe.Meta:
         uid, gid = self.owner or (member.uid, member.gid)
-        xattrs = {k[len("SCHILY.xattr."):]: v.encode("utf-8", "surrogateescape")
-                  for k, v in member.pax_headers.items() if k.startswith("SCHILY.xattr.")}
-        return tarsafe.Meta(uid, gid, member.mode, int(member.mtime) * 10**9, xattrs)
+        return tarsafe.Meta(uid, gid, member.mode, int(member.mtime) * 10**9,
+                            tar_members.pax_xattrs(member))
 
     def add(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         rel = _clean(member.name, "entry")
@@ -98,24 +97,11 @@ class _Extractor:
     def _create(self, tar: tarfile.TarFile, member: tarfile.TarInfo, parent: int, name: str,
                 rel: str) -> None:
         meta = self.meta(member)
-        if member.isdir():
-            tarsafe.make_dir(parent, name, meta, exist_ok=True)
-            self.dir_times.append((rel, meta.mtime_ns or 0))
-        elif member.isreg():
-            data = tar.extractfile(member)
-            assert data is not None
-            tarsafe.write_file(parent, name, data, meta)
-        elif member.issym():
-            tarsafe.make_symlink(parent, name, member.linkname, meta)
-        elif member.islnk():
-            self._link(member, parent, name)
-        elif member.isfifo() or member.ischr() or member.isblk():
-            kind = stat.S_IFIFO if member.isfifo() else \
-                stat.S_IFCHR if member.ischr() else stat.S_IFBLK
-            rdev = 0 if member.isfifo() else os.makedev(member.devmajor, member.devminor)
-            tarsafe.make_node(parent, name, kind, rdev, meta)
-        else:
+        if not tar_members.make(tar, member, parent, name, meta, devices=True,
+                                link=lambda at, as_name: self._link(member, at, as_name)):
             raise UnpackError(f"entry {member.name!r} has unsupported type {member.type!r}")
+        if member.isdir():
+            self.dir_times.append((rel, meta.mtime_ns or 0))
 
     def _link(self, member: tarfile.TarInfo, parent: int, name: str) -> None:
         target = _clean(member.linkname, "hard link")

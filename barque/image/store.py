@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 _DIGEST_RE = r"^sha256:[a-f0-9]{64}\Z"  # compiled on first use (re caches it)
-MANIFEST_TYPES = frozenset({ol.MEDIA_MANIFEST, ol.MEDIA_DOCKER_MANIFEST})
-INDEX_TYPES = frozenset({ol.MEDIA_INDEX, ol.MEDIA_DOCKER_LIST})
+MANIFEST_TYPES = ol.MANIFEST_TYPES
+INDEX_TYPES = ol.INDEX_TYPES
 # Temporaries made in the layer dir (a layer being unpacked) and the root (the default
 # image's scratch layout), each only under `writing`.
 TEMP_PREFIXES = (".tmp-", ".default-")
@@ -170,41 +170,37 @@ class ImageStore:
     def _ensure_layer(self, layer: LayerRef) -> int:
         row = self.conn.execute("SELECT size FROM layers WHERE chain_id = ?",
                                 (layer.chain_id,)).fetchone()
-        dest = self.layer_path(layer.chain_id)
-        if row is not None and os.path.isdir(dest):
+        if row is not None and os.path.isdir(self.layer_path(layer.chain_id)):
             return int(row["size"])
-        from barque.linux import locks
 
-        lock = locks.open_file(dest + ".lock")
-        try:
-            locks.lock(lock)
-            row = self.conn.execute("SELECT size FROM layers WHERE chain_id = ?",
-                                    (layer.chain_id,)).fetchone()
-            if row is not None and os.path.isdir(dest):
-                return int(row["size"])
-            if os.path.isdir(dest):  # unpacked, but the record was lost: redo it cleanly
-                shutil.rmtree(dest)
+        def unpack(dest: str) -> int:
             # (here: a registered layer, the usual case, needs no tarfile)
             from barque.storage.layers import LayerError, unpack_layer
 
             try:
-                size = unpack_layer(self.blobs.path(layer.blob_digest), layer.media_type, dest,
-                                    layer.diff_id)
+                return unpack_layer(self.blobs.path(layer.blob_digest), layer.media_type,
+                                    dest, layer.diff_id)
             except LayerError as e:
                 raise ImageError(f"failed to register layer: {e}") from None
-            with db.transaction(self.conn):
-                self.conn.execute("INSERT OR REPLACE INTO layers VALUES (?, ?, ?)",
-                                  (layer.chain_id, layer.diff_id, size))
-            return size
-        finally:
-            # The lock file stays (see BlobWriter.close); the collector removes it.
-            os.close(lock)
+
+        return self._place_layer(layer, unpack)[0]
 
     def adopt_layer(self, layer: LayerRef, unpacked: str, size: int) -> bool:
         """Make the directory `unpacked` (in overlayfs lower-dir format, on the store's file
         system, its content that of `layer`'s blob: a build step's upper dir) the layer dir
         of `layer.chain_id`, instead of unpacking the blob again. False when the store
         already had that layer (`unpacked` is then left to the caller)."""
+
+        def move(dest: str) -> int:
+            os.chmod(unpacked, 0o755)
+            os.rename(unpacked, dest)
+            return size
+
+        return self._place_layer(layer, move)[1]
+
+    def _place_layer(self, layer: LayerRef, make: Callable[[str], int]) -> tuple[int, bool]:
+        """Under the layer's lock: (its size, False) when the store has it (recorded, its dir
+        there); else `make(dir)` puts its dir there and it is recorded: (size, True)."""
         from barque.linux import locks
 
         dest = self.layer_path(layer.chain_id)
@@ -214,16 +210,16 @@ class ImageStore:
             row = self.conn.execute("SELECT size FROM layers WHERE chain_id = ?",
                                     (layer.chain_id,)).fetchone()
             if row is not None and os.path.isdir(dest):
-                return False
-            if os.path.isdir(dest):
+                return int(row["size"]), False
+            if os.path.isdir(dest):  # made, but the record was lost: redo it cleanly
                 shutil.rmtree(dest)
-            os.chmod(unpacked, 0o755)
-            os.rename(unpacked, dest)
+            size = make(dest)
             with db.transaction(self.conn):
                 self.conn.execute("INSERT OR REPLACE INTO layers VALUES (?, ?, ?)",
                                   (layer.chain_id, layer.diff_id, size))
-            return True
+            return size, True
         finally:
+            # The lock file stays (see BlobWriter.close); the collector removes it.
             os.close(lock)
 
     # --- registering -----------------------------------------------------------------------

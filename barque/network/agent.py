@@ -15,7 +15,6 @@ long without a request instead; 0, the default, keeps it."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -153,12 +152,7 @@ def idle_of(root: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m barque.network.agent")
-    parser.add_argument("--root", required=True)
-    parser.add_argument("--runroot", required=True)
-    parser.add_argument("--pid-fd", type=int, help="the pid file, locked by the starter")
-    parser.add_argument("--ready-fd", type=int, help="told 'ok' once it listens")
-    args = parser.parse_args(argv)
+    args = service.parse_args("barque.network.agent", argv)
     directory = state_dir(os.path.abspath(args.runroot))
 
     def stop(_signum: int, _frame: object) -> None:

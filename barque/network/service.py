@@ -22,6 +22,7 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Mapping
     from typing import Any
 
@@ -263,6 +264,19 @@ def _alive(pid: int) -> bool:
 
 
 # -- the helper's side ------------------------------------------------------------------------
+
+def parse_args(module: str, argv: list[str] | None) -> argparse.Namespace:
+    """A helper's command line: what `start` hands it (`--pid-fd`, `--ready-fd`) after the
+    `--root` and `--runroot` its starter names."""
+    import argparse  # here: every client imports this module, only helpers parse
+
+    parser = argparse.ArgumentParser(prog=f"python -m {module}")
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--runroot", required=True)
+    parser.add_argument("--pid-fd", type=int, help="the pid file, locked by the starter")
+    parser.add_argument("--ready-fd", type=int, help="told 'ok' once it listens")
+    return parser.parse_args(argv)
+
 
 def own_pidfile(directory: str, pid_fd: int | None, wait: float = 2.0) -> int:
     """The helper's pid file, locked: the handed descriptor, or (started by hand) one it locks

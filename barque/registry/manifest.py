@@ -14,25 +14,26 @@ from barque.image import oci_layout
 from barque.registry.errors import NoMatchingPlatformError, UnsupportedManifestError
 from barque.storage.blobs import BlobError, check_digest
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
-OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+# The types an OCI layout holds are named once, in oci_layout.
+OCI_INDEX = oci_layout.MEDIA_INDEX
+OCI_MANIFEST = oci_layout.MEDIA_MANIFEST
+OCI_CONFIG = oci_layout.MEDIA_CONFIG
+OCI_LAYER = oci_layout.MEDIA_LAYER
+OCI_LAYER_GZIP = oci_layout.MEDIA_LAYER_GZIP
 OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
 OCI_LAYER_ND = "application/vnd.oci.image.layer.nondistributable.v1.tar"
 OCI_LAYER_ND_GZIP = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
 OCI_LAYER_ND_ZSTD = "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = oci_layout.MEDIA_DOCKER_LIST
+DOCKER_MANIFEST = oci_layout.MEDIA_DOCKER_MANIFEST
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+DOCKER_LAYER_GZIP = oci_layout.MEDIA_DOCKER_LAYER_GZIP
 DOCKER_FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json"
 DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 
-INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
-MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
+INDEX_TYPES = oci_layout.INDEX_TYPES
+MANIFEST_TYPES = oci_layout.MANIFEST_TYPES
 CONFIG_TYPES = frozenset({OCI_CONFIG, DOCKER_CONFIG})
 LAYER_TYPES = frozenset({OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, OCI_LAYER_ND,
                          OCI_LAYER_ND_GZIP, OCI_LAYER_ND_ZSTD, DOCKER_LAYER_GZIP,

@@ -305,11 +305,8 @@ def _direct_init(opts: CreateOptions, container: st.Container, flags: int,
         if rest:
             ns.unshare(rest)
         from barque.runtime.init import container_init
-    except RuntimeFailure as e:
-        to_parent.send(op="error", message=str(e), code=e.code)
-        os._exit(1)
     except BaseException as e:
-        to_parent.send(op="error", message=f"namespace set-up: {e}", code=1)
+        to_parent.send_failure(e, "namespace set-up")
         os._exit(1)
     container_init(opts, container, flags, from_parent, to_parent, fifo_fd, console_fd)
 
@@ -535,10 +532,8 @@ def _stage1(opts: CreateOptions, container: st.Container, flags: int,
             to_parent_w.close()
             to_parent_r.close()
             code = _mirror(pid)
-    except RuntimeFailure as e:
-        to_parent_w.send(op="error", message=str(e), code=e.code)
     except BaseException as e:
-        to_parent_w.send(op="error", message=f"namespace set-up: {e}", code=1)
+        to_parent_w.send_failure(e, "namespace set-up")
     os._exit(code)
 
 

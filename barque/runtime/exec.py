@@ -178,10 +178,8 @@ def _stage1(container: st.Container, process: dict, joins: list[tuple[str, str]]
                     seccomp_filter)
         to_parent.send(op="pid", pid=pid)
         code = 0
-    except RuntimeFailure as e:
-        to_parent.send(op="error", message=str(e), code=e.code)
     except BaseException as e:
-        to_parent.send(op="error", message=f"exec set-up: {e}", code=1)
+        to_parent.send_failure(e, "exec set-up")
     os._exit(code)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from barque.runtime import fastjson as json
+from barque.runtime.errors import RuntimeFailure
 
 
 class Channel:
@@ -29,6 +30,14 @@ class Channel:
         line, _, self._buf = self._buf.partition(b"\n")
         msg = json.loads(line)
         return msg if isinstance(msg, dict) else None
+
+    def send_failure(self, e: BaseException, during: str) -> None:
+        """Tell the runtime why a forked stage failed: a RuntimeFailure in its own words and
+        exit code, anything else as "`during`: e" with code 1."""
+        if isinstance(e, RuntimeFailure):
+            self.send(op="error", message=str(e), code=e.code)
+        else:
+            self.send(op="error", message=f"{during}: {e}", code=1)
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -20,7 +20,7 @@ import stat
 import tarfile
 from typing import IO
 
-from barque.storage import tarsafe
+from barque.storage import tar_members, tarsafe
 
 _MAX_SYMLINKS = 10  # Docker's CopyInfoDestinationPath gives up after as many
 
@@ -98,9 +98,8 @@ class _Writer:
     def meta(self, member: tarfile.TarInfo) -> tarsafe.Meta:
         mode = member.mode & 0o7777
         if self.preserve:
-            xattrs = {k[len("SCHILY.xattr."):]: v.encode("utf-8", "surrogateescape")
-                      for k, v in member.pax_headers.items() if k.startswith("SCHILY.xattr.")}
-            return tarsafe.Meta(member.uid, member.gid, mode, int(member.mtime) * 10**9, xattrs)
+            return tarsafe.Meta(member.uid, member.gid, mode, int(member.mtime) * 10**9,
+                                tar_members.pax_xattrs(member))
         # The caller's own files: no set-id bit or capability a container chose.
         return tarsafe.Meta(os.getuid(), os.getgid(), mode & 0o1777, int(member.mtime) * 10**9)
 
@@ -125,29 +124,19 @@ class _Writer:
                                 f"{'directory' if member.isdir() else 'non-directory'}")
             if not member.isdir():
                 tarsafe.remove(parent, name)
-        meta = self.meta(member)
+        # Devices unless `preserve` (see above), and types tarfile knows no file for, are skipped.
+        tar_members.make(tar, member, parent, name, self.meta(member), devices=self.preserve,
+                         link=lambda at, as_name: self._link(link_parts, at, as_name))
         if member.isdir():
-            tarsafe.make_dir(parent, name, meta, exist_ok=True)
             self.dir_times.append((parts, int(member.mtime) * 10**9))
-        elif member.isreg():
-            source = tar.extractfile(member)
-            assert source is not None
-            tarsafe.write_file(parent, name, source, meta)
-        elif member.issym():
-            tarsafe.make_symlink(parent, name, member.linkname, meta)
-        elif member.islnk():
-            assert link_parts is not None
-            src_parent = self.open_parent(link_parts)
-            try:
-                tarsafe.make_link(src_parent, link_parts[-1], parent, name)
-            finally:
-                os.close(src_parent)
-        elif member.isfifo():
-            tarsafe.make_node(parent, name, stat.S_IFIFO, 0, meta)
-        elif (member.ischr() or member.isblk()) and self.preserve:
-            kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
-            tarsafe.make_node(parent, name, kind, os.makedev(member.devmajor,
-                                                             member.devminor), meta)
+
+    def _link(self, link_parts: list[str] | None, parent: int, name: str) -> None:
+        assert link_parts is not None
+        src_parent = self.open_parent(link_parts)
+        try:
+            tarsafe.make_link(src_parent, link_parts[-1], parent, name)
+        finally:
+            os.close(src_parent)
 
     def finish(self) -> None:
         for parts, mtime in reversed(self.dir_times):  # deepest last made, set first

@@ -70,6 +70,20 @@ def engine(run_prefix: str, _busybox_layout: str) -> Iterator[Engine]:
         yield e
 
 
+def image_files(engine: Engine, image_id: str) -> dict[str, bytes]:
+    """Each regular file the image's layers hold (the top-most one wins)."""
+    out: dict[str, bytes] = {}
+    image = engine.store.get(image_id)
+    for lower in reversed(engine.store.lowers(image)):  # bottom first
+        for dirpath, _, names in os.walk(lower):
+            for name in names:
+                path = os.path.join(dirpath, name)
+                if os.path.isfile(path) and not os.path.islink(path):
+                    with open(path, "rb") as f:
+                        out["/" + os.path.relpath(path, lower)] = f.read()
+    return out
+
+
 def mounts_under(path: str) -> list[str]:
     with open("/proc/self/mountinfo") as f:
         return [line.split()[4] for line in f if line.split()[4].startswith(path + "/")]

@@ -11,7 +11,7 @@ from barque.build.dockerfile.parser import parse
 from barque.build.options import BuildOptions
 from barque.engine.build import BuildFailed, build_parsed
 from barque.engine.context import Engine
-from tests.build.conftest import Recorder, mounts_under
+from tests.build.conftest import Recorder, image_files, mounts_under
 from tests.build.executors import Recording
 
 pytestmark = pytest.mark.root
@@ -50,20 +50,6 @@ def _build(engine: Engine, text: str, runtime_bin: str, run_prefix: str,
     return result.image_id, events, executor
 
 
-def _files(engine: Engine, image_id: str) -> dict[str, bytes]:
-    """Each regular file the image's layers hold (the top-most one wins)."""
-    out: dict[str, bytes] = {}
-    image = engine.store.get(image_id)
-    for lower in reversed(engine.store.lowers(image)):  # bottom first
-        for dirpath, _, names in os.walk(lower):
-            for name in names:
-                path = os.path.join(dirpath, name)
-                if os.path.isfile(path) and not os.path.islink(path):
-                    with open(path, "rb") as f:
-                        out["/" + os.path.relpath(path, lower)] = f.read()
-    return out
-
-
 def test_multistage_build_config_and_files(engine: Engine, runtime_bin: str,
                                            run_prefix: str) -> None:
     image_id, events, executor = _build(engine, MULTI, runtime_bin, run_prefix,
@@ -81,7 +67,7 @@ def test_multistage_build_config_and_files(engine: Engine, runtime_bin: str,
     assert cfg["Volumes"] == {"/data": {}}
     assert cfg["StopSignal"] == "SIGINT"
     assert "GREETING=hello" not in cfg.get("Env", [])  # ENV of another stage
-    files = _files(engine, image_id)
+    files = image_files(engine, image_id)
     assert files["/app/base.txt"] == b"hello from base\n"
     assert files["/app/tool.txt"] == b"tool\n"
     # The RUN saw the stage's ENV and WORKDIR.
@@ -203,7 +189,7 @@ def test_target_builds_only_needed_stages(engine: Engine, runtime_bin: str,
             "FROM a AS c\nRUN echo c > /c\n")
     image_id, events, executor = _build(engine, text, runtime_bin, run_prefix, target="a")
     assert [r.args[-1] for r in executor.runs] == ["echo a > /a"]
-    assert "/a" in _files(engine, image_id) and "/c" not in _files(engine, image_id)
+    assert "/a" in image_files(engine, image_id) and "/c" not in image_files(engine, image_id)
     with pytest.raises(BuildFailed, match='target stage "nope" could not be found'):
         _build(engine, text, runtime_bin, run_prefix, target="nope")
 
@@ -354,7 +340,7 @@ def test_copy_cache_keyed_by_content(engine: Engine, runtime_bin: str, run_prefi
             "COPY . /all\n")
     first, _, executor = _build(engine, text, runtime_bin, run_prefix, context)
     assert len(executor.runs) == 1
-    files = _files(engine, first)
+    files = image_files(engine, first)
     assert files["/app/a.txt"] == b"a.txt" * 100 and files["/app/src/c.txt"] == b"src/c.txt" * 100
     assert "/all/skip.log" not in files and "/all/a.txt" in files
     # Nothing changed (an mtime is no change): all cached, the same image.
@@ -373,7 +359,7 @@ def test_copy_cache_keyed_by_content(engine: Engine, runtime_bin: str, run_prefi
     assert cached["COPY a.txt b.txt /app/"] is True
     assert cached["COPY src /app/src"] is False
     assert cached["COPY . /all"] is False
-    assert _files(engine, changed)["/app/src/c.txt"] == b"changed"
+    assert image_files(engine, changed)["/app/src/c.txt"] == b"changed"
 
 
 def test_copy_missing_source_fails_with_buildkit_words(engine: Engine, runtime_bin: str,
@@ -396,7 +382,7 @@ def test_add_local_tar_is_extracted(engine: Engine, runtime_bin: str, run_prefix
         t.addfile(info, io.BytesIO(b"hello"))
     image_id, _, _ = _build(engine, "FROM busybox\nADD bundle.tar.gz /opt/\n"
                             "COPY bundle.tar.gz /raw/\n", runtime_bin, run_prefix, context)
-    files = _files(engine, image_id)
+    files = image_files(engine, image_id)
     assert files["/opt/pkg/hello.txt"] == b"hello"
     assert "/raw/bundle.tar.gz" in files and "/opt/bundle.tar.gz" not in files
 
@@ -416,7 +402,7 @@ def test_cache_mount_kept_across_builds_until_prune(engine: Engine, runtime_bin:
     assert lines() == b"1"
     assert lines() == b"2"
     image_id, _, _ = _build(engine, text, runtime_bin, run_prefix)
-    assert "/var/cache/app/log" not in _files(engine, image_id)  # never in the layer
+    assert "/var/cache/app/log" not in image_files(engine, image_id)  # never in the layer
     BuildCache(engine.store.conn).prune(all_entries=True)
     assert lines() == b"1"
 
@@ -429,7 +415,7 @@ def test_heredocs(engine: Engine, runtime_bin: str, run_prefix: str) -> None:
             'COPY <<EOF /hello.txt\nhello ${WHO}\nEOF\n'
             "COPY <<'EOF' /literal.txt\n$WHO stays\nEOF\n")
     image_id, _, _ = _build(engine, text, runtime_bin, run_prefix)
-    files = _files(engine, image_id)
+    files = image_files(engine, image_id)
     assert files["/one"] == b"one\ntwo\n"
     assert files["/cat.txt"] == b"hello world\n"
     assert files["/script.txt"] == b"script\n"
@@ -447,7 +433,7 @@ def test_onbuild_triggers_run_after_from(engine: Engine, runtime_bin: str,
     assert [r.args[-1] for r in executor.runs] == ["echo triggered > /trig", "cat /trig"]
     config = engine.store.config(engine.store.get(child))
     assert "OnBuild" not in config["config"]
-    assert _files(engine, child)["/trig"] == b"triggered\n"
+    assert image_files(engine, child)["/trig"] == b"triggered\n"
 
 
 def test_healthcheck_and_shell_in_config(engine: Engine, runtime_bin: str,
@@ -534,14 +520,14 @@ def test_bind_mounts_read_only_and_rw_never_reach_their_source(
             "RUN --mount=type=bind,rw,from=other,target=/other rm /other/o.txt && "
             "echo removed >> /seen\n")
     image_id, _, _ = _build(engine, text, runtime_bin, run_prefix, context)
-    files = _files(engine, image_id)
+    files = image_files(engine, image_id)
     assert files["/seen"] == b"from the context\nread-only\nscratch\nother\nremoved\n"
     assert sorted(os.listdir(context)) == ["a.txt"]
     assert not any(name.startswith("/ctx") or name.startswith("/other") for name in files)
     # The other stage's layer still has its file (the rw mount's rm was thrown away).
     again, _, executor = _build(engine, text.replace("removed", "removed again"),
                                 runtime_bin, run_prefix, context)
-    assert len(executor.runs) == 1 and _files(engine, again)["/seen"].endswith(
+    assert len(executor.runs) == 1 and image_files(engine, again)["/seen"].endswith(
         b"removed again\n")
     assert mounts_under(engine.paths.root) == []
 
@@ -555,7 +541,7 @@ def test_scratch_stages(engine: Engine, runtime_bin: str, run_prefix: str,
     one, _, _ = _build(engine, "FROM scratch AS files\nCOPY a.txt /\n"
                        "FROM busybox\nCOPY --from=files / /from-scratch/\n", runtime_bin,
                        run_prefix, context)
-    assert _files(engine, one)["/from-scratch/a.txt"] == b"A"
+    assert image_files(engine, one)["/from-scratch/a.txt"] == b"A"
     config = engine.store.config(engine.store.get(empty))
     assert config["os"] == "linux" and config["rootfs"] == {"type": "layers", "diff_ids": []}
 
@@ -570,7 +556,7 @@ def test_copy_link_layer_is_made_once_for_any_parent(engine: Engine, runtime_bin
     # Another parent: the RUNs ran again, the --link layer is the same one.
     assert len(executor.runs) == 2
     assert one[-2].diff_id == two[-2].diff_id and one[-2].chain_id != two[-2].chain_id
-    assert _files(engine, second)["/app/a.txt"] == b"A"
+    assert image_files(engine, second)["/app/a.txt"] == b"A"
     assert os.path.isdir(engine.store.layer_path(two[-2].chain_id))
 
 
@@ -655,7 +641,7 @@ print(build(e, BuildOptions("/nonexistent", text, network="none", tags=["c{n}"])
     ids = {out.decode().strip() for out, _ in outs}
     assert len(ids) == 3
     for n in range(3):
-        assert _files(engine, engine.store.resolve(f"c{n}").id)["/n"] == f"{n}\n".encode()
+        assert image_files(engine, engine.store.resolve(f"c{n}").id)["/n"] == f"{n}\n".encode()
     assert mounts_under(engine.paths.root) == []
     assert os.listdir(os.path.join(engine.paths.root, "build", "tmp")) == []
 

@@ -12,7 +12,7 @@ from barque.build.dockerfile.parser import parse
 from barque.build.options import BuildOptions
 from barque.engine.build import BuildFailed, build_parsed
 from barque.engine.context import Engine
-from tests.build.conftest import Recorder
+from tests.build.conftest import Recorder, image_files
 from tests.build.executors import Recording
 
 pytestmark = pytest.mark.root
@@ -45,19 +45,6 @@ def _write(context: str, name: str, data: str) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         f.write(data)
-
-
-def _files(engine: Engine, image_id: str) -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
-    image = engine.store.get(image_id)
-    for lower in reversed(engine.store.lowers(image)):
-        for dirpath, _, names in os.walk(lower):
-            for name in names:
-                path = os.path.join(dirpath, name)
-                if os.path.isfile(path) and not os.path.islink(path):
-                    with open(path, "rb") as f:
-                        out["/" + os.path.relpath(path, lower)] = f.read()
-    return out
 
 
 def _owners(engine: Engine, image_id: str) -> dict[str, tuple[int, int]]:
@@ -101,7 +88,7 @@ def test_stage_and_scratch_bases_show_no_from_step(engine: Engine, context: str)
         "[stage-2 1/2] COPY a.txt /",
         "[stage-2 2/2] COPY --from=child /t /t",
     ]
-    assert _files(engine, image) == {"/a.txt": b"A", "/t": b"t\n"}
+    assert image_files(engine, image) == {"/a.txt": b"A", "/t": b"t\n"}
 
 
 # --- (4) RUN in a stage of another platform -----------------------------------------------
@@ -171,7 +158,7 @@ def test_context_bind_mount_hides_what_dockerignore_excludes(engine: Engine,
             "RUN --mount=type=bind,rw,target=/ctx cd /ctx && find . | sort > /seen-rw\n"
             "RUN --mount=type=bind,source=dir,target=/d find /d | sort > /seen-dir\n")
     image, _, _ = _build(engine, text, context)
-    files = _files(engine, image)
+    files = image_files(engine, image)
     expected = b".\n./.dockerignore\n./Dockerfile\n./a.txt\n./dir\n./dir/keep\n./link\n"
     assert files["/seen"] == expected, files["/seen"]
     assert files["/seen-rw"] == expected

@@ -10,13 +10,13 @@ import io
 import os
 import stat
 import tarfile
-import threading
 from collections.abc import Iterator
 
 import pytest
 
 from barque.build import fetch
 from barque.build.fetch import FetchError
+from tests.support.httpd import serving
 
 pytestmark = pytest.mark.root
 
@@ -62,15 +62,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)) as httpd:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(10)
 
 
 @pytest.fixture(autouse=True)

@@ -5,12 +5,10 @@ destination symlink to /etc or ../../.. stays inside the step's root)."""
 from __future__ import annotations
 
 import bz2
-import io
 import lzma
 import os
 import shutil
 import stat
-import tarfile
 
 import pytest
 import zstandard
@@ -19,6 +17,7 @@ from barque.build import fileops
 from barque.build.fileops import CopyError, copy, resolve_chown
 from barque.build.ignore import Matcher
 from barque.build.sources import Source
+from tests.storage.util import short_tar
 
 pytestmark = pytest.mark.root
 
@@ -352,24 +351,7 @@ def test_source_symlink_resolves_inside_the_source_root(roots: tuple[str, str, s
 # --- ADD: local archives -------------------------------------------------------------------
 
 def _tar(members: list[tuple[str, str, str]]) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for kind, name, data in members:
-            info = tarfile.TarInfo(name)
-            info.mode, info.uid, info.gid, info.mtime = 0o640, 12, 34, 1_000_000
-            if kind == "dir":
-                info.type, info.mode = tarfile.DIRTYPE, 0o750
-                tar.addfile(info)
-            elif kind == "sym":
-                info.type, info.linkname = tarfile.SYMTYPE, data
-                tar.addfile(info)
-            elif kind == "hard":
-                info.type, info.linkname = tarfile.LNKTYPE, data
-                tar.addfile(info)
-            else:
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data.encode()))
-    return out.getvalue()
+    return short_tar(members, mode=0o640, dir_mode=0o750, uid=12, gid=34, mtime=1_000_000)
 
 
 _COMPRESS = {

@@ -141,18 +141,6 @@ def test_port_prune_and_volume_commands(barque: Barque) -> None:
     assert ok(b.run("volume", "ls", "-q")) == ""
 
 
-def test_network_ls(barque: Barque) -> None:
-    b = barque
-    table = ok(b.run("network", "ls")).splitlines()
-    assert table[0].split() == ["NETWORK", "ID", "NAME", "DRIVER", "SCOPE"]
-    assert [line.split()[1:] for line in table[1:]] == [["bridge", "bridge", "local"],
-                                                         ["host", "host", "local"],
-                                                         ["none", "null", "local"]]
-    assert ok(b.run("network", "ls", "--filter", "driver=null", "--format", "{{.Name}}")) == \
-        "none\n"
-    assert len(ok(b.run("network", "ls", "-q", "--no-trunc")).split()[0]) == 64
-
-
 # --- network flags (#9): Docker's API shapes in the record, Docker's words for bad ones -----
 
 def test_network_flags_in_inspect(barque: Barque) -> None:

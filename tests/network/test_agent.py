@@ -23,6 +23,7 @@ import pytest
 
 from barque.network import agent, linkops, links, netns, service
 from tests.support.netns import delete_links, free_subnets, ip, link_gone, netns_dir
+from tests.support.procs import alive, module_pids, wait_gone
 from tests.support.tools import require
 
 pytestmark = pytest.mark.root
@@ -100,38 +101,9 @@ def wait_serving(w: World, timeout: float = 20.0) -> int:
         time.sleep(0.05)
 
 
-def alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(") ", 1)[-1][:1] not in ("Z", "X")
-    except OSError:
-        return False
-
-
-def wait_gone(pid: int | None, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def agent_pids(runroot: str) -> list[int]:
     """Processes whose command line is an agent of `runroot` (counted, never killed)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    args = f.read().split(b"\0")
-            except OSError:
-                continue
-            if b"barque.network.agent" in args and runroot.encode() in args:
-                pids.append(int(entry))
-    return pids
+    return module_pids("barque.network.agent", runroot)
 
 
 def _addresses(info: dict) -> set[str]:

@@ -35,6 +35,7 @@ from barque.linux.namespaces import CLONE_NEWNET, setns_path
 from barque.network import dns as dnspaths
 from barque.network.dns import client
 from barque.storage import db
+from tests.support.procs import alive, module_pids, wait_gone
 from tests.support.tools import require
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)")
@@ -227,38 +228,9 @@ def make_netns(name: str) -> str:
     return f"/var/run/netns/{name}"
 
 
-def alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[-1][0] != "Z"
-    except OSError:
-        return False
-
-
-def wait_gone(pid: int | None, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def resolver_pids(runroot: str) -> list[int]:
     """The resolver processes serving `runroot` (by their command line)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    args = f.read().split(b"\0")
-            except OSError:
-                continue
-            if b"barque.network.dns" in args and runroot.encode() in args:
-                pids.append(int(entry))
-    return pids
+    return module_pids("barque.network.dns", runroot)
 
 
 @pytest.fixture
@@ -476,7 +448,7 @@ def test_exits_after_the_last_unregister(pair: World) -> None:
     # web's sockets are closed: the address is free again in its netns
     in_netns(pair.netns["web"], lambda: _bind_free())
     pair.unregister("db")
-    assert wait_gone(pid)
+    assert wait_gone(pid, 5)
     in_netns(pair.netns["db"], lambda: _bind_free())
     state = dnspaths.state_dir(pair.runroot)
     assert not os.path.exists(os.path.join(state, dnspaths.SOCKET))
@@ -495,7 +467,7 @@ def test_lingers_after_the_last_unregister_for_the_next_register(pair: World) ->
     old = pair.pid()
     assert old is not None
     os.kill(old, signal.SIGTERM)  # the next one reads the new linger
-    assert wait_gone(old)
+    assert wait_gone(old, 5)
     pair.register("web")
     pid = pair.pid()
     pair.unregister("web")
@@ -539,7 +511,7 @@ def test_restart_drops_containers_whose_netns_is_gone(pair: World) -> None:
     pid = pair.pid()
     assert pid is not None
     os.kill(pid, signal.SIGKILL)  # the resolver this test started
-    assert wait_gone(pid)
+    assert wait_gone(pid, 5)
     subprocess.run(["ip", "netns", "delete", os.path.basename(pair.netns["web"])], check=True)
     pair.network("later")
     pair.container("late", {"later": ("172.29.0.2", None)})
@@ -570,7 +542,7 @@ def test_register_refuses_what_is_not_a_netns(world: World, tmp_path: Any) -> No
         client.register(world.root, world.runroot, world.ids["web"], str(plain))
     with pytest.raises(client.ResolverError, match="invalid container id"):
         client.register(world.root, world.runroot, "../../x", world.netns["web"])
-    assert wait_gone(world.pid())  # started for nothing: it leaves
+    assert wait_gone(world.pid(), 5)  # started for nothing: it leaves
 
 
 def test_a_bad_row_gets_servfail_not_silence(pair: World) -> None:

@@ -26,6 +26,7 @@ from barque.registry.pull import pull
 from barque.registry.push import push
 from barque.storage.blobs import BlobStore
 from tests.registry.images import busybox_layer, store_image, verify_store
+from tests.support.httpd import serving
 from tests.support.registry import Registry, run_registry, skopeo_copy
 from tests.support.tools import require
 
@@ -134,13 +135,8 @@ class _TokenHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def token_server(cert: tuple[str, str]) -> Iterator[_TokenServer]:
-    server = _TokenServer(*cert)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serving(_TokenServer(*cert)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -27,6 +26,7 @@ from barque.registry.pull import pull
 from barque.registry.push import push
 from barque.storage.blobs import BlobStore, sha256_digest
 from tests.registry.images import busybox_layer, store_image, verify_store
+from tests.support.httpd import serving
 from tests.support.registry import Registry, free_port
 
 
@@ -76,13 +76,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def stub() -> Iterator[_Stub]:
-    server = _Stub()
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serving(_Stub()) as server:
+        yield server
 
 
 def _serve_image(stub: _Stub, repo: str, layer: bytes, claimed: str | None = None,

@@ -5,34 +5,16 @@ from __future__ import annotations
 
 import io
 import os
-import tarfile
 
 import pytest
 
 from barque.storage import copy_archive
+from tests.storage.util import short_tar
 
 
 def _tar(*members: tuple[str, str, str]) -> io.BytesIO:
     """(kind, name, data or link target) -> an archive."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for kind, name, data in members:
-            info = tarfile.TarInfo(name)
-            info.mode = 0o644
-            if kind == "dir":
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                tar.addfile(info)
-            elif kind == "sym":
-                info.type, info.linkname = tarfile.SYMTYPE, data
-                tar.addfile(info)
-            elif kind == "hard":
-                info.type, info.linkname = tarfile.LNKTYPE, data
-                tar.addfile(info)
-            else:
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data.encode()))
-    out.seek(0)
-    return out
+    return io.BytesIO(short_tar(list(members)))
 
 
 def test_plan_follows_dockers_rules(tmp_path: str) -> None:

@@ -52,6 +52,20 @@ def tar_bytes(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
     return buf.getvalue()
 
 
+_SHORT_KINDS = {"file": "file", "dir": "dir", "sym": "symlink", "hard": "hardlink"}
+
+
+def short_tar(members: list[tuple[str, str, str]], *, mode: int = 0o644, dir_mode: int = 0o755,
+              uid: int = 0, gid: int = 0, mtime: float = 0) -> bytes:
+    """(kind, name, a file's text or a link's target) -> a PAX archive; kind is file, dir,
+    sym or hard, every member with the same owner, mtime and mode (`dir_mode` for dirs)."""
+    return tar_bytes([
+        info(name, _SHORT_KINDS[kind], data=data.encode() if kind == "file" else b"",
+             target=data if kind in ("sym", "hard") else "",
+             mode=dir_mode if kind == "dir" else mode, uid=uid, gid=gid, mtime=mtime)
+        for kind, name, data in members])
+
+
 def compress(raw: bytes, how: str) -> bytes:
     if how == "gzip":
         return gzip.compress(raw)

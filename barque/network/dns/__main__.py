@@ -6,18 +6,14 @@ reason it could not start (`--ready-fd`). Started by hand it runs in the foregro
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
+from barque.network import service
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m barque.network.dns")
-    parser.add_argument("--root", required=True)
-    parser.add_argument("--runroot", required=True)
-    parser.add_argument("--pid-fd", type=int, help="the pid file, locked by the starter")
-    parser.add_argument("--ready-fd", type=int, help="told 'ok' once it listens")
-    args = parser.parse_args(argv)
+    args = service.parse_args("barque.network.dns", argv)
 
     import asyncio
 
