@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from barque.build.dockerfile.instructions import Dockerfile, Instruction
     from barque.build.executor import Executor
     from barque.build.layers import StepFS, Workspace
+    from barque.build.options import CacheExport
     from barque.image.store import Image, ImageStore, LayerRef
 
 METADATA = ("ENV", "LABEL", "ARG", "EXPOSE", "VOLUME", "USER", "CMD", "ENTRYPOINT", "SHELL",
@@ -167,6 +168,8 @@ class Builder:
             self._run_stages(plans)
             final = self._results[plans[-1].stage.index]
             result = self._export(final, plans[-1])
+            for to in self.options.cache_to:
+                self._export_cache(final, to)
             self.cache.touch()
             return result
         finally:
@@ -361,7 +364,8 @@ class Builder:
         if self._no_cache(run):
             return None
         entry = self.cache.get(key)
-        if self.options.cache_from and (entry is None or not self._intact(entry)):
+        if ((self.options.cache_from or self.options.cache_from_local)
+                and (entry is None or not self._intact(entry))):
             entry = self._imported(run, key) or entry
         return entry
 
@@ -378,6 +382,8 @@ class Builder:
         mine = found.layers[:len(run.layers)]
         if [la.chain_id for la in mine] != [la.chain_id for la in run.layers]:
             return None  # recorded over other layers than this build's: not this step
+        if found.layout and not self._fetched(found, len(run.layers)):
+            return None
         size = found.layers[found.count - 1].blob_size if found.count > len(run.layers) else 0
         entry = cache_mod.Entry(key, _rows(found.layers[:found.count]), size,
                                 f"imported from {found.source}", found.created)
@@ -385,6 +391,21 @@ class Builder:
             return None
         self.cache.put(entry)
         return entry
+
+    def _fetched(self, found: cache_mod.Imported, have: int) -> bool:
+        """The layers a local cache's record adds to the `have` this build has, brought
+        into the store; False (the step runs) when the directory cannot give them."""
+        from barque.build import cache_local
+        from barque.image.oci_layout import LayoutError
+        from barque.image.store import ImageError
+        from barque.storage.blobs import BlobError
+
+        try:
+            with self.lock:
+                cache_local.fetch(self.store, found.layout, found.layers[have:found.count])
+        except (OSError, ImageError, LayoutError, BlobError):
+            return False
+        return True
 
     def _load_imports(self) -> dict[str, cache_mod.Imported]:
         """Every --cache-from image's records by key (the first image naming a key wins);
@@ -397,6 +418,18 @@ class Builder:
                 image = self.cache_image(ref)
                 found = cache_mod.records(self.store.config(image), list(image.layers), ref)
             except Exception as e:  # the store's and the registry's errors
+                self.display.done(v, error=str(e))
+                continue
+            for key, imported in found.items():
+                out.setdefault(key, imported)
+            self.display.done(v)
+        from barque.build import cache_local
+
+        for src in self.options.cache_from_local:
+            v = self.display.start(f"importing cache manifest from local:{src}")
+            try:
+                found = cache_local.load(src)
+            except Exception as e:  # noqa: BLE001 — a missing or broken dir: BuildKit goes on
                 self.display.done(v, error=str(e))
                 continue
             for key, imported in found.items():
@@ -811,6 +844,24 @@ class Builder:
         if final.records:  # what a build with --cache-from this image reads
             config[cache_mod.CONFIG_FIELD] = final.records
         return config
+
+    def _export_cache(self, final: StageResult, to: CacheExport) -> None:
+        """--cache-to type=local: the final stage's step records (mode=min) or every
+        stage's (mode=max), with their layers, in a directory (cache_local.py)."""
+        from barque.build import cache_local
+
+        stages = [(final.records, final.layers)]
+        if to.mode == "max":
+            stages += [(r.records, r.layers) for r in self._results.values() if r is not final]
+        v = self.display.start("exporting cache to client directory")
+        try:
+            with self.lock:
+                cache_local.export(self.store, to.dest, stages)
+        except (OSError, cache_local.CacheError) as e:
+            message = f"failed to export cache: {e}"
+            self.display.done(v, error=message)
+            raise BuildError(message) from None
+        self.display.done(v)
 
     def _export_image(self, final: StageResult) -> BuildResult:
         from barque.image import oci_layout as ol

@@ -80,6 +80,7 @@ class Imported:
     count: int
     created: str
     source: str            # the image's name, for the entry's description
+    layout: str = ""       # a local cache directory its layers come from (cache_local.py)
 
 
 def records(config: dict[str, Any], layers: list[Any], source: str) -> dict[str, Imported]:

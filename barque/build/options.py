@@ -12,6 +12,14 @@ class Output:
 
 
 @dataclass
+class CacheExport:
+    """A --cache-to entry: BuildKit's `local` cache exporter (cache_local.py)."""
+
+    dest: str                       # the directory
+    mode: str = "min"               # min: the final stage's steps; max: every stage's
+
+
+@dataclass
 class BuildOptions:
     context_dir: str                # a directory on the host: the context (a tarball or
     #                                 stdin context is unpacked to one first, see context.py)
@@ -28,7 +36,9 @@ class BuildOptions:
     platform: str | None = None
     secrets: dict[str, str] = field(default_factory=dict)      # id -> host file
     network: str = "default"        # RUN's default: default (the default bridge), none, host
-    cache_from: list[str] = field(default_factory=list)
+    cache_from: list[str] = field(default_factory=list)        # images
+    cache_from_local: list[str] = field(default_factory=list)  # cache dirs (cache_local.py)
+    cache_to: list[CacheExport] = field(default_factory=list)
     outputs: list[Output] = field(default_factory=list)        # empty: an image
     source_date_epoch: int | None = None
 
