@@ -54,24 +54,48 @@ def export(store: ImageStore, dest: str, stages: list[tuple[list[list[Any]], lis
     import shutil
     import tempfile
 
+    from barque.linux import locks
+
     dest = os.path.abspath(dest)
     _check_dest(dest)
     parent = os.path.dirname(dest)
     os.makedirs(parent, exist_ok=True)
-    tmp: str | None = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=parent)
-    assert tmp is not None
+    prefix = f".{os.path.basename(dest)}{TEMP_PREFIX}"
+    reclaim(parent, prefix)
+    tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    fd = locks.open_dir(tmp)  # held while it is written: `reclaim` leaves it alone
+    locks.lock(fd)
     try:
         digest = _write_layout(store, tmp, stages)
         _sync(tmp)
         os.chmod(tmp, 0o755)  # (mkdtemp's is 0700)
         _swap_in(tmp, dest)
-        if os.path.isdir(tmp):  # the old cache, swapped out
-            shutil.rmtree(tmp)
-        tmp = None
         return digest
     finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        os.close(fd)
+        # the new dir if the export failed, else the old cache, swapped out
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def reclaim(parent: str, prefix: str) -> None:
+    """What exports killed mid-way left in `parent` (their dirs no longer locked)."""
+    import shutil
+
+    from barque.linux import locks
+
+    for name in os.listdir(parent):
+        if not name.startswith(prefix):
+            continue
+        path = os.path.join(parent, name)
+        try:
+            fd = locks.open_dir(path, nofollow=True)
+        except OSError:
+            continue
+        try:
+            if locks.try_lock(fd):
+                shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(fd)
 
 
 def _check_dest(dest: str) -> None:
@@ -91,10 +115,13 @@ def _check_dest(dest: str) -> None:
 def _swap_in(tmp: str, dest: str) -> None:
     from barque.linux import files
 
-    if os.path.isdir(dest):
-        files.rename_exchange(tmp, dest)
-    else:
-        files.rename_noreplace(tmp, dest)
+    try:
+        if not os.path.isdir(dest):
+            files.rename_noreplace(tmp, dest)
+            return
+    except FileExistsError:
+        pass  # another export's, made since: replaced as any old cache
+    files.rename_exchange(tmp, dest)
 
 
 def _sync(path: str) -> None:

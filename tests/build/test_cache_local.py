@@ -273,3 +273,26 @@ def test_records_naming_other_layers_are_skipped(engine: Engine, context: str,
     assert len(found) == 3
     assert all(len(imp.layers) == imp.count for imp in found.values())
     json.dumps([imp.created for imp in found.values()])
+
+
+def test_what_a_killed_export_left_is_reclaimed(engine: Engine, context: str,
+                                                cache_dir: str) -> None:
+    """A dir a killed export left beside DEST goes at the next export; one a running export
+    holds (locked) stays, and so does anything not named as an export's."""
+    from barque.linux import locks
+
+    parent = os.path.dirname(cache_dir)
+    os.makedirs(parent)
+    dead, live, other = (os.path.join(parent, n) for n in (
+        ".build" + cache_local.TEMP_PREFIX + "dead", ".build" + cache_local.TEMP_PREFIX + "live",
+        ".other" + cache_local.TEMP_PREFIX + "x"))
+    for path in (dead, live, other):
+        os.makedirs(os.path.join(path, "blobs"))
+    fd = locks.open_dir(live)
+    locks.lock(fd)
+    try:
+        _build(engine, _context(context), cache_to=[CacheExport(cache_dir)])
+    finally:
+        os.close(fd)
+    assert sorted(os.listdir(parent)) == sorted(["build", os.path.basename(live),
+                                                 os.path.basename(other)])
