@@ -860,7 +860,9 @@ class Builder:
         except (OSError, cache_local.CacheError) as e:
             message = f"failed to export cache: {e}"
             self.display.done(v, error=message)
-            raise BuildError(message) from None
+            if not to.ignore_error:
+                raise BuildError(message) from None
+            return
         self.display.done(v)
 
     def _export_image(self, final: StageResult) -> BuildResult:

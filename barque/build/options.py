@@ -17,6 +17,7 @@ class CacheExport:
 
     dest: str                       # the directory
     mode: str = "min"               # min: the final stage's steps; max: every stage's
+    ignore_error: bool = False      # a failed export only shown, the build still succeeds
 
 
 @dataclass

@@ -173,7 +173,11 @@ def _env_secret(value: str, scratch: list[str], tmp_dir: str | None) -> str:
 # What BuildKit's cache exporters take besides `dest` and `mode`: accepted, nothing to do
 # (the local cache is always OCI media types in an image manifest, its layers as stored).
 _CACHE_TO_IGNORED = frozenset({"oci-mediatypes", "image-manifest", "compression",
-                               "compression-level", "force-compression", "ignore-error"})
+                               "compression-level", "force-compression"})
+# Go's strconv.ParseBool, which BuildKit reads `ignore-error` with.
+_GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
+             "0": False, "f": False, "F": False, "FALSE": False, "false": False,
+             "False": False}
 
 
 def _cache_attrs(value: str) -> dict[str, str]:
@@ -212,10 +216,14 @@ def parse_cache_to(values: list[str]) -> list[CacheExport]:
         mode = attrs.pop("mode", "min") or "min"
         if mode not in ("min", "max"):
             raise BuildError(f'invalid cache mode "{mode}": min or max')
+        ignore = attrs.pop("ignore-error", "false")
+        if ignore not in _GO_BOOLS:
+            raise BuildError(f'failed to parse ignore-error: strconv.ParseBool: parsing '
+                             f'"{ignore}": invalid syntax')
         unknown = sorted(set(attrs) - _CACHE_TO_IGNORED)
         if unknown:
             raise BuildError(f"cache-to attribute {unknown[0]!r} is not supported")
-        out.append(CacheExport(os.path.abspath(dest), mode))
+        out.append(CacheExport(os.path.abspath(dest), mode, _GO_BOOLS[ignore]))
     return out
 
 

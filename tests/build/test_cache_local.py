@@ -296,3 +296,17 @@ def test_what_a_killed_export_left_is_reclaimed(engine: Engine, context: str,
         os.close(fd)
     assert sorted(os.listdir(parent)) == sorted(["build", os.path.basename(live),
                                                  os.path.basename(other)])
+
+
+def test_ignore_error_keeps_the_build(engine: Engine, context: str, tmp_path: str) -> None:
+    """`ignore-error=true`: an export that fails is shown, and the build still succeeds."""
+    mine = os.path.join(str(tmp_path), "mine")
+    os.makedirs(mine)
+    with open(os.path.join(mine, "notes.txt"), "w") as f:
+        f.write("keep\n")
+    _, events, _ = _build(engine, _context(context),
+                          cache_to=[CacheExport(mine, ignore_error=True)])
+    [v] = [v for v in events.vertices.values()
+           if v.name == "exporting cache to client directory"]
+    assert v.error and "not a cache directory" in v.error
+    assert os.listdir(mine) == ["notes.txt"]

@@ -64,10 +64,14 @@ def test_parse_cache_to() -> None:
                            "oci-mediatypes=true", "type=inline"]) == [
         CacheExport("/c"), CacheExport("/d", "max")]
     assert parse_cache_to(["type=local,dest=rel"]) == [CacheExport(os.path.abspath("rel"))]
+    assert parse_cache_to(["type=local,dest=/c,ignore-error=true"]) == [
+        CacheExport("/c", ignore_error=True)]
     for bad, words in (("type=local,dest=/c,mode=all", 'invalid cache mode "all"'),
                        ("type=local,dest=/c,foo=1", "cache-to attribute 'foo' is not "
                                                     "supported"),
-                       ("app:cache", 'unknown cache exporter: "registry"')):
+                       ("app:cache", 'unknown cache exporter: "registry"'),
+                       ("type=local,dest=/c,ignore-error=yes",
+                        'parsing "yes": invalid syntax')):
         with pytest.raises(BuildError, match=words):
             parse_cache_to([bad])
 
