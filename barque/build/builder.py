@@ -382,7 +382,7 @@ class Builder:
         mine = found.layers[:len(run.layers)]
         if [la.chain_id for la in mine] != [la.chain_id for la in run.layers]:
             return None  # recorded over other layers than this build's: not this step
-        if found.layout and not self._fetched(found, len(run.layers)):
+        if found.fetch is not None and not self._fetched(found, len(run.layers)):
             return None
         size = found.layers[found.count - 1].blob_size if found.count > len(run.layers) else 0
         entry = cache_mod.Entry(key, _rows(found.layers[:found.count]), size,
@@ -393,17 +393,12 @@ class Builder:
         return entry
 
     def _fetched(self, found: cache_mod.Imported, have: int) -> bool:
-        """The layers a local cache's record adds to the `have` this build has, brought
-        into the store; False (the step runs) when the directory cannot give them."""
-        from barque.build import cache_local
-        from barque.image.oci_layout import LayoutError
-        from barque.image.store import ImageError
-        from barque.storage.blobs import BlobError
-
+        """The layers a cache's record adds to the `have` this build has, brought into the
+        store; False (the step runs) when the cache cannot give them."""
         try:
             with self.lock:
-                cache_local.fetch(self.store, found.layout, found.layers[have:found.count])
-        except (OSError, ImageError, LayoutError, BlobError):
+                found.fetch(self.store, found.layers[have:found.count])
+        except Exception:  # noqa: BLE001 — the directory's, the store's, the registry's
             return False
         return True
 

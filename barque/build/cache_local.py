@@ -159,19 +159,27 @@ def cache_config(stages: list[tuple[list[list[Any]], list[LayerRef]]]
     return config, layers
 
 
-def _write_layout(store: ImageStore, layout: str,
-                  stages: list[tuple[list[list[Any]], list[LayerRef]]]) -> str:
+def cache_manifest(stages: list[tuple[list[list[Any]], list[LayerRef]]]
+                   ) -> tuple[bytes, bytes, list[LayerRef]]:
+    """(config, manifest, layers) of `stages`' records: what a directory or a registry
+    holds."""
     config, layers = cache_config(stages)
-    ol.init_layout(layout)
-    for la in layers:
-        _copy_blob(store.blobs.path(la.blob_digest), ol.blob_path(layout, la.blob_digest))
     config_bytes = ol.canonical_json(config)
-    ol.write_blob(layout, config_bytes)
     manifest = ol.canonical_json({
         "schemaVersion": 2, "mediaType": ol.MEDIA_MANIFEST,
         "config": ol.descriptor(MEDIA_CACHE_CONFIG, config_bytes),
         "layers": [{"mediaType": la.media_type, "digest": la.blob_digest,
                     "size": la.blob_size} for la in layers]})
+    return config_bytes, manifest, layers
+
+
+def _write_layout(store: ImageStore, layout: str,
+                  stages: list[tuple[list[list[Any]], list[LayerRef]]]) -> str:
+    config_bytes, manifest, layers = cache_manifest(stages)
+    ol.init_layout(layout)
+    for la in layers:
+        _copy_blob(store.blobs.path(la.blob_digest), ol.blob_path(layout, la.blob_digest))
+    ol.write_blob(layout, config_bytes)
     digest = ol.write_blob(layout, manifest)
     ol.write_index(layout, {
         "schemaVersion": 2, "mediaType": ol.MEDIA_INDEX,
@@ -191,8 +199,6 @@ def _copy_blob(src: str, dst: str) -> None:
 def load(src: str) -> dict[str, Imported]:
     """The records of the cache layout `src` by key. Raises CacheError (or ol.LayoutError)
     for a directory that is not one; records that do not add up are skipped."""
-    from barque.image.store import chain_ids
-
     index = ol.read_index(src)
     manifests = [m for m in index["manifests"] if isinstance(m, dict)]
     tagged = [m for m in manifests
@@ -200,11 +206,27 @@ def load(src: str) -> dict[str, Imported]:
     if not (tagged or len(manifests) == 1):
         raise CacheError(f"{src}: no cache manifest tagged {TAG!r}")
     manifest = ol.read_json_blob(src, (tagged or manifests)[0])
-    config_desc = manifest.get("config")
-    if not isinstance(config_desc, dict) or config_desc.get("mediaType") != MEDIA_CACHE_CONFIG:
-        raise CacheError(f"{src}: not a cache Barque wrote (its config is not "
+    config_desc = cache_config_descriptor(manifest, src)
+    import functools
+
+    return parse_config(ol.read_json_blob(src, config_desc), f"local:{src}",
+                        functools.partial(fetch, src=src))
+
+
+def cache_config_descriptor(manifest: dict[str, Any], where: str) -> dict[str, Any]:
+    """The manifest's config descriptor, if it is a cache Barque wrote (else CacheError)."""
+    desc = manifest.get("config")
+    if not isinstance(desc, dict) or desc.get("mediaType") != MEDIA_CACHE_CONFIG:
+        raise CacheError(f"{where}: not a cache Barque wrote (its config is not "
                          f"{MEDIA_CACHE_CONFIG})")
-    config = ol.read_json_blob(src, config_desc)
+    return desc
+
+
+def parse_config(config: dict[str, Any], source: str, fetcher: Any) -> dict[str, Imported]:
+    """A cache config's records by key (the first of a key wins), each with `fetcher`
+    (store, layers) to bring its layers into a store."""
+    from barque.image.store import chain_ids
+
     layers = _layers(config.get("layers"))
     out: dict[str, Imported] = {}
     records = config.get("records")
@@ -214,8 +236,8 @@ def load(src: str) -> dict[str, Imported]:
             continue
         picked = [layers[i] for i in chain]
         refs = _refs(picked, chain_ids([la[1] for la in picked]))
-        out.setdefault(rec["key"], Imported(refs, len(refs), rec["created"], f"local:{src}",
-                                            layout=src))
+        out.setdefault(rec["key"], Imported(refs, len(refs), rec["created"], source,
+                                            fetch=fetcher))
     return out
 
 
@@ -254,7 +276,7 @@ def _refs(picked: list[tuple[str, str, str, int]], chains: list[str]) -> list[La
             for (blob, diff_id, media_type, size), chain in zip(picked, chains, strict=True)]
 
 
-def fetch(store: ImageStore, src: str, layers: list[LayerRef]) -> None:
+def fetch(store: ImageStore, layers: list[LayerRef], *, src: str) -> None:
     """Bring `layers` from the cache layout `src` into the store: each blob copied in
     (checked against its digest and size), then unpacked (checked against its diff ID).
     The caller holds the store's writer lock."""
