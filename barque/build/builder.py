@@ -119,7 +119,8 @@ class Builder:
                  resolve_image: Callable[[str, str | None], Image],
                  ignore: Any = None, platform: dict[str, str] | None = None,
                  numbered: int = 0,
-                 cache_image: Callable[[str], Image] | None = None) -> None:
+                 cache_image: Callable[[str], Image] | None = None,
+                 cache_registry: Any = None) -> None:
         from barque.image.oci_layout import host_platform
 
         self.store = store
@@ -139,6 +140,9 @@ class Builder:
         self._no_cache_stages = {s.lower() for s in options.no_cache_filter}
         # --cache-from: its images (local or pulled: `cache_image`) read on the first miss
         self.cache_image = cache_image or store.resolve
+        # --cache-from/--cache-to type=registry: engine/build_cache's load(store, ref) and
+        # push(store, ref, config, manifest, layers) (the builder talks to no registry)
+        self.cache_registry = cache_registry
         self._imports: dict[str, cache_mod.Imported] | None = None
         self._context_lowers_: list[str] | None = None
         self._context_view_: str | None = None
@@ -402,6 +406,21 @@ class Builder:
             return False
         return True
 
+    def _image_or_cache_records(self, ref: str) -> dict[str, cache_mod.Imported]:
+        """The records of the image `ref` (its inline cache), else of the cache manifest
+        `ref` names in a registry (a --cache-to type=registry's), else the image's error."""
+        try:
+            image = self.cache_image(ref)
+        except Exception as e:
+            if self.cache_registry is None:
+                raise
+            try:
+                with self.lock:
+                    return dict(self.cache_registry.load(self.store, ref))
+            except Exception:  # noqa: BLE001 — not a cache either: the image's error tells
+                raise e from None
+        return cache_mod.records(self.store.config(image), list(image.layers), ref)
+
     def _load_imports(self) -> dict[str, cache_mod.Imported]:
         """Every --cache-from image's records by key (the first image naming a key wins);
         one that cannot be had is shown as an error and skipped, as BuildKit goes on
@@ -410,8 +429,7 @@ class Builder:
         for ref in self.options.cache_from:
             v = self.display.start(f"importing cache manifest from {ref}")
             try:
-                image = self.cache_image(ref)
-                found = cache_mod.records(self.store.config(image), list(image.layers), ref)
+                found = self._image_or_cache_records(ref)
             except Exception as e:  # the store's and the registry's errors
                 self.display.done(v, error=str(e))
                 continue
@@ -841,18 +859,26 @@ class Builder:
         return config
 
     def _export_cache(self, final: StageResult, to: CacheExport) -> None:
-        """--cache-to type=local: the final stage's step records (mode=min) or every
-        stage's (mode=max), with their layers, in a directory (cache_local.py)."""
+        """--cache-to: the final stage's step records (mode=min) or every stage's
+        (mode=max), with their layers, in a directory (cache_local.py) or a registry."""
         from barque.build import cache_local
 
         stages = [(final.records, final.layers)]
         if to.mode == "max":
             stages += [(r.records, r.layers) for r in self._results.values() if r is not final]
-        v = self.display.start("exporting cache to client directory")
+        registry = to.type == "registry"
+        v = self.display.start("exporting cache to registry" if registry else
+                               "exporting cache to client directory")
         try:
             with self.lock:
-                cache_local.export(self.store, to.dest, stages)
-        except (OSError, cache_local.CacheError) as e:
+                if registry:
+                    if self.cache_registry is None:
+                        raise cache_local.CacheError("no registry to export the cache to")
+                    self.cache_registry.push(self.store, to.dest,
+                                             *cache_local.cache_manifest(stages))
+                else:
+                    cache_local.export(self.store, to.dest, stages)
+        except Exception as e:  # noqa: BLE001 — the directory's, the registry's
             message = f"failed to export cache: {e}"
             self.display.done(v, error=message)
             if not to.ignore_error:

@@ -198,8 +198,9 @@ def _cache_attrs(value: str) -> dict[str, str]:
 
 
 def parse_cache_to(values: list[str]) -> list[CacheExport]:
-    """--cache-to entries: `type=local,dest=DIR[,mode=min|max]`; `type=inline` is what
-    every build does anyway; other exporters are BuildKit's without them."""
+    """--cache-to entries: `type=local,dest=DIR` or `type=registry,ref=REF` (a bare `REF`),
+    `[,mode=min|max][,ignore-error=BOOL]`; `type=inline` is what every build does anyway;
+    other exporters (gha, s3) are BuildKit's without them."""
     out = []
     for value in values:
         if not value:
@@ -208,11 +209,15 @@ def parse_cache_to(values: list[str]) -> list[CacheExport]:
         kind = attrs.pop("type")
         if kind == "inline":
             continue
-        if kind != "local":
+        if kind == "local":
+            dest = attrs.pop("dest", "")
+            if not dest:
+                raise BuildError("local cache exporter requires dest")
+            dest = os.path.abspath(dest)
+        elif kind == "registry":
+            dest = _cache_ref(attrs.pop("ref", ""))
+        else:
             raise BuildError(f'unknown cache exporter: "{kind}"')
-        dest = attrs.pop("dest", "")
-        if not dest:
-            raise BuildError("local cache exporter requires dest")
         mode = attrs.pop("mode", "min") or "min"
         if mode not in ("min", "max"):
             raise BuildError(f'invalid cache mode "{mode}": min or max')
@@ -223,8 +228,19 @@ def parse_cache_to(values: list[str]) -> list[CacheExport]:
         unknown = sorted(set(attrs) - _CACHE_TO_IGNORED)
         if unknown:
             raise BuildError(f"cache-to attribute {unknown[0]!r} is not supported")
-        out.append(CacheExport(os.path.abspath(dest), mode, _GO_BOOLS[ignore]))
+        out.append(CacheExport(dest, mode, _GO_BOOLS[ignore], kind))
     return out
+
+
+def _cache_ref(text: str) -> str:
+    from barque.image import reference
+
+    if not text:
+        raise BuildError("registry cache exporter requires ref")
+    try:
+        return str(reference.parse(text))
+    except reference.ReferenceError as e:
+        raise BuildError(f"invalid reference {text!r}: {e}") from None
 
 
 def local_cache_sources(values: list[str]) -> list[str]:

@@ -106,7 +106,7 @@ def build_parsed(engine: Engine, dockerfile: Dockerfile, options: BuildOptions,
 
     builder = Builder(store, dockerfile, options, executor or _LazyExecutor(engine), events,
                       resolve_image=resolve, ignore=ignore, numbered=2,
-                      cache_image=cache_image)
+                      cache_image=cache_image, cache_registry=_CacheRegistry())
     _reclaim(engine)
     try:
         with store.writing():
@@ -168,6 +168,23 @@ def _check_cache_from(items: list[str]) -> None:
             raise BuildFailed(f"unsupported --cache-from {item!r}: only an image "
                               "(NAME[:TAG] or type=registry,ref=NAME[:TAG]) can be a cache "
                               "source")
+
+
+class _CacheRegistry:
+    """engine/build_cache, for --cache-from/--cache-to of cache manifests in a registry
+    (imported only when a build uses one)."""
+
+    @staticmethod
+    def load(store: Any, ref: str) -> Any:
+        from barque.engine import build_cache
+
+        return build_cache.load(store, ref)
+
+    @staticmethod
+    def push(store: Any, ref: str, *parts: Any) -> Any:
+        from barque.engine import build_cache
+
+        return build_cache.push(store, ref, *parts)
 
 
 def _cache_image(store: Any, ref: str, platform: str | None) -> Image:

@@ -66,10 +66,15 @@ def test_parse_cache_to() -> None:
     assert parse_cache_to(["type=local,dest=rel"]) == [CacheExport(os.path.abspath("rel"))]
     assert parse_cache_to(["type=local,dest=/c,ignore-error=true"]) == [
         CacheExport("/c", ignore_error=True)]
+    assert parse_cache_to(["app:cache", "type=registry,ref=h:5000/a,mode=max"]) == [
+        CacheExport("docker.io/library/app:cache", type="registry"),
+        CacheExport("h:5000/a:latest", "max", type="registry")]
     for bad, words in (("type=local,dest=/c,mode=all", 'invalid cache mode "all"'),
                        ("type=local,dest=/c,foo=1", "cache-to attribute 'foo' is not "
                                                     "supported"),
-                       ("app:cache", 'unknown cache exporter: "registry"'),
+                       ("type=registry", "registry cache exporter requires ref"),
+                       ("Bad:x", "invalid reference 'Bad:x'"),
+                       ("type=s3,bucket=b", 'unknown cache exporter: "s3"'),
                        ("type=local,dest=/c,ignore-error=yes",
                         'parsing "yes": invalid syntax')):
         with pytest.raises(BuildError, match=words):
