@@ -84,3 +84,25 @@ def test_parse_cache_to() -> None:
 def test_local_cache_sources() -> None:
     assert local_cache_sources(["app:cache", "type=registry,ref=x",
                                 "type=local,src=/c"]) == ["/c"]
+
+
+@needs_busybox
+@pytest.mark.slow
+def test_registry_cache_survives_prune_and_rmi(barque: Barque, ctx: str,  # noqa: F811
+                                               tmp_path: str) -> None:
+    from tests.support.registry import run_registry
+
+    write(ctx, {"Dockerfile": DOCKERFILE, "a.txt": "alpha\n"})
+    env = {"DOCKER_CONFIG": os.path.join(str(tmp_path), "docker-config")}
+    with run_registry(os.path.join(str(tmp_path), "registry")) as registry:
+        ref = f"{registry.host}/ci/app:buildcache"
+        image_id = built(barque, "-t", "app", "--cache-to",
+                         f"type=registry,ref={ref},mode=max", ctx, env=env)
+        ok(barque.run("builder", "prune", "-a", "-f"))
+        ok(barque.run("rmi", "app"))
+        result = build(barque, "--cache-from", f"type=registry,ref={ref}", "-t", "app", ctx,
+                       env=env)
+        assert result.returncode == 0, result.stderr
+        shown = steps(result.stderr)
+        assert shown["[4/4] RUN cat a.txt > made.txt"][-1] == "CACHED", result.stderr
+        assert ok(barque.run("image", "inspect", "-f", "{{.Id}}", "app")).strip() == image_id
