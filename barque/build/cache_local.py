@@ -39,6 +39,7 @@ TAG = "latest"  # BuildKit's default tag in a local cache's index.json
 LAYER_TYPES = frozenset({ol.MEDIA_LAYER, ol.MEDIA_LAYER_GZIP, ol.MEDIA_DOCKER_LAYER_GZIP,
                          "application/vnd.oci.image.layer.v1.tar+zstd"})
 TEMP_PREFIX = ".barque-cache-"
+MAX_JSON = 4 << 20  # bytes of index.json read (a manifest or config: ol.read_json_blob's)
 
 
 class CacheError(Exception):
@@ -199,7 +200,7 @@ def _copy_blob(src: str, dst: str) -> None:
 def load(src: str) -> dict[str, Imported]:
     """The records of the cache layout `src` by key. Raises CacheError (or ol.LayoutError)
     for a directory that is not one; records that do not add up are skipped."""
-    index = ol.read_index(src)
+    index = _read_index(src)
     manifests = [m for m in index["manifests"] if isinstance(m, dict)]
     tagged = [m for m in manifests
               if (m.get("annotations") or {}).get(ol.ANNOTATION_REF_NAME) == TAG]
@@ -239,6 +240,31 @@ def parse_config(config: dict[str, Any], source: str, fetcher: Any) -> dict[str,
         out.setdefault(rec["key"], Imported(refs, len(refs), rec["created"], source,
                                             fetch=fetcher))
     return out
+
+
+def _read_index(src: str) -> dict[str, Any]:
+    """index.json, at most MAX_JSON bytes of it, from a regular file."""
+    import json
+    import stat
+
+    path = os.path.join(src, "index.json")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise CacheError(f"{src}: not a cache directory (no index.json)") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CacheError(f"{path}: not a regular file")
+        data = f.read(MAX_JSON + 1)
+    if len(data) > MAX_JSON:
+        raise CacheError(f"{path}: larger than {MAX_JSON} bytes")
+    try:
+        index = json.loads(data)
+    except ValueError as e:
+        raise CacheError(f"{path}: {e}") from None
+    if not isinstance(index, dict) or not isinstance(index.get("manifests"), list):
+        raise CacheError(f"{path}: not an image index")
+    return index
 
 
 def _layers(value: object) -> list[tuple[str, str, str, int]]:
@@ -284,8 +310,27 @@ def fetch(store: ImageStore, layers: list[LayerRef], *, src: str) -> None:
 
     for la in layers:
         if not store.blobs.has(la.blob_digest):
-            with open(ol.blob_path(src, la.blob_digest), "rb") as f:
-                store.blobs.put_stream(f, la.blob_digest)
+            _copy_in(store, ol.blob_path(src, la.blob_digest), la.blob_digest, la.blob_size)
         if store.blobs.size(la.blob_digest) != la.blob_size:
             raise ImageError(f"{src}: blob {la.blob_digest} is not {la.blob_size} bytes")
         store.ensure_layer(la)
+
+
+def _copy_in(store: ImageStore, path: str, digest: str, size: int) -> None:
+    """A blob file of a cache dir into the store: a regular file, at most `size` bytes read
+    (a FIFO or /dev/zero in its place never stalls the build), checked on commit."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CacheError(f"{path}: not a regular file")
+        with store.blobs.writer(digest, size) as writer:
+            if writer.exists:
+                return
+            writer.restart()
+            left = size
+            while left > 0 and (chunk := f.read(min(left, 1 << 20))):
+                writer.write(chunk)
+                left -= len(chunk)
+            writer.commit()

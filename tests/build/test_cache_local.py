@@ -310,3 +310,24 @@ def test_ignore_error_keeps_the_build(engine: Engine, context: str, tmp_path: st
            if v.name == "exporting cache to client directory"]
     assert v.error and "not a cache directory" in v.error
     assert os.listdir(mine) == ["notes.txt"]
+
+
+def test_endless_files_never_stall_the_build(engine: Engine, fresh: Engine, context: str,
+                                             cache_dir: str) -> None:
+    """A layer blob that is a symlink to /dev/zero, an index.json that is a FIFO: the import
+    refuses them (the step runs; the cache is skipped), nothing reads without end."""
+    _build(engine, _context(context), cache_to=[CacheExport(cache_dir)])
+    last = _config(cache_dir)["layers"][-1]["blob"]
+    path = ol.blob_path(cache_dir, last)
+    os.unlink(path)
+    os.symlink("/dev/zero", path)
+    _, _, executor = _build(fresh, context, cache_from_local=[cache_dir])
+    assert [r.args[-1] for r in executor.runs] == ["echo second > second.txt"]
+    index = os.path.join(cache_dir, "index.json")
+    os.unlink(index)
+    os.mkfifo(index)
+    BuildCache(fresh.store.conn).prune(all_entries=True)
+    _, events, executor = _build(fresh, context, cache_from_local=[cache_dir])
+    assert len(executor.runs) == 2
+    [v] = [v for v in events.vertices.values() if v.name.startswith("importing cache")]
+    assert v.error and "not a regular file" in v.error
