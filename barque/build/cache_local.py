@@ -39,7 +39,7 @@ TAG = "latest"  # BuildKit's default tag in a local cache's index.json
 LAYER_TYPES = frozenset({ol.MEDIA_LAYER, ol.MEDIA_LAYER_GZIP, ol.MEDIA_DOCKER_LAYER_GZIP,
                          "application/vnd.oci.image.layer.v1.tar+zstd"})
 TEMP_PREFIX = ".barque-cache-"
-MAX_JSON = 4 << 20  # bytes of index.json read (a manifest or config: ol.read_json_blob's)
+MAX_JSON = 4 << 20  # bytes of index.json, a manifest or a config read from a cache dir
 
 
 class CacheError(Exception):
@@ -206,11 +206,11 @@ def load(src: str) -> dict[str, Imported]:
               if (m.get("annotations") or {}).get(ol.ANNOTATION_REF_NAME) == TAG]
     if not (tagged or len(manifests) == 1):
         raise CacheError(f"{src}: no cache manifest tagged {TAG!r}")
-    manifest = ol.read_json_blob(src, (tagged or manifests)[0])
+    manifest = _read_json_blob(src, (tagged or manifests)[0])
     config_desc = cache_config_descriptor(manifest, src)
     import functools
 
-    return parse_config(ol.read_json_blob(src, config_desc), f"local:{src}",
+    return parse_config(_read_json_blob(src, config_desc), f"local:{src}",
                         functools.partial(fetch, src=src))
 
 
@@ -243,28 +243,50 @@ def parse_config(config: dict[str, Any], source: str, fetcher: Any) -> dict[str,
 
 
 def _read_index(src: str) -> dict[str, Any]:
-    """index.json, at most MAX_JSON bytes of it, from a regular file."""
-    import json
-    import stat
-
     path = os.path.join(src, "index.json")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        index = _json(_read_regular(path), path)
     except FileNotFoundError:
         raise CacheError(f"{src}: not a cache directory (no index.json)") from None
+    if not isinstance(index.get("manifests"), list):
+        raise CacheError(f"{path}: not an image index")
+    return index
+
+
+def _read_json_blob(src: str, desc: dict[str, Any]) -> dict[str, Any]:
+    """A manifest or config of the cache dir, checked against its descriptor."""
+    digest = str(desc.get("digest", ""))
+    data = _read_regular(ol.blob_path(src, digest))
+    if ol.sha256_digest(data) != digest or len(data) != desc.get("size"):
+        raise CacheError(f"{src}: blob {digest} does not match its descriptor")
+    return _json(data, digest)
+
+
+def _read_regular(path: str) -> bytes:
+    """At most MAX_JSON bytes of the regular file `path` (a FIFO or a device there would
+    stall or never end)."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise CacheError(f"{path}: not a regular file")
         data = f.read(MAX_JSON + 1)
     if len(data) > MAX_JSON:
         raise CacheError(f"{path}: larger than {MAX_JSON} bytes")
+    return data
+
+
+def _json(data: bytes, what: str) -> dict[str, Any]:
+    import json
+
     try:
-        index = json.loads(data)
+        obj = json.loads(data)
     except ValueError as e:
-        raise CacheError(f"{path}: {e}") from None
-    if not isinstance(index, dict) or not isinstance(index.get("manifests"), list):
-        raise CacheError(f"{path}: not an image index")
-    return index
+        raise CacheError(f"{what}: {e}") from None
+    if not isinstance(obj, dict):
+        raise CacheError(f"{what}: not a JSON object")
+    return obj
 
 
 def _layers(value: object) -> list[tuple[str, str, str, int]]:
