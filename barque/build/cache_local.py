@@ -15,10 +15,13 @@ layer chain of its result:
     {"layers": [{"blob": DIGEST, "diffID": DIGEST, "mediaType": TYPE, "size": N}, ...],
      "records": [{"key": KEY, "layers": [INDEX, ...], "created": RFC3339}, ...]}
 
-An export is written in a new directory beside DEST and swapped in with one rename (a
-crash leaves the old cache or the new one, never half of one). A directory being read is
-hostile: digests must be sha256 hex (they become paths), every blob is checked against its
-digest when it is copied into the store and every layer against its diff ID when unpacked.
+An export is written in a new directory beside DEST (locked while written) and swapped in
+with one renameat2(RENAME_EXCHANGE): a crash leaves the old cache or the new one, never half
+of one, and the dir a killed export left is removed by the next export to DEST. A directory
+being read is hostile: digests must be sha256 hex (they become paths), only regular files
+are read and only as many bytes as they may hold, every blob is checked against its digest
+when it is copied into the store and every layer against its diff ID when unpacked. The
+same manifest and config also go to a registry (engine/build_cache.py).
 """
 
 from __future__ import annotations
