@@ -161,13 +161,14 @@ def _ignore(options: BuildOptions) -> Any:
 
 
 def _check_cache_from(items: list[str]) -> None:
-    """--cache-from names images (the CLI reads buildx's `type=registry,ref=X` as X); the
-    other cache kinds (local directories, gha, s3) are not supported: refused up front."""
+    """--cache-from names images or registry caches (the CLI reads buildx's
+    `type=registry,ref=X` as X, and `type=local,src=DIR` into options.cache_from_local);
+    the other cache kinds (gha, s3) are not supported: refused up front."""
     for item in items:
         if "=" in item or "," in item:
-            raise BuildFailed(f"unsupported --cache-from {item!r}: only an image "
-                              "(NAME[:TAG] or type=registry,ref=NAME[:TAG]) can be a cache "
-                              "source")
+            raise BuildFailed(f"unsupported --cache-from {item!r}: only an image or a "
+                              "registry cache (NAME[:TAG] or type=registry,ref=NAME[:TAG]) "
+                              "or a directory (type=local,src=DIR) can be a cache source")
 
 
 class _CacheRegistry:
