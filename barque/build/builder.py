@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from barque.build.dockerfile.instructions import Dockerfile, Instruction
     from barque.build.executor import Executor
     from barque.build.layers import StepFS, Workspace
+    from barque.build.options import CacheExport
     from barque.image.store import Image, ImageStore, LayerRef
 
 METADATA = ("ENV", "LABEL", "ARG", "EXPOSE", "VOLUME", "USER", "CMD", "ENTRYPOINT", "SHELL",
@@ -118,7 +119,8 @@ class Builder:
                  resolve_image: Callable[[str, str | None], Image],
                  ignore: Any = None, platform: dict[str, str] | None = None,
                  numbered: int = 0,
-                 cache_image: Callable[[str], Image] | None = None) -> None:
+                 cache_image: Callable[[str], Image] | None = None,
+                 cache_registry: Any = None) -> None:
         from barque.image.oci_layout import host_platform
 
         self.store = store
@@ -138,6 +140,9 @@ class Builder:
         self._no_cache_stages = {s.lower() for s in options.no_cache_filter}
         # --cache-from: its images (local or pulled: `cache_image`) read on the first miss
         self.cache_image = cache_image or store.resolve
+        # --cache-from/--cache-to type=registry: engine/build_cache's load(store, ref) and
+        # push(store, ref, config, manifest, layers) (the builder talks to no registry)
+        self.cache_registry = cache_registry
         self._imports: dict[str, cache_mod.Imported] | None = None
         self._context_lowers_: list[str] | None = None
         self._context_view_: str | None = None
@@ -167,6 +172,8 @@ class Builder:
             self._run_stages(plans)
             final = self._results[plans[-1].stage.index]
             result = self._export(final, plans[-1])
+            for to in self.options.cache_to:
+                self._export_cache(final, to)
             self.cache.touch()
             return result
         finally:
@@ -361,7 +368,8 @@ class Builder:
         if self._no_cache(run):
             return None
         entry = self.cache.get(key)
-        if self.options.cache_from and (entry is None or not self._intact(entry)):
+        if ((self.options.cache_from or self.options.cache_from_local)
+                and (entry is None or not self._intact(entry))):
             entry = self._imported(run, key) or entry
         return entry
 
@@ -378,6 +386,8 @@ class Builder:
         mine = found.layers[:len(run.layers)]
         if [la.chain_id for la in mine] != [la.chain_id for la in run.layers]:
             return None  # recorded over other layers than this build's: not this step
+        if found.fetch is not None and not self._fetched(found, len(run.layers)):
+            return None
         size = found.layers[found.count - 1].blob_size if found.count > len(run.layers) else 0
         entry = cache_mod.Entry(key, _rows(found.layers[:found.count]), size,
                                 f"imported from {found.source}", found.created)
@@ -385,6 +395,31 @@ class Builder:
             return None
         self.cache.put(entry)
         return entry
+
+    def _fetched(self, found: cache_mod.Imported, have: int) -> bool:
+        """The layers a cache's record adds to the `have` this build has, brought into the
+        store; False (the step runs) when the cache cannot give them."""
+        try:
+            with self.lock:
+                found.fetch(self.store, found.layers[have:found.count])
+        except Exception:  # noqa: BLE001 — the directory's, the store's, the registry's
+            return False
+        return True
+
+    def _image_or_cache_records(self, ref: str) -> dict[str, cache_mod.Imported]:
+        """The records of the image `ref` (its inline cache), else of the cache manifest
+        `ref` names in a registry (a --cache-to type=registry's), else the image's error."""
+        try:
+            image = self.cache_image(ref)
+        except Exception as e:
+            if self.cache_registry is None:
+                raise
+            try:
+                with self.lock:
+                    return dict(self.cache_registry.load(self.store, ref))
+            except Exception:  # noqa: BLE001 — not a cache either: the image's error tells
+                raise e from None
+        return cache_mod.records(self.store.config(image), list(image.layers), ref)
 
     def _load_imports(self) -> dict[str, cache_mod.Imported]:
         """Every --cache-from image's records by key (the first image naming a key wins);
@@ -394,9 +429,20 @@ class Builder:
         for ref in self.options.cache_from:
             v = self.display.start(f"importing cache manifest from {ref}")
             try:
-                image = self.cache_image(ref)
-                found = cache_mod.records(self.store.config(image), list(image.layers), ref)
+                found = self._image_or_cache_records(ref)
             except Exception as e:  # the store's and the registry's errors
+                self.display.done(v, error=str(e))
+                continue
+            for key, imported in found.items():
+                out.setdefault(key, imported)
+            self.display.done(v)
+        from barque.build import cache_local
+
+        for src in self.options.cache_from_local:
+            v = self.display.start(f"importing cache manifest from local:{src}")
+            try:
+                found = cache_local.load(src)
+            except Exception as e:  # noqa: BLE001 — a missing or broken dir: BuildKit goes on
                 self.display.done(v, error=str(e))
                 continue
             for key, imported in found.items():
@@ -809,6 +855,34 @@ class Builder:
         if final.records:  # what a build with --cache-from this image reads
             config[cache_mod.CONFIG_FIELD] = final.records
         return config
+
+    def _export_cache(self, final: StageResult, to: CacheExport) -> None:
+        """--cache-to: the final stage's step records (mode=min) or every stage's
+        (mode=max), with their layers, in a directory (cache_local.py) or a registry."""
+        from barque.build import cache_local
+
+        stages = [(final.records, final.layers)]
+        if to.mode == "max":
+            stages += [(r.records, r.layers) for r in self._results.values() if r is not final]
+        registry = to.type == "registry"
+        v = self.display.start("exporting cache to registry" if registry else
+                               "exporting cache to client directory")
+        try:
+            with self.lock:
+                if registry:
+                    if self.cache_registry is None:
+                        raise cache_local.CacheError("no registry to export the cache to")
+                    self.cache_registry.push(self.store, to.dest,
+                                             *cache_local.cache_manifest(stages))
+                else:
+                    cache_local.export(self.store, to.dest, stages)
+        except Exception as e:  # noqa: BLE001 — the directory's, the registry's
+            message = f"failed to export cache: {e}"
+            self.display.done(v, error=message)
+            if not to.ignore_error:
+                raise BuildError(message) from None
+            return
+        self.display.done(v)
 
     def _export_image(self, final: StageResult) -> BuildResult:
         from barque.image import oci_layout as ol

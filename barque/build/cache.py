@@ -80,6 +80,8 @@ class Imported:
     count: int
     created: str
     source: str            # the image's name, for the entry's description
+    fetch: Any = None      # (store, layers): brings them in from a cache (cache_local.py);
+    #                        None: the image's layers are in the store already
 
 
 def records(config: dict[str, Any], layers: list[Any], source: str) -> dict[str, Imported]:

@@ -12,6 +12,17 @@ class Output:
 
 
 @dataclass
+class CacheExport:
+    """A --cache-to entry: BuildKit's `local` cache exporter (cache_local.py) or its
+    `registry` one."""
+
+    dest: str                       # the directory (type local) or the reference (registry)
+    mode: str = "min"               # min: the final stage's steps; max: every stage's
+    ignore_error: bool = False      # a failed export only shown, the build still succeeds
+    type: str = "local"             # local or registry (engine/build_cache.py)
+
+
+@dataclass
 class BuildOptions:
     context_dir: str                # a directory on the host: the context (a tarball or
     #                                 stdin context is unpacked to one first, see context.py)
@@ -28,7 +39,9 @@ class BuildOptions:
     platform: str | None = None
     secrets: dict[str, str] = field(default_factory=dict)      # id -> host file
     network: str = "default"        # RUN's default: default (the default bridge), none, host
-    cache_from: list[str] = field(default_factory=list)
+    cache_from: list[str] = field(default_factory=list)        # images or cache manifests
+    cache_from_local: list[str] = field(default_factory=list)  # cache dirs (cache_local.py)
+    cache_to: list[CacheExport] = field(default_factory=list)
     outputs: list[Output] = field(default_factory=list)        # empty: an image
     source_date_epoch: int | None = None
 

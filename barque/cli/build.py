@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from barque.build.options import BuildOptions, Output
+from barque.build.options import BuildOptions, CacheExport, Output
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
@@ -170,15 +170,103 @@ def _env_secret(value: str, scratch: list[str], tmp_dir: str | None) -> str:
     return path
 
 
+# What BuildKit's cache exporters take besides `dest` and `mode`: accepted, nothing to do
+# (the local cache is always OCI media types in an image manifest, its layers as stored).
+_CACHE_TO_IGNORED = frozenset({"oci-mediatypes", "image-manifest", "compression",
+                               "compression-level", "force-compression"})
+# Go's strconv.ParseBool, which BuildKit reads `ignore-error` with.
+_GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
+             "0": False, "f": False, "F": False, "FALSE": False, "false": False,
+             "False": False}
+
+
+def _cache_attrs(value: str) -> dict[str, str]:
+    """A --cache-to/--cache-from entry's fields as buildx reads them: `type` and the rest
+    lowercased keys; a bare `REF` is `type=registry,ref=REF`."""
+    fields = csv_fields(value)
+    if len(fields) == 1 and "=" not in fields[0]:
+        return {"type": "registry", "ref": fields[0]}
+    attrs: dict[str, str] = {}
+    for field in fields:
+        key, sep, val = field.partition("=")
+        if not sep:
+            raise BuildError(f"invalid value {field}")
+        attrs[key.strip().lower()] = val
+    if not attrs.get("type"):
+        raise BuildError(f'type required form> "{value}"')
+    return attrs
+
+
+def parse_cache_to(values: list[str]) -> list[CacheExport]:
+    """--cache-to entries: `type=local,dest=DIR` or `type=registry,ref=REF` (a bare `REF`),
+    `[,mode=min|max][,ignore-error=BOOL]`; `type=inline` is what every build does anyway;
+    other exporters (gha, s3) are BuildKit's without them."""
+    out = []
+    for value in values:
+        if not value:
+            continue
+        attrs = _cache_attrs(value)
+        kind = attrs.pop("type")
+        if kind == "inline":
+            continue
+        if kind == "local":
+            dest = attrs.pop("dest", "")
+            if not dest:
+                raise BuildError("local cache exporter requires dest")
+            dest = os.path.abspath(dest)
+        elif kind == "registry":
+            dest = _cache_ref(attrs.pop("ref", ""))
+        else:
+            raise BuildError(f'unknown cache exporter: "{kind}"')
+        mode = attrs.pop("mode", "min") or "min"
+        if mode not in ("min", "max"):
+            raise BuildError(f'invalid cache mode "{mode}": min or max')
+        ignore = attrs.pop("ignore-error", "false")
+        if ignore not in _GO_BOOLS:
+            raise BuildError(f'failed to parse ignore-error: strconv.ParseBool: parsing '
+                             f'"{ignore}": invalid syntax')
+        unknown = sorted(set(attrs) - _CACHE_TO_IGNORED)
+        if unknown:
+            raise BuildError(f"cache-to attribute {unknown[0]!r} is not supported")
+        out.append(CacheExport(dest, mode, _GO_BOOLS[ignore], kind))
+    return out
+
+
+def _cache_ref(text: str) -> str:
+    from barque.image import reference
+
+    if not text:
+        raise BuildError("registry cache exporter requires ref")
+    try:
+        return str(reference.parse(text))
+    except reference.ReferenceError as e:
+        raise BuildError(f"invalid reference {text!r}: {e}") from None
+
+
+def local_cache_sources(values: list[str]) -> list[str]:
+    """The directories of --cache-from's `type=local,src=DIR` entries."""
+    out = []
+    for value in values:
+        if value and "=" in value:
+            attrs = _cache_attrs(value)
+            if attrs["type"] == "local":
+                if not attrs.get("src"):
+                    raise BuildError("local cache importer requires src")
+                out.append(os.path.abspath(attrs["src"]))
+    return out
+
+
 def cache_source(item: str) -> str:
     """A --cache-from value as the image it names: `app:cache` or buildx's
-    `type=registry,ref=app:cache`; other kinds (`type=local,src=...`) are kept whole, for
-    the builder to refuse."""
+    `type=registry,ref=app:cache`; `type=local` ones are local_cache_sources'; other kinds
+    (gha, s3) are kept whole, for the builder to refuse."""
     if "=" not in item:
         return item
     attrs = dict(field.partition("=")[::2] for field in csv_fields(item))
     if attrs.get("type", "registry") == "registry" and attrs.get("ref"):
         return attrs["ref"]
+    if attrs.get("type") == "local":
+        return ""  # local_cache_sources'
     return item
 
 
@@ -226,6 +314,8 @@ def options_from(ns: argparse.Namespace, scratch: list[str], tmp_dir: str | None
         pull=ns.pull, platform=ns.platform or None,
         secrets=parse_secrets(ns.secret, scratch, tmp_dir), network=ns.network,
         cache_from=[ref for item in ns.cache_from if (ref := cache_source(item))],
+        cache_from_local=local_cache_sources(ns.cache_from),
+        cache_to=parse_cache_to(ns.cache_to),
         outputs=parse_outputs(ns.output), source_date_epoch=source_date_epoch(build_args))
 
 

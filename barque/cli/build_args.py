@@ -63,7 +63,10 @@ def _build(p: Any) -> None:
     p.add_argument("--network", default="default",
                    help="set the networking mode for the RUN instructions during build")
     p.add_argument("--cache-from", action="append", default=[],
-                   help="images to consider as cache sources")
+                   help='external cache sources (e.g., "user/app:cache", '
+                        '"type=local,src=path/to/dir")')
+    p.add_argument("--cache-to", action="append", default=[],
+                   help='cache export destinations (e.g., "type=local,dest=path/to/dir")')
     p.add_argument("-o", "--output", action="append", default=[],
                    help='output destination (format: "type=local,dest=path")')
     # Accepted and ignored, as BuildKit does: it keeps no intermediate containers.

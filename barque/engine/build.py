@@ -106,7 +106,7 @@ def build_parsed(engine: Engine, dockerfile: Dockerfile, options: BuildOptions,
 
     builder = Builder(store, dockerfile, options, executor or _LazyExecutor(engine), events,
                       resolve_image=resolve, ignore=ignore, numbered=2,
-                      cache_image=cache_image)
+                      cache_image=cache_image, cache_registry=_CacheRegistry())
     _reclaim(engine)
     try:
         with store.writing():
@@ -161,13 +161,31 @@ def _ignore(options: BuildOptions) -> Any:
 
 
 def _check_cache_from(items: list[str]) -> None:
-    """--cache-from names images (the CLI reads buildx's `type=registry,ref=X` as X); the
-    other cache kinds (local directories, gha, s3) are not supported: refused up front."""
+    """--cache-from names images or registry caches (the CLI reads buildx's
+    `type=registry,ref=X` as X, and `type=local,src=DIR` into options.cache_from_local);
+    the other cache kinds (gha, s3) are not supported: refused up front."""
     for item in items:
         if "=" in item or "," in item:
-            raise BuildFailed(f"unsupported --cache-from {item!r}: only an image "
-                              "(NAME[:TAG] or type=registry,ref=NAME[:TAG]) can be a cache "
-                              "source")
+            raise BuildFailed(f"unsupported --cache-from {item!r}: only an image or a "
+                              "registry cache (NAME[:TAG] or type=registry,ref=NAME[:TAG]) "
+                              "or a directory (type=local,src=DIR) can be a cache source")
+
+
+class _CacheRegistry:
+    """engine/build_cache, for --cache-from/--cache-to of cache manifests in a registry
+    (imported only when a build uses one)."""
+
+    @staticmethod
+    def load(store: Any, ref: str) -> Any:
+        from barque.engine import build_cache
+
+        return build_cache.load(store, ref)
+
+    @staticmethod
+    def push(store: Any, ref: str, *parts: Any) -> Any:
+        from barque.engine import build_cache
+
+        return build_cache.push(store, ref, *parts)
 
 
 def _cache_image(store: Any, ref: str, platform: str | None) -> Image:

@@ -185,6 +185,10 @@ class ImageStore:
 
         return self._place_layer(layer, unpack)[0]
 
+    def ensure_layer(self, layer: LayerRef) -> int:
+        """Unpack `layer` from its blob (in the store) unless it is there; its size."""
+        return self._ensure_layer(layer)
+
     def adopt_layer(self, layer: LayerRef, unpacked: str, size: int) -> bool:
         """Make the directory `unpacked` (in overlayfs lower-dir format, on the store's file
         system, its content that of `layer`'s blob: a build step's upper dir) the layer dir

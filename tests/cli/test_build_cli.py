@@ -316,7 +316,7 @@ def ns(**kwargs: object) -> argparse.Namespace:
     defaults: dict[str, object] = dict(
         progress=None, quiet=False, tag=[], build_arg=[], label=[], no_cache=False,
         no_cache_filter=[], pull=False, platform=None, secret=[], network="default",
-        cache_from=[], output=[], target=None)
+        cache_from=[], cache_to=[], output=[], target=None)
     defaults.update(kwargs)
     return argparse.Namespace(**defaults)
 
@@ -414,7 +414,8 @@ def test_options_from_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     options = cli.options_from(
         ns(tag=["app:1", "app"], build_arg=["V=2"], label=["l=1"], no_cache=True,
            no_cache_filter=["a,b", "c"], pull=True, platform="linux/amd64", network="none",
-           target="final", cache_from=["type=registry,ref=x", "app:0"], output=["out"]),
+           target="final", cache_from=["type=registry,ref=x", "app:0", "type=local,src=/c"],
+           cache_to=["type=local,dest=/d,mode=max"], output=["out"]),
         [])
     assert options.tags == ["app:1", "app"] and options.target == "final"
     assert options.build_args == {"V": "2"} and options.labels == {"l": "1"}
@@ -422,6 +423,8 @@ def test_options_from_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     assert options.no_cache_filter == ["a", "b", "c"]
     assert options.platform == "linux/amd64"
     assert options.cache_from == ["x", "app:0"]
+    assert options.cache_from_local == ["/c"]
+    assert [(c.dest, c.mode) for c in options.cache_to] == [("/d", "max")]
     assert [(o.type, o.dest) for o in options.outputs] == [("local", "out")]
 
 

@@ -1,4 +1,5 @@
-"""barque.linux.files: renameat2(RENAME_NOREPLACE) and syncfs on a real file system."""
+"""barque.linux.files: renameat2(RENAME_NOREPLACE, RENAME_EXCHANGE) and syncfs on a real file
+system."""
 
 from __future__ import annotations
 
@@ -35,6 +36,24 @@ def test_rename_noreplace_relative_to_dir_fds(tmp_path) -> None:
     finally:
         os.close(fd)
     assert (tmp_path / "c").read_text() == "y"
+
+
+def test_rename_exchange_swaps_two_directories(tmp_path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "f").write_text("old")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "f").write_text("new")
+    files.rename_exchange(str(tmp_path / "b"), str(tmp_path / "a"))
+    assert (tmp_path / "a" / "f").read_text() == "new"
+    assert (tmp_path / "b" / "f").read_text() == "old"
+
+
+def test_rename_exchange_needs_both(tmp_path) -> None:
+    (tmp_path / "a").mkdir()
+    with pytest.raises(OSError) as e:
+        files.rename_exchange(str(tmp_path / "a"), str(tmp_path / "missing"))
+    assert e.value.errno == errno.ENOENT
+    assert (tmp_path / "a").is_dir()
 
 
 def test_syncfs(tmp_path) -> None:
