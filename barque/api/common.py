@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -15,6 +17,7 @@ from barque.engine.context import Engine
 from barque.engine.errors import EngineError
 from barque.engine.filters import parse_filters
 from barque.engine.paths import Paths
+from barque.storage.db import DB_NAME
 
 T = TypeVar("T")
 
@@ -36,6 +39,43 @@ async def in_engine(request: web.Request, fn: Callable[[Engine], T]) -> T:
             return fn(engine)
 
     return await asyncio.get_running_loop().run_in_executor(EXECUTOR, call)
+
+
+_READERS = threading.local()  # a worker thread's long-lived Engine: see in_reader
+
+
+async def in_reader(request: web.Request, fn: Callable[[Engine], T]) -> T:
+    """fn(engine) in a worker thread, on that thread's own Engine kept from call to call:
+    for a read that clients poll (GET /containers/json), which then opens no database.
+    A connection outside a transaction reads the latest commit of every process."""
+    paths = request.app[PATHS]
+
+    def call() -> T:
+        return fn(_reader(paths))
+
+    return await asyncio.get_running_loop().run_in_executor(EXECUTOR, call)
+
+
+def _reader(paths: Paths) -> Engine:
+    """This thread's Engine on `paths`, opened again if the state database was replaced."""
+    try:
+        st = os.stat(os.path.join(paths.root, DB_NAME))
+        file = (st.st_dev, st.st_ino)
+    except OSError:
+        file = None
+    held = getattr(_READERS, "engines", None)
+    if held is None:
+        held = _READERS.engines = {}
+    key = (paths.root, paths.runroot)
+    kept = held.get(key)
+    if kept is not None and kept[0] == file and file is not None:
+        return kept[1]
+    if kept is not None:
+        kept[1].close()
+    engine = Engine(paths)
+    st = os.stat(os.path.join(paths.root, DB_NAME))
+    held[key] = ((st.st_dev, st.st_ino), engine)
+    return engine
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:

@@ -107,13 +107,28 @@ def launch(spec: Launch) -> None:
                            f"{MONITOR_NAME} failed with status {proc.returncode}")
 
 
-def read_state(monitor_dir: str) -> dict[str, Any] | None:
+def read_state(monitor_dir: str, memo: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The monitor's state.json, None if there is none. With `memo` (the caller's, kept
+    between calls: dir -> (bytes, parsed)) a file read again with the same bytes is not
+    parsed again; the dict returned is then shared and must not be changed."""
     try:
         with open(os.path.join(monitor_dir, "state.json"), "rb") as f:
-            state = json.loads(f.read())
-    except (OSError, ValueError):
+            data = f.read()
+    except OSError:
         return None
-    return state if isinstance(state, dict) else None
+    if memo is not None:
+        seen = memo.get(monitor_dir)
+        if seen is not None and seen[0] == data:
+            return seen[1]
+    try:
+        state = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(state, dict):
+        return None
+    if memo is not None:
+        memo[monitor_dir] = (data, state)
+    return state
 
 
 def alive(pid: int) -> bool:
