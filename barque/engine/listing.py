@@ -40,7 +40,8 @@ class ContainerSummary:
     networks: dict[str, dict[str, Any]]  # name -> EndpointSettings
     volumes: list[str]  # the sources (names) of its volume mounts, in mount order
     mounts: list[dict[str, Any]]  # inspect's MountPoints (binds and volumes), in mount order
-    # labels, networks, volumes and mounts may be shared with the listing's cache: read only
+    # shared with the listing's cache (the same object from one listing to the next while
+    # nothing in it changed): read only
 
 
 def list_containers(engine: Engine, *, all_: bool = False, limit: int | None = None,
@@ -88,7 +89,7 @@ class _Entry:
     """One container's record and what of its summary only the record decides: kept by
     _Cache while its row's texts stay the same (shared, never changed)."""
     __slots__ = ("row", "record", "created", "command", "labels", "volumes", "mounts",
-                 "own_network", "networks")
+                 "own_network", "networks", "last")
 
     def __init__(self, engine: Engine, record: ContainerRecord,
                  row: tuple[str, ...] = ()) -> None:
@@ -106,6 +107,7 @@ class _Entry:
         # without a network of its own: no endpoints, no ports (netsetup.view_data)
         self.networks = {} if self.own_network else netview.networks_view(record, False,
                                                                           [], {})
+        self.last: ContainerSummary | None = None
 
 
 class _Cache:
@@ -181,11 +183,17 @@ def _summary(entry: _Entry, state: dict[str, Any], nets: _Nets) -> ContainerSumm
         ports = netview.port_list(netview.ports_map(record.config, record.host_config,
                                                     published, bool(state["Running"])))
         networks = netview.networks_view(record, False, endpoints, by_id)
-    return ContainerSummary(
+    status = status_text(state)
+    last = entry.last
+    if last is not None and last.state == state["Status"] and last.status == status and \
+            last.ports == ports and last.networks == networks:
+        return last  # as the last listing showed it: the same object (cheaper than a new one)
+    entry.last = ContainerSummary(
         id=record.id, name=record.name, image=record.image, image_id=record.image_id,
         command=entry.command, created=entry.created, state=state["Status"],
-        status=status_text(state), labels=entry.labels, ports=ports, networks=networks,
+        status=status, labels=entry.labels, ports=ports, networks=networks,
         volumes=entry.volumes, mounts=entry.mounts)
+    return entry.last
 
 
 def _command_line(command: list[str]) -> str:
