@@ -48,10 +48,44 @@ READER = ThreadPoolExecutor(1, thread_name_prefix="reader")
 _ENGINES: dict[tuple[str, str], tuple[tuple[int, int], Engine]] = {}  # READER's only
 
 
-async def in_reader(request: web.Request, fn: Callable[[Engine], T]) -> T:
-    """fn(engine) on the READER thread, on its Engine of the server's root."""
-    paths = request.app[PATHS]
-    return await asyncio.get_running_loop().run_in_executor(READER, lambda: fn(_reader(paths)))
+READS: web.AppKey[dict[Any, Any]] = web.AppKey("reads", dict)  # key -> _Read not yet done
+
+
+class _Read:
+    """One call on READER, shared by the requests with its key that came before it began."""
+    __slots__ = ("started", "future")
+
+    def __init__(self) -> None:
+        self.started = False
+        self.future: asyncio.Future[Any] | None = None
+
+
+async def in_reader(request: web.Request, fn: Callable[[Engine], T], key: Any) -> T:
+    """fn(engine) on the READER thread, on its Engine of the server's root. Requests with
+    the same `key` (the same question) that come while one waits for the thread share its
+    answer (which must not be changed): it is read after each of them came, so it is as
+    current as their own would be, and polling clients cost one listing per turn, not one
+    each."""
+    paths, pending = request.app[PATHS], request.app[READS]
+    read = pending.get(key)
+    if read is None or read.started:
+        fresh = read = _Read()
+
+        def call() -> T:
+            fresh.started = True  # before anything is read: later requests make a new one
+            return fn(_reader(paths))
+
+        def done(future: asyncio.Future[Any]) -> None:
+            if pending.get(key) is fresh:
+                del pending[key]
+            if not future.cancelled():
+                future.exception()  # retrieved, even if every request waiting went away
+
+        read.future = asyncio.get_running_loop().run_in_executor(READER, call)
+        read.future.add_done_callback(done)
+        pending[key] = read
+    assert read.future is not None
+    return await asyncio.shield(read.future)
 
 
 def _reader(paths: Paths) -> Engine:

@@ -275,7 +275,9 @@ async def list_(request: web.Request) -> web.Response:
         return _ENCODED.body(listing.list_containers(
             engine, all_=all_ or limit is not None, limit=limit, filters=filters))
 
-    return web.Response(body=await in_reader(request, ls), content_type="application/json")
+    key = ("containers/json", all_, limit, tuple((k, tuple(v)) for k, v in filters.items()))
+    return web.Response(body=await in_reader(request, ls, key),
+                        content_type="application/json")
 
 
 async def inspect(request: web.Request) -> web.Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 
 import pytest
 
@@ -230,3 +231,37 @@ def test_list_is_current_for_what_the_cli_did_meanwhile(server: Server) -> None:
     assert _listed(server, "")["up"][0] == "running"  # its new run, not the last one's exit
     _ok(cli("rm", "-f", "up"))
     assert _listed(server) == {}
+
+
+def test_list_under_polling_is_current(server: Server) -> None:
+    """Requests that come while a listing is under way share the next one, never the one
+    already under way: a container made a moment before a request is in its answer even
+    while other clients poll without pause."""
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def poll() -> None:
+        while not stop.is_set():
+            status, _, body = server.request("GET", "/v1.41/containers/json?all=1")
+            if status != 200:
+                errors.append(body.decode())
+
+    pollers = [threading.Thread(target=poll) for _ in range(4)]
+    for t in pollers:
+        t.start()
+    try:
+        for i in range(20):  # made and removed through the API: answered right after commit
+            status, _, body = server.request(
+                "POST", f"/v1.41/containers/create?name=c{i}",
+                json.dumps({"Image": "busybox", "Cmd": ["true"]}).encode(),
+                {"Content-Type": "application/json"})
+            assert status == 201, body
+            assert set(_listed(server)) == {"c0", f"c{i}"}
+            if i:
+                assert server.request("DELETE", f"/v1.41/containers/c{i}")[0] == 204
+                assert set(_listed(server)) == {"c0"}
+    finally:
+        stop.set()
+        for t in pollers:
+            t.join(30)
+    assert errors == []
