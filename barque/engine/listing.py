@@ -128,10 +128,11 @@ class _Cache:
         return entry
 
     def keep(self, ids: set[str]) -> None:
-        """Forget the containers that are gone."""
+        """Forget the containers that are gone. (Another thread may list meanwhile, e.g.
+        the server's system df: the dicts are copied whole, by C code, before the loops.)"""
         for gone in self.entries.keys() - ids:
             self.entries.pop(gone, None)
-        for gone in [d for d in self.states if os.path.basename(d) not in ids]:
+        for gone in [d for d in list(self.states) if os.path.basename(d) not in ids]:
             self.states.pop(gone, None)
 
 
