@@ -3,13 +3,22 @@ prune, remove, list, inspect (the streams: container_streams.py)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 from aiohttp import web
 
 from barque.api import container_streams as streams
-from barque.api.common import Handler, flag, in_engine, json_response, query_filters, read_json
+from barque.api.common import (
+    Handler,
+    flag,
+    in_engine,
+    in_reader,
+    json_response,
+    query_filters,
+    read_json,
+)
 from barque.api.exec import EXECS
 from barque.api.runs import RUNS
 from barque.engine import lifecycle, listing
@@ -223,6 +232,34 @@ def _summary_json(s: listing.ContainerSummary) -> dict[str, Any]:
             "Mounts": s.mounts}
 
 
+class _Encoded:
+    """Each listed container's JSON as last encoded, again while its summary is the same
+    (a tuple compare: the listing's cached parts are the same objects, found equal at once)."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, tuple[tuple[Any, ...], bytes]] = {}
+
+    def body(self, summaries: list[listing.ContainerSummary]) -> bytes:
+        """json.dumps of the list's objects, byte for byte."""
+        parts = []
+        for s in summaries:
+            key = (s.name, s.image, s.image_id, s.command, s.created, s.ports, s.labels,
+                   s.state, s.status, s.networks, s.mounts)
+            seen = self.by_id.get(s.id)
+            if seen is None or seen[0] != key:
+                seen = (key, json.dumps(_summary_json(s)).encode())
+                self.by_id[s.id] = seen
+            parts.append(seen[1])
+        if len(self.by_id) > 2 * len(summaries) + 64:  # containers gone: forget them
+            listed = {s.id for s in summaries}
+            for gone in [i for i in self.by_id if i not in listed]:
+                self.by_id.pop(gone, None)
+        return b"[" + b", ".join(parts) + b"]\n"
+
+
+_ENCODED = _Encoded()
+
+
 def _filters(request: web.Request) -> dict[str, list[str]]:
     return query_filters(request, listing.FILTER_KEYS)
 
@@ -234,11 +271,13 @@ async def list_(request: web.Request) -> web.Response:
     limit = limit if limit is not None and limit > 0 else None
     all_ = flag(request, "all")
 
-    def ls(engine: Engine) -> list[dict[str, Any]]:
-        return [_summary_json(s) for s in listing.list_containers(
-            engine, all_=all_ or limit is not None, limit=limit, filters=filters)]
+    def ls(engine: Engine) -> bytes:
+        return _ENCODED.body(listing.list_containers(
+            engine, all_=all_ or limit is not None, limit=limit, filters=filters))
 
-    return json_response(await in_engine(request, ls))
+    key = ("containers/json", all_, limit, tuple((k, tuple(v)) for k, v in filters.items()))
+    return web.Response(body=await in_reader(request, ls, key),
+                        content_type="application/json")
 
 
 async def inspect(request: web.Request) -> web.Response:

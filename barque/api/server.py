@@ -26,7 +26,7 @@ from barque.api import (
     versions,
     volumes,
 )
-from barque.api.common import PATHS, Handler, error_response
+from barque.api.common import PATHS, READS, Handler, error_response
 from barque.api.runs import RUNS, Runs
 from barque.api.tls import TLSPump
 from barque.engine.errors import EngineError
@@ -75,6 +75,7 @@ def make_app(paths: Paths) -> web.Application:
     app = web.Application(middlewares=[versioned], client_max_size=MAX_BODY)
     app.on_response_prepare.append(_docker_headers)
     app[PATHS] = paths
+    app[READS] = {}
     app[RUNS] = Runs(paths)
     app[exec.EXECS] = exec.Execs()
     routes = (system.ROUTES + containers.ROUTES + images.ROUTES + volumes.ROUTES

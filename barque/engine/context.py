@@ -79,9 +79,11 @@ class Engine:
     def find(self, ref: str) -> ContainerRecord:
         return self.records.find(ref)
 
-    def state(self, record: ContainerRecord) -> dict[str, Any]:
-        """The container's Docker state now; a finished run is folded into its record."""
-        state = st.current(record, self.paths.monitor_dir(record.id))
+    def state(self, record: ContainerRecord, memo: dict[str, Any] | None = None
+              ) -> dict[str, Any]:
+        """The container's Docker state now; a finished run is folded into its record.
+        `memo`: a caller's between calls, see monitor.read_state."""
+        state = st.current(record, self.paths.monitor_dir(record.id), memo)
         saved = record.state
         if state["Status"] in ("exited", "dead") and (
                 saved.get("Status") != state["Status"] or

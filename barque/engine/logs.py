@@ -32,7 +32,13 @@ class Entry:
 def parse_time(text: str) -> float:
     """An RFC 3339 time (nanoseconds allowed) as Unix seconds."""
     main, _, frac = text.rstrip("Z").partition(".")
-    stamp = datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    digits = main[:4] + main[5:7] + main[8:10] + main[11:13] + main[14:16] + main[17:]
+    if len(main) == 19 and main[4] + main[7] + main[10] + main[13] + main[16] == "--T::" \
+            and digits.isascii() and digits.isdigit():  # what Barque writes: no strptime
+        stamp = datetime(int(main[:4]), int(main[5:7]), int(main[8:10]), int(main[11:13]),
+                         int(main[14:16]), int(main[17:]), tzinfo=UTC)
+    else:
+        stamp = datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
     return stamp.timestamp() + (float("0." + frac) if frac else 0.0)
 
 

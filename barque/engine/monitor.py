@@ -107,13 +107,27 @@ def launch(spec: Launch) -> None:
                            f"{MONITOR_NAME} failed with status {proc.returncode}")
 
 
-def read_state(monitor_dir: str) -> dict[str, Any] | None:
+def read_state(monitor_dir: str, memo: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The monitor's state.json, None if there is none. With `memo` (the caller's, kept
+    between calls: dir -> (bytes, parsed)) a file read again with the same bytes is not
+    parsed again; the dict returned is then shared and must not be changed."""
     try:
-        with open(os.path.join(monitor_dir, "state.json"), "rb") as f:
-            state = json.loads(f.read())
-    except (OSError, ValueError):
+        data = _read(os.path.join(monitor_dir, "state.json"))
+    except OSError:
         return None
-    return state if isinstance(state, dict) else None
+    if memo is not None:
+        seen = memo.get(monitor_dir)
+        if seen is not None and seen[0] == data:
+            return seen[1]
+    try:
+        state = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(state, dict):
+        return None
+    if memo is not None:
+        memo[monitor_dir] = (data, state)
+    return state
 
 
 def alive(pid: int) -> bool:
@@ -121,12 +135,27 @@ def alive(pid: int) -> bool:
     if pid <= 0:
         return False
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
+        stat = _read(f"/proc/{pid}/stat")
     except OSError:
         return False
-    name, _, rest = stat.partition(" (")[2].rpartition(")")
-    return name == MONITOR_NAME and rest.split()[:1] != ["Z"]
+    name, _, rest = stat.partition(b" (")[2].rpartition(b")")
+    return name == _MONITOR_COMM and rest.split(None, 1)[:1] != [b"Z"]
+
+
+_MONITOR_COMM = MONITOR_NAME.encode()
+
+
+def _read(path: str) -> bytes:
+    """A small file's bytes, without a Python file object (a listing reads two a running
+    container: its state.json and its monitor's /proc stat)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def request_stop(monitor_dir: str) -> None:

@@ -44,6 +44,16 @@ class ContainerRecord:
         return self.id[:12]
 
 
+COLUMNS = ("id", "name", "created", "image", "image_id", "config", "host_config", "mounts",
+           "state")
+
+
+def from_texts(row: tuple[str, ...]) -> ContainerRecord:
+    """A record from its row's texts in COLUMNS' order (Records.texts)."""
+    return ContainerRecord(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]),
+                           json.loads(row[6]), json.loads(row[7]), json.loads(row[8]))
+
+
 def _from_row(row: sqlite3.Row) -> ContainerRecord:
     return ContainerRecord(
         id=row["id"], name=row["name"], created=row["created"], image=row["image"],
@@ -106,6 +116,14 @@ class Records:
     def all(self) -> list[ContainerRecord]:
         rows = self.conn.execute("SELECT * FROM containers ORDER BY created DESC").fetchall()
         return [_from_row(r) for r in rows]
+
+    def texts(self) -> list[tuple[str, ...]]:
+        """Every container's row as stored (COLUMNS' texts), newest first: for a caller that
+        parses only the rows that changed since it last looked (listing.py)."""
+        cursor = self.conn.cursor()
+        cursor.row_factory = None  # plain tuples: compared whole, cheaply
+        return cursor.execute(f"SELECT {', '.join(COLUMNS)} FROM containers "
+                              "ORDER BY created DESC").fetchall()
 
     def save_state(self, container_id: str, state: dict[str, Any]) -> None:
         with db.transaction(self.conn):

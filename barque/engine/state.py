@@ -36,10 +36,12 @@ def initial() -> dict[str, Any]:
             "FinishedAt": ZERO_TIME, "OOMKilled": False, "RestartCount": 0, "Paused": False}
 
 
-def current(record: ContainerRecord, monitor_dir: str) -> dict[str, Any]:
-    """Docker's State object (plus RestartCount) for the container now."""
+def current(record: ContainerRecord, monitor_dir: str,
+            memo: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Docker's State object (plus RestartCount) for the container now (`memo`: see
+    monitor.read_state)."""
     saved = {**initial(), **record.state}
-    live = monitor.read_state(monitor_dir)
+    live = monitor.read_state(monitor_dir, memo)
     status = str(saved["Status"])
     pid = 0
     merged = dict(saved)

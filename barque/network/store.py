@@ -377,6 +377,12 @@ class NetworkStore:
                                  "ORDER BY position", (container_id,)).fetchall()
         return [_endpoint(r) for r in rows]
 
+    def endpoints_all(self) -> list[Endpoint]:
+        """Every container's endpoints, by container then position (one query for a list)."""
+        rows = self.conn.execute("SELECT * FROM endpoints ORDER BY container_id, position"
+                                 ).fetchall()
+        return [_endpoint(r) for r in rows]
+
     def endpoints_on(self, network_id: str) -> list[Endpoint]:
         rows = self.conn.execute("SELECT * FROM endpoints WHERE network_id = ? "
                                  "ORDER BY container_id", (network_id,)).fetchall()
@@ -486,6 +492,17 @@ class NetworkStore:
         with db.transaction(self.conn):
             self.conn.execute("DELETE FROM published_ports WHERE container_id = ?",
                               (container_id,))
+
+    def published_by_container(self) -> dict[str, list[PortMap]]:
+        """Every container's published ports (as published() gives one's), in one query."""
+        from barque.network.ports import PortMap
+
+        out: dict[str, list[PortMap]] = {}
+        for r in self.conn.execute("SELECT * FROM published_ports ORDER BY container_id, "
+                                   "container_port, proto, host_ip, host_port"):
+            out.setdefault(r["container_id"], []).append(
+                PortMap(r["proto"], r["host_ip"], r["host_port"], r["container_port"]))
+        return out
 
     def published(self, container_id: str | None = None) -> list[PortMap]:
         """The ports one container holds (every container's: None)."""

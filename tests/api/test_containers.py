@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import threading
 
 import pytest
 
@@ -187,3 +189,79 @@ def test_top_diff_rename_prune(server: Server) -> None:
     assert pruned.returncode == 0, pruned.stderr
     assert server.docker("ps", "-a", "--format", "{{.Names}}").stdout == "idle\n"
     assert server.docker("rm", "-f", "idle").returncode == 0
+
+
+def _listed(server: Server, query: str = "all=1") -> dict[str, tuple[str, str]]:
+    """name -> (State, Status) of GET /containers/json?QUERY."""
+    status, headers, body = server.request("GET", f"/v1.41/containers/json?{query}")
+    assert (status, headers["Content-Type"]) == (200, "application/json"), body
+    return {c["Names"][0][1:]: (c["State"], c["Status"]) for c in json.loads(body)}
+
+
+def _ok(out: subprocess.CompletedProcess[str]) -> str:
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_list_is_current_for_what_the_cli_did_meanwhile(server: Server) -> None:
+    """The server keeps what it parsed between listings: a container the CLI made, started,
+    stopped, renamed or removed a moment before is listed as it is now, at once."""
+    cli = server.barque.run
+    assert _listed(server) == {}  # what a cache would keep
+    _ok(cli("create", "--name", "made", "--label", "k=v", "busybox", "true"))
+    assert _listed(server) == {"made": ("created", "Created")}
+    _ok(cli("run", "-d", "--name", "up", "busybox", "sleep", "60"))
+    assert _listed(server, "")["up"][0] == "running"  # running ones only
+    assert set(_listed(server, "")) == {"up"}
+    _ok(cli("kill", "up"))
+    assert _ok(cli("wait", "up")).strip() == "137"
+    assert _listed(server)["up"][0] == "exited"  # its monitor's exit, read now
+    assert _listed(server, "") == {}
+    assert cli("run", "--name", "quick", "busybox", "sh", "-c", "exit 3").returncode == 3
+    state, status = _listed(server)["quick"]
+    assert (state, status[:len("Exited (3) ")]) == ("exited", "Exited (3) ")
+    _ok(cli("rename", "made", "renamed"))
+    assert set(_listed(server)) == {"renamed", "up", "quick"}
+    filtered = 'filters={"label":["k=v"]}&all=1'
+    assert list(_listed(server, filtered)) == ["renamed"]
+    assert list(_listed(server, "limit=1")) == ["quick"]  # the newest, stopped or not
+    _ok(cli("rm", "renamed", "quick"))
+    assert set(_listed(server)) == {"up"}
+    _ok(cli("start", "up"))
+    assert _listed(server, "")["up"][0] == "running"  # its new run, not the last one's exit
+    _ok(cli("rm", "-f", "up"))
+    assert _listed(server) == {}
+
+
+def test_list_under_polling_is_current(server: Server) -> None:
+    """Requests that come while a listing is under way share the next one, never the one
+    already under way: a container made a moment before a request is in its answer even
+    while other clients poll without pause."""
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def poll() -> None:
+        while not stop.is_set():
+            status, _, body = server.request("GET", "/v1.41/containers/json?all=1")
+            if status != 200:
+                errors.append(body.decode())
+
+    pollers = [threading.Thread(target=poll) for _ in range(4)]
+    for t in pollers:
+        t.start()
+    try:
+        for i in range(20):  # made and removed through the API: answered right after commit
+            status, _, body = server.request(
+                "POST", f"/v1.41/containers/create?name=c{i}",
+                json.dumps({"Image": "busybox", "Cmd": ["true"]}).encode(),
+                {"Content-Type": "application/json"})
+            assert status == 201, body
+            assert set(_listed(server)) == {"c0", f"c{i}"}
+            if i:
+                assert server.request("DELETE", f"/v1.41/containers/c{i}")[0] == 204
+                assert set(_listed(server)) == {"c0"}
+    finally:
+        stop.set()
+        for t in pollers:
+            t.join(30)
+    assert errors == []

@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from barque.engine import logs
 from barque.engine.context import Engine, EngineError, Paths
 from tests.cli.conftest import Barque, ok
 from tests.support.marks import needs_busybox
+
+
+@pytest.mark.parametrize("text", ["2026-12-05T15:35:08.123456789Z", "0001-01-01T00:00:00Z",
+                                  "2024-02-29T23:59:59Z", "1970-01-01T00:00:00.5",
+                                  "2024-1-5T1:2:3Z", "2024-01-05T01:02:03"])
+def test_parse_time_as_strptime(text: str) -> None:
+    """The fast path (Barque's own times) gives strptime's answer; other forms go to it."""
+    main, _, frac = text.rstrip("Z").partition(".")
+    stamp = datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    assert logs.parse_time(text) == stamp.timestamp() + (float("0." + frac) if frac else 0.0)
+
+
+@pytest.mark.parametrize("text", ["2023-02-29T00:00:00Z", "2024-13-01T00:00:00Z",
+                                  "2024-01-01T24:00:00Z", "2024-01-01T00:00:60Z",
+                                  "2024-01-01T00:00:0xZ", ""])
+def test_parse_time_refuses_what_strptime_refuses(text: str) -> None:
+    with pytest.raises(ValueError):
+        logs.parse_time(text)
 
 
 def test_parse_tail() -> None:
