@@ -117,6 +117,39 @@ def test_compose_up_in_the_foreground(server: Server, tmp_path: os.PathLike[str]
     assert server.docker("ps", "-aq").stdout == ""
 
 
+RESTARTING = """\
+version: "3.8"
+services:
+  flaky:
+    image: busybox
+    restart: on-failure:2
+    command: sh -c 'sleep 0.5; echo attempt; sleep 0.3; exit 7'
+  steady:
+    image: busybox
+    command: sh -c 'echo steady-up; sleep 6; echo steady-done'
+"""
+
+
+def test_compose_up_follows_each_run_of_a_restarting_service(
+        server: Server, tmp_path: os.PathLike[str]) -> None:
+    """compose's log printer ends a service's output at its attach stream's end, prints its
+    exit from /wait, and attaches again on the next start event: one line and one exit per
+    run, as with dockerd (an attach stream that outlived the run printed runs twice)."""
+    project_dir = str(tmp_path)
+    _project(server, project_dir, RESTARTING)
+    up = _compose(server, project_dir, "up")
+    assert up.returncode == 0, up.stderr
+    lines = up.stdout.splitlines()
+    assert lines.count("flaky_1   | attempt") == 3, up.stdout
+    assert lines.count(f"{PROJECT}_flaky_1 exited with code 7") == 3, up.stdout
+    # each exit reported as it happened, not all at the end of the last run
+    assert lines.index(f"{PROJECT}_flaky_1 exited with code 7") < \
+        max(i for i, line in enumerate(lines) if line == "flaky_1   | attempt"), up.stdout
+    assert lines[-1] == f"{PROJECT}_steady_1 exited with code 0", up.stdout
+    down = _compose(server, project_dir, "down", "-t", "1")
+    assert down.returncode == 0, down.stderr
+
+
 SERVICES = """\
 version: "3.8"
 services:
