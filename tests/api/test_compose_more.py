@@ -7,9 +7,11 @@ dockerd's (20.10) on the same project."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -278,4 +280,78 @@ def test_compose_lifecycle_scale_build_and_rmi(server: Server,
     assert f"Removing image {PROJECT}_app" in down.stderr, down.stderr
     images = server.docker("images", "--format", "{{.Repository}}").stdout.split()
     assert images == ["busybox"], images
+    assert server.docker("ps", "-aq").stdout == ""
+
+
+HEALTHY = """\
+version: "2.4"
+services:
+  db:
+    image: busybox
+    command: sh -c 'sleep 1; touch /tmp/ready; exec sleep 600'
+    healthcheck:
+      test: ["CMD", "test", "-e", "/tmp/ready"]
+      interval: 1s
+      retries: 10
+  web:
+    image: busybox
+    command: sh -c 'echo {word}; exec httpd -f -p 80 -h /'
+    ports:
+      - "127.0.0.1::80"
+    depends_on:
+      db:
+        condition: service_healthy
+"""
+
+
+def test_compose_health_recreate_ports_and_events(server: Server,
+                                                   tmp_path: os.PathLike[str]) -> None:
+    project_dir = str(tmp_path)
+    _project(server, project_dir, HEALTHY.format(word="first"))
+    up = _compose(server, project_dir, "up", "-d")  # web waits for db's health check
+    assert up.returncode == 0, up.stderr
+    db, web = f"{PROJECT}_db_1", f"{PROJECT}_web_1"
+    rows = _rows(_compose(server, project_dir, "ps"))
+    assert "Up (healthy)" in rows[db], rows
+    port = _compose(server, project_dir, "port", "web", "80")
+    assert port.returncode == 0 and port.stdout.startswith("127.0.0.1:"), port
+    assert f"{port.stdout.strip()}->80/tcp" in rows[web], rows
+
+    # a changed service is recreated, the other left as it is
+    _project(server, project_dir, HEALTHY.format(word="second"))
+    again = _compose(server, project_dir, "up", "-d")
+    assert again.returncode == 0, again.stderr
+    assert f"{db} is up-to-date" in again.stderr and f"Recreating {web} ... done" in \
+        again.stderr, again.stderr
+    logs = _compose(server, project_dir, "logs", "--no-color", "web")
+    assert "| second" in logs.stdout and "| first" not in logs.stdout, logs.stdout
+
+    # exec -d, exec --index, run's --no-deps, --name and -v
+    assert _compose(server, project_dir, "exec", "-d", "web", "sh", "-c",
+                    "echo detached > /tmp/d").returncode == 0
+    cat = _compose(server, project_dir, "exec", "-T", "--index=1", "web", "sh", "-c",
+                   "until [ -s /tmp/d ]; do sleep 0.1; done; cat /tmp/d")
+    assert cat.returncode == 0 and cat.stdout == "detached\n", cat
+    listed = _compose(server, project_dir, "run", "--rm", "-T", "--no-deps", "--name",
+                      f"{PROJECT}_one", "-v", f"{project_dir}:/p", "web", "ls", "/p")
+    assert listed.returncode == 0 and listed.stdout == "docker-compose.yml\n", listed
+
+    # events: a restart's, with compose's service names
+    events = subprocess.Popen(["docker-compose", "--ansi", "never", "-p", PROJECT, "events",
+                               "--json"], cwd=project_dir, env=_env(server, project_dir,
+                                                                    False),
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        time.sleep(1)  # compose subscribes first
+        restart = _compose(server, project_dir, "restart", "-t", "1", "db")
+        assert restart.returncode == 0, restart.stderr
+        time.sleep(1)
+    finally:
+        events.terminate()
+        out, _ = events.communicate(timeout=30)
+    seen = [(e["service"], e["action"]) for e in map(json.loads, out.splitlines())]
+    assert [a for s, a in seen if s == "db" and not a.startswith("exec")][-3:] == \
+        ["stop", "start", "restart"], seen
+    down = _compose(server, project_dir, "down", "-t", "1")
+    assert down.returncode == 0, down.stderr
     assert server.docker("ps", "-aq").stdout == ""

@@ -1,4 +1,6 @@
-"""A container with a restart policy: as with dockerd, an attach stream and a wait are one
+"""Attach streams and runs, as with dockerd. A client attaching each stream on a socket of its
+own before the start (dockerpty's way: compose's `run` and `exec` through the SDK) gets all of
+the output on each. A container with a restart policy: an attach stream and a wait are one
 run's. `docker run --restart …` (through `barque serve`) and `barque run --restart …` print
 the first run's output and exit with its code while the policy restarts the container;
 `docker wait` answers at the end of the run under way (compose's `up` relies on both: it
@@ -7,6 +9,7 @@ re-attaches on each start event and prints each run's exit)."""
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import pytest
@@ -51,3 +54,38 @@ def test_wait_answers_at_the_end_of_the_run(server: Server) -> None:
     state = _ended_for_good(server, "slowcrash")
     assert state["RestartCount"] == 3 and state["ExitCode"] == 4, state
     assert server.docker("wait", "slowcrash").stdout == "4\n"  # stopped: at once
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def test_streams_attached_apart_before_the_start_miss_nothing(server: Server) -> None:
+    """stdin, stdout and stderr on three attach requests, then the start: the monitor starts
+    at its first client, the others must not miss the output of a quick command."""
+    import docker
+
+    client = docker.APIClient(base_url=server.host)
+    try:
+        for _ in range(8):  # each lost the race more often than not
+            made = client.create_container("busybox", ["sh", "-c", "echo out; echo err >&2"],
+                                           stdin_open=True)
+            socks = {key: client.attach_socket(made["Id"], {key: 1, "stream": 1})
+                     for key in ("stdin", "stdout", "stderr")}
+            client.start(made["Id"])
+            raw = {key: getattr(s, "_sock", s) for key, s in socks.items()}
+            for s in raw.values():
+                s.settimeout(30)
+            got = {key: _read_all(raw[key]) for key in ("stdout", "stderr")}
+            # stdcopy frames: stream 1, then 2, each with its line
+            assert got == {"stdout": b"\x01\0\0\0\0\0\0\x04out\n",
+                           "stderr": b"\x02\0\0\0\0\0\0\x04err\n"}, got
+            for s in socks.values():
+                s.close()
+            assert client.wait(made["Id"])["StatusCode"] == 0
+            client.remove_container(made["Id"])
+    finally:
+        client.close()
