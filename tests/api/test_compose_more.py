@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -16,6 +17,7 @@ import time
 import pytest
 
 from tests.api.conftest import Server
+from tests.cli.conftest import until
 from tests.support import tools
 from tests.support.ptys import run_in_pty
 
@@ -150,6 +152,52 @@ def test_compose_up_follows_each_run_of_a_restarting_service(
     assert lines[-1] == f"{PROJECT}_steady_1 exited with code 0", up.stdout
     down = _compose(server, project_dir, "down", "-t", "1")
     assert down.returncode == 0, down.stderr
+
+
+INTERRUPTED = """\
+version: "3.8"
+services:
+  polite:
+    image: busybox
+    command: sh -c 'trap "echo got-term; exit 0" TERM; echo polite-up; while :; do sleep 0.1; done'
+  stubborn:
+    image: busybox
+    stop_signal: SIGKILL
+    command: sh -c 'echo stubborn-up; exec sleep 600'
+"""
+
+
+def test_compose_up_stops_the_services_on_ctrl_c(server: Server,
+                                                  tmp_path: os.PathLike[str]) -> None:
+    import signal
+
+    project_dir = str(tmp_path)
+    _project(server, project_dir, INTERRUPTED)
+    tools.require("docker-compose")
+    up = subprocess.Popen(["docker-compose", "--ansi", "never", "-p", PROJECT, "up"],
+                          cwd=project_dir, env=_env(server, project_dir, False),
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+    try:
+        def both_up() -> bool:
+            rows = _rows(_compose(server, project_dir, "ps"))
+            return len(rows) == 2 and all(" Up " in row for row in rows.values())
+        until(both_up, timeout=60)
+        time.sleep(1)  # compose's log printer attached
+        up.send_signal(signal.SIGINT)  # the terminal's ctrl-c
+        out, err = up.communicate(timeout=60)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    assert "Gracefully stopping... (press Ctrl+C again to force)" in out, out
+    assert re.search(rf"Stopping {PROJECT}_polite_1 +\.\.\. done", err), err
+    rows = _rows(_compose(server, project_dir, "ps"))
+    assert "Exit 0" in rows[f"{PROJECT}_polite_1"], rows  # its TERM trap ran
+    assert "Exit 137" in rows[f"{PROJECT}_stubborn_1"], rows  # its stop signal
+    logs = _compose(server, project_dir, "logs", "--no-color", "polite")
+    assert "got-term" in logs.stdout, logs.stdout
+    assert _compose(server, project_dir, "down").returncode == 0
 
 
 SERVICES = """\
