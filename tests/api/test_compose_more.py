@@ -406,3 +406,40 @@ def test_compose_health_recreate_ports_and_events(server: Server,
     down = _compose(server, project_dir, "down", "-t", "1")
     assert down.returncode == 0, down.stderr
     assert server.docker("ps", "-aq").stdout == ""
+
+
+LINKED = """\
+version: "3.8"
+services:
+  a:
+    image: busybox
+    command: sleep 600
+  c:
+    image: busybox
+    command: sleep 600
+    links: [a:alias_a]
+"""
+
+
+def test_compose_links_resolve_by_their_aliases(server: Server,
+                                                tmp_path: os.PathLike[str]) -> None:
+    """`links:` (HostConfig.Links at create, the endpoint's Links at each start's network
+    connect): the alias resolves to the linked container on the project's network, as with
+    dockerd; `up --no-start`, then `start`."""
+    project_dir = str(tmp_path)
+    _project(server, project_dir, LINKED)
+    made = _compose(server, project_dir, "up", "--no-start")
+    assert made.returncode == 0, made.stderr
+    started = _compose(server, project_dir, "start")
+    assert started.returncode == 0, started.stderr
+    a = json.loads(server.docker("inspect", f"{PROJECT}_a_1").stdout)[0]
+    address = a["NetworkSettings"]["Networks"][f"{PROJECT}_default"]["IPAddress"]
+    c = json.loads(server.docker("inspect", f"{PROJECT}_c_1").stdout)[0]
+    assert f"{PROJECT}_a_1:alias_a" in \
+        c["NetworkSettings"]["Networks"][f"{PROJECT}_default"]["Links"], c
+    for name in ("alias_a", "a"):
+        found = _compose(server, project_dir, "exec", "-T", "c", "nslookup", name)
+        assert found.returncode == 0 and f"Address: {address}" in found.stdout, found
+    up = _compose(server, project_dir, "up", "-d")  # connects again, with the links
+    assert up.returncode == 0, up.stderr
+    assert _compose(server, project_dir, "down", "-t", "1").returncode == 0
