@@ -443,3 +443,48 @@ def test_compose_links_resolve_by_their_aliases(server: Server,
     up = _compose(server, project_dir, "up", "-d")  # connects again, with the links
     assert up.returncode == 0, up.stderr
     assert _compose(server, project_dir, "down", "-t", "1").returncode == 0
+
+
+SHARING = """\
+version: "3.8"
+services:
+  owner:
+    image: busybox
+    command: sh -c 'echo from-owner > /anon/f && echo from-owner > /named/f && exec sleep 600'
+    volumes:
+      - /anon
+      - named:/named
+  borrower:
+    image: busybox
+    command: sleep 600
+    volumes_from: ["owner:ro"]
+    depends_on: [owner]
+volumes:
+  named:
+"""
+
+
+def test_compose_volumes_from(server: Server, tmp_path: os.PathLike[str]) -> None:
+    """`volumes_from` (HostConfig.VolumesFrom): the other service's anonymous and named
+    volumes at the same paths, read-only with `:ro`; `down -v` removes them all."""
+    project_dir = str(tmp_path)
+    _project(server, project_dir, SHARING)
+    up = _compose(server, project_dir, "up", "-d")
+    assert up.returncode == 0, up.stderr
+    read = _compose(server, project_dir, "exec", "-T", "borrower", "sh", "-c",
+                    "until [ -s /named/f ]; do sleep 0.1; done; cat /anon/f /named/f; "
+                    "touch /anon/g")
+    # (compose's SDK exec sends stderr to stdout, as with dockerd)
+    assert read.stdout == "from-owner\nfrom-owner\ntouch: /anon/g: Read-only file system\n"
+    owner = json.loads(server.docker("inspect", f"{PROJECT}_owner_1").stdout)[0]["Mounts"]
+    borrower = json.loads(server.docker("inspect", f"{PROJECT}_borrower_1").stdout)[0]
+    assert sorted(m["Name"] for m in borrower["Mounts"]) == \
+        sorted(m["Name"] for m in owner), (owner, borrower["Mounts"])
+    assert not any(m["RW"] for m in borrower["Mounts"]), borrower["Mounts"]
+    missing = server.docker("run", "--rm", "--volumes-from", "nosuch", "busybox", "true")
+    assert missing.returncode == 125, missing
+    assert "No such container: nosuch" in missing.stderr, missing.stderr
+    assert "Unable to find image" not in missing.stderr  # not a 404: nothing to pull
+    down = _compose(server, project_dir, "down", "-v", "-t", "1")
+    assert down.returncode == 0, down.stderr
+    assert server.docker("volume", "ls", "-q").stdout == ""
