@@ -472,7 +472,8 @@ def test_compose_volumes_from(server: Server, tmp_path: os.PathLike[str]) -> Non
     up = _compose(server, project_dir, "up", "-d")
     assert up.returncode == 0, up.stderr
     read = _compose(server, project_dir, "exec", "-T", "borrower", "sh", "-c",
-                    "until [ -s /named/f ]; do sleep 0.1; done; cat /anon/f /named/f; "
+                    "i=0; until [ -s /named/f ] || [ $i = 100 ]; do sleep 0.1; i=$((i+1));"
+                    " done; cat /anon/f /named/f; "
                     "touch /anon/g")
     # (compose's SDK exec sends stderr to stdout, as with dockerd)
     assert read.stdout == "from-owner\nfrom-owner\ntouch: /anon/g: Read-only file system\n"
