@@ -224,12 +224,18 @@ def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: 
 
 def _daemon_defaults(host_config: dict[str, Any]) -> list[str]:
     """What dockerd's adaptContainerSettings and resource checks fill in at create (and
-    inspect then shows): the default /dev/shm size, and swap twice the memory limit when only
-    the memory limit is given (unlimited, with dockerd's warning, without swap accounting)."""
+    inspect then shows): the default /dev/shm size, the default log driver, and swap twice
+    the memory limit when only the memory limit is given (unlimited, with dockerd's warning,
+    without swap accounting)."""
     from barque.engine.spec import DEFAULT_SHM_SIZE
 
     if not host_config.get("ShmSize"):
         host_config["ShmSize"] = DEFAULT_SHM_SIZE
+    log_config = host_config.get("LogConfig")
+    if isinstance(log_config, dict) and not log_config.get("Type"):
+        # the docker CLI and compose send Type "": dockerd's default driver then
+        host_config["LogConfig"] = {**log_config, "Type": "json-file",
+                                    "Config": log_config.get("Config") or {}}
     memory = host_config.get("Memory") or 0
     if memory > 0 and not host_config.get("MemorySwap"):
         from barque.engine.system import host_features

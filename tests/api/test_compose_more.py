@@ -489,3 +489,14 @@ def test_compose_volumes_from(server: Server, tmp_path: os.PathLike[str]) -> Non
     down = _compose(server, project_dir, "down", "-v", "-t", "1")
     assert down.returncode == 0, down.stderr
     assert server.docker("volume", "ls", "-q").stdout == ""
+
+
+def test_an_empty_log_driver_is_dockerds_default(server: Server) -> None:
+    """compose and the docker CLI send LogConfig {"Type": ""}: inspect shows dockerd's
+    default driver then."""
+    for args in ([], ["--log-opt", "max-size=1m"]):
+        made = server.docker("create", *args, "busybox")
+        assert made.returncode == 0, made.stderr
+        shown = json.loads(server.docker("inspect", made.stdout.strip()).stdout)[0]
+        assert shown["HostConfig"]["LogConfig"] == {
+            "Type": "json-file", "Config": {"max-size": "1m"} if args else {}}, shown
