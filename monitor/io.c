@@ -314,25 +314,38 @@ static void client_read(int i)
 		drop_client(i);
 }
 
-static void accept_client(void)
+/* Every connection queued on the listener; false once none is left. */
+static bool accept_one(void)
 {
 	int fd = accept4(attach_l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	int i;
 
 	if (fd < 0)
-		return;
+		return errno == EINTR || errno == ECONNABORTED;
 	for (i = 0; i < MAX_CLIENTS && clients[i].fd >= 0; i++)
 		;
 	if (i == MAX_CLIENTS) {
 		close(fd);
-		return;
+		return true;
 	}
 	/* Slack for bursts before a client counts as lagging; kernel memory, used only then. */
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &(int){CLIENT_SNDBUF}, sizeof(int));
 	clients[i] = (struct client){.fd = fd};
+	return true;
+}
+
+static void accept_client(void)
+{
+	while (accept_one())
+		;
 	if (!attached_once) {
 		attached_once = true;
 		lc_first_attach(); /* --wait-attach: start now */
+		/* Clients that came during the start (a client attaching stdin, stdout and stderr
+		 * apart, as dockerpty does) are taken before any output is read: none of it is
+		 * theirs to miss. */
+		while (accept_one())
+			;
 	}
 }
 

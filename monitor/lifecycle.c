@@ -274,6 +274,7 @@ static void init_exited(int status)
 
 	health_stopped(); /* first: a check under way is no result of this run */
 	cs.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	cs.last_exit = cs.exit_code;
 	now_rfc3339(cs.finished_at, sizeof cs.finished_at);
 	init_pid = -1;
 	io_drain_output(0);
@@ -289,6 +290,9 @@ static void init_exited(int status)
 	if (!delete_pending && ran && policy_restarts()) {
 		ev_died(); /* the engine reports the end for good (its exit command) */
 		begin_backoff(ran_ms);
+		/* As dockerd's: an attach stream is one run's (`docker run` and compose's log
+		 * printer end with it, then wait); the state says `restarting` before the EOF. */
+		io_close_clients();
 	}
 	else
 		finish();

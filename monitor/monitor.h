@@ -53,6 +53,7 @@ struct cstate {
 	pid_t pid;
 	char started_at[TIME_MAX], finished_at[TIME_MAX];
 	int exit_code;
+	int last_exit; /* the last run's exit code: kept while the next run goes on */
 	bool oom_killed;
 	int restart_count;
 	char error[ERR_MAX];

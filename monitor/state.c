@@ -63,8 +63,9 @@ int state_write(void)
 	put_string(&w, cs.started_at);
 	put_str(&w, ", \"FinishedAt\": ");
 	put_string(&w, cs.finished_at);
-	snprintf(num, sizeof num, ", \"ExitCode\": %d, \"OOMKilled\": %s, \"RestartCount\": %d, ",
-		 cs.exit_code, cs.oom_killed ? "true" : "false", cs.restart_count);
+	snprintf(num, sizeof num,
+		 ", \"ExitCode\": %d, \"LastExitCode\": %d, \"OOMKilled\": %s, \"RestartCount\": %d, ",
+		 cs.exit_code, cs.last_exit, cs.oom_killed ? "true" : "false", cs.restart_count);
 	put_str(&w, num);
 	put_str(&w, "\"Error\": ");
 	put_string(&w, cs.error);

@@ -124,7 +124,7 @@ def _container(body: dict[str, Any]) -> str:
     return container
 
 
-_UNSUPPORTED_ENDPOINT = ("Links", "LinkLocalIPs", "MacAddress", "DriverOpts")
+_UNSUPPORTED_ENDPOINT = ("LinkLocalIPs", "MacAddress", "DriverOpts")
 
 
 async def connect(request: web.Request) -> web.Response:
@@ -139,10 +139,18 @@ async def connect(request: web.Request) -> web.Response:
     aliases = _typed(endpoint, "Aliases", list, [], "EndpointSettings")
     if not all(isinstance(a, str) for a in aliases):
         raise _bad("json: cannot unmarshal into Go struct field Aliases of type []string")
+    # per-network links (compose's `links:` on every start): names the container's
+    # resolver answers with the linked container's address on this network
+    links = _typed(endpoint, "Links", list, [], "EndpointSettings")
+    if not all(isinstance(x, str) for x in links):
+        raise _bad("json: cannot unmarshal into Go struct field Links of type []string")
+    bad = next((x for x in links if not x or x.count(":") > 1), None)
+    if bad is not None:
+        raise _bad(f"invalid link format: {bad}")
     ipv4 = _typed(ipam, "IPv4Address", str, "", "EndpointIPAMConfig") or None
     ipv6 = _typed(ipam, "IPv6Address", str, "", "EndpointIPAMConfig") or None
-    await in_engine(request,
-                    lambda e: networks.connect(e, ref, container, ipv4, ipv6, aliases))
+    await in_engine(request, lambda e: networks.connect(e, ref, container, ipv4, ipv6,
+                                                        aliases, links))
     return web.Response(status=200)
 
 

@@ -83,13 +83,16 @@ class Runs:
             # run that ended.
             while st.creating(engine.paths.monitor_dir(record.id)) and not self.stopping:
                 time.sleep(0.02)
-            while not self.stopping and not lifecycle.wait_exit(engine, record, 0.5):
+            # the run's end, as dockerd's: a restart policy's next run is not this one's
+            restarts = lifecycle.restarts(engine, record)
+            while not self.stopping and \
+                    lifecycle.wait_run_end(engine, record, restarts, 0.5) is None:
                 pass
             if self.stopping:  # without done(): the monitor's exit command cleans up
                 if claim is not None:
                     claim.close()
                 return {"ExitCode": -1, "Error": "barque serve stopped"}
-            return lifecycle.end_attached(engine, record, claim)
+            return lifecycle.end_attached(engine, record, claim, restarts)
 
     async def engine_wait(self, container_id: str, condition: str) -> dict[str, Any] | None:
         """lifecycle.wait, for a run of any front end (the barque CLI's too), in a thread of

@@ -86,6 +86,7 @@ def _container_options(p: argparse.ArgumentParser) -> None:
     _append(p, "--mount", help="attach a filesystem mount to the container")
     p.add_argument("--read-only", action="store_true", help="mount the root filesystem read-only")
     _append(p, "--tmpfs", help="mount a tmpfs directory")
+    _append(p, "--volumes-from", help="mount volumes from the specified container(s)")
     p.add_argument("-m", "--memory", help="memory limit")
     p.add_argument("--memory-swap", help="swap limit equal to memory plus swap: -1 unlimited")
     p.add_argument("--memory-reservation", help="memory soft limit")

@@ -226,6 +226,7 @@ def _attach_and_wait(engine: Engine, record: ContainerRecord, stdin: bool,
     monitor_dir = engine.paths.monitor_dir(record.id)
     tty = bool(record.config.get("Tty"))
     claimed = lifecycle.claim_exit(engine, record) if claim else None
+    restarts = lifecycle.restarts(engine, record)  # the attach ends with this run
     try:
         sock = att.connect(monitor_dir)
     except BaseException:
@@ -253,7 +254,7 @@ def _attach_and_wait(engine: Engine, record: ContainerRecord, stdin: bool,
         if claimed is not None:
             claimed.close()  # its exit is the monitor's to clean up after now
         return None
-    state = lifecycle.end_attached(engine, record, claimed)
+    state = lifecycle.end_attached(engine, record, claimed, restarts)
     if state["Error"]:
         # The monitor ran the container only once we attached: a failure to start shows here.
         code = int(state["ExitCode"])

@@ -319,6 +319,7 @@ def create_request(ns: argparse.Namespace
         "Binds": list(ns.volume) or None,  # the docker CLI's nil slices: null in inspect
         "Mounts": [],
         "Tmpfs": tmpfs(ns.tmpfs),
+        "VolumesFrom": list(ns.volumes_from) or None,
         "ReadonlyRootfs": bool(ns.read_only),
         "Memory": memory,
         "MemorySwap": swap,

@@ -118,6 +118,33 @@ def check_settings(config: dict[str, Any], host_config: dict[str, Any]) -> list[
     return mounts
 
 
+def _volumes_from(engine: Engine, host_config: dict[str, Any],
+                  mounts: list[Mount]) -> list[Mount]:
+    """--volumes-from CONTAINER[:ro|:rw]: that container's volumes and binds at the same
+    paths (read-only as there unless a mode is given), after this container's own mounts
+    (which win at the same path), as dockerd's. An anonymous one stays anonymous: `rm -v`
+    of whichever container goes last removes it (never while another one uses it)."""
+    taken = {os.path.normpath(m.target) for m in mounts}
+    extra: list[Mount] = []
+    for entry in host_config.get("VolumesFrom") or []:
+        ref, _, mode = str(entry).partition(":")
+        if mode not in ("", "ro", "rw"):
+            raise EngineError(f"invalid mode: {mode}", status=400)
+        try:
+            source = engine.find(ref)
+        except EngineError as e:  # a bad parameter, not a missing image: the CLI must not pull
+            raise EngineError(str(e), status=400) from None
+        for found in source.mounts:
+            mount = mount_from_record(found)
+            target = os.path.normpath(mount.target)
+            if mount.type not in ("volume", "bind") or target in taken:
+                continue
+            taken.add(target)
+            mount.read_only = mount.read_only if not mode else mode == "ro"
+            extra.append(mount)
+    return mounts + extra
+
+
 def _anonymous_for_image_volumes(config: dict[str, Any], mounts: list[Mount]) -> list[Mount]:
     """An image's VOLUME paths not covered by a user mount get anonymous volumes."""
     taken = {os.path.normpath(m.target) for m in mounts}
@@ -167,7 +194,8 @@ def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: 
     except ImageError as e:
         raise EngineError(str(e), status=404) from None
     config = merge_image_config({**config, "Image": image_ref}, image_config)
-    mounts = _anonymous_for_image_volumes(config, check_settings(config, host_config))
+    mounts = _volumes_from(engine, host_config, check_settings(config, host_config))
+    mounts = _anonymous_for_image_volumes(config, mounts)
     from barque.engine import userns
 
     remap = userns.load(engine.paths.root)
@@ -196,12 +224,18 @@ def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: 
 
 def _daemon_defaults(host_config: dict[str, Any]) -> list[str]:
     """What dockerd's adaptContainerSettings and resource checks fill in at create (and
-    inspect then shows): the default /dev/shm size, and swap twice the memory limit when only
-    the memory limit is given (unlimited, with dockerd's warning, without swap accounting)."""
+    inspect then shows): the default /dev/shm size, the default log driver, and swap twice
+    the memory limit when only the memory limit is given (unlimited, with dockerd's warning,
+    without swap accounting)."""
     from barque.engine.spec import DEFAULT_SHM_SIZE
 
     if not host_config.get("ShmSize"):
         host_config["ShmSize"] = DEFAULT_SHM_SIZE
+    log_config = host_config.get("LogConfig")
+    if isinstance(log_config, dict) and not log_config.get("Type"):
+        # the docker CLI and compose send Type "": dockerd's default driver then
+        host_config["LogConfig"] = {**log_config, "Type": "json-file",
+                                    "Config": log_config.get("Config") or {}}
     memory = host_config.get("Memory") or 0
     if memory > 0 and not host_config.get("MemorySwap"):
         from barque.engine.system import host_features
@@ -357,8 +391,9 @@ def _unmake(engine: Engine, record: ContainerRecord) -> None:
     engine.store.release(record.id)
     for entry in record.mounts:
         if entry.get("anonymous"):
-            try:
-                engine.volumes.remove(entry["source"], [], force=True)
+            try:  # not one that another container uses (--volumes-from)
+                users = [u for u in engine.users_of_volume(entry["source"]) if u != record.id]
+                engine.volumes.remove(entry["source"], users, force=not users)
             except VolumeError:
                 pass
     engine.records.delete(record.id)

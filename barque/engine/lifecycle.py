@@ -316,6 +316,36 @@ def wait_exit(engine: Engine, record: ContainerRecord, timeout: float | None) ->
                           min(left, 0.5))
 
 
+def restarts(engine: Engine, record: ContainerRecord) -> int:
+    """The container's RestartCount now: what wait_run_end compares with."""
+    return int(engine.state(record)["RestartCount"])
+
+
+def wait_run_end(engine: Engine, record: ContainerRecord, restarts: int | None,
+                 timeout: float | None) -> dict[str, Any] | None:
+    """Until the present run ends: the container stops for good, or (given `restarts`, its
+    RestartCount before) its restart policy begins a restart, as dockerd's waiters and
+    attach streams end with each run. The state then, with that run's exit code (the
+    monitor keeps it while the next run goes on); None on timeout."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    policy = (record.host_config.get("RestartPolicy") or {}).get("Name") not in (None, "",
+                                                                                 "no")
+    while True:
+        state = engine.state(record)
+        if not state["Running"] or state["Status"] == "dead":
+            return state
+        live = monitor.read_state(engine.paths.monitor_dir(record.id)) or {}
+        if restarts is not None and int(live.get("RestartCount") or 0) > restarts:
+            return {**state, "ExitCode": int(live.get("LastExitCode") or 0)}
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return None
+        # a restart's back-off may be 100 ms: looked for that often with a policy
+        pause = 0.1 if policy and restarts is not None else 0.5
+        _wait_for_process(int(live.get("MonitorPid") or 0), pause if left is None else
+                          min(left, pause))
+
+
 def attachable(engine: Engine, ref: str, *, stopped_too: bool = False) -> ContainerRecord:
     """The container to attach to (`docker attach`, POST /containers/{id}/attach): it must
     be running and not paused; `stopped_too`: or not running (the API's attach, as dockerd's:
@@ -343,13 +373,20 @@ def claim_exit(engine: Engine, record: ContainerRecord) -> attach.ExitClaim | No
     return claim
 
 
-def end_attached(engine: Engine, record: ContainerRecord,
-                 claim: attach.ExitClaim | None) -> dict[str, Any]:
+def end_attached(engine: Engine, record: ContainerRecord, claim: attach.ExitClaim | None,
+                 restarts: int | None = None) -> dict[str, Any]:
     """Once the attach stream has ended: the container's final state. With a claim, after
     all of `cleanup` is done here (unmounted; removed if it is an --rm one) and the monitor
     told so (its exit command does not run); without, unmounted here, the rest left to the
-    monitor's exit command."""
-    wait_exit(engine, record, None)
+    monitor's exit command. Given `restarts` (wait_run_end): the end of this run, when its
+    restart policy restarts it (the claim let go: the monitor's exit command cleans up at
+    the end for good)."""
+    state = wait_run_end(engine, record, restarts, None)
+    assert state is not None
+    if state["Running"]:  # restarting
+        if claim is not None:
+            claim.close()
+        return state
     if claim is None:
         finish(engine, record)
         return engine.state(record)
@@ -617,9 +654,13 @@ def wait(engine: Engine, ref: str, condition: str = "not-running",
     if condition == "next-exit" and not _next_run(engine, record, cancel):
         return engine.state(record)
     run_id = _run_id(engine, record.id)
-    while not wait_exit(engine, record, 0.5):
+    # dockerd's not-running and next-exit end with the run, also when a restart follows
+    count = None if condition == "removed" else restarts(engine, record)
+    while (ended := wait_run_end(engine, record, count, 0.5)) is None:
         if cancel is not None and cancel.is_set():
             return engine.state(record)
+    if ended["Running"]:
+        return ended
     state = engine.state(record)  # read at once: an --rm container's exit command removes
     _finish_run(engine, record, run_id)
     if condition == "removed":

@@ -117,7 +117,7 @@ def add_endpoints(engine: Engine, record: ContainerRecord,
         primary = _network_named(engine, store, mode)
         settings = endpoints.pop(mode, None) or endpoints.pop(primary.name, None) or \
             endpoints.pop(primary.id, None) or {}
-        _add_endpoint(store, record, primary, settings)
+        _add_endpoint(store, record, primary, settings, primary=True)
         for name, more in endpoints.items():
             _add_endpoint(store, record, _network_named(engine, store, name), more or {})
     except NetworkError as e:
@@ -134,13 +134,14 @@ def _network_named(engine: Engine, store: NetworkStore, name: str) -> Network:
 
 
 def _add_endpoint(store: NetworkStore, record: ContainerRecord, network: Network,
-                  settings: dict[str, Any]) -> Endpoint:
+                  settings: dict[str, Any], primary: bool = False) -> Endpoint:
     ipam = dict(settings.get("IPAMConfig") or {})
     ipam = {k: v for k, v in ipam.items() if k in ("IPv4Address", "IPv6Address") and v}
     aliases = [str(a) for a in settings.get("Aliases") or []]
     links = [str(x) for x in settings.get("Links") or []]
-    if network.is_default:  # --link: the default bridge's
-        links += [str(x) for x in record.host_config.get("Links") or []]
+    if network.is_default or primary:  # --link: the default bridge's (/etc/hosts), or the
+        # user network's the container is made on (names its resolver answers, as dockerd's)
+        links += [str(x) for x in record.host_config.get("Links") or [] if str(x) not in links]
     return store.add_endpoint(record.id, network.id, aliases, ipam,
                               settings.get("MacAddress") or None, links)
 

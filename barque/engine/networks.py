@@ -191,7 +191,8 @@ def _unix(created: str) -> float:
 # --- connect, disconnect ---------------------------------------------------------------------
 
 def connect(engine: Engine, net_ref: str, container_ref: str, ipv4: str | None = None,
-            ipv6: str | None = None, aliases: list[str] | None = None) -> None:
+            ipv6: str | None = None, aliases: list[str] | None = None,
+            links: list[str] | None = None) -> None:
     """`network connect`: the container joins the network; a running one gets its interface
     now (engine/netsetup.py), a stopped one at its next start."""
     network = resolve(engine, net_ref)
@@ -227,7 +228,7 @@ def connect(engine: Engine, net_ref: str, container_ref: str, ipv4: str | None =
         return  # Docker keeps a stopped container's settings and says nothing
     try:
         endpoint = store.add_endpoint(record.id, network.id, list(aliases or []), ipam_config,
-                                      None, [])
+                                      None, list(links or []))
     except NetworkError as e:
         raise _engine_error(e) from None
     if not state["Running"]:

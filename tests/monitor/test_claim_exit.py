@@ -125,9 +125,11 @@ def test_claim_held_across_restarts(mon: Monitors, tmp_path: os.PathLike) -> Non
     assert m.proc.returncode == 0, m.proc.stderr
     sock = claim(m)
     client = attach(m)
-    read_to_eof(client)
+    read_to_eof(client)  # the first run's end (an attach stream is one run's, as dockerd's)
     client.close()
-    state = m.state
+    state = m.state  # written before that EOF: the restart is under way, the code kept
+    assert state["RestartCount"] >= 1 and state["LastExitCode"] == 5, state
+    state = m.wait(lambda s: s["Status"] == "exited", 30, "the end for good")
     assert (state["Status"], state["ExitCode"], state["RestartCount"]) == ("exited", 5, 2)
     assert read_until(sock, b"\n", 30) == b"deleted\n"
     assert not os.path.exists(os.path.join(mon.rt.state_root, m.id))

@@ -20,6 +20,8 @@ class Net:
     id: str
     name: str
     internal: bool
+    # the asker's links on this network (--link NAME:ALIAS): alias -> the linked container
+    links: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -81,10 +83,10 @@ class Directory:
             asker.dns = _strings(host_config.get("Dns"))
             asker.dns_options = _strings(host_config.get("DnsOptions"))
         rows = db.execute(
-            "SELECT n.id, n.name, n.internal FROM endpoints e JOIN networks n"
+            "SELECT n.id, n.name, n.internal, e.links FROM endpoints e JOIN networks n"
             " ON n.id = e.network_id WHERE e.container_id = ? ORDER BY e.position",
             (container_id,)).fetchall()
-        asker.networks = [Net(r[0], r[1], bool(r[2])) for r in rows]
+        asker.networks = [Net(r[0], r[1], bool(r[2]), _links(r[3])) for r in rows]
         return asker
 
     def members(self, network_id: str) -> list[Member]:
@@ -104,7 +106,8 @@ class Directory:
             for net in asker.user_networks:
                 if network is not None and net.name.lower() != network:
                     continue
-                found = [m for m in self.members(net.id) if wanted in m.names]
+                target = net.links.get(wanted, wanted)
+                found = [m for m in self.members(net.id) if target in m.names]
                 if found:
                     addresses = [m.ipv6 if ipv6 else m.ipv4 for m in found]
                     return list(dict.fromkeys(a for a in addresses if a))
@@ -126,6 +129,16 @@ def _member(container_id: str, name: str, config: str, aliases: str, ipv4: str |
     if isinstance(hostname, str) and hostname:
         names.add(hostname)
     return Member(name, {n.lower() for n in names}, ipv4, ipv6)
+
+
+def _links(text: str | None) -> dict[str, str]:
+    """["NAME:ALIAS", "NAME"] as {alias: name}, lower-cased (a name may have Docker's "/")."""
+    found = {}
+    for link in _strings(_json(text)):
+        name, _, alias = link.partition(":")
+        name = name.strip("/").lower()
+        found[(alias.strip("/") or name).lower()] = name
+    return found
 
 
 def _splits(name: str) -> list[tuple[str, str | None]]:
