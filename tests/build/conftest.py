@@ -10,10 +10,15 @@ from collections.abc import Iterator
 
 import pytest
 
+from barque.build.dockerfile.parser import parse
 from barque.build.events import Vertex
+from barque.build.options import BuildOptions
+from barque.engine.build import build_parsed
 from barque.engine.context import Engine
 from barque.engine.images import ensure_default_image
 from barque.engine.paths import Paths
+from tests.build.executors import Recording
+from tests.support.registry import Registry, run_registry
 
 
 class Recorder:
@@ -94,6 +99,38 @@ def _unmount_under(path: str) -> None:
 
     for m in sorted(mounts_under(path), reverse=True):
         subprocess.run(["umount", "-l", m], check=False)
+
+
+@pytest.fixture
+def fresh(run_prefix: str, _busybox_layout: str) -> Iterator[Engine]:
+    """A second engine on a root of its own (another machine or CI job, as far as caches
+    go)."""
+    with engine_on_copy(f"{run_prefix}-fresh-", _busybox_layout) as e:
+        yield e
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    with run_registry(str(tmp_path_factory.mktemp("registry"))) as reg:
+        yield reg
+
+
+@pytest.fixture
+def private_docker_config(tmp_path: os.PathLike[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registry logins in the test's own docker config, never the host's."""
+    monkeypatch.setenv("DOCKER_CONFIG", os.path.join(str(tmp_path), "docker-config"))
+
+
+def build_recorded(engine: Engine, context: str, text: str,
+                   **kw: object) -> tuple[str, Recorder, Recording]:
+    """Build `text` on `context` (no network unless asked); the image ID, the events and the
+    RUN steps the builder asked for."""
+    events, executor = Recorder(), Recording(engine)
+    kw.setdefault("network", "none")
+    options = BuildOptions(context, text.encode(), **kw)  # type: ignore[arg-type]
+    result = build_parsed(engine, parse(text), options, events, executor=executor)
+    assert result.image_id is not None
+    return result.image_id, events, executor
 
 
 @pytest.fixture

@@ -5,21 +5,18 @@ fresh root or after `builder prune -a`, with the image local or pulled from a re
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pytest
 
 from barque.build.cache import CONFIG_FIELD, BuildCache
-from barque.build.dockerfile.parser import parse
-from barque.build.options import BuildOptions
 from barque.engine import images
-from barque.engine.build import BuildFailed, build_parsed
+from barque.engine.build import BuildFailed
 from barque.engine.context import Engine
-from tests.build.conftest import Recorder, engine_on_copy
+from tests.build.conftest import Recorder, build_recorded
 from tests.build.executors import Recording
-from tests.support.registry import Registry, run_registry
+from tests.support.registry import Registry
 
-pytestmark = [pytest.mark.root, pytest.mark.slow]
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.usefixtures("private_docker_config")]
 
 DOCKERFILE = """\
 FROM busybox
@@ -33,22 +30,9 @@ CMD ["cat", "/app/made.txt"]
 """
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    with run_registry(str(tmp_path_factory.mktemp("registry"))) as reg:
-        yield reg
-
-
-@pytest.fixture(autouse=True)
-def _docker_config(tmp_path: os.PathLike[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DOCKER_CONFIG", os.path.join(str(tmp_path), "docker-config"))
-
-
-@pytest.fixture
-def fresh(run_prefix: str, _busybox_layout: str) -> Iterator[Engine]:
-    """A second engine on a root of its own (another machine, as far as caches go)."""
-    with engine_on_copy(f"{run_prefix}-cachefrom-", _busybox_layout) as e:
-        yield e
+def _build(engine: Engine, context: str, text: str = DOCKERFILE,
+           **kw: object) -> tuple[str, Recorder, Recording]:
+    return build_recorded(engine, context, text, **kw)
 
 
 def _context(context: str, a: str = "alpha\n") -> str:
@@ -57,16 +41,6 @@ def _context(context: str, a: str = "alpha\n") -> str:
     with open(os.path.join(context, "b.txt"), "w") as f:
         f.write("beta\n")
     return context
-
-
-def _build(engine: Engine, context: str, text: str = DOCKERFILE,
-           **kw: object) -> tuple[str, Recorder, Recording]:
-    events, executor = Recorder(), Recording(engine)
-    kw.setdefault("network", "none")
-    options = BuildOptions(context, text.encode(), **kw)  # type: ignore[arg-type]
-    result = build_parsed(engine, parse(text), options, events, executor=executor)
-    assert result.image_id is not None
-    return result.image_id, events, executor
 
 
 def _pushed(engine: Engine, context: str, registry: Registry, name: str) -> tuple[str, str]:

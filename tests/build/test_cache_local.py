@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 
 import pytest
 
 from barque.build import cache_local
 from barque.build.cache import BuildCache
-from barque.build.dockerfile.parser import parse
-from barque.build.options import BuildOptions, CacheExport
-from barque.engine.build import BuildFailed, build_parsed
+from barque.build.options import CacheExport
+from barque.engine.build import BuildFailed
 from barque.engine.context import Engine
 from barque.image import oci_layout as ol
-from tests.build.conftest import Recorder, engine_on_copy
+from tests.build.conftest import Recorder, build_recorded
 from tests.build.executors import Recording
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -41,11 +39,9 @@ RUN cat /o > /seen
 """
 
 
-@pytest.fixture
-def fresh(run_prefix: str, _busybox_layout: str) -> Iterator[Engine]:
-    """A second engine on a root of its own (another CI job, as far as caches go)."""
-    with engine_on_copy(f"{run_prefix}-cachelocal-", _busybox_layout) as e:
-        yield e
+def _build(engine: Engine, context: str, text: str = DOCKERFILE,
+           **kw: object) -> tuple[str, Recorder, Recording]:
+    return build_recorded(engine, context, text, **kw)
 
 
 @pytest.fixture
@@ -57,16 +53,6 @@ def _context(context: str, a: str = "alpha\n") -> str:
     with open(os.path.join(context, "a.txt"), "w") as f:
         f.write(a)
     return context
-
-
-def _build(engine: Engine, context: str, text: str = DOCKERFILE,
-           **kw: object) -> tuple[str, Recorder, Recording]:
-    events, executor = Recorder(), Recording(engine)
-    kw.setdefault("network", "none")
-    options = BuildOptions(context, text.encode(), **kw)  # type: ignore[arg-type]
-    result = build_parsed(engine, parse(text), options, events, executor=executor)
-    assert result.image_id is not None
-    return result.image_id, events, executor
 
 
 def _manifest(layout: str) -> dict:

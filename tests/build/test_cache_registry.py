@@ -4,36 +4,15 @@ a build on a fresh root, each layer fetched only when a step needs it."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-
 import pytest
 
 from barque.build import cache_local
 from barque.build.options import CacheExport
 from barque.engine.context import Engine
-from tests.build.conftest import engine_on_copy
 from tests.build.test_cache_local import DOCKERFILE, MULTI, _build, _context
-from tests.support.registry import Registry, run_registry
+from tests.support.registry import Registry
 
-pytestmark = [pytest.mark.root, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    with run_registry(str(tmp_path_factory.mktemp("registry"))) as reg:
-        yield reg
-
-
-@pytest.fixture(autouse=True)
-def _docker_config(tmp_path: os.PathLike[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DOCKER_CONFIG", os.path.join(str(tmp_path), "docker-config"))
-
-
-@pytest.fixture
-def fresh(run_prefix: str, _busybox_layout: str) -> Iterator[Engine]:
-    with engine_on_copy(f"{run_prefix}-cachereg-", _busybox_layout) as e:
-        yield e
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.usefixtures("private_docker_config")]
 
 
 def test_fresh_root_takes_every_step_from_the_registry(engine: Engine, fresh: Engine,
