@@ -46,6 +46,13 @@ def _compose(server: Server, project_dir: str, *args: str, cli: bool = False,
                           stdin=subprocess.DEVNULL)
 
 
+def _down(server: Server, project_dir: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    """`down -t 1` with `flags`, which must succeed."""
+    down = _compose(server, project_dir, "down", *flags, "-t", "1")
+    assert down.returncode == 0, down.stderr
+    return down
+
+
 def _compose_in_pty(server: Server, project_dir: str, args: list[str], typed: bytes,
                     cli: bool) -> tuple[bytes, int]:
     tools.require("docker-compose", "docker")
@@ -116,8 +123,7 @@ def test_compose_up_in_the_foreground(server: Server, tmp_path: os.PathLike[str]
     coded = _compose(server, project_dir, "up", "--exit-code-from", "quick", "-t", "1")
     assert coded.returncode == 3, (coded.stdout, coded.stderr)
     assert "using --exit-code-from implies --abort-on-container-exit" in coded.stderr
-    down = _compose(server, project_dir, "down", "-t", "1")
-    assert down.returncode == 0, down.stderr
+    _down(server, project_dir)
     assert server.docker("ps", "-aq").stdout == ""
 
 
@@ -150,8 +156,7 @@ def test_compose_up_follows_each_run_of_a_restarting_service(
     assert lines.index(f"{PROJECT}_flaky_1 exited with code 7") < \
         max(i for i, line in enumerate(lines) if line == "flaky_1   | attempt"), up.stdout
     assert lines[-1] == f"{PROJECT}_steady_1 exited with code 0", up.stdout
-    down = _compose(server, project_dir, "down", "-t", "1")
-    assert down.returncode == 0, down.stderr
+    _down(server, project_dir)
 
 
 INTERRUPTED = """\
@@ -268,8 +273,7 @@ def test_compose_exec_and_run(server: Server, tmp_path: os.PathLike[str], cli: b
 
     rows = _rows(_compose(server, project_dir, "ps"))
     assert set(rows) == {f"{PROJECT}_web_1", f"{PROJECT}_client_1", name}, rows  # --rm: gone
-    down = _compose(server, project_dir, "down", "-v", "-t", "1")
-    assert down.returncode == 0, down.stderr
+    _down(server, project_dir, "-v")
     assert server.docker("ps", "-aq").stdout == ""
 
 
@@ -323,8 +327,7 @@ def test_compose_lifecycle_scale_build_and_rmi(server: Server,
     assert rm.returncode == 0 and f"Removing {PROJECT}_client_2" in rm.stderr, rm.stderr
     assert set(_rows(_compose(server, project_dir, "ps"))) == {app}
 
-    down = _compose(server, project_dir, "down", "--rmi", "local", "-t", "1")
-    assert down.returncode == 0, down.stderr
+    down = _down(server, project_dir, "--rmi", "local")
     assert f"Removing image {PROJECT}_app" in down.stderr, down.stderr
     images = server.docker("images", "--format", "{{.Repository}}").stdout.split()
     assert images == ["busybox"], images
@@ -403,8 +406,7 @@ def test_compose_health_recreate_ports_and_events(server: Server,
     lifecycle = ("kill", "die", "stop", "start", "restart")
     assert [a for s, a in seen if s == "db" and a in lifecycle] == \
         ["kill", "kill", "die", "stop", "start", "restart"], seen  # dockerd's, in its order
-    down = _compose(server, project_dir, "down", "-t", "1")
-    assert down.returncode == 0, down.stderr
+    _down(server, project_dir)
     assert server.docker("ps", "-aq").stdout == ""
 
 
@@ -486,8 +488,7 @@ def test_compose_volumes_from(server: Server, tmp_path: os.PathLike[str]) -> Non
     assert missing.returncode == 125, missing
     assert "No such container: nosuch" in missing.stderr, missing.stderr
     assert "Unable to find image" not in missing.stderr  # not a 404: nothing to pull
-    down = _compose(server, project_dir, "down", "-v", "-t", "1")
-    assert down.returncode == 0, down.stderr
+    _down(server, project_dir, "-v")
     assert server.docker("volume", "ls", "-q").stdout == ""
 
 
