@@ -316,9 +316,16 @@ def wait_exit(engine: Engine, record: ContainerRecord, timeout: float | None) ->
                           min(left, 0.5))
 
 
-def restarts(engine: Engine, record: ContainerRecord) -> int:
-    """The container's RestartCount now: what wait_run_end compares with."""
+def restarts(engine: Engine, record: ContainerRecord) -> int | None:
+    """The container's RestartCount now: what wait_run_end compares with. None without a
+    restart policy: no run but the present one will end (and no state read for it)."""
+    if not _has_restart_policy(record):
+        return None
     return int(engine.state(record)["RestartCount"])
+
+
+def _has_restart_policy(record: ContainerRecord) -> bool:
+    return (record.host_config.get("RestartPolicy") or {}).get("Name") not in (None, "", "no")
 
 
 def wait_run_end(engine: Engine, record: ContainerRecord, restarts: int | None,
@@ -328,8 +335,7 @@ def wait_run_end(engine: Engine, record: ContainerRecord, restarts: int | None,
     attach streams end with each run. The state then, with that run's exit code (the
     monitor keeps it while the next run goes on); None on timeout."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    policy = (record.host_config.get("RestartPolicy") or {}).get("Name") not in (None, "",
-                                                                                 "no")
+    policy = _has_restart_policy(record)
     while True:
         state = engine.state(record)
         if not state["Running"] or state["Status"] == "dead":
