@@ -50,7 +50,9 @@ class Engine:
             os.makedirs(paths.root, mode=0o700, exist_ok=True)
         try:
             self.records = Records(paths.root, create)
-        except sqlite3.OperationalError:  # removed since the check above
+        except sqlite3.OperationalError:
+            if create or os.path.exists(os.path.join(paths.root, DB_NAME)):
+                raise  # not "no state": a real error, in its own words
             raise EngineError(f"no Barque state in {paths.root}", 1, 404) from None
         self.volumes = Volumes(paths.root, self.records.conn)
         self._store: ImageStore | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -184,7 +185,7 @@ def connect(root: str, create: bool = True) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False,
                            uri=not create)
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode = WAL")
+    _use_wal(conn)
     # NORMAL, not FULL: in WAL mode a commit is then appended to the WAL without an fsync
     # (the WAL is synced at each checkpoint). Every transaction stays atomic, and a commit
     # survives any crash of a process (the kernel has the WAL's pages); only a power loss or
@@ -195,6 +196,27 @@ def connect(root: str, create: bool = True) -> sqlite3.Connection:
     conn.execute("PRAGMA foreign_keys = ON")
     _migrate(conn)
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """WAL mode, which the database file keeps once set: set only while it is not. Setting
+    it on every open failed at once with "database is locked", busy timeout or not, when
+    another connection wrote at that moment (a server's reader polling while a create
+    commits)."""
+    conn.execute("PRAGMA user_version").fetchone()  # reads the header: the file's mode
+    for attempt in range(_WAL_TRIES):
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            return
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")  # a new database, made by us or beside us
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or attempt == _WAL_TRIES - 1:
+                raise
+            time.sleep(0.01)
+
+
+_WAL_TRIES = 1000  # 10 s of another process making the same new database
 
 
 @contextmanager
