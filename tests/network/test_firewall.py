@@ -3,6 +3,7 @@ the namespaces, clients on the host (127.0.0.1, the bridge's address) or in othe
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import socket
@@ -174,7 +175,8 @@ def test_ipv6_host_addresses_reach_the_containers_ipv6_address(
         topo: Topology, fw: Firewall, reserve: Callable[[str], int],
         ipv6_forwarding: None, forwarding: None) -> None:
     net, outer = free_subnets(2)
-    net6, outer6 = (f"fd{os.urandom(1).hex()}:{os.urandom(2).hex()}:{os.urandom(2).hex()}::"
+    # the compressed form ("fd38:7d4::", not "fd38:07d4::"): the servers answer with it
+    net6, outer6 = (ipaddress.IPv6Address(b"\xfd" + os.urandom(5) + bytes(10)).compressed
                     for _ in range(2))
     br = topo.bridge("b1", net)
     o = topo.namespace("o", outer, 2)  # another host, on a link of its own
