@@ -4,6 +4,7 @@ names forwarded to a fake upstream server on 127.x.y.z:53 in the host's netns.""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -559,13 +560,60 @@ def udp_drops() -> int:
         return sum(int(line.split()[-1]) for line in table)
 
 
+FLOOD, FLOOD_BATCH = 1300, 50
+
+
+def _flood(attempt: int, silent: socket.socket) -> tuple[set[str], int, int, float, float]:
+    """FLOOD queries for names the resolver forwards, in batches: each batch is sent once the
+    last one is accounted for (its names seen upstream, REFUSED seen here, or counted as
+    dropped by the kernel), so a slow resolver on a loaded machine is not outrun and
+    overflowed. Returns (names forwarded, refused, dropped, seconds from the first query to
+    the last accounted, seconds to answer a name it knows right after)."""
+    forwarded: set[str] = set()
+    refused, prefix = 0, f"f{attempt}-"
+    drops_before = udp_drops()
+
+    def drain(s: socket.socket) -> None:
+        nonlocal refused
+        for sock, take in ((s, None), (silent, forwarded)):
+            while select.select([sock], [], [], 0)[0]:
+                data = sock.recv(4096)
+                if take is None:
+                    refused += data[3] & 0xF == dns.rcode.REFUSED
+                elif str(name := dns.message.from_wire(data).question[0].name).startswith(
+                        prefix):
+                    take.add(name)
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        s.connect(("127.0.0.11", 53))
+        start = time.monotonic()
+        for sent in range(FLOOD_BATCH, FLOOD + 1, FLOOD_BATCH):
+            for i in range(sent - FLOOD_BATCH, sent):
+                s.send(dns.message.make_query(f"{prefix}{i}.test", "A").to_wire())
+            deadline = time.monotonic() + 10
+            while len(forwarded) + refused + udp_drops() - drops_before < sent and \
+                    time.monotonic() < deadline:
+                time.sleep(0.002)
+                drain(s)
+        elapsed = time.monotonic() - start
+        time.sleep(0.2)
+        drain(s)  # anything late: the sums below must be exact
+    dropped = udp_drops() - drops_before
+    start = time.monotonic()
+    dns.query.udp(dns.message.make_query("flooder", "A"), "127.0.0.11", timeout=3)
+    return forwarded, refused, dropped, elapsed, time.monotonic() - start
+
+
 def test_a_flood_of_forwards_is_bounded(world: World) -> None:
     """1300 queries for names the resolver forwards, to an upstream that never answers: at
     most MAX_FORWARDS reach it (counted there, by name), the rest are REFUSED at once, and
     names it knows are still answered meanwhile. Every query is accounted for: forwarded
-    (seen upstream), REFUSED (seen by the asker), or dropped by a full socket queue on a loaded
-    machine, which the kernel counts (the drops column of /proc/net/udp)."""
-    from barque.network.dns.answer import MAX_FORWARDS
+    (seen upstream), REFUSED (seen by the asker), or dropped by a full socket queue, which the
+    kernel counts (the drops column of /proc/net/udp). The bound holds only while the first
+    forwards are in flight (FORWARD_TIMEOUT): a machine too loaded to deal with the flood
+    within it gets another attempt, once the last one's forwards have timed out."""
+    from barque.network.dns.answer import FORWARD_TIMEOUT, MAX_FORWARDS
 
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     silent.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
@@ -576,43 +624,20 @@ def test_a_flood_of_forwards_is_bounded(world: World) -> None:
         world.container("flooder", {"appnet": ("172.30.0.2", None)},
                         dns_servers=[silent_address])
         world.register("flooder")
-
-        def flood() -> tuple[int, int, float]:
-            refused = 0
-            drops_before = udp_drops()
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-                s.connect(("127.0.0.11", 53))
-                for batch in range(26):
-                    for i in range(50):
-                        s.send(dns.message.make_query(f"n{batch}-{i}.test", "A").to_wire())
-                    time.sleep(0.01)
-                s.settimeout(1.0)
-                try:
-                    while True:
-                        reply = s.recv(4096)
-                        refused += reply[3] & 0xF == dns.rcode.REFUSED
-                except TimeoutError:
-                    pass
-            dropped = udp_drops() - drops_before
-            start = time.monotonic()
-            dns.query.udp(dns.message.make_query("flooder", "A"), "127.0.0.11", timeout=3)
-            return refused, dropped, time.monotonic() - start
-
-        silent_drops_before = udp_drops()
-        refused, dropped, local_time = in_netns(world.netns["flooder"], flood)
-        dropped += udp_drops() - silent_drops_before
-        forwarded = set()
-        silent.setblocking(False)
-        try:
-            while True:
-                forwarded.add(str(dns.message.from_wire(silent.recv(4096)).question[0].name))
-        except BlockingIOError:
-            pass
+        for attempt in range(3):
+            silent_drops_before = udp_drops()
+            forwarded, refused, dropped, elapsed, local_time = in_netns(
+                world.netns["flooder"], functools.partial(_flood, attempt, silent))
+            dropped += udp_drops() - silent_drops_before
+            assert len(forwarded) + refused + dropped == FLOOD, \
+                (len(forwarded), refused, dropped)
+            assert local_time < 1.0
+            if elapsed < FORWARD_TIMEOUT:
+                break
+            time.sleep(FORWARD_TIMEOUT + 1)  # this attempt's forwards time out
+        assert elapsed < FORWARD_TIMEOUT, f"3 floods took {elapsed:.1f} s or more"
         assert len(forwarded) <= MAX_FORWARDS
-        assert refused >= 1 and len(forwarded) + refused + dropped == 1300, \
-            (len(forwarded), refused, dropped)
-        assert local_time < 1.0
+        assert refused >= 1, (len(forwarded), refused, dropped)
         assert alive(world.pid())
     finally:
         silent.close()
