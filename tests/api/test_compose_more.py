@@ -250,9 +250,12 @@ def test_compose_exec_and_run(server: Server, tmp_path: os.PathLike[str], cli: b
     assert b"33 111" in output and b"/dev/pts/" in output, output
     assert b"\r\nhi\r\n" in output, output
 
-    # run --rm -T: a one-off container on the project's network (service names resolve)
+    # run --rm -T: a one-off container on the project's network (service names resolve).
+    # Compose's SDK path attaches only once the start has returned (dockerpty's sockets() is
+    # a lazy map), so output written before then is lost, with dockerd too: the command
+    # waits a moment first (without it, the output was lost once under 6 helpers' load).
     one = _compose(server, project_dir, "run", "--rm", "-T", "-e", "X=1", "client", "sh",
-                   "-c", "wget -qO- http://web/index.html; echo $X; exit 6", cli=cli)
+                   "-c", "sleep 2; wget -qO- http://web/index.html; echo $X; exit 6", cli=cli)
     assert one.returncode == 6, one.stderr
     assert one.stdout.startswith("hello-from-web\n1\n"), one.stdout
     assert f"Creating {PROJECT}_client_run" in one.stderr, one.stderr
