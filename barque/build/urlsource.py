@@ -20,6 +20,7 @@ with (errdefs: a 404 or an unknown host is NotFound, a 400/401/403 the same, the
 
 from __future__ import annotations
 
+import http.client
 import re
 import urllib.error
 import urllib.request
@@ -118,7 +119,9 @@ class Body:
         self._limit = limit
         self.content_type: str = response.headers.get("Content-Type") or ""
         length = response.headers.get("Content-Length") or ""
-        if length.isdigit() and int(length) > limit:
+        # http.client ends a body cut short of its length quietly: Go's reader does not
+        self._declared = int(length) if length.isdigit() else None
+        if self._declared is not None and self._declared > limit:
             response.close()
             raise TooLarge(url, "the download", limit)
 
@@ -127,11 +130,15 @@ class Body:
             return read_all(self)
         try:
             data = self._response.read(min(size, self._left + 1))
-        except (OSError, ValueError) as e:  # a cut connection, a read timeout
+        except (OSError, ValueError, http.client.HTTPException) as e:
+            # a cut connection, a read timeout, a body shorter than its Content-Length
             raise UrlError(f"error reading remote context {self.url}: {_reason(e)}") from None
         self._left -= len(data)
         if self._left < 0:
             raise TooLarge(self.url, "the download", self._limit)
+        if not data and size and self._declared is not None and \
+                self._limit - self._left < self._declared:
+            raise UrlError(f"error reading remote context {self.url}: unexpected EOF")
         return data
 
     def close(self) -> None:
@@ -172,6 +179,8 @@ def _status_error(url: str, e: urllib.error.HTTPError) -> DownloadError:
 
 
 def _reason(e: BaseException) -> str:
+    if isinstance(e, http.client.IncompleteRead):
+        return "unexpected EOF"  # Go's io.ErrUnexpectedEOF
     reason = getattr(e, "reason", None) or e
     if isinstance(reason, TimeoutError) or "timed out" in str(reason):
         return "i/o timeout"

@@ -163,6 +163,22 @@ def test_hostile_archive_writes_nothing_outside(tmp_path: os.PathLike[str], tmp:
     assert not os.path.exists("/abs-escaped")
 
 
+def test_truncated_body(tmp: str) -> None:
+    body = GZ[:len(GZ) // 2]
+    short = Reply(body, headers={"Content-Length": str(len(GZ))}, length=False)
+    short_df = Reply(DOCKERFILE[:5], headers={"Content-Length": str(len(DOCKERFILE))},
+                     length=False, content_type="text/plain")
+    with replying({"/short.tgz": short, "/Dockerfile": short_df}) as (base, _):
+        with pytest.raises(ContextError, match="unexpected EOF"):  # never half a Dockerfile
+            open_context(base + "/Dockerfile", tmp_dir=tmp)
+        with pytest.raises(ContextError, match=f"^unable to prepare context: error reading "
+                                               f"remote context {base}/short.tgz: unexpected "
+                                               f"EOF$"):
+            open_context(base + "/short.tgz", tmp_dir=tmp)
+        with pytest.raises(urlsource.UrlError, match="unexpected EOF"):
+            open_url(base + "/short.tgz", tmp_dir=tmp, daemon=True)
+
+
 # --- bounds --------------------------------------------------------------------------------
 
 def test_download_bound_declared_and_streamed(tmp: str, monkeypatch: pytest.MonkeyPatch
