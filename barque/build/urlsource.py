@@ -149,6 +149,9 @@ def get(url: str, *, limit: int | None = None, timeout: float | None = None) -> 
     """GET `url` (dockerd's GetWithStatusError): the body of a response below 400, read
     through `limit` (MAX_DOWNLOAD), else DownloadError with dockerd's words (what follows
     its "error downloading remote context URL: ")."""
+    if not is_url(url):  # the opener would read file:// and ftp:// too
+        raise DownloadError(f'Get "{url}": unsupported protocol scheme '
+                            f'"{url.partition(":")[0].lower()}"', 400)
     limit = MAX_DOWNLOAD if limit is None else limit
     timeout = TIMEOUT if timeout is None else timeout
     opener = urllib.request.build_opener(_Redirects())
@@ -161,6 +164,9 @@ def get(url: str, *, limit: int | None = None, timeout: float | None = None) -> 
         raise _status_error(url, e) from None
     except DownloadError:
         raise
+    except http.client.HTTPException as e:  # not HTTP at all: a status line unreadable
+        raise DownloadError(f'Get "{url}": net/http: HTTP/1.x transport connection broken: '
+                            f"malformed HTTP response: {_reason(e)}") from None
     except (urllib.error.URLError, OSError, ValueError) as e:
         raise _connect_error(url, e) from None
     return Body(url, response, limit)

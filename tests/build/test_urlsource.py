@@ -9,6 +9,7 @@ import gzip
 import io
 import os
 import socket
+import socketserver
 import tarfile
 from collections.abc import Iterator
 
@@ -17,7 +18,7 @@ import pytest
 from barque.build import urlsource
 from barque.build.context import ContextError, open_context, open_url
 from tests.build.test_context import COMPRESS, _tar
-from tests.support.httpd import Reply, replying
+from tests.support.httpd import Reply, replying, serving
 
 DOCKERFILE = b"FROM scratch\nCOPY a /\n"
 CONTEXT = _tar([("Dockerfile", DOCKERFILE.decode(), "f"), ("a", "A", "f"),
@@ -109,6 +110,25 @@ def test_unreachable_server(tmp: str) -> None:
             open_context(url, tmp_dir=tmp)
     assert str(err.value).endswith(
         f'Get "{url}": dial tcp 127.0.0.1:{port}: connect: connection refused')
+
+
+class _NotHttp(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        self.rfile.readline()
+        self.wfile.write(b"SSH-2.0-not-http\r\n\r\n")
+
+
+def test_a_server_that_does_not_speak_http(tmp: str) -> None:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _NotHttp)
+    server.daemon_threads = True
+    with serving(server):
+        url = f"http://127.0.0.1:{server.server_address[1]}/ctx.tar"
+        with pytest.raises(ContextError, match=f'unable to download remote context {url}: Get '
+                                               f'"{url}": net/http: HTTP/1.x transport '
+                                               f'connection broken: malformed HTTP response'):
+            open_context(url, tmp_dir=tmp)
+    with pytest.raises(urlsource.DownloadError, match='unsupported protocol scheme "file"'):
+        urlsource.get("file:///etc/passwd")
 
 
 def _hops(count: int, last: Reply) -> dict[str, Reply]:
