@@ -90,7 +90,7 @@ async def build(request: web.Request) -> web.StreamResponse:
 
     options = build_options(request)
     dockerfile = request.query.get("dockerfile") or None
-    remote = request.query.get("remote") or ""  # a git repository instead of the body
+    remote = request.query.get("remote") or ""  # a git or http(s) URL instead of the body
     quiet = flag(request, "q")
     loop = asyncio.get_running_loop()
     response = web.StreamResponse(headers={"Content-Type": "application/json"})

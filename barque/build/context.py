@@ -17,7 +17,11 @@ RESOLVE_IN_ROOT): an archive's `Dockerfile -> /etc/shadow` reads the archive's o
 - a git URL (moby's rule, build/gitsource.py): the repository checked out at `#REF` into a
   claimed private directory, the context its `:SUBDIR` (resolved inside it), without
   `.git` (BuildKit's default); the Dockerfile and ignore file are read inside it as an
-  archive's. URL contexts of tarballs (`https://host/ctx.tar.gz`) are not supported yet.
+  archive's;
+- any other http(s) URL (build/urlsource.py): the body downloaded, bounded, and taken as
+  stdin is (an archive by its bytes, else a Dockerfile with an empty context; `-f` names a
+  file inside an archive), or for `POST /build?remote=` by dockerd's Content-Type rule
+  (open_url's `daemon`).
 """
 
 from __future__ import annotations
@@ -32,7 +36,10 @@ from barque.linux import paths
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import IO, Any
+
+    from barque.build.urlsource import Body
 
 DEFAULT_DOCKERFILE = "Dockerfile"
 TEMP_PREFIX = ".build-context-"
@@ -207,7 +214,10 @@ class _BlockPadded:
         return b"\0" * size
 
 
-def _unpack(stream: IO[bytes], head: bytes, tmp_dir: str) -> _Temp:
+def _unpack(stream: IO[bytes], head: bytes, tmp_dir: str,
+            bound: Callable[[IO[bytes]], Any] | None = None) -> _Temp:
+    """`stream` (its first bytes `head` already read) unpacked into a new _Temp; `bound`
+    wraps the decompressed stream (a remote context's size limit)."""
     from barque.storage.compression import DecompressError
     from barque.storage.copy_archive import CopyError, extract
 
@@ -215,7 +225,8 @@ def _unpack(stream: IO[bytes], head: bytes, tmp_dir: str) -> _Temp:
     try:
         # Owners, modes and xattrs kept (COPY --chmod/--chown aside, Docker copies them);
         # the directory is private to root, so no set-id file in it is reachable meanwhile.
-        padded: Any = _BlockPadded(_decompressed(stream, head))  # a read() is all it uses
+        tar = _decompressed(stream, head)
+        padded: Any = _BlockPadded(bound(tar) if bound else tar)  # a read() is all it uses
         extract(padded, temp.path, ".", None, preserve=True)
     except (CopyError, DecompressError, OSError, EOFError, ValueError) as e:
         temp.remove()
@@ -371,8 +382,7 @@ def open_context(arg: str, *, dockerfile: str | None = None, stdin: IO[bytes] | 
     if gitsource.is_git_url(arg):
         return _from_git(arg, dockerfile, stdin, tmp_dir or _default_tmp(), keep_git)
     if _looks_remote(arg):
-        raise ContextError(f"unable to prepare context: {arg}: URL contexts other than git "
-                           "repositories are not supported")
+        return open_url(arg, dockerfile=dockerfile, stdin=stdin, tmp_dir=tmp_dir)
     raise ContextError(f'unable to prepare context: path "{arg}" not found')
 
 
@@ -416,4 +426,99 @@ def _from_git(url: str, dockerfile: str | None, stdin: IO[bytes] | None, parent:
                        temp=checkout)
     except BaseException:
         checkout.close()
+        raise
+
+
+# --- http(s) URLs -------------------------------------------------------------------------
+
+def open_url(url: str, *, dockerfile: str | None = None, stdin: IO[bytes] | None = None,
+             tmp_dir: str | None = None, daemon: bool = False) -> Context:
+    """The body of `url` as the context (build/urlsource.py). `daemon`: dockerd's rule
+    (POST /build?remote=: by Content-Type; its words; urlsource.UrlError, with the HTTP
+    status, for a failed download or a refused type); else the docker CLI's (by the bytes,
+    ContextError with "unable to prepare context: ")."""
+    from barque.build import urlsource
+
+    parent = tmp_dir or _default_tmp()
+    try:
+        body = urlsource.get(url)
+    except urlsource.DownloadError as e:
+        if daemon:
+            raise urlsource.DownloadError(f"error downloading remote context {url}: {e}",
+                                          e.status) from None
+        raise ContextError(f"unable to prepare context: unable to download remote context "
+                           f"{url}: {e}") from None
+    except urlsource.UrlError as e:  # a declared length past the bound
+        if daemon:
+            raise
+        raise ContextError(f"unable to prepare context: {e}") from None
+    try:
+        if daemon:
+            return _url_by_type(body, dockerfile, parent)
+        return _url_by_bytes(body, dockerfile, stdin, parent)
+    except urlsource.UrlError as e:
+        if daemon:
+            raise
+        raise ContextError(f"unable to prepare context: {e}") from None
+    finally:
+        body.close()
+
+
+def _bound(body: Body) -> Callable[[IO[bytes]], Any]:
+    from barque.build import urlsource
+
+    return lambda tar: urlsource.Bounded(tar, body.url, "the unpacked archive",
+                                         urlsource.MAX_UNPACKED)
+
+
+def _dockerfile_only(body: Body, head: bytes, parent: str) -> Context:
+    """A Dockerfile downloaded whole (bounded: it is held in memory) and an empty context."""
+    from barque.build import urlsource
+
+    rest = urlsource.Bounded(body, body.url, "the Dockerfile", urlsource.MAX_DOCKERFILE,
+                             len(head))
+    text = head + urlsource.read_all(rest)
+    temp = _Temp(parent)
+    return Context(temp.path, text, DEFAULT_DOCKERFILE, Matcher(), temp=temp)
+
+
+def _url_by_bytes(body: Body, dockerfile: str | None, stdin: IO[bytes] | None,
+                  parent: str) -> Context:
+    """The docker CLI's GetContextFromURL (and BuildKit's http context): an archive by its
+    magic, else the Dockerfile (then `-f` is moot, as the docker CLI ignores it)."""
+    stream: Any = body  # a read() is all _peek uses
+    head = _peek(stream)
+    if not is_archive(head):
+        if dockerfile == "-":
+            raise ContextError("unable to prepare context: build context is not an archive")
+        return _dockerfile_only(body, head, parent)
+    return _unpacked_url(body, head, dockerfile, stdin, parent)
+
+
+def _url_by_type(body: Body, dockerfile: str | None, parent: str) -> Context:
+    """dockerd's newURLRemote: `text/plain` is the Dockerfile alone (`dockerfile` unused,
+    as dockerd's), any other accepted type an archive."""
+    from barque.build import urlsource
+
+    stream: Any = body  # a read() is all _peek uses
+    head = _peek(stream, urlsource.PREAMBLE)
+    try:
+        kind = urlsource.content_type(body.content_type, head)
+    except urlsource.UrlError as e:
+        raise urlsource.UrlError(f"error detecting content type for remote {body.url}: {e}",
+                                 e.status) from None
+    if kind == urlsource.TEXT_PLAIN:
+        return _dockerfile_only(body, head, parent)
+    return _unpacked_url(body, head, dockerfile, None, parent)
+
+
+def _unpacked_url(body: Body, head: bytes, dockerfile: str | None, stdin: IO[bytes] | None,
+                  parent: str) -> Context:
+    stream: Any = body  # a read() is all _unpack uses
+    temp = _unpack(stream, head, parent, _bound(body))
+    try:
+        text, name = _dockerfile_in_unpacked(temp.path, dockerfile, stdin)
+        return Context(temp.path, text, name, *_ignore_for(temp.path, name, True), temp=temp)
+    except BaseException:
+        temp.remove()
         raise

@@ -389,7 +389,7 @@ def _run(paths: Paths, options: BuildOptions, display: Display) -> Any:
 def _open_context(ns: argparse.Namespace, paths: Paths, build_args: dict[str, str]) -> Any:
     """The context (Part B's reader). An archive is unpacked under the root's tmp, after
     what killed builds left there is removed; a directory is read where it is; a git URL
-    is checked out under the root's tmp."""
+    is checked out under the root's tmp, an http(s) URL's body downloaded there."""
     from barque.build.context import keep_git_dir, open_context, reclaim
 
     tmp_dir = None

@@ -217,22 +217,28 @@ def _resolve(store: Any, ref: str, platform: str | None, pull: bool) -> Image:
 
 def open_remote_context(engine: Engine, url: str, dockerfile: str | None,
                         build_args: dict[str, str]) -> Any:
-    """POST /build?remote=URL: a git repository (build/gitsource.py) checked out under the
-    root's tmp as the context. Other URLs (a tarball, a Dockerfile) are refused (400)."""
+    """POST /build?remote=URL (dockerd's remotecontext.Detect): a git repository
+    (build/gitsource.py) checked out under the root's tmp, or any other http(s) URL
+    downloaded there (build/urlsource.py: dockerd's Content-Type rule, its words and
+    statuses); anything else is dockerd's 400."""
     import os
 
-    from barque.build import gitsource
-    from barque.build.context import ContextError, keep_git_dir, open_context, reclaim
+    from barque.build import gitsource, urlsource
+    from barque.build.context import ContextError, keep_git_dir, open_context, open_url, reclaim
 
-    if not gitsource.is_git_url(url):
-        raise EngineError(f"the build parameter remote is not supported by Barque for "
-                          f"anything but a git repository: {url}", 1, 400)
+    is_git = gitsource.is_git_url(url)
+    if not is_git and not urlsource.is_url(url):
+        raise EngineError(f"remoteURL ({url}) could not be recognized as URL", 1, 400)
     tmp_dir = os.path.join(engine.paths.root, "tmp")
     os.makedirs(tmp_dir, mode=0o700, exist_ok=True)
     reclaim(tmp_dir)
     try:
-        return open_context(url, dockerfile=dockerfile, tmp_dir=tmp_dir,
-                            keep_git=keep_git_dir(build_args))
+        if is_git:
+            return open_context(url, dockerfile=dockerfile, tmp_dir=tmp_dir,
+                                keep_git=keep_git_dir(build_args))
+        return open_url(url, dockerfile=dockerfile, tmp_dir=tmp_dir, daemon=True)
+    except urlsource.UrlError as e:
+        raise EngineError(str(e), 1, e.status) from None
     except (ContextError, OSError) as e:
         raise EngineError(str(e), 1, 400) from None
 

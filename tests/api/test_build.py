@@ -121,7 +121,7 @@ def test_bad_build_requests(server: Server) -> None:
     for query, words in (("version=2", "BuildKit"), ("networkmode=bogus", "network mode"),
                          ("t=Bad:Tag", "invalid reference format"),
                          ("buildargs=[1]", "invalid buildargs"),
-                         ("remote=http://127.0.0.1:1/ctx.tar", "remote"),
+                         ("remote=ftp://127.0.0.1:1/ctx.tar", "could not be recognized as URL"),
                          ("dockerfile=Nope", "Nope")):
         status, _, body = server.request("POST", f"/v1.43/build?{query}", context, headers)
         assert status == 400, (query, body)
