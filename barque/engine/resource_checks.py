@@ -201,6 +201,12 @@ def adapt(host_config: dict[str, Any]) -> list[str]:
     """Drop (with dockerd's warnings) the swappiness and block I/O settings this host's
     cgroups cannot apply, then refuse values out of range. Changes `host_config` in place,
     as dockerd does (inspect shows what is kept)."""
+    from barque.engine import spec_resources
+
+    try:
+        spec_resources.check_blkio_shapes(host_config)
+    except spec_resources.ResourceError as e:
+        raise ResourceCheckError(str(e)) from None
     warnings: list[str] = []
     swappiness = host_config.get("MemorySwappiness")
     if swappiness == -1:  # the docker CLI's default: unset

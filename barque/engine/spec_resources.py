@@ -115,6 +115,17 @@ def blkio(hc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def check_blkio_shapes(hc: dict[str, Any]) -> None:
+    """The shapes the Engine API's JSON decoding would refuse (before any device is looked
+    at, and before a host without the cgroup files discards the values)."""
+    for entry in _entries(hc, "BlkioWeightDevice"):
+        _field(entry, "Weight", 2**16)
+    for key, _ in _THROTTLES:
+        for entry in _entries(hc, key):
+            _field(entry, "Rate", 2**64)
+    _rule_strings(hc)
+
+
 def _entries(hc: dict[str, Any], key: str) -> list[dict[str, Any]]:
     value = hc.get(key) or []
     if not isinstance(value, list) or not all(isinstance(e, dict) for e in value):
