@@ -414,11 +414,15 @@ def create_request(ns: argparse.Namespace
         "PidsLimit": ns.pids_limit,
         "BlkioWeight": ns.blkio_weight or 0,
         "BlkioWeightDevice": weight_devices(ns.blkio_weight_device),
-        "BlkioDeviceReadBps": throttle_devices(ns.device_read_bps, "--device-read-bps"),
-        "BlkioDeviceWriteBps": throttle_devices(ns.device_write_bps, "--device-write-bps"),
-        "BlkioDeviceReadIOps": throttle_devices(ns.device_read_iops, "--device-read-iops"),
-        "BlkioDeviceWriteIOps": throttle_devices(ns.device_write_iops,
-                                                 "--device-write-iops"),
+        # the docker CLI 20.10's: [] for no weight device, null for no throttle
+        "BlkioDeviceReadBps": throttle_devices(ns.device_read_bps, "--device-read-bps")
+        or None,
+        "BlkioDeviceWriteBps": throttle_devices(ns.device_write_bps, "--device-write-bps")
+        or None,
+        "BlkioDeviceReadIOps": throttle_devices(ns.device_read_iops, "--device-read-iops")
+        or None,
+        "BlkioDeviceWriteIOps": throttle_devices(ns.device_write_iops, "--device-write-iops")
+        or None,
         "MemorySwappiness": swappiness(ns.memory_swappiness),
         "CgroupParent": ns.cgroup_parent or "",
         "ContainerIDFile": ns.cidfile or "",

@@ -126,6 +126,14 @@ RUN = [
       "/dev/nosuch:1mb busybox true"),
     C("run_blkio_weight_device_bad", "run --rm --network none --blkio-weight-device "
       "/dev/nosuch:5 busybox true"),
+    C("inspect_resource_defaults", "inspect -f '{{json .HostConfig.MemorySwappiness}} "
+      "{{json .HostConfig.BlkioWeightDevice}} {{json .HostConfig.BlkioDeviceReadBps}} "
+      "{{json .HostConfig.DeviceCgroupRules}} {{json .HostConfig.CgroupParent}} "
+      "{{json .HostConfig.ContainerIDFile}}' c1", setup=(CREATED,)),
+    C("inspect_resource_flags", "inspect -f '{{json .HostConfig.MemorySwappiness}} "
+      "{{json .HostConfig.DeviceCgroupRules}} {{json .HostConfig.ContainerIDFile}}' c1",
+      setup=("create --network none --name c1 --memory-swappiness 30 --device-cgroup-rule "
+             "'b 7:* rw' --cidfile {tmp}/cid busybox true",)),
     C("create_cidfile_exists", "create --network none --cidfile {tmp}/f busybox true"),
     C("run_cidfile_exists", "run --rm --network none --cidfile {tmp}/f busybox true"),
     C("run_volume_bad", "run --rm --network none -v :: busybox true"),
