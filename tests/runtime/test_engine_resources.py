@@ -39,6 +39,10 @@ def _cat(runtime: Runtime, host_config: dict, files: list[str], cgroups_path: st
     resources = spec_resources.resources(host_config)
     spec_["linux"]["resources"] = resources
     spec_["linux"]["cgroupsPath"] = cgroups_path
+    # /proc/self/cgroup as the host names the cgroup (runc's default spec has a cgroup
+    # namespace on v2)
+    spec_["linux"]["namespaces"] = [ns for ns in spec_["linux"]["namespaces"]
+                                    if ns["type"] != "cgroup"]
     return runtime.run(spec_, check=True).stdout.decode()
 
 
@@ -64,18 +68,21 @@ def test_block_io_throttles_from_host_config(runtime: Runtime, tmp_path: str) ->
 
 
 def test_swappiness_and_device_rules_from_host_config(runtime: Runtime) -> None:
-    host_config = {"MemorySwappiness": 23, "DeviceCgroupRules": ["b 7:* rm"]}
+    """/dev/kmsg (always there): opening it write-only needs no privilege but the device
+    cgroup's "w" (and writes nothing)."""
+    host_config = {"MemorySwappiness": 23, "DeviceCgroupRules": ["c 1:11 w"]}
     # (v2 has no swappiness: the engine drops it there with dockerd's warning)
     script = ("cat /sys/fs/cgroup/memory/memory.swappiness; " if not V2 else "") + \
-        "mknod /tmp/b b 7 0 && exec 3</tmp/b && echo opened"
+        "mknod /tmp/k c 1 11 && exec 3>/tmp/k && echo opened"
     spec_ = runtime.spec(["sh", "-c", script])
     for kind in ("bounding", "effective", "permitted"):
         spec_["process"]["capabilities"][kind] = ["CAP_MKNOD"]
     spec_["linux"]["resources"] = spec_resources.resources(host_config)
     out = runtime.run(spec_, check=True).stdout.decode().split()
-    assert out == ["opened"] if V2 else ["23", "opened"]
+    assert out == (["opened"] if V2 else ["23", "opened"])
     spec_["linux"]["resources"] = spec_resources.resources({})
-    assert b"opened" not in runtime.run(spec_).stdout
+    refused = runtime.run(spec_)
+    assert b"opened" not in refused.stdout and b"not permitted" in refused.stderr
 
 
 def test_cgroup_parent_relative_is_below_the_starters_cgroup(runtime: Runtime) -> None:

@@ -118,8 +118,8 @@ def test_relative_cgroups_path_is_found_again_by_delete(runtime: Runtime) -> Non
     # Relative to the runtime's own cgroup (the test's, here), as runc resolves it: on v2
     # below that cgroup's parent (runc's fs2: the own one holds processes).
     own = pids_cgroup("self")
-    base = os.path.dirname(own) if v2 else own
-    assert pids_cgroup(pid) == f"{base.rstrip('/')}/{cid}-rel"
+    below = os.path.dirname(own) if v2 else own
+    assert pids_cgroup(pid) == f"{below.rstrip('/')}/{cid}-rel"
     directory = f"{base}{pids_cgroup(pid)}"
     assert open(f"{directory}/pids.max").read().strip() == "33"
     runtime.cmd("delete", "--force", cid, check=True)
