@@ -124,6 +124,8 @@ RUN = [
       "true"),
     C("run_device_read_bps_missing", "run --rm --network none --device-read-bps "
       "/dev/nosuch:1mb busybox true"),
+    C("run_blkio_weight", "run --rm --network none --blkio-weight 300 busybox true"),
+    C("run_blkio_weight_bad", "run --rm --network none --blkio-weight 5 busybox true"),
     C("run_blkio_weight_device_bad", "run --rm --network none --blkio-weight-device "
       "/dev/nosuch:5 busybox true"),
     C("inspect_resource_defaults", "inspect -f '{{json .HostConfig.MemorySwappiness}} "
