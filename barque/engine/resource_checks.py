@@ -209,6 +209,10 @@ def adapt(host_config: dict[str, Any]) -> list[str]:
         raise ResourceCheckError(str(e)) from None
     warnings: list[str] = []
     swappiness = host_config.get("MemorySwappiness")
+    if swappiness is not None and (isinstance(swappiness, bool) or
+                                   not isinstance(swappiness, int)):
+        raise ResourceCheckError(f"json: cannot unmarshal {type(swappiness).__name__} into "
+                                 "Go struct field HostConfig.MemorySwappiness of type int64")
     if swappiness == -1:  # the docker CLI's default: unset
         swappiness = host_config["MemorySwappiness"] = None
     if swappiness is not None and not _has("memory", "memory.swappiness"):
@@ -216,12 +220,13 @@ def adapt(host_config: dict[str, Any]) -> list[str]:
         warnings.append("Your kernel does not support memory swappiness capabilities or the "
                         "cgroup is not mounted. Memory swappiness discarded.")
         swappiness = host_config["MemorySwappiness"] = None
-    if swappiness is not None:
-        if isinstance(swappiness, bool) or not isinstance(swappiness, int) or \
-                not 0 <= swappiness <= 100:
-            raise ResourceCheckError(f"Invalid value: {swappiness}, valid memory swappiness "
-                                     "range is 0-100")
+    if swappiness is not None and not 0 <= swappiness <= 100:
+        raise ResourceCheckError(f"Invalid value: {swappiness}, valid memory swappiness range "
+                                 "is 0-100")
     weight = _int(host_config, "BlkioWeight")
+    if not 0 <= weight < 2**16:  # a uint16 in the API
+        raise ResourceCheckError(f"json: cannot unmarshal number {weight} into Go struct "
+                                 "field HostConfig.BlkioWeight of type uint16")
     if weight > 0 and not _has("blkio", "blkio.weight"):
         warnings.append("Your kernel does not support Block I/O weight or the cgroup is not "
                         "mounted. Weight discarded.")

@@ -69,6 +69,8 @@ def test_docker_cli_resource_flags(server: Server, run_prefix: str, tmp_path: st
      "stat /dev/nonexistent-disk: no such file or directory"),
     ({"BlkioWeightDevice": [{"Path": "/dev/null", "Weight": 70000}]}, "json: cannot unmarshal"),
     ({"CgroupParent": 7}, "json: cannot unmarshal"),
+    ({"BlkioWeight": -1}, "json: cannot unmarshal number -1"),
+    ({"MemorySwappiness": "lots"}, "json: cannot unmarshal str"),
 ])
 def test_bad_values_are_400_and_make_nothing(server: Server, host_config: dict,
                                              words: str) -> None:
