@@ -93,3 +93,36 @@ def test_swappiness_out_of_range_or_discarded(server: Server) -> None:
             400, "Invalid value: 101, valid memory swappiness range is 0-100")
     else:  # v2 has no swappiness: dropped with dockerd's warning
         assert status == 201 and "Memory swappiness discarded." in reply.decode()
+
+
+def test_sdk_resource_fields(server: Server, run_prefix: str) -> None:
+    """The Docker SDK's names for them (compose's cgroup_parent, device_cgroup_rules and
+    blkio_config send the same fields)."""
+    import docker
+
+    disk = _whole_disk()
+    rdev = os.stat(disk).st_rdev
+    parent = f"/{run_prefix}-sdk-cgp"
+    client = docker.DockerClient(base_url=server.host)
+    script = "cat /sys/fs/cgroup/blkio/blkio.throttle.write_iops_device; cat /proc/self/cgroup" \
+        if V1 else "cat /sys/fs/cgroup/io.max; cat /proc/self/cgroup"
+    try:
+        out = client.containers.run(
+            "busybox", ["sh", "-c", script], name="sdkres", network_mode="none",
+            cgroup_parent=parent, device_cgroup_rules=["c 42:* r"],
+            device_write_iops=[{"Path": disk, "Rate": 77}]).decode()
+        assert f"{os.major(rdev)}:{os.minor(rdev)}" in out and "77" in out
+        container = client.containers.get("sdkres")
+        assert f"{parent}/{container.id}" in out
+        host_config = container.attrs["HostConfig"]
+        assert (host_config["CgroupParent"], host_config["DeviceCgroupRules"]) == (
+            parent, ["c 42:* r"])
+        assert host_config["BlkioDeviceWriteIOps"] == [{"Path": disk, "Rate": 77}]
+    finally:
+        server.docker("rm", "-f", "sdkres")
+        client.close()
+        for top in os.listdir("/sys/fs/cgroup") if V1 else [""]:
+            try:
+                os.rmdir(f"/sys/fs/cgroup/{top}{parent}".replace("//", "/"))
+            except OSError:
+                pass
