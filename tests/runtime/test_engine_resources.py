@@ -108,3 +108,20 @@ def test_cgroup_parent_relative_is_below_the_starters_cgroup(runtime: Runtime) -
             if parent in dirs:
                 os.rmdir(os.path.join(root, parent))
                 dirs.remove(parent)
+
+
+def test_swappiness_kept_on_v1_dropped_with_dockerds_warning_on_v2() -> None:
+    from barque.engine import resource_checks
+
+    host_config: dict = {"MemorySwappiness": 30, "BlkioDeviceReadBps": [
+        {"Path": "/dev/null", "Rate": 1}]}
+    warnings = resource_checks.adapt(host_config)
+    dropped = "Your kernel does not support memory swappiness capabilities or the cgroup " \
+        "is not mounted. Memory swappiness discarded."
+    if V2:
+        assert dropped in warnings and host_config["MemorySwappiness"] is None
+    else:
+        assert dropped not in warnings and host_config["MemorySwappiness"] == 30
+    # both drivers have the throttle files (v2: the io controller)
+    assert host_config["BlkioDeviceReadBps"] == [{"Path": "/dev/null", "Rate": 1}]
+    assert resource_checks.adapt({"MemorySwappiness": -1}) == []  # the CLI's "unset"
