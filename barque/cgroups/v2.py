@@ -7,6 +7,7 @@ The module-level helpers also serve the v1 driver on hybrid hosts, whose cgroup2
 from __future__ import annotations
 
 import os
+import posixpath
 import time
 
 from barque.cgroups import files, mountinfo, paths
@@ -75,8 +76,10 @@ class CgroupV2Manager(Manager):
 
     def __init__(self, path: str, relative: bool, mountpoint: str = MOUNTPOINT) -> None:
         if relative:
+            # Below the parent of our own cgroup, as runc's fs2: ours has processes (this
+            # one), and v2 enables no controllers for the children of such a cgroup.
             own = mountinfo.own_cgroups().get(mountinfo.UNIFIED_KEY, "/")
-            path = paths.join(own, path)
+            path = paths.join(posixpath.dirname(paths.clean(own)), path)
         self.path = paths.check_not_root(path)
         self.mountpoint = mountpoint
         self.dir = mountpoint + path

@@ -138,11 +138,20 @@ def _create(ns: argparse.Namespace, engine: Engine, keep_mounted: bool = False,
         raise _flag_error(e) from None
     if check_tty and _no_tty(ns):  # after the flags' checks, before anything is made
         raise NoTTYError()
-    _check_reference(ns)
-    warnings: list[str] = []
-    record = create(engine, image, config, host_config, name=ns.name, on_pull=_announce_pull,
-                    networking_config=networking_config, warnings=warnings,
-                    keep_mounted=keep_mounted, pull=ns.pull)
+    from barque.cli import cidfile
+
+    try:
+        with cidfile.holding(ns.cidfile) as cid:
+            _check_reference(ns)
+            warnings: list[str] = []
+            record = create(engine, image, config, host_config, name=ns.name,
+                            on_pull=_announce_pull, networking_config=networking_config,
+                            warnings=warnings, keep_mounted=keep_mounted, pull=ns.pull)
+            cid.write(record.id)
+    except cidfile.CidFileError as e:
+        if ns.handler == "cmd_run":
+            raise FlagError(str(e), "client") from None
+        raise CommandError(str(e)) from None
     for warning in warnings + localhost_dns_warnings(host_config.get("Dns") or []):
         sys.stderr.write(f"WARNING: {warning}\n")
     return record

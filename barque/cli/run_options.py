@@ -198,6 +198,87 @@ def devices(values: list[str]) -> list[dict[str, str]]:
     return out
 
 
+def _device_rate(value: str, flag: str) -> tuple[str, str]:
+    """DEVICE:VALUE of the blkio flags, the path under /dev/ (the docker CLI's checks)."""
+    path, sep, rate = value.partition(":")
+    if not sep:
+        raise flag_error(value, flag, f"bad format: {value}")
+    if not path.startswith("/dev/"):
+        raise flag_error(value, flag, f"bad format for device path: {value}")
+    return path, rate
+
+
+def _uint(text: str, bits: int) -> int:
+    """Go's strconv.ParseUint(text, 10, bits); ValueError otherwise."""
+    if not text.isascii() or not text.isdigit():
+        raise ValueError(text)
+    number = int(text)
+    if number >= 2**bits:
+        raise ValueError(text)
+    return number
+
+
+def weight_devices(values: list[str]) -> list[dict[str, Any]]:
+    """--blkio-weight-device DEVICE:WEIGHT (10-1000, or 0)."""
+    out = []
+    for value in values:
+        path, text = _device_rate(value, "--blkio-weight-device")
+        try:
+            weight = _uint(text, 16)
+        except ValueError:
+            weight = -1
+        if weight < 0 or (weight and not 10 <= weight <= 1000):
+            raise flag_error(value, "--blkio-weight-device", f"invalid weight for device: "
+                             f"{value}")
+        out.append({"Path": path, "Weight": weight})
+    return out
+
+
+def throttle_devices(values: list[str], flag: str) -> list[dict[str, Any]]:
+    """--device-{read,write}-bps DEVICE:SIZE[kb|mb|gb] and -iops DEVICE:COUNT."""
+    out = []
+    for value in values:
+        path, text = _device_rate(value, flag)
+        try:
+            rate = ram_in_bytes(text) if flag.endswith("bps") else _uint(text, 64)
+        except ValueError:
+            rate = -1
+        if not 0 <= rate < 2**64:
+            how = "<device-path>:<number>[<unit>]. Number must be a positive integer. Unit " \
+                "is optional and can be kb, mb, or gb" if flag.endswith("bps") else \
+                "<device-path>:<number>. Number must be a positive integer"
+            raise flag_error(value, flag, f"invalid rate for device: {value}. The correct "
+                             f"format is {how}")
+        out.append({"Path": path, "Rate": rate})
+    return out
+
+
+_DEVICE_CGROUP_RULE = re.compile(r"[acb] ([0-9]+|\*):([0-9]+|\*) [rwm]{1,3}\Z")
+
+
+def device_cgroup_rules(values: list[str]) -> list[str] | None:
+    """--device-cgroup-rule 'TYPE MAJOR:MINOR ACCESS', e.g. 'c 1:3 rwm'."""
+    for value in values:
+        if not _DEVICE_CGROUP_RULE.match(value):
+            raise flag_error(value, "--device-cgroup-rule",
+                             f"invalid device cgroup format '{value}'")
+    return list(values) or None
+
+
+def swappiness(text: str) -> int:
+    """--memory-swappiness: -1 (the default: the kernel's) or 0-100."""
+    try:
+        if "_" in text or text.strip() != text:  # Python's int() takes both, Go's not
+            raise ValueError(text)
+        value = int(text, 10)
+    except ValueError:
+        raise flag_error(text, "--memory-swappiness", f'strconv.ParseInt: parsing '
+                         f'"{text}": invalid syntax') from None
+    if value != -1 and not 0 <= value <= 100:
+        raise ClientCheck(f"invalid value: {value}. Valid memory swappiness range is 0-100")
+    return value
+
+
 def tmpfs(values: list[str]) -> dict[str, str]:
     out = {}
     for value in values:
@@ -332,6 +413,19 @@ def create_request(ns: argparse.Namespace
         "CpusetMems": ns.cpuset_mems or "",
         "PidsLimit": ns.pids_limit,
         "BlkioWeight": ns.blkio_weight or 0,
+        "BlkioWeightDevice": weight_devices(ns.blkio_weight_device),
+        # the docker CLI 20.10's: [] for no weight device, null for no throttle
+        "BlkioDeviceReadBps": throttle_devices(ns.device_read_bps, "--device-read-bps")
+        or None,
+        "BlkioDeviceWriteBps": throttle_devices(ns.device_write_bps, "--device-write-bps")
+        or None,
+        "BlkioDeviceReadIOps": throttle_devices(ns.device_read_iops, "--device-read-iops")
+        or None,
+        "BlkioDeviceWriteIOps": throttle_devices(ns.device_write_iops, "--device-write-iops")
+        or None,
+        "MemorySwappiness": swappiness(ns.memory_swappiness),
+        "CgroupParent": ns.cgroup_parent or "",
+        "ContainerIDFile": ns.cidfile or "",
         "Ulimits": ulimits(ns.ulimit) or None,
         "CapAdd": list(ns.cap_add) or None,
         "CapDrop": list(ns.cap_drop) or None,
@@ -341,6 +435,7 @@ def create_request(ns: argparse.Namespace
         "RestartPolicy": restart_policy(ns.restart),
         "AutoRemove": bool(getattr(ns, "rm", False)),
         "Devices": devices(ns.device),
+        "DeviceCgroupRules": device_cgroup_rules(ns.device_cgroup_rule),
         "GroupAdd": list(ns.group_add) or None,
         "ShmSize": _size(ns.shm_size, "--shm-size"),
         "Sysctls": sysctls(ns.sysctl) or None,

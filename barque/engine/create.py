@@ -187,6 +187,10 @@ def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: 
     networking_config = netchecks.normalize(host_config, networking_config)
     said = netchecks.check(engine, config, host_config, networking_config)
     said += _daemon_defaults(host_config)
+    try:
+        said += resource_checks.adapt(host_config)
+    except resource_checks.ResourceCheckError as e:
+        raise EngineError(str(e), status=400) from None
     store = engine.store
     try:
         image = _image(store, image_ref, pull, on_pull)

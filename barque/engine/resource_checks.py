@@ -32,12 +32,29 @@ def _int(host_config: dict[str, Any], key: str) -> int:
 
 
 def check(host_config: dict[str, Any]) -> None:
+    check_cgroup_parent(host_config.get("CgroupParent"))
     check_memory(host_config)
     check_cpus(host_config)
     check_cpuset(str(host_config.get("CpusetCpus") or ""), _available("cpus"), "CPUs",
                  "cpus")
     check_cpuset(str(host_config.get("CpusetMems") or ""), _available("mems"),
                  "memory nodes", "mems")
+
+
+def check_cgroup_parent(parent: Any) -> None:
+    """What the cgroupfs driver cannot take as a cgroup's path (a NUL, a newline that would
+    garble /proc/PID/cgroup, runc's systemd form "slice:prefix:name")."""
+    if parent is None or parent == "":
+        return
+    if not isinstance(parent, str):
+        raise ResourceCheckError("json: cannot unmarshal into Go struct field "
+                                 "HostConfig.CgroupParent of type string")
+    if "\0" in parent or "\n" in parent:
+        raise ResourceCheckError(f"invalid cgroup parent {parent!r}: a cgroup's name cannot "
+                                 "hold a NUL or a newline")
+    if os.path.join(parent, "x").count(":") == 2:
+        raise ResourceCheckError(f"invalid cgroup parent {parent}: \"slice:prefix:name\" is the "
+                                 "systemd cgroup driver's, Barque uses cgroupfs")
 
 
 def check_memory(host_config: dict[str, Any]) -> None:
@@ -158,3 +175,83 @@ def check_process(args: list[str], env: list[str]) -> None:
     if total > limit:
         raise ResourceCheckError(f"the command and environment are too long: {total} bytes, the "
                                  f"most the kernel takes is {limit}")
+
+
+# moby's verifyPlatformContainerResources for what the host's cgroups may lack: the value is
+# dropped with a warning (the Warnings of the create), then what is left is range-checked.
+_BLKIO = (
+    ("BlkioWeightDevice", "blkio.weight_device", "Your kernel does not support Block I/O "
+     "weight_device or the cgroup is not mounted. Weight-device discarded."),
+    ("BlkioDeviceReadBps", "blkio.throttle.read_bps_device", "Your kernel does not support "
+     "BPS Block I/O read limit or the cgroup is not mounted. Block I/O BPS read limit "
+     "discarded."),
+    ("BlkioDeviceWriteBps", "blkio.throttle.write_bps_device", "Your kernel does not support "
+     "BPS Block I/O write limit or the cgroup is not mounted. Block I/O BPS write limit "
+     "discarded."),
+    ("BlkioDeviceReadIOps", "blkio.throttle.read_iops_device", "Your kernel does not support "
+     "IOPS Block read limit or the cgroup is not mounted. Block I/O IOPS read limit "
+     "discarded."),
+    ("BlkioDeviceWriteIOps", "blkio.throttle.write_iops_device", "Your kernel does not "
+     "support IOPS Block write limit or the cgroup is not mounted. Block I/O IOPS write limit "
+     "discarded."),
+)
+
+
+def adapt(host_config: dict[str, Any]) -> list[str]:
+    """Drop (with dockerd's warnings) the swappiness and block I/O settings this host's
+    cgroups cannot apply, then refuse values out of range. Changes `host_config` in place,
+    as dockerd does (inspect shows what is kept)."""
+    from barque.engine import spec_resources
+
+    try:
+        spec_resources.check_blkio_shapes(host_config)
+    except spec_resources.ResourceError as e:
+        raise ResourceCheckError(str(e)) from None
+    warnings: list[str] = []
+    swappiness = host_config.get("MemorySwappiness")
+    if swappiness is not None and (isinstance(swappiness, bool) or
+                                   not isinstance(swappiness, int)):
+        raise ResourceCheckError(f"json: cannot unmarshal {type(swappiness).__name__} into "
+                                 "Go struct field HostConfig.MemorySwappiness of type int64")
+    if swappiness == -1:  # the docker CLI's default: unset
+        swappiness = host_config["MemorySwappiness"] = None
+    if swappiness is not None and not _has("memory", "memory.swappiness"):
+        # cgroup v2 has no swappiness at all
+        warnings.append("Your kernel does not support memory swappiness capabilities or the "
+                        "cgroup is not mounted. Memory swappiness discarded.")
+        swappiness = host_config["MemorySwappiness"] = None
+    if swappiness is not None and not 0 <= swappiness <= 100:
+        raise ResourceCheckError(f"Invalid value: {swappiness}, valid memory swappiness range "
+                                 "is 0-100")
+    weight = _int(host_config, "BlkioWeight")
+    if not 0 <= weight < 2**16:  # a uint16 in the API
+        raise ResourceCheckError(f"json: cannot unmarshal number {weight} into Go struct "
+                                 "field HostConfig.BlkioWeight of type uint16")
+    if weight > 0 and not _has("blkio", "blkio.weight"):
+        warnings.append("Your kernel does not support Block I/O weight or the cgroup is not "
+                        "mounted. Weight discarded.")
+        weight = host_config["BlkioWeight"] = 0
+    if weight > 0 and not 10 <= weight <= 1000:
+        raise ResourceCheckError("Range of blkio weight is from 10 to 1000")
+    for key, name, warning in _BLKIO:
+        if host_config.get(key) and not _has("blkio", name):
+            warnings.append(warning)
+            host_config[key] = []
+    return warnings
+
+
+def _has(controller: str, name: str) -> bool:
+    """What moby's sysinfo finds: v1's file (BFQ's blkio.bfq.* for the weights on blk-mq
+    kernels, as runc writes them), or v2's controller (io for every blkio setting; v2 has no
+    swappiness)."""
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):  # pure cgroup v2
+        if controller == "memory" and name == "memory.swappiness":
+            return False
+        try:
+            with open("/sys/fs/cgroup/cgroup.controllers") as f:
+                return ("io" if controller == "blkio" else controller) in f.read().split()
+        except OSError:
+            return False
+    base = f"/sys/fs/cgroup/{controller}"
+    return os.path.exists(f"{base}/{name}") or (name.startswith("blkio.weight") and
+                                                os.path.exists(f"{base}/blkio.bfq.{name[6:]}"))

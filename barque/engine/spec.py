@@ -233,6 +233,18 @@ def _resolv_conf() -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
+def cgroups_path(host_config: dict[str, Any], container_id: str) -> str:
+    """linux.cgroupsPath: <parent>/<id>, the parent Barque's own unless --cgroup-parent
+    names one (moby's cgroupfs rule, filepath.Join: cleaned). An absolute parent is taken
+    from each hierarchy's root; a relative one from the cgroup of the process that starts
+    the container (a barque command's, `barque serve`'s: as runc resolves it, under the
+    parent of that cgroup on cgroup v2), as dockerd's is under the daemon's cgroup. A
+    ".." never leaves the hierarchy (barque/cgroups/paths.py)."""
+    parent = str(host_config.get("CgroupParent") or "") or CGROUP_PARENT
+    joined = os.path.normpath(os.path.join(parent, container_id))
+    return "/" + joined.lstrip("/") if parent.startswith("/") else joined
+
+
 def _namespaces(spec: dict[str, Any], host_config: dict[str, Any],
                 network_path: str | None) -> None:
     linux = spec["linux"]
@@ -300,7 +312,7 @@ def make_spec(container_id: str, config: dict[str, Any], host_config: dict[str, 
     if id_maps is not None:
         _user_namespace(spec, id_maps, foreign_netns=bool(network_path) or
                         host_config.get("NetworkMode") == "host")
-    linux["cgroupsPath"] = f"{CGROUP_PARENT}/{container_id}"
+    linux["cgroupsPath"] = cgroups_path(host_config, container_id)
     try:
         linux["resources"] = spec_resources.resources(host_config)
         devices = [dev for dev, _ in spec_resources.devices(host_config)]

@@ -111,6 +111,33 @@ RUN = [
     C("run_workdir_relative", "run --rm --network none -w rel busybox pwd"),
     C("run_publish_bad", "run --rm --network none -p bogus busybox true"),
     C("run_device_missing", "run --rm --network none --device /dev/nosuch busybox true"),
+    # resource flags: the values in the container's own cgroup files, bad ones refused
+    C("run_memory_swappiness", "run --rm --network none --memory-swappiness 30 busybox "
+      "cat /sys/fs/cgroup/memory/memory.swappiness"),
+    C("run_memory_swappiness_bad", "run --rm --network none --memory-swappiness 101 busybox "
+      "true"),
+    C("run_device_cgroup_rule", "run --rm --network none --device-cgroup-rule 'c 42:* r' "
+      "busybox grep 42: /sys/fs/cgroup/devices/devices.list"),
+    C("run_device_cgroup_rule_bad", "run --rm --network none --device-cgroup-rule 'c 1:3' "
+      "busybox true"),
+    C("run_device_read_bps_bad", "run --rm --network none --device-read-bps vda:1 busybox "
+      "true"),
+    C("run_device_read_bps_missing", "run --rm --network none --device-read-bps "
+      "/dev/nosuch:1mb busybox true"),
+    C("run_blkio_weight", "run --rm --network none --blkio-weight 300 busybox true"),
+    C("run_blkio_weight_bad", "run --rm --network none --blkio-weight 5 busybox true"),
+    C("run_blkio_weight_device_bad", "run --rm --network none --blkio-weight-device "
+      "/dev/nosuch:5 busybox true"),
+    C("inspect_resource_defaults", "inspect -f '{{json .HostConfig.MemorySwappiness}} "
+      "{{json .HostConfig.BlkioWeightDevice}} {{json .HostConfig.BlkioDeviceReadBps}} "
+      "{{json .HostConfig.DeviceCgroupRules}} {{json .HostConfig.CgroupParent}} "
+      "{{json .HostConfig.ContainerIDFile}}' c1", setup=(CREATED,)),
+    C("inspect_resource_flags", "inspect -f '{{json .HostConfig.MemorySwappiness}} "
+      "{{json .HostConfig.DeviceCgroupRules}} {{json .HostConfig.ContainerIDFile}}' c1",
+      setup=("create --network none --name c1 --memory-swappiness 30 --device-cgroup-rule "
+             "'b 7:* rw' --cidfile {tmp}/cid busybox true",)),
+    C("create_cidfile_exists", "create --network none --cidfile {tmp}/f busybox true"),
+    C("run_cidfile_exists", "run --rm --network none --cidfile {tmp}/f busybox true"),
     C("run_volume_bad", "run --rm --network none -v :: busybox true"),
     C("run_userns_host", "run --rm --network none --userns host busybox cat /proc/self/uid_map"),
     C("run_cap_drop_bad", "run --rm --network none --cap-drop BOGUS busybox true"),
