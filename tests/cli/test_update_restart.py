@@ -142,3 +142,18 @@ def test_restart_policy_update_refused(cleanup: Barque) -> None:
            "policy 'always'\n")
     assert inspect_container(b, "gone")["HostConfig"]["RestartPolicy"]["Name"] == "no"
     ok(b.run("stop", "-t", "0", "gone"))
+
+
+@pytest.mark.slow
+def test_limits_of_a_restarting_container_are_kept_for_its_restart(cleanup: Barque) -> None:
+    """dockerd updates a `restarting` container's record only (no task to update): so does
+    Barque, rather than fail on the runtime's missing container."""
+    b = cleanup
+    ok(b.run("run", "-d", "--name", "bouncy", "--restart", "always", "busybox", "false"))
+    # after six restarts the back-off is 6.4 s: the update falls inside one
+    until(lambda: inspect_container(b, "bouncy")["RestartCount"] >= 6 and
+          inspect_container(b, "bouncy")["State"]["Status"] == "restarting", timeout=60)
+    assert ok(b.run("update", "-m", "64m", "--restart", "no", "bouncy")) == "bouncy\n"
+    final = _exited(b, "bouncy")
+    assert final["HostConfig"]["Memory"] == 64 * 1024 * 1024
+    assert final["HostConfig"]["RestartPolicy"]["Name"] == "no"
