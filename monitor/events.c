@@ -2,8 +2,9 @@
  * policy's `die`, health status changes, and every `start` (the first included: a run that
  * ends at once must not have its `die` logged before the engine could log its start). One
  * JSON line per event, appended with O_APPEND in one write, as the engine's own; the engine
- * rotates the file on its next write. Given only with a restart policy or a health check (--events-log, --event-head, --event-actor: the engine's
- * JSON of the container). */
+ * rotates the file on its next write. Without --events-log (--event-head, --event-actor: the
+ * engine's JSON of the container) nothing is logged; the engine always gives them, as a
+ * restart policy may be set while the container runs. */
 #include "monitor.h"
 
 #include <errno.h>

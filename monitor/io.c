@@ -399,6 +399,14 @@ static void ctl_request(int i, char *line)
 		}
 		claimant = i; /* for as long as this connection stays open */
 		ctl_reply(fd, "ok\n");
+	} else if (strncmp(line, "restart-policy ", 15) == 0) {
+		if (lc_set_restart(line + 15) < 0) {
+			snprintf(reply, sizeof reply, "error invalid restart policy: %.100s\n",
+				 line + 15);
+			ctl_reply(fd, reply);
+			return;
+		}
+		ctl_reply(fd, "ok\n");
 	} else if (strcmp(line, "done") == 0) {
 		ctl_reply(fd, "error the container has not ended\n");
 	} else {

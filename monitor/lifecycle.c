@@ -195,6 +195,49 @@ void lc_first_attach(void)
 		start_failed(err);
 }
 
+/* A restart policy as --restart and the `restart-policy` request give it: no, always,
+ * unless-stopped, on-failure[:N] (N: the most restarts, 0 = no limit). -1, and nothing
+ * changed, for anything else. */
+int restart_parse(const char *s, enum restart_policy *policy, int *max)
+{
+	enum restart_policy p;
+	long long n = 0;
+
+	if (strcmp(s, "no") == 0) {
+		p = RESTART_NO;
+	} else if (strcmp(s, "always") == 0) {
+		p = RESTART_ALWAYS;
+	} else if (strcmp(s, "unless-stopped") == 0) {
+		p = RESTART_UNLESS_STOPPED;
+	} else if (strncmp(s, "on-failure", 10) == 0 && (s[10] == '\0' || s[10] == ':')) {
+		p = RESTART_ON_FAILURE;
+		if (s[10] == ':') {
+			char *end;
+
+			if (s[11] < '0' || s[11] > '9')
+				return -1;
+			errno = 0;
+			n = strtoll(s + 11, &end, 10);
+			if (errno || *end || n > INT_MAX)
+				return -1;
+		}
+	} else {
+		return -1;
+	}
+	*policy = p;
+	*max = (int)n;
+	return 0;
+}
+
+/* `docker update --restart` of a running container (the `restart-policy` request): as
+ * dockerd's restart manager after SetPolicy, the new policy decides at this run's end
+ * (a restart already decided, during the back-off, still happens), and the restarts done
+ * so far in this run of the monitor count against a new on-failure limit. */
+int lc_set_restart(const char *s)
+{
+	return restart_parse(s, &opt.restart, &opt.restart_max);
+}
+
 static bool policy_restarts(void)
 {
 	if (stop_requested())

@@ -56,23 +56,8 @@ static int64_t parse_ms(const char *s, const char *what, long long min)
 
 static void parse_restart(const char *s)
 {
-	if (strcmp(s, "no") == 0) {
-		opt.restart = RESTART_NO;
-	} else if (strcmp(s, "always") == 0) {
-		opt.restart = RESTART_ALWAYS;
-	} else if (strcmp(s, "unless-stopped") == 0) {
-		opt.restart = RESTART_UNLESS_STOPPED;
-	} else if (strncmp(s, "on-failure", 10) == 0 && (s[10] == '\0' || s[10] == ':')) {
-		opt.restart = RESTART_ON_FAILURE;
-		if (s[10] == ':') {
-			long long n = parse_number(s + 11, "--restart retry count");
-			if (n > INT_MAX)
-				die_usage("invalid %s", "--restart retry count");
-			opt.restart_max = (int)n;
-		}
-	} else {
+	if (restart_parse(s, &opt.restart, &opt.restart_max) < 0)
 		die_usage("invalid --restart policy: %s", s);
-	}
 }
 
 /* Paths are used after chdir("/"): make relative ones absolute. */

@@ -144,6 +144,8 @@ bool io_claimed(void);
 bool io_handoff(void);
 
 /* lifecycle.c */
+int restart_parse(const char *s, enum restart_policy *policy, int *max);
+int lc_set_restart(const char *s);
 int lc_launch(char *err, size_t errlen);
 void lc_launch_failed(const char *err);
 void lc_child_exited(pid_t pid, int status);

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from barque.api.bridge import ResponseWriter, stream_out
-from barque.api.common import Handler, flag, in_engine, json_response, read_json
+from barque.api.common import Handler, flag, go_kind, in_engine, json_response, read_json
 from barque.engine import stats as engine_stats
 from barque.engine.context import Engine
 from barque.engine.errors import EngineError
@@ -146,15 +146,31 @@ def update_changes(body: dict[str, Any]) -> dict[str, Any]:
                               f"field UpdateConfig.{key}", status=400)
     if body.get("PidsLimit") is not None:
         changes["PidsLimit"] = body["PidsLimit"]
-    policy = body.get("RestartPolicy")
-    if isinstance(policy, dict) and policy.get("Name"):
-        changes["RestartPolicy"] = {"Name": policy["Name"],
-                                    "MaximumRetryCount": int(policy.get("MaximumRetryCount")
-                                                             or 0)}
+    policy = _restart_policy(body.get("RestartPolicy"))
+    if policy["Name"]:  # "": unchanged, as dockerd reads it
+        changes["RestartPolicy"] = policy
     for key in _UNSUPPORTED:
         if body.get(key) not in (None, 0, "", [], False):
             raise EngineError(f"updating {key} is not supported by Barque", status=400)
     return changes
+
+
+def _restart_policy(policy: Any) -> dict[str, Any]:
+    """The body's RestartPolicy, its types checked as Go's encoding/json does (400)."""
+    if policy is None:
+        return {"Name": ""}
+    if not isinstance(policy, dict):
+        raise EngineError(f"json: cannot unmarshal {go_kind(policy)} into Go struct field "
+                          "UpdateConfig.RestartPolicy of type container.RestartPolicy",
+                          status=400)
+    name, count = policy.get("Name"), policy.get("MaximumRetryCount")
+    for key, value, kind, go_type in (("Name", name, str, "string"),
+                                      ("MaximumRetryCount", count, int, "int")):
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise EngineError(f"json: cannot unmarshal {go_kind(value)} into Go struct field "
+                              f"RestartPolicy.RestartPolicy.{key} of type {go_type}",
+                              status=400)
+    return {"Name": name or "", "MaximumRetryCount": count or 0}
 
 
 async def update(request: web.Request) -> web.Response:

@@ -17,6 +17,11 @@ class AttachError(Exception):
     pass
 
 
+class MonitorGone(AttachError):
+    """No monitor listens on the control socket: the container is not running (or its run
+    is ending for good, the sockets' names gone)."""
+
+
 def _connect_in(sock: socket.socket, directory: str, name: str) -> None:
     """connect() to directory/name even past sun_path's 108 bytes: through /proc/self/fd."""
     path = os.path.join(directory, name)
@@ -44,15 +49,28 @@ def connect(monitor_dir: str, timeout: float = 10.0) -> socket.socket:
             time.sleep(0.02)
 
 
-def control(monitor_dir: str, line: str) -> None:
-    """One control request (e.g. "resize 24 80"); errors are the monitor's words."""
+def control(monitor_dir: str, line: str, timeout: float | None = None) -> None:
+    """One control request (e.g. "resize 24 80"); errors are the monitor's words
+    (MonitorGone: no monitor to ask)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
         try:
             _connect_in(sock, monitor_dir, "ctl.sock")
+        except (FileNotFoundError, ConnectionRefusedError) as e:
+            raise MonitorGone(f"cannot reach the container's monitor: {e.strerror}") from None
+        except OSError as e:
+            raise AttachError(f"cannot reach the container's monitor: {e.strerror or e}"
+                              ) from None
+        try:
             sock.sendall(line.encode() + b"\n")
             answer = sock.recv(512).decode(errors="replace").strip()
+        except (ConnectionResetError, BrokenPipeError):
+            answer = ""
         except OSError as e:
-            raise AttachError(f"cannot reach the container's monitor: {e.strerror}") from None
+            raise AttachError(f"cannot reach the container's monitor: {e.strerror or e}"
+                              ) from None
+    if not answer:  # it closed the connection unanswered: it is ending for good
+        raise MonitorGone("no answer from the monitor")
     if answer != "ok":
         raise AttachError(answer.removeprefix("error ").strip() or "no answer from the monitor")
 

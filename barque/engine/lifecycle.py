@@ -111,7 +111,9 @@ def start(engine: Engine, ref: str, attach: bool = False) -> ContainerRecord:
     """Start a created or exited container (a running one is left alone, as by Docker).
     With `attach`, the monitor waits for the first attach client before starting it."""
     record = engine.find(ref)
-    with _locked(engine, record.id, ref):  # two starts at once: the second finds it running
+    # Two starts at once: the second finds it running. The record as it is under the lock:
+    # an `update` (which takes it too) has either reached the record or the monitor.
+    with _locked(engine, record.id, ref) as record:
         return _start_locked(engine, record, attach)
 
 
@@ -179,13 +181,6 @@ def _start_in_sandbox(engine: Engine, record: ContainerRecord, attach: bool, run
     return record
 
 
-def _restart_policy(host_config: dict[str, Any]) -> str:
-    policy = host_config.get("RestartPolicy") or {}
-    name = str(policy.get("Name") or "no")
-    retries = int(policy.get("MaximumRetryCount") or 0)
-    return f"{name}:{retries}" if name == "on-failure" and retries else name
-
-
 def _log_options(host_config: dict[str, Any]) -> tuple[int, int]:
     from barque.engine.units import parse_bytes
 
@@ -209,14 +204,14 @@ def _launch_spec(engine: Engine, record: ContainerRecord, bundle: str, runtime: 
         # dockerd closes stdin at the attach's end only without a TTY (CloseStdin && !TTY):
         # a detached `run -it` (its detach keys, or its client gone) leaves the shell running
         stdin_once=bool(config.get("StdinOnce")) and not config.get("Tty"),
-        restart=_restart_policy(host_config),
+        restart=monitor.restart_arg(host_config),
         wait_attach=attach, hold_fds=hold_fds,
         exit_command=monitor.cleanup_command(engine.paths.root, engine.paths.runroot,
                                              record.id, run_id),
         health=health.timing(config) if checked else None,
-        # What only the monitor sees: a policy's restarts, health changes.
-        events=events.monitor_args(engine, record)
-        if checked or _restart_policy(host_config) != "no" else None)
+        # What only the monitor sees: a policy's restarts (`update` may set one while it
+        # runs), health changes.
+        events=events.monitor_args(engine, record))
 
 
 def _write_bundle(engine: Engine, record: ContainerRecord,
@@ -316,11 +311,13 @@ def wait_exit(engine: Engine, record: ContainerRecord, timeout: float | None) ->
                           min(left, 0.5))
 
 
-def restarts(engine: Engine, record: ContainerRecord) -> int | None:
-    """The container's RestartCount now: what wait_run_end compares with. None without a
-    restart policy: no run but the present one will end (and no state read for it)."""
+def restarts(engine: Engine, record: ContainerRecord) -> int:
+    """The container's RestartCount now: what wait_run_end compares with. Also without a
+    restart policy (`update` may give it one while it runs), then from the monitor's
+    state.json alone: no state read beyond it."""
     if not _has_restart_policy(record):
-        return None
+        live = monitor.read_state(engine.paths.monitor_dir(record.id)) or {}
+        return int(live.get("RestartCount") or 0)
     return int(engine.state(record)["RestartCount"])
 
 
@@ -782,9 +779,10 @@ def _unmount_below(path: str) -> None:
 
 
 @contextmanager
-def _locked(engine: Engine, container_id: str, ref: str) -> Iterator[None]:
+def _locked(engine: Engine, container_id: str, ref: str) -> Iterator[ContainerRecord]:
     """One process at a time tears a container down (the CLI's --rm and the monitor's
-    cleanup may race); the second finds it gone."""
+    cleanup may race); the second finds it gone. Starts and updates take it too. Yields
+    the record as it is now."""
     from barque.linux import locks
 
     try:
@@ -792,9 +790,13 @@ def _locked(engine: Engine, container_id: str, ref: str) -> Iterator[None]:
     except FileNotFoundError:
         raise EngineError(f"No such container: {ref}", 1, 404) from None
     with locks.held(fd):
-        if engine.records.get(container_id) is None:
+        record = engine.records.get(container_id)
+        if record is None:
             raise EngineError(f"No such container: {ref}", 1, 404)
-        yield
+        yield record
+
+
+locked = _locked  # for engine/update.py
 
 
 def _remove_locked(engine: Engine, record: ContainerRecord, ref: str, force: bool,

@@ -77,6 +77,29 @@ class Launch:
         return argv
 
 
+def restart_arg(host_config: dict[str, Any]) -> str:
+    """HostConfig's RestartPolicy as the monitor takes it (--restart, `restart-policy`)."""
+    policy = host_config.get("RestartPolicy") or {}
+    name = str(policy.get("Name") or "no")
+    retries = int(policy.get("MaximumRetryCount") or 0)
+    return f"{name}:{retries}" if name == "on-failure" and retries else name
+
+
+def set_restart(monitor_dir: str, host_config: dict[str, Any]) -> bool:
+    """Give a running monitor its container's new restart policy (`restart-policy`), for
+    the present run's end; False if no monitor listens (nothing runs: the next start takes
+    the record's). MonitorError if the monitor refused it."""
+    from barque.engine import attach
+
+    try:
+        attach.control(monitor_dir, f"restart-policy {restart_arg(host_config)}", timeout=30)
+    except attach.MonitorGone:
+        return False
+    except attach.AttachError as e:
+        raise MonitorError(str(e)) from None
+    return True
+
+
 def cleanup_command(root: str, runroot: str, container_id: str, run_id: str
                     ) -> tuple[str, ...]:
     """`barque container cleanup --run-id RUN ID` on these roots: what the monitor runs at

@@ -266,6 +266,21 @@ LIFECYCLE = [
     C("update_restart", "update --restart always c1", setup=(CREATED,),
       check=("inspect -f {{.HostConfig.RestartPolicy.Name}} c1",)),
     C("update_restart_bad", "update --restart bogus c1", setup=(CREATED,)),
+    # a running container's policy changed: it decides at this run's end (the container
+    # runs until {tmp}/go appears, then removes it and exits 1; each wait has a deadline)
+    C("update_restart_running", "update --restart on-failure:1 c1",
+      setup=("run -d --network none --name c1 -v {tmp}:/ctl busybox sh -c 'echo run; "
+             "while [ ! -e /ctl/go ]; do sleep 0.1; done; rm -f /ctl/go; exit 1'",),
+      check=("!touch {tmp}/go; for i in $(seq 300); do [ \"$({cli} logs c1 | grep -c run)\" "
+             "= 2 ] && [ ! -e {tmp}/go ] && break; sleep 0.1; done; touch {tmp}/go; "
+             "for i in $(seq 300); do [ \"$({cli} inspect -f {{.State.Status}} c1)\" = "
+             "exited ] && break; sleep 0.1; done; "
+             "{cli} inspect -f '{{.RestartCount}} {{.State.ExitCode}}' c1; {cli} logs c1",)),
+    C("update_restart_autoremove", "update --restart always c1",
+      setup=("run -d --rm --network none --name c1 busybox sleep 300",),
+      check=("inspect -f {{.HostConfig.RestartPolicy.Name}} c1",)),
+    C("update_restart_no_autoremove", "update --restart no c1",
+      setup=("run -d --rm --network none --name c1 busybox sleep 300",)),
     C("update_unknown", "update -m 64m nosuch"),
     C("update_no_flags", "update c1", setup=(CREATED,)),
     C("stop_bad_time", "stop -t x c1"),

@@ -595,6 +595,40 @@ def test_restart_always_until_stopped(mon: Monitors, policy: str) -> None:
     assert not os.path.exists(os.path.join(mon.rt.state_root, m.id))
 
 
+def test_restart_policy_request_applies_to_this_run(mon: Monitors) -> None:
+    """`restart-policy` (docker update --restart): the new policy decides at the present
+    run's end; RestartCount goes on and counts against a new on-failure limit."""
+    m = mon.launch(["sleep", "600"], ["--restart", "no"])
+    assert m.proc.returncode == 0, m.proc.stderr
+    for bad in ("sometimes", "on-failure:", "on-failure:-1", "on-failure:x", "always:1",
+                "on-failure:99999999999", ""):
+        assert ctl(m, f"restart-policy {bad}") == f"error invalid restart policy: {bad}\n"
+    assert ctl(m, "restart-policy always") == "ok\n"
+    pid = m.state["Pid"]
+    mon.rt.cmd("kill", m.id, "KILL", check=True)
+    state = m.wait(lambda s: s["Status"] == "running" and s["Pid"] not in (0, pid), 20,
+                   "restarted")
+    assert state["RestartCount"] == 1 and state["LastExitCode"] == 137
+    assert ctl(m, "restart-policy on-failure:1") == "ok\n"  # one restart done: no more
+    mon.rt.cmd("kill", m.id, "KILL", check=True)
+    final = m.wait_done()
+    assert (final["Status"], final["ExitCode"], final["RestartCount"]) == ("exited", 137, 1)
+
+
+def test_restart_policy_no_during_backoff(mon: Monitors) -> None:
+    """As dockerd's restart manager: a restart decided before the update (the container is
+    `restarting`) still happens; none after it."""
+    m = mon.launch(["sh", "-c", "echo run; exit 1"], ["--restart", "always"])
+    assert m.proc.returncode == 0, m.proc.stderr
+    m.wait(lambda s: s["RestartCount"] >= 3, 30, "three restarts")
+    assert ctl(m, "restart-policy no") == "ok\n"
+    # the count includes a pending restart: what it says now is the last one
+    count = m.state["RestartCount"]
+    final = m.wait_done()
+    assert (final["Status"], final["ExitCode"], final["RestartCount"]) == ("exited", 1, count)
+    assert m.logged() == "run\n" * (count + 1)  # the pending restart was done
+
+
 def test_failed_restart_records_the_error(mon: Monitors) -> None:
     m = mon.launch(["sh", "-c", "echo run; sleep 0.5; exit 1"], ["--restart", "on-failure:3"])
     assert m.proc.returncode == 0, m.proc.stderr
