@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Callable
 
 from barque.engine import (
+    create_fields,
     events,
     images,
     naming,
@@ -186,6 +187,7 @@ def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: 
     host_config = dict(host_config)
     networking_config = netchecks.normalize(host_config, networking_config)
     said = netchecks.check(engine, config, host_config, networking_config)
+    said += create_fields.check(config, host_config, networking_config)
     said += _daemon_defaults(host_config)
     store = engine.store
     try:
