@@ -142,7 +142,8 @@ def _create(ns: argparse.Namespace, engine: Engine, keep_mounted: bool = False,
     warnings: list[str] = []
     record = create(engine, image, config, host_config, name=ns.name, on_pull=_announce_pull,
                     networking_config=networking_config, warnings=warnings,
-                    keep_mounted=keep_mounted, pull=ns.pull)
+                    keep_mounted=keep_mounted, pull=ns.pull,
+                    platform=getattr(ns, "platform", None) or None)
     for warning in warnings + localhost_dns_warnings(host_config.get("Dns") or []):
         sys.stderr.write(f"WARNING: {warning}\n")
     return record

@@ -238,3 +238,20 @@ def test_compose_defaults_pass(server: Server, tmp_path: Any) -> None:
                         capture_output=True, text=True, timeout=120)
     assert up.returncode == 0, up.stderr
     assert server.docker("ps", "-aq").stdout.strip()
+
+
+def test_the_platform_query_must_match_the_image(server: Server) -> None:
+    status, _, raw = server.request(
+        "POST", "/v1.43/containers/create?name=other&platform=linux/s390x",
+        json.dumps({"Image": "busybox", "Cmd": ["true"]}).encode(), _JSON)
+    message = json.loads(raw)["message"]
+    assert status == 404, message
+    assert message.startswith("image with reference busybox was found but does not match the "
+                              "specified platform: wanted linux/s390x, actual: linux/"), message
+    host = message.rsplit("actual: ", 1)[1]  # the default image's: the host's
+    status, _, raw = server.request(
+        "POST", f"/v1.43/containers/create?name=same&platform={host}",
+        json.dumps({"Image": "busybox", "Cmd": ["true"]}).encode(), _JSON)
+    assert status == 201, raw
+    assert [n for n in server.docker("ps", "-a", "--format", "{{.Names}}").stdout.split()] == [
+        "same"]
