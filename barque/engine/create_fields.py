@@ -58,7 +58,26 @@ def _check_config(config: dict[str, Any]) -> None:
     if config.get("NetworkDisabled"):
         raise unsupported("NetworkDisabled", "use NetworkMode \"none\"")
     health = config.get("Healthcheck") or {}
-    if isinstance(health, dict) and _set(health.get("StartInterval")):
+    if isinstance(health, dict):
+        _check_health(health)
+
+
+def _check_health(health: dict[str, Any]) -> None:
+    """dockerd's validateHealthCheck, in its words; a test type dockerd would only log
+    about (and never run) is refused."""
+    for key in ("Interval", "Timeout", "StartPeriod"):
+        value = health.get(key) or 0
+        if not isinstance(value, int) or 0 != value < 1_000_000:
+            raise EngineError(f"{key} in Healthcheck cannot be less than 1ms", status=400)
+    retries = health.get("Retries") or 0
+    if not isinstance(retries, int) or retries < 0:
+        raise EngineError("Retries in Healthcheck cannot be negative", status=400)
+    test = health.get("Test") or []
+    if test and (not isinstance(test, list) or
+                 str(test[0]) not in ("NONE", "CMD", "CMD-SHELL")):
+        raise unsupported(f"healthcheck type {str(test[0]) if isinstance(test, list) else test!r}",
+                          "only CMD, CMD-SHELL and NONE")
+    if _set(health.get("StartInterval")):
         raise unsupported("Healthcheck.StartInterval")
 
 
@@ -153,6 +172,9 @@ def _check_mounts(mounts: list[Any]) -> None:
 
 
 def _check_endpoint(name: str, settings: dict[str, Any]) -> None:
+    if name in ("none", "host") and settings.get("MacAddress"):  # no interface of its own
+        raise EngineError("conflicting options: mac-address and the network mode",
+                          status=400)
     ipam = settings.get("IPAMConfig") or {}
     if _set(ipam.get("LinkLocalIPs")):
         raise unsupported(f"network {name}: LinkLocalIPs (--link-local-ip)")
@@ -169,8 +191,11 @@ def _mac_address(config: dict[str, Any], host_config: dict[str, Any],
     mac = str(config.get("MacAddress") or "")
     endpoints = networking_config.get("EndpointsConfig") or {}
     mode = str(host_config.get("NetworkMode") or "")
+    if mac and mode == "none":
+        raise EngineError("conflicting options: mac-address and the network mode",
+                          status=400)  # as netchecks with host and a container's network
     if not mac or mode not in endpoints:
-        return  # netchecks refuses it with a container's network; none and host ignore it
+        return
     settings = dict(endpoints[mode] or {})
     if settings.get("MacAddress") and settings["MacAddress"] != mac:
         raise EngineError("the container's MacAddress and its endpoint's differ", status=400)

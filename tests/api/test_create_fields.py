@@ -38,6 +38,12 @@ REFUSED: list[tuple[dict[str, Any], str]] = [
     ({"NetworkDisabled": True}, "NetworkDisabled is not supported by Barque"),
     ({"Healthcheck": {"Test": ["CMD", "true"], "StartInterval": 10**9}},
      "Healthcheck.StartInterval is not supported by Barque"),
+    ({"Healthcheck": {"Test": ["CMD", "true"], "Interval": 1000}},
+     "Interval in Healthcheck cannot be less than 1ms"),
+    ({"Healthcheck": {"Test": ["CMD", "true"], "Retries": -1}},
+     "Retries in Healthcheck cannot be negative"),
+    ({"Healthcheck": {"Test": ["EXEC", "true"]}},
+     "healthcheck type 'EXEC' is not supported by Barque"),
     ({"HostConfig": {"Runtime": "crun"}}, "runtime 'crun' is not supported by Barque"),
     ({"HostConfig": {"Isolation": "hyperv"}},
      "Invalid isolation: \"hyperv\" - linux only supports 'default'"),
@@ -84,6 +90,8 @@ REFUSED: list[tuple[dict[str, Any], str]] = [
     ({"NetworkingConfig": {"EndpointsConfig": {"bridge": {
         "IPAMConfig": {"LinkLocalIPs": ["169.254.1.1"]}}}}},
      "network bridge: LinkLocalIPs (--link-local-ip) is not supported by Barque"),
+    ({"MacAddress": "02:42:ac:11:00:99", "HostConfig": {"NetworkMode": "none"}},
+     "conflicting options: mac-address and the network mode"),
     ({"NetworkingConfig": {"EndpointsConfig": {"bridge": {"DriverOpts": {"k": "v"}}}}},
      "network bridge: endpoint DriverOpts is not supported by Barque"),
 ]

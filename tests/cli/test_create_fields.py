@@ -30,6 +30,8 @@ REFUSED = [
     (["--health-start-interval", "1s"], "Healthcheck.StartInterval is not supported by Barque"),
     (["--log-opt", "compress=true"], "log opt compress=true is not supported by Barque"),
     (["--log-opt", "mode=non-blocking"], "log opt mode=non-blocking is not supported by Barque"),
+    (["--mac-address", "02:42:ac:11:00:99"], "conflicting options: mac-address and the "
+                                             "network mode"),
     (["--oom-score-adj", "1001"], "Invalid value 1001, range for oom score adj is "
                                   "[-1000, 1000]"),
     (["--platform", "linux/arm64", "--pull", "never"],
