@@ -151,6 +151,9 @@ def _check_mounts(mounts: list[Any]) -> None:
         if not isinstance(m, dict):
             continue
         kind = str(m.get("Type") or "")
+        if kind not in _MOUNT_OPTIONS:  # npipe (Windows), cluster (swarm), image (1.48)
+            raise EngineError(f"invalid mount config for type \"{kind}\": mount type "
+                              "unknown", status=400)  # dockerd's words
         for other, key in _MOUNT_OPTIONS.items():
             if m.get(key) is not None and kind != other:
                 raise EngineError(f"{key} must not be specified on mount type \"{kind}\"",

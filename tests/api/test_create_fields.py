@@ -72,6 +72,8 @@ REFUSED: list[tuple[dict[str, Any], str]] = [
     ({"HostConfig": {"Mounts": [{"Type": "volume", "Target": "/v",
                                  "BindOptions": {"Propagation": "rshared"}}]}},
      "BindOptions must not be specified on mount type \"volume\""),
+    ({"HostConfig": {"Mounts": [{"Type": "npipe", "Source": "x", "Target": "/p"}]}},
+     "invalid mount config for type \"npipe\": mount type unknown"),
     ({"HostConfig": {"Mounts": [{"Type": "bind", "Source": "/tmp", "Target": "/t",
                                  "BindOptions": {"NonRecursive": True}}]}},
      "mount option BindOptions.NonRecursive is not supported by Barque"),
