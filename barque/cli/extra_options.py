@@ -18,6 +18,7 @@ def add(p: argparse.ArgumentParser) -> None:
     def append(*flags: str, **kw: Any) -> None:
         p.add_argument(*flags, action="append", default=[], **kw)
 
+    append("-a", "--attach", help="attach to STDIN, STDOUT or STDERR")
     append("--annotation", help="add an annotation to the container (passed through to the "
            "OCI runtime)")
     p.add_argument("--runtime", help="runtime to use for this container")
@@ -48,6 +49,8 @@ def apply(ns: argparse.Namespace, config: dict[str, Any], host_config: dict[str,
     values otherwise, which every create may carry)."""
     from barque.cli.run_options import _size
 
+    if ns.attach:
+        _attach(ns, config)
     if ns.annotation:
         host_config["Annotations"] = _map(ns.annotation)
     for key, value in (("Runtime", ns.runtime), ("Isolation", ns.isolation),
@@ -70,6 +73,23 @@ def apply(ns: argparse.Namespace, config: dict[str, Any], host_config: dict[str,
     interval = duration_ns(ns.health_start_interval, "--health-start-interval")
     if interval:
         config["Healthcheck"] = {**(config.get("Healthcheck") or {}), "StartInterval": interval}
+
+
+def _attach(ns: argparse.Namespace, config: dict[str, Any]) -> None:
+    """-a: the streams `run` attaches (the others' output is not shown), as the docker
+    CLI's; -i attaches stdin too."""
+    streams = set()
+    for value in ns.attach:
+        if value.lower() not in ("stdin", "stdout", "stderr"):
+            raise flag_error(value, "-a, --attach", "valid streams are STDIN, STDOUT and "
+                             "STDERR")
+        streams.add(value.lower())
+    if getattr(ns, "detach", False):
+        raise ClientCheck("Conflicting options: -a and -d")
+    config["AttachStdin"] = "stdin" in streams or bool(ns.interactive)
+    config["AttachStdout"] = "stdout" in streams
+    config["AttachStderr"] = "stderr" in streams
+    config["StdinOnce"] = bool(ns.interactive) and config["AttachStdin"]
 
 
 def _map(values: list[str]) -> dict[str, str]:

@@ -88,3 +88,24 @@ def test_log_driver_none_keeps_no_log(barque: Barque) -> None:
     assert logs.returncode == 1
     assert logs.stderr == ("Error response from daemon: configured logging driver does not "
                            "support reading\n")
+
+
+def test_attach_shows_only_the_streams_named(barque: Barque) -> None:
+    script = "echo out; echo err >&2; exit 3"
+    only_out = barque.run("run", "--rm", "--network", "none", "-a", "stdout", "busybox", "sh",
+                          "-c", script)
+    assert (only_out.returncode, only_out.stdout, only_out.stderr) == (3, "out\n", "")
+    only_err = barque.run("run", "--rm", "--network", "none", "-a", "STDERR", "busybox", "sh",
+                          "-c", script)
+    assert (only_err.returncode, only_err.stdout, only_err.stderr) == (3, "", "err\n")
+    echoed = barque.run("run", "--rm", "-i", "--network", "none", "-a", "stdin", "-a", "stdout",
+                        "busybox", "cat", input="in\n")
+    assert (echoed.returncode, echoed.stdout) == (0, "in\n"), echoed.stderr
+    detached = barque.run("run", "-d", "-a", "stdout", "busybox", "true")
+    assert detached.returncode == 125
+    assert detached.stderr.startswith("barque: Conflicting options: -a and -d.\n")
+    bad = barque.run("run", "--rm", "-a", "stdweird", "busybox", "true")
+    assert bad.returncode == 125
+    assert bad.stderr.startswith('invalid argument "stdweird" for "-a, --attach" flag: valid '
+                                 "streams are STDIN, STDOUT and STDERR\n")
+    assert barque.run("ps", "-aq").stdout == ""
