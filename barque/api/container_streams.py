@@ -347,6 +347,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
 
     def open_logs(engine: Engine) -> tuple[bool, Any]:
         record = engine.find(ref)
+        engine_logs.check_readable(record.host_config)
         return bool(record.config.get("Tty")), None
 
     tty, _ = await in_engine(request, open_logs)
@@ -380,8 +381,12 @@ async def _log_chunks(request: web.Request, ref: str, *, since: float | None = N
 
         try:
             with Engine(request.app[PATHS]) as engine:
-                for entry in engine_logs.container_logs(engine, ref, since, until, tail,
-                                                        follow):
+                try:
+                    entries = engine_logs.container_logs(engine, ref, since, until, tail,
+                                                         follow)
+                except engine_logs.NotReadable:
+                    return  # an attach's replay of a container that keeps no log: none
+                for entry in entries:
                     if gone.is_set():
                         break
                     if (entry.stream == "stderr" and not stderr) or \

@@ -58,12 +58,13 @@ async def create(request: web.Request) -> web.Response:
     if not image:
         raise EngineError("Config cannot be empty in order to create a container", status=400)
     name = request.query.get("name") or None
+    platform = request.query.get("platform") or None
     warnings: list[str] = []
 
     def make(engine: Engine) -> str:
         return engine_create(engine, image, config, host_config, name=name,
                              networking_config=networking, warnings=warnings,
-                             pull=False).id
+                             pull=False, platform=platform).id
 
     container_id = await in_engine(request, make)
     return json_response({"Id": container_id, "Warnings": warnings}, status=201)

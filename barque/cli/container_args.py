@@ -142,6 +142,9 @@ def _container_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pull", default="missing", choices=["always", "missing", "never"],
                    help="pull image before creating")
     p.add_argument("-q", "--quiet", action="store_true", help="suppress the pull output")
+    from barque.cli import extra_options
+
+    extra_options.add(p)
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND")
 

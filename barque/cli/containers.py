@@ -146,7 +146,8 @@ def _create(ns: argparse.Namespace, engine: Engine, keep_mounted: bool = False,
             warnings: list[str] = []
             record = create(engine, image, config, host_config, name=ns.name,
                             on_pull=_announce_pull, networking_config=networking_config,
-                            warnings=warnings, keep_mounted=keep_mounted, pull=ns.pull)
+                            warnings=warnings, keep_mounted=keep_mounted, pull=ns.pull,
+                            platform=getattr(ns, "platform", None) or None)
             cid.write(record.id)
     except cidfile.CidFileError as e:
         if ns.handler == "cmd_run":
@@ -210,8 +211,12 @@ def _remove_quietly(engine: Engine, container_id: str) -> None:
 def _run_attached(ns: argparse.Namespace, engine: Engine,
                   record: ContainerRecord) -> int | None:
     lifecycle.start(engine, record.id, attach=True)
-    return _attach_and_wait(engine, record, stdin=ns.interactive, sig_proxy=ns.sig_proxy,
-                            claim=True, detach_keys=ns.detach_sequence)
+    # -a: the streams not named are not shown (docker run's attach asks for the others only)
+    with open(os.devnull, "wb") as hidden:
+        outputs = (1 if record.config.get("AttachStdout", True) else hidden.fileno(),
+                   2 if record.config.get("AttachStderr", True) else hidden.fileno())
+        return _attach_and_wait(engine, record, stdin=ns.interactive, sig_proxy=ns.sig_proxy,
+                                claim=True, detach_keys=ns.detach_sequence, outputs=outputs)
 
 
 def _detach_sequence(ns: argparse.Namespace, status: int) -> bytes:
@@ -228,7 +233,8 @@ def _detach_sequence(ns: argparse.Namespace, status: int) -> bytes:
 
 def _attach_and_wait(engine: Engine, record: ContainerRecord, stdin: bool,
                      sig_proxy: bool, claim: bool = False,
-                     detach_keys: bytes | None = None) -> int | None:
+                     detach_keys: bytes | None = None,
+                     outputs: tuple[int, int] = (1, 2)) -> int | None:
     """`claim`: this command started the container and cleans up after it (the monitor's
     exit command is left to do it only if we die first). None: detached by the detach keys
     (watched for on a TTY's stdin only, as Docker's), the container left running."""
@@ -247,7 +253,7 @@ def _attach_and_wait(engine: Engine, record: ContainerRecord, stdin: bool,
     try:
         if terminal is not None:
             terminal.start()
-        detached = att.pump(sock, tty, 0 if stdin else None,
+        detached = att.pump(sock, tty, 0 if stdin else None, *outputs,
                             detach_keys=detach_keys if tty else None)
     except BaseException:
         if claimed is not None:

@@ -458,6 +458,9 @@ def create_request(ns: argparse.Namespace
         host_config["Mounts"] = [to_api(parse_mount(m)) for m in ns.mount]
     except MountError as e:
         raise OptionError(str(e)) from None
+    from barque.cli import extra_options
+
+    extra_options.apply(ns, config, host_config, networking_config)
     return ns.image, config, host_config, networking_config
 
 

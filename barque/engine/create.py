@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Callable
 
 from barque.engine import (
+    create_fields,
     events,
     images,
     naming,
@@ -154,15 +155,47 @@ def _anonymous_for_image_volumes(config: dict[str, Any], mounts: list[Mount]) ->
 
 
 def _image(store: ImageStore, image_ref: str, pull: bool | str,
-           on_pull: Callable[[str], None] | None) -> Image:
+           on_pull: Callable[[str], None] | None, platform: str | None = None) -> Image:
     if pull is False or pull == "never":
-        return images.find_local(store, image_ref)
+        return _of_platform(store, images.find_local(store, image_ref), image_ref, platform)
     if pull == "always":
-        return images.pull_image(store, image_ref)
+        return _of_platform(store, images.pull_image(store, image_ref, platform=platform),
+                            image_ref, platform)
     if pull is True or pull == "missing":
-        return images.find_or_pull(store, image_ref, on_pull=on_pull)
+        found = images.find_or_pull(store, image_ref, on_pull=on_pull, platform=platform)
+        try:
+            return _of_platform(store, found, image_ref, platform)
+        except ImageError:  # the local one is another platform's: pull the one asked for
+            pulled = images.pull_image(store, image_ref, platform=platform)
+            return _of_platform(store, pulled, image_ref, platform)
     raise EngineError(f"invalid pull option: '{pull}': must be one of \"always\", "
                       f"\"missing\" or \"never\"", status=400)
+
+
+def _of_platform(store: ImageStore, image: Image, image_ref: str,
+                 platform: str | None) -> Image:
+    """`--platform` / the create's `platform`: the image must be of it (dockerd's words)."""
+    if not platform:
+        return image
+    from barque.image.archive import ArchiveError, parse_platform
+    from barque.image.oci_archive import platform_of
+
+    try:
+        want = parse_platform(platform)
+    except ArchiveError as e:
+        raise EngineError(str(e), status=400) from None
+    have = platform_of(store.config(image))
+    if have["os"] == want["os"] and have["architecture"] == want["architecture"] and \
+            have.get("variant", want.get("variant")) == want.get("variant", have.get("variant")):
+        return image
+    raise ImageError(f"image with reference {image_ref} was found but does not match the "
+                     f"specified platform: wanted {_format(want)}, actual: {_format(have)}")
+
+
+def _format(platform: dict[str, str]) -> str:
+    """containerd's platforms.Format."""
+    return "/".join(p for p in (platform.get("os"), platform.get("architecture"),
+                                platform.get("variant")) if p)
 
 
 def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: dict[str, Any],
@@ -170,14 +203,15 @@ def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: 
            on_pull: Callable[[str], None] | None = None,
            networking_config: dict[str, Any] | None = None,
            warnings: list[str] | None = None, keep_mounted: bool = False,
-           pull: bool | str = True) -> ContainerRecord:
+           pull: bool | str = True, platform: str | None = None) -> ContainerRecord:
     """Make a container of `image_ref` with the Engine API's Config, HostConfig and
     NetworkingConfig (its EndpointsConfig become the container's endpoints). The daemon's
     warnings are appended to `warnings`. `keep_mounted`: leave the snapshot mounted for the
     start that follows at once (`run`), which then finds it so: an unmount and a mount less.
     `pull` is `--pull`: "missing" (True) pulls an image that is not local; "never" (False)
     makes a missing image dockerd's 404 "No such image" without asking any registry (the
-    API's clients pull through /images/create themselves); "always" pulls first."""
+    API's clients pull through /images/create themselves); "always" pulls first.
+    `platform` (`--platform`, the API's `platform`): the image must be of it."""
     if name is not None:
         try:
             name = naming.check_name(name)
@@ -186,6 +220,7 @@ def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: 
     host_config = dict(host_config)
     networking_config = netchecks.normalize(host_config, networking_config)
     said = netchecks.check(engine, config, host_config, networking_config)
+    said += create_fields.check(config, host_config, networking_config)
     said += _daemon_defaults(host_config)
     try:
         said += resource_checks.adapt(host_config)
@@ -193,7 +228,7 @@ def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: 
         raise EngineError(str(e), status=400) from None
     store = engine.store
     try:
-        image = _image(store, image_ref, pull, on_pull)
+        image = _image(store, image_ref, pull, on_pull, platform)
         image_config = store.config(image)
     except ImageError as e:
         raise EngineError(str(e), status=404) from None

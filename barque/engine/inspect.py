@@ -53,8 +53,10 @@ def host_config_view(record: ContainerRecord) -> dict[str, Any]:
     if not given.get("Privileged"):
         from barque.engine.spec import DOCKER_MASKED_PATHS, DOCKER_READONLY_PATHS
 
-        given["MaskedPaths"] = list(DOCKER_MASKED_PATHS)
-        given["ReadonlyPaths"] = list(DOCKER_READONLY_PATHS)
+        if given.get("MaskedPaths") is None:
+            given["MaskedPaths"] = list(DOCKER_MASKED_PATHS)
+        if given.get("ReadonlyPaths") is None:
+            given["ReadonlyPaths"] = list(DOCKER_READONLY_PATHS)
     if not given.get("ShmSize"):
         given["ShmSize"] = _HOST_CONFIG_DEFAULTS["ShmSize"]  # records made before dockerd's
     out: dict[str, Any] = {}

@@ -199,7 +199,9 @@ def _launch_spec(engine: Engine, record: ContainerRecord, bundle: str, runtime: 
         container_id=record.id, bundle=bundle, dir=engine.paths.monitor_dir(record.id),
         runtime=runtime, runtime_root=engine.paths.runtime_root,
         runtime_log=os.path.join(bundle, "runtime.log"),
-        log_file=engine.paths.log_file(record.id), log_max_size=size, log_max_files=files,
+        # --log-driver none: the monitor keeps no log (`logs` refuses, as dockerd)
+        log_file=None if (host_config.get("LogConfig") or {}).get("Type") == "none"
+        else engine.paths.log_file(record.id), log_max_size=size, log_max_files=files,
         tty=bool(config.get("Tty")), stdin=bool(config.get("OpenStdin")),
         # dockerd closes stdin at the attach's end only without a TTY (CloseStdin && !TTY):
         # a detached `run -it` (its detach keys, or its client gone) leaves the shell running

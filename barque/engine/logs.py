@@ -9,11 +9,12 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
+from barque.engine.errors import EngineError
 from barque.structs import dataclass
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~2.5 ms
 if TYPE_CHECKING:
-    from typing import BinaryIO
+    from typing import Any, BinaryIO
 
     from barque.engine.context import Engine
 
@@ -88,12 +89,22 @@ def parse_tail(text: str) -> int | None:
     raise ValueError(f'invalid value for "tail": "{text}"')
 
 
+class NotReadable(EngineError):
+    """A container that keeps no log (`--log-driver none`): dockerd's words for `logs`."""
+
+
+def check_readable(host_config: dict[str, Any]) -> None:
+    if (host_config.get("LogConfig") or {}).get("Type") == "none":
+        raise NotReadable("configured logging driver does not support reading", status=400)
+
+
 def container_logs(engine: Engine, name: str, since: float | None = None,
                    until: float | None = None, tail: int | None = None,
                    follow_: bool = False) -> Iterator[Entry]:
     """`docker logs`: the container's entries (an unknown container fails here, before any is
     read); with `follow_`, new ones as they come, until the container stops."""
     record = engine.find(name)
+    check_readable(record.host_config)
     path = engine.paths.log_file(record.id)
     if follow_:
         return follow(path, lambda: bool(engine.state(record)["Running"]), since, until, tail)

@@ -182,6 +182,7 @@ def from_host_config(host_config: dict[str, Any]) -> list[Mount]:
                       str(m.get("Target", "")), bool(m.get("ReadOnly")))
         mount.mode = "z" if mount.type == "volume" else ""
         mount.propagation = str((m.get("BindOptions") or {}).get("Propagation", ""))
+        mount.create_source = bool((m.get("BindOptions") or {}).get("CreateMountpoint"))
         mount.no_copy = bool((m.get("VolumeOptions") or {}).get("NoCopy"))
         tmpfs = m.get("TmpfsOptions") or {}
         if tmpfs.get("SizeBytes"):

@@ -9,7 +9,7 @@ import copy
 import os
 import re
 
-from barque.engine import spec_resources, spec_security
+from barque.engine import create_fields, spec_resources, spec_security
 from barque.engine.users import group_id, resolve_user
 from barque.runtime.spec import default_spec
 
@@ -318,16 +318,26 @@ def make_spec(container_id: str, config: dict[str, Any], host_config: dict[str, 
         devices = [dev for dev, _ in spec_resources.devices(host_config)]
     except spec_resources.ResourceError as e:
         raise SpecError(str(e)) from None
+    create_fields.spec_resources(host_config, linux["resources"])
     if devices:
         linux["devices"] = devices
     if host_config.get("Sysctls"):
         linux["sysctl"] = dict(host_config["Sysctls"])
     try:
         linux["maskedPaths"], linux["readonlyPaths"] = spec_security.system_paths(
-            host_config, DOCKER_MASKED_PATHS, DOCKER_READONLY_PATHS)
+            host_config, *_system_paths(host_config))
         profile = spec_security.apparmor_profile(host_config)
     except spec_security.SecurityError as e:
         raise SpecError(str(e)) from None
     if profile:
         spec["process"]["apparmorProfile"] = profile
+    create_fields.apply_to_spec(spec, config, host_config)
     return spec
+
+
+def _system_paths(host_config: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """HostConfig's MaskedPaths and ReadonlyPaths where given (the API's: they replace
+    Docker's defaults), else the defaults."""
+    masked, readonly = host_config.get("MaskedPaths"), host_config.get("ReadonlyPaths")
+    return (DOCKER_MASKED_PATHS if masked is None else list(masked),
+            DOCKER_READONLY_PATHS if readonly is None else list(readonly))
