@@ -67,20 +67,17 @@ def check_words(host_config: dict[str, Any]) -> None:
 
 def check(engine: Engine, config: dict[str, Any], host_config: dict[str, Any]) -> None:
     """At create, on the container's own config: the words, `--uts host` against `-h`, the
-    donors (which must exist and run; an IPC donor must be shareable or the host's), and
-    the defaults dockerd fills in (inspect shows them). `host_config` is changed: a donor is
-    stored by its full ID, as dockerd does."""
+    donors (which must exist: that they run, and an IPC donor is shareable, is checked at
+    each start, as dockerd does), and the defaults dockerd fills in (inspect shows them).
+    `host_config` is changed: a donor is stored by its full ID, as dockerd does."""
     check_words(host_config)
     if host_config.get("UTSMode") == "host" and config.get("Hostname"):
         raise EngineError("conflicting options: hostname and the UTS mode", status=400)
     ipc = str(host_config.get("IpcMode") or "")
-    if donor_of(ipc) is not None:
-        donor = _ipc_donor(engine, str(donor_of(ipc)))
-        host_config["IpcMode"] = f"container:{donor.id}"
-    pid = str(host_config.get("PidMode") or "")
-    if donor_of(pid) is not None:
-        donor = _pid_donor(engine, str(donor_of(pid)))
-        host_config["PidMode"] = f"container:{donor.id}"
+    for key in ("IpcMode", "PidMode"):
+        ref = donor_of(str(host_config.get(key) or ""))
+        if ref is not None:
+            host_config[key] = f"container:{_existing(engine, ref).id}"
     if not ipc:
         host_config["IpcMode"] = "private"  # dockerd's default-ipc-mode
     if not host_config.get("CgroupnsMode"):
@@ -92,6 +89,14 @@ def default_cgroupns() -> str:
     from barque.cgroups.mountinfo import is_pure_v2
 
     return "private" if is_pure_v2() else "host"
+
+
+def _existing(engine: Engine, ref: str) -> ContainerRecord:
+    """dockerd's 400 (not 404: the docker CLI would take it for a missing image, and pull)."""
+    try:
+        return engine.find(ref)
+    except EngineError as e:
+        raise EngineError(str(e), status=400) from None
 
 
 def _running_pid(engine: Engine, donor: ContainerRecord) -> int:
@@ -106,7 +111,10 @@ def _running_pid(engine: Engine, donor: ContainerRecord) -> int:
 
 def _ipc_donor(engine: Engine, ref: str) -> ContainerRecord:
     """dockerd's getIpcContainer: it exists, runs, and has an IPC namespace to share."""
-    donor = engine.find(ref)
+    try:
+        donor = engine.find(ref)
+    except EngineError as e:
+        raise EngineError(f"can't join IPC of container {ref}: {e}", status=e.status) from None
     said = f"can't join IPC of container {donor.id}"
     try:
         _running_pid(engine, donor)
@@ -120,7 +128,11 @@ def _ipc_donor(engine: Engine, ref: str) -> ContainerRecord:
 
 def _pid_donor(engine: Engine, ref: str) -> ContainerRecord:
     """dockerd's getPidContainer."""
-    donor = engine.find(ref)
+    try:
+        donor = engine.find(ref)
+    except EngineError as e:
+        raise EngineError(f"cannot join PID of a non running container: {ref}: {e}",
+                          status=e.status) from None
     _running_pid(engine, donor)
     return donor
 

@@ -81,7 +81,7 @@ def test_an_ipc_donor_must_exist_run_and_be_shareable(barque: Barque) -> None:
         assert result.returncode == 125, result.stderr
         assert f"Error response from daemon: {words}." in result.stderr
     assert sorted(barque.run("ps", "-aq").stdout.split()) == sorted(
-        [private["Id"][:12], made[:12]])  # nothing made
+        [private["Id"][:12], made[:12]])  # nothing left (--rm: a failed start removes it)
 
 
 def test_ipc_host_and_none(barque: Barque, run_prefix: str) -> None:
