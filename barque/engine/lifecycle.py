@@ -308,6 +308,7 @@ def _unmount_quietly(engine: Engine, record: ContainerRecord) -> None:
     except Exception:  # a network left half-unmade is reclaimed by the next start or rm
         pass
     nsmodes.unmount_shm(engine, record.id)
+    nsmodes.unpin(engine, record.id)
     _unmount_snapshot_quietly(engine, record)
 
 

@@ -156,10 +156,43 @@ def joins(engine: Engine, record: ContainerRecord) -> dict[str, str]:
             continue
         donor = _ipc_donor(engine, ref) if kind == "ipc" else _pid_donor(engine, ref)
         pid = _running_pid(engine, donor)
-        found[kind] = f"/proc/{pid}/ns/{kind}"
+        found[kind] = _pin(engine, record.id, kind, f"/proc/{pid}/ns/{kind}")
         found[f"{kind}-donor"] = donor.id
-        found[f"{kind}-user"] = f"/proc/{pid}/ns/user"
+        found[f"{kind}-user"] = _pin(engine, record.id, f"{kind}-user", f"/proc/{pid}/ns/user")
     return found
+
+
+def _pin(engine: Engine, container_id: str, name: str, path: str) -> str:
+    """The namespace at `path` bound to a file of the container's dir for this run (as `ip
+    netns` pins one), which the spec names: a restart by the monitor's policy reuses the
+    spec, and the donor's PID may be another process's by then. Unbound by unpin."""
+    from barque.linux import mount as lm
+
+    pinned = os.path.join(engine.paths.container_dir(container_id), f"ns-{name}")
+    _unbind(pinned)
+    with open(pinned, "wb"):
+        pass
+    try:
+        lm.mount(path, pinned, None, lm.MS_BIND)
+    except OSError as e:
+        raise EngineError(f"cannot hold the namespace {path}: {e.strerror}", status=409) from None
+    return pinned
+
+
+def unpin(engine: Engine, container_id: str) -> None:
+    """When the container stops for good: the namespaces it joined are let go."""
+    for name in ("ipc", "pid", "ipc-user", "pid-user"):
+        _unbind(os.path.join(engine.paths.container_dir(container_id), f"ns-{name}"))
+
+
+def _unbind(path: str) -> None:
+    from barque.linux import mount as lm
+
+    while os.path.ismount(path):
+        try:
+            lm.umount(path, lm.MNT_DETACH)
+        except OSError:
+            return
 
 
 def user_join(found: dict[str, str], remapped: bool) -> str | None:
@@ -227,11 +260,4 @@ def mount_shm(engine: Engine, record: ContainerRecord, owner: tuple[int, int] | 
 def unmount_shm(engine: Engine, container_id: str) -> None:
     """When the container stops (and before it is removed): a joiner's bind keeps the tmpfs
     for the joiner."""
-    from barque.linux import mount as lm
-
-    path = shm_path(engine, container_id)
-    while os.path.ismount(path):
-        try:
-            lm.umount(path, lm.MNT_DETACH)
-        except OSError:
-            return
+    _unbind(shm_path(engine, container_id))

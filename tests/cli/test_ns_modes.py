@@ -170,3 +170,78 @@ def test_a_bad_mode_is_refused_in_dockers_words(barque: Barque, flag: str, words
     assert result.returncode == 125
     assert result.stderr.splitlines()[0] == words
     assert barque.run("ps", "-aq").stdout == ""
+
+
+def test_a_restarted_joiner_joins_the_same_namespaces(barque: Barque) -> None:
+    """The monitor's restarts reuse the spec: it names the donor's namespaces pinned in the
+    joiner's dir for its run, never /proc/PID of a donor whose PID may be reused by then."""
+    donor = _run_d(barque, "rdonor", "--ipc", "shareable")
+    ok(barque.run("run", "-d", "--network", "none", "--name", "rjoiner", "--restart",
+                  "on-failure:2", "--ipc", "container:rdonor", "--pid", "container:rdonor",
+                  "busybox", "sh", "-c", "readlink /proc/self/ns/ipc >> /dev/shm/seen; "
+                  "readlink /proc/self/ns/pid >> /dev/shm/seen; exit 1"))
+    joiner = inspect_container(barque, "rjoiner")["Id"]
+
+    def ended() -> bool:
+        info = inspect_container(barque, "rjoiner")
+        return info["State"]["Status"] == "exited" and info["RestartCount"] == 2
+
+    until(ended, timeout=60)
+    seen = ok(barque.run("exec", "rdonor", "cat", "/dev/shm/seen")).split()
+    pid = donor["State"]["Pid"]
+    assert seen == [_ns(pid, "ipc"), _ns(pid, "pid")] * 3  # three runs, each in the donor's
+    # at the end for good, the pins are let go (the monitor's clean-up)
+    until(lambda: not any(f"/{joiner}/ns-" in point for point in _mount_points()))
+
+
+def _mount_points() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f]
+
+
+def _process_at_pid(pid: int, argv: list[str], attempts: int = 200) -> subprocess.Popen[bytes]:
+    """A host process given `pid` (the kernel's next PID set through ns_last_pid; another
+    fork on this busy host may take it first: tried again, a bounded number of times)."""
+    for _ in range(attempts):
+        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(pid - 1))
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+        if proc.pid == pid:
+            return proc
+        proc.kill()
+        proc.wait()
+    pytest.fail(f"could not start a process with PID {pid}")
+
+
+def test_a_restart_never_joins_a_reused_pid(barque: Barque, tmp_path: os.PathLike[str]
+                                            ) -> None:
+    """The attack: the donor dies and its PID is taken by another process (here one in an
+    IPC namespace of its own, a harmless `sleep`) before the joiner's policy restarts it:
+    a spec naming /proc/PID/ns/ipc would put the joiner in that process's namespace."""
+    tools.require("unshare")
+    out = str(tmp_path)
+    donor = _run_d(barque, "vdonor", "--ipc", "shareable")
+    pid = int(donor["State"]["Pid"])
+    ok(barque.run("run", "-d", "--network", "none", "--name", "vjoiner", "--restart", "always",
+                  "--ipc", "container:vdonor", "-v", f"{out}:/out", "busybox", "sh", "-c",
+                  "readlink /proc/self/ns/ipc >> /out/seen; sleep 2; exit 1"))
+    seen = os.path.join(out, "seen")
+    until(lambda: os.path.exists(seen))
+    ok(barque.run("kill", "vdonor"))
+    until(lambda: not os.path.exists(f"/proc/{pid}"))
+    victim = _process_at_pid(pid, ["unshare", "--ipc", "sleep", "60"])
+    try:
+        until(lambda: _ns(pid, "ipc") != _ns("self", "ipc"))  # unshared, then sleeping
+        runs = len(_words(seen))
+        until(lambda: len(_words(seen)) > runs, timeout=30)
+        inodes = _words(seen)
+        assert _ns(pid, "ipc") not in inodes  # never the victim's
+        assert set(inodes) == {inodes[0]}  # always the donor's
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+def _words(path: str) -> list[str]:
+    with open(path) as f:
+        return f.read().split()
