@@ -250,7 +250,7 @@ def _write_bundle(engine: Engine, record: ContainerRecord,
     shm = nsmodes.shm_source(engine, record)
     nsmodes.mount_shm(engine, record, owner)
     made = spec.make_spec(record.id, config, host_config, rootfs, bundle, user_mounts,
-                          network_path=sandbox.netns or _network_path(engine, host_config),
+                          network_path=sandbox.netns or _network_path(engine, record),
                           init_binary=_init_binary(), id_maps=id_maps,
                           joins={k: v for k, v in joins.items() if k in ("ipc", "pid")},
                           shm=shm, user_path=user_path)
@@ -281,15 +281,16 @@ def _resolve_mount(engine: Engine, entry: dict[str, Any], rootfs: str,
     return oci_mount(mount, mount.source)
 
 
-def _network_path(engine: Engine, host_config: dict[str, Any]) -> str | None:
-    mode = str(host_config.get("NetworkMode") or "")
+def _network_path(engine: Engine, record: ContainerRecord) -> str | None:
+    """--network container:X: X's network namespace, pinned for the run (nsmodes.pin)."""
+    mode = str(record.host_config.get("NetworkMode") or "")
     if not mode.startswith("container:"):
         return None
     other = engine.find(mode.split(":", 1)[1])
     state = engine.state(other)
     if not state["Running"] or not state["Pid"]:
         raise spec.SpecError(f"cannot join network of a non running container: {other.id}")
-    return f"/proc/{state['Pid']}/ns/net"
+    return nsmodes.pin(engine, record.id, "net", f"/proc/{state['Pid']}/ns/net")
 
 
 def _init_binary() -> str | None:

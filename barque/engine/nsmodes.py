@@ -156,13 +156,13 @@ def joins(engine: Engine, record: ContainerRecord) -> dict[str, str]:
             continue
         donor = _ipc_donor(engine, ref) if kind == "ipc" else _pid_donor(engine, ref)
         pid = _running_pid(engine, donor)
-        found[kind] = _pin(engine, record.id, kind, f"/proc/{pid}/ns/{kind}")
+        found[kind] = pin(engine, record.id, kind, f"/proc/{pid}/ns/{kind}")
         found[f"{kind}-donor"] = donor.id
-        found[f"{kind}-user"] = _pin(engine, record.id, f"{kind}-user", f"/proc/{pid}/ns/user")
+        found[f"{kind}-user"] = pin(engine, record.id, f"{kind}-user", f"/proc/{pid}/ns/user")
     return found
 
 
-def _pin(engine: Engine, container_id: str, name: str, path: str) -> str:
+def pin(engine: Engine, container_id: str, name: str, path: str) -> str:
     """The namespace at `path` bound to a file of the container's dir for this run (as `ip
     netns` pins one), which the spec names: a restart by the monitor's policy reuses the
     spec, and the donor's PID may be another process's by then. Unbound by unpin."""
@@ -181,7 +181,7 @@ def _pin(engine: Engine, container_id: str, name: str, path: str) -> str:
 
 def unpin(engine: Engine, container_id: str) -> None:
     """When the container stops for good: the namespaces it joined are let go."""
-    for name in ("ipc", "pid", "ipc-user", "pid-user"):
+    for name in ("ipc", "pid", "ipc-user", "pid-user", "net"):
         _unbind(os.path.join(engine.paths.container_dir(container_id), f"ns-{name}"))
 
 

@@ -213,29 +213,32 @@ def _process_at_pid(pid: int, argv: list[str], attempts: int = 200) -> subproces
     pytest.fail(f"could not start a process with PID {pid}")
 
 
-def test_a_restart_never_joins_a_reused_pid(barque: Barque, tmp_path: os.PathLike[str]
-                                            ) -> None:
-    """The attack: the donor dies and its PID is taken by another process (here one in an
-    IPC namespace of its own, a harmless `sleep`) before the joiner's policy restarts it:
-    a spec naming /proc/PID/ns/ipc would put the joiner in that process's namespace."""
+@pytest.mark.parametrize(("kind", "flag", "unshare"), [
+    ("ipc", "--ipc", "--ipc"), ("net", "--network", "--net")])
+def test_a_restart_never_joins_a_reused_pid(barque: Barque, tmp_path: os.PathLike[str],
+                                            kind: str, flag: str, unshare: str) -> None:
+    """The attack: the donor dies and its PID is taken by another process (here one in a
+    namespace of its own, a harmless `sleep`) before the joiner's policy restarts it: a spec
+    naming /proc/PID/ns/... would put the joiner in that process's namespace."""
     tools.require("unshare")
     out = str(tmp_path)
     donor = _run_d(barque, "vdonor", "--ipc", "shareable")
     pid = int(donor["State"]["Pid"])
-    ok(barque.run("run", "-d", "--network", "none", "--name", "vjoiner", "--restart", "always",
-                  "--ipc", "container:vdonor", "-v", f"{out}:/out", "busybox", "sh", "-c",
-                  "readlink /proc/self/ns/ipc >> /out/seen; sleep 2; exit 1"))
+    ok(barque.run("run", "-d", "--name", "vjoiner", "--restart", "always",
+                  *(["--network", "none"] if kind != "net" else []),
+                  flag, "container:vdonor", "-v", f"{out}:/out", "busybox", "sh", "-c",
+                  f"readlink /proc/self/ns/{kind} >> /out/seen; sleep 2; exit 1"))
     seen = os.path.join(out, "seen")
     until(lambda: os.path.exists(seen))
     ok(barque.run("kill", "vdonor"))
     until(lambda: not os.path.exists(f"/proc/{pid}"))
-    victim = _process_at_pid(pid, ["unshare", "--ipc", "sleep", "60"])
+    victim = _process_at_pid(pid, ["unshare", unshare, "sleep", "60"])
     try:
-        until(lambda: _ns(pid, "ipc") != _ns("self", "ipc"))  # unshared, then sleeping
+        until(lambda: _ns(pid, kind) != _ns("self", kind))  # unshared, then sleeping
         runs = len(_words(seen))
         until(lambda: len(_words(seen)) > runs, timeout=30)
         inodes = _words(seen)
-        assert _ns(pid, "ipc") not in inodes  # never the victim's
+        assert _ns(pid, kind) not in inodes  # never the victim's
         assert set(inodes) == {inodes[0]}  # always the donor's
     finally:
         victim.kill()
