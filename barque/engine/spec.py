@@ -288,12 +288,24 @@ def _user_namespace(spec: dict[str, Any], id_maps: tuple[IdMap, IdMap],
         linux[key] = [{"containerID": inside, "hostID": outside, "size": count}
                       for inside, outside, count in mapping]
     linux["namespaces"].append({"type": "user", "path": path} if path else {"type": "user"})
+    if not any(ns["type"] == "ipc" for ns in linux["namespaces"]):
+        _bind_host_mqueue(spec)
     if not foreign_netns:
         return
     for m in spec["mounts"]:
         if m["type"] == "sysfs":
             m.update(type="bind", source="/sys",
                      options=["rbind", "nosuid", "noexec", "nodev", "ro"])
+
+
+def _bind_host_mqueue(spec: dict[str, Any]) -> None:
+    """--ipc host under userns-remap: an mqueue mount needs the rights of the IPC namespace's
+    user namespace, the host's: its /dev/mqueue bound instead, as runc's rootless spec."""
+    mounts = [m for m in spec["mounts"] if m["type"] != "mqueue"]
+    if os.path.ismount("/dev/mqueue"):
+        mounts.append({"destination": "/dev/mqueue", "type": "bind", "source": "/dev/mqueue",
+                       "options": ["rbind", "nosuid", "noexec", "nodev"]})
+    spec["mounts"] = mounts
 
 
 def make_spec(container_id: str, config: dict[str, Any], host_config: dict[str, Any],

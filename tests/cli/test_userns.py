@@ -276,3 +276,15 @@ def test_a_joiner_is_in_its_donors_user_namespace(remapped: tuple[Barque, int]) 
     assert result.returncode == 125
     assert "it is not in a user namespace and this container is (userns-remap)" in \
         result.stderr
+
+
+def test_ipc_and_uts_host_with_remap(remapped: tuple[Barque, int]) -> None:
+    # dockerd allows both under userns-remap; mqueue cannot be mounted for the host's IPC
+    # namespace from another user namespace: the host's /dev/mqueue is bound, if mounted.
+    b, _ = remapped
+    out = ok(b.run("run", "--rm", "--network", "none", "--ipc", "host", "--uts", "host",
+                   "busybox", "sh", "-c", "readlink /proc/self/ns/ipc; readlink "
+                   "/proc/self/ns/uts; cat /proc/self/uid_map"))
+    lines = out.splitlines()
+    assert lines[:2] == [os.readlink(f"/proc/self/ns/{k}") for k in ("ipc", "uts")]
+    assert lines[2].split()[0] == "0" and lines[2].split()[1] != "0"
