@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -248,3 +249,19 @@ def test_a_restart_never_joins_a_reused_pid(barque: Barque, tmp_path: os.PathLik
 def _words(path: str) -> list[str]:
     with open(path) as f:
         return f.read().split()
+
+
+def test_explain_shows_namespaces_shared_with_another_container(barque: Barque) -> None:
+    _run_d(barque, "edonor", "--ipc", "shareable")
+    _run_d(barque, "ejoiner", "--ipc", "container:edonor", "--pid", "container:edonor")
+    facts = json.loads(ok(barque.run("explain", "--format", "json", "ejoiner")))
+    shared = {ns["type"]: ns for ns in facts["namespaces"]}
+    for kind in ("pid", "ipc"):
+        assert shared[kind]["private"] and shared[kind]["shared_with"] == ["edonor"]
+    assert shared["mnt"]["shared_with"] == []
+    assert "sees the processes of edonor too" in shared["pid"]["meaning"]
+    text = ok(barque.run("explain", "edonor"))
+    rows = {line.split()[0]: line for line in text.splitlines() if line.startswith(" ")}
+    assert rows["pid"].split()[1:4] == ["shared", "with", "ejoiner,"]
+    assert rows["ipc"].split()[1:4] == ["shared", "with", "ejoiner,"]
+    assert rows["mnt"].split()[1] == "private,"
