@@ -25,6 +25,7 @@ from barque.engine import lifecycle, listing
 from barque.engine.context import Engine
 from barque.engine.create import create as engine_create
 from barque.engine.errors import EngineError
+from barque.engine.records import ContainerRecord
 
 _HOST_KEYS = ("HostConfig", "NetworkingConfig")
 
@@ -86,7 +87,11 @@ async def start(request: web.Request) -> web.Response:
         if engine.state(record)["Running"]:
             return record.id, False, ""
         attaching = record.id in runs.attaching
-        lifecycle.start(engine, record.id, attach=attaching)
+        try:
+            lifecycle.start(engine, record.id, attach=attaching)
+        except EngineError:
+            _remove_if_auto(engine, record)
+            raise
         return record.id, True, _start_error(engine, record.id) if attaching else ""
 
     container_id, started, error = await in_engine(request, run)
@@ -96,6 +101,18 @@ async def start(request: web.Request) -> web.Response:
     if error:
         raise EngineError(error, 1, 500)
     return web.Response(status=204)
+
+
+def _remove_if_auto(engine: Engine, record: ContainerRecord) -> None:
+    """dockerd's containerStart: a start that fails before the container runs (e.g. a donor
+    of `--ipc container:X` that is not shareable) removes an AutoRemove one, for which the
+    docker CLI waits (`wait?condition=removed`)."""
+    if not record.host_config.get("AutoRemove"):
+        return
+    try:
+        lifecycle.remove(engine, record.id, force=True, volumes=True)
+    except EngineError:
+        pass
 
 
 def _start_error(engine: Engine, container_id: str, timeout: float = 60.0) -> str:

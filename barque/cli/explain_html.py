@@ -31,8 +31,9 @@ def _svg_namespaces(facts: dict[str, Any]) -> list[str]:
     out = ['<text x="20" y="60" class="h">Namespaces: what it sees</text>']
     for i, ns in enumerate(facts["namespaces"]):
         y = 75 + i * 34
-        color = _PRIVATE if ns["private"] else _SHARED
-        label = "private" if ns["private"] else "shared"
+        private = ns["private"] and not ns["shared_with"]  # not with other containers either
+        color = _PRIVATE if private else _SHARED
+        label = "private" if private else "shared"
         out.append(f'<rect x="20" y="{y}" width="250" height="28" rx="5" fill="{color}"/>'
                    f'<text x="32" y="{y + 19}" class="w">{escape(ns["type"])}: {label}</text>')
     return out

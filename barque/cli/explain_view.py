@@ -46,9 +46,9 @@ def namespaces(facts: dict[str, Any]) -> Section:
     section = Section("namespaces", "Namespaces",
                       "What the container sees: each kind is private to it, or shared.")
     for ns in facts["namespaces"]:
-        if ns["private"]:
+        if ns["private"] and not ns["shared_with"]:
             where = "private"
-        else:
+        else:  # with the host, or (private) with other containers only
             where = "shared with " + ", ".join(ns["shared_with"] or ["host"])
         inodes = f"{ns['inode']}" + (f" (host {ns['host_inode']})" if ns["private"] else "")
         section.rows.append((ns["type"], f"{where}, {inodes}", ns["meaning"]))

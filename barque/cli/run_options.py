@@ -443,8 +443,7 @@ def create_request(ns: argparse.Namespace
         "OomScoreAdj": ns.oom_score_adj or 0,
         "LogConfig": log_config(ns),
     }
-    if getattr(ns, "pid", None):
-        host_config["PidMode"] = ns.pid
+    namespace_modes(ns, host_config)
     if getattr(ns, "userns", None):
         if ns.userns.split(":")[0] not in ("", "host"):  # moby's UsernsMode.Valid
             raise OptionError("--userns: invalid USER mode")
@@ -462,6 +461,24 @@ def create_request(ns: argparse.Namespace
 
     extra_options.apply(ns, config, host_config, networking_config)
     return ns.image, config, host_config, networking_config
+
+
+def namespace_modes(ns: argparse.Namespace, host_config: dict[str, Any]) -> None:
+    """--pid, --uts and --cgroupns as the docker CLI checks them (moby's Valid methods);
+    --ipc is dockerd's to check."""
+    from barque.engine import nsmodes
+
+    for flag, key, what in (("pid", "PidMode", "PID"), ("uts", "UTSMode", "UTS"),
+                            ("cgroupns", "CgroupnsMode", "CGROUP"), ("ipc", "IpcMode", "")):
+        value = getattr(ns, flag, None)
+        if value is None:
+            continue
+        if what:
+            try:
+                nsmodes.check_words({key: value})
+            except nsmodes.EngineError:
+                raise ClientCheck(f"--{flag}: invalid {what} mode") from None
+        host_config[key] = value
 
 
 def sysctls(values: list[str]) -> dict[str, str]:

@@ -14,6 +14,7 @@ from barque.engine import (
     images,
     naming,
     netchecks,
+    nsmodes,
     resource_checks,
     spec_resources,
     spec_security,
@@ -80,16 +81,6 @@ def check_restart_policy(host_config: dict[str, Any]) -> None:
                           status=400)
 
 
-def check_pid_mode(host_config: dict[str, Any]) -> None:
-    """PidMode: "" (a namespace of its own) or "host"; Docker's container:X is not done."""
-    mode = str(host_config.get("PidMode") or "")
-    if mode.startswith("container:"):
-        raise EngineError(f"PID mode {mode}: sharing another container's PID namespace is "
-                          "not supported (only host)", status=400)
-    if mode not in ("", "host"):
-        raise EngineError(f"invalid PID mode: {mode}", status=400)
-
-
 def check_settings(config: dict[str, Any], host_config: dict[str, Any]) -> list[Mount]:
     """Docker's create-time validation; the mounts as parsed."""
     try:
@@ -113,7 +104,7 @@ def check_settings(config: dict[str, Any], host_config: dict[str, Any]) -> list[
             sysctls.SysctlError, resource_checks.ResourceCheckError, MountError) as e:
         raise EngineError(str(e), status=400) from None
     check_restart_policy(host_config)
-    check_pid_mode(host_config)
+    nsmodes.check_words(host_config)
     if not (config.get("Entrypoint") or config.get("Cmd")):
         raise EngineError("No command specified", status=400)
     return mounts
@@ -221,6 +212,7 @@ def create(engine: Engine, image_ref: str, config: dict[str, Any], host_config: 
     networking_config = netchecks.normalize(host_config, networking_config)
     said = netchecks.check(engine, config, host_config, networking_config)
     said += create_fields.check(config, host_config, networking_config)
+    nsmodes.check(engine, config, host_config)
     said += _daemon_defaults(host_config)
     try:
         said += resource_checks.adapt(host_config)

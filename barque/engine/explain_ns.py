@@ -1,5 +1,6 @@
 """A container's namespaces beside the host's: private or shared (with the host, with other
-containers), and what that means for this container, in one line each."""
+containers: `--ipc`, `--pid` or `--network container:X`, both ways), and what that means
+for this container, in one line each."""
 
 from __future__ import annotations
 
@@ -68,7 +69,20 @@ def collect(pid: int, status: dict[str, str], spec: dict[str, Any],
         private = inode != host[kind]
         shared = [] if private else ["host"]
         shared += sorted(name for name, theirs in others.items() if theirs.get(kind) == inode)
+        meaning = _meaning(kind, private, pid, status, spec)
+        if private and shared:  # --ipc/--pid/--network container:X, or its joiners
+            meaning = _with_containers(kind, meaning, ", ".join(shared))
         out.append({"type": kind, "inode": inode, "host_inode": host[kind], "private": private,
-                    "shared_with": shared,
-                    "meaning": _meaning(kind, private, pid, status, spec)})
+                    "shared_with": shared, "meaning": meaning})
     return out
+
+
+def _with_containers(kind: str, meaning: str, names: str) -> str:
+    """A namespace of containers, not the host's: whose, and what they share."""
+    if kind == "pid":
+        return f"sees the processes of {names} too; {meaning}"
+    if kind == "ipc":
+        return f"System V IPC objects and POSIX message queues shared with {names}"
+    if kind == "net":
+        return f"the network stack of {names}: " + meaning.rpartition(": ")[2]
+    return f"{meaning}, shared with {names}"

@@ -59,6 +59,10 @@ def host_config_view(record: ContainerRecord) -> dict[str, Any]:
             given["ReadonlyPaths"] = list(DOCKER_READONLY_PATHS)
     if not given.get("ShmSize"):
         given["ShmSize"] = _HOST_CONFIG_DEFAULTS["ShmSize"]  # records made before dockerd's
+    if not given.get("CgroupnsMode"):  # records made before it was stored: as they run
+        from barque.engine.nsmodes import default_cgroupns
+
+        given["CgroupnsMode"] = default_cgroupns()
     out: dict[str, Any] = {}
     for key, default in _HOST_CONFIG_DEFAULTS.items():
         value = given.pop(key, default)

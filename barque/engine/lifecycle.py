@@ -12,7 +12,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from barque.engine import attach, events, health, monitor, netsetup, spec, start_error, userns
+from barque.engine import (
+    attach,
+    events,
+    health,
+    monitor,
+    netsetup,
+    nsmodes,
+    spec,
+    start_error,
+    userns,
+)
 from barque.engine import state as st
 from barque.engine.context import Engine, EngineError, find_runtime
 from barque.engine.create import lowers_of, mount_from_record
@@ -142,6 +152,9 @@ def _start_in_sandbox(engine: Engine, record: ContainerRecord, attach: bool, run
                       sandbox: netsetup.Sandbox) -> ContainerRecord:
     try:
         bundle, made = _write_bundle(engine, record, sandbox)
+    except EngineError:  # a donor of its namespaces that no longer runs
+        _unmount_quietly(engine, record)
+        raise
     except (spec.SpecError, RootfsError, SecurityError, snapshot.SnapshotError, ImageError,
             VolumeError, OSError) as e:
         _unmount_quietly(engine, record)
@@ -229,9 +242,15 @@ def _write_bundle(engine: Engine, record: ContainerRecord,
     user_mounts = [_resolve_mount(engine, entry, rootfs, owner) for entry in record.mounts]
     config, host_config = record.config, record.host_config
     hostname = spec.hostname_of(record.id, config)
+    joins = nsmodes.joins(engine, record)
+    user_path = nsmodes.user_join(joins, id_maps is not None)
+    shm = nsmodes.shm_source(engine, record)
+    nsmodes.mount_shm(engine, record, owner)
     made = spec.make_spec(record.id, config, host_config, rootfs, bundle, user_mounts,
-                          network_path=sandbox.netns or _network_path(engine, host_config),
-                          init_binary=_init_binary(), id_maps=id_maps)
+                          network_path=sandbox.netns or _network_path(engine, record),
+                          init_binary=_init_binary(), id_maps=id_maps,
+                          joins={k: v for k, v in joins.items() if k in ("ipc", "pid")},
+                          shm=shm, user_path=user_path)
     spec.write_etc_files(bundle, hostname, host_config, sandbox.hosts, sandbox.resolv_conf)
     if owner is not None:  # the container's root may write them, as in Docker's remap
         for name in ("hostname", "hosts", "resolv.conf"):
@@ -259,15 +278,16 @@ def _resolve_mount(engine: Engine, entry: dict[str, Any], rootfs: str,
     return oci_mount(mount, mount.source)
 
 
-def _network_path(engine: Engine, host_config: dict[str, Any]) -> str | None:
-    mode = str(host_config.get("NetworkMode") or "")
+def _network_path(engine: Engine, record: ContainerRecord) -> str | None:
+    """--network container:X: X's network namespace, pinned for the run (nsmodes.pin)."""
+    mode = str(record.host_config.get("NetworkMode") or "")
     if not mode.startswith("container:"):
         return None
     other = engine.find(mode.split(":", 1)[1])
     state = engine.state(other)
     if not state["Running"] or not state["Pid"]:
         raise spec.SpecError(f"cannot join network of a non running container: {other.id}")
-    return f"/proc/{state['Pid']}/ns/net"
+    return nsmodes.pin(engine, record.id, "net", f"/proc/{state['Pid']}/ns/net")
 
 
 def _init_binary() -> str | None:
@@ -285,6 +305,8 @@ def _unmount_quietly(engine: Engine, record: ContainerRecord) -> None:
         netsetup.teardown(engine, record)
     except Exception:  # a network left half-unmade is reclaimed by the next start or rm
         pass
+    nsmodes.unmount_shm(engine, record.id)
+    nsmodes.unpin(engine, record.id)
     _unmount_snapshot_quietly(engine, record)
 
 

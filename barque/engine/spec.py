@@ -136,15 +136,21 @@ def _process(spec: dict[str, Any], config: dict[str, Any],
         spec["linux"]["seccomp"] = seccomp
 
 
-def _system_mounts(host_config: dict[str, Any]) -> list[dict[str, Any]]:
+def _system_mounts(host_config: dict[str, Any], shm: str | None) -> list[dict[str, Any]]:
+    """runc's default mounts as dockerd adapts them; `shm`: where /dev/shm is bound from
+    (engine/nsmodes.py), None for a tmpfs of its own, "" for none (IpcMode none)."""
     mounts = copy.deepcopy(default_spec()["mounts"])
     privileged = bool(host_config.get("Privileged"))
-    shm = int(host_config.get("ShmSize") or DEFAULT_SHM_SIZE)
+    size = int(host_config.get("ShmSize") or DEFAULT_SHM_SIZE)
     for m in mounts:
         if m["destination"] == "/dev/shm":
-            m["options"] = ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm}"]
+            m["options"] = ["nosuid", "noexec", "nodev", "mode=1777", f"size={size}"]
+            if shm:
+                m.update(type="bind", source=shm, options=["rbind", "rprivate"])
         elif m["type"] in ("sysfs", "cgroup") and privileged:
             m["options"] = [o for o in m["options"] if o != "ro"]
+    if shm == "":
+        mounts = [m for m in mounts if m["destination"] != "/dev/shm"]
     return mounts
 
 
@@ -246,27 +252,46 @@ def cgroups_path(host_config: dict[str, Any], container_id: str) -> str:
 
 
 def _namespaces(spec: dict[str, Any], host_config: dict[str, Any],
-                network_path: str | None) -> None:
+                network_path: str | None, joins: dict[str, str]) -> None:
+    """Docker's modes: a kind shared with the host is left out (the runtime's own is the
+    host's), one shared with another container is joined by path (`joins`, {type: path})."""
     linux = spec["linux"]
-    # Docker's default cgroupns mode: private on cgroup v2, the host's on v1 — as runc's
-    # default spec, which has the cgroup namespace on a pure v2 host only.
     namespaces = list(linux["namespaces"])
     mode = str(host_config.get("NetworkMode") or "default")
+    host = set()
     if host_config.get("PidMode") == "host":
         # --pid host: the host's process table; /proc is mounted from the host's namespace.
-        namespaces = [ns for ns in namespaces if ns["type"] != "pid"]
+        host.add("pid")
+    if host_config.get("IpcMode") == "host":
+        host.add("ipc")
+    if host_config.get("UTSMode") == "host":
+        host.add("uts")  # the host's hostname: the runtime must not set one
+        spec.pop("hostname", None)
+        spec.pop("domainname", None)
     if mode == "host":
-        namespaces = [ns for ns in namespaces if ns["type"] != "network"]
-    elif network_path:
-        for ns in namespaces:
-            if ns["type"] == "network":
-                ns["path"] = network_path
+        host.add("network")
+    # Docker's default cgroupns mode: private on cgroup v2, the host's on v1 — as runc's
+    # default spec, which has the cgroup namespace on a pure v2 host only; records made
+    # before CgroupnsMode was stored keep that default.
+    cgroupns = host_config.get("CgroupnsMode")
+    if cgroupns == "host":
+        host.add("cgroup")
+    elif cgroupns == "private" and not any(ns["type"] == "cgroup" for ns in namespaces):
+        namespaces.append({"type": "cgroup"})
+    namespaces = [ns for ns in namespaces if ns["type"] not in host]
+    paths = dict(joins)
+    if network_path and mode != "host":
+        paths["network"] = network_path
+    for ns in namespaces:
+        if ns["type"] in paths:
+            ns["path"] = paths[ns["type"]]
     linux["namespaces"] = namespaces
 
 
 def _user_namespace(spec: dict[str, Any], id_maps: tuple[IdMap, IdMap],
-                    foreign_netns: bool) -> None:
-    """Docker's userns-remap: a user namespace of its own with the container's maps. Where
+                    foreign_netns: bool, path: str | None = None) -> None:
+    """Docker's userns-remap: a user namespace of its own with the container's maps (or,
+    `path`, the one of the containers whose IPC or PID namespace it joins). Where
     its network namespace is not its own user namespace's (one Barque's networks made, or the
     host's), the kernel refuses a sysfs mount: the host's /sys is bound read-only instead,
     as runc does for a rootless container."""
@@ -274,7 +299,9 @@ def _user_namespace(spec: dict[str, Any], id_maps: tuple[IdMap, IdMap],
     for key, mapping in (("uidMappings", id_maps[0]), ("gidMappings", id_maps[1])):
         linux[key] = [{"containerID": inside, "hostID": outside, "size": count}
                       for inside, outside, count in mapping]
-    linux["namespaces"].append({"type": "user"})
+    linux["namespaces"].append({"type": "user", "path": path} if path else {"type": "user"})
+    if not any(ns["type"] == "ipc" for ns in linux["namespaces"]):
+        _bind_host_mqueue(spec)
     if not foreign_netns:
         return
     for m in spec["mounts"]:
@@ -283,13 +310,26 @@ def _user_namespace(spec: dict[str, Any], id_maps: tuple[IdMap, IdMap],
                      options=["rbind", "nosuid", "noexec", "nodev", "ro"])
 
 
+def _bind_host_mqueue(spec: dict[str, Any]) -> None:
+    """--ipc host under userns-remap: an mqueue mount needs the rights of the IPC namespace's
+    user namespace, the host's: its /dev/mqueue bound instead, as runc's rootless spec."""
+    mounts = [m for m in spec["mounts"] if m["type"] != "mqueue"]
+    if os.path.ismount("/dev/mqueue"):
+        mounts.append({"destination": "/dev/mqueue", "type": "bind", "source": "/dev/mqueue",
+                       "options": ["rbind", "nosuid", "noexec", "nodev"]})
+    spec["mounts"] = mounts
+
+
 def make_spec(container_id: str, config: dict[str, Any], host_config: dict[str, Any],
               rootfs: str, container_dir: str, user_mounts: list[dict[str, Any]],
               network_path: str | None = None, init_binary: str | None = None,
-              id_maps: tuple[IdMap, IdMap] | None = None) -> dict[str, Any]:
+              id_maps: tuple[IdMap, IdMap] | None = None, joins: dict[str, str] | None = None,
+              shm: str | None = None, user_path: str | None = None) -> dict[str, Any]:
     """config.json for a container whose root filesystem is ready at `rootfs`, with its user
     mounts already in OCI form (engine/mounts.py). `id_maps`: (uid, gid) maps of a
-    user-namespaced container (its snapshot's)."""
+    user-namespaced container (its snapshot's); `user_path`: the user namespace it joins.
+    `joins`: the other containers' namespaces it joins, {OCI type: path}; `shm`: where its
+    /dev/shm is bound from (engine/nsmodes.py)."""
     hostname = hostname_of(container_id, config)
     spec = copy.deepcopy(default_spec())
     _process(spec, config, host_config, rootfs, hostname)
@@ -299,7 +339,7 @@ def make_spec(container_id: str, config: dict[str, Any], host_config: dict[str, 
         spec["domainname"] = str(config["Domainname"])
     from barque.engine.mounts import depth_order
 
-    mounts = _not_overridden(_system_mounts(host_config) + etc_mounts(container_dir, False),
+    mounts = _not_overridden(_system_mounts(host_config, shm) + etc_mounts(container_dir, False),
                              user_mounts) + user_mounts
     if host_config.get("Init"):
         if not init_binary:
@@ -308,10 +348,10 @@ def make_spec(container_id: str, config: dict[str, Any], host_config: dict[str, 
                        "options": ["rbind", "ro", "rprivate"]})
     spec["mounts"] = depth_order(mounts)
     linux = spec["linux"]
-    _namespaces(spec, host_config, network_path)
+    _namespaces(spec, host_config, network_path, joins or {})
     if id_maps is not None:
         _user_namespace(spec, id_maps, foreign_netns=bool(network_path) or
-                        host_config.get("NetworkMode") == "host")
+                        host_config.get("NetworkMode") == "host", path=user_path)
     linux["cgroupsPath"] = cgroups_path(host_config, container_id)
     try:
         linux["resources"] = spec_resources.resources(host_config)

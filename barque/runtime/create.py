@@ -479,11 +479,36 @@ def _write_id_maps(pid: int, linux: dict) -> None:
 
 
 def join_namespaces(joins: list[tuple[str, str]]) -> None:
-    for kind, path in joins:
-        try:
-            ns.setns_path(path, ns.NAMESPACES[kind][0])
-        except OSError as e:
-            raise RuntimeFailure(f"cannot join {kind} namespace {path}: {e.strerror}") from None
+    """In `joins`' order (runc's: the user namespace first, which lets a rootless runtime
+    into the others). A runtime that is root joins a user namespace last instead: the others
+    may belong to the host's user namespace (a network namespace the engine made), which
+    nobody inside another user namespace may enter (EPERM), while the host's root may enter
+    any. Inside a joined user namespace it becomes that namespace's root, as runc's stage 1
+    (the host's uid 0 is unmapped there: files it made would fail with EOVERFLOW)."""
+    if os.geteuid() == 0:
+        joins = [j for j in joins if j[0] != "user"] + [j for j in joins if j[0] == "user"]
+    # Every one opened first, as runc does: a /proc/PID path read after joining the mount
+    # namespace would be the container's /proc.
+    opened: list[tuple[str, str, int]] = []
+    try:
+        for kind, path in joins:
+            try:
+                opened.append((kind, path, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
+            except OSError as e:
+                raise RuntimeFailure(f"cannot join {kind} namespace {path}: "
+                                     f"{e.strerror}") from None
+        for kind, path, fd in opened:
+            try:
+                ns.setns(fd, ns.NAMESPACES[kind][0])
+            except OSError as e:
+                raise RuntimeFailure(f"cannot join {kind} namespace {path}: "
+                                     f"{e.strerror}") from None
+            if kind == "user":
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
+    finally:
+        for _, _, fd in opened:
+            os.close(fd)
 
 
 def _stage1(opts: CreateOptions, container: st.Container, flags: int,

@@ -265,3 +265,13 @@ def test_list_under_polling_is_current(server: Server) -> None:
         for t in pollers:
             t.join(30)
     assert errors == []
+
+
+def test_run_rm_whose_start_fails_in_the_engine_is_removed(server: Server) -> None:
+    # As dockerd's containerStart: the docker CLI waits for the removal (condition=removed),
+    # and hung until its timeout when the container stayed.
+    out = server.docker("run", "--rm", "--network", "none", "-u", "nosuchuser", "busybox",
+                        "id", timeout=30)
+    assert out.returncode == 125
+    assert "unable to find user nosuchuser" in out.stderr
+    assert server.docker("ps", "-aq").stdout == ""

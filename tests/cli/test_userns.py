@@ -244,3 +244,47 @@ def test_a_new_volume_is_the_mapped_roots(remapped: tuple[Barque, int]) -> None:
     for path in (volume["Mountpoint"], os.path.join(volume["Mountpoint"], "x")):
         st = os.lstat(path)
         assert (st.st_uid, st.st_gid) == (start, start)
+
+
+def test_exec_into_a_bridge_network_container(remapped: tuple[Barque, int]) -> None:
+    # The runtime joined its user namespace before the network namespace the engine made
+    # (the host's user namespace's): EPERM.
+    b, start = remapped
+    ok(b.run("run", "-d", "--name", "br", "busybox", "sleep", "1000"))
+    assert ok(b.run("exec", "br", "cat", "/proc/self/uid_map")).split() == \
+        ["0", str(start), str(COUNT)]
+
+
+def test_a_joiner_is_in_its_donors_user_namespace(remapped: tuple[Barque, int]) -> None:
+    """As dockerd's: an IPC or PID namespace is its user namespace's (its root mounts /proc,
+    mqueue for it), so a remapped joiner joins the donor's user namespace too."""
+    b, start = remapped
+    ok(b.run("run", "-d", "--name", "donor", "--ipc", "shareable", "busybox", "sleep", "1000"))
+    pid = inspect_container(b, "donor")["State"]["Pid"]
+    out = ok(b.run("run", "--rm", "--ipc", "container:donor", "--pid", "container:donor",
+                   "busybox", "sh", "-c", "readlink /proc/self/ns/user; readlink "
+                   "/proc/self/ns/ipc; cat /proc/self/uid_map; touch /dev/shm/x && "
+                   "ps -o args | grep -c '^sleep'"))
+    lines = out.splitlines()
+    assert lines[:2] == [os.readlink(f"/proc/{pid}/ns/{k}") for k in ("user", "ipc")]
+    assert lines[2].split() == ["0", str(start), str(COUNT)]
+    assert lines[3] == "1"
+    ok(b.run("run", "-d", "--name", "plain", "--userns=host", "--network", "none",
+             "--ipc", "shareable", "busybox", "sleep", "1000"))
+    result = b.run("run", "--rm", "--network", "none", "--ipc", "container:plain", "busybox",
+                   "true")
+    assert result.returncode == 125
+    assert "it is not in a user namespace and this container is (userns-remap)" in \
+        result.stderr
+
+
+def test_ipc_and_uts_host_with_remap(remapped: tuple[Barque, int]) -> None:
+    # dockerd allows both under userns-remap; mqueue cannot be mounted for the host's IPC
+    # namespace from another user namespace: the host's /dev/mqueue is bound, if mounted.
+    b, _ = remapped
+    out = ok(b.run("run", "--rm", "--network", "none", "--ipc", "host", "--uts", "host",
+                   "busybox", "sh", "-c", "readlink /proc/self/ns/ipc; readlink "
+                   "/proc/self/ns/uts; cat /proc/self/uid_map"))
+    lines = out.splitlines()
+    assert lines[:2] == [os.readlink(f"/proc/self/ns/{k}") for k in ("ipc", "uts")]
+    assert lines[2].split()[0] == "0" and lines[2].split()[1] != "0"

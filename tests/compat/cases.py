@@ -94,6 +94,35 @@ RUN = [
     # long enough for `wait` to find it: a run gone before `wait` is a race, not a case
     C("run_detached_rm", "run -d --rm --network none --name c1 busybox sleep 2",
       check=("wait c1",)),
+    # namespace modes (--ipc, --pid container:X, --uts, --cgroupns)
+    C("run_ipc_none", "run --rm --network none --ipc none busybox ls /dev/shm"),
+    C("run_ipc_host", "run --rm --network none --ipc host busybox "
+      "sh -c 'grep -c \" /dev/shm tmpfs rw,\" /proc/self/mounts'"),
+    C("run_ipc_shareable_joined", "run --rm --network none --ipc container:c1 busybox "
+      "sh -c 'cat /dev/shm/m; grep shm /proc/self/mounts'",
+      setup=("run -d --network none --ipc shareable --name c1 busybox sh -c "
+             "'echo shared > /dev/shm/m; exec sleep 300'", "exec c1 cat /dev/shm/m")),
+    C("run_ipc_not_shareable", "run --rm --network none --ipc container:c1 busybox true",
+      setup=(RUNNING,)),
+    C("run_ipc_not_running", "run --rm --network none --ipc container:c1 busybox true",
+      setup=(CREATED,)),
+    C("run_ipc_no_such", "run --rm --network none --ipc container:nosuch busybox true"),
+    C("run_pid_container", "run --rm --network none --pid container:c1 busybox ps -o args",
+      setup=(RUNNING,)),
+    C("run_pid_not_running", "run --rm --network none --pid container:c1 busybox true",
+      setup=(CREATED,)),
+    C("run_pid_bad", "run --rm --network none --pid bogus busybox true"),
+    C("run_uts_host", "run --rm --network none --uts host busybox hostname"),
+    C("run_uts_host_hostname", "run --rm --network none --uts host -h x busybox true"),
+    C("run_uts_bad", "run --rm --network none --uts bogus busybox true"),
+    C("run_cgroupns_private", "run --rm --network none --cgroupns private busybox "
+      "cat /proc/self/cgroup"),
+    C("run_cgroupns_bad", "run --rm --network none --cgroupns bogus busybox true"),
+    C("run_ns_modes_inspect", "inspect -f '{{.HostConfig.IpcMode}} {{.HostConfig.PidMode}} "
+      "{{.HostConfig.UTSMode}} {{.HostConfig.CgroupnsMode}}' c2",
+      setup=("run -d --network none --ipc shareable --name c1 busybox sleep 300",
+             "run -d --network none --ipc container:c1 --pid container:c1 --uts host "
+             "--name c2 busybox sleep 300")),
     C("run_name_conflict", "run --network none --name c1 busybox true", setup=(CREATED,)),
     C("run_name_invalid", "run --network none --name 'bad name' busybox true"),
     C("run_restart_bad", "run --network none --restart bogus busybox true"),

@@ -130,16 +130,15 @@ def test_seccomp_rules_follow_capabilities() -> None:
 
 def test_pid_host_leaves_the_pid_namespace_out(rootfs: str) -> None:
     from barque.engine.context import EngineError
-    from barque.engine.create import check_pid_mode
+    from barque.engine.nsmodes import check_words
 
     types = [ns["type"] for ns in _spec(rootfs)["linux"]["namespaces"]]
     assert "pid" in types
     host = [ns["type"] for ns in _spec(rootfs, host={"PidMode": "host"})["linux"]["namespaces"]]
     assert host == [t for t in types if t != "pid"]
-    check_pid_mode({"PidMode": "host"})
-    check_pid_mode({})
-    with pytest.raises(EngineError, match="container:web: sharing another container's PID "
-                       "namespace is not supported"):
-        check_pid_mode({"PidMode": "container:web"})
-    with pytest.raises(EngineError, match="invalid PID mode: foo"):
-        check_pid_mode({"PidMode": "foo"})
+    check_words({"PidMode": "host"})
+    check_words({})
+    check_words({"PidMode": "container:web"})
+    for mode in ("foo", "container:", "container:a:b"):
+        with pytest.raises(EngineError, match=f"invalid PID mode: {mode}"):
+            check_words({"PidMode": mode})
