@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 
 import pytest
@@ -397,20 +398,41 @@ def test_compose_health_recreate_ports_and_events(server: Server,
                                "--json"], cwd=project_dir, env=_env(server, project_dir,
                                                                     False),
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=_collect, args=(events, lines), daemon=True)
+    reader.start()
     try:
-        time.sleep(1)  # compose subscribes first
+        # compose prints nothing until an event comes, and starts in well over a second on a
+        # busy machine: an exec in db, repeated until its events come through, says it listens
+        def listening() -> bool:
+            assert server.docker("exec", db, "true").returncode == 0
+            return any(_event(line)[1].startswith("exec_") for line in list(lines))
+        until(listening, timeout=60)
         restart = _compose(server, project_dir, "restart", "-t", "1", "db")
         assert restart.returncode == 0, restart.stderr
-        time.sleep(1)
+        until(lambda: ("db", "restart") in map(_event, list(lines)), timeout=30)
     finally:
         events.terminate()
-        out, _ = events.communicate(timeout=30)
-    seen = [(e["service"], e["action"]) for e in map(json.loads, out.splitlines())]
+        events.wait(30)
+        reader.join(30)
+    seen = list(map(_event, lines))
     lifecycle = ("kill", "die", "stop", "start", "restart")
     assert [a for s, a in seen if s == "db" and a in lifecycle] == \
         ["kill", "kill", "die", "stop", "start", "restart"], seen  # dockerd's, in its order
     _down(server, project_dir)
     assert server.docker("ps", "-aq").stdout == ""
+
+
+def _collect(proc: subprocess.Popen[str], lines: list[str]) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+
+
+def _event(line: str) -> tuple[str, str]:
+    """(service, action) of a line of `docker-compose events --json`."""
+    event = json.loads(line)
+    return event["service"], event["action"]
 
 
 LINKED = """\

@@ -334,9 +334,9 @@ def test_deep_nesting_is_an_error_not_a_crash():
 
 def test_long_word_is_linear():
     import time
-    start = time.monotonic()
+    start = time.thread_time()  # CPU, as the bound means: a busy machine stretches wall time
     assert expand_words("a" * 300000, {}) == ["a" * 300000]
-    assert time.monotonic() - start < 2
+    assert time.thread_time() - start < 2
 
 
 @pytest.mark.parametrize("source,value,expected", [
@@ -349,9 +349,9 @@ def test_long_word_is_linear():
 def test_patterns_are_linear(source, value, expected):
     # Go's regexps are linear; a backtracking engine would not finish these
     import time
-    start = time.monotonic()
+    start = time.thread_time()  # CPU, as the bound means: a busy machine stretches wall time
     assert expand_word(source, {"X": value}) == expected
-    assert time.monotonic() - start < 2
+    assert time.thread_time() - start < 2
 
 
 @pytest.mark.parametrize("source,value,expected", [

@@ -565,11 +565,11 @@ def test_invalid_utf8_kept():
 def test_large_heredoc_is_fast():
     import time
     body = "y" * 60000 + "\n"
-    start = time.monotonic()
+    start = time.thread_time()  # CPU, as the bound means: a busy machine stretches wall time
     instr = one(f"COPY <<EOF /f\n{body * 20}EOF\n")
     from barque.build.dockerfile.commands import heredoc_content
     assert heredoc_content(instr.heredocs[0], {}) == body * 20
-    assert time.monotonic() - start < 2
+    assert time.thread_time() - start < 2
 
 
 @pytest.mark.parametrize("text,message", [
@@ -605,10 +605,10 @@ def test_json_constants_are_not_json():
 
 def test_directive_with_long_spaces_is_fast():
     import time
-    start = time.monotonic()
+    start = time.thread_time()  # CPU, as the bound means: a busy machine stretches wall time
     df = parse("# syntax=a" + " " * 50000 + "b  \nFROM a\n")
     assert df.syntax == "a" + " " * 50000 + "b"
-    assert time.monotonic() - start < 1
+    assert time.thread_time() - start < 1
     assert parse("# escape = `   \nFROM a\n").escape == "`"
     assert parse("# escape=\nFROM a\n").escape == "\\"   # no value: a comment
     # only spaces: BuildKit's regex takes one of them as the value

@@ -7,11 +7,13 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
 
-from tests.cli.conftest import Barque, ok
+from barque.engine import events
+from tests.cli.conftest import Barque, ok, until
 from tests.support.marks import needs_busybox
 
 pytestmark = [pytest.mark.root, needs_busybox]
@@ -84,14 +86,32 @@ def test_follows_until_interrupted(barque: Barque) -> None:
     ok(barque.run("create", "--name", "fol", "--network", "none", "busybox", "true"))
     proc = subprocess.Popen(barque.argv("events", "--filter", "container=fol", "--format",
                                         "{{.Action}}"), stdout=subprocess.PIPE, text=True)
+    # Nothing ends a readline if the events never come: the process, after a minute.
+    guard = threading.Timer(60, proc.kill)
+    guard.start()
     try:
-        time.sleep(1)  # connected (it says nothing until an event comes)
+        # It says nothing until an event comes; it follows once it has the log open (a fixed
+        # sleep is too short for a CLI start on a busy machine).
+        log = os.path.realpath(events.log_path(barque.runroot))
+        until(lambda: _has_open(proc.pid, log))
         ok(barque.run("start", "fol"))
         assert proc.stdout is not None
         assert [proc.stdout.readline().strip() for _ in range(2)] == ["start", "die"]
     finally:
+        guard.cancel()
         proc.send_signal(signal.SIGINT)
         assert proc.wait(10) == 130
+
+
+def _has_open(pid: int, path: str) -> bool:
+    fds = f"/proc/{pid}/fd"
+    for fd in os.listdir(fds):
+        try:
+            if os.readlink(os.path.join(fds, fd)) == path:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def test_push_pull_import(barque: Barque, tmp_path: object) -> None:
