@@ -400,7 +400,12 @@ def _from_stream(stream: IO[bytes], dockerfile: str | None, head: bytes | None,
         text = head + stream.read()
         temp = _Temp(parent)
         return Context(temp.path, text, DEFAULT_DOCKERFILE, Matcher(), temp=temp)
-    temp = _unpack(stream, head, parent)
+    return _unpacked_context(_unpack(stream, head, parent), dockerfile, stdin)
+
+
+def _unpacked_context(temp: _Temp, dockerfile: str | None, stdin: IO[bytes] | None
+                      ) -> Context:
+    """The context of an unpacked archive (`temp`, removed if it cannot be one)."""
     try:
         text, name = _dockerfile_in_unpacked(temp.path, dockerfile, stdin)
         return Context(temp.path, text, name, *_ignore_for(temp.path, name, True), temp=temp)
@@ -515,10 +520,4 @@ def _url_by_type(body: Body, dockerfile: str | None, parent: str) -> Context:
 def _unpacked_url(body: Body, head: bytes, dockerfile: str | None, stdin: IO[bytes] | None,
                   parent: str) -> Context:
     stream: Any = body  # a read() is all _unpack uses
-    temp = _unpack(stream, head, parent, _bound(body))
-    try:
-        text, name = _dockerfile_in_unpacked(temp.path, dockerfile, stdin)
-        return Context(temp.path, text, name, *_ignore_for(temp.path, name, True), temp=temp)
-    except BaseException:
-        temp.remove()
-        raise
+    return _unpacked_context(_unpack(stream, head, parent, _bound(body)), dockerfile, stdin)
