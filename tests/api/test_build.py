@@ -6,11 +6,11 @@ from __future__ import annotations
 import io
 import json
 import os
-import tarfile
 
 import pytest
 
 from tests.api.conftest import Server
+from tests.support.tars import files_tar
 
 pytestmark = pytest.mark.root
 
@@ -23,16 +23,6 @@ def _context(path: str, dockerfile: str, files: dict[str, bytes] | None = None) 
         with open(os.path.join(path, name), "wb") as f:
             f.write(data)
     return path
-
-
-def _tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def test_docker_build_tags_and_prints_the_classic_stream(server: Server, tmp_path: str) -> None:
@@ -116,7 +106,7 @@ def test_a_context_larger_than_the_body_limit(server: Server, tmp_path: str) -> 
 
 def test_bad_build_requests(server: Server) -> None:
     images = server.barque.run("images", "-aq").stdout
-    context = _tar({"Dockerfile": b"FROM busybox\n"})
+    context = files_tar({"Dockerfile": b"FROM busybox\n"})
     headers = {"Content-Type": "application/x-tar"}
     for query, words in (("version=2", "BuildKit"), ("networkmode=bogus", "network mode"),
                          ("t=Bad:Tag", "invalid reference format"),

@@ -6,31 +6,20 @@ the root's tmp. The docker CLI downloads a URL context itself and sends the tar.
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
-import tarfile
 import urllib.parse
 
 import pytest
 
 from tests.api.conftest import Server
 from tests.support.httpd import Reply, replying
+from tests.support.tars import files_tar
 
 pytestmark = pytest.mark.root
 
 
-def _tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-CTX = gzip.compress(_tar({"Dockerfile": b"FROM scratch\nCOPY in.txt /in.txt\nLABEL via=tgz\n",
+CTX = gzip.compress(files_tar({"Dockerfile": b"FROM scratch\nCOPY in.txt /in.txt\nLABEL via=tgz\n",
                           "app.Dockerfile": b"FROM scratch\nLABEL via=app\n",
                           "in.txt": b"in\n"}))
 REPLIES = {"/ctx.tgz": Reply(CTX, content_type=None),  # sniffed: gzip

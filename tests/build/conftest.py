@@ -142,3 +142,11 @@ def context(tmp_path: os.PathLike[str]) -> str:
 
 # The CLI under test (tests/cli/conftest.py's `barque`), to run what a build made.
 from tests.cli.conftest import barque  # noqa: E402,F401
+
+
+@pytest.fixture
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local server is reached directly, whatever proxy the host's environment sets."""
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy",
+                 "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)

@@ -18,7 +18,7 @@ from barque.build import fetch
 from barque.build.fetch import FetchError
 from tests.support.httpd import serving
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_proxy")]
 
 LAST_MODIFIED = "Wed, 21 Oct 2015 07:28:00 GMT"
 LAST_MODIFIED_TS = 1445412480
@@ -64,14 +64,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def server() -> Iterator[str]:
     with serving(http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)) as httpd:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"
-
-
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The local server is reached directly, whatever proxy the host's environment sets."""
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy",
-                 "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

@@ -26,13 +26,7 @@ CONTEXT = _tar([("Dockerfile", DOCKERFILE.decode(), "f"), ("a", "A", "f"),
                 ("sub/b", "B", "f")])
 GZ = gzip.compress(CONTEXT)
 
-
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The local server is reached directly, whatever proxy the host's environment sets."""
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy",
-                 "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_proxy")
 
 
 @pytest.fixture

@@ -5,29 +5,18 @@ docker CLI's words for a failed download; nothing left in the root's tmp."""
 from __future__ import annotations
 
 import gzip
-import io
 import lzma
 import os
-import tarfile
 
 import pytest
 
 from tests.cli.conftest import Barque
 from tests.cli.test_build import build
 from tests.support.httpd import Reply, replying
+from tests.support.tars import files_tar
 
 pytestmark = [pytest.mark.slow]
 NO_PROXY = {"no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"}
-
-
-def _tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def _tmp_left(barque: Barque) -> list[str]:
@@ -40,7 +29,7 @@ def _read(*parts: str) -> bytes:
         return f.read()
 
 
-CTX = _tar({"Dockerfile": b"FROM scratch\nCOPY hello.txt /\n", "hello.txt": b"hi\n",
+CTX = files_tar({"Dockerfile": b"FROM scratch\nCOPY hello.txt /\n", "hello.txt": b"hi\n",
             "Dockerfile.alt": b"FROM scratch\nCOPY hello.txt /alt.txt\n"})
 
 
@@ -71,7 +60,7 @@ def test_dockerfile_over_http(barque: Barque) -> None:
 
 
 def test_failed_downloads_in_the_docker_clis_words(barque: Barque) -> None:
-    evil = _tar({"../escaped": b"x", "Dockerfile": b"FROM scratch\n"})
+    evil = files_tar({"../escaped": b"x", "Dockerfile": b"FROM scratch\n"})
     with replying({"/evil.tar": Reply(evil)}) as (base, _):
         url = base + "/nope.tar.gz"
         result = build(barque, url, env=NO_PROXY)
